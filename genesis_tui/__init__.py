@@ -1,0 +1,5 @@
+"""The Genesis console (Textual) and the ``genesis`` command."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

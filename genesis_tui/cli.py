@@ -1,0 +1,102 @@
+"""The ``genesis`` command: parse arguments, dispatch to a subcommand, map errors
+to exit codes.
+
+Errors the user caused (``engine.errors.InputError`` and friends) print one line
+on stderr and exit with their code; there is never a traceback for bad input.
+Set ``GENESIS_DEBUG=1`` to see tracebacks of internal failures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import pkgutil
+import sys
+from collections.abc import Sequence
+from types import ModuleType
+from typing import NoReturn
+
+import genesis_tui.commands as commands_package
+from genesis_tui import __version__
+
+DEFAULT_COMMAND = "tui"
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line on stderr and exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _command_modules() -> dict[str, ModuleType]:
+    modules: dict[str, ModuleType] = {}
+    for info in sorted(pkgutil.iter_modules(commands_package.__path__), key=lambda i: i.name):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{commands_package.__name__}.{info.name}")
+        modules[module.NAME] = module
+    return modules
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, ModuleType]]:
+    """The top-level parser and the subcommand modules by name."""
+    parser = _Parser(
+        prog="genesis",
+        description="Genesis: backtests, parameter studies and a live console for trading research.",
+    )
+    parser.add_argument("--version", action="version", version=f"genesis {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    modules = _command_modules()
+    for name, module in modules.items():
+        sub = subparsers.add_parser(name, help=module.HELP, description=module.HELP)
+        module.add_arguments(sub)
+    return parser, modules
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``genesis`` command; returns (and exits with) the exit code."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    parser, modules = build_parser()
+    if not args_list or (args_list[0].startswith("-") and args_list[0] not in ("-h", "--help", "--version")):
+        if DEFAULT_COMMAND in modules:
+            args_list = [DEFAULT_COMMAND, *args_list]
+    args = parser.parse_args(args_list)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    code = run_command(modules[args.command], args)
+    if argv is None:
+        sys.exit(code)
+    return code
+
+
+def run_command(module: ModuleType, args: argparse.Namespace) -> int:
+    """Run one subcommand, turning Genesis errors into one line and an exit code."""
+    from engine.errors import GenesisError
+
+    try:
+        return int(module.run(args) or 0)
+    except GenesisError as error:
+        _print_error(str(error))
+        return error.exit_code
+    except KeyboardInterrupt:
+        _print_error("interrupted")
+        return 130
+    except BrokenPipeError:
+        return 1
+    except Exception as error:  # an internal failure: one line unless debugging
+        if os.environ.get("GENESIS_DEBUG"):
+            raise
+        _print_error(f"internal error: {type(error).__name__}: {error} (set GENESIS_DEBUG=1 for a traceback)")
+        return 1
+
+
+def _print_error(message: str) -> None:
+    first_line = " ".join(message.split("\n")).strip()
+    print(f"genesis: {first_line}", file=sys.stderr)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
