@@ -1,0 +1,1 @@
+"""System monitoring (psutil sampling) and alert rules."""
