@@ -59,9 +59,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``genesis`` command; returns (and exits with) the exit code."""
     args_list = list(sys.argv[1:] if argv is None else argv)
     parser, modules = build_parser()
-    if not args_list or (args_list[0].startswith("-") and args_list[0] not in ("-h", "--help", "--version")):
-        if DEFAULT_COMMAND in modules:
-            args_list = [DEFAULT_COMMAND, *args_list]
+    starts_with_option = bool(args_list) and args_list[0].startswith("-")
+    wants_console = not args_list or (starts_with_option and args_list[0] not in ("-h", "--help", "--version"))
+    if wants_console and DEFAULT_COMMAND in modules:
+        args_list = [DEFAULT_COMMAND, *args_list]
     args = parser.parse_args(args_list)
     if args.command is None:
         parser.print_help()

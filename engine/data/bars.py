@@ -99,7 +99,7 @@ def validate_columns(
 ) -> None:
     """Check the bar rules over whole columns; raise on the earliest bad row."""
     n = ts.shape[0]
-    for name, column in zip(PRICE_COLUMNS + ("volume",), (open_, high, low, close, volume), strict=True):
+    for name, column in zip((*PRICE_COLUMNS, "volume"), (open_, high, low, close, volume), strict=True):
         if column.shape[0] != n:
             raise DataError(f"bars: column {name} has {column.shape[0]} rows, ts has {n}")
     if n == 0:

@@ -126,4 +126,4 @@ class Profiler:
 
 #: The process-wide profiler the engine's own stages report to.
 profiler = Profiler()
-stage = profiler.stage
+
