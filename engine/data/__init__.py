@@ -3,6 +3,18 @@
 from __future__ import annotations
 
 from engine.data.bars import Bars, BarsValidationError
+from engine.data.load import dropped_rows_note, load
+from engine.data.spec import DataSpec, parse_spec
 from engine.data.timeframes import periods_per_year, timeframe_ns, timeframe_seconds
 
-__all__ = ["Bars", "BarsValidationError", "periods_per_year", "timeframe_ns", "timeframe_seconds"]
+__all__ = [
+    "Bars",
+    "BarsValidationError",
+    "DataSpec",
+    "dropped_rows_note",
+    "load",
+    "parse_spec",
+    "periods_per_year",
+    "timeframe_ns",
+    "timeframe_seconds",
+]

@@ -1,0 +1,217 @@
+"""``csv:PATH`` bars: delimited text files (also ``.gz``, ``.bz2``, ``.xz``, ``.zip``).
+
+The header line names the columns (matched case-insensitively; see
+``table.ALIASES``); a file whose first line is all numbers is read as headerless
+``timestamp, open, high, low, close[, volume]`` (exchange dumps such as
+Binance's). The delimiter is detected among ``,`` ``;`` tab and ``|``; with
+``;`` or tab, decimal commas (``1,5``) are understood. Line numbers in every
+message are the file's own, counting the header and any blank lines.
+"""
+
+from __future__ import annotations
+
+import bz2
+import csv as csv_module
+import gzip
+import io
+import lzma
+import re
+import zipfile
+from pathlib import Path
+
+import pandas as pd
+
+from engine.data.bars import Bars
+from engine.data.sources.table import (
+    ALIASES,
+    FILE_OPTIONS,
+    bars_from_columns,
+    file_settings,
+    match_columns,
+    normalise_name,
+)
+from engine.data.spec import DataSpec, check_options
+from engine.errors import DataError
+
+OPTIONS = (*FILE_OPTIONS, "delimiter")
+DELIMITERS = {",": ",", ";": ";", "\t": "\t", "|": "|", "comma": ",", "semicolon": ";", "tab": "\t", "pipe": "|"}
+_SHOWN = {",": "','", ";": "';'", "\t": "tab", "|": "'|'"}
+_SNIFF_BYTES = 1 << 16
+_DECIMAL_COMMA = re.compile(r"^\s*[+-]?\d+,\d+\s*$")
+_KNOWN_NAMES = {alias for aliases in ALIASES.values() for alias in aliases}
+
+
+def _open_binary(path: Path) -> io.BufferedIOBase:
+    """The decompressed bytes of ``path`` (by its suffix)."""
+    suffix = path.suffix.lower()
+    if suffix == ".gz":
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    if suffix == ".bz2":
+        return bz2.open(path, "rb")  # type: ignore[return-value]
+    if suffix == ".xz":
+        return lzma.open(path, "rb")  # type: ignore[return-value]
+    if suffix == ".zip":
+        archive = zipfile.ZipFile(path)
+        members = [info for info in archive.infolist() if not info.is_dir()]
+        if len(members) != 1:
+            raise DataError(f"{path}: expected a zip archive holding one CSV file, found {len(members)} files")
+        return archive.open(members[0])  # type: ignore[return-value]
+    return open(path, "rb")
+
+
+def _head(path: Path, where: str) -> list[str]:
+    """The first complete lines of the file; one-line errors for unreadable or binary files."""
+    try:
+        with _open_binary(path) as handle:
+            data = handle.read(_SNIFF_BYTES)
+    except DataError:
+        raise
+    except IsADirectoryError:
+        raise DataError(f"{where}: cannot read file: it is a directory") from None
+    except FileNotFoundError:
+        raise DataError(f"{where}: cannot read file: no such file") from None
+    except PermissionError:
+        raise DataError(f"{where}: cannot read file: permission denied") from None
+    except (OSError, EOFError, zipfile.BadZipFile, lzma.LZMAError) as error:
+        raise DataError(f"{where}: cannot read file: {error}") from None
+    if data.startswith(b"PAR1"):
+        raise DataError(f"{where}: this is a parquet file, not CSV; use parquet:{where}")
+    if b"\x00" in data:
+        raise DataError(f"{where}: not a text file (found binary data); expected CSV text")
+    truncated = len(data) == _SNIFF_BYTES
+    if truncated:
+        data = data[: data.rfind(b"\n") + 1] or data  # whole lines only
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise DataError(f"{where}: not UTF-8 text (byte {error.start}); expected a UTF-8 CSV file") from None
+    return text.splitlines()
+
+
+def _fields(line: str, delimiter: str) -> list[str]:
+    return next(csv_module.reader([line], delimiter=delimiter), [])
+
+
+def _detect_delimiter(header: str, sample: list[str], where: str, header_line: int) -> str:
+    """The candidate that splits the header into the most fields, preferring one the
+    first data line agrees with."""
+    scored: list[tuple[int, int, str]] = []
+    for delimiter in (",", ";", "\t", "|"):
+        count = len(_fields(header, delimiter))
+        if count > 1:
+            agrees = all(len(_fields(line, delimiter)) == count for line in sample)
+            scored.append((int(agrees), count, delimiter))
+    if not scored:
+        shown = header if len(header) <= 60 else header[:57] + "..."
+        raise DataError(
+            f"{where}: line {header_line}: cannot find the column separator; expected columns separated by "
+            f"',', ';', tab or '|', got {shown!r}"
+        )
+    return max(scored)[2]
+
+
+def _looks_headerless(fields: list[str]) -> bool:
+    if any(normalise_name(field) in _KNOWN_NAMES for field in fields):
+        return False
+    numeric = 0
+    for field in fields:
+        try:
+            float(field.strip().replace(",", "."))
+            numeric += 1
+        except ValueError:
+            pass
+    return len(fields) >= 5 and numeric >= len(fields) - 1
+
+
+def load_csv(spec: DataSpec, *, strict: bool = False) -> Bars:
+    """Bars from a ``csv:`` spec (see the module docstring)."""
+    check_options(spec.options, OPTIONS, spec.where)
+    where = spec.target
+    path = Path(spec.target).expanduser()
+    settings = file_settings(spec, path, strict)
+
+    lines = _head(path, where)
+    first = next((i for i, line in enumerate(lines) if line.strip() and not line.lstrip().startswith("#")), None)
+    if first is None:
+        raise DataError(f"{where}: file is empty; expected a header line and at least one row")
+    header = lines[first]
+    sample = [line for line in lines[first + 1 :] if line.strip()][:3]
+    chosen = spec.options.get("delimiter")
+    if chosen is not None:
+        if chosen.lower() not in DELIMITERS:
+            raise DataError(f"{spec.where}: option delimiter: expected comma, semicolon, tab or pipe, got {chosen!r}")
+        delimiter = DELIMITERS[chosen.lower()]
+    else:
+        delimiter = _detect_delimiter(header, sample, where, first + 1)
+    header_fields = _fields(header, delimiter)
+    headerless = _looks_headerless(header_fields)
+    if headerless:
+        found: list[str] = ["timestamp", "open", "high", "low", "close", "volume"][: len(header_fields)]
+        found += [f"column {i + 1}" for i in range(len(found), len(header_fields))]
+    else:
+        found = [field.strip() for field in header_fields]
+        if not sample:
+            raise DataError(f"{where}: no data rows after the header (line {first + 1}); expected at least one bar")
+    columns = match_columns(found, where)
+    decimal = "."
+    if delimiter != "," and any(
+        _DECIMAL_COMMA.match(field) for line in (sample or [header]) for field in _fields(line, delimiter)
+    ):
+        decimal = ","
+
+    first_data_line = first + 1 if headerless else first + 2  # 1-based line of data row 0
+
+    def label(row: int) -> str:
+        return f"line {first_data_line + row}"
+
+    frame = _read(path, where, delimiter, decimal, skip=first, headerless=headerless, count=len(found))
+    if len(frame) == 0:
+        raise DataError(f"{where}: no data rows after the header (line {first + 1}); expected at least one bar")
+    raw = {column: frame.iloc[:, position] for column, position in columns.positions.items()}
+    meta: dict[str, object] = {
+        "source": "csv", "path": str(path), "spec": spec.text, "delimiter": delimiter, "headerless": headerless,
+    }
+    return bars_from_columns(raw, columns.names, where=where, label=label, settings=settings, meta=meta)
+
+
+def _read(
+    path: Path, where: str, delimiter: str, decimal: str, *, skip: int, headerless: bool, count: int
+) -> pd.DataFrame:
+    """The whole table, every column, parsed by pandas' C reader."""
+    try:
+        with _open_binary(path) as handle:
+            return pd.read_csv(
+                handle,
+                sep=delimiter,
+                decimal=decimal,
+                header=None if headerless else 0,
+                names=list(range(count)) if headerless else None,
+                skiprows=skip,
+                skip_blank_lines=False,
+                skipinitialspace=True,
+                engine="c",
+                low_memory=False,
+                encoding="utf-8-sig",
+            )
+    except pd.errors.ParserError as error:
+        raise DataError(f"{where}: {_parser_message(str(error), delimiter)}") from None
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{where}: file is empty; expected a header line and at least one row") from None
+    except UnicodeDecodeError as error:
+        raise DataError(f"{where}: not UTF-8 text (byte {error.start}); expected a UTF-8 CSV file") from None
+    except (OSError, EOFError, zipfile.BadZipFile, lzma.LZMAError) as error:
+        raise DataError(f"{where}: cannot read file: {error}") from None
+
+
+_FIELDS_ERROR = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
+
+
+def _parser_message(message: str, delimiter: str) -> str:
+    match = _FIELDS_ERROR.search(message)
+    if match:
+        expected, line, saw = match.groups()
+        return (
+            f"line {line}: expected {expected} fields separated by {_SHOWN[delimiter]} as in the header, "
+            f"found {saw}"
+        )
+    return "cannot parse as CSV: " + " ".join(message.split())
