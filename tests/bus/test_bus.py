@@ -1,0 +1,322 @@
+"""EventBus behaviour: ordering, weighted fairness, overflow policies, isolation,
+batching, graceful stop and metrics arithmetic."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from engine.bus import (
+    BusClosedError,
+    BusConfig,
+    Event,
+    EventBus,
+    Lane,
+    LaneConfig,
+    LaneFullError,
+)
+from engine.bus import bus as bus_module
+from engine.histogram import LogHistogram
+from tests.bus.conftest import wait_until
+
+
+def conserved(bus: EventBus) -> None:
+    for lane in bus.metrics().lanes:
+        assert lane.published == lane.delivered + lane.dropped + lane.depth, lane
+
+
+async def test_ordering_within_each_lane(bus: EventBus) -> None:
+    seen: dict[Lane, list[int]] = {lane: [] for lane in Lane}
+    bus.subscribe("t.#", lambda ev: seen[ev.lane].append(ev.payload))
+    await bus.start()
+    for i in range(2_000):
+        for lane in Lane:
+            bus.publish_nowait(f"t.{lane.name.lower()}", i, lane)
+        if i % 97 == 0:
+            await asyncio.sleep(0)
+    await bus.join()
+    for lane in Lane:
+        assert seen[lane] == list(range(2_000))
+    conserved(bus)
+
+
+async def test_weighted_round_robin_gives_low_its_share() -> None:
+    cfg = BusConfig(
+        high=LaneConfig(capacity=10_000, policy="block_timeout", weight=6),
+        normal=LaneConfig(capacity=10_000, weight=3),
+        low=LaneConfig(capacity=10_000, weight=1),
+    )
+    bus = EventBus(cfg)
+    order: list[Lane] = []
+    bus.subscribe("x", lambda ev: order.append(ev.lane))
+    for _ in range(1_000):  # saturate all three lanes before the dispatcher starts
+        bus.publish_nowait("x", None, Lane.HIGH)
+        bus.publish_nowait("x", None, Lane.NORMAL)
+        bus.publish_nowait("x", None, Lane.LOW)
+    await bus.start()
+    await bus.join()
+    await bus.stop()
+    first = order[: 10 * 100]  # 100 complete rounds of 6 + 3 + 1
+    assert first.count(Lane.HIGH) == 600
+    assert first.count(Lane.NORMAL) == 300
+    assert first.count(Lane.LOW) == 100
+    assert order[:10] == [Lane.HIGH] * 6 + [Lane.NORMAL] * 3 + [Lane.LOW]
+
+
+async def test_critical_preempts_a_flooded_lane(bus: EventBus) -> None:
+    order: list[str] = []
+
+    def on_bar(ev: Event) -> None:
+        order.append(ev.topic)
+        if ev.payload == 10:
+            bus.publish_nowait("risk.stop", None, Lane.CRITICAL)
+
+    bus.subscribe("bar", on_bar)
+    bus.subscribe("risk.stop", lambda ev: order.append(ev.topic))
+    for i in range(1_000):
+        bus.publish_nowait("bar", i, Lane.NORMAL)
+    await bus.start()
+    await bus.join()
+    assert order.index("risk.stop") == 11  # right after the bar that raised it
+
+
+async def test_critical_publishers_wait_and_never_drop() -> None:
+    bus = EventBus(BusConfig(critical=LaneConfig(capacity=2, policy="block")))
+    got: list[int] = []
+    bus.subscribe("c", lambda ev: got.append(ev.payload))
+    bus.publish_nowait("c", 0, Lane.CRITICAL)
+    bus.publish_nowait("c", 1, Lane.CRITICAL)
+    with pytest.raises(LaneFullError):
+        bus.publish_nowait("c", 99, Lane.CRITICAL)
+    waiting = asyncio.create_task(bus.publish("c", 2, Lane.CRITICAL))
+    await asyncio.sleep(0.01)
+    assert not waiting.done()  # still waiting for room: not dropped
+    await bus.start()
+    await waiting
+    await bus.join()
+    await bus.stop()
+    assert got == [0, 1, 2]
+    m = bus.metrics().lane(Lane.CRITICAL)
+    assert (m.published, m.delivered, m.dropped, m.rejected) == (3, 3, 0, 1)
+
+
+async def test_high_waits_then_raises() -> None:
+    bus = EventBus(BusConfig(high=LaneConfig(capacity=1, policy="block_timeout", timeout_s=0.02)))
+    bus.publish_nowait("h", 0, Lane.HIGH)
+    with pytest.raises(LaneFullError, match="HIGH lane full"):
+        await bus.publish("h", 1, Lane.HIGH)
+    m = bus.metrics().lane("high")
+    assert (m.published, m.rejected, m.dropped, m.depth) == (1, 1, 0, 1)
+
+
+async def test_high_wait_succeeds_when_room_appears() -> None:
+    bus = EventBus(BusConfig(high=LaneConfig(capacity=1, policy="block_timeout", timeout_s=5.0)))
+    got: list[int] = []
+    bus.subscribe("h", lambda ev: got.append(ev.payload))
+    bus.publish_nowait("h", 0, Lane.HIGH)
+    pending = asyncio.create_task(bus.publish("h", 1, Lane.HIGH))
+    await asyncio.sleep(0)
+    await bus.start()
+    await pending
+    await bus.join()
+    await bus.stop()
+    assert got == [0, 1]
+
+
+@pytest.mark.parametrize(("policy", "kept"), [("drop_oldest", [5, 6, 7]), ("drop_newest", [0, 1, 2])])
+async def test_drop_policies_count_what_they_drop(policy: str, kept: list[int]) -> None:
+    for lane in (Lane.NORMAL, Lane.LOW):
+        lanes = {lane.name.lower(): LaneConfig(capacity=3, policy=policy)}  # type: ignore[arg-type]
+        bus = EventBus(BusConfig(**lanes))
+        got: list[int] = []
+        bus.subscribe("d", lambda ev, got=got: got.append(ev.payload))
+        results = [bus.publish_nowait("d", i, lane) for i in range(8)]
+        if policy == "drop_newest":
+            assert results[3:] == [None] * 5
+        await bus.start()
+        await bus.join()
+        await bus.stop()
+        assert got == kept
+        m = bus.metrics().lane(lane)
+        assert (m.published, m.delivered, m.dropped, m.depth, m.high_water) == (8, 3, 5, 0, 3)
+
+
+async def test_failing_handler_is_isolated_and_dead_lettered(bus: EventBus) -> None:
+    good: list[int] = []
+    also_good: list[int] = []
+
+    def bad(ev: Event) -> None:
+        if ev.payload % 2:
+            raise ValueError(f"odd {ev.payload}")
+
+    async def bad_async(ev: Event) -> None:
+        if ev.payload == 4:
+            raise RuntimeError("four")
+
+    bus.subscribe("orders.*", lambda ev: good.append(ev.payload))
+    bus.subscribe("orders.*", bad, name="bad")
+    bus.subscribe("orders.#", bad_async, name="bad_async")
+    bus.subscribe("orders.new", lambda ev: also_good.append(ev.payload))
+    await bus.start()
+    for i in range(6):
+        bus.publish_nowait("orders.new", i, Lane.HIGH)
+    await bus.join()
+    assert good == also_good == list(range(6))
+    m = bus.metrics()
+    assert m.lane(Lane.HIGH).errors == 4
+    assert m.dead_letter_count == 4
+    kinds = [(d.subscriber, d.error_type, d.event.payload) for d in m.dead_letters]
+    assert kinds == [("bad", "ValueError", 1), ("bad", "ValueError", 3), ("bad_async", "RuntimeError", 4), ("bad", "ValueError", 5)]
+    assert "odd 1" in m.dead_letters[0].error and "ValueError" in m.dead_letters[0].traceback
+    assert m.lane(Lane.HIGH).delivered == 6
+    conserved(bus)
+
+
+async def test_batches_fill_then_flush_on_timeout(bus: EventBus) -> None:
+    batches: list[tuple[int, ...]] = []
+    bus.subscribe("tick.*", lambda b: batches.append(tuple(ev.payload for ev in b)), batch_size=3, flush_interval_s=0.02)
+    await bus.start()
+    for i in range(7):
+        bus.publish_nowait("tick.a", i, Lane.LOW)
+    await wait_until(lambda: len(batches) == 3)
+    assert batches == [(0, 1, 2), (3, 4, 5), (6,)]  # the last one flushed by the timer
+
+
+async def test_async_batch_handler_and_stop_flushes_partial_batch() -> None:
+    bus = EventBus()
+    batches: list[list[int]] = []
+
+    async def write(batch: tuple[Event, ...]) -> None:
+        await asyncio.sleep(0)
+        batches.append([ev.payload for ev in batch])
+
+    bus.subscribe("arch.#", write, batch_size=4, flush_interval_s=60.0)
+    await bus.start()
+    for i in range(6):
+        await bus.publish("arch.x", i, Lane.LOW)
+    report = await bus.stop(drain=True)
+    assert report.drained and report.total_undelivered == 0
+    assert batches == [[0, 1, 2, 3], [4, 5]]
+
+
+async def test_graceful_stop_drains_everything() -> None:
+    bus = EventBus()
+    got: list[int] = []
+
+    async def slow(ev: Event) -> None:
+        await asyncio.sleep(0)
+        got.append(ev.payload)
+
+    bus.subscribe("s", slow)
+    await bus.start()
+    for i in range(500):
+        bus.publish_nowait("s", i, Lane.NORMAL)
+    report = await bus.stop(drain=True)
+    assert report.drained and report.undelivered == (0, 0, 0, 0)
+    assert got == list(range(500))
+    with pytest.raises(BusClosedError):
+        bus.publish_nowait("s", 1, Lane.NORMAL)
+    assert bus.metrics().lane("normal").rejected == 1
+
+
+async def test_stop_without_drain_reports_undelivered() -> None:
+    bus = EventBus()
+    gate = asyncio.Event()
+    got: list[int] = []
+
+    async def stuck(ev: Event) -> None:
+        got.append(ev.payload)
+        await gate.wait()
+
+    bus.subscribe("s", stuck)
+    await bus.start()
+    for i in range(10):
+        bus.publish_nowait("s", i, Lane.HIGH)
+    for i in range(5):
+        bus.publish_nowait("s", i, Lane.LOW)
+    await wait_until(lambda: len(got) == 1)
+    report = await bus.stop(drain=False)
+    assert not report.drained
+    assert report.undelivered == (0, 9, 0, 5)
+    conserved(bus)
+
+
+async def test_stop_with_drain_timeout_reports_what_is_left() -> None:
+    bus = EventBus()
+    gate = asyncio.Event()
+
+    async def stuck(ev: Event) -> None:
+        await gate.wait()
+
+    bus.subscribe("s", stuck)
+    await bus.start()
+    for i in range(4):
+        bus.publish_nowait("s", i, Lane.HIGH)
+    report = await bus.stop(drain=True, timeout=0.05)
+    assert not report.drained and report.undelivered == (0, 3, 0, 0)
+
+
+async def test_blocked_publisher_fails_when_bus_stops() -> None:
+    bus = EventBus(BusConfig(critical=LaneConfig(capacity=1, policy="block")))
+    bus.publish_nowait("c", 0, Lane.CRITICAL)
+    waiting = asyncio.create_task(bus.publish("c", 1, Lane.CRITICAL))
+    await asyncio.sleep(0)
+    report = await bus.stop(drain=True)
+    with pytest.raises(BusClosedError):
+        await waiting
+    assert report.drained  # the queued event was delivered inline
+
+
+async def test_unsubscribe_and_route_cache(bus: EventBus) -> None:
+    got: list[str] = []
+    sub = bus.subscribe("a.*", lambda ev: got.append(ev.topic))
+    await bus.start()
+    bus.publish_nowait("a.b", None, Lane.NORMAL)
+    await bus.join()
+    bus.unsubscribe(sub)
+    bus.publish_nowait("a.b", None, Lane.NORMAL)
+    bus.publish_nowait("nobody.listens", None, Lane.NORMAL)
+    await bus.join()
+    assert got == ["a.b"]
+    with pytest.raises(ValueError):
+        bus.publish_nowait("a.*", None, Lane.NORMAL)
+
+
+async def test_latency_histogram_matches_reference(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a fake clock the recorded latencies are known exactly."""
+    clock = [10_000_000_000]
+    monkeypatch.setattr(bus_module, "perf_counter_ns", lambda: clock[0])
+    bus = EventBus()
+    bus.subscribe("m", lambda ev: None)
+    latencies = [0, 5, 31, 32, 100, 1_000, 12_345, 250_000, 4_000_000, 5]
+    deliver_at = 20_000_000_000
+    for lat in latencies:
+        clock[0] = deliver_at - lat
+        bus.publish_nowait("m", lat, Lane.HIGH)
+    clock[0] = deliver_at
+    await bus.start()
+    await bus.join()
+    reference = LogHistogram()
+    for lat in latencies:
+        reference.record(lat)
+    got = bus.metrics().lane(Lane.HIGH)
+    assert got.latency_ns == reference.snapshot()
+    assert bus._lanes[Lane.HIGH].hist._counts == reference._counts
+    assert got.p99_us == reference.percentile(99) / 1e3
+    assert (got.published, got.delivered, got.high_water) == (10, 10, 10)
+    # the bus started and delivered all ten in second 20: one complete second at 21,
+    # the full five-second window at 25, and nothing left in it at 26
+    for now_sec, rate in [(20, 0.0), (21, 10.0), (23, 10 / 3), (25, 2.0), (26, 0.0)]:
+        clock[0] = now_sec * 1_000_000_000
+        assert bus.metrics().lane(Lane.HIGH).throughput == pytest.approx(rate)
+    await bus.stop()
+
+
+def test_config_rejects_a_dropping_critical_lane() -> None:
+    from engine.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="bus.critical.policy"):
+        EventBus(BusConfig(critical=LaneConfig(policy="drop_oldest")))
+    with pytest.raises(ConfigError, match="bus.low.capacity"):
+        EventBus(BusConfig(low=LaneConfig(capacity=0)))
