@@ -194,7 +194,9 @@ class EventBus:
         return route
 
     # -------------------------------------------------------------------- publish
-    def publish_nowait(self, topic: str, payload: Any = None, lane: Lane | int = Lane.NORMAL) -> Event | None:
+    def publish_nowait(
+        self, topic: str, payload: Any = None, lane: Lane | int = Lane.NORMAL
+    ) -> Event | None:
         """Queue an event without waiting. Returns it, or ``None`` when a drop-newest
         lane was full. Raises :class:`LaneFullError` when a blocking lane is full and
         :class:`BusClosedError` once the bus is stopping."""
@@ -218,7 +220,9 @@ class EventBus:
                 return None
             else:
                 ln.rejected += 1
-                raise LaneFullError(f"{ln.lane.name} lane full ({ln.capacity} events): {topic!r} not published")
+                raise LaneFullError(
+                    f"{ln.lane.name} lane full ({ln.capacity} events): {topic!r} not published"
+                )
             ln.dropped += 1
         ln.published += 1
         dq.append(ev)
@@ -228,7 +232,9 @@ class EventBus:
             self._wake()
         return ev
 
-    async def publish(self, topic: str, payload: Any = None, lane: Lane | int = Lane.NORMAL) -> Event | None:
+    async def publish(
+        self, topic: str, payload: Any = None, lane: Lane | int = Lane.NORMAL
+    ) -> Event | None:
         """Queue an event, waiting for room on a blocking lane (CRITICAL: as long as it
         takes; ``block_timeout`` lanes: up to their timeout, then :class:`LaneFullError`)."""
         ln = self._lanes[lane]
@@ -257,7 +263,9 @@ class EventBus:
                     fut.cancel()
         return self.publish_nowait(topic, payload, lane)
 
-    def publish_threadsafe(self, topic: str, payload: Any = None, lane: Lane | int = Lane.NORMAL) -> None:
+    def publish_threadsafe(
+        self, topic: str, payload: Any = None, lane: Lane | int = Lane.NORMAL
+    ) -> None:
         """Publish from another thread (through the bus's event loop)."""
         if self._loop is None:
             raise BusClosedError("bus is not running: start it before publishing from threads")
@@ -489,7 +497,9 @@ class EventBus:
         self._lanes[ev.lane].errors += 1
         self._dead_count += 1
         if self._dead.maxlen:
-            tb = "".join(traceback.format_exception(type(error), error, error.__traceback__, limit=8))
+            tb = "".join(
+                traceback.format_exception(type(error), error, error.__traceback__, limit=8)
+            )
             self._dead.append(
                 DeadLetter(
                     event=ev,

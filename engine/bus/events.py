@@ -54,4 +54,6 @@ class Event(msgspec.Struct, frozen=True, gc=False):
 
 def make_event(topic: str, payload: Any, lane: Lane, seq: int, ts_ns: int | None = None) -> Event:
     """Build an event outside the bus (tests, replays)."""
-    return Event(topic, payload, Lane(lane), seq, time.perf_counter_ns() if ts_ns is None else ts_ns)
+    return Event(
+        topic, payload, Lane(lane), seq, time.perf_counter_ns() if ts_ns is None else ts_ns
+    )

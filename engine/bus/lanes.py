@@ -71,8 +71,15 @@ class BusConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
                 raise ConfigError(f"{key}.timeout_s: expected >= 0, got {cfg.timeout_s}")
         if self.critical.policy != "block":
             raise ConfigError(f"{where}.critical.policy: CRITICAL never drops, expected 'block'")
-        if self.dead_letters < 0 or self.rate_window_s < 1 or self.route_cache < 1 or self.slice_us < 1:
-            raise ConfigError(f"{where}: dead_letters >= 0, rate_window_s, route_cache, slice_us >= 1")
+        if (
+            self.dead_letters < 0
+            or self.rate_window_s < 1
+            or self.route_cache < 1
+            or self.slice_us < 1
+        ):
+            raise ConfigError(
+                f"{where}: dead_letters >= 0, rate_window_s, route_cache, slice_us >= 1"
+            )
         return self
 
 
