@@ -1,0 +1,26 @@
+"""Parameter studies: spaces, samplers, the executor and its backends, the store.
+
+``Study`` is the entry point: ``Study.from_file("study.toml", db=...)`` then
+``await study.run()``. Heavy parts are imported on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__all__ = ["SqliteStore", "Study", "TrialRecord", "TrialState"]
+
+_LAZY = {
+    "Study": ("engine.optimize.study", "Study"),
+    "SqliteStore": ("engine.optimize.store", "SqliteStore"),
+    "TrialRecord": ("engine.optimize.records", "TrialRecord"),
+    "TrialState": ("engine.optimize.records", "TrialState"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        module_name, attribute = _LAZY[name]
+        return getattr(importlib.import_module(module_name), attribute)
+    raise AttributeError(f"module 'engine.optimize' has no attribute {name!r}")

@@ -1,0 +1,92 @@
+"""The backend protocol: where trials run.
+
+A backend is started once with the market data and the worker setup, then
+takes chunks of trials and reports their results. Its one promise: every
+submitted task yields exactly one :class:`~engine.optimize.records.TrialResult`
+(complete or failed), even when a worker raises, hangs or dies; a backend
+re-runs the other trials of a dead worker's chunk itself. Results arrive as
+:class:`ChunkDone` events on an async stream.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from engine.optimize.records import TrialResult, TrialTask
+from engine.optimize.trial import WorkerSetup
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """Trials dispatched together; ``threshold`` is the rank value a trial must beat to bring artifacts."""
+
+    id: int
+    tasks: tuple[TrialTask, ...]
+    threshold: float = -math.inf
+    isolate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkDone:
+    """Results of (part of) a chunk, as a backend reports them."""
+
+    chunk_id: int
+    results: list[TrialResult]
+    artifacts: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)
+    worker: str = ""
+    elapsed_s: float = 0.0  # wall time from dispatch to results (dispatch overhead included)
+    cache_hits: int = 0
+    cache_misses: int = 0
+    final: bool = True  # False when the rest of the chunk was queued again (a worker died)
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """Runs chunks of trials somewhere other than the event loop."""
+
+    name: str
+
+    @property
+    def workers(self) -> int:
+        """How many chunks can run at the same time."""
+        ...
+
+    async def start(self, bars: Any, setup: WorkerSetup) -> None:
+        """Bring the workers up with the data (sent once per worker) and the setup."""
+        ...
+
+    def submit(self, chunk: Chunk) -> None:
+        """Queue a chunk (returns at once)."""
+        ...
+
+    def results(self) -> AsyncIterator[ChunkDone]:
+        """Results as they arrive (runs until :meth:`close`)."""
+        ...
+
+    def cancel_pending(self) -> list[Chunk]:
+        """Take back the chunks not started yet (chunks in hand finish)."""
+        ...
+
+    async def close(self) -> None:
+        """Stop the workers and release their resources."""
+        ...
+
+
+def make_backend(name: str, *, workers: int, trial_timeout_s: float) -> Backend:
+    """The backend called ``name`` (``inline`` or ``process``)."""
+    from engine.errors import ConfigError
+
+    if name == "inline":
+        from engine.optimize.backends.inline import InlineBackend
+
+        return InlineBackend(trial_timeout_s=trial_timeout_s)
+    if name == "process":
+        from engine.optimize.backends.process import ProcessBackend
+
+        return ProcessBackend(workers=workers, trial_timeout_s=trial_timeout_s)
+    raise ConfigError(f"execution.backend: unknown backend {name!r}; expected inline or process")

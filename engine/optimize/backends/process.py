@@ -1,0 +1,330 @@
+"""The ``process`` backend: a pool of worker processes created once.
+
+Workers are started with the ``spawn`` context (safe with threads, numba and
+an asyncio loop in the parent). The market data reaches each worker once, as
+the process's start arguments, and each worker builds one
+:class:`~engine.optimize.trial.Evaluator` (with its own indicator cache) that
+serves every chunk it is given.
+
+The event loop never blocks on a worker: each worker's pipe and process
+sentinel are watched with ``loop.add_reader``, and one shared watchdog task
+reads the workers' shared slots (trial in hand, start time, budget) and kills
+a worker whose trial overran its timeout. When a worker dies (timeout, crash,
+``os._exit``) the trial it had in hand is recorded failed with the reason, the
+rest of its chunk is queued again (one trial at a time, so that a culprit is
+told apart), and a fresh worker takes its place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import math
+import multiprocessing
+import os
+import signal
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from typing import Any
+
+from engine.errors import GenesisError
+from engine.optimize.backends.base import Chunk, ChunkDone
+from engine.optimize.records import TrialResult, TrialState
+from engine.optimize.trial import Evaluator, Slot, WorkerSetup, _error_line
+
+#: A chunk whose worker dies this many times with no culprit identified fails as a whole.
+MAX_CHUNK_DEATHS = 3
+STARTUP_TIMEOUT_S = 300.0
+
+
+def _worker_main(
+    index: int, name: str, conn: Connection, columns: dict[str, Any], meta: dict[str, str], setup: WorkerSetup,
+    cells: Any,
+) -> None:
+    """The loop of one worker process: build the evaluator once, then evaluate chunks."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
+    try:
+        from engine.data.bars import Bars
+
+        bars = Bars(**columns, symbol=meta["symbol"], timeframe=meta["timeframe"])
+        evaluator = Evaluator(bars, setup, worker=name, slot=Slot(cells))
+    except BaseException as error:
+        conn.send(("error", _error_line(error)))
+        return
+    conn.send(("ready", os.getpid()))
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            return
+        if message is None:
+            return
+        chunk_id, tasks, threshold, isolate = message
+        output = evaluator.evaluate(tasks, threshold=threshold, isolate=isolate)
+        conn.send(("done", chunk_id, output))
+
+
+@dataclass(slots=True)
+class _Worker:
+    index: int
+    name: str
+    process: Any
+    conn: Connection
+    cells: Any
+    ready: bool = False
+    chunk: Chunk | None = None
+    sent_at: float = 0.0
+    kill_reason: str | None = None
+    dead: bool = False
+    startup: asyncio.Future[None] | None = None
+    pid: int = 0
+    generation: int = 0
+    watched: list[int] = field(default_factory=list)
+
+
+class ProcessBackend:
+    """A pool of worker processes with a shared per-trial watchdog."""
+
+    name = "process"
+
+    def __init__(self, *, workers: int = 0, trial_timeout_s: float = 30.0, context: str = "spawn") -> None:
+        self._size = workers if workers > 0 else (os.cpu_count() or 1)
+        self.trial_timeout_s = trial_timeout_s
+        self._ctx = multiprocessing.get_context(context)
+        self._workers: list[_Worker] = []
+        self._pending: collections.deque[Chunk] = collections.deque()
+        self._results: asyncio.Queue[ChunkDone | None] = asyncio.Queue()
+        self._deaths: collections.Counter[int] = collections.Counter()
+        self._columns: dict[str, Any] = {}
+        self._meta: dict[str, str] = {}
+        self._setup: WorkerSetup | None = None
+        self._watchdog: asyncio.Task[None] | None = None
+        self._closing = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.replaced = 0  # workers replaced after a death
+
+    @property
+    def workers(self) -> int:
+        return self._size
+
+    # -- life cycle ---------------------------------------------------------
+
+    async def start(self, bars: Any, setup: WorkerSetup) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._columns = {name: bars.columns()[name] for name in bars.columns()}
+        self._meta = {"symbol": bars.symbol, "timeframe": bars.timeframe}
+        self._setup = setup
+        for index in range(self._size):
+            self._workers.append(self._spawn(index, generation=0, cells=self._ctx.RawArray("d", [math.nan, 0, 0])))
+        try:
+            await asyncio.wait_for(
+                asyncio.gather(*(w.startup for w in self._workers if w.startup is not None)), STARTUP_TIMEOUT_S
+            )
+        except BaseException:
+            await self.close()
+            raise
+        period = min(1.0, max(0.05, self.trial_timeout_s / 4))
+        self._watchdog = self._loop.create_task(self._watch(period), name="process-watchdog")
+
+    def _spawn(self, index: int, *, generation: int, cells: Any) -> _Worker:
+        assert self._loop is not None and self._setup is not None
+        parent, child = self._ctx.Pipe(duplex=True)
+        name = f"w{index}" if generation == 0 else f"w{index}.{generation}"
+        process = self._ctx.Process(
+            target=_worker_main,
+            args=(index, name, child, self._columns, self._meta, self._setup, cells),
+            name=f"genesis-{name}",
+            daemon=True,
+        )
+        process.start()
+        child.close()
+        worker = _Worker(index, name, process, parent, cells, generation=generation)
+        worker.startup = self._loop.create_future()
+        worker.pid = process.pid or 0
+        self._loop.add_reader(parent.fileno(), self._on_readable, worker)
+        self._loop.add_reader(process.sentinel, self._on_exit, worker)
+        worker.watched = [parent.fileno(), process.sentinel]
+        return worker
+
+    async def close(self) -> None:
+        self._closing = True
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watchdog
+            self._watchdog = None
+        for worker in self._workers:
+            if not worker.dead:
+                with contextlib.suppress(OSError, BrokenPipeError):
+                    worker.conn.send(None)
+        deadline = time.monotonic() + 5.0
+        for worker in self._workers:
+            self._unwatch(worker)
+            remaining = max(0.0, deadline - time.monotonic())
+            await asyncio.to_thread(worker.process.join, remaining)
+            if worker.process.is_alive():
+                worker.process.kill()
+                await asyncio.to_thread(worker.process.join, 2.0)
+            with contextlib.suppress(OSError):
+                worker.conn.close()
+            worker.dead = True
+        self._workers.clear()
+        self._results.put_nowait(None)
+
+    # -- scheduling ---------------------------------------------------------
+
+    def submit(self, chunk: Chunk) -> None:
+        self._pending.append(chunk)
+        self._dispatch()
+
+    def cancel_pending(self) -> list[Chunk]:
+        taken = list(self._pending)
+        self._pending.clear()
+        return taken
+
+    def _dispatch(self) -> None:
+        for worker in self._workers:
+            if not self._pending:
+                return
+            if worker.ready and not worker.dead and worker.chunk is None:
+                chunk = self._pending.popleft()
+                worker.chunk = chunk
+                worker.sent_at = time.perf_counter()
+                try:
+                    worker.conn.send((chunk.id, chunk.tasks, chunk.threshold, chunk.isolate))
+                except (OSError, BrokenPipeError):
+                    self._on_death(worker)
+
+    async def results(self) -> AsyncIterator[ChunkDone]:
+        while True:
+            event = await self._results.get()
+            if event is None:
+                return
+            yield event
+
+    # -- events from workers ----------------------------------------------------
+
+    def _on_readable(self, worker: _Worker) -> None:
+        try:
+            while worker.conn.poll():
+                message = worker.conn.recv()
+                self._on_message(worker, message)
+        except (EOFError, OSError):
+            self._on_death(worker)
+
+    def _on_message(self, worker: _Worker, message: tuple[Any, ...]) -> None:
+        kind = message[0]
+        if kind == "ready":
+            worker.ready = True
+            if worker.startup is not None and not worker.startup.done():
+                worker.startup.set_result(None)
+            self._dispatch()
+        elif kind == "error":
+            error = GenesisError(f"worker {worker.name} failed to start: {message[1]}")
+            if worker.startup is not None and not worker.startup.done():
+                worker.startup.set_exception(error)
+        elif kind == "done":
+            _, chunk_id, output = message
+            elapsed = time.perf_counter() - worker.sent_at
+            worker.chunk = None
+            self._deaths.pop(chunk_id, None)
+            self._results.put_nowait(
+                ChunkDone(
+                    chunk_id, output.results, output.artifacts, worker.name, elapsed,
+                    output.cache_hits, output.cache_misses,
+                )
+            )
+            self._dispatch()
+
+    def _on_exit(self, worker: _Worker) -> None:
+        # Drain what the worker sent before it went away, then bury it.
+        self._on_readable(worker)
+        self._on_death(worker)
+
+    def _unwatch(self, worker: _Worker) -> None:
+        if self._loop is None:
+            return
+        for fd in worker.watched:
+            with contextlib.suppress(Exception):
+                self._loop.remove_reader(fd)
+        worker.watched = []
+
+    def _on_death(self, worker: _Worker) -> None:
+        if worker.dead:
+            return
+        worker.dead = True
+        self._unwatch(worker)
+        with contextlib.suppress(Exception):
+            worker.process.join(0.5)
+        if worker.process.is_alive():
+            worker.process.kill()
+            worker.process.join(1.0)
+        if self._closing:
+            return
+        code = worker.process.exitcode
+        reason = worker.kill_reason or f"worker {worker.name} died (exit code {code})"
+        if worker.startup is not None and not worker.startup.done():
+            worker.startup.set_exception(GenesisError(f"worker {worker.name} failed to start: {reason}"))
+            return
+        chunk, worker.chunk = worker.chunk, None
+        if chunk is not None:
+            self._bury_chunk(worker, chunk, reason)
+        # A fresh worker takes the place; it gets work as soon as it is ready.
+        replacement = self._spawn(worker.index, generation=worker.generation + 1, cells=worker.cells)
+        self._workers[self._workers.index(worker)] = replacement
+        self.replaced += 1
+        with contextlib.suppress(Exception):
+            worker.conn.close()
+
+    def _bury_chunk(self, worker: _Worker, chunk: Chunk, reason: str) -> None:
+        """Fail the trial in hand; queue the rest of the chunk again, one trial at a time."""
+        number, started, _budget = Slot(worker.cells).read()
+        Slot(worker.cells).idle()
+        culprit = None
+        if not math.isnan(number) and number >= 0:
+            culprit = next((t for t in chunk.tasks if t.number == int(number)), None)
+        rest = tuple(t for t in chunk.tasks if t is not culprit)
+        failed: list[TrialResult] = []
+        if culprit is not None:
+            ran = max(0.0, time.monotonic() - started)
+            failed.append(
+                TrialResult(
+                    culprit.number, TrialState.FAILED, None, None, time.time() - ran, ran, worker.name, reason,
+                    culprit.step,
+                )
+            )
+        else:
+            self._deaths[chunk.id] += 1
+            if self._deaths[chunk.id] >= MAX_CHUNK_DEATHS:
+                failed.extend(
+                    TrialResult(t.number, TrialState.FAILED, None, None, time.time(), 0.0, worker.name,
+                                f"{reason} (repeatedly, culprit unknown)", t.step)
+                    for t in rest
+                )
+                rest = ()
+        if failed:
+            self._results.put_nowait(ChunkDone(chunk.id, failed, {}, worker.name, 0.0, final=not rest))
+        if rest:
+            self._pending.appendleft(Chunk(chunk.id, rest, chunk.threshold, isolate=True))
+
+    # -- the watchdog -----------------------------------------------------------
+
+    async def _watch(self, period: float) -> None:
+        while True:
+            await asyncio.sleep(period)
+            now = time.monotonic()
+            for worker in list(self._workers):
+                if worker.dead or worker.chunk is None or worker.kill_reason:
+                    continue
+                number, started, budget = Slot(worker.cells).read()
+                if math.isnan(number) or now - started <= budget:
+                    continue
+                if number >= 0:
+                    worker.kill_reason = f"timeout: trial ran over {self.trial_timeout_s:g}s"
+                else:
+                    worker.kill_reason = f"timeout: batch ran over {budget:g}s"
+                with contextlib.suppress(Exception):
+                    worker.process.kill()

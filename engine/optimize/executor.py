@@ -1,0 +1,186 @@
+"""Async orchestration of trial evaluation: chunking, dispatch, pause and stop.
+
+The executor runs on the event loop and never evaluates a trial itself: it
+cuts a batch of tasks into chunks, hands them to a backend and passes each
+:class:`~engine.optimize.backends.base.ChunkDone` to the caller as it
+arrives. Chunk sizes adapt to the measured trial time and dispatch overhead
+so that overhead stays under ``max_overhead`` (2%) of trial time, while the
+tail of a batch is cut finer so that all workers finish together.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from engine.optimize.backends.base import Backend, Chunk, ChunkDone
+from engine.optimize.records import TrialTask
+from engine.optimize.trial import WorkerSetup
+from engine.profile import profiler
+
+MIN_CHUNK = 1
+MAX_CHUNK = 4096
+FIRST_CHUNK = 4
+
+
+@dataclass(frozen=True, slots=True)
+class BatchOutcome:
+    """How a batch ended: every task reported, or stopped early with some not run."""
+
+    reported: int
+    stopped: bool
+
+
+class ChunkSizer:
+    """Chunk sizes from measured per-trial time and per-chunk dispatch overhead (EWMAs)."""
+
+    def __init__(self, *, max_overhead: float = 0.02, target_chunk_s: float = 0.25, alpha: float = 0.3) -> None:
+        self.max_overhead = max_overhead
+        self.target_chunk_s = target_chunk_s
+        self.alpha = alpha
+        self.trial_s: float | None = None
+        self.overhead_s: float | None = None
+
+    def observe(self, trials: int, busy_s: float, elapsed_s: float) -> None:
+        """Fold in one chunk: ``busy_s`` summed trial time, ``elapsed_s`` dispatch to results."""
+        if trials <= 0 or elapsed_s <= 0:
+            return
+        per_trial = max(busy_s / trials, 1e-7)
+        overhead = max(elapsed_s - busy_s, 0.0)
+        a = self.alpha
+        self.trial_s = per_trial if self.trial_s is None else (1 - a) * self.trial_s + a * per_trial
+        self.overhead_s = overhead if self.overhead_s is None else (1 - a) * self.overhead_s + a * overhead
+
+    def size(self, remaining: int, workers: int) -> int:
+        """The next chunk's size for ``remaining`` tasks over ``workers``."""
+        if self.trial_s is None:
+            wanted = FIRST_CHUNK
+        else:
+            for_overhead = (self.overhead_s or 0.0) / (self.max_overhead * self.trial_s)
+            for_target = self.target_chunk_s / self.trial_s
+            wanted = math.ceil(max(for_overhead, for_target))
+        balanced = math.ceil(remaining / (2 * max(1, workers)))
+        return int(max(MIN_CHUNK, min(wanted, MAX_CHUNK, max(balanced, MIN_CHUNK))))
+
+    @property
+    def overhead_ratio(self) -> float | None:
+        """Measured dispatch overhead over trial time at the current chunk size."""
+        if self.trial_s is None or self.overhead_s is None:
+            return None
+        n = max(1, min(MAX_CHUNK, math.ceil(self.target_chunk_s / self.trial_s)))
+        return self.overhead_s / (n * self.trial_s)
+
+
+class Executor:
+    """Drives a :class:`Backend`: chunks, dispatch, pause/resume/stop."""
+
+    def __init__(self, backend: Backend, *, sizer: ChunkSizer | None = None) -> None:
+        self.backend = backend
+        self.sizer = sizer or ChunkSizer()
+        self._next_chunk = 0
+        self._running = asyncio.Event()
+        self._running.set()
+        self._stopping = False
+        self._results: Any = None
+        self._started = False
+
+    @property
+    def workers(self) -> int:
+        return self.backend.workers
+
+    @property
+    def paused(self) -> bool:
+        return not self._running.is_set()
+
+    async def start(self, bars: Any, setup: WorkerSetup) -> None:
+        """Start the backend's workers with the data and the setup."""
+        await self.backend.start(bars, setup)
+        self._results = self.backend.results().__aiter__()
+        self._started = True
+
+    async def close(self) -> None:
+        """Stop the workers."""
+        if self._started:
+            self._started = False
+            await self.backend.close()
+
+    def pause(self) -> None:
+        """Start no new chunk; chunks in hand finish."""
+        self._running.clear()
+
+    def resume(self) -> None:
+        """Start chunks again."""
+        self._running.set()
+
+    def stop(self) -> None:
+        """Finish the chunks in hand and return from :meth:`run_batch` without the rest."""
+        self._stopping = True
+        self._running.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    def suggested_batch(self) -> int:
+        """How many tasks a sampler batch should hold to keep every worker busy."""
+        chunk = self.sizer.size(10**9, self.workers) if self.sizer.trial_s is not None else 64
+        return int(min(50_000, max(256, 6 * self.workers * chunk)))
+
+    async def run_batch(
+        self,
+        tasks: Sequence[TrialTask],
+        on_done: Callable[[ChunkDone], Awaitable[None]],
+        *,
+        threshold: Callable[[], float] = lambda: -math.inf,
+    ) -> BatchOutcome:
+        """Evaluate ``tasks``, calling ``on_done`` for each chunk's results as they arrive."""
+        if not self._started:
+            raise RuntimeError("executor not started")
+        queue = list(tasks)
+        position = 0
+        outstanding = 0
+        reported = 0
+        in_backend = 0  # chunks submitted and not finished
+        workers = max(1, self.workers)
+
+        def submit_more() -> None:
+            nonlocal position, outstanding, in_backend
+            while position < len(queue) and in_backend < 2 * workers and self._running.is_set() and not self._stopping:
+                size = self.sizer.size(len(queue) - position, workers)
+                chunk_tasks = tuple(queue[position : position + size])
+                position += size
+                with profiler.stage("optimize.dispatch"):
+                    self.backend.submit(Chunk(self._next_chunk, chunk_tasks, threshold()))
+                self._next_chunk += 1
+                outstanding += len(chunk_tasks)
+                in_backend += 1
+
+        submit_more()
+        while outstanding > 0 or (position < len(queue) and not self._stopping):
+            if outstanding == 0:
+                # Paused with nothing in hand: wait for resume or stop.
+                await self._running.wait()
+                submit_more()
+                continue
+            if not self._running.is_set() or self._stopping:
+                # Take back chunks that have not started; they go back to the queue.
+                for chunk in self.backend.cancel_pending():
+                    outstanding -= len(chunk.tasks)
+                    in_backend -= 1
+                    queue[position:position] = list(chunk.tasks)
+                if outstanding == 0:
+                    continue
+            event = await self._results.__anext__()
+            outstanding -= len(event.results)
+            reported += len(event.results)
+            busy = sum(r.duration_s for r in event.results)
+            if event.elapsed_s > 0:
+                self.sizer.observe(len(event.results), busy, event.elapsed_s)
+            if event.final:
+                in_backend -= 1
+            await on_done(event)
+            submit_more()
+        return BatchOutcome(reported, stopped=position < len(queue))

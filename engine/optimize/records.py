@@ -1,0 +1,119 @@
+"""Immutable records of studies and trials, as stored and as returned to callers.
+
+Records cross process boundaries (worker -> orchestrator) and the store
+boundary; they hold plain data only (str, int, float, dict, tuple), never
+numpy objects, so they encode to JSON without surprises.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class TrialState(enum.StrEnum):
+    """Where a trial ended (``running`` only while it is in flight)."""
+
+    RUNNING = "running"
+    COMPLETE = "complete"
+    FAILED = "failed"
+    PRUNED = "pruned"
+
+
+class StudyState(enum.StrEnum):
+    """The lifecycle of a stored study."""
+
+    CREATED = "created"
+    RUNNING = "running"
+    PAUSED = "paused"
+    STOPPED = "stopped"
+    COMPLETE = "complete"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class TrialTask:
+    """One trial to evaluate: its number, parameters, key and the data prefix.
+
+    ``stop`` is the number of bars to use (``None``: all of them); ``step`` is
+    the successive-halving rung (0 when pruning is off).
+    """
+
+    number: int
+    params: dict[str, Any]
+    key: str
+    step: int = 0
+    stop: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TrialResult:
+    """What a worker reports for one evaluated trial."""
+
+    number: int
+    state: TrialState
+    metrics: dict[str, float] | None
+    objective: float | None
+    started: float  # wall clock (epoch seconds)
+    duration_s: float
+    worker: str
+    error: str | None = None
+    step: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class TrialRecord:
+    """One stored trial (``rowid`` orders trials by the time they were written)."""
+
+    number: int
+    key: str
+    params: dict[str, Any]
+    state: TrialState
+    metrics: dict[str, Any] | None
+    objective: float | None
+    started: float | None
+    duration_s: float | None
+    worker: str | None
+    error: str | None = None
+    step: int | None = None
+    batch: int = 0
+    rowid: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class StudyRecord:
+    """One stored study and its last checkpoint."""
+
+    id: int
+    name: str
+    spec_toml: str
+    spec_hash: str
+    created: float
+    updated: float
+    state: StudyState
+    sampler_state: dict[str, Any] | None
+    checkpoint_seq: int
+    next_number: int
+    validation: dict[str, Any] | None = None
+    error: str | None = None
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def clean_objective(value: object) -> float | None:
+    """A finite float, or ``None`` for a missing, NaN or infinite objective."""
+    if value is None:
+        return None
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def rank_value(objective: float | None, maximize: bool) -> float:
+    """A value where larger is always better (``-inf`` for no objective)."""
+    if objective is None:
+        return -math.inf
+    return objective if maximize else -objective

@@ -1,0 +1,704 @@
+"""The study store: SQLite in WAL mode through aiosqlite.
+
+One writer task owns the write connection. Trials, artifacts and checkpoints
+are queued in memory and written in batched transactions (``batch_size``
+trials or ``batch_interval_s`` seconds, whichever first); a checkpoint (the
+sampler state at a sampler-batch boundary) is written in the same transaction
+as the trials queued before it, so state and trials never disagree. Nothing
+is ever rewritten whole: trials are appended, the study row is updated in
+place. Reads go through a second connection and see committed data only, so
+an incremental reader (:meth:`SqliteStore.trials_after`) is safe while a
+writer runs, in this process or another.
+
+A file that is not SQLite, is corrupt, or holds another application's tables
+raises :class:`~engine.errors.StoreError` with one line naming the file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import sqlite3
+import time
+import zlib
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+import msgspec
+import numpy as np
+
+from engine.errors import StoreError
+from engine.optimize.records import StudyRecord, StudyState, TrialRecord, TrialResult, TrialState
+from engine.profile import profiler
+
+SCHEMA_COMPONENT = "optimize"
+SCHEMA_VERSION = 1
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS schema_versions (
+    component TEXT PRIMARY KEY,
+    version   INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS studies (
+    id             INTEGER PRIMARY KEY,
+    name           TEXT    NOT NULL UNIQUE,
+    spec_toml      TEXT    NOT NULL,
+    spec_hash      TEXT    NOT NULL,
+    created        REAL    NOT NULL,
+    updated        REAL    NOT NULL,
+    state          TEXT    NOT NULL,
+    sampler_state  TEXT,                        -- JSON at the last sampler-batch boundary
+    checkpoint_seq INTEGER NOT NULL DEFAULT 0,  -- sampler batches completed
+    next_number    INTEGER NOT NULL DEFAULT 0,  -- first trial number of the next batch
+    validation     TEXT,                        -- JSON
+    summary        TEXT,                        -- JSON
+    error          TEXT
+);
+CREATE TABLE IF NOT EXISTS trials (
+    id         INTEGER PRIMARY KEY,             -- the incremental readers' cursor
+    study_id   INTEGER NOT NULL REFERENCES studies(id),
+    number     INTEGER NOT NULL,
+    key        TEXT    NOT NULL,
+    params     TEXT    NOT NULL,                -- JSON
+    state      TEXT    NOT NULL,
+    metrics    TEXT,                            -- JSON
+    objective  REAL,
+    started    REAL,
+    duration_s REAL,
+    worker     TEXT,
+    error      TEXT,
+    step       INTEGER,
+    batch      INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (study_id, key)
+);
+CREATE TABLE IF NOT EXISTS artifacts (
+    study_id INTEGER NOT NULL REFERENCES studies(id),
+    number   INTEGER NOT NULL,
+    name     TEXT    NOT NULL,                  -- equity | trades
+    dtype    TEXT    NOT NULL,                  -- numpy dtype string, or JSON field list
+    shape    TEXT    NOT NULL,                  -- JSON list
+    codec    TEXT    NOT NULL,                  -- zlib
+    data     BLOB    NOT NULL,
+    PRIMARY KEY (study_id, number, name)
+);
+"""
+
+_OUR_TABLES = {"schema_versions", "studies", "trials", "artifacts"}
+_TRIAL_COLUMNS = "id, number, key, params, state, metrics, objective, started, duration_s, worker, error, step, batch"
+_STUDY_COLUMNS = (
+    "id, name, spec_toml, spec_hash, created, updated, state, sampler_state, "
+    "checkpoint_seq, next_number, validation, summary, error"
+)
+_INSERT_TRIAL = (
+    "INSERT OR IGNORE INTO trials (study_id, number, key, params, state, metrics, objective, "
+    "started, duration_s, worker, error, step, batch) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+
+_json_encoder = msgspec.json.Encoder()
+_json_decoder = msgspec.json.Decoder()
+
+
+def spec_hash(spec_toml: str) -> str:
+    """A stable hash of a study file's text (hex, 16 characters)."""
+    return hashlib.blake2b(spec_toml.encode(), digest_size=8).hexdigest()
+
+
+def _dumps(value: Any) -> str:
+    return _json_encoder.encode(value).decode()
+
+
+def _loads(text: str | bytes | None) -> Any:
+    return None if text is None else _json_decoder.decode(text)
+
+
+# ---------------------------------------------------------------------------
+# artifacts: numpy arrays as zlib over raw bytes, dtype and shape recorded
+
+
+def encode_array(array: np.ndarray) -> tuple[str, str, bytes]:
+    """``(dtype, shape, blob)`` for a numpy array; object dtypes are refused."""
+    array = np.ascontiguousarray(array)
+    if array.dtype.hasobject:
+        raise StoreError(f"artifact: object dtype {array.dtype} cannot be stored")
+    dtype = json.dumps(array.dtype.descr) if array.dtype.names else array.dtype.str
+    return dtype, json.dumps(list(array.shape)), zlib.compress(array.tobytes(), 1)
+
+
+def decode_array(dtype: str, shape: str, blob: bytes) -> np.ndarray:
+    """The array :func:`encode_array` encoded (a fresh, writable copy)."""
+    if dtype.startswith("["):
+        np_dtype = np.dtype([tuple(field) for field in json.loads(dtype)])
+    else:
+        np_dtype = np.dtype(dtype)
+    if np_dtype.hasobject:
+        raise StoreError(f"artifact: refusing object dtype {dtype}")
+    raw = zlib.decompress(blob)
+    return np.frombuffer(raw, dtype=np_dtype).reshape(json.loads(shape)).copy()
+
+
+# ---------------------------------------------------------------------------
+# row <-> record
+
+
+def _trial_row(study_id: int, trial: TrialRecord) -> tuple[Any, ...]:
+    return (
+        study_id,
+        trial.number,
+        trial.key,
+        _dumps(trial.params),
+        trial.state.value,
+        None if trial.metrics is None else _dumps(trial.metrics),
+        trial.objective,
+        trial.started,
+        trial.duration_s,
+        trial.worker,
+        trial.error,
+        trial.step,
+        trial.batch,
+    )
+
+
+def _trial_record(row: Sequence[Any]) -> TrialRecord:
+    return TrialRecord(
+        rowid=row[0],
+        number=row[1],
+        key=row[2],
+        params=_loads(row[3]),
+        state=TrialState(row[4]),
+        metrics=_loads(row[5]),
+        objective=row[6],
+        started=row[7],
+        duration_s=row[8],
+        worker=row[9],
+        error=row[10],
+        step=row[11],
+        batch=row[12],
+    )
+
+
+def _study_record(row: Sequence[Any]) -> StudyRecord:
+    return StudyRecord(
+        id=row[0],
+        name=row[1],
+        spec_toml=row[2],
+        spec_hash=row[3],
+        created=row[4],
+        updated=row[5],
+        state=StudyState(row[6]),
+        sampler_state=_loads(row[7]),
+        checkpoint_seq=row[8],
+        next_number=row[9],
+        validation=_loads(row[10]),
+        summary=_loads(row[11]) or {},
+        error=row[12],
+    )
+
+
+def trial_record(result: TrialResult, key: str, params: dict[str, Any], batch: int) -> TrialRecord:
+    """The stored form of a worker's result."""
+    return TrialRecord(
+        number=result.number,
+        key=key,
+        params=params,
+        state=result.state,
+        metrics=result.metrics,
+        objective=result.objective,
+        started=result.started,
+        duration_s=result.duration_s,
+        worker=result.worker,
+        error=result.error,
+        step=result.step,
+        batch=batch,
+    )
+
+
+# ---------------------------------------------------------------------------
+# file checks
+
+
+def _check_file(path: Path) -> None:
+    """Refuse a file that is not SQLite before sqlite gets to misread it."""
+    try:
+        with path.open("rb") as handle:
+            header = handle.read(len(SQLITE_MAGIC))
+    except FileNotFoundError:
+        return
+    except IsADirectoryError:
+        raise StoreError(f"{path}: is a directory, expected a SQLite store file") from None
+    except OSError as error:
+        raise StoreError(f"{path}: cannot read the store: {error.strerror}") from None
+    if header and header != SQLITE_MAGIC:
+        raise StoreError(f"{path}: not a SQLite database (corrupt or another kind of file)")
+
+
+async def _check_schema(connection: aiosqlite.Connection, path: Path, *, create: bool) -> None:
+    """Create our tables in a new file; refuse foreign or newer schemas."""
+    async with connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'") as cursor:
+        tables = {row[0] for row in await cursor.fetchall()}
+    tables = {name for name in tables if not name.startswith("sqlite_")}
+    if "schema_versions" not in tables:
+        if tables:
+            raise StoreError(
+                f"{path}: a SQLite database of another application (tables {', '.join(sorted(tables)[:4])}; "
+                "no Genesis schema)"
+            )
+        if not create:
+            raise StoreError(f"{path}: an empty database, not a Genesis store")
+    if "schema_versions" in tables:
+        async with connection.execute(
+            "SELECT version FROM schema_versions WHERE component = ?", (SCHEMA_COMPONENT,)
+        ) as cursor:
+            row = await cursor.fetchone()
+        if row is not None:
+            if row[0] > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{path}: store schema version {row[0]} is newer than this Genesis supports ({SCHEMA_VERSION})"
+                )
+            missing = _OUR_TABLES - tables
+            if missing:
+                raise StoreError(f"{path}: damaged Genesis store (missing tables: {', '.join(sorted(missing))})")
+            await _check_columns(connection, path)
+            return
+        clash = (_OUR_TABLES - {"schema_versions"}) & tables
+        if clash:
+            raise StoreError(f"{path}: tables {', '.join(sorted(clash))} belong to another schema")
+        if not create:
+            raise StoreError(f"{path}: holds no Genesis studies")
+    await connection.executescript(SCHEMA)
+    await connection.execute(
+        "INSERT OR REPLACE INTO schema_versions (component, version) VALUES (?, ?)",
+        (SCHEMA_COMPONENT, SCHEMA_VERSION),
+    )
+    await connection.commit()
+
+
+async def _check_columns(connection: aiosqlite.Connection, path: Path) -> None:
+    for table, columns in (("trials", _TRIAL_COLUMNS), ("studies", _STUDY_COLUMNS)):
+        async with connection.execute(f"PRAGMA table_info({table})") as cursor:
+            have = {row[1] for row in await cursor.fetchall()}
+        wanted = {name.strip() for name in columns.split(",")}
+        if not wanted <= have:
+            raise StoreError(
+                f"{path}: table {table} has a foreign layout (missing columns: {', '.join(sorted(wanted - have))})"
+            )
+
+
+async def _connect(path: Path, *, readonly: bool) -> aiosqlite.Connection:
+    uri = f"file:{path}?mode=ro" if readonly else f"file:{path}?mode=rwc"
+    connection = await aiosqlite.connect(uri, uri=True, isolation_level=None, timeout=30.0)
+    try:
+        await connection.execute("PRAGMA busy_timeout = 30000")
+        if not readonly:
+            async with connection.execute("PRAGMA journal_mode = WAL") as cursor:
+                await cursor.fetchone()
+            await connection.execute("PRAGMA synchronous = NORMAL")
+        # Touch the schema so that a corrupt file fails here, with one line.
+        async with connection.execute("SELECT count(*) FROM sqlite_master") as cursor:
+            await cursor.fetchone()
+    except BaseException:
+        await connection.close()
+        raise
+    return connection
+
+
+class _Pending:
+    """Writes queued for the next transaction (touched only on the event loop)."""
+
+    __slots__ = ("artifacts", "checkpoints", "drops", "trials", "waiters")
+
+    def __init__(self) -> None:
+        self.trials: list[tuple[Any, ...]] = []
+        self.artifacts: list[tuple[Any, ...]] = []
+        self.drops: list[tuple[int, int]] = []
+        self.checkpoints: dict[int, tuple[Any, ...]] = {}
+        self.waiters: list[asyncio.Future[None]] = []
+
+    def __len__(self) -> int:
+        return len(self.trials) + len(self.artifacts) + len(self.drops) + len(self.checkpoints)
+
+
+class SqliteStore:
+    """A study store in one SQLite file (see the module docstring).
+
+    Open with :meth:`open` (creates the file and tables unless ``readonly``),
+    close with :meth:`close` (flushes). Writes are async and batched; reads
+    see what has been committed.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        reader: aiosqlite.Connection,
+        writer: aiosqlite.Connection | None,
+        *,
+        batch_size: int,
+        batch_interval_s: float,
+    ) -> None:
+        self.path = path
+        self.batch_size = max(1, batch_size)
+        self.batch_interval_s = batch_interval_s
+        self.commits = 0  # write transactions committed by the writer task
+        self.trials_written = 0
+        self._reader = reader
+        self._writer = writer
+        self._pending = _Pending()
+        self._wake = asyncio.Event()
+        self._closing = False
+        self._error: BaseException | None = None
+        self._task: asyncio.Task[None] | None = None
+        if writer is not None:
+            self._task = asyncio.get_running_loop().create_task(self._write_loop(), name="store-writer")
+
+    # -- life cycle ---------------------------------------------------------
+
+    @classmethod
+    async def open(
+        cls,
+        path: str | Path,
+        *,
+        readonly: bool = False,
+        batch_size: int = 500,
+        batch_interval_s: float = 1.0,
+    ) -> SqliteStore:
+        """Open (or create, unless ``readonly``) the store at ``path``."""
+        path = Path(path)
+        _check_file(path)
+        if readonly and not path.exists():
+            raise StoreError(f"{path}: no such store")
+        if not readonly:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                raise StoreError(f"{path}: cannot create the store's directory: {error.strerror}") from None
+        writer = reader = None
+        try:
+            if not readonly:
+                writer = await _connect(path, readonly=False)
+                await _check_schema(writer, path, create=True)
+            reader = await _connect(path, readonly=True)
+            if readonly:
+                await _check_schema(reader, path, create=False)
+        except sqlite3.DatabaseError as error:
+            for connection in (writer, reader):
+                if connection is not None:
+                    await connection.close()
+            raise StoreError(f"{path}: corrupt or unreadable SQLite store ({error})") from None
+        except BaseException:
+            for connection in (writer, reader):
+                if connection is not None:
+                    await connection.close()
+            raise
+        return cls(path, reader, writer, batch_size=batch_size, batch_interval_s=batch_interval_s)
+
+    async def close(self) -> None:
+        """Flush queued writes and close both connections."""
+        if self._task is not None:
+            self._closing = True
+            self._wake.set()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._writer is not None:
+            await self._writer.close()
+            self._writer = None
+        await self._reader.close()
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise StoreError(f"{self.path}: write failed: {error}") from None
+
+    async def __aenter__(self) -> SqliteStore:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- the writer task ----------------------------------------------------
+
+    async def _write_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.batch_interval_s
+        while True:
+            timeout = max(0.0, deadline - loop.time())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+            self._wake.clear()
+            pending = self._pending
+            due = (
+                len(pending.trials) >= self.batch_size
+                or pending.checkpoints
+                or pending.waiters
+                or self._closing
+                or (loop.time() >= deadline and len(pending))
+            )
+            if due:
+                await self._flush_pending()
+                deadline = loop.time() + self.batch_interval_s
+            elif not len(pending):
+                deadline = loop.time() + self.batch_interval_s
+            if self._closing and not len(self._pending) and not self._pending.waiters:
+                return
+
+    async def _flush_pending(self) -> None:
+        pending, self._pending = self._pending, _Pending()
+        try:
+            if len(pending):
+                with profiler.stage("optimize.store_write"):
+                    await self._transaction(pending)
+        except BaseException as error:  # a failed write must not vanish: surface it on the next call
+            self._error = error
+            for waiter in pending.waiters:
+                if not waiter.done():
+                    waiter.set_exception(StoreError(f"{self.path}: write failed: {error}"))
+            if isinstance(error, asyncio.CancelledError):
+                raise
+            return
+        for waiter in pending.waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def _transaction(self, pending: _Pending) -> None:
+        assert self._writer is not None
+        db = self._writer
+        await db.execute("BEGIN IMMEDIATE")
+        try:
+            if pending.trials:
+                await db.executemany(_INSERT_TRIAL, pending.trials)
+            if pending.drops:
+                await db.executemany("DELETE FROM artifacts WHERE study_id = ? AND number = ?", pending.drops)
+            if pending.artifacts:
+                await db.executemany(
+                    "INSERT OR REPLACE INTO artifacts (study_id, number, name, dtype, shape, codec, data) "
+                    "VALUES (?,?,?,?,?,?,?)",
+                    pending.artifacts,
+                )
+            for study_id, (state_json, seq, next_number) in pending.checkpoints.items():
+                await db.execute(
+                    "UPDATE studies SET sampler_state = ?, checkpoint_seq = ?, next_number = ?, updated = ? "
+                    "WHERE id = ?",
+                    (state_json, seq, next_number, time.time(), study_id),
+                )
+            await db.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await db.execute("ROLLBACK")
+            raise
+        self.commits += 1
+        self.trials_written += len(pending.trials)
+
+    def _raise_if_failed(self) -> None:
+        if self._error is not None:
+            raise StoreError(f"{self.path}: write failed: {self._error}")
+        if self._writer is None:
+            raise StoreError(f"{self.path}: store opened read-only")
+
+    async def _backpressure(self) -> None:
+        if len(self._pending.trials) >= 4 * self.batch_size:
+            await self.flush()
+
+    # -- studies ------------------------------------------------------------
+
+    async def create_study(self, name: str, spec_toml: str) -> StudyRecord:
+        """Create study ``name``, or return it if it exists with the same spec text.
+
+        A stored study of the same name with a different spec is an error:
+        resuming it would mix trials of two different searches.
+        """
+        self._raise_if_failed()
+        existing = await self.get_study(name)
+        digest = spec_hash(spec_toml)
+        if existing is not None:
+            if existing.spec_hash != digest:
+                raise StoreError(
+                    f"{self.path}: study {name!r} exists with a different spec (hash {existing.spec_hash}, "
+                    f"this file {digest}); rename the study or use another --db"
+                )
+            return existing
+        now = time.time()
+        await self._write_now(
+            "INSERT INTO studies (name, spec_toml, spec_hash, created, updated, state) VALUES (?,?,?,?,?,?)",
+            (name, spec_toml, digest, now, now, StudyState.CREATED.value),
+        )
+        study = await self.get_study(name)
+        assert study is not None
+        return study
+
+    async def _write_now(self, sql: str, parameters: Sequence[Any]) -> None:
+        """One statement in its own transaction, after everything queued before it."""
+        self._raise_if_failed()
+        await self.flush()
+        assert self._writer is not None
+        await self._writer.execute("BEGIN IMMEDIATE")
+        try:
+            await self._writer.execute(sql, parameters)
+            await self._writer.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await self._writer.execute("ROLLBACK")
+            raise
+        self.commits += 1
+
+    async def get_study(self, name: str) -> StudyRecord | None:
+        """The stored study ``name`` (with its last checkpoint), or ``None``."""
+        async with self._reader.execute(f"SELECT {_STUDY_COLUMNS} FROM studies WHERE name = ?", (name,)) as cursor:
+            row = await cursor.fetchone()
+        return None if row is None else _study_record(row)
+
+    async def require_study(self, name: str) -> StudyRecord:
+        """Like :meth:`get_study`, but a missing study is a one-line ``StoreError``."""
+        study = await self.get_study(name)
+        if study is None:
+            names = [s.name for s in await self.studies()]
+            known = f"; studies here: {', '.join(names[:8])}" if names else "; the store holds no studies"
+            raise StoreError(f"{self.path}: no study named {name!r}{known}")
+        return study
+
+    async def studies(self) -> list[StudyRecord]:
+        """Every stored study, oldest first."""
+        async with self._reader.execute(f"SELECT {_STUDY_COLUMNS} FROM studies ORDER BY id") as cursor:
+            return [_study_record(row) for row in await cursor.fetchall()]
+
+    async def set_study_state(self, study_id: int, state: StudyState, error: str | None = None) -> None:
+        """Record the study's lifecycle state (after the queued writes)."""
+        await self._write_now(
+            "UPDATE studies SET state = ?, error = ?, updated = ? WHERE id = ?",
+            (state.value, error, time.time(), study_id),
+        )
+
+    async def save_validation(self, study_id: int, validation: dict[str, Any]) -> None:
+        """Store the end-of-study validation (JSON)."""
+        await self._write_now(
+            "UPDATE studies SET validation = ?, updated = ? WHERE id = ?", (_dumps(validation), time.time(), study_id)
+        )
+
+    async def save_summary(self, study_id: int, summary: dict[str, Any]) -> None:
+        """Store the run summary (JSON) shown by reports."""
+        await self._write_now(
+            "UPDATE studies SET summary = ?, updated = ? WHERE id = ?", (_dumps(summary), time.time(), study_id)
+        )
+
+    # -- batched writes -----------------------------------------------------
+
+    async def add_trials(self, study_id: int, trials: Iterable[TrialRecord]) -> None:
+        """Queue trials for the next batch (waits only when far behind)."""
+        self._raise_if_failed()
+        rows = self._pending.trials
+        before = len(rows)
+        rows.extend(_trial_row(study_id, trial) for trial in trials)
+        if len(rows) >= self.batch_size > before:
+            self._wake.set()
+        await self._backpressure()
+
+    async def add_trial(self, study_id: int, trial: TrialRecord) -> None:
+        """Queue one trial."""
+        await self.add_trials(study_id, (trial,))
+
+    def put_artifacts(self, study_id: int, number: int, arrays: dict[str, np.ndarray]) -> None:
+        """Queue a trial's artifacts (replacing any it had)."""
+        self._raise_if_failed()
+        for name, array in arrays.items():
+            dtype, shape, blob = encode_array(array)
+            self._pending.artifacts.append((study_id, number, name, dtype, shape, "zlib", blob))
+
+    def drop_artifacts(self, study_id: int, number: int) -> None:
+        """Queue the removal of a trial's artifacts (it left the top N)."""
+        self._raise_if_failed()
+        # An artifact still queued is dropped here rather than written then deleted.
+        self._pending.artifacts = [a for a in self._pending.artifacts if not (a[0] == study_id and a[1] == number)]
+        self._pending.drops.append((study_id, number))
+
+    async def checkpoint(self, study_id: int, sampler_state: dict[str, Any], seq: int, next_number: int) -> None:
+        """Write the sampler state with every trial queued so far, in one transaction; wait for it."""
+        self._raise_if_failed()
+        self._pending.checkpoints[study_id] = (_dumps(sampler_state), seq, next_number)
+        await self.flush()
+
+    async def flush(self) -> None:
+        """Commit everything queued so far and wait for it."""
+        if self._task is None:
+            return
+        if self._error is not None:
+            self._raise_if_failed()
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.waiters.append(waiter)
+        self._wake.set()
+        await waiter
+
+    @property
+    def queued(self) -> int:
+        """Trials queued and not yet committed."""
+        return len(self._pending.trials)
+
+    # -- reads --------------------------------------------------------------
+
+    async def trials(
+        self, study_id: int, *, states: Iterable[TrialState] | None = None, order: str = "number"
+    ) -> list[TrialRecord]:
+        """Committed trials of a study (by number, or ``order="rowid"``)."""
+        order_by = "number" if order == "number" else "id"
+        sql = f"SELECT {_TRIAL_COLUMNS} FROM trials WHERE study_id = ?"
+        parameters: list[Any] = [study_id]
+        if states is not None:
+            wanted = [TrialState(s).value for s in states]
+            sql += f" AND state IN ({','.join('?' * len(wanted))})"
+            parameters.extend(wanted)
+        async with self._reader.execute(f"{sql} ORDER BY {order_by}", parameters) as cursor:
+            return [_trial_record(row) for row in await cursor.fetchall()]
+
+    async def trials_after(self, study_id: int, rowid: int, limit: int = 1000) -> list[TrialRecord]:
+        """Committed trials written after ``rowid`` (the last record's ``rowid`` is the next cursor)."""
+        async with self._reader.execute(
+            f"SELECT {_TRIAL_COLUMNS} FROM trials WHERE study_id = ? AND id > ? ORDER BY id LIMIT ?",
+            (study_id, rowid, limit),
+        ) as cursor:
+            return [_trial_record(row) for row in await cursor.fetchall()]
+
+    async def trial_outcomes(self, study_id: int) -> dict[str, tuple[TrialState, float | None, int]]:
+        """``key -> (state, objective, number)`` of every committed trial (for resume)."""
+        async with self._reader.execute(
+            "SELECT key, state, objective, number FROM trials WHERE study_id = ?", (study_id,)
+        ) as cursor:
+            return {row[0]: (TrialState(row[1]), row[2], row[3]) for row in await cursor.fetchall()}
+
+    async def best(self, study_id: int, *, maximize: bool, k: int = 1) -> list[TrialRecord]:
+        """The ``k`` best complete trials by objective (ties: lower number first)."""
+        direction = "DESC" if maximize else "ASC"
+        async with self._reader.execute(
+            f"SELECT {_TRIAL_COLUMNS} FROM trials WHERE study_id = ? AND state = ? AND objective IS NOT NULL "
+            f"ORDER BY objective {direction}, number ASC LIMIT ?",
+            (study_id, TrialState.COMPLETE.value, k),
+        ) as cursor:
+            return [_trial_record(row) for row in await cursor.fetchall()]
+
+    async def counts(self, study_id: int) -> dict[TrialState, int]:
+        """How many committed trials ended in each state."""
+        async with self._reader.execute(
+            "SELECT state, count(*) FROM trials WHERE study_id = ? GROUP BY state", (study_id,)
+        ) as cursor:
+            found = {TrialState(row[0]): row[1] for row in await cursor.fetchall()}
+        return {state: found.get(state, 0) for state in TrialState if state is not TrialState.RUNNING}
+
+    async def artifact_numbers(self, study_id: int) -> list[int]:
+        """Trial numbers that have stored artifacts."""
+        async with self._reader.execute(
+            "SELECT DISTINCT number FROM artifacts WHERE study_id = ? ORDER BY number", (study_id,)
+        ) as cursor:
+            return [row[0] for row in await cursor.fetchall()]
+
+    async def artifacts(self, study_id: int, number: int) -> dict[str, np.ndarray]:
+        """A trial's stored artifacts by name (empty if it has none)."""
+        async with self._reader.execute(
+            "SELECT name, dtype, shape, codec, data FROM artifacts WHERE study_id = ? AND number = ?",
+            (study_id, number),
+        ) as cursor:
+            rows = await cursor.fetchall()
+        out: dict[str, np.ndarray] = {}
+        for name, dtype, shape, codec, data in rows:
+            if codec != "zlib":
+                raise StoreError(f"{self.path}: artifact {name} of trial {number}: unknown codec {codec!r}")
+            out[name] = decode_array(dtype, shape, data)
+        return out

@@ -1,0 +1,308 @@
+"""Worker-side evaluation of trials: one chunk at a time, one indicator cache per worker.
+
+An :class:`Evaluator` is built once per worker (process, thread or Dask
+worker) from the market data and a :class:`WorkerSetup`; it then evaluates
+chunks of :class:`~engine.optimize.records.TrialTask`. When the backtest
+engine offers a batched kernel entry point for the strategy, a chunk is
+evaluated in one call inside numba on shared cached indicators; otherwise each
+trial goes through ``engine.backtest.run`` with the worker's cache. Either way
+a trial that raises is recorded failed with the reason and the chunk goes on.
+
+The watchdog of the ``process`` backend reads a tiny shared slot per worker
+(:class:`Slot`): the trial in hand, when it started, and its time budget.
+
+Test hook: when ``GENESIS_TEST_FAULTS`` is set (tests only), it maps trial
+numbers to faults, e.g. ``"3:raise,7:hang,11:exit"``: the trial raises, sleeps
+forever, or calls ``os._exit(13)`` in its worker. It is read once per worker.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from engine.optimize.records import TrialResult, TrialState, TrialTask, clean_objective, rank_value
+
+#: Keys that configure the backtest itself; searched or fixed, they are passed as keyword arguments.
+BACKTEST_KEYS = ("fee", "slippage", "fill", "direction", "size", "cash", "stop_loss", "take_profit")
+FAULTS_ENV = "GENESIS_TEST_FAULTS"
+
+#: Sub-batch size of the batched kernel path (each sub-batch is one watchdog budget).
+KERNEL_BATCH = 256
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSetup:
+    """What every worker needs besides the data: strategy, fixed settings, objective."""
+
+    strategy: str
+    fixed: dict[str, Any] = field(default_factory=dict)
+    backtest: dict[str, Any] = field(default_factory=dict)
+    objective: str = "sharpe"
+    maximize: bool = True
+    artifacts_top: int | None = 0  # None: every trial; 0: none; N: the N best
+    trial_timeout_s: float = 30.0
+    symbol: str = "SYNTH"
+    timeframe: str = "1m"
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkOutput:
+    """A chunk's results, the artifacts of its candidates for the top N, and cache counters."""
+
+    results: list[TrialResult]
+    artifacts: dict[int, dict[str, np.ndarray]]
+    cache_hits: int = 0
+    cache_misses: int = 0
+
+
+class Slot:
+    """A worker's watchdog slot: three float64 cells in shared memory (or a local list).
+
+    ``(number, started_monotonic, budget_s)``; number ``-1`` means a sub-batch
+    whose culprit cannot be told apart, ``nan`` means idle.
+    """
+
+    __slots__ = ("_cells",)
+
+    def __init__(self, cells: Any) -> None:
+        self._cells = cells
+
+    def begin(self, number: int, budget_s: float) -> None:
+        self._cells[2] = budget_s
+        self._cells[1] = time.monotonic()
+        self._cells[0] = float(number)
+
+    def idle(self) -> None:
+        self._cells[0] = math.nan
+
+    def read(self) -> tuple[float, float, float]:
+        return float(self._cells[0]), float(self._cells[1]), float(self._cells[2])
+
+
+def parse_faults(text: str | None) -> dict[int, str]:
+    """``"3:raise,7:hang"`` -> ``{3: "raise", 7: "hang"}`` (the test-only fault hook)."""
+    faults: dict[int, str] = {}
+    for item in (text or "").split(","):
+        if ":" in item:
+            number, _, kind = item.partition(":")
+            faults[int(number)] = kind.strip()
+    return faults
+
+
+def _inject_fault(kind: str) -> None:
+    if kind == "raise":
+        raise RuntimeError("injected failure (GENESIS_TEST_FAULTS)")
+    if kind == "hang":
+        while True:
+            time.sleep(3600)
+    if kind == "exit":
+        os._exit(13)
+
+
+def _error_line(error: BaseException) -> str:
+    frames = traceback.extract_tb(error.__traceback__)
+    where = f" at {os.path.basename(frames[-1].filename)}:{frames[-1].lineno}" if frames else ""
+    text = " ".join(str(error).split())
+    return f"{type(error).__name__}: {text}{where}"[:500]
+
+
+def split_params(params: dict[str, Any], fixed: dict[str, Any], backtest: dict[str, Any]) -> tuple[dict, dict]:
+    """Strategy parameters and backtest keyword arguments of one trial."""
+    merged = {**fixed, **params}
+    kwargs = dict(backtest)
+    strategy_params = {}
+    for name, value in merged.items():
+        if name in BACKTEST_KEYS:
+            kwargs[name] = value
+        else:
+            strategy_params[name] = value
+    return strategy_params, kwargs
+
+
+class Evaluator:
+    """Evaluates chunks of trials on one worker's copy of the data."""
+
+    def __init__(self, bars: Any, setup: WorkerSetup, *, worker: str = "inline", slot: Slot | None = None) -> None:
+        from engine import backtest
+
+        self.bars = bars
+        self.setup = setup
+        self.worker = worker
+        self.slot = slot or Slot([math.nan, 0.0, 0.0])
+        self._backtest = backtest
+        self.cache = _make_cache(backtest)
+        self._prefixes: dict[int, Any] = {}
+        self._faults = parse_faults(os.environ.get(FAULTS_ENV))
+        self._batched = _batched_entry(backtest, setup)
+
+    # -- data prefixes (successive halving) ---------------------------------
+
+    def _bars_for(self, stop: int | None) -> Any:
+        if stop is None or stop >= len(self.bars):
+            return self.bars
+        bars = self._prefixes.get(stop)
+        if bars is None:
+            bars = self._prefixes[stop] = self.bars.slice(0, stop)
+        return bars
+
+    # -- evaluation ---------------------------------------------------------
+
+    def evaluate(
+        self, tasks: Sequence[TrialTask], *, threshold: float = -math.inf, isolate: bool = False
+    ) -> ChunkOutput:
+        """Evaluate ``tasks``; ``threshold`` (rank value) bounds which trials bring artifacts back.
+
+        ``isolate`` forces one trial at a time (used when re-running the chunk
+        of a worker that died, so that a culprit is told apart).
+        """
+        results: list[TrialResult] = []
+        if self._batched is not None and not isolate and not self._faults:
+            for start in range(0, len(tasks), KERNEL_BATCH):
+                results.extend(self._evaluate_batched(tasks[start : start + KERNEL_BATCH]))
+        else:
+            results.extend(self._evaluate_one(task) for task in tasks)
+        self.slot.idle()
+        artifacts = self._artifacts(tasks, results, threshold)
+        counters = getattr(self.cache, "counters", None)
+        return ChunkOutput(
+            results,
+            artifacts,
+            cache_hits=int(getattr(counters, "hits", 0)),
+            cache_misses=int(getattr(counters, "misses", 0)),
+        )
+
+    def _evaluate_one(self, task: TrialTask) -> TrialResult:
+        started = time.time()
+        t0 = time.perf_counter()
+        self.slot.begin(task.number, self.setup.trial_timeout_s)
+        try:
+            fault = self._faults.get(task.number)
+            if fault:
+                _inject_fault(fault)
+            metrics = self._run(task, equity=False, trades=False)[0]
+        except Exception as error:
+            return TrialResult(
+                task.number, TrialState.FAILED, None, None, started, time.perf_counter() - t0,
+                self.worker, _error_line(error), task.step,
+            )
+        duration = time.perf_counter() - t0
+        return self._result(task, metrics, started, duration)
+
+    def _result(self, task: TrialTask, metrics: dict[str, float], started: float, duration: float) -> TrialResult:
+        if self.setup.objective not in metrics:
+            return TrialResult(
+                task.number, TrialState.FAILED, metrics, None, started, duration, self.worker,
+                f"objective {self.setup.objective!r} is not a metric of this backtest", task.step,
+            )
+        objective = clean_objective(metrics[self.setup.objective])
+        return TrialResult(task.number, TrialState.COMPLETE, metrics, objective, started, duration, self.worker, None, task.step)
+
+    def _run(self, task: TrialTask, *, equity: bool, trades: bool) -> tuple[dict[str, float], Any]:
+        strategy_params, kwargs = split_params(task.params, self.setup.fixed, self.setup.backtest)
+        result = self._backtest.run(
+            self._bars_for(task.stop),
+            self.setup.strategy,
+            strategy_params,
+            equity=equity,
+            trades=trades,
+            cache=self.cache,
+            **kwargs,
+        )
+        return _metrics_dict(result.metrics), result
+
+    def _evaluate_batched(self, tasks: Sequence[TrialTask]) -> list[TrialResult]:
+        started = time.time()
+        t0 = time.perf_counter()
+        self.slot.begin(-1, self.setup.trial_timeout_s * len(tasks))
+        try:
+            rows = self._batched(self, tasks)
+        except Exception:
+            # Tell the culprit apart: one trial at a time.
+            return [self._evaluate_one(task) for task in tasks]
+        duration = (time.perf_counter() - t0) / max(1, len(tasks))
+        return [self._result(task, metrics, started, duration) for task, metrics in zip(tasks, rows, strict=True)]
+
+    # -- artifacts ------------------------------------------------------------
+
+    def _artifacts(
+        self, tasks: Sequence[TrialTask], results: list[TrialResult], threshold: float
+    ) -> dict[int, dict[str, np.ndarray]]:
+        top = self.setup.artifacts_top
+        if top == 0:
+            return {}
+        by_number = {task.number: task for task in tasks}
+        candidates = [
+            r for r in results
+            if r.state is TrialState.COMPLETE and r.objective is not None
+            and by_number[r.number].stop is None
+            and rank_value(r.objective, self.setup.maximize) > threshold
+        ]
+        candidates.sort(key=lambda r: (-rank_value(r.objective, self.setup.maximize), r.number))
+        if top is not None:
+            candidates = candidates[:top]
+        out: dict[int, dict[str, np.ndarray]] = {}
+        for result in candidates:
+            try:
+                _, full = self._run(by_number[result.number], equity=True, trades=True)
+            except Exception:
+                continue
+            arrays = {}
+            for name in ("equity", "trades"):
+                value = getattr(full, name, None)
+                if isinstance(value, np.ndarray):
+                    arrays[name] = value
+            if arrays:
+                out[result.number] = arrays
+        return out
+
+
+def _metrics_dict(metrics: Any) -> dict[str, float]:
+    raw = metrics.as_dict() if hasattr(metrics, "as_dict") else dict(metrics)
+    return {name: _plain(value) for name, value in raw.items()}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _make_cache(backtest: Any) -> Any:
+    factory = getattr(backtest, "IndicatorCache", None)
+    return factory() if factory is not None else None
+
+
+def _batched_entry(backtest: Any, setup: WorkerSetup) -> Callable[[Evaluator, Sequence[TrialTask]], list] | None:
+    """The backtest engine's batched kernel entry point for this strategy, if it has one."""
+    run_many = getattr(backtest, "run_many", None)
+    if run_many is None:
+        return None
+    supports = getattr(backtest, "supports_run_many", None)
+    if supports is not None and not supports(setup.strategy):
+        return None
+
+    def evaluate(evaluator: Evaluator, tasks: Sequence[TrialTask]) -> list[dict[str, float]]:
+        groups: dict[int | None, list[int]] = {}
+        for index, task in enumerate(tasks):
+            groups.setdefault(task.stop, []).append(index)
+        rows: list[dict[str, float] | None] = [None] * len(tasks)
+        for stop, indices in groups.items():
+            params, kwargs_list = [], []
+            for index in indices:
+                strategy_params, kwargs = split_params(tasks[index].params, setup.fixed, setup.backtest)
+                params.append(strategy_params)
+                kwargs_list.append(kwargs)
+            out = run_many(evaluator._bars_for(stop), setup.strategy, params, kwargs_list, cache=evaluator.cache)
+            for index, metrics in zip(indices, out, strict=True):
+                rows[index] = _metrics_dict(metrics)
+        return rows  # type: ignore[return-value]
+
+    return evaluate
