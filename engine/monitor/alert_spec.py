@@ -33,6 +33,7 @@ class AlertsSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     hysteresis: float = 0.1  # a raised alert clears only 10% past its threshold
     min_duration_s: float = 2.0  # a breach must last this long before it raises
     memory_forecast: bool = True  # warn with the projected time to the critical memory level
+    memory_forecast_horizon_s: float = 3600.0  # ... when that time is shorter than this
 
 
 #: Whether each rule fires above or below its thresholds.

@@ -7,7 +7,9 @@ all of them into immutable :class:`CacheStats` for reports and the console.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +28,33 @@ class CacheStats:
         """Hits over lookups (0.0 before the first lookup)."""
         lookups = self.hits + self.misses
         return self.hits / lookups if lookups else 0.0
+
+    @property
+    def lookups(self) -> int:
+        return self.hits + self.misses
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (JSON- and pickle-safe), with the hit ratio."""
+        return {
+            "name": self.name,
+            "hits": self.hits,
+            "misses": self.misses,
+            "evictions": self.evictions,
+            "bytes": self.bytes,
+            "entries": self.entries,
+            "hit_ratio": self.hit_ratio,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CacheStats:
+        return cls(
+            name=str(data["name"]),
+            hits=int(data.get("hits", 0)),
+            misses=int(data.get("misses", 0)),
+            evictions=int(data.get("evictions", 0)),
+            bytes=int(data.get("bytes", 0)),
+            entries=int(data.get("entries", 0)),
+        )
 
 
 class CacheCounters:
@@ -52,6 +81,11 @@ class CacheCounters:
         self.bytes = max(self.bytes, stats.bytes)
         self.entries = max(self.entries, stats.entries)
 
+    def clear_counts(self) -> None:
+        """Zero the event counts (hits, misses, evictions); ``bytes`` and
+        ``entries`` are levels, not counts, and stay."""
+        self.hits = self.misses = self.evictions = 0
+
 
 class CacheRegistry:
     """Counters of every cache in this process, by name."""
@@ -76,6 +110,24 @@ class CacheRegistry:
     def reset(self) -> None:
         with self._lock:
             self._counters.clear()
+
+    def export(self, *, reset: bool = False) -> list[dict[str, Any]]:
+        """Every cache's stats as plain dicts; ``reset`` zeroes the counts
+        afterwards, so successive exports from a worker are deltas."""
+        with self._lock:
+            counters = [self._counters[name] for name in sorted(self._counters)]
+            exported = [c.snapshot().to_dict() for c in counters]
+            if reset:
+                for c in counters:
+                    c.clear_counts()
+        return exported
+
+    def merge(self, exported: Iterable[Mapping[str, Any]]) -> None:
+        """Fold in another process's :meth:`export` (hits, misses and evictions
+        add up; bytes and entries keep the largest level seen)."""
+        for data in exported:
+            stats = CacheStats.from_dict(data)
+            self.counters(stats.name).add(stats)
 
 
 #: The process-wide cache registry.
