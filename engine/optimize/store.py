@@ -657,12 +657,12 @@ class SqliteStore:
         ) as cursor:
             return [_trial_record(row) for row in await cursor.fetchall()]
 
-    async def trial_outcomes(self, study_id: int) -> dict[str, tuple[TrialState, float | None, int]]:
-        """``key -> (state, objective, number)`` of every committed trial (for resume)."""
+    async def trial_outcomes(self, study_id: int) -> dict[str, tuple[TrialState, float | None, int, int]]:
+        """``key -> (state, objective, number, batch)`` of every committed trial (for resume)."""
         async with self._reader.execute(
-            "SELECT key, state, objective, number FROM trials WHERE study_id = ?", (study_id,)
+            "SELECT key, state, objective, number, batch FROM trials WHERE study_id = ?", (study_id,)
         ) as cursor:
-            return {row[0]: (TrialState(row[1]), row[2], row[3]) for row in await cursor.fetchall()}
+            return {row[0]: (TrialState(row[1]), row[2], row[3], row[4]) for row in await cursor.fetchall()}
 
     async def best(self, study_id: int, *, maximize: bool, k: int = 1) -> list[TrialRecord]:
         """The ``k`` best complete trials by objective (ties: lower number first)."""

@@ -1,0 +1,686 @@
+"""``Study``: run or resume a parameter study end to end, without any UI.
+
+The loop, per sampler batch (``execution.checkpoint_every`` points, or the
+sampler's own batch such as a genetic generation):
+
+1. ask the sampler for the batch; give each new point the next trial number
+   (points already stored in an earlier batch are told their stored value and
+   not run again);
+2. evaluate the batch through the executor (with successive halving when
+   ``prune = "halving"``), storing each trial as its chunk comes back;
+3. tell the sampler every result in ask order (so the process backend, whose
+   results arrive in any order, stays deterministic);
+4. checkpoint: the sampler state after the batch, written in the same
+   transaction as the batch's last trials.
+
+A resumed study restores the sampler from the last checkpoint, asks that
+batch again and skips the keys already stored, so a SIGKILL loses at most the
+trials of the last unflushed store batch and re-runs exactly those.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import math
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.errors import ConfigError, GenesisError
+from engine.optimize.backends.base import Backend, ChunkDone, make_backend
+from engine.optimize.executor import Executor
+from engine.optimize.progress import ProgressTracker, StudyProgress
+from engine.optimize.pruning import HalvingPlan
+from engine.optimize.records import (
+    StudyRecord,
+    StudyState,
+    TrialRecord,
+    TrialResult,
+    TrialState,
+    TrialTask,
+    rank_value,
+)
+from engine.optimize.store import SqliteStore, trial_record
+from engine.optimize.trial import WorkerSetup
+from engine.profile import profiler
+
+ProgressCallback = Callable[[StudyProgress], Any]
+
+#: Batches in a row that bring no new point before a sampler counts as exhausted.
+MAX_EMPTY_BATCHES = 3
+PROGRESS_INTERVAL_S = 0.1
+
+
+@dataclass(frozen=True, slots=True)
+class StudySummary:
+    """How a run of a study ended."""
+
+    name: str
+    state: str
+    trials: int
+    complete: int
+    failed: int
+    pruned: int
+    best: TrialRecord | None
+    elapsed_s: float
+    trials_per_s: float
+    db: str
+    validation: dict[str, Any] | None = None
+    error: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        best = None
+        if self.best is not None:
+            best = {
+                "number": self.best.number,
+                "key": self.best.key,
+                "params": self.best.params,
+                "objective": self.best.objective,
+                "metrics": self.best.metrics,
+            }
+        return {
+            "study": self.name,
+            "state": self.state,
+            "trials": self.trials,
+            "complete": self.complete,
+            "failed": self.failed,
+            "pruned": self.pruned,
+            "best": best,
+            "elapsed_s": round(self.elapsed_s, 3),
+            "trials_per_s": round(self.trials_per_s, 2),
+            "db": self.db,
+            "validation": self.validation,
+            "error": self.error,
+            **self.extra,
+        }
+
+
+# ---------------------------------------------------------------------------
+# reading the study spec (the spec module is the authority on its shape)
+
+
+def _section(spec: Any, name: str) -> Any:
+    return getattr(spec, name, None)
+
+
+def _opt(section: Any, name: str, default: Any) -> Any:
+    value = getattr(section, name, default) if section is not None else default
+    return default if value is None else value
+
+
+def parse_artifacts(policy: Any) -> int | None:
+    """``"all"`` -> ``None`` (every trial), ``"none"`` -> 0, ``"top:N"`` -> N."""
+    if policy is None:
+        return 20
+    if isinstance(policy, int):
+        return policy
+    text = str(policy).strip().lower()
+    if text == "all":
+        return None
+    if text == "none":
+        return 0
+    if text.startswith("top:"):
+        with contextlib.suppress(ValueError):
+            n = int(text[4:])
+            if n >= 0:
+                return n
+    raise ConfigError(f"execution.artifacts: expected all, none or top:N, got {policy!r}")
+
+
+def _load_spec_file(path: Path) -> Any:
+    from engine.optimize.spec import load_study
+
+    return load_study(path)
+
+
+def _load_spec_text(text: str, name: str) -> Any:
+    from engine.optimize import spec as spec_module
+
+    loads = getattr(spec_module, "loads_study", None)
+    if loads is not None:
+        return loads(text, where=f"stored study {name!r}")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"{name}.toml"
+        path.write_text(text)
+        return spec_module.load_study(path)
+
+
+def _space_of(spec: Any) -> Any:
+    space = getattr(spec, "space", None)
+    if space is not None and hasattr(space, "trial_key"):
+        return space
+    build = getattr(spec, "build_space", None)
+    if build is not None:
+        return build()
+    raise GenesisError("study spec has no parameter space")
+
+
+def _make_sampler(spec: Any, space: Any) -> Any:
+    from engine.optimize.samplers import make_sampler
+
+    return make_sampler(spec.search, space)
+
+
+class Study:
+    """One study file bound to a store; run, pause, resume, stop, read."""
+
+    def __init__(
+        self,
+        spec: Any,
+        spec_toml: str,
+        *,
+        db: str | Path | None = None,
+        backend: str | Backend | None = None,
+        workers: int | None = None,
+        batch_size: int | None = None,
+    ) -> None:
+        from engine.paths import default_store_path
+
+        self.spec = spec
+        self.spec_toml = spec_toml
+        self.db = Path(db) if db is not None else default_store_path()
+        execution = _section(spec, "execution")
+        search = _section(spec, "search")
+        self.name: str = spec.name
+        self.backend_choice: str | Backend = backend or _opt(execution, "backend", "process")
+        self.workers = int(workers if workers is not None else _opt(execution, "workers", 0))
+        self.trial_timeout_s = float(_opt(execution, "trial_timeout_s", 30.0))
+        self.max_failures = int(_opt(execution, "max_consecutive_failures", 20))
+        self.batch_size = int(batch_size or _opt(execution, "checkpoint_every", 500))
+        self.flush_interval_s = float(_opt(execution, "checkpoint_interval_s", 1.0))
+        self.artifacts_top = parse_artifacts(_opt(execution, "artifacts", "top:20"))
+        self.objective: str = _opt(search, "objective", "sharpe")
+        self.maximize = str(_opt(search, "direction", "maximize")).lower() != "minimize"
+        self.budget = int(_opt(search, "trials", 1000))
+        self.prune = str(_opt(search, "prune", "none")).lower()
+        self.space = _space_of(spec)
+        self._executor: Executor | None = None
+        self._store: SqliteStore | None = None
+        self._stop_requested = False
+        self._tracker = ProgressTracker(self.name, self.budget, objective=self.objective, workers=1)
+        self._top: list[tuple[float, int, int]] = []  # min-heap of (rank, -number, number): the top N
+        self._record: StudyRecord | None = None
+
+    # -- construction -------------------------------------------------------
+
+    @classmethod
+    def from_file(cls, path: str | Path, *, db: str | Path | None = None, **overrides: Any) -> Study:
+        """Load a study file (errors are one-line ``ConfigError``s naming the file and key)."""
+        path = Path(path)
+        spec = _load_spec_file(path)
+        try:
+            text = path.read_text()
+        except OSError as error:
+            raise ConfigError(f"{path}: cannot read: {error.strerror}") from None
+        return cls(spec, text, db=db, **overrides)
+
+    @classmethod
+    async def from_store(cls, name: str, *, db: str | Path, **overrides: Any) -> Study:
+        """The study ``name`` as stored in ``db`` (its spec text is kept with it)."""
+        store = await SqliteStore.open(db, readonly=True)
+        try:
+            record = await store.require_study(name)
+        finally:
+            await store.close()
+        return cls(_load_spec_text(record.spec_toml, name), record.spec_toml, db=db, **overrides)
+
+    # -- control (the console calls these) ------------------------------------
+
+    async def pause(self) -> None:
+        """Finish the trials in hand and start none until :meth:`resume`."""
+        if self._executor is not None:
+            self._executor.pause()
+            self._tracker.state = StudyState.PAUSED.value
+
+    async def resume(self) -> None:
+        """Start trials again after :meth:`pause`."""
+        if self._executor is not None:
+            self._executor.resume()
+            self._tracker.state = StudyState.RUNNING.value
+
+    async def stop(self) -> None:
+        """Finish the trials in hand, store them and make :meth:`run` return."""
+        self._stop_requested = True
+        if self._executor is not None:
+            self._executor.stop()
+
+    def progress(self) -> StudyProgress:
+        """An immutable snapshot of the run's progress."""
+        return self._tracker.snapshot()
+
+    # -- reads --------------------------------------------------------------
+
+    async def _read(self, reader: Callable[[SqliteStore, int], Any]) -> Any:
+        if self._store is not None and self._record is not None:
+            return await reader(self._store, self._record.id)
+        store = await SqliteStore.open(self.db, readonly=True)
+        try:
+            record = await store.require_study(self.name)
+            return await reader(store, record.id)
+        finally:
+            await store.close()
+
+    async def trials(self) -> list[TrialRecord]:
+        """Every stored trial, by number."""
+        return await self._read(lambda store, sid: store.trials(sid))
+
+    async def best(self, k: int = 1) -> list[TrialRecord]:
+        """The ``k`` best complete trials."""
+        return await self._read(lambda store, sid: store.best(sid, maximize=self.maximize, k=k))
+
+    # -- the run --------------------------------------------------------------
+
+    async def run(self, progress_callback: ProgressCallback | None = None) -> StudySummary:
+        """Run (or resume) the study to its end, a stop, or too many failures."""
+        store = await SqliteStore.open(self.db, batch_size=self.batch_size, batch_interval_s=self.flush_interval_s)
+        self._store = store
+        try:
+            return await self._run(store, progress_callback)
+        finally:
+            self._store = None
+            await store.close()
+
+    async def _run(self, store: SqliteStore, progress_callback: ProgressCallback | None) -> StudySummary:
+        from engine.data import load as load_data
+
+        record = await store.create_study(self.name, self.spec_toml)
+        self._record = record
+        t_start = time.monotonic()
+        with profiler.stage("data.load"):
+            bars = await asyncio.to_thread(load_data, self.spec.data.spec)
+        in_sample, validation_plan = _split_for_validation(self.spec, bars)
+
+        sampler = _make_sampler(self.spec, self.space)
+        if record.sampler_state is not None:
+            sampler.set_state(record.sampler_state)
+        stored = await store.trial_outcomes(record.id)
+        total = self._total(sampler)
+        tracker = self._tracker = ProgressTracker(self.name, total, objective=self.objective, workers=1)
+        for state, _objective, _number, _batch in stored.values():
+            tracker.count(state.value)
+        for best in await store.best(record.id, maximize=self.maximize, k=1):
+            tracker.offer_best(best.objective, best.number, best.params, self.maximize)  # type: ignore[arg-type]
+        if self.artifacts_top:
+            for trial in await store.best(record.id, maximize=self.maximize, k=self.artifacts_top):
+                heapq.heappush(self._top, (rank_value(trial.objective, self.maximize), -trial.number, trial.number))
+        tracker.restart_clock()
+
+        backend = self.backend_choice
+        if isinstance(backend, str):
+            backend = make_backend(backend, workers=self.workers, trial_timeout_s=self.trial_timeout_s)
+        executor = self._executor = Executor(backend)
+        tracker.workers = executor.workers
+        setup = WorkerSetup(
+            strategy=self.spec.strategy.name,
+            fixed=dict(getattr(self.spec.strategy, "fixed", {}) or {}),
+            backtest=_backtest_kwargs(self.spec),
+            objective=self.objective,
+            maximize=self.maximize,
+            artifacts_top=self.artifacts_top,
+            trial_timeout_s=self.trial_timeout_s,
+        )
+        error: str | None = None
+        final_state = StudyState.COMPLETE
+        last_emit = 0.0
+
+        def emit(force: bool = False) -> None:
+            nonlocal last_emit
+            now = time.monotonic()
+            if progress_callback is not None and (force or now - last_emit >= PROGRESS_INTERVAL_S):
+                last_emit = now
+                progress_callback(tracker.snapshot())
+
+        await store.set_study_state(record.id, StudyState.RUNNING)
+        tracker.state = StudyState.RUNNING.value
+        emit(force=True)
+        try:
+            await executor.start(in_sample, setup)
+            loop = _BatchLoop(self, store, record, sampler, executor, stored, emit, len(in_sample))
+            error = await loop.run()
+            if error is not None:
+                final_state = StudyState.FAILED
+            elif self._stop_requested or executor.stopping:
+                final_state = StudyState.STOPPED
+        except BaseException as failure:
+            final_state = StudyState.STOPPED if isinstance(failure, asyncio.CancelledError) else StudyState.FAILED
+            error = error or f"{type(failure).__name__}: {failure}"
+            raise
+        finally:
+            with contextlib.suppress(Exception):
+                await executor.close()
+            self._executor = None
+            with contextlib.suppress(Exception):
+                await store.flush()
+                await store.set_study_state(record.id, final_state, error)
+            tracker.state = final_state.value
+
+        validation = None
+        if final_state is StudyState.COMPLETE and validation_plan is not None:
+            validation = await self._validate(store, record, bars, validation_plan)
+        counts = await store.counts(record.id)
+        best = await store.best(record.id, maximize=self.maximize, k=1)
+        elapsed = time.monotonic() - t_start
+        summary = StudySummary(
+            name=self.name,
+            state=final_state.value,
+            trials=sum(counts.values()),
+            complete=counts[TrialState.COMPLETE],
+            failed=counts[TrialState.FAILED],
+            pruned=counts[TrialState.PRUNED],
+            best=best[0] if best else None,
+            elapsed_s=elapsed,
+            trials_per_s=(tracker.done - tracker.resumed_from) / max(elapsed, 1e-9),
+            db=str(self.db),
+            validation=validation,
+            error=error,
+            extra={"workers": executor.workers, "backend": backend.name},
+        )
+        await store.save_summary(record.id, {k: v for k, v in summary.as_dict().items() if k != "validation"})
+        emit(force=True)
+        if final_state is StudyState.FAILED:
+            raise GenesisError(f"study {self.name!r} stopped: {error}")
+        return summary
+
+    def _total(self, sampler: Any) -> int:
+        total = self.budget
+        size = getattr(sampler, "total", None)
+        if size is None and str(_opt(_section(self.spec, "search"), "sampler", "grid")) == "grid":
+            with contextlib.suppress(Exception):
+                size = self.space.feasible_grid_size()
+        if isinstance(size, int) and size >= 0:
+            total = min(total, size)
+        return total
+
+    async def _validate(self, store: SqliteStore, record: StudyRecord, bars: Any, plan: Any) -> dict[str, Any] | None:
+        from engine.optimize import validation as validation_module
+
+        counts = await store.counts(record.id)
+        n_trials = sum(counts.values())
+        top = await store.best(record.id, maximize=self.maximize, k=int(getattr(plan, "top_k", 5) or 5))
+        if not top:
+            return None
+        result = await asyncio.to_thread(
+            validation_module.validate, self.spec, bars, [t.params for t in top], n_trials=n_trials
+        )
+        as_dict = result.as_dict() if hasattr(result, "as_dict") else dict(result)
+        await store.save_validation(record.id, as_dict)
+        return as_dict
+
+    # -- top-N artifacts (called by the batch loop) -----------------------------
+
+    def threshold(self) -> float:
+        """The rank a trial must beat to enter the top N (``-inf`` while it is not full)."""
+        top = self.artifacts_top
+        if top is None:
+            return -math.inf
+        if top == 0:
+            return math.inf
+        return self._top[0][0] if len(self._top) >= top else -math.inf
+
+    def offer_artifacts(self, store: SqliteStore, study_id: int, result: TrialResult, arrays: dict | None) -> None:
+        top = self.artifacts_top
+        if top == 0 or result.state is not TrialState.COMPLETE or result.objective is None:
+            return
+        if top is None:
+            if arrays:
+                store.put_artifacts(study_id, result.number, arrays)
+            return
+        entry = (rank_value(result.objective, self.maximize), -result.number, result.number)
+        if len(self._top) < top:
+            heapq.heappush(self._top, entry)
+        elif entry > self._top[0]:
+            evicted = heapq.heappushpop(self._top, entry)
+            store.drop_artifacts(study_id, evicted[2])
+        else:
+            return
+        if arrays:
+            store.put_artifacts(study_id, result.number, arrays)
+
+
+def _backtest_kwargs(spec: Any) -> dict[str, Any]:
+    section = _section(spec, "backtest")
+    if section is None:
+        return {}
+    if hasattr(section, "as_kwargs"):
+        return dict(section.as_kwargs())
+    out: dict[str, Any] = {}
+    for name in ("fee", "slippage", "fill", "direction", "size", "cash", "stop_loss", "take_profit"):
+        value = getattr(section, name, None)
+        if value is not None:
+            out[name] = value
+    return out
+
+
+def _split_for_validation(spec: Any, bars: Any) -> tuple[Any, Any]:
+    """In-sample bars for the search and the validation plan (``None``: no validation)."""
+    section = _section(spec, "validation")
+    oos = float(_opt(section, "out_of_sample", 0.0))
+    folds = int(_opt(section, "walk_forward_folds", 0))
+    if oos <= 0 and folds <= 0:
+        return bars, None
+    from engine.optimize import validation as validation_module
+
+    split = getattr(validation_module, "in_sample", None)
+    if split is not None:
+        return split(bars, section), section
+    if oos > 0:
+        cut = int(len(bars) * (1.0 - oos))
+        return bars.slice(0, cut), section
+    return bars, section
+
+
+class _BatchLoop:
+    """The ask -> evaluate -> tell -> checkpoint loop of one run."""
+
+    def __init__(
+        self,
+        study: Study,
+        store: SqliteStore,
+        record: StudyRecord,
+        sampler: Any,
+        executor: Executor,
+        stored: dict[str, tuple[TrialState, float | None, int, int]],
+        emit: Callable[..., None],
+        n_bars: int,
+    ) -> None:
+        self.study = study
+        self.store = store
+        self.record = record
+        self.sampler = sampler
+        self.executor = executor
+        self.stored = stored
+        self.emit = emit
+        self.seq = record.checkpoint_seq
+        self.next_number = record.next_number
+        self.consecutive_failures = 0
+        self.failure: str | None = None
+        self.halving = HalvingPlan.for_bars(n_bars) if study.prune == "halving" else None
+        self.tracker = study._tracker
+
+    async def run(self) -> str | None:
+        empty_batches = 0
+        while not self.study._stop_requested and self.failure is None:
+            done = len(self.stored)
+            if done >= self.study.budget or getattr(self.sampler, "exhausted", False):
+                break
+            batch_size = getattr(self.sampler, "preferred_batch", None) or self.study.batch_size
+            wanted = min(batch_size, self.study.budget - done)
+            points = self.sampler.ask(wanted)
+            if not points:
+                break
+            batch = self.seq + 1
+            tasks, known, numbers = self._plan(points, batch)
+            if not tasks and not known:
+                empty_batches += 1
+                if empty_batches >= MAX_EMPTY_BATCHES:
+                    break
+            else:
+                empty_batches = 0
+            finished = await self._evaluate(tasks, batch)
+            if finished is None:  # stopped, or too many failures
+                break
+            values = {**known, **finished}
+            for params, number in zip(points, numbers, strict=True):
+                key_value = values.get(number) if number is not None else None
+                self.sampler.tell(params, key_value)
+            self.seq = batch
+            used = [n for n in numbers if n is not None and n >= 0]
+            if used:
+                self.next_number = max(self.next_number, max(used) + 1)
+            await self.store.checkpoint(self.record.id, self.sampler.get_state(), self.seq, self.next_number)
+            self.emit()
+        return self.failure
+
+    def _plan(
+        self, points: Sequence[dict[str, Any]], batch: int
+    ) -> tuple[list[TrialTask], dict[int, float | None], list[int | None]]:
+        """New tasks, values already known (by number; negative numbers for old duplicates), numbers by point."""
+        tasks: list[TrialTask] = []
+        known: dict[int, float | None] = {}
+        numbers: list[int | None] = []
+        seen: dict[str, int] = {}
+        number = self.next_number
+        duplicate = -1
+        for params in points:
+            key = self.study.space.trial_key(params)
+            if key in seen:  # the same point twice in one batch
+                numbers.append(seen[key])
+                continue
+            hit = self.stored.get(key)
+            if hit is not None and hit[3] != batch:
+                # Stored by an earlier batch: tell its value, run nothing, use no number.
+                known[duplicate] = _told_value(hit[0], hit[1])
+                numbers.append(duplicate)
+                seen[key] = duplicate
+                duplicate -= 1
+                continue
+            if hit is not None:
+                # Stored by this very batch before an interruption: same number, not run again.
+                known[hit[2]] = _told_value(hit[0], hit[1])
+                numbers.append(hit[2])
+                seen[key] = hit[2]
+                number = max(number, hit[2] + 1)
+                continue
+            while number in known:
+                number += 1
+            tasks.append(TrialTask(number, dict(params), key))
+            numbers.append(number)
+            seen[key] = number
+            number += 1
+        return tasks, known, numbers
+
+    async def _evaluate(self, tasks: list[TrialTask], batch: int) -> dict[int, float | None] | None:
+        """Run the batch's tasks; the told value by number, or ``None`` if the run must end."""
+        if not tasks:
+            return {}
+        if self.halving is not None:
+            return await self._evaluate_halving(tasks, batch)
+        by_number = {t.number: t for t in tasks}
+        values: dict[int, float | None] = {}
+
+        async def on_done(event: ChunkDone) -> None:
+            records = []
+            for result in event.results:
+                task = by_number[result.number]
+                records.append(trial_record(result, task.key, task.params, batch))
+                values[result.number] = result.objective if result.state is TrialState.COMPLETE else None
+                self._account(result, task)
+                self.study.offer_artifacts(self.store, self.record.id, result, event.artifacts.get(result.number))
+            await self.store.add_trials(self.record.id, records)
+            self.emit()
+
+        outcome = await self.executor.run_batch(tasks, on_done, threshold=self.study.threshold)
+        if outcome.stopped or self.failure is not None or self.study._stop_requested:
+            return None
+        return values
+
+    async def _evaluate_halving(self, tasks: list[TrialTask], batch: int) -> dict[int, float | None] | None:
+        """Successive halving over the batch; every trial is stored once it is final."""
+        assert self.halving is not None
+        plan = self.halving
+        by_number = {t.number: t for t in tasks}
+        final: dict[int, tuple[TrialResult, dict | None]] = {}
+        alive = list(tasks)
+        for rung in range(plan.rungs):
+            stop = plan.stop_for(rung)
+            rung_tasks = [TrialTask(t.number, t.params, t.key, rung, stop) for t in alive]
+            rung_results: dict[int, TrialResult] = {}
+            artifacts: dict[int, dict] = {}
+
+            async def on_done(event: ChunkDone, rung_results: dict = rung_results, artifacts: dict = artifacts) -> None:
+                for result in event.results:
+                    rung_results[result.number] = result
+                    if result.state is TrialState.FAILED:
+                        self._count_failure(result)
+                    else:
+                        self.consecutive_failures = 0
+                artifacts.update(event.artifacts)
+
+            outcome = await self.executor.run_batch(
+                rung_tasks, on_done, threshold=self.study.threshold if stop is None else (lambda: math.inf)
+            )
+            if outcome.stopped or self.failure is not None or self.study._stop_requested:
+                return None
+            results = [rung_results[t.number] for t in rung_tasks]
+            for result in results:
+                if result.state is TrialState.FAILED:
+                    final[result.number] = (result, None)
+            if stop is None:
+                for result in results:
+                    if result.state is TrialState.COMPLETE:
+                        final[result.number] = (result, artifacts.get(result.number))
+                break
+            promoted, pruned = plan.survivors(results, self.study.maximize)
+            for number in pruned:
+                result = rung_results[number]
+                final[number] = (
+                    TrialResult(
+                        result.number, TrialState.PRUNED, result.metrics, result.objective, result.started,
+                        result.duration_s, result.worker, None, rung,
+                    ),
+                    None,
+                )
+            keep = set(promoted)
+            alive = [t for t in alive if t.number in keep]
+        records = []
+        values: dict[int, float | None] = {}
+        for number in sorted(final):
+            result, arrays = final[number]
+            task = by_number[number]
+            records.append(trial_record(result, task.key, task.params, batch))
+            values[number] = result.objective if result.state is TrialState.COMPLETE else None
+            self._account(result, task, count_failure=False)
+            self.study.offer_artifacts(self.store, self.record.id, result, arrays)
+        await self.store.add_trials(self.record.id, records)
+        self.emit()
+        return values
+
+    def _count_failure(self, result: TrialResult) -> None:
+        self.consecutive_failures += 1
+        if self.consecutive_failures >= self.study.max_failures and self.failure is None:
+            self.failure = (
+                f"{self.consecutive_failures} consecutive trials failed "
+                f"(execution.max_consecutive_failures = {self.study.max_failures}); last error: {result.error}"
+            )
+            self.executor.stop()
+
+    def _account(self, result: TrialResult, task: TrialTask, *, count_failure: bool = True) -> None:
+        self.stored[task.key] = (result.state, result.objective, result.number, self.seq + 1)
+        self.tracker.count(result.state.value)
+        if result.state is TrialState.FAILED:
+            if count_failure:
+                self._count_failure(result)
+            return
+        self.consecutive_failures = 0
+        if result.state is TrialState.COMPLETE and result.objective is not None:
+            self.tracker.offer_best(result.objective, result.number, task.params, self.study.maximize)
+
+
+def _told_value(state: TrialState, objective: float | None) -> float | None:
+    return objective if state is TrialState.COMPLETE else None
