@@ -12,6 +12,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 
 import numpy as np
 
@@ -229,13 +230,13 @@ def parse_timestamp(raw: str) -> int:
         whole = int(text)  # exact, even for nanoseconds
         return whole * epoch_scale(abs(whole))
     try:
-        number = float(text)
-    except ValueError:
+        number = Decimal(text)
+    except InvalidOperation:
         number = None
     if number is not None:
-        if not math.isfinite(number):
+        if not number.is_finite():
             raise ValueError(raw)
-        return round(number * epoch_scale(abs(number)))
+        return int((number * epoch_scale(float(abs(number)))).to_integral_value())
     if text.endswith(("Z", "z")):
         text = text[:-1] + "+00:00"
     from datetime import UTC, datetime

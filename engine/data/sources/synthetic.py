@@ -8,8 +8,8 @@ The model, per bar of length ``dt`` years:
   multipliers are normalised so that the long-run variance of the diffusion is
   exactly ``vol**2`` per year;
 - log return ``(drift - sigma**2 / 2 - jump compensation) * dt + sigma * sqrt(dt) * z``
-  plus, with probability ``1 - exp(-jumps * dt)``, a normal log jump of standard
-  deviation ``jump_size``. The jump compensation keeps ``E[S_t] = S_0 exp(drift t)``;
+  plus a Poisson(``jumps * dt``) number of normal log jumps of standard
+  deviation ``jump_size`` each. The jump compensation keeps ``E[S_t] = S_0 exp(drift t)``;
 - open is the previous close; high and low are the exact Brownian-bridge extremes
   of the bar given its open, close and volatility (so intrabar ranges match the
   regime), clamped to enclose open and close;
@@ -77,7 +77,7 @@ class SyntheticParams:
 
 @dataclass(frozen=True, slots=True)
 class SyntheticPath:
-    """Generated columns plus the hidden state: regime (0 calm, 1 stressed) and jump flags."""
+    """Generated columns plus the hidden state: regime (0 calm, 1 stressed) and jumps per bar."""
 
     ts: np.ndarray
     open: np.ndarray
@@ -124,10 +124,14 @@ def _regime_path(n: int, params: SyntheticParams, dt_days: float, streams: list[
         lengths.append(spells)
         states.append(labels)
         covered += int(spells.sum())
-    return np.repeat(np.concatenate(states), np.concatenate(lengths))[:n]
+    spells = np.concatenate(lengths)
+    used = int(np.searchsorted(np.cumsum(spells), n)) + 1  # spells needed to cover n bars
+    spells = spells[:used]
+    spells[-1] -= int(spells.sum()) - n
+    return np.repeat(np.concatenate(states)[:used], spells)
 
 
-def simulate(params: SyntheticParams) -> SyntheticPath:
+def simulate(params: SyntheticParams, where: str = "synthetic") -> SyntheticPath:
     """Generate the columns of ``params.bars`` bars (see the module docstring for the model)."""
     n = params.bars
     bar_seconds = timeframe_seconds(params.timeframe)
@@ -140,10 +144,11 @@ def simulate(params: SyntheticParams) -> SyntheticPath:
     sigma = params.vol * np.sqrt(dt) * multiplier  # per-bar diffusion volatility
 
     z = streams[3].standard_normal(n)
-    p_jump = -np.expm1(-params.jumps * dt) if params.jump_size > 0 else 0.0
-    jump = streams[4].random(n) < p_jump
+    # Compound Poisson jumps: k jumps in a bar add a normal of variance k * jump_size**2.
+    jump = streams[4].poisson(params.jumps * dt, n) if params.jump_size > 0 else np.zeros(n, dtype=np.int64)
+    jumped = np.flatnonzero(jump)
     jump_sizes = np.zeros(n)
-    jump_sizes[jump] = streams[5].standard_normal(int(jump.sum())) * params.jump_size
+    jump_sizes[jumped] = streams[5].standard_normal(jumped.shape[0]) * params.jump_size * np.sqrt(jump[jumped])
     compensation = params.jumps * np.expm1(0.5 * params.jump_size**2)
     log_return = (params.drift - compensation) * dt - 0.5 * sigma * sigma + sigma * z + jump_sizes
 
@@ -168,7 +173,7 @@ def simulate(params: SyntheticParams) -> SyntheticPath:
 
     step = bar_seconds * 1_000_000_000
     if params.start_ns + (n - 1) * step > np.iinfo(np.int64).max:
-        raise DataError(f"synthetic: {n} bars of {params.timeframe} from {format_ns(params.start_ns)} run past 2262")
+        raise DataError(f"{where}: {n} bars of {params.timeframe} from {format_ns(params.start_ns)} run past 2262")
     ts = params.start_ns + np.arange(n, dtype=np.int64) * step
     return SyntheticPath(ts, open_, high, low, close, volume, regime, jump)
 
@@ -200,7 +205,7 @@ def params_from_spec(spec: DataSpec) -> SyntheticParams:
 def load_synthetic(spec: DataSpec) -> Bars:
     """Bars for a ``synthetic:`` spec."""
     params = params_from_spec(spec)
-    path = simulate(params)
+    path = simulate(params, spec.where)
     with profiler.stage("data.validate"):
         try:
             return Bars(
