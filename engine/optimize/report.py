@@ -1,0 +1,226 @@
+"""The study report (JSON and Markdown), built from the store alone.
+
+Nothing here needs the writer, the data or the workers: ``genesis report``
+works on any store file, while a run is writing it or long after.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+import json
+import math
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from engine.histogram import LogHistogram
+from engine.optimize.records import TrialRecord, TrialState
+from engine.optimize.store import SqliteStore
+
+TOP_K = 10
+
+
+def _spec_fields(spec_toml: str) -> dict[str, Any]:
+    try:
+        raw = tomllib.loads(spec_toml)
+    except tomllib.TOMLDecodeError:
+        return {}
+    search = raw.get("search", {}) if isinstance(raw.get("search"), dict) else {}
+    strategy = raw.get("strategy", {}) if isinstance(raw.get("strategy"), dict) else {}
+    data = raw.get("data", {}) if isinstance(raw.get("data"), dict) else {}
+    return {
+        "objective": search.get("objective", "sharpe"),
+        "direction": search.get("direction", "maximize"),
+        "sampler": search.get("sampler", "grid"),
+        "seed": search.get("seed"),
+        "strategy": strategy.get("name"),
+        "data": data.get("spec"),
+    }
+
+
+def _trial_dict(trial: TrialRecord) -> dict[str, Any]:
+    return {
+        "number": trial.number,
+        "key": trial.key,
+        "params": trial.params,
+        "objective": trial.objective,
+        "metrics": trial.metrics,
+        "duration_s": trial.duration_s,
+        "worker": trial.worker,
+    }
+
+
+def _iso(epoch: float | None) -> str | None:
+    if epoch is None:
+        return None
+    return dt.datetime.fromtimestamp(epoch, tz=dt.UTC).isoformat(timespec="seconds")
+
+
+async def build_report(store: SqliteStore, name: str) -> dict[str, Any]:
+    """Everything the report shows about study ``name``, as JSON-ready data."""
+    study = await store.require_study(name)
+    fields = _spec_fields(study.spec_toml)
+    maximize = str(fields.get("direction", "maximize")).lower() != "minimize"
+    counts = await store.counts(study.id)
+    top = await store.best(study.id, maximize=maximize, k=TOP_K)
+    durations = LogHistogram()
+    failures: collections.Counter[str] = collections.Counter()
+    pruned_steps: collections.Counter[int] = collections.Counter()
+    busy = 0.0
+    cursor = 0
+    while True:
+        page = await store.trials_after(study.id, cursor, limit=20_000)
+        if not page:
+            break
+        cursor = page[-1].rowid
+        for trial in page:
+            if trial.duration_s is not None:
+                durations.record(int(trial.duration_s * 1e9))
+                busy += trial.duration_s
+            if trial.state is TrialState.FAILED:
+                failures[(trial.error or "unknown").split(" at ")[0][:160]] += 1
+            elif trial.state is TrialState.PRUNED:
+                pruned_steps[int(trial.step or 0)] += 1
+    snapshot = durations.snapshot()
+    total = sum(counts.values())
+    return {
+        "study": study.name,
+        "state": study.state.value,
+        "error": study.error,
+        "created": _iso(study.created),
+        "updated": _iso(study.updated),
+        "spec_hash": study.spec_hash,
+        **fields,
+        "trials": total,
+        "counts": {state.value: n for state, n in counts.items()},
+        "checkpoint": {"batches": study.checkpoint_seq, "next_number": study.next_number},
+        "best": _trial_dict(top[0]) if top else None,
+        "top": [_trial_dict(t) for t in top],
+        "timings": {
+            "trial_time_total_s": busy,
+            "mean_s": snapshot.mean / 1e9 if snapshot.count else None,
+            "p50_s": snapshot.p50 / 1e9 if snapshot.count else None,
+            "p95_s": snapshot.p95 / 1e9 if snapshot.count else None,
+            "max_s": snapshot.max / 1e9 if snapshot.count else None,
+        },
+        "failures": [{"error": error, "count": n} for error, n in failures.most_common(10)],
+        "pruned_by_step": {str(step): n for step, n in sorted(pruned_steps.items())},
+        "run": study.summary,
+        "validation": study.validation,
+        "artifacts": await store.artifact_numbers(study.id),
+    }
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        if math.isnan(value) or math.isinf(value):
+            return str(value)
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _params(params: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={_fmt(v)}" for k, v in params.items())
+
+
+def _validation_lines(validation: dict[str, Any]) -> list[str]:
+    lines = ["", "## Validation (in-sample against out-of-sample)", ""]
+    rows = validation.get("rows") or validation.get("trials") or validation.get("top")
+    if isinstance(rows, list) and rows and isinstance(rows[0], dict):
+        columns = list(rows[0].keys())
+        lines.append("| " + " | ".join(columns) + " |")
+        lines.append("|" + "---|" * len(columns))
+        for row in rows:
+            lines.append("| " + " | ".join(_fmt(row.get(c)) if not isinstance(row.get(c), dict) else _params(row[c]) for c in columns) + " |")
+        lines.append("")
+    for key, value in validation.items():
+        if value is rows or isinstance(value, list | dict):
+            continue
+        lines.append(f"- **{key.replace('_', ' ')}**: {_fmt(value)}")
+    nested = {k: v for k, v in validation.items() if isinstance(v, dict)}
+    for key, value in nested.items():
+        lines.append(f"- **{key.replace('_', ' ')}**: " + ", ".join(f"{k}={_fmt(v)}" for k, v in value.items() if not isinstance(v, list | dict)))
+    return lines
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    """The report as Markdown."""
+    objective = report.get("objective", "objective")
+    counts = report["counts"]
+    lines = [
+        f"# Study `{report['study']}`",
+        "",
+        f"- **state**: {report['state']}" + (f" ({report['error']})" if report.get("error") else ""),
+        f"- **strategy**: {_fmt(report.get('strategy'))} on `{_fmt(report.get('data'))}`",
+        f"- **search**: {_fmt(report.get('sampler'))}, seed {_fmt(report.get('seed'))}, "
+        f"{report.get('direction', 'maximize')} `{objective}`",
+        f"- **trials**: {report['trials']} ({counts.get('complete', 0)} complete, {counts.get('failed', 0)} failed, "
+        f"{counts.get('pruned', 0)} pruned)",
+        f"- **created**: {report['created']}, **updated**: {report['updated']}, spec hash `{report['spec_hash']}`",
+    ]
+    run = report.get("run") or {}
+    if run:
+        lines.append(
+            f"- **last run**: {_fmt(run.get('elapsed_s'))} s, {_fmt(run.get('trials_per_s'))} trials/s, "
+            f"backend {_fmt(run.get('backend'))} with {_fmt(run.get('workers'))} workers"
+        )
+    timings = report["timings"]
+    if timings.get("mean_s") is not None:
+        lines.append(
+            f"- **trial time**: mean {_fmt(timings['mean_s'])} s, p50 {_fmt(timings['p50_s'])} s, "
+            f"p95 {_fmt(timings['p95_s'])} s, max {_fmt(timings['max_s'])} s"
+        )
+    best = report.get("best")
+    lines += ["", "## Best trial", ""]
+    if best is None:
+        lines.append("No complete trial.")
+    else:
+        lines.append(f"Trial #{best['number']}: **{objective} = {_fmt(best['objective'])}** with {_params(best['params'])}")
+        if best.get("metrics"):
+            lines += ["", "| metric | value |", "|---|---|"]
+            lines += [f"| {k} | {_fmt(v)} |" for k, v in best["metrics"].items()]
+    top = report.get("top") or []
+    if len(top) > 1:
+        metric_names = [m for m in ("total_return", "max_drawdown", "trades") if m in (top[0].get("metrics") or {})]
+        lines += ["", f"## Top {len(top)}", ""]
+        lines.append("| # | " + objective + " | " + " | ".join(metric_names) + (" | " if metric_names else "") + "params |")
+        lines.append("|---|---|" + "---|" * len(metric_names) + "---|")
+        for t in top:
+            metrics = t.get("metrics") or {}
+            cells = [str(t["number"]), _fmt(t["objective"]), *(_fmt(metrics.get(m)) for m in metric_names), _params(t["params"])]
+            lines.append("| " + " | ".join(cells) + " |")
+    if report.get("validation"):
+        lines += _validation_lines(report["validation"])
+    if report.get("failures"):
+        lines += ["", "## Failures", "", "| count | error |", "|---|---|"]
+        lines += [f"| {f['count']} | {f['error'].replace('|', '/')} |" for f in report["failures"]]
+    if report.get("pruned_by_step"):
+        lines += ["", "## Pruned (successive halving)", ""]
+        lines += [f"- step {step}: {n}" for step, n in report["pruned_by_step"].items()]
+    return "\n".join(lines) + "\n"
+
+
+async def report_from_db(db: str | Path, name: str) -> dict[str, Any]:
+    """Open ``db`` read-only and build the report of study ``name``."""
+    store = await SqliteStore.open(db, readonly=True)
+    try:
+        return await build_report(store, name)
+    finally:
+        await store.close()
+
+
+def write_report(report: dict[str, Any], directory: str | Path) -> tuple[Path, Path]:
+    """Write ``<study>.md`` and ``<study>.json`` into ``directory`` (atomically, each)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in report["study"])
+    paths = (directory / f"{stem}.md", directory / f"{stem}.json")
+    contents = (render_markdown(report), json.dumps(report, indent=2, default=str) + "\n")
+    for path, text in zip(paths, contents, strict=True):
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
+    return paths
