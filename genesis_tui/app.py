@@ -1,0 +1,309 @@
+"""The Genesis console: a Textual app over an engine's telemetry and commands.
+
+The app never reaches into engine internals. It polls ``source.telemetry()``
+(an immutable :class:`~engine.telemetry.Telemetry`) on a timer that is re-armed
+only after the previous poll has been rendered, so polls never overlap and a
+slow frame delays the next poll instead of queueing stale ones; only the
+visible pane renders. Commands (pause, resume, stop, ...) are the source's
+coroutines, run as workers so the UI keeps answering keys while they wait.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import ClassVar
+
+from textual import on, work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.content import Content
+from textual.screen import Screen
+from textual.theme import Theme
+from textual.timer import Timer
+from textual.widgets import Footer, Static, TabbedContent, TabPane
+
+from engine.errors import GenesisError
+from engine.telemetry import Telemetry, TelemetrySource
+from genesis_tui import format as fmt
+from genesis_tui.palette import GenesisCommandProvider
+from genesis_tui.panes import PANES, Pane
+from genesis_tui.panes.optimizer import OptimizerPane, state_style
+from genesis_tui.screens import HelpScreen, PromptScreen, TrialScreen
+from genesis_tui.themes import (
+    DEFAULT_THEME,
+    THEME_VARIABLE_DEFAULTS,
+    load_themes,
+    remember_theme,
+    remembered_theme,
+)
+
+DEFAULT_REFRESH_HZ = 4.0
+
+
+class GenesisApp(App[int]):
+    """The operator console."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "Genesis"
+    COMMANDS: ClassVar = App.COMMANDS | {GenesisCommandProvider}
+    HORIZONTAL_BREAKPOINTS: ClassVar = [(0, "-narrow"), (140, "-wide")]
+    VERTICAL_BREAKPOINTS: ClassVar = [(0, "-short"), (40, "-tall")]
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("q", "quit_console", "Quit"),
+        Binding("question_mark", "help", "Help", key_display="?"),
+        Binding("p", "pause", "Pause"),
+        Binding("r", "resume", "Resume"),
+        Binding("x", "stop", "Stop"),
+        Binding("c", "capture", "Capture"),
+        Binding("t", "toggle_paper", "Paper"),
+        Binding("K", "kill_switch", "Kill", show=False),
+        Binding("o", "start_study", "Open study", show=False),
+        *[
+            Binding(str(i + 1), f"show_pane('{pane_id}')", label, show=False)
+            for i, (pane_id, label, _) in enumerate(PANES)
+        ],
+    ]
+
+    def __init__(
+        self,
+        source: TelemetrySource,
+        *,
+        refresh_hz: float = DEFAULT_REFRESH_HZ,
+        theme: str | None = None,
+        poll: bool = True,
+        remember: bool = True,
+    ) -> None:
+        """``poll=False`` renders one snapshot and never polls again (snapshot tests)."""
+        super().__init__()
+        self.source = source
+        self.refresh_hz = max(0.2, min(60.0, refresh_hz))
+        self.last_telemetry: Telemetry | None = None
+        self.frames = 0
+        self._poll_enabled = poll
+        self._remember = remember
+        self._poll_timer: Timer | None = None
+        self._quitting = False
+        self._requested_theme = theme
+        self.theme_problems: tuple[str, ...] = ()
+        self._register_genesis_themes()
+
+    # ----------------------------------------------------------------- themes
+    def get_theme_variable_defaults(self) -> dict[str, str]:
+        return dict(THEME_VARIABLE_DEFAULTS)
+
+    def _register_genesis_themes(self) -> None:
+        loaded = load_themes()
+        for theme in loaded.themes:
+            self.register_theme(theme)
+        self.theme_problems = loaded.problems
+        wanted = self._requested_theme or remembered_theme() or DEFAULT_THEME
+        if wanted not in self.available_themes:
+            problem = f"theme {wanted!r} not found; using {DEFAULT_THEME if DEFAULT_THEME in self.available_themes else 'textual-dark'}"
+            self.theme_problems = (*self.theme_problems, problem)
+            wanted = DEFAULT_THEME if DEFAULT_THEME in self.available_themes else "textual-dark"
+        self.theme = wanted
+
+    def _theme_changed(self, theme: Theme) -> None:
+        if self._remember:
+            remember_theme(theme.name)
+        # panes drawn with theme-derived colours (charts, heatmap) repaint
+        for pane in self.query(Pane):
+            pane.refresh(recompose=False)
+
+    # ----------------------------------------------------------------- layout
+    def compose(self) -> ComposeResult:
+        yield Static("Genesis", id="status")
+        with TabbedContent(id="tabs"):
+            for pane_id, label, pane_class in PANES:
+                with TabPane(label, id=f"tab-{pane_id}"):
+                    yield pane_class(id=f"pane-{pane_id}")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.theme_changed_signal.subscribe(self, self._theme_changed)
+        for problem in self.theme_problems:
+            self.notify(problem, title="Themes", severity="warning", timeout=8)
+        self._poll()
+
+    def get_system_commands(self, screen: Screen) -> object:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Genesis help", "Keys and commands", self.action_help)
+
+    # ---------------------------------------------------------------- polling
+    def _poll(self) -> None:
+        """Take one snapshot, render it, then re-arm the timer (polls never overlap)."""
+        self._poll_timer = None
+        try:
+            telemetry = self.source.telemetry()
+        except Exception as error:  # the engine failing must not take the console down
+            self.log.error(f"telemetry failed: {error!r}")
+        else:
+            self.apply_telemetry(telemetry)
+        if self._poll_enabled and not self._quitting:
+            self._poll_timer = self.set_timer(1.0 / self.refresh_hz, self._poll, name="telemetry-poll")
+
+    def apply_telemetry(self, telemetry: Telemetry) -> None:
+        """Render ``telemetry``: the status line and the visible pane."""
+        self.last_telemetry = telemetry
+        self.frames += 1
+        self.query_one("#status", Static).update(status_line(telemetry))
+        pane = self.visible_pane()
+        if pane is not None:
+            pane.show(telemetry)
+
+    def visible_pane(self) -> Pane | None:
+        tabs = self.query_one("#tabs", TabbedContent)
+        active = tabs.active
+        if not active:
+            return None
+        return self.query_one(f"#pane-{active.removeprefix('tab-')}", Pane)
+
+    @on(TabbedContent.TabActivated)
+    def _tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        pane = self.visible_pane()
+        if pane is not None and self.last_telemetry is not None:
+            pane.show(self.last_telemetry)
+
+    # --------------------------------------------------------------- commands
+    @work(group="engine-command")
+    async def run_command(self, label: str, command: Callable[[], Awaitable[str]]) -> None:
+        """Run one engine command, reporting its one-line result or error."""
+        try:
+            message = await command()
+        except GenesisError as error:
+            self.notify(str(error), title=label, severity="error", timeout=6)
+        else:
+            self.notify(message or "done", title=label, timeout=3)
+        self.refresh_now()
+
+    def refresh_now(self) -> None:
+        """Poll at once (after a command) instead of waiting for the timer."""
+        if self._poll_timer is not None:
+            self._poll_timer.stop()
+        if not self._quitting:
+            self._poll()
+
+    def action_pause(self) -> None:
+        self.run_command("Pause", self.source.pause)
+
+    def action_resume(self) -> None:
+        self.run_command("Resume", self.source.resume)
+
+    def action_stop(self) -> None:
+        self.run_command("Stop", self.source.stop)
+
+    def action_capture(self) -> None:
+        self.run_command("Profile capture", self.source.capture_profile)
+
+    def action_toggle_paper(self) -> None:
+        self.run_command("Paper loop", self.source.toggle_paper)
+
+    def action_kill_switch(self) -> None:
+        self.run_command("Kill switch", self.source.kill_switch)
+
+    def action_start_study(self) -> None:
+        def chosen(path: str | None) -> None:
+            if path:
+                self.run_command("Run study", lambda: self.source.start_study(path))
+
+        self.push_screen(PromptScreen("Run study from file", "path/to/study.toml"), chosen)
+
+    def action_open_trial_prompt(self) -> None:
+        def chosen(text: str | None) -> None:
+            if not text:
+                return
+            try:
+                number = int(text.lstrip("#"))
+            except ValueError:
+                self.notify(f"not a trial number: {text!r}", severity="error")
+                return
+            self.action_open_trial(number)
+
+        self.push_screen(PromptScreen("Open trial", "trial number"), chosen)
+
+    @work(group="open-trial", exclusive=True)
+    async def action_open_trial(self, number: int) -> None:
+        try:
+            detail = await self.source.open_trial(number)
+        except GenesisError as error:
+            self.notify(str(error), title=f"Trial #{number}", severity="error")
+            return
+        await self.push_screen(TrialScreen(detail))
+
+    @on(OptimizerPane.TrialChosen)
+    def _trial_chosen(self, event: OptimizerPane.TrialChosen) -> None:
+        self.action_open_trial(event.number)
+
+    def action_set_theme(self, name: str) -> None:
+        if name not in self.available_themes:
+            self.notify(f"no theme named {name!r}", severity="error")
+            return
+        self.theme = name
+        self.notify(f"theme {name}", timeout=2)
+
+    def action_show_pane(self, pane_id: str) -> None:
+        self.query_one("#tabs", TabbedContent).active = f"tab-{pane_id}"
+
+    def action_help(self) -> None:
+        if isinstance(self.screen, HelpScreen):
+            return
+        keys = [
+            (binding.key_display or binding.key, binding.description)
+            for binding in self._bindings_for_help()
+        ]
+        self.push_screen(HelpScreen(keys))
+
+    def _bindings_for_help(self) -> list[Binding]:
+        rows: list[Binding] = []
+        for binding in self.BINDINGS:
+            if isinstance(binding, Binding):
+                rows.append(binding)
+        rows.append(Binding("1-7", "", "switch pane (Overview … Alerts)"))
+        rows.append(Binding("s", "", "Optimizer: sort the leaderboard"))
+        rows.append(Binding("enter", "", "Optimizer: open the selected trial"))
+        rows.append(Binding("ctrl+p", "", "command palette"))
+        return [b for b in rows if not b.key[:1].isdigit() or b.key == "1-7"]
+
+    async def action_quit_console(self) -> None:
+        """Stop the study with a checkpoint, stop the engine, then exit."""
+        if self._quitting:
+            return
+        self._quitting = True
+        if self._poll_timer is not None:
+            self._poll_timer.stop()
+        self.notify("stopping: checkpointing the study…", timeout=10)
+        started = time.perf_counter()
+        try:
+            await self.source.close()
+        except GenesisError as error:
+            self.log.error(f"engine close failed: {error}")
+        self.log.info(f"engine closed in {time.perf_counter() - started:.2f}s")
+        self.exit(0)
+
+
+def status_line(t: Telemetry) -> Content:
+    """The one-line summary at the top of every pane."""
+    parts: list[str | tuple[str, str]] = [("Genesis ", "bold $accent"), (f"{t.workspace}  ", "$text-muted")]
+    if t.study is not None:
+        s = t.study
+        parts += [
+            f"{s.name} ",
+            (s.state, state_style(s.state)),
+            f" {fmt.count(s.done)}/{fmt.count(s.total)} best {fmt.num(s.best_value, 3)}  ",
+        ]
+    else:
+        parts.append(("no study  ", "$text-muted"))
+    active = t.active_alerts
+    if active:
+        style = "bold $error" if active[0].severity == "critical" else "bold $warning"
+        parts.append((f"⚠ {len(active)} alert{'s' if len(active) > 1 else ''}  ", style))
+    if t.bus is not None:
+        parts.append(f"bus {fmt.rate(t.bus.rate)}  ")
+    if t.trading is not None:
+        kill = " KILL" if t.trading.kill_switch else ""
+        parts.append(f"paper {fmt.num(t.trading.equity)}{kill}  ")
+    if t.system is not None:
+        parts.append(f"cpu {t.system.cpu_percent:.0f}%  ")
+    return Content.assemble(*parts)

@@ -1,0 +1,80 @@
+"""What every pane shares: pick its part of a snapshot, skip unchanged parts,
+say honestly when the part is not running."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from textual.app import ComposeResult
+from textual.containers import Vertical, VerticalScroll
+from textual.widgets import DataTable, Static
+
+from engine.telemetry import Telemetry
+
+_UNSET = object()
+
+
+class Pane(VerticalScroll):
+    """Base of the panes: ``compose_body`` builds the widgets, ``render_part`` fills them."""
+
+    TITLE: ClassVar[str] = ""
+    PART: ClassVar[str] = ""  # attribute of Telemetry this pane renders; "" for the whole snapshot
+    NOT_RUNNING: ClassVar[str] = "not running"
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self._last: Any = _UNSET
+        self.telemetry: Telemetry | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Static("", classes="not-running")
+        with Vertical(classes="pane-body"):
+            yield from self.compose_body()
+
+    def compose_body(self) -> ComposeResult:
+        yield from ()
+
+    def select(self, telemetry: Telemetry) -> Any:
+        """The part of the snapshot this pane shows (compared with the last one to skip work)."""
+        return getattr(telemetry, self.PART)
+
+    def show(self, telemetry: Telemetry) -> None:
+        """Render ``telemetry`` if this pane's part of it changed."""
+        self.telemetry = telemetry
+        part = self.select(telemetry)
+        if part is self._last or (self._last is not _UNSET and part == self._last):
+            return
+        self._last = part
+        running = part is not None
+        self.set_class(not running, "-not-running")
+        if not running:
+            reason = next((n for n in telemetry.notes if n.startswith(f"{self.PART}:")), "")
+            detail = reason.partition(":")[2].strip()
+            self.query_one(".not-running", Static).update(
+                f"{self.TITLE}: {self.NOT_RUNNING}" + (f"\n{detail}" if detail else "")
+            )
+            return
+        self.render_part(part)
+
+    def render_part(self, part: Any) -> None:
+        raise NotImplementedError
+
+
+def section(title: str, *, id: str | None = None, classes: str = "") -> Vertical:
+    """A titled, bordered box for a group of widgets."""
+    box = Vertical(id=id, classes=f"section {classes}".strip())
+    box.border_title = title
+    return box
+
+
+def fill_table(table: DataTable, rows: list[tuple[Any, ...]], keys: list[str] | None = None) -> None:
+    """Replace a table's rows, keeping the cursor on the same row index."""
+    cursor = table.cursor_row
+    table.clear()
+    if keys is None:
+        table.add_rows(rows)
+    else:
+        for key, row in zip(keys, rows, strict=True):
+            table.add_row(*row, key=key)
+    if rows and cursor is not None:
+        table.move_cursor(row=min(cursor, len(rows) - 1), animate=False, scroll=False)

@@ -1,0 +1,168 @@
+"""Optimizer pane: progress, leaderboard, convergence, best equity, heatmap, validation."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal
+from textual.content import Content
+from textual.message import Message
+from textual.widgets import DataTable, Label, ProgressBar, Static
+
+from engine.telemetry import StudyTelemetry, TrialRow
+from genesis_tui import format as fmt
+from genesis_tui.panes._base import Pane, fill_table, section
+from genesis_tui.widgets import HeatmapView, LineChart
+
+SORT_COLUMNS = ("rank", "value", "trial", "duration")
+
+
+def sort_rows(rows: tuple[TrialRow, ...], key: str, maximize: bool) -> list[TrialRow]:
+    """The leaderboard ordered by ``key`` (rank = best objective first)."""
+    if key == "trial":
+        return sorted(rows, key=lambda r: r.number)
+    if key == "duration":
+        return sorted(rows, key=lambda r: -r.duration_s)
+    missing = float("-inf") if maximize else float("inf")
+    ordered = sorted(rows, key=lambda r: missing if r.value is None else r.value, reverse=maximize)
+    return ordered if key == "rank" else list(reversed(ordered))
+
+
+class OptimizerPane(Pane):
+    """The running study."""
+
+    TITLE = "Optimizer"
+    PART = "study"
+    NOT_RUNNING = "no study running (ctrl+p → 'Run study from file')"
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("s", "cycle_sort", "Sort"),
+    ]
+
+    class TrialChosen(Message):
+        """The user asked to open a trial (Enter on a leaderboard row)."""
+
+        def __init__(self, number: int) -> None:
+            super().__init__()
+            self.number = number
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self.sort_key = "rank"
+        self._study: StudyTelemetry | None = None
+
+    def compose_body(self) -> ComposeResult:
+        with Horizontal(id="study-progress"):
+            yield ProgressBar(total=100, show_eta=False, id="study-bar")
+            yield Label("", id="study-figures")
+        yield Label("", id="study-counts")
+        with section("Leaderboard", id="leaderboard-box"):
+            table: DataTable[str] = DataTable(id="leaderboard", cursor_type="row", zebra_stripes=True)
+            yield table
+        with section("Best so far", id="convergence-box"):
+            yield LineChart(colors=("chart-1",), empty="convergence: waiting for trials", id="convergence")
+        with section("Best trial equity", id="best-equity-box"):
+            yield LineChart(colors=("chart-3",), empty="equity: waiting for the best trial", id="best-equity")
+        with section("Objective heatmap", id="heatmap-box"):
+            yield HeatmapView(id="heatmap")
+        with section("Validation", id="validation-box"):
+            yield Static("", id="validation")
+
+    def on_mount(self) -> None:
+        table = self.query_one("#leaderboard", DataTable)
+        for name in ("#", "trial", "value", "params", "time"):
+            table.add_column(name, key=name)
+
+    def render_part(self, study: StudyTelemetry) -> None:
+        self._study = study
+        bar = self.query_one("#study-bar", ProgressBar)
+        bar.update(total=max(1, study.total), progress=study.done)
+        eta = fmt.seconds(study.eta_s) if study.state == "running" else study.state
+        self.query_one("#study-figures", Label).update(
+            f" {fmt.count(study.done)}/{fmt.count(study.total)} trials · "
+            f"{fmt.rate(study.trials_per_s)} · ETA {eta}"
+        )
+        best = "—" if study.best_value is None else f"{study.best_value:.4f} (#{study.best_trial})"
+        parts: list[str | tuple[str, str]] = [
+            (f"{study.name} ", "bold"),
+            (study.state.upper(), state_style(study.state)),
+            f"  {study.sampler}/{study.backend}×{study.workers}  running {study.running} · "
+            f"failed {study.failed} · pruned {study.pruned}  best {study.objective} {best}",
+        ]
+        if study.checkpointed_at is not None:
+            parts.append(f"  checkpoint {fmt.clock(study.checkpointed_at)} ({fmt.count(study.checkpoint_trials)})")
+        if study.message:
+            parts.append((f"  {study.message}", "italic"))
+        self.query_one("#study-counts", Label).update(Content.assemble(*parts))
+        self._fill_leaderboard()
+        self.query_one("#convergence", LineChart).set_series(study.convergence)
+        self.query_one("#best-equity", LineChart).set_series(study.best_equity)
+        self.query_one("#heatmap", HeatmapView).set_heatmap(study.heatmap)
+        self.query_one("#validation", Static).update(_validation_text(study))
+
+    def _fill_leaderboard(self) -> None:
+        study = self._study
+        if study is None:
+            return
+        table = self.query_one("#leaderboard", DataTable)
+        rows = sort_rows(study.leaderboard, self.sort_key, study.direction == "maximize")
+        by_value = sort_rows(study.leaderboard, "rank", study.direction == "maximize")
+        rank = {row.number: i + 1 for i, row in enumerate(by_value)}
+        fill_table(
+            table,
+            [
+                (str(rank[r.number]), str(r.number), fmt.num(r.value, 4), fmt.params(r.params), fmt.seconds(r.duration_s))
+                for r in rows
+            ],
+            keys=[str(r.number) for r in rows],
+        )
+        box = self.query_one("#leaderboard-box")
+        box.border_title = f"Leaderboard (by {self.sort_key}; s to sort, enter to open)"
+
+    def action_cycle_sort(self) -> None:
+        """Sort the leaderboard by the next column."""
+        self.sort_key = SORT_COLUMNS[(SORT_COLUMNS.index(self.sort_key) + 1) % len(SORT_COLUMNS)]
+        self._fill_leaderboard()
+
+    @on(DataTable.HeaderSelected, "#leaderboard")
+    def _header_clicked(self, event: DataTable.HeaderSelected) -> None:
+        key = {"#": "rank", "trial": "trial", "value": "value", "time": "duration"}.get(str(event.column_key.value))
+        if key:
+            self.sort_key = key
+            self._fill_leaderboard()
+
+    @on(DataTable.RowSelected, "#leaderboard")
+    def _row_chosen(self, event: DataTable.RowSelected) -> None:
+        if event.row_key.value is not None:
+            self.post_message(self.TrialChosen(int(event.row_key.value)))
+
+
+def state_style(state: str) -> str:
+    """The style of a study state word (theme variables only)."""
+    return {"running": "bold $success", "paused": "bold $warning", "failed": "bold $error"}.get(state, "bold $secondary")
+
+
+def _validation_text(study: StudyTelemetry) -> Text:
+    v = study.validation
+    if v is None:
+        return Text("validation: runs when the study finishes (out-of-sample split in the study file)", style="dim")
+    text = Text()
+    names = [k for k, _ in v.in_sample]
+    oos = dict(v.out_of_sample)
+    text.append(f"{'metric':<14}{'in-sample':>12}{'out-of-sample':>15}\n", style="bold")
+    for name, value in v.in_sample:
+        text.append(f"{name:<14}{fmt.num(value, 3):>12}{fmt.num(oos.get(name), 3):>15}\n")
+    for name, value in v.out_of_sample:
+        if name not in names:
+            text.append(f"{name:<14}{'—':>12}{fmt.num(value, 3):>15}\n")
+    dsr = "—" if v.deflated_sharpe is None else f"{v.deflated_sharpe:.3f}"
+    text.append(f"deflated Sharpe {dsr} over {v.trials_considered} trials", style="bold")
+    if v.probability_overfit is not None:
+        text.append(f" · P(overfit) {v.probability_overfit:.2f}")
+    if v.folds:
+        text.append(f" · {v.folds} walk-forward folds")
+    return text

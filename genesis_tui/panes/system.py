@@ -1,0 +1,80 @@
+"""System pane: CPU per core and memory sparklines, the engine's processes."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.widgets import DataTable, Label, Sparkline
+
+from engine.telemetry import SystemTelemetry
+from genesis_tui import format as fmt
+from genesis_tui.panes._base import Pane, fill_table, section
+from genesis_tui.widgets import Stat
+
+
+class SystemPane(Pane):
+    """The host and the engine's processes."""
+
+    TITLE = "System"
+    PART = "system"
+
+    def compose_body(self) -> ComposeResult:
+        with Horizontal(classes="stats"):
+            yield Stat("CPU", id="sys-cpu")
+            yield Stat("memory", id="sys-mem")
+            yield Stat("console RSS", id="sys-rss")
+            yield Stat("disk free", id="sys-disk")
+        with section("CPU per core (%)", id="cores-box"):
+            yield Vertical(id="cores")
+        with section("Memory used (MB)", id="memory-box", classes="spark-box"):
+            yield Label("", classes="spark-label", id="memory-label")
+            yield Sparkline([], id="memory-spark")
+        with section("Processes", id="processes-box"):
+            table: DataTable[str] = DataTable(id="processes", cursor_type="row", zebra_stripes=True)
+            yield table
+
+    def on_mount(self) -> None:
+        self.query_one("#processes", DataTable).add_columns("pid", "role", "status", "cpu %", "rss")
+
+    def render_part(self, sys: SystemTelemetry) -> None:
+        load = "" if sys.load_average is None else "load " + " ".join(f"{x:.2f}" for x in sys.load_average)
+        self.query_one("#sys-cpu", Stat).set(
+            f"{sys.cpu_percent:.0f}%", f"{sys.cpu_count} cores {load}".strip(),
+            state="warn" if sys.cpu_percent > 90 else "ok",
+        )
+        self.query_one("#sys-mem", Stat).set(
+            f"{sys.memory_percent:.0f}%", f"{fmt.mb(sys.memory_used_mb)} of {fmt.mb(sys.memory_total_mb)}",
+            state="warn" if sys.memory_percent > 90 else "ok",
+        )
+        self.query_one("#sys-rss", Stat).set(fmt.mb(sys.process_rss_mb))
+        self.query_one("#sys-disk", Stat).set(fmt.mb(sys.disk_free_mb))
+        self._update_cores(sys)
+        self.query_one("#memory-spark", Sparkline).data = list(sys.memory_history)
+        self.query_one("#memory-label", Label).update(
+            f"now {fmt.mb(sys.memory_used_mb)} · {len(sys.memory_history)} samples"
+        )
+        fill_table(
+            self.query_one("#processes", DataTable),
+            [(str(p.pid), p.role, p.status, f"{p.cpu_percent:.0f}", fmt.mb(p.rss_mb)) for p in sys.processes],
+        )
+
+    def _update_cores(self, sys: SystemTelemetry) -> None:
+        cores = self.query_one("#cores", Vertical)
+        wanted = len(sys.cpu_per_core)
+        if len(cores.query(".core-row")) != wanted:
+            cores.remove_children()
+            cores.mount_all(
+                Horizontal(Label("", classes="core-label"), Sparkline([], classes="core-spark"), classes="core-row")
+                for _ in range(wanted)
+            )
+            self.call_after_refresh(self._fill_cores, sys)
+            return
+        self._fill_cores(sys)
+
+    def _fill_cores(self, sys: SystemTelemetry) -> None:
+        for i, row in enumerate(self.query_one("#cores").query(".core-row").results(Horizontal)):
+            if i >= len(sys.cpu_per_core):
+                break
+            row.query_one(".core-label", Label).update(f"cpu{i:<2} {sys.cpu_per_core[i]:3.0f}%")
+            history = sys.core_history[i] if i < len(sys.core_history) else ()
+            row.query_one(".core-spark", Sparkline).data = list(history)

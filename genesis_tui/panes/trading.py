@@ -1,0 +1,81 @@
+"""Trading pane: the paper account, positions, equity curve, orders and fills, risk state."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.widgets import DataTable
+
+from engine.telemetry import OrderRow, TradingTelemetry
+from genesis_tui import format as fmt
+from genesis_tui.panes._base import Pane, fill_table, section
+from genesis_tui.widgets import LineChart, Stat
+
+ORDER_COLUMNS = ("time", "id", "symbol", "side", "units", "price", "status")
+
+
+def _order_rows(orders: tuple[OrderRow, ...]) -> list[tuple[str, ...]]:
+    return [
+        (fmt.clock(o.ts), str(o.order_id), o.symbol, o.side, fmt.num(o.units, 4), fmt.num(o.price, 2), o.status)
+        for o in reversed(orders)
+    ]
+
+
+class TradingPane(Pane):
+    """The paper-trading loop."""
+
+    TITLE = "Trading"
+    PART = "trading"
+    NOT_RUNNING = "paper loop not running (t or ctrl+p → 'Toggle paper loop')"
+
+    def compose_body(self) -> ComposeResult:
+        with Horizontal(classes="stats"):
+            yield Stat("equity", id="tr-equity")
+            yield Stat("cash", id="tr-cash")
+            yield Stat("realized P&L", id="tr-pnl")
+            yield Stat("drawdown", id="tr-dd")
+            yield Stat("risk", id="tr-risk")
+        with section("Positions", id="positions-box"):
+            positions: DataTable[str] = DataTable(id="positions", cursor_type="row")
+            yield positions
+        with section("Equity", id="paper-equity-box"):
+            yield LineChart(colors=("chart-1",), empty="equity: waiting for bars", id="paper-equity")
+        with section("Orders", id="orders-box"):
+            orders: DataTable[str] = DataTable(id="orders", cursor_type="row", zebra_stripes=True)
+            yield orders
+        with section("Fills", id="fills-box"):
+            fills: DataTable[str] = DataTable(id="fills", cursor_type="row", zebra_stripes=True)
+            yield fills
+
+    def on_mount(self) -> None:
+        self.query_one("#positions", DataTable).add_columns("symbol", "units", "avg price", "mark", "unrealized")
+        self.query_one("#orders", DataTable).add_columns(*ORDER_COLUMNS)
+        self.query_one("#fills", DataTable).add_columns(*ORDER_COLUMNS)
+
+    def render_part(self, tr: TradingTelemetry) -> None:
+        loop = "running" if tr.running else "paused"
+        self.query_one("#tr-equity", Stat).set(
+            fmt.num(tr.equity), f"{loop} · {fmt.count(tr.bars_seen)} bars",
+            state="ok" if tr.running else "off",
+        )
+        self.query_one("#tr-cash", Stat).set(fmt.num(tr.cash))
+        self.query_one("#tr-pnl", Stat).set(fmt.signed(tr.realized_pnl), state="ok" if tr.realized_pnl >= 0 else "bad")
+        self.query_one("#tr-dd", Stat).set(fmt.pct(tr.drawdown), state="warn" if tr.drawdown > 0.1 else "")
+        if tr.kill_switch:
+            self.query_one("#tr-risk", Stat).set("KILL SWITCH", tr.risk_message, state="bad")
+        else:
+            breaker = tr.circuit_breaker
+            self.query_one("#tr-risk", Stat).set(
+                f"breaker {breaker}", tr.risk_message, state="ok" if breaker == "closed" else "warn"
+            )
+        self.query_one("#positions-box").border_title = f"Positions · {tr.strategy} on {tr.symbol}"
+        fill_table(
+            self.query_one("#positions", DataTable),
+            [
+                (p.symbol, fmt.num(p.units, 4), fmt.num(p.avg_price), fmt.num(p.mark), fmt.signed(p.unrealized_pnl))
+                for p in tr.positions
+            ],
+        )
+        self.query_one("#paper-equity", LineChart).set_series(tr.equity_curve)
+        fill_table(self.query_one("#orders", DataTable), _order_rows(tr.orders))
+        fill_table(self.query_one("#fills", DataTable), _order_rows(tr.fills))

@@ -1,0 +1,56 @@
+"""One trial: its parameters, metrics, equity curve and trades."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import DataTable, Label
+
+from engine.telemetry import TrialDetail
+from genesis_tui import format as fmt
+from genesis_tui.widgets import LineChart
+
+
+class TrialScreen(ModalScreen[None]):
+    """The detail of one trial; escape closes it."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q", "dismiss", "Close")]
+
+    def __init__(self, detail: TrialDetail) -> None:
+        super().__init__()
+        self.detail = detail
+
+    def compose(self) -> ComposeResult:
+        d = self.detail
+        with Vertical(id="trial-body") as body:
+            body.border_title = f"{d.study} · trial #{d.number} · {d.objective} {fmt.num(d.value, 4)}"
+            body.border_subtitle = "escape to close"
+            yield Label(f"{d.state} · {fmt.params(d.params)}" + (f" · {d.note}" if d.note else ""), id="trial-summary")
+            with Horizontal(id="trial-top"):
+                metrics: DataTable[str] = DataTable(id="trial-metrics", cursor_type="row", zebra_stripes=True)
+                yield metrics
+                yield LineChart("equity", colors=("chart-1",), empty="no equity curve stored", id="trial-equity")
+            trades: DataTable[str] = DataTable(id="trial-trades", cursor_type="row", zebra_stripes=True)
+            yield trades
+
+    def on_mount(self) -> None:
+        d = self.detail
+        metrics = self.query_one("#trial-metrics", DataTable)
+        metrics.add_columns("name", "value")
+        metrics.add_rows([(k, fmt.param(v)) for k, v in d.params])
+        metrics.add_rows([(k, fmt.num(v, 4)) for k, v in d.metrics])
+        self.query_one("#trial-equity", LineChart).set_series(d.equity)
+        trades = self.query_one("#trial-trades", DataTable)
+        trades.add_columns("entry", "exit", "side", "entry px", "exit px", "units", "P&L", "return")
+        trades.add_rows(
+            [
+                (fmt.clock(t.entry_ts), fmt.clock(t.exit_ts), t.side, fmt.num(t.entry_price), fmt.num(t.exit_price),
+                 fmt.num(t.units, 4), fmt.signed(t.pnl), fmt.pct(t.ret, 2))
+                for t in d.trades
+            ]
+        )
+        trades.border_title = f"{len(d.trades)} trades"

@@ -1,0 +1,9 @@
+"""Reusable console widgets (one per private module)."""
+
+from __future__ import annotations
+
+from genesis_tui.widgets._chart import LineChart
+from genesis_tui.widgets._heatmap import HeatmapView
+from genesis_tui.widgets._stat import Stat
+
+__all__ = ["HeatmapView", "LineChart", "Stat"]

@@ -1,0 +1,308 @@
+"""Fixed telemetry for the console's snapshot tests: no clocks, no randomness, no engine."""
+
+from __future__ import annotations
+
+import math
+
+from engine.errors import GenesisError
+from engine.telemetry import (
+    AlertRow,
+    AllocationRow,
+    BusTelemetry,
+    CacheStats,
+    FunctionRow,
+    Heatmap,
+    LaneRow,
+    LogLine,
+    OrderRow,
+    PositionRow,
+    ProcessRow,
+    ProfilerTelemetry,
+    StageStats,
+    StudyTelemetry,
+    SystemTelemetry,
+    Telemetry,
+    TradeRow,
+    TradingTelemetry,
+    TrialDetail,
+    TrialRow,
+    ValidationTelemetry,
+)
+
+T0 = 1_767_225_600.0  # 2026-01-01 00:00:00 UTC
+
+
+def _wave(n: int, base: float, amp: float, period: float, phase: float = 0.0) -> tuple[float, ...]:
+    return tuple(round(base + amp * math.sin(i / period + phase), 4) for i in range(n))
+
+
+def _objective(fast: int, slow: int) -> float:
+    return round(1.6 - ((fast - 20) / 25) ** 2 - ((slow - 110) / 80) ** 2, 4)
+
+
+def study_fixture() -> StudyTelemetry:
+    fasts = tuple(range(5, 55, 5))
+    slows = tuple(range(20, 210, 20))
+    heat = tuple(tuple(_objective(f, s) if f < s else None for f in fasts) for s in slows)
+    ranked = sorted(((_objective(f, s), f, s) for f in fasts for s in slows if f < s), reverse=True)
+    leaderboard = tuple(
+        TrialRow(
+            number=100 + 17 * i,
+            value=value,
+            params=(("fast", f), ("slow", s), ("stop_loss", 0.02)),
+            metrics=(("sharpe", value), ("total_return", round(value / 4, 4)), ("max_drawdown", 0.12)),
+            duration_s=0.012 + 0.001 * (i % 5),
+        )
+        for i, (value, f, s) in enumerate(ranked[:25])
+    )
+    best = 0.2
+    convergence = []
+    for i in range(300):
+        best = max(best, 1.6 - 1.4 / (1 + i / 25) + 0.02 * math.sin(i))
+        convergence.append(round(best, 4))
+    return StudyTelemetry(
+        name="sma-demo",
+        state="running",
+        objective="sharpe",
+        direction="maximize",
+        sampler="random",
+        backend="process",
+        workers=2,
+        total=4000,
+        done=1234,
+        running=2,
+        failed=3,
+        pruned=0,
+        trials_per_s=86.5,
+        eta_s=31.4,
+        elapsed_s=14.3,
+        best_value=leaderboard[0].value,
+        best_trial=leaderboard[0].number,
+        leaderboard=leaderboard,
+        convergence=tuple(convergence),
+        best_equity=tuple(round(10_000 * (1 + 0.0009 * i) + 150 * math.sin(i / 9), 2) for i in range(400)),
+        heatmap=Heatmap("fast", "slow", tuple(float(f) for f in fasts), tuple(float(s) for s in slows), heat),
+        validation=ValidationTelemetry(
+            in_sample=(("sharpe", 1.58), ("total_return", 0.412), ("max_drawdown", 0.118)),
+            out_of_sample=(("sharpe", 0.94), ("total_return", 0.087), ("max_drawdown", 0.151)),
+            deflated_sharpe=0.71,
+            probability_overfit=0.22,
+            trials_considered=1234,
+        ),
+        checkpointed_at=T0 + 12,
+        checkpoint_trials=1000,
+        store="/data/genesis.db",
+    )
+
+
+def bus_fixture() -> BusTelemetry:
+    lanes = (
+        LaneRow("critical", 12.0, 1_440, 0, 0, 3, 1024, 0.04, 0.21),
+        LaneRow("market", 2_350.5, 282_060, 0, 14, 230, 8192, 0.08, 0.92),
+        LaneRow("orders", 41.2, 4_944, 0, 0, 6, 1024, 0.05, 0.33),
+        LaneRow("telemetry", 310.0, 37_200, 57, 120, 1024, 1024, 0.11, 2.4),
+    )
+    return BusTelemetry(
+        lanes=lanes,
+        rate=2_713.7,
+        p99_ms=1.8,
+        delivered=325_644,
+        dropped=57,
+        dead_letters=2,
+        rate_history=_wave(60, 2600, 300, 4.0),
+        p99_history=_wave(60, 1.5, 0.6, 6.0, 1.0),
+    )
+
+
+def trading_fixture() -> TradingTelemetry:
+    orders = tuple(
+        OrderRow(T0 + 60 * i, "SYN", "buy" if i % 2 == 0 else "sell", 0.85, 101.0 + i, "filled", order_id=i + 1)
+        for i in range(8)
+    )
+    return TradingTelemetry(
+        running=True,
+        strategy="sma_cross(fast=20, slow=110)",
+        symbol="SYN",
+        bars_seen=5_321,
+        cash=1_250.4,
+        equity=10_843.22,
+        realized_pnl=612.9,
+        drawdown=0.034,
+        equity_curve=_wave(300, 10_500, 350, 25.0),
+        positions=(PositionRow("SYN", 85.3, 112.4, 112.48, 6.82),),
+        orders=orders,
+        fills=orders[:-1],
+        circuit_breaker="closed",
+        kill_switch=False,
+        risk_message="limits ok",
+        last_bar_ts=T0 + 600,
+    )
+
+
+def profiler_fixture() -> ProfilerTelemetry:
+    stages = (
+        StageStats("backtest.kernel", 1234, 9.81, 0.00795, 0.0075, 0.0102, 0.0131, 0.021),
+        StageStats("backtest.indicators", 1234, 2.10, 0.0017, 0.0016, 0.0024, 0.0031, 0.006),
+        StageStats("optimize.store_write", 25, 0.41, 0.0164, 0.0151, 0.0222, 0.0260, 0.031),
+        StageStats("bus.dispatch", 325_644, 0.98, 3.0e-6, 2.5e-6, 6.0e-6, 1.1e-5, 0.0004),
+        StageStats("data.load", 1, 0.35, 0.35, 0.35, 0.35, 0.35, 0.35),
+    )
+    return ProfilerTelemetry(
+        enabled=True,
+        stages=stages,
+        functions=(
+            FunctionRow("engine/live/loop.py:88(on_bar)", 5321, 0.41, 1.92),
+            FunctionRow("engine/bus/bus.py:140(publish)", 21_400, 0.33, 0.71),
+            FunctionRow("engine/optimize/study.py:210(_collect)", 1234, 0.12, 0.64),
+            FunctionRow("{built-in method time.perf_counter_ns}", 98_000, 0.05, 0.05),
+        ),
+        allocations=(
+            AllocationRow("engine/bus/lane.py:61", 1_204_224, 3_120),
+            AllocationRow("engine/live/broker.py:77", 262_144, 512),
+        ),
+        caches=(
+            CacheStats("data.bars", 41, 1, 0, 19_200_000, 1),
+            CacheStats("backtest.indicators", 2_210, 258, 40, 6_400_000, 128),
+        ),
+        capture_label="5.0 s at 00:00:30",
+        captures=1,
+    )
+
+
+def system_fixture() -> SystemTelemetry:
+    return SystemTelemetry(
+        cpu_count=2,
+        cpu_percent=93.0,
+        cpu_per_core=(95.0, 91.0),
+        memory_percent=41.0,
+        memory_used_mb=3_310.0,
+        memory_total_mb=8_000.0,
+        process_rss_mb=142.0,
+        cpu_history=_wave(60, 88, 8, 5.0),
+        core_history=(_wave(60, 90, 8, 5.0), _wave(60, 86, 10, 4.0, 2.0)),
+        memory_history=_wave(60, 3_300, 40, 9.0),
+        processes=(
+            ProcessRow(4101, "console", 6.0, 142.0),
+            ProcessRow(4120, "worker 1", 97.0, 118.0),
+            ProcessRow(4121, "worker 2", 96.0, 121.0),
+        ),
+        disk_free_mb=51_200.0,
+        load_average=(2.1, 1.9, 1.4),
+    )
+
+
+def alerts_fixture() -> tuple[AlertRow, ...]:
+    return (
+        AlertRow("bus_p99_ms", "warning", "bus p99 142 ms above 100 ms", T0 + 40, None, 142.0),
+        AlertRow("queue_drops", "critical", "telemetry lane dropped 57 events/min", T0 + 45, None, 57.0),
+        AlertRow("memory_mb", "warning", "memory 1100 MB above 1024 MB", T0 + 5, T0 + 30, 1100.0),
+    )
+
+
+def log_fixture() -> tuple[LogLine, ...]:
+    return tuple(
+        LogLine(T0 + 3 * i, level, source, message)
+        for i, (level, source, message) in enumerate(
+            [
+                ("INFO", "engine", "demo workspace ready"),
+                ("INFO", "optimize", "study sma-demo: 4000 trials, random sampler, 2 workers"),
+                ("INFO", "live", "paper loop started on SYN"),
+                ("WARNING", "monitor", "memory 1100 MB above 1024 MB"),
+                ("INFO", "optimize", "checkpoint at 1000 trials"),
+                ("ERROR", "optimize", "trial 733 failed: StrategyError: slow <= fast"),
+                ("INFO", "monitor", "memory back under 1024 MB"),
+                ("WARNING", "monitor", "bus p99 142 ms above 100 ms"),
+            ]
+        )
+    )
+
+
+def telemetry_fixture() -> Telemetry:
+    """A busy engine: a study half-way, the bus and paper loop running, two alerts open."""
+    return Telemetry(
+        seq=42,
+        taken_at=T0 + 60,
+        workspace="demo",
+        study=study_fixture(),
+        bus=bus_fixture(),
+        trading=trading_fixture(),
+        profiler=profiler_fixture(),
+        system=system_fixture(),
+        alerts=alerts_fixture(),
+        log=log_fixture(),
+    )
+
+
+def idle_telemetry_fixture() -> Telemetry:
+    """Nothing running: every pane must say so."""
+    return Telemetry(
+        seq=1,
+        taken_at=T0,
+        workspace="empty",
+        notes=("study: no study file given", "trading: paper loop off"),
+    )
+
+
+def trial_detail_fixture() -> TrialDetail:
+    study = study_fixture()
+    row = study.leaderboard[0]
+    return TrialDetail(
+        study=study.name,
+        number=row.number,
+        value=row.value,
+        objective="sharpe",
+        params=row.params,
+        metrics=row.metrics,
+        equity=study.best_equity,
+        trades=tuple(
+            TradeRow(T0 + 600 * i, T0 + 600 * i + 300, "long", 100 + i, 101.5 + i, 9.5, 14.25, 0.015)
+            for i in range(6)
+        ),
+    )
+
+
+class FixedSource:
+    """A telemetry source that always returns the same snapshot; commands are recorded."""
+
+    def __init__(self, telemetry: Telemetry) -> None:
+        self._telemetry = telemetry
+        self.commands: list[str] = []
+        self.closed = False
+
+    def telemetry(self) -> Telemetry:
+        return self._telemetry
+
+    async def _record(self, name: str) -> str:
+        self.commands.append(name)
+        return f"{name}: ok"
+
+    async def start_study(self, path: str) -> str:
+        return await self._record(f"start_study {path}")
+
+    async def pause(self) -> str:
+        return await self._record("pause")
+
+    async def resume(self) -> str:
+        return await self._record("resume")
+
+    async def stop(self) -> str:
+        return await self._record("stop")
+
+    async def capture_profile(self, seconds: float = 5.0) -> str:
+        return await self._record("capture_profile")
+
+    async def toggle_paper(self) -> str:
+        return await self._record("toggle_paper")
+
+    async def kill_switch(self) -> str:
+        return await self._record("kill_switch")
+
+    async def open_trial(self, number: int) -> TrialDetail:
+        self.commands.append(f"open_trial {number}")
+        detail = trial_detail_fixture()
+        if number != detail.number:
+            raise GenesisError(f"trial {number} not found")
+        return detail
+
+    async def close(self) -> None:
+        self.closed = True

@@ -1,0 +1,73 @@
+"""SVG snapshots of every pane at 80x24 and 160x48 in the dark and light themes.
+
+Each renders a fixed telemetry fixture once (``poll=False``), so the pictures
+are deterministic: no clock, no randomness, no engine. Update them with
+``pytest tests/tui --snapshot-update`` and read the SVGs before committing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from textual.pilot import Pilot
+
+from genesis_tui.app import GenesisApp
+from genesis_tui.panes import PANES
+from tests.tui.fixtures import FixedSource, idle_telemetry_fixture, telemetry_fixture
+
+SIZES = {"80x24": (80, 24), "160x48": (160, 48)}
+THEMES = ("genesis-dark", "genesis-light")
+
+
+def _app(theme: str, idle: bool = False) -> GenesisApp:
+    telemetry = idle_telemetry_fixture() if idle else telemetry_fixture()
+    return GenesisApp(FixedSource(telemetry), poll=False, theme=theme, remember=False)
+
+
+def _show(pane_id: str) -> Callable[[Pilot], object]:
+    async def run_before(pilot: Pilot) -> None:
+        app = pilot.app
+        assert isinstance(app, GenesisApp)
+        app.action_show_pane(pane_id)
+        await pilot.pause()
+        await pilot.wait_for_scheduled_animations()
+        await pilot.pause()
+
+    return run_before
+
+
+@pytest.mark.parametrize("theme", THEMES)
+@pytest.mark.parametrize("size", list(SIZES))
+@pytest.mark.parametrize("pane_id", [pane_id for pane_id, _, _ in PANES])
+def test_pane_snapshot(snap_compare, pane_id: str, size: str, theme: str) -> None:
+    assert snap_compare(_app(theme), terminal_size=SIZES[size], run_before=_show(pane_id))
+
+
+@pytest.mark.parametrize("size", list(SIZES))
+def test_idle_engine_says_not_running(snap_compare, size: str) -> None:
+    assert snap_compare(_app("genesis-dark", idle=True), terminal_size=SIZES[size], run_before=_show("optimizer"))
+
+
+def test_help_screen_snapshot(snap_compare) -> None:
+    async def run_before(pilot: Pilot) -> None:
+        await pilot.press("question_mark")
+        await pilot.pause()
+
+    assert snap_compare(_app("genesis-dark"), terminal_size=(100, 40), run_before=run_before)
+
+
+def test_trial_screen_snapshot(snap_compare) -> None:
+    async def run_before(pilot: Pilot) -> None:
+        app = pilot.app
+        assert isinstance(app, GenesisApp)
+        app.action_open_trial(telemetry_fixture().study.leaderboard[0].number)  # type: ignore[union-attr]
+        await pilot.pause()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+
+    assert snap_compare(_app("genesis-light"), terminal_size=(120, 36), run_before=run_before)
+
+
+def test_high_contrast_theme_snapshot(snap_compare) -> None:
+    assert snap_compare(_app("genesis-high-contrast"), terminal_size=(160, 48), run_before=_show("overview"))
