@@ -123,6 +123,9 @@ def _short_path(path: str) -> str:
     return "/".join(parts[-2:])
 
 
+_DISABLE = "<method 'disable' of '_lsprof.Profiler' objects>"
+
+
 def _cpu_capture(
     profile: cProfile.Profile, *, label: str, duration_s: float, started_at: float, limit: int
 ) -> CpuCapture:
@@ -130,6 +133,8 @@ def _cpu_capture(
     stats = pstats.Stats(profile)
     rows = []
     for (file, line, function), (primitive, calls, own, cumulative, _callers) in stats.stats.items():  # type: ignore[attr-defined]
+        if file == __file__ or function == _DISABLE:  # the capture's own machinery
+            continue
         rows.append(FunctionStat(file, line, function, calls, primitive, own, cumulative))
     by_cumulative = sorted(rows, key=lambda f: f.cumulative_s, reverse=True)
     by_own = sorted(rows, key=lambda f: f.own_s, reverse=True)

@@ -25,9 +25,12 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from time import perf_counter_ns
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from engine.histogram import BUCKETS, LogHistogram
+
+if TYPE_CHECKING:
+    from engine.profile.caches import CacheRegistry
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -336,8 +339,9 @@ class Profiler:
             payload["caches"] = caches.export(reset=reset)
         return payload
 
-    def merge(self, payload: Mapping[str, Any]) -> None:
-        """Fold in an :meth:`export` from another process (works when disabled too)."""
+    def merge(self, payload: Mapping[str, Any], *, registry: CacheRegistry | None = None) -> None:
+        """Fold in an :meth:`export` from another process (works when disabled too);
+        its cache counters go to ``registry`` (the process-wide one by default)."""
         version = payload.get("version")
         if version != EXPORT_VERSION:
             raise ValueError(f"profiler payload: version: expected {EXPORT_VERSION}, got {version!r}")
@@ -346,7 +350,7 @@ class Profiler:
         if "caches" in payload:
             from engine.profile.caches import caches
 
-            caches.merge(payload["caches"])
+            (registry if registry is not None else caches).merge(payload["caches"])
 
 
 #: The process-wide profiler the engine's own stages report to.
