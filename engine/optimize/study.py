@@ -24,8 +24,8 @@ import asyncio
 import contextlib
 import heapq
 import math
-import tempfile
 import time
+import tomllib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -140,15 +140,13 @@ def _load_spec_file(path: Path) -> Any:
 
 
 def _load_spec_text(text: str, name: str) -> Any:
-    from engine.optimize import spec as spec_module
+    from engine.optimize.spec import study_from_dict
 
-    loads = getattr(spec_module, "loads_study", None)
-    if loads is not None:
-        return loads(text, where=f"stored study {name!r}")
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / f"{name}.toml"
-        path.write_text(text)
-        return spec_module.load_study(path)
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"stored study {name!r}: invalid TOML: {error}") from None
+    return study_from_dict(raw, where=f"stored study {name!r}", default_name=name)
 
 
 def _space_of(spec: Any) -> Any:
@@ -192,7 +190,8 @@ class Study:
         self.workers = int(workers if workers is not None else _opt(execution, "workers", 0))
         self.trial_timeout_s = float(_opt(execution, "trial_timeout_s", 30.0))
         self.max_failures = int(_opt(execution, "max_consecutive_failures", 20))
-        self.batch_size = int(batch_size or _opt(execution, "checkpoint_every", 500))
+        self.batch_size = int(batch_size or getattr(spec, "batch_size", None) or 1024)
+        self.store_batch = int(_opt(execution, "checkpoint_every", 500))
         self.flush_interval_s = float(_opt(execution, "checkpoint_interval_s", 1.0))
         self.artifacts_top = parse_artifacts(_opt(execution, "artifacts", "top:20"))
         self.objective: str = _opt(search, "objective", "sharpe")
@@ -278,7 +277,7 @@ class Study:
 
     async def run(self, progress_callback: ProgressCallback | None = None) -> StudySummary:
         """Run (or resume) the study to its end, a stop, or too many failures."""
-        store = await SqliteStore.open(self.db, batch_size=self.batch_size, batch_interval_s=self.flush_interval_s)
+        store = await SqliteStore.open(self.db, batch_size=self.store_batch, batch_interval_s=self.flush_interval_s)
         self._store = store
         try:
             return await self._run(store, progress_callback)
@@ -318,8 +317,8 @@ class Study:
         tracker.workers = executor.workers
         setup = WorkerSetup(
             strategy=self.spec.strategy.name,
-            fixed=dict(getattr(self.spec.strategy, "fixed", {}) or {}),
             backtest=_backtest_kwargs(self.spec),
+            routes=dict(getattr(self.spec, "routes", {}) or {}),
             objective=self.objective,
             maximize=self.maximize,
             artifacts_top=self.artifacts_top,
@@ -447,8 +446,8 @@ def _backtest_kwargs(spec: Any) -> dict[str, Any]:
     section = _section(spec, "backtest")
     if section is None:
         return {}
-    if hasattr(section, "as_kwargs"):
-        return dict(section.as_kwargs())
+    if hasattr(section, "kwargs"):
+        return dict(section.kwargs())
     out: dict[str, Any] = {}
     for name in ("fee", "slippage", "fill", "direction", "size", "cash", "stop_loss", "take_profit"):
         value = getattr(section, name, None)

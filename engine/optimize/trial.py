@@ -49,8 +49,8 @@ class WorkerSetup:
     maximize: bool = True
     artifacts_top: int | None = 0  # None: every trial; 0: none; N: the N best
     trial_timeout_s: float = 30.0
-    symbol: str = "SYNTH"
-    timeframe: str = "1m"
+    #: Parameter name -> ("strategy", name) or ("backtest", option), as the study spec routes it.
+    routes: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,16 +114,19 @@ def _error_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {text}{where}"[:500]
 
 
-def split_params(params: dict[str, Any], fixed: dict[str, Any], backtest: dict[str, Any]) -> tuple[dict, dict]:
-    """Strategy parameters and backtest keyword arguments of one trial."""
-    merged = {**fixed, **params}
-    kwargs = dict(backtest)
+def split_params(params: dict[str, Any], setup: WorkerSetup) -> tuple[dict, dict]:
+    """Strategy parameters and backtest keyword arguments of one trial (``[backtest]`` is the base)."""
+    kwargs = dict(setup.backtest)
     strategy_params = {}
-    for name, value in merged.items():
-        if name in BACKTEST_KEYS:
-            kwargs[name] = value
+    for name, value in {**setup.fixed, **params}.items():
+        route = setup.routes.get(name)
+        if route is None:
+            leaf = name.rpartition(".")[2]
+            route = ("backtest", leaf) if leaf in BACKTEST_KEYS else ("strategy", name)
+        if route[0] == "backtest":
+            kwargs[route[1]] = value
         else:
-            strategy_params[name] = value
+            strategy_params[route[1]] = value
     return strategy_params, kwargs
 
 
@@ -206,7 +209,7 @@ class Evaluator:
         return TrialResult(task.number, TrialState.COMPLETE, metrics, objective, started, duration, self.worker, None, task.step)
 
     def _run(self, task: TrialTask, *, equity: bool, trades: bool) -> tuple[dict[str, float], Any]:
-        strategy_params, kwargs = split_params(task.params, self.setup.fixed, self.setup.backtest)
+        strategy_params, kwargs = split_params(task.params, self.setup)
         result = self._backtest.run(
             self._bars_for(task.stop),
             self.setup.strategy,
@@ -297,7 +300,7 @@ def _batched_entry(backtest: Any, setup: WorkerSetup) -> Callable[[Evaluator, Se
         for stop, indices in groups.items():
             params, kwargs_list = [], []
             for index in indices:
-                strategy_params, kwargs = split_params(tasks[index].params, setup.fixed, setup.backtest)
+                strategy_params, kwargs = split_params(tasks[index].params, setup)
                 params.append(strategy_params)
                 kwargs_list.append(kwargs)
             out = run_many(evaluator._bars_for(stop), setup.strategy, params, kwargs_list, cache=evaluator.cache)

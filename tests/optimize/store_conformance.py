@@ -1,0 +1,183 @@
+"""The conformance suite every study-store backend must pass.
+
+A backend's test module imports :func:`conformance_tests` and binds it to a
+``store_factory`` fixture: an async context manager factory ``factory(path)``
+yielding an open store. See ``test_store_conformance.py`` for SQLite.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import time
+from typing import Any
+
+import numpy as np
+import pytest
+
+from engine.errors import StoreError
+from engine.optimize.records import StudyState, TrialRecord, TrialState
+
+
+def make_trial(number: int, objective: float | None = None, *, state: TrialState = TrialState.COMPLETE,
+               batch: int = 1) -> TrialRecord:
+    """A trial with deterministic params/metrics derived from ``number``."""
+    value = float(number % 97) / 7.0 if objective is None and state is TrialState.COMPLETE else objective
+    return TrialRecord(
+        number=number,
+        key=f"{number:016x}",
+        params={"fast": number % 50 + 2, "slow": number % 300 + 60, "kind": "sma", "frac": number / 3},
+        state=state,
+        metrics=None if state is TrialState.FAILED else {"sharpe": value, "trades": number % 11, "total_return": 0.25},
+        objective=value,
+        started=1_700_000_000.0 + number,
+        duration_s=0.001 * (number % 5 + 1),
+        worker=f"w{number % 2}",
+        error="RuntimeError: boom" if state is TrialState.FAILED else None,
+        step=1 if state is TrialState.PRUNED else 0,
+        batch=batch,
+    )
+
+
+def _same(stored: TrialRecord, original: TrialRecord) -> bool:
+    fields = ("number", "key", "params", "state", "metrics", "objective", "started", "duration_s", "worker",
+              "error", "step", "batch")
+    return all(getattr(stored, f) == getattr(original, f) for f in fields)
+
+
+class StoreConformance:
+    """Subclass in a test module and provide the ``store_factory`` fixture."""
+
+    async def test_create_study_is_idempotent_for_the_same_spec(self, store_factory: Any, tmp_path: Any) -> None:
+        async with store_factory(tmp_path / "s.db") as store:
+            first = await store.create_study("alpha", "name = 'alpha'\n")
+            again = await store.create_study("alpha", "name = 'alpha'\n")
+            assert first.id == again.id
+            assert first.state is StudyState.CREATED
+            assert first.sampler_state is None and first.checkpoint_seq == 0
+
+    async def test_same_name_with_another_spec_is_refused(self, store_factory: Any, tmp_path: Any) -> None:
+        async with store_factory(tmp_path / "s.db") as store:
+            await store.create_study("alpha", "a = 1\n")
+            with pytest.raises(StoreError, match="different spec"):
+                await store.create_study("alpha", "a = 2\n")
+
+    async def test_trials_round_trip_exactly(self, store_factory: Any, tmp_path: Any) -> None:
+        originals = [make_trial(i) for i in range(40)]
+        originals += [make_trial(40, state=TrialState.FAILED), make_trial(41, 0.5, state=TrialState.PRUNED)]
+        async with store_factory(tmp_path / "s.db") as store:
+            study = await store.create_study("alpha", "x")
+            await store.add_trials(study.id, originals)
+            await store.flush()
+            stored = await store.trials(study.id)
+        assert len(stored) == len(originals)
+        for got, want in zip(stored, originals, strict=True):
+            assert _same(got, want), (got, want)
+
+    async def test_a_key_is_stored_once(self, store_factory: Any, tmp_path: Any) -> None:
+        async with store_factory(tmp_path / "s.db") as store:
+            study = await store.create_study("alpha", "x")
+            await store.add_trials(study.id, [make_trial(1), make_trial(1)])
+            await store.flush()
+            await store.add_trial(study.id, make_trial(1))
+            await store.flush()
+            assert [t.number for t in await store.trials(study.id)] == [1]
+
+    async def test_studies_are_separate(self, store_factory: Any, tmp_path: Any) -> None:
+        async with store_factory(tmp_path / "s.db") as store:
+            a = await store.create_study("a", "x")
+            b = await store.create_study("b", "y")
+            await store.add_trials(a.id, [make_trial(i) for i in range(5)])
+            await store.add_trials(b.id, [make_trial(i) for i in range(3)])  # same keys, other study
+            await store.flush()
+            assert len(await store.trials(a.id)) == 5
+            assert len(await store.trials(b.id)) == 3
+            assert [s.name for s in await store.studies()] == ["a", "b"]
+
+    async def test_trials_after_pages_through_everything_in_write_order(self, store_factory: Any, tmp_path: Any) -> None:
+        async with store_factory(tmp_path / "s.db") as store:
+            study = await store.create_study("alpha", "x")
+            numbers = list(range(250))[::-1]  # written in descending number order
+            await store.add_trials(study.id, [make_trial(i) for i in numbers])
+            await store.flush()
+            seen: list[int] = []
+            cursor = 0
+            while page := await store.trials_after(study.id, cursor, limit=37):
+                assert all(a.rowid < b.rowid for a, b in itertools.pairwise(page))
+                assert page[0].rowid > cursor
+                cursor = page[-1].rowid
+                seen += [t.number for t in page]
+        assert seen == numbers
+
+    async def test_checkpoint_commits_state_with_the_queued_trials(self, store_factory: Any, tmp_path: Any) -> None:
+        async with store_factory(tmp_path / "s.db") as store:
+            study = await store.create_study("alpha", "x")
+            await store.add_trials(study.id, [make_trial(i) for i in range(7)])
+            await store.checkpoint(study.id, {"cursor": 7, "rng": [1, 2, 3]}, 1, 7)
+            reread = await store.get_study("alpha")
+            assert reread is not None
+            assert reread.sampler_state == {"cursor": 7, "rng": [1, 2, 3]}
+            assert (reread.checkpoint_seq, reread.next_number) == (1, 7)
+            assert len(await store.trials(study.id)) == 7
+
+    async def test_best_and_counts(self, store_factory: Any, tmp_path: Any) -> None:
+        trials = [make_trial(i, float(v)) for i, v in enumerate([3.0, 9.0, -1.0, 9.0, 5.0])]
+        trials += [make_trial(5, state=TrialState.FAILED), make_trial(6, 100.0, state=TrialState.PRUNED)]
+        trials.append(dataclasses.replace(make_trial(7), objective=None))  # complete, no objective
+        async with store_factory(tmp_path / "s.db") as store:
+            study = await store.create_study("alpha", "x")
+            await store.add_trials(study.id, trials)
+            await store.flush()
+            best_max = await store.best(study.id, maximize=True, k=3)
+            best_min = await store.best(study.id, maximize=False, k=2)
+            counts = await store.counts(study.id)
+            outcomes = await store.trial_outcomes(study.id)
+        assert [t.number for t in best_max] == [1, 3, 4]  # ties: lower number first; pruned excluded
+        assert [t.number for t in best_min] == [2, 0]
+        assert counts == {TrialState.COMPLETE: 6, TrialState.FAILED: 1, TrialState.PRUNED: 1}
+        assert outcomes[f"{1:016x}"] == (TrialState.COMPLETE, 9.0, 1, 1)
+
+    async def test_artifacts_round_trip_and_eviction(self, store_factory: Any, tmp_path: Any) -> None:
+        equity = np.cumsum(np.random.default_rng(1).normal(size=1000)) + 1e4
+        trades = np.zeros(3, dtype=np.dtype([("entry_idx", "<i8"), ("pnl", "<f8")], align=True))
+        trades["entry_idx"] = [1, 5, 9]
+        trades["pnl"] = [1.5, -2.0, 0.25]
+        async with store_factory(tmp_path / "s.db") as store:
+            study = await store.create_study("alpha", "x")
+            store.put_artifacts(study.id, 3, {"equity": equity, "trades": trades})
+            store.put_artifacts(study.id, 4, {"equity": equity[:10]})
+            await store.flush()
+            got = await store.artifacts(study.id, 3)
+            assert np.array_equal(got["equity"], equity) and got["equity"].dtype == equity.dtype
+            assert got["trades"].dtype == trades.dtype and np.array_equal(got["trades"], trades)
+            store.drop_artifacts(study.id, 3)
+            await store.flush()
+            assert await store.artifacts(study.id, 3) == {}
+            assert await store.artifact_numbers(study.id) == [4]
+
+    async def test_object_arrays_are_refused(self, store_factory: Any, tmp_path: Any) -> None:
+        async with store_factory(tmp_path / "s.db") as store:
+            study = await store.create_study("alpha", "x")
+            with pytest.raises(StoreError, match="object dtype"):
+                store.put_artifacts(study.id, 1, {"bad": np.array([object()], dtype=object)})
+
+    async def test_close_flushes_and_reopen_sees_everything(self, store_factory: Any, tmp_path: Any) -> None:
+        path = tmp_path / "s.db"
+        async with store_factory(path) as store:
+            study = await store.create_study("alpha", "x")
+            await store.add_trials(study.id, [make_trial(i) for i in range(11)])
+            await store.set_study_state(study.id, StudyState.STOPPED, "interrupted")
+            await store.save_validation(study.id, {"deflated_sharpe": 0.5})
+            await store.save_summary(study.id, {"elapsed_s": 1.0})
+        async with store_factory(path) as store:
+            study = await store.require_study("alpha")
+            assert study.state is StudyState.STOPPED and study.error == "interrupted"
+            assert study.validation == {"deflated_sharpe": 0.5} and study.summary == {"elapsed_s": 1.0}
+            assert len(await store.trials(study.id, states=[TrialState.COMPLETE])) == 11
+            assert study.updated >= study.created - 1 and study.created <= time.time()
+
+    async def test_missing_study_is_a_clear_error(self, store_factory: Any, tmp_path: Any) -> None:
+        async with store_factory(tmp_path / "s.db") as store:
+            await store.create_study("alpha", "x")
+            with pytest.raises(StoreError, match=r"no study named .beta.*alpha"):
+                await store.require_study("beta")

@@ -1,0 +1,195 @@
+"""SQLite specifics: batched transactions, the incremental reader under a live writer, bad files."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from engine.errors import StoreError
+from engine.optimize.store import SqliteStore
+from tests.optimize.store_conformance import make_trial
+
+
+def _committed(path: Path) -> int:
+    """Rows visible to an independent connection (what a crash would keep)."""
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+        return db.execute("SELECT count(*) FROM trials").fetchone()[0]
+
+
+async def test_trials_are_written_in_batches_not_one_transaction_each(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    store = await SqliteStore.open(path, batch_size=100, batch_interval_s=60.0)
+    study = await store.create_study("alpha", "x")
+    commits_before = store.commits
+    for i in range(99):
+        await store.add_trial(study.id, make_trial(i))
+    await asyncio.sleep(0.05)
+    assert _committed(path) == 0  # below the batch size and the interval: nothing committed yet
+    for i in range(99, 1000):
+        await store.add_trial(study.id, make_trial(i))
+        if i % 100 == 99:
+            await asyncio.sleep(0)  # let the writer task take the full batch
+    await store.flush()
+    transactions = store.commits - commits_before
+    assert _committed(path) == 1000
+    assert 1 <= transactions <= 10 + 1  # 1,000 trials in batches of 100 (and at most one flush)
+    assert store.trials_written == 1000
+    await store.close()
+
+
+async def test_the_interval_flushes_a_small_batch(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    store = await SqliteStore.open(path, batch_size=10_000, batch_interval_s=0.1)
+    study = await store.create_study("alpha", "x")
+    await store.add_trials(study.id, [make_trial(i) for i in range(5)])
+    for _ in range(50):
+        await asyncio.sleep(0.05)
+        if _committed(path) == 5:
+            break
+    assert _committed(path) == 5
+    await store.close()
+
+
+async def test_total_changes_count_one_row_per_trial(tmp_path: Path) -> None:
+    """The writer never rewrites rows: total_changes grows by one per trial (plus the checkpoint row)."""
+    path = tmp_path / "s.db"
+    store = await SqliteStore.open(path, batch_size=50, batch_interval_s=60.0)
+    study = await store.create_study("alpha", "x")
+    assert store._writer is not None
+    before = store._writer.total_changes
+    await store.add_trials(study.id, [make_trial(i) for i in range(300)])
+    await store.checkpoint(study.id, {"cursor": 300}, 1, 300)
+    assert store._writer.total_changes - before == 300 + 1
+    await store.close()
+
+
+READER = """
+import asyncio, sys
+from engine.optimize.store import SqliteStore
+
+async def main(path, expected):
+    cursor, seen = 0, []
+    for _ in range(4000):
+        try:
+            store = await SqliteStore.open(path, readonly=True)
+        except Exception:
+            await asyncio.sleep(0.01)
+            continue
+        break
+    study = None
+    while study is None:
+        study = await store.get_study("alpha")
+        await asyncio.sleep(0.005)
+    while len(seen) < expected:
+        page = await store.trials_after(study.id, cursor, limit=333)
+        if page:
+            cursor = page[-1].rowid
+            seen.extend(t.number for t in page)
+        else:
+            await asyncio.sleep(0.005)
+    await store.close()
+    assert seen == sorted(set(seen)), "out of order or repeated"
+    print(len(seen))
+
+asyncio.run(main(sys.argv[1], int(sys.argv[2])))
+"""
+
+
+async def test_incremental_reader_in_another_process_while_a_writer_runs(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    n = 6000
+    store = await SqliteStore.open(path, batch_size=200, batch_interval_s=0.02)
+    study = await store.create_study("alpha", "x")
+    reader = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", READER, str(path), str(n),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    for start in range(0, n, 150):
+        await store.add_trials(study.id, [make_trial(i) for i in range(start, min(n, start + 150))])
+        await asyncio.sleep(0.002)
+    await store.flush()
+    out, err = await asyncio.wait_for(reader.communicate(), 120)
+    await store.close()
+    assert reader.returncode == 0, err.decode()[-2000:]
+    assert out.decode().strip() == str(n)
+
+
+async def test_reading_needs_no_writer(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    store = await SqliteStore.open(path)
+    study = await store.create_study("alpha", "x")
+    await store.add_trials(study.id, [make_trial(i) for i in range(20)])
+    await store.close()
+    reader = await SqliteStore.open(path, readonly=True)
+    assert len(await reader.trials(study.id)) == 20
+    with pytest.raises(StoreError, match="read-only"):
+        await reader.add_trial(study.id, make_trial(99))
+    await reader.close()
+
+
+def _foreign(path: Path) -> None:
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE trials (id INTEGER PRIMARY KEY, payload TEXT)")
+        db.execute("INSERT INTO trials (payload) VALUES ('not ours')")
+
+
+@pytest.mark.parametrize("readonly", [False, True])
+async def test_foreign_sqlite_database_is_refused(tmp_path: Path, readonly: bool) -> None:
+    path = tmp_path / "other.db"
+    _foreign(path)
+    with pytest.raises(StoreError, match="another application") as info:
+        await SqliteStore.open(path, readonly=readonly)
+    assert "\n" not in str(info.value) and str(path) in str(info.value)
+
+
+@pytest.mark.parametrize("readonly", [False, True])
+async def test_a_file_that_is_not_sqlite_is_refused(tmp_path: Path, readonly: bool) -> None:
+    path = tmp_path / "junk.db"
+    path.write_bytes(b"this is not a database\n" * 100)
+    with pytest.raises(StoreError, match="not a SQLite database"):
+        await SqliteStore.open(path, readonly=readonly)
+
+
+async def test_a_corrupt_sqlite_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    store = await SqliteStore.open(path)
+    study = await store.create_study("alpha", "x")
+    await store.add_trials(study.id, [make_trial(i) for i in range(500)])
+    await store.close()
+    raw = bytearray(path.read_bytes())
+    raw[100:4096] = b"\xff" * (4096 - 100)  # smash the schema page, keep the magic header
+    path.write_bytes(bytes(raw))
+    for suffix in ("-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    with pytest.raises(StoreError, match="corrupt") as info:
+        await SqliteStore.open(path)
+    assert "\n" not in str(info.value)
+
+
+async def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    store = await SqliteStore.open(path)
+    await store.close()
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE schema_versions SET version = 99 WHERE component = 'optimize'")
+    with pytest.raises(StoreError, match="newer"):
+        await SqliteStore.open(path)
+
+
+@pytest.mark.parametrize("command", ["report", "trials"])
+def test_cli_on_a_foreign_database_exits_2_with_one_line(tmp_path: Path, command: str) -> None:
+    path = tmp_path / "other.db"
+    _foreign(path)
+    args = [sys.executable, "-m", "genesis_tui.cli", command, "alpha", "--db", str(path)]
+    if command == "trials":
+        args += ["--export", str(tmp_path / "out.csv")]
+    result = subprocess.run(args, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("genesis: ") and "another application" in lines[0]
+    assert not (tmp_path / "out.csv").exists()
