@@ -84,7 +84,8 @@ def _head(path: Path, where: str) -> list[str]:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
-        raise DataError(f"{where}: not UTF-8 text (byte {error.start}); expected a UTF-8 CSV file") from None
+        line = data[: error.start].count(b"\n") + 1
+        raise DataError(f"{where}: line {line}: not UTF-8 text; expected a UTF-8 CSV file") from None
     return text.splitlines()
 
 
@@ -171,7 +172,26 @@ def load_csv(spec: DataSpec, *, strict: bool = False) -> Bars:
     meta: dict[str, object] = {
         "source": "csv", "path": str(path), "spec": spec.text, "delimiter": delimiter, "headerless": headerless,
     }
-    return bars_from_columns(raw, columns.names, where=where, label=label, settings=settings, meta=meta)
+
+    def cell_text(row: int, column: str) -> str | None:
+        return _raw_cell(path, first_data_line + row, delimiter, columns.positions[column])
+
+    return bars_from_columns(
+        raw, columns.names, where=where, label=label, settings=settings, meta=meta, cell_text=cell_text
+    )
+
+
+def _raw_cell(path: Path, line_number: int, delimiter: str, position: int) -> str | None:
+    """The text of one cell as written in the file (for error messages only)."""
+    try:
+        with _open_binary(path) as handle, io.TextIOWrapper(handle, encoding="utf-8-sig") as text:
+            for number, line in enumerate(text, start=1):
+                if number == line_number:
+                    fields = _fields(line.rstrip("\r\n"), delimiter)
+                    return fields[position].strip() if position < len(fields) else None
+    except (OSError, UnicodeDecodeError, EOFError, zipfile.BadZipFile, lzma.LZMAError):
+        return None
+    return None
 
 
 def _read(
@@ -197,8 +217,8 @@ def _read(
         raise DataError(f"{where}: {_parser_message(str(error), delimiter)}") from None
     except pd.errors.EmptyDataError:
         raise DataError(f"{where}: file is empty; expected a header line and at least one row") from None
-    except UnicodeDecodeError as error:
-        raise DataError(f"{where}: not UTF-8 text (byte {error.start}); expected a UTF-8 CSV file") from None
+    except UnicodeDecodeError:
+        raise DataError(f"{where}: not UTF-8 text (past the first 64 KiB); expected a UTF-8 CSV file") from None
     except (OSError, EOFError, zipfile.BadZipFile, lzma.LZMAError) as error:
         raise DataError(f"{where}: cannot read file: {error}") from None
 

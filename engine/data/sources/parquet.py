@@ -57,5 +57,11 @@ def load_parquet(spec: DataSpec, *, strict: bool = False) -> Bars:
     def label(row: int) -> str:
         return f"row {row + 1}"
 
+    def cell_text(row: int, column: str) -> str:
+        value = table.column(list(columns.positions).index(column))[row]
+        return str(value.as_py()) if value.is_valid else ""  # a null shows as an empty cell
+
     meta: dict[str, object] = {"source": "parquet", "path": str(path), "spec": spec.text}
-    return bars_from_columns(raw, columns.names, where=where, label=label, settings=settings, meta=meta)
+    return bars_from_columns(
+        raw, columns.names, where=where, label=label, settings=settings, meta=meta, cell_text=cell_text
+    )

@@ -268,11 +268,13 @@ def bars_from_columns(
     label: RowLabel,
     settings: FileSettings,
     meta: dict[str, object],
+    cell_text: Callable[[int, str], str | None] | None = None,
 ) -> Bars:
     """Validated ``Bars`` from raw columns keyed by bar column (``volume`` optional).
 
     ``names`` are the columns' names in the file (for messages); ``label(i)``
-    names data row ``i`` (0-based, before any row is dropped).
+    names data row ``i`` (0-based, before any row is dropped); ``cell_text``, when
+    given, recovers a cell as written (a parsed NaN may have been ``nan`` or empty).
     """
     total = len(raw["ts"])
     ts, ts_valid, unit = timestamps(raw["ts"], names["ts"], where, label)
@@ -291,9 +293,11 @@ def bars_from_columns(
         row = int(np.flatnonzero(bad)[0])
         column = next(c for c, mask in bad_by_column.items() if mask[row])
         cell = raw[column].iloc[row]
+        written = cell_text(row, column) if cell_text is not None else None
+        shown = _cell(cell) if written is None else _cell(written)
         expected = "a timestamp" if column == "ts" else "a finite number"
         raise DataError(
-            f"{where}: {label(row)}, column {names[column]}: expected {expected}, got {_cell(cell)} "
+            f"{where}: {label(row)}, column {names[column]}: expected {expected}, got {shown} "
             "(strict mode rejects rows with NaN or inf)"
         )
     keep = np.flatnonzero(~bad & ~blank)
