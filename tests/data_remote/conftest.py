@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +15,7 @@ import pytest
 
 from engine.data.cache import MemoryCache, SeriesKey
 from engine.data.hyperliquid import HyperliquidConfig, HyperliquidSource
-from tests.data_remote.server import CandleServer
+from tests.data_remote.server import CandleServer, ThreadedCandleServer
 
 FAST = {
     "retries": 2,
@@ -76,3 +79,23 @@ def assert_matches(bars: Any, expected: np.ndarray) -> None:
 
 def key(coin: str = "BTC", interval: str = "1m") -> SeriesKey:
     return SeriesKey("hyperliquid", coin, interval)
+
+
+@pytest.fixture
+def live() -> Iterator[CandleServer]:
+    """A candle server on a thread of its own, for commands run in a subprocess."""
+    with ThreadedCandleServer() as candle_server:
+        yield candle_server
+
+
+def genesis(server: CandleServer, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run the ``genesis`` command in a subprocess pointed at ``server``."""
+    env = dict(os.environ, GENESIS_HYPERLIQUID_URL=server.url)
+    return subprocess.run(
+        [sys.executable, "-m", "genesis_tui.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
