@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from engine.bus.bus import EventBus, Subscription
-from engine.bus.events import LANES, Event, Lane, make_event
+from engine.bus.events import CRITICAL, HIGH, LANES, LOW, NORMAL, Event, Lane, make_event
 from engine.bus.lanes import BusClosedError, BusConfig, LaneConfig, LaneFullError, RateWindow
 from engine.bus.metrics import BusMetrics, DeadLetter, LaneMetrics, StopReport
 from engine.bus.topics import is_pattern, matches, validate_topic
 
 __all__ = [
+    "CRITICAL",
+    "HIGH",
     "LANES",
+    "LOW",
+    "NORMAL",
     "BusClosedError",
     "BusConfig",
     "BusMetrics",

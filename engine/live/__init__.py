@@ -1,0 +1,47 @@
+"""The paper-trading loop: a bar feed, a strategy, an order manager, a paper broker
+with the backtester's fill semantics, a portfolio and a risk manager, on one EventBus."""
+
+from __future__ import annotations
+
+from engine.live.broker import PaperBroker
+from engine.live.feed import ReplayFeed
+from engine.live.loop import LoopConfig, LoopResult, LoopState, OrderView, PaperTradingLoop
+from engine.live.portfolio import Portfolio
+from engine.live.records import (
+    BarRecord,
+    Control,
+    Fill,
+    Order,
+    RiskAction,
+    Signal,
+    StopTrigger,
+    Trade,
+)
+from engine.live.risk import RiskConfig, RiskManager, RiskState
+from engine.live.strategy import ArraySignals, PrefixBuffer, RuleSignals, SignalSource
+
+__all__ = [
+    "ArraySignals",
+    "BarRecord",
+    "Control",
+    "Fill",
+    "LoopConfig",
+    "LoopResult",
+    "LoopState",
+    "Order",
+    "OrderView",
+    "PaperBroker",
+    "PaperTradingLoop",
+    "Portfolio",
+    "PrefixBuffer",
+    "ReplayFeed",
+    "RiskAction",
+    "RiskConfig",
+    "RiskManager",
+    "RiskState",
+    "RuleSignals",
+    "Signal",
+    "SignalSource",
+    "StopTrigger",
+    "Trade",
+]

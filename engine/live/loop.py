@@ -1,0 +1,497 @@
+"""The paper-trading loop: feed -> strategy -> order manager -> paper broker ->
+portfolio, with a risk manager on the CRITICAL lane, all over one ``EventBus``.
+
+One bar's life (the order mirrors ``engine/backtest/nb.py::simulate_nb``):
+
+1. the feed publishes ``market.bar.<symbol>`` (NORMAL); its handler
+   a. fills the order left by the previous bar's signal at this open
+      (``fill = "next_open"``),
+   b. asks the risk manager for a stop-loss / take-profit on the position and
+      publishes it as ``risk.stop`` (CRITICAL),
+   c. evaluates the strategy on the bars so far and publishes ``signals.<name>`` (HIGH);
+2. ``risk.stop`` (CRITICAL, so before any signal) closes the position;
+3. ``signals.*`` -> the order manager publishes ``orders.new`` (HIGH), or
+   ``orders.rejected`` when the circuit breaker or kill switch forbids it;
+4. ``orders.new`` -> the broker fills at this close (``fill = "close"``) or keeps
+   the order for the next open; fills go out as ``fills.new`` (HIGH);
+5. when nothing the bar caused is still in flight, the portfolio marks equity at
+   the close, the risk manager may trip the drawdown breaker (``risk.breaker``,
+   CRITICAL), telemetry goes out on LOW, and the feed sends the next bar.
+
+Operator commands arrive as ``control.pause|resume|stop|kill`` on CRITICAL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import msgspec
+
+from engine.bus import CRITICAL, HIGH, LOW, NORMAL, Event, EventBus
+from engine.errors import ConfigError
+from engine.live.broker import PaperBroker
+from engine.live.portfolio import Portfolio
+from engine.live.records import (
+    BarRecord,
+    Control,
+    Fill,
+    Order,
+    RiskAction,
+    Signal,
+    StopTrigger,
+    Trade,
+)
+from engine.live.risk import RiskConfig, RiskManager, RiskState
+from engine.live.strategy import PrefixBuffer, SignalSource
+from engine.profile import profiler
+
+Fill_ = Literal["next_open", "close"]
+Direction = Literal["long", "short", "both"]
+
+
+class LoopConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Execution settings (the backtester's names and defaults) and the loop's own."""
+
+    fee: float = 0.0
+    slippage: float = 0.0
+    fill: Fill_ = "next_open"
+    direction: Direction = "long"
+    size: float = 1.0
+    cash: float = 10_000.0
+    risk: RiskConfig = RiskConfig()
+    equity_points: int = 2_000  # equity marks kept for the console
+    recent: int = 50  # orders and fills kept for the console
+    telemetry_every: int = 1  # bars between telemetry.portfolio events (0: never)
+
+    def validate(self, where: str = "paper") -> LoopConfig:
+        if not 0.0 <= self.fee < 1.0:
+            raise ConfigError(f"{where}.fee: expected a fraction in [0, 1), got {self.fee!r}")
+        if not 0.0 <= self.slippage < 1.0:
+            raise ConfigError(
+                f"{where}.slippage: expected a fraction in [0, 1), got {self.slippage!r}"
+            )
+        if not 0.0 < self.size <= 1.0:
+            raise ConfigError(f"{where}.size: expected a fraction in (0, 1], got {self.size!r}")
+        if self.cash <= 0.0:
+            raise ConfigError(f"{where}.cash: expected > 0, got {self.cash!r}")
+        if self.equity_points < 1 or self.recent < 1 or self.telemetry_every < 0:
+            raise ConfigError(
+                f"{where}: equity_points and recent must be >= 1, telemetry_every >= 0"
+            )
+        self.risk.validate(f"{where}.risk")
+        return self
+
+
+@dataclass(frozen=True, slots=True)
+class OrderView:
+    """An order as the console lists it."""
+
+    order_id: int
+    index: int
+    target: int
+    status: str  # "new", "pending", "filled", "rejected", "cancelled", "expired"
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class LoopState:
+    """The loop at one moment (what the console renders)."""
+
+    running: bool
+    paused: bool
+    finished: bool
+    strategy: str
+    symbol: str
+    bars_seen: int
+    bars_total: int
+    last_bar_ts: int | None
+    cash: float
+    equity: float
+    realized_pnl: float
+    unrealized_pnl: float
+    drawdown: float
+    max_drawdown: float
+    side: int
+    units: float
+    entry_price: float
+    mark_price: float
+    trades: int
+    equity_curve: tuple[float, ...]
+    orders: tuple[OrderView, ...]
+    fills: tuple[Fill, ...]
+    risk: RiskState
+    elapsed_s: float
+    bars_per_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class LoopResult:
+    """What a finished replay produced."""
+
+    strategy: str
+    bars: int
+    trades: tuple[Trade, ...]  # closed round trips, then the open position (reason "open")
+    final_equity: float
+    cash: float
+    elapsed_s: float
+    state: LoopState
+
+    @property
+    def bars_per_s(self) -> float:
+        return self.bars / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+
+class PaperTradingLoop:
+    """Runs ``source``'s signals over a feed through a paper broker on ``bus``.
+
+    The loop owns the bus it creates; pass ``bus`` to share one (the loop then
+    only subscribes and unsubscribes, and expects it to be running).
+    """
+
+    def __init__(
+        self,
+        feed: AsyncIterator[BarRecord] | Any,
+        source: SignalSource,
+        config: LoopConfig | None = None,
+        *,
+        bus: EventBus | None = None,
+        symbol: str = "",
+        bars_total: int = 0,
+    ) -> None:
+        self.config = (config or LoopConfig()).validate()
+        cfg = self.config
+        self.feed = feed
+        self.source = source
+        self.symbol = symbol or getattr(feed, "symbol", "") or "SYM"
+        self.bars_total = bars_total or (len(feed) if hasattr(feed, "__len__") else 0)
+        self._own_bus = bus is None
+        self.bus = bus or EventBus()
+        self.portfolio = Portfolio(cfg.cash, self.symbol, cfg.equity_points)
+        self.broker = PaperBroker(self.portfolio, fee=cfg.fee, slippage=cfg.slippage, size=cfg.size)
+        self.risk = RiskManager(cfg.risk)
+        self.buffer = PrefixBuffer(max(self.bars_total, 1_024))
+        self._orders: deque[OrderView] = deque(maxlen=cfg.recent)
+        self._fills: deque[Fill] = deque(maxlen=cfg.recent)
+        self._pending: Order | None = None
+        self._bar: BarRecord | None = None
+        self._marked = -1
+        self._outstanding = 0
+        self._bar_done = asyncio.Event()
+        self._resume = asyncio.Event()
+        self._resume.set()
+        self._stop_requested = False
+        self._running = False
+        self._finished = False
+        self._subs: list[Any] = []
+        self._t0 = 0.0
+        self._elapsed = 0.0
+        self._bars = 0
+        direction = cfg.direction
+        self._want = {
+            "long": {True: 1, False: 0},
+            "both": {True: 1, False: -1},
+            "short": {True: 0, False: -1},
+        }[direction]
+
+    # ---------------------------------------------------------------- commands
+    def pause(self) -> None:
+        self.bus.publish_nowait("control.pause", Control("pause"), CRITICAL)
+
+    def resume(self) -> None:
+        self.bus.publish_nowait("control.resume", Control("resume"), CRITICAL)
+
+    def stop(self) -> None:
+        self.bus.publish_nowait("control.stop", Control("stop"), CRITICAL)
+
+    def kill(self, reason: str = "kill switch") -> None:
+        """Flatten the position at the last close and refuse every new order."""
+        self.bus.publish_nowait("control.kill", Control("kill", reason), CRITICAL)
+
+    # -------------------------------------------------------------------- run
+    async def run(self) -> LoopResult:
+        """Replay the feed to its end (or until stopped); returns the result."""
+        bus = self.bus
+        if self._own_bus:
+            await bus.start()
+        sub = bus.subscribe
+        self._subs = [
+            sub(f"market.bar.{self.symbol}", self._on_bar, name="paper.bar"),
+            sub("risk.stop", self._on_stop, name="paper.risk_stop"),
+            sub("risk.breaker", self._on_breaker, name="paper.breaker"),
+            sub(f"signals.{self.source.name}", self._on_signal, name="paper.orders"),
+            sub("orders.new", self._on_order, name="paper.broker"),
+            sub("orders.rejected", self._on_observed, name="paper.rejected"),
+            sub("fills.new", self._on_fill, name="paper.fills"),
+            sub("control.*", self._on_control, name="paper.control"),
+        ]
+        self._running = True
+        self._t0 = time.perf_counter()
+        topic = f"market.bar.{self.symbol}"
+        try:
+            with profiler.stage("live.replay"):
+                async for bar in self.feed:
+                    if not self._resume.is_set():
+                        await self._resume.wait()
+                    if self._stop_requested:
+                        break
+                    self._bar_done.clear()
+                    self._emit(topic, bar, NORMAL)
+                    await self._bar_done.wait()
+                    if self._stop_requested:
+                        break
+        finally:
+            self._elapsed = time.perf_counter() - self._t0
+            self._running = False
+            self._finished = True
+            for s in self._subs:
+                bus.unsubscribe(s)
+            if self._own_bus:
+                await bus.stop(drain=True)
+        return self._result()
+
+    def _result(self) -> LoopResult:
+        if self._pending is not None:
+            self._orders.append(
+                OrderView(
+                    self._pending.order_id,
+                    self._pending.index,
+                    self._pending.target,
+                    "expired",
+                    "no bar left to fill on",
+                )
+            )
+            self._pending = None
+        trades = list(self.portfolio.trades)
+        open_trade = self.portfolio.open_trade()
+        if open_trade is not None:
+            trades.append(open_trade)
+        state = self.state()
+        return LoopResult(
+            strategy=self.source.name,
+            bars=self._bars,
+            trades=tuple(trades),
+            final_equity=self.portfolio.equity,
+            cash=self.portfolio.cash,
+            elapsed_s=self._elapsed,
+            state=state,
+        )
+
+    # --------------------------------------------------------------- plumbing
+    def _emit(self, topic: str, payload: Any, lane: int) -> None:
+        self._outstanding += 1
+        try:
+            self.bus.publish_nowait(topic, payload, lane)
+        except Exception:
+            self._outstanding -= 1
+            raise
+
+    def _settle(self) -> None:
+        self._outstanding -= 1
+        if self._outstanding == 0:
+            self._bar_complete()
+
+    def _bar_complete(self) -> None:
+        bar = self._bar
+        if bar is not None and self._marked != bar.index:
+            self._marked = bar.index
+            p = self.portfolio
+            p.mark(bar.close, bar.index)
+            self._bars += 1
+            if self.risk.breaker_trips(p):
+                detail = f"drawdown {p.drawdown:.2%} >= limit {self.risk.config.max_drawdown:.2%}"
+                self._emit("risk.breaker", RiskAction("breaker_open", bar.index, detail), CRITICAL)
+                return
+            every = self.config.telemetry_every
+            if every and bar.index % every == 0:
+                self.bus.publish_nowait("telemetry.portfolio", self._telemetry(bar), LOW)
+        self._bar_done.set()
+
+    def _telemetry(self, bar: BarRecord) -> dict[str, Any]:
+        p = self.portfolio
+        return {
+            "index": bar.index,
+            "equity": p.equity,
+            "cash": p.cash,
+            "side": p.side,
+            "drawdown": p.drawdown,
+        }
+
+    # --------------------------------------------------------------- handlers
+    def _on_bar(self, ev: Event) -> None:
+        try:
+            bar: BarRecord = ev.payload
+            self._bar = bar
+            pending = self._pending
+            if pending is not None:
+                self._pending = None
+                self._execute(pending, bar.open, bar)
+            trigger = self.risk.check_stops(bar, self.portfolio)
+            if trigger is not None:
+                self._emit("risk.stop", trigger, CRITICAL)
+            self.buffer.append(bar.open, bar.high, bar.low, bar.close, bar.volume)
+            with profiler.stage("live.signal"):
+                entry, exit_ = self.source.signal_at(self.buffer.view())
+            if entry != exit_:
+                self._emit(
+                    f"signals.{self.source.name}",
+                    Signal(self.source.name, bar.index, entry, exit_),
+                    HIGH,
+                )
+        finally:
+            self._settle()
+
+    def _on_stop(self, ev: Event) -> None:
+        try:
+            trig: StopTrigger = ev.payload
+            p = self.portfolio
+            if p.side != 0:
+                bar = self._bar
+                fill = self.broker.exit(
+                    trig.price,
+                    trig.index,
+                    bar.ts if bar else 0,
+                    self.broker.next_order_id(),
+                    trig.reason,
+                )
+                self.risk.stops_hit += 1
+                self._emit("fills.new", fill, HIGH)
+        finally:
+            self._settle()
+
+    def _on_breaker(self, ev: Event) -> None:
+        try:
+            action: RiskAction = ev.payload
+            self.risk.open_breaker(action.detail)
+            self._cancel_pending_if_forbidden("circuit breaker open")
+        finally:
+            self._settle()
+
+    def _on_signal(self, ev: Event) -> None:
+        try:
+            sig: Signal = ev.payload
+            p = self.portfolio
+            want = self._want[sig.entry]
+            if want == p.side:
+                return
+            allowed = self.risk.allow(want, p.side)
+            order_id = self.broker.next_order_id()
+            if allowed is None:
+                view = OrderView(
+                    order_id, sig.index, want, "rejected", self.risk.message or "halted"
+                )
+                self._orders.append(view)
+                self._emit("orders.rejected", view, HIGH)
+                return
+            order = Order(order_id, sig.index, self.symbol, allowed, self.config.fill)
+            self._emit("orders.new", order, HIGH)
+        finally:
+            self._settle()
+
+    def _on_order(self, ev: Event) -> None:
+        try:
+            order: Order = ev.payload
+            bar = self._bar
+            if order.fill == "close" and bar is not None:
+                self._execute(order, bar.close, bar)
+            else:
+                self._pending = order
+                self._orders.append(OrderView(order.order_id, order.index, order.target, "pending"))
+        finally:
+            self._settle()
+
+    def _on_observed(self, ev: Event) -> None:
+        self._settle()
+
+    def _on_fill(self, ev: Event) -> None:
+        try:
+            self._fills.append(ev.payload)
+        finally:
+            self._settle()
+
+    def _on_control(self, ev: Event) -> None:
+        command: Control = ev.payload
+        if command.command == "pause":
+            self._resume.clear()
+        elif command.command == "resume":
+            self._resume.set()
+        elif command.command == "stop":
+            self._stop_requested = True
+            self._resume.set()
+        elif command.command == "kill":
+            self._kill(command.reason or "kill switch")
+
+    # -------------------------------------------------------------- execution
+    def _execute(self, order: Order, price: float, bar: BarRecord) -> None:
+        target = self.risk.allow(order.target, self.portfolio.side)
+        if target is None or target == self.portfolio.side:
+            status = "cancelled" if target is None else "filled"
+            self._orders.append(
+                OrderView(order.order_id, order.index, order.target, status, self.risk.message)
+            )
+            return
+        fills = self.broker.move_to(target, price, bar.index, bar.ts, order.order_id)
+        self._orders.append(OrderView(order.order_id, order.index, target, "filled"))
+        for fill in fills:
+            self._emit("fills.new", fill, HIGH)
+
+    def _cancel_pending_if_forbidden(self, why: str) -> None:
+        pending = self._pending
+        if pending is not None and self.risk.allow(pending.target, self.portfolio.side) is None:
+            self._pending = None
+            self._orders.append(
+                OrderView(pending.order_id, pending.index, pending.target, "cancelled", why)
+            )
+
+    def _kill(self, reason: str) -> None:
+        self.risk.kill(reason)
+        p = self.portfolio
+        bar = self._bar
+        if p.side != 0 and bar is not None:
+            fill = self.broker.exit(
+                bar.close, bar.index, bar.ts, self.broker.next_order_id(), "kill"
+            )
+            self._emit("fills.new", fill, HIGH)
+            p.mark(bar.close, bar.index)
+        if self._pending is not None:
+            self._cancel_pending_if_forbidden(reason)
+            if self._pending is not None:  # a closing order: the position is flat already
+                self._pending = None
+
+    # ------------------------------------------------------------------ state
+    def state(self) -> LoopState:
+        """An immutable snapshot for the console."""
+        p = self.portfolio
+        bar = self._bar
+        elapsed = time.perf_counter() - self._t0 if self._running else self._elapsed
+        return LoopState(
+            running=self._running,
+            paused=not self._resume.is_set(),
+            finished=self._finished,
+            strategy=self.source.name,
+            symbol=self.symbol,
+            bars_seen=self._bars,
+            bars_total=self.bars_total,
+            last_bar_ts=bar.ts if bar is not None else None,
+            cash=p.cash,
+            equity=p.equity,
+            realized_pnl=p.realized_pnl,
+            unrealized_pnl=p.unrealized_pnl,
+            drawdown=p.drawdown,
+            max_drawdown=p.max_drawdown,
+            side=p.side,
+            units=p.units,
+            entry_price=p.entry_price if p.side else 0.0,
+            mark_price=p.mark_price,
+            trades=len(p.trades),
+            equity_curve=tuple(p.equity_curve),
+            orders=tuple(self._orders),
+            fills=tuple(self._fills),
+            risk=self.risk.state(),
+            elapsed_s=elapsed,
+            bars_per_s=self._bars / elapsed if elapsed > 0 else 0.0,
+        )
