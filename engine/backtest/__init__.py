@@ -1,0 +1,44 @@
+"""Backtests at compiled speed: numba kernels, indicators, strategies, ``run()``.
+
+Kernels compile on first use (and are cached on disk), so importing this
+package is cheap. Conventions: ``docs/backtest.md``.
+"""
+
+from __future__ import annotations
+
+from engine.backtest.api import BacktestResult, Options, run, run_many, run_signals, simulate
+from engine.backtest.enums import EXIT_REASONS, METRIC_NAMES, TRADE_DTYPE
+from engine.backtest.indicators import INDICATORS, IndicatorCache
+from engine.backtest.metrics import Metrics
+from engine.backtest.nb import signals_nb, simulate_nb
+from engine.backtest.strategies import (
+    STRATEGIES,
+    Constraint,
+    KernelInputs,
+    Param,
+    Strategy,
+    get_strategy,
+)
+
+__all__ = [
+    "EXIT_REASONS",
+    "INDICATORS",
+    "METRIC_NAMES",
+    "STRATEGIES",
+    "TRADE_DTYPE",
+    "BacktestResult",
+    "Constraint",
+    "IndicatorCache",
+    "KernelInputs",
+    "Metrics",
+    "Options",
+    "Param",
+    "Strategy",
+    "get_strategy",
+    "run",
+    "run_many",
+    "run_signals",
+    "signals_nb",
+    "simulate",
+    "simulate_nb",
+]

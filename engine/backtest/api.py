@@ -1,0 +1,239 @@
+"""``run()``: one backtest of a registered strategy over ``Bars``; ``run_many()`` for sweeps.
+
+The conventions (fills, fees, slippage, sizing, shorts, stops, metrics) are in
+``docs/backtest.md``; the kernel is ``nb.simulate_nb``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from engine.backtest import nb
+from engine.backtest.enums import (
+    DIRECTIONS,
+    FILL_CLOSE,
+    FILLS,
+    KIND_SIGNALS,
+    N_METRICS,
+    TRADE_DTYPE,
+)
+from engine.backtest.indicators import IndicatorCache
+from engine.backtest.metrics import Metrics
+from engine.backtest.strategies import KernelInputs, get_strategy
+from engine.data.timeframes import periods_per_year
+from engine.errors import InputError
+from engine.profile import profiler
+
+if TYPE_CHECKING:
+    from engine.data import Bars
+
+_NO_SIGNALS = np.zeros(0, dtype=np.bool_)
+_NO_EQUITY = np.empty(0, dtype=np.float64)
+_NO_TRADES = np.empty(0, dtype=TRADE_DTYPE)
+
+
+def _number(name: str, value: Any, low: float, high: float, *, high_open: bool, low_open: bool = False) -> float:
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    if ok:
+        value = float(value)
+        ok = math.isfinite(value) and (value > low if low_open else value >= low)
+        ok = ok and (value < high if high_open else value <= high)
+    if not ok:
+        interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        raise InputError(f"{name} must be a number in {interval}, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """Validated backtest options (everything ``run`` takes besides bars, strategy, params)."""
+
+    fee: float = 0.0
+    slippage: float = 0.0
+    fill: str = "next_open"
+    direction: str = "long"
+    size: float = 1.0
+    cash: float = 10_000.0
+    stop_loss: float = 0.0
+    take_profit: float = 0.0
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        set_(self, "fee", _number("fee", self.fee, 0.0, 1.0, high_open=True))
+        set_(self, "slippage", _number("slippage", self.slippage, 0.0, 1.0, high_open=True))
+        if self.fill not in FILLS:
+            raise InputError(f"fill must be one of {', '.join(FILLS)}, got {self.fill!r}")
+        if self.direction not in DIRECTIONS:
+            raise InputError(f"direction must be one of {', '.join(DIRECTIONS)}, got {self.direction!r}")
+        set_(self, "size", _number("size", self.size, 0.0, 1.0, high_open=False, low_open=True))
+        set_(self, "cash", _number("cash", self.cash, 0.0, math.inf, high_open=True, low_open=True))
+        set_(self, "stop_loss", _number("stop_loss", self.stop_loss, 0.0, 1.0, high_open=True))
+        set_(self, "take_profit", _number("take_profit", self.take_profit, 0.0, math.inf, high_open=True))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+
+@dataclass(frozen=True, slots=True)
+class BacktestResult:
+    """The outcome of one backtest; ``equity`` and ``trades`` only when asked for."""
+
+    strategy: str
+    params: Mapping[str, Any]
+    options: Options
+    metrics: Metrics
+    equity: np.ndarray | None = None
+    trades: np.ndarray | None = None
+    elapsed_s: float = 0.0
+    n_bars: int = field(default=0)
+
+
+def simulate(
+    bars: Bars,
+    inputs: KernelInputs,
+    options: Options,
+    *,
+    entries: np.ndarray = _NO_SIGNALS,
+    exits: np.ndarray = _NO_SIGNALS,
+    equity: bool = False,
+    trades: bool = False,
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """Run the kernel once: (metrics array, equity curve or None, trade records or None)."""
+    n = len(bars)
+    equity_out = np.empty(n) if equity else _NO_EQUITY
+    trades_out = np.empty(n + 1, dtype=TRADE_DTYPE) if trades else _NO_TRADES
+    metrics_out = np.empty(N_METRICS)
+    with profiler.stage("backtest.kernel"):
+        count = nb.simulate_nb(
+            bars.open, bars.high, bars.low, bars.close,
+            inputs.kind, inputs.a, inputs.b, inputs.p0, inputs.p1, entries, exits,
+            FILLS[options.fill] == FILL_CLOSE, DIRECTIONS[options.direction],
+            options.fee, options.slippage, options.size, options.cash,
+            options.stop_loss, options.take_profit, periods_per_year(bars.timeframe),
+            equity_out, trades_out, metrics_out,
+        )  # fmt: skip
+    equity_curve = None
+    if equity:
+        equity_out.flags.writeable = False
+        equity_curve = equity_out
+    records = None
+    if trades:
+        records = trades_out[:count].copy()
+        records.flags.writeable = False
+    return metrics_out, equity_curve, records
+
+
+def run(
+    bars: Bars,
+    strategy: str,
+    params: Mapping[str, Any] | None = None,
+    *,
+    fee: float = 0.0,
+    slippage: float = 0.0,
+    fill: str = "next_open",
+    direction: str = "long",
+    size: float = 1.0,
+    cash: float = 10_000.0,
+    stop_loss: float = 0.0,
+    take_profit: float = 0.0,
+    equity: bool = False,
+    trades: bool = False,
+    cache: IndicatorCache | None = None,
+) -> BacktestResult:
+    """Backtest registered ``strategy`` with ``params`` (defaults filled in) over ``bars``.
+
+    Raises ``StrategyError`` for an unknown strategy or a bad parameter and
+    ``InputError`` for a bad option, each with one line saying what was expected.
+    Pass one ``cache`` to many calls over the same bars to compute each
+    indicator once.
+    """
+    start = time.perf_counter()
+    spec = get_strategy(strategy)
+    values = spec.validate(params)
+    options = Options(fee, slippage, fill, direction, size, cash, stop_loss, take_profit)
+    inputs = spec.kernel_inputs(bars, values, cache if cache is not None else IndicatorCache())
+    metrics_out, equity_curve, records = simulate(bars, inputs, options, equity=equity, trades=trades)
+    with profiler.stage("backtest.metrics"):
+        metrics = Metrics.from_array(metrics_out)
+    return BacktestResult(
+        strategy=spec.name,
+        params=values,
+        options=options,
+        metrics=metrics,
+        equity=equity_curve,
+        trades=records,
+        elapsed_s=time.perf_counter() - start,
+        n_bars=len(bars),
+    )
+
+
+def run_signals(
+    bars: Bars,
+    entries: np.ndarray,
+    exits: np.ndarray,
+    *,
+    equity: bool = False,
+    trades: bool = False,
+    **options: Any,
+) -> BacktestResult:
+    """Backtest explicit entry/exit boolean arrays (one per bar, acted on at each
+    bar's close under the same conventions as :func:`run`)."""
+    start = time.perf_counter()
+    opts = Options(**options)
+    n = len(bars)
+    entries = np.ascontiguousarray(entries, dtype=np.bool_)
+    exits = np.ascontiguousarray(exits, dtype=np.bool_)
+    if entries.shape != (n,) or exits.shape != (n,):
+        raise InputError(f"entries and exits must have one value per bar ({n}), got {entries.shape} and {exits.shape}")
+    inputs = KernelInputs(KIND_SIGNALS, bars.close, bars.close, 0.0, 0.0)
+    metrics_out, equity_curve, records = simulate(
+        bars, inputs, opts, entries=entries, exits=exits, equity=equity, trades=trades
+    )
+    return BacktestResult(
+        strategy="signals",
+        params={},
+        options=opts,
+        metrics=Metrics.from_array(metrics_out),
+        equity=equity_curve,
+        trades=records,
+        elapsed_s=time.perf_counter() - start,
+        n_bars=n,
+    )
+
+
+def run_many(
+    bars: Bars,
+    strategy: str,
+    param_sets: Iterable[Mapping[str, Any]],
+    *,
+    cache: IndicatorCache | None = None,
+    **options: Any,
+) -> np.ndarray:
+    """Metrics of many parameter sets of one strategy: an array of shape
+    (len(param_sets), len(METRIC_NAMES)), rows in input order.
+
+    Indicators come from one shared cache, so each is computed once; per set
+    there is one kernel call and no per-bar Python. ``options`` may include
+    ``stop_loss``/``take_profit`` etc. as for :func:`run`; a parameter set may
+    also carry any option key (``stop_loss`` searched by a study, say), which
+    overrides ``options`` for that set.
+    """
+    spec = get_strategy(strategy)
+    cache = cache if cache is not None else IndicatorCache()
+    base = Options(**options)
+    option_names = set(Options.__dataclass_fields__)
+    sets = list(param_sets)
+    out = np.empty((len(sets), N_METRICS))
+    for row, raw in enumerate(sets):
+        overrides = {k: v for k, v in raw.items() if k in option_names}
+        opts = replace(base, **overrides) if overrides else base
+        values = spec.validate({k: v for k, v in raw.items() if k not in option_names})
+        inputs = spec.kernel_inputs(bars, values, cache)
+        out[row] = simulate(bars, inputs, opts)[0]
+    return out

@@ -1,0 +1,88 @@
+"""Integer codes shared by the kernels and their Python wrappers, and the trade dtype.
+
+Kernels take plain ints (numba specialises on them cheaply); the wrappers map
+user-facing strings such as ``"next_open"`` or ``"both"`` onto these codes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# Fill conventions.
+FILL_NEXT_OPEN = 0
+FILL_CLOSE = 1
+FILLS = {"next_open": FILL_NEXT_OPEN, "close": FILL_CLOSE}
+
+# Directions.
+DIR_LONG = 0
+DIR_SHORT = 1
+DIR_BOTH = 2
+DIRECTIONS = {"long": DIR_LONG, "short": DIR_SHORT, "both": DIR_BOTH}
+
+# Signal rules the fused kernel evaluates inline (see nb.signal_at_nb).
+KIND_SIGNALS = 0  # explicit entries/exits arrays
+KIND_CROSS = 1  # a crosses above b -> entry; a crosses below b -> exit
+KIND_OSC = 2  # a crosses below level p0 -> entry; a crosses above level p1 -> exit
+KIND_BAND = 3  # close crosses above a + p0*b -> entry; close crosses below a -> exit
+KIND_CHANNEL = 4  # close > a[t-1] -> entry; close < b[t-1] -> exit
+KIND_ZSCORE = 5  # z=(close-a)/b crosses below -p0 -> entry; crosses above p1 -> exit
+
+# Why a trade ended.
+EXIT_SIGNAL = 0
+EXIT_STOP_LOSS = 1
+EXIT_TAKE_PROFIT = 2
+EXIT_OPEN = 3  # still open after the last bar: marked at the last close, no exit fee
+EXIT_REASONS = ("signal", "stop_loss", "take_profit", "open")
+
+#: One trade: bar indices of the entry and exit fills, signed direction (+1 long,
+#: -1 short), units held, fill prices (slippage included), fees paid, net profit
+#: and net return on the entry notional (``pnl / (units * entry_price)``).
+TRADE_DTYPE = np.dtype(
+    [
+        ("entry_idx", np.int64),
+        ("exit_idx", np.int64),
+        ("direction", np.int64),
+        ("units", np.float64),
+        ("entry_price", np.float64),
+        ("exit_price", np.float64),
+        ("entry_fee", np.float64),
+        ("exit_fee", np.float64),
+        ("pnl", np.float64),
+        ("return", np.float64),
+        ("exit_reason", np.int64),
+    ],
+    align=True,
+)
+
+#: Metric names in the order the kernel writes them into its output array.
+METRIC_NAMES = (
+    "final_value",
+    "total_return",
+    "cagr",
+    "volatility",
+    "sharpe",
+    "sortino",
+    "max_drawdown",
+    "calmar",
+    "trades",
+    "win_rate",
+    "profit_factor",
+    "avg_trade",
+    "exposure",
+)
+N_METRICS = len(METRIC_NAMES)
+(
+    M_FINAL_VALUE,
+    M_TOTAL_RETURN,
+    M_CAGR,
+    M_VOLATILITY,
+    M_SHARPE,
+    M_SORTINO,
+    M_MAX_DRAWDOWN,
+    M_CALMAR,
+    M_TRADES,
+    M_WIN_RATE,
+    M_PROFIT_FACTOR,
+    M_AVG_TRADE,
+    M_EXPOSURE,
+) = range(N_METRICS)

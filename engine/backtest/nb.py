@@ -1,0 +1,682 @@
+"""Numba kernels of the backtester: indicators, signal rules, the signal-to-position
+state machine with its streaming metrics.
+
+Every function here is pure, takes and returns numpy arrays or scalars, and is
+compiled lazily on its first call (``cache=True`` keeps the machine code on disk,
+so a second process starts warm). ``docs/backtest.md`` states the conventions in
+prose; the tests in ``tests/backtest`` pin them against pure-Python references.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from engine.backtest.enums import (
+    DIR_BOTH,
+    DIR_LONG,
+    EXIT_OPEN,
+    EXIT_SIGNAL,
+    EXIT_STOP_LOSS,
+    EXIT_TAKE_PROFIT,
+    KIND_BAND,
+    KIND_CHANNEL,
+    KIND_CROSS,
+    KIND_OSC,
+    KIND_SIGNALS,
+    KIND_ZSCORE,
+    M_AVG_TRADE,
+    M_CAGR,
+    M_CALMAR,
+    M_EXPOSURE,
+    M_FINAL_VALUE,
+    M_MAX_DRAWDOWN,
+    M_PROFIT_FACTOR,
+    M_SHARPE,
+    M_SORTINO,
+    M_TOTAL_RETURN,
+    M_TRADES,
+    M_VOLATILITY,
+    M_WIN_RATE,
+)
+
+# numpy's error model: float division by zero gives inf/nan instead of a
+# Python-style check on every division in the hot loops.
+kernel = njit(cache=True, nogil=True, error_model="numpy")
+
+
+# --------------------------------------------------------------------------
+# Indicators. Each output is NaN until its window is full.
+# --------------------------------------------------------------------------
+
+
+@kernel
+def sma_nb(x: np.ndarray, window: int) -> np.ndarray:
+    """Simple moving average over ``window`` values (a running sum).
+
+    The sum is updated with ``x[i] - x[i - window]`` so that a flat stretch
+    leaves it bit-for-bit unchanged (no spurious crossings on flat prices).
+    """
+    n = x.shape[0]
+    out = np.full(n, np.nan)
+    if window < 1 or window > n:
+        return out
+    total = 0.0
+    for i in range(window):
+        total += x[i]
+    out[window - 1] = total / window
+    for i in range(window, n):
+        total += x[i] - x[i - window]
+        out[i] = total / window
+    return out
+
+
+@kernel
+def ema_nb(x: np.ndarray, window: int) -> np.ndarray:
+    """Exponential moving average, alpha = 2 / (window + 1), seeded with the SMA
+    of the first ``window`` values (at index ``window - 1``)."""
+    n = x.shape[0]
+    out = np.full(n, np.nan)
+    if window < 1 or window > n:
+        return out
+    alpha = 2.0 / (window + 1.0)
+    total = 0.0
+    for i in range(window):
+        total += x[i]
+    value = total / window
+    out[window - 1] = value
+    for i in range(window, n):
+        value = value + alpha * (x[i] - value)
+        out[i] = value
+    return out
+
+
+@kernel
+def rsi_nb(close: np.ndarray, window: int) -> np.ndarray:
+    """Wilder's RSI: the first averages are plain means of the first ``window``
+    gains and losses (RSI defined from index ``window``), then Wilder smoothing
+    ``avg = (avg * (window - 1) + x) / window``. No losses gives 100, a flat
+    window (no gains, no losses) gives 50."""
+    n = close.shape[0]
+    out = np.full(n, np.nan)
+    if window < 1 or window >= n:
+        return out
+    gain = 0.0
+    loss = 0.0
+    for i in range(1, window + 1):
+        change = close[i] - close[i - 1]
+        if change > 0.0:
+            gain += change
+        else:
+            loss -= change
+    gain /= window
+    loss /= window
+    out[window] = _rsi_value(gain, loss)
+    for i in range(window + 1, n):
+        change = close[i] - close[i - 1]
+        up = change if change > 0.0 else 0.0
+        down = -change if change < 0.0 else 0.0
+        gain = (gain * (window - 1) + up) / window
+        loss = (loss * (window - 1) + down) / window
+        out[i] = _rsi_value(gain, loss)
+    return out
+
+
+@kernel
+def _rsi_value(gain: float, loss: float) -> float:
+    if loss == 0.0:
+        return 100.0 if gain > 0.0 else 50.0
+    return 100.0 - 100.0 / (1.0 + gain / loss)
+
+
+@kernel
+def true_range_nb(high: np.ndarray, low: np.ndarray, close: np.ndarray) -> np.ndarray:
+    """True range: ``high - low`` on the first bar, then the largest of
+    ``high - low``, ``|high - prev close|`` and ``|low - prev close|``."""
+    n = close.shape[0]
+    out = np.empty(n)
+    if n == 0:
+        return out
+    out[0] = high[0] - low[0]
+    for i in range(1, n):
+        out[i] = max(high[i] - low[i], abs(high[i] - close[i - 1]), abs(low[i] - close[i - 1]))
+    return out
+
+
+@kernel
+def atr_nb(high: np.ndarray, low: np.ndarray, close: np.ndarray, window: int) -> np.ndarray:
+    """Wilder's average true range: the mean of the first ``window`` true ranges
+    at index ``window - 1``, then ``atr = (atr * (window - 1) + tr) / window``."""
+    n = close.shape[0]
+    out = np.full(n, np.nan)
+    if window < 1 or window > n:
+        return out
+    tr = true_range_nb(high, low, close)
+    value = 0.0
+    for i in range(window):
+        value += tr[i]
+    value /= window
+    out[window - 1] = value
+    for i in range(window, n):
+        value = (value * (window - 1) + tr[i]) / window
+        out[i] = value
+    return out
+
+
+@kernel
+def rolling_std_nb(x: np.ndarray, window: int) -> np.ndarray:
+    """Rolling population standard deviation (ddof = 0), by a sliding Welford
+    update (numerically stable; exactly 0 on a flat stretch)."""
+    n = x.shape[0]
+    out = np.full(n, np.nan)
+    if window < 1 or window > n:
+        return out
+    mean = 0.0
+    m2 = 0.0
+    for i in range(window):
+        delta = x[i] - mean
+        mean += delta / (i + 1)
+        m2 += delta * (x[i] - mean)
+    out[window - 1] = np.sqrt(max(m2, 0.0) / window)
+    for i in range(window, n):
+        old = x[i - window]
+        new = x[i]
+        delta = new - old
+        if delta != 0.0:
+            new_mean = mean + delta / window
+            m2 += delta * (new - new_mean + old - mean)
+            mean = new_mean
+        out[i] = np.sqrt(max(m2, 0.0) / window)
+    return out
+
+
+@kernel
+def rolling_max_nb(x: np.ndarray, window: int) -> np.ndarray:
+    """Highest value of the last ``window`` values (a monotonic deque, O(n))."""
+    n = x.shape[0]
+    out = np.full(n, np.nan)
+    if window < 1 or window > n:
+        return out
+    queue = np.empty(n, dtype=np.int64)
+    head = 0
+    tail = 0
+    for i in range(n):
+        while tail > head and x[queue[tail - 1]] <= x[i]:
+            tail -= 1
+        queue[tail] = i
+        tail += 1
+        if queue[head] <= i - window:
+            head += 1
+        if i >= window - 1:
+            out[i] = x[queue[head]]
+    return out
+
+
+@kernel
+def rolling_min_nb(x: np.ndarray, window: int) -> np.ndarray:
+    """Lowest value of the last ``window`` values (a monotonic deque, O(n))."""
+    n = x.shape[0]
+    out = np.full(n, np.nan)
+    if window < 1 or window > n:
+        return out
+    queue = np.empty(n, dtype=np.int64)
+    head = 0
+    tail = 0
+    for i in range(n):
+        while tail > head and x[queue[tail - 1]] >= x[i]:
+            tail -= 1
+        queue[tail] = i
+        tail += 1
+        if queue[head] <= i - window:
+            head += 1
+        if i >= window - 1:
+            out[i] = x[queue[head]]
+    return out
+
+
+@kernel
+def zscore_nb(x: np.ndarray, window: int) -> np.ndarray:
+    """Rolling z-score ``(x - sma) / std`` (population std); NaN where std is 0."""
+    mean = sma_nb(x, window)
+    std = rolling_std_nb(x, window)
+    out = np.full(x.shape[0], np.nan)
+    for i in range(x.shape[0]):
+        if std[i] > 0.0:
+            out[i] = (x[i] - mean[i]) / std[i]
+    return out
+
+
+@kernel
+def bollinger_nb(x: np.ndarray, window: int, k: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bollinger bands: (middle SMA, middle + k*std, middle - k*std), population std."""
+    mid = sma_nb(x, window)
+    std = rolling_std_nb(x, window)
+    return mid, mid + k * std, mid - k * std
+
+
+@kernel
+def donchian_nb(
+    high: np.ndarray, low: np.ndarray, window: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Donchian channel over the last ``window`` bars (this bar included):
+    (highest high, lowest low, their midpoint)."""
+    upper = rolling_max_nb(high, window)
+    lower = rolling_min_nb(low, window)
+    return upper, lower, (upper + lower) / 2.0
+
+
+# --------------------------------------------------------------------------
+# Signal rules. Signals are evaluated on a bar's close; crossings are strict
+# (a[t-1] < b[t-1] and a[t] > b[t]) and every comparison with NaN is false, so
+# nothing fires while an indicator is still warming up.
+# --------------------------------------------------------------------------
+
+
+@kernel
+def rule_nb(
+    kind: int,
+    a_prev: float,
+    a_now: float,
+    b_prev: float,
+    b_now: float,
+    c_prev: float,
+    c_now: float,
+    p0: float,
+    p1: float,
+) -> tuple[bool, bool]:
+    """(entry, exit) of rule ``kind`` (see ``enums.KIND_*``) at one bar, from the
+    indicator values ``a``/``b`` and the close ``c`` at this bar and the one before.
+
+    Scalars only: a call with array arguments is not inlined by LLVM and would
+    cost more than the whole bar's work in the simulation loop.
+    """
+    if kind == KIND_CROSS:
+        return (a_prev < b_prev and a_now > b_now), (a_prev > b_prev and a_now < b_now)
+    if kind == KIND_OSC:
+        return (a_prev > p0 and a_now < p0), (a_prev < p1 and a_now > p1)
+    if kind == KIND_BAND:
+        upper_prev = a_prev + p0 * b_prev
+        upper_now = a_now + p0 * b_now
+        return (
+            (c_prev < upper_prev and c_now > upper_now),
+            (c_prev > a_prev and c_now < a_now),
+        )
+    if kind == KIND_CHANNEL:
+        return c_now > a_prev, c_now < b_prev
+    if kind == KIND_ZSCORE and b_prev > 0.0 and b_now > 0.0:  # z undefined on flat windows
+        z_prev = (c_prev - a_prev) / b_prev
+        z_now = (c_now - a_now) / b_now
+        return (z_prev > -p0 and z_now < -p0), (z_prev < p1 and z_now > p1)
+    return False, False
+
+
+@kernel
+def signals_nb(
+    kind: int,
+    close: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    p0: float,
+    p1: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Entry and exit arrays of rule ``kind`` over every bar."""
+    n = close.shape[0]
+    entries = np.zeros(n, dtype=np.bool_)
+    exits = np.zeros(n, dtype=np.bool_)
+    if kind == KIND_SIGNALS:
+        return entries, exits
+    for i in range(1, n):
+        entry, exit_ = rule_nb(kind, a[i - 1], a[i], b[i - 1], b[i], close[i - 1], close[i], p0, p1)
+        entries[i] = entry
+        exits[i] = exit_
+    return entries, exits
+
+
+# --------------------------------------------------------------------------
+# The state machine.
+# --------------------------------------------------------------------------
+
+# Slots of the trade accumulator ``acc`` (touched only when a trade closes).
+ACC_CLOSED = 0
+ACC_WINS = 1
+ACC_GROSS_PROFIT = 2
+ACC_GROSS_LOSS = 3
+ACC_SUM_RETURN = 4
+ACC_RECORDS = 5
+ACC_SIZE = 6
+
+
+@kernel
+def _record_trade_nb(
+    trades: np.ndarray,
+    acc: np.ndarray,
+    side: int,
+    units: float,
+    entry_price: float,
+    entry_fee: float,
+    entry_idx: int,
+    exit_price: float,
+    exit_fee: float,
+    exit_idx: int,
+    reason: int,
+) -> None:
+    pnl = side * units * (exit_price - entry_price) - entry_fee - exit_fee
+    notional = units * entry_price
+    ret = pnl / notional if notional > 0.0 else 0.0
+    if reason != EXIT_OPEN:
+        acc[ACC_CLOSED] += 1.0
+        acc[ACC_SUM_RETURN] += ret
+        if pnl > 0.0:
+            acc[ACC_WINS] += 1.0
+            acc[ACC_GROSS_PROFIT] += pnl
+        else:
+            acc[ACC_GROSS_LOSS] -= pnl
+    k = int(acc[ACC_RECORDS])
+    if k < trades.shape[0]:
+        rec = trades[k]
+        rec["entry_idx"] = entry_idx
+        rec["exit_idx"] = exit_idx
+        rec["direction"] = side
+        rec["units"] = units
+        rec["entry_price"] = entry_price
+        rec["exit_price"] = exit_price
+        rec["entry_fee"] = entry_fee
+        rec["exit_fee"] = exit_fee
+        rec["pnl"] = pnl
+        rec["return"] = ret
+        rec["exit_reason"] = reason
+        acc[ACC_RECORDS] = k + 1
+
+
+@kernel
+def _exit_nb(
+    side: int,
+    units: float,
+    entry_price: float,
+    entry_fee: float,
+    entry_idx: int,
+    price: float,
+    i: int,
+    reason: int,
+    cash: float,
+    fee: float,
+    slippage: float,
+    trades: np.ndarray,
+    acc: np.ndarray,
+) -> float:
+    """Close the whole position at ``price`` (before slippage); returns the new cash."""
+    if side > 0:
+        fill = price * (1.0 - slippage)
+        notional = units * fill
+        fee_paid = notional * fee
+        cash += notional - fee_paid
+    else:
+        fill = price * (1.0 + slippage)
+        notional = units * fill
+        fee_paid = notional * fee
+        cash -= notional + fee_paid
+    _record_trade_nb(
+        trades, acc, side, units, entry_price, entry_fee, entry_idx, fill, fee_paid, i, reason
+    )
+    return cash
+
+
+@kernel
+def _act_nb(
+    entry: bool,
+    exit_: bool,
+    direction: int,
+    price: float,
+    i: int,
+    cash: float,
+    side: int,
+    units: float,
+    entry_price: float,
+    entry_fee: float,
+    entry_idx: int,
+    size: float,
+    fee: float,
+    slippage: float,
+    trades: np.ndarray,
+    acc: np.ndarray,
+) -> tuple[float, int, float, float, float, int]:
+    """Apply one bar's signals at ``price``; returns the new position state."""
+    if entry == exit_:  # nothing, or conflicting signals: no action
+        return cash, side, units, entry_price, entry_fee, entry_idx
+    if direction == DIR_LONG:
+        want = 1 if entry else 0
+    elif direction == DIR_BOTH:
+        want = 1 if entry else -1
+    else:  # short: the exit signal opens a short, the entry signal covers it
+        want = 0 if entry else -1
+    if want == side:
+        return cash, side, units, entry_price, entry_fee, entry_idx
+    if side != 0:
+        cash = _exit_nb(
+            side, units, entry_price, entry_fee, entry_idx, price, i, np.int64(EXIT_SIGNAL),
+            cash, fee, slippage, trades, acc,
+        )
+        side = np.int64(0)
+        units = 0.0
+    if want != 0 and cash > 0.0:
+        fill = price * (1.0 + slippage) if want > 0 else price * (1.0 - slippage)
+        units = cash * size / (fill * (1.0 + fee))
+        notional = units * fill
+        fee_paid = notional * fee
+        if want > 0:
+            cash -= notional + fee_paid
+        else:
+            cash += notional - fee_paid
+        return cash, want, units, fill, fee_paid, i
+    return cash, side, units, entry_price, entry_fee, entry_idx
+
+
+@kernel
+def _stop_nb(
+    side: int,
+    entry_price: float,
+    stop_loss: float,
+    take_profit: float,
+    open_: float,
+    high: float,
+    low: float,
+) -> tuple[float, int]:
+    """(price before slippage, exit reason) if this bar hits the stop-loss or the
+    take-profit of a position entered at ``entry_price``, else (0.0, -1).
+
+    A bar that opens beyond a level fills at its open; when both levels are
+    touched in one bar the stop wins (the conservative reading of a bar)."""
+    if side > 0:
+        if stop_loss > 0.0:
+            stop = entry_price * (1.0 - stop_loss)
+            if low <= stop:
+                return min(open_, stop), EXIT_STOP_LOSS
+        if take_profit > 0.0:
+            target = entry_price * (1.0 + take_profit)
+            if high >= target:
+                return max(open_, target), EXIT_TAKE_PROFIT
+    else:
+        if stop_loss > 0.0:
+            stop = entry_price * (1.0 + stop_loss)
+            if high >= stop:
+                return max(open_, stop), EXIT_STOP_LOSS
+        if take_profit > 0.0:
+            target = entry_price * (1.0 - take_profit)
+            if low <= target:
+                return min(open_, target), EXIT_TAKE_PROFIT
+    return 0.0, -1
+
+
+@kernel
+def simulate_nb(
+    open_: np.ndarray,
+    high: np.ndarray,
+    low: np.ndarray,
+    close: np.ndarray,
+    kind: int,
+    a: np.ndarray,
+    b: np.ndarray,
+    p0: float,
+    p1: float,
+    entries: np.ndarray,
+    exits: np.ndarray,
+    fill_close: bool,
+    direction: int,
+    fee: float,
+    slippage: float,
+    size: float,
+    cash: float,
+    stop_loss: float,
+    take_profit: float,
+    periods_per_year: float,
+    equity_out: np.ndarray,
+    trades_out: np.ndarray,
+    metrics_out: np.ndarray,
+) -> int:
+    """Run one backtest over the bars; returns the number of trade records written.
+
+    Signals come from rule ``kind`` over indicator arrays ``a``/``b`` and levels
+    ``p0``/``p1`` (or from ``entries``/``exits`` with ``KIND_SIGNALS``). Each bar:
+    (1) with next-open fills, the previous bar's signals fill at this open;
+    (2) a position entered on an earlier bar is checked against stop-loss and
+    take-profit (this bar's open, low, high; the stop wins a tie);
+    (3) with close fills, this bar's signals fill at this close;
+    (4) equity = cash + position marked at this close.
+
+    ``equity_out`` (length n, or 0 to skip) receives the equity curve,
+    ``trades_out`` (any capacity) the trade records, ``metrics_out`` the metrics
+    in ``enums.METRIC_NAMES`` order.
+    """
+    n = close.shape[0]
+    acc = np.zeros(ACC_SIZE)
+    write_equity = equity_out.shape[0] == n
+    check_stops = stop_loss > 0.0 or take_profit > 0.0
+    start_cash = cash
+
+    # np.int64(...) rather than bare literals: a literal-typed argument makes
+    # numba compile every helper a second time for that literal type.
+    side = np.int64(0)
+    units = 0.0
+    entry_price = 0.0
+    entry_fee = 0.0
+    entry_idx = np.int64(-1)
+
+    prev_equity = cash
+    peak = cash
+    max_dd = 0.0
+    sum_r = 0.0
+    sum_r2 = 0.0
+    sum_down2 = 0.0
+    exposed = np.int64(0)
+
+    for i in range(n):
+        # The signals acted on at this bar: the previous bar's (next-open fills)
+        # or this bar's (close fills). One call site keeps rule_nb inlined.
+        j = i if fill_close else i - 1
+        entry = exit_ = False
+        if j >= 0:
+            if kind == KIND_SIGNALS:
+                entry = entries[j]
+                exit_ = exits[j]
+            elif j > 0:
+                entry, exit_ = rule_nb(
+                    kind, a[j - 1], a[j], b[j - 1], b[j], close[j - 1], close[j], p0, p1
+                )
+        # Two phases per bar. Next-open fills: act at the open, then check the
+        # stops. Close fills: check the stops, then act at the close. (One call
+        # site each keeps the compiled loop small.)
+        for phase in range(2):
+            if (phase == 1) == fill_close:
+                if entry != exit_:
+                    price = close[i] if fill_close else open_[i]
+                    cash, side, units, entry_price, entry_fee, entry_idx = _act_nb(
+                        entry, exit_, direction, price, i, cash, side, units, entry_price,
+                        entry_fee, entry_idx, size, fee, slippage, trades_out, acc,
+                    )
+            elif check_stops and side != 0 and entry_idx < i:
+                price, reason = _stop_nb(
+                    side, entry_price, stop_loss, take_profit, open_[i], high[i], low[i]
+                )
+                if reason >= 0:
+                    cash = _exit_nb(
+                        side, units, entry_price, entry_fee, entry_idx, price, i, reason,
+                        cash, fee, slippage, trades_out, acc,
+                    )
+                    side = np.int64(0)
+                    units = 0.0
+
+        equity = cash + side * units * close[i]
+        if write_equity:
+            equity_out[i] = equity
+        r = equity / prev_equity - 1.0 if prev_equity > 0.0 else 0.0
+        sum_r += r
+        sum_r2 += r * r
+        down = min(r, 0.0)
+        sum_down2 += down * down
+        # Branch-free on purpose: these tests are unpredictable on market data.
+        peak = max(peak, equity)
+        max_dd = max(max_dd, 1.0 - equity / peak)
+        exposed += side != 0
+        prev_equity = equity
+
+    if side != 0:
+        _record_trade_nb(
+            trades_out, acc, side, units, entry_price, entry_fee, entry_idx,
+            close[n - 1], 0.0, n - 1, np.int64(EXIT_OPEN),
+        )
+    _finish_metrics_nb(
+        metrics_out, prev_equity, start_cash, n, periods_per_year, sum_r, sum_r2, sum_down2,
+        max_dd, exposed, acc,
+    )
+    return int(acc[ACC_RECORDS])
+
+
+@kernel
+def _finish_metrics_nb(
+    out: np.ndarray,
+    final: float,
+    start_cash: float,
+    n: int,
+    periods_per_year: float,
+    sum_r: float,
+    sum_r2: float,
+    sum_down2: float,
+    max_dd: float,
+    exposed: int,
+    acc: np.ndarray,
+) -> None:
+    """Fill ``out`` from the streaming sums (one return per bar, the first one
+    against the starting cash)."""
+    growth = final / start_cash
+    years = n / periods_per_year
+    if growth <= 0.0:
+        cagr = -1.0
+    elif years > 0.0:
+        cagr = growth ** (1.0 / years) - 1.0
+    else:
+        cagr = 0.0
+    mean = sum_r / n
+    var = (sum_r2 - sum_r * mean) / (n - 1) if n > 1 else 0.0
+    std = np.sqrt(var) if var > 0.0 else 0.0
+    ann = np.sqrt(periods_per_year)
+    downside = np.sqrt(sum_down2 / n)
+    closed = acc[ACC_CLOSED]
+    gross_profit = acc[ACC_GROSS_PROFIT]
+    gross_loss = acc[ACC_GROSS_LOSS]
+
+    out[M_FINAL_VALUE] = final
+    out[M_TOTAL_RETURN] = growth - 1.0
+    out[M_CAGR] = cagr
+    out[M_VOLATILITY] = std * ann
+    out[M_SHARPE] = mean / std * ann if std > 0.0 else 0.0
+    out[M_SORTINO] = mean / downside * ann if downside > 0.0 else 0.0
+    out[M_MAX_DRAWDOWN] = max_dd
+    out[M_CALMAR] = cagr / max_dd if max_dd > 0.0 else 0.0
+    out[M_TRADES] = closed
+    out[M_WIN_RATE] = acc[ACC_WINS] / closed if closed > 0.0 else 0.0
+    if gross_loss > 0.0:
+        out[M_PROFIT_FACTOR] = gross_profit / gross_loss
+    else:
+        out[M_PROFIT_FACTOR] = np.inf if gross_profit > 0.0 else 0.0
+    out[M_AVG_TRADE] = acc[ACC_SUM_RETURN] / closed if closed > 0.0 else 0.0
+    out[M_EXPOSURE] = exposed / n
