@@ -359,3 +359,21 @@ def test_unreadable_files(tmp_path: Path) -> None:
     broken.write_bytes(b"not gzip at all")
     with pytest.raises(DataError, match=r"broken.csv.gz: cannot read file: "):
         load(f"csv:{broken}")
+
+
+def test_text_deep_in_a_large_file_names_its_line(write: Writer) -> None:
+    """The reader parses in chunks; text far down a number column is still found, with its line."""
+    rows = [f"{i + 1},1,2,0.5,1.5,3" for i in range(120_000)]
+    rows[100_000] = "100001,1,2,0.5,oops,3"
+    path = write("big.csv", HEADER + "\n" + "\n".join(rows) + "\n")
+    with pytest.raises(DataError) as caught:
+        load(f"csv:{path}")
+    assert str(caught.value) == f"{path}: line 100002, column close: expected a number, got 'oops'"
+    rows[100_000] = "100001,1,2,0.5,1.5,3"
+    rows[110_000] = "soon,1,2,0.5,1.5,3"
+    path = write("big2.csv", HEADER + "\n" + "\n".join(rows) + "\n")
+    with pytest.raises(DataError) as caught:
+        load(f"csv:{path}")
+    assert str(caught.value) == (
+        f"{path}: line 110002, column timestamp: expected an epoch number like the rows before, got 'soon'"
+    )

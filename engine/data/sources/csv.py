@@ -16,6 +16,7 @@ import gzip
 import io
 import lzma
 import re
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -199,9 +200,12 @@ def _read(
 ) -> pd.DataFrame:
     """The whole table, every column, parsed by pandas' C reader."""
     try:
-        with _open_binary(path) as handle:
+        with warnings.catch_warnings():
+            # Chunked parsing may see text in a number column late: the column is then
+            # mixed, which the caller reports with the first bad cell.
+            warnings.simplefilter("ignore", pd.errors.DtypeWarning)
             return pd.read_csv(
-                handle,
+                path,  # pandas decompresses by suffix, as _open_binary does
                 sep=delimiter,
                 decimal=decimal,
                 header=None if headerless else 0,
@@ -210,7 +214,6 @@ def _read(
                 skip_blank_lines=False,
                 skipinitialspace=True,
                 engine="c",
-                low_memory=False,
                 encoding="utf-8-sig",
             )
     except pd.errors.ParserError as error:
