@@ -284,13 +284,13 @@ def _make_cache(backtest: Any) -> Any:
 
 
 def _batched_entry(backtest: Any, setup: WorkerSetup) -> Callable[[Evaluator, Sequence[TrialTask]], list] | None:
-    """The backtest engine's batched kernel entry point for this strategy, if it has one."""
+    """The backtest engine's many-sets entry point (``run_many``): indicators shared through the cache."""
     run_many = getattr(backtest, "run_many", None)
-    if run_many is None:
+    names = getattr(backtest, "METRIC_NAMES", None)
+    if run_many is None or names is None:
         return None
-    supports = getattr(backtest, "supports_run_many", None)
-    if supports is not None and not supports(setup.strategy):
-        return None
+    base = dict(setup.backtest)
+    trades_index = names.index("trades") if "trades" in names else -1
 
     def evaluate(evaluator: Evaluator, tasks: Sequence[TrialTask]) -> list[dict[str, float]]:
         groups: dict[int | None, list[int]] = {}
@@ -298,14 +298,20 @@ def _batched_entry(backtest: Any, setup: WorkerSetup) -> Callable[[Evaluator, Se
             groups.setdefault(task.stop, []).append(index)
         rows: list[dict[str, float] | None] = [None] * len(tasks)
         for stop, indices in groups.items():
-            params, kwargs_list = [], []
+            sets = []
             for index in indices:
                 strategy_params, kwargs = split_params(tasks[index].params, setup)
-                params.append(strategy_params)
-                kwargs_list.append(kwargs)
-            out = run_many(evaluator._bars_for(stop), setup.strategy, params, kwargs_list, cache=evaluator.cache)
-            for index, metrics in zip(indices, out, strict=True):
-                rows[index] = _metrics_dict(metrics)
+                overrides = {k: v for k, v in kwargs.items() if base.get(k, _MISSING) != v}
+                sets.append({**strategy_params, **overrides})
+            table = run_many(evaluator._bars_for(stop), setup.strategy, sets, cache=evaluator.cache, **base)
+            for index, values in zip(indices, table.tolist(), strict=True):
+                metrics = dict(zip(names, values, strict=True))
+                if trades_index >= 0:
+                    metrics["trades"] = int(values[trades_index])
+                rows[index] = metrics
         return rows  # type: ignore[return-value]
 
     return evaluate
+
+
+_MISSING = object()

@@ -1,0 +1,182 @@
+"""Study end to end on the real backtest engine, the inline backend and a real SQLite store."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine.optimize import Study
+from engine.optimize.progress import StudyProgress
+from engine.optimize.records import StudyState, TrialState
+from engine.optimize.store import SqliteStore
+from engine.optimize.study import parse_artifacts
+
+
+async def _stored(db: Path, name: str) -> tuple[list, object]:
+    store = await SqliteStore.open(db, readonly=True)
+    try:
+        study = await store.require_study(name)
+        return await store.trials(study.id), study
+    finally:
+        await store.close()
+
+
+def _feasible_grid(fast_high: int = 20, fast_step: int = 2, slow_high: int = 80) -> set[tuple[int, int]]:
+    return {(f, s) for f in range(2, fast_high + 1, fast_step) for s in range(10, slow_high + 1, 10) if f < s}
+
+
+async def test_grid_study_runs_every_feasible_point_once(study_file: Callable[..., Path], tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    snapshots: list[StudyProgress] = []
+    study = Study.from_file(study_file(), db=db)
+    summary = await study.run(progress_callback=snapshots.append)
+    trials, record = await _stored(db, "t")
+    points = {(t.params["fast"], t.params["slow"]) for t in trials}
+    assert points == _feasible_grid()
+    assert len(trials) == len(points) == summary.trials
+    assert len({t.key for t in trials}) == len(trials)
+    assert sorted(t.number for t in trials) == list(range(len(trials)))
+    assert all(t.state is TrialState.COMPLETE for t in trials)
+    best = max((t for t in trials if t.objective is not None), key=lambda t: (t.objective, -t.number))
+    assert summary.best is not None and summary.best.number == best.number
+    assert (await study.best())[0].key == best.key
+    assert record.state is StudyState.COMPLETE
+    final = snapshots[-1]
+    assert final.done == final.total == len(trials) and final.best_number == best.number
+    assert final.eta_s == 0.0
+
+
+async def test_metrics_match_a_direct_backtest(study_file: Callable[..., Path], tmp_path: Path) -> None:
+    from engine import backtest
+    from engine.data import load
+
+    db = tmp_path / "s.db"
+    await Study.from_file(study_file(), db=db).run()
+    trials, _ = await _stored(db, "t")
+    bars = load("synthetic:bars=3000,seed=11,timeframe=1m")
+    for trial in trials[:5]:
+        direct = backtest.run(bars, "sma_cross", dict(trial.params), fee=0.001).metrics.as_dict()
+        assert trial.metrics is not None
+        for name, value in direct.items():
+            stored = trial.metrics[name]
+            if value is None or (isinstance(value, float) and not np.isfinite(value)):
+                continue
+            assert stored == pytest.approx(value, rel=1e-12, abs=1e-12), name
+
+
+async def test_top_n_artifacts_follow_the_leaderboard(study_file: Callable[..., Path], tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    await Study.from_file(study_file(artifacts="top:3"), db=db).run()
+    store = await SqliteStore.open(db, readonly=True)
+    study = await store.require_study("t")
+    top = await store.best(study.id, maximize=True, k=3)
+    assert await store.artifact_numbers(study.id) == sorted(t.number for t in top)
+    arrays = await store.artifacts(study.id, top[0].number)
+    assert arrays["equity"].shape == (3000,)
+    assert "trades" in arrays and arrays["trades"].dtype.names is not None
+    await store.close()
+
+
+def test_artifact_policy() -> None:
+    assert parse_artifacts("all") is None
+    assert parse_artifacts("none") == 0
+    assert parse_artifacts("top:7") == 7
+
+
+@pytest.mark.parametrize("sampler, extra", [
+    ("grid", ""),
+    ("random", ""),
+    ("genetic", "population = 8\ngenerations = 4\nelite = 2\n"),
+    ("tpe", "startup_trials = 4\n"),
+])
+async def test_stop_and_resume_gives_the_uninterrupted_result(
+    study_file: Callable[..., Path], tmp_path: Path, sampler: str, extra: str
+) -> None:
+    trials = None if sampler == "grid" else 30
+    path = study_file(sampler=sampler, trials=trials, search_extra=extra, batch_size=6)
+    reference = await Study.from_file(path, db=tmp_path / "ref.db").run()
+    ref_trials, _ = await _stored(tmp_path / "ref.db", "t")
+
+    db = tmp_path / "s.db"
+    study = Study.from_file(path, db=db)
+    stopped = False
+
+    def stop_midway(p: StudyProgress) -> None:
+        nonlocal stopped
+        if not stopped and p.done >= 9:
+            stopped = True
+            asyncio.get_running_loop().create_task(study.stop())
+
+    first = await study.run(progress_callback=stop_midway)
+    assert first.state == "stopped" and first.trials < reference.trials
+    resumed = await Study.from_file(path, db=db).run()
+    got, record = await _stored(db, "t")
+    assert record.state is StudyState.COMPLETE
+    assert {t.key: t.number for t in got} == {t.key: t.number for t in ref_trials}
+    assert {t.key: t.objective for t in got} == {t.key: t.objective for t in ref_trials}
+    assert resumed.best is not None and reference.best is not None
+    assert (resumed.best.key, resumed.best.objective) == (reference.best.key, reference.best.objective)
+
+
+async def test_a_finished_study_run_again_runs_nothing(study_file: Callable[..., Path], tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    path = study_file()
+    first = await Study.from_file(path, db=db).run()
+    again = await Study.from_file(path, db=db).run()
+    assert again.trials == first.trials and again.best is not None and first.best is not None
+    assert again.best.key == first.best.key
+
+
+async def test_pause_holds_trials_until_resume(study_file: Callable[..., Path], tmp_path: Path) -> None:
+    study = Study.from_file(study_file(batch_size=4), db=tmp_path / "s.db")
+    seen: list[int] = []
+    paused_at: list[int] = []
+
+    def on_progress(p: StudyProgress) -> None:
+        seen.append(p.done)
+        if not paused_at and p.done >= 4:
+            paused_at.append(p.done)
+            asyncio.get_running_loop().create_task(study.pause())
+
+    task = asyncio.create_task(study.run(progress_callback=on_progress))
+    while not paused_at:
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.3)
+    held = study.progress()
+    await asyncio.sleep(0.3)
+    assert study.progress().done == held.done  # nothing started while paused
+    assert held.state == "paused"
+    await study.resume()
+    summary = await asyncio.wait_for(task, 120)
+    assert summary.state == "complete" and summary.trials == len(_feasible_grid())
+
+
+async def test_successive_halving_prunes_with_the_step_reached(study_file: Callable[..., Path], tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    path = study_file(bars=20_000, prune="halving", batch_size=27)
+    summary = await Study.from_file(path, db=db).run()
+    trials, _ = await _stored(db, "t")
+    pruned = [t for t in trials if t.state is TrialState.PRUNED]
+    complete = [t for t in trials if t.state is TrialState.COMPLETE]
+    assert pruned and complete and summary.pruned == len(pruned)
+    assert {t.step for t in pruned} <= {0, 1}
+    assert all(t.step == 2 for t in complete)  # three rungs: 20000/9, 20000/3, all
+    assert len(trials) == len(_feasible_grid())
+    # the survivors of a batch's first rung are the best third of it on that prefix
+    assert len(complete) < len(trials) / 3 + 10
+
+
+async def test_out_of_sample_validation_is_stored_and_reported(study_file: Callable[..., Path], tmp_path: Path) -> None:
+    from engine.optimize.report import render_markdown, report_from_db
+
+    db = tmp_path / "s.db"
+    summary = await Study.from_file(study_file(oos=0.25), db=db).run()
+    assert summary.validation is not None
+    _, record = await _stored(db, "t")
+    assert record.validation == summary.validation
+    report = await report_from_db(db, "t")
+    assert "Validation" in render_markdown(report)
