@@ -191,8 +191,8 @@ def rolling_std_nb(x: np.ndarray, window: int) -> np.ndarray:
 
 
 @kernel
-def rolling_max_nb(x: np.ndarray, window: int) -> np.ndarray:
-    """Highest value of the last ``window`` values (a monotonic deque, O(n))."""
+def _rolling_extreme_nb(x: np.ndarray, window: int, sign: float) -> np.ndarray:
+    """Rolling max of ``sign * x`` times ``sign`` (a monotonic deque, O(n))."""
     n = x.shape[0]
     out = np.full(n, np.nan)
     if window < 1 or window > n:
@@ -201,7 +201,7 @@ def rolling_max_nb(x: np.ndarray, window: int) -> np.ndarray:
     head = 0
     tail = 0
     for i in range(n):
-        while tail > head and x[queue[tail - 1]] <= x[i]:
+        while tail > head and sign * x[queue[tail - 1]] <= sign * x[i]:
             tail -= 1
         queue[tail] = i
         tail += 1
@@ -213,25 +213,15 @@ def rolling_max_nb(x: np.ndarray, window: int) -> np.ndarray:
 
 
 @kernel
+def rolling_max_nb(x: np.ndarray, window: int) -> np.ndarray:
+    """Highest value of the last ``window`` values."""
+    return _rolling_extreme_nb(x, window, 1.0)
+
+
+@kernel
 def rolling_min_nb(x: np.ndarray, window: int) -> np.ndarray:
-    """Lowest value of the last ``window`` values (a monotonic deque, O(n))."""
-    n = x.shape[0]
-    out = np.full(n, np.nan)
-    if window < 1 or window > n:
-        return out
-    queue = np.empty(n, dtype=np.int64)
-    head = 0
-    tail = 0
-    for i in range(n):
-        while tail > head and x[queue[tail - 1]] >= x[i]:
-            tail -= 1
-        queue[tail] = i
-        tail += 1
-        if queue[head] <= i - window:
-            head += 1
-        if i >= window - 1:
-            out[i] = x[queue[head]]
-    return out
+    """Lowest value of the last ``window`` values."""
+    return _rolling_extreme_nb(x, window, -1.0)
 
 
 @kernel
