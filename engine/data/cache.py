@@ -191,10 +191,14 @@ class MemoryCache:
             return
         ttl = self.ttl_for(key, end, now_ms() if now is None else now)
         with self._lock:
+            clock = self._clock()
+            # Ranges ending "now" get a new key on every call: drop the expired ones here.
+            for stale in [k for k, e in self._entries.items() if e.expires <= clock]:
+                self._drop(stale)
             entry_key = (key, start, end)
             if entry_key in self._entries:
                 self._drop(entry_key)
-            self._entries[entry_key] = _Entry(bars, start, end, self._clock() + ttl, nbytes)
+            self._entries[entry_key] = _Entry(bars, start, end, clock + ttl, nbytes)
             self._bytes += nbytes
             while self._bytes > self.max_bytes and self._entries:
                 self._drop(next(iter(self._entries)))

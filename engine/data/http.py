@@ -233,10 +233,10 @@ class HttpService:
                         raise HttpStatusError(
                             f"{label}: HTTP {status} from {url}" + (f": {detail}" if detail else ""), status
                         )
+            except aiohttp.ConnectionTimeoutError:
+                last = f"no connection within {config.connect_timeout_s:g}s (connect timeout)"
             except TimeoutError:
                 last = f"no answer within {config.read_timeout_s:g}s (read timeout)"
-            except aiohttp.ServerTimeoutError as error:
-                last = f"timed out ({error})"
             except aiohttp.ClientPayloadError as error:
                 last = f"truncated response ({_one_line(error)})"
             except aiohttp.ClientConnectionError as error:
