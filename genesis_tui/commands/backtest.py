@@ -1,0 +1,180 @@
+"""``genesis backtest``: one backtest from the command line (a table, or JSON)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from typing import Any
+
+NAME = "backtest"
+HELP = "run one backtest of a registered strategy over a data spec"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", metavar="SPEC", help="synthetic:bars=N,seed=S | csv:PATH | parquet:PATH | hyperliquid:COIN")
+    parser.add_argument("--strategy", metavar="NAME", help="a registered strategy (see --list)")
+    parser.add_argument(
+        "--param", metavar="K=V", action="append", default=[], help="a strategy parameter (repeatable)"
+    )
+    parser.add_argument("--fee", type=float, default=0.0, help="fee per side, fraction of notional (default 0)")
+    parser.add_argument("--slippage", type=float, default=0.0, help="fill price moved against the trader, fraction (default 0)")
+    parser.add_argument("--fill", choices=("next_open", "close"), default="next_open", help="fill at the next open (default) or the signal bar's close")
+    parser.add_argument("--direction", choices=("long", "short", "both"), default="long", help="default long")
+    parser.add_argument("--cash", type=float, default=10_000.0, help="starting cash (default 10000)")
+    parser.add_argument("--size", type=float, default=1.0, help="fraction of equity per entry, in (0, 1] (default 1)")
+    parser.add_argument("--stop-loss", type=float, default=0.0, help="stop-loss, fraction of the entry price (0: off)")
+    parser.add_argument("--take-profit", type=float, default=0.0, help="take-profit, fraction of the entry price (0: off)")
+    parser.add_argument("--strict", action="store_true", help="reject data rows with NaN/inf instead of dropping them")
+    parser.add_argument("--list", action="store_true", help="list the strategies and their parameters")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def parse_params(items: list[str]) -> dict[str, str]:
+    """``["fast=10", "slow=50"]`` -> ``{"fast": "10", "slow": "50"}`` (one-line errors)."""
+    from engine.errors import InputError
+
+    texts: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key, value = key.strip(), value.strip()
+        if not sep or not key or not value:
+            raise InputError(f"--param {item!r}: expected NAME=VALUE, e.g. --param fast=10")
+        if key in texts:
+            raise InputError(f"--param {key} given twice")
+        texts[key] = value
+    return texts
+
+
+def run(args: argparse.Namespace) -> int:
+    from engine.backtest import STRATEGIES, get_strategy
+    from engine.backtest import run as run_backtest
+    from engine.errors import InputError
+
+    if args.list:
+        return _list(STRATEGIES, as_json=args.json)
+    if not args.data:
+        raise InputError("backtest: --data SPEC is required (e.g. --data synthetic:bars=100000,seed=1)")
+    if not args.strategy:
+        raise InputError(f"backtest: --strategy NAME is required (known: {', '.join(STRATEGIES)})")
+
+    strategy = get_strategy(args.strategy)
+    params = strategy.parse_params(parse_params(args.param))
+
+    import time
+
+    from engine.data import dropped_rows_note, load
+
+    start = time.perf_counter()
+    bars = load(args.data, strict=args.strict)
+    load_s = time.perf_counter() - start
+    note = dropped_rows_note(bars)
+    if note:
+        print(f"genesis: {note}", file=sys.stderr)
+
+    result = run_backtest(
+        bars,
+        strategy.name,
+        params,
+        fee=args.fee,
+        slippage=args.slippage,
+        fill=args.fill,
+        direction=args.direction,
+        size=args.size,
+        cash=args.cash,
+        stop_loss=args.stop_loss,
+        take_profit=args.take_profit,
+    )
+    report = {
+        "strategy": result.strategy,
+        "params": dict(result.params),
+        "data": _data_summary(args.data, bars),
+        "options": result.options.as_dict(),
+        "metrics": result.metrics.as_json(),
+        "elapsed_s": result.elapsed_s,
+        "load_s": load_s,
+    }
+    if args.json:
+        print(json.dumps(report))
+    else:
+        _print_table(report)
+    return 0
+
+
+def _data_summary(spec: str, bars: Any) -> dict[str, Any]:
+    import numpy as np
+
+    def iso(ns: int) -> str:
+        return str(np.datetime64(int(ns), "ns").astype("datetime64[s]")) + "Z"
+
+    return {
+        "spec": spec,
+        "symbol": bars.symbol,
+        "timeframe": bars.timeframe,
+        "bars": len(bars),
+        "start": iso(bars.ts[0]),
+        "end": iso(bars.ts[-1]),
+    }
+
+
+_PERCENT = {"total_return", "cagr", "volatility", "max_drawdown", "win_rate", "avg_trade", "exposure"}
+
+
+def _format(key: str, value: Any) -> str:
+    if value is None:
+        return "inf"
+    if key == "trades":
+        return f"{value:,d}"
+    if key == "final_value":
+        return f"{value:,.2f}"
+    if key in _PERCENT:
+        return f"{value * 100:,.2f} %"
+    return f"{value:,.3f}" if math.isfinite(value) else str(value)
+
+
+def _print_table(report: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    data = report["data"]
+    params = ", ".join(f"{k}={v}" for k, v in report["params"].items())
+    options = report["options"]
+    console = Console()
+    console.print(f"[bold]{report['strategy']}[/]({params})")
+    console.print(
+        f"{data['symbol']} {data['timeframe']} · {data['bars']:,} bars · {data['start']} → {data['end']}"
+    )
+    console.print(
+        f"fill {options['fill']} · {options['direction']} · fee {options['fee']:g} · "
+        f"slippage {options['slippage']:g} · size {options['size']:g} · cash {options['cash']:,.2f} · "
+        f"stop-loss {options['stop_loss']:g} · take-profit {options['take_profit']:g}"
+    )
+    table = Table(caption=f"backtest {report['elapsed_s'] * 1e3:.1f} ms · data {report['load_s'] * 1e3:.1f} ms")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in report["metrics"].items():
+        table.add_row(key, _format(key, value))
+    console.print(table)
+
+
+def _list(strategies: dict[str, Any], *, as_json: bool) -> int:
+    if as_json:
+        print(json.dumps({name: s.to_dict() for name, s in strategies.items()}))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="strategies")
+    table.add_column("name")
+    table.add_column("parameters")
+    table.add_column("rule")
+    for name, s in strategies.items():
+        params = ", ".join(
+            f"{p.name}={p.default} [{p.low:g}, {p.high:g}]" if p.kind != "choice" else f"{p.name}={p.default} {list(p.choices)}"
+            for p in s.params
+        )
+        constraints = "; ".join(c.expr for c in s.constraints)
+        table.add_row(name, params + (f"; {constraints}" if constraints else ""), s.rule)
+    Console().print(table)
+    return 0
