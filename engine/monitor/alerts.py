@@ -389,7 +389,7 @@ def forecast_memory(
     intercept = float(np.median(y - slope * t))
     level = slope * float(t[-1]) + intercept
     steadiness = float(np.mean(dy > 0))
-    span = float(t[-1] - t[0])
+    span = float(t.max() - t.min())
     growing = slope > 0 and steadiness >= min_steadiness and slope * span >= min_growth_mb
     if not growing:
         seconds = math.inf

@@ -265,10 +265,15 @@ class SystemSampler:
                 load_average=(load[0], load[1], load[2]),
                 disk_free_bytes=disk_free,
             )
+        self.record(sample)
+        return sample
+
+    def record(self, sample: SystemSample) -> None:
+        """Append a sample taken elsewhere (a replayed session, a test's series)."""
+        with self._lock:
             self._append(sample)
         for listener in list(self._listeners):
             listener(sample)
-        return sample
 
     def _append(self, sample: SystemSample) -> None:
         values = {

@@ -1,0 +1,131 @@
+"""ProfileSession: what the Engine facade owns, end to end on real parts."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine.monitor.alert_spec import AlertsSpec, Threshold
+from engine.monitor.alert_store import AlertStore
+from engine.monitor.monitor import Monitor
+from engine.profile import caches, profiler
+from engine.profile.captures import run_captured
+from engine.profile.session import ProfileSession
+from tests.profile import workload
+
+
+def small_study(trials: int) -> None:
+    """A study-shaped workload whose every step is a top-level stage."""
+    with profiler.stage("data.load"):
+        close = np.cumsum(np.random.default_rng(1).normal(size=50_000)) + 1000.0
+    with profiler.stage("data.validate"):
+        assert np.isfinite(close).all()
+    cache = caches.counters("backtest.indicators")
+    for trial in range(trials):
+        with profiler.stage("optimize.trial"):
+            with profiler.stage("backtest.indicators"):
+                window = 5 + trial % 3
+                if trial >= 3:
+                    cache.hits += 1
+                else:
+                    cache.misses += 1
+                sma = np.convolve(close, np.ones(window) / window, mode="valid")
+            with profiler.stage("backtest.kernel"):
+                signal = np.sign(np.diff(sma))
+            with profiler.stage("backtest.metrics"):
+                float(signal.mean())
+        with profiler.stage("optimize.store_write"):
+            json.dumps({"trial": trial, "value": float(sma[-1])})
+
+
+async def test_a_profiled_run_accounts_for_its_wall_time(tmp_path: Path) -> None:
+    published = []
+    spec = AlertsSpec(min_duration_s=0.0, memory_mb=Threshold(warning=1.0, critical=None))  # any process breaches
+    async with AlertStore(tmp_path / "genesis.db", study="demo") as store:
+        session = ProfileSession(monitor=Monitor(spec, interval_s=0.05, publish=published.append, persist=store))
+        await session.start()
+        assert profiler.enabled
+        small_study(30)
+        await asyncio.sleep(0.12)  # let the monitor tick (outside any stage: unaccounted)
+        await session.stop()
+        assert len(await store.recent()) == 1
+    report = session.report(title="demo")
+    # Between start() and stop() only the stages and the short await ran.
+    stage_names = {s.name for s in report.stages}
+    assert {"data.load", "optimize.trial", "backtest.kernel", "optimize.store_write"} <= stage_names
+    assert report.covered_s <= report.wall_s
+    assert report.wall_s - report.covered_s >= 0.1  # the sleep outside any stage is unaccounted
+    md = report.to_markdown()
+    assert "| `backtest.indicators` | 27 | 3 | 90.0% |" in md
+    assert "resident memory" in md and "No alert was raised." not in md
+    assert published and report.alerts == tuple(published)
+
+
+async def test_stages_cover_the_wall_time_of_an_instrumented_run() -> None:
+    """The 'Done when' check: top-level stages sum to the wall time within 5%."""
+    session = ProfileSession()
+    session.begin()
+    with profiler.stage("study.run"):
+        small_study(40)
+    await session.stop()
+    report = session.report(title="covered")
+    assert report.accounts_for(0.05), (report.wall_s, report.covered_s)
+    assert report.top_level_s == pytest.approx(report.covered_s, rel=1e-9)
+
+
+async def test_captures_on_demand_and_the_telemetry_snapshot() -> None:
+    session = ProfileSession(monitor=Monitor(interval_s=0.05))
+    await session.start()
+    stop = asyncio.Event()
+
+    async def busy() -> None:
+        while not stop.is_set():
+            with profiler.stage("bus.dispatch"):
+                workload.fib(11)
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(busy())
+    capture = await session.capture_cpu(0.15, label="engine 0.15s")
+    session.start_memory()
+    kept = workload.hold_blocks(50)
+    memory = session.capture_memory("now")
+    stop.set()
+    await task
+    await asyncio.sleep(0.06)
+    snap = session.snapshot()
+    await session.stop()
+    assert len(kept) == 50
+    assert snap.enabled and snap.captures == 1 and not snap.capturing
+    assert snap.cpu == capture and snap.top_functions(3, by="own")[0].function == "fib"
+    assert snap.memory == memory and snap.growth is not None and snap.growth.total_growth_bytes > 0
+    assert any(s.name == "bus.dispatch" for s in snap.stages)
+    assert snap.monitor is not None and snap.monitor.system.samples >= 1
+    assert snap.wall_s > 0 and snap.covered_s <= snap.wall_s
+    with pytest.raises(AttributeError):
+        snap.enabled = False  # type: ignore[misc]
+
+
+def test_worker_payloads_and_captures_join_the_report() -> None:
+    session = ProfileSession()
+    session.begin()
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        calls = [pool.submit(run_captured, workload.trial, (14,), export_stages=True).result(timeout=120) for _ in range(2)]
+    for call in calls:
+        session.add_worker_payload(call.stages)
+        session.add_capture(call.cpu.to_dict())
+    report = session.report(cpu=session.last_capture(merge_label="trial"))
+    stats = {s.name: s for s in report.stages}
+    assert stats["trial.compute"].count == 2 and stats["trial.compute"].merged == 2
+    assert stats["trial.compute"].top_s == 0.0  # ran in the worker, not in this process's wall time
+    assert report.cpu is not None and report.cpu.label == "trial"
+    fib = next(f for f in report.cpu.functions if f.function == "fib")
+    assert fib.calls == 2 * 1219  # fib(14) makes 2 * fib(15) - 1 calls; twice
+    (cache,) = report.caches
+    assert (cache.hits, cache.misses) == (6, 2)
