@@ -32,7 +32,7 @@ from typing import Any, Literal
 import msgspec
 
 from engine.config import decode, load_toml
-from engine.errors import ConfigError, InputError
+from engine.errors import ConfigError
 from engine.monitor.alert_spec import AlertsSpec
 from engine.optimize.space import Space, parse_space
 
@@ -72,19 +72,19 @@ class BacktestSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     direction: Literal["long", "short", "both"] = "long"
     size: float = 1.0
     cash: float = 10_000.0
-    stop_loss: float | None = None
-    take_profit: float | None = None
+    stop_loss: float = 0.0  # 0: no stop
+    take_profit: float = 0.0  # 0: no target
 
     def kwargs(self) -> dict[str, Any]:
-        """The options as keyword arguments (unset stops left out)."""
-        return {k: v for k, v in msgspec.structs.asdict(self).items() if v is not None}
+        """The options as keyword arguments of ``engine.backtest.run``."""
+        return msgspec.structs.asdict(self)
 
 
 class SearchSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """``[search]``: the sampler, the budget and the objective."""
 
     sampler: str = "grid"
-    trials: int | None = None  # grid: the whole grid; others: DEFAULT_TRIALS
+    trials: int | msgspec.UnsetType = msgspec.UNSET  # grid: the whole grid; others: DEFAULT_TRIALS
     seed: int = 0
     objective: str = "sharpe"
     direction: str = "maximize"
@@ -176,7 +176,7 @@ class StudySpec(msgspec.Struct, frozen=True):
     @property
     def trials(self) -> int:
         """The trial budget (``search.trials`` resolved: a grid's size when unset)."""
-        assert self.search.trials is not None
+        assert isinstance(self.search.trials, int)
         return self.search.trials
 
     @property
@@ -236,10 +236,14 @@ def study_from_dict(raw: Mapping[str, Any], *, where: str = "study", default_nam
     search = file.search
     if search.sampler == "grid":
         if not space.griddable:
-            space.grid_size  # noqa: B018 - raises the ConfigError naming the dimension
-        trials = search.trials if search.trials is not None else space.grid_size
+            continuous = next(d.name for d in space.dims if d.grid_size is None)
+            raise ConfigError(
+                f"{where}: space.{continuous}: the grid sampler needs a step or a number of points"
+                " for a continuous float range"
+            )
+        trials = search.trials if isinstance(search.trials, int) else space.grid_size
     else:
-        trials = search.trials if search.trials is not None else DEFAULT_TRIALS
+        trials = search.trials if isinstance(search.trials, int) else DEFAULT_TRIALS
     search = msgspec.structs.replace(search, trials=trials)
     space.check_feasible(f"{where}: space.constraints", grid=search.sampler == "grid")
     name = file.name if file.name is not None else default_name
@@ -275,24 +279,17 @@ class StrategyInfo(msgspec.Struct, frozen=True):
 
 
 def _strategy_info(name: str, where: str) -> StrategyInfo:
-    from engine.backtest import strategies as registry
+    from engine.backtest.strategies import STRATEGIES
 
-    try:
-        strategy = registry.get_strategy(name)
-    except InputError:
-        known = ", ".join(sorted(registry.strategy_names()))
-        raise ConfigError(f"{where}: strategy.name: unknown strategy {name!r} (known: {known})") from None
-    params: dict[str, tuple[str, float | None, float | None, tuple[Any, ...] | None]] = {}
-    for param in strategy.params:
-        kind = getattr(param, "kind", "float")
-        kind = kind if isinstance(kind, str) else getattr(kind, "__name__", "float")
-        params[param.name] = (
-            kind,
-            getattr(param, "low", None),
-            getattr(param, "high", None),
-            tuple(getattr(param, "choices", None) or ()) or None,
+    strategy = STRATEGIES.get(name)
+    if strategy is None:
+        raise ConfigError(
+            f"{where}: strategy.name: unknown strategy {name!r} (known: {', '.join(sorted(STRATEGIES))})"
         )
-    return StrategyInfo(name, params, tuple(getattr(strategy, "constraints", ()) or ()))
+    params: dict[str, tuple[str, float | None, float | None, tuple[Any, ...] | None]] = {
+        p.name: (p.kind, p.low, p.high, tuple(p.choices) or None) for p in strategy.params
+    }
+    return StrategyInfo(strategy.name, params, tuple(c.expr for c in strategy.constraints))
 
 
 def _routes(
@@ -412,7 +409,7 @@ def _check_search(search: SearchSpec, where: str) -> None:
         raise ConfigError(
             f"{where}: search.sampler: unknown sampler {search.sampler!r} (expected one of: {', '.join(SAMPLERS)})"
         )
-    if search.trials is not None and search.trials <= 0:
+    if isinstance(search.trials, int) and search.trials <= 0:
         raise ConfigError(f"{where}: search.trials: expected a positive number of trials, got {search.trials}")
     if search.direction not in DIRECTIONS:
         raise ConfigError(
@@ -467,7 +464,7 @@ def _check_execution(execution: ExecutionSpec, where: str) -> None:
 def _check_backtest(backtest: BacktestSpec, where: str) -> None:
     for field in ("fee", "slippage", "stop_loss", "take_profit"):
         value = getattr(backtest, field)
-        if value is not None and (not math.isfinite(value) or value < 0):
+        if not math.isfinite(value) or value < 0:
             raise ConfigError(f"{where}: backtest.{field}: expected a number >= 0, got {value!r}")
     if not 0 < backtest.size <= 1:
         raise ConfigError(f"{where}: backtest.size: expected a fraction of equity in (0, 1], got {backtest.size!r}")
