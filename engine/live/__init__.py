@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from engine.live.broker import PaperBroker
 from engine.live.feed import ReplayFeed
-from engine.live.loop import LoopConfig, LoopResult, LoopState, OrderView, PaperTradingLoop
+from engine.live.loop import LoopConfig, LoopResult, LoopState, OrderView, PaperTradingLoop, replay
 from engine.live.portfolio import Portfolio
 from engine.live.records import (
     BarRecord,
@@ -18,7 +18,13 @@ from engine.live.records import (
     Trade,
 )
 from engine.live.risk import RiskConfig, RiskManager, RiskState
-from engine.live.strategy import ArraySignals, PrefixBuffer, RuleSignals, SignalSource
+from engine.live.strategy import (
+    ArraySignals,
+    PrefixBuffer,
+    RegistrySignals,
+    RuleSignals,
+    SignalSource,
+)
 
 __all__ = [
     "ArraySignals",
@@ -34,6 +40,7 @@ __all__ = [
     "PaperTradingLoop",
     "Portfolio",
     "PrefixBuffer",
+    "RegistrySignals",
     "ReplayFeed",
     "RiskAction",
     "RiskConfig",
@@ -44,4 +51,5 @@ __all__ = [
     "SignalSource",
     "StopTrigger",
     "Trade",
+    "replay",
 ]

@@ -26,15 +26,17 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import msgspec
 
 from engine.bus import CRITICAL, HIGH, LOW, NORMAL, Event, EventBus
+from engine.data.bars import Bars
 from engine.errors import ConfigError
 from engine.live.broker import PaperBroker
+from engine.live.feed import ReplayFeed
 from engine.live.portfolio import Portfolio
 from engine.live.records import (
     BarRecord,
@@ -47,7 +49,7 @@ from engine.live.records import (
     Trade,
 )
 from engine.live.risk import RiskConfig, RiskManager, RiskState
-from engine.live.strategy import PrefixBuffer, SignalSource
+from engine.live.strategy import PrefixBuffer, RegistrySignals, SignalSource
 from engine.profile import profiler
 
 Fill_ = Literal["next_open", "close"]
@@ -495,3 +497,37 @@ class PaperTradingLoop:
             elapsed_s=elapsed,
             bars_per_s=self._bars / elapsed if elapsed > 0 else 0.0,
         )
+
+
+async def replay(
+    bars: Bars,
+    strategy: str,
+    params: Mapping[str, Any] | None = None,
+    *,
+    fee: float = 0.0,
+    slippage: float = 0.0,
+    fill: Fill_ = "next_open",
+    direction: Direction = "long",
+    size: float = 1.0,
+    cash: float = 10_000.0,
+    stop_loss: float = 0.0,
+    take_profit: float = 0.0,
+    max_drawdown: float = 0.0,
+    speed: float = 0.0,
+    bars_per_s: float = 0.0,
+    bus: EventBus | None = None,
+) -> LoopResult:
+    """Paper-trade registered ``strategy`` over ``bars`` with ``engine.backtest.run``'s
+    options (plus the drawdown breaker and the replay speed; 0 = as fast as possible)."""
+    config = LoopConfig(
+        fee=fee,
+        slippage=slippage,
+        fill=fill,
+        direction=direction,
+        size=size,
+        cash=cash,
+        risk=RiskConfig(stop_loss=stop_loss, take_profit=take_profit, max_drawdown=max_drawdown),
+    )
+    feed = ReplayFeed(bars, speed=speed, bars_per_s=bars_per_s)
+    loop = PaperTradingLoop(feed, RegistrySignals(strategy, params), config, bus=bus)
+    return await loop.run()

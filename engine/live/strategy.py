@@ -8,13 +8,16 @@ evaluates the strategy's rule at ``i`` exactly as ``simulate_nb`` does.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
 import numpy as np
 
 from engine.backtest.enums import KIND_SIGNALS
+from engine.backtest.indicators import IndicatorCache
 from engine.backtest.nb import rule_nb
+from engine.backtest.strategies import Strategy, get_strategy
+from engine.profile.caches import caches
 
 Arrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 Indicators = Callable[
@@ -70,6 +73,65 @@ class ArraySignals:
     def signal_at(self, prefix: Arrays) -> tuple[bool, bool]:
         entries, exits = self.signals(*prefix)
         return bool(entries[-1]), bool(exits[-1])
+
+
+class _PrefixBars:
+    """The columns a strategy's indicator recipe reads, for the bars seen so far.
+
+    Not a validated ``Bars``: the feed's bars were validated once, and building a
+    ``Bars`` per bar would re-check the whole prefix every time.
+    """
+
+    __slots__ = ("close", "high", "low", "open", "volume")
+
+    def __init__(self, prefix: Arrays) -> None:
+        self.open, self.high, self.low, self.close, self.volume = prefix
+
+
+class _PassThrough(IndicatorCache):
+    """Computes every request afresh: a prefix is never asked for twice."""
+
+    def __init__(self) -> None:
+        super().__init__(max_bytes=0)
+        self.counters = caches.counters("live.indicators")
+
+    def _insert(self, key: tuple[int, str, int], bars: Any, values: np.ndarray) -> None:
+        return None
+
+
+class RegistrySignals:
+    """A strategy from the backtest registry (``engine.backtest.strategies``).
+
+    At every bar the strategy's own indicator recipe (``Strategy.kernel_inputs``)
+    runs over the prefix and its kernel rule is evaluated at the last bar, so the
+    loop and ``engine.backtest.run`` share one definition of every signal.
+    """
+
+    def __init__(self, name: str, params: Mapping[str, Any] | None = None) -> None:
+        self.strategy: Strategy = get_strategy(name)
+        self.params = self.strategy.validate(params)
+        self.name = name
+        self._cache = _PassThrough()
+
+    def signal_at(self, prefix: Arrays) -> tuple[bool, bool]:
+        close = prefix[3]
+        i = close.shape[0] - 1
+        if i < 1:
+            return False, False
+        inputs = self.strategy.kernel_inputs(_PrefixBars(prefix), self.params, self._cache)  # type: ignore[arg-type]
+        a, b = inputs.a, inputs.b
+        entry, exit_ = rule_nb(
+            inputs.kind,
+            a[i - 1],
+            a[i],
+            b[i - 1],
+            b[i],
+            close[i - 1],
+            close[i],
+            inputs.p0,
+            inputs.p1,
+        )
+        return bool(entry), bool(exit_)
 
 
 class PrefixBuffer:

@@ -1,0 +1,124 @@
+"""The loop and the kernels are two implementations of one semantics: for every
+registered strategy the paper-trading loop's trades and final equity equal
+``engine.backtest.run()``'s to 1e-9 relative."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from engine.backtest import EXIT_REASONS, STRATEGIES, Param, run
+from engine.data.bars import Bars
+from engine.errors import StrategyError
+from engine.live import LoopResult, replay
+from tests.live.conftest import hypothesis_bars
+
+REL = 1e-9
+
+
+def _param_strategy(p: Param) -> st.SearchStrategy[Any]:
+    if p.kind == "int":
+        return st.integers(int(p.low), int(min(p.high, 30)))
+    if p.kind == "float":
+        return st.floats(p.low, p.high, allow_nan=False)
+    return st.sampled_from(p.choices)
+
+
+def close(a: float, b: float) -> bool:
+    return math.isclose(a, b, rel_tol=REL, abs_tol=1e-9)
+
+
+def assert_same(
+    loop: LoopResult, bars: Bars, strategy: str, params: dict[str, Any], options: dict[str, Any]
+) -> None:
+    ref = run(bars, strategy, params, trades=True, **options)
+    records = ref.trades
+    assert len(loop.trades) == len(records), (len(loop.trades), len(records))
+    for got, want in zip(loop.trades, records, strict=True):
+        assert (got.entry_idx, got.exit_idx, got.direction) == (
+            int(want["entry_idx"]),
+            int(want["exit_idx"]),
+            int(want["direction"]),
+        )
+        assert got.exit_reason == EXIT_REASONS[int(want["exit_reason"])]
+        for field, key in [
+            ("units", "units"),
+            ("entry_price", "entry_price"),
+            ("exit_price", "exit_price"),
+            ("entry_fee", "entry_fee"),
+            ("exit_fee", "exit_fee"),
+            ("pnl", "pnl"),
+            ("ret", "return"),
+        ]:
+            assert close(getattr(got, field), float(want[key])), (
+                field,
+                getattr(got, field),
+                float(want[key]),
+            )
+    assert close(loop.final_equity, ref.metrics.final_value), (
+        loop.final_equity,
+        ref.metrics.final_value,
+    )
+    closed = [t for t in loop.trades if t.exit_reason != "open"]
+    assert len(closed) == ref.metrics.trades
+
+
+@pytest.mark.parametrize("strategy", sorted(STRATEGIES))
+@settings(
+    max_examples=12,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(data=st.data(), bars=hypothesis_bars())
+async def test_loop_equals_backtest(strategy: str, data: st.DataObject, bars: Bars) -> None:
+    spec = STRATEGIES[strategy]
+    params = {p.name: data.draw(_param_strategy(p), label=p.name) for p in spec.params}
+    try:
+        params = spec.validate(params)
+    except StrategyError:
+        assume(False)
+    options = {
+        "fee": data.draw(st.sampled_from([0.0, 0.0005, 0.003]), label="fee"),
+        "slippage": data.draw(st.sampled_from([0.0, 0.0002, 0.002]), label="slippage"),
+        "fill": data.draw(st.sampled_from(["next_open", "close"]), label="fill"),
+        "direction": data.draw(st.sampled_from(["long", "short", "both"]), label="direction"),
+        "size": data.draw(st.sampled_from([1.0, 0.5]), label="size"),
+        "stop_loss": data.draw(st.sampled_from([0.0, 0.01, 0.03]), label="stop_loss"),
+        "take_profit": data.draw(st.sampled_from([0.0, 0.02, 0.05]), label="take_profit"),
+    }
+    result = await replay(bars, strategy, params, **options)
+    assert result.bars == len(bars)
+    assert_same(result, bars, strategy, params, options)
+
+
+@pytest.mark.parametrize("strategy", sorted(STRATEGIES))
+async def test_defaults_on_a_longer_series(strategy: str) -> None:
+    """Default parameters over 600 bars: enough for every warm-up to finish and trade."""
+    bars = _long_bars()
+    options = {
+        "fee": 0.001,
+        "slippage": 0.0005,
+        "fill": "next_open",
+        "direction": "both",
+        "stop_loss": 0.02,
+    }
+    result = await replay(bars, strategy, None, **options)
+    assert_same(result, bars, strategy, STRATEGIES[strategy].defaults(), options)
+
+
+def _long_bars() -> Bars:
+    import numpy as np
+
+    from tests.live.conftest import bars_from
+
+    rng = np.random.default_rng(7)
+    close_ = (100.0 * np.exp(np.cumsum(rng.normal(0.0, 0.01, 600)))).tolist()
+    return bars_from(
+        close_,
+        gap=rng.normal(0.0, 0.002, 600).tolist(),
+        wick=np.abs(rng.normal(0.0, 0.006, 600)).tolist(),
+    )

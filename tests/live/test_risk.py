@@ -1,0 +1,175 @@
+"""Risk actions: a stop-loss on the CRITICAL lane, the drawdown circuit breaker
+refusing new orders, the kill switch; operator controls; the state snapshot."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+
+from engine.backtest import run_signals
+from engine.bus import EventBus, Lane
+from engine.live import ArraySignals, LoopConfig, PaperTradingLoop, ReplayFeed, RiskConfig
+from tests.live.conftest import bars_from
+
+
+def array_source(n: int, entries: list[int], exits: list[int]) -> ArraySignals:
+    e = np.zeros(n, dtype=bool)
+    x = np.zeros(n, dtype=bool)
+    e[entries] = True
+    x[exits] = True
+    # the source only ever sees the prefix: it indexes by how many bars it was given
+    return ArraySignals("arr", lambda o, h, lo, c, v: (e[: c.shape[0]], x[: c.shape[0]]))
+
+
+def record(bus: EventBus, pattern: str) -> list[tuple[str, Lane, object]]:
+    seen: list[tuple[str, Lane, object]] = []
+    bus.subscribe(pattern, lambda ev: seen.append((ev.topic, ev.lane, ev.payload)))
+    return seen
+
+
+async def run_loop(bars, source, config, bus: EventBus | None = None, hook=None):
+    own = bus is None
+    bus = bus or EventBus()
+    await bus.start()
+    loop = PaperTradingLoop(ReplayFeed(bars), source, config, bus=bus)
+    if hook is not None:
+        bus.subscribe("market.bar.*", lambda ev: hook(loop, ev.payload))
+    result = await loop.run()
+    await bus.join()
+    if own:
+        await bus.stop()
+    return loop, result
+
+
+async def test_stop_loss_fires_on_the_critical_lane() -> None:
+    close = [100.0] * 4 + [101.0, 99.5, 94.0, 95.0, 96.0, 97.0]
+    bars = bars_from(close, wick=[0.001] * 10)
+    n = len(close)
+    bus = EventBus()
+    stops = record(bus, "risk.*")
+    fills = record(bus, "fills.new")
+    cfg = LoopConfig(fee=0.001, slippage=0.0005, risk=RiskConfig(stop_loss=0.03))
+    loop, result = await run_loop(bars, array_source(n, [2], []), cfg, bus)
+    await bus.stop()
+    assert [(t, lane) for t, lane, _ in stops] == [("risk.stop", Lane.CRITICAL)]
+    trade = result.trades[0]
+    entry_fill = bars.open[3] * 1.0005
+    stop = entry_fill * 0.97
+    assert (trade.entry_idx, trade.exit_idx, trade.exit_reason) == (3, 6, "stop_loss")
+    assert trade.exit_price == pytest.approx(min(bars.open[6], stop) * (1 - 0.0005), rel=1e-12)
+    assert [f.reason for _, _, f in fills] == ["signal", "stop_loss"]
+    assert loop.state().risk.stops_hit == 1 and loop.state().side == 0
+    # and it is what the backtester does with the same signals
+    e = np.zeros(n, dtype=bool)
+    e[2] = True
+    ref = run_signals(
+        bars, e, np.zeros(n, dtype=bool), trades=True, fee=0.001, slippage=0.0005, stop_loss=0.03
+    )
+    assert int(ref.trades[0]["exit_idx"]) == 6 and math.isclose(
+        result.final_equity, ref.metrics.final_value, rel_tol=1e-12
+    )
+
+
+async def test_circuit_breaker_trips_and_refuses_new_orders() -> None:
+    close = [
+        100.0,
+        100.0,
+        100.0,
+        98.0,
+        95.0,
+        93.0,
+        94.0,
+        95.0,
+        96.0,
+        97.0,
+        98.0,
+        99.0,
+        100.0,
+        101.0,
+    ]
+    bars = bars_from(close)
+    n = len(close)
+    bus = EventBus()
+    actions = record(bus, "risk.breaker")
+    rejected = record(bus, "orders.rejected")
+    cfg = LoopConfig(risk=RiskConfig(max_drawdown=0.05))
+    # long from bar 2's signal; the slide trips the breaker; exit at bar 8 is allowed
+    # (it only closes); the entries at bars 10 and 11 are refused
+    loop, result = await run_loop(bars, array_source(n, [1, 10, 11], [8]), cfg, bus)
+    await bus.stop()
+    assert [(t, lane) for t, lane, _ in actions] == [("risk.breaker", Lane.CRITICAL)]
+    assert actions[0][2].index == 4  # 95 / 100 - 1 = -5% at bar 4's close
+    state = loop.state()
+    assert state.risk.breaker == "open" and state.risk.halted and "drawdown" in state.risk.message
+    assert [(t.entry_idx, t.exit_idx, t.exit_reason) for t in result.trades] == [(2, 9, "signal")]
+    assert len(rejected) == 2 and {o.status for _, _, o in rejected} == {"rejected"}
+    assert state.side == 0
+
+
+async def test_kill_switch_flattens_and_halts() -> None:
+    close = [100.0 + i for i in range(12)]
+    bars = bars_from(close)
+    n = len(close)
+    bus = EventBus()
+    kills = record(bus, "control.kill")
+
+    def hook(loop: PaperTradingLoop, bar) -> None:
+        if bar.index == 5:
+            loop.kill("operator pressed K")
+
+    cfg = LoopConfig(fee=0.001)
+    loop, result = await run_loop(bars, array_source(n, [1, 6, 8], [7]), cfg, bus, hook)
+    await bus.stop()
+    assert [(t, lane) for t, lane, _ in kills] == [("control.kill", Lane.CRITICAL)]
+    assert [(t.entry_idx, t.exit_idx, t.exit_reason) for t in result.trades] == [(2, 5, "kill")]
+    assert result.trades[0].exit_price == pytest.approx(bars.close[5])
+    state = loop.state()
+    assert state.risk.kill_switch and state.risk.halted and state.side == 0
+    assert state.risk.message == "operator pressed K"
+    assert sum(o.status == "rejected" for o in state.orders) == 2  # the entries at bars 6 and 8
+
+
+async def test_stop_and_pause_commands() -> None:
+    bars = bars_from([100.0 + math.sin(i / 3) for i in range(40)])
+    n = len(bars.close)
+    paused_seen: list[bool] = []
+
+    def hook(loop: PaperTradingLoop, bar) -> None:
+        if bar.index == 5:
+            loop.pause()
+            asyncio.get_running_loop().call_later(
+                0.01, lambda: (paused_seen.append(loop.state().paused), loop.resume())
+            )
+        if bar.index == 20:
+            loop.stop()
+
+    _loop, result = await run_loop(bars, array_source(n, [], []), LoopConfig(), None, hook)
+    assert paused_seen == [True]
+    assert result.bars == 21 and result.state.finished and not result.state.running
+
+
+async def test_state_is_an_immutable_bounded_snapshot() -> None:
+    bars = bars_from([100.0 + (i % 7) for i in range(300)])
+    n = len(bars.close)
+    cfg = LoopConfig(equity_points=25, recent=4)
+    entries = list(range(3, n, 14))
+    exits = list(range(10, n, 14))
+    _loop, result = await run_loop(bars, array_source(n, entries, exits), cfg)
+    state = result.state
+    assert len(state.equity_curve) == 25 and state.equity_curve[-1] == result.final_equity
+    assert len(state.orders) == 4 and len(state.fills) == 4
+    assert state.bars_seen == state.bars_total == 300
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        state.cash = 0.0  # type: ignore[misc]
+    assert state.trades == len([t for t in result.trades if t.exit_reason != "open"])
+
+
+async def test_feed_replays_every_bar_in_order_when_paced() -> None:
+    bars = bars_from([100.0 + i for i in range(30)])
+    got = [bar.index async for bar in ReplayFeed(bars, bars_per_s=5_000)]
+    assert got == list(range(30))
+    assert [bar.close async for bar in ReplayFeed(bars, speed=1e6)] == bars.close.tolist()
