@@ -349,16 +349,17 @@ class CandleStore:
 
     async def read(self, key: SeriesKey, start: int, end: int) -> np.ndarray:
         """The stored candles with open time in ``[start, end)``, as ``RECORD_DTYPE`` records."""
-        with profiler.stage("data.cache.l2_read"):
-            rows = await self.conn.execute_fetchall(
-                "SELECT bar FROM candles WHERE source = ? AND symbol = ? AND interval = ?"
-                " AND open_time >= ? AND open_time < ? ORDER BY open_time",
-                (key.source, key.symbol, key.interval, start, end),
-            )
-            blob = b"".join([row[0] for row in rows])
-            if len(blob) != len(rows) * RECORD_DTYPE.itemsize:
-                raise StoreError(f"{self.path}: corrupt candle rows for {key}")
-            return np.frombuffer(blob, dtype=RECORD_DTYPE)
+        began = time.perf_counter()
+        rows = await self.conn.execute_fetchall(
+            "SELECT bar FROM candles WHERE source = ? AND symbol = ? AND interval = ?"
+            " AND open_time >= ? AND open_time < ? ORDER BY open_time",
+            (key.source, key.symbol, key.interval, start, end),
+        )
+        blob = b"".join([row[0] for row in rows])
+        profiler.record("data.cache.l2_read", time.perf_counter() - began)
+        if len(blob) != len(rows) * RECORD_DTYPE.itemsize:
+            raise StoreError(f"{self.path}: corrupt candle rows for {key}")
+        return np.frombuffer(blob, dtype=RECORD_DTYPE)
 
     async def write(self, key: SeriesKey, records: np.ndarray, covered: tuple[int, int] | None) -> None:
         """Upsert ``records`` and merge ``covered`` into the coverage, in one transaction."""
