@@ -4,7 +4,7 @@ with the backtester's fill semantics, a portfolio and a risk manager, on one Eve
 from __future__ import annotations
 
 from engine.live.broker import PaperBroker
-from engine.live.feed import ReplayFeed
+from engine.live.feed import PollingFeed, ReplayFeed
 from engine.live.loop import LoopConfig, LoopResult, LoopState, OrderView, PaperTradingLoop, replay
 from engine.live.portfolio import Portfolio
 from engine.live.records import (
@@ -38,6 +38,7 @@ __all__ = [
     "OrderView",
     "PaperBroker",
     "PaperTradingLoop",
+    "PollingFeed",
     "Portfolio",
     "PrefixBuffer",
     "RegistrySignals",
