@@ -45,7 +45,7 @@ def load(spec: str, *, strict: bool = False) -> Bars:
 def dropped_rows_note(bars: Bars) -> str | None:
     """The note a command prints on stderr when rows were dropped, or None.
 
-    ``dropped 3 rows with empty, NaN or inf values from prices.csv (first: line 7); use strict to reject them``
+    ``dropped 3 rows with empty, NaN or inf values from prices.csv (first: line 7); add strict=true to the spec to reject them``
     """
     dropped = int(bars.meta.get("dropped_rows", 0) or 0)  # type: ignore[call-overload]
     if not dropped:
@@ -54,4 +54,4 @@ def dropped_rows_note(bars: Bars) -> str | None:
     first = bars.meta.get("first_dropped")
     where = f" (first: {first})" if first else ""
     plural = "row" if dropped == 1 else "rows"
-    return f"dropped {dropped} {plural} with empty, NaN or inf values from {source}{where}; use strict to reject them"
+    return f"dropped {dropped} {plural} with empty, NaN or inf values from {source}{where}; add strict=true to the spec to reject them"

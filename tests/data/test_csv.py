@@ -247,7 +247,7 @@ def test_nan_and_inf_rows_are_dropped_and_counted(write: Writer) -> None:
     assert bars.meta["first_dropped"] == "line 3"
     note = dropped_rows_note(bars)
     assert note is not None and note.startswith("dropped 5 rows with empty, NaN or inf values from ")
-    assert note.endswith("nan.csv (first: line 3); use strict to reject them")
+    assert note.endswith("nan.csv (first: line 3); add strict=true to the spec to reject them")
     assert dropped_rows_note(load("synthetic:bars=5,seed=1")) is None
 
 
