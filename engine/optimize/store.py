@@ -682,6 +682,14 @@ class SqliteStore:
             found = {TrialState(row[0]): row[1] for row in await cursor.fetchall()}
         return {state: found.get(state, 0) for state in TrialState if state is not TrialState.RUNNING}
 
+    async def metric_values(self, study_id: int, metric: str) -> list[float | None]:
+        """One metric of every complete trial (read inside SQLite, without decoding whole rows)."""
+        async with self._reader.execute(
+            "SELECT json_extract(metrics, ?) FROM trials WHERE study_id = ? AND state = ?",
+            (f"$.{metric}", study_id, TrialState.COMPLETE.value),
+        ) as cursor:
+            return [row[0] for row in await cursor.fetchall()]
+
     async def artifact_numbers(self, study_id: int) -> list[int]:
         """Trial numbers that have stored artifacts."""
         async with self._reader.execute(

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import heapq
+import json
 import math
 import time
 import tomllib
@@ -275,8 +276,15 @@ class Study:
 
     # -- the run --------------------------------------------------------------
 
-    async def run(self, progress_callback: ProgressCallback | None = None) -> StudySummary:
-        """Run (or resume) the study to its end, a stop, or too many failures."""
+    async def run(
+        self, progress_callback: ProgressCallback | None = None, *, progress_interval_s: float = PROGRESS_INTERVAL_S
+    ) -> StudySummary:
+        """Run (or resume) the study to its end, a stop, or too many failures.
+
+        ``progress_callback`` gets a :class:`StudyProgress` at most every
+        ``progress_interval_s`` seconds (and at the start and the end).
+        """
+        self.progress_interval_s = progress_interval_s
         store = await SqliteStore.open(self.db, batch_size=self.store_batch, batch_interval_s=self.flush_interval_s)
         self._store = store
         try:
@@ -293,7 +301,7 @@ class Study:
         t_start = time.monotonic()
         with profiler.stage("data.load"):
             bars = await asyncio.to_thread(load_data, self.spec.data.spec)
-        in_sample, validation_plan = _split_for_validation(self.spec, bars)
+        in_sample = _in_sample(self.spec, bars)
 
         sampler = _make_sampler(self.spec, self.space)
         if record.sampler_state is not None:
@@ -331,7 +339,7 @@ class Study:
         def emit(force: bool = False) -> None:
             nonlocal last_emit
             now = time.monotonic()
-            if progress_callback is not None and (force or now - last_emit >= PROGRESS_INTERVAL_S):
+            if progress_callback is not None and (force or now - last_emit >= self.progress_interval_s):
                 last_emit = now
                 progress_callback(tracker.snapshot())
 
@@ -359,9 +367,10 @@ class Study:
                 await store.set_study_state(record.id, final_state, error)
             tracker.state = final_state.value
 
-        validation = None
-        if final_state is StudyState.COMPLETE and validation_plan is not None:
-            validation = await self._validate(store, record, bars, validation_plan)
+        validation = record.validation if record.state is StudyState.COMPLETE else None
+        if final_state is StudyState.COMPLETE and validation is None:
+            with profiler.stage("optimize.validation"):
+                validation = await self._validate(store, record, bars)
         counts = await store.counts(record.id)
         best = await store.best(record.id, maximize=self.maximize, k=1)
         elapsed = time.monotonic() - t_start
@@ -396,18 +405,28 @@ class Study:
             total = min(total, size)
         return total
 
-    async def _validate(self, store: SqliteStore, record: StudyRecord, bars: Any, plan: Any) -> dict[str, Any] | None:
+    async def _validate(self, store: SqliteStore, record: StudyRecord, bars: Any) -> dict[str, Any] | None:
+        """Hold-out / walk-forward re-runs of the best trials and the deflated Sharpe ratio, stored."""
         from engine.optimize import validation as validation_module
 
-        counts = await store.counts(record.id)
-        n_trials = sum(counts.values())
-        top = await store.best(record.id, maximize=self.maximize, k=int(getattr(plan, "top_k", 5) or 5))
+        settings = _section(self.spec, "validation")
+        k = max(int(_opt(settings, "top_k", 5)), int(_opt(settings, "walk_forward_candidates", 0)), 1)
+        top = await store.best(record.id, maximize=self.maximize, k=k)
         if not top:
             return None
+        counts = await store.counts(record.id)
+        n_trials = sum(counts.values())
+        sharpes = [v for v in await store.metric_values(record.id, "sharpe") if v is not None and math.isfinite(v)]
         result = await asyncio.to_thread(
-            validation_module.validate, self.spec, bars, [t.params for t in top], n_trials=n_trials
+            validation_module.validate,
+            self.spec,
+            bars,
+            [t.params for t in top],
+            n_trials=n_trials,
+            trial_sharpes=sharpes or None,
         )
         as_dict = result.as_dict() if hasattr(result, "as_dict") else dict(result)
+        as_dict = json.loads(json.dumps(as_dict, default=str))  # plain lists and dicts, as the store gives back
         await store.save_validation(record.id, as_dict)
         return as_dict
 
@@ -456,22 +475,11 @@ def _backtest_kwargs(spec: Any) -> dict[str, Any]:
     return out
 
 
-def _split_for_validation(spec: Any, bars: Any) -> tuple[Any, Any]:
-    """In-sample bars for the search and the validation plan (``None``: no validation)."""
-    section = _section(spec, "validation")
-    oos = float(_opt(section, "out_of_sample", 0.0))
-    folds = int(_opt(section, "walk_forward_folds", 0))
-    if oos <= 0 and folds <= 0:
-        return bars, None
-    from engine.optimize import validation as validation_module
+def _in_sample(spec: Any, bars: Any) -> Any:
+    """The bars the search runs on (the hold-out, if any, is kept for validation)."""
+    from engine.optimize.validation import in_sample
 
-    split = getattr(validation_module, "in_sample", None)
-    if split is not None:
-        return split(bars, section), section
-    if oos > 0:
-        cut = int(len(bars) * (1.0 - oos))
-        return bars.slice(0, cut), section
-    return bars, section
+    return in_sample(bars, _section(spec, "validation"))
 
 
 class _BatchLoop:

@@ -111,7 +111,7 @@ async def test_stop_and_resume_gives_the_uninterrupted_result(
             stopped = True
             asyncio.get_running_loop().create_task(study.stop())
 
-    first = await study.run(progress_callback=stop_midway)
+    first = await study.run(progress_callback=stop_midway, progress_interval_s=0)
     assert first.state == "stopped" and first.trials < reference.trials
     resumed = await Study.from_file(path, db=db).run()
     got, record = await _stored(db, "t")
@@ -142,7 +142,7 @@ async def test_pause_holds_trials_until_resume(study_file: Callable[..., Path], 
             paused_at.append(p.done)
             asyncio.get_running_loop().create_task(study.pause())
 
-    task = asyncio.create_task(study.run(progress_callback=on_progress))
+    task = asyncio.create_task(study.run(progress_callback=on_progress, progress_interval_s=0))
     while not paused_at:
         await asyncio.sleep(0.01)
     await asyncio.sleep(0.3)
