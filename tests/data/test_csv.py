@@ -377,3 +377,41 @@ def test_text_deep_in_a_large_file_names_its_line(write: Writer) -> None:
     assert str(caught.value) == (
         f"{path}: line 110002, column timestamp: expected an epoch number like the rows before, got 'soon'"
     )
+
+
+def test_nanosecond_epochs_with_gaps_stay_exact(write: Writer) -> None:
+    text = HEADER + "\n1704067200123456789,1,2,0.5,1.5,3\n,1,2,0.5,1.5,3\n1704067260123456790,1,2,0.5,1.5,3\n"
+    bars = load(f"csv:{write('ns.csv', text)}")
+    np.testing.assert_array_equal(bars.ts, [1704067200123456789, 1704067260123456790])
+    assert bars.meta["dropped_rows"] == 1
+    assert bars.timeframe == "1m"  # 60.000000001 s apart: rounded to whole seconds
+
+
+def test_sub_second_bars_are_rejected(write: Writer) -> None:
+    text = HEADER + "\n1704067200000,1,2,0.5,1.5,3\n1704067200100,1,2,0.5,1.5,3\n"
+    with pytest.raises(DataError, match=r"x.csv: the most common gap between bars is 0.1 s; timeframes shorter than a second"):
+        load(f"csv:{write('x.csv', text)}")
+    assert load(f"csv:{write('y.csv', text)},timeframe=1s").timeframe == "1s"
+
+
+def test_separate_date_and_time_columns(write: Writer) -> None:
+    text = ("<DATE>,<TIME>,<OPEN>,<HIGH>,<LOW>,<CLOSE>\n"
+            "2024-01-02,09:30,1,2,0.5,1.5\n2024-01-02,09:35:00,1,2,0.5,1.5\n2024-01-02,09:40,1,2,0.5,1.5\n")
+    bars = load(f"csv:{write('x.csv', text)}")
+    np.testing.assert_array_equal(bars.ts, pd.to_datetime(["2024-01-02 09:30", "2024-01-02 09:35", "2024-01-02 09:40"]).as_unit("ns").asi8)
+    assert bars.timeframe == "5m"
+    bad = write("y.csv", "Date,Time,Open,High,Low,Close\n2024-01-02,09:30,1,2,0.5,1.5\n2024-01-02,25:99,1,2,0.5,1.5\n")
+    with pytest.raises(DataError) as caught:
+        load(f"csv:{bad}")
+    assert str(caught.value) == (
+        f"{bad}: line 3, column Date+Time: expected an ISO date or datetime such as 2024-01-31 or "
+        "2024-01-31T12:00:00Z, got '2024-01-02 25:99'"
+    )
+
+
+def test_windows_line_endings(write: Writer, hourly: Bars) -> None:
+    text = (HEADER + "\n" + _rows(hourly, _stamps(hourly, "ms"))).replace("\n", "\r\n")
+    _assert_same(load(f"csv:{write('crlf.csv', text)}"), hourly)
+    bad = write("crlf-bad.csv", (HEADER + "\n1,1,2,0.5,1.5,3\n2,1,2,0.5,nan,3\n").replace("\n", "\r\n"))
+    with pytest.raises(DataError, match=r"line 3, column close: expected a finite number, got 'nan'"):
+        load(f"csv:{bad}", strict=True)

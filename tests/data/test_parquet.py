@@ -164,3 +164,15 @@ def test_parquet_without_pyarrow_names_the_extra(tmp_path: Path, monkeypatch: py
     assert str(caught.value) == (
         f"{path}: reading parquet files needs pyarrow; install the parquet extra: pip install 'genesis-console[parquet]'"
     )
+
+
+def test_nullable_nanosecond_epochs_stay_exact(tmp_path: Path) -> None:
+    path = _write(tmp_path, {
+        "ts": pa.array([1704067200123456789, None, 1704067260987654321], type=pa.int64()),
+        "open": [1.0, 1.0, 1.0], "high": [2.0, 2.0, 2.0], "low": [0.5, 0.5, 0.5], "close": [1.5, 1.5, 1.5],
+    })
+    bars = load(f"parquet:{path}")
+    np.testing.assert_array_equal(bars.ts, [1704067200123456789, 1704067260987654321])
+    assert bars.meta["first_dropped"] == "row 2"
+    with pytest.raises(DataError, match=r"row 2, column ts: expected a timestamp, got an empty cell"):
+        load(f"parquet:{path}", strict=True)

@@ -170,6 +170,13 @@ def load_csv(spec: DataSpec, *, strict: bool = False) -> Bars:
     if len(frame) == 0:
         raise DataError(f"{where}: no data rows after the header (line {first + 1}); expected at least one bar")
     raw = {column: frame.iloc[:, position] for column, position in columns.positions.items()}
+    stamps = raw["ts"]
+    if pd.api.types.is_float_dtype(stamps.dtype) and stamps.hasnans and float(stamps.abs().max()) >= 2.0**53:
+        # Integer epochs with gaps were read as floats: read them again as text, exactly.
+        position = columns.positions["ts"]
+        text = _read(path, where, delimiter, decimal, skip=first, headerless=headerless, count=len(found),
+                     usecols=[position], dtype={found[position] if not headerless else position: str})
+        raw["ts"] = text.iloc[:, 0]
     meta: dict[str, object] = {
         "source": "csv", "path": str(path), "spec": spec.text, "delimiter": delimiter, "headerless": headerless,
     }
@@ -196,7 +203,8 @@ def _raw_cell(path: Path, line_number: int, delimiter: str, position: int) -> st
 
 
 def _read(
-    path: Path, where: str, delimiter: str, decimal: str, *, skip: int, headerless: bool, count: int
+    path: Path, where: str, delimiter: str, decimal: str, *, skip: int, headerless: bool, count: int,
+    **extra: object,
 ) -> pd.DataFrame:
     """The whole table, every column, parsed by pandas' C reader."""
     try:
@@ -215,6 +223,7 @@ def _read(
                 skipinitialspace=True,
                 engine="c",
                 encoding="utf-8-sig",
+                **extra,  # type: ignore[arg-type]
             )
     except pd.errors.ParserError as error:
         raise DataError(f"{where}: {_parser_message(str(error), delimiter)}") from None

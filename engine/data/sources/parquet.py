@@ -24,6 +24,8 @@ def load_parquet(spec: DataSpec, *, strict: bool = False) -> Bars:
     where = spec.target
     path = Path(spec.target).expanduser()
     settings = file_settings(spec, path, strict)
+    import pandas as pd
+
     try:
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -49,8 +51,11 @@ def load_parquet(spec: DataSpec, *, strict: bool = False) -> Bars:
     if table.num_rows == 0:
         raise DataError(f"{where}: no rows; expected at least one bar")
 
+    def integers(arrow_type: pa.DataType) -> object:
+        return pd.Int64Dtype() if pa.types.is_integer(arrow_type) else None  # nulls without floats
+
     raw = {
-        column: table.column(i).to_pandas(date_as_object=False)
+        column: table.column(i).to_pandas(date_as_object=False, types_mapper=integers)
         for i, column in enumerate(columns.positions)
     }
 

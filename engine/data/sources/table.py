@@ -10,6 +10,7 @@ and the line, infers the timeframe, and builds the validated ``Bars``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,8 +59,10 @@ class ColumnMap:
 
 
 def normalise_name(name: object) -> str:
-    """A header cell as compared against the aliases: trimmed, lower-case, ``_`` for spaces."""
-    return str(name).strip().strip('"').strip("'").lower().replace(" ", "_").replace("-", "_")
+    """A header cell as compared against the aliases: trimmed, unquoted, without
+    ``<>`` (MetaTrader), lower-case, ``_`` for spaces and dashes."""
+    text = str(name).strip().strip('"').strip("'").strip("<>").strip()
+    return text.lower().replace(" ", "_").replace("-", "_")
 
 
 def match_columns(found: Sequence[object], where: str) -> ColumnMap:
@@ -77,6 +80,8 @@ def match_columns(found: Sequence[object], where: str) -> ColumnMap:
             if hits:
                 positions[column] = hits[0]
                 break
+    if positions.get("ts") is not None and normalised[positions["ts"]] == "date" and "time" in normalised:
+        positions["clock"] = normalised.index("time")  # separate date and time-of-day columns
     missing = [column for column in REQUIRED if column not in positions]
     if missing:
         column = missing[0]
@@ -150,9 +155,9 @@ def timestamps(series: pd.Series, column: str, where: str, label: RowLabel) -> t
         return ns, valid, "datetime"
     if pd.api.types.is_bool_dtype(dtype):
         raise DataError(f"{where}: column {column}: expected timestamps, got true/false values")
-    if pd.api.types.is_integer_dtype(dtype):
-        values = series.to_numpy(dtype=np.float64 if series.hasnans else np.int64, na_value=np.nan)
-        valid = ~np.isnan(values) if values.dtype.kind == "f" else np.ones(values.shape[0], dtype=bool)
+    if pd.api.types.is_integer_dtype(dtype):  # also nullable Int64: exact, even for nanoseconds
+        valid = series.notna().to_numpy()
+        values = series.to_numpy(dtype=np.int64, na_value=0)
         ns, unit = _epoch(values, valid, column, where)
         return ns, valid, unit
     if pd.api.types.is_float_dtype(dtype):
@@ -208,12 +213,12 @@ def _is_number(text: str) -> bool:
 
 def timeframe_from_gap(gap_ns: int, where: str) -> str:
     """The timeframe string of a bar spacing (``3_600e9`` -> ``"1h"``)."""
-    if gap_ns <= 0 or gap_ns % 1_000_000_000:
+    if gap_ns < 500_000_000:
         raise DataError(
             f"{where}: the most common gap between bars is {gap_ns / 1e9:g} s; "
-            "timeframes are whole seconds: give one with timeframe=..."
+            "timeframes shorter than a second are not supported"
         )
-    seconds = gap_ns // 1_000_000_000
+    seconds = (gap_ns + 500_000_000) // 1_000_000_000  # jittered stamps round to whole seconds
     day = 86_400
     if seconds % day == 0 and 28 <= seconds // day <= 31:
         return "1M"
@@ -277,6 +282,8 @@ def bars_from_columns(
     given, recovers a cell as written (a parsed NaN may have been ``nan`` or empty).
     """
     total = len(raw["ts"])
+    if "clock" in raw:
+        raw, names = _join_date_and_time(raw, names)
     ts, ts_valid, unit = timestamps(raw["ts"], names["ts"], where, label)
     values = {column: _numbers(raw[column], names[column], where, label) for column in NUMBER_COLUMNS if column in raw}
     has_volume = "volume" in values
@@ -335,6 +342,25 @@ def bars_from_columns(
         except BarsValidationError as error:
             raise DataError(f"{where}: {kept_label(error.row)}: {error.rule} ({error.detail})") from None
     return _window(bars, settings, where)
+
+
+_CLOCK = re.compile(r"^\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?$")
+
+
+def _join_date_and_time(
+    raw: dict[str, pd.Series], names: dict[str, str]
+) -> tuple[dict[str, pd.Series], dict[str, str]]:
+    """Separate date and time-of-day columns (``2024-01-02``, ``09:30``) as one timestamp."""
+    raw, names = dict(raw), dict(names)
+    clock = raw.pop("clock").astype("string").str.strip()
+    time_name = names.pop("clock")
+    first = clock.dropna()
+    if first.empty or not _CLOCK.match(str(first.iloc[0])):
+        return raw, names  # not a time of day: the date column alone is the timestamp
+    date = raw["ts"].astype("string").str.strip()
+    raw["ts"] = (date + " " + clock).where(date.notna() & clock.notna() & (date != "") & (clock != ""))
+    names["ts"] = f"{names['ts']}+{time_name}"
+    return raw, names
 
 
 def _check_order(ts: np.ndarray, where: str, label: RowLabel) -> None:
