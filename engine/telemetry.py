@@ -46,7 +46,8 @@ __all__ = [
 
 Params = tuple[tuple[str, float | int | str | bool], ...]
 Figures = tuple[tuple[str, float], ...]
-StudyState = Literal["idle", "running", "paused", "stopping", "stopped", "finished", "failed"]
+# The optimizer's own words (engine.optimize.records.StudyState) plus "stopping".
+StudyState = Literal["created", "running", "paused", "stopping", "stopped", "complete", "failed"]
 Severity = Literal["info", "warning", "critical"]
 
 
@@ -155,10 +156,10 @@ class StudyTelemetry:
 
 @dataclass(frozen=True, slots=True)
 class TradeRow:
-    """One closed trade of a backtest."""
+    """One closed trade of a backtest (entry and exit are bar indices)."""
 
-    entry_ts: float
-    exit_ts: float
+    entry: int
+    exit: int
     side: str
     entry_price: float
     exit_price: float
@@ -195,14 +196,15 @@ class PositionRow:
 
 @dataclass(frozen=True, slots=True)
 class OrderRow:
-    """An order or a fill of the paper broker."""
+    """An order or a fill of the paper broker (``bar`` is the replay's bar index)."""
 
-    ts: float
+    ts: float | None
+    bar: int
     symbol: str
-    side: str
-    units: float
-    price: float
-    status: str  # "new", "filled", "rejected", "cancelled"
+    side: str  # "buy"/"sell" for fills; the target ("long", "flat", "short") for orders
+    units: float | None
+    price: float | None
+    status: str  # "new", "pending", "filled", "rejected", "cancelled", "expired"
     order_id: int = 0
 
 

@@ -74,10 +74,14 @@ class GenesisApp(App[int]):
         theme: str | None = None,
         poll: bool = True,
         remember: bool = True,
+        startup: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
-        """``poll=False`` renders one snapshot and never polls again (snapshot tests)."""
+        """``poll=False`` renders one snapshot and never polls again (snapshot tests);
+        ``startup`` runs once after the first frame (starting the engine, say)."""
         super().__init__()
         self.source = source
+        self._startup = startup
+        self.first_frame_at: float | None = None
         self.refresh_hz = max(0.2, min(60.0, refresh_hz))
         self.last_telemetry: Telemetry | None = None
         self.frames = 0
@@ -126,6 +130,21 @@ class GenesisApp(App[int]):
         for problem in self.theme_problems:
             self.notify(problem, title="Themes", severity="warning", timeout=8)
         self._poll()
+        self.call_after_refresh(self._first_frame)
+
+    def _first_frame(self) -> None:
+        self.first_frame_at = time.perf_counter()
+        if self._startup is not None:
+            self._run_startup()
+
+    @work(group="startup")
+    async def _run_startup(self) -> None:
+        assert self._startup is not None
+        try:
+            await self._startup()
+        except GenesisError as error:
+            self.notify(str(error), title="Start-up", severity="error", timeout=15)
+        self.refresh_now()
 
     def get_system_commands(self, screen: Screen) -> object:
         yield from super().get_system_commands(screen)
@@ -265,6 +284,10 @@ class GenesisApp(App[int]):
         rows.append(Binding("enter", "", "Optimizer: open the selected trial"))
         rows.append(Binding("ctrl+p", "", "command palette"))
         return [b for b in rows if not b.key[:1].isdigit() or b.key == "1-7"]
+
+    async def action_quit(self) -> None:
+        """ctrl+q quits the same way as q: checkpoint first."""
+        await self.action_quit_console()
 
     async def action_quit_console(self) -> None:
         """Stop the study with a checkpoint, stop the engine, then exit."""

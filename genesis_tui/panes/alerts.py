@@ -35,8 +35,13 @@ class AlertsPane(Pane):
             yield log
 
     def on_mount(self) -> None:
-        self.query_one("#alerts", DataTable).add_columns("severity", "rule", "raised", "cleared", "message")
-        self.query_one("#log", DataTable).add_columns("time", "level", "source", "message")
+        alerts = self.query_one("#alerts", DataTable)
+        alerts.add_column("severity", width=9)
+        alerts.add_columns("rule", "raised", "cleared", "message")
+        log = self.query_one("#log", DataTable)
+        log.add_column("time", width=8)
+        log.add_column("level", width=8)
+        log.add_columns("source", "message")
 
     def select(self, telemetry: Telemetry) -> tuple[tuple[AlertRow, ...], tuple[LogLine, ...]]:
         return (telemetry.alerts, telemetry.log)

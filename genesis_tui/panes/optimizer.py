@@ -149,7 +149,9 @@ def state_style(state: str) -> str:
 def _validation_text(study: StudyTelemetry) -> Text:
     v = study.validation
     if v is None:
-        return Text("validation: runs when the study finishes (out-of-sample split in the study file)", style="dim")
+        if study.state == "complete":
+            return Text("no validation stored for this study ([validation] out_of_sample = 0, or it did not run)", style="dim")
+        return Text("validation: runs when the study completes ([validation] in the study file)", style="dim")
     text = Text()
     names = [k for k, _ in v.in_sample]
     oos = dict(v.out_of_sample)

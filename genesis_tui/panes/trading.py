@@ -11,12 +11,13 @@ from genesis_tui import format as fmt
 from genesis_tui.panes._base import Pane, fill_table, section
 from genesis_tui.widgets import LineChart, Stat
 
-ORDER_COLUMNS = ("time", "id", "symbol", "side", "units", "price", "status")
+ORDER_COLUMNS = ("time", "bar", "id", "symbol", "side", "units", "price", "status")
 
 
 def _order_rows(orders: tuple[OrderRow, ...]) -> list[tuple[str, ...]]:
     return [
-        (fmt.clock(o.ts), str(o.order_id), o.symbol, o.side, fmt.num(o.units, 4), fmt.num(o.price, 2), o.status)
+        (fmt.clock(o.ts), fmt.count(o.bar), str(o.order_id), o.symbol, o.side, fmt.num(o.units, 4),
+         fmt.num(o.price, 2), o.status)
         for o in reversed(orders)
     ]
 

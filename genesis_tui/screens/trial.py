@@ -45,10 +45,10 @@ class TrialScreen(ModalScreen[None]):
         metrics.add_rows([(k, fmt.num(v, 4)) for k, v in d.metrics])
         self.query_one("#trial-equity", LineChart).set_series(d.equity)
         trades = self.query_one("#trial-trades", DataTable)
-        trades.add_columns("entry", "exit", "side", "entry px", "exit px", "units", "P&L", "return")
+        trades.add_columns("entry bar", "exit bar", "side", "entry px", "exit px", "units", "P&L", "return")
         trades.add_rows(
             [
-                (fmt.clock(t.entry_ts), fmt.clock(t.exit_ts), t.side, fmt.num(t.entry_price), fmt.num(t.exit_price),
+                (fmt.count(t.entry), fmt.count(t.exit), t.side, fmt.num(t.entry_price), fmt.num(t.exit_price),
                  fmt.num(t.units, 4), fmt.signed(t.pnl), fmt.pct(t.ret, 2))
                 for t in d.trades
             ]

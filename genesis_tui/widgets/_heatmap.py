@@ -10,7 +10,10 @@ from textual.color import Color
 from textual.widget import Widget
 
 from engine.telemetry import Heatmap
-from genesis_tui.format import param
+
+
+def _label(value: float) -> str:
+    return f"{value:.4g}"
 
 
 class HeatmapView(Widget):
@@ -46,7 +49,7 @@ class HeatmapView(Widget):
         finite = [v for row in heat.values for v in row if v is not None and math.isfinite(v)]
         lo, hi = (min(finite), max(finite)) if finite else (0.0, 1.0)
         span = (hi - lo) or 1.0
-        label_w = max(len(param(v)) for v in heat.y_values) if heat.y_values else 1
+        label_w = max(len(_label(v)) for v in heat.y_values) if heat.y_values else 1
         avail = max(1, self.size.width - label_w - 1)
         cell = max(1, min(4, avail // max(1, len(heat.x_values))))
         text = Text()
@@ -57,7 +60,7 @@ class HeatmapView(Widget):
         text.append(f" {hi:.2f}\n", style="dim")
         best = max(finite) if finite else None
         for y_value, row in zip(reversed(heat.y_values), reversed(heat.values), strict=True):
-            text.append(param(y_value).rjust(label_w) + " ", style="dim")
+            text.append(_label(y_value).rjust(label_w) + " ", style="dim")
             for value in row:
                 if value is None or not math.isfinite(value):
                     text.append("·".center(cell), style="dim")
@@ -66,7 +69,7 @@ class HeatmapView(Widget):
                 mark = "◆".center(cell) if value == best else " " * cell
                 text.append(mark, style=f"{shade.get_contrast_text(1.0).hex6} on {shade.hex6}")
             text.append("\n")
-        first, last = param(heat.x_values[0]), param(heat.x_values[-1])
+        first, last = _label(heat.x_values[0]), _label(heat.x_values[-1])
         width = cell * len(heat.x_values)
         axis = first + last.rjust(max(1, width - len(first)))
         text.append(" " * (label_w + 1) + axis, style="dim")

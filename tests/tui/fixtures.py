@@ -116,7 +116,7 @@ def bus_fixture() -> BusTelemetry:
 
 def trading_fixture() -> TradingTelemetry:
     orders = tuple(
-        OrderRow(T0 + 60 * i, "SYN", "buy" if i % 2 == 0 else "sell", 0.85, 101.0 + i, "filled", order_id=i + 1)
+        OrderRow(T0 + 60 * i, 5_000 + i, "SYN", "buy" if i % 2 == 0 else "sell", 0.85, 101.0 + i, "filled", order_id=i + 1)
         for i in range(8)
     )
     return TradingTelemetry(
@@ -255,7 +255,7 @@ def trial_detail_fixture() -> TrialDetail:
         metrics=row.metrics,
         equity=study.best_equity,
         trades=tuple(
-            TradeRow(T0 + 600 * i, T0 + 600 * i + 300, "long", 100 + i, 101.5 + i, 9.5, 14.25, 0.015)
+            TradeRow(600 * i, 600 * i + 300, "long", 100 + i, 101.5 + i, 9.5, 14.25, 0.015)
             for i in range(6)
         ),
     )

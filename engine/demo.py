@@ -1,0 +1,157 @@
+"""The built-in demo workspace: what ``genesis`` opens with no arguments.
+
+Synthetic market data (no network), two demo studies run one after the other
+(``sma_cross`` then ``ema_cross``, a few thousand trials each on the
+``process`` backend), the paper-trading loop replaying synthetic bars, and the
+profiler and monitor on. Files live in ``data_dir()/demo``: the study files
+(rewritten at every start) and the demo store. An interrupted demo resumes
+from its checkpoint; a finished one starts over.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from engine.paths import data_dir
+
+DEMO_BARS = 30_000
+DEMO_SEED = 7
+PAPER_BARS = 20_000
+PAPER_BARS_PER_S = 25.0
+
+SMA_STUDY = """\
+# The Genesis demo: an SMA crossover searched at random over a synthetic market.
+name = "demo-sma-cross"
+
+[data]
+spec = "synthetic:bars={bars},seed={seed},timeframe=1m"
+
+[strategy]
+name = "sma_cross"
+
+[space]
+fast = {{ int = [3, 60] }}
+slow = {{ int = [20, 300], step = 2 }}
+constraints = ["fast < slow"]
+
+[backtest]
+fee = 0.0005
+slippage = 0.0002
+
+[search]
+sampler = "random"
+trials = {trials}
+seed = 42
+objective = "sharpe"
+
+[execution]
+backend = "{backend}"
+checkpoint_every = 200
+artifacts = "top:10"
+
+[validation]
+out_of_sample = 0.25
+"""
+
+EMA_STUDY = SMA_STUDY.replace("demo-sma-cross", "demo-ema-cross").replace(
+    'name = "sma_cross"', 'name = "ema_cross"'
+).replace("An SMA crossover", "An EMA crossover")
+
+
+def demo_dir() -> Path:
+    """``data_dir()/demo``: the demo's study files and store."""
+    return data_dir() / "demo"
+
+
+def demo_store() -> Path:
+    return demo_dir() / "demo.db"
+
+
+def write_demo_studies(
+    directory: Path | None = None,
+    *,
+    trials: int = 3000,
+    bars: int = DEMO_BARS,
+    backend: str = "process",
+) -> list[Path]:
+    """Write the demo study files (overwriting old ones); their paths in run order."""
+    directory = directory or demo_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, template in (("demo-sma-cross.toml", SMA_STUDY), ("demo-ema-cross.toml", EMA_STUDY)):
+        path = directory / name
+        path.write_text(template.format(bars=bars, seed=DEMO_SEED, trials=trials, backend=backend))
+        paths.append(path)
+    return paths
+
+
+def _finished(db: Path) -> bool:
+    """Whether the demo store holds a completed last demo study (then the demo starts over)."""
+    if not db.exists():
+        return False
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as connection:
+            row = connection.execute("SELECT state FROM studies WHERE name = ?", ("demo-ema-cross",)).fetchone()
+    except sqlite3.Error:
+        return True  # unreadable: start over
+    return row is not None and row[0] in ("complete", "failed")
+
+
+def reset_if_finished(db: Path) -> None:
+    """Remove a finished demo store so the next demo shows live figures again."""
+    if _finished(db):
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                Path(f"{db}{suffix}").unlink()
+
+
+def paper_factory(
+    *, bars: int, seed: int, strategy: str = "sma_cross", params: dict[str, Any] | None = None,
+    bars_per_s: float = PAPER_BARS_PER_S,
+) -> Callable[[Any], Any]:
+    """A factory the Engine calls with itself: the paper loop replaying synthetic bars on its bus."""
+
+    def make(engine: Any) -> Any:
+        from engine.data import load
+        from engine.live import LoopConfig, PaperTradingLoop, RegistrySignals, ReplayFeed
+        from engine.runtime import PaperHost
+
+        data = load(f"synthetic:bars={bars},seed={seed},timeframe=1m")
+        config = LoopConfig(fee=0.0005, slippage=0.0002, recent=30)
+
+        def make_loop(bus: Any) -> Any:
+            feed = ReplayFeed(data, bars_per_s=bars_per_s)
+            source = RegistrySignals(strategy, params or {"fast": 10, "slow": 40})
+            return PaperTradingLoop(feed, source, config, bus=bus)
+
+        return PaperHost(make_loop, engine.bus, repeat=True)
+
+    return make
+
+
+def demo_engine(*, db: Path | None = None, backend: str = "process", workers: int | None = None, paper: bool = True) -> Any:
+    """An :class:`~engine.runtime.Engine` for the demo workspace (not started)."""
+    from engine.monitor.alert_spec import AlertsSpec, Threshold
+    from engine.runtime import Engine
+
+    factory = paper_factory(bars=PAPER_BARS, seed=DEMO_SEED + 1) if paper else None
+    # The demo paces its replay at a few dozen bars a second on purpose: an
+    # event-rate floor meant for live feeds would only cry wolf here.
+    alerts = AlertsSpec(event_rate=Threshold(enabled=False))
+    return Engine(
+        alerts=alerts, db=db or demo_store(), workspace="demo", backend=backend, workers=workers,
+        paper_factory=factory,
+    )
+
+
+async def start_demo(engine: Any, *, trials: int = 3000, bars: int = DEMO_BARS, backend: str = "process") -> list[Path]:
+    """Start ``engine`` and its demo studies (the second follows the first)."""
+    reset_if_finished(engine.db)
+    paths = write_demo_studies(engine.db.parent, trials=trials, bars=bars, backend=backend)
+    await engine.start()
+    await engine.start_study(paths[0], then=paths[1:])
+    return paths

@@ -1,0 +1,89 @@
+"""``genesis [tui] [STUDY.toml]``: the console (the demo workspace when no study is given)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+NAME = "tui"
+HELP = "open the console (on the built-in demo workspace when no study file or store is given)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("study", metavar="STUDY.toml", nargs="?", help="a study file to run or resume")
+    parser.add_argument("--db", metavar="PATH", help="the study store (default: the user's data directory)")
+    parser.add_argument(
+        "--refresh-hz", metavar="N", type=float, default=4.0, help="telemetry polls per second (default 4)"
+    )
+    parser.add_argument("--theme", metavar="NAME", help="console theme (default: the last one chosen)")
+    parser.add_argument("--backend", choices=("inline", "process", "dask"), help="override the study's backend")
+    parser.add_argument("--workers", metavar="N", type=int, help="override the study's worker count")
+
+
+def run(args: argparse.Namespace) -> int:
+    from engine.errors import InputError
+
+    if not 0.2 <= args.refresh_hz <= 60:
+        raise InputError(f"--refresh-hz: expected a number between 0.2 and 60, got {args.refresh_hz:g}")
+    if args.workers is not None and args.workers < 0:
+        raise InputError(f"--workers: expected 0 (one per core) or more, got {args.workers}")
+    theme = _check_theme(args.theme)
+    engine, startup = _build(args)
+
+    from genesis_tui.app import GenesisApp
+
+    _start_resource_tracker()
+    app = GenesisApp(engine, refresh_hz=args.refresh_hz, theme=theme, startup=startup)
+    code = app.run()
+    return int(code or 0)
+
+
+def _start_resource_tracker() -> None:
+    """Start multiprocessing's resource tracker while stderr is still the real one.
+
+    Worker processes are spawned after Textual has replaced ``sys.stderr``, whose
+    ``fileno()`` is then invalid; the tracker would fail to start with "bad value(s)
+    in fds_to_keep".
+    """
+    from multiprocessing import resource_tracker
+
+    resource_tracker.ensure_running()
+
+
+def _check_theme(name: str | None) -> str | None:
+    if name is None:
+        return None
+    from textual.theme import BUILTIN_THEMES
+
+    from engine.errors import InputError
+    from genesis_tui.themes import load_themes
+
+    names = {t.name for t in load_themes().themes} | set(BUILTIN_THEMES)
+    if name not in names:
+        raise InputError(f"--theme: no theme named {name!r} (available: {', '.join(sorted(names))})")
+    return name
+
+
+def _build(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    """The engine and the coroutine that starts it inside the app's event loop."""
+    from engine.runtime import Engine
+
+    if args.study is None and args.db is None:
+        from engine.demo import demo_engine, start_demo
+
+        engine = demo_engine(backend=args.backend or "process", workers=args.workers)
+        return engine, lambda: start_demo(engine, backend=args.backend or "process")
+    if args.study is not None:
+        from engine.optimize.study import Study
+
+        path = Path(args.study)
+        Study.from_file(path, db=args.db)  # bad input fails here: one line, exit 2, before the UI starts
+        engine = Engine(db=args.db, workspace=path.stem, backend=args.backend, workers=args.workers)
+
+        async def startup() -> None:
+            await engine.start()
+            await engine.start_study(path)
+
+        return engine, startup
+    engine = Engine(db=args.db, workspace=Path(args.db).stem, backend=args.backend, workers=args.workers)
+    return engine, engine.start
