@@ -49,7 +49,8 @@ Scalar = bool | int | float | str
 KINDS = ("int", "float", "choice", "fixed")
 _MODIFIERS = {"int": ("step", "log"), "float": ("step", "log", "points"), "choice": (), "fixed": ()}
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_BLOCK = 1 << 15  # grid indices decoded per numpy block
+_BLOCK = 1 << 12  # grid indices decoded per numpy block at first
+_MAX_BLOCK = 1 << 16  # ... and at most (a few MB of temporaries)
 _MAX_POINTS = 100_000
 _INT64_SAFE = 1 << 62
 
@@ -571,7 +572,7 @@ class Space:
                 if limit is not None and len(found) >= limit:
                     return found, int(index) + 1
             cursor = stop
-            block = min(block * 2, 1 << 20)  # sparse regions: widen the blocks
+            block = min(block * 2, _MAX_BLOCK)  # sparse regions: widen the blocks (bounded memory)
         return found, min(cursor, size)
 
     def iter_grid(self, start: int = 0) -> Iterator[dict[str, Any]]:
@@ -604,8 +605,8 @@ class Space:
             return None
         free = size // sub_size if sub_size else 0
         count = 0
-        for start in range(0, sub_size, 1 << 20):
-            count += int(projection.feasible_indices(start, min(sub_size, start + (1 << 20))).shape[0])
+        for start in range(0, sub_size, _MAX_BLOCK):
+            count += int(projection.feasible_indices(start, min(sub_size, start + _MAX_BLOCK)).shape[0])
         return count * free
 
     # ------------------------------------------------------------------ feasibility

@@ -114,7 +114,7 @@ class RandomSampler(Sampler):
                 self._cursor = int(positions[feasible[need - 1]]) + 1
             else:
                 self._cursor = stop
-            block = min(block * 2, 1 << 20)
+            block = min(block * 2, 1 << 16)
         return points
 
     def _draw(self) -> dict[str, Any] | None:

@@ -15,7 +15,9 @@ batches and tells each batch in ask order before asking the next.
 Points Optuna proposes that break a constraint are told to it with the worst
 possible value (so it learns to avoid them) and are never handed out; points
 already produced are told the value they got (or wait for it) and are not
-handed out again. After ``MAX_REJECTIONS`` such proposals in a row the sampler
+handed out again. Every 10 rejected proposals in a row, a random new feasible
+point (seeded from the history) is queued for Optuna, so a nearly used-up
+finite space still progresses; after ``MAX_REJECTIONS`` in a row the sampler
 is exhausted. Failed and pruned trials are told to Optuna as failed.
 """
 
@@ -26,9 +28,16 @@ import math
 import warnings
 from typing import Any
 
+import numpy as np
+
 from engine.errors import ConfigError
 from engine.optimize.samplers._base import MAX_REJECTIONS, Sampler, decode_float, encode_float
 from engine.optimize.space import ChoiceDim, FloatDim, IntDim, Space
+
+#: After this many rejected proposals in a row (a saturated finite space), a
+#: random new point is queued for Optuna to evaluate next.
+_NUDGE = 10
+_NUDGE_TRIES = 100
 
 
 def _import_optuna() -> Any:
@@ -116,19 +125,31 @@ class TPESampler(Sampler):
                 key = self.space.trial_key(point)
                 if not self.space.is_feasible(point):
                     self._study.tell(trial.number, self._penalty)
-                    self._streak += 1
+                    self._reject()
                 elif key in self._seen:
                     if key in self._told:
                         self._finish(trial.number, self._told[key])
                     else:
                         self._pending[key].append(trial.number)
-                    self._streak += 1
+                    self._reject()
                 else:
                     self._seen.add(key)
                     self._pending[key] = [trial.number]
                     self._streak = 0
                     points.append(point)
         return points
+
+    def _reject(self) -> None:
+        """Count a rejected proposal; every ``_NUDGE`` in a row, queue a random new point."""
+        self._streak += 1
+        if self._streak % _NUDGE:
+            return
+        rng = np.random.default_rng([self.seed, len(self._study.trials)])
+        for _ in range(_NUDGE_TRIES):
+            point = self.space.sample(rng.random(len(self.space.dims)))
+            if self.space.is_feasible(point) and self.space.trial_key(point) not in self._seen:
+                self._study.enqueue_trial({name: point[name] for name in self._distributions})
+                return
 
     def _finish(self, number: int, value: float | None) -> None:
         if value is None or math.isnan(value):
