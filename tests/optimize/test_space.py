@@ -134,7 +134,7 @@ def _expected_values(spec: Any) -> list[Any]:
         return list(range(lo, hi + 1, spec["step"]))
     lo, hi = spec["float"]
     if "step" in spec:
-        count = int(round((hi - lo) / spec["step"])) + 1
+        count = round((hi - lo) / spec["step"]) + 1
         return [round(lo + i * spec["step"], 2) for i in range(count)]
     n = spec["points"]
     if spec["log"]:
@@ -214,7 +214,7 @@ def test_ten_million_point_grid_costs_nothing_until_walked() -> None:
         tracemalloc.reset_peak()
         start = tracemalloc.get_traced_memory()[0]
         # Walk a stretch where the constraint rejects everything (a < b), then find the next points.
-        points, cursor = space.walk_grid(10_000, limit=5)
+        points, _ = space.walk_grid(10_000, limit=5)
         assert [p["a"] for _, p in points] == [1] * 5 and points[0][1]["b"] <= 1
         peak = tracemalloc.get_traced_memory()[1] - start
         assert peak < 8 * 1024 * 1024
