@@ -94,14 +94,14 @@ def missing_ranges(covered: Sequence[tuple[int, int]], start: int, end: int) -> 
 
 def records_to_bars(records: np.ndarray, key: SeriesKey, meta: dict[str, object]) -> Bars:
     """Candle records (open time in ms) as validated ``Bars``."""
+    columns = [records["t"] * 1_000_000] + [
+        np.ascontiguousarray(records[name]) for name in ("open", "high", "low", "close", "volume")
+    ]
+    for column in columns:
+        column.flags.writeable = False  # fresh arrays: Bars keeps them instead of copying again
     with profiler.stage("data.validate"):
         return Bars(
-            records["t"] * 1_000_000,
-            records["open"],
-            records["high"],
-            records["low"],
-            records["close"],
-            records["volume"],
+            *columns,
             symbol=key.symbol,
             timeframe=key.interval,
             meta=meta,
@@ -350,16 +350,24 @@ class CandleStore:
     async def read(self, key: SeriesKey, start: int, end: int) -> np.ndarray:
         """The stored candles with open time in ``[start, end)``, as ``RECORD_DTYPE`` records."""
         began = time.perf_counter()
+        # SQLite concatenates the 48-byte rows itself: one blob crosses into Python
+        # instead of one object per candle, which halves the time of a large read.
         rows = await self.conn.execute_fetchall(
+            "SELECT CAST(group_concat(bar, '') AS BLOB), count(*) FROM ("
             "SELECT bar FROM candles WHERE source = ? AND symbol = ? AND interval = ?"
-            " AND open_time >= ? AND open_time < ? ORDER BY open_time",
+            " AND open_time >= ? AND open_time < ? ORDER BY open_time)",
             (key.source, key.symbol, key.interval, start, end),
         )
-        blob = b"".join([row[0] for row in rows])
+        blob, count = next(iter(rows))
+        blob = blob or b""
         profiler.record("data.cache.l2_read", time.perf_counter() - began)
-        if len(blob) != len(rows) * RECORD_DTYPE.itemsize:
+        if len(blob) != int(count) * RECORD_DTYPE.itemsize:
             raise StoreError(f"{self.path}: corrupt candle rows for {key}")
-        return np.frombuffer(blob, dtype=RECORD_DTYPE)
+        records = np.frombuffer(blob, dtype=RECORD_DTYPE)
+        if records.shape[0] > 1 and not bool(np.all(np.diff(records["t"]) > 0)):
+            # group_concat's order follows the sorted subquery in practice; never rely on it blindly.
+            records = np.sort(records, order="t")
+        return records
 
     async def write(self, key: SeriesKey, records: np.ndarray, covered: tuple[int, int] | None) -> None:
         """Upsert ``records`` and merge ``covered`` into the coverage, in one transaction."""
