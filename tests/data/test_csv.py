@@ -215,6 +215,11 @@ def test_single_row_defaults_to_daily(write: Writer) -> None:
     assert len(bars) == 1 and bars.timeframe == "1d"
 
 
+def test_trailing_delimiters_do_not_shift_columns(write: Writer, hourly: Bars) -> None:
+    rows = _rows(hourly, _stamps(hourly, "ms")).replace("\n", ",\n")
+    _assert_same(load(f"csv:{write('x.csv', HEADER + chr(10) + rows)}"), hourly)
+
+
 def test_leading_comments_and_blank_lines_keep_line_numbers(write: Writer) -> None:
     text = "# exported by X\n\n" + HEADER + "\n1,1,2,0.5,1.5,3\n2,1,2,0.5,1.5,3\n3,1,2,0.5,abc,3\n"
     with pytest.raises(DataError) as caught:
@@ -326,6 +331,8 @@ BAD_CASES = [
                  "got 'timestamp open high low close'", id="wrong-delimiter"),
     pytest.param(HEADER + "\n1,1,2,0.5,1.5,3\n2,1,2,0.5,1.5,3,9\n",
                  "line 3: expected 6 fields separated by ',' as in the header, found 7", id="extra-field"),
+    pytest.param(HEADER + "\n1,1,2,0.5,1.5,3,9\n2,1,2,0.5,1.5,3,9\n",
+                 "line 2: expected 6 fields separated by ',' as in the header, found 7", id="extra-field-first-row"),
 ]
 
 

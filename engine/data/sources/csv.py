@@ -155,6 +155,7 @@ def load_csv(spec: DataSpec, *, strict: bool = False) -> Bars:
         if not sample:
             raise DataError(f"{where}: no data rows after the header (line {first + 1}); expected at least one bar")
     columns = match_columns(found, where)
+    _check_first_row(lines, first, len(header_fields), delimiter, where, headerless)
     decimal = "."
     if delimiter != "," and any(
         _DECIMAL_COMMA.match(field) for line in (sample or [header]) for field in _fields(line, delimiter)
@@ -202,6 +203,24 @@ def _raw_cell(path: Path, line_number: int, delimiter: str, position: int) -> st
     return None
 
 
+def _check_first_row(
+    lines: list[str], first: int, count: int, delimiter: str, where: str, headerless: bool
+) -> None:
+    """A first data row longer than the header would make pandas shift every column
+    (it takes the first one for an index): only empty trailing fields are allowed."""
+    start = first if headerless else first + 1
+    for number, line in enumerate(lines[start:], start=start + 1):
+        if not line.strip():
+            continue
+        fields = _fields(line, delimiter)
+        if len(fields) > count and any(field.strip() for field in fields[count:]):
+            raise DataError(
+                f"{where}: line {number}: expected {count} fields separated by {_SHOWN[delimiter]} "
+                f"as in the header, found {len(fields)}"
+            )
+        return
+
+
 def _read(
     path: Path, where: str, delimiter: str, decimal: str, *, skip: int, headerless: bool, count: int,
     **extra: object,
@@ -212,6 +231,8 @@ def _read(
             # Chunked parsing may see text in a number column late: the column is then
             # mixed, which the caller reports with the first bad cell.
             warnings.simplefilter("ignore", pd.errors.DtypeWarning)
+            # Trailing empty fields (checked by _check_first_row) are dropped on purpose.
+            warnings.simplefilter("ignore", pd.errors.ParserWarning)
             return pd.read_csv(
                 path,  # pandas decompresses by suffix, as _open_binary does
                 sep=delimiter,
@@ -222,6 +243,7 @@ def _read(
                 skip_blank_lines=False,
                 skipinitialspace=True,
                 engine="c",
+                index_col=False,  # a trailing delimiter never turns the first column into an index
                 encoding="utf-8-sig",
                 **extra,  # type: ignore[arg-type]
             )
