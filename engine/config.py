@@ -67,3 +67,10 @@ def describe_validation_error(error: msgspec.ValidationError, where: str) -> str
     elif text:
         text = text[0].lower() + text[1:]
     return f"{where}: {key}: {text}" if key else f"{where}: {text}"
+
+
+def config_section(name: str, struct: type[T]) -> T:
+    """Table ``[name]`` of the global config decoded into ``struct`` (defaults if absent)."""
+    path = config_path()
+    raw = load_toml(path) if path.exists() else {}
+    return decode(raw.get(name, {}), struct, f"{path}: [{name}]")
