@@ -97,15 +97,9 @@ class HyperliquidConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True)
 
 def load_config() -> HyperliquidConfig:
     """The ``[hyperliquid]`` config with ``GENESIS_HYPERLIQUID_URL`` applied."""
-    from engine import config as global_config
+    from engine.config import config_section
 
-    section = getattr(global_config, "config_section", None)
-    if section is not None:
-        config = section("hyperliquid", HyperliquidConfig)
-    else:  # until engine.config grows config_section
-        path = global_config.config_path()
-        raw = global_config.load_toml(path).get("hyperliquid", {}) if path.exists() else {}
-        config = global_config.decode(raw, HyperliquidConfig, f"{path}: [hyperliquid]")
+    config = config_section("hyperliquid", HyperliquidConfig)
     url = os.environ.get(URL_ENV, "").strip() or config.url
     return check_config(msgspec.structs.replace(config, url=url))
 
