@@ -132,50 +132,88 @@ def _regime_path(n: int, params: SyntheticParams, dt_days: float, streams: list[
 
 
 def simulate(params: SyntheticParams, where: str = "synthetic") -> SyntheticPath:
-    """Generate the columns of ``params.bars`` bars (see the module docstring for the model)."""
+    """Generate the columns of ``params.bars`` bars (see the module docstring for the model).
+
+    Works in place on a dozen arrays: in a fresh process, touching new memory
+    costs more than the arithmetic.
+    """
     n = params.bars
     bar_seconds = timeframe_seconds(params.timeframe)
     dt = bar_seconds / SECONDS_PER_YEAR
+    step = bar_seconds * 1_000_000_000
+    if params.start_ns + (n - 1) * step > np.iinfo(np.int64).max:
+        raise DataError(f"{where}: {n} bars of {params.timeframe} from {format_ns(params.start_ns)} run past 2262")
     streams = [np.random.Generator(np.random.PCG64(s)) for s in np.random.SeedSequence(params.seed).spawn(9)]
 
     regime = _regime_path(n, params, bar_seconds / 86_400, streams[0:3])
     calm, stress, _ = regime_multipliers(params)
-    multiplier = np.where(regime == 1, stress, calm)
-    sigma = params.vol * np.sqrt(dt) * multiplier  # per-bar diffusion volatility
+    stressed = regime == 1
+    sigma = np.where(stressed, stress, calm)
+    sigma *= params.vol * np.sqrt(dt)  # per-bar diffusion volatility
+    var = np.square(sigma)
 
-    z = streams[3].standard_normal(n)
+    # log return = (drift - compensation) dt - var / 2 + sigma z + jumps
+    log_return = streams[3].standard_normal(n)
+    log_return *= sigma
+    scratch = np.multiply(var, -0.5)
+    log_return += scratch
+    compensation = params.jumps * np.expm1(0.5 * params.jump_size**2)
+    log_return += (params.drift - compensation) * dt
     # Compound Poisson jumps: k jumps in a bar add a normal of variance k * jump_size**2.
     jump = streams[4].poisson(params.jumps * dt, n) if params.jump_size > 0 else np.zeros(n, dtype=np.int64)
     jumped = np.flatnonzero(jump)
-    jump_sizes = np.zeros(n)
-    jump_sizes[jumped] = streams[5].standard_normal(jumped.shape[0]) * params.jump_size * np.sqrt(jump[jumped])
-    compensation = params.jumps * np.expm1(0.5 * params.jump_size**2)
-    log_return = (params.drift - compensation) * dt - 0.5 * sigma * sigma + sigma * z + jump_sizes
+    log_return[jumped] += streams[5].standard_normal(jumped.shape[0]) * params.jump_size * np.sqrt(jump[jumped])
 
-    log_close = np.log(params.price) + np.cumsum(log_return)
-    close = np.exp(log_close)
+    close = np.cumsum(log_return)
+    close += np.log(params.price)
+    np.exp(close, out=close)
     open_ = np.empty(n)
     open_[0] = params.price
     open_[1:] = close[:-1]
 
     # Exact Brownian-bridge maximum and minimum of the bar's log path given its
     # endpoints: (r +- sqrt(r^2 - 2 sigma^2 ln U)) / 2 with U uniform on (0, 1].
-    spread = -2.0 * sigma * sigma
-    r2 = log_return * log_return
-    up = 0.5 * (log_return + np.sqrt(r2 + spread * np.log1p(-streams[6].random(n))))
-    down = 0.5 * (log_return - np.sqrt(r2 + spread * np.log1p(-streams[7].random(n))))
-    high = np.maximum(open_ * np.exp(up), np.maximum(open_, close))
-    low = np.minimum(open_ * np.exp(down), np.minimum(open_, close))
+    np.square(log_return, out=scratch)
+    high = _bridge_excursion(streams[6].random(n), var, scratch)
+    high += log_return
+    low = _bridge_excursion(streams[7].random(n), var, scratch)
+    np.subtract(log_return, low, out=low)
+    for extreme, bound in ((high, np.maximum), (low, np.minimum)):
+        extreme *= 0.5
+        np.exp(extreme, out=extreme)
+        extreme *= open_
+        bound(extreme, open_, out=extreme)
+        bound(extreme, close, out=extreme)
 
-    move = np.divide(np.abs(log_return), sigma, out=np.zeros(n), where=sigma > 0)
-    noise = np.exp(0.35 * streams[8].standard_normal(n) - 0.06125)  # mean-one log-normal
-    volume = params.volume * (bar_seconds / 60.0) * multiplier**2 * (0.5 + 0.5 * move) * noise
+    # Volume: bar length x regime^2 x (1 + |move| in sigmas) / 2 x mean-one log-normal noise.
+    np.abs(log_return, out=scratch)
+    np.divide(scratch, sigma, out=scratch, where=sigma > 0)
+    scratch[sigma <= 0] = 0.0
+    scratch *= 0.5
+    scratch += 0.5
+    volume = streams[8].standard_normal(n)
+    volume *= 0.35
+    volume -= 0.06125
+    np.exp(volume, out=volume)
+    volume *= scratch
+    volume *= np.where(stressed, stress * stress, calm * calm)
+    volume *= params.volume * (bar_seconds / 60.0)
 
-    step = bar_seconds * 1_000_000_000
-    if params.start_ns + (n - 1) * step > np.iinfo(np.int64).max:
-        raise DataError(f"{where}: {n} bars of {params.timeframe} from {format_ns(params.start_ns)} run past 2262")
-    ts = params.start_ns + np.arange(n, dtype=np.int64) * step
+    ts = np.arange(n, dtype=np.int64)
+    ts *= step
+    ts += params.start_ns
     return SyntheticPath(ts, open_, high, low, close, volume, regime, jump)
+
+
+def _bridge_excursion(u: np.ndarray, var: np.ndarray, r2: np.ndarray) -> np.ndarray:
+    """``sqrt(r^2 - 2 var ln(1 - u))`` computed in ``u``'s memory."""
+    np.negative(u, out=u)
+    np.log1p(u, out=u)
+    u *= var
+    u *= -2.0
+    u += r2
+    np.sqrt(u, out=u)
+    return u
 
 
 def params_from_spec(spec: DataSpec) -> SyntheticParams:
@@ -206,6 +244,8 @@ def load_synthetic(spec: DataSpec) -> Bars:
     """Bars for a ``synthetic:`` spec."""
     params = params_from_spec(spec)
     path = simulate(params, spec.where)
+    for column in (path.ts, path.open, path.high, path.low, path.close, path.volume):
+        column.flags.writeable = False  # Bars keeps read-only arrays without copying them
     with profiler.stage("data.validate"):
         try:
             return Bars(
