@@ -89,6 +89,19 @@ def test_iso_dates_give_a_daily_timeframe(write: Writer) -> None:
     assert bars.timeframe == "1d"
 
 
+def test_compact_yyyymmdd_dates(write: Writer) -> None:
+    text = "date,open,high,low,close\n20240130,1,2,0.5,1.5\n20240131,1,2,0.5,1.5\n20240201,1,2,0.5,1.5\n"
+    bars = load(f"csv:{write('d.csv', text)}")
+    np.testing.assert_array_equal(bars.ts, pd.to_datetime(["2024-01-30", "2024-01-31", "2024-02-01"]).as_unit("ns").asi8)
+    assert (bars.meta["timestamp_unit"], bars.timeframe) == ("yyyymmdd", "1d")
+    text = "time,open,high,low,close\n20240130093000,1,2,0.5,1.5\n20240130093500,1,2,0.5,1.5\n"
+    bars = load(f"csv:{write('t.csv', text)}")
+    np.testing.assert_array_equal(bars.ts, pd.to_datetime(["2024-01-30 09:30", "2024-01-30 09:35"]).as_unit("ns").asi8)
+    # Not a calendar date (February 31st): read as epoch seconds instead.
+    text = "date,open,high,low,close\n20240130,1,2,0.5,1.5\n20240231,1,2,0.5,1.5\n"
+    assert load(f"csv:{write('e.csv', text)}").meta["timestamp_unit"] == "s"
+
+
 def test_pandas_to_csv_round_trip(tmp_path: Path, hourly: Bars) -> None:
     frame = pd.DataFrame(
         {c: getattr(hourly, c) for c in ("open", "high", "low", "close", "volume")},

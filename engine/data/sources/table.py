@@ -121,6 +121,10 @@ def _epoch(values: np.ndarray, valid: np.ndarray, column: str, where: str) -> tu
     ns = np.zeros(values.shape[0], dtype=np.int64)
     if not valid.any():
         return ns, "s"
+    compact = _compact_dates(values[valid])
+    if compact is not None:
+        ns[valid] = compact
+        return ns, "yyyymmdd"
     magnitude = float(np.max(np.abs(values[valid])))
     scale = epoch_scale(magnitude)
     if magnitude * scale > _INT64_MAX:
@@ -131,6 +135,35 @@ def _epoch(values: np.ndarray, valid: np.ndarray, column: str, where: str) -> tu
         whole = np.floor(values[valid])
         ns[valid] = whole.astype(np.int64) * scale + np.round((values[valid] - whole) * scale).astype(np.int64)
     return ns, EPOCH_UNITS[scale]
+
+
+_DAY_NS = 86_400 * 1_000_000_000
+
+
+def _compact_dates(values: np.ndarray) -> np.ndarray | None:
+    """``20240131`` or ``20240131093000`` numbers as ns, or None when they are not all
+    such dates (as epoch seconds they would all fall in August 1970)."""
+    if values.dtype.kind == "f":
+        if not np.all(values == np.floor(values)):
+            return None
+        values = values.astype(np.int64)
+    low, high = int(values.min()), int(values.max())
+    if low >= 19_000_101 and high <= 21_001_231:
+        days, clock = values, np.zeros_like(values)
+    elif low >= 19_000_101_000_000 and high <= 21_001_231_235_959:
+        days, clock = values // 1_000_000, values % 1_000_000
+    else:
+        return None
+    year, month, day = days // 10_000, days // 100 % 100, days % 100
+    hour, minute, second = clock // 10_000, clock // 100 % 100, clock % 100
+    if np.any((month < 1) | (month > 12) | (day < 1) | (day > 31) | (hour > 23) | (minute > 59) | (second > 59)):
+        return None
+    months = (year - 1970) * 12 + (month - 1)
+    first_of_month = months.astype("datetime64[M]").astype("datetime64[D]")
+    dates = first_of_month + (day - 1).astype("timedelta64[D]")
+    if np.any(dates.astype("datetime64[M]") != months.astype("datetime64[M]")):
+        return None  # a day past the month's end (20240231): not a date
+    return dates.astype(np.int64) * _DAY_NS + (hour * 3_600 + minute * 60 + second) * 1_000_000_000
 
 
 def _datetimes(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
