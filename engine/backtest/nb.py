@@ -166,23 +166,33 @@ def atr_nb(high: np.ndarray, low: np.ndarray, close: np.ndarray, window: int) ->
 @kernel
 def rolling_std_nb(x: np.ndarray, window: int) -> np.ndarray:
     """Rolling population standard deviation (ddof = 0), by a sliding Welford
-    update (numerically stable; exactly 0 on a flat stretch)."""
+    update. A window of identical values gives exactly 0 (the state is re-anchored
+    there, so rounding left over from earlier moves cannot fake a tiny spread)."""
     n = x.shape[0]
     out = np.full(n, np.nan)
     if window < 1 or window > n:
         return out
     mean = 0.0
     m2 = 0.0
+    run = 0  # length of the current stretch of identical values
     for i in range(window):
         delta = x[i] - mean
         mean += delta / (i + 1)
         m2 += delta * (x[i] - mean)
+        run = run + 1 if i > 0 and x[i] == x[i - 1] else 1
+    if run >= window:
+        mean = x[window - 1]
+        m2 = 0.0
     out[window - 1] = np.sqrt(max(m2, 0.0) / window)
     for i in range(window, n):
         old = x[i - window]
         new = x[i]
-        delta = new - old
-        if delta != 0.0:
+        run = run + 1 if new == x[i - 1] else 1
+        if run >= window:
+            mean = new
+            m2 = 0.0
+        elif new != old:
+            delta = new - old
             new_mean = mean + delta / window
             m2 += delta * (new - new_mean + old - mean)
             mean = new_mean
