@@ -215,7 +215,7 @@ class Account:
 
 
 def _on_signal(acct: Account, entry: bool, exit_: bool, direction: str, price: float, bar: int) -> None:
-    if entry and exit_ or not (entry or exit_):
+    if (entry and exit_) or not (entry or exit_):
         return
     side = acct.side()
     if direction == "long":
