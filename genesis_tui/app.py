@@ -18,6 +18,7 @@ from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.content import Content
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.theme import Theme
 from textual.timer import Timer
@@ -167,7 +168,11 @@ class GenesisApp(App[int]):
         """Render ``telemetry``: the status line and the visible pane."""
         self.last_telemetry = telemetry
         self.frames += 1
-        self.query_one("#status", Static).update(status_line(telemetry))
+        try:
+            status = self.query_one("#status", Static)
+        except NoMatches:  # shutting down: the main screen is gone
+            return
+        status.update(status_line(telemetry))
         pane = self.visible_pane()
         if pane is not None:
             pane.show(telemetry)
