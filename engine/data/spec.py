@@ -67,6 +67,8 @@ def parse_spec(spec: str) -> DataSpec:
     where = f"data spec {text!r}"
     kind, sep, rest = text.partition(":")
     kind = kind.strip().lower()
+    if not sep and kind in SOURCES and not SOURCES[kind]:
+        sep = ":"  # a bare "synthetic" means its defaults
     if not sep or kind not in SOURCES:
         guessed = _kind_from_suffix(text)
         if guessed is None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine.data import DataSpec, load, parse_spec
 from engine.data.spec import (
@@ -25,6 +27,7 @@ WHERE = "data spec 'x'"
     [
         ("synthetic:bars=10,seed=3", DataSpec("synthetic", "", {"bars": "10", "seed": "3"})),
         ("synthetic:", DataSpec("synthetic", "", {})),
+        ("synthetic", DataSpec("synthetic", "", {})),
         ("SYNTHETIC: bars = 5 ", DataSpec("synthetic", "", {"bars": "5"})),
         ("csv:data/prices.csv", DataSpec("csv", "data/prices.csv", {})),
         ("csv:data/a,b.csv,timeframe=1h", DataSpec("csv", "data/a,b.csv", {"timeframe": "1h"})),
@@ -148,3 +151,25 @@ def test_hyperliquid_dispatches_lazily(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "engine.data.hyperliquid", fake)
     assert load("hyperliquid:ETH,interval=4h,start=2024-01-01") == "bars"
     assert seen == [("ETH", {"interval": "4h", "start": "2024-01-01"})]
+
+
+_KEYS = st.from_regex(r"[a-z_][a-z0-9_]{0,8}", fullmatch=True)
+_VALUES = st.from_regex(r"[A-Za-z0-9.:+_-]{1,12}", fullmatch=True)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    kind=st.sampled_from(["synthetic", "csv", "parquet", "hyperliquid"]),
+    target=st.from_regex(r"[A-Za-z0-9_./-]{1,20}(,[A-Za-z0-9_./-]{1,8})?", fullmatch=True),
+    options=st.dictionaries(_KEYS, _VALUES, max_size=5),
+)
+def test_parse_spec_round_trips(kind: str, target: str, options: dict[str, str]) -> None:
+    """Formatting a spec and parsing it back gives the same kind, target and options."""
+    text = kind + ":" + ("" if kind == "synthetic" else target)
+    pieces = [f"{key}={value}" for key, value in options.items()]
+    if pieces:
+        text += ("" if kind == "synthetic" else ",") + ",".join(pieces)
+    spec = parse_spec(text)
+    assert spec.kind == kind
+    assert spec.target == ("" if kind == "synthetic" else target)
+    assert spec.options == options
