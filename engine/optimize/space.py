@@ -30,6 +30,7 @@ give the same key.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -53,6 +54,7 @@ _BLOCK = 1 << 12  # grid indices decoded per numpy block at first
 _MAX_BLOCK = 1 << 16  # ... and at most (a few MB of temporaries)
 _MAX_POINTS = 100_000
 _INT64_SAFE = 1 << 62
+_INF = math.inf
 
 
 # --------------------------------------------------------------------------- keys
@@ -81,14 +83,31 @@ def canonical_value(value: Any) -> Any:
 
 
 def canonical_json(params: Mapping[str, Any]) -> str:
-    """Canonical JSON of a parameter dict: sorted keys, normalised numbers, no spaces."""
-    return json.dumps(
-        {str(k): canonical_value(v) for k, v in params.items()},
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-        allow_nan=False,
-    )
+    """Canonical JSON of a parameter dict: sorted keys, normalised numbers, no spaces.
+
+    Equal to ``json.dumps`` of the :func:`canonical_value` of each value with
+    ``sort_keys=True, separators=(",", ":"), ensure_ascii=False``; plain ints,
+    floats, strings and booleans take a fast path (this runs once per trial).
+    """
+    parts = []
+    for name in sorted(params):
+        value = params[name]
+        kind = type(value)
+        if kind is int:
+            text = int.__repr__(value)
+        elif kind is float and value == value and value not in (_INF, -_INF):
+            text = str(int(value)) if value.is_integer() and abs(value) < 2**53 else float.__repr__(value)
+        elif kind is bool:
+            text = "true" if value else "false"
+        else:
+            text = json.dumps(canonical_value(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        parts.append(f"{_json_key(str(name))}:{text}")
+    return "{" + ",".join(parts) + "}"
+
+
+@functools.lru_cache(maxsize=4096)
+def _json_key(name: str) -> str:
+    return json.dumps(name, ensure_ascii=False)
 
 
 def trial_key(params: Mapping[str, Any]) -> str:
@@ -476,8 +495,11 @@ class Space:
         return point
 
     def trial_key(self, params: Mapping[str, Any]) -> str:
-        """:func:`trial_key` of the canonical form of ``params``."""
-        return trial_key(self.canonical(params))
+        """:func:`trial_key` of ``params`` (numbers are normalised, so ``5.0`` keys as ``5``).
+
+        No validation: :meth:`canonical` checks a dict against the space.
+        """
+        return trial_key(params)
 
     def is_feasible(self, params: Mapping[str, Any]) -> bool:
         """Whether ``params`` satisfies every constraint."""

@@ -404,3 +404,27 @@ def test_space_repr_and_fingerprint() -> None:
 def test_duplicate_names_are_rejected() -> None:
     with pytest.raises(ConfigError, match="declared twice"):
         Space([IntDim("a", 0, 3), IntDim("a", 0, 2)])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.dictionaries(
+        st.text(min_size=1, max_size=8),
+        st.one_of(
+            st.integers(-(2**60), 2**60),
+            st.floats(allow_nan=False, allow_infinity=False),
+            st.booleans(),
+            st.text(max_size=6),
+        ),
+        max_size=6,
+    )
+)
+def test_canonical_json_fast_path_equals_json_dumps(params: dict[str, Any]) -> None:
+    from engine.optimize.space import canonical_value
+
+    reference = json.dumps(
+        {k: canonical_value(v) for k, v in params.items()},
+        sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False,
+    )
+    assert canonical_json(params) == reference
+    assert json.loads(canonical_json(params)) == json.loads(reference)
