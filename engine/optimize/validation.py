@@ -328,12 +328,20 @@ def _finite(value: Any) -> Any:
 
 
 def backtest_runner(spec: StudySpec) -> Runner:
-    """A :data:`Runner` through ``engine.backtest.run`` with the study's strategy and options."""
+    """A :data:`Runner` through ``engine.backtest.run`` with the study's strategy and options.
+
+    One bounded indicator cache serves every run, so candidates that share a
+    window on the same slice compute its indicator once.
+    """
     from engine import backtest
+
+    cache = backtest.IndicatorCache()
 
     def run(bars: Bars, params: Mapping[str, Any], want_returns: bool) -> tuple[dict[str, float], np.ndarray | None]:
         strategy_params, kwargs = spec.split(params)
-        result = backtest.run(bars, spec.strategy.name, strategy_params, equity=want_returns, **kwargs)
+        result = backtest.run(
+            bars, spec.strategy.name, strategy_params, equity=want_returns, cache=cache, **kwargs
+        )
         metrics = _as_metrics(result.metrics)
         returns = None
         if want_returns:
