@@ -399,8 +399,9 @@ def test_text_deep_in_a_large_file_names_its_line(write: Writer) -> None:
     )
 
 
-def test_nanosecond_epochs_with_gaps_stay_exact(write: Writer) -> None:
-    text = HEADER + "\n1704067200123456789,1,2,0.5,1.5,3\n,1,2,0.5,1.5,3\n1704067260123456790,1,2,0.5,1.5,3\n"
+@pytest.mark.parametrize("header", [HEADER, " Timestamp , open,high,low,close,volume"])
+def test_nanosecond_epochs_with_gaps_stay_exact(write: Writer, header: str) -> None:
+    text = header + "\n1704067200123456789,1,2,0.5,1.5,3\n,1,2,0.5,1.5,3\n1704067260123456790,1,2,0.5,1.5,3\n"
     bars = load(f"csv:{write('ns.csv', text)}")
     np.testing.assert_array_equal(bars.ts, [1704067200123456789, 1704067260123456790])
     assert bars.meta["dropped_rows"] == 1

@@ -176,7 +176,7 @@ def load_csv(spec: DataSpec, *, strict: bool = False) -> Bars:
         # Integer epochs with gaps were read as floats: read them again as text, exactly.
         position = columns.positions["ts"]
         text = _read(path, where, delimiter, decimal, skip=first, headerless=headerless, count=len(found),
-                     usecols=[position], dtype={found[position] if not headerless else position: str})
+                     usecols=[position], dtype=str)
         raw["ts"] = text.iloc[:, 0]
     meta: dict[str, object] = {
         "source": "csv", "path": str(path), "spec": spec.text, "delimiter": delimiter, "headerless": headerless,
