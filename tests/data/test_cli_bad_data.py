@@ -71,7 +71,10 @@ def test_bad_csv_exits_2_with_one_line(tmp_path: Path, text: str, message: str) 
 
 
 def test_unreadable_file_and_bad_spec(tmp_path: Path) -> None:
+    fake = tmp_path / "fake.parquet"
+    fake.write_text(HEADER + "\n")
     for spec, message in [
+        (f"parquet:{fake}", "fake.parquet: not a readable parquet file ("),
         (f"csv:{tmp_path / 'nope.csv'}", "nope.csv: cannot read file: no such file"),
         ("synthetic:bars=abc", "data spec 'synthetic:bars=abc': option bars: expected a whole number, got 'abc'"),
         ("ftp:prices", "unknown source 'ftp:'"),
