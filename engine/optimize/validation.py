@@ -275,7 +275,9 @@ class HoldoutReport(msgspec.Struct, frozen=True):
     in_sample: IndexRange
     out_of_sample: IndexRange
     trials: tuple[TrialCheck, ...]
-    #: Mean out-of-sample objective over mean in-sample objective of the trials that ran.
+    mean_in: float | None
+    mean_out: float | None
+    #: ``mean_out / mean_in`` when ``mean_in`` is positive (a ratio of negatives would mislead).
     retention: float | None
 
 
@@ -296,7 +298,8 @@ class WalkForwardReport(msgspec.Struct, frozen=True):
     folds: tuple[FoldReport, ...]
     mean_train_objective: float | None
     mean_test_objective: float | None
-    #: Mean test objective over mean train objective (walk-forward efficiency).
+    #: Mean test objective over mean train objective when the latter is positive
+    #: (walk-forward efficiency).
     efficiency: float | None
     #: Folds whose re-selected trial is the study's overall best.
     best_chosen: int
@@ -359,7 +362,11 @@ def equity_returns(equity: np.ndarray, cash: float) -> np.ndarray:
 
 def _as_metrics(metrics: Any) -> dict[str, float]:
     items = metrics.items() if isinstance(metrics, Mapping) else metrics.as_dict().items()
-    return {str(k): float(v) for k, v in items if isinstance(v, (int, float, np.number))}
+    return {
+        str(k): int(v) if isinstance(v, (int, np.integer)) else float(v)
+        for k, v in items
+        if isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
+    }
 
 
 def _objective(metrics: Mapping[str, float], name: str) -> float | None:
@@ -373,7 +380,7 @@ def _mean(values: Sequence[float | None]) -> float | None:
 
 
 def _ratio(top: float | None, bottom: float | None) -> float | None:
-    if top is None or bottom is None or bottom == 0:
+    if top is None or bottom is None or not bottom > 0:
         return None
     return top / bottom
 
@@ -440,6 +447,8 @@ def validate(
             in_sample=inside,
             out_of_sample=held,
             trials=tuple(checks),
+            mean_in=_mean([c.objective_in for c in checks]),
+            mean_out=_mean([c.objective_out for c in checks]),
             retention=_ratio(_mean([c.objective_out for c in checks]), _mean([c.objective_in for c in checks])),
         )
 

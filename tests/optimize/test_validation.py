@@ -216,12 +216,20 @@ def test_validate_reruns_the_best_on_unseen_data(tmp_path: Path) -> None:
     holdout = report.holdout
     assert holdout is not None and len(holdout.trials) == 3
     assert (holdout.in_sample.stop, holdout.out_of_sample.start, holdout.out_of_sample.stop) == (2250, 2250, 3000)
+    means = ([c.objective_in for c in holdout.trials], [c.objective_out for c in holdout.trials])
+    assert holdout.mean_in == pytest.approx(np.mean(means[0]))
+    assert holdout.mean_out == pytest.approx(np.mean(means[1]))
+    if holdout.mean_in > 0:
+        assert holdout.retention == pytest.approx(holdout.mean_out / holdout.mean_in)
+    else:
+        assert holdout.retention is None
     for rank, check in enumerate(holdout.trials, start=1):
         params = ranked[rank - 1]
         assert check.rank == rank and check.key == trial_key(params) and check.error is None
         assert check.objective_in == pytest.approx(scores[check.key])
         assert check.objective_out == pytest.approx(_sharpe(held, params))
-        assert check.out_of_sample["trades"] == backtest.run(held, "sma_cross", params, fee=0.0005).metrics.trades
+        trades = check.out_of_sample["trades"]
+        assert isinstance(trades, int) and trades == backtest.run(held, "sma_cross", params, fee=0.0005).metrics.trades
 
     # The deflated Sharpe: the best trial's own returns, every trial's dispersion.
     deflated = report.deflated_sharpe
