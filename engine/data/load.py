@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
+
 from engine.data.bars import Bars
 from engine.data.spec import parse_spec
 from engine.errors import DataError
 from engine.profile import profiler
 
 
-def load(spec: str, *, strict: bool = False) -> Bars:
+def load(spec: str | os.PathLike[str], *, strict: bool = False) -> Bars:
     """Load validated bars for a data spec.
 
     ``synthetic:bars=N,seed=S[,timeframe=1m]...``, ``csv:PATH[,key=value]...``,
@@ -17,7 +19,7 @@ def load(spec: str, *, strict: bool = False) -> Bars:
     dropped (``Bars.meta["dropped_rows"]`` counts the dropped ones). Bad specs
     and bad data raise a one-line :class:`~engine.errors.DataError`.
     """
-    parsed = parse_spec(spec)
+    parsed = parse_spec(os.fspath(spec))  # a Path to a .csv or .parquet file works too
     with profiler.stage("data.load"):
         if parsed.kind == "synthetic":
             from engine.data.sources.synthetic import load_synthetic

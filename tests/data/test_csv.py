@@ -202,6 +202,7 @@ def test_compressed_files(tmp_path: Path, hourly: Bars, suffix: str) -> None:
 def test_bare_path_spec_and_options(write: Writer, hourly: Bars) -> None:
     path = write("x.csv", HEADER + "\n" + _rows(hourly, _stamps(hourly, "ms")))
     _assert_same(load(str(path)), hourly)
+    _assert_same(load(path), hourly)  # a pathlib.Path
     bars = load(f"csv:{path},timeframe=30m,symbol=ABC")
     assert (bars.timeframe, bars.symbol) == ("30m", "ABC")
     assert bars.meta["timeframe_inferred"] is False
