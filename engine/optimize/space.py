@@ -645,6 +645,9 @@ class Space:
             return
         projection = self._projection()
         listed = "; ".join(repr(c.text) for c in self.constraints)
+        held = [f"{n} = {self.fixed[n]!r}" for n in dict.fromkeys(n for c in self.constraints for n in c.names) if n in self.fixed]
+        if held:
+            listed += f" (with {', '.join(held)} held fixed)"
         impossible = ConfigError(f"{where}: no point of the space satisfies the constraints {listed}")
         if not projection.dims:
             if not projection.is_feasible(self.fixed):

@@ -34,6 +34,7 @@ import msgspec
 from engine.config import decode, load_toml
 from engine.errors import ConfigError
 from engine.monitor.alert_spec import AlertsSpec
+from engine.optimize.constraints import parse_constraint
 from engine.optimize.space import Space, parse_space
 
 SAMPLERS = ("grid", "random", "genetic", "tpe")
@@ -224,10 +225,17 @@ def study_from_dict(raw: Mapping[str, Any], *, where: str = "study", default_nam
         raise ConfigError(f"{where}: space: expected a table, got {type(raw['space']).__name__}")
     file = decode(dict(raw), _StudyFile, where)
     strategy = _strategy_info(file.strategy.name, where)
-    space = parse_space(
-        file.space, where, fixed=file.strategy.fixed, constraints=strategy.constraints
-    )
-    routes = _routes(space, strategy, set(file.strategy.fixed), where)
+    fixed = dict(file.strategy.fixed)
+    # A strategy constraint on a parameter neither searched nor fixed holds it
+    # at the strategy's default (sma_cross searched on fast only: slow = 50).
+    unconstrained = parse_space(file.space, where, fixed=fixed)
+    present = {*unconstrained.names, *unconstrained.fixed}
+    for text in strategy.constraints:
+        for name in parse_constraint(text, f"{where}: strategy constraint").names:
+            if name not in present and name in strategy.defaults:
+                fixed[name] = strategy.defaults[name]
+    space = parse_space(file.space, where, fixed=fixed, constraints=strategy.constraints)
+    routes = _routes(space, strategy, set(fixed), where)
     _check_search(file.search, where)
     _check_execution(file.execution, where)
     _check_backtest(file.backtest, where)
@@ -276,6 +284,7 @@ class StrategyInfo(msgspec.Struct, frozen=True):
     #: Parameter name -> (kind "int"|"float"|"choice"|..., low or None, high or None, choices or None)
     params: dict[str, tuple[str, float | None, float | None, tuple[Any, ...] | None]]
     constraints: tuple[str, ...] = ()
+    defaults: dict[str, Any] = {}
 
 
 def _strategy_info(name: str, where: str) -> StrategyInfo:
@@ -289,7 +298,9 @@ def _strategy_info(name: str, where: str) -> StrategyInfo:
     params: dict[str, tuple[str, float | None, float | None, tuple[Any, ...] | None]] = {
         p.name: (p.kind, p.low, p.high, tuple(p.choices) or None) for p in strategy.params
     }
-    return StrategyInfo(strategy.name, params, tuple(c.expr for c in strategy.constraints))
+    return StrategyInfo(
+        strategy.name, params, tuple(c.expr for c in strategy.constraints), strategy.defaults()
+    )
 
 
 def _routes(

@@ -171,6 +171,17 @@ def test_strategy_constraints_apply_without_being_written(tmp_path: Path) -> Non
     assert [c.text for c in spec.space.constraints] == ["fast < slow"]
 
 
+def test_strategy_constraint_holds_an_unsearched_parameter_at_its_default(tmp_path: Path) -> None:
+    sections = base()
+    sections["space"] = ["fast = { int = [5, 60], step = 5 }"]
+    spec = load_study(write(tmp_path, sections))
+    assert spec.space.fixed == {"slow": 50}  # sma_cross's default
+    assert [p["fast"] for p in spec.space.iter_grid()] == list(range(5, 50, 5))
+    assert spec.routes["slow"] == ("strategy", "slow")
+    sections["space"] = ["fast = { int = [60, 90], step = 5 }"]
+    assert "'fast < slow' (with slow = 50 held fixed)" in error_of(tmp_path, sections)
+
+
 def test_float_range_on_a_float_parameter(tmp_path: Path) -> None:
     sections = base()
     sections["strategy"] = ['name = "rsi_reversion"']
