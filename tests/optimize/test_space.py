@@ -428,3 +428,67 @@ def test_canonical_json_fast_path_equals_json_dumps(params: dict[str, Any]) -> N
     )
     assert canonical_json(params) == reference
     assert json.loads(canonical_json(params)) == json.loads(reference)
+
+
+linear_constraint = st.builds(
+    lambda a, x, b, y, op, c: f"{a} * {x} + {b} * {y} {op} {c}",
+    st.integers(-3, 3), st.sampled_from(["x", "y", "z"]),
+    st.integers(-3, 3), st.sampled_from(["x", "y", "z"]),
+    st.sampled_from(["<", "<=", ">", ">=", "==", "!="]), st.integers(-15, 15),
+).filter(lambda text: not text.startswith("0 * x + 0 * y"))
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(-5, 5), st.integers(0, 6)), min_size=3, max_size=3),
+    st.lists(linear_constraint, min_size=1, max_size=3),
+)
+def test_impossible_constraints_are_found_exactly_on_discrete_spaces(
+    ranges: list[tuple[int, int]], constraints: list[str]
+) -> None:
+    table: dict[str, Any] = {n: {"int": [lo, lo + w]} for n, (lo, w) in zip("xyz", ranges, strict=True)}
+    try:
+        space = parse_space({**table, "constraints": constraints}, "s")
+    except ConfigError as error:
+        assert "references no parameter" in str(error)
+        return
+    axes = [range(lo, lo + w + 1) for lo, w in ranges]
+    count = sum(
+        1 for x, y, z in itertools.product(*axes) if space.is_feasible({"x": x, "y": y, "z": z})
+    )
+    assert space.feasible_grid_size() == count
+    if count == 0:
+        with pytest.raises(ConfigError, match="no point of the space satisfies"):
+            space.check_feasible()
+    else:
+        space.check_feasible()
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.tuples(st.floats(-5, 5), st.floats(0, 6)), min_size=3, max_size=3),
+    st.lists(linear_constraint.filter(lambda t: "!=" not in t and "==" not in t), min_size=1, max_size=3),
+    st.integers(0, 2**32),
+)
+def test_interval_propagation_is_sound(
+    ranges: list[tuple[float, float]], constraints: list[str], seed: int
+) -> None:
+    """No point that satisfies the constraints is ever cut from the box."""
+    parsed = []
+    for text in constraints:
+        try:
+            parsed.append(parse_constraint(text))
+        except ConfigError:
+            return
+    box = {n: (lo, lo + w) for n, (lo, w) in zip("xyz", ranges, strict=True)}
+    narrowed = tighten(parsed, box)
+    rng = np.random.default_rng(seed)
+    for _ in range(400):
+        point = {n: float(lo + (hi - lo) * rng.random()) for n, (lo, hi) in box.items()}
+        corner = {n: (lo, hi)[int(rng.integers(0, 2))] for n, (lo, hi) in box.items()}
+        for candidate in (point, corner):
+            if all(c(candidate) for c in parsed):
+                assert narrowed is not None, candidate
+                for name, value in candidate.items():
+                    lo, hi = narrowed[name]
+                    assert lo - 1e-6 <= value <= hi + 1e-6, (name, value, narrowed[name])
