@@ -176,3 +176,18 @@ def test_nullable_nanosecond_epochs_stay_exact(tmp_path: Path) -> None:
     assert bars.meta["first_dropped"] == "row 2"
     with pytest.raises(DataError, match=r"row 2, column ts: expected a timestamp, got an empty cell"):
         load(f"parquet:{path}", strict=True)
+
+
+def test_text_columns_with_missing_markers(tmp_path: Path) -> None:
+    """Text number columns: 'nan', 'NULL', 'N/A' and empty cells are missing values, other text is an error."""
+    path = _write(tmp_path, {
+        **GOOD,
+        "ts": [1, 2, 3, 4, 5, 6],
+        "open": ["1", "nan", "NULL", "N/A", "", "1"],
+        "high": [2.0] * 6, "low": [0.5] * 6, "close": [1.5] * 6,
+    })
+    bars = load(f"parquet:{path}")
+    np.testing.assert_array_equal(bars.ts, [10**9, 6 * 10**9])
+    assert bars.meta["dropped_rows"] == 4
+    with pytest.raises(DataError, match=r"row 2, column open: expected a finite number, got 'nan'"):
+        load(f"parquet:{path}", strict=True)

@@ -41,6 +41,11 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "close": ("close", "c"),
     "volume": ("volume", "vol", "v"),
 }
+#: Cell texts that mean "no value" (pandas' defaults, lower-cased), dropped like NaN.
+MISSING_TEXT = (
+    "", "nan", "-nan", "na", "n/a", "null", "none", "<na>", "#n/a", "#n/a n/a", "#na",
+    "-1.#ind", "-1.#qnan", "1.#ind", "1.#qnan",
+)
 REQUIRED = ("ts", "open", "high", "low", "close")
 NUMBER_COLUMNS = ("open", "high", "low", "close", "volume")
 #: Options every file source accepts.
@@ -109,7 +114,8 @@ def _numbers(series: pd.Series, column: str, where: str, label: RowLabel) -> np.
         raise DataError(f"{where}: column {column}: expected numbers, got dates")
     text = series.astype("string").str.strip()
     values = pd.to_numeric(text, errors="coerce")
-    bad = values.isna().to_numpy() & text.notna().to_numpy() & (text != "").fillna(False).to_numpy()
+    missing = text.isna() | text.str.lower().isin(MISSING_TEXT)
+    bad = values.isna().to_numpy() & ~missing.fillna(True).to_numpy()
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         raise DataError(f"{where}: {label(row)}, column {column}: expected a number, got {_cell(series.iloc[row])}")
