@@ -191,3 +191,14 @@ def test_text_columns_with_missing_markers(tmp_path: Path) -> None:
     assert bars.meta["dropped_rows"] == 4
     with pytest.raises(DataError, match=r"row 2, column open: expected a finite number, got 'nan'"):
         load(f"parquet:{path}", strict=True)
+
+
+def test_iso_text_timestamps_with_missing_markers(tmp_path: Path) -> None:
+    path = _write(tmp_path, {
+        "ts": ["2024-01-01", "NULL", "2024-01-03"],
+        "open": [1.0] * 3, "high": [2.0] * 3, "low": [0.5] * 3, "close": [1.5] * 3,
+    })
+    bars = load(f"parquet:{path}")
+    assert len(bars) == 2 and bars.meta["dropped_rows"] == 1
+    with pytest.raises(DataError, match=r"row 2, column ts: expected a timestamp, got 'NULL'"):
+        load(f"parquet:{path}", strict=True)

@@ -206,7 +206,7 @@ def timestamps(series: pd.Series, column: str, where: str, label: RowLabel) -> t
         return ns, valid, unit
     # Text: epoch numbers written as text, or ISO dates.
     text = series.astype("string").str.strip()
-    present = (text.notna() & (text != "")).fillna(False).to_numpy()
+    present = ~(text.isna() | text.str.lower().isin(MISSING_TEXT)).fillna(True).to_numpy()
     if not present.any():
         return np.zeros(len(series), dtype=np.int64), present, "s"
     first = str(text[present].iloc[0])
