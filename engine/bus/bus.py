@@ -240,6 +240,13 @@ class EventBus:
         ln = self._lanes[lane]
         if len(ln.queue) < ln.capacity or ln.policy in DROP_POLICIES or self._closed:
             return self.publish_nowait(topic, payload, lane)
+        if self._task is not None and asyncio.current_task() is self._task:
+            # A handler waiting for room that only the dispatcher (itself) can make.
+            ln.rejected += 1
+            raise LaneFullError(
+                f"{ln.lane.name} lane full ({ln.capacity} events): a handler cannot wait "
+                f"for room, {topic!r} not published"
+            )
         loop = asyncio.get_running_loop()
         deadline = loop.time() + ln.timeout_s if ln.policy == "block_timeout" else None
         while len(ln.queue) >= ln.capacity and not self._closed:
@@ -328,11 +335,16 @@ class EventBus:
         await self.stop(drain=True)
 
     async def join(self) -> None:
-        """Wait until every lane is empty (the dispatcher keeps running)."""
-        while any(ln.queue for ln in self._lanes) or self._batch_pending:
+        """Wait until every lane is empty (the dispatcher keeps running). Batches still
+        filling are not waited for: :meth:`flush` delivers them now."""
+        while any(ln.queue for ln in self._lanes):
             if not self.running:
                 raise BusClosedError("bus is not running: nothing will drain the lanes")
             await asyncio.sleep(0.0005)
+
+    async def flush(self) -> None:
+        """Deliver every pending batch now, without waiting for its flush interval."""
+        await self._flush_batches(_FOREVER)
 
     # ----------------------------------------------------------------- dispatcher
     async def _dispatch(self) -> None:

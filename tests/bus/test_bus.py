@@ -332,3 +332,97 @@ def test_config_rejects_a_dropping_critical_lane() -> None:
         EventBus(BusConfig(critical=LaneConfig(policy="drop_oldest")))
     with pytest.raises(ConfigError, match=r"bus\.low\.capacity"):
         EventBus(BusConfig(low=LaneConfig(capacity=0)))
+
+
+async def test_a_handler_cannot_deadlock_on_a_full_lane() -> None:
+    bus = EventBus(BusConfig(critical=LaneConfig(capacity=1, policy="block")))
+    outcome: list[str] = []
+
+    async def handler(ev: Event) -> None:
+        bus.publish_nowait("c", 1, Lane.CRITICAL)
+        try:
+            await bus.publish("c", 2, Lane.CRITICAL)  # only the dispatcher could make room
+        except LaneFullError as error:
+            outcome.append(str(error))
+
+    bus.subscribe("go", handler)
+    await bus.start()
+    bus.publish_nowait("go", None, Lane.HIGH)
+    await bus.join()
+    await bus.stop()
+    assert len(outcome) == 1 and "cannot wait" in outcome[0]
+
+
+async def test_publish_from_another_thread(bus: EventBus) -> None:
+    import threading
+
+    got: list[int] = []
+    bus.subscribe("t", lambda ev: got.append(ev.payload))
+    await bus.start()
+    workers = [
+        threading.Thread(
+            target=lambda k=k: [bus.publish_threadsafe("t", k * 100 + i) for i in range(100)]
+        )
+        for k in range(4)
+    ]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    await wait_until(lambda: len(got) == 400)
+    assert sorted(got) == sorted(k * 100 + i for k in range(4) for i in range(100))
+    for k in range(4):  # each thread's events stay in its order
+        mine = [x for x in got if x // 100 == k]
+        assert mine == sorted(mine)
+
+
+async def test_unsubscribing_a_batch_subscriber_delivers_its_pending_batch(bus: EventBus) -> None:
+    batches: list[list[int]] = []
+    sub = bus.subscribe(
+        "b",
+        lambda batch: batches.append([ev.payload for ev in batch]),
+        batch_size=10,
+        flush_interval_s=60,
+    )
+    await bus.start()
+    for i in range(3):
+        bus.publish_nowait("b", i, Lane.LOW)
+    await bus.join()
+    assert batches == []
+    bus.unsubscribe(sub)
+    assert batches == [[0, 1, 2]]
+
+
+async def test_metrics_snapshot_is_immutable_and_dead_letters_are_bounded() -> None:
+    import dataclasses
+
+    bus = EventBus(BusConfig(dead_letters=3))
+
+    def boom(ev: Event) -> None:
+        raise KeyError(ev.payload)
+
+    bus.subscribe("x", boom)
+    await bus.start()
+    for i in range(10):
+        bus.publish_nowait("x", i, Lane.LOW)
+    await bus.join()
+    m = bus.metrics()
+    assert m.dead_letter_count == 10 and [d.event.payload for d in m.dead_letters] == [7, 8, 9]
+    assert m.lane("low").errors == 10 and m.errors == 10 and m.running
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        m.lane("low").delivered = 0  # type: ignore[misc]
+    await bus.stop()
+    assert not bus.metrics().running
+
+
+async def test_route_cache_is_bounded() -> None:
+    bus = EventBus(BusConfig(route_cache=8))
+    got: list[str] = []
+    bus.subscribe("sym.*", lambda ev: got.append(ev.topic))
+    await bus.start()
+    for i in range(50):
+        bus.publish_nowait(f"sym.s{i}", None, Lane.NORMAL)
+    await bus.join()
+    await bus.stop()
+    assert got == [f"sym.s{i}" for i in range(50)]
+    assert len(bus._routes) <= 8
