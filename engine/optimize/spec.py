@@ -23,6 +23,7 @@ this routing to one trial's parameters.
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import re
 from collections.abc import Mapping
@@ -415,10 +416,22 @@ def _metric_names() -> tuple[str, ...]:
     return tuple(METRIC_NAMES)
 
 
+def _optuna_available() -> bool:
+    """Whether the optional optuna extra is importable (without importing it)."""
+    try:
+        return importlib.util.find_spec("optuna") is not None
+    except (ImportError, ValueError):
+        return False
+
+
 def _check_search(search: SearchSpec, where: str) -> None:
     if search.sampler not in SAMPLERS:
         raise ConfigError(
             f"{where}: search.sampler: unknown sampler {search.sampler!r} (expected one of: {', '.join(SAMPLERS)})"
+        )
+    if search.sampler == "tpe" and not _optuna_available():
+        raise ConfigError(
+            f"{where}: search.sampler: \"tpe\" needs optuna: pip install 'genesis-console[optuna]'"
         )
     if isinstance(search.trials, int) and search.trials <= 0:
         raise ConfigError(f"{where}: search.trials: expected a positive number of trials, got {search.trials}")

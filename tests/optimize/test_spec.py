@@ -362,3 +362,31 @@ def test_spec_is_a_msgspec_struct_tree(tmp_path: Path) -> None:
     builtins = msgspec.to_builtins(spec.search)
     assert builtins["seed"] == 9 and builtins["sampler"] in SAMPLERS
     assert math.isclose(spec.search.min_fraction, 1 / 9)
+
+
+def test_tpe_without_optuna_is_a_config_error(tmp_path: Path) -> None:
+    """Optuna hidden from a child interpreter: loading a TPE study fails with one line."""
+    import subprocess
+    import sys
+
+    path = write(tmp_path, edit(base(), "search", 'sampler = "tpe"'))
+    code = (
+        "import sys\n"
+        "sys.modules['optuna'] = None  # import optuna now raises ImportError\n"
+        "from engine.errors import ConfigError\n"
+        "from engine.optimize.spec import load_study\n"
+        "from engine.optimize.samplers import TPESampler\n"
+        "from engine.optimize.space import parse_space\n"
+        "try:\n"
+        f"    load_study({str(path)!r})\n"
+        "except ConfigError as error:\n"
+        "    print(error)\n"
+        "try:\n"
+        "    TPESampler(parse_space({'a': {'int': [0, 3]}}, 's'))\n"
+        "except ConfigError as error:\n"
+        "    print(error)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"{path}: search.sampler: \"tpe\" needs optuna: pip install 'genesis-console[optuna]'"
+    assert lines[1].startswith('search.sampler: "tpe" needs optuna')
