@@ -26,7 +26,14 @@ from pathlib import Path
 from typing import Any
 
 from engine.monitor.alert_spec import AlertsSpec
-from engine.monitor.alerts import FORECAST_RULE, Alert, AlertRules, MemoryForecast, forecast_memory
+from engine.monitor.alerts import (
+    FORECAST_RULE,
+    Alert,
+    AlertRules,
+    MemoryForecast,
+    forecast_memory,
+    resolve_alerts,
+)
 from engine.monitor.system import MB, SystemSample, SystemSampler, SystemSnapshot
 
 log = logging.getLogger(__name__)
@@ -58,11 +65,16 @@ class MonitorSnapshot:
 
 
 class Monitor:
-    """System sampler + alert rules + the hooks that deliver alerts."""
+    """System sampler + alert rules + the hooks that deliver alerts.
+
+    ``spec`` is a resolved :class:`AlertsSpec`, or a study's raw ``[alerts]``
+    table, or None; the last two are resolved over the global config's
+    ``[alerts]`` (:func:`~engine.monitor.alerts.resolve_alerts`).
+    """
 
     def __init__(
         self,
-        spec: AlertsSpec | None = None,
+        spec: AlertsSpec | Mapping[str, Any] | None = None,
         *,
         sampler: SystemSampler | None = None,
         interval_s: float = 1.0,
@@ -74,6 +86,8 @@ class Monitor:
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
+        if not isinstance(spec, AlertsSpec):
+            spec = resolve_alerts(spec)  # the global config's [alerts], then the study's raw table
         self.sampler = sampler or SystemSampler(interval_s=interval_s, capacity=capacity, disk_path=disk_path)
         self.rules = AlertRules(spec, publish=self._deliver, clock=clock, wall_clock=wall_clock)
         self.metrics = metrics

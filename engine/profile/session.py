@@ -148,6 +148,22 @@ class ProfileSession:
         same = [c for c in self._captures if c.label == merge_label]
         return merge_cpu_captures(same, label=merge_label) if same else None
 
+    async def capture(self, seconds: float, *, label: str | None = None, memory: bool = True) -> CpuCapture:
+        """One capture window: cProfile ``seconds`` of the loop and, with ``memory``,
+        tracemalloc over the same window (top sites and growth), switched off
+        afterwards unless it was already on. What the console's capture key wants."""
+        if not memory:
+            return await self.capture_cpu(seconds, label=label)
+        was_tracing = self._tracer is not None
+        self.start_memory()
+        try:
+            capture = await self.capture_cpu(seconds, label=label)
+            self.capture_memory(capture.label)
+        finally:
+            if not was_tracing:
+                self.stop_memory()
+        return capture
+
     def start_memory(self, *, frames: int = 1, top: int = 25) -> None:
         """Start tracemalloc (if off) and mark the baseline for growth."""
         if self._tracer is None:
@@ -155,7 +171,10 @@ class ProfileSession:
         self._tracer.mark()
 
     def capture_memory(self, label: str = "snapshot") -> MemorySnapshot:
-        """Top allocation sites now, and growth since :meth:`start_memory`."""
+        """Top allocation sites now, and growth since :meth:`start_memory`.
+
+        Tracing stays on (allocation-heavy Python code runs several times
+        slower under it) until :meth:`stop_memory` or :meth:`stop`."""
         if self._tracer is None:
             self.start_memory()
         assert self._tracer is not None

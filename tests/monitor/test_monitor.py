@@ -96,3 +96,12 @@ def test_a_failing_publish_hook_does_not_stop_the_rules(caplog) -> None:
     out = monitor.evaluate({"bus_p99_ms": 1000.0})
     assert len(out) == 2 and len(monitor.snapshot().active) == 2
     assert "alert publish hook failed" in caplog.text
+
+
+def test_a_raw_study_table_is_resolved_over_the_global_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text("[alerts]\nmemory_mb = { warning = 3000 }\nmin_duration_s = 9.0\n")
+    monkeypatch.setenv("GENESIS_CONFIG", str(config))
+    assert Monitor().spec.min_duration_s == 9.0
+    spec = Monitor({"memory_mb": {"critical": 5000}}).spec
+    assert spec.memory_mb == Threshold(warning=3000.0, critical=5000.0) and spec.min_duration_s == 9.0

@@ -129,3 +129,28 @@ def test_worker_payloads_and_captures_join_the_report() -> None:
     assert fib.calls == 2 * 1219  # fib(14) makes 2 * fib(15) - 1 calls; twice
     (cache,) = report.caches
     assert (cache.hits, cache.misses) == (6, 2)
+
+
+async def test_one_capture_window_switches_tracemalloc_off_again() -> None:
+    import tracemalloc
+
+    session = ProfileSession()
+    session.begin()
+    stop = asyncio.Event()
+    kept: list[list[bytes]] = []
+
+    async def leaky() -> None:
+        while not stop.is_set():
+            kept.append(workload.hold_blocks(5))
+            await asyncio.sleep(0.005)
+
+    task = asyncio.create_task(leaky())
+    capture = await session.capture(0.15, label="window")
+    stop.set()
+    await task
+    assert not tracemalloc.is_tracing()
+    snap = session.snapshot()
+    assert snap.cpu == capture and snap.memory is not None and snap.memory.label == "window"
+    assert snap.growth is not None
+    assert any(s.file.endswith("workload.py") for s in snap.growth.sites)
+    assert kept
