@@ -5,7 +5,15 @@ from __future__ import annotations
 
 from engine.live.broker import PaperBroker
 from engine.live.feed import PollingFeed, ReplayFeed
-from engine.live.loop import LoopConfig, LoopResult, LoopState, OrderView, PaperTradingLoop, replay
+from engine.live.loop import (
+    LoopConfig,
+    LoopResult,
+    LoopState,
+    LoopTopics,
+    OrderView,
+    PaperTradingLoop,
+    replay,
+)
 from engine.live.portfolio import Portfolio
 from engine.live.records import (
     BarRecord,
@@ -34,6 +42,7 @@ __all__ = [
     "LoopConfig",
     "LoopResult",
     "LoopState",
+    "LoopTopics",
     "Order",
     "OrderView",
     "PaperBroker",

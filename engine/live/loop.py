@@ -1,29 +1,32 @@
 """The paper-trading loop: feed -> strategy -> order manager -> paper broker ->
 portfolio, with a risk manager on the CRITICAL lane, all over one ``EventBus``.
 
-One bar's life (the order mirrors ``engine/backtest/nb.py::simulate_nb``):
+One bar's life (the order mirrors ``engine/backtest/nb.py::simulate_nb``); topics
+carry the loop's name (``LoopTopics``) so several loops can share a bus:
 
-1. the feed publishes ``market.bar.<symbol>`` (NORMAL); its handler
+1. the feed's bar goes out on ``market.bar.<symbol>.<loop>`` (NORMAL); its handler
    a. fills the order left by the previous bar's signal at this open
       (``fill = "next_open"``),
    b. asks the risk manager for a stop-loss / take-profit on the position and
-      publishes it as ``risk.stop`` (CRITICAL),
-   c. evaluates the strategy on the bars so far and publishes ``signals.<name>`` (HIGH);
-2. ``risk.stop`` (CRITICAL, so before any signal) closes the position;
-3. ``signals.*`` -> the order manager publishes ``orders.new`` (HIGH), or
-   ``orders.rejected`` when the circuit breaker or kill switch forbids it;
-4. ``orders.new`` -> the broker fills at this close (``fill = "close"``) or keeps
-   the order for the next open; fills go out as ``fills.new`` (HIGH);
+      publishes it on ``risk.<loop>.stop`` (CRITICAL),
+   c. evaluates the strategy on the bars so far and publishes ``signals.<loop>`` (HIGH);
+2. the stop (CRITICAL, so before any signal) closes the position;
+3. the signal -> the order manager publishes ``orders.<loop>.new`` (HIGH), or
+   ``orders.<loop>.rejected`` when the circuit breaker or kill switch forbids it;
+4. the order -> the broker fills at this close (``fill = "close"``) or keeps it
+   for the next open; fills go out on ``fills.<loop>`` (HIGH);
 5. when nothing the bar caused is still in flight, the portfolio marks equity at
-   the close, the risk manager may trip the drawdown breaker (``risk.breaker``,
-   CRITICAL), telemetry goes out on LOW, and the feed sends the next bar.
+   the close, the risk manager may trip the drawdown breaker
+   (``risk.<loop>.breaker``, CRITICAL), telemetry goes out on
+   ``telemetry.paper.<loop>`` (LOW), and the feed sends the next bar.
 
-Operator commands arrive as ``control.pause|resume|stop|kill`` on CRITICAL.
+Operator commands arrive on ``control.<loop>.pause|resume|stop|kill`` (CRITICAL).
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Mapping
@@ -87,6 +90,45 @@ class LoopConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             )
         self.risk.validate(f"{where}.risk")
         return self
+
+
+_names = itertools.count(1)
+
+
+def _segment(text: str) -> str:
+    """``text`` as one topic segment (dots and wildcards replaced)."""
+    out = "".join(c if c.isalnum() or c in "-_" else "_" for c in text.strip()) or "x"
+    return out.lower()
+
+
+@dataclass(frozen=True, slots=True)
+class LoopTopics:
+    """The bus topics of one loop: its name is part of each, so several loops can
+    share a bus (observers subscribe to ``orders.#``, ``fills.*``, ``risk.#``, ...)."""
+
+    bar: str  # market.bar.<symbol>.<loop>, NORMAL
+    signal: str  # signals.<loop>, HIGH
+    order: str  # orders.<loop>.new, HIGH
+    rejected: str  # orders.<loop>.rejected, HIGH
+    fill: str  # fills.<loop>, HIGH
+    stop: str  # risk.<loop>.stop, CRITICAL
+    breaker: str  # risk.<loop>.breaker, CRITICAL
+    control: str  # control.<loop> (+ .pause/.resume/.stop/.kill), CRITICAL
+    telemetry: str  # telemetry.paper.<loop>, LOW
+
+    @classmethod
+    def of(cls, loop: str, symbol: str) -> LoopTopics:
+        return cls(
+            bar=f"market.bar.{_segment(symbol)}.{loop}",
+            signal=f"signals.{loop}",
+            order=f"orders.{loop}.new",
+            rejected=f"orders.{loop}.rejected",
+            fill=f"fills.{loop}",
+            stop=f"risk.{loop}.stop",
+            breaker=f"risk.{loop}.breaker",
+            control=f"control.{loop}",
+            telemetry=f"telemetry.paper.{loop}",
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +206,7 @@ class PaperTradingLoop:
         bus: EventBus | None = None,
         symbol: str = "",
         bars_total: int = 0,
+        name: str | None = None,
     ) -> None:
         self.config = (config or LoopConfig()).validate()
         cfg = self.config
@@ -171,6 +214,8 @@ class PaperTradingLoop:
         self.source = source
         self.symbol = symbol or getattr(feed, "symbol", "") or "SYM"
         self.bars_total = bars_total or (len(feed) if hasattr(feed, "__len__") else 0)
+        self.name = _segment(name) if name else f"{_segment(source.name)}-{next(_names)}"
+        self.topics = LoopTopics.of(self.name, self.symbol)
         self._own_bus = bus is None
         self.bus = bus or EventBus()
         self.portfolio = Portfolio(cfg.cash, self.symbol, cfg.equity_points)
@@ -202,17 +247,17 @@ class PaperTradingLoop:
 
     # ---------------------------------------------------------------- commands
     def pause(self) -> None:
-        self.bus.publish_nowait("control.pause", Control("pause"), CRITICAL)
+        self.bus.publish_nowait(self.topics.control + ".pause", Control("pause"), CRITICAL)
 
     def resume(self) -> None:
-        self.bus.publish_nowait("control.resume", Control("resume"), CRITICAL)
+        self.bus.publish_nowait(self.topics.control + ".resume", Control("resume"), CRITICAL)
 
     def stop(self) -> None:
-        self.bus.publish_nowait("control.stop", Control("stop"), CRITICAL)
+        self.bus.publish_nowait(self.topics.control + ".stop", Control("stop"), CRITICAL)
 
     def kill(self, reason: str = "kill switch") -> None:
         """Flatten the position at the last close and refuse every new order."""
-        self.bus.publish_nowait("control.kill", Control("kill", reason), CRITICAL)
+        self.bus.publish_nowait(self.topics.control + ".kill", Control("kill", reason), CRITICAL)
 
     # -------------------------------------------------------------------- run
     async def run(self) -> LoopResult:
@@ -221,19 +266,20 @@ class PaperTradingLoop:
         if self._own_bus:
             await bus.start()
         sub = bus.subscribe
+        t = self.topics
         self._subs = [
-            sub(f"market.bar.{self.symbol}", self._on_bar, name="paper.bar"),
-            sub("risk.stop", self._on_stop, name="paper.risk_stop"),
-            sub("risk.breaker", self._on_breaker, name="paper.breaker"),
-            sub(f"signals.{self.source.name}", self._on_signal, name="paper.orders"),
-            sub("orders.new", self._on_order, name="paper.broker"),
-            sub("orders.rejected", self._on_observed, name="paper.rejected"),
-            sub("fills.new", self._on_fill, name="paper.fills"),
-            sub("control.*", self._on_control, name="paper.control"),
+            sub(t.bar, self._on_bar, name=f"{self.name}.bar"),
+            sub(t.stop, self._on_stop, name=f"{self.name}.risk_stop"),
+            sub(t.breaker, self._on_breaker, name=f"{self.name}.breaker"),
+            sub(t.signal, self._on_signal, name=f"{self.name}.orders"),
+            sub(t.order, self._on_order, name=f"{self.name}.broker"),
+            sub(t.rejected, self._on_observed, name=f"{self.name}.rejected"),
+            sub(t.fill, self._on_fill, name=f"{self.name}.fills"),
+            sub(t.control + ".*", self._on_control, name=f"{self.name}.control"),
         ]
         self._running = True
         self._t0 = time.perf_counter()
-        topic = f"market.bar.{self.symbol}"
+        topic = t.bar
         try:
             with profiler.stage("live.replay"):
                 async for bar in self.feed:
@@ -306,11 +352,13 @@ class PaperTradingLoop:
             self._bars += 1
             if self.risk.breaker_trips(p):
                 detail = f"drawdown {p.drawdown:.2%} >= limit {self.risk.config.max_drawdown:.2%}"
-                self._emit("risk.breaker", RiskAction("breaker_open", bar.index, detail), CRITICAL)
+                self._emit(
+                    self.topics.breaker, RiskAction("breaker_open", bar.index, detail), CRITICAL
+                )
                 return
             every = self.config.telemetry_every
             if every and bar.index % every == 0:
-                self.bus.publish_nowait("telemetry.portfolio", self._telemetry(bar), LOW)
+                self.bus.publish_nowait(self.topics.telemetry, self._telemetry(bar), LOW)
         self._bar_done.set()
 
     def _telemetry(self, bar: BarRecord) -> dict[str, Any]:
@@ -334,13 +382,13 @@ class PaperTradingLoop:
                 self._execute(pending, bar.open, bar)
             trigger = self.risk.check_stops(bar, self.portfolio)
             if trigger is not None:
-                self._emit("risk.stop", trigger, CRITICAL)
+                self._emit(self.topics.stop, trigger, CRITICAL)
             self.buffer.append(bar.open, bar.high, bar.low, bar.close, bar.volume)
             with profiler.stage("live.signal"):
                 entry, exit_ = self.source.signal_at(self.buffer.view())
             if entry != exit_:
                 self._emit(
-                    f"signals.{self.source.name}",
+                    self.topics.signal,
                     Signal(self.source.name, bar.index, entry, exit_),
                     HIGH,
                 )
@@ -361,7 +409,7 @@ class PaperTradingLoop:
                     trig.reason,
                 )
                 self.risk.stops_hit += 1
-                self._emit("fills.new", fill, HIGH)
+                self._emit(self.topics.fill, fill, HIGH)
         finally:
             self._settle()
 
@@ -387,10 +435,10 @@ class PaperTradingLoop:
                     order_id, sig.index, want, "rejected", self.risk.message or "halted"
                 )
                 self._orders.append(view)
-                self._emit("orders.rejected", view, HIGH)
+                self._emit(self.topics.rejected, view, HIGH)
                 return
             order = Order(order_id, sig.index, self.symbol, allowed, self.config.fill)
-            self._emit("orders.new", order, HIGH)
+            self._emit(self.topics.order, order, HIGH)
         finally:
             self._settle()
 
@@ -439,7 +487,7 @@ class PaperTradingLoop:
         fills = self.broker.move_to(target, price, bar.index, bar.ts, order.order_id)
         self._orders.append(OrderView(order.order_id, order.index, target, "filled"))
         for fill in fills:
-            self._emit("fills.new", fill, HIGH)
+            self._emit(self.topics.fill, fill, HIGH)
 
     def _cancel_pending_if_forbidden(self, why: str) -> None:
         pending = self._pending
@@ -457,7 +505,7 @@ class PaperTradingLoop:
             fill = self.broker.exit(
                 bar.close, bar.index, bar.ts, self.broker.next_order_id(), "kill"
             )
-            self._emit("fills.new", fill, HIGH)
+            self._emit(self.topics.fill, fill, HIGH)
             p.mark(bar.close, bar.index)
         if self._pending is not None:
             self._cancel_pending_if_forbidden(reason)

@@ -1,8 +1,9 @@
 """The records the paper-trading loop puts on the bus (immutable ``msgspec`` structs).
 
-Topics: ``market.bar.<symbol>`` (NORMAL), ``signals.<strategy>``, ``orders.new``,
-``orders.rejected``, ``fills.new`` (HIGH), ``risk.stop``, ``risk.breaker``,
-``control.<command>`` (CRITICAL), ``telemetry.portfolio`` (LOW).
+Each loop's topics carry its name (see ``loop.LoopTopics``): ``market.bar.<symbol>.<loop>``
+(NORMAL), ``signals.<loop>``, ``orders.<loop>.new``, ``orders.<loop>.rejected``,
+``fills.<loop>`` (HIGH), ``risk.<loop>.stop``, ``risk.<loop>.breaker``,
+``control.<loop>.<command>`` (CRITICAL), ``telemetry.paper.<loop>`` (LOW).
 """
 
 from __future__ import annotations

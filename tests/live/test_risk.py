@@ -37,7 +37,7 @@ async def run_loop(bars, source, config, bus: EventBus | None = None, hook=None)
     await bus.start()
     loop = PaperTradingLoop(ReplayFeed(bars), source, config, bus=bus)
     if hook is not None:
-        bus.subscribe("market.bar.*", lambda ev: hook(loop, ev.payload))
+        bus.subscribe("market.bar.#", lambda ev: hook(loop, ev.payload))
     result = await loop.run()
     await bus.join()
     if own:
@@ -50,12 +50,13 @@ async def test_stop_loss_fires_on_the_critical_lane() -> None:
     bars = bars_from(close, wick=[0.001] * 10)
     n = len(close)
     bus = EventBus()
-    stops = record(bus, "risk.*")
-    fills = record(bus, "fills.new")
+    stops = record(bus, "risk.#")
+    fills = record(bus, "fills.*")
     cfg = LoopConfig(fee=0.001, slippage=0.0005, risk=RiskConfig(stop_loss=0.03))
     loop, result = await run_loop(bars, array_source(n, [2], []), cfg, bus)
     await bus.stop()
-    assert [(t, lane) for t, lane, _ in stops] == [("risk.stop", Lane.CRITICAL)]
+    assert [(t, lane) for t, lane, _ in stops] == [(loop.topics.stop, Lane.CRITICAL)]
+    assert loop.topics.stop == f"risk.{loop.name}.stop"
     trade = result.trades[0]
     entry_fill = bars.open[3] * 1.0005
     stop = entry_fill * 0.97
@@ -94,14 +95,14 @@ async def test_circuit_breaker_trips_and_refuses_new_orders() -> None:
     bars = bars_from(close)
     n = len(close)
     bus = EventBus()
-    actions = record(bus, "risk.breaker")
-    rejected = record(bus, "orders.rejected")
+    actions = record(bus, "risk.*.breaker")
+    rejected = record(bus, "orders.*.rejected")
     cfg = LoopConfig(risk=RiskConfig(max_drawdown=0.05))
     # long from bar 2's signal; the slide trips the breaker; exit at bar 8 is allowed
     # (it only closes); the entries at bars 10 and 11 are refused
     loop, result = await run_loop(bars, array_source(n, [1, 10, 11], [8]), cfg, bus)
     await bus.stop()
-    assert [(t, lane) for t, lane, _ in actions] == [("risk.breaker", Lane.CRITICAL)]
+    assert [(t, lane) for t, lane, _ in actions] == [(loop.topics.breaker, Lane.CRITICAL)]
     assert actions[0][2].index == 4  # 95 / 100 - 1 = -5% at bar 4's close
     state = loop.state()
     assert state.risk.breaker == "open" and state.risk.halted and "drawdown" in state.risk.message
@@ -115,7 +116,7 @@ async def test_kill_switch_flattens_and_halts() -> None:
     bars = bars_from(close)
     n = len(close)
     bus = EventBus()
-    kills = record(bus, "control.kill")
+    kills = record(bus, "control.*.kill")
 
     def hook(loop: PaperTradingLoop, bar) -> None:
         if bar.index == 5:
@@ -124,7 +125,7 @@ async def test_kill_switch_flattens_and_halts() -> None:
     cfg = LoopConfig(fee=0.001)
     loop, result = await run_loop(bars, array_source(n, [1, 6, 8], [7]), cfg, bus, hook)
     await bus.stop()
-    assert [(t, lane) for t, lane, _ in kills] == [("control.kill", Lane.CRITICAL)]
+    assert [(t, lane) for t, lane, _ in kills] == [(loop.topics.control + ".kill", Lane.CRITICAL)]
     assert [(t.entry_idx, t.exit_idx, t.exit_reason) for t in result.trades] == [(2, 5, "kill")]
     assert result.trades[0].exit_price == pytest.approx(bars.close[5])
     state = loop.state()
@@ -173,3 +174,30 @@ async def test_feed_replays_every_bar_in_order_when_paced() -> None:
     got = [bar.index async for bar in ReplayFeed(bars, bars_per_s=5_000)]
     assert got == list(range(30))
     assert [bar.close async for bar in ReplayFeed(bars, speed=1e6)] == bars.close.tolist()
+
+
+async def test_two_loops_share_one_bus_without_crosstalk() -> None:
+    bars_a = bars_from([100.0 + i % 9 for i in range(120)], symbol="BTC")
+    bars_b = bars_from([50.0 + i % 5 for i in range(80)], symbol="ETH")
+    bus = EventBus()
+    await bus.start()
+    fills = record(bus, "fills.*")
+    alone = []
+    for bars in (bars_a, bars_b):
+        n = len(bars.close)
+        source = array_source(n, list(range(2, n, 10)), list(range(6, n, 10)))
+        alone.append(
+            await PaperTradingLoop(ReplayFeed(bars), source, LoopConfig(fee=0.001), bus=bus).run()
+        )
+    fills.clear()
+    loops = []
+    for bars in (bars_a, bars_b):
+        n = len(bars.close)
+        source = array_source(n, list(range(2, n, 10)), list(range(6, n, 10)))
+        loops.append(PaperTradingLoop(ReplayFeed(bars), source, LoopConfig(fee=0.001), bus=bus))
+    together = await asyncio.gather(*(loop.run() for loop in loops))
+    await bus.stop()
+    assert loops[0].name != loops[1].name
+    for one, both in zip(alone, together, strict=True):
+        assert one.trades == both.trades and one.final_equity == both.final_equity
+    assert {t for t, _, _ in fills} == {loops[0].topics.fill, loops[1].topics.fill}
