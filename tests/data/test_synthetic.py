@@ -178,6 +178,12 @@ def test_volume_scales_with_the_bar_length() -> None:
     assert hour.volume.mean() / minute.volume.mean() == pytest.approx(60.0, rel=0.05)
 
 
+def test_tiny_vol_with_jumps_keeps_volume_finite() -> None:
+    """Found by hypothesis: a subnormal vol made the move in sigmas, and so the volume, infinite."""
+    bars = load("synthetic:bars=50,seed=0,timeframe=1m,vol=2.2250738585e-313,jumps=20000,jump_size=0.0625,regimes=false")
+    assert np.all(np.isfinite(bars.volume))
+
+
 def test_prices_out_of_the_float_range_are_one_clear_error() -> None:
     with pytest.raises(DataError, match=r"the generated prices left the float range .*; lower vol, drift or bars"):
         load("synthetic:bars=3000,seed=5,timeframe=1w,start=1800-01-01,vol=3,jumps=500,jump_size=0.2")

@@ -187,8 +187,10 @@ def simulate(params: SyntheticParams, where: str = "synthetic") -> SyntheticPath
 
     # Volume: bar length x regime^2 x (1 + |move| in sigmas) / 2 x mean-one log-normal noise.
     np.abs(log_return, out=scratch)
-    np.divide(scratch, sigma, out=scratch, where=sigma > 0)
+    with np.errstate(over="ignore"):  # capped just below
+        np.divide(scratch, sigma, out=scratch, where=sigma > 0)
     scratch[sigma <= 0] = 0.0
+    np.minimum(scratch, 20.0, out=scratch)  # a jump in a near-zero-vol market still trades finitely
     scratch *= 0.5
     scratch += 0.5
     volume = streams[8].standard_normal(n)
