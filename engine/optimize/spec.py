@@ -33,7 +33,7 @@ from typing import Any, Literal
 import msgspec
 
 from engine.config import decode, load_toml
-from engine.errors import ConfigError
+from engine.errors import ConfigError, DataError
 from engine.monitor.alert_spec import AlertsSpec
 from engine.optimize.constraints import parse_constraint
 from engine.optimize.space import Space, parse_space
@@ -225,6 +225,7 @@ def study_from_dict(raw: Mapping[str, Any], *, where: str = "study", default_nam
     if not isinstance(raw.get("space"), dict):
         raise ConfigError(f"{where}: space: expected a table, got {type(raw['space']).__name__}")
     file = decode(dict(raw), _StudyFile, where)
+    _check_data(file.data, where)
     strategy = _strategy_info(file.strategy.name, where)
     fixed = dict(file.strategy.fixed)
     # A strategy constraint on a parameter neither searched nor fixed holds it
@@ -422,6 +423,16 @@ def _optuna_available() -> bool:
         return importlib.util.find_spec("optuna") is not None
     except (ImportError, ValueError):
         return False
+
+
+def _check_data(data: DataSpec, where: str) -> None:
+    """The data spec's syntax (the data itself is loaded when the study runs)."""
+    from engine.data.spec import parse_spec
+
+    try:
+        parse_spec(data.spec)
+    except DataError as error:
+        raise ConfigError(f"{where}: data.spec: {error}") from None
 
 
 def _check_search(search: SearchSpec, where: str) -> None:

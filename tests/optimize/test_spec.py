@@ -277,6 +277,7 @@ SEMANTIC = [
     ("notify", 'webhook = "ftp://x"', "notify.webhook", "http:// or https:// URL"),
     ("notify", 'on = ["finish", "lunch"]', "notify.on[1]", "unknown event 'lunch'"),
     ("backtest", "size = 1.5", "backtest.size", "fraction of equity in (0, 1]"),
+    ("data", 'spec = "ftp:prices"', "data.spec", "unknown source 'ftp:'"),
 ]
 
 
