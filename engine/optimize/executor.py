@@ -134,9 +134,12 @@ class Executor:
         tasks: Sequence[TrialTask],
         on_done: Callable[[ChunkDone], Awaitable[None]],
         *,
-        threshold: Callable[[], float] = lambda: -math.inf,
+        artifacts: bool = False,
     ) -> BatchOutcome:
-        """Evaluate ``tasks``, calling ``on_done`` for each chunk's results as they arrive."""
+        """Evaluate ``tasks``, calling ``on_done`` for each chunk's results as they arrive.
+
+        With ``artifacts`` every trial also brings back its equity curve and trades.
+        """
         if not self._started:
             raise RuntimeError("executor not started")
         queue = list(tasks)
@@ -153,7 +156,7 @@ class Executor:
                 chunk_tasks = tuple(queue[position : position + size])
                 position += size
                 with profiler.stage("optimize.dispatch"):
-                    self.backend.submit(Chunk(self._next_chunk, chunk_tasks, threshold()))
+                    self.backend.submit(Chunk(self._next_chunk, chunk_tasks, artifacts))
                 self._next_chunk += 1
                 outstanding += len(chunk_tasks)
                 in_backend += 1

@@ -19,10 +19,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import json
 import sqlite3
 import time
-import zlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -32,6 +30,7 @@ import msgspec
 import numpy as np
 
 from engine.errors import StoreError
+from engine.optimize.artifacts import decode_array, encode_array
 from engine.optimize.records import StudyRecord, StudyState, TrialRecord, TrialResult, TrialState
 from engine.profile import profiler
 
@@ -114,31 +113,6 @@ def _dumps(value: Any) -> str:
 
 def _loads(text: str | bytes | None) -> Any:
     return None if text is None else _json_decoder.decode(text)
-
-
-# ---------------------------------------------------------------------------
-# artifacts: numpy arrays as zlib over raw bytes, dtype and shape recorded
-
-
-def encode_array(array: np.ndarray) -> tuple[str, str, bytes]:
-    """``(dtype, shape, blob)`` for a numpy array; object dtypes are refused."""
-    array = np.ascontiguousarray(array)
-    if array.dtype.hasobject:
-        raise StoreError(f"artifact: object dtype {array.dtype} cannot be stored")
-    dtype = json.dumps(array.dtype.descr) if array.dtype.names else array.dtype.str
-    return dtype, json.dumps(list(array.shape)), zlib.compress(array.tobytes(), 1)
-
-
-def decode_array(dtype: str, shape: str, blob: bytes) -> np.ndarray:
-    """The array :func:`encode_array` encoded (a fresh, writable copy)."""
-    if dtype.startswith("["):
-        np_dtype = np.dtype([tuple(field) for field in json.loads(dtype)])
-    else:
-        np_dtype = np.dtype(dtype)
-    if np_dtype.hasobject:
-        raise StoreError(f"artifact: refusing object dtype {dtype}")
-    raw = zlib.decompress(blob)
-    return np.frombuffer(raw, dtype=np_dtype).reshape(json.loads(shape)).copy()
 
 
 # ---------------------------------------------------------------------------
@@ -597,11 +571,11 @@ class SqliteStore:
         """Queue one trial."""
         await self.add_trials(study_id, (trial,))
 
-    def put_artifacts(self, study_id: int, number: int, arrays: dict[str, np.ndarray]) -> None:
-        """Queue a trial's artifacts (replacing any it had)."""
+    def put_artifacts(self, study_id: int, number: int, arrays: dict[str, Any]) -> None:
+        """Queue a trial's artifacts (arrays, or ``(dtype, shape, blob)`` encoded by a worker), replacing any."""
         self._raise_if_failed()
         for name, array in arrays.items():
-            dtype, shape, blob = encode_array(array)
+            dtype, shape, blob = array if isinstance(array, tuple) else encode_array(array)
             self._pending.artifacts.append((study_id, number, name, dtype, shape, "zlib", blob))
 
     def drop_artifacts(self, study_id: int, number: int) -> None:

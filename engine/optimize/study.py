@@ -204,7 +204,9 @@ class Study:
         self._store: SqliteStore | None = None
         self._stop_requested = False
         self._tracker = ProgressTracker(self.name, self.budget, objective=self.objective, workers=1)
-        self._top: list[tuple[float, int, int]] = []  # min-heap of (rank, -number, number): the top N
+        # The top N by objective: a min-heap of (rank, -number, number, key, params), and who has artifacts.
+        self._top: list[tuple[float, int, int, str, dict[str, Any]]] = []
+        self._with_artifacts: set[int] = set()
         self._record: StudyRecord | None = None
 
     # -- construction -------------------------------------------------------
@@ -296,6 +298,12 @@ class Study:
     async def _run(self, store: SqliteStore, progress_callback: ProgressCallback | None) -> StudySummary:
         from engine.data import load as load_data
 
+        backend = self.backend_choice
+        if isinstance(backend, str):
+            backend = make_backend(backend, workers=self.workers, trial_timeout_s=self.trial_timeout_s)
+        prepare = getattr(backend, "prepare", None)
+        if prepare is not None:
+            prepare()  # e.g. start the process pool's server while the data loads
         record = await store.create_study(self.name, self.spec_toml)
         self._record = record
         t_start = time.monotonic()
@@ -315,12 +323,13 @@ class Study:
             tracker.offer_best(best.objective, best.number, best.params, self.maximize)  # type: ignore[arg-type]
         if self.artifacts_top:
             for trial in await store.best(record.id, maximize=self.maximize, k=self.artifacts_top):
-                heapq.heappush(self._top, (rank_value(trial.objective, self.maximize), -trial.number, trial.number))
+                heapq.heappush(
+                    self._top,
+                    (rank_value(trial.objective, self.maximize), -trial.number, trial.number, trial.key, trial.params),
+                )
+            self._with_artifacts = set(await store.artifact_numbers(record.id))
         tracker.restart_clock()
 
-        backend = self.backend_choice
-        if isinstance(backend, str):
-            backend = make_backend(backend, workers=self.workers, trial_timeout_s=self.trial_timeout_s)
         executor = self._executor = Executor(backend)
         tracker.workers = executor.workers
         setup = WorkerSetup(
@@ -329,7 +338,6 @@ class Study:
             routes=dict(getattr(self.spec, "routes", {}) or {}),
             objective=self.objective,
             maximize=self.maximize,
-            artifacts_top=self.artifacts_top,
             trial_timeout_s=self.trial_timeout_s,
         )
         error: str | None = None
@@ -347,6 +355,8 @@ class Study:
         tracker.state = StudyState.RUNNING.value
         emit(force=True)
         try:
+            # Load the kernels validation will need in this process while the workers start.
+            warm = asyncio.create_task(asyncio.to_thread(_warm_kernels, self.spec.strategy.name, setup.backtest))
             await executor.start(in_sample, setup)
             loop = _BatchLoop(self, store, record, sampler, executor, stored, emit, len(in_sample))
             error = await loop.run()
@@ -367,6 +377,8 @@ class Study:
                 await store.set_study_state(record.id, final_state, error)
             tracker.state = final_state.value
 
+        with contextlib.suppress(Exception):
+            await warm
         validation = record.validation if record.state is StudyState.COMPLETE else None
         if final_state is StudyState.COMPLETE and validation is None:
             with profiler.stage("optimize.validation"):
@@ -432,33 +444,37 @@ class Study:
 
     # -- top-N artifacts (called by the batch loop) -----------------------------
 
-    def threshold(self) -> float:
-        """The rank a trial must beat to enter the top N (``-inf`` while it is not full)."""
-        top = self.artifacts_top
-        if top is None:
-            return -math.inf
-        if top == 0:
-            return math.inf
-        return self._top[0][0] if len(self._top) >= top else -math.inf
+    @property
+    def artifacts_for_all(self) -> bool:
+        """``artifacts = "all"``: every complete trial brings its artifacts with it."""
+        return self.artifacts_top is None
 
-    def offer_artifacts(self, store: SqliteStore, study_id: int, result: TrialResult, arrays: dict | None) -> None:
+    def consider_top(self, store: SqliteStore, study_id: int, result: TrialResult, task: TrialTask) -> None:
+        """Keep the top-N leaderboard; a trial pushed out of it loses its stored artifacts."""
         top = self.artifacts_top
-        if top == 0 or result.state is not TrialState.COMPLETE or result.objective is None:
+        if not top or result.state is not TrialState.COMPLETE or result.objective is None:
             return
-        if top is None:
-            if arrays:
-                store.put_artifacts(study_id, result.number, arrays)
-            return
-        entry = (rank_value(result.objective, self.maximize), -result.number, result.number)
+        entry = (rank_value(result.objective, self.maximize), -result.number, result.number, task.key, task.params)
         if len(self._top) < top:
             heapq.heappush(self._top, entry)
-        elif entry > self._top[0]:
+        elif entry[:2] > self._top[0][:2]:
             evicted = heapq.heappushpop(self._top, entry)
-            store.drop_artifacts(study_id, evicted[2])
-        else:
-            return
+            if evicted[2] in self._with_artifacts:
+                store.drop_artifacts(study_id, evicted[2])
+                self._with_artifacts.discard(evicted[2])
+
+    def missing_artifacts(self) -> list[TrialTask]:
+        """Top-N trials whose artifacts are not stored yet (re-run with curves at a batch end)."""
+        return [
+            TrialTask(number, params, key)
+            for _, _, number, key, params in sorted(self._top, reverse=True)
+            if number not in self._with_artifacts
+        ]
+
+    def store_artifacts(self, store: SqliteStore, study_id: int, number: int, arrays: dict[str, Any]) -> None:
         if arrays:
-            store.put_artifacts(study_id, result.number, arrays)
+            store.put_artifacts(study_id, number, arrays)
+            self._with_artifacts.add(number)
 
 
 def _backtest_kwargs(spec: Any) -> dict[str, Any]:
@@ -473,6 +489,16 @@ def _backtest_kwargs(spec: Any) -> dict[str, Any]:
         if value is not None:
             out[name] = value
     return out
+
+
+def _warm_kernels(strategy: str, options: dict[str, Any]) -> None:
+    """Run the strategy once on a few synthetic bars (loads numba's compiled kernels)."""
+    from engine import backtest
+    from engine.optimize.backends._preload import tiny_bars
+
+    with contextlib.suppress(Exception):
+        spec = backtest.get_strategy(strategy)
+        backtest.run_many(tiny_bars(), strategy, [{p.name: p.default for p in spec.params}], **options)
 
 
 def _in_sample(spec: Any, bars: Any) -> Any:
@@ -536,6 +562,8 @@ class _BatchLoop:
             for params, number in zip(points, numbers, strict=True):
                 key_value = values.get(number) if number is not None else None
                 self.sampler.tell(params, key_value)
+            if not await self._fill_artifacts():
+                break
             self.seq = batch
             used = [n for n in numbers if n is not None and n >= 0]
             if used:
@@ -598,11 +626,13 @@ class _BatchLoop:
                 records.append(trial_record(result, task.key, task.params, batch))
                 values[result.number] = result.objective if result.state is TrialState.COMPLETE else None
                 self._account(result, task)
-                self.study.offer_artifacts(self.store, self.record.id, result, event.artifacts.get(result.number))
+                self.study.consider_top(self.store, self.record.id, result, task)
+                if result.number in event.artifacts and result.state is TrialState.COMPLETE:
+                    self.study.store_artifacts(self.store, self.record.id, result.number, event.artifacts[result.number])
             await self.store.add_trials(self.record.id, records)
             self.emit()
 
-        outcome = await self.executor.run_batch(tasks, on_done, threshold=self.study.threshold)
+        outcome = await self.executor.run_batch(tasks, on_done, artifacts=self.study.artifacts_for_all)
         if outcome.stopped or self.failure is not None or self.study._stop_requested:
             return None
         return values
@@ -630,7 +660,7 @@ class _BatchLoop:
                 artifacts.update(event.artifacts)
 
             outcome = await self.executor.run_batch(
-                rung_tasks, on_done, threshold=self.study.threshold if stop is None else (lambda: math.inf)
+                rung_tasks, on_done, artifacts=self.study.artifacts_for_all and stop is None
             )
             if outcome.stopped or self.failure is not None or self.study._stop_requested:
                 return None
@@ -663,10 +693,26 @@ class _BatchLoop:
             records.append(trial_record(result, task.key, task.params, batch))
             values[number] = result.objective if result.state is TrialState.COMPLETE else None
             self._account(result, task, count_failure=False)
-            self.study.offer_artifacts(self.store, self.record.id, result, arrays)
+            self.study.consider_top(self.store, self.record.id, result, task)
+            if arrays and result.state is TrialState.COMPLETE:
+                self.study.store_artifacts(self.store, self.record.id, number, arrays)
         await self.store.add_trials(self.record.id, records)
         self.emit()
         return values
+
+    async def _fill_artifacts(self) -> bool:
+        """Re-run the top-N trials that lack artifacts, with curves; ``False`` if the run must end."""
+        missing = self.study.missing_artifacts()
+        if not missing:
+            return True
+
+        async def on_done(event: ChunkDone) -> None:
+            for result in event.results:
+                if result.state is TrialState.COMPLETE and result.number in event.artifacts:
+                    self.study.store_artifacts(self.store, self.record.id, result.number, event.artifacts[result.number])
+
+        outcome = await self.executor.run_batch(missing, on_done, artifacts=True)
+        return not (outcome.stopped or self.study._stop_requested)
 
     def _count_failure(self, result: TrialResult) -> None:
         self.consecutive_failures += 1

@@ -18,6 +18,7 @@ forever, or calls ``os._exit(13)`` in its worker. It is read once per worker.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -28,7 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from engine.optimize.records import TrialResult, TrialState, TrialTask, clean_objective, rank_value
+from engine.optimize.artifacts import encode_array
+from engine.optimize.records import TrialResult, TrialState, TrialTask, clean_objective
 
 #: Keys that configure the backtest itself; searched or fixed, they are passed as keyword arguments.
 BACKTEST_KEYS = ("fee", "slippage", "fill", "direction", "size", "cash", "stop_loss", "take_profit")
@@ -47,18 +49,21 @@ class WorkerSetup:
     backtest: dict[str, Any] = field(default_factory=dict)
     objective: str = "sharpe"
     maximize: bool = True
-    artifacts_top: int | None = 0  # None: every trial; 0: none; N: the N best
     trial_timeout_s: float = 30.0
     #: Parameter name -> ("strategy", name) or ("backtest", option), as the study spec routes it.
     routes: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
+#: An artifact encoded by the worker: ``(dtype, shape, zlib blob)`` (see :func:`encode_array`).
+Encoded = tuple[str, str, bytes]
+
+
 @dataclass(frozen=True, slots=True)
 class ChunkOutput:
-    """A chunk's results, the artifacts of its candidates for the top N, and cache counters."""
+    """A chunk's results, its encoded artifacts (when asked for) and cache counters."""
 
     results: list[TrialResult]
-    artifacts: dict[int, dict[str, np.ndarray]]
+    artifacts: dict[int, dict[str, Encoded]]
     cache_hits: int = 0
     cache_misses: int = 0
 
@@ -146,6 +151,16 @@ class Evaluator:
         self._faults = parse_faults(os.environ.get(FAULTS_ENV))
         self._batched = _batched_entry(backtest, setup)
 
+    def warm_up(self) -> None:
+        """Load the compiled kernels (numba's cache) on a tiny prefix, so the first chunk does not pay it."""
+        bars = self.bars.slice(0, min(len(self.bars), 64))
+        with contextlib.suppress(Exception):
+            run_many = getattr(self._backtest, "run_many", None)
+            if run_many is not None:
+                strategy = self._backtest.get_strategy(self.setup.strategy)
+                defaults = {p.name: p.default for p in strategy.params}
+                run_many(bars, self.setup.strategy, [defaults], **self.setup.backtest)
+
     # -- data prefixes (successive halving) ---------------------------------
 
     def _bars_for(self, stop: int | None) -> Any:
@@ -158,31 +173,32 @@ class Evaluator:
 
     # -- evaluation ---------------------------------------------------------
 
-    def evaluate(
-        self, tasks: Sequence[TrialTask], *, threshold: float = -math.inf, isolate: bool = False
-    ) -> ChunkOutput:
-        """Evaluate ``tasks``; ``threshold`` (rank value) bounds which trials bring artifacts back.
+    def evaluate(self, tasks: Sequence[TrialTask], *, artifacts: bool = False, isolate: bool = False) -> ChunkOutput:
+        """Evaluate ``tasks``; with ``artifacts`` also return each trial's equity curve and trades, encoded.
 
         ``isolate`` forces one trial at a time (used when re-running the chunk
         of a worker that died, so that a culprit is told apart).
         """
         results: list[TrialResult] = []
-        if self._batched is not None and not isolate and not self._faults:
+        encoded: dict[int, dict[str, Encoded]] = {}
+        if artifacts:
+            for task in tasks:
+                results.append(self._evaluate_one(task, keep=encoded))
+        elif self._batched is not None and not isolate and not self._faults:
             for start in range(0, len(tasks), KERNEL_BATCH):
                 results.extend(self._evaluate_batched(tasks[start : start + KERNEL_BATCH]))
         else:
             results.extend(self._evaluate_one(task) for task in tasks)
         self.slot.idle()
-        artifacts = self._artifacts(tasks, results, threshold)
         counters = getattr(self.cache, "counters", None)
         return ChunkOutput(
             results,
-            artifacts,
+            encoded,
             cache_hits=int(getattr(counters, "hits", 0)),
             cache_misses=int(getattr(counters, "misses", 0)),
         )
 
-    def _evaluate_one(self, task: TrialTask) -> TrialResult:
+    def _evaluate_one(self, task: TrialTask, keep: dict[int, dict[str, Encoded]] | None = None) -> TrialResult:
         started = time.time()
         t0 = time.perf_counter()
         self.slot.begin(task.number, self.setup.trial_timeout_s)
@@ -190,7 +206,14 @@ class Evaluator:
             fault = self._faults.get(task.number)
             if fault:
                 _inject_fault(fault)
-            metrics = self._run(task, equity=False, trades=False)[0]
+            metrics, full = self._run(task, equity=keep is not None, trades=keep is not None)
+            if keep is not None:
+                arrays = {}
+                for name in ("equity", "trades"):
+                    value = getattr(full, name, None)
+                    if isinstance(value, np.ndarray):
+                        arrays[name] = encode_array(value)
+                keep[task.number] = arrays
         except Exception as error:
             return TrialResult(
                 task.number, TrialState.FAILED, None, None, started, time.perf_counter() - t0,
@@ -232,39 +255,6 @@ class Evaluator:
             return [self._evaluate_one(task) for task in tasks]
         duration = (time.perf_counter() - t0) / max(1, len(tasks))
         return [self._result(task, metrics, started, duration) for task, metrics in zip(tasks, rows, strict=True)]
-
-    # -- artifacts ------------------------------------------------------------
-
-    def _artifacts(
-        self, tasks: Sequence[TrialTask], results: list[TrialResult], threshold: float
-    ) -> dict[int, dict[str, np.ndarray]]:
-        top = self.setup.artifacts_top
-        if top == 0:
-            return {}
-        by_number = {task.number: task for task in tasks}
-        candidates = [
-            r for r in results
-            if r.state is TrialState.COMPLETE and r.objective is not None
-            and by_number[r.number].stop is None
-            and rank_value(r.objective, self.setup.maximize) > threshold
-        ]
-        candidates.sort(key=lambda r: (-rank_value(r.objective, self.setup.maximize), r.number))
-        if top is not None:
-            candidates = candidates[:top]
-        out: dict[int, dict[str, np.ndarray]] = {}
-        for result in candidates:
-            try:
-                _, full = self._run(by_number[result.number], equity=True, trades=True)
-            except Exception:
-                continue
-            arrays = {}
-            for name in ("equity", "trades"):
-                value = getattr(full, name, None)
-                if isinstance(value, np.ndarray):
-                    arrays[name] = value
-            if arrays:
-                out[result.number] = arrays
-        return out
 
 
 def _metrics_dict(metrics: Any) -> dict[str, float]:

@@ -10,24 +10,21 @@ re-runs the other trials of a dead worker's chunk itself. Results arrive as
 
 from __future__ import annotations
 
-import math
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-import numpy as np
-
 from engine.optimize.records import TrialResult, TrialTask
-from engine.optimize.trial import WorkerSetup
+from engine.optimize.trial import Encoded, WorkerSetup
 
 
 @dataclass(frozen=True, slots=True)
 class Chunk:
-    """Trials dispatched together; ``threshold`` is the rank value a trial must beat to bring artifacts."""
+    """Trials dispatched together; ``artifacts``: bring back their equity curves and trades (encoded)."""
 
     id: int
     tasks: tuple[TrialTask, ...]
-    threshold: float = -math.inf
+    artifacts: bool = False
     isolate: bool = False
 
 
@@ -37,7 +34,7 @@ class ChunkDone:
 
     chunk_id: int
     results: list[TrialResult]
-    artifacts: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)
+    artifacts: dict[int, dict[str, Encoded]] = field(default_factory=dict)
     worker: str = ""
     elapsed_s: float = 0.0  # wall time from dispatch to results (dispatch overhead included)
     cache_hits: int = 0

@@ -69,7 +69,7 @@ class InlineBackend:
             chunk = self._pending.popleft()
             t0 = time.perf_counter()
             output = await asyncio.to_thread(
-                evaluator.evaluate, chunk.tasks, threshold=chunk.threshold, isolate=chunk.isolate
+                evaluator.evaluate, chunk.tasks, artifacts=chunk.artifacts, isolate=chunk.isolate
             )
             results = [
                 dataclasses.replace(

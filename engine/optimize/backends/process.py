@@ -1,9 +1,12 @@
 """The ``process`` backend: a pool of worker processes created once.
 
-Workers are started with the ``spawn`` context (safe with threads, numba and
-an asyncio loop in the parent). The market data reaches each worker once, as
-the process's start arguments, and each worker builds one
-:class:`~engine.optimize.trial.Evaluator` (with its own indicator cache) that
+Workers are forked from a ``forkserver`` (never from the parent itself, whose
+asyncio loop and SQLite threads must not be forked); the server preloads the
+engine and its compiled kernel once, so a worker, or a replacement for a dead
+one, is ready in milliseconds. ``context="spawn"`` is available too. The
+market data is copied once into one shared-memory block; each worker maps it
+(no copy, nothing per trial) and builds one
+:class:`~engine.optimize.trial.Evaluator`, with its own indicator cache, that
 serves every chunk it is given.
 
 The event loop never blocks on a worker: each worker's pipe and process
@@ -27,8 +30,11 @@ import signal
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from multiprocessing import shared_memory
 from multiprocessing.connection import Connection
 from typing import Any
+
+import numpy as np
 
 from engine.errors import GenesisError
 from engine.optimize.backends.base import Chunk, ChunkDone
@@ -38,19 +44,61 @@ from engine.optimize.trial import Evaluator, Slot, WorkerSetup, _error_line
 #: A chunk whose worker dies this many times with no culprit identified fails as a whole.
 MAX_CHUNK_DEATHS = 3
 STARTUP_TIMEOUT_S = 300.0
+PRELOAD = "engine.optimize.backends._preload"
 
 
-def _worker_main(
-    index: int, name: str, conn: Connection, columns: dict[str, Any], meta: dict[str, str], setup: WorkerSetup,
-    cells: Any,
-) -> None:
+class SharedBars:
+    """The bars' six columns in one shared-memory block, created by the parent, attached by workers."""
+
+    def __init__(self, bars: Any) -> None:
+        columns = bars.columns()
+        self.layout = [(name, array.dtype.str, array.shape[0]) for name, array in columns.items()]
+        size = sum(array.nbytes for array in columns.values())
+        self.block = shared_memory.SharedMemory(create=True, size=max(size, 1))
+        offset = 0
+        for array in columns.values():
+            view = np.ndarray(array.shape, dtype=array.dtype, buffer=self.block.buf, offset=offset)
+            view[:] = array
+            offset += array.nbytes
+        self.meta = {"symbol": bars.symbol, "timeframe": bars.timeframe}
+
+    def handle(self) -> tuple[str, list[tuple[str, str, int]], dict[str, str]]:
+        """What a worker needs to attach (a few bytes, whatever the data size)."""
+        return self.block.name, self.layout, self.meta
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.block.close()
+        with contextlib.suppress(Exception):
+            self.block.unlink()
+
+
+def attach_bars(handle: tuple[str, list[tuple[str, str, int]], dict[str, str]]) -> tuple[Any, Any]:
+    """``(Bars over the shared block, the block)``: read-only views, no copy."""
+    from engine.data.bars import Bars
+
+    name, layout, meta = handle
+    # Spawned workers share the parent's resource tracker, so attaching here registers
+    # nothing new; the parent unlinks the block when the pool closes.
+    block = shared_memory.SharedMemory(name=name)
+    columns = {}
+    offset = 0
+    for column, dtype, length in layout:
+        view = np.ndarray((length,), dtype=np.dtype(dtype), buffer=block.buf, offset=offset)
+        view.flags.writeable = False
+        columns[column] = view
+        offset += view.nbytes
+    return Bars(**columns, symbol=meta["symbol"], timeframe=meta["timeframe"]), block
+
+
+def _worker_main(index: int, name: str, conn: Connection, handle: Any, setup: WorkerSetup, cells: Any) -> None:
     """The loop of one worker process: build the evaluator once, then evaluate chunks."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
     try:
-        from engine.data.bars import Bars
-
-        bars = Bars(**columns, symbol=meta["symbol"], timeframe=meta["timeframe"])
+        bars, block = attach_bars(handle)
         evaluator = Evaluator(bars, setup, worker=name, slot=Slot(cells))
+        # Load the compiled kernels now, not on the first chunk.
+        evaluator.warm_up()
     except BaseException as error:
         conn.send(("error", _error_line(error)))
         return
@@ -62,9 +110,11 @@ def _worker_main(
             return
         if message is None:
             return
-        chunk_id, tasks, threshold, isolate = message
-        output = evaluator.evaluate(tasks, threshold=threshold, isolate=isolate)
+        chunk_id, tasks, artifacts, isolate = message
+        output = evaluator.evaluate(tasks, artifacts=artifacts, isolate=isolate)
         conn.send(("done", chunk_id, output))
+    del bars, evaluator
+    block.close()
 
 
 @dataclass(slots=True)
@@ -90,16 +140,18 @@ class ProcessBackend:
 
     name = "process"
 
-    def __init__(self, *, workers: int = 0, trial_timeout_s: float = 30.0, context: str = "spawn") -> None:
+    def __init__(self, *, workers: int = 0, trial_timeout_s: float = 30.0, context: str = "forkserver") -> None:
         self._size = workers if workers > 0 else (os.cpu_count() or 1)
         self.trial_timeout_s = trial_timeout_s
         self._ctx = multiprocessing.get_context(context)
+        if context == "forkserver":
+            # The server imports the engine and loads the kernel once; workers fork from it warm.
+            self._ctx.set_forkserver_preload([PRELOAD])
         self._workers: list[_Worker] = []
         self._pending: collections.deque[Chunk] = collections.deque()
         self._results: asyncio.Queue[ChunkDone | None] = asyncio.Queue()
         self._deaths: collections.Counter[int] = collections.Counter()
-        self._columns: dict[str, Any] = {}
-        self._meta: dict[str, str] = {}
+        self._shared: SharedBars | None = None
         self._setup: WorkerSetup | None = None
         self._watchdog: asyncio.Task[None] | None = None
         self._closing = False
@@ -110,12 +162,19 @@ class ProcessBackend:
     def workers(self) -> int:
         return self._size
 
+    def prepare(self) -> None:
+        """Start the fork server now (it imports the engine while the caller loads data)."""
+        if self._ctx.get_start_method() == "forkserver":
+            from multiprocessing import forkserver
+
+            with contextlib.suppress(Exception):
+                forkserver.ensure_running()
+
     # -- life cycle ---------------------------------------------------------
 
     async def start(self, bars: Any, setup: WorkerSetup) -> None:
         self._loop = asyncio.get_running_loop()
-        self._columns = {name: bars.columns()[name] for name in bars.columns()}
-        self._meta = {"symbol": bars.symbol, "timeframe": bars.timeframe}
+        self._shared = SharedBars(bars)
         self._setup = setup
         for index in range(self._size):
             self._workers.append(self._spawn(index, generation=0, cells=self._ctx.RawArray("d", [math.nan, 0, 0])))
@@ -130,12 +189,12 @@ class ProcessBackend:
         self._watchdog = self._loop.create_task(self._watch(period), name="process-watchdog")
 
     def _spawn(self, index: int, *, generation: int, cells: Any) -> _Worker:
-        assert self._loop is not None and self._setup is not None
+        assert self._loop is not None and self._setup is not None and self._shared is not None
         parent, child = self._ctx.Pipe(duplex=True)
         name = f"w{index}" if generation == 0 else f"w{index}.{generation}"
         process = self._ctx.Process(
             target=_worker_main,
-            args=(index, name, child, self._columns, self._meta, self._setup, cells),
+            args=(index, name, child, self._shared.handle(), self._setup, cells),
             name=f"genesis-{name}",
             daemon=True,
         )
@@ -172,6 +231,9 @@ class ProcessBackend:
                 worker.conn.close()
             worker.dead = True
         self._workers.clear()
+        if self._shared is not None:
+            self._shared.close()
+            self._shared = None
         self._results.put_nowait(None)
 
     # -- scheduling ---------------------------------------------------------
@@ -194,7 +256,7 @@ class ProcessBackend:
                 worker.chunk = chunk
                 worker.sent_at = time.perf_counter()
                 try:
-                    worker.conn.send((chunk.id, chunk.tasks, chunk.threshold, chunk.isolate))
+                    worker.conn.send((chunk.id, chunk.tasks, chunk.artifacts, chunk.isolate))
                 except (OSError, BrokenPipeError):
                     self._on_death(worker)
 
@@ -308,7 +370,7 @@ class ProcessBackend:
         if failed:
             self._results.put_nowait(ChunkDone(chunk.id, failed, {}, worker.name, 0.0, final=not rest))
         if rest:
-            self._pending.appendleft(Chunk(chunk.id, rest, chunk.threshold, isolate=True))
+            self._pending.appendleft(Chunk(chunk.id, rest, chunk.artifacts, isolate=True))
 
     # -- the watchdog -----------------------------------------------------------
 

@@ -6,7 +6,8 @@ without being evaluated again) and breeds ``population - elite`` new children:
 two parents each won a tournament of ``tournament`` individuals drawn from the
 last generation and the elites; with probability ``crossover_rate`` each gene
 comes from either parent (uniform crossover), otherwise the child copies the
-first parent; each gene then mutates with probability ``mutation_rate`` (an
+first parent (continuous genes blend instead: a point drawn on the segment
+between the parents, extended by a quarter on each side); each gene then mutates with probability ``mutation_rate`` (an
 integer or stepped range moves by a Gaussian number of steps, a choice jumps to
 another value, a continuous range moves by a Gaussian of 0.1 of its width,
 in log space for log ranges). A child that is infeasible or already produced is
@@ -32,6 +33,7 @@ from engine.optimize.space import ChoiceDim, Space
 _BREED_TRIES = 20
 _RANDOM_TRIES = 100
 _CONTINUOUS_SIGMA = 0.1
+_BLEND = 0.25
 
 
 class GeneticSampler(Sampler):
@@ -203,8 +205,16 @@ class GeneticSampler(Sampler):
         return int(entrants[int(np.argmax(fitness[entrants]))])
 
     def _crossover(self, first: list[Any], second: list[Any]) -> list[Any]:
+        """Uniform crossover; continuous genes blend (BLX-0.25) instead of swapping."""
         mask = self._rng.random(len(first)) < 0.5
-        return [a if take else b for a, b, take in zip(first, second, mask, strict=True)]
+        blend = self._rng.uniform(-_BLEND, 1.0 + _BLEND, len(first))
+        child = []
+        for dim, a, b, take, t in zip(self.space.dims, first, second, mask, blend, strict=True):
+            if dim.discrete:
+                child.append(a if take else b)
+            else:
+                child.append(min(max(a + t * (b - a), 0.0), 1.0))
+        return child
 
     def _mutate(self, genes: list[Any]) -> list[Any]:
         draws = self._rng.random(len(genes))

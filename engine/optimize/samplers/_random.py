@@ -42,7 +42,7 @@ class FeistelPermutation:
         bits += bits % 2
         self._half = bits // 2
         self._mask = np.uint64((1 << self._half) - 1)
-        sequence = np.random.SeedSequence([seed & 0xFFFFFFFF, 0x5EED])
+        sequence = np.random.SeedSequence([seed, 0x5EED])
         self._keys = [np.uint64(k) for k in sequence.generate_state(_ROUNDS, dtype=np.uint64)]
 
     def _round_trip(self, x: np.ndarray) -> np.ndarray:

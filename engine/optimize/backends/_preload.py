@@ -1,0 +1,36 @@
+"""Imported once by the ``forkserver`` of the process backend: heavy imports and the kernel load.
+
+Every worker is forked from that server, so it starts with numpy, numba, the
+backtest engine and the compiled simulation kernel already in memory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+
+import engine.backtest as backtest
+import engine.optimize.trial  # noqa: F401 - what every worker runs
+from engine.data.bars import Bars
+
+
+def tiny_bars(n: int = 256) -> Bars:
+    """A few valid synthetic bars to run kernels on."""
+    close = 100.0 + np.cumsum(np.sin(np.arange(n)))
+    return Bars(
+        ts=np.arange(n, dtype=np.int64) * 60_000_000_000,
+        open=close, high=close + 1.0, low=close - 1.0, close=close, volume=np.ones(n),
+    )
+
+
+def _warm() -> None:
+    n = 64
+    bars = tiny_bars(n)
+    signals = np.zeros(n, dtype=np.bool_)
+    signals[5] = True
+    backtest.run_signals(bars, signals, signals[::-1].copy())
+
+
+with contextlib.suppress(Exception):
+    _warm()
