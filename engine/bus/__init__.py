@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from engine.bus.bus import EventBus, Subscription
+from engine.bus.config import ArchiveConfig, load_bus_config
 from engine.bus.events import CRITICAL, HIGH, LANES, LOW, NORMAL, Event, Lane, make_event
 from engine.bus.lanes import BusClosedError, BusConfig, LaneConfig, LaneFullError, RateWindow
 from engine.bus.metrics import BusMetrics, DeadLetter, LaneMetrics, StopReport
@@ -14,6 +15,7 @@ __all__ = [
     "LANES",
     "LOW",
     "NORMAL",
+    "ArchiveConfig",
     "BusClosedError",
     "BusConfig",
     "BusMetrics",
@@ -28,6 +30,7 @@ __all__ = [
     "StopReport",
     "Subscription",
     "is_pattern",
+    "load_bus_config",
     "make_event",
     "matches",
     "validate_topic",

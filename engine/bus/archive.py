@@ -20,15 +20,16 @@ import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import aiosqlite
 import msgspec
 
 from engine.bus.bus import EventBus, Subscription
+from engine.bus.config import ArchiveConfig
 from engine.bus.events import Event, Lane
-from engine.bus.topics import matches, validate_topic
-from engine.errors import ConfigError, StoreError
+from engine.bus.topics import matches
+from engine.errors import StoreError
 from engine.profile import profiler
 
 NS_PER_DAY = 86_400 * 10**9
@@ -55,38 +56,6 @@ CREATE TABLE IF NOT EXISTS bus_events_archive (
 );
 CREATE INDEX IF NOT EXISTS bus_events_archive_ts ON bus_events_archive (first_ts_ns, last_ts_ns);
 """
-
-
-class ArchiveConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """The ``[bus.archive]`` settings."""
-
-    topics: list[str] = msgspec.field(default_factory=list)  # patterns to persist
-    batch_size: int = 500
-    flush_interval_s: float = 0.5
-    max_pending: int = 200_000  # rows held while the disk is slow; beyond: dropped, counted
-    retention_days: float = 0.0  # 0: keep forever
-    retention_mode: Literal["delete", "compress"] = "compress"
-    retention_interval_s: float = 3_600.0
-
-    def validate(self, where: str = "bus.archive") -> ArchiveConfig:
-        for pattern in self.topics:
-            try:
-                validate_topic(pattern, pattern=True)
-            except ValueError as error:
-                raise ConfigError(f"{where}.topics: {error}") from None
-        checks = [
-            ("batch_size", self.batch_size >= 1),
-            ("flush_interval_s", self.flush_interval_s > 0),
-            ("max_pending", self.max_pending >= 1),
-            ("retention_days", self.retention_days >= 0),
-            ("retention_interval_s", self.retention_interval_s > 0),
-        ]
-        for key, ok in checks:
-            if not ok:
-                raise ConfigError(
-                    f"{where}.{key}: expected a positive value, got {getattr(self, key)!r}"
-                )
-        return self
 
 
 @dataclass(frozen=True, slots=True)

@@ -121,6 +121,13 @@ class EventBus:
         self._wall_offset = time.time_ns() - perf_counter_ns()
         self._slice_ns = cfg.slice_us * 1000
 
+    @classmethod
+    def from_config(cls) -> EventBus:
+        """A bus configured by the ``[bus]`` table of the global config file."""
+        from engine.bus.config import load_bus_config
+
+        return cls(load_bus_config())
+
     # ------------------------------------------------------------------ subscribe
     def subscribe(
         self,

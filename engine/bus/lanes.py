@@ -14,16 +14,11 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from typing import Literal
 
-import msgspec
-
+from engine.bus.config import DROP_POLICIES, BusConfig, LaneConfig, Policy
 from engine.bus.events import Event, Lane
-from engine.errors import ConfigError, GenesisError
+from engine.errors import GenesisError
 from engine.histogram import LogHistogram
-
-Policy = Literal["block", "block_timeout", "drop_oldest", "drop_newest"]
-DROP_POLICIES = ("drop_oldest", "drop_newest")
 
 
 class LaneFullError(GenesisError):
@@ -32,55 +27,6 @@ class LaneFullError(GenesisError):
 
 class BusClosedError(GenesisError):
     """The bus is stopping or stopped and accepts no more events."""
-
-
-class LaneConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """One lane's bound, overflow policy and share of the dispatcher."""
-
-    capacity: int = 10_000
-    policy: Policy = "drop_oldest"
-    weight: int = 8  # events per weighted round-robin turn (CRITICAL ignores it)
-    timeout_s: float = 1.0  # only for block_timeout
-
-
-class BusConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """The ``[bus]`` table: the four lanes and the bus's bookkeeping."""
-
-    critical: LaneConfig = LaneConfig(capacity=4_096, policy="block", weight=1)
-    high: LaneConfig = LaneConfig(capacity=16_384, policy="block_timeout", weight=64, timeout_s=1.0)
-    normal: LaneConfig = LaneConfig(capacity=65_536, policy="drop_oldest", weight=32)
-    low: LaneConfig = LaneConfig(capacity=16_384, policy="drop_oldest", weight=8)
-    dead_letters: int = 100  # how many recent dead letters the snapshot keeps
-    rate_window_s: int = 5  # sliding window of the throughput figure
-    route_cache: int = 4_096  # topics whose subscriber lists are cached
-    slice_us: int = 200  # the dispatcher yields to publishers at least this often
-
-    def lane(self, lane: Lane) -> LaneConfig:
-        return (self.critical, self.high, self.normal, self.low)[lane]
-
-    def validate(self, where: str = "bus") -> BusConfig:
-        """``self`` if consistent, else a one-line ``ConfigError``."""
-        for lane in Lane:
-            cfg = self.lane(lane)
-            key = f"{where}.{lane.name.lower()}"
-            if cfg.capacity < 1:
-                raise ConfigError(f"{key}.capacity: expected >= 1, got {cfg.capacity}")
-            if cfg.weight < 1:
-                raise ConfigError(f"{key}.weight: expected >= 1, got {cfg.weight}")
-            if cfg.timeout_s < 0:
-                raise ConfigError(f"{key}.timeout_s: expected >= 0, got {cfg.timeout_s}")
-        if self.critical.policy != "block":
-            raise ConfigError(f"{where}.critical.policy: CRITICAL never drops, expected 'block'")
-        if (
-            self.dead_letters < 0
-            or self.rate_window_s < 1
-            or self.route_cache < 1
-            or self.slice_us < 1
-        ):
-            raise ConfigError(
-                f"{where}: dead_letters >= 0, rate_window_s, route_cache, slice_us >= 1"
-            )
-        return self
 
 
 class RateWindow:
@@ -171,3 +117,15 @@ class LaneState:
             fut = self.putters.popleft()
             if not fut.done():
                 fut.set_exception(error)
+
+
+__all__ = [
+    "DROP_POLICIES",
+    "BusClosedError",
+    "BusConfig",
+    "LaneConfig",
+    "LaneFullError",
+    "LaneState",
+    "Policy",
+    "RateWindow",
+]
