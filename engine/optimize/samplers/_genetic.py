@@ -4,13 +4,14 @@ Generation 0 is ``population`` distinct random feasible points. Each later
 generation keeps the ``elite`` best individuals seen so far (carried over
 without being evaluated again) and breeds ``population - elite`` new children:
 two parents each won a tournament of ``tournament`` individuals drawn from the
-last generation and the elites; with probability ``crossover_rate`` each gene
-comes from either parent (uniform crossover), otherwise the child copies the
-first parent (continuous genes blend instead: a point drawn on the segment
-between the parents, extended by a quarter on each side); each gene then mutates with probability ``mutation_rate`` (an
-integer or stepped range moves by a Gaussian number of steps, a choice jumps to
-another value, a continuous range moves by a Gaussian of 0.1 of its width,
-in log space for log ranges). A child that is infeasible or already produced is
+last generation and the elites. With probability ``crossover_rate`` the child
+mixes them: each discrete gene comes from either parent (uniform crossover)
+and each continuous gene is drawn on the segment between the parents' values,
+extended by a quarter on each side (BLX-0.25); otherwise the child copies the
+first parent. Each gene then mutates with probability ``mutation_rate``: an
+integer or stepped range moves by a Gaussian number of steps, a choice jumps
+to another value, a continuous range moves by a Gaussian of 0.1 of its width
+(in log space for log ranges). A child that is infeasible or already produced is
 bred again (20 tries), then drawn at random (100 tries), else dropped.
 
 One generation is one batch: :meth:`ask` hands out the current generation's
