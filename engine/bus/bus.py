@@ -104,7 +104,8 @@ class EventBus:
         self.config = (config or BusConfig()).validate()
         cfg = self.config
         self._lanes = tuple(LaneState(lane, cfg.lane(lane), cfg.rate_window_s) for lane in Lane)
-        self._seq = itertools.count(1)
+        self._next_seq = itertools.count(1).__next__
+        self._admitted: set[str] = set()  # topics known valid; emptied when the bus closes
         self._subs: list[Subscription] = []
         self._sid = itertools.count(1)
         self._routes: dict[str, Route] = {}
@@ -208,12 +209,9 @@ class EventBus:
         lane was full. Raises :class:`LaneFullError` when a blocking lane is full and
         :class:`BusClosedError` once the bus is stopping."""
         ln = self._lanes[lane]
-        if self._closed:
-            ln.rejected += 1
-            raise BusClosedError(f"bus is stopped: cannot publish {topic!r}")
-        if topic not in self._routes:
-            self._resolve(topic)
-        ev = Event(topic, payload, ln.lane, next(self._seq), perf_counter_ns())
+        if topic not in self._admitted:  # first sight of the topic, or the bus closed
+            self._admit(topic, ln)
+        ev = Event(topic, payload, ln.lane, self._next_seq(), perf_counter_ns())
         dq = ln.queue
         n = len(dq)
         if n >= ln.capacity:
@@ -238,6 +236,15 @@ class EventBus:
         if self._waiter is not None:
             self._wake()
         return ev
+
+    def _admit(self, topic: str, ln: LaneState) -> None:
+        if self._closed:
+            ln.rejected += 1
+            raise BusClosedError(f"bus is stopped: cannot publish {topic!r}")
+        validate_topic(topic, pattern=False)
+        if len(self._admitted) >= self.config.route_cache:
+            self._admitted.clear()
+        self._admitted.add(topic)
 
     async def publish(
         self, topic: str, payload: Any = None, lane: Lane | int = Lane.NORMAL
@@ -312,6 +319,7 @@ class EventBus:
         """Refuse new events, then deliver what is queued (``drain``; up to ``timeout``
         seconds) or drop it, and report how many events were left undelivered."""
         self._closed = True
+        self._admitted.clear()
         for ln in self._lanes:
             ln.fail_putters(BusClosedError("bus stopped while waiting for room"))
         task = self._task
