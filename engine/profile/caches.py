@@ -111,6 +111,12 @@ class CacheRegistry:
         with self._lock:
             self._counters.clear()
 
+    def clear_counts(self) -> None:
+        """Zero every cache's hits, misses and evictions (levels stay)."""
+        with self._lock:
+            for counters in self._counters.values():
+                counters.clear_counts()
+
     def export(self, *, reset: bool = False) -> list[dict[str, Any]]:
         """Every cache's stats as plain dicts; ``reset`` zeroes the counts
         afterwards, so successive exports from a worker are deltas."""

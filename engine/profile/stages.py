@@ -21,6 +21,7 @@ lists, JSON- and pickle-safe), ``profiler.merge(payload)`` in the parent.
 from __future__ import annotations
 
 import functools
+import os
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -355,3 +356,17 @@ class Profiler:
 
 #: The process-wide profiler the engine's own stages report to.
 profiler = Profiler()
+
+
+def _after_fork_in_child() -> None:
+    # A forked worker starts with the parent's timings and cache counts in
+    # memory; shipping them back with its first export would count them twice.
+    profiler.reset()
+    profiler._activity.depth = 0
+    from engine.profile.caches import caches
+
+    caches.clear_counts()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

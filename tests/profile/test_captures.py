@@ -165,3 +165,18 @@ def test_capture_from_a_worker_process_reaches_the_parent() -> None:
     top = growth.sites[0]
     assert top.file.endswith("workload.py") and top.line == ALLOC_LINE
     assert top.size_bytes >= 400 * 10_000
+
+
+def test_a_forked_worker_ships_only_its_own_timings() -> None:
+    """Fork copies the parent's timings; the worker must not ship them back again."""
+    profiler.enabled = True
+    profiler.record("parent.only", 1.0)
+    caches.counters("test.trial_cache").hits = 100
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        call = pool.submit(run_captured, workload.trial, (10,), cpu=False, export_stages=True).result(timeout=60)
+    assert call.stages is not None
+    assert set(call.stages["stages"]) == {"trial.total", "trial.compute"}
+    (shipped,) = call.stages["caches"]
+    assert (shipped["hits"], shipped["misses"]) == (3, 1)
+    assert caches.counters("test.trial_cache").hits == 100  # the parent's own counts are untouched
