@@ -127,11 +127,14 @@ class Constraint:
 
     def evaluate_columns(self, columns: Mapping[str, np.ndarray], n: int) -> np.ndarray:
         """Vectorised check over ``n`` points given as one column per name."""
-        left = _side_column(self.left, columns, n)
-        right = _side_column(self.right, columns, n)
+        try:
+            left = _side_column(self.left, columns, n)
+            right = _side_column(self.right, columns, n)
+        except (TypeError, ValueError):  # arithmetic on strings: never satisfied
+            return np.zeros(n, dtype=bool)
         try:
             result = OPERATORS[self.op](left, right)
-        except TypeError:
+        except (TypeError, ValueError):
             return np.zeros(n, dtype=bool)
         if not isinstance(result, np.ndarray):  # e.g. comparing two plain strings
             return np.full(n, bool(result), dtype=bool)
@@ -172,7 +175,7 @@ def parse_constraint(text: str, where: str = "constraint") -> Constraint:
     split = ops[0]
     op = tokens[split][1]
     left = _parse_side(tokens[:split], text, where, "left")
-    right = _parse_side(tokens[split + 1:], text, where, "right")
+    right = _parse_side(tokens[split + 1 :], text, where, "right")
     if isinstance(left, Literal) or isinstance(right, Literal):
         if op not in ("==", "!="):
             raise ConfigError(f"{where}: {text!r}: strings compare only with == or !=")
@@ -298,7 +301,9 @@ def tighten(
     feasible point exists).
     """
     box = dict(box)
-    linear = [c for c in constraints if c.is_linear and c.op != "!=" and all(n in box for n in c.names)]
+    linear = [
+        c for c in constraints if c.is_linear and c.op != "!=" and all(n in box for n in c.names)
+    ]
     for _ in range(rounds):
         changed = False
         for constraint in linear:
@@ -312,7 +317,9 @@ def tighten(
             if constraint.op in ("<", "<=", "=="):
                 forms.append(expression)
             if constraint.op in (">", ">=", "=="):
-                forms.append(Linear(tuple((n, -c) for n, c in expression.terms), -expression.constant))
+                forms.append(
+                    Linear(tuple((n, -c) for n, c in expression.terms), -expression.constant)
+                )
             for form in forms:
                 low, _ = form.bounds(box)
                 if low > _slack(low):

@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 
 from engine.errors import ConfigError
-from engine.optimize.constraints import Constraint, parse_constraint, tighten
+from engine.optimize.constraints import Constraint, Linear, parse_constraint, tighten
 
 Scalar = bool | int | float | str
 
@@ -96,11 +96,17 @@ def canonical_json(params: Mapping[str, Any]) -> str:
         if kind is int:
             text = int.__repr__(value)
         elif kind is float and value == value and value not in (_INF, -_INF):
-            text = str(int(value)) if value.is_integer() and abs(value) < 2**53 else float.__repr__(value)
+            text = (
+                str(int(value))
+                if value.is_integer() and abs(value) < 2**53
+                else float.__repr__(value)
+            )
         elif kind is bool:
             text = "true" if value else "false"
         else:
-            text = json.dumps(canonical_value(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+            text = json.dumps(
+                canonical_value(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+            )
         parts.append(f"{_json_key(str(name))}:{text}")
     return "{" + ",".join(parts) + "}"
 
@@ -313,7 +319,10 @@ class FloatDim:
 
     def describe(self) -> dict[str, Any]:
         return {
-            "float": [self.low, self.high], "step": self.step, "log": self.log, "points": self.points,
+            "float": [self.low, self.high],
+            "step": self.step,
+            "log": self.log,
+            "points": self.points,
         }
 
 
@@ -364,7 +373,10 @@ class ChoiceDim:
         except ValueError:
             return None
         for i, candidate in enumerate(self.values):
-            if type(canonical_value(candidate)) is type(wanted) and canonical_value(candidate) == wanted:
+            if (
+                type(canonical_value(candidate)) is type(wanted)
+                and canonical_value(candidate) == wanted
+            ):
                 return i
         return None
 
@@ -399,7 +411,9 @@ class Space:
         self.fixed: dict[str, Scalar] = dict(fixed or {})
         self.constraints: tuple[Constraint, ...] = tuple(constraints)
         names = [d.name for d in self.dims]
-        duplicates = sorted({n for n in names if names.count(n) > 1} | (set(names) & set(self.fixed)))
+        duplicates = sorted(
+            {n for n in names if names.count(n) > 1} | (set(names) & set(self.fixed))
+        )
         if duplicates:
             raise ConfigError(f"space: parameter {duplicates[0]!r} is declared twice")
         known = set(names) | set(self.fixed)
@@ -410,6 +424,7 @@ class Space:
                         f"space: constraint {constraint.text!r}: unknown parameter {name!r}"
                         f" (known: {', '.join(sorted(known)) or 'none'})"
                     )
+        self._check_constraint_types()
         sizes = [d.grid_size for d in self.dims]
         if all(s is not None for s in sizes):
             strides: list[int] = []
@@ -422,6 +437,26 @@ class Space:
         else:
             self._strides = None
             self._grid_size = None
+
+    def _numeric(self, name: str) -> bool:
+        if name in self.fixed:
+            return _is_number(self.fixed[name])
+        dim = self.dim(name)
+        return not isinstance(dim, ChoiceDim) or dim.numeric
+
+    def _check_constraint_types(self) -> None:
+        """Arithmetic and ordering need numbers; strings compare only with == and !=."""
+        for constraint in self.constraints:
+            for side in (constraint.left, constraint.right):
+                arithmetic = not (isinstance(side, Linear) and side.is_name)
+                for name in side.names:
+                    if (arithmetic or constraint.op not in ("==", "!=")) and not self._numeric(
+                        name
+                    ):
+                        raise ConfigError(
+                            f"space: constraint {constraint.text!r}: {name!r} is not numeric"
+                            " (non-numeric parameters compare only with == or !=)"
+                        )
 
     # ------------------------------------------------------------------ description
 
@@ -549,7 +584,9 @@ class Space:
                 columns[dim.name] = dim.grid_values((indices // stride) % dim.grid_size)  # type: ignore[operator]
         for name, value in self.fixed.items():
             if names is None or name in names:
-                column = np.empty(indices.shape[0], dtype=object if isinstance(value, str) else np.float64)
+                column = np.empty(
+                    indices.shape[0], dtype=object if isinstance(value, str) else np.float64
+                )
                 column[:] = value
                 columns[name] = column
         return columns
@@ -577,7 +614,9 @@ class Space:
         indices = np.arange(start, stop, dtype=np.int64)
         return indices[self.feasible_mask(indices)]
 
-    def walk_grid(self, start: int = 0, limit: int | None = None) -> tuple[list[tuple[int, dict[str, Any]]], int]:
+    def walk_grid(
+        self, start: int = 0, limit: int | None = None
+    ) -> tuple[list[tuple[int, dict[str, Any]]], int]:
         """Up to ``limit`` feasible grid points from index ``start``.
 
         Returns ``(points, cursor)``: ``points`` are ``(index, params)`` pairs and
@@ -628,12 +667,16 @@ class Space:
         free = size // sub_size if sub_size else 0
         count = 0
         for start in range(0, sub_size, _MAX_BLOCK):
-            count += int(projection.feasible_indices(start, min(sub_size, start + _MAX_BLOCK)).shape[0])
+            count += int(
+                projection.feasible_indices(start, min(sub_size, start + _MAX_BLOCK)).shape[0]
+            )
         return count * free
 
     # ------------------------------------------------------------------ feasibility
 
-    def check_feasible(self, where: str = "space", *, grid: bool = False, limit: int = 2_000_000) -> None:
+    def check_feasible(
+        self, where: str = "space", *, grid: bool = False, limit: int = 2_000_000
+    ) -> None:
         """Raise ``ConfigError`` when provably no point satisfies the constraints.
 
         Discrete constraint variables are enumerated exactly (up to ``limit``
@@ -645,10 +688,16 @@ class Space:
             return
         projection = self._projection()
         listed = "; ".join(repr(c.text) for c in self.constraints)
-        held = [f"{n} = {self.fixed[n]!r}" for n in dict.fromkeys(n for c in self.constraints for n in c.names) if n in self.fixed]
+        held = [
+            f"{n} = {self.fixed[n]!r}"
+            for n in dict.fromkeys(n for c in self.constraints for n in c.names)
+            if n in self.fixed
+        ]
         if held:
             listed += f" (with {', '.join(held)} held fixed)"
-        impossible = ConfigError(f"{where}: no point of the space satisfies the constraints {listed}")
+        impossible = ConfigError(
+            f"{where}: no point of the space satisfies the constraints {listed}"
+        )
         if not projection.dims:
             if not projection.is_feasible(self.fixed):
                 raise impossible
@@ -656,9 +705,7 @@ class Space:
         if (grid or projection.discrete) and projection.griddable and projection.grid_size <= limit:
             if projection.feasible_grid_size(limit) == 0:
                 if grid and not projection.discrete:
-                    raise ConfigError(
-                        f"{where}: no grid point satisfies the constraints {listed}"
-                    )
+                    raise ConfigError(f"{where}: no grid point satisfies the constraints {listed}")
                 raise impossible
             return
         box: dict[str, tuple[float, float]] = {}
@@ -711,7 +758,9 @@ def parse_space(
     for name, value in (fixed or {}).items():
         key = f"{where}: strategy.fixed.{name}"
         if not _is_scalar(value):
-            raise ConfigError(f"{key}: expected a number, string or boolean, got {type(value).__name__}")
+            raise ConfigError(
+                f"{key}: expected a number, string or boolean, got {type(value).__name__}"
+            )
         if name in fixed_values or any(d.name == name for d in dims):
             raise ConfigError(f"{key}: {name!r} is both fixed and in [space]")
         fixed_values[name] = value
@@ -760,7 +809,9 @@ def _parse_group(
             kinds = [k for k in KINDS if k in value]
             if not kinds:
                 if not value:
-                    raise ConfigError(f"{path}: empty group (expected parameters or int/float/choice/fixed)")
+                    raise ConfigError(
+                        f"{path}: empty group (expected parameters or int/float/choice/fixed)"
+                    )
                 _parse_group(value, f"{name}.", where, dims, fixed, constraints)
             elif len(kinds) > 1:
                 raise ConfigError(f"{path}: choose one of {' / '.join(kinds)}, not several")
@@ -794,10 +845,14 @@ def _parse_dim(name: str, kind: str, spec: Mapping[str, Any], path: str) -> Dim:
     _check_keys(spec, kind, path)
     if kind == "choice":
         if not isinstance(spec["choice"], list):
-            raise ConfigError(f"{path}.choice: expected a list, got {type(spec['choice']).__name__}")
+            raise ConfigError(
+                f"{path}.choice: expected a list, got {type(spec['choice']).__name__}"
+            )
         return _parse_choice(name, spec["choice"], f"{path}.choice")
     bounds = spec[kind]
-    number = (lambda v: isinstance(v, int) and not isinstance(v, bool)) if kind == "int" else _is_number
+    number = (
+        (lambda v: isinstance(v, int) and not isinstance(v, bool)) if kind == "int" else _is_number
+    )
     if not (isinstance(bounds, list) and len(bounds) == 2 and all(number(v) for v in bounds)):
         raise ConfigError(f"{path}.{kind}: expected [low, high] as two {kind}s, got {bounds!r}")
     low, high = bounds
@@ -827,7 +882,9 @@ def _parse_dim(name: str, kind: str, spec: Mapping[str, Any], path: str) -> Dim:
         if points > _MAX_POINTS:
             raise ConfigError(f"{path}.points: at most {_MAX_POINTS}, got {points}")
         if points == 1 and low != high:
-            raise ConfigError(f"{path}.points: a range of two different bounds needs at least 2 points")
+            raise ConfigError(
+                f"{path}.points: a range of two different bounds needs at least 2 points"
+            )
     if step is not None and points is not None:
         raise ConfigError(f"{path}: give step or points, not both")
     if log and step is not None:

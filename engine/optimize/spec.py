@@ -42,7 +42,16 @@ SAMPLERS = ("grid", "random", "genetic", "tpe")
 DIRECTIONS = ("maximize", "minimize")
 BACKENDS = ("inline", "process", "dask")
 #: Backtest keyword arguments a study may set in ``[backtest]`` or search in ``[space]``.
-BACKTEST_OPTIONS = ("fee", "slippage", "fill", "direction", "size", "cash", "stop_loss", "take_profit")
+BACKTEST_OPTIONS = (
+    "fee",
+    "slippage",
+    "fill",
+    "direction",
+    "size",
+    "cash",
+    "stop_loss",
+    "take_profit",
+)
 NOTIFY_EVENTS = ("finish", "failure", "critical")
 #: Trials per sampler batch when ``execution.batch_size = 0`` (TPE: see the docs).
 DEFAULT_BATCH = {"grid": 1024, "random": 1024, "tpe": 8}
@@ -217,7 +226,9 @@ def load_study(path: str | Path) -> StudySpec:
     return study_from_dict(raw, where=str(path), default_name=path.stem)
 
 
-def study_from_dict(raw: Mapping[str, Any], *, where: str = "study", default_name: str = "study") -> StudySpec:
+def study_from_dict(
+    raw: Mapping[str, Any], *, where: str = "study", default_name: str = "study"
+) -> StudySpec:
     """Validate an already-decoded study table (``where`` names it in errors)."""
     for table in ("data", "strategy", "space"):
         if table not in raw:
@@ -230,7 +241,10 @@ def study_from_dict(raw: Mapping[str, Any], *, where: str = "study", default_nam
     fixed = dict(file.strategy.fixed)
     # A strategy constraint on a parameter neither searched nor fixed holds it
     # at the strategy's default (sma_cross searched on fast only: slow = 50).
-    unconstrained = parse_space(file.space, where, fixed=fixed)
+    unconstrained = parse_space(
+        {k: v for k, v in file.space.items() if k != "constraints"}, where, fixed=fixed
+    )
+    _routes(unconstrained, strategy, set(fixed), where)  # names, types and bounds first
     present = {*unconstrained.names, *unconstrained.fixed}
     for text in strategy.constraints:
         for name in parse_constraint(text, f"{where}: strategy constraint").names:
@@ -328,7 +342,9 @@ def _routes(
             )
         if route[0] == "backtest":
             if route[1] in owner:
-                raise ConfigError(f"{key}: sets backtest option {leaf!r}, as {owner[route[1]]!r} does")
+                raise ConfigError(
+                    f"{key}: sets backtest option {leaf!r}, as {owner[route[1]]!r} does"
+                )
             owner[route[1]] = name
         routes[name] = route
     return routes
@@ -403,7 +419,9 @@ def _check_backtest_values(option: str, space: Space, name: str, key: str) -> No
         if lo < 0:
             raise ConfigError(f"{key}: {option} must be >= 0, got {_fmt(lo)}")
         if option == "size" and (lo <= 0 or hi > 1):
-            raise ConfigError(f"{key}: size is a fraction of equity in (0, 1], got [{_fmt(lo)}, {_fmt(hi)}]")
+            raise ConfigError(
+                f"{key}: size is a fraction of equity in (0, 1], got [{_fmt(lo)}, {_fmt(hi)}]"
+            )
         if option == "cash" and lo <= 0:
             raise ConfigError(f"{key}: cash must be positive, got {_fmt(lo)}")
 
@@ -445,7 +463,9 @@ def _check_search(search: SearchSpec, where: str) -> None:
             f"{where}: search.sampler: \"tpe\" needs optuna: pip install 'genesis-console[optuna]'"
         )
     if isinstance(search.trials, int) and search.trials <= 0:
-        raise ConfigError(f"{where}: search.trials: expected a positive number of trials, got {search.trials}")
+        raise ConfigError(
+            f"{where}: search.trials: expected a positive number of trials, got {search.trials}"
+        )
     if search.direction not in DIRECTIONS:
         raise ConfigError(
             f"{where}: search.direction: expected maximize or minimize, got {search.direction!r}"
@@ -456,7 +476,9 @@ def _check_search(search: SearchSpec, where: str) -> None:
             f"{where}: search.objective: unknown metric {search.objective!r} (known: {', '.join(metrics)})"
         )
     if search.seed < 0 or search.seed >= 2**63:
-        raise ConfigError(f"{where}: search.seed: expected an integer in [0, 2**63), got {search.seed}")
+        raise ConfigError(
+            f"{where}: search.seed: expected an integer in [0, 2**63), got {search.seed}"
+        )
     checks = (
         ("min_fraction", 0.0 < search.min_fraction < 1.0, "a fraction in (0, 1)"),
         ("reduction_factor", search.reduction_factor >= 2, "an integer >= 2"),
@@ -470,7 +492,9 @@ def _check_search(search: SearchSpec, where: str) -> None:
     )
     for field, ok, expected in checks:
         if not ok:
-            raise ConfigError(f"{where}: search.{field}: expected {expected}, got {getattr(search, field)!r}")
+            raise ConfigError(
+                f"{where}: search.{field}: expected {expected}, got {getattr(search, field)!r}"
+            )
 
 
 def _check_execution(execution: ExecutionSpec, where: str) -> None:
@@ -481,18 +505,24 @@ def _check_execution(execution: ExecutionSpec, where: str) -> None:
         ("max_in_flight", execution.max_in_flight >= 0, "an integer >= 0 (0: automatic)"),
         ("batch_size", execution.batch_size >= 0, "an integer >= 0 (0: automatic)"),
         ("checkpoint_every", execution.checkpoint_every >= 1, "an integer >= 1"),
-        ("checkpoint_interval_s", execution.checkpoint_interval_s > 0, "a positive number of seconds"),
+        (
+            "checkpoint_interval_s",
+            execution.checkpoint_interval_s > 0,
+            "a positive number of seconds",
+        ),
     )
     for field, ok, expected in checks:
         if not ok:
-            raise ConfigError(f"{where}: execution.{field}: expected {expected}, got {getattr(execution, field)!r}")
+            raise ConfigError(
+                f"{where}: execution.{field}: expected {expected}, got {getattr(execution, field)!r}"
+            )
     if not _SCHEDULER.match(execution.scheduler):
         raise ConfigError(
-            f"{where}: execution.scheduler: expected \"local\" or \"tcp://HOST:PORT\", got {execution.scheduler!r}"
+            f'{where}: execution.scheduler: expected "local" or "tcp://HOST:PORT", got {execution.scheduler!r}'
         )
     if not _ARTIFACTS.match(execution.artifacts):
         raise ConfigError(
-            f"{where}: execution.artifacts: expected \"all\", \"none\" or \"top:N\", got {execution.artifacts!r}"
+            f'{where}: execution.artifacts: expected "all", "none" or "top:N", got {execution.artifacts!r}'
         )
 
 
@@ -502,33 +532,53 @@ def _check_backtest(backtest: BacktestSpec, where: str) -> None:
         if not math.isfinite(value) or value < 0:
             raise ConfigError(f"{where}: backtest.{field}: expected a number >= 0, got {value!r}")
     if not 0 < backtest.size <= 1:
-        raise ConfigError(f"{where}: backtest.size: expected a fraction of equity in (0, 1], got {backtest.size!r}")
+        raise ConfigError(
+            f"{where}: backtest.size: expected a fraction of equity in (0, 1], got {backtest.size!r}"
+        )
     if not backtest.cash > 0:
-        raise ConfigError(f"{where}: backtest.cash: expected a positive amount, got {backtest.cash!r}")
+        raise ConfigError(
+            f"{where}: backtest.cash: expected a positive amount, got {backtest.cash!r}"
+        )
 
 
 def _check_validation(validation: ValidationSpec, where: str) -> None:
     checks = (
-        ("out_of_sample", 0.0 <= validation.out_of_sample < 1.0, "a fraction in [0, 1) (0 disables)"),
+        (
+            "out_of_sample",
+            0.0 <= validation.out_of_sample < 1.0,
+            "a fraction in [0, 1) (0 disables)",
+        ),
         ("walk_forward_folds", validation.walk_forward_folds >= 0, "an integer >= 0 (0 disables)"),
         ("walk_forward_train_ratio", validation.walk_forward_train_ratio > 0, "a positive number"),
-        ("walk_forward_candidates", validation.walk_forward_candidates >= 0, "an integer >= 0 (0: all)"),
+        (
+            "walk_forward_candidates",
+            validation.walk_forward_candidates >= 0,
+            "an integer >= 0 (0: all)",
+        ),
         ("top_k", validation.top_k >= 1, "an integer >= 1"),
     )
     for field, ok, expected in checks:
         if not ok:
-            raise ConfigError(f"{where}: validation.{field}: expected {expected}, got {getattr(validation, field)!r}")
+            raise ConfigError(
+                f"{where}: validation.{field}: expected {expected}, got {getattr(validation, field)!r}"
+            )
 
 
 def _check_notify(notify: NotifySpec, where: str) -> None:
     if notify.webhook is not None and not re.match(r"^https?://[^\s/]+", notify.webhook):
-        raise ConfigError(f"{where}: notify.webhook: expected an http:// or https:// URL, got {notify.webhook!r}")
+        raise ConfigError(
+            f"{where}: notify.webhook: expected an http:// or https:// URL, got {notify.webhook!r}"
+        )
     for i, event in enumerate(notify.on):
         if event not in NOTIFY_EVENTS:
             raise ConfigError(
                 f"{where}: notify.on[{i}]: unknown event {event!r} (expected: {', '.join(NOTIFY_EVENTS)})"
             )
     if notify.timeout_s <= 0:
-        raise ConfigError(f"{where}: notify.timeout_s: expected a positive number, got {notify.timeout_s!r}")
+        raise ConfigError(
+            f"{where}: notify.timeout_s: expected a positive number, got {notify.timeout_s!r}"
+        )
     if notify.retries < 0:
-        raise ConfigError(f"{where}: notify.retries: expected an integer >= 0, got {notify.retries!r}")
+        raise ConfigError(
+            f"{where}: notify.retries: expected an integer >= 0, got {notify.retries!r}"
+        )

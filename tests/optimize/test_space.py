@@ -348,6 +348,16 @@ def test_linear_constraints_agree_with_arithmetic(
     assert parse_constraint(text)(values) is expected
 
 
+def test_strings_only_compare_for_equality() -> None:
+    for text in ("kind < 3", "kind * 2 == 4", "kind + 1 != fast", "fast < kind"):
+        with pytest.raises(ConfigError, match="'kind' is not numeric"):
+            parse_space({"fast": {"int": [1, 5]}, "kind": ["a", "b"], "constraints": [text]}, "s")
+    space = parse_space(
+        {"fast": {"int": [1, 5]}, "kind": ["a", "b"], "mode": "x", "constraints": ['kind != "a"', "kind != mode"]}, "s"
+    )
+    assert [p["kind"] for p in space.iter_grid()] == ["b"] * 5
+
+
 def test_unknown_constraint_parameter() -> None:
     with pytest.raises(ConfigError, match="unknown parameter 'slwo'"):
         parse_space({"fast": {"int": [1, 5]}, "constraints": ["fast < slwo"]}, "s")
