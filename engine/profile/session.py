@@ -20,11 +20,16 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from engine.monitor.monitor import Monitor, MonitorSnapshot
+from engine.monitor.alert_spec import AlertsSpec
+from engine.monitor.alert_store import AlertStore
+from engine.monitor.alerts import Alert
+from engine.monitor.monitor import MetricsSource, Monitor, MonitorSnapshot
 from engine.profile.caches import CacheRegistry, CacheStats, caches
 from engine.profile.captures import (
     CpuCapture,
@@ -148,7 +153,9 @@ class ProfileSession:
         same = [c for c in self._captures if c.label == merge_label]
         return merge_cpu_captures(same, label=merge_label) if same else None
 
-    async def capture(self, seconds: float, *, label: str | None = None, memory: bool = True) -> CpuCapture:
+    async def capture(
+        self, seconds: float, *, label: str | None = None, memory: bool = True
+    ) -> CpuCapture:
         """One capture window: cProfile ``seconds`` of the loop and, with ``memory``,
         tracemalloc over the same window (top sites and growth), switched off
         afterwards unless it was already on. What the console's capture key wants."""
@@ -187,7 +194,9 @@ class ProfileSession:
             self._tracer.close()
             self._tracer = None
 
-    def add_memory(self, snapshot: MemorySnapshot | None = None, growth: MemoryGrowth | None = None) -> None:
+    def add_memory(
+        self, snapshot: MemorySnapshot | None = None, growth: MemoryGrowth | None = None
+    ) -> None:
         """Keep tracemalloc results taken in a worker."""
         if snapshot is not None:
             self._memory = snapshot
@@ -215,7 +224,9 @@ class ProfileSession:
             monitor=self.monitor.snapshot() if self.monitor is not None else None,
         )
 
-    def report(self, *, title: str = "", cpu: CpuCapture | None = None, top: int = 15) -> ProfileReport:
+    def report(
+        self, *, title: str = "", cpu: CpuCapture | None = None, top: int = 15
+    ) -> ProfileReport:
         """The profile report of the run so far (``cpu`` defaults to the last capture)."""
         monitor = self.monitor.snapshot(history=500) if self.monitor is not None else None
         return build_profile_report(
@@ -232,3 +243,41 @@ class ProfileSession:
             top=top,
         )
 
+
+@asynccontextmanager
+async def profiled_run(
+    *,
+    alerts: AlertsSpec | Mapping[str, Any] | None = None,
+    db: str | Path | None = None,
+    study: str | None = None,
+    metrics: MetricsSource | None = None,
+    publish: Callable[[Alert], None] | None = None,
+    interval_s: float = 1.0,
+) -> AsyncIterator[ProfileSession]:
+    """A profiled run in one ``async with``: timers on, system sampled, alert
+    rules running (raises and clears stored in ``db``'s ``alerts`` table under
+    ``study`` when a store is given), all stopped on the way out::
+
+        async with profiled_run(alerts=spec_alerts, db=db, study=name) as session:
+            summary = await study.run()
+        report = session.report(title=name)
+    """
+    store = await AlertStore(db, study=study).open() if db is not None else None
+    try:
+        monitor = Monitor(
+            alerts,
+            interval_s=interval_s,
+            disk_path=db,
+            metrics=metrics,
+            publish=publish,
+            persist=store,
+        )
+        session = ProfileSession(monitor=monitor)
+        await session.start()
+        try:
+            yield session
+        finally:
+            await session.stop()
+    finally:
+        if store is not None:
+            await store.close()

@@ -16,7 +16,7 @@ from engine.monitor.alert_store import AlertStore
 from engine.monitor.monitor import Monitor
 from engine.profile import caches, profiler
 from engine.profile.captures import run_captured
-from engine.profile.session import ProfileSession
+from engine.profile.session import ProfileSession, profiled_run
 from tests.profile import workload
 
 
@@ -154,3 +154,20 @@ async def test_one_capture_window_switches_tracemalloc_off_again() -> None:
     assert snap.growth is not None
     assert any(s.file.endswith("workload.py") for s in snap.growth.sites)
     assert kept
+
+
+async def test_profiled_run_wraps_a_run_and_stores_its_alerts(tmp_path: Path) -> None:
+    db = tmp_path / "genesis.db"
+    raw_alerts = {"memory_mb": {"warning": 1.0, "critical": 1e9}, "min_duration_s": 0.0}
+    async with profiled_run(alerts=raw_alerts, db=db, study="demo", interval_s=0.02) as session:
+        assert profiler.enabled and session.monitor is not None and session.monitor.running
+        with profiler.stage("study.run"):
+            small_study(5)
+            await asyncio.sleep(0.1)
+    assert session.monitor is not None and not session.monitor.running
+    report = session.report(title="demo")
+    assert [a.key for a in report.alerts] == ["memory_mb.warning"]
+    assert report.active_alerts == report.alerts  # still raised when the run ended
+    async with AlertStore(db, study="demo") as store:
+        assert [a.key for a in await store.recent()] == ["memory_mb.warning"]
+    assert report.system_samples >= 2
