@@ -86,8 +86,19 @@ def holdout_ranges(n: int, fraction: float) -> tuple[IndexRange, IndexRange]:
 
 
 def in_sample(bars: Bars, validation: ValidationSpec | None) -> Bars:
-    """The bars a study searches on (all of them without a hold-out)."""
-    fraction = getattr(validation, "out_of_sample", 0.0) if validation is not None else 0.0
+    """The bars a study searches on (all of them without a hold-out).
+
+    Called when a study starts, it also checks that the walk-forward folds fit
+    the data, so a validation that cannot run fails before any trial does.
+    """
+    if validation is None:
+        return bars
+    if validation.walk_forward_folds > 0:
+        walk_forward_folds(
+            len(bars), validation.walk_forward_folds,
+            mode=validation.walk_forward_mode, train_ratio=validation.walk_forward_train_ratio,
+        )
+    fraction = validation.out_of_sample
     if not fraction:
         return bars
     inside, _ = holdout_ranges(len(bars), fraction)

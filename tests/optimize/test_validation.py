@@ -132,6 +132,14 @@ def test_holdout_ranges() -> None:
         holdout_ranges(100, 0.0)
 
 
+def test_in_sample_checks_the_folds_up_front(tmp_path: Path) -> None:
+    spec = _study(tmp_path, oos=0.0, folds=12)
+    tiny = load("synthetic:bars=20,seed=1")
+    with pytest.raises(DataError, match="walk_forward_folds"):
+        in_sample(tiny, spec.validation)
+    assert len(in_sample(tiny, _study(tmp_path, oos=0.0, folds=0).validation)) == 20
+
+
 def test_walk_forward_fold_boundaries() -> None:
     rolling = walk_forward_folds(100, 4, mode="rolling", train_ratio=3.0)
     assert [(f.train.start, f.train.stop, f.test.start, f.test.stop) for f in rolling] == [
