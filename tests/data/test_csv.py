@@ -337,6 +337,15 @@ BAD_CASES = [
                  "2024-01-31T12:00:00Z, got '2024-13-01'", id="bad-date"),
     pytest.param(HEADER + "\n1700000000,1,2,0.5,1.5,3\nsoon,1,2,0.5,1.5,3\n",
                  "line 3, column timestamp: expected an epoch number like the rows before, got 'soon'", id="text-in-epoch"),
+    pytest.param(HEADER + "\n1,1,2,0.5,1.5,3\n20000000000000000000,1,2,0.5,1.5,3\n",
+                 "line 3, column timestamp: timestamp 20000000000000000000 is out of range "
+                 "(expected a time between 1677 and 2262)", id="huge-integer-epoch"),
+    pytest.param(HEADER + "\n1E100,1,2,0.5,1.5,3\n",
+                 "line 2, column timestamp: timestamp 1e+100 is out of range (expected a time between 1677 and 2262)",
+                 id="huge-float-epoch"),
+    pytest.param(HEADER + "\n1,1,2,0.5,1.5,3\n,1,2,0.5,1.5,3\n123456789012345678901234,1,2,0.5,1.5,3\n",
+                 "line 4, column timestamp: timestamp 123456789012345678901234 is out of range "
+                 "(expected a time between 1677 and 2262)", id="huge-text-epoch"),
     pytest.param("", "file is empty; expected a header line and at least one row", id="empty"),
     pytest.param("\n\n  \n", "file is empty; expected a header line and at least one row", id="blank"),
     pytest.param(HEADER + "\n", "no data rows after the header (line 1); expected at least one bar", id="header-only"),

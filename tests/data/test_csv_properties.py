@@ -93,3 +93,26 @@ def test_nan_rows_dropped_and_strict_lines_match_the_reference(case: tuple[str, 
             cell = text.splitlines()[line - 1].split(",")[column]
             shown = "an empty cell" if cell == "" else repr(cell)
             assert f", got {shown} (strict mode" in message
+
+
+_HEADERS = st.sampled_from([
+    "timestamp,open,high,low,close,volume", "Date;Open;High;Low;Close", "t|o|h|l|c|v", "time\topen\thigh\tlow\tclose",
+    "open,close", "", "#x", "a b c",
+])
+_BODY = st.text(alphabet=",;|\t\n 0123456789.-+eE:TZnaifbcNAI\"#", max_size=300)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(header=_HEADERS, body=_BODY, strict=st.booleans())
+def test_any_text_loads_or_raises_one_line_data_error(header: str, body: str, strict: bool) -> None:
+    """Whatever the file holds, load() returns valid bars or raises a one-line DataError."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "fuzz.csv"
+        path.write_text(header + "\n" + body)
+        try:
+            bars = load(f"csv:{path}", strict=strict)
+        except DataError as error:
+            assert "\n" not in str(error)
+            assert str(error).startswith(str(path))
+        else:
+            assert len(bars) >= 1

@@ -33,8 +33,17 @@ from engine.profile import profiler
 
 #: Accepted column names (compared case-insensitively, spaces and underscores alike).
 ALIASES: dict[str, tuple[str, ...]] = {
-    "ts": ("timestamp", "datetime", "date", "time", "ts", "open_time", "date_time", "t",
-           "__index_level_0__"),
+    "ts": (
+        "timestamp",
+        "datetime",
+        "date",
+        "time",
+        "ts",
+        "open_time",
+        "date_time",
+        "t",
+        "__index_level_0__",
+    ),
     "open": ("open", "o"),
     "high": ("high", "h"),
     "low": ("low", "l"),
@@ -43,8 +52,21 @@ ALIASES: dict[str, tuple[str, ...]] = {
 }
 #: Cell texts that mean "no value" (pandas' defaults, lower-cased), dropped like NaN.
 MISSING_TEXT = (
-    "", "nan", "-nan", "na", "n/a", "null", "none", "<na>", "#n/a", "#n/a n/a", "#na",
-    "-1.#ind", "-1.#qnan", "1.#ind", "1.#qnan",
+    "",
+    "nan",
+    "-nan",
+    "na",
+    "n/a",
+    "null",
+    "none",
+    "<na>",
+    "#n/a",
+    "#n/a n/a",
+    "#na",
+    "-1.#ind",
+    "-1.#qnan",
+    "1.#ind",
+    "1.#qnan",
 )
 REQUIRED = ("ts", "open", "high", "low", "close")
 NUMBER_COLUMNS = ("open", "high", "low", "close", "volume")
@@ -85,7 +107,11 @@ def match_columns(found: Sequence[object], where: str) -> ColumnMap:
             if hits:
                 positions[column] = hits[0]
                 break
-    if positions.get("ts") is not None and normalised[positions["ts"]] == "date" and "time" in normalised:
+    if (
+        positions.get("ts") is not None
+        and normalised[positions["ts"]] == "date"
+        and "time" in normalised
+    ):
         positions["clock"] = normalised.index("time")  # separate date and time-of-day columns
     missing = [column for column in REQUIRED if column not in positions]
     if missing:
@@ -97,7 +123,12 @@ def match_columns(found: Sequence[object], where: str) -> ColumnMap:
 
 
 def _cell(value: object) -> str:
-    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA or value is pd.NaT:
+    if (
+        value is None
+        or (isinstance(value, float) and np.isnan(value))
+        or value is pd.NA
+        or value is pd.NaT
+    ):
         return "an empty cell"
     if isinstance(value, str) and not value.strip():
         return "an empty cell"
@@ -118,11 +149,22 @@ def _numbers(series: pd.Series, column: str, where: str, label: RowLabel) -> np.
     bad = values.isna().to_numpy() & ~missing.fillna(True).to_numpy()
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        raise DataError(f"{where}: {label(row)}, column {column}: expected a number, got {_cell(series.iloc[row])}")
+        raise DataError(
+            f"{where}: {label(row)}, column {column}: expected a number, got {_cell(series.iloc[row])}"
+        )
     return values.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
-def _epoch(values: np.ndarray, valid: np.ndarray, column: str, where: str) -> tuple[np.ndarray, str]:
+def _out_of_range(where: str, label: RowLabel, row: int, column: str, value: object) -> DataError:
+    return DataError(
+        f"{where}: {label(row)}, column {column}: timestamp {value} is out of range "
+        "(expected a time between 1677 and 2262)"
+    )
+
+
+def _epoch(
+    values: np.ndarray, valid: np.ndarray, column: str, where: str, label: RowLabel
+) -> tuple[np.ndarray, str]:
     """Epoch numbers (int64 or float64) to ns; the unit is told by the largest magnitude."""
     ns = np.zeros(values.shape[0], dtype=np.int64)
     if not valid.any():
@@ -131,15 +173,19 @@ def _epoch(values: np.ndarray, valid: np.ndarray, column: str, where: str) -> tu
     if compact is not None:
         ns[valid] = compact
         return ns, "yyyymmdd"
-    magnitude = float(np.max(np.abs(values[valid])))
+    rows = np.flatnonzero(valid)
+    largest = int(rows[int(np.argmax(np.abs(values[valid])))])
+    magnitude = abs(float(values[largest]))
     scale = epoch_scale(magnitude)
-    if magnitude * scale > _INT64_MAX:
-        raise DataError(f"{where}: column {column}: epoch value {magnitude:.0f} is out of range (after year 2262)")
+    if magnitude * scale >= float(_INT64_MAX):
+        raise _out_of_range(where, label, largest, column, values[largest])
     if values.dtype.kind in "iu":
         ns[valid] = values[valid].astype(np.int64) * scale
     else:
         whole = np.floor(values[valid])
-        ns[valid] = whole.astype(np.int64) * scale + np.round((values[valid] - whole) * scale).astype(np.int64)
+        ns[valid] = whole.astype(np.int64) * scale + np.round(
+            (values[valid] - whole) * scale
+        ).astype(np.int64)
     return ns, EPOCH_UNITS[scale]
 
 
@@ -149,6 +195,8 @@ _DAY_NS = 86_400 * 1_000_000_000
 def _compact_dates(values: np.ndarray) -> np.ndarray | None:
     """``20240131`` or ``20240131093000`` numbers as ns, or None when they are not all
     such dates (as epoch seconds they would all fall in August 1970)."""
+    if not (values.min() >= 19_000_101 and values.max() <= 21_001_231_235_959):
+        return None
     if values.dtype.kind == "f":
         if not np.all(values == np.floor(values)):
             return None
@@ -162,7 +210,15 @@ def _compact_dates(values: np.ndarray) -> np.ndarray | None:
         return None
     year, month, day = days // 10_000, days // 100 % 100, days % 100
     hour, minute, second = clock // 10_000, clock // 100 % 100, clock % 100
-    if np.any((month < 1) | (month > 12) | (day < 1) | (day > 31) | (hour > 23) | (minute > 59) | (second > 59)):
+    if np.any(
+        (month < 1)
+        | (month > 12)
+        | (day < 1)
+        | (day > 31)
+        | (hour > 23)
+        | (minute > 59)
+        | (second > 59)
+    ):
         return None
     months = (year - 1970) * 12 + (month - 1)
     first_of_month = months.astype("datetime64[M]").astype("datetime64[D]")
@@ -181,7 +237,9 @@ def _datetimes(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return ns, valid
 
 
-def timestamps(series: pd.Series, column: str, where: str, label: RowLabel) -> tuple[np.ndarray, np.ndarray, str]:
+def timestamps(
+    series: pd.Series, column: str, where: str, label: RowLabel
+) -> tuple[np.ndarray, np.ndarray, str]:
     """A timestamp column as int64 ns UTC, a validity mask (False where empty) and the unit found.
 
     Epoch seconds, milliseconds, microseconds or nanoseconds (told apart by
@@ -196,13 +254,20 @@ def timestamps(series: pd.Series, column: str, where: str, label: RowLabel) -> t
         raise DataError(f"{where}: column {column}: expected timestamps, got true/false values")
     if pd.api.types.is_integer_dtype(dtype):  # also nullable Int64: exact, even for nanoseconds
         valid = series.notna().to_numpy()
+        if (
+            pd.api.types.is_unsigned_integer_dtype(dtype)
+            and valid.any()
+            and series.max() > _INT64_MAX
+        ):
+            row = int(np.argmax(series.to_numpy(dtype=np.float64, na_value=0.0)))
+            raise _out_of_range(where, label, row, column, series.iloc[row])
         values = series.to_numpy(dtype=np.int64, na_value=0)
-        ns, unit = _epoch(values, valid, column, where)
+        ns, unit = _epoch(values, valid, column, where, label)
         return ns, valid, unit
     if pd.api.types.is_float_dtype(dtype):
         values = series.to_numpy(dtype=np.float64, na_value=np.nan)
         valid = np.isfinite(values)
-        ns, unit = _epoch(values, valid, column, where)
+        ns, unit = _epoch(values, valid, column, where, label)
         return ns, valid, unit
     # Text: epoch numbers written as text, or ISO dates.
     text = series.astype("string").str.strip()
@@ -213,9 +278,15 @@ def timestamps(series: pd.Series, column: str, where: str, label: RowLabel) -> t
     if _is_number(first):
         integers = text.str.fullmatch(r"[+-]?\d+").fillna(False).to_numpy()
         if (integers | ~present).all():  # exact integer parsing, even for nanoseconds
+            too_long = present & (text.str.lstrip("+-").str.len().fillna(0).to_numpy() > 18)
+            if too_long.any():  # beyond 18 digits only values below 9.22e18 fit
+                big = np.flatnonzero(too_long)
+                over = [int(r) for r in big if abs(int(str(text.iloc[int(r)]))) > _INT64_MAX]
+                if over:
+                    raise _out_of_range(where, label, over[0], column, text.iloc[over[0]])
             values = np.zeros(len(series), dtype=np.int64)
             values[present] = text[present].astype("int64").to_numpy()
-            ns, unit = _epoch(values, present, column, where)
+            ns, unit = _epoch(values, present, column, where, label)
             return ns, present, unit
         numbers = pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
         bad = present & np.isnan(numbers)
@@ -226,7 +297,7 @@ def timestamps(series: pd.Series, column: str, where: str, label: RowLabel) -> t
                 f"got {_cell(series.iloc[row])}"
             )
         valid = present & np.isfinite(numbers)
-        ns, unit = _epoch(numbers, valid, column, where)
+        ns, unit = _epoch(numbers, valid, column, where, label)
         return ns, valid, unit
     parsed = pd.to_datetime(text, utc=True, format="ISO8601", errors="coerce")
     valid = parsed.notna().to_numpy()
@@ -237,7 +308,13 @@ def timestamps(series: pd.Series, column: str, where: str, label: RowLabel) -> t
             f"{where}: {label(row)}, column {column}: expected an ISO date or datetime such as "
             f"2024-01-31 or 2024-01-31T12:00:00Z, got {_cell(series.iloc[row])}"
         )
-    ns = parsed.dt.tz_convert(None).dt.as_unit("ns").to_numpy(dtype="datetime64[ns]").view(np.int64).copy()
+    ns = (
+        parsed.dt.tz_convert(None)
+        .dt.as_unit("ns")
+        .to_numpy(dtype="datetime64[ns]")
+        .view(np.int64)
+        .copy()
+    )
     ns[~valid] = 0
     return ns, valid, "iso"
 
@@ -324,13 +401,19 @@ def bars_from_columns(
     if "clock" in raw:
         raw, names = _join_date_and_time(raw, names)
     ts, ts_valid, unit = timestamps(raw["ts"], names["ts"], where, label)
-    values = {column: _numbers(raw[column], names[column], where, label) for column in NUMBER_COLUMNS if column in raw}
+    values = {
+        column: _numbers(raw[column], names[column], where, label)
+        for column in NUMBER_COLUMNS
+        if column in raw
+    }
     has_volume = "volume" in values
     if not has_volume:
         values["volume"] = np.zeros(total)
 
     # Rows empty in every column (blank lines) are skipped without a note.
-    blank = ~ts_valid & np.logical_and.reduce([np.isnan(values[c]) for c in NUMBER_COLUMNS if c in raw])
+    blank = ~ts_valid & np.logical_and.reduce(
+        [np.isnan(values[c]) for c in NUMBER_COLUMNS if c in raw]
+    )
     bad_by_column = {"ts": ~ts_valid & ~blank}
     for column in NUMBER_COLUMNS:
         bad_by_column[column] = ~np.isfinite(values[column]) & ~blank
@@ -350,7 +433,9 @@ def bars_from_columns(
     dropped = int(bad.sum())
     if keep.shape[0] == 0:
         if dropped:
-            raise DataError(f"{where}: all {dropped} data rows have empty, NaN or inf values; nothing to load")
+            raise DataError(
+                f"{where}: all {dropped} data rows have empty, NaN or inf values; nothing to load"
+            )
         raise DataError(f"{where}: no data rows (expected at least one bar after the header)")
     if keep.shape[0] < total:
         ts = ts[keep]
@@ -373,13 +458,20 @@ def bars_from_columns(
         )
         try:
             bars = Bars(
-                ts, values["open"], values["high"], values["low"], values["close"], values["volume"],
+                ts,
+                values["open"],
+                values["high"],
+                values["low"],
+                values["close"],
+                values["volume"],
                 symbol=settings.symbol,
                 timeframe=timeframe,
                 meta=meta,
             )
         except BarsValidationError as error:
-            raise DataError(f"{where}: {kept_label(error.row)}: {error.rule} ({error.detail})") from None
+            raise DataError(
+                f"{where}: {kept_label(error.row)}: {error.rule} ({error.detail})"
+            ) from None
     return _window(bars, settings, where)
 
 
@@ -397,7 +489,9 @@ def _join_date_and_time(
     if first.empty or not _CLOCK.match(str(first.iloc[0])):
         return raw, names  # not a time of day: the date column alone is the timestamp
     date = raw["ts"].astype("string").str.strip()
-    raw["ts"] = (date + " " + clock).where(date.notna() & clock.notna() & (date != "") & (clock != ""))
+    raw["ts"] = (date + " " + clock).where(
+        date.notna() & clock.notna() & (date != "") & (clock != "")
+    )
     names["ts"] = f"{names['ts']}+{time_name}"
     return raw, names
 
@@ -421,16 +515,29 @@ def _check_order(ts: np.ndarray, where: str, label: RowLabel) -> None:
     )
 
 
-def _check_values(values: dict[str, np.ndarray], names: dict[str, str], where: str, label: RowLabel) -> None:
+def _check_values(
+    values: dict[str, np.ndarray], names: dict[str, str], where: str, label: RowLabel
+) -> None:
     failures: list[tuple[int, str, str]] = []
     for column in ("open", "high", "low", "close"):
         hits = np.flatnonzero(values[column] <= 0.0)
         if hits.size:
-            failures.append((int(hits[0]), names[column], f"expected a positive price, got {values[column][hits[0]]:g}"))
+            failures.append(
+                (
+                    int(hits[0]),
+                    names[column],
+                    f"expected a positive price, got {values[column][hits[0]]:g}",
+                )
+            )
     hits = np.flatnonzero(values["volume"] < 0.0)
     if hits.size:
-        failures.append((int(hits[0]), names.get("volume", "volume"),
-                         f"expected a volume >= 0, got {values['volume'][hits[0]]:g}"))
+        failures.append(
+            (
+                int(hits[0]),
+                names.get("volume", "volume"),
+                f"expected a volume >= 0, got {values['volume'][hits[0]]:g}",
+            )
+        )
     if failures:
         row, column, what = min(failures, key=lambda failure: failure[0])
         raise DataError(f"{where}: {label(row)}, column {column}: {what}")
@@ -440,12 +547,19 @@ def _window(bars: Bars, settings: FileSettings, where: str) -> Bars:
     """The bars within ``[start, end)`` when the spec asks for a window."""
     if settings.start_ns is None and settings.end_ns is None:
         return bars
-    lo = 0 if settings.start_ns is None else int(np.searchsorted(bars.ts, settings.start_ns, side="left"))
-    hi = len(bars) if settings.end_ns is None else int(np.searchsorted(bars.ts, settings.end_ns, side="left"))
+    lo = (
+        0
+        if settings.start_ns is None
+        else int(np.searchsorted(bars.ts, settings.start_ns, side="left"))
+    )
+    hi = (
+        len(bars)
+        if settings.end_ns is None
+        else int(np.searchsorted(bars.ts, settings.end_ns, side="left"))
+    )
     if hi <= lo:
         raise DataError(
             f"{where}: no bars between start and end (the file covers "
             f"{format_ns(int(bars.ts[0]))} to {format_ns(int(bars.ts[-1]))})"
         )
     return bars.slice(lo, hi)
-
