@@ -13,7 +13,10 @@ The watchdog of the ``process`` backend reads a tiny shared slot per worker
 
 Test hook: when ``GENESIS_TEST_FAULTS`` is set (tests only), it maps trial
 numbers to faults, e.g. ``"3:raise,7:hang,11:exit"``: the trial raises, sleeps
-forever, or calls ``os._exit(13)`` in its worker. It is read once per worker.
+forever, or calls ``os._exit(13)`` in its worker. It is read from the
+orchestrating process's environment when the study starts and travels to the
+workers in the :class:`WorkerSetup` (a fork server started earlier would not
+see a later change of the environment).
 """
 
 from __future__ import annotations
@@ -52,6 +55,8 @@ class WorkerSetup:
     trial_timeout_s: float = 30.0
     #: Parameter name -> ("strategy", name) or ("backtest", option), as the study spec routes it.
     routes: dict[str, tuple[str, str]] = field(default_factory=dict)
+    #: The test-only fault hook, read from the orchestrator's environment when the setup is made.
+    faults: str | None = field(default_factory=lambda: os.environ.get(FAULTS_ENV))
 
 
 #: An artifact encoded by the worker: ``(dtype, shape, zlib blob)`` (see :func:`encode_array`).
@@ -138,7 +143,9 @@ def split_params(params: dict[str, Any], setup: WorkerSetup) -> tuple[dict, dict
 class Evaluator:
     """Evaluates chunks of trials on one worker's copy of the data."""
 
-    def __init__(self, bars: Any, setup: WorkerSetup, *, worker: str = "inline", slot: Slot | None = None) -> None:
+    def __init__(
+        self, bars: Any, setup: WorkerSetup, *, worker: str = "inline", slot: Slot | None = None
+    ) -> None:
         from engine import backtest
 
         self.bars = bars
@@ -148,7 +155,7 @@ class Evaluator:
         self._backtest = backtest
         self.cache = _make_cache(backtest)
         self._prefixes: dict[int, Any] = {}
-        self._faults = parse_faults(os.environ.get(FAULTS_ENV))
+        self._faults = parse_faults(setup.faults)
         self._batched = _batched_entry(backtest, setup)
 
     def warm_up(self) -> None:
@@ -173,7 +180,9 @@ class Evaluator:
 
     # -- evaluation ---------------------------------------------------------
 
-    def evaluate(self, tasks: Sequence[TrialTask], *, artifacts: bool = False, isolate: bool = False) -> ChunkOutput:
+    def evaluate(
+        self, tasks: Sequence[TrialTask], *, artifacts: bool = False, isolate: bool = False
+    ) -> ChunkOutput:
         """Evaluate ``tasks``; with ``artifacts`` also return each trial's equity curve and trades, encoded.
 
         ``isolate`` forces one trial at a time (used when re-running the chunk
@@ -198,7 +207,9 @@ class Evaluator:
             cache_misses=int(getattr(counters, "misses", 0)),
         )
 
-    def _evaluate_one(self, task: TrialTask, keep: dict[int, dict[str, Encoded]] | None = None) -> TrialResult:
+    def _evaluate_one(
+        self, task: TrialTask, keep: dict[int, dict[str, Encoded]] | None = None
+    ) -> TrialResult:
         started = time.time()
         t0 = time.perf_counter()
         self.slot.begin(task.number, self.setup.trial_timeout_s)
@@ -216,20 +227,46 @@ class Evaluator:
                 keep[task.number] = arrays
         except Exception as error:
             return TrialResult(
-                task.number, TrialState.FAILED, None, None, started, time.perf_counter() - t0,
-                self.worker, _error_line(error), task.step,
+                task.number,
+                TrialState.FAILED,
+                None,
+                None,
+                started,
+                time.perf_counter() - t0,
+                self.worker,
+                _error_line(error),
+                task.step,
             )
         duration = time.perf_counter() - t0
         return self._result(task, metrics, started, duration)
 
-    def _result(self, task: TrialTask, metrics: dict[str, float], started: float, duration: float) -> TrialResult:
+    def _result(
+        self, task: TrialTask, metrics: dict[str, float], started: float, duration: float
+    ) -> TrialResult:
         if self.setup.objective not in metrics:
             return TrialResult(
-                task.number, TrialState.FAILED, metrics, None, started, duration, self.worker,
-                f"objective {self.setup.objective!r} is not a metric of this backtest", task.step,
+                task.number,
+                TrialState.FAILED,
+                metrics,
+                None,
+                started,
+                duration,
+                self.worker,
+                f"objective {self.setup.objective!r} is not a metric of this backtest",
+                task.step,
             )
         objective = clean_objective(metrics[self.setup.objective])
-        return TrialResult(task.number, TrialState.COMPLETE, metrics, objective, started, duration, self.worker, None, task.step)
+        return TrialResult(
+            task.number,
+            TrialState.COMPLETE,
+            metrics,
+            objective,
+            started,
+            duration,
+            self.worker,
+            None,
+            task.step,
+        )
 
     def _run(self, task: TrialTask, *, equity: bool, trades: bool) -> tuple[dict[str, float], Any]:
         strategy_params, kwargs = split_params(task.params, self.setup)
@@ -254,7 +291,10 @@ class Evaluator:
             # Tell the culprit apart: one trial at a time.
             return [self._evaluate_one(task) for task in tasks]
         duration = (time.perf_counter() - t0) / max(1, len(tasks))
-        return [self._result(task, metrics, started, duration) for task, metrics in zip(tasks, rows, strict=True)]
+        return [
+            self._result(task, metrics, started, duration)
+            for task, metrics in zip(tasks, rows, strict=True)
+        ]
 
 
 def _metrics_dict(metrics: Any) -> dict[str, float]:
@@ -273,7 +313,9 @@ def _make_cache(backtest: Any) -> Any:
     return factory() if factory is not None else None
 
 
-def _batched_entry(backtest: Any, setup: WorkerSetup) -> Callable[[Evaluator, Sequence[TrialTask]], list] | None:
+def _batched_entry(
+    backtest: Any, setup: WorkerSetup
+) -> Callable[[Evaluator, Sequence[TrialTask]], list] | None:
     """The backtest engine's many-sets entry point (``run_many``): indicators shared through the cache."""
     run_many = getattr(backtest, "run_many", None)
     names = getattr(backtest, "METRIC_NAMES", None)
@@ -293,7 +335,9 @@ def _batched_entry(backtest: Any, setup: WorkerSetup) -> Callable[[Evaluator, Se
                 strategy_params, kwargs = split_params(tasks[index].params, setup)
                 overrides = {k: v for k, v in kwargs.items() if base.get(k, _MISSING) != v}
                 sets.append({**strategy_params, **overrides})
-            table = run_many(evaluator._bars_for(stop), setup.strategy, sets, cache=evaluator.cache, **base)
+            table = run_many(
+                evaluator._bars_for(stop), setup.strategy, sets, cache=evaluator.cache, **base
+            )
             for index, values in zip(indices, table.tolist(), strict=True):
                 metrics = dict(zip(names, values, strict=True))
                 if trades_index >= 0:
