@@ -11,7 +11,9 @@ crosses a process boundary.
   module-level function to hand to a process pool.
 - :class:`CpuRecorder` profiles the current thread from ``start()`` to
   ``stop()``; :func:`capture_cpu_for` profiles N seconds of the running
-  asyncio loop (the engine in this process).
+  asyncio loop (the engine in this process); :class:`ThreadSampler` and
+  :func:`sample_threads_for` sample every thread (trials run by the inline
+  backend in executor threads, say), which cProfile cannot.
 - :class:`MemoryTracer` takes tracemalloc snapshots (top allocation sites) and
   measures growth since a mark.
 """
@@ -22,6 +24,8 @@ import asyncio
 import cProfile
 import os
 import pstats
+import sys
+import threading
 import time
 import tracemalloc
 from collections.abc import Callable, Iterable, Mapping
@@ -87,6 +91,7 @@ class CpuCapture:
     total_calls: int
     functions: tuple[FunctionStat, ...]  # sorted by cumulative time, descending
     started_at: float = 0.0  # wall clock (time.time()) when the capture began
+    sampled: bool = False  # True: a ThreadSampler's estimate (calls are sample counts)
 
     def top_cumulative(self, n: int = 15) -> tuple[FunctionStat, ...]:
         """The ``n`` functions with the most time including callees."""
@@ -103,6 +108,7 @@ class CpuCapture:
             "duration_s": self.duration_s,
             "total_calls": self.total_calls,
             "started_at": self.started_at,
+            "sampled": self.sampled,
             "functions": [f.to_dict() for f in self.functions],
         }
 
@@ -115,6 +121,7 @@ class CpuCapture:
             total_calls=int(data["total_calls"]),
             functions=tuple(FunctionStat.from_dict(f) for f in data["functions"]),
             started_at=float(data.get("started_at", 0.0)),
+            sampled=bool(data.get("sampled", False)),
         )
 
 
@@ -262,7 +269,115 @@ def merge_cpu_captures(captures: Iterable[CpuCapture], *, label: str = "merged")
         total_calls=sum(c.total_calls for c in captures),
         functions=functions,
         started_at=min((c.started_at for c in captures), default=0.0),
+        sampled=any(c.sampled for c in captures),
     )
+
+
+# --- sampling every thread -----------------------------------------------------
+
+
+class ThreadSampler:
+    """A sampling profiler of every thread of this process (cProfile sees one).
+
+    A background thread reads each thread's stack (``sys._current_frames()``)
+    every ``interval_s`` and charges the time since its previous look to the
+    function on top of each stack (own time) and once to every function on it
+    (cumulative time). Estimates, not counts: ``FunctionStat.calls`` holds the
+    number of samples that saw the function. Its cost does not depend on how
+    many calls the code makes, so it suits "what is the engine doing right now"
+    while trials run in executor threads. Idle threads show up waiting in
+    ``select``/``wait``; ``skip_idle`` leaves out samples whose top frame is one
+    of those.
+    """
+
+    _IDLE = frozenset({"select", "wait", "poll", "_worker", "get", "acquire", "sleep", "epoll"})
+
+    def __init__(
+        self, label: str = "threads", *, interval_s: float = 0.002, limit: int = DEFAULT_LIMIT, skip_idle: bool = True
+    ) -> None:
+        self.label = label
+        self.interval_s = interval_s
+        self.limit = limit
+        self.skip_idle = skip_idle
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._own: dict[tuple[str, int, str], float] = {}
+        self._cumulative: dict[tuple[str, int, str], float] = {}
+        self._seen: dict[tuple[str, int, str], int] = {}
+        self._samples = 0
+        self._start = 0.0
+        self._started_at = 0.0
+
+    def start(self) -> ThreadSampler:
+        if self._thread is not None:
+            raise RuntimeError("thread sampler already running")
+        self._stop.clear()
+        self._started_at = time.time()
+        self._start = time.perf_counter()
+        self._thread = threading.Thread(target=self._run, name="genesis-thread-sampler", daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        me = threading.get_ident()
+        last = time.perf_counter()
+        while not self._stop.wait(self.interval_s):
+            now = time.perf_counter()
+            weight, last = now - last, now
+            for ident, frame in sys._current_frames().items():
+                if ident == me:
+                    continue
+                self._charge(frame, weight)
+
+    def _charge(self, frame: Any, weight: float) -> None:
+        top = frame.f_code
+        if self.skip_idle and top.co_name in self._IDLE:
+            return
+        self._samples += 1
+        key = (top.co_filename, top.co_firstlineno, top.co_name)
+        self._own[key] = self._own.get(key, 0.0) + weight
+        on_stack = set()
+        while frame is not None:
+            code = frame.f_code
+            on_stack.add((code.co_filename, code.co_firstlineno, code.co_name))
+            frame = frame.f_back
+        for key in on_stack:
+            self._cumulative[key] = self._cumulative.get(key, 0.0) + weight
+            self._seen[key] = self._seen.get(key, 0) + 1
+
+    def stop(self) -> CpuCapture:
+        thread, self._thread = self._thread, None
+        if thread is None:
+            raise RuntimeError("thread sampler not running")
+        self._stop.set()
+        thread.join()
+        rows = [
+            FunctionStat(k[0], k[1], k[2], self._seen[k], self._seen[k], self._own.get(k, 0.0), cumulative)
+            for k, cumulative in self._cumulative.items()
+            if k[0] != __file__ and k[0] != threading.__file__
+        ]
+        by_cumulative = sorted(rows, key=lambda f: f.cumulative_s, reverse=True)
+        by_own = sorted(rows, key=lambda f: f.own_s, reverse=True)
+        kept = {id(f): f for f in (*by_cumulative[: self.limit], *by_own[: self.limit])}
+        return CpuCapture(
+            label=self.label,
+            pid=os.getpid(),
+            duration_s=time.perf_counter() - self._start,
+            total_calls=self._samples,
+            functions=tuple(sorted(kept.values(), key=lambda f: f.cumulative_s, reverse=True)),
+            started_at=self._started_at,
+            sampled=True,
+        )
+
+
+async def sample_threads_for(seconds: float, *, label: str | None = None, interval_s: float = 0.002) -> CpuCapture:
+    """Sample every thread of this process for ``seconds`` (see :class:`ThreadSampler`)."""
+    sampler = ThreadSampler(label or f"threads {seconds:g}s", interval_s=interval_s).start()
+    try:
+        await asyncio.sleep(seconds)
+    finally:
+        capture = sampler.stop()
+    return capture
 
 
 # --- tracemalloc -------------------------------------------------------------

@@ -104,6 +104,7 @@ class ProfileReport:
                 "pid": self.cpu.pid,
                 "duration_s": self.cpu.duration_s,
                 "total_calls": self.cpu.total_calls,
+                "sampled": self.cpu.sampled,
                 "by_cumulative": [f.to_dict() for f in self.cpu.top_cumulative(self.top)],
                 "by_own": [f.to_dict() for f in self.cpu.top_own(self.top)],
             },
@@ -151,10 +152,18 @@ class ProfileReport:
             out.append("No cProfile capture was taken.")
         else:
             c = self.cpu
-            out.append(f"cProfile capture `{_md(c.label)}`: {c.duration_s:.3f} s, {c.total_calls:,} calls, pid {c.pid}.")
+            if c.sampled:
+                out.append(
+                    f"Sampled capture `{_md(c.label)}` (every thread): {c.duration_s:.3f} s, {c.total_calls:,} samples, "
+                    f"pid {c.pid}; times are estimates."
+                )
+                header = "| function | samples | own s | cumulative s |"
+            else:
+                out.append(f"cProfile capture `{_md(c.label)}`: {c.duration_s:.3f} s, {c.total_calls:,} calls, pid {c.pid}.")
+                header = "| function | calls | own s | cumulative s |"
             out.append("")
             for heading, rows in (("By cumulative time", c.top_cumulative(self.top)), ("By own time", c.top_own(self.top))):
-                out += [f"**{heading}**", "", "| function | calls | own s | cumulative s |", "|---|---:|---:|---:|"]
+                out += [f"**{heading}**", "", header, "|---|---:|---:|---:|"]
                 out += [_function_md(f) for f in rows]
                 out.append("")
         if self.cpu is None:
@@ -263,7 +272,7 @@ class ProfileReport:
             functions = Table(
                 title=f"Top functions ({self.cpu.label}, {self.cpu.duration_s:.2f} s)", box=box.SIMPLE, title_justify="left"
             )
-            for column in ("function", "calls", "own s", "cumulative s"):
+            for column in ("function", "samples" if self.cpu.sampled else "calls", "own s", "cumulative s"):
                 functions.add_column(column, justify="left" if column == "function" else "right")
             for f in self.cpu.top_cumulative(self.top):
                 functions.add_row(f.label, f"{f.calls:,}", f"{f.own_s:.4f}", f"{f.cumulative_s:.4f}")

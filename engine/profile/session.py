@@ -39,6 +39,7 @@ from engine.profile.captures import (
     MemoryTracer,
     capture_cpu_for,
     merge_cpu_captures,
+    sample_threads_for,
 )
 from engine.profile.report import ProfileReport, build_profile_report
 from engine.profile.stages import Profiler, StageStats, profiler
@@ -123,13 +124,18 @@ class ProfileSession:
 
     # --- captures ----------------------------------------------------------------
 
-    async def capture_cpu(self, seconds: float, *, label: str | None = None) -> CpuCapture:
-        """cProfile ``seconds`` of this process's event loop; kept as the last capture."""
+    async def capture_cpu(self, seconds: float, *, label: str | None = None, threads: bool = False) -> CpuCapture:
+        """cProfile ``seconds`` of this process's event loop (or, with ``threads``,
+        sample every thread: trials run in executor threads, say); kept as the
+        last capture."""
         if self._capturing:
             raise RuntimeError("a cpu capture is already running")
         self._capturing = True
         try:
-            capture = await capture_cpu_for(seconds, label=label)
+            if threads:
+                capture = await sample_threads_for(seconds, label=label)
+            else:
+                capture = await capture_cpu_for(seconds, label=label)
         finally:
             self._capturing = False
         self._captures.append(capture)
@@ -154,17 +160,17 @@ class ProfileSession:
         return merge_cpu_captures(same, label=merge_label) if same else None
 
     async def capture(
-        self, seconds: float, *, label: str | None = None, memory: bool = True
+        self, seconds: float, *, label: str | None = None, memory: bool = True, threads: bool = False
     ) -> CpuCapture:
         """One capture window: cProfile ``seconds`` of the loop and, with ``memory``,
         tracemalloc over the same window (top sites and growth), switched off
         afterwards unless it was already on. What the console's capture key wants."""
         if not memory:
-            return await self.capture_cpu(seconds, label=label)
+            return await self.capture_cpu(seconds, label=label, threads=threads)
         was_tracing = self._tracer is not None
         self.start_memory()
         try:
-            capture = await self.capture_cpu(seconds, label=label)
+            capture = await self.capture_cpu(seconds, label=label, threads=threads)
             self.capture_memory(capture.label)
         finally:
             if not was_tracing:

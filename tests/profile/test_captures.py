@@ -8,6 +8,7 @@ import json
 import multiprocessing
 import os
 import pickle
+import threading
 from concurrent.futures import ProcessPoolExecutor
 
 import pytest
@@ -20,11 +21,13 @@ from engine.profile.captures import (
     MemoryGrowth,
     MemorySnapshot,
     MemoryTracer,
+    ThreadSampler,
     capture_call,
     capture_cpu_for,
     compare_snapshots,
     merge_cpu_captures,
     run_captured,
+    sample_threads_for,
 )
 from tests.profile import workload
 
@@ -180,3 +183,27 @@ def test_a_forked_worker_ships_only_its_own_timings() -> None:
     (shipped,) = call.stages["caches"]
     assert (shipped["hits"], shipped["misses"]) == (3, 1)
     assert caches.counters("test.trial_cache").hits == 100  # the parent's own counts are untouched
+
+
+async def test_thread_sampler_sees_work_in_an_executor_thread() -> None:
+    """cProfile on the loop cannot see a to_thread trial; the sampler can."""
+    stop = threading.Event()
+
+    def trial_thread() -> None:
+        while not stop.is_set():
+            workload.fib(15)
+
+    worker = asyncio.create_task(asyncio.to_thread(trial_thread))
+    try:
+        capture = await sample_threads_for(0.3, label="engine threads", interval_s=0.002)
+    finally:
+        stop.set()
+        await worker
+    assert capture.sampled and capture.label == "engine threads" and capture.total_calls > 0
+    fib = _row(capture, "fib")
+    assert fib.own_s > 0 and fib.cumulative_s >= fib.own_s
+    assert fib.cumulative_s <= capture.duration_s * 1.2
+    assert capture.top_own(1)[0].function == "fib"
+    assert CpuCapture.from_dict(json.loads(json.dumps(capture.to_dict()))) == capture
+    with pytest.raises(RuntimeError):
+        ThreadSampler().stop()

@@ -171,3 +171,27 @@ async def test_profiled_run_wraps_a_run_and_stores_its_alerts(tmp_path: Path) ->
     async with AlertStore(db, study="demo") as store:
         assert [a.key for a in await store.recent()] == ["memory_mb.warning"]
     assert report.system_samples >= 2
+
+
+async def test_a_sampled_capture_of_every_thread_reaches_the_report() -> None:
+    import threading
+
+    session = ProfileSession()
+    session.begin()
+    stop = threading.Event()
+
+    def trials() -> None:  # what the inline backend does in an executor thread
+        while not stop.is_set():
+            with profiler.stage("backtest.kernel"):
+                workload.fib(14)
+
+    worker = asyncio.create_task(asyncio.to_thread(trials))
+    capture = await session.capture(0.2, label="all threads", memory=False, threads=True)
+    stop.set()
+    await worker
+    await session.stop()
+    assert capture.sampled
+    md = session.report().to_markdown()
+    assert "Sampled capture `all threads` (every thread)" in md
+    assert "| function | samples | own s | cumulative s |" in md
+    assert "`fib (profile/workload.py:" in md
