@@ -379,3 +379,51 @@ def test_tpe_stepped_floats_land_on_the_lattice() -> None:
     space = parse_space({"stop": {"float": [0.0, 0.3], "step": 0.1}, "fast": {"int": [2, 30]}}, "s")
     produced, _ = drive(TPESampler(space, seed=2, startup_trials=3), 6, 4)
     assert {p["stop"] for p in produced} <= {0.0, 0.1, 0.2, 0.3}
+
+
+@st.composite
+def random_spaces(draw: st.DrawFn) -> Space:
+    """Small finite spaces of every discrete kind, sometimes constrained."""
+    table: dict[str, Any] = {}
+    for name in draw(st.lists(st.sampled_from(["a", "b", "c"]), min_size=1, max_size=3, unique=True)):
+        kind = draw(st.integers(0, 2))
+        if kind == 0:
+            lo = draw(st.integers(-4, 4))
+            table[name] = {"int": [lo, lo + draw(st.integers(0, 6))], "step": draw(st.integers(1, 2))}
+        elif kind == 1:
+            table[name] = {"float": [0.0, draw(st.sampled_from([0.5, 1.0]))], "step": 0.25}
+        else:
+            table[name] = draw(st.lists(st.integers(-3, 3), min_size=1, max_size=4, unique=True))
+    names = list(table)
+    if len(names) >= 2 and draw(st.booleans()):
+        table["constraints"] = [f"{names[0]} <= {names[1]} + {draw(st.integers(-1, 2))}"]
+    try:
+        space = parse_space(table, "s")
+        space.check_feasible()
+    except ConfigError:
+        from hypothesis import assume
+
+        assume(False)
+    return space
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(space=random_spaces(), name=st.sampled_from(["grid", "random", "genetic"]), seed=st.integers(0, 1000), batch=st.integers(1, 7))
+def test_contract_on_random_spaces(space: Space, name: str, seed: int, batch: int) -> None:
+    factories: dict[str, Callable[[], Sampler]] = {
+        "grid": lambda: GridSampler(space, seed=seed),
+        "random": lambda: RandomSampler(space, seed=seed),
+        "genetic": lambda: GeneticSampler(space, seed=seed, population=4, generations=5, elite=1),
+    }
+    sampler = factories[name]()
+    produced, sampler = drive(sampler, 400, batch)
+    keys = [space.trial_key(p) for p in produced]
+    assert len(keys) == len(set(keys))
+    assert all(space.is_feasible(p) and set(p) == set(space.names) for p in produced)
+    feasible = {space.trial_key(p) for p in space.iter_grid()}
+    assert set(keys) <= feasible
+    assert sampler.exhausted
+    if name != "genetic":
+        assert set(keys) == feasible
+    resumed, _ = drive(factories[name](), 400, batch, restart_at=2, factory=factories[name])
+    assert resumed == produced

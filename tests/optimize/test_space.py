@@ -502,3 +502,22 @@ def test_interval_propagation_is_sound(
                 for name, value in candidate.items():
                     lo, hi = narrowed[name]
                     assert lo - 1e-6 <= value <= hi + 1e-6, (name, value, narrowed[name])
+
+
+def test_spaces_pickle_for_worker_processes() -> None:
+    import pickle
+
+    space = parse_space(
+        {
+            "fast": {"int": [2, 30], "step": 2},
+            "k": {"float": [0.1, 10.0], "log": True, "points": 5},
+            "m": ["a", "b"],
+            "risk": {"stop": {"float": [0.0, 0.05], "step": 0.01}},
+            "size": 0.5,
+            "constraints": ["fast * 2 >= risk.stop * 100", 'm != "b"'],
+        },
+        "s",
+    )
+    copy = pickle.loads(pickle.dumps(space))
+    assert copy.fingerprint() == space.fingerprint()
+    assert list(copy.iter_grid()) == list(space.iter_grid())
