@@ -197,6 +197,8 @@ class PaperTradingLoop:
     only subscribes and unsubscribes, and expects it to be running).
     """
 
+    WATCH_S = 0.25  # how often a bar lost to a flooded NORMAL lane is looked for
+
     def __init__(
         self,
         feed: AsyncIterator[BarRecord] | Any,
@@ -235,6 +237,10 @@ class PaperTradingLoop:
         self._running = False
         self._finished = False
         self._subs: list[Any] = []
+        self._sent: BarRecord | None = None
+        self._dropped_at_send = 0
+        self._watchdog: asyncio.TimerHandle | None = None
+        self.bars_resent = 0
         self._t0 = 0.0
         self._elapsed = 0.0
         self._bars = 0
@@ -280,6 +286,7 @@ class PaperTradingLoop:
         self._running = True
         self._t0 = time.perf_counter()
         topic = t.bar
+        watchdog = asyncio.get_running_loop().call_later(self.WATCH_S, self._watch)
         try:
             with profiler.stage("live.replay"):
                 async for bar in self.feed:
@@ -288,11 +295,14 @@ class PaperTradingLoop:
                     if self._stop_requested:
                         break
                     self._bar_done.clear()
+                    self._sent = bar
+                    self._dropped_at_send = bus.dropped(NORMAL)
                     self._emit(topic, bar, NORMAL)
                     await self._bar_done.wait()
                     if self._stop_requested:
                         break
         finally:
+            (self._watchdog or watchdog).cancel()
             self._elapsed = time.perf_counter() - self._t0
             self._running = False
             self._finished = True
@@ -301,6 +311,23 @@ class PaperTradingLoop:
             if self._own_bus:
                 await bus.stop(drain=True)
         return self._result()
+
+    def _watch(self) -> None:
+        """Re-send a bar that a flooded NORMAL lane dropped before its handler ran
+        (a shared bus can drop the oldest market data; the loop must not hang)."""
+        sent = self._sent
+        if (
+            self._running
+            and sent is not None
+            and not self._bar_done.is_set()
+            and (self._bar is None or self._bar.index != sent.index)
+            and self.bus.dropped(NORMAL) > self._dropped_at_send
+        ):
+            self.bars_resent += 1
+            self._dropped_at_send = self.bus.dropped(NORMAL)
+            self.bus.publish_nowait(self.topics.bar, sent, NORMAL)  # counted once already
+        if self._running:
+            self._watchdog = asyncio.get_running_loop().call_later(self.WATCH_S, self._watch)
 
     def _result(self) -> LoopResult:
         if self._pending is not None:

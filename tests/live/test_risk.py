@@ -201,3 +201,36 @@ async def test_two_loops_share_one_bus_without_crosstalk() -> None:
     for one, both in zip(alone, together, strict=True):
         assert one.trades == both.trades and one.final_equity == both.final_equity
     assert {t for t, _, _ in fills} == {loops[0].topics.fill, loops[1].topics.fill}
+
+
+async def test_a_bar_dropped_by_a_flooded_shared_lane_is_sent_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from engine.bus import BusConfig, LaneConfig
+
+    monkeypatch.setattr(PaperTradingLoop, "WATCH_S", 0.005)
+    bars = bars_from([100.0 + (i % 11) for i in range(60)])
+    n = len(bars.close)
+    source = array_source(n, list(range(2, n, 10)), list(range(6, n, 10)))
+    _, solo = await run_loop(bars, source, LoopConfig(fee=0.001))
+
+    bus = EventBus(BusConfig(normal=LaneConfig(capacity=4, policy="drop_oldest")))
+    await bus.start()
+    loop = PaperTradingLoop(ReplayFeed(bars), source, LoopConfig(fee=0.001), bus=bus)
+    emit = loop._emit
+
+    def emit_then_flood(topic: str, payload: object, lane: int) -> None:
+        emit(topic, payload, lane)
+        if lane == Lane.NORMAL and payload.index % 7 == 3:  # type: ignore[attr-defined]
+            for _ in range(10):  # another feed floods the shared lane: the bar is the oldest
+                bus.publish_nowait("market.noise", None, Lane.NORMAL)
+
+    loop._emit = emit_then_flood  # type: ignore[method-assign]
+    result = await asyncio.wait_for(loop.run(), timeout=60)
+    await bus.stop(drain=False)
+    assert loop.bars_resent == len(range(3, n, 7))
+    assert (
+        result.bars == n
+        and result.trades == solo.trades
+        and result.final_equity == solo.final_equity
+    )
