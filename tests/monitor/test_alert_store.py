@@ -52,3 +52,36 @@ async def test_errors_are_store_errors(tmp_path: Path) -> None:
     blocker.write_text("")
     with pytest.raises(StoreError, match="cannot open"):
         await AlertStore(blocker / "sub" / "x.db").open()
+
+
+async def test_shares_a_store_file_with_the_study_store(tmp_path: Path) -> None:
+    """Alerts first, studies second (and the other way round): both schemas coexist."""
+    from engine.optimize.store import SqliteStore
+
+    first = tmp_path / "alerts-first.db"
+    async with AlertStore(first, study="s") as store:
+        await store.write(some_alerts()[:1])
+    studies = await SqliteStore.open(first)
+    await studies.close()
+    async with AlertStore(first, study="s") as store:
+        assert len(await store.recent()) == 1
+
+    second = tmp_path / "studies-first.db"
+    studies = await SqliteStore.open(second)
+    await studies.close()
+    async with AlertStore(second) as store:
+        assert await store.write(some_alerts()) == 5
+    with sqlite3.connect(second) as db:
+        components = dict(db.execute("SELECT component, version FROM schema_versions"))
+    assert components["alerts"] == 1 and len(components) == 2
+
+
+async def test_refuses_a_foreign_alerts_table(tmp_path: Path) -> None:
+    path = tmp_path / "foreign.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE alerts (x TEXT)")
+    with pytest.raises(StoreError, match="alerts table that is not Genesis's"):
+        await AlertStore(path).open()
+    path.write_text("not sqlite at all, just text that is long enough to be a header")
+    with pytest.raises(StoreError, match=str(path.name)):
+        await AlertStore(path).open()
