@@ -4,6 +4,7 @@ naming the file and the 1-based row."""
 from __future__ import annotations
 
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from engine.data import Bars, load
 from engine.errors import DataError
@@ -202,3 +205,39 @@ def test_iso_text_timestamps_with_missing_markers(tmp_path: Path) -> None:
     assert len(bars) == 2 and bars.meta["dropped_rows"] == 1
     with pytest.raises(DataError, match=r"row 2, column ts: expected a timestamp, got 'NULL'"):
         load(f"parquet:{path}", strict=True)
+
+
+_CELLS = {
+    "int": st.one_of(st.none(), st.integers(-(2**63), 2**63 - 1)),
+    "float": st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True)),
+    "text": st.one_of(st.none(), st.text(max_size=12)),
+    "bool": st.one_of(st.none(), st.booleans()),
+}
+_TYPES = {"int": pa.int64(), "float": pa.float64(), "text": pa.string(), "bool": pa.bool_()}
+
+
+@st.composite
+def _random_tables(draw: st.DrawFn) -> pa.Table:
+    n = draw(st.integers(0, 6))
+    columns = {}
+    for name in draw(st.permutations(["ts", "open", "high", "low", "close", "volume"])):
+        if name != "ts" and draw(st.integers(0, 9)) == 0:
+            continue  # sometimes a column is missing
+        kind = draw(st.sampled_from(sorted(_CELLS)))
+        columns[name] = pa.array(draw(st.lists(_CELLS[kind], min_size=n, max_size=n)), type=_TYPES[kind])
+    return pa.table(columns)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(table=_random_tables(), strict=st.booleans())
+def test_any_table_loads_or_raises_one_line_data_error(table: pa.Table, strict: bool) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "fuzz.parquet"
+        pq.write_table(table, path)
+        try:
+            bars = load(f"parquet:{path}", strict=strict)
+        except DataError as error:
+            assert "\n" not in str(error)
+            assert str(error).startswith(str(path))
+        else:
+            assert len(bars) >= 1
