@@ -280,25 +280,34 @@ class ThreadSampler:
     """A sampling profiler of every thread of this process (cProfile sees one).
 
     A background thread reads each thread's stack (``sys._current_frames()``)
-    every ``interval_s`` and charges the time since its previous look to the
-    function on top of each stack (own time) and once to every function on it
-    (cumulative time). Estimates, not counts: ``FunctionStat.calls`` holds the
-    number of samples that saw the function. Its cost does not depend on how
-    many calls the code makes, so it suits "what is the engine doing right now"
-    while trials run in executor threads. Idle threads show up waiting in
-    ``select``/``wait``; ``skip_idle`` leaves out samples whose top frame is one
-    of those.
+    every ``interval_s`` and charges each thread's time since its previous
+    look to the function on top of its stack (own time) and once to every
+    function on it (cumulative time). Estimates, not counts:
+    ``FunctionStat.calls`` holds the number of samples that saw the function.
+    Its cost does not depend on how many calls the code makes, so it suits
+    "what is the engine doing right now" while trials run in executor threads.
+
+    With ``clock="cpu"`` (the default where ``/proc`` has per-thread times,
+    i.e. Linux) the time charged is the thread's CPU time, so threads blocked
+    in ``select``, a queue or a lock (even inside C, where no Python frame
+    says so) weigh nothing. CPU times tick at 1/``SC_CLK_TCK`` s (10 ms), so
+    a capture needs a second or so to mean much. ``clock="wall"`` charges
+    elapsed time and drops samples whose top frame is a well-known wait.
     """
 
     _IDLE = frozenset({"select", "wait", "poll", "_worker", "get", "acquire", "sleep", "epoll"})
 
     def __init__(
-        self, label: str = "threads", *, interval_s: float = 0.002, limit: int = DEFAULT_LIMIT, skip_idle: bool = True
+        self, label: str = "threads", *, interval_s: float = 0.002, limit: int = DEFAULT_LIMIT, clock: str = "auto"
     ) -> None:
+        if clock not in ("auto", "cpu", "wall"):
+            raise ValueError(f"thread sampler clock: expected auto, cpu or wall, got {clock!r}")
+        if clock == "auto":
+            clock = "cpu" if _thread_cpu_ticks(threading.get_native_id()) is not None else "wall"
         self.label = label
         self.interval_s = interval_s
         self.limit = limit
-        self.skip_idle = skip_idle
+        self.clock = clock
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._own: dict[tuple[str, int, str], float] = {}
@@ -321,18 +330,31 @@ class ThreadSampler:
     def _run(self) -> None:
         me = threading.get_ident()
         last = time.perf_counter()
+        ticks: dict[int, int] = {}
+        tick_s = 1.0 / os.sysconf("SC_CLK_TCK") if self.clock == "cpu" else 0.0
         while not self._stop.wait(self.interval_s):
             now = time.perf_counter()
-            weight, last = now - last, now
-            for ident, frame in sys._current_frames().items():
+            elapsed, last = now - last, now
+            frames = sys._current_frames()
+            native = {t.ident: t.native_id for t in threading.enumerate()} if tick_s else {}
+            for ident, frame in frames.items():
                 if ident == me:
                     continue
-                self._charge(frame, weight)
+                if not tick_s:
+                    if frame.f_code.co_name not in self._IDLE:
+                        self._charge(frame, elapsed)
+                    continue
+                tid = native.get(ident)
+                now_ticks = _thread_cpu_ticks(tid) if tid is not None else None
+                if now_ticks is None:
+                    continue
+                before = ticks.get(ident)
+                ticks[ident] = now_ticks
+                if before is not None and now_ticks > before:
+                    self._charge(frame, (now_ticks - before) * tick_s)
 
     def _charge(self, frame: Any, weight: float) -> None:
         top = frame.f_code
-        if self.skip_idle and top.co_name in self._IDLE:
-            return
         self._samples += 1
         key = (top.co_filename, top.co_firstlineno, top.co_name)
         self._own[key] = self._own.get(key, 0.0) + weight
@@ -368,6 +390,20 @@ class ThreadSampler:
             started_at=self._started_at,
             sampled=True,
         )
+
+
+def _thread_cpu_ticks(native_id: int) -> int | None:
+    """User + system CPU clock ticks of one thread of this process (Linux), or None."""
+    try:
+        with open(f"/proc/self/task/{native_id}/stat", "rb") as handle:
+            stat = handle.read()
+    except OSError:
+        return None
+    fields = stat[stat.rfind(b")") + 2 :].split()
+    try:
+        return int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    except (IndexError, ValueError):
+        return None
 
 
 async def sample_threads_for(seconds: float, *, label: str | None = None, interval_s: float = 0.002) -> CpuCapture:

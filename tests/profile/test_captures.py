@@ -10,6 +10,7 @@ import os
 import pickle
 import threading
 from concurrent.futures import ProcessPoolExecutor
+from queue import SimpleQueue
 
 import pytest
 
@@ -27,7 +28,6 @@ from engine.profile.captures import (
     compare_snapshots,
     merge_cpu_captures,
     run_captured,
-    sample_threads_for,
 )
 from tests.profile import workload
 
@@ -185,25 +185,44 @@ def test_a_forked_worker_ships_only_its_own_timings() -> None:
     assert caches.counters("test.trial_cache").hits == 100  # the parent's own counts are untouched
 
 
-async def test_thread_sampler_sees_work_in_an_executor_thread() -> None:
+def _blocked_in_c(queue: SimpleQueue[int]) -> None:
+    queue.get()  # waits inside C: no Python frame says it is idle
+
+
+@pytest.mark.parametrize("clock", ["cpu", "wall"])
+async def test_thread_sampler_sees_work_in_an_executor_thread(clock: str) -> None:
     """cProfile on the loop cannot see a to_thread trial; the sampler can."""
     stop = threading.Event()
+    queue: SimpleQueue[int] = SimpleQueue()
 
     def trial_thread() -> None:
         while not stop.is_set():
             workload.fib(15)
 
+    idle = threading.Thread(target=_blocked_in_c, args=(queue,))
+    idle.start()
     worker = asyncio.create_task(asyncio.to_thread(trial_thread))
+    sampler = ThreadSampler("engine threads", interval_s=0.002, clock=clock).start()
     try:
-        capture = await sample_threads_for(0.3, label="engine threads", interval_s=0.002)
+        await asyncio.sleep(0.4)
     finally:
+        capture = sampler.stop()
         stop.set()
+        queue.put(1)
         await worker
+        idle.join()
     assert capture.sampled and capture.label == "engine threads" and capture.total_calls > 0
     fib = _row(capture, "fib")
     assert fib.own_s > 0 and fib.cumulative_s >= fib.own_s
     assert fib.cumulative_s <= capture.duration_s * 1.2
-    assert capture.top_own(1)[0].function == "fib"
     assert CpuCapture.from_dict(json.loads(json.dumps(capture.to_dict()))) == capture
+    if clock == "cpu":  # a thread blocked in C costs no CPU, so it is not charged
+        assert capture.top_own(1)[0].function == "fib"
+        assert not any(f.function == "_blocked_in_c" for f in capture.functions)
+
+
+def test_thread_sampler_arguments() -> None:
     with pytest.raises(RuntimeError):
         ThreadSampler().stop()
+    with pytest.raises(ValueError, match="clock"):
+        ThreadSampler(clock="gpu")

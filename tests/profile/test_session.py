@@ -186,7 +186,7 @@ async def test_a_sampled_capture_of_every_thread_reaches_the_report() -> None:
                 workload.fib(14)
 
     worker = asyncio.create_task(asyncio.to_thread(trials))
-    capture = await session.capture(0.2, label="all threads", memory=False, threads=True)
+    capture = await session.capture(0.4, label="all threads", memory=False, threads=True)
     stop.set()
     await worker
     await session.stop()
