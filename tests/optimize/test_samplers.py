@@ -427,3 +427,25 @@ def test_contract_on_random_spaces(space: Space, name: str, seed: int, batch: in
         assert set(keys) == feasible
     resumed, _ = drive(factories[name](), 400, batch, restart_at=2, factory=factories[name])
     assert resumed == produced
+
+
+@pytest.mark.parametrize("name", ["genetic", "tpe"])
+def test_infinite_objectives_survive_a_json_state(name: str) -> None:
+    """A profit factor without a losing trade is +inf; JSON has no infinity."""
+    space = mixed_space()
+
+    def run(restart: bool) -> list[Params]:
+        sampler = SAMPLERS[name](space, 4)
+        seen: list[Params] = []
+        for index in range(5):
+            if restart and index == 3:
+                state = msgspec.json.decode(msgspec.json.encode(sampler.get_state()))
+                sampler = SAMPLERS[name](space, 4)
+                sampler.set_state(state)
+            points = sampler.ask(8)
+            seen += points
+            for point in points:
+                sampler.tell(point, math.inf if point["fast"] % 4 == 0 else objective(point))
+        return seen
+
+    assert run(True) == run(False)

@@ -5,6 +5,16 @@ asks a batch, runs the points in any order, tells the results **in ask order**,
 checkpoints :meth:`Sampler.get_state` and asks the next batch. Restoring a
 checkpointed state into a fresh sampler (:meth:`Sampler.set_state`) and asking
 the same batch again continues the exact sequence an uninterrupted run gives.
+
+What the executor must do for that to hold:
+
+* tell every point of a batch before asking the next one, including points it
+  did not run because they were already stored (tell their stored value);
+* ask the same size of batch again after a restore (for grid, random and
+  genetic any size gives the same sequence; ``ask(k)`` is always a prefix of
+  ``ask(n)`` for ``k <= n``; TPE's later points depend on where batches end);
+* prefer :attr:`Sampler.preferred_batch` when it is set (the genetic sampler's
+  generation).
 """
 
 from __future__ import annotations
