@@ -449,3 +449,13 @@ def test_infinite_objectives_survive_a_json_state(name: str) -> None:
         return seen
 
     assert run(True) == run(False)
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLERS))
+def test_a_smaller_ask_is_a_prefix(name: str) -> None:
+    """What a resumed executor near its trial budget relies on."""
+    space = small_space() if name == "grid" else mixed_space()
+    warm = lambda: drive(SAMPLERS[name](space, 6), 2, 5)[1]  # noqa: E731
+    full = warm().ask(7)
+    for k in (1, 3, 6):
+        assert warm().ask(k) == full[:k]
