@@ -39,9 +39,27 @@ class ReplayFeed:
             self.interval_s = 0.0
         self.symbol = bars.symbol
         self.position = 0  # next bar to emit
+        self._cols: list[list[Any]] | None = None
 
     def __len__(self) -> int:
         return len(self.bars.close)
+
+    @property
+    def immediate(self) -> bool:
+        """Unpaced: the loop may pull bars with :meth:`next_now` instead of iterating."""
+        return self.interval_s == 0.0
+
+    def next_now(self) -> BarRecord | None:
+        """The next bar without waiting (``None`` at the end)."""
+        if self._cols is None:
+            b = self.bars
+            self._cols = [a.tolist() for a in (b.ts, b.open, b.high, b.low, b.close, b.volume)]
+        i = self.position
+        ts, o, h, lo, c, v = self._cols
+        if i >= len(c):
+            return None
+        self.position = i + 1
+        return BarRecord(i, ts[i], o[i], h[i], lo[i], c[i], v[i], self.symbol, i == len(c) - 1)
 
     async def __aiter__(self) -> AsyncIterator[BarRecord]:
         b = self.bars

@@ -231,6 +231,10 @@ class PaperTradingLoop:
         self._marked = -1
         self._outstanding = 0
         self._bar_done = asyncio.Event()
+        self._bar_done.set()  # no bar in flight
+        self._finished_event = asyncio.Event()
+        self._pump = False
+        self._held: BarRecord | None = None
         self._resume = asyncio.Event()
         self._resume.set()
         self._stop_requested = False
@@ -288,19 +292,15 @@ class PaperTradingLoop:
         topic = t.bar
         watchdog = asyncio.get_running_loop().call_later(self.WATCH_S, self._watch)
         try:
-            with profiler.stage("live.replay"):
-                async for bar in self.feed:
-                    if not self._resume.is_set():
-                        await self._resume.wait()
-                    if self._stop_requested:
-                        break
-                    self._bar_done.clear()
-                    self._sent = bar
-                    self._dropped_at_send = bus.dropped(NORMAL)
-                    self._emit(topic, bar, NORMAL)
-                    await self._bar_done.wait()
-                    if self._stop_requested:
-                        break
+            if getattr(self.feed, "immediate", False):
+                # Unpaced replay: each settled bar pulls the next one from inside the
+                # dispatcher (no task switch per bar); this task only waits for the end.
+                self._pump = True
+                with profiler.stage("live.replay"):
+                    self._advance()
+                    await self._finished_event.wait()
+            else:
+                await self._iterate(topic)
         finally:
             (self._watchdog or watchdog).cancel()
             self._elapsed = time.perf_counter() - self._t0
@@ -311,6 +311,41 @@ class PaperTradingLoop:
             if self._own_bus:
                 await bus.stop(drain=True)
         return self._result()
+
+    async def _iterate(self, topic: str) -> None:
+        """Paced or polled feeds: publish a bar, wait until it has settled, repeat."""
+        bus = self.bus
+        with profiler.stage("live.replay"):
+            async for bar in self.feed:
+                if not self._resume.is_set():
+                    await self._resume.wait()
+                if self._stop_requested:
+                    break
+                self._bar_done.clear()
+                self._sent = bar
+                self._dropped_at_send = bus.dropped(NORMAL)
+                self._emit(topic, bar, NORMAL)
+                await self._bar_done.wait()
+                if self._stop_requested:
+                    break
+
+    def _advance(self) -> None:
+        """Pump mode: publish the next bar if none is in flight, unless paused or done."""
+        if not self._bar_done.is_set() or self._finished_event.is_set():
+            return
+        if self._stop_requested:
+            self._finished_event.set()
+            return
+        if not self._resume.is_set():
+            return  # the resume command advances
+        bar, self._held = self._held or self.feed.next_now(), None
+        if bar is None:
+            self._finished_event.set()
+            return
+        self._bar_done.clear()
+        self._sent = bar
+        self._dropped_at_send = self.bus.dropped(NORMAL)
+        self._emit(self.topics.bar, bar, NORMAL)
 
     def _watch(self) -> None:
         """Re-send a bar that a flooded NORMAL lane dropped before its handler ran
@@ -386,7 +421,10 @@ class PaperTradingLoop:
             every = self.config.telemetry_every
             if every and bar.index % every == 0:
                 self.bus.publish_nowait(self.topics.telemetry, self._telemetry(bar), LOW)
+        first = not self._bar_done.is_set()
         self._bar_done.set()
+        if self._pump and first:
+            self._advance()
 
     def _telemetry(self, bar: BarRecord) -> dict[str, Any]:
         p = self.portfolio
@@ -402,6 +440,11 @@ class PaperTradingLoop:
     def _on_bar(self, ev: Event) -> None:
         try:
             bar: BarRecord = ev.payload
+            if self._pump and (self._stop_requested or not self._resume.is_set()):
+                # A command published while the previous bar settled takes effect
+                # before this bar, as with an iterated feed: hold the bar back.
+                self._held = bar
+                return
             self._bar = bar
             pending = self._pending
             if pending is not None:
@@ -496,9 +539,13 @@ class PaperTradingLoop:
             self._resume.clear()
         elif command.command == "resume":
             self._resume.set()
+            if self._pump:
+                self._advance()
         elif command.command == "stop":
             self._stop_requested = True
             self._resume.set()
+            if self._pump:
+                self._advance()  # ends now if no bar is in flight, else when it settles
         elif command.command == "kill":
             self._kill(command.reason or "kill switch")
 

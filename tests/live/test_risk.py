@@ -31,11 +31,11 @@ def record(bus: EventBus, pattern: str) -> list[tuple[str, Lane, object]]:
     return seen
 
 
-async def run_loop(bars, source, config, bus: EventBus | None = None, hook=None):
+async def run_loop(bars, source, config, bus: EventBus | None = None, hook=None, **feed: float):
     own = bus is None
     bus = bus or EventBus()
     await bus.start()
-    loop = PaperTradingLoop(ReplayFeed(bars), source, config, bus=bus)
+    loop = PaperTradingLoop(ReplayFeed(bars, **feed), source, config, bus=bus)
     if hook is not None:
         bus.subscribe("market.bar.#", lambda ev: hook(loop, ev.payload))
     result = await loop.run()
@@ -134,7 +134,8 @@ async def test_kill_switch_flattens_and_halts() -> None:
     assert sum(o.status == "rejected" for o in state.orders) == 2  # the entries at bars 6 and 8
 
 
-async def test_stop_and_pause_commands() -> None:
+@pytest.mark.parametrize("pace", [0.0, 1e6], ids=["pumped", "iterated"])
+async def test_stop_and_pause_commands(pace: float) -> None:
     bars = bars_from([100.0 + math.sin(i / 3) for i in range(40)])
     n = len(bars.close)
     paused_seen: list[bool] = []
@@ -148,7 +149,9 @@ async def test_stop_and_pause_commands() -> None:
         if bar.index == 20:
             loop.stop()
 
-    _loop, result = await run_loop(bars, array_source(n, [], []), LoopConfig(), None, hook)
+    _loop, result = await run_loop(
+        bars, array_source(n, [], []), LoopConfig(), None, hook, bars_per_s=pace
+    )
     assert paused_seen == [True]
     assert result.bars == 21 and result.state.finished and not result.state.running
 
@@ -233,4 +236,16 @@ async def test_a_bar_dropped_by_a_flooded_shared_lane_is_sent_again(
         result.bars == n
         and result.trades == solo.trades
         and result.final_equity == solo.final_equity
+    )
+
+
+async def test_paced_and_unpaced_replays_agree() -> None:
+    bars = bars_from([100.0 + 3 * math.sin(i / 4) for i in range(150)])
+    n = len(bars.close)
+    cfg = LoopConfig(fee=0.001, slippage=0.0003, direction="both", risk=RiskConfig(stop_loss=0.01))
+    source = array_source(n, list(range(3, n, 9)), list(range(7, n, 9)))
+    _, fast = await run_loop(bars, source, cfg)
+    loop, paced = await run_loop(bars, source, cfg, bars_per_s=50_000)
+    assert (
+        not loop._pump and fast.trades == paced.trades and fast.final_equity == paced.final_equity
     )
