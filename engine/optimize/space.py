@@ -681,7 +681,7 @@ class Space:
 
         Discrete constraint variables are enumerated exactly (up to ``limit``
         points of the projected space); numeric ranges are narrowed by interval
-        propagation, then probed with random points. ``grid=True`` checks the
+        propagation, which proves most contradictions. ``grid=True`` checks the
         grid points themselves (what the grid sampler walks).
         """
         if not self.constraints:
@@ -717,22 +717,8 @@ class Space:
                 box[name] = (float(value), float(value))
         if tighten(self.constraints, box) is None:
             raise impossible
-        # Probe: a feasible random point settles it; failing that, accept (unproven).
-        rng = np.random.default_rng(0)
-        n = 4096
-        columns: dict[str, np.ndarray] = {}
-        for d in projection.dims:
-            columns[d.name] = d.sample_array(rng.random(n))
-        for name, value in self.fixed.items():
-            column = np.empty(n, dtype=object if isinstance(value, str) else np.float64)
-            column[:] = value
-            columns[name] = column
-        mask = np.ones(n, dtype=bool)
-        for constraint in self.constraints:
-            mask &= constraint.evaluate_columns(columns, n)
-        # No probe hit and no contradiction proven: the samplers will report
-        # exhaustion if the feasible region is empty after all.
-        del mask
+        # No contradiction proven: accept. Should the feasible region be empty
+        # after all, the samplers run out of points and the study ends.
 
 
 # --------------------------------------------------------------------------- parsing
