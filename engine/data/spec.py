@@ -217,12 +217,19 @@ def option_timestamp(options: Mapping[str, str], key: str, where: str, *, defaul
     if raw is None:
         return default
     try:
-        return parse_timestamp(raw)
+        ns = parse_timestamp(raw)
     except ValueError:
         raise DataError(
             f"{where}: option {key}: expected an ISO date such as 2024-01-31 or 2024-01-31T12:00:00Z, "
             f"or epoch seconds/milliseconds, got {raw!r}"
         ) from None
+    if not _NS_MIN <= ns <= _NS_MAX:
+        raise DataError(f"{where}: option {key}: expected a time between 1677 and 2262, got {raw!r}")
+    return ns
+
+
+_NS_MIN = -(2**63) + 1  # int64 nanoseconds: 1677-09-21 to 2262-04-11 (the minimum is NaT)
+_NS_MAX = 2**63 - 1
 
 
 def parse_timestamp(raw: str) -> int:

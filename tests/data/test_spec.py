@@ -74,6 +74,9 @@ def test_parse_spec_errors(text: str, message: str) -> None:
         ("synthetic:vol=nan", "option vol: expected a finite number, got 'nan'"),
         ("synthetic:timeframe=5x", "option timeframe: expected a timeframe such as 1m, 15m, 1h, 4h, 1d, 1w, 1M, got '5x'"),
         ("synthetic:start=yesterday", "option start: expected an ISO date such as 2024-01-31"),
+        ("synthetic:start=0001-01-01", "option start: expected a time between 1677 and 2262, got '0001-01-01'"),
+        ("synthetic:start=1e400", "option start: expected a time between 1677 and 2262, got '1e400'"),
+        ("csv:x.csv,end=99999999999999999999999", "option end: expected a time between 1677 and 2262"),
         ("synthetic:regimes=maybe", "option regimes: expected true or false, got 'maybe'"),
         ("synthetic:bars=10,colour=red", "unknown option 'colour' (expected one of: bars, seed, timeframe"),
         ("csv:x.csv,color=red", "data spec 'csv:x.csv,color=red': unknown option 'color' (expected one of: timeframe, symbol, strict, start, end, delimiter)"),
@@ -173,3 +176,44 @@ def test_parse_spec_round_trips(kind: str, target: str, options: dict[str, str])
     assert spec.kind == kind
     assert spec.target == ("" if kind == "synthetic" else target)
     assert spec.options == options
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(max_size=60))
+def test_any_text_parses_or_raises_one_line_data_error(text: str) -> None:
+    """parse_spec, the synthetic options reader and small simulations never fail any other way."""
+    from engine.data.sources.synthetic import params_from_spec, simulate
+
+    for candidate in (text, "synthetic:" + text, "synthetic:bars=5," + text):
+        try:
+            spec = parse_spec(candidate)
+            if spec.kind == "synthetic":
+                params = params_from_spec(spec)
+                if params.bars <= 1000:
+                    simulate(params)
+        except DataError as error:
+            assert "\n" not in str(error) or "\n" in candidate
+
+
+_SYNTHETIC_OPTIONS = st.sampled_from(
+    ["seed", "timeframe", "start", "symbol", "price", "vol", "drift", "jumps", "jump_size", "regimes",
+     "calm_days", "stress_days", "volume"]
+)
+_OPTION_VALUES = st.one_of(
+    st.from_regex(r"[0-9eE.+-]{1,25}", fullmatch=True),
+    st.from_regex(r"[0-9]{1,4}[smhdwM]", fullmatch=True),
+    st.from_regex(r"[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2}:[0-9]{2})?", fullmatch=True),
+    st.text(alphabet="abcXYZ_.:", min_size=1, max_size=8),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(options=st.dictionaries(_SYNTHETIC_OPTIONS, _OPTION_VALUES, max_size=6), bars=st.integers(1, 500))
+def test_any_synthetic_options_load_or_raise_one_data_error(options: dict[str, str], bars: int) -> None:
+    text = f"synthetic:bars={bars}" + "".join(f",{key}={value}" for key, value in options.items())
+    try:
+        result = load(text)
+    except DataError as error:
+        assert str(error).startswith(f"data spec {text!r}: ")
+    else:
+        assert len(result) == bars

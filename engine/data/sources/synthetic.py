@@ -141,7 +141,7 @@ def simulate(params: SyntheticParams, where: str = "synthetic") -> SyntheticPath
     bar_seconds = timeframe_seconds(params.timeframe)
     dt = bar_seconds / SECONDS_PER_YEAR
     step = bar_seconds * 1_000_000_000
-    if params.start_ns + (n - 1) * step > np.iinfo(np.int64).max:
+    if params.start_ns + n * step > np.iinfo(np.int64).max:  # the last bar must end by 2262
         raise DataError(f"{where}: {n} bars of {params.timeframe} from {format_ns(params.start_ns)} run past 2262")
     streams = [np.random.Generator(np.random.PCG64(s)) for s in np.random.SeedSequence(params.seed).spawn(9)]
 
