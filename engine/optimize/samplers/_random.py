@@ -29,6 +29,7 @@ _ROUNDS = 6
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
 _MAX_PERMUTED = 1 << 62
+_MAX_BLOCK = 1 << 16  # positions permuted per numpy block (bounded memory)
 
 
 class FeistelPermutation:
@@ -85,7 +86,7 @@ class RandomSampler(Sampler):
         self._produced = 0
         self._streak = 0
         self._seen: set[str] = set()
-        self._limit = space.feasible_grid_size() if space.discrete else None
+        self._limit = space.feasible_grid_size() if space.discrete and self._permutation is None else None
 
     @property
     def mode(self) -> str:
@@ -100,7 +101,7 @@ class RandomSampler(Sampler):
         assert self._permutation is not None
         size = self._permutation.size
         points: list[dict[str, Any]] = []
-        block = max(64, 2 * n)
+        block = min(max(64, 2 * n), _MAX_BLOCK)
         while self._cursor < size and len(points) < n:
             stop = min(size, self._cursor + block)
             positions = np.arange(self._cursor, stop, dtype=np.int64)
@@ -114,7 +115,7 @@ class RandomSampler(Sampler):
                 self._cursor = int(positions[feasible[need - 1]]) + 1
             else:
                 self._cursor = stop
-            block = min(block * 2, 1 << 16)
+            block = min(block * 2, _MAX_BLOCK)
         return points
 
     def _draw(self) -> dict[str, Any] | None:
