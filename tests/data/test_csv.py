@@ -446,3 +446,15 @@ def test_windows_line_endings(write: Writer, hourly: Bars) -> None:
     bad = write("crlf-bad.csv", (HEADER + "\n1,1,2,0.5,1.5,3\n2,1,2,0.5,nan,3\n").replace("\n", "\r\n"))
     with pytest.raises(DataError, match=r"line 3, column close: expected a finite number, got 'nan'"):
         load(f"csv:{bad}", strict=True)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "timeframe"),
+    [(1, "1s"), (90, "90s"), (60, "1m"), (900, "15m"), (3600, "1h"), (4 * 3600, "4h"), (86_400, "1d"),
+     (3 * 86_400, "3d"), (7 * 86_400, "1w"), (14 * 86_400, "2w"), (28 * 86_400, "1M"), (31 * 86_400, "1M"),
+     (59.6, "1m"), (3599.9996, "1h")],
+)
+def test_timeframe_from_gap(seconds: float, timeframe: str) -> None:
+    from engine.data.sources.table import timeframe_from_gap
+
+    assert timeframe_from_gap(round(seconds * 1e9), "x") == timeframe
