@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from engine.backtest import indicators
 from engine.backtest.enums import KIND_SIGNALS
 from engine.backtest.indicators import IndicatorCache
 from engine.backtest.nb import rule_nb
@@ -88,12 +89,26 @@ class _PrefixBars:
         self.open, self.high, self.low, self.close, self.volume = prefix
 
 
+# The backtester's own indicator recipes (name -> f(bars, window)); private there,
+# so fall back to the public cache path if it ever moves.
+_RECIPES: dict[str, Callable[[Any, int], np.ndarray]] = getattr(indicators, "_COMPUTE", {})
+
+
 class _PassThrough(IndicatorCache):
-    """Computes every request afresh: a prefix is never asked for twice."""
+    """Computes every request afresh: a prefix is never asked for twice, and the
+    cache's bookkeeping (locks, stage timers, read-only flags) would cost more per
+    bar than the kernels do."""
 
     def __init__(self) -> None:
         super().__init__(max_bytes=0)
         self.counters = caches.counters("live.indicators")
+
+    def get(self, bars: Any, name: str, window: int) -> np.ndarray:
+        recipe = _RECIPES.get(name)
+        if recipe is None:
+            return super().get(bars, name, window)
+        self.counters.misses += 1
+        return recipe(bars, int(window))
 
     def _insert(self, key: tuple[int, str, int], bars: Any, values: np.ndarray) -> None:
         return None
