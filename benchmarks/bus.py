@@ -278,6 +278,7 @@ async def _run(quick: bool) -> dict[str, Any]:
         "met": out["flood_critical_dropped"] == 0
         and out["flood_critical_delivered"] == out["flood_critical_sent"],
     }
+    out["meets_goal"] = all(goal["met"] for goal in out["goals"].values())
     return out
 
 
@@ -304,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
         for key, value in figures.items():
             if isinstance(value, list):
                 print(f"{key:32} {', '.join(f'{v:,.1f}' for v in value)}")
-            elif key != "goals":
+            elif key not in ("goals", "meets_goal"):
                 print(f"{key:32} {value:14,.2f}")
         for key, goal in figures["goals"].items():
             print(
