@@ -133,7 +133,7 @@ class _Stage:
             activity.busy_start = now
             self._starts.append(now)
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         end = perf_counter_ns()
         start = self._starts.pop()
         activity = self._activity
