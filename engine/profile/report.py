@@ -105,6 +105,7 @@ class ProfileReport:
                 "duration_s": self.cpu.duration_s,
                 "total_calls": self.cpu.total_calls,
                 "sampled": self.cpu.sampled,
+                "started_at": self.cpu.started_at,
                 "by_cumulative": [f.to_dict() for f in self.cpu.top_cumulative(self.top)],
                 "by_own": [f.to_dict() for f in self.cpu.top_own(self.top)],
             },
@@ -114,7 +115,54 @@ class ProfileReport:
             "system": {"samples": self.system_samples, "peaks": dict(self.system)},
             "alerts": [a.to_dict() for a in self.alerts],
             "active_alerts": [a.to_dict() for a in self.active_alerts],
+            "top": self.top,
         }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ProfileReport:
+        """Rebuild a report from :meth:`to_dict` (or parsed :meth:`to_json`): what a
+        stored study report keeps. The capture keeps the rows the report showed."""
+        version = data.get("version")
+        if version != REPORT_VERSION:
+            raise ValueError(f"profile report: version: expected {REPORT_VERSION}, got {version!r}")
+        cpu = None
+        top_functions = data.get("top_functions")
+        if top_functions is not None:
+            rows = {}
+            for row in (*top_functions["by_cumulative"], *top_functions["by_own"]):
+                stat = FunctionStat.from_dict(row)
+                rows[(stat.file, stat.line, stat.function)] = stat
+            cpu = CpuCapture(
+                label=str(top_functions["label"]),
+                pid=int(top_functions["pid"]),
+                duration_s=float(top_functions["duration_s"]),
+                total_calls=int(top_functions["total_calls"]),
+                functions=tuple(sorted(rows.values(), key=lambda f: f.cumulative_s, reverse=True)),
+                started_at=float(top_functions.get("started_at", 0.0)),
+                sampled=bool(top_functions.get("sampled", False)),
+            )
+        system = data.get("system") or {}
+        return cls(
+            title=str(data.get("title", "")),
+            created_at=float(data["created_at"]),
+            wall_s=float(data["wall_s"]),
+            covered_s=float(data["covered_s"]),
+            top_level_s=float(data["top_level_s"]),
+            stages=tuple(StageStats.from_dict(s) for s in data.get("stages", ())),
+            caches=tuple(CacheStats.from_dict(c) for c in data.get("caches", ())),
+            cpu=cpu,
+            memory=None if data.get("allocations") is None else MemorySnapshot.from_dict(data["allocations"]),
+            growth=None if data.get("memory_growth") is None else MemoryGrowth.from_dict(data["memory_growth"]),
+            system=tuple(sorted((str(k), float(v)) for k, v in (system.get("peaks") or {}).items() if v is not None)),
+            system_samples=int(system.get("samples", 0)),
+            alerts=tuple(Alert.from_dict(a) for a in data.get("alerts", ())),
+            active_alerts=tuple(Alert.from_dict(a) for a in data.get("active_alerts", ())),
+            top=int(data.get("top", 15)),
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> ProfileReport:
+        return cls.from_dict(json.loads(text))
 
     def to_json(self, *, indent: int | None = 2) -> str:
         """The report as JSON (NaN and infinities become null)."""

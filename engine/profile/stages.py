@@ -74,6 +74,22 @@ class StageStats:
             "merged": self.merged,
         }
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> StageStats:
+        return cls(
+            name=str(data["name"]),
+            count=int(data["count"]),
+            total_s=float(data["total_s"]),
+            mean_s=float(data["mean_s"]),
+            p50_s=float(data["p50_s"]),
+            p95_s=float(data["p95_s"]),
+            p99_s=float(data["p99_s"]),
+            max_s=float(data["max_s"]),
+            top_s=float(data.get("top_s", 0.0)),
+            min_s=float(data.get("min_s", 0.0)),
+            merged=int(data.get("merged", 0)),
+        )
+
 
 class _NullStage:
     __slots__ = ()

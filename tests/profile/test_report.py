@@ -140,3 +140,21 @@ def test_an_empty_report_says_what_is_missing() -> None:
     md = report.to_markdown()
     assert "No stage was timed" in md and "No alert was raised." in md
     assert json.loads(report.to_json())["top_functions"] is None
+
+
+def test_a_stored_report_renders_the_same() -> None:
+    with MemoryTracer(top=5) as tracer:
+        tracer.mark()
+        kept = workload.hold_blocks(20)
+        memory, growth = tracer.snapshot("end"), tracer.growth("run")
+    from engine.monitor.system import SystemSampler
+
+    sampler = SystemSampler(capacity=4, disk_path=".")
+    sampler.sample()
+    report = _report(memory=memory, growth=growth, system=sampler.snapshot())
+    again = ProfileReport.from_json(report.to_json())
+    assert len(kept) == 20
+    assert again.to_markdown() == report.to_markdown()
+    assert again.to_dict() == json.loads(report.to_json())
+    with pytest.raises(ValueError, match="version"):
+        ProfileReport.from_dict({"version": 0})
