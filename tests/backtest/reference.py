@@ -101,8 +101,19 @@ def crosses_below(a: list[float], b: list[float], t: int) -> bool:
     return t > 0 and a[t - 1] > b[t - 1] and a[t] < b[t]
 
 
-def signals(name: str, params: dict, o, h, l, c) -> tuple[list[bool], list[bool]]:  # noqa: E741
-    """Entry/exit lists of each registered strategy, from the docs' rules."""
+def signals(name: str, params: dict, o, h, l, c, ind=None) -> tuple[list[bool], list[bool]]:  # noqa: E741
+    """Entry/exit lists of each registered strategy, from the docs' rules.
+
+    ``ind`` supplies the indicator functions (``sma``, ``ema``, ``rsi``,
+    ``rolling_std``, ``rolling_max``, ``rolling_min``); by default the ones of
+    this module. Passing the kernels' indicators tests the rules alone, exactly
+    (strict comparisons of values rounded differently may legitimately differ).
+    """
+    import sys
+
+    ind = ind or sys.modules[__name__]
+    sma, ema, rsi, rolling_std = ind.sma, ind.ema, ind.rsi, ind.rolling_std
+    rolling_max, rolling_min = ind.rolling_max, ind.rolling_min
     n = len(c)
     if name in ("sma_cross", "ema_cross"):
         ma = sma if name == "sma_cross" else ema

@@ -12,6 +12,7 @@ from engine.backtest import (
     STRATEGIES,
     IndicatorCache,
     get_strategy,
+    indicators,
     run,
     run_many,
     run_signals,
@@ -37,21 +38,31 @@ def test_registry_has_the_six_strategies() -> None:
     assert set(SMALL_PARAMS) <= set(STRATEGIES)
 
 
-@settings(max_examples=40, deadline=None)
+class KernelIndicators:
+    """The kernels' indicators as lists, for the reference rules."""
+
+    @staticmethod
+    def _wrap(function):
+        return lambda x, w: function(np.asarray(x, dtype=np.float64), w).tolist()
+
+    sma = _wrap(indicators.sma)
+    ema = _wrap(indicators.ema)
+    rsi = _wrap(indicators.rsi)
+    rolling_std = _wrap(indicators.rolling_std)
+    rolling_max = _wrap(indicators.rolling_max)
+    rolling_min = _wrap(indicators.rolling_min)
+
+
+@settings(max_examples=60, deadline=None)
 @given(gen.bars(min_size=1, max_size=80), st.sampled_from(sorted(SMALL_PARAMS)))
 def test_signals_match_reference_rules(bars: Bars, name: str) -> None:
+    """The rules of docs/backtest.md over the kernels' indicators: exactly the same signals."""
     params = SMALL_PARAMS[name]
     entries, exits = get_strategy(name).signals(bars, params)
     o, h, l, c = (getattr(bars, k).tolist() for k in ("open", "high", "low", "close"))  # noqa: E741
-    want_entries, want_exits = ref.signals(name, params, o, h, l, c)
-    if name in ("ema_cross", "rsi_reversion", "bollinger_breakout", "zscore_reversion"):
-        # Different (equally valid) rounding can flip a near-tie; allow none on these
-        # generated series except where the two sides are within 1e-9 of each other.
-        mismatch = np.flatnonzero((entries != want_entries) | (exits != want_exits))
-        assert mismatch.size <= 1, (name, mismatch)
-    else:
-        assert entries.tolist() == want_entries
-        assert exits.tolist() == want_exits
+    want_entries, want_exits = ref.signals(name, params, o, h, l, c, ind=KernelIndicators)
+    assert entries.tolist() == want_entries
+    assert exits.tolist() == want_exits
 
 
 @pytest.mark.parametrize("name", sorted(SMALL_PARAMS))
