@@ -109,14 +109,13 @@ class _PeakRss:
         self.own = 0
         self.tree = 0
         self._cpu: dict[int, float] = {}
-        self._cpu_start = self._process.cpu_times()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
 
     @property
     def children_cpu_s(self) -> float:
         """CPU seconds of every descendant seen (workers, the fork server)."""
         return sum(self._cpu.values())
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         import psutil

@@ -130,6 +130,28 @@ class ProgressTracker:
         while len(self._window) > 2 and now - self._window[0][0] > WINDOW_S:
             self._window.popleft()
 
+    def count_many(self, results: Any) -> None:
+        """Count a chunk's results (anything with a ``state``) in one step."""
+        complete = failed = pruned = 0
+        for result in results:
+            state = result.state.value
+            if state == "complete":
+                complete += 1
+            elif state == "failed":
+                failed += 1
+            elif state == "pruned":
+                pruned += 1
+        self.complete += complete
+        self.failed += failed
+        self.pruned += pruned
+        n = complete + failed + pruned
+        if n:
+            self._session_done += n
+            now = self._clock()
+            self._window.append((now, self._session_done))
+            while len(self._window) > 2 and now - self._window[0][0] > WINDOW_S:
+                self._window.popleft()
+
     def offer_best(self, value: float, number: int, params: dict[str, Any], maximize: bool) -> None:
         if (
             self.best_value is None

@@ -47,6 +47,9 @@ class TrialTask:
     step: int = 0
     stop: int | None = None
 
+    def __reduce__(self) -> tuple[Any, ...]:  # fast pickling to and from workers
+        return (TrialTask, (self.number, self.params, self.key, self.step, self.stop))
+
 
 @dataclass(frozen=True, slots=True)
 class TrialResult:
@@ -61,6 +64,13 @@ class TrialResult:
     worker: str
     error: str | None = None
     step: int = 0
+
+    def __reduce__(self) -> tuple[Any, ...]:  # fast pickling from workers
+        return (
+            TrialResult,
+            (self.number, self.state, self.metrics, self.objective, self.started, self.duration_s, self.worker,
+             self.error, self.step),
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -567,6 +567,22 @@ class SqliteStore:
             self._wake.set()
         await self._backpressure()
 
+    async def add_results(self, study_id: int, batch: int, pairs: Iterable[tuple[TrialResult, Any]]) -> None:
+        """Queue workers' results with their tasks (``.key``, ``.params``): the fast path of a running study."""
+        self._raise_if_failed()
+        rows = self._pending.trials
+        before = len(rows)
+        encode = _json_encoder.encode
+        for r, task in pairs:
+            rows.append((
+                study_id, r.number, task.key, encode(task.params).decode(), r.state.value,
+                None if r.metrics is None else encode(r.metrics).decode(), r.objective, r.started, r.duration_s,
+                r.worker, r.error, r.step, batch,
+            ))
+        if len(rows) >= self.batch_size > before:
+            self._wake.set()
+        await self._backpressure()
+
     async def add_trial(self, study_id: int, trial: TrialRecord) -> None:
         """Queue one trial."""
         await self.add_trials(study_id, (trial,))

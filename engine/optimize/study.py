@@ -619,17 +619,21 @@ class _BatchLoop:
         by_number = {t.number: t for t in tasks}
         values: dict[int, float | None] = {}
 
+        study_id = self.record.id
+        complete = TrialState.COMPLETE
+
         async def on_done(event: ChunkDone) -> None:
-            records = []
+            pairs = []
             for result in event.results:
                 task = by_number[result.number]
-                records.append(trial_record(result, task.key, task.params, batch))
-                values[result.number] = result.objective if result.state is TrialState.COMPLETE else None
+                pairs.append((result, task))
+                values[result.number] = result.objective if result.state is complete else None
                 self._account(result, task)
-                self.study.consider_top(self.store, self.record.id, result, task)
-                if result.number in event.artifacts and result.state is TrialState.COMPLETE:
-                    self.study.store_artifacts(self.store, self.record.id, result.number, event.artifacts[result.number])
-            await self.store.add_trials(self.record.id, records)
+                self.study.consider_top(self.store, study_id, result, task)
+                if result.number in event.artifacts and result.state is complete:
+                    self.study.store_artifacts(self.store, study_id, result.number, event.artifacts[result.number])
+            self.tracker.count_many(event.results)
+            await self.store.add_results(study_id, batch, pairs)
             self.emit()
 
         outcome = await self.executor.run_batch(tasks, on_done, artifacts=self.study.artifacts_for_all)
@@ -692,7 +696,7 @@ class _BatchLoop:
             task = by_number[number]
             records.append(trial_record(result, task.key, task.params, batch))
             values[number] = result.objective if result.state is TrialState.COMPLETE else None
-            self._account(result, task, count_failure=False)
+            self._account(result, task, count_failure=False, count=True)
             self.study.consider_top(self.store, self.record.id, result, task)
             if arrays and result.state is TrialState.COMPLETE:
                 self.study.store_artifacts(self.store, self.record.id, number, arrays)
@@ -723,9 +727,10 @@ class _BatchLoop:
             )
             self.executor.stop()
 
-    def _account(self, result: TrialResult, task: TrialTask, *, count_failure: bool = True) -> None:
+    def _account(self, result: TrialResult, task: TrialTask, *, count_failure: bool = True, count: bool = False) -> None:
         self.stored[task.key] = (result.state, result.objective, result.number, self.seq + 1)
-        self.tracker.count(result.state.value)
+        if count:
+            self.tracker.count(result.state.value)
         if result.state is TrialState.FAILED:
             if count_failure:
                 self._count_failure(result)

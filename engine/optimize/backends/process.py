@@ -26,7 +26,9 @@ import contextlib
 import math
 import multiprocessing
 import os
+import pickle
 import signal
+import struct
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -117,12 +119,111 @@ def _worker_main(index: int, name: str, conn: Connection, handle: Any, setup: Wo
     block.close()
 
 
+class _Channel:
+    """The parent's non-blocking end of a worker's socket pair, framed like ``Connection``.
+
+    The worker uses a plain blocking ``multiprocessing`` connection; the parent
+    reads whatever bytes are there when the loop says the socket is readable
+    and decodes complete frames, and queues what it cannot write at once, so
+    the event loop never waits on a worker, whatever the message size.
+    """
+
+    READ_SIZE = 1 << 20
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, conn: Connection, on_message: Any, on_eof: Any
+    ) -> None:
+        self.loop = loop
+        self.conn = conn  # kept open for the life of the channel
+        self.fd = conn.fileno()
+        os.set_blocking(self.fd, False)
+        self._on_message = on_message
+        self._on_eof = on_eof
+        self._in = bytearray()
+        self._out = bytearray()
+        self.closed = False
+        loop.add_reader(self.fd, self._readable)
+
+    def _readable(self) -> None:
+        while not self.closed:
+            try:
+                data = os.read(self.fd, self.READ_SIZE)
+            except BlockingIOError:
+                break
+            except OSError:
+                data = b""
+            if not data:
+                self._parse()
+                self._on_eof()
+                return
+            self._in += data
+            if len(data) < self.READ_SIZE:
+                break
+        self._parse()
+
+    def _parse(self) -> None:
+        buffer = self._in
+        while not self.closed and len(buffer) >= 4:
+            (size,) = struct.unpack_from("!i", buffer, 0)
+            header = 4
+            if size == -1:
+                if len(buffer) < 12:
+                    return
+                (size,) = struct.unpack_from("!Q", buffer, 4)
+                header = 12
+            if len(buffer) < header + size:
+                return
+            payload = bytes(buffer[header : header + size])
+            del buffer[: header + size]
+            self._on_message(pickle.loads(payload))
+
+    def send(self, message: Any) -> None:
+        payload = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+        size = len(payload)
+        header = struct.pack("!i", size) if size <= 0x7FFFFFFF else struct.pack("!i", -1) + struct.pack("!Q", size)
+        frame = header + payload
+        if self._out:
+            self._out += frame
+            return
+        try:
+            written = os.write(self.fd, frame)
+        except BlockingIOError:
+            written = 0
+        if written < len(frame):
+            self._out += frame[written:]
+            self.loop.add_writer(self.fd, self._writable)
+
+    def _writable(self) -> None:
+        try:
+            written = os.write(self.fd, self._out)
+        except BlockingIOError:
+            return
+        except OSError:
+            self._out.clear()
+            self.loop.remove_writer(self.fd)
+            return
+        del self._out[:written]
+        if not self._out:
+            self.loop.remove_writer(self.fd)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        with contextlib.suppress(Exception):
+            self.loop.remove_reader(self.fd)
+        with contextlib.suppress(Exception):
+            self.loop.remove_writer(self.fd)
+        with contextlib.suppress(OSError):
+            self.conn.close()
+
+
 @dataclass(slots=True)
 class _Worker:
     index: int
     name: str
     process: Any
-    conn: Connection
+    channel: Any
     cells: Any
     ready: bool = False
     chunk: Chunk | None = None
@@ -157,6 +258,7 @@ class ProcessBackend:
         self._closing = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self.replaced = 0  # workers replaced after a death
+        self._replacing: set[asyncio.Task[None]] = set()
 
     @property
     def workers(self) -> int:
@@ -176,9 +278,16 @@ class ProcessBackend:
         self._loop = asyncio.get_running_loop()
         self._shared = SharedBars(bars)
         self._setup = setup
-        for index in range(self._size):
-            self._workers.append(self._spawn(index, generation=0, cells=self._ctx.RawArray("d", [math.nan, 0, 0])))
         try:
+            # Forking through the server blocks until it answers: off the loop, all workers at once.
+            self._workers = list(
+                await asyncio.gather(
+                    *(
+                        self._spawn(index, generation=0, cells=self._ctx.RawArray("d", [math.nan, 0, 0]))
+                        for index in range(self._size)
+                    )
+                )
+            )
             await asyncio.wait_for(
                 asyncio.gather(*(w.startup for w in self._workers if w.startup is not None)), STARTUP_TIMEOUT_S
             )
@@ -188,7 +297,7 @@ class ProcessBackend:
         period = min(1.0, max(0.05, self.trial_timeout_s / 4))
         self._watchdog = self._loop.create_task(self._watch(period), name="process-watchdog")
 
-    def _spawn(self, index: int, *, generation: int, cells: Any) -> _Worker:
+    async def _spawn(self, index: int, *, generation: int, cells: Any) -> _Worker:
         assert self._loop is not None and self._setup is not None and self._shared is not None
         parent, child = self._ctx.Pipe(duplex=True)
         name = f"w{index}" if generation == 0 else f"w{index}.{generation}"
@@ -198,18 +307,22 @@ class ProcessBackend:
             name=f"genesis-{name}",
             daemon=True,
         )
-        process.start()
+        await asyncio.to_thread(process.start)
         child.close()
-        worker = _Worker(index, name, process, parent, cells, generation=generation)
+        worker = _Worker(index, name, process, None, cells, generation=generation)
+        worker.channel = _Channel(
+            self._loop, parent, lambda message: self._on_message(worker, message), lambda: self._on_death(worker)
+        )
         worker.startup = self._loop.create_future()
         worker.pid = process.pid or 0
-        self._loop.add_reader(parent.fileno(), self._on_readable, worker)
         self._loop.add_reader(process.sentinel, self._on_exit, worker)
-        worker.watched = [parent.fileno(), process.sentinel]
+        worker.watched = [process.sentinel]
         return worker
 
     async def close(self) -> None:
         self._closing = True
+        if self._replacing:
+            await asyncio.gather(*self._replacing, return_exceptions=True)
         if self._watchdog is not None:
             self._watchdog.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -217,8 +330,8 @@ class ProcessBackend:
             self._watchdog = None
         for worker in self._workers:
             if not worker.dead:
-                with contextlib.suppress(OSError, BrokenPipeError):
-                    worker.conn.send(None)
+                with contextlib.suppress(OSError):
+                    worker.channel.send(None)
         deadline = time.monotonic() + 5.0
         for worker in self._workers:
             self._unwatch(worker)
@@ -227,8 +340,7 @@ class ProcessBackend:
             if worker.process.is_alive():
                 worker.process.kill()
                 await asyncio.to_thread(worker.process.join, 2.0)
-            with contextlib.suppress(OSError):
-                worker.conn.close()
+            worker.channel.close()
             worker.dead = True
         self._workers.clear()
         if self._shared is not None:
@@ -256,8 +368,8 @@ class ProcessBackend:
                 worker.chunk = chunk
                 worker.sent_at = time.perf_counter()
                 try:
-                    worker.conn.send((chunk.id, chunk.tasks, chunk.artifacts, chunk.isolate))
-                except (OSError, BrokenPipeError):
+                    worker.channel.send((chunk.id, chunk.tasks, chunk.artifacts, chunk.isolate))
+                except OSError:
                     self._on_death(worker)
 
     async def results(self) -> AsyncIterator[ChunkDone]:
@@ -268,14 +380,6 @@ class ProcessBackend:
             yield event
 
     # -- events from workers ----------------------------------------------------
-
-    def _on_readable(self, worker: _Worker) -> None:
-        try:
-            while worker.conn.poll():
-                message = worker.conn.recv()
-                self._on_message(worker, message)
-        except (EOFError, OSError):
-            self._on_death(worker)
 
     def _on_message(self, worker: _Worker, message: tuple[Any, ...]) -> None:
         kind = message[0]
@@ -303,7 +407,8 @@ class ProcessBackend:
 
     def _on_exit(self, worker: _Worker) -> None:
         # Drain what the worker sent before it went away, then bury it.
-        self._on_readable(worker)
+        if not worker.channel.closed:
+            worker.channel._readable()
         self._on_death(worker)
 
     def _unwatch(self, worker: _Worker) -> None:
@@ -319,6 +424,7 @@ class ProcessBackend:
             return
         worker.dead = True
         self._unwatch(worker)
+        worker.channel.close()
         with contextlib.suppress(Exception):
             worker.process.join(0.5)
         if worker.process.is_alive():
@@ -335,11 +441,20 @@ class ProcessBackend:
         if chunk is not None:
             self._bury_chunk(worker, chunk, reason)
         # A fresh worker takes the place; it gets work as soon as it is ready.
-        replacement = self._spawn(worker.index, generation=worker.generation + 1, cells=worker.cells)
-        self._workers[self._workers.index(worker)] = replacement
+        task = self._loop.create_task(self._replace(worker)) if self._loop is not None else None
+        if task is not None:
+            self._replacing.add(task)
+            task.add_done_callback(self._replacing.discard)
+
+    async def _replace(self, dead: _Worker) -> None:
+        replacement = await self._spawn(dead.index, generation=dead.generation + 1, cells=dead.cells)
+        if self._closing:
+            replacement.process.kill()
+            replacement.channel.close()
+            self._unwatch(replacement)
+            return
+        self._workers[self._workers.index(dead)] = replacement
         self.replaced += 1
-        with contextlib.suppress(Exception):
-            worker.conn.close()
 
     def _bury_chunk(self, worker: _Worker, chunk: Chunk, reason: str) -> None:
         """Fail the trial in hand; queue the rest of the chunk again, one trial at a time."""
