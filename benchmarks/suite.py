@@ -1,0 +1,86 @@
+"""The registry ``genesis bench`` runs: every ``benchmarks/<area>.py`` module that
+defines ``run(quick: bool) -> dict``, discovered like the CLI's subcommands.
+
+A module's dict holds its figures (numbers, booleans, strings, nested dicts);
+a figure named ``meets_goal`` or ``meets_goals`` (or ending ``_meets_goal``)
+is a goal verdict, shown as such and collected into the suite's summary.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import pkgutil
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import benchmarks
+
+BenchFunction = Callable[[bool], dict[str, Any]]
+_SKIP = {"suite"}
+
+
+def discover() -> dict[str, BenchFunction]:
+    """Area name -> its ``run`` function, for every benchmark module, by name."""
+    found: dict[str, BenchFunction] = {}
+    for info in sorted(pkgutil.iter_modules(benchmarks.__path__), key=lambda i: i.name):
+        if info.name.startswith("_") or info.name in _SKIP:
+            continue
+        module = importlib.import_module(f"{benchmarks.__name__}.{info.name}")
+        function = getattr(module, "run", None)
+        if callable(function) and "quick" in inspect.signature(function).parameters:
+            found[info.name] = function
+    return found
+
+
+def run_suite(
+    quick: bool = False,
+    only: list[str] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Run the selected modules (all by default); one failing module is reported
+    as ``{"error": ...}`` and does not stop the others."""
+    registry = discover()
+    names = only or list(registry)
+    unknown = [name for name in names if name not in registry]
+    if unknown:
+        from engine.errors import InputError
+
+        raise InputError(f"unknown benchmark {unknown[0]!r} (known: {', '.join(registry)})")
+    results: dict[str, Any] = {}
+    for name in names:
+        if progress:
+            progress(name)
+        start = time.perf_counter()
+        try:
+            figures = registry[name](quick)
+        except Exception as error:  # a broken module must not hide the others' figures
+            figures = {"error": f"{type(error).__name__}: {error}", "traceback": traceback.format_exc(limit=3)}
+        results[name] = {"figures": figures, "seconds": time.perf_counter() - start}
+    return results
+
+
+def flatten(figures: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """(dotted key, value) for every leaf of a figures dict."""
+    if isinstance(figures, dict):
+        for key, value in figures.items():
+            yield from flatten(value, f"{prefix}.{key}" if prefix else str(key))
+    else:
+        yield prefix, figures
+
+
+def is_goal(key: str) -> bool:
+    leaf = key.rsplit(".", 1)[-1]
+    return leaf in ("meets_goal", "meets_goals") or leaf.endswith("_meets_goal")
+
+
+def goals(results: dict[str, Any]) -> dict[str, bool]:
+    """Every goal verdict, by ``module.key``."""
+    return {
+        f"{name}.{key}": bool(value)
+        for name, part in results.items()
+        for key, value in flatten(part["figures"])
+        if is_goal(key) and isinstance(value, bool)
+    }
