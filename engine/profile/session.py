@@ -92,15 +92,23 @@ class ProfileSession:
 
     # --- lifecycle ---------------------------------------------------------------
 
-    def begin(self) -> None:
-        """Switch the stage timers on and start the wall clock (no loop needed)."""
+    def begin(self, *, fresh: bool = True) -> None:
+        """Switch the stage timers on and start the wall clock (no loop needed).
+
+        ``fresh`` forgets earlier stage timings and cache counts, so the stages
+        and the wall time cover the same window (the report's accounting needs
+        that); caches keep their counters objects, only the counts go.
+        """
+        if fresh:
+            self.timer.reset()
+            self.registry.clear_counts()
         self.timer.enabled = True
         self._started = time.perf_counter()
         self._stopped = None
 
-    async def start(self, *, sample: bool = True) -> None:
+    async def start(self, *, sample: bool = True, fresh: bool = True) -> None:
         """:meth:`begin`, and start the monitor's sampling task when there is a monitor."""
-        self.begin()
+        self.begin(fresh=fresh)
         if sample and self.monitor is not None:
             self.monitor.start()
 

@@ -13,8 +13,8 @@ from engine.profile import caches, profiler
 def _clean_profiler() -> Iterator[None]:
     enabled = profiler.enabled
     profiler.reset()
-    caches.reset()
+    caches.clear_counts()  # not reset(): other modules hold their counters for the session
     yield
     profiler.enabled = enabled
     profiler.reset()
-    caches.reset()
+    caches.clear_counts()

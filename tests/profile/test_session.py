@@ -26,7 +26,7 @@ def small_study(trials: int) -> None:
         close = np.cumsum(np.random.default_rng(1).normal(size=50_000)) + 1000.0
     with profiler.stage("data.validate"):
         assert np.isfinite(close).all()
-    cache = caches.counters("backtest.indicators")
+    cache = caches.counters("test.indicators")
     for trial in range(trials):
         with profiler.stage("optimize.trial"):
             with profiler.stage("backtest.indicators"):
@@ -62,7 +62,7 @@ async def test_a_profiled_run_accounts_for_its_wall_time(tmp_path: Path) -> None
     assert report.covered_s <= report.wall_s
     assert report.wall_s - report.covered_s >= 0.1  # the sleep outside any stage is unaccounted
     md = report.to_markdown()
-    assert "| `backtest.indicators` | 27 | 3 | 90.0% |" in md
+    assert "| `test.indicators` | 27 | 3 | 90.0% |" in md
     assert "resident memory" in md and "No alert was raised." not in md
     assert published and report.alerts == tuple(published)
 
@@ -127,7 +127,7 @@ def test_worker_payloads_and_captures_join_the_report() -> None:
     assert report.cpu is not None and report.cpu.label == "trial"
     fib = next(f for f in report.cpu.functions if f.function == "fib")
     assert fib.calls == 2 * 1219  # fib(14) makes 2 * fib(15) - 1 calls; twice
-    (cache,) = report.caches
+    cache = next(c for c in report.caches if c.name == "test.trial_cache")
     assert (cache.hits, cache.misses) == (6, 2)
 
 
@@ -195,3 +195,18 @@ async def test_a_sampled_capture_of_every_thread_reaches_the_report() -> None:
     assert "Sampled capture `all threads` (every thread)" in md
     assert "| function | samples | own s | cumulative s |" in md
     assert "`fib (profile/workload.py:" in md
+
+
+def test_a_fresh_session_forgets_what_came_before() -> None:
+    profiler.enabled = True
+    profiler.record("before.session", 3.0)
+    counters = caches.counters("test.before")
+    counters.hits, counters.bytes = 7, 1024
+    session = ProfileSession()
+    session.begin()
+    assert profiler.stats() == [] and profiler.covered_s() == 0.0
+    assert caches.counters("test.before") is counters  # the cache's own object lives on
+    assert (counters.hits, counters.bytes) == (0, 1024)
+    profiler.record("kept", 1.0)
+    ProfileSession().begin(fresh=False)
+    assert [s.name for s in profiler.stats()] == ["kept"]

@@ -184,7 +184,7 @@ def test_export_with_reset_ships_deltas_with_cache_counters() -> None:
     parent = Profiler()
     for payload in (first, second):
         parent.merge(payload, registry=parent_registry)
-    (merged,) = parent_registry.snapshot()
+    merged = next(c for c in parent_registry.snapshot() if c.name == "indicators")
     assert (merged.name, merged.hits, merged.misses, merged.bytes, merged.entries) == ("indicators", 10, 3, 4096, 12)
     assert stage(parent, "backtest.indicators").count == 1
 
