@@ -216,6 +216,7 @@ async def _flood(
         "flood_normal_offered_eps": offered / seconds,  # achieved, not nominal
         "flood_normal_capacity_eps": capacity,
         "flood_normal_delivered_eps": n.delivered / seconds,
+        "flood_normal_offered_over_drained": offered / max(n.delivered, 1),
         "flood_normal_dropped": float(n.dropped),
         "flood_normal_high_water": float(n.high_water),
         "flood_normal_cap": float(n.capacity),
