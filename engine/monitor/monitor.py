@@ -166,7 +166,7 @@ class Monitor:
         next_at = loop.time()
         while True:
             try:
-                sample = await asyncio.to_thread(self.sampler.sample)
+                sample = await self.sampler.sample_async()
                 self.tick(sample)
                 await self.flush()
             except asyncio.CancelledError:
@@ -193,6 +193,7 @@ class Monitor:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        self.sampler.close()
         await self.flush()
 
     def snapshot(self, history: int = 50) -> MonitorSnapshot:

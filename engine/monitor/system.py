@@ -20,6 +20,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -183,6 +184,7 @@ class SystemSampler:
         self._count = 0
         self._task: asyncio.Task[None] | None = None
         self._listeners: list[Callable[[SystemSample], None]] = []
+        self._executor: ThreadPoolExecutor | None = None
         # Prime the cpu counters: psutil's first cpu_percent() reads 0.
         self._process.cpu_percent(None)
         psutil.cpu_percent(None, percpu=True)
@@ -328,12 +330,25 @@ class SystemSampler:
     def running(self) -> bool:
         return self._task is not None and not self._task.done()
 
+    async def sample_async(self) -> SystemSample:
+        """:meth:`sample` in the sampler's own thread: a default executor busy
+        with trials must not delay the monitor, which is when it matters."""
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="genesis-sampler")
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self.sample)
+
+    def close(self) -> None:
+        """Release the sampling thread (idle threads cost nothing, but tests count them)."""
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=False)
+
     async def run(self) -> None:
         """Sample every ``interval_s`` until cancelled (psutil reads run in a thread)."""
         loop = asyncio.get_running_loop()
         next_at = loop.time()
         while True:
-            await asyncio.to_thread(self.sample)
+            await self.sample_async()
             next_at += self.interval_s
             delay = next_at - loop.time()
             if delay < 0:  # fell behind (a slow sample): skip the missed ticks
@@ -355,6 +370,7 @@ class SystemSampler:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        self.close()
 
 
 def _free_bytes(path: Path) -> int | None:

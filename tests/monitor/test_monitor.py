@@ -105,3 +105,26 @@ def test_a_raw_study_table_is_resolved_over_the_global_config(tmp_path: Path, mo
     assert Monitor().spec.min_duration_s == 9.0
     spec = Monitor({"memory_mb": {"critical": 5000}}).spec
     assert spec.memory_mb == Threshold(warning=3000.0, critical=5000.0) and spec.min_duration_s == 9.0
+
+
+async def test_sampling_does_not_wait_for_a_busy_default_executor() -> None:
+    """Trials filling the default executor must not stall the alert rules."""
+    import threading
+
+    release = threading.Event()
+    loop = asyncio.get_running_loop()
+    from concurrent.futures import ThreadPoolExecutor
+
+    busy = ThreadPoolExecutor(max_workers=1)
+    loop.set_default_executor(busy)
+    blocker = asyncio.create_task(asyncio.to_thread(release.wait))
+    try:
+        monitor = Monitor(AlertsSpec(min_duration_s=0.0), interval_s=0.02)
+        monitor.start()
+        while monitor.sampler.snapshot().samples < 3:
+            await asyncio.sleep(0.01)
+        await monitor.stop()
+    finally:
+        release.set()
+        await blocker
+    assert not blocker.exception()
