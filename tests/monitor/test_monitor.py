@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -109,12 +111,8 @@ def test_a_raw_study_table_is_resolved_over_the_global_config(tmp_path: Path, mo
 
 async def test_sampling_does_not_wait_for_a_busy_default_executor() -> None:
     """Trials filling the default executor must not stall the alert rules."""
-    import threading
-
     release = threading.Event()
     loop = asyncio.get_running_loop()
-    from concurrent.futures import ThreadPoolExecutor
-
     busy = ThreadPoolExecutor(max_workers=1)
     loop.set_default_executor(busy)
     blocker = asyncio.create_task(asyncio.to_thread(release.wait))
