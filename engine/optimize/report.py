@@ -126,24 +126,52 @@ def _params(params: dict[str, Any]) -> str:
     return ", ".join(f"{k}={_fmt(v)}" for k, v in params.items())
 
 
-def _validation_lines(validation: dict[str, Any]) -> list[str]:
+def _validation_lines(validation: dict[str, Any], objective: str) -> list[str]:
+    """Hold-out table (in-sample against out-of-sample), walk-forward folds, deflated Sharpe."""
     lines = ["", "## Validation (in-sample against out-of-sample)", ""]
-    rows = validation.get("rows") or validation.get("trials") or validation.get("top")
-    if isinstance(rows, list) and rows and isinstance(rows[0], dict):
-        columns = list(rows[0].keys())
-        lines.append("| " + " | ".join(columns) + " |")
-        lines.append("|" + "---|" * len(columns))
-        for row in rows:
-            lines.append("| " + " | ".join(_fmt(row.get(c)) if not isinstance(row.get(c), dict) else _params(row[c]) for c in columns) + " |")
+    holdout = validation.get("holdout")
+    if isinstance(holdout, dict) and holdout.get("trials"):
+        inside, outside = holdout.get("in_sample"), holdout.get("out_of_sample")
+        lines.append(f"Hold-out: searched on bars {_span(inside)}, re-run on bars {_span(outside)}.")
+        lines += ["", f"| rank | {objective} in | {objective} out | return in | return out | params |",
+                  "|---|---|---|---|---|---|"]
+        for t in holdout["trials"]:
+            m_in, m_out = t.get("in_sample") or {}, t.get("out_of_sample") or {}
+            lines.append(
+                f"| {t.get('rank')} | {_fmt(t.get('objective_in'))} | {_fmt(t.get('objective_out'))} | "
+                f"{_fmt(m_in.get('total_return'))} | {_fmt(m_out.get('total_return'))} | {_params(t.get('params') or {})} |"
+                + (f" error: {t['error']}" if t.get("error") else "")
+            )
         lines.append("")
-    for key, value in validation.items():
-        if value is rows or isinstance(value, list | dict):
-            continue
-        lines.append(f"- **{key.replace('_', ' ')}**: {_fmt(value)}")
-    nested = {k: v for k, v in validation.items() if isinstance(v, dict)}
-    for key, value in nested.items():
-        lines.append(f"- **{key.replace('_', ' ')}**: " + ", ".join(f"{k}={_fmt(v)}" for k, v in value.items() if not isinstance(v, list | dict)))
+        lines.append(f"- mean in-sample {_fmt(holdout.get('mean_in'))}, mean out-of-sample {_fmt(holdout.get('mean_out'))}, "
+                     f"retention {_fmt(holdout.get('retention'))}")
+    walk = validation.get("walk_forward")
+    if isinstance(walk, dict) and walk.get("folds"):
+        lines += ["", f"Walk-forward ({walk.get('mode')}, {len(walk['folds'])} folds):", "",
+                  f"| fold | train | test | {objective} train | {objective} test | params |", "|---|---|---|---|---|---|"]
+        for fold in walk["folds"]:
+            lines.append(
+                f"| {fold.get('index')} | {_span(fold.get('train'))} | {_span(fold.get('test'))} | "
+                f"{_fmt(fold.get('train_objective'))} | {_fmt(fold.get('test_objective'))} | {_params(fold.get('params') or {})} |"
+            )
+        lines += ["", f"- mean train {_fmt(walk.get('mean_train_objective'))}, mean test {_fmt(walk.get('mean_test_objective'))}, "
+                  f"efficiency {_fmt(walk.get('efficiency'))}"]
+    dsr = validation.get("deflated_sharpe")
+    if isinstance(dsr, dict):
+        lines += [
+            "",
+            f"Deflated Sharpe ratio of the best trial: **{_fmt(dsr.get('dsr'))}** (probability that its true Sharpe is "
+            f"above zero after {dsr.get('n_trials')} trials; annualised Sharpe {_fmt(dsr.get('sharpe_annualised'))}, "
+            f"expected maximum under the null {_fmt(dsr.get('expected_max_sharpe'))} per period, skewness "
+            f"{_fmt(dsr.get('skewness'))}, kurtosis {_fmt(dsr.get('kurtosis'))}).",
+        ]
     return lines
+
+
+def _span(value: Any) -> str:
+    if isinstance(value, list | tuple) and len(value) == 2:
+        return f"{value[0]}–{value[1]}"
+    return _fmt(value)
 
 
 def render_markdown(report: dict[str, Any]) -> str:
@@ -193,7 +221,7 @@ def render_markdown(report: dict[str, Any]) -> str:
             cells = [str(t["number"]), _fmt(t["objective"]), *(_fmt(metrics.get(m)) for m in metric_names), _params(t["params"])]
             lines.append("| " + " | ".join(cells) + " |")
     if report.get("validation"):
-        lines += _validation_lines(report["validation"])
+        lines += _validation_lines(report["validation"], objective)
     if report.get("failures"):
         lines += ["", "## Failures", "", "| count | error |", "|---|---|"]
         lines += [f"| {f['count']} | {f['error'].replace('|', '/')} |" for f in report["failures"]]
