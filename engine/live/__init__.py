@@ -12,6 +12,7 @@ from engine.live.loop import (
     LoopTopics,
     OrderView,
     PaperTradingLoop,
+    load_loop_config,
     replay,
 )
 from engine.live.portfolio import Portfolio
@@ -61,5 +62,6 @@ __all__ = [
     "SignalSource",
     "StopTrigger",
     "Trade",
+    "load_loop_config",
     "replay",
 ]

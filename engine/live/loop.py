@@ -131,6 +131,13 @@ class LoopTopics:
         )
 
 
+def load_loop_config() -> LoopConfig:
+    """The ``[paper]`` table of the global config (defaults when absent), validated."""
+    from engine.config import config_path, config_section
+
+    return config_section("paper", LoopConfig).validate(f"{config_path()}: [paper]")
+
+
 @dataclass(frozen=True, slots=True)
 class OrderView:
     """An order as the console lists it."""

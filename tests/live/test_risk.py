@@ -249,3 +249,20 @@ async def test_paced_and_unpaced_replays_agree() -> None:
     assert (
         not loop._pump and fast.trades == paced.trades and fast.final_equity == paced.final_equity
     )
+
+
+def test_paper_config_from_the_global_file(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine.errors import ConfigError
+    from engine.live import load_loop_config
+
+    path = tmp_path / "config.toml"
+    path.write_text("[paper]\nfee = 0.001\nfill = 'close'\n[paper.risk]\nmax_drawdown = 0.2\n")
+    monkeypatch.setenv("GENESIS_CONFIG", str(path))
+    cfg = load_loop_config()
+    assert (cfg.fee, cfg.fill, cfg.risk.max_drawdown, cfg.cash) == (0.001, "close", 0.2, 10_000.0)
+    path.write_text("[paper.risk]\nstop_loss = 1.5\n")
+    with pytest.raises(ConfigError, match=r"\[paper\]\.risk\.stop_loss: expected a fraction"):
+        load_loop_config()
+    path.write_text("[paper]\nfill = 'vwap'\n")
+    with pytest.raises(ConfigError, match=r"\[paper\]: fill: invalid enum value 'vwap'"):
+        load_loop_config()
