@@ -65,6 +65,12 @@ TIMEOUT_EXIT_CODE = 70
 LOCAL_ALLOWED_FAILURES = 1
 #: How often a chunk is re-submitted after its data was lost before the run gives up.
 MAX_RESUBMITS = 10
+#: A chunk whose data went with a dying worker this often is split one trial per task ...
+SPLIT_AFTER_LOSSES = 2
+#: ... and a lone trial whose worker and data went this often is recorded failed.
+FAIL_AFTER_LOSSES = 3
+#: How often new (or restarted) workers are given a copy of the data.
+REPLICATE_EVERY_S = 1.0
 SCATTER_ATTEMPTS = 5
 CONNECT_TIMEOUT_S = 10.0
 WORKERS_TIMEOUT_S = 60.0
@@ -232,7 +238,6 @@ class _Flight:
     key: str
     future: Any
     submitted: float
-    resubmits: int = 0
 
 
 def _plain_tasks(tasks: Sequence[TrialTask]) -> list[tuple[int, dict[str, Any], str, int, int | None]]:
@@ -272,6 +277,8 @@ class DaskBackend:
         self._token = ""
         self._pending: collections.deque[Chunk] = collections.deque()
         self._flights: dict[str, _Flight] = {}
+        self._losses: dict[tuple[int, tuple[int, ...]], int] = {}
+        self._keeper: asyncio.Task[None] | None = None
         self._open: dict[int, int] = {}  # chunk id -> trials not reported yet
         self._results: asyncio.Queue[ChunkDone | BaseException | None] = asyncio.Queue()
         self._last_done: dict[str, float] = {}
@@ -317,7 +324,9 @@ class DaskBackend:
         except BaseException:
             await self.close()
             raise
-        self._gatherer = asyncio.get_running_loop().create_task(self._gather(), name="dask-gather")
+        loop = asyncio.get_running_loop()
+        self._gatherer = loop.create_task(self._gather(), name="dask-gather")
+        self._keeper = loop.create_task(self._keep_replicated(), name="dask-replicate")
 
     async def _connect(self, distributed: Any) -> None:
         if self.scheduler == "local":
@@ -379,6 +388,21 @@ class DaskBackend:
             "resume the study later on any backend"
         )
 
+    async def _keep_replicated(self) -> None:
+        """Give a copy of the data to workers that joined (or replaced dead ones) since the scatter.
+
+        Scattered data cannot be rebuilt by Dask: while every worker holds a
+        copy, losing one worker loses nothing.
+        """
+        while not self._closing:
+            await asyncio.sleep(REPLICATE_EVERY_S)
+            client = self._client
+            futures = [f for f in (self._data, self._setup_future) if f is not None and f.status == "finished"]
+            if client is None or client.status != "running" or len(futures) < 2:
+                continue
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(client.replicate(futures), 10.0)
+
     async def _rescatter(self) -> None:
         """Every worker holding the data died: ship it again (once for all the chunks that lost it)."""
         if self._rescattering is None:
@@ -420,11 +444,12 @@ class DaskBackend:
     async def close(self) -> None:
         self._closing = True
         self._wake.set()
-        if self._gatherer is not None:
-            self._gatherer.cancel()
-            with contextlib.suppress(BaseException):
-                await self._gatherer
-            self._gatherer = None
+        for task in (self._gatherer, self._keeper):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+        self._gatherer = self._keeper = None
         client, self._client = self._client, None
         if client is not None:
             with contextlib.suppress(Exception):
@@ -466,7 +491,16 @@ class DaskBackend:
         while self._pending and len(self._flights) < limit and not self._closing and not self._failed:
             self._send(self._pending.popleft())
 
-    def _send(self, chunk: Chunk, resubmits: int = 0) -> None:
+    def _requeue(self, chunks: Sequence[Chunk]) -> None:
+        """Put chunks back at the front of the queue (they run before new ones)."""
+        self._pending.extendleft(reversed(chunks))
+
+    def _split(self, chunk: Chunk) -> None:
+        """Re-run a chunk one trial per task, so that a trial that kills its worker is told apart."""
+        self.isolated += 1
+        self._requeue([Chunk(chunk.id, (task,), chunk.artifacts, isolate=True) for task in chunk.tasks])
+
+    def _send(self, chunk: Chunk) -> None:
         client = self._client
         if client is None or client.status != "running":
             self._fail(self._lost())
@@ -477,7 +511,7 @@ class DaskBackend:
             _plain_tasks(chunk.tasks), chunk.artifacts, chunk.isolate,
             key=key, pure=False,
         )
-        self._flights[key] = _Flight(chunk, key, future, time.perf_counter(), resubmits)
+        self._flights[key] = _Flight(chunk, key, future, time.perf_counter())
         self._ac.add(future)
         self._wake.set()
 
@@ -556,10 +590,7 @@ class DaskBackend:
                 died = f"worker died running this trial (dask KilledWorker: {str(error).split('.')[0]})"
                 self._report(chunk, [_failed(task, died, "dask")])
             else:
-                # Tell the culprit apart: one trial per task.
-                self.isolated += 1
-                for task in chunk.tasks:
-                    self._send(Chunk(chunk.id, (task,), chunk.artifacts, isolate=True))
+                self._split(chunk)
             return
         self._fail(GenesisError(f"dask worker failed to evaluate chunk {chunk.id}: {_error_line(error)}"))
 
@@ -572,14 +603,25 @@ class DaskBackend:
         if reason == "scheduler-connection-lost" or client is None or client.status != "running":
             self._fail(self._lost())
             return
-        if flight.resubmits >= MAX_RESUBMITS:
-            self._fail(GenesisError(f"dask: chunk {flight.chunk.id} was lost {MAX_RESUBMITS} times ({reason})"))
+        # The data went with a dead worker (Dask cannot rebuild scattered data): ship it
+        # again and run the chunk again; a chunk that keeps losing it may hold the culprit.
+        chunk = flight.chunk
+        ident = (chunk.id, tuple(t.number for t in chunk.tasks))
+        losses = self._losses[ident] = self._losses.get(ident, 0) + 1
+        if losses > MAX_RESUBMITS:
+            self._fail(GenesisError(f"dask: chunk {chunk.id} was lost {losses} times ({reason})"))
             return
-        if reason in ("already forgotten", "lost dependencies") or any(
-            f is None or f.status != "finished" for f in (self._data, self._setup_future)
+        if any(f is None or f.status != "finished" for f in (self._data, self._setup_future)) or reason in (
+            "already forgotten", "lost dependencies"
         ):
             await self._rescatter()
-        self._send(flight.chunk, flight.resubmits + 1)
+        if len(chunk.tasks) == 1 and losses >= FAIL_AFTER_LOSSES:
+            died = f"worker died running this trial (its worker and data were lost {losses} times)"
+            self._report(chunk, [_failed(chunk.tasks[0], died, "dask")])
+        elif len(chunk.tasks) > 1 and losses >= SPLIT_AFTER_LOSSES:
+            self._split(chunk)
+        else:
+            self._requeue([chunk])
 
     # -- timeouts (reported by the workers' watchdogs) -----------------------------
 
@@ -605,8 +647,7 @@ class DaskBackend:
         elif len(chunk.tasks) == 1:
             self._report(chunk, [_failed(chunk.tasks[0], f"timeout: ran over {self.trial_timeout_s:g}s", worker)])
             rest = []
-        for task in rest:
-            self._send(Chunk(chunk.id, (task,), chunk.artifacts, isolate=True))
+        self._requeue([Chunk(chunk.id, (task,), chunk.artifacts, isolate=True) for task in rest])
         self._dispatch()
 
 

@@ -1,0 +1,98 @@
+"""The dask backend on a real ``LocalCluster`` (2 worker processes, 1 thread each).
+
+Same trials and the same best as the inline and process backends, failure
+isolation (a trial that raises, one that hangs past its timeout, one that
+kills its worker), and the missing-extra error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.errors import ConfigError
+from engine.optimize import Study
+from engine.optimize.backends.dask import DaskBackend
+from engine.optimize.records import TrialRecord, TrialState
+from engine.optimize.store import SqliteStore
+from engine.optimize.trial import FAULTS_ENV
+from tests.optimize.conftest import write_study
+
+GENETIC = {"sampler": "genetic", "trials": 40, "search_extra": "population = 10\ngenerations = 4\n"}
+
+
+async def stored_trials(db: Path, name: str = "t") -> list[TrialRecord]:
+    store = await SqliteStore.open(db, readonly=True)
+    try:
+        study = await store.require_study(name)
+        return await store.trials(study.id)
+    finally:
+        await store.close()
+
+
+def backend_for(name: str, workers: int = 2, **options: Any) -> Any:
+    """The backend argument of ``Study`` for ``name``: dask is built here with a 2-worker LocalCluster."""
+    if name == "dask":
+        return DaskBackend(scheduler="local", workers=workers, **options)
+    return name
+
+
+@pytest.fixture(scope="module")
+def inline_reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The genetic study run inline: trials by key and the best key."""
+    directory = tmp_path_factory.mktemp("reference")
+    path = write_study(directory, **GENETIC)
+
+    async def run() -> dict[str, Any]:
+        summary = await Study.from_file(path, db=directory / "ref.db", backend="inline").run()
+        trials = await stored_trials(directory / "ref.db")
+        assert summary.best is not None
+        return {"trials": {t.key: (t.number, t.objective) for t in trials}, "best": summary.best.key}
+
+    return asyncio.run(run())
+
+
+@pytest.mark.parametrize("backend", ["inline", "process", "dask"])
+async def test_every_backend_gives_the_same_trials_and_best(
+    backend: str, inline_reference: dict[str, Any], study_file: Callable[..., Path], tmp_path: Path
+) -> None:
+    path = study_file(**GENETIC)
+    summary = await Study.from_file(path, db=tmp_path / "s.db", backend=backend_for(backend), workers=2).run()
+    trials = {t.key: (t.number, t.objective) for t in await stored_trials(tmp_path / "s.db")}
+    assert trials == inline_reference["trials"]
+    assert summary.best is not None and summary.best.key == inline_reference["best"]
+    assert summary.extra["backend"] == backend
+
+
+async def test_dask_isolates_raise_hang_and_worker_death(
+    study_file: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As on the process backend: each faulty trial is failed with its reason, the rest complete, none twice."""
+    monkeypatch.setenv(FAULTS_ENV, "3:raise,7:hang,11:exit")
+    db = tmp_path / "s.db"
+    path = study_file(timeout=2, batch_size=40, max_failures=5)
+    backend = DaskBackend(workers=2, trial_timeout_s=2)
+    summary = await Study.from_file(path, db=db, backend=backend).run()
+    trials = await stored_trials(db)
+    by_number = {t.number: t for t in trials}
+    assert sorted(by_number) == list(range(len(trials)))  # none lost, none repeated
+    assert len({t.key for t in trials}) == len(trials)
+    assert summary.failed == 3 and summary.complete == len(trials) - 3
+    assert by_number[3].state is TrialState.FAILED and "injected failure" in (by_number[3].error or "")
+    assert by_number[7].state is TrialState.FAILED and "timeout" in (by_number[7].error or "")
+    assert by_number[11].state is TrialState.FAILED and "worker died" in (by_number[11].error or "")
+    others = [t for n, t in by_number.items() if n not in (3, 7, 11)]
+    assert all(t.state is TrialState.COMPLETE for t in others)
+    assert backend.timeouts == 1  # the hang was reported once by its worker's watchdog
+
+
+def test_missing_distributed_is_one_config_error_naming_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "distributed", None)  # import distributed -> ImportError
+    with pytest.raises(ConfigError, match=r"genesis-console\[dask\]") as info:
+        DaskBackend(scheduler="local")
+    assert "\n" not in str(info.value)
