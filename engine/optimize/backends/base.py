@@ -74,8 +74,8 @@ class Backend(Protocol):
         ...
 
 
-def make_backend(name: str, *, workers: int, trial_timeout_s: float) -> Backend:
-    """The backend called ``name`` (``inline`` or ``process``)."""
+def make_backend(name: str, *, workers: int, trial_timeout_s: float, scheduler: str = "local") -> Backend:
+    """The backend called ``name`` (``inline``, ``process`` or ``dask`` on ``scheduler``)."""
     from engine.errors import ConfigError
 
     if name == "inline":
@@ -86,4 +86,8 @@ def make_backend(name: str, *, workers: int, trial_timeout_s: float) -> Backend:
         from engine.optimize.backends.process import ProcessBackend
 
         return ProcessBackend(workers=workers, trial_timeout_s=trial_timeout_s)
-    raise ConfigError(f"execution.backend: unknown backend {name!r}; expected inline or process")
+    if name == "dask":
+        from engine.optimize.backends.dask import DaskBackend
+
+        return DaskBackend(scheduler=scheduler, workers=workers, trial_timeout_s=trial_timeout_s)
+    raise ConfigError(f"execution.backend: unknown backend {name!r}; expected inline, process or dask")
