@@ -122,3 +122,32 @@ def _long_bars() -> Bars:
         gap=rng.normal(0.0, 0.002, 600).tolist(),
         wick=np.abs(rng.normal(0.0, 0.006, 600)).tolist(),
     )
+
+
+@pytest.mark.parametrize("strategy", sorted(STRATEGIES))
+async def test_no_look_ahead(strategy: str) -> None:
+    """Rewriting the future leaves every decision before it unchanged."""
+    import numpy as np
+
+    base = _long_bars()
+    n, cut = len(base), 400
+    rng = np.random.default_rng(99)
+    cols = {k: getattr(base, k).copy() for k in ("open", "high", "low", "close")}
+    path = base.close[cut - 1] * np.exp(np.cumsum(rng.normal(0.0, 0.03, n - cut)))
+    cols["open"][cut:] = path * (1 + rng.normal(0.0, 0.01, n - cut))
+    cols["close"][cut:] = path
+    cols["high"][cut:] = np.maximum(cols["open"][cut:], path) * 1.004
+    cols["low"][cut:] = np.minimum(cols["open"][cut:], path) * 0.996
+    other = Bars(
+        ts=base.ts, volume=base.volume, symbol=base.symbol, timeframe=base.timeframe, **cols
+    )
+    for k in ("open", "high", "low", "close"):  # the same past, a different future
+        assert np.array_equal(getattr(other, k)[:cut], getattr(base, k)[:cut])
+    options = {"fee": 0.001, "fill": "next_open", "direction": "both", "stop_loss": 0.03}
+    a = await replay(base.slice(0, n), strategy, None, **options)
+    b = await replay(other, strategy, None, **options)
+    before = lambda r: [t for t in r.trades if t.exit_idx < cut and t.exit_reason != "open"]  # noqa: E731
+    assert before(a) == before(b)
+    assert [t.entry_idx for t in a.trades if t.entry_idx < cut] == [
+        t.entry_idx for t in b.trades if t.entry_idx < cut
+    ]
