@@ -109,13 +109,13 @@ def simulate(
     equity_out = np.empty(n) if equity else _NO_EQUITY
     trades_out = np.empty(n + 1, dtype=TRADE_DTYPE) if trades else _NO_TRADES
     metrics_out = np.empty(N_METRICS)
-    check_stops = options.stop_loss > 0.0 or options.take_profit > 0.0
-    kernel = nb.simulate_variant(FILLS[options.fill] == FILL_CLOSE, check_stops)
+    fill_close = FILLS[options.fill] == FILL_CLOSE
+    kernel = nb.simulate_variant(fill_close, options.stop_loss > 0.0 or options.take_profit > 0.0)
     with profiler.stage("backtest.kernel"):
         count = kernel(
             bars.open, bars.high, bars.low, bars.close,
             inputs.kind, inputs.a, inputs.b, inputs.p0, inputs.p1, entries, exits,
-            DIRECTIONS[options.direction],
+            fill_close, DIRECTIONS[options.direction],
             options.fee, options.slippage, options.size, options.cash,
             options.stop_loss, options.take_profit, periods_per_year(bars.timeframe),
             equity_out, trades_out, metrics_out,

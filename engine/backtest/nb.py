@@ -509,179 +509,14 @@ def _stop_nb(
     return 0.0, -1
 
 
-@kernel
-def _simulate_impl_nb(
-    open_: np.ndarray,
-    high: np.ndarray,
-    low: np.ndarray,
-    close: np.ndarray,
-    kind: int,
-    a: np.ndarray,
-    b: np.ndarray,
-    p0: float,
-    p1: float,
-    entries: np.ndarray,
-    exits: np.ndarray,
-    fill_close: bool,
-    direction: int,
-    fee: float,
-    slippage: float,
-    size: float,
-    cash: float,
-    stop_loss: float,
-    take_profit: float,
-    periods_per_year: float,
-    equity_out: np.ndarray,
-    trades_out: np.ndarray,
-    metrics_out: np.ndarray,
-    check_stops: bool,
-) -> int:
-    """Run one backtest over the bars; returns the number of trade records written.
-
-    Signals come from rule ``kind`` over indicator arrays ``a``/``b`` and levels
-    ``p0``/``p1`` (or from ``entries``/``exits`` with ``KIND_SIGNALS``). Each bar:
-    (1) with next-open fills, the previous bar's signals fill at this open;
-    (2) a position entered on an earlier bar is checked against stop-loss and
-    take-profit (this bar's open, low, high; the stop wins a tie);
-    (3) with close fills, this bar's signals fill at this close;
-    (4) equity = cash + position marked at this close.
-
-    ``equity_out`` (length n, or 0 to skip) receives the equity curve,
-    ``trades_out`` (any capacity) the trade records, ``metrics_out`` the metrics
-    in ``enums.METRIC_NAMES`` order.
-    """
-    n = close.shape[0]
-    acc = np.zeros(ACC_SIZE)
-    write_equity = equity_out.shape[0] == n
-    start_cash = cash
-
-    # np.int64(...) rather than bare literals: a literal-typed argument makes
-    # numba compile every helper a second time for that literal type.
-    side = np.int64(0)
-    units = 0.0
-    entry_price = 0.0
-    entry_fee = 0.0
-    entry_idx = np.int64(-1)
-
-    prev_equity = cash
-    peak = cash
-    max_dd = 0.0
-    sum_r = 0.0
-    sum_r2 = 0.0
-    sum_down2 = 0.0
-    exposed = np.int64(0)
-
-    for i in range(n):
-        # The signals acted on at this bar: the previous bar's (next-open fills)
-        # or this bar's (close fills). One call site keeps rule_nb inlined.
-        j = i if fill_close else i - 1
-        entry = exit_ = False
-        if j >= 0:
-            if kind == KIND_SIGNALS:
-                entry = entries[j]
-                exit_ = exits[j]
-            elif j > 0:
-                entry, exit_ = rule_nb(
-                    kind, a[j - 1], a[j], b[j - 1], b[j], close[j - 1], close[j], p0, p1
-                )
-        # Two phases per bar. Next-open fills: act at the open, then check the
-        # stops. Close fills: check the stops, then act at the close. (One call
-        # site each keeps the compiled loop small.)
-        for phase in range(2):
-            if (phase == 1) == fill_close:
-                if entry != exit_:
-                    price = close[i] if fill_close else open_[i]
-                    cash, side, units, entry_price, entry_fee, entry_idx = _act_nb(
-                        entry, exit_, direction, price, i, cash, side, units, entry_price,
-                        entry_fee, entry_idx, size, fee, slippage, trades_out, acc,
-                    )
-            elif check_stops and side != 0 and entry_idx < i:
-                price, reason = _stop_nb(
-                    side, entry_price, stop_loss, take_profit, open_[i], high[i], low[i]
-                )
-                if reason >= 0:
-                    cash = _exit_nb(
-                        side, units, entry_price, entry_fee, entry_idx, price, i, reason,
-                        cash, fee, slippage, trades_out, acc,
-                    )
-                    side = np.int64(0)
-                    units = 0.0
-
-        equity = cash + side * units * close[i]
-        if write_equity:
-            equity_out[i] = equity
-        r = equity / prev_equity - 1.0 if prev_equity > 0.0 else 0.0
-        sum_r += r
-        sum_r2 += r * r
-        down = min(r, 0.0)
-        sum_down2 += down * down
-        # Branch-free on purpose: these tests are unpredictable on market data.
-        peak = max(peak, equity)
-        max_dd = max(max_dd, 1.0 - equity / peak)
-        exposed += side != 0
-        prev_equity = equity
-
-    if side != 0:
-        _record_trade_nb(
-            trades_out, acc, side, units, entry_price, entry_fee, entry_idx,
-            close[n - 1], 0.0, n - 1, np.int64(EXIT_OPEN),
-        )
-    _finish_metrics_nb(
-        metrics_out, prev_equity, start_cash, n, periods_per_year, sum_r, sum_r2, sum_down2,
-        max_dd, exposed, acc,
-    )
-    return int(acc[ACC_RECORDS])
-
-
-@kernel
-def simulate_nb(
-    open_: np.ndarray,
-    high: np.ndarray,
-    low: np.ndarray,
-    close: np.ndarray,
-    kind: int,
-    a: np.ndarray,
-    b: np.ndarray,
-    p0: float,
-    p1: float,
-    entries: np.ndarray,
-    exits: np.ndarray,
-    fill_close: bool,
-    direction: int,
-    fee: float,
-    slippage: float,
-    size: float,
-    cash: float,
-    stop_loss: float,
-    take_profit: float,
-    periods_per_year: float,
-    equity_out: np.ndarray,
-    trades_out: np.ndarray,
-    metrics_out: np.ndarray,
-) -> int:
-    """Run one backtest over the bars; returns the number of trade records written.
-
-    The body is ``_simulate_impl_nb`` (its docstring states the order of events);
-    this entry point takes the fill convention and the stop switch as run-time
-    values, so one compiled version serves every configuration.
-    """
-    return _simulate_impl_nb(
-        open_, high, low, close, kind, a, b, p0, p1, entries, exits, fill_close, direction, fee,
-        slippage, size, cash, stop_loss, take_profit, periods_per_year, equity_out, trades_out,
-        metrics_out,
-        stop_loss > 0.0 or take_profit > 0.0,
-    )
-
-
-def _specialise(fill_close: bool, check_stops: bool) -> Any:
-    """``simulate_nb`` with the fill convention and the stop switch frozen as
-    compile-time constants (closure cells), so the loop carries no code for the
-    other configurations: about 10% faster per bar than the run-time switches.
-    Each variant compiles on its first call and is cached on disk (numba keys
-    the cache of a closure by its cell contents)."""
+def _make_simulate(generic: bool, fixed_fill_close: bool, fixed_check_stops: bool) -> Any:
+    """The simulation kernel, generic or with the fill convention and the stop
+    switch frozen as compile-time constants (closure cells: LLVM folds the
+    branches of the other configurations away, about 10% faster per bar).
+    numba caches each closure on disk under a key that includes its cells."""
 
     @kernel
-    def simulate_variant_nb(
+    def simulate_nb(
         open_: np.ndarray,
         high: np.ndarray,
         low: np.ndarray,
@@ -693,6 +528,7 @@ def _specialise(fill_close: bool, check_stops: bool) -> Any:
         p1: float,
         entries: np.ndarray,
         exits: np.ndarray,
+        fill_close: bool,
         direction: int,
         fee: float,
         slippage: float,
@@ -705,22 +541,120 @@ def _specialise(fill_close: bool, check_stops: bool) -> Any:
         trades_out: np.ndarray,
         metrics_out: np.ndarray,
     ) -> int:
-        return _simulate_impl_nb(
-            open_, high, low, close, kind, a, b, p0, p1, entries, exits, fill_close, direction, fee,
-            slippage, size, cash, stop_loss, take_profit, periods_per_year, equity_out, trades_out,
-            metrics_out, check_stops,
+        """Run one backtest over the bars; returns the number of trade records written.
+
+        Signals come from rule ``kind`` over indicator arrays ``a``/``b`` and levels
+        ``p0``/``p1`` (or from ``entries``/``exits`` with ``KIND_SIGNALS``). Each bar:
+        (1) with next-open fills, the previous bar's signals fill at this open;
+        (2) a position entered on an earlier bar is checked against stop-loss and
+        take-profit (this bar's open, low, high; the stop wins a tie);
+        (3) with close fills, this bar's signals fill at this close;
+        (4) equity = cash + position marked at this close.
+
+        ``equity_out`` (length n, or 0 to skip) receives the equity curve,
+        ``trades_out`` (any capacity) the trade records, ``metrics_out`` the metrics
+        in ``enums.METRIC_NAMES`` order.
+        """
+        if not generic:  # compile-time constants of this variant: the other branches fold away
+            fill_close = fixed_fill_close
+        check_stops = (stop_loss > 0.0 or take_profit > 0.0) if generic else fixed_check_stops
+        n = close.shape[0]
+        acc = np.zeros(ACC_SIZE)
+        write_equity = equity_out.shape[0] == n
+        start_cash = cash
+
+        # np.int64(...) rather than bare literals: a literal-typed argument makes
+        # numba compile every helper a second time for that literal type.
+        side = np.int64(0)
+        units = 0.0
+        entry_price = 0.0
+        entry_fee = 0.0
+        entry_idx = np.int64(-1)
+
+        prev_equity = cash
+        peak = cash
+        max_dd = 0.0
+        sum_r = 0.0
+        sum_r2 = 0.0
+        sum_down2 = 0.0
+        exposed = np.int64(0)
+
+        for i in range(n):
+            # The signals acted on at this bar: the previous bar's (next-open fills)
+            # or this bar's (close fills). One call site keeps rule_nb inlined.
+            j = i if fill_close else i - 1
+            entry = exit_ = False
+            if j >= 0:
+                if kind == KIND_SIGNALS:
+                    entry = entries[j]
+                    exit_ = exits[j]
+                elif j > 0:
+                    entry, exit_ = rule_nb(
+                        kind, a[j - 1], a[j], b[j - 1], b[j], close[j - 1], close[j], p0, p1
+                    )
+            # Two phases per bar. Next-open fills: act at the open, then check the
+            # stops. Close fills: check the stops, then act at the close. (One call
+            # site each keeps the compiled loop small.)
+            for phase in range(2):
+                if (phase == 1) == fill_close:
+                    if entry != exit_:
+                        price = close[i] if fill_close else open_[i]
+                        cash, side, units, entry_price, entry_fee, entry_idx = _act_nb(
+                            entry, exit_, direction, price, i, cash, side, units, entry_price,
+                            entry_fee, entry_idx, size, fee, slippage, trades_out, acc,
+                        )
+                elif check_stops and side != 0 and entry_idx < i:
+                    price, reason = _stop_nb(
+                        side, entry_price, stop_loss, take_profit, open_[i], high[i], low[i]
+                    )
+                    if reason >= 0:
+                        cash = _exit_nb(
+                            side, units, entry_price, entry_fee, entry_idx, price, i, reason,
+                            cash, fee, slippage, trades_out, acc,
+                        )
+                        side = np.int64(0)
+                        units = 0.0
+
+            equity = cash + side * units * close[i]
+            if write_equity:
+                equity_out[i] = equity
+            r = equity / prev_equity - 1.0 if prev_equity > 0.0 else 0.0
+            sum_r += r
+            sum_r2 += r * r
+            down = min(r, 0.0)
+            sum_down2 += down * down
+            # Branch-free on purpose: these tests are unpredictable on market data.
+            peak = max(peak, equity)
+            max_dd = max(max_dd, 1.0 - equity / peak)
+            exposed += side != 0
+            prev_equity = equity
+
+        if side != 0:
+            _record_trade_nb(
+                trades_out, acc, side, units, entry_price, entry_fee, entry_idx,
+                close[n - 1], 0.0, n - 1, np.int64(EXIT_OPEN),
+            )
+        _finish_metrics_nb(
+            metrics_out, prev_equity, start_cash, n, periods_per_year, sum_r, sum_r2, sum_down2,
+            max_dd, exposed, acc,
         )
+        return int(acc[ACC_RECORDS])
 
-    return simulate_variant_nb
+    return simulate_nb
 
 
-_VARIANTS = {(fill, stops): _specialise(fill, stops) for fill in (False, True) for stops in (False, True)}
+#: The kernel taking every switch at run time: one compiled version for every
+#: configuration (callable from other kernels, e.g. in a ``prange`` over sets).
+simulate_nb = _make_simulate(True, False, False)
+_VARIANTS = {
+    (fill, stops): _make_simulate(False, fill, stops) for fill in (False, True) for stops in (False, True)
+}
 
 
 def simulate_variant(fill_close: bool, check_stops: bool) -> Any:
-    """The specialised kernel for one configuration: same arguments as
-    ``simulate_nb`` without ``fill_close`` (and ``check_stops`` must equal
-    ``stop_loss > 0 or take_profit > 0``)."""
+    """The kernel specialised for one configuration; same arguments as
+    :func:`simulate_nb`, whose ``fill_close`` must equal the one given here and
+    whose stop levels must satisfy ``check_stops == (stop_loss > 0 or take_profit > 0)``."""
     return _VARIANTS[bool(fill_close), bool(check_stops)]
 
 
