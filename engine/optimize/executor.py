@@ -86,6 +86,7 @@ class Executor:
         self._stopping = False
         self._results: Any = None
         self._started = False
+        self._cache: dict[str, tuple[int, int]] = {}  # worker -> (hits, misses), cumulative
 
     @property
     def workers(self) -> int:
@@ -123,6 +124,12 @@ class Executor:
     @property
     def stopping(self) -> bool:
         return self._stopping
+
+    def cache_stats(self) -> dict[str, int]:
+        """Indicator-cache hits and misses summed over the workers (their latest counts)."""
+        hits = sum(h for h, _ in self._cache.values())
+        misses = sum(m for _, m in self._cache.values())
+        return {"hits": hits, "misses": misses}
 
     def suggested_batch(self) -> int:
         """How many tasks a sampler batch should hold to keep every worker busy."""
@@ -184,6 +191,8 @@ class Executor:
                 self.sizer.observe(len(event.results), busy, event.elapsed_s)
             if event.final:
                 in_backend -= 1
+            if event.worker and (event.cache_hits or event.cache_misses):
+                self._cache[event.worker] = (event.cache_hits, event.cache_misses)
             await on_done(event)
             submit_more()
         return BatchOutcome(reported, stopped=position < len(queue))

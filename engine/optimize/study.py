@@ -286,29 +286,33 @@ class Study:
         ``progress_callback`` gets a :class:`StudyProgress` at most every
         ``progress_interval_s`` seconds (and at the start and the end).
         """
-        self.progress_interval_s = progress_interval_s
-        store = await SqliteStore.open(self.db, batch_size=self.store_batch, batch_interval_s=self.flush_interval_s)
-        self._store = store
-        try:
-            return await self._run(store, progress_callback)
-        finally:
-            self._store = None
-            await store.close()
-
-    async def _run(self, store: SqliteStore, progress_callback: ProgressCallback | None) -> StudySummary:
         from engine.data import load as load_data
 
+        self.progress_interval_s = progress_interval_s
+        t_start = time.monotonic()
         backend = self.backend_choice
         if isinstance(backend, str):
             backend = make_backend(backend, workers=self.workers, trial_timeout_s=self.trial_timeout_s)
         prepare = getattr(backend, "prepare", None)
         if prepare is not None:
             prepare()  # e.g. start the process pool's server while the data loads
-        record = await store.create_study(self.name, self.spec_toml)
-        self._record = record
-        t_start = time.monotonic()
+        # Bad data is bad input: fail before anything is written to the store.
         with profiler.stage("data.load"):
             bars = await asyncio.to_thread(load_data, self.spec.data.spec)
+        store = await SqliteStore.open(self.db, batch_size=self.store_batch, batch_interval_s=self.flush_interval_s)
+        self._store = store
+        try:
+            return await self._run(store, progress_callback, backend, bars, t_start)
+        finally:
+            self._store = None
+            await store.close()
+
+    async def _run(
+        self, store: SqliteStore, progress_callback: ProgressCallback | None, backend: Backend, bars: Any,
+        t_start: float,
+    ) -> StudySummary:
+        record = await store.create_study(self.name, self.spec_toml)
+        self._record = record
         in_sample = _in_sample(self.spec, bars)
 
         sampler = _make_sampler(self.spec, self.space)
@@ -399,7 +403,12 @@ class Study:
             db=str(self.db),
             validation=validation,
             error=error,
-            extra={"workers": executor.workers, "backend": backend.name},
+            extra={
+                "workers": executor.workers,
+                "backend": backend.name,
+                "dispatch_overhead": executor.sizer.overhead_ratio,
+                "indicator_cache": executor.cache_stats(),
+            },
         )
         await store.save_summary(record.id, {k: v for k, v in summary.as_dict().items() if k != "validation"})
         emit(force=True)
