@@ -126,3 +126,14 @@ def test_bad_export_suffix_is_one_line_exit_2(finished: tuple[Path, Path, dict])
     directory, db, _ = finished
     result = _genesis("trials", "cli-study", "--db", str(db), "--export", str(directory / "x.xlsx"))
     assert result.returncode == 2 and "expected a .csv or .parquet" in result.stderr
+
+
+def test_missing_data_file_is_exit_2_and_leaves_no_store(tmp_path: Path) -> None:
+    study = write_study(tmp_path, name="nodata")
+    study.write_text(study.read_text().replace('spec = "synthetic:bars=3000,seed=11,timeframe=1m"',
+                                               f'spec = "csv:{tmp_path / "missing.csv"}"'))
+    db = tmp_path / "s.db"
+    result = _genesis("run", str(study), "--db", str(db))
+    assert result.returncode == 2, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "missing.csv" in result.stderr
+    assert not db.exists()
