@@ -157,6 +157,7 @@ class Evaluator:
         self._prefixes: dict[int, Any] = {}
         self._faults = parse_faults(setup.faults)
         self._batched = _batched_entry(backtest, setup)
+        self._mean_trial_s: float | None = None
 
     def warm_up(self) -> None:
         """Load the compiled kernels (numba's cache) on a tiny prefix, so the first chunk does not pay it."""
@@ -284,13 +285,20 @@ class Evaluator:
     def _evaluate_batched(self, tasks: Sequence[TrialTask]) -> list[TrialResult]:
         started = time.time()
         t0 = time.perf_counter()
-        self.slot.begin(-1, self.setup.trial_timeout_s * len(tasks))
+        # A sub-batch's budget: generous against the measured trial time, never above n timeouts.
+        # When it runs out, the watchdog kills the worker and the chunk is re-run one trial at a time.
+        n = len(tasks)
+        budget = self.setup.trial_timeout_s * n
+        if self._mean_trial_s is not None:
+            budget = min(budget, self.setup.trial_timeout_s + 8.0 * self._mean_trial_s * n)
+        self.slot.begin(-1, budget)
         try:
             rows = self._batched(self, tasks)
         except Exception:
             # Tell the culprit apart: one trial at a time.
             return [self._evaluate_one(task) for task in tasks]
-        duration = (time.perf_counter() - t0) / max(1, len(tasks))
+        duration = (time.perf_counter() - t0) / max(1, n)
+        self._mean_trial_s = duration if self._mean_trial_s is None else 0.8 * self._mean_trial_s + 0.2 * duration
         return [
             self._result(task, metrics, started, duration)
             for task, metrics in zip(tasks, rows, strict=True)

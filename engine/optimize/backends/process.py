@@ -250,7 +250,7 @@ class ProcessBackend:
             self._ctx.set_forkserver_preload([PRELOAD])
         self._workers: list[_Worker] = []
         self._pending: collections.deque[Chunk] = collections.deque()
-        self._results: asyncio.Queue[ChunkDone | None] = asyncio.Queue()
+        self._results: asyncio.Queue[ChunkDone | BaseException | None] = asyncio.Queue()
         self._deaths: collections.Counter[int] = collections.Counter()
         self._shared: SharedBars | None = None
         self._setup: WorkerSetup | None = None
@@ -377,6 +377,8 @@ class ProcessBackend:
             event = await self._results.get()
             if event is None:
                 return
+            if isinstance(event, BaseException):
+                raise event
             yield event
 
     # -- events from workers ----------------------------------------------------
@@ -392,6 +394,9 @@ class ProcessBackend:
             error = GenesisError(f"worker {worker.name} failed to start: {message[1]}")
             if worker.startup is not None and not worker.startup.done():
                 worker.startup.set_exception(error)
+                worker.startup.exception()
+                if worker.generation > 0:
+                    self._results.put_nowait(error)
         elif kind == "done":
             _, chunk_id, output = message
             elapsed = time.perf_counter() - worker.sent_at
@@ -434,8 +439,15 @@ class ProcessBackend:
             return
         code = worker.process.exitcode
         reason = worker.kill_reason or f"worker {worker.name} died (exit code {code})"
+        if worker.startup is not None and worker.startup.done() and worker.startup.exception() is not None:
+            return  # it never started: already reported, and replacing it would fail the same way
         if worker.startup is not None and not worker.startup.done():
-            worker.startup.set_exception(GenesisError(f"worker {worker.name} failed to start: {reason}"))
+            error = GenesisError(f"worker {worker.name} failed to start: {reason}")
+            worker.startup.set_exception(error)
+            worker.startup.exception()  # retrieved: start() or the line below reports it
+            if worker.generation > 0:
+                # A replacement that cannot start: the pool cannot recover, the study must stop.
+                self._results.put_nowait(error)  # type: ignore[arg-type]
             return
         chunk, worker.chunk = worker.chunk, None
         if chunk is not None:
