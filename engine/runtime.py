@@ -483,6 +483,18 @@ class Engine:
         self._watch.start()
         self._study_task = asyncio.get_running_loop().create_task(self._run_study(study), name=f"study-{study.name}")
 
+    def follow_study(self, study: Any) -> StudyWatch:
+        """Show ``study`` in telemetry and alert metrics while the caller runs it (the headless runner).
+
+        The caller owns the run (``await study.run()``) and stops the returned watch when it is done.
+        """
+        self.study = study
+        self._study_path = None
+        self._study_error = ""
+        self._watch = StudyWatch(study.name, self.db, maximize=study.maximize)
+        self._watch.start()
+        return self._watch
+
     async def _run_study(self, study: Any) -> Any:
         log.info("study %s: starting (%s backend)", study.name, self.backend or study.backend_choice)
         try:
