@@ -57,7 +57,7 @@ NOTIFY_EVENTS = ("finish", "failure", "critical")
 DEFAULT_BATCH = {"grid": 1024, "random": 1024, "tpe": 8}
 DEFAULT_TRIALS = 1000  # non-grid samplers without ``search.trials``
 
-_SCHEDULER = re.compile(r"^(local|tcp://[A-Za-z0-9_.\-\[\]:]+:\d{1,5})$")
+_SCHEDULER = re.compile(r"^(local|(tcp|tls)://[A-Za-z0-9_.\-\[\]:]+:\d{1,5})$")
 _ARTIFACTS = re.compile(r"^(all|none|top:[1-9]\d*)$")
 
 
@@ -518,7 +518,8 @@ def _check_execution(execution: ExecutionSpec, where: str) -> None:
             )
     if not _SCHEDULER.match(execution.scheduler):
         raise ConfigError(
-            f'{where}: execution.scheduler: expected "local" or "tcp://HOST:PORT", got {execution.scheduler!r}'
+            f'{where}: execution.scheduler: expected "local" or "tcp://HOST:PORT" (tls:// with TLS), '
+            f"got {execution.scheduler!r}"
         )
     if not _ARTIFACTS.match(execution.artifacts):
         raise ConfigError(
