@@ -218,6 +218,14 @@ def bare_loop(bars: Any, pairs: list[tuple[int, int]], threads: int = 2) -> tupl
 # --------------------------------------------------------------------------- the figures
 
 
+def _steady_rate(marks: list[tuple[int, float]], total: int) -> float | None:
+    """Trials per second between 10% and 90% done (start-up and tail excluded)."""
+    inside = [(done, t) for done, t in marks if 0.1 * total <= done <= 0.9 * total]
+    if len(inside) < 2 or inside[-1][1] <= inside[0][1]:
+        return None
+    return (inside[-1][0] - inside[0][0]) / (inside[-1][1] - inside[0][1])
+
+
 def headline(workdir: Path, quick: bool) -> dict[str, Any]:
     from engine.data import load
 
@@ -230,8 +238,9 @@ def headline(workdir: Path, quick: bool) -> dict[str, Any]:
     path = _write_study(workdir, "headline", shape["bars"], shape["fast"], shape["slow"])
     cpu0 = time.process_time()
     with _PeakRss() as tree:
-        summary, study_s, _ = _run_study(path, workdir / "headline.db")
+        summary, study_s, marks = _run_study(path, workdir / "headline.db", track=True)
     study_cpu = time.process_time() - cpu0 + tree.children_cpu_s
+    steady = _steady_rate(marks, len(pairs))
     assert summary.trials == len(pairs), (summary.trials, len(pairs))
     # Same answers: the study's best Sharpe equals the bare loop's.
     from engine.backtest.enums import M_SHARPE
@@ -245,6 +254,10 @@ def headline(workdir: Path, quick: bool) -> dict[str, Any]:
         "bare_two_thread_loop_s": round(bare_s, 3),
         "ratio": round(study_s / bare_s, 3),
         "goal_ratio": 1.5,
+        "study_steady_trials_per_s": None if steady is None else round(steady, 1),
+        "bare_trials_per_s": round(len(pairs) / bare_s, 1),
+        "steady_ratio": None if not steady else round((len(pairs) / bare_s) / steady, 3),
+        "startup_s": round(marks[1][1], 3) if len(marks) > 1 else None,
         "study_cpu_s": round(study_cpu, 3),
         "bare_cpu_s": round(bare_cpu, 3),
         "cpu_ratio": round(study_cpu / bare_cpu, 3) if bare_cpu > 0 else None,

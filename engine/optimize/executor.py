@@ -158,7 +158,7 @@ class Executor:
 
         def submit_more() -> None:
             nonlocal position, outstanding, in_backend
-            while position < len(queue) and in_backend < 2 * workers and self._running.is_set() and not self._stopping:
+            while position < len(queue) and in_backend < 3 * workers and self._running.is_set() and not self._stopping:
                 size = self.sizer.size(len(queue) - position, workers)
                 chunk_tasks = tuple(queue[position : position + size])
                 position += size

@@ -47,6 +47,8 @@ from engine.optimize.trial import Evaluator, Slot, WorkerSetup, _error_line
 MAX_CHUNK_DEATHS = 3
 STARTUP_TIMEOUT_S = 300.0
 PRELOAD = "engine.optimize.backends._preload"
+#: Chunks sent ahead to a worker (the next one waits in its socket, so it never idles between chunks).
+DEPTH = 2
 
 
 class SharedBars:
@@ -226,8 +228,8 @@ class _Worker:
     channel: Any
     cells: Any
     ready: bool = False
-    chunk: Chunk | None = None
-    sent_at: float = 0.0
+    chunks: collections.deque[tuple[Chunk, float]] = field(default_factory=collections.deque)  # sent, in order
+    last_done: float = 0.0
     kill_reason: str | None = None
     dead: bool = False
     startup: asyncio.Future[None] | None = None
@@ -360,17 +362,18 @@ class ProcessBackend:
         return taken
 
     def _dispatch(self) -> None:
-        for worker in self._workers:
-            if not self._pending:
-                return
-            if worker.ready and not worker.dead and worker.chunk is None:
-                chunk = self._pending.popleft()
-                worker.chunk = chunk
-                worker.sent_at = time.perf_counter()
-                try:
-                    worker.channel.send((chunk.id, chunk.tasks, chunk.artifacts, chunk.isolate))
-                except OSError:
-                    self._on_death(worker)
+        # Round robin: every worker gets a chunk in hand before any gets one queued behind it.
+        for level in range(DEPTH):
+            for worker in self._workers:
+                if not self._pending:
+                    return
+                if worker.ready and not worker.dead and len(worker.chunks) <= level:
+                    chunk = self._pending.popleft()
+                    worker.chunks.append((chunk, time.perf_counter()))
+                    try:
+                        worker.channel.send((chunk.id, chunk.tasks, chunk.artifacts, chunk.isolate))
+                    except OSError:
+                        self._on_death(worker)
 
     async def results(self) -> AsyncIterator[ChunkDone]:
         while True:
@@ -399,8 +402,11 @@ class ProcessBackend:
                     self._results.put_nowait(error)
         elif kind == "done":
             _, chunk_id, output = message
-            elapsed = time.perf_counter() - worker.sent_at
-            worker.chunk = None
+            now = time.perf_counter()
+            _, sent_at = worker.chunks.popleft() if worker.chunks else (None, now)
+            # From when the worker could start it (sent, or its previous chunk done) to results back.
+            elapsed = now - max(sent_at, worker.last_done)
+            worker.last_done = now
             self._deaths.pop(chunk_id, None)
             self._results.put_nowait(
                 ChunkDone(
@@ -449,9 +455,13 @@ class ProcessBackend:
                 # A replacement that cannot start: the pool cannot recover, the study must stop.
                 self._results.put_nowait(error)  # type: ignore[arg-type]
             return
-        chunk, worker.chunk = worker.chunk, None
-        if chunk is not None:
-            self._bury_chunk(worker, chunk, reason)
+        if worker.chunks:
+            in_hand, _ = worker.chunks.popleft()
+            # Chunks queued behind it never started: back to the front of the queue as they were.
+            for queued, _ in reversed(worker.chunks):
+                self._pending.appendleft(queued)
+            worker.chunks.clear()
+            self._bury_chunk(worker, in_hand, reason)
         # A fresh worker takes the place; it gets work as soon as it is ready.
         task = self._loop.create_task(self._replace(worker)) if self._loop is not None else None
         if task is not None:
@@ -506,7 +516,7 @@ class ProcessBackend:
             await asyncio.sleep(period)
             now = time.monotonic()
             for worker in list(self._workers):
-                if worker.dead or worker.chunk is None or worker.kill_reason:
+                if worker.dead or not worker.chunks or worker.kill_reason:
                     continue
                 number, started, budget = Slot(worker.cells).read()
                 if math.isnan(number) or now - started <= budget:
