@@ -647,11 +647,16 @@ class SqliteStore:
         ) as cursor:
             return [_trial_record(row) for row in await cursor.fetchall()]
 
-    async def trial_outcomes(self, study_id: int) -> dict[str, tuple[TrialState, float | None, int, int]]:
-        """``key -> (state, objective, number, batch)`` of every committed trial (for resume)."""
-        async with self._reader.execute(
-            "SELECT key, state, objective, number, batch FROM trials WHERE study_id = ?", (study_id,)
-        ) as cursor:
+    async def trial_outcomes(
+        self, study_id: int, *, batch: int | None = None
+    ) -> dict[str, tuple[TrialState, float | None, int, int]]:
+        """``key -> (state, objective, number, batch)`` of committed trials (of one sampler ``batch``)."""
+        sql = "SELECT key, state, objective, number, batch FROM trials WHERE study_id = ?"
+        parameters: tuple[Any, ...] = (study_id,)
+        if batch is not None:
+            sql += " AND batch = ?"
+            parameters = (study_id, batch)
+        async with self._reader.execute(sql, parameters) as cursor:
             return {row[0]: (TrialState(row[1]), row[2], row[3], row[4]) for row in await cursor.fetchall()}
 
     async def best(self, study_id: int, *, maximize: bool, k: int = 1) -> list[TrialRecord]:

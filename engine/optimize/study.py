@@ -318,11 +318,14 @@ class Study:
         sampler = _make_sampler(self.spec, self.space)
         if record.sampler_state is not None:
             sampler.set_state(record.sampler_state)
-        stored = await store.trial_outcomes(record.id)
+        # Only the batch that was in progress at the last stop can hold trials the sampler asks
+        # again (samplers never repeat a key), so memory stays one batch deep however long the study.
+        stored = await store.trial_outcomes(record.id, batch=record.checkpoint_seq + 1)
         total = self._total(sampler)
         tracker = self._tracker = ProgressTracker(self.name, total, objective=self.objective, workers=1)
-        for state, _objective, _number, _batch in stored.values():
-            tracker.count(state.value)
+        for state, n in (await store.counts(record.id)).items():
+            if n:
+                tracker.count(state.value, n)
         for best in await store.best(record.id, maximize=self.maximize, k=1):
             tracker.offer_best(best.objective, best.number, best.params, self.maximize)  # type: ignore[arg-type]
         if self.artifacts_top:
@@ -544,11 +547,12 @@ class _BatchLoop:
         self.failure: str | None = None
         self.halving = HalvingPlan.for_bars(n_bars) if study.prune == "halving" else None
         self.tracker = study._tracker
+        self.done = study._tracker.done  # trials stored so far
 
     async def run(self) -> str | None:
         empty_batches = 0
         while not self.study._stop_requested and self.failure is None:
-            done = len(self.stored)
+            done = self.done
             if done >= self.study.budget or getattr(self.sampler, "exhausted", False):
                 break
             batch_size = getattr(self.sampler, "preferred_batch", None) or self.study.batch_size
@@ -578,6 +582,7 @@ class _BatchLoop:
             if used:
                 self.next_number = max(self.next_number, max(used) + 1)
             await self.store.checkpoint(self.record.id, self.sampler.get_state(), self.seq, self.next_number)
+            self.stored.clear()  # the resumed batch, if any, is behind us
             self.emit()
         return self.failure
 
@@ -596,7 +601,7 @@ class _BatchLoop:
             if key in seen:  # the same point twice in one batch
                 numbers.append(seen[key])
                 continue
-            hit = self.stored.get(key)
+            hit = self.stored.get(key) if self.stored else None
             if hit is not None and hit[3] != batch:
                 # Stored by an earlier batch: tell its value, run nothing, use no number.
                 known[duplicate] = _told_value(hit[0], hit[1])
@@ -737,7 +742,7 @@ class _BatchLoop:
             self.executor.stop()
 
     def _account(self, result: TrialResult, task: TrialTask, *, count_failure: bool = True, count: bool = False) -> None:
-        self.stored[task.key] = (result.state, result.objective, result.number, self.seq + 1)
+        self.done += 1
         if count:
             self.tracker.count(result.state.value)
         if result.state is TrialState.FAILED:
