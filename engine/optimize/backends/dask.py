@@ -73,6 +73,7 @@ FAIL_AFTER_LOSSES = 3
 REPLICATE_EVERY_S = 1.0
 SCATTER_ATTEMPTS = 5
 CONNECT_TIMEOUT_S = 10.0
+PREPARE_TIMEOUT_S = 300.0
 WORKERS_TIMEOUT_S = 60.0
 EXTRA_HINT = "install the dask extra: pip install 'genesis-console[dask]'"
 
@@ -280,6 +281,7 @@ class DaskBackend:
         self._losses: dict[tuple[int, tuple[int, ...]], int] = {}
         self._keeper: asyncio.Task[None] | None = None
         self._open: dict[int, int] = {}  # chunk id -> trials not reported yet
+        self._fresh: set[int] = set()  # chunks submitted and not sent yet
         self._results: asyncio.Queue[ChunkDone | BaseException | None] = asyncio.Queue()
         self._last_done: dict[str, float] = {}
         self._ac: Any = None
@@ -422,13 +424,13 @@ class DaskBackend:
         futures = [
             self._client.submit(
                 prepare_worker, self._data, self._setup_future, self._token,
-                workers=[address], allow_other_workers=False, pure=False,
+                workers=[address], allow_other_workers=True, pure=False,
                 key=f"genesis-prepare-{self._token}-{index}",
             )
             for index, address in enumerate(identity.get("workers", {}))
         ]
         try:
-            answers = await self._client.gather(futures)
+            answers = await asyncio.wait_for(self._client.gather(futures), PREPARE_TIMEOUT_S)
         except Exception as error:
             raise GenesisError(
                 f"dask workers at {self._address} cannot run Genesis trials ({_error_line(error)}); "
@@ -474,16 +476,17 @@ class DaskBackend:
 
     def submit(self, chunk: Chunk) -> None:
         self._open[chunk.id] = self._open.get(chunk.id, 0) + len(chunk.tasks)
+        self._fresh.add(chunk.id)
         self._pending.append(chunk)
         self._dispatch()
 
     def cancel_pending(self) -> list[Chunk]:
-        taken = list(self._pending)
-        self._pending.clear()
+        # Only chunks never sent go back; parts of a chunk being re-run stay in hand.
+        taken = [chunk for chunk in self._pending if chunk.id in self._fresh]
+        self._pending = collections.deque(chunk for chunk in self._pending if chunk.id not in self._fresh)
         for chunk in taken:
-            self._open[chunk.id] -= len(chunk.tasks)
-            if self._open[chunk.id] <= 0:
-                del self._open[chunk.id]
+            self._fresh.discard(chunk.id)
+            self._open.pop(chunk.id, None)
         return taken
 
     def _dispatch(self) -> None:
@@ -501,6 +504,7 @@ class DaskBackend:
         self._requeue([Chunk(chunk.id, (task,), chunk.artifacts, isolate=True) for task in chunk.tasks])
 
     def _send(self, chunk: Chunk) -> None:
+        self._fresh.discard(chunk.id)
         client = self._client
         if client is None or client.status != "running":
             self._fail(self._lost())
