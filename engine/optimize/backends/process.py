@@ -238,6 +238,20 @@ class _Worker:
     watched: list[int] = field(default_factory=list)
 
 
+def start_fork_server() -> None:
+    """Start the process backend's fork server in the background (idempotent, returns at once).
+
+    Call it as early as possible (``genesis run`` does, before reading the study
+    file): the server's imports then overlap the caller's own start-up.
+    """
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload([PRELOAD])
+    from multiprocessing import forkserver
+
+    with contextlib.suppress(Exception):
+        forkserver.ensure_running()
+
+
 class ProcessBackend:
     """A pool of worker processes with a shared per-trial watchdog."""
 
@@ -269,10 +283,7 @@ class ProcessBackend:
     def prepare(self) -> None:
         """Start the fork server now (it imports the engine while the caller loads data)."""
         if self._ctx.get_start_method() == "forkserver":
-            from multiprocessing import forkserver
-
-            with contextlib.suppress(Exception):
-                forkserver.ensure_running()
+            start_fork_server()
 
     # -- life cycle ---------------------------------------------------------
 
