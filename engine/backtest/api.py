@@ -111,7 +111,9 @@ def simulate(
     metrics_out = np.empty(N_METRICS)
     fill_close = FILLS[options.fill] == FILL_CLOSE
     kernel = nb.simulate_variant(fill_close, options.stop_loss > 0.0 or options.take_profit > 0.0)
-    with profiler.stage("backtest.kernel"):
+    # A dispatcher's first call compiles it or loads it from the on-disk cache.
+    stage = "backtest.kernel" if kernel.signatures else "numba.compile"
+    with profiler.stage(stage):
         count = kernel(
             bars.open, bars.high, bars.low, bars.close,
             inputs.kind, inputs.a, inputs.b, inputs.p0, inputs.p1, entries, exits,
