@@ -215,6 +215,11 @@ class Study:
     def from_file(cls, path: str | Path, *, db: str | Path | None = None, **overrides: Any) -> Study:
         """Load a study file (errors are one-line ``ConfigError``s naming the file and key)."""
         path = Path(path)
+        if overrides.get("backend", "process") == "process":
+            # The worker pool's fork server imports the engine while this process reads the file.
+            from engine.optimize.backends.process import start_fork_server
+
+            start_fork_server()
         spec = _load_spec_file(path)
         try:
             text = path.read_text()
