@@ -35,13 +35,6 @@ async def stored_trials(db: Path, name: str = "t") -> list[TrialRecord]:
         await store.close()
 
 
-def backend_for(name: str, workers: int = 2, **options: Any) -> Any:
-    """The backend argument of ``Study`` for ``name``: dask is built here with a 2-worker LocalCluster."""
-    if name == "dask":
-        return DaskBackend(scheduler="local", workers=workers, **options)
-    return name
-
-
 @pytest.fixture(scope="module")
 def inline_reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """The genetic study run inline: trials by key and the best key."""
@@ -61,12 +54,15 @@ def inline_reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]
 async def test_every_backend_gives_the_same_trials_and_best(
     backend: str, inline_reference: dict[str, Any], study_file: Callable[..., Path], tmp_path: Path
 ) -> None:
-    path = study_file(**GENETIC)
-    summary = await Study.from_file(path, db=tmp_path / "s.db", backend=backend_for(backend), workers=2).run()
+    """The study file names its backend (dask: a local cluster of 2 workers); nothing else changes."""
+    path = study_file(backend=backend, workers=2, **GENETIC)
+    summary = await Study.from_file(path, db=tmp_path / "s.db").run()
     trials = {t.key: (t.number, t.objective) for t in await stored_trials(tmp_path / "s.db")}
     assert trials == inline_reference["trials"]
     assert summary.best is not None and summary.best.key == inline_reference["best"]
     assert summary.extra["backend"] == backend
+    if backend != "inline":
+        assert summary.extra["indicator_cache"]["hits"] > 0  # each worker's cache served later chunks
 
 
 async def test_dask_isolates_raise_hang_and_worker_death(
@@ -89,6 +85,7 @@ async def test_dask_isolates_raise_hang_and_worker_death(
     others = [t for n, t in by_number.items() if n not in (3, 7, 11)]
     assert all(t.state is TrialState.COMPLETE for t in others)
     assert backend.timeouts == 1  # the hang was reported once by its worker's watchdog
+    assert backend.max_in_flight <= 2 * 2  # re-runs one trial per task respect the bound too
 
 
 def test_missing_distributed_is_one_config_error_naming_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -132,6 +132,8 @@ async def test_a_worker_killed_mid_study_changes_nothing(cluster: Cluster, tmp_p
     assert summary.best is not None and reference.best is not None
     assert summary.best.key == reference.best.key
     assert {t.worker for t in trials} >= {"dask:w0", "dask:w1"}  # both worked before the kill
+    assert backend.scatters == 1  # the data went out once; the survivor kept its copy
+    assert backend.max_in_flight <= 2 * 2
 
 
 async def test_losing_the_scheduler_stops_with_a_checkpoint_that_resumes_on_another_backend(
@@ -174,3 +176,4 @@ async def test_an_unreachable_scheduler_is_one_clear_error(tmp_path: Path) -> No
     with pytest.raises(NetworkError, match=f"cannot reach the dask scheduler at tcp://127.0.0.1:{port}") as info:
         await Study.from_file(path, db=tmp_path / "s.db", backend=backend).run()
     assert "\n" not in str(info.value)
+

@@ -293,8 +293,9 @@ class DaskBackend:
         self._failed = False
         self.scatter_s = 0.0  # the data's last scatter (seconds), for the benchmark
         self.scatters = 0
-        self.timeouts = 0
-        self.isolated = 0
+        self.timeouts = 0  # trials ended by a worker's watchdog
+        self.isolated = 0  # chunks re-run one trial per task
+        self.max_in_flight = 0  # the most chunks submitted to Dask at once
 
     @property
     def workers(self) -> int:
@@ -516,6 +517,7 @@ class DaskBackend:
             key=key, pure=False,
         )
         self._flights[key] = _Flight(chunk, key, future, time.perf_counter())
+        self.max_in_flight = max(self.max_in_flight, len(self._flights))
         self._ac.add(future)
         self._wake.set()
 
