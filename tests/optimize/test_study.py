@@ -81,23 +81,36 @@ async def test_top_n_artifacts_follow_the_leaderboard(study_file: Callable[..., 
     await store.close()
 
 
+@pytest.mark.parametrize("policy", ["all", "none"])
+async def test_artifact_policies_all_and_none(study_file: Callable[..., Path], tmp_path: Path, policy: str) -> None:
+    db = tmp_path / "s.db"
+    summary = await Study.from_file(study_file(artifacts=policy), db=db).run()
+    store = await SqliteStore.open(db, readonly=True)
+    study = await store.require_study("t")
+    numbers = await store.artifact_numbers(study.id)
+    await store.close()
+    assert numbers == (list(range(summary.complete)) if policy == "all" else [])
+
+
 def test_artifact_policy() -> None:
     assert parse_artifacts("all") is None
     assert parse_artifacts("none") == 0
     assert parse_artifacts("top:7") == 7
 
 
-@pytest.mark.parametrize("sampler, extra", [
-    ("grid", ""),
-    ("random", ""),
-    ("genetic", "population = 8\ngenerations = 4\nelite = 2\n"),
-    ("tpe", "startup_trials = 4\n"),
+@pytest.mark.parametrize("sampler, extra, prune", [
+    ("grid", "", "none"),
+    ("grid", "", "halving"),
+    ("random", "", "none"),
+    ("genetic", "population = 8\ngenerations = 4\nelite = 2\n", "none"),
+    ("tpe", "startup_trials = 4\n", "none"),
 ])
 async def test_stop_and_resume_gives_the_uninterrupted_result(
-    study_file: Callable[..., Path], tmp_path: Path, sampler: str, extra: str
+    study_file: Callable[..., Path], tmp_path: Path, sampler: str, extra: str, prune: str
 ) -> None:
     trials = None if sampler == "grid" else 30
-    path = study_file(sampler=sampler, trials=trials, search_extra=extra, batch_size=6)
+    bars = 20_000 if prune == "halving" else 3000
+    path = study_file(sampler=sampler, trials=trials, search_extra=extra, batch_size=6, prune=prune, bars=bars)
     reference = await Study.from_file(path, db=tmp_path / "ref.db").run()
     ref_trials, _ = await _stored(tmp_path / "ref.db", "t")
 
