@@ -93,3 +93,26 @@ def test_missing_distributed_is_one_config_error_naming_the_extra(monkeypatch: p
     with pytest.raises(ConfigError, match=r"genesis-console\[dask\]") as info:
         DaskBackend(scheduler="local")
     assert "\n" not in str(info.value)
+
+
+async def test_a_stopped_dask_study_resumes_inline_to_the_same_trials(
+    inline_reference: dict[str, Any], study_file: Callable[..., Path], tmp_path: Path
+) -> None:
+    """Stop mid-study (chunks not sent yet come back, chunks in hand finish), then finish on another backend."""
+    path = study_file(backend="dask", workers=2, **GENETIC)
+    db = tmp_path / "s.db"
+    study = Study.from_file(path, db=db)
+    stops: list[asyncio.Task[None]] = []
+
+    def stop_early(progress: Any) -> None:
+        if not stops and progress.done >= 12:
+            stops.append(asyncio.get_running_loop().create_task(study.stop()))
+
+    stopped = await study.run(stop_early, progress_interval_s=0.0)
+    assert stops and stopped.state == "stopped"
+    assert 12 <= stopped.trials < len(inline_reference["trials"])
+
+    resumed = await Study.from_file(path, db=db, backend="inline").run()
+    trials = {t.key: (t.number, t.objective) for t in await stored_trials(db)}
+    assert trials == inline_reference["trials"]
+    assert resumed.best is not None and resumed.best.key == inline_reference["best"]
