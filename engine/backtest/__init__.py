@@ -10,7 +10,7 @@ from engine.backtest.api import BacktestResult, Options, run, run_many, run_sign
 from engine.backtest.enums import EXIT_REASONS, METRIC_NAMES, TRADE_DTYPE
 from engine.backtest.indicators import INDICATORS, IndicatorCache
 from engine.backtest.metrics import Metrics
-from engine.backtest.nb import signals_nb, simulate_nb
+from engine.backtest.nb import signals_nb, simulate_nb, simulate_variant
 from engine.backtest.strategies import (
     STRATEGIES,
     Constraint,
@@ -41,4 +41,5 @@ __all__ = [
     "signals_nb",
     "simulate",
     "simulate_nb",
+    "simulate_variant",
 ]
