@@ -1,0 +1,306 @@
+"""Report charts as SVG files, drawn by hand (no plotting dependency).
+
+Three charts per report:
+
+- ``equity.svg``: the equity curves of the best trials (from the stored
+  top-N artifacts);
+- ``convergence.svg``: every complete trial's objective by trial number (dots)
+  and the best so far (a step line);
+- ``heatmap.svg``: the best objective over the two numeric parameters with the
+  most distinct values (cells left blank where nothing was tried).
+
+The functions take plain numbers and return SVG text; :func:`write_charts`
+writes the files. Long series are decimated per pixel column (min and max
+kept), so a 200,000-bar equity curve still draws its drawdowns.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from html import escape
+from pathlib import Path
+from typing import Any
+
+WIDTH, HEIGHT = 860, 420
+MARGIN_L, MARGIN_R, MARGIN_T, MARGIN_B = 76, 24, 44, 52
+PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")
+FONT = "font-family='DejaVu Sans, Helvetica, Arial, sans-serif'"
+
+
+def _nice_step(span: float, ticks: int = 6) -> float:
+    if span <= 0 or not math.isfinite(span):
+        return 1.0
+    raw = span / ticks
+    power = 10 ** math.floor(math.log10(raw))
+    for factor in (1, 2, 2.5, 5, 10):
+        if raw <= factor * power:
+            return factor * power
+    return 10 * power
+
+
+def _ticks(lo: float, hi: float, ticks: int = 6) -> list[float]:
+    step = _nice_step(hi - lo, ticks)
+    start = math.ceil(lo / step) * step
+    out = []
+    value = start
+    while value <= hi + step * 1e-9 and len(out) < 50:
+        out.append(0.0 if abs(value) < step * 1e-9 else value)
+        value += step
+    return out
+
+
+def _label(value: float) -> str:
+    if value == 0:
+        return "0"
+    magnitude = abs(value)
+    if magnitude >= 1e6 or magnitude < 1e-3:
+        return f"{value:.2e}"
+    if magnitude >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.4g}"
+
+
+def _bounds(values: Sequence[float]) -> tuple[float, float]:
+    finite = [v for v in values if math.isfinite(v)]
+    if not finite:
+        return 0.0, 1.0
+    lo, hi = min(finite), max(finite)
+    if lo == hi:
+        pad = abs(lo) * 0.05 or 1.0
+        return lo - pad, hi + pad
+    pad = (hi - lo) * 0.04
+    return lo - pad, hi + pad
+
+
+def decimate(values: Sequence[float], columns: int) -> list[tuple[int, float]]:
+    """(index, value) pairs keeping each column's first, min and max (in order)."""
+    n = len(values)
+    if n <= 2 * columns:
+        return [(i, float(v)) for i, v in enumerate(values) if math.isfinite(v)]
+    out: list[tuple[int, float]] = []
+    per = n / columns
+    for c in range(columns):
+        a, b = int(c * per), min(n, int((c + 1) * per))
+        chunk = [(i, float(values[i])) for i in range(a, b) if math.isfinite(values[i])]
+        if not chunk:
+            continue
+        lo = min(chunk, key=lambda p: p[1])
+        hi = max(chunk, key=lambda p: p[1])
+        out.extend(sorted({chunk[0], lo, hi}))
+    last = float(values[-1])
+    if math.isfinite(last) and (not out or out[-1][0] != n - 1):
+        out.append((n - 1, last))
+    return out
+
+
+class _Frame:
+    """Plot-area geometry: data coordinates to SVG coordinates."""
+
+    def __init__(self, x_lo: float, x_hi: float, y_lo: float, y_hi: float) -> None:
+        self.x_lo, self.x_hi, self.y_lo, self.y_hi = x_lo, x_hi if x_hi > x_lo else x_lo + 1, y_lo, y_hi
+        self.left, self.top = MARGIN_L, MARGIN_T
+        self.width = WIDTH - MARGIN_L - MARGIN_R
+        self.height = HEIGHT - MARGIN_T - MARGIN_B
+
+    def x(self, value: float) -> float:
+        return self.left + (value - self.x_lo) / (self.x_hi - self.x_lo) * self.width
+
+    def y(self, value: float) -> float:
+        return self.top + (1 - (value - self.y_lo) / (self.y_hi - self.y_lo)) * self.height
+
+    def axes(self, x_label: str, y_label: str) -> list[str]:
+        parts = [
+            f"<rect x='{self.left}' y='{self.top}' width='{self.width}' height='{self.height}' fill='#fbfbfd' "
+            "stroke='#c8c8d0'/>"
+        ]
+        for value in _ticks(self.y_lo, self.y_hi):
+            y = self.y(value)
+            parts.append(f"<line x1='{self.left}' x2='{self.left + self.width}' y1='{y:.1f}' y2='{y:.1f}' "
+                         "stroke='#e4e4ea'/>")
+            parts.append(f"<text x='{self.left - 6}' y='{y + 4:.1f}' text-anchor='end' font-size='11' "
+                         f"fill='#444'>{_label(value)}</text>")
+        for value in _ticks(self.x_lo, self.x_hi, 8):
+            x = self.x(value)
+            parts.append(f"<line x1='{x:.1f}' x2='{x:.1f}' y1='{self.top}' y2='{self.top + self.height}' "
+                         "stroke='#eeeef2'/>")
+            parts.append(f"<text x='{x:.1f}' y='{self.top + self.height + 16}' text-anchor='middle' "
+                         f"font-size='11' fill='#444'>{_label(value)}</text>")
+        parts.append(f"<text x='{self.left + self.width / 2:.0f}' y='{HEIGHT - 12}' text-anchor='middle' "
+                     f"font-size='12' fill='#222'>{escape(x_label)}</text>")
+        parts.append(f"<text transform='translate(16 {self.top + self.height / 2:.0f}) rotate(-90)' "
+                     f"text-anchor='middle' font-size='12' fill='#222'>{escape(y_label)}</text>")
+        return parts
+
+
+def _document(title: str, body: list[str]) -> str:
+    return "\n".join([
+        f"<svg xmlns='http://www.w3.org/2000/svg' width='{WIDTH}' height='{HEIGHT}' "
+        f"viewBox='0 0 {WIDTH} {HEIGHT}' {FONT}>",
+        f"<title>{escape(title)}</title>",
+        f"<rect width='{WIDTH}' height='{HEIGHT}' fill='white'/>",
+        f"<text x='{MARGIN_L}' y='26' font-size='15' font-weight='bold' fill='#111'>{escape(title)}</text>",
+        *body,
+        "</svg>",
+        "",
+    ])
+
+
+def _empty(title: str, message: str) -> str:
+    return _document(title, [
+        f"<text x='{WIDTH / 2:.0f}' y='{HEIGHT / 2:.0f}' text-anchor='middle' font-size='14' "
+        f"fill='#666'>{escape(message)}</text>"
+    ])
+
+
+def _legend(labels: Sequence[str]) -> list[str]:
+    parts = []
+    x = WIDTH - MARGIN_R - 8
+    for i, label in reversed(list(enumerate(labels))):
+        width = 22 + 7 * len(label)
+        x -= width
+        color = PALETTE[i % len(PALETTE)]
+        parts.append(f"<line x1='{x}' x2='{x + 16}' y1='22' y2='22' stroke='{color}' stroke-width='3'/>")
+        parts.append(f"<text x='{x + 20}' y='26' font-size='11' fill='#222'>{escape(label)}</text>")
+    return parts
+
+
+def equity_svg(curves: Sequence[tuple[str, Sequence[float]]], *, title: str = "Equity of the best trials") -> str:
+    """Equity curves (label, values by bar) on one chart."""
+    curves = [(label, values) for label, values in curves if len(values)]
+    if not curves:
+        return _empty(title, "no stored equity curves (artifacts = \"none\", or no complete trial)")
+    y_lo, y_hi = _bounds([v for _, values in curves for v in values])
+    x_hi = max(len(values) for _, values in curves) - 1
+    frame = _Frame(0, max(1, x_hi), y_lo, y_hi)
+    body = frame.axes("bar", "equity")
+    columns = frame.width
+    for i, (_, values) in enumerate(reversed(curves)):
+        color = PALETTE[(len(curves) - 1 - i) % len(PALETTE)]
+        points = " ".join(f"{frame.x(j):.1f},{frame.y(v):.1f}" for j, v in decimate(values, columns))
+        width = 2.2 if i == len(curves) - 1 else 1.3
+        body.append(f"<polyline points='{points}' fill='none' stroke='{color}' stroke-width='{width}' "
+                    "stroke-linejoin='round'/>")
+    body += _legend([label for label, _ in curves])
+    return _document(title, body)
+
+
+def convergence_svg(
+    numbers: Sequence[int],
+    objectives: Sequence[float],
+    *,
+    maximize: bool = True,
+    objective: str = "objective",
+    title: str = "Convergence",
+) -> str:
+    """Each complete trial's objective by trial number, and the best so far."""
+    pairs = sorted((int(n), float(v)) for n, v in zip(numbers, objectives, strict=True) if math.isfinite(v))
+    if not pairs:
+        return _empty(title, "no complete trial yet")
+    y_lo, y_hi = _bounds([v for _, v in pairs])
+    frame = _Frame(pairs[0][0], max(pairs[-1][0], pairs[0][0] + 1), y_lo, y_hi)
+    body = frame.axes("trial number", objective)
+    stride = max(1, len(pairs) // 4000)
+    dots = "".join(
+        f"M{frame.x(n):.1f},{frame.y(v):.1f}h0" for n, v in pairs[::stride]
+    )
+    body.append(f"<path d='{dots}' stroke='#9aa7c0' stroke-width='2.4' stroke-linecap='round' opacity='0.7'/>")
+    best: float | None = None
+    steps: list[str] = []
+    for n, v in pairs:
+        if best is None or (v > best if maximize else v < best):
+            if best is not None:
+                steps.append(f"{frame.x(n):.1f},{frame.y(best):.1f}")
+            best = v
+            steps.append(f"{frame.x(n):.1f},{frame.y(v):.1f}")
+    assert best is not None
+    steps.append(f"{frame.x(pairs[-1][0]):.1f},{frame.y(best):.1f}")
+    body.append(f"<polyline points='{' '.join(steps)}' fill='none' stroke='{PALETTE[1]}' stroke-width='2.2'/>")
+    body += _legend(["best so far"])
+    return _document(title, body)
+
+
+def _colour(fraction: float) -> str:
+    """A perceptually even ramp (viridis-like) for 0..1."""
+    stops = ((68, 1, 84), (59, 82, 139), (33, 145, 140), (94, 201, 98), (253, 231, 37))
+    fraction = min(1.0, max(0.0, fraction)) * (len(stops) - 1)
+    i = min(int(fraction), len(stops) - 2)
+    t = fraction - i
+    r, g, b = (round(a + (c - a) * t) for a, c in zip(stops[i], stops[i + 1], strict=True))
+    return f"#{r:02x}{g:02x}{b:02x}"
+
+
+def heatmap_svg(heatmap: Any, *, objective: str = "objective", title: str = "Best objective by parameters") -> str:
+    """A :class:`~engine.telemetry.Heatmap` (best value per cell) as coloured cells with a scale."""
+    if heatmap is None:
+        return _empty(title, "fewer than two numeric parameters with two or more tried values")
+    xs, ys, grid = list(heatmap.x_values), list(heatmap.y_values), heatmap.values
+    values = [v for row in grid for v in row if v is not None and math.isfinite(v)]
+    if not values:
+        return _empty(title, "no complete trial yet")
+    lo, hi = min(values), max(values)
+    left, top = MARGIN_L, MARGIN_T
+    width, height = WIDTH - MARGIN_L - MARGIN_R - 90, HEIGHT - MARGIN_T - MARGIN_B
+    cw, ch = width / len(xs), height / len(ys)
+    body = []
+    for yi, row in enumerate(grid):
+        for xi, value in enumerate(row):
+            x, y = left + xi * cw, top + (len(ys) - 1 - yi) * ch
+            if value is None or not math.isfinite(value):
+                fill = "#f1f1f4"
+                tip = "not tried"
+            else:
+                fill = _colour((value - lo) / (hi - lo) if hi > lo else 0.5)
+                tip = f"{heatmap.x_param}={_label(xs[xi])}, {heatmap.y_param}={_label(ys[yi])}: {_label(value)}"
+            body.append(f"<rect x='{x:.1f}' y='{y:.1f}' width='{cw + 0.5:.1f}' height='{ch + 0.5:.1f}' "
+                        f"fill='{fill}'><title>{escape(tip)}</title></rect>")
+    for xi, value in enumerate(xs):
+        if len(xs) <= 16 or xi % max(1, len(xs) // 12) == 0:
+            body.append(f"<text x='{left + (xi + 0.5) * cw:.1f}' y='{top + height + 16}' text-anchor='middle' "
+                        f"font-size='11' fill='#444'>{_label(value)}</text>")
+    for yi, value in enumerate(ys):
+        if len(ys) <= 16 or yi % max(1, len(ys) // 12) == 0:
+            body.append(f"<text x='{left - 6}' y='{top + (len(ys) - 1 - yi + 0.5) * ch + 4:.1f}' "
+                        f"text-anchor='end' font-size='11' fill='#444'>{_label(value)}</text>")
+    body.append(f"<text x='{left + width / 2:.0f}' y='{HEIGHT - 12}' text-anchor='middle' font-size='12' "
+                f"fill='#222'>{escape(heatmap.x_param)}</text>")
+    body.append(f"<text transform='translate(16 {top + height / 2:.0f}) rotate(-90)' text-anchor='middle' "
+                f"font-size='12' fill='#222'>{escape(heatmap.y_param)}</text>")
+    scale_x = left + width + 30
+    steps = 40
+    for i in range(steps):
+        y = top + (steps - 1 - i) * height / steps
+        body.append(f"<rect x='{scale_x}' y='{y:.1f}' width='16' height='{height / steps + 0.5:.1f}' "
+                    f"fill='{_colour(i / (steps - 1))}'/>")
+    body.append(f"<text x='{scale_x + 20}' y='{top + 10}' font-size='11' fill='#222'>{_label(hi)}</text>")
+    body.append(f"<text x='{scale_x + 20}' y='{top + height}' font-size='11' fill='#222'>{_label(lo)}</text>")
+    body.append(f"<text x='{scale_x}' y='{top - 8}' font-size='11' fill='#222'>{escape(objective)}</text>")
+    return _document(title, body)
+
+
+def write_charts(
+    directory: str | Path,
+    *,
+    equity: Sequence[tuple[str, Sequence[float]]],
+    numbers: Sequence[int],
+    objectives: Sequence[float],
+    heatmap: Any,
+    maximize: bool = True,
+    objective: str = "objective",
+) -> dict[str, Path]:
+    """Write ``equity.svg``, ``convergence.svg`` and ``heatmap.svg`` into ``directory``."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    charts = {
+        "equity": equity_svg(equity),
+        "convergence": convergence_svg(numbers, objectives, maximize=maximize, objective=objective),
+        "heatmap": heatmap_svg(heatmap, objective=objective),
+    }
+    paths = {}
+    for name, text in charts.items():
+        path = directory / f"{name}.svg"
+        tmp = path.with_suffix(".svg.tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
+        paths[name] = path
+    return paths

@@ -1,0 +1,471 @@
+"""Recording telemetry snapshots into the store, and reading them back.
+
+A headless run records :class:`~engine.telemetry.Telemetry` snapshots at the
+console's refresh rate (4 Hz), so that ``genesis replay`` can show the night's
+run as if someone had watched it. Frames are compact:
+
+- each frame is the snapshot as plain builtins (``msgspec.to_builtins``),
+  packed with msgpack (floats stay exact, NaN and infinities survive) and
+  zlib-compressed; never pickle;
+- every ``keyframe_every`` frames (10 s) a keyframe holds the whole snapshot;
+  the frames between hold only a delta against the previous frame: changed
+  fields, sliding histories as "drop k from the front, append these", lists
+  of equal length as "element i changed". Most frames of a quiet run are a
+  few dozen bytes.
+
+Frames live in two tables of the study store (component ``recording`` in
+``schema_versions``), written in batched transactions through their own
+connection (WAL lets the optimizer's writer and readers carry on).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sqlite3
+import time
+import zlib
+from bisect import bisect_right
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from engine.errors import StoreError
+
+log = logging.getLogger("engine.headless.recording")
+
+SCHEMA_COMPONENT = "recording"
+SCHEMA_VERSION = 1
+CODEC = "msgpack+zlib+delta/1"
+RECORD_HZ = 4.0  # the console's default refresh rate (genesis_tui.app.DEFAULT_REFRESH_HZ)
+KEYFRAME_EVERY = 40
+FLUSH_INTERVAL_S = 2.0
+MAX_SHIFT = 128  # sliding histories: the largest front drop looked for
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS schema_versions (
+    component TEXT PRIMARY KEY,
+    version   INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS recordings (
+    id      INTEGER PRIMARY KEY,
+    study   TEXT    NOT NULL,
+    run     TEXT,                        -- the headless run's id
+    started REAL    NOT NULL,            -- epoch seconds
+    ended   REAL,
+    hz      REAL    NOT NULL,
+    frames  INTEGER NOT NULL DEFAULT 0,
+    bytes   INTEGER NOT NULL DEFAULT 0,
+    codec   TEXT    NOT NULL
+);
+CREATE INDEX IF NOT EXISTS recordings_study ON recordings (study, id);
+CREATE TABLE IF NOT EXISTS recording_frames (
+    recording_id INTEGER NOT NULL REFERENCES recordings(id),
+    seq          INTEGER NOT NULL,
+    t            REAL    NOT NULL,       -- seconds since the recording started
+    keyframe     INTEGER NOT NULL,
+    data         BLOB    NOT NULL,
+    PRIMARY KEY (recording_id, seq)
+) WITHOUT ROWID;
+"""
+
+_packer = msgspec.msgpack.Encoder()
+_unpacker = msgspec.msgpack.Decoder()
+
+# ----------------------------------------------------------------- deltas
+_SAME = object()
+
+
+def diff(old: Any, new: Any) -> Any:
+    """A patch turning ``old`` into ``new`` (:data:`_SAME` when they are equal).
+
+    Patches: a dict is structured (``~r`` replace, ``~s``/``~a`` shift and
+    append, ``~e`` element changes, ``~d`` deleted keys, other keys patch the
+    same key); anything else replaces the value.
+    """
+    if type(old) is type(new) and old == new:
+        return _SAME
+    if isinstance(old, dict) and isinstance(new, dict):
+        patch: dict[str, Any] = {}
+        for key, value in new.items():
+            sub = diff(old[key], value) if key in old else ({"~r": value} if isinstance(value, dict) else value)
+            if sub is not _SAME:
+                patch[key] = sub
+        gone = [key for key in old if key not in new]
+        if gone:
+            patch["~d"] = gone
+        return patch
+    if isinstance(old, list) and isinstance(new, list):
+        return _list_patch(old, new)
+    if isinstance(new, dict):
+        return {"~r": new}
+    return new
+
+
+def _list_patch(old: list[Any], new: list[Any]) -> Any:
+    n_old, n_new = len(old), len(new)
+    if n_old and n_new:
+        # a sliding history: new == old[k:] + tail
+        first = new[0]
+        for k in range(min(n_old, MAX_SHIFT + 1)):
+            if old[k] == first and n_new >= n_old - k and old[k:] == new[: n_old - k]:
+                tail = new[n_old - k:]
+                if len(tail) < n_new:
+                    return {"~s": k, "~a": tail}
+                break
+        if n_old == n_new:
+            changes = []
+            for i, (a, b) in enumerate(zip(old, new, strict=True)):
+                if not (type(a) is type(b) and a == b):
+                    changes.append([i, diff(a, b)])
+                    if 2 * len(changes) > n_new:
+                        return new
+            return {"~e": changes}
+    return new
+
+
+def apply(old: Any, patch: Any) -> Any:
+    """``old`` with ``patch`` applied (``old`` is not modified)."""
+    if not isinstance(patch, dict):
+        return patch
+    if "~r" in patch:
+        return patch["~r"]
+    if "~s" in patch:
+        return list(old[patch["~s"]:]) + list(patch["~a"])
+    if "~e" in patch:
+        out = list(old)
+        for index, sub in patch["~e"]:
+            out[index] = apply(out[index], sub)
+        return out
+    out = dict(old) if isinstance(old, dict) else {}
+    for key, sub in patch.items():
+        if key == "~d":
+            for gone in sub:
+                out.pop(gone, None)
+        else:
+            out[key] = apply(out.get(key), sub)
+    return out
+
+
+class FrameEncoder:
+    """Turns successive snapshots into (keyframe?, compressed bytes)."""
+
+    def __init__(self, keyframe_every: int = KEYFRAME_EVERY, level: int = 6) -> None:
+        self.keyframe_every = max(1, keyframe_every)
+        self.level = level
+        self._previous: Any = None
+        self._count = 0
+
+    def encode(self, snapshot: Any) -> tuple[bool, bytes]:
+        current = msgspec.to_builtins(snapshot)
+        keyframe = self._previous is None or self._count % self.keyframe_every == 0
+        if keyframe:
+            body = current
+        else:
+            body = diff(self._previous, current)
+            if body is _SAME:
+                body = {}
+        self._previous = current
+        self._count += 1
+        return keyframe, zlib.compress(_packer.encode(body), self.level)
+
+
+def decode_body(blob: bytes) -> Any:
+    return _unpacker.decode(zlib.decompress(blob))
+
+
+# --------------------------------------------------------------- schema
+def _ensure_schema(conn: sqlite3.Connection, path: Path) -> None:
+    tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    version = None
+    if "schema_versions" in tables:
+        row = conn.execute("SELECT version FROM schema_versions WHERE component = ?", (SCHEMA_COMPONENT,)).fetchone()
+        version = None if row is None else int(row[0])
+    elif tables - {"sqlite_sequence"}:
+        raise StoreError(f"{path}: a SQLite database of another application (no Genesis schema)")
+    if "recordings" in tables and version is None:
+        raise StoreError(f"{path}: has a recordings table that is not Genesis's")
+    if version is not None and version > SCHEMA_VERSION:
+        raise StoreError(
+            f"{path}: recording schema version {version} is newer than this Genesis supports ({SCHEMA_VERSION})"
+        )
+    conn.executescript(SCHEMA)
+    conn.execute(
+        "INSERT OR REPLACE INTO schema_versions (component, version) VALUES (?, ?)", (SCHEMA_COMPONENT, SCHEMA_VERSION)
+    )
+    conn.commit()
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA busy_timeout = 30000")
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    return conn
+
+
+# -------------------------------------------------------------- recorder
+class Recorder:
+    """Records ``source()`` every ``1/hz`` seconds into the store at ``db``.
+
+    ``start()`` creates the recording, ``stop()`` takes a last frame and
+    flushes. Writes go through one SQLite connection used from a worker thread
+    (never on the event loop), batched every ``flush_interval_s``.
+    """
+
+    def __init__(
+        self,
+        db: str | Path,
+        study: str,
+        source: Callable[[], Any],
+        *,
+        hz: float = RECORD_HZ,
+        run: str | None = None,
+        keyframe_every: int = KEYFRAME_EVERY,
+        flush_interval_s: float = FLUSH_INTERVAL_S,
+    ) -> None:
+        self.db = Path(db)
+        self.study = study
+        self.source = source
+        self.hz = max(0.1, float(hz))
+        self.run = run
+        self.flush_interval_s = flush_interval_s
+        self.encoder = FrameEncoder(keyframe_every)
+        self.recording_id: int | None = None
+        self.frames = 0
+        self.bytes = 0
+        self.errors = 0
+        self._conn: sqlite3.Connection | None = None
+        self._pending: list[tuple[int, int, float, int, bytes]] = []
+        self._t0 = 0.0
+        self._started_at = 0.0
+        self._task: asyncio.Task[None] | None = None
+        self._write_lock = asyncio.Lock()
+
+    async def start(self) -> Recorder:
+        self._conn = await asyncio.to_thread(self._open)
+        self._task = asyncio.get_running_loop().create_task(self._loop(), name=f"recorder-{self.study}")
+        return self
+
+    def _open(self) -> sqlite3.Connection:
+        try:
+            conn = _connect(self.db)
+            _ensure_schema(conn, self.db)
+            self._started_at = time.time()
+            self._t0 = time.monotonic()
+            cursor = conn.execute(
+                "INSERT INTO recordings (study, run, started, hz, codec) VALUES (?, ?, ?, ?, ?)",
+                (self.study, self.run, self._started_at, self.hz, CODEC),
+            )
+            self.recording_id = int(cursor.lastrowid or 0)
+        except sqlite3.Error as error:
+            raise StoreError(f"{self.db}: cannot record telemetry: {error}") from None
+        return conn
+
+    def capture(self) -> None:
+        """Take one frame now (the loop calls this; tests may too)."""
+        assert self.recording_id is not None
+        try:
+            snapshot = self.source()
+            keyframe, blob = self.encoder.encode(snapshot)
+        except Exception as error:  # a bad snapshot must not stop the run
+            self.errors += 1
+            if self.errors <= 3:
+                log.warning("recording: frame skipped: %s: %s", type(error).__name__, error)
+            return
+        self._pending.append((self.recording_id, self.frames, time.monotonic() - self._t0, int(keyframe), blob))
+        self.frames += 1
+        self.bytes += len(blob)
+
+    async def _loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        period = 1.0 / self.hz
+        next_at = loop.time()
+        last_flush = loop.time()
+        while True:
+            self.capture()
+            if loop.time() - last_flush >= self.flush_interval_s:
+                last_flush = loop.time()
+                await self.flush()
+            next_at += period
+            delay = next_at - loop.time()
+            if delay < 0:  # fell behind (a busy loop): skip frames rather than burst
+                next_at, delay = loop.time(), 0.0
+            await asyncio.sleep(delay)
+
+    async def flush(self) -> None:
+        async with self._write_lock:
+            rows, self._pending = self._pending, []
+            if rows and self._conn is not None:
+                try:
+                    await asyncio.to_thread(self._write, rows)
+                except sqlite3.Error as error:
+                    self.errors += 1
+                    log.warning("recording: %d frames not stored: %s", len(rows), error)
+
+    def _write(self, rows: list[tuple[int, int, float, int, bytes]]) -> None:
+        assert self._conn is not None
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany(
+                "INSERT OR REPLACE INTO recording_frames (recording_id, seq, t, keyframe, data) VALUES (?,?,?,?,?)",
+                rows,
+            )
+            conn.execute(
+                "UPDATE recordings SET frames = ?, bytes = ?, ended = ? WHERE id = ?",
+                (self.frames, self.bytes, time.time(), self.recording_id),
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            raise
+
+    async def stop(self) -> None:
+        """A last frame (the final state), flush, close."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._conn is None:
+            return
+        self.capture()
+        await self.flush()
+        conn, self._conn = self._conn, None
+        await asyncio.to_thread(conn.close)
+
+
+# -------------------------------------------------------------- reading
+@dataclass(frozen=True, slots=True)
+class RecordingInfo:
+    """One stored recording."""
+
+    id: int
+    study: str
+    run: str | None
+    started: float
+    ended: float | None
+    hz: float
+    frames: int
+    bytes: int
+
+    @property
+    def duration_s(self) -> float:
+        return 0.0 if self.ended is None else max(0.0, self.ended - self.started)
+
+
+def _read_conn(db: Path) -> sqlite3.Connection:
+    if not db.exists():
+        raise StoreError(f"{db}: no such store")
+    try:
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30.0)
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.DatabaseError as error:
+        raise StoreError(f"{db}: corrupt or unreadable SQLite store ({error})") from None
+    if "recordings" not in tables:
+        conn.close()
+        raise StoreError(f"{db}: holds no recordings (headless runs record them; see docs/headless.md)")
+    return conn
+
+
+def list_recordings(db: str | Path, study: str | None = None) -> list[RecordingInfo]:
+    """Recordings in ``db`` (of ``study`` if given), oldest first."""
+    conn = _read_conn(Path(db))
+    try:
+        where, params = ("WHERE study = ?", (study,)) if study is not None else ("", ())
+        rows = conn.execute(
+            f"SELECT id, study, run, started, ended, hz, frames, bytes FROM recordings {where} ORDER BY id", params
+        ).fetchall()
+    finally:
+        conn.close()
+    return [RecordingInfo(*row) for row in rows]
+
+
+class Recording:
+    """A stored recording, decoded on demand: ``frame(i)`` is the i-th :class:`Telemetry`."""
+
+    def __init__(self, info: RecordingInfo, times: list[float], keyframes: list[bool], blobs: list[bytes]) -> None:
+        if not times:
+            raise StoreError(f"recording {info.id} of study {info.study!r} holds no frames")
+        self.info = info
+        self.times = times
+        self.keyframes = keyframes
+        self._blobs = blobs
+        self._cursor = -1
+        self._state: Any = None
+        self._cache: dict[int, Any] = {}
+
+    @classmethod
+    def load(cls, db: str | Path, study: str, recording_id: int | None = None) -> Recording:
+        """The study's latest recording in ``db`` (or recording ``recording_id``)."""
+        db = Path(db)
+        infos = list_recordings(db, study)
+        if not infos:
+            others = sorted({r.study for r in list_recordings(db)})
+            known = f"; recorded studies: {', '.join(others[:8])}" if others else "; the store holds no recordings"
+            raise StoreError(f"{db}: no recording of study {study!r}{known}")
+        if recording_id is None:
+            info = infos[-1]
+        else:
+            matches = [r for r in infos if r.id == recording_id]
+            if not matches:
+                ids = ", ".join(str(r.id) for r in infos)
+                raise StoreError(f"{db}: study {study!r} has no recording {recording_id} (recordings: {ids})")
+            info = matches[0]
+        conn = _read_conn(db)
+        try:
+            rows = conn.execute(
+                "SELECT t, keyframe, data FROM recording_frames WHERE recording_id = ? ORDER BY seq", (info.id,)
+            ).fetchall()
+        finally:
+            conn.close()
+        return cls(info, [float(r[0]) for r in rows], [bool(r[1]) for r in rows], [bytes(r[2]) for r in rows])
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+    @property
+    def duration_s(self) -> float:
+        return self.times[-1]
+
+    def index_at(self, t: float) -> int:
+        """The last frame taken at or before ``t`` seconds into the recording."""
+        return max(0, bisect_right(self.times, t) - 1)
+
+    def builtins(self, index: int) -> Any:
+        """Frame ``index`` as plain builtins (decoded from its keyframe forward)."""
+        index = max(0, min(index, len(self.times) - 1))
+        if index == self._cursor:
+            return self._state
+        start = index
+        if not (self._cursor >= 0 and self._cursor < index and not any(self.keyframes[self._cursor + 1 : index + 1])):
+            while start > 0 and not self.keyframes[start]:
+                start -= 1
+            state = decode_body(self._blobs[start])
+            position = start
+        else:
+            state, position = self._state, self._cursor
+        for i in range(position + 1, index + 1):
+            body = decode_body(self._blobs[i])
+            state = body if self.keyframes[i] else apply(state, body)
+        self._cursor, self._state = index, state
+        return state
+
+    def frame(self, index: int) -> Any:
+        """Frame ``index`` as a :class:`~engine.telemetry.Telemetry`."""
+        from engine.telemetry import Telemetry
+
+        index = max(0, min(index, len(self.times) - 1))
+        cached = self._cache.get(index)
+        if cached is None:
+            cached = msgspec.convert(self.builtins(index), Telemetry)
+            if len(self._cache) > 256:
+                self._cache.clear()
+            self._cache[index] = cached
+        return cached

@@ -1,0 +1,265 @@
+"""A run's report directory: ``report.md``, ``report.json`` and the charts, from the store alone.
+
+The optimizer's report (:func:`engine.optimize.report.build_report`: study,
+data, best trials, in-sample against out-of-sample, deflated Sharpe) is
+extended with what a morning reader of a cron job needs: the charts, this
+run (how it stopped, trials it added), every earlier run of the study, the
+profile summary of the run, and the alerts. Everything comes from the store
+(the study's trials and artifacts, the ``alerts``, ``headless_runs`` tables),
+so ``genesis report NAME --db PATH --out DIR`` rebuilds the same directory.
+
+Layout under the report root (``--report DIR``)::
+
+    DIR/<study>.md, DIR/<study>.json          the latest report
+    DIR/<study>/<stamp>-run<N>/report.md       one directory per run
+                               report.json
+                               equity.svg convergence.svg heatmap.svg
+    DIR/<study>/latest -> <stamp>-run<N>
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from engine.headless.charts import write_charts
+from engine.headless.history import RunHistory, RunRecord
+from engine.headless.output import json_safe
+
+EQUITY_CURVES = 5
+ALERT_ROWS = 200
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "_"
+
+
+def run_dir_name(run: RunRecord | None, when: float | None = None) -> str:
+    """``20261122T035109Z-run3`` (the run's start; ``regenerated`` when there is no run)."""
+    epoch = run.started if run is not None else (when if when is not None else dt.datetime.now(dt.UTC).timestamp())
+    stamp = dt.datetime.fromtimestamp(epoch, tz=dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    return f"{stamp}-run{run.id}" if run is not None else f"{stamp}-regenerated"
+
+
+async def _chart_data(db: Path, name: str, maximize: bool) -> dict[str, Any]:
+    """Trial numbers and objectives, points for the heatmap, equity of the best trials."""
+    from engine.optimize.records import TrialState
+    from engine.optimize.store import SqliteStore
+    from engine.runtime import build_heatmap
+
+    store = await SqliteStore.open(db, readonly=True)
+    try:
+        study = await store.require_study(name)
+        numbers: list[int] = []
+        objectives: list[float] = []
+        points: list[tuple[dict[str, Any], float]] = []
+        cursor = 0
+        while True:
+            page = await store.trials_after(study.id, cursor, limit=20_000)
+            if not page:
+                break
+            cursor = page[-1].rowid
+            for trial in page:
+                if trial.state is TrialState.COMPLETE and trial.objective is not None:
+                    value = float(trial.objective)
+                    if math.isfinite(value):
+                        numbers.append(trial.number)
+                        objectives.append(value)
+                        points.append((trial.params, value))
+        equity: list[tuple[str, Any]] = []
+        with_artifacts = set(await store.artifact_numbers(study.id))
+        for trial in await store.best(study.id, maximize=maximize, k=max(EQUITY_CURVES * 4, 20)):
+            if len(equity) >= EQUITY_CURVES:
+                break
+            if trial.number not in with_artifacts:
+                continue
+            arrays = await store.artifacts(study.id, trial.number)
+            curve = arrays.get("equity")
+            if curve is not None and len(curve):
+                equity.append((f"#{trial.number} ({trial.objective:.3g})", [float(v) for v in curve]))
+    finally:
+        await store.close()
+    return {
+        "numbers": numbers,
+        "objectives": objectives,
+        "heatmap": build_heatmap(points, maximize),
+        "equity": equity,
+    }
+
+
+async def _alerts(db: Path, name: str) -> list[dict[str, Any]]:
+    import sqlite3
+
+    with contextlib.suppress(sqlite3.Error):
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30.0)
+        try:
+            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if "alerts" not in tables:
+                return []
+            rows = conn.execute(
+                "SELECT ts, raised_at, rule, level, state, value, threshold, message FROM alerts "
+                "WHERE study = ? ORDER BY id DESC LIMIT ?",
+                (name, ALERT_ROWS),
+            ).fetchall()
+        finally:
+            conn.close()
+        return [
+            {"ts": _iso(r[0]), "raised_at": _iso(r[1]), "rule": r[2], "level": r[3], "state": r[4], "value": r[5],
+             "threshold": r[6], "message": r[7]}
+            for r in reversed(rows)
+        ]
+    return []
+
+
+def _iso(epoch: float | None) -> str | None:
+    if epoch is None:
+        return None
+    return dt.datetime.fromtimestamp(epoch, tz=dt.UTC).isoformat(timespec="seconds")
+
+
+async def build_full_report(db: str | Path, name: str, *, run_id: int | None = None) -> tuple[dict[str, Any], dict]:
+    """The report dict (optimizer report + runs, this run, profile, alerts) and the chart data."""
+    from engine.optimize.report import report_from_db
+
+    db = Path(db)
+    report = await report_from_db(db, name)
+    maximize = str(report.get("direction", "maximize")).lower() != "minimize"
+    runs = RunHistory(db).runs(name)
+    this = None
+    if runs:
+        this = next((r for r in runs if r.id == run_id), None) if run_id is not None else runs[-1]
+    report["runs"] = [r.as_dict() for r in runs]
+    report["this_run"] = this.as_dict() if this is not None else None
+    report["profile"] = this.profile if this is not None else None
+    report["alerts"] = await _alerts(db, name)
+    charts = await _chart_data(db, name, maximize)
+    report["charts"] = {"equity": "equity.svg", "convergence": "convergence.svg", "heatmap": "heatmap.svg"}
+    return json_safe(report), charts
+
+
+def render_full_markdown(report: dict[str, Any]) -> str:
+    """The optimizer's Markdown report with the headless sections after it."""
+    from engine.optimize.report import render_markdown
+
+    lines = [render_markdown(report).rstrip("\n")]
+    this = report.get("this_run")
+    if this:
+        reason = {
+            "complete": "the study is complete",
+            "budget": f"the time budget ({_duration(this.get('max_runtime_s'))}) ran out; the next run resumes",
+            "signal": "stopped by a signal; the next run resumes",
+            "failure": "the run failed",
+        }.get(str(this.get("stop_reason")), str(this.get("stop_reason") or "still running"))
+        lines += [
+            "", "## This run", "",
+            f"- **run**: #{this['id']}, {this.get('started')} to {this.get('ended') or '…'}"
+            f" ({_duration(this.get('elapsed_s'))})",
+            f"- **ended**: {reason}; exit code {this.get('exit_code')}",
+            f"- **trials**: {this.get('trials_this_run')} this run ({this.get('trials_before')} before, "
+            f"{this.get('trials_after')} after)",
+        ]
+    if report.get("validation") is None:
+        lines += ["", "_Validation (out-of-sample, walk-forward, deflated Sharpe) runs when the study completes._"]
+    lines += ["", "## Charts", ""]
+    for name, file in (report.get("charts") or {}).items():
+        lines.append(f"![{name}]({file})")
+    runs = report.get("runs") or []
+    if runs:
+        lines += ["", "## Runs", "", "| run | started | elapsed | stopped | exit | trials added | trials after |",
+                  "|---|---|---|---|---|---|---|"]
+        for r in runs:
+            lines.append(
+                f"| {r['id']} | {r.get('started')} | {_duration(r.get('elapsed_s'))} | {r.get('stop_reason') or '–'} "
+                f"| {_cell(r.get('exit_code'))} | {_cell(r.get('trials_this_run'))} | {_cell(r.get('trials_after'))} |"
+            )
+    profile = report.get("profile")
+    if profile:
+        lines += ["", _profile_markdown(profile)]
+    alerts = report.get("alerts") or []
+    lines += ["", "## Alerts", ""]
+    if not alerts:
+        lines.append("No alert was raised.")
+    else:
+        lines += ["| time | level | state | rule | message |", "|---|---|---|---|---|"]
+        for a in alerts:
+            message = str(a.get("message", "")).replace("|", "/")
+            lines.append(f"| {a.get('ts')} | {a.get('level')} | {a.get('state')} | {a.get('rule')} | {message} |")
+    return "\n".join(lines) + "\n"
+
+
+def _profile_markdown(profile: dict[str, Any]) -> str:
+    try:
+        from engine.profile.report import ProfileReport
+
+        text = ProfileReport.from_dict(profile).to_markdown(level=2)
+    except Exception:  # a stored report of another version: show what we can
+        text = "## Profile\n\n```json\n" + json.dumps(profile, indent=2, default=str)[:4000] + "\n```"
+    return text.rstrip("\n")
+
+
+def _cell(value: Any) -> str:
+    return "–" if value is None else str(value)
+
+
+def _duration(seconds: Any) -> str:
+    if not isinstance(seconds, (int, float)):
+        return "–"
+    from engine.optimize.progress import format_duration
+
+    return format_duration(float(seconds))
+
+
+def _write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def write_report_dir(report: dict[str, Any], charts: dict[str, Any], directory: str | Path) -> dict[str, Path]:
+    """Write ``report.md``, ``report.json`` and the three charts into ``directory``."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    maximize = str(report.get("direction", "maximize")).lower() != "minimize"
+    paths = write_charts(
+        directory,
+        equity=charts["equity"],
+        numbers=charts["numbers"],
+        objectives=charts["objectives"],
+        heatmap=charts["heatmap"],
+        maximize=maximize,
+        objective=str(report.get("objective", "objective")),
+    )
+    md, js = directory / "report.md", directory / "report.json"
+    _write(md, render_full_markdown(report))
+    _write(js, json.dumps(report, indent=2, default=str, allow_nan=False) + "\n")
+    return {"md": md, "json": js, **paths}
+
+
+async def write_run_report(db: str | Path, name: str, root: str | Path, *, run_id: int | None = None) -> dict[str, Path]:
+    """The run's report directory under ``root`` (see the module docstring), plus the latest copies."""
+    root = Path(root)
+    report, charts = await build_full_report(db, name, run_id=run_id)
+    runs = RunHistory(db).runs(name)
+    run = next((r for r in runs if r.id == run_id), None) if run_id is not None else None
+    study_dir = root / _safe(name)
+    directory = study_dir / run_dir_name(run)
+    paths = write_report_dir(report, charts, directory)
+    latest_md, latest_json = root / f"{_safe(name)}.md", root / f"{_safe(name)}.json"
+    # the latest copies: links inside point into the run's directory
+    prefix = f"{_safe(name)}/{directory.name}/"
+    markdown = render_full_markdown({**report, "charts": {k: prefix + v for k, v in report["charts"].items()}})
+    _write(latest_md, markdown)
+    _write(latest_json, json.dumps(report, indent=2, default=str, allow_nan=False) + "\n")
+    link = study_dir / "latest"
+    with contextlib.suppress(OSError):
+        tmp = study_dir / ".latest.tmp"
+        if tmp.is_symlink() or tmp.exists():
+            tmp.unlink()
+        os.symlink(directory.name, tmp)
+        tmp.replace(link)
+    return {"dir": directory, **paths, "latest_md": latest_md, "latest_json": latest_json}
