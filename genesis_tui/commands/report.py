@@ -14,12 +14,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", metavar="NAME", help="the study's name in the store")
     parser.add_argument("--db", metavar="PATH", help="the SQLite store (default: the XDG data directory's genesis.db)")
     parser.add_argument("--format", choices=("md", "json"), default="md", help="output format (default md)")
+    parser.add_argument("--out", metavar="DIR",
+                        help="write the full report directory instead (report.md, report.json, SVG charts; "
+                             "the same as a headless run leaves)")
 
 
 def run(args: argparse.Namespace) -> int:
     from engine.optimize.report import render_markdown, report_from_db
     from engine.paths import default_store_path
 
+    if args.out:  # the headless run's report directory, rebuilt from the store alone
+        from engine.headless.report import build_full_report, write_report_dir
+
+        report, charts = asyncio.run(build_full_report(args.db or default_store_path(), args.name))
+        paths = write_report_dir(report, charts, args.out)
+        print(f"report written to {paths['md'].parent}: " + ", ".join(p.name for p in paths.values()))
+        return 0
     report = asyncio.run(report_from_db(args.db or default_store_path(), args.name))
     if args.format == "json":
         print(json.dumps(report, indent=2, default=str))
