@@ -3,8 +3,8 @@
 ``run(quick)`` returns a dict of figures with the same-run reference and the
 ratio. Run ``python -m benchmarks.dask [--quick]``.
 
-* ``throughput``: one ``sma_cross`` grid study run twice in this process,
-  ``backend = "process"`` then ``backend = "dask"`` (``scheduler = "local"``:
+* ``throughput``: one ``sma_cross`` grid study run twice, each in a fresh
+  process, ``backend = "process"`` then ``backend = "dask"`` (``scheduler = "local"``:
   a ``LocalCluster`` of 2 worker processes, one thread each), both with 2
   workers. Trials/s end to end (worker start, data shipping, dispatch, store)
   and steady (between 10% and 90% of the trials done, start-up excluded).
@@ -24,6 +24,8 @@ import json
 import os
 import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -45,18 +47,33 @@ def _steady_rate(marks: list[tuple[int, float]], total: int) -> float:
     return (d1 - d0) / (t1 - t0)
 
 
+def _one_study(path: Path, db: Path) -> dict[str, Any]:
+    """Run one study in this process; its figures."""
+    summary, elapsed, marks = _run_study(path, db, track=True)
+    overhead = summary.extra.get("dispatch_overhead")
+    return {
+        "trials": summary.trials,
+        "s": round(elapsed, 3),
+        "trials_per_s": round(summary.trials / elapsed, 1),
+        "steady_trials_per_s": round(_steady_rate(marks, summary.trials), 1),
+        "best": summary.best.key if summary.best is not None else None,
+        "dispatch_overhead": round(overhead, 4) if isinstance(overhead, float) else None,
+    }
+
+
 def throughput(workdir: Path, quick: bool) -> dict[str, Any]:
+    """Each backend in a fresh process (neither inherits the other's fork server or warm caches)."""
     size = QUICK if quick else FULL
     figures: dict[str, Any] = {"bars": size["bars"], "workers": 2}
     for backend in ("process", "dask"):
         path = _write_study(workdir, f"tp-{backend}", size["bars"], size["fast"], size["slow"], backend=backend,
                             batch=4096)
-        summary, elapsed, marks = _run_study(path, workdir / f"tp-{backend}.db", track=True)
-        figures["trials"] = summary.trials
-        figures[f"{backend}_s"] = round(elapsed, 3)
-        figures[f"{backend}_trials_per_s"] = round(summary.trials / elapsed, 1)
-        figures[f"{backend}_steady_trials_per_s"] = round(_steady_rate(marks, summary.trials), 1)
-        figures[f"{backend}_best"] = summary.best.key if summary.best is not None else None
+        done = subprocess.run(
+            [sys.executable, "-m", "benchmarks.dask", "--one", str(path), str(workdir / f"tp-{backend}.db")],
+            capture_output=True, text=True, check=True,
+        )
+        for name, value in json.loads(done.stdout.strip().splitlines()[-1]).items():
+            figures["trials" if name == "trials" else f"{backend}_{name}"] = value
     figures["same_best"] = figures["process_best"] == figures["dask_best"]
     figures["ratio"] = round(figures["dask_trials_per_s"] / figures["process_trials_per_s"], 3)
     figures["steady_ratio"] = round(
@@ -116,7 +133,11 @@ def run(quick: bool = False) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a smaller study, one repeat")
+    parser.add_argument("--one", nargs=2, metavar=("STUDY", "DB"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.one:
+        print(json.dumps(_one_study(Path(args.one[0]), Path(args.one[1]))))
+        return
     print(json.dumps(run(args.quick), indent=2, default=str))
 
 
