@@ -107,21 +107,32 @@ def simulate(
     """Run the kernel once: (metrics array, equity curve or None, trade records or None)."""
     n = len(bars)
     equity_out = np.empty(n) if equity else _NO_EQUITY
-    trades_out = np.empty(n + 1, dtype=TRADE_DTYPE) if trades else _NO_TRADES
+    # Room for a typical run; a run that trades more is simply run again with
+    # room for the worst case (one trade per bar) rather than always
+    # allocating 88 bytes per bar.
+    capacity = min(n + 1, 1024 + n // 32)
+    trades_out = np.empty(capacity, dtype=TRADE_DTYPE) if trades else _NO_TRADES
     metrics_out = np.empty(N_METRICS)
     fill_close = FILLS[options.fill] == FILL_CLOSE
     kernel = nb.simulate_variant(fill_close, options.stop_loss > 0.0 or options.take_profit > 0.0)
-    # A dispatcher's first call compiles it or loads it from the on-disk cache.
-    stage = "backtest.kernel" if kernel.signatures else "numba.compile"
-    with profiler.stage(stage):
-        count = kernel(
-            bars.open, bars.high, bars.low, bars.close,
-            inputs.kind, inputs.a, inputs.b, inputs.p0, inputs.p1, entries, exits,
-            fill_close, DIRECTIONS[options.direction],
-            options.fee, options.slippage, options.size, options.cash,
-            options.stop_loss, options.take_profit, periods_per_year(bars.timeframe),
-            equity_out, trades_out, metrics_out,
-        )  # fmt: skip
+
+    def call(trades_out: np.ndarray) -> int:
+        # A dispatcher's first call compiles it or loads it from the on-disk cache.
+        stage = "backtest.kernel" if kernel.signatures else "numba.compile"
+        with profiler.stage(stage):
+            return kernel(
+                bars.open, bars.high, bars.low, bars.close,
+                inputs.kind, inputs.a, inputs.b, inputs.p0, inputs.p1, entries, exits,
+                fill_close, DIRECTIONS[options.direction],
+                options.fee, options.slippage, options.size, options.cash,
+                options.stop_loss, options.take_profit, periods_per_year(bars.timeframe),
+                equity_out, trades_out, metrics_out,
+            )  # fmt: skip
+
+    count = call(trades_out)
+    if trades and count == capacity < n + 1:
+        trades_out = np.empty(n + 1, dtype=TRADE_DTYPE)
+        count = call(trades_out)
     equity_curve = None
     if equity:
         equity_out.flags.writeable = False

@@ -204,3 +204,18 @@ def test_long_random_run_matches_reference(random_bars: Bars, rng: np.random.Gen
     options = dict(fill=fill, direction=direction, fee=0.0007, slippage=0.0003, size=0.9, cash=10_000.0,
                    stop_loss=0.01, take_profit=0.02)
     check_against_reference(random_bars, entries, exits, options)
+
+
+def test_trade_records_beyond_the_first_allocation() -> None:
+    """A run with more trades than the initial record buffer still returns all of them."""
+    n = 3_000
+    close = 100.0 + np.sin(np.arange(n))  # a new direction every bar or two
+    bars = make_bars(close.tolist())
+    entries = np.zeros(n, dtype=bool)
+    exits = np.zeros(n, dtype=bool)
+    entries[0::2] = True
+    exits[1::2] = True
+    result = run_signals(bars, entries, exits, fill="close", direction="both", trades=True)
+    assert len(result.trades) == n  # n - 1 closed reversals and the open one
+    assert result.metrics.trades == n - 1
+    assert np.all(result.trades["exit_idx"][:-1] == np.arange(1, n))
