@@ -275,11 +275,17 @@ def scaling(workdir: Path, quick: bool) -> dict[str, Any]:
         path = _write_study(workdir, f"scale-{backend}", bars, fast, slow, backend=backend, trials=trials, batch=1024)
         cpu0 = time.process_time()
         with _PeakRss() as tree:
-            summary, elapsed, _ = _run_study(path, workdir / f"scale-{backend}.db")
+            summary, elapsed, marks = _run_study(path, workdir / f"scale-{backend}.db", track=True)
         figures[f"{backend}_cpu_s"] = round(time.process_time() - cpu0 + tree.children_cpu_s, 3)
+        steady = _steady_rate(marks, summary.trials)
+        figures[f"{backend}_steady_trials_per_s"] = None if steady is None else round(steady, 1)
         figures[f"{backend}_s"] = round(elapsed, 3)
         figures[f"{backend}_trials_per_s"] = round(summary.trials / elapsed, 1)
     figures["ratio"] = round(figures["process_trials_per_s"] / figures["inline_trials_per_s"], 3)
+    if figures["inline_steady_trials_per_s"] and figures["process_steady_trials_per_s"]:
+        figures["steady_ratio"] = round(
+            figures["process_steady_trials_per_s"] / figures["inline_steady_trials_per_s"], 3
+        )
     figures["goal_ratio"] = 1.8
     return figures
 
@@ -325,19 +331,18 @@ def memory_and_flatness(workdir: Path, quick: bool) -> dict[str, Any]:
     path = _write_study(workdir, "memory", bars, (2, 500, 1), (3, 1000, 1), trials=trials, batch=4096)
     with _PeakRss() as rss:
         summary, elapsed, marks = _run_study(path, workdir / "memory.db", track=True)
-    lo = 10_000 if not quick else 2_000
-    hi = trials - 1_000
+    window = trials // 20  # 10,000 trials at full size: single batch ends do not dominate
 
-    def per_thousand(at: int) -> float | None:
-        before = [t for done, t in marks if done <= at]
-        after = [t for done, t in marks if done >= at + 1_000]
-        done_before = [done for done, _ in marks if done <= at]
-        done_after = [done for done, _ in marks if done >= at + 1_000]
+    def per_thousand(start: int) -> float | None:
+        """Seconds per 1,000 trials over ``[start, start + window]`` trials done."""
+        before = [(done, t) for done, t in marks if done <= start]
+        after = [(done, t) for done, t in marks if done >= start + window]
         if not before or not after:
             return None
-        return (after[0] - before[-1]) / ((done_after[0] - done_before[-1]) / 1_000)
+        (d0, t0), (d1, t1) = before[-1], after[0]
+        return (t1 - t0) / ((d1 - d0) / 1_000)
 
-    early, late = per_thousand(lo), per_thousand(hi - 1_000)
+    early, late = per_thousand(window // 2), per_thousand(trials - window - 1)
     return {
         "trials": summary.trials,
         "bars": bars,

@@ -52,6 +52,8 @@ from engine.profile import profiler
 
 ProgressCallback = Callable[[StudyProgress], Any]
 
+#: The top N's artifacts are brought up to date at a batch end at most this often, and at the end.
+ARTIFACT_FILL_INTERVAL_S = 15.0
 #: Batches in a row that bring no new point before a sampler counts as exhausted.
 MAX_EMPTY_BATCHES = 3
 PROGRESS_INTERVAL_S = 0.1
@@ -553,6 +555,7 @@ class _BatchLoop:
         self.halving = HalvingPlan.for_bars(n_bars) if study.prune == "halving" else None
         self.tracker = study._tracker
         self.done = study._tracker.done  # trials stored so far
+        self.last_fill = time.monotonic()
 
     async def run(self) -> str | None:
         empty_batches = 0
@@ -580,7 +583,7 @@ class _BatchLoop:
             for params, number in zip(points, numbers, strict=True):
                 key_value = values.get(number) if number is not None else None
                 self.sampler.tell(params, key_value)
-            if not await self._fill_artifacts():
+            if time.monotonic() - self.last_fill >= ARTIFACT_FILL_INTERVAL_S and not await self._fill_artifacts():
                 break
             self.seq = batch
             used = [n for n in numbers if n is not None and n >= 0]
@@ -589,6 +592,8 @@ class _BatchLoop:
             await self.store.checkpoint(self.record.id, self.sampler.get_state(), self.seq, self.next_number)
             self.stored.clear()  # the resumed batch, if any, is behind us
             self.emit()
+        if self.failure is None and not self.study._stop_requested:
+            await self._fill_artifacts()  # the final top N always has its curves
         return self.failure
 
     def _plan(
@@ -725,6 +730,7 @@ class _BatchLoop:
 
     async def _fill_artifacts(self) -> bool:
         """Re-run the top-N trials that lack artifacts, with curves; ``False`` if the run must end."""
+        self.last_fill = time.monotonic()
         missing = self.study.missing_artifacts()
         if not missing:
             return True
