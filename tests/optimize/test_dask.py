@@ -8,6 +8,9 @@ kills its worker), and the missing-extra error.
 from __future__ import annotations
 
 import asyncio
+import os
+import sqlite3
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -116,3 +119,23 @@ async def test_a_stopped_dask_study_resumes_inline_to_the_same_trials(
     trials = {t.key: (t.number, t.objective) for t in await stored_trials(db)}
     assert trials == inline_reference["trials"]
     assert resumed.best is not None and resumed.best.key == inline_reference["best"]
+
+
+def test_genesis_run_without_distributed_exits_2_with_one_line(study_file: Callable[..., Path], tmp_path: Path) -> None:
+    """A machine without the extra: ``import distributed`` fails, the error names the extra, no trial is written."""
+    shadow = tmp_path / "shadow" / "distributed"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ImportError('No module named distributed')\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(shadow.parent), os.environ.get("PYTHONPATH", "")])}
+    path = study_file(backend="dask")
+    done = subprocess.run(
+        [sys.executable, "-m", "genesis_tui.cli", "run", str(path), "--db", str(tmp_path / "s.db"), "--headless"],
+        capture_output=True, text=True, timeout=120, env=env,
+    )
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("genesis: ") and "genesis-console[dask]" in lines[0]
+    if (tmp_path / "s.db").exists():  # the headless runner's own tables may be there; no study, no trial
+        with sqlite3.connect(tmp_path / "s.db") as conn:
+            tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            assert "trials" not in tables or conn.execute("SELECT count(*) FROM trials").fetchone()[0] == 0
