@@ -109,13 +109,21 @@ class _PeakRss:
         self.own = 0
         self.tree = 0
         self._cpu: dict[int, float] = {}
+        # Descendants alive before (the fork server of an earlier study): count only what they spend now.
+        self._baseline: dict[int, float] = {}
+        for child in self._process.children(recursive=True):
+            try:
+                times = child.cpu_times()
+                self._baseline[child.pid] = times.user + times.system
+            except psutil.Error:
+                pass
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     @property
     def children_cpu_s(self) -> float:
         """CPU seconds of every descendant seen (workers, the fork server)."""
-        return sum(self._cpu.values())
+        return sum(cpu - self._baseline.get(pid, 0.0) for pid, cpu in self._cpu.items())
 
     def _run(self) -> None:
         import psutil
