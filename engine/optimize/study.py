@@ -192,6 +192,7 @@ class Study:
         self.backend_choice: str | Backend = backend or _opt(execution, "backend", "process")
         self.workers = int(workers if workers is not None else _opt(execution, "workers", 0))
         self.trial_timeout_s = float(_opt(execution, "trial_timeout_s", 30.0))
+        self.scheduler = str(_opt(execution, "scheduler", "local"))
         self.max_failures = int(_opt(execution, "max_consecutive_failures", 20))
         self.batch_size = int(batch_size or getattr(spec, "batch_size", None) or 1024)
         self.store_batch = int(_opt(execution, "checkpoint_every", 500))
@@ -299,7 +300,9 @@ class Study:
         t_start = time.monotonic()
         backend = self.backend_choice
         if isinstance(backend, str):
-            backend = make_backend(backend, workers=self.workers, trial_timeout_s=self.trial_timeout_s)
+            backend = make_backend(
+                backend, workers=self.workers, trial_timeout_s=self.trial_timeout_s, scheduler=self.scheduler
+            )
         prepare = getattr(backend, "prepare", None)
         if prepare is not None:
             prepare()  # e.g. start the process pool's server while the data loads

@@ -26,7 +26,7 @@ def add_run_options(parser: argparse.ArgumentParser, *, db_required: bool = Fals
     parser.add_argument("--headless", action="store_true", help="no console: progress lines and a summary")
     parser.add_argument("--report", metavar="DIR", help="write <study>.md and <study>.json into DIR at the end")
     parser.add_argument("--json", action="store_true", help="print one JSON summary object on stdout")
-    parser.add_argument("--backend", choices=("inline", "process"), help="override execution.backend")
+    parser.add_argument("--backend", choices=("inline", "process", "dask"), help="override execution.backend")
     parser.add_argument("--workers", type=int, metavar="N", help="override execution.workers (0: one per core)")
 
 
