@@ -112,7 +112,9 @@ class _WorkerState:
             watched = _Watched(Slot([math.nan, 0.0, 0.0]))
             evaluator = Evaluator(self.bars, self.setup, worker=worker, slot=watched.slot)
             evaluator.warm_up()
-            entry = self.evaluators[ident] = (evaluator, watched)
+            entry = (evaluator, watched)
+            with _LOCK:  # the watchdog walks these
+                self.evaluators[ident] = entry
         return entry
 
 
@@ -174,7 +176,7 @@ def _watch(worker: Any, period: float) -> None:
         time.sleep(period)
         now = time.monotonic()
         with _LOCK:
-            watched = [(w, state.token) for state in _STATES.values() for _, w in state.evaluators.values()]
+            watched = [(w, state.token) for state in _STATES.values() for _, w in list(state.evaluators.values())]
         for item, token in watched:
             number, started, budget = item.slot.read()
             if math.isnan(number) or item.chunk is None or now - started <= budget:
