@@ -87,6 +87,7 @@ class Executor:
         self._results: Any = None
         self._started = False
         self._cache: dict[str, tuple[int, int]] = {}  # worker -> (hits, misses), cumulative
+        self.in_flight = 0  # trials handed to the backend and not reported yet
 
     @property
     def workers(self) -> int:
@@ -167,6 +168,7 @@ class Executor:
                 self._next_chunk += 1
                 outstanding += len(chunk_tasks)
                 in_backend += 1
+            self.in_flight = outstanding
 
         submit_more()
         while outstanding > 0 or (position < len(queue) and not self._stopping):
@@ -185,6 +187,7 @@ class Executor:
                     continue
             event = await self._results.__anext__()
             outstanding -= len(event.results)
+            self.in_flight = outstanding
             reported += len(event.results)
             busy = sum(r.duration_s for r in event.results)
             if event.elapsed_s > 0:
@@ -195,4 +198,5 @@ class Executor:
                 self._cache[event.worker] = (event.cache_hits, event.cache_misses)
             await on_done(event)
             submit_more()
+        self.in_flight = 0
         return BatchOutcome(reported, stopped=position < len(queue))

@@ -262,6 +262,8 @@ class Study:
 
     def progress(self) -> StudyProgress:
         """An immutable snapshot of the run's progress."""
+        if self._executor is not None:
+            self._tracker.in_flight = self._executor.in_flight
         return self._tracker.snapshot()
 
     # -- reads --------------------------------------------------------------
@@ -366,7 +368,7 @@ class Study:
             now = time.monotonic()
             if progress_callback is not None and (force or now - last_emit >= self.progress_interval_s):
                 last_emit = now
-                progress_callback(tracker.snapshot())
+                progress_callback(self.progress())
 
         await store.set_study_state(record.id, StudyState.RUNNING)
         tracker.state = StudyState.RUNNING.value
@@ -389,6 +391,7 @@ class Study:
             with contextlib.suppress(Exception):
                 await executor.close()
             self._executor = None
+            tracker.in_flight = 0
             with contextlib.suppress(Exception):
                 await store.flush()
                 await store.set_study_state(record.id, final_state, error)
