@@ -93,6 +93,16 @@ def _enc_hook(value: Any) -> Any:
 
 
 _ENCODER = msgspec.json.Encoder(enc_hook=_enc_hook)
+
+
+def _encode(payload: Any) -> str:
+    """A payload as JSON text; what JSON cannot hold (a 100-digit int, a cycle) as its repr."""
+    try:
+        return _ENCODER.encode(payload).decode()
+    except (TypeError, ValueError, OverflowError, RecursionError):
+        return _ENCODER.encode(repr(payload)).decode()
+
+
 _DECODER = msgspec.json.Decoder()
 
 
@@ -224,7 +234,7 @@ class EventArchive:
                     ev.seq,
                     int(ev.lane),
                     ev.topic,
-                    _ENCODER.encode(ev.payload).decode(),
+                    _encode(ev.payload),
                 )
                 for offset, ev in pending
             ]

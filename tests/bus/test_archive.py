@@ -111,3 +111,16 @@ def test_bad_config_names_the_key() -> None:
         ArchiveConfig(topics=["a..b"]).validate()
     with pytest.raises(ConfigError, match=r"bus\.archive\.batch_size"):
         ArchiveConfig(batch_size=0).validate()
+
+
+async def test_big_ints_survive_and_cycles_are_stored_as_text(tmp_path) -> None:
+    archive = await EventArchive(tmp_path / "c.sqlite", ArchiveConfig(topics=["a"])).open()
+    bus = EventBus()
+    cyclic: list[object] = []
+    cyclic.append(cyclic)
+    archive.add([bus.publish_nowait("a", p, Lane.LOW) for p in (10**100, cyclic, {"ok": 1})])
+    await archive.flush()
+    rows = await archive.query("a")
+    await archive.close()
+    assert [r.payload for r in rows] == [10**100, "[[...]]", {"ok": 1}]
+    assert archive.stats().errors == 0
