@@ -261,7 +261,11 @@ class EventArchive:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            await self.flush()
+            try:
+                await self.flush()
+            except Exception as error:  # keep writing later batches whatever one did
+                self.errors += 1
+                self.last_error = f"writer: {type(error).__name__}: {error}"
             if self._closing:
                 return
 
