@@ -347,7 +347,6 @@ class Study:
                     (rank_value(trial.objective, self.maximize), -trial.number, trial.number, trial.key, trial.params),
                 )
             self._with_artifacts = set(await store.artifact_numbers(record.id))
-        tracker.restart_clock()
 
         executor = self._executor = Executor(backend)
         tracker.workers = executor.workers
@@ -377,6 +376,7 @@ class Study:
             # Load the kernels validation will need in this process while the workers start.
             warm = asyncio.create_task(asyncio.to_thread(_warm_kernels, self.spec.strategy.name, setup.backtest))
             await executor.start(in_sample, setup)
+            tracker.restart_clock()  # the rate (and so the ETA) counts from the workers being ready
             loop = _BatchLoop(self, store, record, sampler, executor, stored, emit, len(in_sample))
             error = await loop.run()
             if error is not None:
