@@ -426,3 +426,24 @@ async def test_route_cache_is_bounded() -> None:
     await bus.stop()
     assert got == [f"sym.s{i}" for i in range(50)]
     assert len(bus._routes) <= 8
+
+
+async def test_dispatcher_yields_to_other_tasks_under_endless_load(bus: EventBus) -> None:
+    """A handler that keeps its lane busy forever must not freeze the event loop."""
+    spins = [0]
+
+    def again(ev: Event) -> None:
+        spins[0] += 1
+        bus.publish_nowait("spin", None, Lane.NORMAL)
+
+    bus.subscribe("spin", again)
+    await bus.start()
+    bus.publish_nowait("spin", None, Lane.NORMAL)
+    await asyncio.sleep(0.02)  # a timer must still fire
+    ticks = 0
+    for _ in range(5):
+        await asyncio.sleep(0)
+        ticks += 1
+    assert ticks == 5 and spins[0] > 100
+    report = await bus.stop(drain=False)
+    assert report.undelivered[Lane.NORMAL] == 1
