@@ -194,6 +194,8 @@ class Executor:
                 self.sizer.observe(len(event.results), busy, event.elapsed_s)
             if event.final:
                 in_backend -= 1
+            if event.profile:
+                profiler.merge(event.profile)  # workers' stage timings and cache counts
             if event.worker and (event.cache_hits or event.cache_misses):
                 self._cache[event.worker] = (event.cache_hits, event.cache_misses)
             await on_done(event)

@@ -354,6 +354,7 @@ class Study:
             strategy=self.spec.strategy.name,
             backtest=_backtest_kwargs(self.spec),
             routes=dict(getattr(self.spec, "routes", {}) or {}),
+            profile=profiler.enabled,
             objective=self.objective,
             maximize=self.maximize,
             trial_timeout_s=self.trial_timeout_s,

@@ -55,6 +55,8 @@ class WorkerSetup:
     trial_timeout_s: float = 30.0
     #: Parameter name -> ("strategy", name) or ("backtest", option), as the study spec routes it.
     routes: dict[str, tuple[str, str]] = field(default_factory=dict)
+    #: Whether the orchestrator's profiler is on: workers then time their stages and ship them back.
+    profile: bool = False
     #: The test-only fault hook, read from the orchestrator's environment when the setup is made.
     faults: str | None = field(default_factory=lambda: os.environ.get(FAULTS_ENV))
 
@@ -71,6 +73,7 @@ class ChunkOutput:
     artifacts: dict[int, dict[str, Encoded]]
     cache_hits: int = 0
     cache_misses: int = 0
+    profile: dict[str, Any] | None = None  # a worker's profiler export (deltas), when shipped
 
 
 class Slot:
@@ -144,7 +147,13 @@ class Evaluator:
     """Evaluates chunks of trials on one worker's copy of the data."""
 
     def __init__(
-        self, bars: Any, setup: WorkerSetup, *, worker: str = "inline", slot: Slot | None = None
+        self,
+        bars: Any,
+        setup: WorkerSetup,
+        *,
+        worker: str = "inline",
+        slot: Slot | None = None,
+        ship_profile: bool = False,
     ) -> None:
         from engine import backtest
 
@@ -158,6 +167,11 @@ class Evaluator:
         self._faults = parse_faults(setup.faults)
         self._batched = _batched_entry(backtest, setup)
         self._mean_trial_s: float | None = None
+        self._ship_profile = ship_profile and setup.profile
+        if self._ship_profile:
+            from engine.profile import profiler
+
+            profiler.enabled = True
 
     def warm_up(self) -> None:
         """Load the compiled kernels (numba's cache) on a tiny prefix, so the first chunk does not pay it."""
@@ -206,7 +220,15 @@ class Evaluator:
             encoded,
             cache_hits=int(getattr(counters, "hits", 0)),
             cache_misses=int(getattr(counters, "misses", 0)),
+            profile=self._export_profile(),
         )
+
+    def _export_profile(self) -> dict[str, Any] | None:
+        if not self._ship_profile:
+            return None
+        from engine.profile import profiler
+
+        return profiler.export(reset=True)
 
     def _evaluate_one(
         self, task: TrialTask, keep: dict[int, dict[str, Encoded]] | None = None

@@ -40,6 +40,7 @@ class ChunkDone:
     cache_hits: int = 0
     cache_misses: int = 0
     final: bool = True  # False when the rest of the chunk was queued again (a worker died)
+    profile: dict[str, Any] | None = None  # the worker's profiler export (stage timings, cache counts)
 
 
 @runtime_checkable

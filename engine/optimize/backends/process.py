@@ -100,7 +100,7 @@ def _worker_main(index: int, name: str, conn: Connection, handle: Any, setup: Wo
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
     try:
         bars, block = attach_bars(handle)
-        evaluator = Evaluator(bars, setup, worker=name, slot=Slot(cells))
+        evaluator = Evaluator(bars, setup, worker=name, slot=Slot(cells), ship_profile=True)
         # Load the compiled kernels now, not on the first chunk.
         evaluator.warm_up()
     except BaseException as error:
@@ -422,7 +422,7 @@ class ProcessBackend:
             self._results.put_nowait(
                 ChunkDone(
                     chunk_id, output.results, output.artifacts, worker.name, elapsed,
-                    output.cache_hits, output.cache_misses,
+                    output.cache_hits, output.cache_misses, profile=output.profile,
                 )
             )
             self._dispatch()
