@@ -86,3 +86,21 @@ async def test_inline_and_process_give_the_same_trials_and_best(
     assert a == b and len(a) == inline.trials == process.trials
     assert inline.best is not None and process.best is not None
     assert inline.best.key == process.best.key
+
+
+async def test_workers_ship_their_stage_timings_when_profiling(
+    study_file: Callable[..., Path], tmp_path: Path
+) -> None:
+    from engine.profile import profiler
+
+    was = profiler.enabled
+    profiler.reset()
+    profiler.enabled = True
+    try:
+        await Study.from_file(study_file(backend="process"), db=tmp_path / "s.db").run()
+        stages = {s.name: s.count for s in profiler.stats()}
+    finally:
+        profiler.enabled = was
+        profiler.reset()
+    assert stages.get("backtest.kernel", 0) > 0  # measured in the workers, merged here
+    assert stages.get("optimize.dispatch", 0) > 0 and stages.get("optimize.store_write", 0) > 0
