@@ -97,10 +97,11 @@ async def test_workers_ship_their_stage_timings_when_profiling(
     profiler.reset()
     profiler.enabled = True
     try:
-        await Study.from_file(study_file(backend="process"), db=tmp_path / "s.db").run()
+        summary = await Study.from_file(study_file(backend="process"), db=tmp_path / "s.db").run()
         stages = {s.name: s.count for s in profiler.stats()}
     finally:
         profiler.enabled = was
         profiler.reset()
-    assert stages.get("backtest.kernel", 0) > 0  # measured in the workers, merged here
+    # one kernel call per trial, measured in the workers and merged here (validation adds a few)
+    assert stages.get("backtest.kernel", 0) >= summary.trials
     assert stages.get("optimize.dispatch", 0) > 0 and stages.get("optimize.store_write", 0) > 0
