@@ -299,6 +299,8 @@ class Study:
         from engine.data import load as load_data
 
         self.progress_interval_s = progress_interval_s
+        self._stop_requested = False  # a Study object can be run again after a stop
+        self._top, self._with_artifacts = [], set()
         t_start = time.monotonic()
         backend = self.backend_choice
         if isinstance(backend, str):
