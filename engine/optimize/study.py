@@ -299,7 +299,6 @@ class Study:
         from engine.data import load as load_data
 
         self.progress_interval_s = progress_interval_s
-        self._stop_requested = False  # a Study object can be run again after a stop
         self._top, self._with_artifacts = [], set()
         t_start = time.monotonic()
         backend = self.backend_choice
@@ -319,6 +318,7 @@ class Study:
             return await self._run(store, progress_callback, backend, bars, t_start)
         finally:
             self._store = None
+            self._stop_requested = False  # the stop is honoured; the object can be run again
             await store.close()
 
     async def _run(
