@@ -191,6 +191,20 @@ class HeadlessRun:
 
     # ------------------------------------------------------------------ main
     async def main(self) -> int:
+        """The whole run with SIGINT/SIGTERM handled from start to summary (a second one exits at once)."""
+        loop = asyncio.get_running_loop()
+        installed = []
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(signum, self._on_signal, signum)
+                installed.append(signum)
+        try:
+            return await self._main()
+        finally:
+            for signum in installed:
+                loop.remove_signal_handler(signum)
+
+    async def _main(self) -> int:
         stored = _stored(self.db, self.name)
         if stored is not None and self.options.rerun:
             archived = archive_study(self.db, self.name)
@@ -292,12 +306,9 @@ class HeadlessRun:
     async def _drive(self) -> tuple[Any, BaseException | None]:
         """Run the study with the budget and the signals armed; (summary or None, error or None)."""
         loop = asyncio.get_running_loop()
+        if self.stop_reason is not None:  # a signal before the study started: start nothing
+            return None, None
         self._run_task = loop.create_task(self.study.run(progress_callback=self.output.progress))
-        installed = []
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.add_signal_handler(signum, self._on_signal, signum)
-                installed.append(signum)
         if self.options.max_runtime_s is not None:
             remaining = self.options.max_runtime_s - (time.time() - self.started)
             self._timers.append(loop.call_later(max(0.0, remaining), self._request_stop, "budget"))
@@ -316,14 +327,17 @@ class HeadlessRun:
         finally:
             for timer in self._timers:
                 timer.cancel()
-            for signum in installed:
-                loop.remove_signal_handler(signum)
             self.output.final_progress()
 
     def _on_signal(self, signum: int) -> None:
-        if self.signal_number is not None or self.stop_reason == "signal":
+        if self.signal_number is not None:
             self._exit_now(signum)
         self.signal_number = signum
+        task = self._run_task
+        if task is not None and task.done():
+            log.info("%s: %s: the study has already stopped; finishing the report and the notification "
+                     "(a second signal exits at once)", self.name, signal.Signals(signum).name)
+            return
         self._request_stop("signal", signal.Signals(signum).name)
 
     def _request_stop(self, reason: str, detail: str = "") -> None:
@@ -340,6 +354,8 @@ class HeadlessRun:
             log.info("%s: %s: no new trials; finishing the trials in hand (up to %s), then checkpointing "
                      "(a second signal exits at once)", self.name, detail, _fmt_duration(grace))
         loop = asyncio.get_running_loop()
+        if self._run_task is None:
+            return  # not started yet: _drive starts nothing
         self._stop_task = loop.create_task(self.study.stop())
         self._timers.append(loop.call_later(grace, self._abandon))
 

@@ -1,0 +1,206 @@
+"""The cron runner on real processes: lock, SIGKILL and resume, SIGTERM, a second signal, budgets, three nights."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from engine.headless.lock import lock_path, read_holder
+from tests.headless.conftest import (
+    big_study,
+    committed,
+    genesis,
+    one_json,
+    start,
+    stored_trials,
+    study_row,
+    wait_for,
+)
+
+pytestmark = pytest.mark.timeout(240)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, tuple[int, str, float | None]]]:
+    """The grid study run once, uninterrupted: its file and its trials by key."""
+    directory = tmp_path_factory.mktemp("reference")
+    study = big_study(directory, bars=150_000, fast_high=100)
+    db = directory / "ref.db"
+    result = genesis("run", study, "--db", db, "--headless", "--json", "--no-record")
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = one_json(result.stdout)
+    assert summary["state"] == "complete" and summary["exit_code"] == 0
+    trials = stored_trials(db)
+    assert len(trials) == summary["trials"] > 500
+    return study, trials
+
+
+def _holder_written(db: Path, name: str) -> bool:
+    holder = read_holder(lock_path(db, name))
+    return holder is not None and holder.pid is not None
+
+
+def test_sigkill_then_rerun_resumes_with_no_trial_lost_or_repeated(reference, tmp_path: Path) -> None:
+    study, expected = reference
+    db = tmp_path / "killed.db"
+    proc = start("run", study, "--db", db)
+    wait_for(lambda: committed(db) >= 100, proc)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    interrupted = committed(db)
+    assert 0 < interrupted < len(expected), "killed too late to test anything"
+    # the kernel released the lock with the process: the next run starts at once
+    again = genesis("run", study, "--db", db, "--json")
+    assert again.returncode == 0, again.stderr[-3000:]
+    summary = one_json(again.stdout)
+    assert summary["state"] == "complete" and summary["run"]["trials_before"] == interrupted
+    got = stored_trials(db)
+    assert set(got) == set(expected)  # no trial lost, none extra
+    assert {k: v[2] for k, v in got.items()} == {k: v[2] for k, v in expected.items()}  # same objectives
+    assert summary["best"]["key"] == max(
+        ((v[2], -v[0], k) for k, v in expected.items() if v[1] == "complete"),
+    )[2]
+
+
+def test_overlapping_runs_the_second_exits_75_naming_the_holder(tmp_path: Path) -> None:
+    study = big_study(tmp_path, name="overlap", bars=400_000, fast_high=100, slow_high=400)
+    db = tmp_path / "overlap.db"
+    proc = start("run", study, "--db", db, "--max-runtime", "120s")
+    try:
+        wait_for(lambda: committed(db) >= 1 and _holder_written(db, "overlap"), proc)
+        holder = read_holder(lock_path(db, "overlap"))
+        assert holder is not None and holder.pid == proc.pid
+        overlap = genesis("run", study, "--db", db)
+        assert proc.poll() is None, "the first run ended before the overlap was checked"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=120)
+    assert overlap.returncode == 75, overlap.stderr
+    assert f"pid {proc.pid}" in overlap.stderr and holder.started_iso in overlap.stderr
+    assert len(overlap.stderr.strip().splitlines()) == 1 and overlap.stdout == ""
+    assert proc.returncode == 143
+
+
+def test_sigterm_checkpoints_exits_143_and_the_study_resumes(reference, tmp_path: Path) -> None:
+    study, expected = reference
+    db = tmp_path / "term.db"
+    proc = start("run", study, "--db", db)
+    wait_for(lambda: committed(db) >= 50, proc)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err[-3000:]  # 128 + SIGTERM: stopped, checkpointed, resumable
+    assert "SIGTERM" in out and "resumable" in out.splitlines()[-1]
+    row = study_row(db, "nightly")
+    assert row["state"] == "stopped" and row["checkpoint_seq"] > 0
+    stopped_with = stored_trials(db)
+    assert 0 < len(stopped_with) < len(expected)
+
+    resumed = genesis("run", study, "--db", db, "--json")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert one_json(resumed.stdout)["run"]["trials_before"] == len(stopped_with)
+    assert set(stored_trials(db)) == set(expected)
+
+
+def test_a_second_signal_exits_at_once_and_the_store_stays_whole(reference, tmp_path: Path) -> None:
+    study, expected = reference
+    db = tmp_path / "twice.db"
+    proc = start("run", study, "--db", db)
+    wait_for(lambda: committed(db) >= 50, proc)
+    proc.send_signal(signal.SIGINT)
+    assert proc.stdout is not None
+    for line in proc.stdout:  # the first signal is taken: trials in hand finishing, then the report
+        if "SIGINT: no new trials" in line:
+            break
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err[-3000:]
+    assert "again: exiting now" in err
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    again = genesis("run", study, "--db", db, "--json")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert set(stored_trials(db)) == set(expected)
+
+
+BUDGET = "3s"
+
+
+def _night(*args: str | Path) -> dict:
+    result = genesis(*args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return one_json(result.stdout)
+
+
+def test_three_nights_under_a_budget_finish_the_study_with_one_report_each(tmp_path: Path) -> None:
+    """The crontab of docs/headless.md, night after night: budget stops exit 0, the last night completes.
+
+    The machine is shared and its speed varies, so a calibration night (same data, same budget)
+    measures how many trials one night holds; the study is then sized at 2.6 nights of that
+    (three nights at that speed; up to ten are allowed when the machine slows down).
+    """
+    space = dict(bars=150_000, fast_high=300, slow_high=1000, sampler="random")
+    calibration = big_study(tmp_path, name="calibration", trials=20_000, **space)
+    night = _night("run", calibration, "--db", tmp_path / "calibration.db", "--max-runtime", BUDGET, "--json",
+                   "--no-record")
+    assert night["stop_reason"] == "budget" and night["trials"] > 0
+    size = int(2.6 * night["trials"])
+
+    study = big_study(tmp_path, name="nights", trials=size, **space)
+    db, reports = tmp_path / "store.db", tmp_path / "reports"
+    command = ("run", study, "--db", db, "--headless", "--max-runtime", BUDGET, "--report", reports, "--json")
+    nights: list[dict] = []
+    overlap = None
+    for _ in range(10):
+        proc = start(*command)
+        if overlap is None:  # an overlapping start while the first night runs
+            wait_for(lambda: _holder_written(db, "nights"), proc)
+            overlap = genesis(*command)
+        out, err = proc.communicate(timeout=180)
+        assert proc.returncode == 0, err[-3000:]
+        nights.append(one_json(out))
+        if nights[-1]["state"] == "complete":
+            break
+        assert nights[-1]["stop_reason"] == "budget" and nights[-1]["resumable"] is True
+        assert study_row(db, "nights")["state"] == "stopped"
+    assert overlap is not None and overlap.returncode == 75, overlap.stderr
+    assert "is already running (pid" in overlap.stderr
+    assert nights[-1]["state"] == "complete", [n["trials"] for n in nights]
+    assert len(nights) >= 3, [n["run"]["trials_this_run"] for n in nights]
+    assert len(stored_trials(db)) == size
+    assert sum(n["run"]["trials_this_run"] for n in nights) == size
+    # one report directory per night, each agreeing with the store at that night's end
+    runs = sorted((reports / "nights").glob("*-run*"), key=lambda p: int(p.name.rsplit("run", 1)[1]))
+    assert len(runs) == len(nights)
+    for directory, summary in zip(runs, nights, strict=True):
+        report = json.loads((directory / "report.json").read_text())
+        assert report["trials"] == summary["trials"]
+        assert report["this_run"]["stop_reason"] == summary["stop_reason"]
+        assert {p.name for p in directory.iterdir()} >= {"report.md", "report.json", "equity.svg",
+                                                         "convergence.svg", "heatmap.svg"}
+    assert (reports / "nights" / "latest").resolve() == runs[-1].resolve()
+    assert len(json.loads((runs[-1] / "report.json").read_text())["runs"]) == len(nights)
+    # another night after the study is complete: exits 0 at once, saying so, and writes nothing
+    after = _night(*command)
+    assert after["already_complete"] is True
+    assert len(list((reports / "nights").glob("*-run*"))) == len(nights)
+
+
+def test_max_runtime_stops_dispatching_and_the_next_run_completes(reference, tmp_path: Path) -> None:
+    study, expected = reference
+    db = tmp_path / "budget.db"
+    started = time.monotonic()
+    first = genesis("run", study, "--db", db, "--max-runtime", "1.5s", "--json")
+    assert first.returncode == 0, first.stderr[-3000:]
+    summary = one_json(first.stdout)
+    assert summary["stop_reason"] == "budget" and summary["state"] == "stopped", summary
+    assert time.monotonic() - started < 120
+    second = genesis("run", study, "--db", db, "--json")
+    assert second.returncode == 0
+    assert one_json(second.stdout)["state"] == "complete"
+    assert set(stored_trials(db)) == set(expected)
