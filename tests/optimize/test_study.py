@@ -158,8 +158,8 @@ async def test_pause_holds_trials_until_resume(study_file: Callable[..., Path], 
     task = asyncio.create_task(study.run(progress_callback=on_progress, progress_interval_s=0))
     while not paused_at:
         await asyncio.sleep(0.01)
-    for _ in range(3000):  # the trials in hand finish...
-        if study.progress().in_flight == 0:
+    for _ in range(3000):  # the pause is in effect and the trials in hand finish...
+        if study.progress().state == "paused" and study.progress().in_flight == 0:
             break
         await asyncio.sleep(0.01)
     held = study.progress()
