@@ -36,7 +36,7 @@ def wants_headless(args: argparse.Namespace) -> bool:
     """``--headless``, stdout not a terminal, or a flag only the headless runner has."""
     if getattr(args, "headless", False) or not sys.stdout.isatty():
         return True
-    return any(getattr(args, name, None) for name in HEADLESS_ONLY)
+    return any(getattr(args, name, None) not in (None, False) for name in HEADLESS_ONLY)
 
 
 def run_options(args: argparse.Namespace, overrides: dict[str, Any], *, study_file: str | None = None,
@@ -51,8 +51,8 @@ def run_options(args: argparse.Namespace, overrides: dict[str, Any], *, study_fi
         report_dir=Path(args.report) if getattr(args, "report", None) else None,
         json=bool(args.json),
         quiet=bool(args.quiet),
-        max_runtime_s=parse_duration(args.max_runtime) if args.max_runtime else None,
-        grace_s=parse_duration(args.grace, "--grace") if args.grace else None,
+        max_runtime_s=parse_duration(args.max_runtime) if args.max_runtime is not None else None,
+        grace_s=parse_duration(args.grace, "--grace") if args.grace is not None else None,
         rerun=bool(args.rerun),
         log_file=Path(args.log_file) if args.log_file else None,
         log_to_file=not args.no_log_file,
