@@ -266,6 +266,7 @@ def headline(workdir: Path, quick: bool) -> dict[str, Any]:
         "bare_trials_per_s": round(len(pairs) / bare_s, 1),
         "steady_ratio": None if not steady else round((len(pairs) / bare_s) / steady, 3),
         "startup_s": round(marks[1][1], 3) if len(marks) > 1 else None,
+        "dispatch_overhead": summary.extra.get("dispatch_overhead"),
         "study_cpu_s": round(study_cpu, 3),
         "bare_cpu_s": round(bare_cpu, 3),
         "cpu_ratio": round(study_cpu / bare_cpu, 3) if bare_cpu > 0 else None,

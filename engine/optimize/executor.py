@@ -43,6 +43,8 @@ class ChunkSizer:
         self.alpha = alpha
         self.trial_s: float | None = None
         self.overhead_s: float | None = None
+        self.total_busy_s = 0.0
+        self.total_overhead_s = 0.0
 
     def observe(self, trials: int, busy_s: float, elapsed_s: float) -> None:
         """Fold in one chunk: ``busy_s`` summed trial time, ``elapsed_s`` dispatch to results."""
@@ -50,6 +52,8 @@ class ChunkSizer:
             return
         per_trial = max(busy_s / trials, 1e-7)
         overhead = max(elapsed_s - busy_s, 0.0)
+        self.total_busy_s += busy_s
+        self.total_overhead_s += overhead
         a = self.alpha
         self.trial_s = per_trial if self.trial_s is None else (1 - a) * self.trial_s + a * per_trial
         self.overhead_s = overhead if self.overhead_s is None else (1 - a) * self.overhead_s + a * overhead
@@ -67,11 +71,14 @@ class ChunkSizer:
 
     @property
     def overhead_ratio(self) -> float | None:
-        """Measured dispatch overhead over trial time at the current chunk size."""
-        if self.trial_s is None or self.overhead_s is None:
+        """Dispatch overhead over trial time, measured over every chunk so far.
+
+        Overhead is a chunk's time from the moment its worker could start it to
+        its results being back, minus the time its trials ran.
+        """
+        if self.total_busy_s <= 0:
             return None
-        n = max(1, min(MAX_CHUNK, math.ceil(self.target_chunk_s / self.trial_s)))
-        return self.overhead_s / (n * self.trial_s)
+        return self.total_overhead_s / self.total_busy_s
 
 
 class Executor:
