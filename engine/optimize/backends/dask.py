@@ -691,6 +691,8 @@ def _local_cluster(n_workers: int, threads: int) -> Any:
         processes=True,
         host="127.0.0.1",
         dashboard_address=None,
+        # No dashboard; the scheduler's small HTTP server (health checks) on a free loopback port.
+        scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
         worker_dashboard_address=None,
         silence_logs=logging.ERROR,
         # The environment reaches local workers as it reaches process workers (the test fault hook too).
