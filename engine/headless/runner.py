@@ -254,9 +254,10 @@ class HeadlessRun:
         summary: Any = None
         error: GenesisError | BaseException | None = None
         try:
+            alert_store = await AlertStore(self.db, study=self.name).open()
             await engine.start()
+            # no await between the monitor's start and these hooks: its first tick sees them
             if engine.monitor is not None:
-                alert_store = await AlertStore(self.db, study=self.name).open()
                 engine.monitor.persist = alert_store
                 self._chain_publish(engine.monitor)
             watch = engine.follow_study(self.study)
