@@ -114,9 +114,10 @@ def _worker_main(index: int, name: str, conn: Connection, handle: Any, setup: Wo
             return
         if message is None:
             return
+        got = time.monotonic()  # CLOCK_MONOTONIC is system-wide: comparable with the parent's
         chunk_id, tasks, artifacts, isolate = message
         output = evaluator.evaluate(tasks, artifacts=artifacts, isolate=isolate)
-        conn.send(("done", chunk_id, output))
+        conn.send(("done", chunk_id, output, got, time.monotonic()))
     del bars, evaluator
     block.close()
 
@@ -380,7 +381,7 @@ class ProcessBackend:
                     return
                 if worker.ready and not worker.dead and len(worker.chunks) <= level:
                     chunk = self._pending.popleft()
-                    worker.chunks.append((chunk, time.perf_counter()))
+                    worker.chunks.append((chunk, time.monotonic()))
                     try:
                         worker.channel.send((chunk.id, chunk.tasks, chunk.artifacts, chunk.isolate))
                     except OSError:
@@ -412,12 +413,13 @@ class ProcessBackend:
                 if worker.generation > 0:
                     self._results.put_nowait(error)
         elif kind == "done":
-            _, chunk_id, output = message
-            now = time.perf_counter()
-            _, sent_at = worker.chunks.popleft() if worker.chunks else (None, now)
-            # From when the worker could start it (sent, or its previous chunk done) to results back.
-            elapsed = now - max(sent_at, worker.last_done)
-            worker.last_done = now
+            _, chunk_id, output, got, done = message
+            _, sent_at = worker.chunks.popleft() if worker.chunks else (None, got)
+            # The worker's cost of this chunk: from when it could have started it (the chunk was
+            # sent and the worker was free) to its results being sent. Delays on the way back do
+            # not idle the worker: the next chunk is already waiting in its socket.
+            elapsed = done - max(sent_at, worker.last_done)
+            worker.last_done = done
             self._deaths.pop(chunk_id, None)
             self._results.put_nowait(
                 ChunkDone(
