@@ -245,6 +245,8 @@ def start_fork_server() -> None:
     Call it as early as possible (``genesis run`` does, before reading the study
     file): the server's imports then overlap the caller's own start-up.
     """
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return  # (Windows) workers are spawned instead
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload([PRELOAD])
     from multiprocessing import forkserver
@@ -261,6 +263,8 @@ class ProcessBackend:
     def __init__(self, *, workers: int = 0, trial_timeout_s: float = 30.0, context: str = "forkserver") -> None:
         self._size = workers if workers > 0 else (os.cpu_count() or 1)
         self.trial_timeout_s = trial_timeout_s
+        if context not in multiprocessing.get_all_start_methods():
+            context = "spawn"
         self._ctx = multiprocessing.get_context(context)
         if context == "forkserver":
             # The server imports the engine and loads the kernel once; workers fork from it warm.
