@@ -21,3 +21,11 @@ class TestProcessBackend(BackendConformance):
     @pytest.fixture
     def backend_factory(self) -> Any:
         return lambda: ProcessBackend(workers=2, trial_timeout_s=30.0)
+
+
+class TestSpawnedProcessBackend(BackendConformance):
+    """Where there is no fork server, workers are spawned: the same contract holds."""
+
+    @pytest.fixture
+    def backend_factory(self) -> Any:
+        return lambda: ProcessBackend(workers=2, trial_timeout_s=30.0, context="spawn")
