@@ -3,7 +3,7 @@
 The console already renders whatever telemetry source it is given; a
 :class:`~engine.headless.replay.ReplaySource` stands in for the engine, so
 every pane shows the recorded frame at the playback position. This class only
-adds keys: space play/pause, ← → step a frame, [ ] slower/faster, g jump to a
+adds keys: space play/pause, . and , (or → and ← when no tab has focus) step a frame, [ ] slower/faster, g jump to a
 time, home/end.
 """
 
@@ -25,8 +25,8 @@ class ReplayApp(GenesisApp):
     TITLE = "Genesis replay"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("space", "toggle_play", "Play/pause"),
-        Binding("right,full_stop", "step(1)", "Step", key_display="→"),
-        Binding("left,comma", "step(-1)", "Back", key_display="←"),
+        Binding("full_stop,right", "step(1)", "Step", key_display="."),
+        Binding("comma,left", "step(-1)", "Back", key_display=","),
         Binding("right_square_bracket", "faster", "Faster", key_display="]"),
         Binding("left_square_bracket", "slower", "Slower", key_display="["),
         Binding("g", "jump", "Jump to"),

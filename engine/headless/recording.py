@@ -227,8 +227,10 @@ class Recorder:
         run: str | None = None,
         keyframe_every: int = KEYFRAME_EVERY,
         flush_interval_s: float = FLUSH_INTERVAL_S,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.db = Path(db)
+        self.clock = clock
         self.study = study
         self.source = source
         self.hz = max(0.1, float(hz))
@@ -246,9 +248,11 @@ class Recorder:
         self._task: asyncio.Task[None] | None = None
         self._write_lock = asyncio.Lock()
 
-    async def start(self) -> Recorder:
+    async def start(self, *, timer: bool = True) -> Recorder:
+        """Create the recording; with ``timer`` take a frame every ``1/hz`` s (else call :meth:`capture`)."""
         self._conn = await asyncio.to_thread(self._open)
-        self._task = asyncio.get_running_loop().create_task(self._loop(), name=f"recorder-{self.study}")
+        if timer:
+            self._task = asyncio.get_running_loop().create_task(self._loop(), name=f"recorder-{self.study}")
         return self
 
     def _open(self) -> sqlite3.Connection:
@@ -256,7 +260,7 @@ class Recorder:
             conn = _connect(self.db)
             _ensure_schema(conn, self.db)
             self._started_at = time.time()
-            self._t0 = time.monotonic()
+            self._t0 = self.clock()
             cursor = conn.execute(
                 "INSERT INTO recordings (study, run, started, hz, codec) VALUES (?, ?, ?, ?, ?)",
                 (self.study, self.run, self._started_at, self.hz, CODEC),
@@ -277,7 +281,7 @@ class Recorder:
             if self.errors <= 3:
                 log.warning("recording: frame skipped: %s: %s", type(error).__name__, error)
             return
-        self._pending.append((self.recording_id, self.frames, time.monotonic() - self._t0, int(keyframe), blob))
+        self._pending.append((self.recording_id, self.frames, self.clock() - self._t0, int(keyframe), blob))
         self.frames += 1
         self.bytes += len(blob)
 
@@ -326,7 +330,7 @@ class Recorder:
                 conn.execute("ROLLBACK")
             raise
 
-    async def stop(self) -> None:
+    async def stop(self, *, last_frame: bool = True) -> None:
         """A last frame (the final state), flush, close."""
         task, self._task = self._task, None
         if task is not None:
@@ -335,7 +339,8 @@ class Recorder:
                 await task
         if self._conn is None:
             return
-        self.capture()
+        if last_frame:
+            self.capture()
         await self.flush()
         conn, self._conn = self._conn, None
         await asyncio.to_thread(conn.close)
