@@ -304,6 +304,7 @@ class DaskBackend:
         self._gatherer: asyncio.Task[None] | None = None
         self._rescattering: asyncio.Future[None] | None = None
         self._background: set[asyncio.Future[Any]] = set()
+        self._log_levels: dict[str, int] = {}
         self._closing = False
         self._failed = False
         self.scatter_s = 0.0  # the data's last scatter (seconds), for the benchmark
@@ -330,6 +331,11 @@ class DaskBackend:
 
     async def start(self, bars: Any, setup: WorkerSetup) -> None:
         distributed = _require_distributed()
+        # Dask's own log lines (comm errors, reconnect tracebacks) are not for the console: the
+        # backend reports what matters in one line. A local scheduler's are ours to handle entirely.
+        self._quiet(logging.ERROR)
+        if self.scheduler == "local":
+            self._quiet(logging.CRITICAL, ("distributed.scheduler",))
         try:
             await self._connect(distributed)
             self._payload = {**bars.columns(), "symbol": bars.symbol, "timeframe": bars.timeframe}
@@ -399,6 +405,14 @@ class DaskBackend:
             self.scatters += 1
             return
         raise GenesisError(f"dask: cannot ship the data to the workers of {self._address}: {_error_line(last)}")
+
+    def _quiet(self, level: int, names: Sequence[str] = ()) -> None:
+        """Raise the level of the driver's ``distributed`` loggers (restored at :meth:`close`)."""
+        known = [n for n in logging.root.manager.loggerDict if n == "distributed" or n.startswith("distributed.")]
+        for name in names or ["distributed", *known]:
+            logger = logging.getLogger(name)
+            self._log_levels.setdefault(name, logger.level)
+            logger.setLevel(max(level, logger.level))
 
     def _lost(self) -> NetworkError:
         return NetworkError(
@@ -484,6 +498,9 @@ class DaskBackend:
         config, self._config = self._config, None
         if config is not None:
             config.__exit__(None, None, None)
+        for name, level in self._log_levels.items():
+            logging.getLogger(name).setLevel(level)
+        self._log_levels.clear()
         self._flights.clear()
         self._payload = None
         self._results.put_nowait(None)
@@ -546,6 +563,8 @@ class DaskBackend:
             yield event
 
     def _fail(self, error: BaseException) -> None:
+        if isinstance(error, NetworkError):
+            self._quiet(logging.CRITICAL)  # reported here; the client's reconnect tracebacks are noise
         if not self._failed:
             self._failed = True
             self._results.put_nowait(error)
