@@ -68,20 +68,14 @@ async def build_report(store: SqliteStore, name: str) -> dict[str, Any]:
     failures: collections.Counter[str] = collections.Counter()
     pruned_steps: collections.Counter[int] = collections.Counter()
     busy = 0.0
-    cursor = 0
-    while True:
-        page = await store.trials_after(study.id, cursor, limit=20_000)
-        if not page:
-            break
-        cursor = page[-1].rowid
-        for trial in page:
-            if trial.duration_s is not None:
-                durations.record(int(trial.duration_s * 1e9))
-                busy += trial.duration_s
-            if trial.state is TrialState.FAILED:
-                failures[(trial.error or "unknown").split(" at ")[0][:160]] += 1
-            elif trial.state is TrialState.PRUNED:
-                pruned_steps[int(trial.step or 0)] += 1
+    for state, duration, error, step in await store.timings(study.id):
+        if duration is not None:
+            durations.record(int(duration * 1e9))
+            busy += duration
+        if state is TrialState.FAILED:
+            failures[(error or "unknown").split(" at ")[0][:160]] += 1
+        elif state is TrialState.PRUNED:
+            pruned_steps[int(step or 0)] += 1
     snapshot = durations.snapshot()
     total = sum(counts.values())
     return {

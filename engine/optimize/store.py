@@ -677,6 +677,13 @@ class SqliteStore:
             found = {TrialState(row[0]): row[1] for row in await cursor.fetchall()}
         return {state: found.get(state, 0) for state in TrialState if state is not TrialState.RUNNING}
 
+    async def timings(self, study_id: int) -> list[tuple[TrialState, float | None, str | None, int | None]]:
+        """``(state, duration_s, error, step)`` of every committed trial (no JSON decoded: for reports)."""
+        async with self._reader.execute(
+            "SELECT state, duration_s, error, step FROM trials WHERE study_id = ?", (study_id,)
+        ) as cursor:
+            return [(TrialState(row[0]), row[1], row[2], row[3]) for row in await cursor.fetchall()]
+
     async def metric_values(self, study_id: int, metric: str) -> list[float | None]:
         """One metric of every complete trial (read inside SQLite, without decoding whole rows)."""
         async with self._reader.execute(
