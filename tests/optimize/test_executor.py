@@ -60,6 +60,13 @@ async def test_process_backend_isolates_raise_hang_and_worker_death(
     assert all(t.state is TrialState.COMPLETE for t in others)
     assert len({t.worker for t in trials}) >= 2
 
+    from engine.optimize.report import render_markdown, report_from_db
+
+    report = await report_from_db(db, "t")
+    reasons = {f["error"]: f["count"] for f in report["failures"]}
+    assert sum(reasons.values()) == 3 and any("injected failure" in r for r in reasons)
+    assert "## Failures" in render_markdown(report)
+
 
 async def test_consecutive_failures_stop_the_study_with_a_clear_error(
     study_file: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
