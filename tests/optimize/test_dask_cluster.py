@@ -3,7 +3,8 @@
 One worker is SIGKILLed mid-study: the study completes with the trials and
 the best of the process backend. The scheduler is SIGKILLed mid-study: the
 run stops with one clear error, the store keeps a checkpoint, and the study
-resumes inline to the same trials as an uninterrupted run.
+resumes on another backend to the same trials as an uninterrupted run. Both
+in-process (``Study``) and from outside (``genesis run`` subprocesses).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import contextlib
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -30,6 +32,7 @@ from engine.optimize.store import SqliteStore
 from engine.optimize.trial import FAULTS_ENV
 from tests.optimize.conftest import write_study
 from tests.optimize.test_dask import stored_trials
+from tests.optimize.test_kill_resume import _committed
 
 STARTUP_S = 60.0
 #: A grid of 171 trials on 20,000 bars: long enough to kill something in the middle.
@@ -77,7 +80,7 @@ class Cluster:
         return address
 
     @staticmethod
-    def kill(process: subprocess.Popen[bytes] | None) -> None:
+    def kill(process: subprocess.Popen[Any] | None) -> None:
         if process is not None and process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
@@ -177,3 +180,87 @@ async def test_an_unreachable_scheduler_is_one_clear_error(tmp_path: Path) -> No
         await Study.from_file(path, db=tmp_path / "s.db", backend=backend).run()
     assert "\n" not in str(info.value)
 
+
+
+# ---------------------------------------------------------------------------
+# ``genesis run`` from outside: the study file switched from process to dask in one line
+
+
+GENESIS = [sys.executable, "-m", "genesis_tui.cli"]
+CLI_GRID = {"bars": 50_000, "fast_high": 40, "fast_step": 1, "slow_high": 200, "batch_size": 32,
+            "checkpoint_every": 16, "checkpoint_interval_s": 0.1, "backend": "process"}
+
+
+def _stored(db: Path) -> dict[str, tuple[int, str, float | None, str]]:
+    """Trials by key: ``(number, state, objective, worker)``; a key stored twice fails the test."""
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        rows = conn.execute("SELECT key, number, state, objective, worker FROM trials").fetchall()
+    assert len(rows) == len({r[0] for r in rows}), "a trial was stored twice"
+    return {r[0]: (r[1], r[2], r[3], r[4]) for r in rows}
+
+
+def _reference(cluster: Cluster, tmp_path: Path, name: str) -> tuple[Path, dict[str, Any], str]:
+    """A study file run with ``genesis run`` on the process backend: ``(path, trials, best key)``."""
+    path = write_study(tmp_path, name=name, **CLI_GRID)
+    done = subprocess.run([*GENESIS, "run", str(path), "--db", str(tmp_path / "ref.db"), "--json"],
+                          capture_output=True, text=True, timeout=300, env=cluster.env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return path, _stored(tmp_path / "ref.db"), json.loads(done.stdout)["best"]["key"]
+
+
+def _run_and_kill(
+    cluster: Cluster, path: Path, db: Path, victim: subprocess.Popen[bytes] | None, total: int
+) -> tuple[int, str, str]:
+    """``genesis run`` ``path``; SIGKILL ``victim`` once a quarter of ``total`` is stored: ``(code, out, err)``."""
+    run = subprocess.Popen([*GENESIS, "run", str(path), "--db", str(db), "--headless", "--json"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cluster.env, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while _committed(db) < total // 4:
+            assert run.poll() is None, run.stderr.read().decode()[-3000:] if run.stderr else ""
+            assert time.monotonic() < deadline, "the study never got going"
+            time.sleep(0.02)
+        Cluster.kill(victim)
+        assert _committed(db) < total, "killed too late to test anything"
+        out, err = run.communicate(timeout=300)
+    finally:
+        Cluster.kill(run)
+    return run.returncode, out.decode(), err.decode()
+
+
+def test_genesis_run_on_a_cluster_survives_a_worker_kill_from_outside(cluster: Cluster, tmp_path: Path) -> None:
+    address = cluster.start(workers=2)
+    path, expected, best = _reference(cluster, tmp_path, "outside")
+    path.write_text(path.read_text().replace('backend = "process"', f'backend = "dask"\nscheduler = "{address}"'))
+
+    code, out, err = _run_and_kill(cluster, path, tmp_path / "dask.db", cluster.workers[0], len(expected))
+    assert code == 0, err[-3000:]
+    summary = json.loads(out)
+    assert summary["backend"] == "dask" and summary["state"] == "complete"
+    got = _stored(tmp_path / "dask.db")
+    assert {k: v[:3] for k, v in got.items()} == {k: v[:3] for k, v in expected.items()}
+    assert {v[3] for v in got.values()} == {"dask:w0", "dask:w1"}  # the cluster's workers, both
+    assert summary["best"]["key"] == best
+
+
+def test_genesis_run_losing_the_scheduler_exits_1_then_resumes_on_the_process_backend(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    address = cluster.start(workers=1)
+    path, expected, best = _reference(cluster, tmp_path, "lost")
+    path.write_text(path.read_text().replace('backend = "process"', f'backend = "dask"\nscheduler = "{address}"'))
+    db = tmp_path / "dask.db"
+
+    code, _, err = _run_and_kill(cluster, path, db, cluster.scheduler, len(expected))
+    assert code == 1, err[-3000:]
+    lines = [line for line in err.splitlines() if line.startswith("genesis: ")]
+    assert len(lines) == 1 and "lost the dask scheduler" in lines[0]
+    assert "Traceback" not in err  # Dask's reconnect noise stays out of the user's way
+    assert 0 < _committed(db) < len(expected)
+
+    resumed = subprocess.run([*GENESIS, "resume", "lost", "--db", str(db), "--backend", "process", "--json"],
+                             capture_output=True, text=True, timeout=300, env=cluster.env)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    got = _stored(db)
+    assert {k: v[:3] for k, v in got.items()} == {k: v[:3] for k, v in expected.items()}
+    assert json.loads(resumed.stdout)["best"]["key"] == best
