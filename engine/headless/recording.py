@@ -7,7 +7,7 @@ run as if someone had watched it. Frames are compact:
 - each frame is the snapshot as plain builtins (``msgspec.to_builtins``),
   packed with msgpack (floats stay exact, NaN and infinities survive) and
   zlib-compressed; never pickle;
-- every ``keyframe_every`` frames (10 s) a keyframe holds the whole snapshot;
+- every ``keyframe_every`` frames (30 s) a keyframe holds the whole snapshot;
   the frames between hold only a delta against the previous frame: changed
   fields, sliding histories as "drop k from the front, append these", lists
   of equal length as "element i changed". Most frames of a quiet run are a
@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import difflib
 import logging
 import sqlite3
 import time
 import zlib
 from bisect import bisect_right
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,9 +43,10 @@ SCHEMA_COMPONENT = "recording"
 SCHEMA_VERSION = 1
 CODEC = "msgpack+zlib+delta/1"
 RECORD_HZ = 4.0  # the console's default refresh rate (genesis_tui.app.DEFAULT_REFRESH_HZ)
-KEYFRAME_EVERY = 40
+KEYFRAME_EVERY = 120  # 30 s at 4 Hz: a seek decodes at most 119 deltas
 FLUSH_INTERVAL_S = 2.0
 MAX_SHIFT = 128  # sliding histories: the largest front drop looked for
+MIN_MATCH = 6  # lists at least this long may be sent as runs of the previous one
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_versions (
@@ -84,8 +86,9 @@ def diff(old: Any, new: Any) -> Any:
     """A patch turning ``old`` into ``new`` (:data:`_SAME` when they are equal).
 
     Patches: a dict is structured (``~r`` replace, ``~s``/``~a`` shift and
-    append, ``~e`` element changes, ``~d`` deleted keys, other keys patch the
-    same key); anything else replaces the value.
+    append, ``~e`` element changes, ``~m`` runs copied from the old list and
+    new items, ``~d`` deleted keys, other keys patch the same key); anything
+    else replaces the value.
     """
     if type(old) is type(new) and old == new:
         return _SAME
@@ -99,21 +102,23 @@ def diff(old: Any, new: Any) -> Any:
         if gone:
             patch["~d"] = gone
         return patch
-    if isinstance(old, list) and isinstance(new, list):
+    if isinstance(old, list | tuple) and isinstance(new, list | tuple):  # to_builtins keeps tuples
+        if old == new:
+            return _SAME
         return _list_patch(old, new)
     if isinstance(new, dict):
         return {"~r": new}
     return new
 
 
-def _list_patch(old: list[Any], new: list[Any]) -> Any:
+def _list_patch(old: Sequence[Any], new: Sequence[Any]) -> Any:
     n_old, n_new = len(old), len(new)
     if n_old and n_new:
         # a sliding history: new == old[k:] + tail
         first = new[0]
         for k in range(min(n_old, MAX_SHIFT + 1)):
             if old[k] == first and n_new >= n_old - k and old[k:] == new[: n_old - k]:
-                tail = new[n_old - k:]
+                tail = list(new[n_old - k:])
                 if len(tail) < n_new:
                     return {"~s": k, "~a": tail}
                 break
@@ -123,9 +128,29 @@ def _list_patch(old: list[Any], new: list[Any]) -> Any:
                 if not (type(a) is type(b) and a == b):
                     changes.append([i, diff(a, b)])
                     if 2 * len(changes) > n_new:
-                        return new
-            return {"~e": changes}
-    return new
+                        break
+            else:
+                return {"~e": changes}
+        if n_old >= MIN_MATCH and n_new >= MIN_MATCH:
+            return _matched(old, new)
+    return list(new)
+
+
+def _matched(old: Sequence[Any], new: Sequence[Any]) -> Any:
+    """``new`` as runs copied from ``old`` and new items (a leaderboard where one row moved in)."""
+    a = [_packer.encode(item) for item in old]
+    b = [_packer.encode(item) for item in new]
+    ops: list[Any] = []
+    copied = 0
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+        if tag == "equal":
+            ops.append([0, i1, i2])  # copy old[i1:i2]
+            copied += i2 - i1
+        elif j2 > j1:
+            ops.append([1, *new[j1:j2]])  # these new items
+    if 2 * copied < len(new):
+        return list(new)
+    return {"~m": ops}
 
 
 def apply(old: Any, patch: Any) -> Any:
@@ -136,6 +161,14 @@ def apply(old: Any, patch: Any) -> Any:
         return patch["~r"]
     if "~s" in patch:
         return list(old[patch["~s"]:]) + list(patch["~a"])
+    if "~m" in patch:
+        out = []
+        for op in patch["~m"]:
+            if op[0] == 0:
+                out.extend(old[op[1]:op[2]])
+            else:
+                out.extend(op[1:])
+        return out
     if "~e" in patch:
         out = list(old)
         for index, sub in patch["~e"]:

@@ -417,11 +417,14 @@ class HeadlessRun:
         payload = self._summary_payload(summary, state, stop_reason, code, trials_before, trials_after, error)
         report_paths: dict[str, Path] = {}
         if stored is not None and self.run_id is not None:
-            await asyncio.to_thread(
-                self.history.finish, self.run_id, state=state, stop_reason=stop_reason, exit_code=code,
-                trials_after=trials_after, summary=payload, profile=profile,
-                recording_id=getattr(recorder, "recording_id", None),
-            )
+            try:
+                await asyncio.to_thread(
+                    self.history.finish, self.run_id, state=state, stop_reason=stop_reason, exit_code=code,
+                    trials_after=trials_after, summary=payload, profile=profile,
+                    recording_id=getattr(recorder, "recording_id", None),
+                )
+            except GenesisError as failure:
+                log.error("run history not written: %s", failure)
             try:
                 from engine.headless.report import write_run_report
 
@@ -429,10 +432,10 @@ class HeadlessRun:
                 report_paths = await write_run_report(self.db, self.name, root, run_id=self.run_id)
                 await asyncio.to_thread(self.history.finish, self.run_id, report_dir=str(report_paths["dir"]))
                 log.info("report: %s (charts: equity, convergence, heatmap)", report_paths["md"])
-            except GenesisError as failure:
-                log.error("report not written: %s", failure)
-            except OSError as failure:
-                log.error("report not written: %s", failure)
+            except Exception as failure:  # a report that cannot be written never loses the run's outcome
+                log.error("report not written: %s", failure if isinstance(failure, GenesisError | OSError)
+                          else f"{type(failure).__name__}: {failure}")
+                log.debug("report failure", exc_info=True)
         if report_paths:
             payload["report"] = {k: str(v) for k, v in report_paths.items()}
         if recorder is not None:

@@ -135,3 +135,18 @@ def test_the_study_store_opens_a_file_that_holds_recordings(tmp_path: Path) -> N
     with sqlite3.connect(db) as conn:
         components = dict(conn.execute("SELECT component, version FROM schema_versions").fetchall())
     assert components["recording"] == 1 and components["optimize"] == 1
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, 5), min_size=6, max_size=40), st.data())
+def test_a_list_with_rows_moved_in_and_out_is_sent_as_runs(rows: list[int], data: st.DataObject) -> None:
+    old = [{"n": i, "v": v} for i, v in enumerate(rows)]
+    new = list(old)
+    position = data.draw(st.integers(0, len(new)))
+    new.insert(position, {"n": -1, "v": [1, 2]})  # a new leaderboard row
+    if data.draw(st.booleans()):
+        del new[data.draw(st.integers(0, len(new) - 1))]
+    assert _rebuild(old, new) == new
+    patch = diff(old, new)
+    if new != old:
+        assert isinstance(patch, dict)
