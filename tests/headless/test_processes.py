@@ -41,6 +41,15 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str,
     return study, trials
 
 
+def _checkpoints(db: Path) -> int:
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
+            row = conn.execute("SELECT max(checkpoint_seq) FROM studies").fetchone()
+    except sqlite3.Error:
+        return 0
+    return int(row[0] or 0)
+
+
 def _holder_written(db: Path, name: str) -> bool:
     holder = read_holder(lock_path(db, name))
     return holder is not None and holder.pid is not None
@@ -91,7 +100,7 @@ def test_sigterm_checkpoints_exits_143_and_the_study_resumes(reference, tmp_path
     study, expected = reference
     db = tmp_path / "term.db"
     proc = start("run", study, "--db", db)
-    wait_for(lambda: committed(db) >= 50, proc)
+    wait_for(lambda: committed(db) >= 50 and _checkpoints(db) > 0, proc)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 143, err[-3000:]  # 128 + SIGTERM: stopped, checkpointed, resumable
