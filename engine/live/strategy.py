@@ -1,26 +1,27 @@
 """Strategy adapters: turn the bars replayed so far into one bar's signals.
 
 The loop never looks ahead: at bar ``i`` a source sees the arrays ``[0, i]``
-only (views of buffers that are filled as bars arrive) and recomputes the
-strategy's indicators over that prefix with the backtester's own kernels, then
-evaluates the strategy's rule at ``i`` exactly as ``simulate_nb`` does.
+only (views of buffers that are filled as bars arrive). Registry strategies
+(:class:`RegistrySignals`) feed each new bar to streaming indicators and
+evaluate the strategy's kernel rule at ``i`` exactly as ``simulate_nb`` does;
+the generic adapters (:class:`RuleSignals`, :class:`ArraySignals`) call a
+user's function over the whole prefix at every bar.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, NamedTuple, Protocol, overload
 
 import numpy as np
 
-from engine.backtest import indicators
 from engine.backtest.enums import KIND_SIGNALS
-from engine.backtest.indicators import IndicatorCache
 from engine.backtest.nb import rule_nb
 from engine.backtest.strategies import Strategy, get_strategy
-from engine.profile.caches import caches
+from engine.backtest.streaming import IndicatorBank, rule_step_nb
+from engine.errors import InputError, StrategyError
 
-Arrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+Arrays = Sequence[np.ndarray]  # open, high, low, close, volume of the bars so far
 Indicators = Callable[
     [np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]
 ]
@@ -76,81 +77,116 @@ class ArraySignals:
         return bool(entries[-1]), bool(exits[-1])
 
 
-class _PrefixBars:
-    """The columns a strategy's indicator recipe reads, for the bars seen so far.
+class _Slot(NamedTuple):
+    """An indicator a strategy's recipe asked for, in place of its array."""
 
-    Not a validated ``Bars``: the feed's bars were validated once, and building a
-    ``Bars`` per bar would re-check the whole prefix every time.
-    """
-
-    __slots__ = ("close", "high", "low", "open", "volume")
-
-    def __init__(self, prefix: Arrays) -> None:
-        self.open, self.high, self.low, self.close, self.volume = prefix
+    name: str
+    window: int
 
 
-# The backtester's own indicator recipes (name -> f(bars, window)); private there,
-# so fall back to the public cache path if it ever moves.
-_RECIPES: dict[str, Callable[[Any, int], np.ndarray]] = getattr(indicators, "_COMPUTE", {})
+class _Recorder:
+    """Stands in for the ``IndicatorCache`` a recipe reads: records which
+    indicators it asks for instead of computing them."""
 
-
-class _PassThrough(IndicatorCache):
-    """Computes every request afresh: a prefix is never asked for twice, and the
-    cache's bookkeeping (locks, stage timers, read-only flags) would cost more per
-    bar than the kernels do."""
-
-    def __init__(self) -> None:
-        super().__init__(max_bytes=0)
-        self.counters = caches.counters("live.indicators")
-
-    def get(self, bars: Any, name: str, window: int) -> np.ndarray:
-        recipe = _RECIPES.get(name)
-        if recipe is None:
-            return super().get(bars, name, window)
-        self.counters.misses += 1
-        return recipe(bars, int(window))
-
-    def _insert(self, key: tuple[int, str, int], bars: Any, values: np.ndarray) -> None:
-        return None
+    def get(self, bars: Any, name: str, window: int) -> _Slot:
+        return _Slot(name, int(window))
 
 
 class RegistrySignals:
-    """A strategy from the backtest registry (``engine.backtest.strategies``).
+    """A strategy from the backtest registry (``engine.backtest.strategies``),
+    evaluated bar by bar with streaming indicators.
 
-    At every bar the strategy's own indicator recipe (``Strategy.kernel_inputs``)
-    runs over the prefix and its kernel rule is evaluated at the last bar, so the
-    loop and ``engine.backtest.run`` share one definition of every signal.
+    The strategy's own recipe (``Strategy.kernel_inputs``) names its signal rule
+    and the indicators the rule reads; their streaming twins
+    (``engine.backtest.streaming``, bit-for-bit the batch kernels' values) take
+    each new bar in O(1), and the kernel rule (``nb.rule_nb``) is evaluated at
+    the last bar, all in one compiled call per bar. So the loop and
+    ``engine.backtest.run`` share one definition of every signal, and nothing is
+    recomputed over the bars already seen.
+
+    ``signal_at`` follows one growing series: each call sees the bars of the
+    previous call plus new ones (usually one); a prefix no longer than the last
+    one starts a new series (as does :meth:`reset`).
     """
 
     def __init__(self, name: str, params: Mapping[str, Any] | None = None) -> None:
         self.strategy: Strategy = get_strategy(name)
         self.params = self.strategy.validate(params)
         self.name = name
-        self._cache = _PassThrough()
+        inputs = self.strategy.kernel_inputs(None, self.params, _Recorder())  # type: ignore[arg-type]
+        a, b = inputs.a, inputs.b
+        if not isinstance(a, _Slot) or not isinstance(b, _Slot):
+            raise StrategyError(
+                f"{name}: its indicator arrays are derived, not taken from the indicator cache, "
+                "so the paper-trading loop cannot stream them"
+            )
+        try:
+            self.bank = IndicatorBank([a, b])
+        except InputError as error:
+            raise StrategyError(f"{name}: {error}") from None
+        self.kind = int(inputs.kind)
+        self.bank.set_rule(self.kind, a, b, inputs.p0, inputs.p1)
+        self._bank = self.bank.bank
+        self._n = 0
+
+    def reset(self) -> None:
+        """Forget the bars seen: the next call starts a new series."""
+        self.bank.reset()
+        self._n = 0
 
     def signal_at(self, prefix: Arrays) -> tuple[bool, bool]:
-        close = prefix[3]
-        i = close.shape[0] - 1
-        if i < 1:
-            return False, False
-        inputs = self.strategy.kernel_inputs(_PrefixBars(prefix), self.params, self._cache)  # type: ignore[arg-type]
-        a, b = inputs.a, inputs.b
-        entry, exit_ = rule_nb(
-            inputs.kind,
-            a[i - 1],
-            a[i],
-            b[i - 1],
-            b[i],
-            close[i - 1],
-            close[i],
-            inputs.p0,
-            inputs.p1,
-        )
-        return bool(entry), bool(exit_)
+        if type(prefix) is Prefix:  # the loop's buffer: read its columns, no slicing
+            columns = prefix.columns
+            high, low, close = columns[1], columns[2], columns[3]
+            n = prefix.n
+        else:
+            high, low, close = prefix[1], prefix[2], prefix[3]
+            n = len(close)
+        start = self._n
+        if n <= start:
+            self.bank.reset()
+            start = 0
+        self._n = n
+        return rule_step_nb(self._bank, high, low, close, start, n)
+
+
+class Prefix(Sequence[np.ndarray]):
+    """The bars seen so far as five arrays (open, high, low, close, volume) of
+    length ``n``: views of a :class:`PrefixBuffer`'s columns, made when asked for.
+
+    Immutable: later appends to the buffer never change what it shows. A source
+    that reads ``columns`` (the buffer's arrays, valid up to ``n``) directly
+    saves the five slices per bar.
+    """
+
+    __slots__ = ("columns", "n")
+
+    def __init__(self, columns: Sequence[np.ndarray], n: int) -> None:
+        self.columns = columns
+        self.n = n
+
+    def __len__(self) -> int:
+        return 5
+
+    @overload
+    def __getitem__(self, index: int) -> np.ndarray: ...
+    @overload
+    def __getitem__(self, index: slice) -> tuple[np.ndarray, ...]: ...
+    def __getitem__(self, index: int | slice) -> np.ndarray | tuple[np.ndarray, ...]:
+        n = self.n
+        if isinstance(index, slice):
+            return tuple(col[:n] for col in self.columns[index])
+        return self.columns[index][:n]
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        n = self.n
+        return (col[:n] for col in self.columns)
 
 
 class PrefixBuffer:
     """Growing OHLCV arrays; ``view()`` is the prefix seen so far (no copies)."""
+
+    __slots__ = ("_cols", "n")
 
     def __init__(self, capacity: int = 1_024) -> None:
         self._cols = [np.empty(max(capacity, 1)) for _ in range(5)]
@@ -168,7 +204,6 @@ class PrefixBuffer:
         cols[4][n] = v
         self.n = n + 1
 
-    def view(self) -> Arrays:
-        n = self.n
-        c = self._cols
-        return c[0][:n], c[1][:n], c[2][:n], c[3][:n], c[4][:n]
+    def view(self) -> Prefix:
+        """The bars appended so far."""
+        return Prefix(self._cols, self.n)
