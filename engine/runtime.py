@@ -476,12 +476,17 @@ class Engine:
         return f"study {study.name!r} started from {path}"
 
     def _launch(self, study: Any, path: Path) -> None:
+        from engine.headless.lock import StudyLock
+
+        lock = StudyLock(self.db, study.name).acquire()  # LockHeldError when a cron run holds the study
         self.study = study
         self._study_path = path
         self._study_error = ""
         self._watch = StudyWatch(study.name, self.db, maximize=study.maximize)
         self._watch.start()
-        self._study_task = asyncio.get_running_loop().create_task(self._run_study(study), name=f"study-{study.name}")
+        self._study_task = asyncio.get_running_loop().create_task(
+            self._run_study(study, lock), name=f"study-{study.name}"
+        )
 
     def follow_study(self, study: Any) -> StudyWatch:
         """Show ``study`` in telemetry and alert metrics while the caller runs it (the headless runner).
@@ -495,7 +500,7 @@ class Engine:
         self._watch.start()
         return self._watch
 
-    async def _run_study(self, study: Any) -> Any:
+    async def _run_study(self, study: Any, lock: Any = None) -> Any:
         log.info("study %s: starting (%s backend)", study.name, self.backend or study.backend_choice)
         try:
             summary = await study.run()
@@ -511,6 +516,8 @@ class Engine:
             log.debug("study %s traceback", study.name, exc_info=True)
             return None
         finally:
+            if lock is not None:
+                lock.release()
             if self._watch is not None and self._watch.name == study.name:
                 with contextlib.suppress(Exception):
                     await self._watch.poll()
@@ -533,7 +540,10 @@ class Engine:
         except GenesisError as error:
             log.error("next study %s: %s", path, error)
             return
-        self._launch(study, path)
+        try:
+            self._launch(study, path)
+        except GenesisError as error:
+            log.error("next study %s: %s", path, error)
 
     def _require_study(self) -> Any:
         if self.study is None:
