@@ -193,3 +193,36 @@ def test_cli_on_a_foreign_database_exits_2_with_one_line(tmp_path: Path, command
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("genesis: ") and "another application" in lines[0]
     assert not (tmp_path / "out.csv").exists()
+
+
+KILLED_WRITER = """
+import asyncio, os, signal, sys
+from engine.optimize.store import SqliteStore
+from tests.optimize.store_conformance import make_trial
+
+async def main(path):
+    store = await SqliteStore.open(path, batch_size=100, batch_interval_s=3600)
+    study = await store.create_study("alpha", "x")
+    for start in range(0, 300, 100):
+        await store.add_trials(study.id, [make_trial(i) for i in range(start, start + 100)])
+        await store.flush()
+    await store.add_trials(study.id, [make_trial(i) for i in range(300, 350)])  # queued, never committed
+    await store.checkpoint(study.id, {"cursor": 350}, 7, 350)
+    await store.add_trials(study.id, [make_trial(i) for i in range(350, 399)])  # queued again
+    os.kill(os.getpid(), signal.SIGKILL)
+
+asyncio.run(main(sys.argv[1]))
+"""
+
+
+def test_sigkill_loses_only_the_unflushed_batch(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run([sys.executable, "-c", KILLED_WRITER, str(path)], cwd=root, timeout=120, check=False)
+    assert result.returncode == -9
+    assert _committed(path) == 350  # three flushed batches and the checkpoint's; not the 49 after it
+    with sqlite3.connect(path) as db:
+        state, seq = db.execute("SELECT sampler_state, checkpoint_seq FROM studies").fetchone()
+        numbers = [row[0] for row in db.execute("SELECT number FROM trials ORDER BY number")]
+    assert (state, seq) == ('{"cursor":350}', 7)
+    assert numbers == list(range(350))
