@@ -9,10 +9,25 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ["SqliteStore", "Study", "TrialRecord", "TrialState"]
+__all__ = [
+    "SqliteStore",
+    "Study",
+    "StudyProgress",
+    "StudyRecord",
+    "StudyState",
+    "StudySummary",
+    "TrialRecord",
+    "TrialState",
+    "load_study",
+]
 
 _LAZY = {
     "Study": ("engine.optimize.study", "Study"),
+    "StudySummary": ("engine.optimize.study", "StudySummary"),
+    "StudyProgress": ("engine.optimize.progress", "StudyProgress"),
+    "StudyRecord": ("engine.optimize.records", "StudyRecord"),
+    "StudyState": ("engine.optimize.records", "StudyState"),
+    "load_study": ("engine.optimize.spec", "load_study"),
     "SqliteStore": ("engine.optimize.store", "SqliteStore"),
     "TrialRecord": ("engine.optimize.records", "TrialRecord"),
     "TrialState": ("engine.optimize.records", "TrialState"),
