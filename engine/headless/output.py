@@ -166,13 +166,13 @@ class Output:
 
         log.info("%s", progress_line(snapshot))
 
-    def summary(self, payload: dict[str, Any], line: str) -> None:
-        """The run's last word: one JSON object with ``--json``, else one plain line."""
+    def summary(self, payload: dict[str, Any], line: str, *, plain: bool = True) -> None:
+        """The run's last word: one JSON object with ``--json``, else one plain line (unless ``plain=False``)."""
         if self._file is not None:
             self.file_only(logging.INFO, f"summary: {line}")
         if self.json_summary:
             print(json.dumps(json_safe(payload), default=str, allow_nan=False), file=self.stdout, flush=True)
-        elif not self.quiet:
+        elif plain and not self.quiet:
             print(line, file=self.stdout, flush=True)
 
 

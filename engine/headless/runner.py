@@ -416,7 +416,7 @@ class HeadlessRun:
 
         payload = self._summary_payload(summary, state, stop_reason, code, trials_before, trials_after, error)
         report_paths: dict[str, Path] = {}
-        if stored is not None and self.run_id is not None:
+        if stored is not None and self.run_id is not None and code != EXIT_BAD_INPUT:
             try:
                 await asyncio.to_thread(
                     self.history.finish, self.run_id, state=state, stop_reason=stop_reason, exit_code=code,
@@ -446,7 +446,8 @@ class HeadlessRun:
         await self.notifier.send(event, payload)
         if self.notifier.deliveries:
             payload["notifications"] = [d.as_dict() for d in self.notifier.deliveries]
-        self.output.summary(payload, _summary_line(payload))
+        # bad input already said what was wrong in one line on stderr; no second line on stdout
+        self.output.summary(payload, _summary_line(payload), plain=code != EXIT_BAD_INPUT)
         return code
 
     def _summary_payload(
@@ -456,7 +457,8 @@ class HeadlessRun:
         if summary is not None:
             payload = summary.as_dict()
         else:
-            payload = {"study": self.name, "state": state, "db": str(self.db), "error": None if error is None else str(error)}
+            payload = {"study": self.name, "state": state, "db": str(self.db), "error": None if error is None else str(error),
+                       "trials": trials_after, "complete": 0, "failed": 0, "pruned": 0, "best": None}
             payload.update(_counts_and_best(self.db, self.name, self.study.maximize))
         payload.update({
             "state": state,

@@ -160,3 +160,12 @@ def test_genesis_report_out_rebuilds_the_directory_from_the_store_alone(finished
     result = genesis("report", "cron", "--db", db, "--out", out)
     assert result.returncode == 0, result.stderr
     _check_report_dir(out, trials, best_number, best_value)
+
+
+def test_bad_data_found_during_the_run_is_exit_2_with_one_line(tmp_path: Path) -> None:
+    study = write_study(tmp_path, name="nodata")
+    study.write_text(study.read_text().replace("synthetic:bars=3000,seed=11,timeframe=1m", "csv:/nonexistent.csv"))
+    result = genesis("run", study, "--db", tmp_path / "s.db", "--report", tmp_path / "reports")
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "/nonexistent.csv" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "reports").exists()
