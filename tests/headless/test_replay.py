@@ -138,3 +138,14 @@ async def test_a_real_runs_recording_replays_its_figures(tmp_path: Path) -> None
         assert f"best {fmt.num(last.study.best_value, 3)}" in status
         detail = await source.open_trial(summary["best"]["number"])
         assert detail.value == pytest.approx(summary["best"]["objective"]) and detail.equity
+
+
+def test_replay_command_lists_recordings_and_names_what_is_missing(recording) -> None:
+    db, rec = recording
+    listed = genesis("replay", "replayed", "--db", db, "--list")
+    assert listed.returncode == 0 and f"recording {rec.info.id}: " in listed.stdout and "40 frames" in listed.stdout
+    missing = genesis("replay", "nope", "--db", db)
+    assert missing.returncode == 2 and "no recording of study 'nope'" in missing.stderr
+    assert "replayed" in missing.stderr and len(missing.stderr.strip().splitlines()) == 1
+    bad_speed = genesis("replay", "replayed", "--db", db, "--speed", "-1")
+    assert bad_speed.returncode == 2 and "speed" in bad_speed.stderr
