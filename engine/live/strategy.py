@@ -113,13 +113,14 @@ class RegistrySignals:
         self.strategy: Strategy = get_strategy(name)
         self.params = self.strategy.validate(params)
         self.name = name
-        inputs = self.strategy.kernel_inputs(None, self.params, _Recorder())  # type: ignore[arg-type]
+        cannot = f"{name}: its recipe does more than fetch indicators, so the paper loop cannot stream it"
+        try:  # the recipe runs against a recorder: indicators come back as names
+            inputs = self.strategy.kernel_inputs(None, self.params, _Recorder())  # type: ignore[arg-type]
+        except Exception as error:  # e.g. arithmetic on an indicator
+            raise StrategyError(f"{cannot} ({type(error).__name__}: {error})") from error
         a, b = inputs.a, inputs.b
         if not isinstance(a, _Slot) or not isinstance(b, _Slot):
-            raise StrategyError(
-                f"{name}: its indicator arrays are derived, not taken from the indicator cache, "
-                "so the paper-trading loop cannot stream them"
-            )
+            raise StrategyError(cannot)
         try:
             self.bank = IndicatorBank([a, b])
         except InputError as error:
