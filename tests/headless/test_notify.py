@@ -165,3 +165,12 @@ async def test_alerts_land_in_the_store_and_the_report(hook: Hook, tmp_path: Pat
     report = json.loads(Path(json.loads(out)["report"]["json"]).read_text())
     assert [a["rule"] for a in report["alerts"] if a["state"] == "raised"] == ["memory_mb"]
     assert "resident memory" in Path(json.loads(out)["report"]["md"]).read_text()
+
+
+def test_the_global_config_webhook_is_used_when_the_study_names_none(tmp_path: Path, monkeypatch) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('[notify]\nwebhook = "http://127.0.0.1:9/global"\non = ["failure"]\nretries = 0\n')
+    monkeypatch.setenv("GENESIS_CONFIG", str(config))
+    settings = NotifySettings.resolve(None)
+    assert settings.webhook == "http://127.0.0.1:9/global" and settings.on == ("failure",) and settings.retries == 0
+    assert not settings.wants("finish") and settings.wants("failure")

@@ -169,3 +169,13 @@ def test_bad_data_found_during_the_run_is_exit_2_with_one_line(tmp_path: Path) -
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "/nonexistent.csv" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "reports").exists()
+
+
+def test_profile_puts_the_stage_timings_in_the_report(tmp_path: Path) -> None:
+    study = write_study(tmp_path, name="profiled")
+    result = genesis("run", study, "--db", tmp_path / "s.db", "--profile", "--json", "--report", tmp_path / "r")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(Path(one_json(result.stdout)["report"]["json"]).read_text())
+    stages = {s["name"] for s in report["profile"]["stages"]}
+    assert {"data.load", "optimize.store_write"} <= stages
+    assert "`data.load`" in Path(one_json(result.stdout)["report"]["md"]).read_text()
