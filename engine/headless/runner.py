@@ -114,10 +114,15 @@ def _stored(db: Path, name: str) -> tuple[str, int, dict[str, Any] | None] | Non
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         if "studies" not in tables:
             return None
-        row = conn.execute("SELECT id, state, summary FROM studies WHERE name = ?", (name,)).fetchone()
+        row = conn.execute("SELECT id, state, summary, validation FROM studies WHERE name = ?", (name,)).fetchone()
         if row is None:
             return None
         trials = conn.execute("SELECT count(*) FROM trials WHERE study_id = ?", (row[0],)).fetchone()[0]
+        if row[1] == "complete" and row[3] is None and conn.execute(
+            "SELECT 1 FROM trials WHERE study_id = ? AND state = 'complete' AND objective IS NOT NULL LIMIT 1",
+            (row[0],),
+        ).fetchone():
+            row = (row[0], "validating", row[2], row[3])  # complete but validation was cut short: run again
     except sqlite3.DatabaseError:
         return None  # the study store itself says what is wrong, with one line, when the run opens it
     finally:
@@ -395,7 +400,7 @@ class HeadlessRun:
         recorder: Any,
     ) -> int:
         stored = _stored(self.db, self.name)
-        state = stored[0] if stored is not None else "failed"
+        state = stored[0] if stored is not None else ("stopped" if self.stop_reason else "failed")
         trials_after = stored[1] if stored is not None else trials_before
         if error is not None:
             code = error.exit_code if isinstance(error, GenesisError) else EXIT_FAILURE
