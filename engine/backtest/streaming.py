@@ -391,10 +391,6 @@ class StreamingIndicator:
         """Values seen so far."""
         return int(self.state[S_COUNT])
 
-    def update_bar(self, high: float, low: float, close: float) -> float:
-        """Feed one bar (the indicator reads the columns it needs); returns its value."""
-        return update_nb(self.state, self.ring, float(high), float(low), float(close))
-
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.window}): {self.value!r} after {self.count}"
 

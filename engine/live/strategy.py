@@ -129,6 +129,9 @@ class RegistrySignals:
         self.bank.set_rule(self.kind, a, b, inputs.p0, inputs.p1)
         self._bank = self.bank.bank
         self._n = 0
+        # Compile (or load from numba's disk cache) the step now, not at the first bar.
+        idle = np.empty(0)
+        rule_step_nb(self._bank, idle, idle, idle, 0, 0)
 
     def reset(self) -> None:
         """Forget the bars seen: the next call starts a new series."""
@@ -140,9 +143,9 @@ class RegistrySignals:
             columns = prefix.columns
             high, low, close = columns[1], columns[2], columns[3]
             n = prefix.n
-        else:
-            high, low, close = prefix[1], prefix[2], prefix[3]
-            n = len(close)
+        else:  # any sequence of arrays (float64 and contiguous: one compiled step)
+            high, low, close = (np.ascontiguousarray(prefix[k], dtype=np.float64) for k in (1, 2, 3))
+            n = close.shape[0]
         start = self._n
         if n <= start:
             self.bank.reset()
