@@ -269,7 +269,10 @@ class HeadlessRun:
             if self.options.record:
                 from engine.headless.recording import Recorder
 
-                recorder = await Recorder(self.db, self.name, engine.telemetry, run=str(self.run_id)).start()
+                try:
+                    recorder = await Recorder(self.db, self.name, engine.telemetry, run=str(self.run_id)).start()
+                except GenesisError as failure:  # no recording is no reason to skip the night's work
+                    log.warning("telemetry not recorded: %s", failure)
             summary, error = await self._drive()
         finally:
             if watch is not None:
