@@ -196,6 +196,8 @@ def test_adapter_signals_equal_batch_signals(strategy: str, bars: Bars, data: st
         got_exits.append(exit_)
     assert got_entries == entries.tolist()
     assert got_exits == exits.tolist()
+    for key in source.bank.rows:  # every bar was fed once: nothing recomputed
+        assert source.bank.bank[source.bank.offset(*key) + s.S_COUNT] == len(bars)
 
 
 @pytest.mark.parametrize("strategy", sorted(STRATEGIES))
