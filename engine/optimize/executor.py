@@ -181,7 +181,8 @@ class Executor:
         while outstanding > 0 or (position < len(queue) and not self._stopping):
             if outstanding == 0:
                 # Paused with nothing in hand: wait for resume or stop.
-                await self._running.wait()
+                with profiler.stage("optimize.paused"):
+                    await self._running.wait()
                 submit_more()
                 continue
             if not self._running.is_set() or self._stopping:
@@ -192,7 +193,8 @@ class Executor:
                     queue[position:position] = list(chunk.tasks)
                 if outstanding == 0:
                     continue
-            event = await self._results.__anext__()
+            with profiler.stage("optimize.wait"):  # on the workers (their own stages come back merged)
+                event = await self._results.__anext__()
             outstanding -= len(event.results)
             self.in_flight = outstanding
             reported += len(event.results)

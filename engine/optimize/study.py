@@ -48,7 +48,7 @@ from engine.optimize.records import (
 )
 from engine.optimize.store import SqliteStore, trial_record
 from engine.optimize.trial import WorkerSetup
-from engine.profile import profiler
+from engine.profile import caches, profiler
 
 ProgressCallback = Callable[[StudyProgress], Any]
 
@@ -57,6 +57,8 @@ ARTIFACT_FILL_INTERVAL_S = 15.0
 #: Batches in a row that bring no new point before a sampler counts as exhausted.
 MAX_EMPTY_BATCHES = 3
 PROGRESS_INTERVAL_S = 0.1
+#: Trial-key dedup: a point whose key is already stored or asked in the same batch is a hit (not run again).
+_TRIAL_KEYS = caches.counters("optimize.trial_keys")
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,21 +312,95 @@ class Study:
         if prepare is not None:
             prepare()  # e.g. start the process pool's server while the data loads
         # Bad data is bad input: fail before anything is written to the store.
-        with profiler.stage("data.load"):
-            bars = await asyncio.to_thread(load_data, self.spec.data.spec)
-        store = await SqliteStore.open(self.db, batch_size=self.store_batch, batch_interval_s=self.flush_interval_s)
+        # (engine.data.load times itself as "data.load"; a second stage here would count it twice.)
+        bars = await asyncio.to_thread(load_data, self.spec.data.spec)
+        with profiler.stage("optimize.store_open"):
+            store = await SqliteStore.open(
+                self.db, batch_size=self.store_batch, batch_interval_s=self.flush_interval_s
+            )
         self._store = store
         try:
             return await self._run(store, progress_callback, backend, bars, t_start)
         finally:
             self._store = None
             self._stop_requested = False  # the stop is honoured; the object can be run again
-            await store.close()
+            with profiler.stage("optimize.store_close"):
+                await store.close()
 
     async def _run(
         self, store: SqliteStore, progress_callback: ProgressCallback | None, backend: Backend, bars: Any,
         t_start: float,
     ) -> StudySummary:
+        with profiler.stage("optimize.store_open"):
+            record, sampler, stored, in_sample = await self._open_study(store, bars)
+        tracker = self._tracker
+        executor = self._executor = Executor(backend)
+        tracker.workers = executor.workers
+        setup = WorkerSetup(
+            strategy=self.spec.strategy.name,
+            backtest=_backtest_kwargs(self.spec),
+            routes=dict(getattr(self.spec, "routes", {}) or {}),
+            profile=profiler.enabled,
+            objective=self.objective,
+            maximize=self.maximize,
+            trial_timeout_s=self.trial_timeout_s,
+        )
+        error: str | None = None
+        final_state = StudyState.COMPLETE
+        last_emit = 0.0
+
+        def emit(force: bool = False) -> None:
+            nonlocal last_emit
+            now = time.monotonic()
+            if progress_callback is not None and (force or now - last_emit >= self.progress_interval_s):
+                last_emit = now
+                progress_callback(self.progress())
+
+        with profiler.stage("optimize.store_write"):
+            await store.set_study_state(record.id, StudyState.RUNNING)
+        tracker.state = StudyState.RUNNING.value
+        emit(force=True)
+        try:
+            # Load the kernels validation will need in this process while the workers start.
+            warm = asyncio.create_task(asyncio.to_thread(_warm_kernels, self.spec.strategy.name, setup.backtest))
+            with profiler.stage("optimize.workers_start"):
+                await executor.start(in_sample, setup)
+            tracker.restart_clock()  # the rate (and so the ETA) counts from the workers being ready
+            loop = _BatchLoop(self, store, record, sampler, executor, stored, emit, len(in_sample))
+            error = await loop.run()
+            if error is not None:
+                final_state = StudyState.FAILED
+            elif self._stop_requested or executor.stopping:
+                final_state = StudyState.STOPPED
+        except BaseException as failure:
+            final_state = StudyState.STOPPED if isinstance(failure, asyncio.CancelledError) else StudyState.FAILED
+            error = error or f"{type(failure).__name__}: {failure}"
+            raise
+        finally:
+            with profiler.stage("optimize.workers_stop"), contextlib.suppress(Exception):
+                await executor.close()
+            self._executor = None
+            tracker.in_flight = 0
+            with profiler.stage("optimize.store_write"), contextlib.suppress(Exception):
+                await store.flush()
+                await store.set_study_state(record.id, final_state, error)
+            tracker.state = final_state.value
+
+        with contextlib.suppress(Exception):
+            await warm  # its thread is timed as numba.warm_up
+        validation = record.validation if record.state is StudyState.COMPLETE else None
+        if final_state is StudyState.COMPLETE and validation is None:
+            with profiler.stage("optimize.validation"):
+                validation = await self._validate(store, record, bars)
+        with profiler.stage("optimize.summary"):
+            summary = await self._summary(store, record, final_state, error, validation, executor, backend, t_start)
+        emit(force=True)
+        if final_state is StudyState.FAILED:
+            raise GenesisError(f"study {self.name!r} stopped: {error}")
+        return summary
+
+    async def _open_study(self, store: SqliteStore, bars: Any) -> tuple[StudyRecord, Any, dict, Any]:
+        """Create or reopen the study in the store; its sampler, resumable batch and the in-sample bars."""
         record = await store.create_study(self.name, self.spec_toml)
         self._record = record
         in_sample = _in_sample(self.spec, bars)
@@ -349,63 +425,14 @@ class Study:
                     (rank_value(trial.objective, self.maximize), -trial.number, trial.number, trial.key, trial.params),
                 )
             self._with_artifacts = set(await store.artifact_numbers(record.id))
+        return record, sampler, stored, in_sample
 
-        executor = self._executor = Executor(backend)
-        tracker.workers = executor.workers
-        setup = WorkerSetup(
-            strategy=self.spec.strategy.name,
-            backtest=_backtest_kwargs(self.spec),
-            routes=dict(getattr(self.spec, "routes", {}) or {}),
-            profile=profiler.enabled,
-            objective=self.objective,
-            maximize=self.maximize,
-            trial_timeout_s=self.trial_timeout_s,
-        )
-        error: str | None = None
-        final_state = StudyState.COMPLETE
-        last_emit = 0.0
-
-        def emit(force: bool = False) -> None:
-            nonlocal last_emit
-            now = time.monotonic()
-            if progress_callback is not None and (force or now - last_emit >= self.progress_interval_s):
-                last_emit = now
-                progress_callback(self.progress())
-
-        await store.set_study_state(record.id, StudyState.RUNNING)
-        tracker.state = StudyState.RUNNING.value
-        emit(force=True)
-        try:
-            # Load the kernels validation will need in this process while the workers start.
-            warm = asyncio.create_task(asyncio.to_thread(_warm_kernels, self.spec.strategy.name, setup.backtest))
-            await executor.start(in_sample, setup)
-            tracker.restart_clock()  # the rate (and so the ETA) counts from the workers being ready
-            loop = _BatchLoop(self, store, record, sampler, executor, stored, emit, len(in_sample))
-            error = await loop.run()
-            if error is not None:
-                final_state = StudyState.FAILED
-            elif self._stop_requested or executor.stopping:
-                final_state = StudyState.STOPPED
-        except BaseException as failure:
-            final_state = StudyState.STOPPED if isinstance(failure, asyncio.CancelledError) else StudyState.FAILED
-            error = error or f"{type(failure).__name__}: {failure}"
-            raise
-        finally:
-            with contextlib.suppress(Exception):
-                await executor.close()
-            self._executor = None
-            tracker.in_flight = 0
-            with contextlib.suppress(Exception):
-                await store.flush()
-                await store.set_study_state(record.id, final_state, error)
-            tracker.state = final_state.value
-
-        with contextlib.suppress(Exception):
-            await warm
-        validation = record.validation if record.state is StudyState.COMPLETE else None
-        if final_state is StudyState.COMPLETE and validation is None:
-            with profiler.stage("optimize.validation"):
-                validation = await self._validate(store, record, bars)
+    async def _summary(
+        self, store: SqliteStore, record: StudyRecord, final_state: StudyState, error: str | None,
+        validation: dict[str, Any] | None, executor: Executor, backend: Backend, t_start: float,
+    ) -> StudySummary:
+        """The run's summary, saved with the study."""
+        tracker = self._tracker
         counts = await store.counts(record.id)
         best = await store.best(record.id, maximize=self.maximize, k=1)
         elapsed = time.monotonic() - t_start
@@ -430,9 +457,6 @@ class Study:
             },
         )
         await store.save_summary(record.id, {k: v for k, v in summary.as_dict().items() if k != "validation"})
-        emit(force=True)
-        if final_state is StudyState.FAILED:
-            raise GenesisError(f"study {self.name!r} stopped: {error}")
         return summary
 
     def _total(self, sampler: Any) -> int:
@@ -524,7 +548,7 @@ def _warm_kernels(strategy: str, options: dict[str, Any]) -> None:
     from engine import backtest
     from engine.optimize.backends._preload import tiny_bars
 
-    with contextlib.suppress(Exception):
+    with profiler.stage("numba.warm_up"), contextlib.suppress(Exception):
         spec = backtest.get_strategy(strategy)
         backtest.run_many(tiny_bars(), strategy, [{p.name: p.default for p in spec.params}], **options)
 
@@ -574,31 +598,36 @@ class _BatchLoop:
                 break
             batch_size = getattr(self.sampler, "preferred_batch", None) or self.study.batch_size
             wanted = min(batch_size, self.study.budget - done)
-            points = self.sampler.ask(wanted)
+            with profiler.stage("optimize.sampler"):
+                points = self.sampler.ask(wanted)
             if not points:
                 break
             batch = self.seq + 1
-            tasks, known, numbers = self._plan(points, batch)
+            with profiler.stage("optimize.sampler"):
+                tasks, known, numbers = self._plan(points, batch)
             if not tasks and not known:
                 empty_batches += 1
                 if empty_batches >= MAX_EMPTY_BATCHES:
                     break
             else:
                 empty_batches = 0
-            finished = await self._evaluate(tasks, batch)
+            with profiler.stage("optimize.evaluate"):
+                finished = await self._evaluate(tasks, batch)
             if finished is None:  # stopped, or too many failures
                 break
             values = {**known, **finished}
-            for params, number in zip(points, numbers, strict=True):
-                key_value = values.get(number) if number is not None else None
-                self.sampler.tell(params, key_value)
+            with profiler.stage("optimize.sampler"):
+                for params, number in zip(points, numbers, strict=True):
+                    key_value = values.get(number) if number is not None else None
+                    self.sampler.tell(params, key_value)
             if time.monotonic() - self.last_fill >= ARTIFACT_FILL_INTERVAL_S and not await self._fill_artifacts():
                 break
             self.seq = batch
             used = [n for n in numbers if n is not None and n >= 0]
             if used:
                 self.next_number = max(self.next_number, max(used) + 1)
-            await self.store.checkpoint(self.record.id, self.sampler.get_state(), self.seq, self.next_number)
+            with profiler.stage("optimize.checkpoint"):
+                await self.store.checkpoint(self.record.id, self.sampler.get_state(), self.seq, self.next_number)
             self.stored.clear()  # the resumed batch, if any, is behind us
             self.emit()
         if self.failure is None and not self.study._stop_requested:
@@ -615,6 +644,8 @@ class _BatchLoop:
         seen: dict[str, int] = {}
         number = self.next_number
         duplicate = -1
+        counters = _TRIAL_KEYS
+        counters.hits += len(points)  # every point is a hit but the new tasks (taken back below)
         for params in points:
             key = self.study.space.trial_key(params)
             if key in seen:  # the same point twice in one batch
@@ -641,6 +672,9 @@ class _BatchLoop:
             numbers.append(number)
             seen[key] = number
             number += 1
+        counters.hits -= len(tasks)
+        counters.misses += len(tasks)
+        counters.entries = len(self.stored) + len(seen)
         return tasks, known, numbers
 
     async def _evaluate(self, tasks: list[TrialTask], batch: int) -> dict[int, float | None] | None:
@@ -739,6 +773,10 @@ class _BatchLoop:
 
     async def _fill_artifacts(self) -> bool:
         """Re-run the top-N trials that lack artifacts, with curves; ``False`` if the run must end."""
+        with profiler.stage("optimize.artifacts"):
+            return await self._fill_artifacts_now()
+
+    async def _fill_artifacts_now(self) -> bool:
         self.last_fill = time.monotonic()
         missing = self.study.missing_artifacts()
         if not missing:

@@ -12,6 +12,9 @@ and the profiler keeps the time during which any stage was active
 time and show what no stage accounts for. Concurrent asyncio tasks (or
 threads) share one activity count: a stage entered while another task's stage
 is open counts as nested, and the covered time is the union of the intervals.
+When the top-level pass closes while another task's pass is still open, the
+covered time from then on is credited to the passes that were open then, as
+they close, so the top-level times still add up to the covered time.
 
 Worker processes ship their timings to the parent as plain data:
 ``payload = profiler.export(reset=True)`` in the worker (a dict of ints and
@@ -57,6 +60,8 @@ class StageStats:
     top_s: float = 0.0
     min_s: float = 0.0
     merged: int = 0  # passes folded in from other processes (not in top_s)
+    merged_s: float = 0.0  # their total time (part of total_s): worker time, beside the wall
+    merged_top_s: float = 0.0  # the part of it the workers spent at their own top level
 
     def to_dict(self) -> dict[str, Any]:
         """The stats as a JSON-ready dict."""
@@ -72,6 +77,8 @@ class StageStats:
             "min_s": self.min_s,
             "top_s": self.top_s,
             "merged": self.merged,
+            "merged_s": self.merged_s,
+            "merged_top_s": self.merged_top_s,
         }
 
     @classmethod
@@ -88,6 +95,8 @@ class StageStats:
             top_s=float(data.get("top_s", 0.0)),
             min_s=float(data.get("min_s", 0.0)),
             merged=int(data.get("merged", 0)),
+            merged_s=float(data.get("merged_s", 0.0)),
+            merged_top_s=float(data.get("merged_top_s", 0.0)),
         )
 
 
@@ -111,12 +120,15 @@ class _Activity:
     has no call in between, so the GIL keeps it whole across threads.
     """
 
-    __slots__ = ("busy_ns", "busy_start", "depth")
+    __slots__ = ("busy_ns", "busy_start", "depth", "orphan")
 
     def __init__(self) -> None:
         self.depth = 0
         self.busy_start = 0
         self.busy_ns = 0
+        # When the top-level pass closed while passes of other tasks were still open: the
+        # covered time from then on has no top-level owner yet (0 while it has one).
+        self.orphan = 0
 
 
 class _Stage:
@@ -126,7 +138,9 @@ class _Stage:
     is nested, so one list carries both facts (perf_counter_ns is positive).
     """
 
-    __slots__ = ("_activity", "_counts", "_starts", "histogram", "merged", "name", "top_ns")
+    __slots__ = (
+        "_activity", "_counts", "_starts", "histogram", "merged", "merged_ns", "merged_top_ns", "name", "top_ns",
+    )
 
     def __init__(self, name: str, activity: _Activity) -> None:
         self.name = name
@@ -137,6 +151,8 @@ class _Stage:
         self._activity = activity
         self.top_ns = 0
         self.merged = 0
+        self.merged_ns = 0
+        self.merged_top_ns = 0
 
     def __enter__(self) -> None:
         activity = self._activity
@@ -155,14 +171,23 @@ class _Stage:
         activity = self._activity
         depth = activity.depth - 1
         activity.depth = depth
-        if depth <= 0:
-            activity.depth = 0
-            activity.busy_ns += end - activity.busy_start
         if start > 0:
             value = end - start
             self.top_ns += value
+            if depth > 0:
+                activity.orphan = end
         else:
             value = end + start
+            orphan = activity.orphan
+            if orphan and -start <= orphan:
+                # It was open when the top-level pass closed (another task's, or a thread's): the
+                # covered time since then is its, so the top-level times still sum to the covered time.
+                self.top_ns += end - orphan
+                activity.orphan = end
+        if depth <= 0:
+            activity.depth = 0
+            activity.busy_ns += end - activity.busy_start
+            activity.orphan = 0
         # _record, inlined: a method call here costs as much as the rest.
         if value < 32:
             index = value if value > 0 else 0
@@ -215,6 +240,8 @@ class _Stage:
             top_s=self.top_ns * ns,
             min_s=h.min * ns,
             merged=self.merged,
+            merged_s=self.merged_ns * ns,
+            merged_top_s=self.merged_top_ns * ns,
         )
 
     def export(self) -> dict[str, Any]:
@@ -244,6 +271,8 @@ class _Stage:
         h.count += count
         h.total += int(data["total_ns"])
         self.merged += count
+        self.merged_ns += int(data["total_ns"])
+        self.merged_top_ns += int(data.get("top_ns", 0))
 
 
 class Profiler:
@@ -312,6 +341,10 @@ class Profiler:
         """Every stage's timings, by name."""
         return [self._stages[name].stats() for name in sorted(self._stages)]
 
+    def merged_top_level_s(self) -> float:
+        """The top-level stage time folded in from other processes (workers' time)."""
+        return sum(timer.merged_top_ns for timer in list(self._stages.values())) * 1e-9
+
     def top_level_s(self) -> float:
         """The sum of every stage's top-level time in this process."""
         return sum(timer.top_ns for timer in list(self._stages.values())) * 1e-9
@@ -334,6 +367,7 @@ class Profiler:
         with self._lock:
             self._stages.clear()
             self._activity.busy_ns = 0
+            self._activity.orphan = 0
 
     def export(self, *, reset: bool = False, include_caches: bool = True) -> dict[str, Any]:
         """Stage timings (and the process's cache counters) as plain data.
