@@ -256,11 +256,14 @@ class HeadlessRun:
         alert_store = None
         recorder = None
         watch = None
+        sampler = None
         summary: Any = None
         error: GenesisError | BaseException | None = None
         try:
             alert_store = await AlertStore(self.db, study=self.name).open()
             await engine.start()
+            if self.options.profile and engine.session is not None:
+                sampler = _start_sampler()
             # no await between the monitor's start and these hooks: its first tick sees them
             if engine.monitor is not None:
                 engine.monitor.persist = alert_store
@@ -282,9 +285,13 @@ class HeadlessRun:
                 with contextlib.suppress(Exception):
                     await recorder.stop()
             profile = None
+            cpu = None
+            if sampler is not None:
+                with contextlib.suppress(Exception):
+                    cpu = sampler.stop()
             with contextlib.suppress(Exception):
                 if engine.session is not None:
-                    profile = engine.session.report(title=f"{self.name} run {self.run_id}").to_dict()
+                    profile = engine.session.report(title=f"{self.name} run {self.run_id}", cpu=cpu).to_dict()
             with contextlib.suppress(Exception):
                 await engine.close()
             if alert_store is not None:
@@ -487,6 +494,21 @@ class HeadlessRun:
             "log_file": None if self.output.log_file is None else str(self.output.log_file),
         })
         return json_safe(payload)
+
+
+#: The whole-run sampler's period: per-thread CPU time ticks every 10 ms, sampling faster buys nothing.
+SAMPLER_INTERVAL_S = 0.01
+
+
+def _start_sampler() -> Any:
+    """Sample every thread of this process for the whole run (the report's top functions).
+
+    cProfile would see only the event loop's thread and slow every call; the
+    sampler sees the trial, data and validation threads too and costs the same
+    whatever the code does."""
+    from engine.profile.captures import ThreadSampler
+
+    return ThreadSampler("whole run, every thread", interval_s=SAMPLER_INTERVAL_S).start()
 
 
 def _default_report_dir(study: Any) -> Path:

@@ -545,10 +545,11 @@ def _backtest_kwargs(spec: Any) -> dict[str, Any]:
 
 def _warm_kernels(strategy: str, options: dict[str, Any]) -> None:
     """Run the strategy once on a few synthetic bars (loads numba's compiled kernels)."""
-    from engine import backtest
-    from engine.optimize.backends._preload import tiny_bars
-
     with profiler.stage("numba.warm_up"), contextlib.suppress(Exception):
+        # Importing _preload warms the simulation kernel; the strategy's run below loads the rest.
+        from engine import backtest
+        from engine.optimize.backends._preload import tiny_bars
+
         spec = backtest.get_strategy(strategy)
         backtest.run_many(tiny_bars(), strategy, [{p.name: p.default for p in spec.params}], **options)
 

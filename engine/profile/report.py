@@ -180,17 +180,30 @@ class ProfileReport:
 
         out += [f"{hh} Stages", ""]
         if self.stages:
-            out.append("| stage | count | total s | top-level s | % of wall | mean ms | p50 ms | p95 ms | p99 ms | max ms |")
-            out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+            out.append(
+                "Count and total are this process's; top-level time sums to the covered time, and a stage with "
+                "none ran inside another (its total is part of that one's). *In workers*: passes and seconds "
+                "worker processes shipped back, beside the wall time, not in it. Percentiles cover all passes."
+            )
+            out.append("")
+            out.append(
+                "| stage | count | total s | top-level s | % of wall | in workers | workers s "
+                "| mean ms | p50 ms | p95 ms | p99 ms | max ms |"
+            )
+            out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
             for s in self.stage_rows():
-                name = f"{s.name} (+{s.merged} from workers)" if s.merged else s.name
+                own = s.total_s - s.merged_s
                 out.append(
-                    f"| `{_md(name)}` | {s.count:,} | {s.total_s:.3f} | {s.top_s:.3f} | {_pct(s.top_s, self.wall_s)} "
+                    f"| `{_md(s.name)}` | {s.count - s.merged:,} | {own:.3f} | {s.top_s:.3f} | {_pct(s.top_s, self.wall_s)} "
+                    f"| {s.merged:,} | {s.merged_s:.3f} "
                     f"| {s.mean_s * 1e3:.3f} | {s.p50_s * 1e3:.3f} | {s.p95_s * 1e3:.3f} | {s.p99_s * 1e3:.3f} | {s.max_s * 1e3:.3f} |"
                 )
-            out.append(f"| **stages, top level** | | | **{self.covered_s:.3f}** | **{_pct(self.covered_s, self.wall_s)}** | | | | | |")
-            out.append(f"| *unaccounted* | | | {self.unaccounted_s:.3f} | {_pct(self.unaccounted_s, self.wall_s)} | | | | | |")
-            out.append(f"| **wall time** | | | **{self.wall_s:.3f}** | 100.0% | | | | | |")
+            blank = "| | | | | | | |"
+            out.append(
+                f"| **stages, top level** | | | **{self.covered_s:.3f}** | **{_pct(self.covered_s, self.wall_s)}** {blank}"
+            )
+            out.append(f"| *unaccounted* | | | {self.unaccounted_s:.3f} | {_pct(self.unaccounted_s, self.wall_s)} {blank}")
+            out.append(f"| **wall time** | | | **{self.wall_s:.3f}** | 100.0% {blank}")
         else:
             out.append("No stage was timed (profiling was off).")
         out.append("")
@@ -268,12 +281,24 @@ class ProfileReport:
         out.append("")
         return "\n".join(out)
 
+    @property
+    def worker_s(self) -> float:
+        """Stage time shipped back by worker processes, at their own top level."""
+        return sum(s.merged_top_s for s in self.stages)
+
     def _summary_line(self) -> str:
-        return (
+        line = (
             f"Wall time **{self.wall_s:.3f} s**; stages at top level **{self.covered_s:.3f} s** "
             f"({_pct(self.covered_s, self.wall_s)}); unaccounted {self.unaccounted_s:.3f} s "
             f"({_pct(self.unaccounted_s, self.wall_s)})."
         )
+        passes = sum(s.merged for s in self.stages)
+        if passes:
+            line += (
+                f" Worker processes: {self.worker_s:.3f} s in stages at their top level "
+                f"({passes:,} passes shipped back), beside the wall time."
+            )
+        return line
 
     def _system_rows(self) -> list[tuple[str, float]]:
         peaks = dict(self.system)
@@ -299,13 +324,15 @@ class ProfileReport:
             )
         )
         stages = Table(title="Stages", box=box.SIMPLE_HEAVY, title_justify="left")
-        for column in ("stage", "count", "total s", "top s", "% wall", "mean ms", "p50 ms", "p95 ms", "p99 ms", "max ms"):
+        columns = ("stage", "count", "total s", "workers s", "top s", "% wall", "mean ms", "p50 ms", "p95 ms", "p99 ms", "max ms")
+        for column in columns:
             stages.add_column(column, justify="left" if column == "stage" else "right")
         for s in self.stage_rows():
             stages.add_row(
                 s.name,
                 f"{s.count:,}",
-                f"{s.total_s:.3f}",
+                f"{s.total_s - s.merged_s:.3f}",
+                f"{s.merged_s:.3f}",
                 f"{s.top_s:.3f}",
                 _pct(s.top_s, self.wall_s),
                 f"{s.mean_s * 1e3:.3f}",
@@ -314,7 +341,7 @@ class ProfileReport:
                 f"{s.p99_s * 1e3:.3f}",
                 f"{s.max_s * 1e3:.3f}",
             )
-        stages.add_row("unaccounted", "", "", f"{self.unaccounted_s:.3f}", _pct(self.unaccounted_s, self.wall_s), style="dim")
+        stages.add_row("unaccounted", "", "", "", f"{self.unaccounted_s:.3f}", _pct(self.unaccounted_s, self.wall_s), style="dim")
         parts.append(stages)
         if self.cpu is not None:
             functions = Table(
