@@ -231,24 +231,138 @@ def run_many(
     **options: Any,
 ) -> np.ndarray:
     """Metrics of many parameter sets of one strategy: an array of shape
-    (len(param_sets), len(METRIC_NAMES)), rows in input order.
+    (len(param_sets), len(METRIC_NAMES)), rows in input order, each row equal
+    bit for bit to ``run(bars, strategy, set, **options).metrics``.
 
-    Indicators come from one shared cache, so each is computed once; per set
-    there is one kernel call and no per-bar Python. ``options`` may include
-    ``stop_loss``/``take_profit`` etc. as for :func:`run`; a parameter set may
-    also carry any option key (``stop_loss`` searched by a study, say), which
-    overrides ``options`` for that set.
+    Every set is validated first (a bad one raises before any backtest runs).
+    Indicators come from one shared cache, so each distinct window is computed
+    once; the sets then run in one numba call per configuration (fill
+    convention, stops on or off), typically one call for the whole batch.
+    ``options`` may include ``stop_loss``/``take_profit`` etc. as for
+    :func:`run`; a parameter set may also carry any option key (``stop_loss``
+    searched by a study, say), which overrides ``options`` for that set.
     """
     spec = get_strategy(strategy)
     cache = cache if cache is not None else IndicatorCache()
     base = Options(**options)
-    option_names = set(Options.__dataclass_fields__)
     sets = list(param_sets)
     out = np.empty((len(sets), N_METRICS))
+    if not sets:
+        return out
+    n = len(bars)
+    variants: dict[Any, Options] = {}
+    groups: dict[tuple[int, bool, bool], _Group] = {}
+    arrays: dict[int, int] = {}  # id(indicator array) -> its row in `keep`
+    keep: list[np.ndarray] = []  # holds every array whose address the kernel reads until it returns
     for row, raw in enumerate(sets):
-        overrides = {k: v for k, v in raw.items() if k in option_names}
-        opts = replace(base, **overrides) if overrides else base
-        values = spec.validate({k: v for k, v in raw.items() if k not in option_names})
+        opts = _set_options(base, raw, variants)
+        values = spec.validate({k: v for k, v in raw.items() if k not in _OPTION_NAMES})
         inputs = spec.kernel_inputs(bars, values, cache)
-        out[row] = simulate(bars, inputs, opts)[0]
+        a_row = _indicator_row(inputs.a, n, arrays, keep)
+        b_row = _indicator_row(inputs.b, n, arrays, keep)
+        if inputs.kind == KIND_SIGNALS or a_row < 0 or b_row < 0:
+            # Not batchable (explicit signals, or an indicator that is not a
+            # float64 array of one value per bar): the per-set kernel call.
+            out[row] = simulate(bars, inputs, opts)[0]
+            continue
+        key = (inputs.kind, opts.fill == "close", opts.stop_loss > 0.0 or opts.take_profit > 0.0)
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = _Group()
+        group.add(row, a_row, b_row, inputs, opts)
+    if groups:
+        addresses = np.array([array.ctypes.data for array in keep], dtype=np.int64)
+        ppy = float(periods_per_year(bars.timeframe))
+        whole = len(groups) == 1 and len(next(iter(groups.values())).rows) == len(sets)
+        for (kind, fill_close, check_stops), group in groups.items():
+            target = out if whole else np.empty((len(group.rows), N_METRICS))
+            kernel = nb.simulate_many_variant(fill_close, check_stops)
+            # A dispatcher's first call compiles it or loads it from the on-disk cache.
+            with profiler.stage("backtest.kernel" if kernel.signatures else "numba.compile"):
+                kernel(
+                    bars.open, bars.high, bars.low, bars.close, kind, addresses,
+                    *group.arrays(), ppy, _NO_SIGNALS, _NO_EQUITY, _NO_TRADES, target,
+                )  # fmt: skip
+            if not whole:
+                out[group.rows] = target
     return out
+
+
+_OPTION_NAMES = frozenset(Options.__dataclass_fields__)
+
+
+def _set_options(base: Options, raw: Mapping[str, Any], variants: dict[Any, Options]) -> Options:
+    """``base`` with the option keys of one parameter set applied (validated once per distinct set of overrides)."""
+    overrides = {k: v for k, v in raw.items() if k in _OPTION_NAMES}
+    if not overrides:
+        return base
+    try:
+        key = tuple(sorted(overrides.items()))
+        opts = variants.get(key)
+    except TypeError:  # an unhashable value: let Options say what is wrong with it
+        return replace(base, **overrides)
+    if opts is None:
+        opts = variants[key] = replace(base, **overrides)
+    return opts
+
+
+def _indicator_row(array: np.ndarray, n: int, rows: dict[int, int], keep: list[np.ndarray]) -> int:
+    """The row of ``array`` among the batch's distinct indicator arrays (-1: cannot be batched)."""
+    row = rows.get(id(array))
+    if row is not None:
+        return row
+    if not (
+        isinstance(array, np.ndarray)
+        and array.dtype == np.float64
+        and array.shape == (n,)
+        and array.flags.c_contiguous
+    ):
+        return -1
+    rows[id(array)] = row = len(keep)
+    keep.append(array)  # also keeps the id from being recycled during the batch
+    return row
+
+
+class _Group:
+    """The sets of one batched kernel call, as per-set columns."""
+
+    __slots__ = ("a_rows", "b_rows", "opts", "p0", "p1", "rows")
+
+    def __init__(self) -> None:
+        self.rows: list[int] = []
+        self.a_rows: list[int] = []
+        self.b_rows: list[int] = []
+        self.p0: list[float] = []
+        self.p1: list[float] = []
+        self.opts: list[Options] = []
+
+    def add(self, row: int, a_row: int, b_row: int, inputs: KernelInputs, opts: Options) -> None:
+        self.rows.append(row)
+        self.a_rows.append(a_row)
+        self.b_rows.append(b_row)
+        self.p0.append(inputs.p0)
+        self.p1.append(inputs.p1)
+        self.opts.append(opts)
+
+    def arrays(self) -> tuple[np.ndarray, ...]:
+        """a_rows, b_rows, p0, p1, direction, fee, slippage, size, cash, stop_loss, take_profit."""
+        m = len(self.rows)
+        first = self.opts[0]
+        same = all(o is first for o in self.opts)
+
+        def column(name: str, dtype: type) -> np.ndarray:
+            if same:
+                value = getattr(first, name)
+                return np.full(m, DIRECTIONS[value] if name == "direction" else value, dtype=dtype)
+            if name == "direction":
+                return np.array([DIRECTIONS[o.direction] for o in self.opts], dtype=dtype)
+            return np.array([getattr(o, name) for o in self.opts], dtype=dtype)
+
+        return (
+            np.array(self.a_rows, dtype=np.int64),
+            np.array(self.b_rows, dtype=np.int64),
+            np.array(self.p0, dtype=np.float64),
+            np.array(self.p1, dtype=np.float64),
+            column("direction", np.int64),
+            *(column(name, np.float64) for name in ("fee", "slippage", "size", "cash", "stop_loss", "take_profit")),
+        )

@@ -12,7 +12,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from numba import njit
+from numba import carray, njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 from engine.backtest.enums import (
     DIR_BOTH,
@@ -515,7 +517,6 @@ def _make_simulate(generic: bool, fixed_fill_close: bool, fixed_check_stops: boo
     branches of the other configurations away, about 10% faster per bar).
     numba caches each closure on disk under a key that includes its cells."""
 
-    @kernel
     def simulate_nb(
         open_: np.ndarray,
         high: np.ndarray,
@@ -640,7 +641,25 @@ def _make_simulate(generic: bool, fixed_fill_close: bool, fixed_check_stops: boo
         )
         return int(acc[ACC_RECORDS])
 
-    return simulate_nb
+    return kernel(_distinct(simulate_nb, "generic" if generic else _variant_name(fixed_fill_close, fixed_check_stops)))
+
+
+def _variant_name(fill_close: bool, check_stops: bool) -> str:
+    return f"{'close' if fill_close else 'next_open'}{'_stops' if check_stops else ''}"
+
+
+def _distinct(function: Any, suffix: str) -> Any:
+    """``function`` (a closure) with a qualified name of its own.
+
+    numba names compiled code after the qualified name and a per-process
+    counter, and merges equally named functions when it links a kernel's
+    callees: two closures of one ``def`` compiled in different processes can
+    carry the same name in the on-disk cache, and a kernel calling one of them
+    would then run the other. A distinct name per closure rules that out (and
+    gives each its own cache file).
+    """
+    function.__qualname__ = f"{function.__qualname__}_{suffix}"
+    return function
 
 
 #: The kernel taking every switch at run time: one compiled version for every
@@ -707,3 +726,108 @@ def _finish_metrics_nb(
         out[M_PROFIT_FACTOR] = np.inf if gross_profit > 0.0 else 0.0
     out[M_AVG_TRADE] = acc[ACC_SUM_RETURN] / closed if closed > 0.0 else 0.0
     out[M_EXPOSURE] = exposed / n
+
+
+# --------------------------------------------------------------------------
+# Many parameter sets in one call.
+# --------------------------------------------------------------------------
+
+# The four specialised kernels under plain module names: the batched kernels
+# pick theirs by closure constants (a closure capturing a dispatcher itself
+# could not be cached on disk: numba keys the cache on the pickled cells).
+_simulate_open = _VARIANTS[False, False]
+_simulate_open_stops = _VARIANTS[False, True]
+_simulate_close = _VARIANTS[True, False]
+_simulate_close_stops = _VARIANTS[True, True]
+
+
+@intrinsic
+def _address_nb(typingctx: Any, address: Any) -> Any:
+    """An int64 memory address as a ``void*`` (for :func:`numba.carray`)."""
+    if not isinstance(address, types.Integer):
+        return None
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        return builder.inttoptr(args[0], cgutils.voidptr_t)
+
+    return types.voidptr(address), codegen
+
+
+def _make_simulate_many(fixed_fill_close: bool, fixed_check_stops: bool) -> Any:
+    """The batched kernel of one configuration (its callee chosen by closure constants)."""
+
+    def simulate_many_nb(
+        open_: np.ndarray,
+        high: np.ndarray,
+        low: np.ndarray,
+        close: np.ndarray,
+        kind: int,
+        addresses: np.ndarray,
+        a_rows: np.ndarray,
+        b_rows: np.ndarray,
+        p0: np.ndarray,
+        p1: np.ndarray,
+        direction: np.ndarray,
+        fee: np.ndarray,
+        slippage: np.ndarray,
+        size: np.ndarray,
+        cash: np.ndarray,
+        stop_loss: np.ndarray,
+        take_profit: np.ndarray,
+        periods_per_year: float,
+        no_signals: np.ndarray,
+        no_equity: np.ndarray,
+        no_trades: np.ndarray,
+        metrics_out: np.ndarray,
+    ) -> None:
+        """Backtest set ``k`` of many into ``metrics_out[k]`` (one specialised
+        :func:`simulate_nb` per set, without equity curve or trade records).
+
+        ``addresses`` holds the data addresses of the distinct indicator arrays
+        (float64, C-contiguous, one value per bar, kept alive by the caller);
+        set ``k`` reads its ``a``/``b`` from ``addresses[a_rows[k]]`` and
+        ``addresses[b_rows[k]]``. Every other per-set argument is an array with
+        one value per set.
+        """
+        n = close.shape[0]
+        for k in range(a_rows.shape[0]):
+            a = carray(_address_nb(addresses[a_rows[k]]), n, np.float64)
+            b = carray(_address_nb(addresses[b_rows[k]]), n, np.float64)
+            if fixed_fill_close:
+                if fixed_check_stops:
+                    _simulate_close_stops(
+                        open_, high, low, close, kind, a, b, p0[k], p1[k], no_signals, no_signals,
+                        True, direction[k], fee[k], slippage[k], size[k], cash[k], stop_loss[k],
+                        take_profit[k], periods_per_year, no_equity, no_trades, metrics_out[k],
+                    )
+                else:
+                    _simulate_close(
+                        open_, high, low, close, kind, a, b, p0[k], p1[k], no_signals, no_signals,
+                        True, direction[k], fee[k], slippage[k], size[k], cash[k], stop_loss[k],
+                        take_profit[k], periods_per_year, no_equity, no_trades, metrics_out[k],
+                    )
+            elif fixed_check_stops:
+                _simulate_open_stops(
+                    open_, high, low, close, kind, a, b, p0[k], p1[k], no_signals, no_signals,
+                    False, direction[k], fee[k], slippage[k], size[k], cash[k], stop_loss[k],
+                    take_profit[k], periods_per_year, no_equity, no_trades, metrics_out[k],
+                )
+            else:
+                _simulate_open(
+                    open_, high, low, close, kind, a, b, p0[k], p1[k], no_signals, no_signals,
+                    False, direction[k], fee[k], slippage[k], size[k], cash[k], stop_loss[k],
+                    take_profit[k], periods_per_year, no_equity, no_trades, metrics_out[k],
+                )
+
+    return kernel(_distinct(simulate_many_nb, _variant_name(fixed_fill_close, fixed_check_stops)))
+
+
+_MANY_VARIANTS = {
+    (fill, stops): _make_simulate_many(fill, stops) for fill in (False, True) for stops in (False, True)
+}
+
+
+def simulate_many_variant(fill_close: bool, check_stops: bool) -> Any:
+    """The batched kernel for one configuration (every set in the call shares
+    ``fill_close`` and ``check_stops``, as for :func:`simulate_variant`)."""
+    return _MANY_VARIANTS[bool(fill_close), bool(check_stops)]
