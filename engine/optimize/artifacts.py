@@ -13,6 +13,12 @@ import zlib
 import numpy as np
 
 from engine.errors import StoreError
+from engine.profile import profiler
+
+#: zlib level 1: an equity curve of 200,000 floats deflates in ~18 ms to ~43% of its size, where the
+#: default level 6 takes ~58 ms for 1% less, and Z_RLE / Z_HUFFMAN_ONLY keep ~85% (measured; the
+#: level is not part of the format: any zlib stream decodes).
+ZLIB_LEVEL = 1
 
 
 def encode_array(array: np.ndarray) -> tuple[str, str, bytes]:
@@ -21,7 +27,9 @@ def encode_array(array: np.ndarray) -> tuple[str, str, bytes]:
     if array.dtype.hasobject:
         raise StoreError(f"artifact: object dtype {array.dtype} cannot be stored")
     dtype = json.dumps(array.dtype.descr) if array.dtype.names else array.dtype.str
-    return dtype, json.dumps(list(array.shape)), zlib.compress(array.tobytes(), 1)
+    with profiler.stage("optimize.artifact_encode"):
+        blob = zlib.compress(array.tobytes(), ZLIB_LEVEL)
+    return dtype, json.dumps(list(array.shape)), blob
 
 
 def decode_array(dtype: str, shape: str, blob: bytes) -> np.ndarray:

@@ -30,6 +30,8 @@ from engine.profile.captures import CpuCapture, FunctionStat, MemoryGrowth, Memo
 from engine.profile.stages import Profiler, StageStats, profiler
 
 REPORT_VERSION = 1
+#: The stage a worker process ships with each chunk: its busy time on it (not top-level).
+WORKER_BUSY_STAGE = "optimize.worker_chunk"
 
 #: System series shown in the report, with their titles (peaks; disk is a minimum).
 _SYSTEM_ROWS = (
@@ -293,7 +295,13 @@ class ProfileReport:
             f"({_pct(self.unaccounted_s, self.wall_s)})."
         )
         passes = sum(s.merged for s in self.stages)
-        if passes:
+        busy = sum(s.merged_s for s in self.stages if s.name == WORKER_BUSY_STAGE)
+        if busy > 0:
+            line += (
+                f" Worker processes, beside the wall time: busy {busy:.3f} s on chunks, "
+                f"{self.worker_s:.3f} s of it in stages at their top level ({_pct(self.worker_s, busy)})."
+            )
+        elif passes:
             line += (
                 f" Worker processes: {self.worker_s:.3f} s in stages at their top level "
                 f"({passes:,} passes shipped back), beside the wall time."

@@ -21,7 +21,7 @@ import pytest
 
 from engine.optimize.study import Study
 from engine.profile.captures import ThreadSampler
-from engine.profile.report import ProfileReport
+from engine.profile.report import WORKER_BUSY_STAGE, ProfileReport
 from engine.profile.session import profiled_run
 
 STUDY = """\
@@ -115,6 +115,11 @@ def _check_report(report: ProfileReport, *, workers: bool) -> None:
         assert kernel.merged > 0 and kernel.merged_s > 0
         assert report.worker_s > 0
         assert sum(s.merged_top_s for s in report.stages) <= 2 * report.wall_s  # two workers, beside the wall
+        # Each chunk's busy time in its worker came back too; the workers' own stages cover it.
+        busy = stages[WORKER_BUSY_STAGE]
+        assert busy.merged > 0 and busy.count == busy.merged and busy.top_s == 0
+        assert report.worker_s >= 0.9 * busy.merged_s, report.to_markdown()
+        assert "busy" in report.to_markdown()
     else:
         assert kernel.count > 0 and kernel.merged == 0
     # Cache ratios: the indicator cache (worker counts merged back) and the trial-key dedup.

@@ -42,6 +42,7 @@ from engine.errors import GenesisError
 from engine.optimize.backends.base import Chunk, ChunkDone
 from engine.optimize.records import TrialResult, TrialState
 from engine.optimize.trial import Evaluator, Slot, WorkerSetup, _error_line
+from engine.profile.stages import Profiler
 
 #: A chunk whose worker dies this many times with no culprit identified fails as a whole.
 MAX_CHUNK_DEATHS = 3
@@ -117,9 +118,22 @@ def _worker_main(index: int, name: str, conn: Connection, handle: Any, setup: Wo
         got = time.monotonic()  # CLOCK_MONOTONIC is system-wide: comparable with the parent's
         chunk_id, tasks, artifacts, isolate = message
         output = evaluator.evaluate(tasks, artifacts=artifacts, isolate=isolate)
-        conn.send(("done", chunk_id, output, got, time.monotonic()))
+        done = time.monotonic()
+        if output.profile is not None:
+            _add_chunk_time(output.profile, done - got)
+        conn.send(("done", chunk_id, output, got, done))
     del bars, evaluator
     block.close()
+
+
+def _add_chunk_time(payload: dict[str, Any], seconds: float) -> None:
+    """Add the worker's busy time on one chunk to its profiler export, as ``optimize.worker_chunk``.
+
+    Not top-level: the worker's own stages inside the chunk already are, so the
+    report can set the workers' stage time against their busy time."""
+    timer = Profiler(enabled=True)
+    timer.record("optimize.worker_chunk", seconds, top_level=False)
+    payload.setdefault("stages", {}).update(timer.export(include_caches=False)["stages"])
 
 
 class _Channel:
