@@ -304,13 +304,14 @@ class Study:
         self._top, self._with_artifacts = [], set()
         t_start = time.monotonic()
         backend = self.backend_choice
-        if isinstance(backend, str):
-            backend = make_backend(
-                backend, workers=self.workers, trial_timeout_s=self.trial_timeout_s, scheduler=self.scheduler
-            )
-        prepare = getattr(backend, "prepare", None)
-        if prepare is not None:
-            prepare()  # e.g. start the process pool's server while the data loads
+        with profiler.stage("optimize.backend_setup"):  # (the dask backend imports distributed here)
+            if isinstance(backend, str):
+                backend = make_backend(
+                    backend, workers=self.workers, trial_timeout_s=self.trial_timeout_s, scheduler=self.scheduler
+                )
+            prepare = getattr(backend, "prepare", None)
+            if prepare is not None:
+                prepare()  # e.g. start the process pool's server while the data loads
         # Bad data is bad input: fail before anything is written to the store.
         # (engine.data.load times itself as "data.load"; a second stage here would count it twice.)
         bars = await asyncio.to_thread(load_data, self.spec.data.spec)

@@ -298,8 +298,9 @@ class ProfileReport:
         busy = sum(s.merged_s for s in self.stages if s.name == WORKER_BUSY_STAGE)
         if busy > 0:
             line += (
-                f" Worker processes, beside the wall time: busy {busy:.3f} s on chunks, "
-                f"{self.worker_s:.3f} s of it in stages at their top level ({_pct(self.worker_s, busy)})."
+                f" Worker processes, beside the wall time: busy {busy:.3f} s on chunks; their stages at top "
+                f"level {self.worker_s:.3f} s ({_pct(self.worker_s, busy)} of that; warm-up before the first "
+                f"chunk counts too)."
             )
         elif passes:
             line += (

@@ -16,6 +16,10 @@ from typing import Any, Protocol, runtime_checkable
 
 from engine.optimize.records import TrialResult, TrialTask
 from engine.optimize.trial import Encoded, WorkerSetup
+from engine.profile.stages import Profiler
+
+#: The stage a worker ships with each chunk: its busy time on it (see :func:`add_chunk_time`).
+WORKER_CHUNK_STAGE = "optimize.worker_chunk"
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +77,16 @@ class Backend(Protocol):
     async def close(self) -> None:
         """Stop the workers and release their resources."""
         ...
+
+
+def add_chunk_time(payload: dict[str, Any], seconds: float) -> None:
+    """Add a worker's busy time on one chunk to its profiler export (``optimize.worker_chunk``).
+
+    Not top-level: the worker's own stages inside the chunk already are, so the
+    profile report can set the workers' stage time against their busy time."""
+    timer = Profiler(enabled=True)
+    timer.record(WORKER_CHUNK_STAGE, seconds, top_level=False)
+    payload.setdefault("stages", {}).update(timer.export(include_caches=False)["stages"])
 
 
 def make_backend(name: str, *, workers: int, trial_timeout_s: float, scheduler: str = "local") -> Backend:

@@ -55,7 +55,7 @@ from typing import Any
 import msgspec
 
 from engine.errors import ConfigError, GenesisError, NetworkError
-from engine.optimize.backends.base import Chunk, ChunkDone
+from engine.optimize.backends.base import Chunk, ChunkDone, add_chunk_time
 from engine.optimize.records import TrialResult, TrialState, TrialTask
 from engine.optimize.trial import FAULTS_ENV, ChunkOutput, Evaluator, Slot, WorkerSetup, _error_line
 
@@ -112,7 +112,8 @@ class _WorkerState:
         entry = self.evaluators.get(ident)
         if entry is None:
             watched = _Watched(Slot([math.nan, 0.0, 0.0]))
-            evaluator = Evaluator(self.bars, self.setup, worker=worker, slot=watched.slot)
+            # With profiling on (setup.profile) it ships its stage timings with each chunk.
+            evaluator = Evaluator(self.bars, self.setup, worker=worker, slot=watched.slot, ship_profile=True)
             evaluator.warm_up()
             entry = (evaluator, watched)
             with _LOCK:  # the watchdog walks these
@@ -214,7 +215,10 @@ def evaluate_chunk(
         output = evaluator.evaluate(decoded, artifacts=artifacts, isolate=isolate)
     finally:
         watched.chunk = None
-    return output, name, time.perf_counter() - t0
+    seconds = time.perf_counter() - t0
+    if output.profile is not None:
+        add_chunk_time(output.profile, seconds)
+    return output, name, seconds
 
 
 def prepare_worker(payload: dict[str, Any], setup: dict[str, Any], token: str) -> tuple[str, str]:
@@ -612,7 +616,7 @@ class DaskBackend:
             self._last_done[worker] = now
             self._report(
                 flight.chunk, output.results, artifacts=output.artifacts, worker=worker, elapsed_s=elapsed,
-                cache_hits=output.cache_hits, cache_misses=output.cache_misses,
+                cache_hits=output.cache_hits, cache_misses=output.cache_misses, profile=output.profile,
             )
         elif status == "error":
             await self._on_error(flight, await future.exception())

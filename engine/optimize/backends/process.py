@@ -39,10 +39,9 @@ from typing import Any
 import numpy as np
 
 from engine.errors import GenesisError
-from engine.optimize.backends.base import Chunk, ChunkDone
+from engine.optimize.backends.base import Chunk, ChunkDone, add_chunk_time
 from engine.optimize.records import TrialResult, TrialState
 from engine.optimize.trial import Evaluator, Slot, WorkerSetup, _error_line
-from engine.profile.stages import Profiler
 
 #: A chunk whose worker dies this many times with no culprit identified fails as a whole.
 MAX_CHUNK_DEATHS = 3
@@ -120,20 +119,10 @@ def _worker_main(index: int, name: str, conn: Connection, handle: Any, setup: Wo
         output = evaluator.evaluate(tasks, artifacts=artifacts, isolate=isolate)
         done = time.monotonic()
         if output.profile is not None:
-            _add_chunk_time(output.profile, done - got)
+            add_chunk_time(output.profile, done - got)
         conn.send(("done", chunk_id, output, got, done))
     del bars, evaluator
     block.close()
-
-
-def _add_chunk_time(payload: dict[str, Any], seconds: float) -> None:
-    """Add the worker's busy time on one chunk to its profiler export, as ``optimize.worker_chunk``.
-
-    Not top-level: the worker's own stages inside the chunk already are, so the
-    report can set the workers' stage time against their busy time."""
-    timer = Profiler(enabled=True)
-    timer.record("optimize.worker_chunk", seconds, top_level=False)
-    payload.setdefault("stages", {}).update(timer.export(include_caches=False)["stages"])
 
 
 class _Channel:
