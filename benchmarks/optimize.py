@@ -6,10 +6,16 @@ the same run and the ratio. Run ``python -m benchmarks.optimize [--quick]``.
 * ``headline``: the ``sma_cross`` grid fast 2..100 step 1, slow 10..400 step 2,
   fast < slow (17,288 trials) on 100,000 bars, as a study end to end (worker
   start, dispatch, store, validation off) against a bare two-thread numba
-  ``prange`` loop calling the same backtest kernel over the same pairs with
-  the moving averages precomputed once. Goal: the study within 1.5x.
+  ``prange`` loop calling the same specialised backtest kernel (next-open
+  fills, no stops) over the same pairs, each moving average computed once
+  (timed). The bare loop runs before and after the study; the ratio is
+  against the faster of the two. Goal: the study within 1.5x.
 * ``scaling``: trials/s of a 5,000-trial grid on 100,000 bars with the
-  ``process`` backend (2 workers) against ``inline``. Goal: >= 1.8x.
+  ``process`` backend (2 workers) against ``inline``, after a tiny warm-up
+  study (so the first backend measured does not carry this process's
+  one-time costs), the two alternated for ``SCALING_ROUNDS`` rounds and the
+  best round of each kept. ``ratio`` is end to end (worker start included),
+  ``steady_ratio`` between 10% and 90% done. Goal: >= 1.8x.
 * ``store``: trials persisted per second through the batched SQLite writer.
   Goal: >= 50,000/s.
 * ``memory``: peak resident memory of a 200,000-trial study with top-20
@@ -38,6 +44,8 @@ from typing import Any
 import numpy as np
 
 HEADLINE = {"bars": 100_000, "fast": (2, 100, 1), "slow": (10, 400, 2)}
+#: Rounds of the scaling figure (inline then process, each round).
+SCALING_ROUNDS = 2
 QUICK_HEADLINE = {"bars": 20_000, "fast": (2, 60, 1), "slow": (10, 200, 2)}
 
 STUDY = """\
@@ -178,13 +186,17 @@ def _run_study(path: Path, db: Path, *, track: bool = False) -> tuple[Any, float
 def _bare_kernel() -> Any:
     from numba import njit, prange
 
-    from engine.backtest.nb import simulate_nb
+    from engine.backtest.nb import simulate_variant
+
+    # The kernel specialised for the study's configuration (next-open fills, no
+    # stops), as the study's batched kernel uses: the strictest reference.
+    simulate = simulate_variant(False, False)
 
     @njit(parallel=True, cache=False)
     def bare_nb(open_, high, low, close, smas, fast_rows, slow_rows, kind, fee, ppy, no_signals, no_equity,
                 no_trades, out):  # pragma: no cover - compiled
         for i in prange(fast_rows.shape[0]):
-            simulate_nb(
+            simulate(
                 open_, high, low, close, kind, smas[fast_rows[i]], smas[slow_rows[i]], 0.0, 0.0,
                 no_signals, no_signals, False, 0, fee, 0.0, 1.0, 10_000.0, 0.0, 0.0, ppy, no_equity, no_trades,
                 out[i],
@@ -240,14 +252,20 @@ def headline(workdir: Path, quick: bool) -> dict[str, Any]:
     shape = QUICK_HEADLINE if quick else HEADLINE
     pairs = _pairs(shape["fast"], shape["slow"])
     bars = load(f"synthetic:bars={shape['bars']},seed=7,timeframe=1m")
+    # The reference runs before and after the study (the box is shared: load drifts);
+    # the ratio is taken against the faster of the two, the stricter reading.
     cpu0 = time.process_time()
-    bare_s, bare_metrics = bare_loop(bars, pairs, threads=2)
+    bare_before_s, bare_metrics = bare_loop(bars, pairs, threads=2)
     bare_cpu = time.process_time() - cpu0
     path = _write_study(workdir, "headline", shape["bars"], shape["fast"], shape["slow"])
     cpu0 = time.process_time()
     with _PeakRss() as tree:
         summary, study_s, marks = _run_study(path, workdir / "headline.db", track=True)
     study_cpu = time.process_time() - cpu0 + tree.children_cpu_s
+    cpu0 = time.process_time()
+    bare_after_s, _ = bare_loop(bars, pairs, threads=2)
+    bare_cpu = min(bare_cpu, time.process_time() - cpu0)
+    bare_s = min(bare_before_s, bare_after_s)
     steady = _steady_rate(marks, len(pairs))
     assert summary.trials == len(pairs), (summary.trials, len(pairs))
     # Same answers: the study's best Sharpe equals the bare loop's.
@@ -260,6 +278,8 @@ def headline(workdir: Path, quick: bool) -> dict[str, Any]:
         "study_s": round(study_s, 3),
         "study_trials_per_s": round(len(pairs) / study_s, 1),
         "bare_two_thread_loop_s": round(bare_s, 3),
+        "bare_before_s": round(bare_before_s, 3),
+        "bare_after_s": round(bare_after_s, 3),
         "ratio": round(study_s / bare_s, 3),
         "goal_ratio": 1.5,
         "study_steady_trials_per_s": None if steady is None else round(steady, 1),
@@ -279,17 +299,29 @@ def scaling(workdir: Path, quick: bool) -> dict[str, Any]:
     bars = 20_000 if quick else 100_000
     trials = 1_000 if quick else 5_000
     fast, slow = (2, 100, 1), (10, 400, 2)
-    figures: dict[str, Any] = {"trials": trials, "bars": bars}
-    for backend in ("inline", "process"):
-        path = _write_study(workdir, f"scale-{backend}", bars, fast, slow, backend=backend, trials=trials, batch=1024)
-        cpu0 = time.process_time()
-        with _PeakRss() as tree:
-            summary, elapsed, marks = _run_study(path, workdir / f"scale-{backend}.db", track=True)
-        figures[f"{backend}_cpu_s"] = round(time.process_time() - cpu0 + tree.children_cpu_s, 3)
-        steady = _steady_rate(marks, summary.trials)
-        figures[f"{backend}_steady_trials_per_s"] = None if steady is None else round(steady, 1)
+    figures: dict[str, Any] = {"trials": trials, "bars": bars, "rounds": SCALING_ROUNDS}
+    # This process's one-time costs (imports, loading the compiled kernels, the
+    # store's first open) would otherwise land on whichever backend runs first.
+    warm = _write_study(workdir, "scale-warm", 2_000, fast, slow, backend="inline", trials=50, batch=64)
+    _run_study(warm, workdir / "scale-warm.db")
+    runs: dict[str, list[tuple[float, float | None, float]]] = {"inline": [], "process": []}
+    for round_ in range(SCALING_ROUNDS):  # alternate the backends: drifting load hits both alike
+        for backend in ("inline", "process"):
+            path = _write_study(workdir, f"scale-{backend}-{round_}", bars, fast, slow, backend=backend,
+                                trials=trials, batch=1024)
+            cpu0 = time.process_time()
+            with _PeakRss() as tree:
+                summary, elapsed, marks = _run_study(path, workdir / f"scale-{backend}-{round_}.db", track=True)
+            cpu = time.process_time() - cpu0 + tree.children_cpu_s
+            runs[backend].append((elapsed, _steady_rate(marks, summary.trials), cpu))
+    for backend, measured in runs.items():  # the best round of each (the least disturbed)
+        elapsed = min(e for e, _, _ in measured)
+        steadies = [s for _, s, _ in measured if s]
+        figures[f"{backend}_cpu_s"] = round(min(c for _, _, c in measured), 3)
+        figures[f"{backend}_steady_trials_per_s"] = round(max(steadies), 1) if steadies else None
         figures[f"{backend}_s"] = round(elapsed, 3)
-        figures[f"{backend}_trials_per_s"] = round(summary.trials / elapsed, 1)
+        figures[f"{backend}_all_s"] = [round(e, 3) for e, _, _ in measured]
+        figures[f"{backend}_trials_per_s"] = round(trials / elapsed, 1)
     figures["ratio"] = round(figures["process_trials_per_s"] / figures["inline_trials_per_s"], 3)
     if figures["inline_steady_trials_per_s"] and figures["process_steady_trials_per_s"]:
         figures["steady_ratio"] = round(

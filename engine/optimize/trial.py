@@ -2,11 +2,14 @@
 
 An :class:`Evaluator` is built once per worker (process, thread or Dask
 worker) from the market data and a :class:`WorkerSetup`; it then evaluates
-chunks of :class:`~engine.optimize.records.TrialTask`. When the backtest
-engine offers a batched kernel entry point for the strategy, a chunk is
-evaluated in one call inside numba on shared cached indicators; otherwise each
-trial goes through ``engine.backtest.run`` with the worker's cache. Either way
-a trial that raises is recorded failed with the reason and the chunk goes on.
+chunks of :class:`~engine.optimize.records.TrialTask`. A chunk goes to
+``engine.backtest.run_many`` in sub-batches of up to :data:`KERNEL_BATCH`
+trials (one per data prefix under successive halving): each sub-batch is one
+numba call per kernel configuration (usually exactly one) over indicators
+shared through the worker's cache, with results bit-identical to
+``engine.backtest.run``. Trials that keep artifacts, fault-injected chunks and
+re-runs after a worker died go one at a time through ``run``. Either way a
+trial that raises is recorded failed with the reason and the chunk goes on.
 
 The watchdog of the ``process`` backend reads a tiny shared slot per worker
 (:class:`Slot`): the trial in hand, when it started, and its time budget.
@@ -39,8 +42,10 @@ from engine.optimize.records import TrialResult, TrialState, TrialTask, clean_ob
 BACKTEST_KEYS = ("fee", "slippage", "fill", "direction", "size", "cash", "stop_loss", "take_profit")
 FAULTS_ENV = "GENESIS_TEST_FAULTS"
 
-#: Sub-batch size of the batched kernel path (each sub-batch is one watchdog budget).
-KERNEL_BATCH = 256
+#: Sub-batch size of the batched kernel path: one ``run_many`` call, one numba call per
+#: kernel configuration, one watchdog budget. Chunks are sized for about 0.25 s of work
+#: (some hundreds of trials on 100,000 bars), so a chunk is usually a single call.
+KERNEL_BATCH = 1024
 
 
 @dataclass(frozen=True, slots=True)
