@@ -41,6 +41,7 @@ from engine.headless.history import RunHistory, archive_study
 from engine.headless.lock import StudyLock
 from engine.headless.notify import Notifier, NotifySettings
 from engine.headless.output import Output, json_safe
+from engine.profile import profiler
 
 log = logging.getLogger("engine.headless")
 
@@ -268,22 +269,24 @@ class HeadlessRun:
             if engine.monitor is not None:
                 engine.monitor.persist = alert_store
                 self._chain_publish(engine.monitor)
-            watch = engine.follow_study(self.study)
-            if self.options.record:
-                from engine.headless.recording import Recorder
+            with profiler.stage("headless.setup"):
+                watch = engine.follow_study(self.study)
+                if self.options.record:
+                    from engine.headless.recording import Recorder
 
-                try:
-                    recorder = await Recorder(self.db, self.name, engine.telemetry, run=str(self.run_id)).start()
-                except GenesisError as failure:  # no recording is no reason to skip the night's work
-                    log.warning("telemetry not recorded: %s", failure)
+                    try:
+                        recorder = await Recorder(self.db, self.name, engine.telemetry, run=str(self.run_id)).start()
+                    except GenesisError as failure:  # no recording is no reason to skip the night's work
+                        log.warning("telemetry not recorded: %s", failure)
             summary, error = await self._drive()
         finally:
-            if watch is not None:
-                with contextlib.suppress(Exception):
-                    await watch.stop()
-            if recorder is not None:
-                with contextlib.suppress(Exception):
-                    await recorder.stop()
+            with profiler.stage("headless.teardown"):
+                if watch is not None:
+                    with contextlib.suppress(Exception):
+                        await watch.stop()
+                if recorder is not None:
+                    with contextlib.suppress(Exception):
+                        await recorder.stop()
             profile = None
             cpu = None
             if sampler is not None:

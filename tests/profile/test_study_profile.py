@@ -28,7 +28,7 @@ STUDY = """\
 name = "{name}"
 
 [data]
-spec = "synthetic:bars=150000,seed=5,timeframe=1m"
+spec = "synthetic:bars=400000,seed=5,timeframe=1m"
 
 [strategy]
 name = "sma_cross"
