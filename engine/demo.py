@@ -18,7 +18,7 @@ from typing import Any
 
 from engine.paths import data_dir
 
-DEMO_BARS = 30_000
+DEMO_BARS = 1_000_000
 DEMO_SEED = 7
 PAPER_BARS = 20_000
 PAPER_BARS_PER_S = 25.0
@@ -57,9 +57,11 @@ artifacts = "top:10"
 out_of_sample = 0.25
 """
 
-EMA_STUDY = SMA_STUDY.replace("demo-sma-cross", "demo-ema-cross").replace(
-    'name = "sma_cross"', 'name = "ema_cross"'
-).replace("An SMA crossover", "An EMA crossover")
+EMA_STUDY = (
+    SMA_STUDY.replace("demo-sma-cross", "demo-ema-cross")
+    .replace('name = "sma_cross"', 'name = "ema_cross"')
+    .replace("An SMA crossover", "An EMA crossover")
+)
 
 
 def demo_dir() -> Path:
@@ -74,7 +76,7 @@ def demo_store() -> Path:
 def write_demo_studies(
     directory: Path | None = None,
     *,
-    trials: int = 3000,
+    trials: int = 5000,
     bars: int = DEMO_BARS,
     backend: str = "process",
 ) -> list[Path]:
@@ -95,7 +97,9 @@ def _finished(db: Path) -> bool:
         return False
     try:
         with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as connection:
-            row = connection.execute("SELECT state FROM studies WHERE name = ?", ("demo-ema-cross",)).fetchone()
+            row = connection.execute(
+                "SELECT state FROM studies WHERE name = ?", ("demo-ema-cross",)
+            ).fetchone()
     except sqlite3.Error:
         return True  # unreadable: start over
     return row is not None and row[0] in ("complete", "failed")
@@ -110,7 +114,11 @@ def reset_if_finished(db: Path) -> None:
 
 
 def paper_factory(
-    *, bars: int, seed: int, strategy: str = "sma_cross", params: dict[str, Any] | None = None,
+    *,
+    bars: int,
+    seed: int,
+    strategy: str = "sma_cross",
+    params: dict[str, Any] | None = None,
     bars_per_s: float = PAPER_BARS_PER_S,
 ) -> Callable[[Any], Any]:
     """A factory the Engine calls with itself: the paper loop replaying synthetic bars on its bus."""
@@ -133,7 +141,13 @@ def paper_factory(
     return make
 
 
-def demo_engine(*, db: Path | None = None, backend: str = "process", workers: int | None = None, paper: bool = True) -> Any:
+def demo_engine(
+    *,
+    db: Path | None = None,
+    backend: str = "process",
+    workers: int | None = None,
+    paper: bool = True,
+) -> Any:
     """An :class:`~engine.runtime.Engine` for the demo workspace (not started)."""
     from engine.monitor.alert_spec import AlertsSpec, Threshold
     from engine.runtime import Engine
@@ -143,12 +157,18 @@ def demo_engine(*, db: Path | None = None, backend: str = "process", workers: in
     # event-rate floor meant for live feeds would only cry wolf here.
     alerts = AlertsSpec(event_rate=Threshold(enabled=False))
     return Engine(
-        alerts=alerts, db=db or demo_store(), workspace="demo", backend=backend, workers=workers,
+        alerts=alerts,
+        db=db or demo_store(),
+        workspace="demo",
+        backend=backend,
+        workers=workers,
         paper_factory=factory,
     )
 
 
-async def start_demo(engine: Any, *, trials: int = 3000, bars: int = DEMO_BARS, backend: str = "process") -> list[Path]:
+async def start_demo(
+    engine: Any, *, trials: int = 5000, bars: int = DEMO_BARS, backend: str = "process"
+) -> list[Path]:
     """Start ``engine`` and its demo studies (the second follows the first)."""
     reset_if_finished(engine.db)
     paths = write_demo_studies(engine.db.parent, trials=trials, bars=bars, backend=backend)

@@ -57,6 +57,7 @@ WATCH_INTERVAL_S = 1.0
 SLOW_PARTS_INTERVAL_S = 0.5  # system and profiler parts are rebuilt at most this often
 CURVE_POINTS = 400
 HEAT_MAX_CELLS = 16
+HEATMAP_INTERVAL_S = 3.0
 
 
 def _first_line(text: str) -> str:
@@ -224,6 +225,7 @@ class StudyWatch:
         self.study_id: int | None = None
         self._equity_for: int | None = None
         self._heat_dirty = False
+        self._heat_at = -1e9
         self._convergence_frozen: tuple[float, ...] = ()
         self._store: Any = None
         self._task: asyncio.Task[None] | None = None
@@ -239,7 +241,7 @@ class StudyWatch:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         with contextlib.suppress(Exception):
-            await self.poll()
+            await self.poll(final=True)
         await self._close()
 
     async def _close(self) -> None:
@@ -268,7 +270,7 @@ class StudyWatch:
             self._store = await SqliteStore.open(self.db, readonly=True)
         return self._store
 
-    async def poll(self) -> None:
+    async def poll(self, final: bool = False) -> None:
         store = await self._open()
         if store is None:
             return
@@ -295,9 +297,13 @@ class StudyWatch:
             if len(batch) < 2000:
                 break
         if self._heat_dirty:
-            self.heatmap = build_heatmap(self.points, self.maximize)
-            self._heat_dirty = False
             self._convergence_frozen = thin_curve(self.convergence)
+            now = time.monotonic()
+            # O(trials) in Python: rebuilt every few seconds, not on every read
+            if now - self._heat_at >= HEATMAP_INTERVAL_S or final:
+                self._heat_at = now
+                self.heatmap = build_heatmap(self.points, self.maximize)
+                self._heat_dirty = False
         top = await store.best(record.id, maximize=self.maximize, k=LEADERBOARD)
         self.leaderboard = tuple(
             TrialRow(
@@ -520,7 +526,7 @@ class Engine:
                 lock.release()
             if self._watch is not None and self._watch.name == study.name:
                 with contextlib.suppress(Exception):
-                    await self._watch.poll()
+                    await self._watch.poll(final=True)
         log.info(
             "study %s: %s after %d trials (%.1f trials/s)",
             study.name, summary.state, summary.trials, summary.trials_per_s,
@@ -553,16 +559,18 @@ class Engine:
     async def pause(self) -> str:
         """Stop dispatching trials; workers finish the ones in hand."""
         study = self._require_study()
-        if self._study_task is None or self._study_task.done():
-            raise InputError(f"study {study.name!r} is not running")
+        state = study.progress().state
+        if self._study_task is None or self._study_task.done() or state not in ("running", "paused"):
+            raise InputError(f"study {study.name!r} is not running ({state})")
         await study.pause()
         log.info("study %s: paused", study.name)
         return f"study {study.name!r} paused (workers finish the trials in hand)"
 
     async def resume(self) -> str:
         study = self._require_study()
-        if self._study_task is None or self._study_task.done():
-            raise InputError(f"study {study.name!r} is not running")
+        state = study.progress().state
+        if self._study_task is None or self._study_task.done() or state not in ("running", "paused"):
+            raise InputError(f"study {study.name!r} is not running ({state})")
         await study.resume()
         log.info("study %s: resumed", study.name)
         return f"study {study.name!r} resumed"

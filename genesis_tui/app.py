@@ -10,8 +10,10 @@ coroutines, run as workers so the UI keeps answering keys while they wait.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import ClassVar
 
 from textual import on, work
@@ -29,6 +31,7 @@ from engine.telemetry import Telemetry, TelemetrySource
 from genesis_tui import format as fmt
 from genesis_tui.palette import GenesisCommandProvider
 from genesis_tui.panes import PANES, Pane
+from genesis_tui.panes._base import set_text
 from genesis_tui.panes.optimizer import OptimizerPane, state_style
 from genesis_tui.screens import HelpScreen, PromptScreen, TrialScreen
 from genesis_tui.themes import (
@@ -45,7 +48,7 @@ DEFAULT_REFRESH_HZ = 4.0
 class GenesisApp(App[int]):
     """The operator console."""
 
-    CSS_PATH = "app.tcss"
+    CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses live elsewhere
     TITLE = "Genesis"
     COMMANDS: ClassVar = App.COMMANDS | {GenesisCommandProvider}
     HORIZONTAL_BREAKPOINTS: ClassVar = [(0, "-narrow"), (140, "-wide")]
@@ -80,6 +83,9 @@ class GenesisApp(App[int]):
         """``poll=False`` renders one snapshot and never polls again (snapshot tests);
         ``startup`` runs once after the first frame (starting the engine, say)."""
         super().__init__()
+        if "TEXTUAL_ANIMATIONS" not in os.environ:
+            # An operator console answers at once: no sliding tab underlines.
+            self.animation_level = "none"
         self.source = source
         self._startup = startup
         self.first_frame_at: float | None = None
@@ -172,7 +178,7 @@ class GenesisApp(App[int]):
             status = self.query_one("#status", Static)
         except NoMatches:  # shutting down: the main screen is gone
             return
-        status.update(status_line(telemetry))
+        set_text(status, status_line(telemetry))
         pane = self.visible_pane()
         if pane is not None:
             pane.show(telemetry)

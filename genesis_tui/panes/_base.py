@@ -60,6 +60,18 @@ class Pane(VerticalScroll):
         raise NotImplementedError
 
 
+def set_text(widget: Static, content: object, *, layout: bool = False) -> None:
+    """Update ``widget`` only if ``content`` changed; no re-layout unless asked.
+
+    A layout pass reflows the whole screen, so one-line labels whose box is
+    fixed by CSS (``width: 1fr; height: 1``) skip it.
+    """
+    if getattr(widget, "_genesis_text", None) == content:
+        return
+    widget._genesis_text = content  # type: ignore[attr-defined]
+    widget.update(content, layout=layout)  # type: ignore[arg-type]
+
+
 def section(title: str, *, id: str | None = None, classes: str = "") -> Vertical:
     """A titled, bordered box for a group of widgets."""
     box = Vertical(id=id, classes=f"section {classes}".strip())
@@ -68,7 +80,15 @@ def section(title: str, *, id: str | None = None, classes: str = "") -> Vertical
 
 
 def fill_table(table: DataTable, rows: list[tuple[Any, ...]], keys: list[str] | None = None) -> None:
-    """Replace a table's rows, keeping the cursor on the same row index."""
+    """Replace a table's rows, keeping the cursor on the same row index.
+
+    Unchanged contents are left alone: refilling a DataTable throws away its
+    rendered-row cache, and re-rendering every cell is the console's main cost.
+    """
+    signature = (rows, keys)
+    if getattr(table, "_genesis_rows", None) == signature:
+        return
+    table._genesis_rows = signature  # type: ignore[attr-defined]
     cursor = table.cursor_row
     table.clear()
     if keys is None:

@@ -8,7 +8,7 @@ from textual.widgets import DataTable, Label, Sparkline
 
 from engine.telemetry import BusTelemetry
 from genesis_tui import format as fmt
-from genesis_tui.panes._base import Pane, fill_table, section
+from genesis_tui.panes._base import Pane, fill_table, section, set_text
 from genesis_tui.widgets import Stat
 
 LANE_COLUMNS = ("lane", "rate", "delivered", "dropped", "depth", "high", "p50", "p99")
@@ -67,10 +67,12 @@ class BusPane(Pane):
         self.query_one("#bus-rate-spark", Sparkline).data = list(bus.rate_history)
         self.query_one("#bus-p99-spark", Sparkline).data = list(bus.p99_history)
         if bus.rate_history:
-            self.query_one("#bus-rate-label", Label).update(
-                f"now {fmt.rate(bus.rate)} · max {fmt.rate(max(bus.rate_history))}"
+            set_text(
+                self.query_one("#bus-rate-label", Label),
+                f"now {fmt.rate(bus.rate)} · max {fmt.rate(max(bus.rate_history))}",
             )
         if bus.p99_history:
-            self.query_one("#bus-p99-label", Label).update(
-                f"now {fmt.ms(bus.p99_ms)} · max {fmt.ms(max(bus.p99_history))}"
+            set_text(
+                self.query_one("#bus-p99-label", Label),
+                f"now {fmt.ms(bus.p99_ms)} · max {fmt.ms(max(bus.p99_history))}",
             )

@@ -15,7 +15,7 @@ from textual.widgets import DataTable, Label, ProgressBar, Static
 
 from engine.telemetry import StudyTelemetry, TrialRow
 from genesis_tui import format as fmt
-from genesis_tui.panes._base import Pane, fill_table, section
+from genesis_tui.panes._base import Pane, fill_table, section, set_text
 from genesis_tui.widgets import HeatmapView, LineChart
 
 SORT_COLUMNS = ("rank", "value", "trial", "duration")
@@ -82,7 +82,8 @@ class OptimizerPane(Pane):
         bar = self.query_one("#study-bar", ProgressBar)
         bar.update(total=max(1, study.total), progress=study.done)
         eta = fmt.seconds(study.eta_s) if study.state == "running" else study.state
-        self.query_one("#study-figures", Label).update(
+        set_text(
+            self.query_one("#study-figures", Label),
             f" {fmt.count(study.done)}/{fmt.count(study.total)} trials · "
             f"{fmt.rate(study.trials_per_s)} · ETA {eta}"
         )
@@ -97,12 +98,12 @@ class OptimizerPane(Pane):
             parts.append(f"  checkpoint {fmt.clock(study.checkpointed_at)} ({fmt.count(study.checkpoint_trials)})")
         if study.message:
             parts.append((f"  {study.message}", "italic"))
-        self.query_one("#study-counts", Label).update(Content.assemble(*parts))
+        set_text(self.query_one("#study-counts", Label), Content.assemble(*parts))
         self._fill_leaderboard()
         self.query_one("#convergence", LineChart).set_series(study.convergence)
         self.query_one("#best-equity", LineChart).set_series(study.best_equity)
         self.query_one("#heatmap", HeatmapView).set_heatmap(study.heatmap)
-        self.query_one("#validation", Static).update(_validation_text(study))
+        set_text(self.query_one("#validation", Static), _validation_text(study), layout=True)
 
     def _fill_leaderboard(self) -> None:
         study = self._study

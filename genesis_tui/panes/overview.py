@@ -11,7 +11,7 @@ from textual.widgets import Label, Sparkline, Static
 
 from engine.telemetry import Telemetry
 from genesis_tui import format as fmt
-from genesis_tui.panes._base import Pane, section
+from genesis_tui.panes._base import Pane, section, set_text
 from genesis_tui.panes.alerts import SEVERITY_STYLE
 from genesis_tui.widgets import Stat
 
@@ -106,8 +106,10 @@ class OverviewPane(Pane):
             Content.assemble((f"{a.severity.upper():<8} ", SEVERITY_STYLE[a.severity]), f"{fmt.clock(a.raised_at)} {a.message}")
             for a in active[:6]
         ]
-        self.query_one("#ov-alert-list", Static).update(
-            Content("\n").join(lines) if lines else Content.styled("no open alerts", "$text-muted")
+        set_text(
+            self.query_one("#ov-alert-list", Static),
+            Content("\n").join(lines) if lines else Content.styled("no open alerts", "$text-muted"),
+            layout=True,
         )
 
     def _stat(self, name: str) -> Stat:
@@ -115,4 +117,4 @@ class OverviewPane(Pane):
 
     def _spark(self, name: str, data: tuple[float, ...], label: str) -> None:
         self.query_one(f"#{name}-spark", Sparkline).data = list(data)
-        self.query_one(f"#{name}-label", Label).update(label)
+        set_text(self.query_one(f"#{name}-label", Label), label)

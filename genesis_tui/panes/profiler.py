@@ -7,7 +7,7 @@ from textual.widgets import DataTable, Label
 
 from engine.telemetry import ProfilerTelemetry
 from genesis_tui import format as fmt
-from genesis_tui.panes._base import Pane, fill_table, section
+from genesis_tui.panes._base import Pane, fill_table, section, set_text
 
 
 class ProfilerPane(Pane):
@@ -45,7 +45,7 @@ class ProfilerPane(Pane):
         else:
             status = "no capture yet · press c to take one"
         timers = "stage timers on" if prof.enabled else "stage timers off"
-        self.query_one("#capture-status", Label).update(f"{timers} · {status}")
+        set_text(self.query_one("#capture-status", Label), f"{timers} · {status}")
         fill_table(
             self.query_one("#stages", DataTable),
             [

@@ -8,7 +8,7 @@ from textual.widgets import DataTable, Label, Sparkline
 
 from engine.telemetry import SystemTelemetry
 from genesis_tui import format as fmt
-from genesis_tui.panes._base import Pane, fill_table, section
+from genesis_tui.panes._base import Pane, fill_table, section, set_text
 from genesis_tui.widgets import Stat
 
 
@@ -50,8 +50,9 @@ class SystemPane(Pane):
         self.query_one("#sys-disk", Stat).set(fmt.mb(sys.disk_free_mb))
         self._update_cores(sys)
         self.query_one("#memory-spark", Sparkline).data = list(sys.memory_history)
-        self.query_one("#memory-label", Label).update(
-            f"now {fmt.mb(sys.memory_used_mb)} · {len(sys.memory_history)} samples"
+        set_text(
+            self.query_one("#memory-label", Label),
+            f"now {fmt.mb(sys.memory_used_mb)} · {len(sys.memory_history)} samples",
         )
         fill_table(
             self.query_one("#processes", DataTable),
@@ -60,21 +61,28 @@ class SystemPane(Pane):
 
     def _update_cores(self, sys: SystemTelemetry) -> None:
         cores = self.query_one("#cores", Vertical)
-        wanted = len(sys.cpu_per_core)
-        if len(cores.query(".core-row")) != wanted:
+        rows = list(cores.query(CoreRow))
+        if len(rows) != len(sys.cpu_per_core):
             cores.remove_children()
-            cores.mount_all(
-                Horizontal(Label("", classes="core-label"), Sparkline([], classes="core-spark"), classes="core-row")
-                for _ in range(wanted)
-            )
-            self.call_after_refresh(self._fill_cores, sys)
-            return
-        self._fill_cores(sys)
-
-    def _fill_cores(self, sys: SystemTelemetry) -> None:
-        for i, row in enumerate(self.query_one("#cores").query(".core-row").results(Horizontal)):
-            if i >= len(sys.cpu_per_core):
-                break
-            row.query_one(".core-label", Label).update(f"cpu{i:<2} {sys.cpu_per_core[i]:3.0f}%")
+            rows = [CoreRow() for _ in sys.cpu_per_core]
+            cores.mount_all(rows)
+        for i, row in enumerate(rows):
             history = sys.core_history[i] if i < len(sys.core_history) else ()
-            row.query_one(".core-spark", Sparkline).data = list(history)
+            row.show(i, sys.cpu_per_core[i], history)
+
+
+class CoreRow(Horizontal):
+    """One core: its label and its CPU sparkline (built here, so it can be filled before mounting)."""
+
+    def __init__(self) -> None:
+        super().__init__(classes="core-row")
+        self._label = Label("", classes="core-label")
+        self._spark = Sparkline([], classes="core-spark")
+
+    def compose(self) -> ComposeResult:
+        yield self._label
+        yield self._spark
+
+    def show(self, index: int, percent: float, history: tuple[float, ...]) -> None:
+        set_text(self._label, f"cpu{index:<2} {percent:3.0f}%")
+        self._spark.data = list(history)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 from rich.text import Text
@@ -23,7 +24,12 @@ def thin(values: Sequence[float], limit: int = MAX_POINTS) -> tuple[list[int], l
 
 
 class LineChart(PlotextPlot):
-    """One or more series over their index; redraws only when the data changes."""
+    """One or more series over their index.
+
+    Plotting is pure Python and costs tens of milliseconds, so the chart redraws
+    only when its data, size or theme changed, and takes new data at most once
+    per ``min_interval_s`` (the latest data wins; stale data is never queued).
+    """
 
     DEFAULT_CSS = """
     LineChart {
@@ -39,10 +45,16 @@ class LineChart(PlotextPlot):
         colors: Sequence[str] = ("chart-1", "chart-2", "chart-3"),
         y_label: str = "",
         empty: str = "no data yet",
+        min_interval_s: float = 1.0,
         id: str | None = None,
         classes: str | None = None,
     ) -> None:
         super().__init__(id=id, classes=classes)
+        self.min_interval_s = min_interval_s
+        self._pending: tuple[tuple[tuple[float, ...], ...], tuple[str, ...]] | None = None
+        self._last_set = -1e9
+        self._cache_key: object = None
+        self._cache: RenderResult | None = None
         self._title = title
         self._colors = tuple(colors)
         self._y_label = y_label
@@ -54,9 +66,26 @@ class LineChart(PlotextPlot):
         """Replace the plotted series (each a sequence of y values)."""
         data = tuple(tuple(s) for s in series)
         if data == self._series and tuple(labels) == self._labels:
+            self._pending = None
             return
+        now = time.monotonic()
+        if now - self._last_set >= self.min_interval_s or not any(len(s) > 1 for s in self._series):
+            self._apply(data, tuple(labels))
+            return
+        if self._pending is None:
+            self.set_timer(self.min_interval_s - (now - self._last_set), self._apply_pending)
+        self._pending = (data, tuple(labels))
+
+    def _apply_pending(self) -> None:
+        if self._pending is not None:
+            data, labels = self._pending
+            self._pending = None
+            self._apply(data, labels)
+
+    def _apply(self, data: tuple[tuple[float, ...], ...], labels: tuple[str, ...]) -> None:
+        self._last_set = time.monotonic()
         self._series = data
-        self._labels = tuple(labels)
+        self._labels = labels
         self.refresh()
 
     def _theme_rgb(self, variable: str) -> tuple[int, int, int]:
@@ -64,6 +93,13 @@ class LineChart(PlotextPlot):
         return Color.parse(value).rgb
 
     def render(self) -> RenderResult:
+        key = (self.size, self._series, self._labels, self.app.theme)
+        if key != self._cache_key or self._cache is None:
+            self._cache = self._render_plot()
+            self._cache_key = key
+        return self._cache
+
+    def _render_plot(self) -> RenderResult:
         if not any(len(s) > 1 for s in self._series):
             return Text(f"{self._title}\n{self._empty}" if self._title else self._empty, style="dim")
         plt = self.plt

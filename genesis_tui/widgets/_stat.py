@@ -16,6 +16,7 @@ class Stat(Widget):
         width: 1fr;
         padding: 0 1;
     }
+    Stat > Label { width: 100%; height: 1; text-wrap: nowrap; text-overflow: ellipsis; }
     Stat > .stat--title { color: $text-muted; }
     Stat > .stat--value { text-style: bold; }
     Stat > .stat--detail { color: $text-muted; }
@@ -32,6 +33,7 @@ class Stat(Widget):
         self._title = title
         self._value = Label("—", classes="stat--value")
         self._detail = Label("", classes="stat--detail")
+        self._shown: tuple[str, str, str] | None = None
 
     def compose(self) -> ComposeResult:
         yield Label(self._title, classes="stat--title")
@@ -40,7 +42,12 @@ class Stat(Widget):
 
     def set(self, value: str, detail: str = "", state: str = "") -> None:
         """Show ``value`` and ``detail``; ``state`` is one of ok, warn, bad, off or ''."""
-        self._value.update(value)
-        self._detail.update(detail)
+        shown = (value, detail, state)
+        if shown == self._shown:
+            return
+        self._shown = shown
+        # The labels' boxes are fixed (one line, full width): no re-layout needed.
+        self._value.update(value, layout=False)
+        self._detail.update(detail, layout=False)
         for name in self.STATES:
             self.set_class(name == f"-{state}", name)

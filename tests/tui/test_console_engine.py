@@ -94,7 +94,7 @@ def make_app(engine: Engine, study: Path) -> GenesisApp:
 
 
 async def test_pause_resume_stop_drive_the_study(engine: Engine, tmp_path: Path) -> None:
-    study = write_study(tmp_path, trials=6000, bars=20_000)
+    study = write_study(tmp_path, trials=20_000, bars=200_000)
     app = make_app(engine, study)
     try:
         async with app.run_test(size=(120, 40)) as pilot:
@@ -104,7 +104,7 @@ async def test_pause_resume_stop_drive_the_study(engine: Engine, tmp_path: Path)
             paused_at = await settled_done(pilot, engine)
             await pilot.pause(0.6)
             assert engine.study.progress().done == paused_at, "trials kept starting while paused"
-            assert paused_at < 6000
+            assert paused_at < 20_000
 
             await pilot.press("r")
             await wait_for(pilot, lambda: engine.study.progress().done > paused_at, "trials after resume")
@@ -125,7 +125,7 @@ async def test_pause_resume_stop_drive_the_study(engine: Engine, tmp_path: Path)
 
 
 async def test_quit_checkpoints_the_study(engine: Engine, tmp_path: Path) -> None:
-    study = write_study(tmp_path, trials=6000, bars=20_000)
+    study = write_study(tmp_path, trials=20_000, bars=200_000)
     app = make_app(engine, study)
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_for(pilot, lambda: engine.study is not None and engine.study.progress().done > 0, "trials")
