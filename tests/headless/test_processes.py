@@ -30,7 +30,8 @@ pytestmark = pytest.mark.timeout(240)
 def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, tuple[int, str, float | None]]]:
     """The grid study run once, uninterrupted: its file and its trials by key."""
     directory = tmp_path_factory.mktemp("reference")
-    study = big_study(directory, bars=150_000, fast_high=100)
+    # Large enough (several seconds on two workers) that a 1.5 s budget always stops it early.
+    study = big_study(directory, bars=600_000, fast_high=100)
     db = directory / "ref.db"
     result = genesis("run", study, "--db", db, "--headless", "--json", "--no-record")
     assert result.returncode == 0, result.stderr[-3000:]
