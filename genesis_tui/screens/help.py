@@ -32,7 +32,7 @@ class HelpScreen(ModalScreen[None]):
 
     def __init__(self, bindings: list[tuple[str, str]]) -> None:
         super().__init__()
-        self._bindings = bindings
+        self._key_rows = bindings  # not `_bindings`: that name is Textual's own BindingsMap
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help-body") as body:
@@ -42,7 +42,7 @@ class HelpScreen(ModalScreen[None]):
 
     def _text(self) -> Content:
         parts: list[str | tuple[str, str]] = [("Keys\n", "bold $accent")]
-        for key, description in self._bindings:
+        for key, description in self._key_rows:
             parts += [(f"  {key:<12}", "bold $primary"), f"{description}\n"]
         parts.append(("\nCommand palette (ctrl+p)\n", "bold $accent"))
         for name, description in PALETTE_HELP:
