@@ -164,39 +164,30 @@ def _figures(raw: Any) -> tuple[tuple[str, float], ...]:
 
 
 def validation_from_dict(raw: dict[str, Any] | None, trials: int) -> ValidationTelemetry | None:
-    """Map the optimizer's stored validation result onto the console's record."""
+    """Map the optimizer's stored validation report (``ValidationReport.as_dict()``) onto
+    the console's record: the best re-checked trial's in-sample and out-of-sample
+    figures, the deflated Sharpe probability and the walk-forward fold count."""
     if not raw:
         return None
-    best = raw
-    for key in ("best", "top", "rows", "trials"):
-        value = raw.get(key)
-        if isinstance(value, list) and value and isinstance(value[0], dict):
-            best = value[0]
-            break
-        if isinstance(value, dict):
-            best = value
-            break
-    in_sample = _figures(best.get("in_sample") or best.get("is") or raw.get("in_sample"))
-    out_sample = _figures(best.get("out_of_sample") or best.get("oos") or raw.get("out_of_sample"))
-    if not in_sample and not out_sample:
+    holdout = raw.get("holdout")
+    checks = holdout.get("trials") if isinstance(holdout, dict) else None
+    best = checks[0] if isinstance(checks, list) and checks and isinstance(checks[0], dict) else raw
+    in_sample = _figures(best.get("in_sample"))
+    out_sample = _figures(best.get("out_of_sample"))
+    deflated = raw.get("deflated_sharpe")
+    dsr = deflated.get("dsr") if isinstance(deflated, dict) else deflated
+    n_trials = deflated.get("n_trials") if isinstance(deflated, dict) else None
+    walk = raw.get("walk_forward")
+    folds = walk.get("folds") if isinstance(walk, dict) else None
+    if not in_sample and not out_sample and dsr is None:
         return None
-
-    def number(*keys: str) -> float | None:
-        for source in (best, raw):
-            for key in keys:
-                value = source.get(key)
-                if isinstance(value, (int, float)) and not isinstance(value, bool):
-                    return float(value)
-        return None
-
-    folds = raw.get("folds")
     return ValidationTelemetry(
         in_sample=in_sample,
         out_of_sample=out_sample,
-        deflated_sharpe=number("deflated_sharpe", "dsr"),
-        probability_overfit=number("probability_overfit", "pbo"),
-        folds=len(folds) if isinstance(folds, list) else int(folds or 0) if isinstance(folds, int) else 0,
-        trials_considered=int(number("n_trials", "trials_considered") or trials),
+        deflated_sharpe=float(dsr) if isinstance(dsr, (int, float)) else None,
+        probability_overfit=None,
+        folds=len(folds) if isinstance(folds, list) else 0,
+        trials_considered=int(n_trials) if isinstance(n_trials, int) else trials,
     )
 
 

@@ -1,0 +1,57 @@
+"""The Engine's mapping of the optimizer's stored records onto telemetry."""
+
+from __future__ import annotations
+
+from engine.runtime import build_heatmap, thin_curve, validation_from_dict
+
+
+def test_validation_report_maps_best_trial_and_deflated_sharpe() -> None:
+    raw = {
+        "objective": "sharpe",
+        "direction": "maximize",
+        "holdout": {
+            "in_sample": [0, 750], "out_of_sample": [750, 1000],
+            "trials": [
+                {"rank": 1, "key": "a", "params": {"fast": 5}, "objective_in": 1.2, "objective_out": 0.4,
+                 "in_sample": {"sharpe": 1.2, "total_return": 0.3}, "out_of_sample": {"sharpe": 0.4, "total_return": 0.05}},
+                {"rank": 2, "key": "b", "params": {"fast": 6}, "objective_in": 1.1, "objective_out": 0.9,
+                 "in_sample": {"sharpe": 1.1}, "out_of_sample": {"sharpe": 0.9}},
+            ],
+            "mean_in": 1.15, "mean_out": 0.65, "retention": 0.56,
+        },
+        "walk_forward": {"mode": "rolling", "folds": [{}, {}, {}], "mean_train_objective": 1.0,
+                         "mean_test_objective": 0.5, "efficiency": 0.5, "best_chosen": 1},
+        "deflated_sharpe": {"dsr": 0.83, "sharpe": 0.01, "sharpe_annualised": 1.2, "expected_max_sharpe": 0.008,
+                            "n_trials": 4000, "sharpe_variance": 0.0001, "n_returns": 750},
+    }
+    v = validation_from_dict(raw, trials=10)
+    assert v is not None
+    assert dict(v.in_sample) == {"sharpe": 1.2, "total_return": 0.3}
+    assert dict(v.out_of_sample) == {"sharpe": 0.4, "total_return": 0.05}
+    assert v.deflated_sharpe == 0.83
+    assert v.trials_considered == 4000
+    assert v.folds == 3
+
+
+def test_validation_absent_or_empty_is_none() -> None:
+    assert validation_from_dict(None, 5) is None
+    assert validation_from_dict({"objective": "sharpe", "holdout": None, "deflated_sharpe": None}, 5) is None
+
+
+def test_heatmap_keeps_the_best_value_per_cell() -> None:
+    points = [({"fast": f, "slow": s}, float(f * 10 + s)) for f in (1, 2, 3) for s in (10, 20)]
+    points.append(({"fast": 1, "slow": 10}, 99.0))
+    heat = build_heatmap(points, maximize=True)
+    assert heat is not None and heat.x_param == "fast" and heat.y_param == "slow"
+    assert heat.x_values == (1.0, 2.0, 3.0) and heat.y_values == (10.0, 20.0)
+    assert heat.values[0][0] == 99.0  # the better of the two trials in that cell
+    assert heat.values[1][2] == 50.0
+    low = build_heatmap(points, maximize=False)
+    assert low is not None and low.values[0][0] == 20.0
+
+
+def test_thin_curve_keeps_ends_and_bounds_length() -> None:
+    values = list(range(10_000))
+    thinned = thin_curve(values, 400)
+    assert len(thinned) == 400 and thinned[0] == 0 and thinned[-1] == 9_999
+    assert thin_curve([1, 2, 3]) == (1.0, 2.0, 3.0)
