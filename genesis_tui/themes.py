@@ -66,7 +66,7 @@ class LoadedThemes:
 def bundled_theme_dirs() -> list[Path]:
     """Where the bundled themes may live: the source tree, then the installed package."""
     package = Path(__file__).resolve().parent
-    return [package.parent / "themes", package / "themes"]
+    return [package.parent / "themes", package / "bundled_themes", package / "themes"]
 
 
 def user_theme_dir() -> Path:
