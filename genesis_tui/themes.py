@@ -2,7 +2,7 @@
 
 Each ``*.toml`` file holds one theme (the keys of :class:`ThemeFile`). The
 bundled themes come from ``themes/`` next to the package (a source checkout) or
-``genesis_tui/themes/`` (an installed wheel); the user's own from
+``genesis_tui/bundled_themes/`` (package data of a wheel); the user's own from
 ``config_dir()/themes``, where a file may replace a bundled theme of the same
 name. A file that does not parse is skipped and reported, never fatal.
 """
