@@ -2,7 +2,7 @@
 
 Each ``*.toml`` file holds one theme (the keys of :class:`ThemeFile`). The
 bundled themes come from ``themes/`` next to the package (a source checkout) or
-``genesis_tui/bundled_themes/`` (package data of a wheel); the user's own from
+``<prefix>/share/genesis/themes`` (where a wheel installs them); the user's own from
 ``config_dir()/themes``, where a file may replace a bundled theme of the same
 name. A file that does not parse is skipped and reported, never fatal.
 """
@@ -10,6 +10,7 @@ name. A file that does not parse is skipped and reported, never fatal.
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,9 +65,10 @@ class LoadedThemes:
 
 
 def bundled_theme_dirs() -> list[Path]:
-    """Where the bundled themes may live: the source tree, then the installed package."""
+    """Where the bundled themes may live: the source tree (a checkout or an editable
+    install), then ``<prefix>/share/genesis/themes`` where a wheel installs them."""
     package = Path(__file__).resolve().parent
-    return [package.parent / "themes", package / "bundled_themes", package / "themes"]
+    return [package.parent / "themes", Path(sys.prefix) / "share" / "genesis" / "themes"]
 
 
 def user_theme_dir() -> Path:

@@ -96,3 +96,17 @@ def test_corrupt_state_file_is_ignored() -> None:
     assert remembered_theme() is None
     remember_theme("genesis-light")
     assert remembered_theme() == "genesis-light"
+
+
+def test_wheel_ships_the_bundled_themes_where_the_console_looks() -> None:
+    """pyproject installs themes/*.toml to <prefix>/share/genesis/themes, a directory
+    the console searches, so a non-editable install finds the same themes."""
+    import sys
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    data_files = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["data-files"]
+    shipped = {Path(p).name for pattern in data_files["share/genesis/themes"] for p in root.glob(pattern)}
+    assert shipped == {p.name for p in (root / "themes").glob("*.toml")} and shipped
+    assert Path(sys.prefix) / "share" / "genesis" / "themes" in bundled_theme_dirs()
