@@ -20,10 +20,8 @@ listed too), and ``load_average_1m`` records how busy the machine was.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import gc
-import json
 import os
 import time
 from collections.abc import Callable
@@ -31,6 +29,7 @@ from typing import Any
 
 import psutil
 
+from benchmarks.suite import module_main
 from engine.bus import BusConfig, EventBus, Lane, LaneConfig
 from engine.histogram import LogHistogram
 
@@ -293,26 +292,7 @@ def run(quick: bool = False) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.bus", description=__doc__.splitlines()[0]
-    )
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args(argv)
-    figures = run(args.quick)
-    if args.json:
-        print(json.dumps(figures, indent=2))
-    else:
-        for key, value in figures.items():
-            if isinstance(value, list):
-                print(f"{key:32} {', '.join(f'{v:,.1f}' for v in value)}")
-            elif key not in ("goals", "meets_goal"):
-                print(f"{key:32} {value:14,.2f}")
-        for key, goal in figures["goals"].items():
-            print(
-                f"goal {key:27} {'met' if goal['met'] else 'MISSED':>6}  ({goal['value']:,.2f} vs {goal['goal']:,.2f})"
-            )
-    return 0
+    return module_main(run, __doc__.splitlines()[0], argv)
 
 
 if __name__ == "__main__":

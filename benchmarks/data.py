@@ -19,8 +19,6 @@ noisy). Run: ``python -m benchmarks.data [--quick] [--json]``.
 
 from __future__ import annotations
 
-import argparse
-import json
 import subprocess
 import sys
 import tempfile
@@ -32,6 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from benchmarks.suite import module_main
 from engine.data import load
 
 GOALS = {"synthetic_1m_s": 1.0}
@@ -123,19 +122,9 @@ def run(quick: bool = False) -> dict[str, Any]:
     return figures
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smaller inputs, fewer repetitions")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    args = parser.parse_args()
-    figures = run(quick=args.quick)
-    if args.json:
-        print(json.dumps(figures))
-        return
-    for name, value in figures.items():
-        shown = f"{value:.4g}" if isinstance(value, float) else str(value)
-        print(f"{name:28s} {shown}")
+def main(argv: list[str] | None = None) -> int:
+    return module_main(run, __doc__.splitlines()[0], argv)
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -21,15 +21,14 @@ a few repetitions, and ``load_average_1m`` records how busy the machine was.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
 import math
 import os
 import time
 from collections.abc import Callable
 from typing import Any
 
+from benchmarks.suite import module_main
 from engine.backtest import STRATEGIES
 from engine.backtest import run as backtest_run
 from engine.bus import NORMAL, EventBus
@@ -221,25 +220,7 @@ def run(quick: bool = False) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.live", description=__doc__.splitlines()[0]
-    )
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args(argv)
-    figures = run(args.quick)
-    if args.json:
-        print(json.dumps(figures, indent=2))
-    else:
-        for key, value in figures.items():
-            if isinstance(value, dict):
-                for name, v in value.items():
-                    print(f"{key + '.' + name:48} {v:16,.1f}")
-            elif isinstance(value, (int, float)) and not isinstance(value, bool):
-                print(f"{key:48} {value:16,.4f}")
-            else:
-                print(f"{key:48} {value!s:>16}")
-    return 0
+    return module_main(run, __doc__.splitlines()[0], argv)
 
 
 if __name__ == "__main__":

@@ -84,3 +84,23 @@ def goals(results: dict[str, Any]) -> dict[str, bool]:
         for key, value in flatten(part["figures"])
         if is_goal(key) and isinstance(value, bool)
     }
+
+
+def module_main(run: BenchFunction, description: str, argv: list[str] | None = None) -> int:
+    """The command line of one benchmark module: ``[--quick] [--json]``, figures printed
+    one flattened key per line (or as one JSON object)."""
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help="smaller inputs, fewer repetitions")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args(argv)
+    figures = run(args.quick)
+    if args.json:
+        print(json.dumps(figures, indent=2))
+        return 0
+    for key, value in flatten(figures):
+        shown = f"{value:,.4g}" if isinstance(value, float) else str(value)
+        print(f"{key:48} {shown:>16}")
+    return 0
