@@ -181,6 +181,8 @@ class _Channel:
                 return
             payload = bytes(buffer[header : header + size])
             del buffer[: header + size]
+            # Trusted: this pipe only ever carries frames our own forked worker wrote
+            # (as multiprocessing's own Connection does); no user or network bytes.
             self._on_message(pickle.loads(payload))
 
     def send(self, message: Any) -> None:
