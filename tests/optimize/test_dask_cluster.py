@@ -46,6 +46,7 @@ class Cluster:
         self.directory = directory
         self.scheduler_file = directory / "scheduler.json"
         self.scheduler: subprocess.Popen[bytes] | None = None
+        self.address = ""
         self.workers: list[subprocess.Popen[bytes]] = []
         self.env = {k: v for k, v in os.environ.items() if k != FAULTS_ENV}
 
@@ -68,16 +69,31 @@ class Cluster:
             assert time.monotonic() < deadline, "the scheduler did not start"
             time.sleep(0.1)
         time.sleep(0.1)
-        address = json.loads(self.scheduler_file.read_text())["address"]
-        for index in range(workers):
-            self.workers.append(
-                self._spawn(
-                    ["distributed.cli.dask_worker", address, "--nthreads", "1", "--no-nanny", "--no-dashboard",
-                     "--host", "127.0.0.1", "--name", f"w{index}", "--death-timeout", "30"],
-                    f"worker{index}.log",
-                )
-            )
-        return address
+        self.address = json.loads(self.scheduler_file.read_text())["address"]
+        for _ in range(workers):
+            self.add_worker()
+        return self.address
+
+    def add_worker(self) -> subprocess.Popen[bytes]:
+        """Start one more worker (named ``w0``, ``w1``, ... in order)."""
+        index = len(self.workers)
+        worker = self._spawn(
+            ["distributed.cli.dask_worker", self.address, "--nthreads", "1", "--no-nanny", "--no-dashboard",
+             "--host", "127.0.0.1", "--name", f"w{index}", "--death-timeout", "30"],
+            f"worker{index}.log",
+        )
+        self.workers.append(worker)
+        return worker
+
+    def wait_registered(self) -> None:
+        """Block until every worker has registered with the scheduler (its log says so)."""
+        deadline = time.monotonic() + STARTUP_S
+        for index, worker in enumerate(self.workers):
+            log = self.directory / f"worker{index}.log"
+            while b"Registered to" not in log.read_bytes():
+                assert worker.poll() is None, log.read_text()
+                assert time.monotonic() < deadline, f"worker {index} did not register"
+                time.sleep(0.05)
 
     @staticmethod
     def kill(process: subprocess.Popen[Any] | None) -> None:
@@ -119,6 +135,7 @@ async def test_a_worker_killed_mid_study_changes_nothing(cluster: Cluster, tmp_p
     path = write_study(tmp_path, **GRID)
     reference = await Study.from_file(path, db=tmp_path / "process.db", backend="process", workers=2).run()
     address = cluster.start(workers=2)
+    cluster.wait_registered()  # both get the scatter, so the survivor holds a copy when w0 dies
 
     killer = _killer(cluster.workers[0], after=40)
     backend = DaskBackend(scheduler=address)
@@ -137,6 +154,36 @@ async def test_a_worker_killed_mid_study_changes_nothing(cluster: Cluster, tmp_p
     assert {t.worker for t in trials} >= {"dask:w0", "dask:w1"}  # both worked before the kill
     assert backend.scatters == 1  # the data went out once; the survivor kept its copy
     assert backend.max_in_flight <= 2 * 2
+
+
+async def test_data_lost_with_its_only_worker_is_shipped_again_once(cluster: Cluster, tmp_path: Path) -> None:
+    path = write_study(tmp_path, **GRID)
+    reference = await Study.from_file(path, db=tmp_path / "inline.db", backend="inline").run()
+    address = cluster.start(workers=1)
+    cluster.wait_registered()
+    fired: list[int] = []
+
+    def replace_the_worker(progress: StudyProgress) -> None:
+        # w1 joins after w0 (the only holder of the data) is gone: nobody has a copy left
+        if not fired and progress.done >= 40:
+            fired.append(progress.done)
+            Cluster.kill(cluster.workers[0])
+            cluster.add_worker()
+
+    backend = DaskBackend(scheduler=address)
+    summary = await Study.from_file(path, db=tmp_path / "dask.db", backend=backend).run(
+        replace_the_worker, progress_interval_s=0.0
+    )
+
+    assert fired and fired[0] < summary.trials
+    trials = await stored_trials(tmp_path / "dask.db")
+    ref_trials = await stored_trials(tmp_path / "inline.db")
+    assert {t.key: (t.number, t.objective) for t in trials} == {t.key: (t.number, t.objective) for t in ref_trials}
+    assert all(t.state is TrialState.COMPLETE for t in trials)
+    assert {t.worker for t in trials} == {"dask:w0", "dask:w1"}
+    assert summary.best is not None and reference.best is not None and summary.best.key == reference.best.key
+    # every chunk in flight lost the data, yet it went out again once, not once per chunk
+    assert backend.scatters == 2
 
 
 async def test_losing_the_scheduler_stops_with_a_checkpoint_that_resumes_on_another_backend(

@@ -248,6 +248,7 @@ class _Flight:
     key: str
     future: Any
     submitted: float
+    data: Any  # the scattered data's future this chunk was sent with
 
 
 def _encode_tasks(tasks: Sequence[TrialTask]) -> bytes:
@@ -552,7 +553,7 @@ class DaskBackend:
             _encode_tasks(chunk.tasks), chunk.artifacts, chunk.isolate,
             key=key, pure=False,
         )
-        self._flights[key] = _Flight(chunk, key, future, time.perf_counter())
+        self._flights[key] = _Flight(chunk, key, future, time.perf_counter(), self._data)
         self.max_in_flight = max(self.max_in_flight, len(self._flights))
         self._ac.add(future)
         self._wake.set()
@@ -655,9 +656,11 @@ class DaskBackend:
         if losses > MAX_RESUBMITS:
             self._fail(GenesisError(f"dask: chunk {chunk.id} was lost {losses} times ({reason})"))
             return
-        if any(f is None or f.status != "finished" for f in (self._data, self._setup_future)) or reason in (
-            "already forgotten", "lost dependencies"
-        ):
+        # Only the copy this chunk was sent with counts: chunks that lost an older one
+        # (cancelled after a rescatter finished) run again on the new copy without another.
+        stale = flight.data is not self._data
+        lost = any(f is None or f.status != "finished" for f in (self._data, self._setup_future))
+        if lost or (not stale and reason in ("already forgotten", "lost dependencies")):
             await self._rescatter()
         if len(chunk.tasks) == 1 and losses >= FAIL_AFTER_LOSSES:
             died = f"worker died running this trial (its worker and data were lost {losses} times)"
