@@ -219,13 +219,21 @@ class StudyWatch:
         self._heat_at = -1e9
         self._convergence_frozen: tuple[float, ...] = ()
         self._store: Any = None
+        # The watch loop, the study's last read and the console's trial view share one
+        # store: unserialized, two reads would each open one (leaking a connection thread,
+        # which hangs the interpreter at exit) and count the same trials twice.
+        self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
+        self._stopped = False
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name=f"study-watch-{self.name}")
 
     async def stop(self) -> None:
-        """One last read (so the final state is shown), then close."""
+        """One last read (so the final state is shown), then close; once."""
+        if self._stopped:
+            return
+        self._stopped = True
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
@@ -236,10 +244,11 @@ class StudyWatch:
         await self._close()
 
     async def _close(self) -> None:
-        store, self._store = self._store, None
-        if store is not None:
-            with contextlib.suppress(Exception):
-                await store.close()
+        async with self._lock:
+            store, self._store = self._store, None
+            if store is not None:
+                with contextlib.suppress(Exception):
+                    await store.close()
 
     async def _run(self) -> None:
         while True:
@@ -262,6 +271,11 @@ class StudyWatch:
         return self._store
 
     async def poll(self, final: bool = False) -> None:
+        """Read the trials stored since the last poll (``final``: rebuild the heatmap now)."""
+        async with self._lock:
+            await self._poll(final)
+
+    async def _poll(self, final: bool) -> None:
         store = await self._open()
         if store is None:
             return
@@ -322,12 +336,13 @@ class StudyWatch:
 
     async def trial(self, number: int) -> tuple[Any, dict[str, Any]]:
         """The stored record and artifacts of trial ``number``."""
-        store = await self._open()
-        if store is None or self.study_id is None:
-            raise StoreError(f"{self.db}: study {self.name!r} has no stored trials yet")
-        for trial in await store.trials(self.study_id):
-            if trial.number == number:
-                return trial, await store.artifacts(self.study_id, number)
+        async with self._lock:
+            store = await self._open()
+            if store is None or self.study_id is None:
+                raise StoreError(f"{self.db}: study {self.name!r} has no stored trials yet")
+            for trial in await store.trials(self.study_id):
+                if trial.number == number:
+                    return trial, await store.artifacts(self.study_id, number)
         raise InputError(f"study {self.name!r}: no trial #{number} in {self.db}")
 
 
@@ -450,6 +465,8 @@ class Engine:
         if self.bus is not None:
             with contextlib.suppress(Exception):
                 await self.bus.stop(drain=True, timeout=2.0)
+        if self._watch is not None:  # a study that ended before: its store is still open
+            await self._watch.stop()
         logging.getLogger("engine").removeHandler(self._log)
         self._started = False
 
@@ -469,12 +486,14 @@ class Engine:
         if self._study_task is not None and not self._study_task.done():
             await self._stop_study()
         self._study_queue = list(then or [])
-        self._launch(study, path)
+        await self._launch(study, path)
         return f"study {study.name!r} started from {path}"
 
-    def _launch(self, study: Any, path: Path) -> None:
+    async def _launch(self, study: Any, path: Path) -> None:
         from engine.headless.lock import StudyLock
 
+        if self._watch is not None:  # the finished study's watch: its store closes with it
+            await self._watch.stop()
         lock = StudyLock(self.db, study.name).acquire()  # LockHeldError when a cron run holds the study
         self.study = study
         self._study_path = path
@@ -538,7 +557,7 @@ class Engine:
             log.error("next study %s: %s", path, error)
             return
         try:
-            self._launch(study, path)
+            await self._launch(study, path)
         except GenesisError as error:
             log.error("next study %s: %s", path, error)
 
