@@ -95,6 +95,7 @@ class GenesisApp(App[int]):
         self._poll_enabled = poll
         self._remember = remember
         self._poll_timer: Timer | None = None
+        self._poll_chain = 0
         self._quitting = False
         self._requested_theme = theme
         self.theme_problems: tuple[str, ...] = ()
@@ -158,8 +159,16 @@ class GenesisApp(App[int]):
         yield SystemCommand("Genesis help", "Keys and commands", self.action_help)
 
     # ---------------------------------------------------------------- polling
-    def _poll(self) -> None:
-        """Take one snapshot, render it, then re-arm the timer (polls never overlap)."""
+    def _poll(self, chain: int | None = None) -> None:
+        """Take one snapshot, render it, then re-arm the timer (polls never overlap).
+
+        ``chain`` is the poll that armed the timer: a timer that fired while
+        :meth:`refresh_now` stopped it is stale and ignored, or every forced
+        poll would start one more chain of polls.
+        """
+        if chain is not None and chain != self._poll_chain:
+            return
+        self._poll_chain += 1
         self._poll_timer = None
         try:
             telemetry = self.source.telemetry()
@@ -168,7 +177,10 @@ class GenesisApp(App[int]):
         else:
             self.apply_telemetry(telemetry)
         if self._poll_enabled and not self._quitting:
-            self._poll_timer = self.set_timer(1.0 / self.refresh_hz, self._poll, name="telemetry-poll")
+            current = self._poll_chain
+            self._poll_timer = self.set_timer(
+                1.0 / self.refresh_hz, lambda: self._poll(current), name="telemetry-poll"
+            )
 
     def apply_telemetry(self, telemetry: Telemetry) -> None:
         """Render ``telemetry``: the status line and the visible pane."""

@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 from textual.app import ComposeResult
 from textual.containers import Vertical, VerticalScroll
+from textual.widget import Widget
 from textual.widgets import DataTable, Static
 
 from engine.telemetry import Telemetry
@@ -70,6 +71,12 @@ def set_text(widget: Static, content: object, *, layout: bool = False) -> None:
         return
     widget._genesis_text = content  # type: ignore[attr-defined]
     widget.update(content, layout=layout)  # type: ignore[arg-type]
+
+
+def set_title(widget: Widget, title: str) -> None:
+    """Set a border title only if it changed (setting it repaints the whole box)."""
+    if widget.border_title != title:
+        widget.border_title = title
 
 
 def section(title: str, *, id: str | None = None, classes: str = "") -> Vertical:

@@ -8,7 +8,7 @@ from textual.widgets import DataTable
 
 from engine.telemetry import AlertRow, LogLine, Telemetry
 from genesis_tui import format as fmt
-from genesis_tui.panes._base import Pane, fill_table, section
+from genesis_tui.panes._base import Pane, fill_table, section, set_title
 
 SEVERITY_STYLE = {"critical": "bold $error", "warning": "bold $warning", "info": "$primary"}
 LEVEL_STYLE = {"CRITICAL": "bold $error", "ERROR": "$error", "WARNING": "$warning", "INFO": "", "DEBUG": "dim"}
@@ -61,7 +61,7 @@ class AlertsPane(Pane):
         fill_table(self.query_one("#alerts", DataTable), rows)
         box = self.query_one("#alerts-box")
         open_count = sum(1 for a in alerts if a.active)
-        box.border_title = f"Alerts ({open_count} open, {len(alerts) - open_count} cleared)"
+        set_title(box, f"Alerts ({open_count} open, {len(alerts) - open_count} cleared)")
         table = self.query_one("#log", DataTable)
         at_end = table.cursor_row >= table.row_count - 1
         fill_table(

@@ -15,7 +15,7 @@ from textual.widgets import DataTable, Label, ProgressBar, Static
 
 from engine.telemetry import StudyTelemetry, TrialRow
 from genesis_tui import format as fmt
-from genesis_tui.panes._base import Pane, fill_table, section, set_text
+from genesis_tui.panes._base import Pane, fill_table, section, set_text, set_title
 from genesis_tui.widgets import HeatmapView, LineChart
 
 SORT_COLUMNS = ("rank", "value", "trial", "duration")
@@ -121,8 +121,7 @@ class OptimizerPane(Pane):
             ],
             keys=[str(r.number) for r in rows],
         )
-        box = self.query_one("#leaderboard-box")
-        box.border_title = f"Leaderboard (by {self.sort_key}; s to sort, enter to open)"
+        set_title(self.query_one("#leaderboard-box"), f"Leaderboard (by {self.sort_key}; s to sort, enter to open)")
 
     def action_cycle_sort(self) -> None:
         """Sort the leaderboard by the next column."""

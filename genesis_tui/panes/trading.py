@@ -8,7 +8,7 @@ from textual.widgets import DataTable
 
 from engine.telemetry import OrderRow, TradingTelemetry
 from genesis_tui import format as fmt
-from genesis_tui.panes._base import Pane, fill_table, section
+from genesis_tui.panes._base import Pane, fill_table, section, set_title
 from genesis_tui.widgets import LineChart, Stat
 
 ORDER_COLUMNS = ("time", "bar", "id", "symbol", "side", "units", "price", "status")
@@ -69,7 +69,7 @@ class TradingPane(Pane):
             self.query_one("#tr-risk", Stat).set(
                 f"breaker {breaker}", tr.risk_message, state="ok" if breaker == "closed" else "warn"
             )
-        self.query_one("#positions-box").border_title = f"Positions · {tr.strategy} on {tr.symbol}"
+        set_title(self.query_one("#positions-box"), f"Positions · {tr.strategy} on {tr.symbol}")
         fill_table(
             self.query_one("#positions", DataTable),
             [

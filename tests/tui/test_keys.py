@@ -28,3 +28,31 @@ async def test_help_closes_and_keys_work_again() -> None:
         await pilot.press("q")  # q closes the help screen, it does not quit the app
         await pilot.pause()
         assert app.is_running and not isinstance(app.screen, HelpScreen)
+
+
+class CountingSource(FixedSource):
+    def __init__(self) -> None:
+        super().__init__(telemetry_fixture())
+        self.polls = 0
+
+    def telemetry(self):  # type: ignore[no-untyped-def]
+        self.polls += 1
+        return super().telemetry()
+
+
+async def test_a_forced_poll_does_not_start_a_second_poll_chain() -> None:
+    """A timer that had already fired when a command forced a poll is ignored, so the rate stays at refresh_hz."""
+    source = CountingSource()
+    app = GenesisApp(source, refresh_hz=4, remember=False, theme="genesis-dark")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(0.3)
+        for _ in range(3):
+            fired = app._poll_timer
+            assert fired is not None
+            app.refresh_now()  # a command finished: poll at once
+            fired._callback()  # ...while the timer's own tick was already on its way
+        await pilot.pause(0.2)
+        before = source.polls
+        await pilot.pause(2.0)
+        # one chain at 4 Hz gives at most 9 polls in 2 s (a busy machine gives fewer, never more)
+        assert source.polls - before <= 9
