@@ -10,6 +10,7 @@ coroutines, run as workers so the UI keeps answering keys while they wait.
 
 from __future__ import annotations
 
+import gc
 import os
 import time
 from collections.abc import Awaitable, Callable
@@ -43,6 +44,8 @@ from genesis_tui.themes import (
 )
 
 DEFAULT_REFRESH_HZ = 4.0
+#: Seconds after start-up (and after a pane's first render) before the heap is frozen.
+SETTLE_AFTER_S = 1.5
 
 
 class GenesisApp(App[int]):
@@ -96,6 +99,7 @@ class GenesisApp(App[int]):
         self._remember = remember
         self._poll_timer: Timer | None = None
         self._poll_chain = 0
+        self._panes_seen: set[str | None] = set()
         self._quitting = False
         self._requested_theme = theme
         self.theme_problems: tuple[str, ...] = ()
@@ -153,6 +157,22 @@ class GenesisApp(App[int]):
         except GenesisError as error:
             self.notify(str(error), title="Start-up", severity="error", timeout=15)
         self.refresh_now()
+        self.set_timer(SETTLE_AFTER_S, self._settle_heap)
+
+    def _settle_heap(self) -> None:
+        """Move the objects alive now out of the garbage collector's reach.
+
+        A full collection walks every tracked object: with the engine, the
+        widgets and their render caches that is a 100-160 ms pause, long enough
+        to make a key press feel slow. What exists once start-up (or a pane's
+        first render) is over lives as long as the console, so it is frozen;
+        later collections only walk what was made since.
+        """
+        gc.collect(1)
+        gc.freeze()
+
+    def on_unmount(self) -> None:
+        gc.unfreeze()  # the console is gone: its objects are garbage like any other
 
     def get_system_commands(self, screen: Screen) -> object:
         yield from super().get_system_commands(screen)
@@ -207,6 +227,9 @@ class GenesisApp(App[int]):
         pane = self.visible_pane()
         if pane is not None and self.last_telemetry is not None:
             pane.show(self.last_telemetry)
+        if pane is not None and pane.id not in self._panes_seen:
+            self._panes_seen.add(pane.id)
+            self.set_timer(SETTLE_AFTER_S, self._settle_heap)  # its render caches now exist
 
     # --------------------------------------------------------------- commands
     @work(group="engine-command")

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal
-from textual.widgets import DataTable, Label, Sparkline
+from textual.widgets import DataTable, Label
 
 from engine.telemetry import BusTelemetry
 from genesis_tui import format as fmt
 from genesis_tui.panes._base import Pane, fill_table, section, set_text
-from genesis_tui.widgets import Stat
+from genesis_tui.widgets import Spark, Stat
 
 LANE_COLUMNS = ("lane", "rate", "delivered", "dropped", "depth", "high", "p50", "p99")
 
@@ -32,10 +32,10 @@ class BusPane(Pane):
             yield table
         with section("Throughput (events/s)", id="bus-rate-box", classes="spark-box"):
             yield Label("", classes="spark-label", id="bus-rate-label")
-            yield Sparkline([], id="bus-rate-spark")
+            yield Spark(low=0, id="bus-rate-spark")
         with section("p99 latency (ms)", id="bus-p99-box", classes="spark-box"):
             yield Label("", classes="spark-label", id="bus-p99-label")
-            yield Sparkline([], id="bus-p99-spark")
+            yield Spark(low=0, id="bus-p99-spark")
 
     def on_mount(self) -> None:
         table = self.query_one("#lanes", DataTable)
@@ -64,8 +64,8 @@ class BusPane(Pane):
                 for lane in bus.lanes
             ],
         )
-        self.query_one("#bus-rate-spark", Sparkline).data = list(bus.rate_history)
-        self.query_one("#bus-p99-spark", Sparkline).data = list(bus.p99_history)
+        self.query_one("#bus-rate-spark", Spark).data = list(bus.rate_history)
+        self.query_one("#bus-p99-spark", Spark).data = list(bus.p99_history)
         if bus.rate_history:
             set_text(
                 self.query_one("#bus-rate-label", Label),

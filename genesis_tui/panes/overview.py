@@ -7,13 +7,13 @@ from typing import Any
 from textual.app import ComposeResult
 from textual.containers import Grid
 from textual.content import Content
-from textual.widgets import Label, Sparkline, Static
+from textual.widgets import Label, Static
 
 from engine.telemetry import Telemetry
 from genesis_tui import format as fmt
 from genesis_tui.panes._base import Pane, section, set_text
 from genesis_tui.panes.alerts import SEVERITY_STYLE
-from genesis_tui.widgets import Stat
+from genesis_tui.widgets import Spark, Stat
 
 
 class OverviewPane(Pane):
@@ -32,13 +32,13 @@ class OverviewPane(Pane):
             yield Stat("alerts", id="ov-alerts")
         with section("Bus throughput", id="ov-rate-box", classes="spark-box"):
             yield Label("", classes="spark-label", id="ov-rate-label")
-            yield Sparkline([], id="ov-rate-spark")
+            yield Spark(low=0, id="ov-rate-spark")
         with section("CPU", id="ov-cpu-box", classes="spark-box"):
             yield Label("", classes="spark-label", id="ov-cpu-label")
-            yield Sparkline([], id="ov-cpu-spark")
+            yield Spark(low=0, high=100, id="ov-cpu-spark")
         with section("Paper equity", id="ov-equity-box", classes="spark-box"):
             yield Label("", classes="spark-label", id="ov-equity-label")
-            yield Sparkline([], id="ov-equity-spark")
+            yield Spark(id="ov-equity-spark")
         with section("Open alerts", id="ov-alerts-box"):
             yield Static("", id="ov-alert-list")
 
@@ -116,5 +116,5 @@ class OverviewPane(Pane):
         return self.query_one(f"#{name}", Stat)
 
     def _spark(self, name: str, data: tuple[float, ...], label: str) -> None:
-        self.query_one(f"#{name}-spark", Sparkline).data = list(data)
+        self.query_one(f"#{name}-spark", Spark).data = list(data)
         set_text(self.query_one(f"#{name}-label", Label), label)

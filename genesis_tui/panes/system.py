@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
-from textual.widgets import DataTable, Label, Sparkline
+from textual.widgets import DataTable, Label
 
 from engine.telemetry import SystemTelemetry
 from genesis_tui import format as fmt
 from genesis_tui.panes._base import Pane, fill_table, section, set_text
-from genesis_tui.widgets import Stat
+from genesis_tui.widgets import Spark, Stat
 
 
 class SystemPane(Pane):
@@ -28,7 +28,7 @@ class SystemPane(Pane):
             yield Vertical(id="cores")
         with section("Memory used (MB)", id="memory-box", classes="spark-box"):
             yield Label("", classes="spark-label", id="memory-label")
-            yield Sparkline([], id="memory-spark")
+            yield Spark(low=0, id="memory-spark")
         with section("Processes", id="processes-box"):
             table: DataTable[str] = DataTable(id="processes", cursor_type="row", zebra_stripes=True)
             yield table
@@ -49,7 +49,7 @@ class SystemPane(Pane):
         self.query_one("#sys-rss", Stat).set(fmt.mb(sys.process_rss_mb))
         self.query_one("#sys-disk", Stat).set(fmt.mb(sys.disk_free_mb))
         self._update_cores(sys)
-        self.query_one("#memory-spark", Sparkline).data = list(sys.memory_history)
+        self.query_one("#memory-spark", Spark).data = list(sys.memory_history)
         set_text(
             self.query_one("#memory-label", Label),
             f"now {fmt.mb(sys.memory_used_mb)} · {len(sys.memory_history)} samples",
@@ -77,7 +77,7 @@ class CoreRow(Horizontal):
     def __init__(self) -> None:
         super().__init__(classes="core-row")
         self._label = Label("", classes="core-label")
-        self._spark = Sparkline([], classes="core-spark")
+        self._spark = Spark(low=0, high=100, classes="core-spark")
 
     def compose(self) -> ComposeResult:
         yield self._label

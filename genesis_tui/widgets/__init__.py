@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from genesis_tui.widgets._chart import LineChart
 from genesis_tui.widgets._heatmap import HeatmapView
+from genesis_tui.widgets._spark import Spark
 from genesis_tui.widgets._stat import Stat
 
-__all__ = ["HeatmapView", "LineChart", "Stat"]
+__all__ = ["HeatmapView", "LineChart", "Spark", "Stat"]
