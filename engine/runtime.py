@@ -58,6 +58,10 @@ SLOW_PARTS_INTERVAL_S = 0.5  # system and profiler parts are rebuilt at most thi
 CURVE_POINTS = 400
 HEAT_MAX_CELLS = 16
 HEATMAP_INTERVAL_S = 3.0
+#: How much lower the worker processes' CPU priority is than the engine's: with
+#: every core busy running trials, the console in this process still gets the CPU
+#: first, so its keys are answered at once (trials lose nothing when it is idle).
+WORKER_NICE = 10
 
 
 def _first_line(text: str) -> str:
@@ -357,6 +361,7 @@ class Engine:
         workspace: str = "engine",
         backend: str | None = None,
         workers: int | None = None,
+        worker_nice: int = WORKER_NICE,
         profile: bool = True,
         monitor: bool = True,
         sample_interval_s: float = 1.0,
@@ -367,6 +372,7 @@ class Engine:
         self.workspace = workspace
         self.backend = backend
         self.workers = workers
+        self.worker_nice = worker_nice
         self._profile_on = profile
         self._monitor_on = monitor
         self._sample_interval_s = sample_interval_s
@@ -479,15 +485,21 @@ class Engine:
     # -------------------------------------------------------------- studies
     async def start_study(self, path: str | Path, *, then: list[Path] | None = None) -> str:
         """Start (or resume) the study in ``path``; a running study is stopped and checkpointed first."""
-        from engine.optimize.study import Study
 
         path = Path(path).expanduser()
-        study = Study.from_file(path, db=self.db, backend=self.backend, workers=self.workers)
+        study = self._load_study(path)
         if self._study_task is not None and not self._study_task.done():
             await self._stop_study()
         self._study_queue = list(then or [])
         await self._launch(study, path)
         return f"study {study.name!r} started from {path}"
+
+    def _load_study(self, path: Path) -> Any:
+        from engine.optimize.study import Study
+
+        return Study.from_file(
+            path, db=self.db, backend=self.backend, workers=self.workers, worker_nice=self.worker_nice
+        )
 
     async def _launch(self, study: Any, path: Path) -> None:
         from engine.headless.lock import StudyLock
@@ -549,10 +561,9 @@ class Engine:
         return summary
 
     async def _start_next(self, path: Path) -> None:
-        from engine.optimize.study import Study
 
         try:
-            study = Study.from_file(path, db=self.db, backend=self.backend, workers=self.workers)
+            study = self._load_study(path)
         except GenesisError as error:
             log.error("next study %s: %s", path, error)
             return

@@ -182,6 +182,7 @@ class Study:
         backend: str | Backend | None = None,
         workers: int | None = None,
         batch_size: int | None = None,
+        worker_nice: int = 0,
     ) -> None:
         from engine.paths import default_store_path
 
@@ -195,6 +196,7 @@ class Study:
         self.workers = int(workers if workers is not None else _opt(execution, "workers", 0))
         self.trial_timeout_s = float(_opt(execution, "trial_timeout_s", 30.0))
         self.scheduler = str(_opt(execution, "scheduler", "local"))
+        self.worker_nice = worker_nice
         self.max_failures = int(_opt(execution, "max_consecutive_failures", 20))
         self.batch_size = int(batch_size or getattr(spec, "batch_size", None) or 1024)
         self.store_batch = int(_opt(execution, "checkpoint_every", 500))
@@ -307,7 +309,8 @@ class Study:
         with profiler.stage("optimize.backend_setup"):  # (the dask backend imports distributed here)
             if isinstance(backend, str):
                 backend = make_backend(
-                    backend, workers=self.workers, trial_timeout_s=self.trial_timeout_s, scheduler=self.scheduler
+                    backend, workers=self.workers, trial_timeout_s=self.trial_timeout_s, scheduler=self.scheduler,
+                    worker_nice=self.worker_nice,
                 )
             prepare = getattr(backend, "prepare", None)
             if prepare is not None:

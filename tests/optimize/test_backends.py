@@ -29,3 +29,21 @@ class TestSpawnedProcessBackend(BackendConformance):
     @pytest.fixture
     def backend_factory(self) -> Any:
         return lambda: ProcessBackend(workers=2, trial_timeout_s=30.0, context="spawn")
+
+
+async def test_niced_workers_run_below_the_parent_priority() -> None:
+    """``nice`` lowers the workers' CPU priority (the console keeps the CPU for its keys)."""
+    import os
+
+    from engine.data import load
+    from tests.optimize.backend_conformance import SETUP
+
+    backend = ProcessBackend(workers=2, trial_timeout_s=30.0, nice=7)
+    await backend.start(load("synthetic:bars=500,seed=3,timeframe=1m"), SETUP)
+    try:
+        pids = [w.pid for w in backend._workers]
+        parent = os.getpriority(os.PRIO_PROCESS, 0)
+        assert len(pids) == 2 and all(pids)
+        assert [os.getpriority(os.PRIO_PROCESS, pid) for pid in pids] == [min(19, parent + 7)] * 2
+    finally:
+        await backend.close()

@@ -89,8 +89,11 @@ def add_chunk_time(payload: dict[str, Any], seconds: float) -> None:
     payload.setdefault("stages", {}).update(timer.export(include_caches=False)["stages"])
 
 
-def make_backend(name: str, *, workers: int, trial_timeout_s: float, scheduler: str = "local") -> Backend:
-    """The backend called ``name`` (``inline``, ``process`` or ``dask`` on ``scheduler``)."""
+def make_backend(
+    name: str, *, workers: int, trial_timeout_s: float, scheduler: str = "local", worker_nice: int = 0
+) -> Backend:
+    """The backend called ``name`` (``inline``, ``process`` or ``dask`` on ``scheduler``);
+    ``worker_nice`` lowers the CPU priority of local worker processes."""
     from engine.errors import ConfigError
 
     if name == "inline":
@@ -100,7 +103,7 @@ def make_backend(name: str, *, workers: int, trial_timeout_s: float, scheduler: 
     if name == "process":
         from engine.optimize.backends.process import ProcessBackend
 
-        return ProcessBackend(workers=workers, trial_timeout_s=trial_timeout_s)
+        return ProcessBackend(workers=workers, trial_timeout_s=trial_timeout_s, nice=worker_nice)
     if name == "dask":
         from engine.optimize.backends.dask import DaskBackend
 

@@ -265,9 +265,14 @@ class ProcessBackend:
 
     name = "process"
 
-    def __init__(self, *, workers: int = 0, trial_timeout_s: float = 30.0, context: str = "forkserver") -> None:
+    def __init__(
+        self, *, workers: int = 0, trial_timeout_s: float = 30.0, context: str = "forkserver", nice: int = 0
+    ) -> None:
+        """``nice``: how much lower the workers' CPU priority is than this process's (the console
+        uses it so that, with every core busy, its keys still get the CPU first)."""
         self._size = workers if workers > 0 else (os.cpu_count() or 1)
         self.trial_timeout_s = trial_timeout_s
+        self.nice = max(0, nice)
         if context not in multiprocessing.get_all_start_methods():
             context = "spawn"
         self._ctx = multiprocessing.get_context(context)
@@ -332,6 +337,9 @@ class ProcessBackend:
         )
         await asyncio.to_thread(process.start)
         child.close()
+        if self.nice and process.pid:
+            with contextlib.suppress(OSError):  # raising a child's niceness needs no privilege
+                os.setpriority(os.PRIO_PROCESS, process.pid, os.getpriority(os.PRIO_PROCESS, 0) + self.nice)
         worker = _Worker(index, name, process, None, cells, generation=generation)
         worker.channel = _Channel(
             self._loop, parent, lambda message: self._on_message(worker, message), lambda: self._on_death(worker)
