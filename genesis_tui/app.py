@@ -227,6 +227,8 @@ class GenesisApp(App[int]):
         pane = self.visible_pane()
         if pane is not None and self.last_telemetry is not None:
             pane.show(self.last_telemetry)
+        if pane is not None:
+            pane.focus_content()  # so the pane's own keys (s, enter, arrows) work after a pane key
         if pane is not None and pane.id not in self._panes_seen:
             self._panes_seen.add(pane.id)
             self.set_timer(SETTLE_AFTER_S, self._settle_heap)  # its render caches now exist

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import ClassVar
 
 from rich.text import Text
@@ -19,6 +20,9 @@ from genesis_tui.panes._base import Pane, fill_table, section, set_text, set_tit
 from genesis_tui.widgets import HeatmapView, LineChart
 
 SORT_COLUMNS = ("rank", "value", "trial", "duration")
+#: The leaderboard is refilled at most this often while a study runs (re-rendering
+#: its cells is the pane's largest cost); sorting and clicks refill it at once.
+LEADERBOARD_INTERVAL_S = 1.0
 
 
 def sort_rows(rows: tuple[TrialRow, ...], key: str, maximize: bool) -> list[TrialRow]:
@@ -54,6 +58,7 @@ class OptimizerPane(Pane):
         super().__init__(id=id, classes=classes)
         self.sort_key = "rank"
         self._study: StudyTelemetry | None = None
+        self._filled_at = -1e9
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(id="study-progress"):
@@ -99,7 +104,8 @@ class OptimizerPane(Pane):
         if study.message:
             parts.append((f"  {study.message}", "italic"))
         set_text(self.query_one("#study-counts", Label), Content.assemble(*parts))
-        self._fill_leaderboard()
+        if study.state != "running" or time.monotonic() - self._filled_at >= LEADERBOARD_INTERVAL_S:
+            self._fill_leaderboard()
         self.query_one("#convergence", LineChart).set_series(study.convergence)
         self.query_one("#best-equity", LineChart).set_series(study.best_equity)
         self.query_one("#heatmap", HeatmapView).set_heatmap(study.heatmap)
@@ -109,6 +115,7 @@ class OptimizerPane(Pane):
         study = self._study
         if study is None:
             return
+        self._filled_at = time.monotonic()
         table = self.query_one("#leaderboard", DataTable)
         rows = sort_rows(study.leaderboard, self.sort_key, study.direction == "maximize")
         by_value = sort_rows(study.leaderboard, "rank", study.direction == "maximize")

@@ -56,3 +56,33 @@ async def test_a_forced_poll_does_not_start_a_second_poll_chain() -> None:
         await pilot.pause(2.0)
         # one chain at 4 Hz gives at most 9 polls in 2 s (a busy machine gives fewer, never more)
         assert source.polls - before <= 9
+
+
+async def test_a_running_leaderboard_refills_at_most_once_a_second_but_sorting_at_once() -> None:
+    import dataclasses
+
+    from textual.widgets import DataTable
+
+    from engine.telemetry import TrialRow
+    from genesis_tui.panes.optimizer import OptimizerPane
+
+    first = telemetry_fixture()
+    assert first.study is not None and first.study.state == "running"
+    newcomer = TrialRow(number=9999, value=99.0, params=(("fast", 5),), duration_s=0.1)
+    second = dataclasses.replace(
+        first, study=dataclasses.replace(first.study, done=first.study.done + 1, leaderboard=(newcomer, *first.study.leaderboard))
+    )
+    app = GenesisApp(FixedSource(first), poll=False, theme="genesis-dark", remember=False)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.press("2")
+        await pilot.pause()
+        table = app.query_one("#leaderboard", DataTable)
+        keys = lambda: [str(k.value) for k in table.rows]  # noqa: E731
+        assert "9999" not in keys()
+        app.apply_telemetry(second)  # a moment later: the new best waits for the next refill
+        await pilot.pause()
+        assert "9999" not in keys()
+        await pilot.press("s")  # the user asked: at once
+        await pilot.pause()
+        assert app.query_one(OptimizerPane).sort_key == "value", app.focused
+        assert "9999" in keys()
