@@ -67,6 +67,8 @@ class GenesisApp(App[int]):
         Binding("t", "toggle_paper", "Paper"),
         Binding("K", "kill_switch", "Kill", show=False),
         Binding("o", "start_study", "Open study", show=False),
+        Binding("s", "sort_leaderboard", "Optimizer: sort the leaderboard", show=False),
+        Binding("enter", "open_selected_trial", "Optimizer: open the selected trial", show=False),
         *[
             Binding(str(i + 1), f"show_pane('{pane_id}')", label, show=False)
             for i, (pane_id, label, _) in enumerate(PANES)
@@ -227,8 +229,6 @@ class GenesisApp(App[int]):
         pane = self.visible_pane()
         if pane is not None and self.last_telemetry is not None:
             pane.show(self.last_telemetry)
-        if pane is not None:
-            pane.focus_content()  # so the pane's own keys (s, enter, arrows) work after a pane key
         if pane is not None and pane.id not in self._panes_seen:
             self._panes_seen.add(pane.id)
             self.set_timer(SETTLE_AFTER_S, self._settle_heap)  # its render caches now exist
@@ -313,6 +313,18 @@ class GenesisApp(App[int]):
     def action_show_pane(self, pane_id: str) -> None:
         self.query_one("#tabs", TabbedContent).active = f"tab-{pane_id}"
 
+    # The Optimizer's keys work whatever has the focus (moving the focus into the
+    # pane on every switch would restyle and repaint the whole screen a second time).
+    def action_sort_leaderboard(self) -> None:
+        pane = self.visible_pane()
+        if isinstance(pane, OptimizerPane):
+            pane.action_cycle_sort()
+
+    def action_open_selected_trial(self) -> None:
+        pane = self.visible_pane()
+        if isinstance(pane, OptimizerPane):
+            pane.open_selected()
+
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):
             return
@@ -328,8 +340,6 @@ class GenesisApp(App[int]):
             if isinstance(binding, Binding):
                 rows.append(binding)
         rows.append(Binding("1-7", "", "switch pane (Overview … Alerts)"))
-        rows.append(Binding("s", "", "Optimizer: sort the leaderboard"))
-        rows.append(Binding("enter", "", "Optimizer: open the selected trial"))
         rows.append(Binding("ctrl+p", "", "command palette"))
         return [b for b in rows if not b.key[:1].isdigit() or b.key == "1-7"]
 

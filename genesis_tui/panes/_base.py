@@ -60,11 +60,6 @@ class Pane(VerticalScroll):
     def render_part(self, part: Any) -> None:
         raise NotImplementedError
 
-    def focus_content(self) -> None:
-        """Focus the pane's first table (arrows, enter), or the pane itself (scrolling, its keys)."""
-        tables = self.query(DataTable)
-        (tables.first() if tables else self).focus(scroll_visible=False)
-
 
 def set_text(widget: Static, content: object, *, layout: bool = False) -> None:
     """Update ``widget`` only if ``content`` changed; no re-layout unless asked.

@@ -142,6 +142,14 @@ class OptimizerPane(Pane):
             self.sort_key = key
             self._fill_leaderboard()
 
+    def open_selected(self) -> None:
+        """Open the trial under the leaderboard's cursor (the best one until it moves)."""
+        table = self.query_one("#leaderboard", DataTable)
+        if table.row_count:
+            row_key, _ = table.coordinate_to_cell_key((table.cursor_row, 0))
+            if row_key.value is not None:
+                self.post_message(self.TrialChosen(int(row_key.value)))
+
     @on(DataTable.RowSelected, "#leaderboard")
     def _row_chosen(self, event: DataTable.RowSelected) -> None:
         if event.row_key.value is not None:

@@ -86,3 +86,31 @@ async def test_a_running_leaderboard_refills_at_most_once_a_second_but_sorting_a
         await pilot.pause()
         assert app.query_one(OptimizerPane).sort_key == "value", app.focused
         assert "9999" in keys()
+
+
+async def test_sort_and_enter_work_right_after_the_pane_key() -> None:
+    """`2` then `s` sorts and `enter` opens the best trial, with no click on the table first."""
+    from genesis_tui.panes.optimizer import OptimizerPane
+
+    source = FixedSource(telemetry_fixture())
+    app = GenesisApp(source, poll=False, theme="genesis-dark", remember=False)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.press("2")
+        await pilot.pause()
+        await pilot.press("s")
+        await pilot.pause()
+        assert app.query_one(OptimizerPane).sort_key == "value"
+        await pilot.press("s", "s", "s")  # back to rank: the best trial first
+        await pilot.pause()
+        assert app.query_one(OptimizerPane).sort_key == "rank"
+        await pilot.press("enter")
+        await pilot.pause(0.3)
+        study = telemetry_fixture().study
+        assert study is not None
+        assert source.commands == [f"open_trial {study.best_trial}"]
+        await pilot.press("escape")  # close the trial
+        await pilot.pause()
+        await pilot.press("1", "s", "enter")  # on another pane the keys do nothing
+        await pilot.pause()
+        assert app.query_one(TabbedContent).active == "tab-overview"
+        assert source.commands == [f"open_trial {study.best_trial}"]
