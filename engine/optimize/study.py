@@ -598,7 +598,10 @@ class _BatchLoop:
     async def run(self) -> str | None:
         empty_batches = 0
         while not self.study._stop_requested and self.failure is None:
-            done = self.done
+            # The batch a stop interrupted is asked again whole: its stored trials are told, not
+            # run. Asked short (its stored trials counted as done), the rest of them would come
+            # back in the next batch, run again and be dropped by the store: the budget falls short.
+            done = self.done - len(self.stored)
             if done >= self.study.budget or getattr(self.sampler, "exhausted", False):
                 break
             batch_size = getattr(self.sampler, "preferred_batch", None) or self.study.batch_size

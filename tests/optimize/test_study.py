@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -133,6 +134,37 @@ async def test_stop_and_resume_gives_the_uninterrupted_result(
     assert {t.key: t.objective for t in got} == {t.key: t.objective for t in ref_trials}
     assert resumed.best is not None and reference.best is not None
     assert (resumed.best.key, resumed.best.objective) == (reference.best.key, reference.best.objective)
+
+
+@pytest.mark.parametrize("sampler", ["random", "grid"])
+async def test_a_stop_in_the_last_batch_resumes_to_the_full_budget(
+    study_file: Callable[..., Path], tmp_path: Path, sampler: str
+) -> None:
+    """Stopped late in the last batch, the resumed run re-asks that whole batch: its stored trials
+    are recognised, none is run twice (the store would ignore it and the budget fall short)."""
+    # batches of 16, 16 and 8; the last runs as chunks of 4, 2, 1 and 1, three in hand at a time.
+    # Stopped after its first chunk, the chunks in hand finish: 7 of its 8 trials are stored and
+    # the resume has 1 trial left, fewer than the 7 of that batch already stored
+    path = study_file(sampler=sampler, trials=40, batch_size=16, checkpoint_every=1, checkpoint_interval_s=0.01)
+    reference = await Study.from_file(path, db=tmp_path / "ref.db").run()
+    ref_trials, _ = await _stored(tmp_path / "ref.db", "t")
+
+    db = tmp_path / "s.db"
+    study = Study.from_file(path, db=db)
+
+    def stop_late(p: StudyProgress) -> None:
+        if p.done >= 36 and not study._stop_requested:
+            stop = study.stop()  # it never awaits: run it now, before the next chunk is dispatched
+            with contextlib.suppress(StopIteration):
+                stop.send(None)
+
+    first = await study.run(progress_callback=stop_late, progress_interval_s=0)
+    assert first.state == "stopped" and first.trials == 39
+    resumed = await Study.from_file(path, db=db).run()
+    got, record = await _stored(db, "t")
+    assert record.state is StudyState.COMPLETE and resumed.trials == reference.trials
+    assert {t.key: t.number for t in got} == {t.key: t.number for t in ref_trials}
+    assert {t.key: t.objective for t in got} == {t.key: t.objective for t in ref_trials}
 
 
 async def test_a_finished_study_run_again_runs_nothing(study_file: Callable[..., Path], tmp_path: Path) -> None:
