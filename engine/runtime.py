@@ -485,7 +485,6 @@ class Engine:
     # -------------------------------------------------------------- studies
     async def start_study(self, path: str | Path, *, then: list[Path] | None = None) -> str:
         """Start (or resume) the study in ``path``; a running study is stopped and checkpointed first."""
-
         path = Path(path).expanduser()
         study = self._load_study(path)
         if self._study_task is not None and not self._study_task.done():
@@ -561,7 +560,6 @@ class Engine:
         return summary
 
     async def _start_next(self, path: Path) -> None:
-
         try:
             study = self._load_study(path)
         except GenesisError as error:

@@ -64,8 +64,8 @@ class BusPane(Pane):
                 for lane in bus.lanes
             ],
         )
-        self.query_one("#bus-rate-spark", Spark).data = list(bus.rate_history)
-        self.query_one("#bus-p99-spark", Spark).data = list(bus.p99_history)
+        self.query_one("#bus-rate-spark", Spark).data = bus.rate_history
+        self.query_one("#bus-p99-spark", Spark).data = bus.p99_history
         if bus.rate_history:
             set_text(
                 self.query_one("#bus-rate-label", Label),

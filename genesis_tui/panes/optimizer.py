@@ -147,13 +147,15 @@ class OptimizerPane(Pane):
         table = self.query_one("#leaderboard", DataTable)
         if table.row_count:
             row_key, _ = table.coordinate_to_cell_key((table.cursor_row, 0))
-            if row_key.value is not None:
-                self.post_message(self.TrialChosen(int(row_key.value)))
+            self._choose(row_key.value)
 
     @on(DataTable.RowSelected, "#leaderboard")
     def _row_chosen(self, event: DataTable.RowSelected) -> None:
-        if event.row_key.value is not None:
-            self.post_message(self.TrialChosen(int(event.row_key.value)))
+        self._choose(event.row_key.value)
+
+    def _choose(self, row_key: str | None) -> None:
+        if row_key is not None:  # the row key is the trial number
+            self.post_message(self.TrialChosen(int(row_key)))
 
 
 def state_style(state: str) -> str:

@@ -116,5 +116,5 @@ class OverviewPane(Pane):
         return self.query_one(f"#{name}", Stat)
 
     def _spark(self, name: str, data: tuple[float, ...], label: str) -> None:
-        self.query_one(f"#{name}-spark", Spark).data = list(data)
+        self.query_one(f"#{name}-spark", Spark).data = data
         set_text(self.query_one(f"#{name}-label", Label), label)

@@ -49,7 +49,7 @@ class SystemPane(Pane):
         self.query_one("#sys-rss", Stat).set(fmt.mb(sys.process_rss_mb))
         self.query_one("#sys-disk", Stat).set(fmt.mb(sys.disk_free_mb))
         self._update_cores(sys)
-        self.query_one("#memory-spark", Spark).data = list(sys.memory_history)
+        self.query_one("#memory-spark", Spark).data = sys.memory_history
         set_text(
             self.query_one("#memory-label", Label),
             f"now {fmt.mb(sys.memory_used_mb)} · {len(sys.memory_history)} samples",
@@ -85,4 +85,4 @@ class CoreRow(Horizontal):
 
     def show(self, index: int, percent: float, history: tuple[float, ...]) -> None:
         set_text(self._label, f"cpu{index:<2} {percent:3.0f}%")
-        self._spark.data = list(history)
+        self._spark.data = history
