@@ -311,6 +311,10 @@ class GenesisApp(App[int]):
         self.notify(f"theme {name}", timeout=2)
 
     def action_show_pane(self, pane_id: str) -> None:
+        # Fill the pane before it is shown, so the switch and its fresh figures
+        # are one frame (filled on TabActivated, they were a second frame).
+        if self.last_telemetry is not None:
+            self.query_one(f"#pane-{pane_id}", Pane).show(self.last_telemetry)
         self.query_one("#tabs", TabbedContent).active = f"tab-{pane_id}"
 
     # The Optimizer's keys work whatever has the focus (moving the focus into the

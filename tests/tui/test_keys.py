@@ -122,3 +122,52 @@ async def test_sort_and_enter_work_right_after_the_pane_key() -> None:
         await pilot.pause()
         assert app.query_one(TabbedContent).active == "tab-overview"
         assert source.commands == [f"open_trial {study.best_trial}"]
+
+
+class FrameCountingApp(GenesisApp):
+    """The console, counting the frames it hands to the terminal."""
+
+    frames_painted = 0
+
+    def _display(self, screen, renderable) -> None:  # type: ignore[no-untyped-def]
+        if renderable is not None:
+            self.frames_painted += 1
+        super()._display(screen, renderable)
+
+
+@pytest.mark.parametrize("pane_key", ["2", "3", "4", "6"])
+async def test_a_pane_switch_with_fresh_figures_is_one_frame(pane_key: str) -> None:
+    """The switch and the figures that changed while the pane was hidden arrive together.
+
+    Filled after the switch (on TabActivated), or with Textual's tab underline
+    moved after the first frame, every switch painted twice.
+    """
+    import dataclasses
+
+    from textual.widgets import Label
+
+    first = telemetry_fixture()
+    assert first.study is not None
+    assert first.bus is not None and first.trading is not None and first.system is not None
+    second = dataclasses.replace(  # every pane's part changes
+        first,
+        study=dataclasses.replace(first.study, done=first.study.done + 777),
+        bus=dataclasses.replace(first.bus, rate=first.bus.rate * 2),
+        trading=dataclasses.replace(first.trading, equity=first.trading.equity + 1),
+        system=dataclasses.replace(first.system, cpu_percent=first.system.cpu_percent / 2),
+    )
+    app = FrameCountingApp(FixedSource(first), poll=False, theme="genesis-dark", remember=False)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.press(pane_key)  # the pane's first view
+        await pilot.pause()
+        await pilot.press("1")
+        await pilot.pause()
+        app.apply_telemetry(second)  # figures change while the pane is hidden
+        await pilot.pause(0.2)
+        painted = app.frames_painted
+        await pilot.press(pane_key)
+        await pilot.pause(0.2)
+        assert app.frames_painted - painted == 1
+        if pane_key == "2":
+            figures = str(app.query_one("#study-figures", Label).render())
+            assert f"{second.study.done:,}/" in figures
