@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 from textual.app import ComposeResult
 from textual.containers import Vertical, VerticalScroll
 from textual.widget import Widget
-from textual.widgets import DataTable, Static
+from textual.widgets import Static
 
 from engine.telemetry import Telemetry
 
@@ -84,24 +84,3 @@ def section(title: str, *, id: str | None = None, classes: str = "") -> Vertical
     box = Vertical(id=id, classes=f"section {classes}".strip())
     box.border_title = title
     return box
-
-
-def fill_table(table: DataTable, rows: list[tuple[Any, ...]], keys: list[str] | None = None) -> None:
-    """Replace a table's rows, keeping the cursor on the same row index.
-
-    Unchanged contents are left alone: refilling a DataTable throws away its
-    rendered-row cache, and re-rendering every cell is the console's main cost.
-    """
-    signature = (rows, keys)
-    if getattr(table, "_genesis_rows", None) == signature:
-        return
-    table._genesis_rows = signature  # type: ignore[attr-defined]
-    cursor = table.cursor_row
-    table.clear()
-    if keys is None:
-        table.add_rows(rows)
-    else:
-        for key, row in zip(keys, rows, strict=True):
-            table.add_row(*row, key=key)
-    if rows and cursor is not None:
-        table.move_cursor(row=min(cursor, len(rows) - 1), animate=False, scroll=False)

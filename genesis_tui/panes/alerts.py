@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.content import Content
-from textual.widgets import DataTable
 
 from engine.telemetry import AlertRow, LogLine, Telemetry
 from genesis_tui import format as fmt
-from genesis_tui.panes._base import Pane, fill_table, section, set_title
+from genesis_tui.panes._base import Pane, section, set_title
+from genesis_tui.widgets import RowTable
 
 SEVERITY_STYLE = {"critical": "bold $error", "warning": "bold $warning", "info": "$primary"}
 LEVEL_STYLE = {"CRITICAL": "bold $error", "ERROR": "$error", "WARNING": "$warning", "INFO": "", "DEBUG": "dim"}
@@ -28,20 +28,9 @@ class AlertsPane(Pane):
 
     def compose_body(self) -> ComposeResult:
         with section("Alerts", id="alerts-box"):
-            alerts: DataTable[str | Content] = DataTable(id="alerts", cursor_type="row", zebra_stripes=True)
-            yield alerts
-        with section("Log", id="log-box"):
-            log: DataTable[str | Content] = DataTable(id="log", cursor_type="row", zebra_stripes=True)
-            yield log
-
-    def on_mount(self) -> None:
-        alerts = self.query_one("#alerts", DataTable)
-        alerts.add_column("severity", width=9)
-        alerts.add_columns("rule", "raised", "cleared", "message")
-        log = self.query_one("#log", DataTable)
-        log.add_column("time", width=8)
-        log.add_column("level", width=8)
-        log.add_columns("source", "message")
+            yield RowTable("severity", "rule", "raised", "cleared", "message", id="alerts")
+        with section("Log (newest first)", id="log-box"):
+            yield RowTable("time", "level", "source", "message", id="log")
 
     def select(self, telemetry: Telemetry) -> tuple[tuple[AlertRow, ...], tuple[LogLine, ...]]:
         return (telemetry.alerts, telemetry.log)
@@ -58,18 +47,13 @@ class AlertsPane(Pane):
             )
             for a in ordered_alerts(alerts)
         ]
-        fill_table(self.query_one("#alerts", DataTable), rows)
+        self.query_one("#alerts", RowTable).set_rows(rows)
         box = self.query_one("#alerts-box")
         open_count = sum(1 for a in alerts if a.active)
         set_title(box, f"Alerts ({open_count} open, {len(alerts) - open_count} cleared)")
-        table = self.query_one("#log", DataTable)
-        at_end = table.cursor_row >= table.row_count - 1
-        fill_table(
-            table,
+        self.query_one("#log", RowTable).set_rows(
             [
                 (fmt.clock(line.ts), Content.styled(line.level, LEVEL_STYLE.get(line.level, "")), line.source, line.message)
-                for line in log
+                for line in reversed(log)
             ],
         )
-        if at_end and log:
-            table.move_cursor(row=len(log) - 1, animate=False)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal
-from textual.widgets import DataTable, Label
+from textual.widgets import Label
 
 from engine.telemetry import BusTelemetry
 from genesis_tui import format as fmt
-from genesis_tui.panes._base import Pane, fill_table, section, set_text
-from genesis_tui.widgets import Spark, Stat
+from genesis_tui.panes._base import Pane, section, set_text
+from genesis_tui.widgets import RowTable, Spark, Stat
 
 LANE_COLUMNS = ("lane", "rate", "delivered", "dropped", "depth", "high", "p50", "p99")
 
@@ -28,8 +28,7 @@ class BusPane(Pane):
             yield Stat("dropped", id="bus-dropped")
             yield Stat("dead letters", id="bus-dead")
         with section("Lanes", id="lanes-box"):
-            table: DataTable[str] = DataTable(id="lanes", cursor_type="row", zebra_stripes=True)
-            yield table
+            yield RowTable(*LANE_COLUMNS, right=LANE_COLUMNS[1:], id="lanes")
         with section("Throughput (events/s)", id="bus-rate-box", classes="spark-box"):
             yield Label("", classes="spark-label", id="bus-rate-label")
             yield Spark(low=0, id="bus-rate-spark")
@@ -37,19 +36,13 @@ class BusPane(Pane):
             yield Label("", classes="spark-label", id="bus-p99-label")
             yield Spark(low=0, id="bus-p99-spark")
 
-    def on_mount(self) -> None:
-        table = self.query_one("#lanes", DataTable)
-        for name in LANE_COLUMNS:
-            table.add_column(name, key=name)
-
     def render_part(self, bus: BusTelemetry) -> None:
         self.query_one("#bus-rate", Stat).set(fmt.rate(bus.rate, " ev/s"))
         self.query_one("#bus-p99", Stat).set(fmt.ms(bus.p99_ms), state="warn" if bus.p99_ms > 100 else "ok")
         self.query_one("#bus-delivered", Stat).set(fmt.count(bus.delivered))
         self.query_one("#bus-dropped", Stat).set(fmt.count(bus.dropped), state="warn" if bus.dropped else "")
         self.query_one("#bus-dead", Stat).set(fmt.count(bus.dead_letters), state="bad" if bus.dead_letters else "")
-        fill_table(
-            self.query_one("#lanes", DataTable),
+        self.query_one("#lanes", RowTable).set_rows(
             [
                 (
                     lane.name,

@@ -12,12 +12,12 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.content import Content
 from textual.message import Message
-from textual.widgets import DataTable, Label, ProgressBar, Static
+from textual.widgets import Label, ProgressBar, Static
 
 from engine.telemetry import StudyTelemetry, TrialRow
 from genesis_tui import format as fmt
-from genesis_tui.panes._base import Pane, fill_table, section, set_text, set_title
-from genesis_tui.widgets import HeatmapView, LineChart
+from genesis_tui.panes._base import Pane, section, set_text, set_title
+from genesis_tui.widgets import HeatmapView, LineChart, RowTable
 
 SORT_COLUMNS = ("rank", "value", "trial", "duration")
 #: The leaderboard is refilled at most this often while a study runs (re-rendering
@@ -66,8 +66,7 @@ class OptimizerPane(Pane):
             yield Label("", id="study-figures")
         yield Label("", id="study-counts")
         with section("Leaderboard", id="leaderboard-box"):
-            table: DataTable[str] = DataTable(id="leaderboard", cursor_type="row", zebra_stripes=True)
-            yield table
+            yield RowTable("#", "trial", "value", "params", "time", right=("#", "trial", "value", "time"), cursor=True, id="leaderboard")
         with section("Best so far", id="convergence-box"):
             yield LineChart(colors=("chart-1",), empty="convergence: waiting for trials", id="convergence")
         with section("Best trial equity", id="best-equity-box"):
@@ -76,11 +75,6 @@ class OptimizerPane(Pane):
             yield HeatmapView(id="heatmap")
         with section("Validation", id="validation-box"):
             yield Static("", id="validation")
-
-    def on_mount(self) -> None:
-        table = self.query_one("#leaderboard", DataTable)
-        for name in ("#", "trial", "value", "params", "time"):
-            table.add_column(name, key=name)
 
     def render_part(self, study: StudyTelemetry) -> None:
         self._study = study
@@ -116,12 +110,11 @@ class OptimizerPane(Pane):
         if study is None:
             return
         self._filled_at = time.monotonic()
-        table = self.query_one("#leaderboard", DataTable)
+        table = self.query_one("#leaderboard", RowTable)
         rows = sort_rows(study.leaderboard, self.sort_key, study.direction == "maximize")
         by_value = sort_rows(study.leaderboard, "rank", study.direction == "maximize")
         rank = {row.number: i + 1 for i, row in enumerate(by_value)}
-        fill_table(
-            table,
+        table.set_rows(
             [
                 (str(rank[r.number]), str(r.number), fmt.num(r.value, 4), fmt.params(r.params), fmt.seconds(r.duration_s))
                 for r in rows
@@ -135,23 +128,20 @@ class OptimizerPane(Pane):
         self.sort_key = SORT_COLUMNS[(SORT_COLUMNS.index(self.sort_key) + 1) % len(SORT_COLUMNS)]
         self._fill_leaderboard()
 
-    @on(DataTable.HeaderSelected, "#leaderboard")
-    def _header_clicked(self, event: DataTable.HeaderSelected) -> None:
-        key = {"#": "rank", "trial": "trial", "value": "value", "time": "duration"}.get(str(event.column_key.value))
+    @on(RowTable.HeaderSelected, "#leaderboard")
+    def _header_clicked(self, event: RowTable.HeaderSelected) -> None:
+        key = {"#": "rank", "trial": "trial", "value": "value", "time": "duration"}.get(event.column)
         if key:
             self.sort_key = key
             self._fill_leaderboard()
 
     def open_selected(self) -> None:
         """Open the trial under the leaderboard's cursor (the best one until it moves)."""
-        table = self.query_one("#leaderboard", DataTable)
-        if table.row_count:
-            row_key, _ = table.coordinate_to_cell_key((table.cursor_row, 0))
-            self._choose(row_key.value)
+        self._choose(self.query_one("#leaderboard", RowTable).cursor_key)
 
-    @on(DataTable.RowSelected, "#leaderboard")
-    def _row_chosen(self, event: DataTable.RowSelected) -> None:
-        self._choose(event.row_key.value)
+    @on(RowTable.RowSelected, "#leaderboard")
+    def _row_chosen(self, event: RowTable.RowSelected) -> None:
+        self._choose(event.key)
 
     def _choose(self, row_key: str | None) -> None:
         if row_key is not None:  # the row key is the trial number

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from textual.app import ComposeResult
-from textual.widgets import DataTable, Label
+from textual.widgets import Label
 
 from engine.telemetry import ProfilerTelemetry
 from genesis_tui import format as fmt
-from genesis_tui.panes._base import Pane, fill_table, section, set_text
+from genesis_tui.panes._base import Pane, section, set_text
+from genesis_tui.widgets import RowTable
 
 
 class ProfilerPane(Pane):
@@ -19,23 +20,19 @@ class ProfilerPane(Pane):
     def compose_body(self) -> ComposeResult:
         yield Label("", id="capture-status")
         with section("Stages", id="stages-box"):
-            stages: DataTable[str] = DataTable(id="stages", cursor_type="row", zebra_stripes=True)
-            yield stages
+            yield RowTable(
+                "stage", "count", "total", "mean", "p50", "p99", "max",
+                right=("count", "total", "mean", "p50", "p99", "max"), id="stages",
+            )
         with section("Top functions (last capture)", id="functions-box"):
-            functions: DataTable[str] = DataTable(id="functions", cursor_type="row", zebra_stripes=True)
-            yield functions
+            yield RowTable("function", "calls", "own", "cumulative", right=("calls", "own", "cumulative"), id="functions")
         with section("Allocation sites (last capture)", id="allocations-box"):
-            allocations: DataTable[str] = DataTable(id="allocations", cursor_type="row", zebra_stripes=True)
-            yield allocations
+            yield RowTable("site", "size", "blocks", right=("size", "blocks"), id="allocations")
         with section("Caches", id="caches-box"):
-            caches: DataTable[str] = DataTable(id="caches", cursor_type="row", zebra_stripes=True)
-            yield caches
-
-    def on_mount(self) -> None:
-        self.query_one("#stages", DataTable).add_columns("stage", "count", "total", "mean", "p50", "p99", "max")
-        self.query_one("#functions", DataTable).add_columns("function", "calls", "own", "cumulative")
-        self.query_one("#allocations", DataTable).add_columns("site", "size", "blocks")
-        self.query_one("#caches", DataTable).add_columns("cache", "hit ratio", "hits", "misses", "evictions", "entries", "size")
+            yield RowTable(
+                "cache", "hit ratio", "hits", "misses", "evictions", "entries", "size",
+                right=("hit ratio", "hits", "misses", "evictions", "entries", "size"), id="caches",
+            )
 
     def render_part(self, prof: ProfilerTelemetry) -> None:
         if prof.capturing:
@@ -46,24 +43,20 @@ class ProfilerPane(Pane):
             status = "no capture yet · press c to take one"
         timers = "stage timers on" if prof.enabled else "stage timers off"
         set_text(self.query_one("#capture-status", Label), f"{timers} · {status}")
-        fill_table(
-            self.query_one("#stages", DataTable),
+        self.query_one("#stages", RowTable).set_rows(
             [
                 (s.name, fmt.count(s.count), fmt.seconds(s.total_s), fmt.ms(s.mean_s * 1e3),
                  fmt.ms(s.p50_s * 1e3), fmt.ms(s.p99_s * 1e3), fmt.ms(s.max_s * 1e3))
                 for s in sorted(prof.stages, key=lambda s: -s.total_s)
             ],
         )
-        fill_table(
-            self.query_one("#functions", DataTable),
+        self.query_one("#functions", RowTable).set_rows(
             [(f.function, fmt.count(f.calls), fmt.seconds(f.total_s), fmt.seconds(f.cumulative_s)) for f in prof.functions],
         )
-        fill_table(
-            self.query_one("#allocations", DataTable),
+        self.query_one("#allocations", RowTable).set_rows(
             [(a.site, fmt.size(a.size), fmt.count(a.count)) for a in prof.allocations],
         )
-        fill_table(
-            self.query_one("#caches", DataTable),
+        self.query_one("#caches", RowTable).set_rows(
             [
                 (c.name, fmt.pct(c.hit_ratio), fmt.count(c.hits), fmt.count(c.misses), fmt.count(c.evictions),
                  fmt.count(c.entries), fmt.size(c.bytes))

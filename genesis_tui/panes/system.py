@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
-from textual.widgets import DataTable, Label
+from textual.widgets import Label
 
 from engine.telemetry import SystemTelemetry
 from genesis_tui import format as fmt
-from genesis_tui.panes._base import Pane, fill_table, section, set_text
-from genesis_tui.widgets import Spark, Stat
+from genesis_tui.panes._base import Pane, section, set_text
+from genesis_tui.widgets import RowTable, Spark, Stat
 
 
 class SystemPane(Pane):
@@ -30,11 +30,7 @@ class SystemPane(Pane):
             yield Label("", classes="spark-label", id="memory-label")
             yield Spark(low=0, id="memory-spark")
         with section("Processes", id="processes-box"):
-            table: DataTable[str] = DataTable(id="processes", cursor_type="row", zebra_stripes=True)
-            yield table
-
-    def on_mount(self) -> None:
-        self.query_one("#processes", DataTable).add_columns("pid", "role", "status", "cpu %", "rss")
+            yield RowTable("pid", "role", "status", "cpu %", "rss", right=("pid", "cpu %", "rss"), id="processes")
 
     def render_part(self, sys: SystemTelemetry) -> None:
         load = "" if sys.load_average is None else "load " + " ".join(f"{x:.2f}" for x in sys.load_average)
@@ -54,8 +50,7 @@ class SystemPane(Pane):
             self.query_one("#memory-label", Label),
             f"now {fmt.mb(sys.memory_used_mb)} · {len(sys.memory_history)} samples",
         )
-        fill_table(
-            self.query_one("#processes", DataTable),
+        self.query_one("#processes", RowTable).set_rows(
             [(str(p.pid), p.role, p.status, f"{p.cpu_percent:.0f}", fmt.mb(p.rss_mb)) for p in sys.processes],
         )
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal
-from textual.widgets import DataTable
 
 from engine.telemetry import OrderRow, TradingTelemetry
 from genesis_tui import format as fmt
-from genesis_tui.panes._base import Pane, fill_table, section, set_title
-from genesis_tui.widgets import LineChart, Stat
+from genesis_tui.panes._base import Pane, section, set_title
+from genesis_tui.widgets import LineChart, RowTable, Stat
 
 ORDER_COLUMNS = ("time", "bar", "id", "symbol", "side", "units", "price", "status")
+ORDER_FIGURES = ("bar", "id", "units", "price")
 
 
 def _order_rows(orders: tuple[OrderRow, ...]) -> list[tuple[str, ...]]:
@@ -37,21 +37,16 @@ class TradingPane(Pane):
             yield Stat("drawdown", id="tr-dd")
             yield Stat("risk", id="tr-risk")
         with section("Positions", id="positions-box"):
-            positions: DataTable[str] = DataTable(id="positions", cursor_type="row")
-            yield positions
+            yield RowTable(
+                "symbol", "units", "avg price", "mark", "unrealized",
+                right=("units", "avg price", "mark", "unrealized"), zebra=False, id="positions",
+            )
         with section("Equity", id="paper-equity-box"):
             yield LineChart(colors=("chart-1",), empty="equity: waiting for bars", id="paper-equity")
         with section("Orders", id="orders-box"):
-            orders: DataTable[str] = DataTable(id="orders", cursor_type="row", zebra_stripes=True)
-            yield orders
+            yield RowTable(*ORDER_COLUMNS, right=ORDER_FIGURES, id="orders")
         with section("Fills", id="fills-box"):
-            fills: DataTable[str] = DataTable(id="fills", cursor_type="row", zebra_stripes=True)
-            yield fills
-
-    def on_mount(self) -> None:
-        self.query_one("#positions", DataTable).add_columns("symbol", "units", "avg price", "mark", "unrealized")
-        self.query_one("#orders", DataTable).add_columns(*ORDER_COLUMNS)
-        self.query_one("#fills", DataTable).add_columns(*ORDER_COLUMNS)
+            yield RowTable(*ORDER_COLUMNS, right=ORDER_FIGURES, id="fills")
 
     def render_part(self, tr: TradingTelemetry) -> None:
         loop = "running" if tr.running else "paused"
@@ -70,13 +65,12 @@ class TradingPane(Pane):
                 f"breaker {breaker}", tr.risk_message, state="ok" if breaker == "closed" else "warn"
             )
         set_title(self.query_one("#positions-box"), f"Positions · {tr.strategy} on {tr.symbol}")
-        fill_table(
-            self.query_one("#positions", DataTable),
+        self.query_one("#positions", RowTable).set_rows(
             [
                 (p.symbol, fmt.num(p.units, 4), fmt.num(p.avg_price), fmt.num(p.mark), fmt.signed(p.unrealized_pnl))
                 for p in tr.positions
             ],
         )
         self.query_one("#paper-equity", LineChart).set_series(tr.equity_curve)
-        fill_table(self.query_one("#orders", DataTable), _order_rows(tr.orders))
-        fill_table(self.query_one("#fills", DataTable), _order_rows(tr.fills))
+        self.query_one("#orders", RowTable).set_rows(_order_rows(tr.orders))
+        self.query_one("#fills", RowTable).set_rows(_order_rows(tr.fills))

@@ -8,11 +8,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import DataTable, Label
+from textual.widgets import Label
 
 from engine.telemetry import TrialDetail
 from genesis_tui import format as fmt
-from genesis_tui.widgets import LineChart
+from genesis_tui.widgets import LineChart, RowTable
+
+TRADE_COLUMNS = ("entry bar", "exit bar", "side", "entry px", "exit px", "units", "P&L", "return")
 
 
 class TrialScreen(ModalScreen[None]):
@@ -31,22 +33,18 @@ class TrialScreen(ModalScreen[None]):
             body.border_subtitle = "escape to close"
             yield Label(f"{d.state} · {fmt.params(d.params)}" + (f" · {d.note}" if d.note else ""), id="trial-summary")
             with Horizontal(id="trial-top"):
-                metrics: DataTable[str] = DataTable(id="trial-metrics", cursor_type="row", zebra_stripes=True)
-                yield metrics
+                yield RowTable("name", "value", right=("value",), id="trial-metrics")
                 yield LineChart("equity", colors=("chart-1",), empty="no equity curve stored", id="trial-equity")
-            trades: DataTable[str] = DataTable(id="trial-trades", cursor_type="row", zebra_stripes=True)
-            yield trades
+            yield RowTable(*TRADE_COLUMNS, right=TRADE_COLUMNS[:2] + TRADE_COLUMNS[3:], id="trial-trades")
 
     def on_mount(self) -> None:
         d = self.detail
-        metrics = self.query_one("#trial-metrics", DataTable)
-        metrics.add_columns("name", "value")
-        metrics.add_rows([(k, fmt.param(v)) for k, v in d.params])
-        metrics.add_rows([(k, fmt.num(v, 4)) for k, v in d.metrics])
+        self.query_one("#trial-metrics", RowTable).set_rows(
+            [(k, fmt.param(v)) for k, v in d.params] + [(k, fmt.num(v, 4)) for k, v in d.metrics]
+        )
         self.query_one("#trial-equity", LineChart).set_series(d.equity)
-        trades = self.query_one("#trial-trades", DataTable)
-        trades.add_columns("entry bar", "exit bar", "side", "entry px", "exit px", "units", "P&L", "return")
-        trades.add_rows(
+        trades = self.query_one("#trial-trades", RowTable)
+        trades.set_rows(
             [
                 (fmt.count(t.entry), fmt.count(t.exit), t.side, fmt.num(t.entry_price), fmt.num(t.exit_price),
                  fmt.num(t.units, 4), fmt.signed(t.pnl), fmt.pct(t.ret, 2))

@@ -6,5 +6,6 @@ from genesis_tui.widgets._chart import LineChart
 from genesis_tui.widgets._heatmap import HeatmapView
 from genesis_tui.widgets._spark import Spark
 from genesis_tui.widgets._stat import Stat
+from genesis_tui.widgets._table import RowTable
 
-__all__ = ["HeatmapView", "LineChart", "Spark", "Stat"]
+__all__ = ["HeatmapView", "LineChart", "RowTable", "Spark", "Stat"]

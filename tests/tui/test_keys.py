@@ -69,10 +69,9 @@ async def test_a_running_leaderboard_refills_at_most_once_a_second_but_sorting_a
     # a long interval, so a slow machine cannot let it run out between the two snapshots
     monkeypatch.setattr(optimizer, "LEADERBOARD_INTERVAL_S", 60.0)
 
-    from textual.widgets import DataTable
-
     from engine.telemetry import TrialRow
     from genesis_tui.panes.optimizer import OptimizerPane
+    from genesis_tui.widgets import RowTable
 
     first = telemetry_fixture()
     assert first.study is not None and first.study.state == "running"
@@ -84,8 +83,8 @@ async def test_a_running_leaderboard_refills_at_most_once_a_second_but_sorting_a
     async with app.run_test(size=(160, 48)) as pilot:
         await pilot.press("2")
         await pilot.pause()
-        table = app.query_one("#leaderboard", DataTable)
-        keys = lambda: [str(k.value) for k in table.rows]  # noqa: E731
+        table = app.query_one("#leaderboard", RowTable)
+        keys = lambda: list(table.keys or ())  # noqa: E731
         assert "9999" not in keys()
         app.apply_telemetry(second)  # a moment later: the new best waits for the next refill
         await pilot.pause()

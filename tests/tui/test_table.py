@@ -1,0 +1,163 @@
+"""RowTable: its row layout against a slow reference, and the widget's keys, clicks and scrolling."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+from textual.app import App, ComposeResult
+from textual.color import Color
+from textual.content import Content
+
+from genesis_tui.widgets import RowTable
+from genesis_tui.widgets._table import GAP, column_widths, layout_row, row_width
+
+CELL = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=12)
+
+
+def reference_line(cells: list[str], widths: list[int], right: set[int]) -> str:
+    """One space, the cells padded (or cut with an ellipsis) to their widths, GAP apart, one space."""
+    out = []
+    for i, width in enumerate(widths):
+        text = cells[i] if i < len(cells) else ""
+        if len(text) > width:
+            text = text[: width - 1] + "…"
+        out.append(text.rjust(width) if i in right else text.ljust(width))
+    return " " + (" " * GAP).join(out) + " "
+
+
+@given(
+    st.lists(st.lists(CELL, min_size=1, max_size=5), min_size=1, max_size=8),
+    st.lists(st.integers(1, 10), min_size=1, max_size=5),
+    st.sets(st.integers(0, 4)),
+)
+def test_a_row_is_laid_out_as_the_reference_lays_it_out(
+    rows: list[list[str]], widths: list[int], right: set[int]
+) -> None:
+    for cells in rows:
+        line = layout_row(cells, widths, right)
+        assert line.plain == reference_line(cells, widths, right)
+        assert line.cell_length == row_width(widths)
+
+
+@given(st.lists(st.lists(CELL, min_size=3, max_size=3), max_size=8), st.lists(st.integers(0, 20), max_size=3))
+def test_column_widths_fit_every_cell_and_never_shrink_below_the_floor(rows: list[list[str]], floor: list[int]) -> None:
+    header = ["a", "bb", "ccc"]
+    widths = column_widths(header, rows, floor)
+    for i in range(3):
+        expected = max([len(header[i])] + [len(r[i]) for r in rows] + ([floor[i]] if i < len(floor) else []))
+        assert widths[i] == expected
+
+
+class TableApp(App[None]):
+    def __init__(self, table: RowTable) -> None:
+        super().__init__()
+        self.table = table
+        self.messages: list[object] = []
+
+    def compose(self) -> ComposeResult:
+        yield self.table
+
+    def on_row_table_row_selected(self, event: RowTable.RowSelected) -> None:
+        self.messages.append(("row", event.index, event.key))
+
+    def on_row_table_header_selected(self, event: RowTable.HeaderSelected) -> None:
+        self.messages.append(("header", event.column))
+
+
+def lines(table: RowTable) -> list[str]:
+    return [table.render_line(y).text.rstrip() for y in range(table.size.height)]
+
+
+ROWS = [(f"row{i}", f"{i * 1.5:.1f}") for i in range(30)]
+KEYS = [f"k{i}" for i in range(30)]
+
+
+async def test_the_header_stays_put_while_rows_scroll_under_it() -> None:
+    table = RowTable("name", "value", right=("value",))
+    table.styles.max_height = 6
+    app = TableApp(table)
+    async with app.run_test(size=(40, 10)) as pilot:
+        table.set_rows(ROWS)
+        await pilot.pause()
+        assert lines(table)[:3] == [" name   value", " row0     0.0", " row1     1.5"]
+        table.focus()
+        await pilot.press("down", "down", "down")  # no cursor: the keys scroll
+        await pilot.pause()
+        assert lines(table)[:2] == [" name   value", " row3     4.5"]
+
+
+async def test_the_cursor_moves_clamps_and_enter_names_the_row() -> None:
+    table = RowTable("name", "value", cursor=True)
+    table.styles.max_height = 6
+    app = TableApp(table)
+    async with app.run_test(size=(40, 10)) as pilot:
+        table.set_rows(ROWS, keys=KEYS)
+        await pilot.pause()
+        table.focus()
+        await pilot.press("down", "down", "enter")
+        await pilot.pause()
+        assert app.messages == [("row", 2, "k2")]
+        await pilot.press("end")
+        await pilot.pause()
+        assert table.cursor_row == 29 and table.cursor_key == "k29"
+        assert lines(table)[-1].startswith(" row29")  # scrolled so the cursor row shows
+        await pilot.press("home")
+        await pilot.pause()
+        assert table.cursor_row == 0 and lines(table)[1].strip().startswith("row0")
+        table.move_cursor(20)
+        table.set_rows(ROWS[:5], keys=KEYS[:5])  # fewer rows: the cursor stays on the last one
+        assert table.cursor_row == 4 and table.cursor_key == "k4"
+
+
+async def test_clicks_select_a_row_or_a_column() -> None:
+    table = RowTable("name", "value", "note", cursor=True)
+    app = TableApp(table)
+    async with app.run_test(size=(40, 10)) as pilot:
+        table.set_rows(ROWS[:4], keys=KEYS[:4])
+        await pilot.pause()
+        # columns: 1 space, "name" (x 1-4), 2 spaces, "value" (x 7-11), 2 spaces, "note"
+        await pilot.click(table, offset=(9, 0))
+        await pilot.click(table, offset=(2, 3))
+        await pilot.pause()
+        assert app.messages == [("header", "value"), ("row", 2, "k2")]
+        assert table.cursor_row == 2
+
+
+async def test_columns_only_widen_and_styled_cells_take_theme_colours() -> None:
+    table = RowTable("name", "state")
+    app = TableApp(table)
+    async with app.run_test(size=(40, 10)) as pilot:
+        table.set_rows([("a-long-name", Content.styled("WARN", "$warning"))])
+        await pilot.pause()
+        table.set_rows([("b", "ok")])
+        await pilot.pause()
+        assert lines(table)[1] == " b            ok"  # "name" stays 11 wide
+        table.set_rows([("c", Content.styled("WARN", "$warning"))])
+        await pilot.pause()
+        segments = [s for s in table.render_line(1) if s.text == "WARN"]
+        warning = Color.parse(app.theme_variables["warning"]).rich_color
+        assert segments and segments[0].style is not None and segments[0].style.color == warning
+
+
+async def test_unchanged_rows_are_not_laid_out_again(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from genesis_tui.widgets import _table
+
+    laid_out: list[object] = []
+
+    def counting(cells, widths, right):  # type: ignore[no-untyped-def]
+        laid_out.append(cells[0])
+        return layout_row(cells, widths, right)
+
+    monkeypatch.setattr(_table, "layout_row", counting)
+    table = RowTable("name", "value", zebra=False)
+    app = TableApp(table)
+    async with app.run_test(size=(40, 10)) as pilot:
+        table.set_rows(ROWS[:3])
+        await pilot.pause()
+        assert sorted(laid_out) == ["name", "row0", "row1", "row2"]
+        laid_out.clear()
+        table.set_rows([tuple(r) for r in ROWS[:3]])  # equal rows, new tuples
+        table.set_rows([("new", "1.0"), *ROWS[:3]])  # one new row on top, the rest move down
+        await pilot.pause()
+        assert laid_out == ["new"]
+        assert lines(table)[1:3] == [" new   1.0", " row0  0.0"]
