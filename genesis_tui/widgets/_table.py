@@ -5,6 +5,10 @@ made pane switches cost 8-17 ms per table while a study runs (the console
 refills its tables a few times a second). Here a row is one ``Content`` turned
 into one strip, cached by what it shows, so a refill that moves rows up or down
 only pays for the rows that are new.
+
+It scrolls itself (keys, wheel) and says which rows it shows in its header
+instead of using scrollbars: a scrollbar that comes and goes as rows arrive
+costs Textual one more layout and frame each time.
 """
 
 from __future__ import annotations
@@ -18,9 +22,9 @@ from textual.binding import Binding, BindingType
 from textual.content import Content
 from textual.geometry import Size
 from textual.message import Message
-from textual.reactive import reactive
-from textual.scroll_view import ScrollView
 from textual.strip import Strip
+from textual.style import Style as VisualStyle
+from textual.widget import Widget
 
 Cell = str | Content
 #: Cells between columns.
@@ -56,18 +60,20 @@ def layout_row(cells: Sequence[Cell], widths: Sequence[int], right: Collection[i
     return Content(" ") + Content(" " * GAP).join(padded) + Content(" ")
 
 
-class RowTable(ScrollView, can_focus=True):
+class RowTable(Widget, can_focus=True):
     """Rows of figures under a header that stays put; ``set_rows`` replaces them.
 
     With ``cursor=True`` a row cursor moves with the arrow keys and the mouse;
     enter or a click posts :class:`RowSelected`. A click on the header posts
-    :class:`HeaderSelected`.
+    :class:`HeaderSelected`. Rows that do not fit scroll (arrow keys, page keys,
+    the wheel); the last column is cut to the width.
     """
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
         "row-table--header",
         "row-table--odd",
         "row-table--cursor",
+        "row-table--more",
     }
 
     DEFAULT_CSS = """
@@ -75,12 +81,15 @@ class RowTable(ScrollView, can_focus=True):
         height: auto;
         max-height: 14;
         background: $surface;
-        scrollbar-size: 1 1;
     }
     RowTable > .row-table--header {
         text-style: bold;
         color: $text-accent;
         background: $panel;
+    }
+    RowTable > .row-table--more {
+        text-style: not bold;
+        color: $text-muted;
     }
     RowTable > .row-table--odd {
         background: $surface-lighten-1;
@@ -97,12 +106,12 @@ class RowTable(ScrollView, can_focus=True):
     """
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("up", "cursor(-1)", "Up", show=False),
-        Binding("down", "cursor(1)", "Down", show=False),
-        Binding("pageup", "cursor(-10)", "Page up", show=False),
-        Binding("pagedown", "cursor(10)", "Page down", show=False),
-        Binding("home", "cursor(-1000000)", "First", show=False),
-        Binding("end", "cursor(1000000)", "Last", show=False),
+        Binding("up", "move(-1)", "Up", show=False),
+        Binding("down", "move(1)", "Down", show=False),
+        Binding("pageup", "page(-1)", "Page up", show=False),
+        Binding("pagedown", "page(1)", "Page down", show=False),
+        Binding("home", "move(-1000000000)", "First", show=False),
+        Binding("end", "move(1000000000)", "Last", show=False),
         Binding("enter", "select", "Open", show=False),
     ]
 
@@ -131,8 +140,6 @@ class RowTable(ScrollView, can_focus=True):
         def control(self) -> RowTable:
             return self.table
 
-    cursor_row: reactive[int] = reactive(0, always_update=False, repaint=False)
-
     def __init__(
         self,
         *columns: str,
@@ -151,6 +158,8 @@ class RowTable(ScrollView, can_focus=True):
         self.zebra = zebra
         self.rows: tuple[tuple[Cell, ...], ...] = ()
         self.keys: tuple[str, ...] | None = None
+        self.cursor_row = 0
+        self.top = 0  # the first row shown
         self._widths = column_widths(self.columns, ())
         self._strips: dict[tuple[object, ...], Strip] = {}
 
@@ -164,7 +173,7 @@ class RowTable(ScrollView, can_focus=True):
         """The key of the row under the cursor (None with no rows or no keys)."""
         if self.keys is None or not self.rows:
             return None
-        return self.keys[min(self.cursor_row, len(self.rows) - 1)]
+        return self.keys[self.cursor_row]
 
     def set_rows(self, rows: Sequence[Sequence[Cell]], keys: Sequence[str] | None = None) -> None:
         """Show ``rows`` (with ``keys`` to tell them apart); the cursor keeps its place.
@@ -181,13 +190,22 @@ class RowTable(ScrollView, can_focus=True):
         if widths != self._widths:
             self._widths = widths
             self._strips.clear()
-            resized = True
         if len(self._strips) > CACHE_ROWS:
             self._strips.clear()
-        if self.rows and self.cursor_row >= len(self.rows):
-            self.cursor_row = len(self.rows) - 1
-        self.virtual_size = Size(row_width(widths), len(self.rows) + 1)
+        self.cursor_row = max(0, min(self.cursor_row, len(self.rows) - 1))
+        self.top = max(0, min(self.top, len(self.rows) - self.visible_rows))
         self.refresh(layout=resized)
+
+    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
+        return len(self.rows) + 1
+
+    def get_content_width(self, container: Size, viewport: Size) -> int:
+        return row_width(self._widths)
+
+    @property
+    def visible_rows(self) -> int:
+        """Rows that fit under the header."""
+        return max(1, self.size.height - 1)
 
     # ------------------------------------------------------------- rendering
     def notify_style_update(self) -> None:
@@ -202,80 +220,121 @@ class RowTable(ScrollView, can_focus=True):
         self._strips.clear()
         self.refresh()
 
-    def _row_strip(self, index: int) -> Strip:
-        cursor = self.show_cursor and index == self.cursor_row
-        odd = self.zebra and index % 2 == 1
-        row = self.columns if index < 0 else self.rows[index]
-        width = max(self.virtual_size.width, self.size.width)
-        key = (row, index < 0, odd, cursor, width)
+    def _on_resize(self, event: events.Resize) -> None:
+        self.top = max(0, min(self.top, len(self.rows) - self.visible_rows))
+
+    def _fitted_widths(self, width: int) -> list[int]:
+        """The column widths, the last one cut so the row fits ``width`` cells."""
+        widths = list(self._widths)
+        excess = row_width(widths) - width
+        if excess > 0 and widths:
+            widths[-1] = max(1, widths[-1] - excess)
+        return widths
+
+    def _header_strip(self, width: int) -> Strip:
+        shown = self.visible_rows
+        more = ""
+        if len(self.rows) > shown:
+            last = min(len(self.rows), self.top + shown)
+            more = f" {self.top + 1}-{last} of {len(self.rows)} "
+        key = ("header", more, width)
         strip = self._strips.get(key)
         if strip is None:
-            if index < 0:
-                component = ("row-table--header",)
-            else:
-                component = ("row-table--odd",) * odd + ("row-table--cursor",) * cursor
-            base = self.get_visual_style(*component)
-            line = layout_row(row, self._widths, self._right)
-            segments = [
-                Segment(text, style.rich_style if style else None)
-                for text, style in line.render(base, end="", parse_style=self.app.stylesheet.parse_style)
-            ]
-            strip = Strip(segments).extend_cell_length(width, base.rich_style)
+            base = self.get_visual_style("row-table--header")
+            line = layout_row(self.columns, self._fitted_widths(width), self._right)
+            strip = self._to_strip(line, base, width)
+            if more:  # the row range over the header's right end
+                note = self._to_strip(Content(more), self.get_visual_style("row-table--header", "row-table--more"), len(more))
+                strip = Strip.join([strip.crop(0, max(0, width - len(more))), note]).crop(0, width)
             self._strips[key] = strip
         return strip
 
+    def _row_strip(self, index: int, width: int) -> Strip:
+        cursor = self.show_cursor and index == self.cursor_row
+        odd = self.zebra and index % 2 == 1
+        row = self.rows[index]
+        key = (row, odd, cursor, width)
+        strip = self._strips.get(key)
+        if strip is None:
+            component = ("row-table--odd",) * odd + ("row-table--cursor",) * cursor
+            line = layout_row(row, self._fitted_widths(width), self._right)
+            strip = self._to_strip(line, self.get_visual_style(*component), width)
+            self._strips[key] = strip
+        return strip
+
+    def _to_strip(self, line: Content, base: VisualStyle, width: int) -> Strip:
+        segments = [
+            Segment(text, style.rich_style if style else None)
+            for text, style in line.render(base, end="", parse_style=self.app.stylesheet.parse_style)
+        ]
+        return Strip(segments).crop_extend(0, width, base.rich_style)
+
     def render_line(self, y: int) -> Strip:
         width = self.size.width
-        scroll_x, scroll_y = self.scroll_offset
-        index = -1 if y == 0 else scroll_y + y - 1
+        if y == 0:
+            return self._header_strip(width)
+        index = self.top + y - 1
         if index >= len(self.rows):
             return Strip.blank(width, self.rich_style)
-        strip = self._row_strip(index)
-        return strip.crop_extend(scroll_x, scroll_x + width, self.get_visual_style().rich_style)
+        return self._row_strip(index, width)
 
-    # ---------------------------------------------------------------- cursor
-    def watch_cursor_row(self, old: int, new: int) -> None:
-        if self.show_cursor:
-            self._scroll_to_row(new)
+    # ------------------------------------------------------ cursor, scrolling
+    def scroll_rows(self, step: int) -> None:
+        """Move the rows shown by ``step`` (the cursor, if any, stays where it is)."""
+        top = max(0, min(self.top + step, len(self.rows) - self.visible_rows))
+        if top != self.top:
+            self.top = top
             self.refresh()
 
-    def _scroll_to_row(self, row: int) -> None:
-        visible = max(1, self.size.height - 1 - (1 if self.show_horizontal_scrollbar else 0))
-        top = self.scroll_offset.y
-        if row < top:
-            self.scroll_to(y=row, animate=False)
-        elif row >= top + visible:
-            self.scroll_to(y=row - visible + 1, animate=False)
-
     def move_cursor(self, row: int) -> None:
-        """Put the cursor on ``row`` (clamped to the rows there are)."""
-        if self.rows:
-            self.cursor_row = max(0, min(len(self.rows) - 1, row))
+        """Put the cursor on ``row`` (clamped to the rows there are), scrolling it into view."""
+        if not self.rows:
+            return
+        row = max(0, min(len(self.rows) - 1, row))
+        if row < self.top:
+            self.top = row
+        elif row >= self.top + self.visible_rows:
+            self.top = row - self.visible_rows + 1
+        if row != self.cursor_row:
+            self.cursor_row = row
+        self.refresh()
 
-    def action_cursor(self, step: int) -> None:
+    def action_move(self, step: int) -> None:
         if self.show_cursor:
             self.move_cursor(self.cursor_row + step)
         else:
-            self.scroll_to(y=self.scroll_offset.y + step, animate=False)
+            self.scroll_rows(step)
+
+    def action_page(self, direction: int) -> None:
+        self.action_move(direction * self.visible_rows)
 
     def action_select(self) -> None:
         if self.show_cursor and self.rows:
             self.post_message(self.RowSelected(self, self.cursor_row, self.cursor_key))
 
+    def _on_mouse_scroll_down(self, event: events.MouseScrollDown) -> None:
+        if len(self.rows) > self.visible_rows:
+            event.stop()
+            self.scroll_rows(3)
+
+    def _on_mouse_scroll_up(self, event: events.MouseScrollUp) -> None:
+        if len(self.rows) > self.visible_rows:
+            event.stop()
+            self.scroll_rows(-3)
+
     def _on_click(self, event: events.Click) -> None:
         offset = event.get_content_offset(self)
         if offset is None:
             return
-        x, y = offset.x + self.scroll_offset.x, offset.y
-        if y == 0:
+        if offset.y == 0:
             edge = 1
-            for name, width in zip(self.columns, self._widths, strict=True):
-                if x < edge + width + GAP // 2:
+            for name, width in zip(self.columns, self._fitted_widths(self.size.width), strict=True):
+                if offset.x < edge + width + GAP // 2:
                     self.post_message(self.HeaderSelected(self, name))
                     return
                 edge += width + GAP
             return
-        row = self.scroll_offset.y + y - 1
+        row = self.top + offset.y - 1
         if self.show_cursor and 0 <= row < len(self.rows):
             self.move_cursor(row)
             self.post_message(self.RowSelected(self, row, self.cursor_key))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from hypothesis import given
 from hypothesis import strategies as st
+from textual import events
 from textual.app import App, ComposeResult
 from textual.color import Color
 from textual.content import Content
@@ -79,11 +80,29 @@ async def test_the_header_stays_put_while_rows_scroll_under_it() -> None:
     async with app.run_test(size=(40, 10)) as pilot:
         table.set_rows(ROWS)
         await pilot.pause()
-        assert lines(table)[:3] == [" name   value", " row0     0.0", " row1     1.5"]
+        header = lines(table)[0]
+        assert header.startswith(" name   value") and header.endswith(" 1-5 of 30")  # which rows show
+        assert lines(table)[1:3] == [" row0     0.0", " row1     1.5"]
         table.focus()
         await pilot.press("down", "down", "down")  # no cursor: the keys scroll
         await pilot.pause()
-        assert lines(table)[:2] == [" name   value", " row3     4.5"]
+        assert lines(table)[0].endswith(" 4-8 of 30") and lines(table)[1] == " row3     4.5"
+        table.post_message(events.MouseScrollDown(table, 2, 2, 0, 1, 0, False, False, False))  # the wheel
+        await pilot.pause()
+        assert lines(table)[1] == " row6     9.0"
+        await pilot.press("end")
+        await pilot.pause()
+        assert lines(table)[0].endswith(" 26-30 of 30") and lines(table)[-1] == " row29   43.5"
+
+
+async def test_the_last_column_is_cut_to_the_width() -> None:
+    table = RowTable("name", "message")
+    app = TableApp(table)
+    async with app.run_test(size=(20, 6)) as pilot:
+        table.set_rows([("a", "a message far too long for twenty cells")])
+        await pilot.pause()
+        assert lines(table)[1] == " a     a message f…"
+        assert len(table.render_line(1).text) == 20
 
 
 async def test_the_cursor_moves_clamps_and_enter_names_the_row() -> None:
