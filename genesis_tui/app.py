@@ -46,6 +46,8 @@ from genesis_tui.themes import (
 DEFAULT_REFRESH_HZ = 4.0
 #: Seconds after start-up (and after a pane's first render) before the heap is frozen.
 SETTLE_AFTER_S = 1.5
+#: Seconds between two panes of the warm-up (a key pressed meanwhile waits for one pane's layout at most).
+WARM_UP_GAP_S = 0.1
 
 
 class GenesisApp(App[int]):
@@ -101,6 +103,7 @@ class GenesisApp(App[int]):
         self._remember = remember
         self._poll_timer: Timer | None = None
         self._poll_chain = 0
+        self._warming = False
         self._panes_seen: set[str | None] = set()
         self._quitting = False
         self._requested_theme = theme
@@ -143,13 +146,77 @@ class GenesisApp(App[int]):
         self.theme_changed_signal.subscribe(self, self._theme_changed)
         for problem in self.theme_problems:
             self.notify(problem, title="Themes", severity="warning", timeout=8)
+        self._apply_breakpoints()
         self._poll()
         self.call_after_refresh(self._first_frame)
+
+    def _apply_breakpoints(self) -> None:
+        """Set the screen's size classes (-wide, -tall, ...) before the first layout.
+
+        Textual sets them on the screen's first resize, after a first layout at
+        the narrow size; panes laid out then would keep the narrow sizes.
+        """
+        width, height = self.size
+        classes = {name: False for _, name in [*self.HORIZONTAL_BREAKPOINTS, *self.VERTICAL_BREAKPOINTS]}
+        for extent, breakpoints in ((width, self.HORIZONTAL_BREAKPOINTS), (height, self.VERTICAL_BREAKPOINTS)):
+            reached = [name for edge, name in sorted(breakpoints) if extent >= edge]
+            if reached:
+                classes[reached[-1]] = True
+        self.screen.update_classes(classes)
+
+    def _warm_up_panes(self, waiting: list[str] | None = None) -> None:
+        """Lay out the hidden panes once each, one per frame, under the visible one.
+
+        A widget's first size makes Textual lay the screen out a second time,
+        so a pane's first view cost two frames. Laid out here, after start-up,
+        filled with the current snapshot and on a layer under the visible pane
+        (so nothing shows), a pane keeps its sizes once hidden again, and its
+        first view is one frame. A pane switch ends the warm-up.
+        """
+        if waiting is None:
+            active = self.query_one("#tabs", TabbedContent).active
+            waiting = [pane.id for pane in self.query(TabPane) if pane.id and pane.id != active]
+            self._warming = True
+        if not self._warming or not waiting or self._quitting:
+            self._end_warm_up()
+            return
+        tab_pane = self.query_one(f"#{waiting[0]}", TabPane)
+        if self.last_telemetry is not None:
+            tab_pane.query_one(Pane).show(self.last_telemetry)
+        self.screen.add_class("-warming")
+        tab_pane.add_class("-warming")
+        tab_pane.display = True
+
+        def laid_out() -> None:
+            tab_pane.remove_class("-warming")
+            if self._warming:
+                tab_pane.display = False
+                self.set_timer(WARM_UP_GAP_S, lambda: self._warm_up_panes(waiting[1:]))
+
+        self.call_after_refresh(laid_out)
+
+    @property
+    def warming_up(self) -> bool:
+        """Whether the hidden panes are still being laid out (see :meth:`_warm_up_panes`)."""
+        return self._warming
+
+    def _end_warm_up(self) -> None:
+        """Stop warming up (a pane switch): only the active pane stays displayed."""
+        if not self._warming:
+            return
+        self._warming = False
+        self.screen.remove_class("-warming")
+        active = self.query_one("#tabs", TabbedContent).active
+        for pane in self.query(TabPane):
+            pane.remove_class("-warming")
+            pane.display = pane.id == active
 
     def _first_frame(self) -> None:
         self.first_frame_at = time.perf_counter()
         if self._startup is not None:
             self._run_startup()
+        else:
+            self.set_timer(SETTLE_AFTER_S, self._warm_up_panes)
 
     @work(group="startup")
     async def _run_startup(self) -> None:
@@ -159,7 +226,8 @@ class GenesisApp(App[int]):
         except GenesisError as error:
             self.notify(str(error), title="Start-up", severity="error", timeout=15)
         self.refresh_now()
-        self.set_timer(SETTLE_AFTER_S, self._settle_heap)
+        self.set_timer(SETTLE_AFTER_S, self._warm_up_panes)
+        self.set_timer(SETTLE_AFTER_S + 1.0, self._settle_heap)
 
     def _settle_heap(self) -> None:
         """Move the objects alive now out of the garbage collector's reach.
@@ -226,6 +294,7 @@ class GenesisApp(App[int]):
 
     @on(TabbedContent.TabActivated)
     def _tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        self._end_warm_up()  # a click on a tab
         pane = self.visible_pane()
         if pane is not None and self.last_telemetry is not None:
             pane.show(self.last_telemetry)
@@ -311,6 +380,7 @@ class GenesisApp(App[int]):
         self.notify(f"theme {name}", timeout=2)
 
     def action_show_pane(self, pane_id: str) -> None:
+        self._end_warm_up()
         # Fill the pane before it is shown, so the switch and its fresh figures
         # are one frame (filled on TabActivated, they were a second frame).
         if self.last_telemetry is not None:

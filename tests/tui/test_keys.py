@@ -158,15 +158,54 @@ async def test_a_pane_switch_with_fresh_figures_is_one_frame(pane_key: str) -> N
     app = FrameCountingApp(FixedSource(first), poll=False, theme="genesis-dark", remember=False)
     async with app.run_test(size=(160, 48)) as pilot:
         await pilot.press(pane_key)  # the pane's first view
-        await pilot.pause()
+        await pilot.pause(0.3)
         await pilot.press("1")
-        await pilot.pause()
+        await pilot.pause(0.3)
         app.apply_telemetry(second)  # figures change while the pane is hidden
-        await pilot.pause(0.2)
+        await pilot.pause(0.5)  # settled, even on a loaded machine
         painted = app.frames_painted
         await pilot.press(pane_key)
-        await pilot.pause(0.2)
+        await pilot.pause(0.3)
         assert app.frames_painted - painted == 1
         if pane_key == "2":
             figures = str(app.query_one("#study-figures", Label).render())
             assert f"{second.study.done:,}/" in figures
+
+
+@pytest.mark.parametrize("pane_key", ["2", "3", "4", "5", "7"])
+async def test_a_panes_first_view_is_one_frame_once_warmed_up(pane_key: str) -> None:
+    """After start-up every hidden pane is laid out once, out of sight, so showing one for the
+    first time needs no second layout pass. (System is left out: it mounts one row per core
+    when a snapshot first names the cores.)"""
+    app = FrameCountingApp(FixedSource(telemetry_fixture()), poll=False, theme="genesis-dark", remember=False)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause(0.5)
+        assert app.warming_up is False  # it starts once start-up has settled
+        for _ in range(100):
+            await pilot.pause(0.1)
+            if app.screen.has_class("-warming"):
+                break
+        while app.warming_up:
+            await pilot.pause(0.1)
+        await pilot.pause(0.3)
+        painted = app.frames_painted
+        await pilot.press(pane_key)
+        await pilot.pause(0.3)
+        assert app.frames_painted - painted == 1
+        displayed = [pane.id for pane in app.query("TabPane") if pane.display]
+        assert displayed == [app.query_one(TabbedContent).active]
+
+
+async def test_a_key_during_the_warm_up_ends_it_and_shows_only_its_pane() -> None:
+    app = GenesisApp(FixedSource(telemetry_fixture()), poll=False, theme="genesis-dark", remember=False)
+    async with app.run_test(size=(160, 48)) as pilot:
+        for _ in range(100):
+            await pilot.pause(0.05)
+            if app.screen.has_class("-warming"):
+                break
+        assert app.warming_up
+        await pilot.press("4")
+        await pilot.pause(0.3)
+        assert not app.warming_up and not app.screen.has_class("-warming")
+        displayed = [pane.id for pane in app.query("TabPane") if pane.display]
+        assert displayed == ["tab-trading"]
