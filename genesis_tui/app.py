@@ -173,17 +173,23 @@ class GenesisApp(App[int]):
         (so nothing shows), a pane keeps its sizes once hidden again, and its
         first view is one frame. A pane switch ends the warm-up.
         """
+        try:
+            main = self.screen_stack[0]
+            tabs = main.query_one("#tabs", TabbedContent)
+        except (IndexError, NoMatches):  # the console is closing
+            self._warming = False
+            return
         if waiting is None:
-            active = self.query_one("#tabs", TabbedContent).active
-            waiting = [pane.id for pane in self.query(TabPane) if pane.id and pane.id != active]
+            waiting = [pane.id for pane in main.query(TabPane) if pane.id and pane.id != tabs.active]
             self._warming = True
-        if not self._warming or not waiting or self._quitting:
+        # a screen over the panes (help, a trial) would not lay them out: the warm-up ends
+        if not self._warming or not waiting or self._quitting or self.screen is not main:
             self._end_warm_up()
             return
-        tab_pane = self.query_one(f"#{waiting[0]}", TabPane)
+        tab_pane = main.query_one(f"#{waiting[0]}", TabPane)
         if self.last_telemetry is not None:
             tab_pane.query_one(Pane).show(self.last_telemetry)
-        self.screen.add_class("-warming")
+        main.add_class("-warming")
         tab_pane.add_class("-warming")
         tab_pane.display = True
 
@@ -205,9 +211,13 @@ class GenesisApp(App[int]):
         if not self._warming:
             return
         self._warming = False
-        self.screen.remove_class("-warming")
-        active = self.query_one("#tabs", TabbedContent).active
-        for pane in self.query(TabPane):
+        try:
+            main = self.screen_stack[0]
+            active = main.query_one("#tabs", TabbedContent).active
+        except (IndexError, NoMatches):  # the console is closing
+            return
+        main.remove_class("-warming")
+        for pane in main.query(TabPane):
             pane.remove_class("-warming")
             pane.display = pane.id == active
 

@@ -66,7 +66,7 @@ class RowTable(Widget, can_focus=True):
     With ``cursor=True`` a row cursor moves with the arrow keys and the mouse;
     enter or a click posts :class:`RowSelected`. A click on the header posts
     :class:`HeaderSelected`. Rows that do not fit scroll (arrow keys, page keys,
-    the wheel); the last column is cut to the width.
+    the wheel); the widest column is cut to the width.
     """
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
@@ -224,11 +224,12 @@ class RowTable(Widget, can_focus=True):
         self.top = max(0, min(self.top, len(self.rows) - self.visible_rows))
 
     def _fitted_widths(self, width: int) -> list[int]:
-        """The column widths, the last one cut so the row fits ``width`` cells."""
+        """The column widths, the widest one (parameters, a message) cut so the row fits ``width``."""
         widths = list(self._widths)
         excess = row_width(widths) - width
         if excess > 0 and widths:
-            widths[-1] = max(1, widths[-1] - excess)
+            widest = widths.index(max(widths))
+            widths[widest] = max(1, widths[widest] - excess)
         return widths
 
     def _header_strip(self, width: int) -> Strip:

@@ -123,6 +123,18 @@ async def test_sort_and_enter_work_right_after_the_pane_key() -> None:
         assert source.commands == [f"open_trial {study.best_trial}"]
 
 
+async def warmed_up(pilot) -> None:  # type: ignore[no-untyped-def]
+    """Wait until the console has laid out its hidden panes (the warm-up after start-up)."""
+    app = pilot.app
+    for _ in range(100):
+        if app.screen_stack[0].has_class("-warming"):
+            break
+        await pilot.pause(0.1)
+    while app.warming_up:
+        await pilot.pause(0.1)
+    await pilot.pause(0.3)
+
+
 class FrameCountingApp(GenesisApp):
     """The console, counting the frames it hands to the terminal."""
 
@@ -157,6 +169,7 @@ async def test_a_pane_switch_with_fresh_figures_is_one_frame(pane_key: str) -> N
     )
     app = FrameCountingApp(FixedSource(first), poll=False, theme="genesis-dark", remember=False)
     async with app.run_test(size=(160, 48)) as pilot:
+        await warmed_up(pilot)  # no warm-up frame lands in what is counted
         await pilot.press(pane_key)  # the pane's first view
         await pilot.pause(0.3)
         await pilot.press("1")
@@ -181,13 +194,7 @@ async def test_a_panes_first_view_is_one_frame_once_warmed_up(pane_key: str) -> 
     async with app.run_test(size=(160, 48)) as pilot:
         await pilot.pause(0.5)
         assert app.warming_up is False  # it starts once start-up has settled
-        for _ in range(100):
-            await pilot.pause(0.1)
-            if app.screen.has_class("-warming"):
-                break
-        while app.warming_up:
-            await pilot.pause(0.1)
-        await pilot.pause(0.3)
+        await warmed_up(pilot)
         painted = app.frames_painted
         await pilot.press(pane_key)
         await pilot.pause(0.3)
@@ -209,3 +216,17 @@ async def test_a_key_during_the_warm_up_ends_it_and_shows_only_its_pane() -> Non
         assert not app.warming_up and not app.screen.has_class("-warming")
         displayed = [pane.id for pane in app.query("TabPane") if pane.display]
         assert displayed == ["tab-trading"]
+
+
+async def test_the_warm_up_ends_quietly_under_the_help_screen() -> None:
+    """Help open when the warm-up is due: it ends, nothing crashes, and the panes still work after."""
+    app = GenesisApp(FixedSource(telemetry_fixture()), poll=False, theme="genesis-dark", remember=False)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.press("question_mark")
+        for _ in range(40):  # past the start-up settle time, when the warm-up would begin
+            await pilot.pause(0.1)
+        assert isinstance(app.screen, HelpScreen) and not app.warming_up
+        await pilot.press("escape", "3")
+        await pilot.pause(0.3)
+        displayed = [pane.id for pane in app.query("TabPane") if pane.display]
+        assert displayed == ["tab-bus"]

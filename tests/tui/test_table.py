@@ -95,14 +95,14 @@ async def test_the_header_stays_put_while_rows_scroll_under_it() -> None:
         assert lines(table)[0].endswith(" 26-30 of 30") and lines(table)[-1] == " row29   43.5"
 
 
-async def test_the_last_column_is_cut_to_the_width() -> None:
-    table = RowTable("name", "message")
+async def test_the_widest_column_is_cut_to_the_width() -> None:
+    table = RowTable("name", "message", "time")
     app = TableApp(table)
-    async with app.run_test(size=(20, 6)) as pilot:
-        table.set_rows([("a", "a message far too long for twenty cells")])
+    async with app.run_test(size=(24, 6)) as pilot:
+        table.set_rows([("a", "a message far too long for twenty cells", "12 ms")])
         await pilot.pause()
-        assert lines(table)[1] == " a     a message f…"
-        assert len(table.render_line(1).text) == 20
+        assert lines(table)[1] == " a     a messag…  12 ms"  # the message, not the time, gives way
+        assert len(table.render_line(1).text) == 24
 
 
 async def test_the_cursor_moves_clamps_and_enter_names_the_row() -> None:
