@@ -232,17 +232,28 @@ class RowTable(Widget, can_focus=True):
             widths[widest] = max(1, widths[widest] - excess)
         return widths
 
+    def _overflows(self) -> bool:
+        return len(self.rows) > self.visible_rows
+
+    def _columns_width(self, width: int) -> int:
+        """The cells the columns may use: all of ``width``, less room for the row range
+        ("12-24 of 40") at the header's right end when the rows overflow and would reach it."""
+        if not self._overflows():
+            return width
+        n = len(self.rows)
+        room = len(f" {n}-{n} of {n} ")
+        return width if row_width(self._widths) + room <= width else max(1, width - room)
+
     def _header_strip(self, width: int) -> Strip:
-        shown = self.visible_rows
         more = ""
-        if len(self.rows) > shown:
-            last = min(len(self.rows), self.top + shown)
+        if self._overflows():
+            last = min(len(self.rows), self.top + self.visible_rows)
             more = f" {self.top + 1}-{last} of {len(self.rows)} "
         key = ("header", more, width)
         strip = self._strips.get(key)
         if strip is None:
             base = self.get_visual_style("row-table--header")
-            line = layout_row(self.columns, self._fitted_widths(width), self._right)
+            line = layout_row(self.columns, self._fitted_widths(self._columns_width(width)), self._right)
             strip = self._to_strip(line, base, width)
             if more:  # the row range over the header's right end
                 note = self._to_strip(Content(more), self.get_visual_style("row-table--header", "row-table--more"), len(more))
@@ -254,11 +265,12 @@ class RowTable(Widget, can_focus=True):
         cursor = self.show_cursor and index == self.cursor_row
         odd = self.zebra and index % 2 == 1
         row = self.rows[index]
-        key = (row, odd, cursor, width)
+        columns_width = self._columns_width(width)
+        key = (row, odd, cursor, width, columns_width)
         strip = self._strips.get(key)
         if strip is None:
             component = ("row-table--odd",) * odd + ("row-table--cursor",) * cursor
-            line = layout_row(row, self._fitted_widths(width), self._right)
+            line = layout_row(row, self._fitted_widths(columns_width), self._right)
             strip = self._to_strip(line, self.get_visual_style(*component), width)
             self._strips[key] = strip
         return strip
@@ -329,7 +341,7 @@ class RowTable(Widget, can_focus=True):
             return
         if offset.y == 0:
             edge = 1
-            for name, width in zip(self.columns, self._fitted_widths(self.size.width), strict=True):
+            for name, width in zip(self.columns, self._fitted_widths(self._columns_width(self.size.width)), strict=True):
                 if offset.x < edge + width + GAP // 2:
                     self.post_message(self.HeaderSelected(self, name))
                     return

@@ -105,6 +105,19 @@ async def test_the_widest_column_is_cut_to_the_width() -> None:
         assert len(table.render_line(1).text) == 24
 
 
+async def test_the_row_range_never_hides_a_column_name() -> None:
+    table = RowTable("stage", "count", "p99", right=("count", "p99"))
+    table.styles.max_height = 4
+    app = TableApp(table)
+    async with app.run_test(size=(40, 8)) as pilot:
+        table.set_rows([(f"a-rather-long-stage-name-{i}", f"{i}", "1 ms") for i in range(9)])
+        await pilot.pause()
+        header, first = lines(table)[:2]
+        assert header.endswith(" 1-3 of 9") and "p99" in header  # the widest column gave way
+        assert first.endswith("1 ms") and len(table.render_line(1).text) == 40
+        assert header.index("p99") + 3 == first.index("1 ms") + 4  # still aligned with the rows
+
+
 async def test_the_cursor_moves_clamps_and_enter_names_the_row() -> None:
     table = RowTable("name", "value", cursor=True)
     table.styles.max_height = 6
