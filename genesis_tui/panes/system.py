@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Label
@@ -25,7 +27,9 @@ class SystemPane(Pane):
             yield Stat("console RSS", id="sys-rss")
             yield Stat("disk free", id="sys-disk")
         with section("CPU per core (%)", id="cores-box"):
-            yield Vertical(id="cores")
+            # one row per core of this machine up front: rows mounted on the first
+            # snapshot would make the pane's first view a second layout pass
+            yield Vertical(*[CoreRow() for _ in range(os.cpu_count() or 1)], id="cores")
         with section("Memory used (MB)", id="memory-box", classes="spark-box"):
             yield Label("", classes="spark-label", id="memory-label")
             yield Spark(low=0, id="memory-spark")

@@ -185,12 +185,21 @@ async def test_a_pane_switch_with_fresh_figures_is_one_frame(pane_key: str) -> N
             assert f"{second.study.done:,}/" in figures
 
 
-@pytest.mark.parametrize("pane_key", ["2", "3", "4", "5", "7"])
+@pytest.mark.parametrize("pane_key", ["2", "3", "4", "5", "6", "7"])
 async def test_a_panes_first_view_is_one_frame_once_warmed_up(pane_key: str) -> None:
     """After start-up every hidden pane is laid out once, out of sight, so showing one for the
-    first time needs no second layout pass. (System is left out: it mounts one row per core
-    when a snapshot first names the cores.)"""
-    app = FrameCountingApp(FixedSource(telemetry_fixture()), poll=False, theme="genesis-dark", remember=False)
+    first time needs no second layout pass."""
+    import dataclasses
+    import os
+
+    telemetry = telemetry_fixture()
+    assert telemetry.system is not None
+    cores = os.cpu_count() or 1  # as a live engine reports them (the fixture has its own count)
+    system = dataclasses.replace(
+        telemetry.system, cpu_per_core=(50.0,) * cores, core_history=((50.0, 60.0),) * cores, cpu_count=cores
+    )
+    source = FixedSource(dataclasses.replace(telemetry, system=system))
+    app = FrameCountingApp(source, poll=False, theme="genesis-dark", remember=False)
     async with app.run_test(size=(160, 48)) as pilot:
         await pilot.pause(0.5)
         assert app.warming_up is False  # it starts once start-up has settled
