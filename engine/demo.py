@@ -11,6 +11,7 @@ from its checkpoint; a finished one starts over.
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -141,6 +142,16 @@ def paper_factory(
     return make
 
 
+def demo_memory_mb(workers: int | None) -> float:
+    """The demo's memory warning: the console and fork server, plus room for each worker's
+    data, imports and full indicator cache (with a margin)."""
+    from engine.backtest.indicators import DEFAULT_MAX_BYTES
+
+    n = workers if workers and workers > 0 else (os.cpu_count() or 1)
+    per_worker_mb = 256 + DEFAULT_MAX_BYTES / 2**20  # data and imports, and the cache
+    return 1024 + n * per_worker_mb
+
+
 def demo_engine(
     *,
     db: Path | None = None,
@@ -154,8 +165,17 @@ def demo_engine(
 
     factory = paper_factory(bars=PAPER_BARS, seed=DEMO_SEED + 1) if paper else None
     # The demo paces its replay at a few dozen bars a second on purpose: an
-    # event-rate floor meant for live feeds would only cry wolf here.
-    alerts = AlertsSpec(event_rate=Threshold(enabled=False))
+    # event-rate floor meant for live feeds would only cry wolf here. Its memory
+    # is known: each worker fills an indicator cache of up to 256 MB on the
+    # 1M-bar data (about 500 MB a worker, 1.4-1.5 GB in all with two), so the
+    # 1 GB default warned on every launch, and the forecast read the caches
+    # filling up as a leak.
+    warning_mb = demo_memory_mb(workers)
+    alerts = AlertsSpec(
+        event_rate=Threshold(enabled=False),
+        memory_mb=Threshold(warning=warning_mb, critical=2 * warning_mb),
+        memory_forecast=False,
+    )
     return Engine(
         alerts=alerts,
         db=db or demo_store(),
