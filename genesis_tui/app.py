@@ -173,12 +173,11 @@ class GenesisApp(App[int]):
         (so nothing shows), a pane keeps its sizes once hidden again, and its
         first view is one frame. A pane switch ends the warm-up.
         """
-        try:
-            main = self.screen_stack[0]
-            tabs = main.query_one("#tabs", TabbedContent)
-        except (IndexError, NoMatches):  # the console is closing
+        found = self._main_tabs()
+        if found is None:
             self._warming = False
             return
+        main, tabs = found
         if waiting is None:
             waiting = [pane.id for pane in main.query(TabPane) if pane.id and pane.id != tabs.active]
             self._warming = True
@@ -211,15 +210,22 @@ class GenesisApp(App[int]):
         if not self._warming:
             return
         self._warming = False
-        try:
-            main = self.screen_stack[0]
-            active = main.query_one("#tabs", TabbedContent).active
-        except (IndexError, NoMatches):  # the console is closing
+        found = self._main_tabs()
+        if found is None:
             return
+        main, tabs = found
         main.remove_class("-warming")
         for pane in main.query(TabPane):
             pane.remove_class("-warming")
-            pane.display = pane.id == active
+            pane.display = pane.id == tabs.active
+
+    def _main_tabs(self) -> tuple[Screen, TabbedContent] | None:
+        """The screen holding the panes and its tabs (None once the console is closing)."""
+        try:
+            main = self.screen_stack[0]
+            return main, main.query_one("#tabs", TabbedContent)
+        except (IndexError, NoMatches):
+            return None
 
     def _first_frame(self) -> None:
         self.first_frame_at = time.perf_counter()

@@ -27,6 +27,8 @@ from textual.color import Color
 from textual.strip import Strip
 from textual.widget import Widget
 
+from genesis_tui.widgets._theme import theme_color
+
 TITLE = -2
 """Role of the title's text in a chart line."""
 MUTED = -1
@@ -490,7 +492,7 @@ class LineChart(Widget):
         }
         for index in range(max(len(self._series), len(self._labels))):
             name = self._colors[index % len(self._colors)] if self._colors else "primary"
-            color = Color.parse(variables.get(name) or variables["primary"])
+            color = theme_color(self, name)
             styles[index] = Style(color=color.rich_color, bgcolor=bg)
         return styles
 

@@ -6,10 +6,10 @@ import math
 
 from rich.text import Text
 from textual.app import RenderResult
-from textual.color import Color
 from textual.widget import Widget
 
 from engine.telemetry import Heatmap
+from genesis_tui.widgets._theme import theme_color
 
 
 def _label(value: float) -> str:
@@ -43,9 +43,8 @@ class HeatmapView(Widget):
         heat = self._heatmap
         if heat is None or not heat.values:
             return Text("heatmap: waiting for trials", style="dim")
-        variables = self.app.theme_variables
-        low = Color.parse(variables.get("heat-low", variables["panel"]))
-        high = Color.parse(variables.get("heat-high", variables["accent"]))
+        low = theme_color(self, "heat-low", "panel")
+        high = theme_color(self, "heat-high", "accent")
         finite = [v for row in heat.values for v in row if v is not None and math.isfinite(v)]
         lo, hi = (min(finite), max(finite)) if finite else (0.0, 1.0)
         span = (hi - lo) or 1.0

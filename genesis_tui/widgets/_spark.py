@@ -13,9 +13,10 @@ from collections.abc import Sequence
 
 from rich.segment import Segment
 from rich.style import Style
-from textual.color import Color
 from textual.strip import Strip
 from textual.widget import Widget
+
+from genesis_tui.widgets._theme import theme_color
 
 BLOCKS = " ▁▂▃▄▅▆▇█"
 
@@ -95,8 +96,7 @@ class Spark(Widget):
             self.refresh()
 
     def _row_styles(self, height: int) -> list[Style]:
-        variables = self.app.theme_variables
-        bottom, top = (Color.parse(variables.get(name) or variables["primary"]) for name in self._colors)
+        bottom, top = (theme_color(self, name) for name in self._colors)
         background = self.background_colors[1]  # a DOM walk: once per rebuild, not per line
         styles = []
         for row in range(height):  # top first

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from typing import ClassVar
 
+from rich.cells import cell_len
 from rich.segment import Segment
 from textual import events
 from textual.binding import Binding, BindingType
@@ -38,7 +39,7 @@ def column_widths(header: Sequence[str], rows: Sequence[Sequence[Cell]], floor: 
     widths = [max(len(name), floor[i] if i < len(floor) else 0) for i, name in enumerate(header)]
     for row in rows:
         for i, cell in enumerate(row[: len(widths)]):
-            length = cell.cell_length if isinstance(cell, Content) else Content(cell).cell_length
+            length = cell.cell_length if isinstance(cell, Content) else cell_len(cell)
             if length > widths[i]:
                 widths[i] = length
     return widths
