@@ -15,7 +15,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "Engine": ("engine.runtime", "Engine"),
 }
-_SUBPACKAGES = {"backtest", "bus", "data", "live", "monitor", "optimize", "profile"}
+_SUBPACKAGES = {"backtest", "bus", "data", "live", "monitor", "optimize", "profile", "store"}
 
 
 def __getattr__(name: str) -> Any:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.paths import data_dir
+from engine.store import sqlite as sqlite_policy
 
 DEMO_BARS = 1_000_000
 DEMO_SEED = 7
@@ -97,7 +98,7 @@ def _finished(db: Path) -> bool:
     if not db.exists():
         return False
     try:
-        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as connection:
+        with contextlib.closing(sqlite_policy.connect_sync(db, readonly=True)) as connection:
             row = connection.execute(
                 "SELECT state FROM studies WHERE name = ?", ("demo-ema-cross",)
             ).fetchone()

@@ -31,6 +31,7 @@ from engine.bus.events import Event, Lane
 from engine.bus.topics import matches
 from engine.errors import StoreError
 from engine.profile import profiler
+from engine.store import sqlite as sqlite_policy
 
 NS_PER_DAY = 86_400 * 10**9
 CHUNK_ROWS = 5_000  # rows per retention transaction
@@ -132,10 +133,7 @@ class EventArchive:
         """Open (and create) the database and start the writer and retention tasks."""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = await aiosqlite.connect(self.path, isolation_level=None)
-            await self._db.execute("PRAGMA journal_mode=WAL")
-            await self._db.execute("PRAGMA busy_timeout=5000")
-            await self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db = await sqlite_policy.connect(self.path)
             await self._db.executescript(SCHEMA)
         except Exception as error:  # sqlite3.DatabaseError, OSError
             if self._db is not None:

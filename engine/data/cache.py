@@ -34,6 +34,7 @@ from engine.data.timeframes import timeframe_seconds
 from engine.errors import DataError, StoreError
 from engine.profile import profiler
 from engine.profile.caches import caches
+from engine.store import sqlite as sqlite_policy
 
 #: One candle as stored in L2 and passed between fetchers and the cache (open time in ms).
 RECORD_DTYPE = np.dtype(
@@ -292,13 +293,10 @@ class CandleStore:
     async def _open(self) -> None:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = await aiosqlite.connect(self.path, isolation_level=None)
+            conn = await sqlite_policy.connect(self.path)
         except (OSError, sqlite3.Error) as error:
             raise StoreError(f"{self.path}: cannot open the candle cache: {error}") from None
         try:
-            await conn.execute("PRAGMA busy_timeout = 10000")
-            await conn.execute("PRAGMA journal_mode = WAL")
-            await conn.execute("PRAGMA synchronous = NORMAL")
             version = (await (await conn.execute("PRAGMA user_version")).fetchone())[0]
             if version not in (0, SCHEMA_VERSION):
                 raise StoreError(

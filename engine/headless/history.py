@@ -22,15 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import StoreError
+from engine.store import sqlite as sqlite_policy
+from engine.store.schema import Schema
 
 SCHEMA_COMPONENT = "headless"
 SCHEMA_VERSION = 1
 
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS schema_versions (
-    component TEXT PRIMARY KEY,
-    version   INTEGER NOT NULL
-);
 CREATE TABLE IF NOT EXISTS headless_runs (
     id            INTEGER PRIMARY KEY,
     study         TEXT    NOT NULL,
@@ -50,6 +48,8 @@ CREATE TABLE IF NOT EXISTS headless_runs (
 );
 CREATE INDEX IF NOT EXISTS headless_runs_study ON headless_runs (study, id);
 """
+
+HISTORY_SCHEMA = Schema(SCHEMA_COMPONENT, SCHEMA_VERSION, frozenset({"headless_runs"}), SCHEMA)
 
 _COLUMNS = (
     "id, study, started, ended, pid, state, stop_reason, exit_code, trials_before, trials_after, "
@@ -125,30 +125,10 @@ def _record(row: tuple[Any, ...]) -> RunRecord:
 
 def _connect(db: Path) -> sqlite3.Connection:
     try:
-        conn = sqlite3.connect(db, timeout=30.0, isolation_level=None)
-        conn.execute("PRAGMA busy_timeout = 30000")
-        conn.execute("PRAGMA journal_mode = WAL")
+        conn = sqlite_policy.connect_sync(db, schema=HISTORY_SCHEMA)
     except sqlite3.Error as error:
         raise StoreError(f"{db}: cannot open the store: {error}") from None
     return conn
-
-
-def _ensure_schema(conn: sqlite3.Connection, db: Path) -> None:
-    tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    version = None
-    if "schema_versions" in tables:
-        row = conn.execute("SELECT version FROM schema_versions WHERE component = ?", (SCHEMA_COMPONENT,)).fetchone()
-        version = None if row is None else int(row[0])
-    if "headless_runs" in tables and version is None:
-        raise StoreError(f"{db}: has a headless_runs table that is not Genesis's")
-    if version is not None and version > SCHEMA_VERSION:
-        raise StoreError(f"{db}: headless schema version {version} is newer than this Genesis supports")
-    if version is None:
-        conn.executescript(SCHEMA)
-        conn.execute(
-            "INSERT OR REPLACE INTO schema_versions (component, version) VALUES (?, ?)",
-            (SCHEMA_COMPONENT, SCHEMA_VERSION),
-        )
 
 
 class RunHistory:
@@ -160,7 +140,6 @@ class RunHistory:
     def begin(self, study: str, *, trials_before: int, max_runtime_s: float | None, pid: int) -> int:
         conn = _connect(self.db)
         try:
-            _ensure_schema(conn, self.db)
             cursor = conn.execute(
                 "INSERT INTO headless_runs (study, started, pid, state, trials_before, max_runtime_s) "
                 "VALUES (?, ?, ?, 'running', ?, ?)",
@@ -195,7 +174,7 @@ class RunHistory:
         if not self.db.exists():
             return []
         try:
-            conn = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=30.0)
+            conn = sqlite_policy.connect_sync(self.db, readonly=True)
         except sqlite3.Error:
             return []
         try:

@@ -26,8 +26,12 @@ from engine.errors import LockHeldError, StoreError
 
 
 def lock_path(db: str | Path, study: str) -> Path:
-    """``<db>.<study>.lock`` beside the store (the study name made file-safe)."""
-    db = Path(db)
+    """``<db>.<study>.lock`` beside the store's real file (the study name made file-safe).
+
+    The path is resolved first, so a run that names the store through a
+    symlink or another relative path meets the same lock.
+    """
+    db = Path(db).resolve()
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in study) or "_"
     return db.with_name(f"{db.name}.{safe}.lock")
 

@@ -36,6 +36,8 @@ from typing import Any
 import msgspec
 
 from engine.errors import StoreError
+from engine.store import sqlite as sqlite_policy
+from engine.store.schema import Schema
 
 log = logging.getLogger("engine.headless.recording")
 
@@ -49,10 +51,6 @@ MAX_SHIFT = 128  # sliding histories: the largest front drop looked for
 MIN_MATCH = 6  # lists at least this long may be sent as runs of the previous one
 
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS schema_versions (
-    component TEXT PRIMARY KEY,
-    version   INTEGER NOT NULL
-);
 CREATE TABLE IF NOT EXISTS recordings (
     id      INTEGER PRIMARY KEY,
     study   TEXT    NOT NULL,
@@ -74,6 +72,8 @@ CREATE TABLE IF NOT EXISTS recording_frames (
     PRIMARY KEY (recording_id, seq)
 ) WITHOUT ROWID;
 """
+
+RECORDING_SCHEMA = Schema(SCHEMA_COMPONENT, SCHEMA_VERSION, frozenset({"recordings", "recording_frames"}), SCHEMA)
 
 _packer = msgspec.msgpack.Encoder()
 _unpacker = msgspec.msgpack.Decoder()
@@ -212,32 +212,8 @@ def decode_body(blob: bytes) -> Any:
 
 
 # --------------------------------------------------------------- schema
-def _ensure_schema(conn: sqlite3.Connection, path: Path) -> None:
-    tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    version = None
-    if "schema_versions" in tables:
-        row = conn.execute("SELECT version FROM schema_versions WHERE component = ?", (SCHEMA_COMPONENT,)).fetchone()
-        version = None if row is None else int(row[0])
-    elif tables - {"sqlite_sequence"}:
-        raise StoreError(f"{path}: a SQLite database of another application (no Genesis schema)")
-    if "recordings" in tables and version is None:
-        raise StoreError(f"{path}: has a recordings table that is not Genesis's")
-    if version is not None and version > SCHEMA_VERSION:
-        raise StoreError(
-            f"{path}: recording schema version {version} is newer than this Genesis supports ({SCHEMA_VERSION})"
-        )
-    conn.executescript(SCHEMA)
-    conn.execute(
-        "INSERT OR REPLACE INTO schema_versions (component, version) VALUES (?, ?)", (SCHEMA_COMPONENT, SCHEMA_VERSION)
-    )
-    conn.commit()
-
-
 def _connect(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA busy_timeout = 30000")
-    conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA synchronous = NORMAL")
+    conn = sqlite_policy.connect_sync(path, check_same_thread=False, schema=RECORDING_SCHEMA)
     return conn
 
 
@@ -291,7 +267,6 @@ class Recorder:
     def _open(self) -> sqlite3.Connection:
         try:
             conn = _connect(self.db)
-            _ensure_schema(conn, self.db)
             self._started_at = time.time()
             self._t0 = self.clock()
             cursor = conn.execute(
@@ -402,7 +377,7 @@ def _read_conn(db: Path) -> sqlite3.Connection:
     if not db.exists():
         raise StoreError(f"{db}: no such store")
     try:
-        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30.0)
+        conn = sqlite_policy.connect_sync(db, readonly=True)
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     except sqlite3.DatabaseError as error:
         raise StoreError(f"{db}: corrupt or unreadable SQLite store ({error})") from None

@@ -30,6 +30,7 @@ from typing import Any
 from engine.headless.charts import write_charts
 from engine.headless.history import RunHistory, RunRecord
 from engine.headless.output import json_safe
+from engine.store import sqlite as sqlite_policy
 
 EQUITY_CURVES = 5
 ALERT_ROWS = 200
@@ -96,7 +97,7 @@ async def _alerts(db: Path, name: str) -> list[dict[str, Any]]:
     import sqlite3
 
     with contextlib.suppress(sqlite3.Error):
-        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30.0)
+        conn = sqlite_policy.connect_sync(db, readonly=True)
         try:
             tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
             if "alerts" not in tables:

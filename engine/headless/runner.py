@@ -42,6 +42,7 @@ from engine.headless.lock import StudyLock
 from engine.headless.notify import Notifier, NotifySettings
 from engine.headless.output import Output, json_safe
 from engine.profile import profiler
+from engine.store import sqlite as sqlite_policy
 
 log = logging.getLogger("engine.headless")
 
@@ -108,7 +109,7 @@ def _stored(db: Path, name: str) -> tuple[str, int, dict[str, Any] | None] | Non
     if not db.exists():
         return None
     try:
-        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30.0)
+        conn = sqlite_policy.connect_sync(db, readonly=True)
     except sqlite3.Error:
         return None
     try:
@@ -520,7 +521,7 @@ def _default_report_dir(study: Any) -> Path:
 
 def _counts_and_best(db: Path, name: str, maximize: bool) -> dict[str, Any]:
     try:
-        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30.0)
+        conn = sqlite_policy.connect_sync(db, readonly=True)
     except sqlite3.Error:
         return {}
     try:

@@ -19,17 +19,13 @@ import aiosqlite
 
 from engine.errors import StoreError
 from engine.monitor.alerts import Alert
+from engine.store import sqlite as sqlite_policy
+from engine.store.schema import Schema
 
 SCHEMA_COMPONENT = "alerts"
 SCHEMA_VERSION = 1
 
-# schema_versions is shared by every part that keeps tables in the store
-# (the optimizer's studies and trials register there too).
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS schema_versions (
-    component TEXT PRIMARY KEY,
-    version   INTEGER NOT NULL
-);
 CREATE TABLE IF NOT EXISTS alerts (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     ts REAL NOT NULL,
@@ -45,6 +41,8 @@ CREATE TABLE IF NOT EXISTS alerts (
 );
 CREATE INDEX IF NOT EXISTS alerts_study_ts ON alerts (study, ts);
 """
+
+ALERTS_SCHEMA = Schema(SCHEMA_COMPONENT, SCHEMA_VERSION, frozenset({"alerts"}), _SCHEMA)
 
 _COLUMNS = "ts, raised_at, study, rule, level, state, value, threshold, direction, message"
 
@@ -62,20 +60,7 @@ class AlertStore:
             return self
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = await aiosqlite.connect(self.path)
-            try:
-                await db.execute("PRAGMA busy_timeout=5000")
-                await db.execute("PRAGMA journal_mode=WAL")
-                await _check_schema(db, self.path)
-                await db.executescript(_SCHEMA)
-                await db.execute(
-                    "INSERT OR REPLACE INTO schema_versions (component, version) VALUES (?, ?)",
-                    (SCHEMA_COMPONENT, SCHEMA_VERSION),
-                )
-                await db.commit()
-            except BaseException:
-                await db.close()
-                raise
+            db = await sqlite_policy.connect(self.path, schema=ALERTS_SCHEMA)
         except aiosqlite.DatabaseError as error:
             raise StoreError(f"{self.path}: not a usable SQLite store: {error}") from None
         except (OSError, aiosqlite.Error) as error:
@@ -110,8 +95,13 @@ class AlertStore:
         if not rows:
             return 0
         db = self._conn()
-        await db.executemany(f"INSERT INTO alerts ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
-        await db.commit()
+        await db.execute("BEGIN IMMEDIATE")
+        try:
+            await db.executemany(f"INSERT INTO alerts ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            await db.execute("COMMIT")
+        except BaseException:
+            await db.execute("ROLLBACK")
+            raise
         return len(rows)
 
     async def __call__(self, alerts: Iterable[Alert]) -> None:
@@ -142,18 +132,3 @@ class AlertStore:
             )
             for row in reversed(rows)
         ]
-
-
-async def _check_schema(db: aiosqlite.Connection, path: Path) -> None:
-    """Refuse an ``alerts`` table that is not ours, or a newer version of it."""
-    async with db.execute("SELECT name FROM sqlite_master WHERE type = 'table'") as cursor:
-        tables = {row[0] for row in await cursor.fetchall()}
-    version = None
-    if "schema_versions" in tables:
-        async with db.execute("SELECT version FROM schema_versions WHERE component = ?", (SCHEMA_COMPONENT,)) as cursor:
-            row = await cursor.fetchone()
-        version = None if row is None else int(row[0])
-    if "alerts" in tables and version is None:
-        raise StoreError(f"{path}: has an alerts table that is not Genesis's")
-    if version is not None and version > SCHEMA_VERSION:
-        raise StoreError(f"{path}: alerts schema version {version} is newer than this Genesis supports ({SCHEMA_VERSION})")

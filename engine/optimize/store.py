@@ -33,16 +33,14 @@ from engine.errors import StoreError
 from engine.optimize.artifacts import decode_array, encode_array
 from engine.optimize.records import StudyRecord, StudyState, TrialRecord, TrialResult, TrialState
 from engine.profile import profiler
+from engine.store import schema as registry
+from engine.store import sqlite as sqlite_policy
+from engine.store.schema import Schema
 
 SCHEMA_COMPONENT = "optimize"
 SCHEMA_VERSION = 1
-SQLITE_MAGIC = b"SQLite format 3\x00"
 
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS schema_versions (
-    component TEXT PRIMARY KEY,
-    version   INTEGER NOT NULL
-);
 CREATE TABLE IF NOT EXISTS studies (
     id             INTEGER PRIMARY KEY,
     name           TEXT    NOT NULL UNIQUE,
@@ -87,7 +85,7 @@ CREATE TABLE IF NOT EXISTS artifacts (
 );
 """
 
-_OUR_TABLES = {"schema_versions", "studies", "trials", "artifacts"}
+STUDY_SCHEMA = Schema(SCHEMA_COMPONENT, SCHEMA_VERSION, frozenset({"studies", "trials", "artifacts"}), SCHEMA)
 _TRIAL_COLUMNS = "id, number, key, params, state, metrics, objective, started, duration_s, worker, error, step, batch"
 _STUDY_COLUMNS = (
     "id, name, spec_toml, spec_hash, created, updated, state, sampler_state, "
@@ -195,60 +193,14 @@ def trial_record(result: TrialResult, key: str, params: dict[str, Any], batch: i
 # file checks
 
 
-def _check_file(path: Path) -> None:
-    """Refuse a file that is not SQLite before sqlite gets to misread it."""
-    try:
-        with path.open("rb") as handle:
-            header = handle.read(len(SQLITE_MAGIC))
-    except FileNotFoundError:
-        return
-    except IsADirectoryError:
-        raise StoreError(f"{path}: is a directory, expected a SQLite store file") from None
-    except OSError as error:
-        raise StoreError(f"{path}: cannot read the store: {error.strerror}") from None
-    if header and header != SQLITE_MAGIC:
-        raise StoreError(f"{path}: not a SQLite database (corrupt or another kind of file)")
-
-
-async def _check_schema(connection: aiosqlite.Connection, path: Path, *, create: bool) -> None:
-    """Create our tables in a new file; refuse foreign or newer schemas."""
-    async with connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'") as cursor:
-        tables = {row[0] for row in await cursor.fetchall()}
-    tables = {name for name in tables if not name.startswith("sqlite_")}
-    if "schema_versions" not in tables:
-        if tables:
-            raise StoreError(
-                f"{path}: a SQLite database of another application (tables {', '.join(sorted(tables)[:4])}; "
-                "no Genesis schema)"
-            )
-        if not create:
-            raise StoreError(f"{path}: an empty database, not a Genesis store")
-    if "schema_versions" in tables:
-        async with connection.execute(
-            "SELECT version FROM schema_versions WHERE component = ?", (SCHEMA_COMPONENT,)
-        ) as cursor:
-            row = await cursor.fetchone()
-        if row is not None:
-            if row[0] > SCHEMA_VERSION:
-                raise StoreError(
-                    f"{path}: store schema version {row[0]} is newer than this Genesis supports ({SCHEMA_VERSION})"
-                )
-            missing = _OUR_TABLES - tables
-            if missing:
-                raise StoreError(f"{path}: damaged Genesis store (missing tables: {', '.join(sorted(missing))})")
-            await _check_columns(connection, path)
-            return
-        clash = (_OUR_TABLES - {"schema_versions"}) & tables
-        if clash:
-            raise StoreError(f"{path}: tables {', '.join(sorted(clash))} belong to another schema")
-        if not create:
-            raise StoreError(f"{path}: holds no Genesis studies")
-    await connection.executescript(SCHEMA)
-    await connection.execute(
-        "INSERT OR REPLACE INTO schema_versions (component, version) VALUES (?, ?)",
-        (SCHEMA_COMPONENT, SCHEMA_VERSION),
-    )
-    await connection.commit()
+async def _check_schema(connection: aiosqlite.Connection, path: Path) -> None:
+    """Refuse a file that holds no Genesis studies, or whose tables are not ours (reads only)."""
+    tables, version = await registry.inspect(connection, SCHEMA_COMPONENT)
+    if version is None:
+        registry.refuse_foreign(path, tables)
+        raise StoreError(f"{path}: an empty database, not a Genesis store" if not tables else f"{path}: holds no Genesis studies")
+    registry.needs_create(path, STUDY_SCHEMA, tables, version)
+    await _check_columns(connection, path)
 
 
 async def _check_columns(connection: aiosqlite.Connection, path: Path) -> None:
@@ -260,24 +212,6 @@ async def _check_columns(connection: aiosqlite.Connection, path: Path) -> None:
             raise StoreError(
                 f"{path}: table {table} has a foreign layout (missing columns: {', '.join(sorted(wanted - have))})"
             )
-
-
-async def _connect(path: Path, *, readonly: bool) -> aiosqlite.Connection:
-    uri = f"file:{path}?mode=ro" if readonly else f"file:{path}?mode=rwc"
-    connection = await aiosqlite.connect(uri, uri=True, isolation_level=None, timeout=30.0)
-    try:
-        await connection.execute("PRAGMA busy_timeout = 30000")
-        if not readonly:
-            async with connection.execute("PRAGMA journal_mode = WAL") as cursor:
-                await cursor.fetchone()
-            await connection.execute("PRAGMA synchronous = NORMAL")
-        # Touch the schema so that a corrupt file fails here, with one line.
-        async with connection.execute("SELECT count(*) FROM sqlite_master") as cursor:
-            await cursor.fetchone()
-    except BaseException:
-        await connection.close()
-        raise
-    return connection
 
 
 class _Pending:
@@ -341,7 +275,7 @@ class SqliteStore:
     ) -> SqliteStore:
         """Open (or create, unless ``readonly``) the store at ``path``."""
         path = Path(path)
-        _check_file(path)
+        sqlite_policy.check_path(path)
         if readonly and not path.exists():
             raise StoreError(f"{path}: no such store")
         if not readonly:
@@ -352,16 +286,16 @@ class SqliteStore:
         writer = reader = None
         try:
             if not readonly:
-                writer = await _connect(path, readonly=False)
-                await _check_schema(writer, path, create=True)
-            reader = await _connect(path, readonly=True)
+                writer = await sqlite_policy.connect(path, schema=STUDY_SCHEMA)
+                await _check_columns(writer, path)
+            reader = await sqlite_policy.connect(path, readonly=True)
             if readonly:
-                await _check_schema(reader, path, create=False)
+                await _check_schema(reader, path)
         except sqlite3.DatabaseError as error:
             for connection in (writer, reader):
                 if connection is not None:
                     await connection.close()
-            raise StoreError(f"{path}: corrupt or unreadable SQLite store ({error})") from None
+            raise sqlite_policy.store_error(path, error) from None
         except BaseException:
             for connection in (writer, reader):
                 if connection is not None:
