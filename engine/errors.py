@@ -58,3 +58,16 @@ class LockHeldError(GenesisError):
     """Another run holds the study's lock (exit code 75)."""
 
     exit_code = EXIT_LOCKED
+
+
+#: How many characters of a value an error message quotes.
+QUOTE_LIMIT = 100
+
+
+def quoted(value: object, limit: int = QUOTE_LIMIT) -> str:
+    """``repr`` of a value (of ``str(value)`` for non-strings) for an error message,
+    cut to about ``limit`` characters so that a 50 MB field stays a one-line error."""
+    text = value if isinstance(value, str) else str(value)
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}... ({len(text)} characters)"

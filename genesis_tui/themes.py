@@ -4,7 +4,9 @@ Each ``*.toml`` file holds one theme (the keys of :class:`ThemeFile`). The
 bundled themes come from ``themes/`` next to the package (a source checkout) or
 ``<prefix>/share/genesis/themes`` (where a wheel installs them); the user's own from
 ``config_dir()/themes``, where a file may replace a bundled theme of the same
-name. A file that does not parse is skipped and reported, never fatal.
+name. A file that does not parse (not UTF-8, too large, nested too deep, a bad
+key or colour) is skipped and reported, never fatal: every file is read through
+``engine.config.read_text``, the one capped reader.
 """
 
 from __future__ import annotations
@@ -18,12 +20,13 @@ import msgspec
 from textual.color import Color, ColorParseError
 from textual.theme import Theme
 
-from engine.config import decode, load_toml
-from engine.errors import ConfigError
+from engine.config import decode, load_toml, read_text
+from engine.errors import ConfigError, quoted
 from engine.paths import config_dir
 
 DEFAULT_THEME = "genesis-dark"
 STATE_FILE = "console-state.json"
+STATE_FILE_MAX_BYTES = 64 * 1024
 
 #: Our own theme variables (CSS ``$chart-1`` ...), with fallbacks for themes that lack them.
 THEME_VARIABLE_DEFAULTS = {
@@ -90,7 +93,7 @@ def load_theme_file(path: Path) -> Theme:
         try:
             Color.parse(value)
         except ColorParseError:
-            raise ConfigError(f"{path}: {key}: expected a colour such as '#4FA3E0', got {value!r}") from None
+            raise ConfigError(f"{path}: {key}: expected a colour such as '#4FA3E0', got {quoted(value)}") from None
     return Theme(
         name=spec.name,
         dark=spec.dark,
@@ -125,12 +128,18 @@ def _state_path() -> Path:
     return config_dir() / STATE_FILE
 
 
+def _read_state(path: Path) -> object:
+    """The state file's JSON (capped like every file read), or None when it cannot be used."""
+    try:
+        return json.loads(read_text(path, cap=STATE_FILE_MAX_BYTES))
+    except (ConfigError, ValueError, RecursionError):
+        return None
+
+
 def remembered_theme() -> str | None:
     """The theme chosen last time, if any was remembered."""
-    try:
-        value = json.loads(_state_path().read_text()).get("theme")
-    except (OSError, ValueError, AttributeError):
-        return None
+    state = _read_state(_state_path())
+    value = state.get("theme") if isinstance(state, dict) else None
     return value if isinstance(value, str) else None
 
 
@@ -139,11 +148,8 @@ def remember_theme(name: str) -> None:
     path = _state_path()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            state = json.loads(path.read_text())
-            if not isinstance(state, dict):
-                state = {}
-        except (OSError, ValueError):
+        state = _read_state(path)
+        if not isinstance(state, dict):
             state = {}
         state["theme"] = name
         tmp = path.with_suffix(".tmp")
