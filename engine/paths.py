@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
+
+from engine.errors import ConfigError, quoted
 
 APP = "genesis"
 
@@ -32,3 +35,35 @@ def cache_dir() -> Path:
 def default_store_path() -> Path:
     """The SQLite store used when no ``--db`` is given."""
     return data_dir() / "genesis.db"
+
+
+# -- names that become file and folder names --------------------------------
+
+NAME_RULE = "letters, digits, '.', '_' and '-', starting with a letter or digit, at most 100 characters"
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+# Stored names may also carry the ``@<time>`` that ``--rerun`` gives an archived study.
+_STORED_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@:-]{0,139}")
+
+
+def check_name(name: str, where: str) -> str:
+    """A new study's name, refused (one line naming ``where``) unless it follows :data:`NAME_RULE`."""
+    if not _NAME.fullmatch(name):
+        raise ConfigError(f"{where}: {quoted(name)} is not a valid study name ({NAME_RULE})")
+    return name
+
+
+def check_stored_name(name: str, where: str = "NAME") -> str:
+    """A name to look up in a store: a study name, or an archived one (``name@2026-11-22T03:51:09Z``)."""
+    if not _STORED_NAME.fullmatch(name):
+        raise ConfigError(f"{where}: {quoted(name)} is not a study name ({NAME_RULE}, plus '@' and ':' when archived)")
+    return name
+
+
+def named_path(root: str | Path, name: str, suffix: str = "") -> Path:
+    """``root/<name><suffix>``: the one way a study's name becomes a path; it never leaves ``root``."""
+    check_stored_name(name, "study name")
+    component = name.replace(":", "") + suffix  # archived names' times, without the colons
+    path = Path(root) / component
+    if path.parent != Path(root) or component in (".", ".."):
+        raise ConfigError(f"study name {quoted(name)}: would leave {root}")
+    return path

@@ -30,14 +30,11 @@ from typing import Any
 from engine.headless.charts import write_charts
 from engine.headless.history import RunHistory, RunRecord
 from engine.headless.output import json_safe
+from engine.paths import named_path
 from engine.store import sqlite as sqlite_policy
 
 EQUITY_CURVES = 5
 ALERT_ROWS = 200
-
-
-def _safe(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "_"
 
 
 def run_dir_name(run: RunRecord | None, when: float | None = None) -> str:
@@ -247,12 +244,12 @@ async def write_run_report(db: str | Path, name: str, root: str | Path, *, run_i
     report, charts = await build_full_report(db, name, run_id=run_id)
     runs = RunHistory(db).runs(name)
     run = next((r for r in runs if r.id == run_id), None) if run_id is not None else None
-    study_dir = root / _safe(name)
+    study_dir = named_path(root, name)
     directory = study_dir / run_dir_name(run)
     paths = write_report_dir(report, charts, directory)
-    latest_md, latest_json = root / f"{_safe(name)}.md", root / f"{_safe(name)}.json"
+    latest_md, latest_json = named_path(root, name, ".md"), named_path(root, name, ".json")
     # the latest copies: links inside point into the run's directory
-    prefix = f"{_safe(name)}/{directory.name}/"
+    prefix = f"{study_dir.name}/{directory.name}/"
     markdown = render_full_markdown({**report, "charts": {k: prefix + v for k, v in report["charts"].items()}})
     _write(latest_md, markdown)
     _write(latest_json, json.dumps(report, indent=2, default=str, allow_nan=False) + "\n")

@@ -41,6 +41,7 @@ from engine.headless.history import RunHistory, archive_study
 from engine.headless.lock import StudyLock
 from engine.headless.notify import Notifier, NotifySettings
 from engine.headless.output import Output, json_safe
+from engine.paths import named_path
 from engine.profile import profiler
 from engine.store import sqlite as sqlite_policy
 
@@ -139,8 +140,7 @@ def _stored(db: Path, name: str) -> tuple[str, int, dict[str, Any] | None] | Non
 
 def default_log_file(db: Path, name: str) -> Path:
     """``<store dir>/logs/<study>.log``."""
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "_"
-    return db.parent / "logs" / f"{safe}.log"
+    return named_path(db.parent / "logs", name, ".log")
 
 
 def default_report_dir(study: Any) -> Path:

@@ -17,6 +17,7 @@ from typing import Any
 from engine.histogram import LogHistogram
 from engine.optimize.records import TrialRecord, TrialState
 from engine.optimize.store import SqliteStore
+from engine.paths import named_path
 
 TOP_K = 10
 
@@ -238,8 +239,7 @@ def write_report(report: dict[str, Any], directory: str | Path) -> tuple[Path, P
     """Write ``<study>.md`` and ``<study>.json`` into ``directory`` (atomically, each)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in report["study"])
-    paths = (directory / f"{stem}.md", directory / f"{stem}.json")
+    paths = (named_path(directory, report["study"], ".md"), named_path(directory, report["study"], ".json"))
     contents = (render_markdown(report), json.dumps(report, indent=2, default=str) + "\n")
     for path, text in zip(paths, contents, strict=True):
         tmp = path.with_suffix(path.suffix + ".tmp")

@@ -37,6 +37,7 @@ from engine.errors import ConfigError, DataError
 from engine.monitor.alert_spec import AlertsSpec
 from engine.optimize.constraints import parse_constraint
 from engine.optimize.space import Space, parse_space
+from engine.paths import check_name
 
 SAMPLERS = ("grid", "random", "genetic", "tpe")
 DIRECTIONS = ("maximize", "minimize")
@@ -270,9 +271,7 @@ def study_from_dict(
         trials = search.trials if isinstance(search.trials, int) else DEFAULT_TRIALS
     search = msgspec.structs.replace(search, trials=trials)
     space.check_feasible(f"{where}: space.constraints", grid=search.sampler == "grid")
-    name = file.name if file.name is not None else default_name
-    if not name.strip():
-        raise ConfigError(f"{where}: name: expected a non-empty string")
+    name = check_name(file.name if file.name is not None else default_name, f"{where}: name")
     return StudySpec(
         name=name,
         path=where,

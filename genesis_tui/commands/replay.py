@@ -23,6 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from engine.paths import check_stored_name
+
+    check_stored_name(args.name)
     from engine.errors import InputError
     from engine.headless.recording import Recording, list_recordings
     from engine.headless.replay import ReplaySource, format_clock, parse_position

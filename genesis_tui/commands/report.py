@@ -20,6 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from engine.paths import check_stored_name
+
+    check_stored_name(args.name)
     from engine.optimize.report import render_markdown, report_from_db
     from engine.paths import default_store_path
 

@@ -19,6 +19,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from engine.paths import check_stored_name
+
+    check_stored_name(args.name)
     if wants_headless(args):  # cron: lock, budget, report directory, webhook, recording (engine.headless)
         from engine.headless.runner import run as run_headless
 

@@ -16,6 +16,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from engine.paths import check_stored_name
+
+    check_stored_name(args.name)
     from engine.optimize.export import export_trials
     from engine.paths import default_store_path
 
