@@ -138,6 +138,17 @@ def _stored(db: Path, name: str) -> tuple[str, int, dict[str, Any] | None] | Non
     return str(row[1]), int(trials), summary
 
 
+async def _check_store(db: Path) -> None:
+    """Refuse a foreign, newer or damaged store before anything is written to it."""
+    from engine.optimize.store import SqliteStore
+
+    store = await SqliteStore.open(db)
+    try:
+        await store.check_integrity()
+    finally:
+        await store.close()
+
+
 def default_log_file(db: Path, name: str) -> Path:
     """``<store dir>/logs/<study>.log``."""
     return named_path(db.parent / "logs", name, ".log")
@@ -212,6 +223,7 @@ class HeadlessRun:
                 loop.remove_signal_handler(signum)
 
     async def _main(self) -> int:
+        await _check_store(self.db)  # before the first change: --rerun renames, the run writes
         stored = _stored(self.db, self.name)
         if stored is not None and self.options.rerun:
             archived = archive_study(self.db, self.name)

@@ -450,6 +450,17 @@ class SqliteStore:
             raise
         self.commits += 1
 
+    async def check_integrity(self) -> None:
+        """Refuse a damaged file before anything is written to it (``PRAGMA quick_check``, one line)."""
+        try:
+            async with self._reader.execute("PRAGMA quick_check(1)") as cursor:
+                row = await cursor.fetchone()
+        except sqlite3.DatabaseError as error:
+            raise sqlite_policy.store_error(self.path, error) from None
+        if row is None or row[0] != "ok":
+            problem = "no answer" if row is None else " ".join(str(row[0]).split())[:200]
+            raise StoreError(f"{self.path}: the store is damaged ({problem}); nothing was written to it")
+
     async def get_study(self, name: str) -> StudyRecord | None:
         """The stored study ``name`` (with its last checkpoint), or ``None``."""
         async with self._reader.execute(f"SELECT {_STUDY_COLUMNS} FROM studies WHERE name = ?", (name,)) as cursor:
