@@ -118,17 +118,17 @@ async def post_json(
                     await response.content.read(MAX_RESPONSE_BYTES)  # drain a bounded amount, ignore it
             except TimeoutError:
                 status, error = None, f"timed out after {timeout_s:g}s"
-                log.warning("webhook %s: attempt %d: %s", event, attempts, error)
+                log.info("webhook %s: attempt %d: %s", event, attempts, error)
                 continue
             except aiohttp.ClientError as failure:
                 status, error = None, f"{type(failure).__name__}: {failure}"
-                log.warning("webhook %s: attempt %d: %s", event, attempts, error)
+                log.info("webhook %s: attempt %d: %s", event, attempts, error)
                 continue
             if 200 <= status < 300:
                 log.info("webhook %s: delivered (HTTP %d, attempt %d)", event, status, attempts)
                 return Delivery(event, True, attempts, status, None, time.monotonic() - started)
             error = f"HTTP {status}"
-            log.warning("webhook %s: attempt %d: %s", event, attempts, error)
+            log.info("webhook %s: attempt %d: %s", event, attempts, error)
             if not _retryable(status):
                 break
     log.error("webhook %s: not delivered after %d attempt%s (%s)", event, attempts, "s" * (attempts > 1), error)
