@@ -7,6 +7,8 @@ command line prints that line on stderr and exits with :attr:`exit_code`.
 
 from __future__ import annotations
 
+import errno
+
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_BAD_INPUT = 2
@@ -42,6 +44,15 @@ class StoreError(GenesisError):
     """The SQLite store is corrupt, foreign or unusable."""
 
     exit_code = EXIT_BAD_INPUT
+
+
+class StoreWriteError(GenesisError):
+    """A write to a sound store failed (disk full, I/O error): a runtime failure, exit code 1."""
+
+
+def out_of_room(error: BaseException) -> bool:
+    """Whether ``error`` is a full disk, quota or file-size limit (the run stops; the study stays sound)."""
+    return isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
 
 
 class NetworkError(GenesisError):

@@ -29,7 +29,7 @@ import aiosqlite
 import msgspec
 import numpy as np
 
-from engine.errors import StoreError
+from engine.errors import StoreError, StoreWriteError
 from engine.optimize.artifacts import decode_array, encode_array
 from engine.optimize.records import StudyRecord, StudyState, TrialRecord, TrialResult, TrialState
 from engine.profile import profiler
@@ -317,7 +317,7 @@ class SqliteStore:
         await self._reader.close()
         if self._error is not None:
             error, self._error = self._error, None
-            raise StoreError(f"{self.path}: write failed: {error}") from None
+            raise StoreWriteError(f"{self.path}: write failed: {error}") from None
 
     async def __aenter__(self) -> SqliteStore:
         return self
@@ -361,7 +361,7 @@ class SqliteStore:
             self._error = error
             for waiter in pending.waiters:
                 if not waiter.done():
-                    waiter.set_exception(StoreError(f"{self.path}: write failed: {error}"))
+                    waiter.set_exception(StoreWriteError(f"{self.path}: write failed: {error}"))
             if isinstance(error, asyncio.CancelledError):
                 raise
             return
@@ -400,7 +400,7 @@ class SqliteStore:
 
     def _raise_if_failed(self) -> None:
         if self._error is not None:
-            raise StoreError(f"{self.path}: write failed: {self._error}")
+            raise StoreWriteError(f"{self.path}: write failed: {self._error}")
         if self._writer is None:
             raise StoreError(f"{self.path}: store opened read-only")
 
@@ -435,10 +435,20 @@ class SqliteStore:
         assert study is not None
         return study
 
-    async def _write_now(self, sql: str, parameters: Sequence[Any]) -> None:
-        """One statement in its own transaction, after everything queued before it."""
-        self._raise_if_failed()
-        await self.flush()
+    async def _write_now(self, sql: str, parameters: Sequence[Any], *, after_failure: bool = False) -> None:
+        """One statement in its own transaction, after everything queued before it.
+
+        ``after_failure``: try it even though an earlier write failed (a full
+        disk may still take a one-row update once the failed batch rolled back).
+        """
+        if after_failure:
+            with contextlib.suppress(StoreWriteError):
+                await self.flush()
+            if self._writer is None:
+                raise StoreError(f"{self.path}: store opened read-only")
+        else:
+            self._raise_if_failed()
+            await self.flush()
         assert self._writer is not None
         await self._writer.execute("BEGIN IMMEDIATE")
         try:
@@ -481,11 +491,14 @@ class SqliteStore:
         async with self._reader.execute(f"SELECT {_STUDY_COLUMNS} FROM studies ORDER BY id") as cursor:
             return [_study_record(row) for row in await cursor.fetchall()]
 
-    async def set_study_state(self, study_id: int, state: StudyState, error: str | None = None) -> None:
-        """Record the study's lifecycle state (after the queued writes)."""
+    async def set_study_state(
+        self, study_id: int, state: StudyState, error: str | None = None, *, after_failure: bool = False
+    ) -> None:
+        """Record the study's lifecycle state (after the queued writes; ``after_failure`` as in ``_write_now``)."""
         await self._write_now(
             "UPDATE studies SET state = ?, error = ?, updated = ? WHERE id = ?",
             (state.value, error, time.time(), study_id),
+            after_failure=after_failure,
         )
 
     async def save_validation(self, study_id: int, validation: dict[str, Any]) -> None:

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.errors import ConfigError, GenesisError
+from engine.errors import ConfigError, GenesisError, StoreWriteError, out_of_room
 from engine.optimize.backends.base import Backend, ChunkDone, make_backend
 from engine.optimize.executor import Executor
 from engine.optimize.progress import ProgressTracker, StudyProgress
@@ -377,7 +377,9 @@ class Study:
             elif self._stop_requested or executor.stopping:
                 final_state = StudyState.STOPPED
         except BaseException as failure:
-            final_state = StudyState.STOPPED if isinstance(failure, asyncio.CancelledError) else StudyState.FAILED
+            # A failed write (a full disk) stops a sound study: it resumes once there is room.
+            stopped = isinstance(failure, asyncio.CancelledError | StoreWriteError) or out_of_room(failure)
+            final_state = StudyState.STOPPED if stopped else StudyState.FAILED
             error = error or f"{type(failure).__name__}: {failure}"
             raise
         finally:
@@ -386,8 +388,7 @@ class Study:
             self._executor = None
             tracker.in_flight = 0
             with profiler.stage("optimize.store_write"), contextlib.suppress(Exception):
-                await store.flush()
-                await store.set_study_state(record.id, final_state, error)
+                await store.set_study_state(record.id, final_state, error, after_failure=True)
             tracker.state = final_state.value
 
         with contextlib.suppress(Exception):
