@@ -11,6 +11,7 @@ header), and every connection gets the same policy: WAL, one busy timeout,
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import urllib.parse
 from collections.abc import Awaitable, Callable
@@ -28,9 +29,20 @@ _NOT_A_DATABASE = "file is not a database"
 
 
 def uri(path: str | Path, *, readonly: bool) -> str:
-    """The ``file:`` URI of ``path`` (quoted, so ``?``, ``#`` and ``%`` in names are safe)."""
-    quoted = urllib.parse.quote(str(Path(path)), safe="/")
-    return f"file:{quoted}?mode={'ro' if readonly else 'rwc'}"
+    """The ``file:`` URI of ``path`` (quoted, so ``?``, ``#`` and ``%`` in names are safe).
+
+    A reader of a store in a folder it cannot write (a read-only mount, another
+    user's files) could not create the WAL index beside it; when no log is
+    waiting to be read the file is complete, and it is opened as immutable.
+    """
+    path = Path(path)
+    quoted = urllib.parse.quote(str(path), safe="/")
+    if not readonly:
+        return f"file:{quoted}?mode=rwc"
+    wal = path.with_name(path.name + "-wal")
+    if not os.access(path.parent, os.W_OK) and not wal.exists():
+        return f"file:{quoted}?mode=ro&immutable=1"
+    return f"file:{quoted}?mode=ro"
 
 
 # The schema is touched first, so that a corrupt or foreign file fails (or is
