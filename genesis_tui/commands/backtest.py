@@ -149,10 +149,14 @@ def _print_table(report: dict[str, Any]) -> None:
     console.print(
         f"{data['symbol']} {data['timeframe']} · {data['bars']:,} bars · {data['start']} → {data['end']}"
     )
+    # Every option, in the record's order (a new option shows up here by itself).
     console.print(
-        f"fill {options['fill']} · {options['direction']} · fee {options['fee']:g} · "
-        f"slippage {options['slippage']:g} · size {options['size']:g} · cash {options['cash']:,.2f} · "
-        f"stop-loss {options['stop_loss']:g} · take-profit {options['take_profit']:g}"
+        " · ".join(
+            f"{name.replace('_', '-')} {value:,.2f}" if name == "cash"
+            else f"{name.replace('_', '-')} {value:g}" if isinstance(value, float)
+            else f"{name.replace('_', '-')} {value}"
+            for name, value in options.items()
+        )
     )
     table = Table(caption=f"backtest {report['elapsed_s'] * 1e3:.1f} ms · data {report['load_s'] * 1e3:.1f} ms")
     table.add_column("metric")
