@@ -29,7 +29,7 @@ from collections.abc import Callable
 from typing import Any
 
 from benchmarks.suite import module_main
-from engine.backtest import STRATEGIES
+from engine.backtest import STRATEGIES, BacktestOptions
 from engine.backtest import run as backtest_run
 from engine.bus import NORMAL, EventBus
 from engine.data import Bars, load
@@ -39,7 +39,6 @@ from engine.live import (
     PrefixBuffer,
     RegistrySignals,
     ReplayFeed,
-    RiskConfig,
 )
 
 STRATEGY = "sma_cross"
@@ -74,13 +73,7 @@ class _Never:
 
 
 def _config() -> LoopConfig:
-    return LoopConfig(
-        fee=OPTIONS["fee"],
-        slippage=OPTIONS["slippage"],
-        fill=OPTIONS["fill"],
-        direction=OPTIONS["direction"],
-        risk=RiskConfig(stop_loss=OPTIONS["stop_loss"]),
-    )
+    return LoopConfig(BacktestOptions(**OPTIONS))
 
 
 def _replay(bars: Bars, source: Any) -> Any:

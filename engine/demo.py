@@ -126,12 +126,13 @@ def paper_factory(
     """A factory the Engine calls with itself: the paper loop replaying synthetic bars on its bus."""
 
     def make(engine: Any) -> Any:
+        from engine.backtest import BacktestOptions
         from engine.data import load
         from engine.live import LoopConfig, PaperTradingLoop, RegistrySignals, ReplayFeed
         from engine.runtime import PaperHost
 
         data = load(f"synthetic:bars={bars},seed={seed},timeframe=1m")
-        config = LoopConfig(fee=0.0005, slippage=0.0002, recent=30)
+        config = LoopConfig(BacktestOptions(fee=0.0005, slippage=0.0002), recent=30)
 
         def make_loop(bus: Any) -> Any:
             feed = ReplayFeed(data, bars_per_s=bars_per_s)

@@ -6,11 +6,12 @@ package is cheap. Conventions: ``docs/backtest.md``.
 
 from __future__ import annotations
 
-from engine.backtest.api import BacktestResult, Options, run, run_many, run_signals, simulate
+from engine.backtest.api import BacktestResult, run, run_many, run_signals, simulate
 from engine.backtest.enums import EXIT_REASONS, METRIC_NAMES, TRADE_DTYPE
 from engine.backtest.indicators import INDICATORS, IndicatorCache
 from engine.backtest.metrics import Metrics
 from engine.backtest.nb import signals_nb, simulate_nb, simulate_variant
+from engine.backtest.options import OPTION_NAMES, OPTIONS, BacktestOptions, OptionError
 from engine.backtest.strategies import (
     STRATEGIES,
     Constraint,
@@ -20,17 +21,24 @@ from engine.backtest.strategies import (
     get_strategy,
 )
 
+#: The name ``run``'s result used before :class:`BacktestOptions` (kept for callers).
+Options = BacktestOptions
+
 __all__ = [
     "EXIT_REASONS",
     "INDICATORS",
     "METRIC_NAMES",
+    "OPTIONS",
+    "OPTION_NAMES",
     "STRATEGIES",
     "TRADE_DTYPE",
+    "BacktestOptions",
     "BacktestResult",
     "Constraint",
     "IndicatorCache",
     "KernelInputs",
     "Metrics",
+    "OptionError",
     "Options",
     "Param",
     "Strategy",

@@ -7,10 +7,9 @@ The conventions (fills, fees, slippage, sizing, shorts, stops, metrics) are in
 from __future__ import annotations
 
 import contextlib
-import math
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -26,6 +25,7 @@ from engine.backtest.enums import (
 )
 from engine.backtest.indicators import IndicatorCache
 from engine.backtest.metrics import Metrics
+from engine.backtest.options import OPTIONS, BacktestOptions, override
 from engine.backtest.strategies import KernelInputs, get_strategy
 from engine.data.timeframes import periods_per_year
 from engine.errors import InputError
@@ -39,55 +39,13 @@ _NO_EQUITY = np.empty(0, dtype=np.float64)
 _NO_TRADES = np.empty(0, dtype=TRADE_DTYPE)
 
 
-def _number(name: str, value: Any, low: float, high: float, *, high_open: bool, low_open: bool = False) -> float:
-    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-    if ok:
-        value = float(value)
-        ok = math.isfinite(value) and (value > low if low_open else value >= low)
-        ok = ok and (value < high if high_open else value <= high)
-    if not ok:
-        interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
-        raise InputError(f"{name} must be a number in {interval}, got {value!r}")
-    return value
-
-
-@dataclass(frozen=True, slots=True)
-class Options:
-    """Validated backtest options (everything ``run`` takes besides bars, strategy, params)."""
-
-    fee: float = 0.0
-    slippage: float = 0.0
-    fill: str = "next_open"
-    direction: str = "long"
-    size: float = 1.0
-    cash: float = 10_000.0
-    stop_loss: float = 0.0
-    take_profit: float = 0.0
-
-    def __post_init__(self) -> None:
-        set_ = object.__setattr__
-        set_(self, "fee", _number("fee", self.fee, 0.0, 1.0, high_open=True))
-        set_(self, "slippage", _number("slippage", self.slippage, 0.0, 1.0, high_open=True))
-        if self.fill not in FILLS:
-            raise InputError(f"fill must be one of {', '.join(FILLS)}, got {self.fill!r}")
-        if self.direction not in DIRECTIONS:
-            raise InputError(f"direction must be one of {', '.join(DIRECTIONS)}, got {self.direction!r}")
-        set_(self, "size", _number("size", self.size, 0.0, 1.0, high_open=False, low_open=True))
-        set_(self, "cash", _number("cash", self.cash, 0.0, math.inf, high_open=True, low_open=True))
-        set_(self, "stop_loss", _number("stop_loss", self.stop_loss, 0.0, 1.0, high_open=True))
-        set_(self, "take_profit", _number("take_profit", self.take_profit, 0.0, math.inf, high_open=True))
-
-    def as_dict(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__dataclass_fields__}
-
-
 @dataclass(frozen=True, slots=True)
 class BacktestResult:
     """The outcome of one backtest; ``equity`` and ``trades`` only when asked for."""
 
     strategy: str
     params: Mapping[str, Any]
-    options: Options
+    options: BacktestOptions
     metrics: Metrics
     equity: np.ndarray | None = None
     trades: np.ndarray | None = None
@@ -98,7 +56,7 @@ class BacktestResult:
 def simulate(
     bars: Bars,
     inputs: KernelInputs,
-    options: Options,
+    options: BacktestOptions,
     *,
     entries: np.ndarray = _NO_SIGNALS,
     exits: np.ndarray = _NO_SIGNALS,
@@ -150,29 +108,25 @@ def run(
     strategy: str,
     params: Mapping[str, Any] | None = None,
     *,
-    fee: float = 0.0,
-    slippage: float = 0.0,
-    fill: str = "next_open",
-    direction: str = "long",
-    size: float = 1.0,
-    cash: float = 10_000.0,
-    stop_loss: float = 0.0,
-    take_profit: float = 0.0,
+    options: BacktestOptions | None = None,
     equity: bool = False,
     trades: bool = False,
     cache: IndicatorCache | None = None,
+    **option_values: Any,
 ) -> BacktestResult:
     """Backtest registered ``strategy`` with ``params`` (defaults filled in) over ``bars``.
 
     Raises ``StrategyError`` for an unknown strategy or a bad parameter and
     ``InputError`` for a bad option, each with one line saying what was expected.
+    The options are ``options`` (a :class:`BacktestOptions`, passed on as is)
+    and/or any of its fields as keywords (``fee=0.001``), which override it.
     Pass one ``cache`` to many calls over the same bars to compute each
     indicator once.
     """
     start = time.perf_counter()
     spec = get_strategy(strategy)
     values = spec.validate(params)
-    options = Options(fee, slippage, fill, direction, size, cash, stop_loss, take_profit)
+    options = BacktestOptions.of(options, **option_values)
     inputs = spec.kernel_inputs(bars, values, cache if cache is not None else IndicatorCache())
     metrics_out, equity_curve, records = simulate(bars, inputs, options, equity=equity, trades=trades)
     with profiler.stage("backtest.metrics"):
@@ -194,14 +148,15 @@ def run_signals(
     entries: np.ndarray,
     exits: np.ndarray,
     *,
+    options: BacktestOptions | None = None,
     equity: bool = False,
     trades: bool = False,
-    **options: Any,
+    **option_values: Any,
 ) -> BacktestResult:
     """Backtest explicit entry/exit boolean arrays (one per bar, acted on at each
-    bar's close under the same conventions as :func:`run`)."""
+    bar's close under the same conventions and with the same options as :func:`run`)."""
     start = time.perf_counter()
-    opts = Options(**options)
+    opts = BacktestOptions.of(options, **option_values)
     n = len(bars)
     entries = np.ascontiguousarray(entries, dtype=np.bool_)
     exits = np.ascontiguousarray(exits, dtype=np.bool_)
@@ -228,8 +183,9 @@ def run_many(
     strategy: str,
     param_sets: Iterable[Mapping[str, Any]],
     *,
+    options: BacktestOptions | None = None,
     cache: IndicatorCache | None = None,
-    **options: Any,
+    **option_values: Any,
 ) -> np.ndarray:
     """Metrics of many parameter sets of one strategy: an array of shape
     (len(param_sets), len(METRIC_NAMES)), rows in input order, each row equal
@@ -239,25 +195,25 @@ def run_many(
     Indicators come from one shared cache, so each distinct window is computed
     once; the sets then run in one numba call per configuration (fill
     convention, stops on or off), typically one call for the whole batch.
-    ``options`` may include ``stop_loss``/``take_profit`` etc. as for
-    :func:`run`; a parameter set may also carry any option key (``stop_loss``
-    searched by a study, say), which overrides ``options`` for that set.
+    ``options`` and ``option_values`` are as for :func:`run`; a parameter set
+    may also carry any option key (``stop_loss`` searched by a study, say),
+    which overrides them for that set (each distinct override is validated once).
     """
     spec = get_strategy(strategy)
     cache = cache if cache is not None else IndicatorCache()
-    base = Options(**options)
+    base = BacktestOptions.of(options, **option_values)
     sets = list(param_sets)
     out = np.empty((len(sets), N_METRICS))
     if not sets:
         return out
     n = len(bars)
-    variants: dict[Any, Options] = {}
+    variants: dict[Any, BacktestOptions] = {}
     groups: dict[tuple[int, bool, bool], _Group] = {}
     arrays: dict[int, int] = {}  # id(indicator array) -> its row in `keep`
     keep: list[np.ndarray] = []  # holds every array whose address the kernel reads until it returns
     for row, raw in enumerate(sets):
-        opts = _set_options(base, raw, variants)
-        values = spec.validate({k: v for k, v in raw.items() if k not in _OPTION_NAMES})
+        opts = override(base, {k: v for k, v in raw.items() if k in OPTIONS}, variants)
+        values = spec.validate({k: v for k, v in raw.items() if k not in OPTIONS})
         inputs = spec.kernel_inputs(bars, values, cache)
         a_row = _indicator_row(inputs.a, n, arrays, keep)
         b_row = _indicator_row(inputs.b, n, arrays, keep)
@@ -297,24 +253,6 @@ def run_many(
     return out
 
 
-_OPTION_NAMES = frozenset(Options.__dataclass_fields__)
-
-
-def _set_options(base: Options, raw: Mapping[str, Any], variants: dict[Any, Options]) -> Options:
-    """``base`` with the option keys of one parameter set applied (validated once per distinct set of overrides)."""
-    overrides = {k: v for k, v in raw.items() if k in _OPTION_NAMES}
-    if not overrides:
-        return base
-    try:
-        key = tuple(sorted(overrides.items()))
-        opts = variants.get(key)
-    except TypeError:  # an unhashable value: let Options say what is wrong with it
-        return replace(base, **overrides)
-    if opts is None:
-        opts = variants[key] = replace(base, **overrides)
-    return opts
-
-
 def _indicator_row(array: np.ndarray, n: int, rows: dict[int, int], keep: list[np.ndarray]) -> int:
     """The row of ``array`` among the batch's distinct indicator arrays (-1: cannot be batched)."""
     row = rows.get(id(array))
@@ -343,9 +281,9 @@ class _Group:
         self.b_rows: list[int] = []
         self.p0: list[float] = []
         self.p1: list[float] = []
-        self.opts: list[Options] = []
+        self.opts: list[BacktestOptions] = []
 
-    def add(self, row: int, a_row: int, b_row: int, inputs: KernelInputs, opts: Options) -> None:
+    def add(self, row: int, a_row: int, b_row: int, inputs: KernelInputs, opts: BacktestOptions) -> None:
         self.rows.append(row)
         self.a_rows.append(a_row)
         self.b_rows.append(b_row)

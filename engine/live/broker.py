@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 
+from engine.backtest.options import BacktestOptions
 from engine.live.portfolio import Portfolio
 from engine.live.records import ExitReason, Fill
 
@@ -20,11 +21,10 @@ from engine.live.records import ExitReason, Fill
 class PaperBroker:
     """Executes target-position orders against a :class:`Portfolio`."""
 
-    def __init__(self, portfolio: Portfolio, *, fee: float, slippage: float, size: float) -> None:
+    def __init__(self, portfolio: Portfolio, options: BacktestOptions) -> None:
         self.portfolio = portfolio
-        self.fee = float(fee)
-        self.slippage = float(slippage)
-        self.size = float(size)
+        self.options = options
+        self.fee, self.slippage, self.size = options.fee, options.slippage, options.size
         self._ids = itertools.count(1)
 
     def next_order_id(self) -> int:

@@ -31,10 +31,11 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import msgspec
 
+from engine.backtest.options import BacktestOptions
 from engine.bus import CRITICAL, HIGH, LOW, NORMAL, Event, EventBus
 from engine.data.bars import Bars
 from engine.errors import ConfigError
@@ -55,35 +56,19 @@ from engine.live.risk import RiskConfig, RiskManager, RiskState
 from engine.live.strategy import PrefixBuffer, RegistrySignals, SignalSource
 from engine.profile import profiler
 
-Fill_ = Literal["next_open", "close"]
-Direction = Literal["long", "short", "both"]
-
 
 class LoopConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """Execution settings (the backtester's names and defaults) and the loop's own."""
+    """The loop's settings: the backtest options it trades with, passed on unchanged to
+    the broker and the risk manager (``[paper.backtest]``), and the loop's own."""
 
-    fee: float = 0.0
-    slippage: float = 0.0
-    fill: Fill_ = "next_open"
-    direction: Direction = "long"
-    size: float = 1.0
-    cash: float = 10_000.0
+    backtest: BacktestOptions = BacktestOptions()
     risk: RiskConfig = RiskConfig()
     equity_points: int = 2_000  # equity marks kept for the console
     recent: int = 50  # orders and fills kept for the console
     telemetry_every: int = 1  # bars between telemetry.portfolio events (0: never)
 
     def validate(self, where: str = "paper") -> LoopConfig:
-        if not 0.0 <= self.fee < 1.0:
-            raise ConfigError(f"{where}.fee: expected a fraction in [0, 1), got {self.fee!r}")
-        if not 0.0 <= self.slippage < 1.0:
-            raise ConfigError(
-                f"{where}.slippage: expected a fraction in [0, 1), got {self.slippage!r}"
-            )
-        if not 0.0 < self.size <= 1.0:
-            raise ConfigError(f"{where}.size: expected a fraction in (0, 1], got {self.size!r}")
-        if self.cash <= 0.0:
-            raise ConfigError(f"{where}.cash: expected > 0, got {self.cash!r}")
+        """The loop's own settings checked (the backtest options validate themselves)."""
         if self.equity_points < 1 or self.recent < 1 or self.telemetry_every < 0:
             raise ConfigError(
                 f"{where}: equity_points and recent must be >= 1, telemetry_every >= 0"
@@ -132,7 +117,8 @@ class LoopTopics:
 
 
 def load_loop_config() -> LoopConfig:
-    """The ``[paper]`` table of the global config (defaults when absent), validated."""
+    """The ``[paper]`` table of the global config (defaults when absent), validated;
+    its backtest options are in ``[paper.backtest]``, as a study's are in ``[backtest]``."""
     from engine.config import config_path, config_section
 
     return config_section("paper", LoopConfig).validate(f"{config_path()}: [paper]")
@@ -227,9 +213,9 @@ class PaperTradingLoop:
         self.topics = LoopTopics.of(self.name, self.symbol)
         self._own_bus = bus is None
         self.bus = bus or EventBus()
-        self.portfolio = Portfolio(cfg.cash, self.symbol, cfg.equity_points)
-        self.broker = PaperBroker(self.portfolio, fee=cfg.fee, slippage=cfg.slippage, size=cfg.size)
-        self.risk = RiskManager(cfg.risk)
+        self.portfolio = Portfolio(cfg.backtest.cash, self.symbol, cfg.equity_points)
+        self.broker = PaperBroker(self.portfolio, cfg.backtest)
+        self.risk = RiskManager(cfg.risk, cfg.backtest)
         self.buffer = PrefixBuffer(max(self.bars_total, 1_024))
         self._orders: deque[OrderView] = deque(maxlen=cfg.recent)
         self._fills: deque[Fill] = deque(maxlen=cfg.recent)
@@ -255,7 +241,7 @@ class PaperTradingLoop:
         self._t0 = 0.0
         self._elapsed = 0.0
         self._bars = 0
-        direction = cfg.direction
+        direction = cfg.backtest.direction
         self._want = {
             "long": {True: 1, False: 0},
             "both": {True: 1, False: -1},
@@ -514,7 +500,7 @@ class PaperTradingLoop:
                 self._orders.append(view)
                 self._emit(self.topics.rejected, view, HIGH)
                 return
-            order = Order(order_id, sig.index, self.symbol, allowed, self.config.fill)
+            order = Order(order_id, sig.index, self.symbol, allowed, self.config.backtest.fill)
             self._emit(self.topics.order, order, HIGH)
         finally:
             self._settle()
@@ -633,29 +619,19 @@ async def replay(
     strategy: str,
     params: Mapping[str, Any] | None = None,
     *,
-    fee: float = 0.0,
-    slippage: float = 0.0,
-    fill: Fill_ = "next_open",
-    direction: Direction = "long",
-    size: float = 1.0,
-    cash: float = 10_000.0,
-    stop_loss: float = 0.0,
-    take_profit: float = 0.0,
+    options: BacktestOptions | None = None,
     max_drawdown: float = 0.0,
     speed: float = 0.0,
     bars_per_s: float = 0.0,
     bus: EventBus | None = None,
+    **option_values: Any,
 ) -> LoopResult:
     """Paper-trade registered ``strategy`` over ``bars`` with ``engine.backtest.run``'s
-    options (plus the drawdown breaker and the replay speed; 0 = as fast as possible)."""
+    options (``options`` and/or its fields as keywords, as for ``run``), plus the
+    drawdown breaker and the replay speed (0 = as fast as possible)."""
     config = LoopConfig(
-        fee=fee,
-        slippage=slippage,
-        fill=fill,
-        direction=direction,
-        size=size,
-        cash=cash,
-        risk=RiskConfig(stop_loss=stop_loss, take_profit=take_profit, max_drawdown=max_drawdown),
+        backtest=BacktestOptions.of(options, **option_values),
+        risk=RiskConfig(max_drawdown=max_drawdown),
     )
     feed = ReplayFeed(bars, speed=speed, bars_per_s=bars_per_s)
     loop = PaperTradingLoop(feed, RegistrySignals(strategy, params), config, bus=bus)

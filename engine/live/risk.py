@@ -15,25 +15,21 @@ from typing import Literal
 
 import msgspec
 
+from engine.backtest.options import BacktestOptions
 from engine.errors import ConfigError
 from engine.live.portfolio import Portfolio
 from engine.live.records import BarRecord, StopTrigger
 
 
 class RiskConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """Risk limits (0 disables a limit)."""
+    """The loop's own risk limits (0 disables a limit). Stop-loss and take-profit are
+    backtest options (``BacktestOptions.stop_loss``/``take_profit``), as in a backtest."""
 
-    stop_loss: float = 0.0  # fraction of the entry price
-    take_profit: float = 0.0
     max_drawdown: float = 0.0  # fraction below the equity peak that trips the breaker
 
     def validate(self, where: str = "risk") -> RiskConfig:
-        for key in ("stop_loss", "max_drawdown"):
-            value = getattr(self, key)
-            if not 0.0 <= value < 1.0:
-                raise ConfigError(f"{where}.{key}: expected a fraction in [0, 1), got {value!r}")
-        if self.take_profit < 0.0:
-            raise ConfigError(f"{where}.take_profit: expected >= 0, got {self.take_profit!r}")
+        if not 0.0 <= self.max_drawdown < 1.0:
+            raise ConfigError(f"{where}.max_drawdown: expected a fraction in [0, 1), got {self.max_drawdown!r}")
         return self
 
 
@@ -53,8 +49,9 @@ class RiskState:
 class RiskManager:
     """Decides stop exits and whether new orders may open exposure."""
 
-    def __init__(self, config: RiskConfig) -> None:
+    def __init__(self, config: RiskConfig, options: BacktestOptions) -> None:
         self.config = config.validate()
+        self.options = options
         self.breaker: Literal["closed", "open"] = "closed"
         self.kill_switch = False
         self.message = ""
@@ -68,7 +65,7 @@ class RiskManager:
 
     def check_stops(self, bar: BarRecord, p: Portfolio) -> StopTrigger | None:
         """A stop or take-profit exit on ``bar`` for a position entered before it."""
-        sl, tp = self.config.stop_loss, self.config.take_profit
+        sl, tp = self.options.stop_loss, self.options.take_profit
         if p.side == 0 or p.entry_idx >= bar.index or (sl <= 0.0 and tp <= 0.0):
             return None
         entry = p.entry_price

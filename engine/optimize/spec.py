@@ -19,12 +19,15 @@ is a strategy parameter; otherwise, if its last part is a backtest option
 (:data:`BACKTEST_OPTIONS`), it sets that option for the trial (overriding
 ``[backtest]``); anything else is an error. :meth:`StudySpec.split` applies
 this routing to one trial's parameters.
+
+``[backtest]`` decodes directly into ``engine.backtest.BacktestOptions``, which
+validates itself; a searched option's values are checked by the same rules
+(``engine.backtest.options.OPTIONS``).
 """
 
 from __future__ import annotations
 
 import importlib.util
-import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -32,6 +35,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from engine.backtest.options import OPTION_NAMES, OPTIONS, BacktestOptions, OptionError
 from engine.config import decode, load_toml
 from engine.errors import ConfigError, DataError
 from engine.monitor.alert_spec import AlertsSpec
@@ -42,17 +46,8 @@ from engine.paths import check_name
 SAMPLERS = ("grid", "random", "genetic", "tpe")
 DIRECTIONS = ("maximize", "minimize")
 BACKENDS = ("inline", "process", "dask")
-#: Backtest keyword arguments a study may set in ``[backtest]`` or search in ``[space]``.
-BACKTEST_OPTIONS = (
-    "fee",
-    "slippage",
-    "fill",
-    "direction",
-    "size",
-    "cash",
-    "stop_loss",
-    "take_profit",
-)
+#: Backtest options a study may set in ``[backtest]`` or search in ``[space]``.
+BACKTEST_OPTIONS = OPTION_NAMES
 NOTIFY_EVENTS = ("finish", "failure", "critical")
 #: Trials per sampler batch when ``execution.batch_size = 0`` (TPE: see the docs).
 DEFAULT_BATCH = {"grid": 1024, "random": 1024, "tpe": 8}
@@ -73,23 +68,6 @@ class StrategySpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     name: str
     fixed: dict[str, Any] = {}
-
-
-class BacktestSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """``[backtest]``: keyword arguments of ``engine.backtest.run`` for every trial."""
-
-    fee: float = 0.0
-    slippage: float = 0.0
-    fill: Literal["next_open", "close"] = "next_open"
-    direction: Literal["long", "short", "both"] = "long"
-    size: float = 1.0
-    cash: float = 10_000.0
-    stop_loss: float = 0.0  # 0: no stop
-    take_profit: float = 0.0  # 0: no target
-
-    def kwargs(self) -> dict[str, Any]:
-        """The options as keyword arguments of ``engine.backtest.run``."""
-        return msgspec.structs.asdict(self)
 
 
 class SearchSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -158,7 +136,7 @@ class _StudyFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     strategy: StrategySpec
     space: dict[str, Any]
     name: str | None = None
-    backtest: BacktestSpec = BacktestSpec()
+    backtest: BacktestOptions = BacktestOptions()
     search: SearchSpec = SearchSpec()
     execution: ExecutionSpec = ExecutionSpec()
     validation: ValidationSpec = ValidationSpec()
@@ -175,7 +153,7 @@ class StudySpec(msgspec.Struct, frozen=True):
     data: DataSpec
     strategy: StrategySpec
     space: Space
-    backtest: BacktestSpec
+    backtest: BacktestOptions
     search: SearchSpec
     execution: ExecutionSpec
     validation: ValidationSpec
@@ -207,14 +185,14 @@ class StudySpec(msgspec.Struct, frozen=True):
     def maximize(self) -> bool:
         return self.search.direction == "maximize"
 
-    def split(self, params: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-        """``(strategy params, backtest kwargs)`` of one trial; ``[backtest]`` is the base."""
+    def split(self, params: Mapping[str, Any]) -> tuple[dict[str, Any], BacktestOptions]:
+        """``(strategy params, backtest options)`` of one trial; ``[backtest]`` is the base."""
         strategy: dict[str, Any] = {}
-        kwargs = self.backtest.kwargs()
+        overrides: dict[str, Any] = {}
         for name, value in params.items():
             target, key = self.routes.get(name, ("strategy", name))
-            (strategy if target == "strategy" else kwargs)[key] = value
-        return strategy, kwargs
+            (strategy if target == "strategy" else overrides)[key] = value
+        return strategy, self.backtest.replace(**overrides)
 
 
 # --------------------------------------------------------------------------- loading
@@ -255,7 +233,6 @@ def study_from_dict(
     routes = _routes(space, strategy, set(fixed), where)
     _check_search(file.search, where)
     _check_execution(file.execution, where)
-    _check_backtest(file.backtest, where)
     _check_validation(file.validation, where)
     _check_notify(file.notify, where)
     search = file.search
@@ -401,28 +378,16 @@ def _fmt(value: float) -> str:
 
 
 def _check_backtest_values(option: str, space: Space, name: str, key: str) -> None:
+    """A searched or fixed option's values (a range: both ends) against the option's own rules."""
+    info = OPTIONS[option]
     values, bounds = _values(space, name)
-    if option in ("fill", "direction"):
-        allowed = ("next_open", "close") if option == "fill" else ("long", "short", "both")
-        if name in space.names and space.dim(name).kind != "choice":
-            raise ConfigError(f"{key}: expected a choice among {list(allowed)}")
-        for value in values:
-            if value not in allowed:
-                raise ConfigError(f"{key}: {value!r} is not one of {list(allowed)}")
-        return
-    for value in values:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{key}: expected a number, got {value!r}")
-    if bounds is not None:
-        lo, hi = bounds
-        if lo < 0:
-            raise ConfigError(f"{key}: {option} must be >= 0, got {_fmt(lo)}")
-        if option == "size" and (lo <= 0 or hi > 1):
-            raise ConfigError(
-                f"{key}: size is a fraction of equity in (0, 1], got [{_fmt(lo)}, {_fmt(hi)}]"
-            )
-        if option == "cash" and lo <= 0:
-            raise ConfigError(f"{key}: cash must be positive, got {_fmt(lo)}")
+    if info.choices and name in space.names and space.dim(name).kind != "choice":
+        raise ConfigError(f"{key}: expected a choice among {list(info.choices)}")
+    try:
+        for value in (*values, *(bounds or ())):
+            info.check(value)
+    except OptionError as error:
+        raise ConfigError(f"{key}: {error}") from None
 
 
 # --------------------------------------------------------------------------- section checks
@@ -523,21 +488,6 @@ def _check_execution(execution: ExecutionSpec, where: str) -> None:
     if not _ARTIFACTS.match(execution.artifacts):
         raise ConfigError(
             f'{where}: execution.artifacts: expected "all", "none" or "top:N", got {execution.artifacts!r}'
-        )
-
-
-def _check_backtest(backtest: BacktestSpec, where: str) -> None:
-    for field in ("fee", "slippage", "stop_loss", "take_profit"):
-        value = getattr(backtest, field)
-        if not math.isfinite(value) or value < 0:
-            raise ConfigError(f"{where}: backtest.{field}: expected a number >= 0, got {value!r}")
-    if not 0 < backtest.size <= 1:
-        raise ConfigError(
-            f"{where}: backtest.size: expected a fraction of equity in (0, 1], got {backtest.size!r}"
-        )
-    if not backtest.cash > 0:
-        raise ConfigError(
-            f"{where}: backtest.cash: expected a positive amount, got {backtest.cash!r}"
         )
 
 

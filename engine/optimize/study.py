@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.backtest.options import BacktestOptions
 from engine.errors import ConfigError, GenesisError, StoreWriteError, out_of_room
 from engine.optimize.backends.base import Backend, ChunkDone, make_backend
 from engine.optimize.executor import Executor
@@ -342,7 +343,7 @@ class Study:
         tracker.workers = executor.workers
         setup = WorkerSetup(
             strategy=self.spec.strategy.name,
-            backtest=_backtest_kwargs(self.spec),
+            backtest=_backtest_options(self.spec),
             routes=dict(getattr(self.spec, "routes", {}) or {}),
             profile=profiler.enabled,
             objective=self.objective,
@@ -534,21 +535,13 @@ class Study:
             self._with_artifacts.add(number)
 
 
-def _backtest_kwargs(spec: Any) -> dict[str, Any]:
+def _backtest_options(spec: Any) -> BacktestOptions:
+    """The study's ``[backtest]`` record (the defaults for a spec without one)."""
     section = _section(spec, "backtest")
-    if section is None:
-        return {}
-    if hasattr(section, "kwargs"):
-        return dict(section.kwargs())
-    out: dict[str, Any] = {}
-    for name in ("fee", "slippage", "fill", "direction", "size", "cash", "stop_loss", "take_profit"):
-        value = getattr(section, name, None)
-        if value is not None:
-            out[name] = value
-    return out
+    return section if isinstance(section, BacktestOptions) else BacktestOptions()
 
 
-def _warm_kernels(strategy: str, options: dict[str, Any]) -> None:
+def _warm_kernels(strategy: str, options: BacktestOptions) -> None:
     """Run the strategy once on a few synthetic bars (loads numba's compiled kernels)."""
     with profiler.stage("numba.warm_up"), contextlib.suppress(Exception):
         # Importing _preload warms the simulation kernel; the strategy's run below loads the rest.
@@ -556,7 +549,7 @@ def _warm_kernels(strategy: str, options: dict[str, Any]) -> None:
         from engine.optimize.backends._preload import tiny_bars
 
         spec = backtest.get_strategy(strategy)
-        backtest.run_many(tiny_bars(), strategy, [{p.name: p.default for p in spec.params}], **options)
+        backtest.run_many(tiny_bars(), strategy, [{p.name: p.default for p in spec.params}], options=options)
 
 
 def _in_sample(spec: Any, bars: Any) -> Any:

@@ -35,11 +35,10 @@ from typing import Any
 
 import numpy as np
 
+from engine.backtest.options import OPTIONS, BacktestOptions, override
 from engine.optimize.artifacts import encode_array
 from engine.optimize.records import TrialResult, TrialState, TrialTask, clean_objective
 
-#: Keys that configure the backtest itself; searched or fixed, they are passed as keyword arguments.
-BACKTEST_KEYS = ("fee", "slippage", "fill", "direction", "size", "cash", "stop_loss", "take_profit")
 FAULTS_ENV = "GENESIS_TEST_FAULTS"
 
 #: Sub-batch size of the batched kernel path: one ``run_many`` call, one numba call per
@@ -54,7 +53,8 @@ class WorkerSetup:
 
     strategy: str
     fixed: dict[str, Any] = field(default_factory=dict)
-    backtest: dict[str, Any] = field(default_factory=dict)
+    #: The study's ``[backtest]`` record, as loaded; a trial's searched options override it.
+    backtest: BacktestOptions = field(default_factory=BacktestOptions)
     objective: str = "sharpe"
     maximize: bool = True
     trial_timeout_s: float = 30.0
@@ -132,20 +132,26 @@ def _error_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {text}{where}"[:500]
 
 
-def split_params(params: dict[str, Any], setup: WorkerSetup) -> tuple[dict, dict]:
-    """Strategy parameters and backtest keyword arguments of one trial (``[backtest]`` is the base)."""
-    kwargs = dict(setup.backtest)
+def split_params(params: dict[str, Any], setup: WorkerSetup) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Strategy parameters and backtest option overrides of one trial.
+
+    The overrides are the options the trial sets to a value other than
+    ``setup.backtest``'s (so a trial that sets none shares the base record).
+    """
+    base = setup.backtest
+    overrides: dict[str, Any] = {}
     strategy_params = {}
-    for name, value in {**setup.fixed, **params}.items():
+    for name, value in ({**setup.fixed, **params} if setup.fixed else params).items():
         route = setup.routes.get(name)
         if route is None:
             leaf = name.rpartition(".")[2]
-            route = ("backtest", leaf) if leaf in BACKTEST_KEYS else ("strategy", name)
+            route = ("backtest", leaf) if leaf in OPTIONS else ("strategy", name)
         if route[0] == "backtest":
-            kwargs[route[1]] = value
+            if getattr(base, route[1]) != value:
+                overrides[route[1]] = value
         else:
             strategy_params[route[1]] = value
-    return strategy_params, kwargs
+    return strategy_params, overrides
 
 
 class Evaluator:
@@ -171,6 +177,7 @@ class Evaluator:
         self._prefixes: dict[int, Any] = {}
         self._faults = parse_faults(setup.faults)
         self._batched = _batched_entry(backtest, setup)
+        self._variants: dict[Any, BacktestOptions] = {}  # setup.backtest with each distinct trial override
         self._mean_trial_s: float | None = None
         self._ship_profile = ship_profile and setup.profile
         if self._ship_profile:
@@ -186,7 +193,7 @@ class Evaluator:
             if run_many is not None:
                 strategy = self._backtest.get_strategy(self.setup.strategy)
                 defaults = {p.name: p.default for p in strategy.params}
-                run_many(bars, self.setup.strategy, [defaults], **self.setup.backtest)
+                run_many(bars, self.setup.strategy, [defaults], options=self.setup.backtest)
 
     # -- data prefixes (successive halving) ---------------------------------
 
@@ -297,15 +304,15 @@ class Evaluator:
         )
 
     def _run(self, task: TrialTask, *, equity: bool, trades: bool) -> tuple[dict[str, float], Any]:
-        strategy_params, kwargs = split_params(task.params, self.setup)
+        strategy_params, overrides = split_params(task.params, self.setup)
         result = self._backtest.run(
             self._bars_for(task.stop),
             self.setup.strategy,
             strategy_params,
+            options=override(self.setup.backtest, overrides, self._variants),
             equity=equity,
             trades=trades,
             cache=self.cache,
-            **kwargs,
         )
         return _metrics_dict(result.metrics), result
 
@@ -356,7 +363,6 @@ def _batched_entry(
     names = getattr(backtest, "METRIC_NAMES", None)
     if run_many is None or names is None:
         return None
-    base = dict(setup.backtest)
     trades_index = names.index("trades") if "trades" in names else -1
 
     def evaluate(evaluator: Evaluator, tasks: Sequence[TrialTask]) -> list[dict[str, float]]:
@@ -367,11 +373,10 @@ def _batched_entry(
         for stop, indices in groups.items():
             sets = []
             for index in indices:
-                strategy_params, kwargs = split_params(tasks[index].params, setup)
-                overrides = {k: v for k, v in kwargs.items() if base.get(k, _MISSING) != v}
-                sets.append({**strategy_params, **overrides})
+                strategy_params, overrides = split_params(tasks[index].params, setup)
+                sets.append({**strategy_params, **overrides} if overrides else strategy_params)
             table = run_many(
-                evaluator._bars_for(stop), setup.strategy, sets, cache=evaluator.cache, **base
+                evaluator._bars_for(stop), setup.strategy, sets, options=setup.backtest, cache=evaluator.cache
             )
             for index, values in zip(indices, table.tolist(), strict=True):
                 metrics = dict(zip(names, values, strict=True))
@@ -381,6 +386,3 @@ def _batched_entry(
         return rows  # type: ignore[return-value]
 
     return evaluate
-
-
-_MISSING = object()

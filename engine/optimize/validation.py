@@ -352,9 +352,9 @@ def backtest_runner(spec: StudySpec) -> Runner:
     cache = backtest.IndicatorCache()
 
     def run(bars: Bars, params: Mapping[str, Any], want_returns: bool) -> tuple[dict[str, float], np.ndarray | None]:
-        strategy_params, kwargs = spec.split(params)
+        strategy_params, options = spec.split(params)
         result = backtest.run(
-            bars, spec.strategy.name, strategy_params, equity=want_returns, cache=cache, **kwargs
+            bars, spec.strategy.name, strategy_params, options=options, equity=want_returns, cache=cache
         )
         metrics = _as_metrics(result.metrics)
         returns = None

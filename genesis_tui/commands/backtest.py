@@ -18,17 +18,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--param", metavar="K=V", action="append", default=[], help="a strategy parameter (repeatable)"
     )
-    parser.add_argument("--fee", type=float, metavar="F", default=0.0, help="fee per side, fraction of notional (default 0)")
-    parser.add_argument("--slippage", type=float, metavar="S", default=0.0, help="fill price moved against the trader, fraction (default 0)")
-    parser.add_argument("--fill", choices=("next_open", "close"), default="next_open", help="fill at the next open (default) or the signal bar's close")
-    parser.add_argument("--direction", choices=("long", "short", "both"), default="long", help="long (default), short, or both (signals reverse the position)")
-    parser.add_argument("--cash", type=float, metavar="C", default=10_000.0, help="starting cash (default 10000)")
-    parser.add_argument("--size", type=float, metavar="F", default=1.0, help="fraction of equity per entry, in (0, 1] (default 1)")
-    parser.add_argument("--stop-loss", type=float, metavar="F", default=0.0, help="stop-loss, fraction of the entry price (0: off)")
-    parser.add_argument("--take-profit", type=float, metavar="F", default=0.0, help="take-profit, fraction of the entry price (0: off)")
+    add_option_arguments(parser)
     parser.add_argument("--strict", action="store_true", help="reject data rows with NaN/inf instead of dropping them")
     parser.add_argument("--list", action="store_true", help="list the strategies and their parameters")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def add_option_arguments(parser: argparse.ArgumentParser) -> None:
+    """One flag per backtest option (``--fee``, ``--stop-loss``, ...), generated from
+    ``engine.backtest.BacktestOptions``: its fields' names, defaults, values and help."""
+    from engine.backtest.options import OPTIONS
+
+    for info in OPTIONS.values():
+        if info.choices:
+            parser.add_argument(info.flag, choices=info.choices, default=info.default, help=f"{info.help}; default {info.default}")
+        else:
+            parser.add_argument(
+                info.flag, type=float, metavar="X", default=info.default,
+                help=f"{info.help}; in {info.interval}, default {info.default:g}",
+            )  # fmt: skip
+
+
+def options_from_args(args: argparse.Namespace) -> Any:
+    """The :class:`~engine.backtest.BacktestOptions` the flags give (validated: bad values are one line)."""
+    from engine.backtest.options import OPTIONS, BacktestOptions
+
+    return BacktestOptions(**{name: getattr(args, name) for name in OPTIONS})
 
 
 def parse_params(items: list[str]) -> dict[str, str]:
@@ -61,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
 
     strategy = get_strategy(args.strategy)
     params = strategy.parse_params(parse_params(args.param))
+    options = options_from_args(args)
 
     import time
 
@@ -73,19 +89,7 @@ def run(args: argparse.Namespace) -> int:
     if note:
         print(f"genesis: {note}", file=sys.stderr)
 
-    result = run_backtest(
-        bars,
-        strategy.name,
-        params,
-        fee=args.fee,
-        slippage=args.slippage,
-        fill=args.fill,
-        direction=args.direction,
-        size=args.size,
-        cash=args.cash,
-        stop_loss=args.stop_loss,
-        take_profit=args.take_profit,
-    )
+    result = run_backtest(bars, strategy.name, params, options=options)
     report = {
         "strategy": result.strategy,
         "params": dict(result.params),
@@ -145,10 +149,14 @@ def _print_table(report: dict[str, Any]) -> None:
     console.print(
         f"{data['symbol']} {data['timeframe']} · {data['bars']:,} bars · {data['start']} → {data['end']}"
     )
+    # Every option, in the record's order (a new option shows up here by itself).
     console.print(
-        f"fill {options['fill']} · {options['direction']} · fee {options['fee']:g} · "
-        f"slippage {options['slippage']:g} · size {options['size']:g} · cash {options['cash']:,.2f} · "
-        f"stop-loss {options['stop_loss']:g} · take-profit {options['take_profit']:g}"
+        " · ".join(
+            f"{name.replace('_', '-')} {value:,.2f}" if name == "cash"
+            else f"{name.replace('_', '-')} {value:g}" if isinstance(value, float)
+            else f"{name.replace('_', '-')} {value}"
+            for name, value in options.items()
+        )
     )
     table = Table(caption=f"backtest {report['elapsed_s'] * 1e3:.1f} ms · data {report['load_s'] * 1e3:.1f} ms")
     table.add_column("metric")

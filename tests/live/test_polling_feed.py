@@ -6,6 +6,7 @@ import json
 
 from aiohttp import web
 
+from engine.backtest import BacktestOptions
 from engine.data.hyperliquid import HyperliquidConfig, HyperliquidSource
 from engine.live import LoopConfig, PaperTradingLoop, PollingFeed, RegistrySignals
 
@@ -109,7 +110,7 @@ async def test_paper_loop_runs_on_the_polling_feed(tmp_path) -> None:
                 clock=lambda: exchange.now_ms,
             )
             loop = PaperTradingLoop(
-                feed, RegistrySignals("sma_cross", {"fast": 3, "slow": 8}), LoopConfig(fee=0.001)
+                feed, RegistrySignals("sma_cross", {"fast": 3, "slow": 8}), LoopConfig(BacktestOptions(fee=0.001))
             )
             result = await loop.run()
     finally:

@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pytest
 
-from engine.backtest import run_signals
+from engine.backtest import BacktestOptions, run_signals
 from engine.bus import EventBus, Lane
 from engine.live import ArraySignals, LoopConfig, PaperTradingLoop, ReplayFeed, RiskConfig
 from tests.live.conftest import bars_from
@@ -52,7 +52,7 @@ async def test_stop_loss_fires_on_the_critical_lane() -> None:
     bus = EventBus()
     stops = record(bus, "risk.#")
     fills = record(bus, "fills.*")
-    cfg = LoopConfig(fee=0.001, slippage=0.0005, risk=RiskConfig(stop_loss=0.03))
+    cfg = LoopConfig(BacktestOptions(fee=0.001, slippage=0.0005, stop_loss=0.03))
     loop, result = await run_loop(bars, array_source(n, [2], []), cfg, bus)
     await bus.stop()
     assert [(t, lane) for t, lane, _ in stops] == [(loop.topics.stop, Lane.CRITICAL)]
@@ -122,7 +122,7 @@ async def test_kill_switch_flattens_and_halts() -> None:
         if bar.index == 5:
             loop.kill("operator pressed K")
 
-    cfg = LoopConfig(fee=0.001)
+    cfg = LoopConfig(BacktestOptions(fee=0.001))
     loop, result = await run_loop(bars, array_source(n, [1, 6, 8], [7]), cfg, bus, hook)
     await bus.stop()
     assert [(t, lane) for t, lane, _ in kills] == [(loop.topics.control + ".kill", Lane.CRITICAL)]
@@ -190,14 +190,14 @@ async def test_two_loops_share_one_bus_without_crosstalk() -> None:
         n = len(bars.close)
         source = array_source(n, list(range(2, n, 10)), list(range(6, n, 10)))
         alone.append(
-            await PaperTradingLoop(ReplayFeed(bars), source, LoopConfig(fee=0.001), bus=bus).run()
+            await PaperTradingLoop(ReplayFeed(bars), source, LoopConfig(BacktestOptions(fee=0.001)), bus=bus).run()
         )
     fills.clear()
     loops = []
     for bars in (bars_a, bars_b):
         n = len(bars.close)
         source = array_source(n, list(range(2, n, 10)), list(range(6, n, 10)))
-        loops.append(PaperTradingLoop(ReplayFeed(bars), source, LoopConfig(fee=0.001), bus=bus))
+        loops.append(PaperTradingLoop(ReplayFeed(bars), source, LoopConfig(BacktestOptions(fee=0.001)), bus=bus))
     together = await asyncio.gather(*(loop.run() for loop in loops))
     await bus.stop()
     assert loops[0].name != loops[1].name
@@ -215,11 +215,11 @@ async def test_a_bar_dropped_by_a_flooded_shared_lane_is_sent_again(
     bars = bars_from([100.0 + (i % 11) for i in range(60)])
     n = len(bars.close)
     source = array_source(n, list(range(2, n, 10)), list(range(6, n, 10)))
-    _, solo = await run_loop(bars, source, LoopConfig(fee=0.001))
+    _, solo = await run_loop(bars, source, LoopConfig(BacktestOptions(fee=0.001)))
 
     bus = EventBus(BusConfig(normal=LaneConfig(capacity=4, policy="drop_oldest")))
     await bus.start()
-    loop = PaperTradingLoop(ReplayFeed(bars), source, LoopConfig(fee=0.001), bus=bus)
+    loop = PaperTradingLoop(ReplayFeed(bars), source, LoopConfig(BacktestOptions(fee=0.001)), bus=bus)
     emit = loop._emit
 
     def emit_then_flood(topic: str, payload: object, lane: int) -> None:
@@ -242,7 +242,7 @@ async def test_a_bar_dropped_by_a_flooded_shared_lane_is_sent_again(
 async def test_paced_and_unpaced_replays_agree() -> None:
     bars = bars_from([100.0 + 3 * math.sin(i / 4) for i in range(150)])
     n = len(bars.close)
-    cfg = LoopConfig(fee=0.001, slippage=0.0003, direction="both", risk=RiskConfig(stop_loss=0.01))
+    cfg = LoopConfig(BacktestOptions(fee=0.001, slippage=0.0003, direction="both", stop_loss=0.01))
     source = array_source(n, list(range(3, n, 9)), list(range(7, n, 9)))
     _, fast = await run_loop(bars, source, cfg)
     loop, paced = await run_loop(bars, source, cfg, bars_per_s=50_000)
@@ -256,13 +256,17 @@ def test_paper_config_from_the_global_file(tmp_path, monkeypatch: pytest.MonkeyP
     from engine.live import load_loop_config
 
     path = tmp_path / "config.toml"
-    path.write_text("[paper]\nfee = 0.001\nfill = 'close'\n[paper.risk]\nmax_drawdown = 0.2\n")
+    path.write_text("[paper]\nrecent = 7\n[paper.backtest]\nfee = 0.001\nfill = 'close'\n[paper.risk]\nmax_drawdown = 0.2\n")
     monkeypatch.setenv("GENESIS_CONFIG", str(path))
     cfg = load_loop_config()
-    assert (cfg.fee, cfg.fill, cfg.risk.max_drawdown, cfg.cash) == (0.001, "close", 0.2, 10_000.0)
-    path.write_text("[paper.risk]\nstop_loss = 1.5\n")
-    with pytest.raises(ConfigError, match=r"\[paper\]\.risk\.stop_loss: expected a fraction"):
+    assert cfg.backtest == BacktestOptions(fee=0.001, fill="close")
+    assert (cfg.recent, cfg.risk.max_drawdown) == (7, 0.2)
+    path.write_text("[paper.backtest]\nstop_loss = 1.5\n")
+    with pytest.raises(ConfigError, match=r"\[paper\]: backtest: stop_loss must be a number in \[0, 1\), got 1.5"):
         load_loop_config()
-    path.write_text("[paper]\nfill = 'vwap'\n")
-    with pytest.raises(ConfigError, match=r"\[paper\]: fill: invalid enum value 'vwap'"):
+    path.write_text("[paper.backtest]\nfill = 'vwap'\n")
+    with pytest.raises(ConfigError, match=r"\[paper\]: backtest.fill: invalid enum value 'vwap'"):
+        load_loop_config()
+    path.write_text("[paper.risk]\nmax_drawdown = 1.5\n")
+    with pytest.raises(ConfigError, match=r"\[paper\]\.risk\.max_drawdown: expected a fraction"):
         load_loop_config()

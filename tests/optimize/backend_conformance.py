@@ -10,12 +10,13 @@ from typing import Any
 
 import pytest
 
+from engine.backtest import BacktestOptions
 from engine.data import load
 from engine.optimize.backends.base import Backend, Chunk, ChunkDone
 from engine.optimize.records import TrialState, TrialTask
 from engine.optimize.trial import WorkerSetup
 
-SETUP = WorkerSetup(strategy="sma_cross", backtest={"fee": 0.001}, objective="sharpe", trial_timeout_s=30.0)
+SETUP = WorkerSetup(strategy="sma_cross", backtest=BacktestOptions(fee=0.001), objective="sharpe", trial_timeout_s=30.0)
 
 
 def _tasks(start: int, n: int) -> tuple[TrialTask, ...]:

@@ -8,9 +8,9 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from engine.backtest import BacktestOptions
 from engine.errors import EXIT_BAD_INPUT, ConfigError
 from engine.optimize.spec import (
-    BACKTEST_OPTIONS,
     SAMPLERS,
     StudySpec,
     load_study,
@@ -150,10 +150,10 @@ def test_routing_of_strategy_params_and_backtest_options(tmp_path: Path) -> None
         "size": ("backtest", "size"),
     }
     params = spec.space.grid_point(1)
-    strategy, kwargs = spec.split(params)
+    strategy, options = spec.split(params)
     assert strategy == {"fast": 5, "slow": 30}
-    assert kwargs["stop_loss"] == 0.02 and kwargs["size"] == 0.5 and kwargs["fee"] == 0.001
-    assert set(kwargs) <= set(BACKTEST_OPTIONS)
+    assert options == BacktestOptions(fee=0.001, size=0.5, stop_loss=0.02)
+    assert spec.split({"fast": 5, "slow": 30})[1] is spec.backtest  # no override: the record itself
 
 
 def test_strategy_fixed_values_join_every_point(tmp_path: Path) -> None:
@@ -264,8 +264,9 @@ SEMANTIC = [
     ("space", 'constraints = ["fast <> slow"]', "space.constraints[0]", "expected one comparison"),
     ("space", 'constraints = ["fast < slow", "fast > 40"]', "space.constraints", "no point of the space satisfies"),
     ("space", "stop_loss = { float = [0.0, 0.05] }", "space.stop_loss", "grid sampler needs a step or a number of points"),
-    ("space", "stop_loss = { choice = [-0.1, 0.02] }", "space.stop_loss", "stop_loss must be >= 0"),
-    ("space", 'direction = { choice = ["long", "sideways"] }', "space.direction", "'sideways' is not one of"),
+    ("space", "stop_loss = { choice = [-0.1, 0.02] }", "space.stop_loss", "stop_loss must be a number in [0, 1), got -0.1"),
+    ("space", "fee = { float = [0.0, 1.0], step = 0.5 }", "space.fee", "fee must be a number in [0, 1), got 1.0"),
+    ("space", 'direction = { choice = ["long", "sideways"] }', "space.direction", "direction must be one of long, short, both, got 'sideways'"),
     ("space", "fast = { choice = [5, 5.0] }", "space.fast", "listed twice"),
     ("space", "fast = { choice = [] }", "space.fast.choice", "an empty list of choices"),
     ("space.risk", "foo = 1", "space.risk.foo", "unknown parameter"),
@@ -276,7 +277,9 @@ SEMANTIC = [
     ("validation", "top_k = 0", "validation.top_k", "expected an integer >= 1"),
     ("notify", 'webhook = "ftp://x"', "notify.webhook", "http:// or https:// URL"),
     ("notify", 'on = ["finish", "lunch"]', "notify.on[1]", "unknown event 'lunch'"),
-    ("backtest", "size = 1.5", "backtest.size", "fraction of equity in (0, 1]"),
+    ("backtest", "size = 1.5", "backtest", "size must be a number in (0, 1], got 1.5"),
+    ("backtest", "fee = nan", "backtest", "fee must be a number in [0, 1), got nan"),
+    ("backtest", "cash = inf", "backtest", "cash must be a number in (0, inf), got inf"),
     ("data", 'spec = "ftp:prices"', "data.spec", "unknown source 'ftp:'"),
 ]
 

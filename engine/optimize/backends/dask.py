@@ -41,7 +41,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import dataclasses
 import logging
 import math
 import os
@@ -101,10 +100,10 @@ class _Watched:
 class _WorkerState:
     """One study's data and evaluators on one worker process (one evaluator per worker thread)."""
 
-    def __init__(self, token: str, payload: dict[str, Any], setup: dict[str, Any]) -> None:
+    def __init__(self, token: str, payload: dict[str, Any], setup: WorkerSetup) -> None:
         self.token = token
         self.bars = _bars_from(payload)
-        self.setup = WorkerSetup(**setup)
+        self.setup = setup
         self.evaluators: dict[int, tuple[Evaluator, _Watched]] = {}
 
     def evaluator(self, worker: str) -> tuple[Evaluator, _Watched]:
@@ -148,7 +147,7 @@ def _worker_name() -> str:
     return f"dask:{worker.name}"
 
 
-def _state(token: str, payload: dict[str, Any], setup: dict[str, Any]) -> _WorkerState:
+def _state(token: str, payload: dict[str, Any], setup: WorkerSetup) -> _WorkerState:
     with _LOCK:
         state = _STATES.get(token)
         if state is None:
@@ -157,7 +156,7 @@ def _state(token: str, payload: dict[str, Any], setup: dict[str, Any]) -> _Worke
                 _STATES.popitem(last=False)
         else:
             _STATES.move_to_end(token)
-        _ensure_watchdog(float(setup.get("trial_timeout_s", 30.0)))
+        _ensure_watchdog(setup.trial_timeout_s)
         return state
 
 
@@ -197,7 +196,7 @@ def _watch(worker: Any, period: float) -> None:
 
 def evaluate_chunk(
     payload: dict[str, Any],
-    setup: dict[str, Any],
+    setup: WorkerSetup,
     token: str,
     chunk_key: str,
     tasks: bytes,
@@ -221,7 +220,7 @@ def evaluate_chunk(
     return output, name, seconds
 
 
-def prepare_worker(payload: dict[str, Any], setup: dict[str, Any], token: str) -> tuple[str, str]:
+def prepare_worker(payload: dict[str, Any], setup: WorkerSetup, token: str) -> tuple[str, str]:
     """Build this worker's evaluator and load the kernels; ``(worker name, genesis version)``."""
     import engine
 
@@ -292,7 +291,7 @@ class DaskBackend:
         self._size = 0
         self._run = uuid.uuid4().hex[:12]
         self._payload: dict[str, Any] | None = None
-        self._setup: dict[str, Any] | None = None
+        self._setup: WorkerSetup | None = None
         self._data: Any = None  # the scattered payload's future
         self._setup_future: Any = None
         self._token = ""
@@ -344,7 +343,7 @@ class DaskBackend:
         try:
             await self._connect(distributed)
             self._payload = {**bars.columns(), "symbol": bars.symbol, "timeframe": bars.timeframe}
-            self._setup = dataclasses.asdict(setup)
+            self._setup = setup  # shipped as is: the workers get the study's BacktestOptions record unchanged
             self._ac = distributed.as_completed(loop=self._client.loop)
             self._client.subscribe_topic(TIMEOUT_TOPIC, self._on_timeout_event)
             self._token = self._run
