@@ -278,8 +278,8 @@ SEMANTIC = [
     ("notify", 'webhook = "ftp://x"', "notify.webhook", "http:// or https:// URL"),
     ("notify", 'on = ["finish", "lunch"]', "notify.on[1]", "unknown event 'lunch'"),
     ("backtest", "size = 1.5", "backtest", "size must be a number in (0, 1], got 1.5"),
-    ("backtest", "fee = nan", "backtest", "fee must be a number in [0, 1), got nan"),
-    ("backtest", "cash = inf", "backtest", "cash must be a number in (0, inf), got inf"),
+    ("backtest", "fee = nan", "backtest.fee", "expected a finite number, got nan"),
+    ("backtest", "cash = inf", "backtest.cash", "expected a finite number, got inf"),
     ("data", 'spec = "ftp:prices"', "data.spec", "unknown source 'ftp:'"),
 ]
 
