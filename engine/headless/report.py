@@ -51,7 +51,7 @@ async def _chart_data(db: Path, name: str, maximize: bool) -> dict[str, Any]:
     """Trial numbers and objectives, points for the heatmap, equity of the best trials."""
     from engine.optimize.records import TrialState
     from engine.optimize.store import SqliteStore
-    from engine.runtime import build_heatmap
+    from engine.telemetry_map import build_heatmap
 
     store = await SqliteStore.open(db, readonly=True)
     try:

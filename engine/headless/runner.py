@@ -38,9 +38,9 @@ from typing import Any
 
 from engine.errors import GenesisError, InputError
 from engine.headless.history import RunHistory, archive_study
-from engine.headless.lock import StudyLock
 from engine.headless.notify import Notifier, NotifySettings
 from engine.headless.output import Output, json_safe
+from engine.optimize.lock import StudyLock
 from engine.profile import profiler
 from engine.store import sqlite as sqlite_policy
 

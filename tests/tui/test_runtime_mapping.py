@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engine.runtime import build_heatmap, thin_curve, validation_from_dict
+from engine.telemetry_map import build_heatmap, thin_curve, validation_from_dict
 
 
 def test_validation_report_maps_best_trial_and_deflated_sharpe() -> None:
