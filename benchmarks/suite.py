@@ -1,5 +1,10 @@
 """The registry ``genesis bench`` runs: every ``benchmarks/<area>.py`` module that
-defines ``run(quick: bool) -> dict``, discovered like the CLI's subcommands.
+defines ``run(quick: bool) -> dict``, found by name and imported only when run.
+
+Discovery reads the modules' source instead of importing them: the console's
+benchmark imports ``genesis_tui.app`` (and textual), which must not load for
+``genesis bench --list`` or ``--only backtest``, and ``genesis_tui`` imports
+this module only by name (``importlib``), so no import circle closes.
 
 A module's dict holds its figures (numbers, booleans, strings, nested dicts);
 a figure named ``meets_goal`` or ``meets_goals`` (or ending ``_meets_goal``)
@@ -8,12 +13,13 @@ is a goal verdict, shown as such and collected into the suite's summary.
 
 from __future__ import annotations
 
+import ast
 import importlib
-import inspect
 import pkgutil
 import time
 import traceback
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import benchmarks
@@ -22,16 +28,38 @@ BenchFunction = Callable[[bool], dict[str, Any]]
 _SKIP = {"suite"}
 
 
+def _defines_run_quick(path: Path) -> bool:
+    """Whether the module at ``path`` defines a top-level ``run`` taking ``quick``."""
+    try:
+        tree = ast.parse(path.read_text(), str(path))
+    except (OSError, SyntaxError):
+        return False
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.name == "run":
+            args = node.args
+            return any(a.arg == "quick" for a in (*args.posonlyargs, *args.args, *args.kwonlyargs))
+    return False
+
+
+def _loader(name: str) -> BenchFunction:
+    def run(quick: bool) -> dict[str, Any]:
+        module = importlib.import_module(f"{benchmarks.__name__}.{name}")
+        figures: dict[str, Any] = module.run(quick)
+        return figures
+
+    run.__name__ = run.__qualname__ = f"run_{name}"
+    return run
+
+
 def discover() -> dict[str, BenchFunction]:
-    """Area name -> its ``run`` function, for every benchmark module, by name."""
+    """Area name -> its ``run`` function, for every benchmark module, by name (imported when called)."""
     found: dict[str, BenchFunction] = {}
     for info in sorted(pkgutil.iter_modules(benchmarks.__path__), key=lambda i: i.name):
-        if info.name.startswith("_") or info.name in _SKIP:
+        if info.name.startswith("_") or info.name in _SKIP or info.ispkg:
             continue
-        module = importlib.import_module(f"{benchmarks.__name__}.{info.name}")
-        function = getattr(module, "run", None)
-        if callable(function) and "quick" in inspect.signature(function).parameters:
-            found[info.name] = function
+        path = Path(getattr(info.module_finder, "path", "")) / f"{info.name}.py"
+        if _defines_run_quick(path):
+            found[info.name] = _loader(info.name)
     return found
 
 

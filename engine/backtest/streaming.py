@@ -553,7 +553,3 @@ class IndicatorBank:
         bank[H_B] = self.offset(*b)
         bank[H_P0] = p0
         bank[H_P1] = p1
-
-    def rule_step(self, high: np.ndarray, low: np.ndarray, close: np.ndarray, start: int, stop: int) -> tuple[bool, bool]:
-        """Feed bars ``start`` to ``stop - 1``; (entry, exit) of the rule at bar ``stop - 1``."""
-        return rule_step_nb(self.bank, high, low, close, start, stop)

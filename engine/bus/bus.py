@@ -37,7 +37,6 @@ from engine.profile import profiler
 from engine.profile.caches import caches
 
 Handler = Callable[[Event], Any]
-BatchHandler = Callable[[tuple[Event, ...]], Any]
 
 _NEVER: deque[Event] = deque()  # an always-empty queue: "no lane pre-empts this one"
 _FOREVER = 1 << 62

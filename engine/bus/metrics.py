@@ -45,10 +45,6 @@ class LaneMetrics:
         return self.latency_ns.p50 / 1e3
 
     @property
-    def p95_us(self) -> float:
-        return self.latency_ns.p95 / 1e3
-
-    @property
     def p99_us(self) -> float:
         return self.latency_ns.p99 / 1e3
 

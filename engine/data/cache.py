@@ -206,20 +206,6 @@ class MemoryCache:
                 self.counters.evictions += 1
             self._publish()
 
-    def invalidate(self, source: str, symbol: str | None = None, interval: str | None = None) -> int:
-        """Forget the entries of matching series; returns how many."""
-        with self._lock:
-            doomed = [
-                k for k in self._entries
-                if k[0].source == source
-                and (symbol is None or k[0].symbol == symbol)
-                and (interval is None or k[0].interval == interval)
-            ]
-            for entry_key in doomed:
-                self._drop(entry_key)
-            self._publish()
-            return len(doomed)
-
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()

@@ -1,7 +1,6 @@
-"""Headless mode for cron: lock, budgeted resumable runs, reports, webhooks, recording and replay.
+"""Headless mode for cron: budgeted resumable runs, reports, webhooks, recording and replay.
 
-- :mod:`~engine.headless.runner`: ``run(RunOptions) -> exit code``, the cron runner.
-- :mod:`~engine.headless.lock`: ``StudyLock`` (``flock`` beside the store; exit 75 when held).
+- :mod:`~engine.headless.runner`: ``run(RunOptions) -> exit code``, the cron runner (under the study's :mod:`~engine.optimize.lock`).
 - :mod:`~engine.headless.output`: plain, quiet or JSON output and the rotating log file.
 - :mod:`~engine.headless.notify`: the webhook (aiohttp, timeout, retries; never fails a run).
 - :mod:`~engine.headless.report`: the report directory (Markdown, JSON, SVG charts) from the store.
@@ -22,8 +21,6 @@ _LAZY = {
     "RunOptions": "engine.headless.runner",
     "run": "engine.headless.runner",
     "parse_duration": "engine.headless.runner",
-    "StudyLock": "engine.headless.lock",
-    "lock_path": "engine.headless.lock",
     "Notifier": "engine.headless.notify",
     "NotifySettings": "engine.headless.notify",
     "Recorder": "engine.headless.recording",

@@ -24,6 +24,7 @@ from typing import Any
 from engine.errors import StoreError
 from engine.store import sqlite as sqlite_policy
 from engine.store.schema import Schema
+from engine.timestamps import iso_utc
 
 SCHEMA_COMPONENT = "headless"
 SCHEMA_VERSION = 1
@@ -84,8 +85,8 @@ class RunRecord:
     def as_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
-            "started": _iso(self.started),
-            "ended": _iso(self.ended),
+            "started": iso_utc(self.started),
+            "ended": iso_utc(self.ended),
             "elapsed_s": None if self.ended is None else round(self.ended - self.started, 3),
             "pid": self.pid,
             "state": self.state,
@@ -98,12 +99,6 @@ class RunRecord:
             "report_dir": self.report_dir,
             "recording_id": self.recording_id,
         }
-
-
-def _iso(epoch: float | None) -> str | None:
-    if epoch is None:
-        return None
-    return dt.datetime.fromtimestamp(epoch, tz=dt.UTC).isoformat(timespec="seconds")
 
 
 def _loads(text: str | None) -> Any:

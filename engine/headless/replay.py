@@ -194,8 +194,7 @@ class ReplaySource:
     async def open_trial(self, number: int) -> Any:
         """Trial ``number`` of the recorded study, read from the store."""
         from engine.optimize.store import SqliteStore
-        from engine.runtime import _figures, thin_curve
-        from engine.telemetry import TradeRow, TrialDetail
+        from engine.telemetry_map import trial_detail
 
         frame = self.recording.frame(self.recording.index_at(self.position))
         study = frame.study
@@ -213,22 +212,7 @@ class ReplaySource:
             arrays = await store.artifacts(record.id, number)
         finally:
             await store.close()
-        equity = arrays.get("equity")
-        raw = arrays.get("trades")
-        trades: tuple[Any, ...] = ()
-        if raw is not None and getattr(raw, "dtype", None) is not None and raw.dtype.names:
-            trades = tuple(
-                TradeRow(int(t["entry_idx"]), int(t["exit_idx"]), "long" if int(t["direction"]) > 0 else "short",
-                         float(t["entry_price"]), float(t["exit_price"]), float(t["units"]), float(t["pnl"]),
-                         float(t["return"]))
-                for t in raw[-200:]
-            )
-        return TrialDetail(
-            study=study.name, number=trial.number, value=trial.objective, objective=study.objective,
-            params=tuple(sorted(trial.params.items())), metrics=_figures(trial.metrics),
-            equity=thin_curve(equity) if equity is not None else (), trades=trades, state=str(trial.state),
-            note="" if equity is not None else "equity and trades are stored for the top trials only",
-        )
+        return trial_detail(study.name, study.objective, trial, arrays)
 
     async def close(self) -> None:
         return None

@@ -32,6 +32,7 @@ from engine.headless.history import RunHistory, RunRecord
 from engine.headless.output import json_safe
 from engine.paths import named_path
 from engine.store import sqlite as sqlite_policy
+from engine.timestamps import iso_utc
 
 EQUITY_CURVES = 5
 ALERT_ROWS = 200
@@ -48,7 +49,7 @@ async def _chart_data(db: Path, name: str, maximize: bool) -> dict[str, Any]:
     """Trial numbers and objectives, points for the heatmap, equity of the best trials."""
     from engine.optimize.records import TrialState
     from engine.optimize.store import SqliteStore
-    from engine.runtime import build_heatmap
+    from engine.telemetry_map import build_heatmap
 
     store = await SqliteStore.open(db, readonly=True)
     try:
@@ -107,17 +108,11 @@ async def _alerts(db: Path, name: str) -> list[dict[str, Any]]:
         finally:
             conn.close()
         return [
-            {"ts": _iso(r[0]), "raised_at": _iso(r[1]), "rule": r[2], "level": r[3], "state": r[4], "value": r[5],
+            {"ts": iso_utc(r[0]), "raised_at": iso_utc(r[1]), "rule": r[2], "level": r[3], "state": r[4], "value": r[5],
              "threshold": r[6], "message": r[7]}
             for r in reversed(rows)
         ]
     return []
-
-
-def _iso(epoch: float | None) -> str | None:
-    if epoch is None:
-        return None
-    return dt.datetime.fromtimestamp(epoch, tz=dt.UTC).isoformat(timespec="seconds")
 
 
 async def build_full_report(db: str | Path, name: str, *, run_id: int | None = None) -> tuple[dict[str, Any], dict]:

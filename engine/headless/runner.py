@@ -18,6 +18,11 @@ One run, step by step:
 Exit codes: 0 done or stopped at the budget (resumable), 1 runtime failure,
 2 bad input, 3 a critical alert fired, 75 the lock is held, 130/143 stopped
 by SIGINT/SIGTERM (checkpointed, resumable).
+
+``genesis run`` and ``genesis resume`` come here when asked (``--headless``),
+when stdout is not a terminal, or for a flag only this runner has; at a
+terminal they use the console's own small driver
+(``genesis_tui/commands/_study_runner.py``), which shares nothing with this one.
 """
 
 from __future__ import annotations
@@ -38,9 +43,9 @@ from typing import Any
 
 from engine.errors import GenesisError, InputError
 from engine.headless.history import RunHistory, archive_study
-from engine.headless.lock import StudyLock
 from engine.headless.notify import Notifier, NotifySettings
 from engine.headless.output import Output, json_safe
+from engine.optimize.lock import StudyLock
 from engine.paths import named_path
 from engine.profile import profiler
 from engine.store import sqlite as sqlite_policy

@@ -35,6 +35,7 @@ from engine.monitor.alerts import (
     resolve_alerts,
 )
 from engine.monitor.system import MB, SystemSample, SystemSampler, SystemSnapshot
+from engine.monitor.ticker import tick_every
 
 log = logging.getLogger(__name__)
 
@@ -160,24 +161,18 @@ class Monitor:
         return self._task is not None and not self._task.done()
 
     async def run(self) -> None:
-        """Tick every ``interval_s`` until cancelled."""
-        loop = asyncio.get_running_loop()
-        interval = self.sampler.interval_s
-        next_at = loop.time()
-        while True:
-            try:
-                sample = await self.sampler.sample_async()
-                self.tick(sample)
-                await self.flush()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("monitor tick failed")
-            next_at += interval
-            delay = next_at - loop.time()
-            if delay < 0:
-                next_at, delay = loop.time(), 0.0
-            await asyncio.sleep(delay)
+        """Tick every ``interval_s`` until cancelled (a failed tick is logged, the next one runs)."""
+        await tick_every(self.sampler.interval_s, self._tick_once)
+
+    async def _tick_once(self) -> None:
+        try:
+            sample = await self.sampler.sample_async()
+            self.tick(sample)
+            await self.flush()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("monitor tick failed")
 
     def start(self) -> asyncio.Task[None]:
         """Run :meth:`run` as a task on the running loop (idempotent)."""

@@ -27,6 +27,8 @@ from pathlib import Path
 import numpy as np
 import psutil
 
+from engine.monitor.ticker import tick_every
+
 MB = 1024 * 1024
 
 
@@ -345,16 +347,7 @@ class SystemSampler:
 
     async def run(self) -> None:
         """Sample every ``interval_s`` until cancelled (psutil reads run in a thread)."""
-        loop = asyncio.get_running_loop()
-        next_at = loop.time()
-        while True:
-            await self.sample_async()
-            next_at += self.interval_s
-            delay = next_at - loop.time()
-            if delay < 0:  # fell behind (a slow sample): skip the missed ticks
-                next_at = loop.time()
-                delay = 0.0
-            await asyncio.sleep(delay)
+        await tick_every(self.interval_s, self.sample_async)
 
     def start(self) -> asyncio.Task[None]:
         """Start :meth:`run` as a task on the running loop (idempotent)."""

@@ -5,7 +5,7 @@ side is either a quoted string (compared with ``==``/``!=`` only) or a linear
 expression: a sum of terms, each a number, a parameter name, or a number
 times a name (``2 * fast``, ``fast * 2``, ``fast / 2``). Nothing else: no
 parentheses, no products of names, and never ``eval``; a tiny tokenizer and
-parser turn the text into a :class:`Constraint` that evaluates on one
+parser turn the text into a :class:`SpaceConstraint` that evaluates on one
 parameter dict or, vectorised, on numpy columns of many points.
 
 Comparisons are exact float comparisons: ``0.1 * 3 <= 0.3`` is false, as in
@@ -101,8 +101,12 @@ Side = Linear | Literal
 
 
 @dataclass(frozen=True, slots=True)
-class Constraint:
-    """``left OP right``; ``text`` is the source as written."""
+class SpaceConstraint:
+    """A search-space constraint from a study file: ``left OP right``; ``text`` is the source as written.
+
+    Not :class:`engine.backtest.strategies.Constraint`, a built-in strategy's own rule
+    between two of its parameters; a study's space parses those too (from their text) into this form.
+    """
 
     text: str
     left: Side
@@ -163,7 +167,7 @@ def _side_column(side: Side, columns: Mapping[str, np.ndarray], n: int) -> Any:
     return total
 
 
-def parse_constraint(text: str, where: str = "constraint") -> Constraint:
+def parse_constraint(text: str, where: str = "constraint") -> SpaceConstraint:
     """Parse one constraint; a syntax error is a ``ConfigError`` naming ``where``."""
     tokens = _tokenize(text, where)
     ops = [i for i, (kind, _) in enumerate(tokens) if kind == "op"]
@@ -182,13 +186,13 @@ def parse_constraint(text: str, where: str = "constraint") -> Constraint:
         other = right if isinstance(left, Literal) else left
         if isinstance(other, Literal) or not other.is_name:
             raise ConfigError(f"{where}: {text!r}: a string compares with one parameter name")
-    constraint = Constraint(text=text.strip(), left=left, op=op, right=right)
+    constraint = SpaceConstraint(text=text.strip(), left=left, op=op, right=right)
     if not constraint.names:
         raise ConfigError(f"{where}: {text!r}: references no parameter")
     return constraint
 
 
-def parse_constraints(texts: Sequence[str], where: str) -> tuple[Constraint, ...]:
+def parse_constraints(texts: Sequence[str], where: str) -> tuple[SpaceConstraint, ...]:
     """Parse a list of constraints; errors name ``where[i]``."""
     return tuple(parse_constraint(text, f"{where}[{i}]") for i, text in enumerate(texts))
 
@@ -288,7 +292,7 @@ def _parse_term(
 
 
 def tighten(
-    constraints: Sequence[Constraint],
+    constraints: Sequence[SpaceConstraint],
     box: dict[str, tuple[float, float]],
     rounds: int = 64,
 ) -> dict[str, tuple[float, float]] | None:

@@ -7,7 +7,6 @@ works on any store file, while a run is writing it or long after.
 from __future__ import annotations
 
 import collections
-import datetime as dt
 import json
 import math
 import tomllib
@@ -18,6 +17,7 @@ from engine.histogram import LogHistogram
 from engine.optimize.records import TrialRecord, TrialState
 from engine.optimize.store import SqliteStore
 from engine.paths import named_path
+from engine.timestamps import iso_utc
 
 TOP_K = 10
 
@@ -52,12 +52,6 @@ def _trial_dict(trial: TrialRecord) -> dict[str, Any]:
     }
 
 
-def _iso(epoch: float | None) -> str | None:
-    if epoch is None:
-        return None
-    return dt.datetime.fromtimestamp(epoch, tz=dt.UTC).isoformat(timespec="seconds")
-
-
 async def build_report(store: SqliteStore, name: str) -> dict[str, Any]:
     """Everything the report shows about study ``name``, as JSON-ready data."""
     study = await store.require_study(name)
@@ -83,8 +77,8 @@ async def build_report(store: SqliteStore, name: str) -> dict[str, Any]:
         "study": study.name,
         "state": study.state.value,
         "error": study.error,
-        "created": _iso(study.created),
-        "updated": _iso(study.updated),
+        "created": iso_utc(study.created),
+        "updated": iso_utc(study.updated),
         "spec_hash": study.spec_hash,
         **fields,
         "trials": total,

@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 
 from engine.errors import ConfigError
-from engine.optimize.constraints import Constraint, Linear, parse_constraint, tighten
+from engine.optimize.constraints import Linear, SpaceConstraint, parse_constraint, tighten
 
 Scalar = bool | int | float | str
 
@@ -405,11 +405,11 @@ class Space:
         self,
         dims: Sequence[Dim],
         fixed: Mapping[str, Scalar] | None = None,
-        constraints: Sequence[Constraint] = (),
+        constraints: Sequence[SpaceConstraint] = (),
     ) -> None:
         self.dims: tuple[Dim, ...] = tuple(dims)
         self.fixed: dict[str, Scalar] = dict(fixed or {})
-        self.constraints: tuple[Constraint, ...] = tuple(constraints)
+        self.constraints: tuple[SpaceConstraint, ...] = tuple(constraints)
         names = [d.name for d in self.dims]
         duplicates = sorted(
             {n for n in names if names.count(n) > 1} | (set(names) & set(self.fixed))
@@ -760,8 +760,8 @@ def parse_space(
         raise ConfigError(f"{where}: {error}") from None
 
 
-def _unique(constraints: list[Constraint]) -> list[Constraint]:
-    seen: dict[str, Constraint] = {}
+def _unique(constraints: list[SpaceConstraint]) -> list[SpaceConstraint]:
+    seen: dict[str, SpaceConstraint] = {}
     for c in constraints:
         seen.setdefault(c.text.replace(" ", ""), c)
     return list(seen.values())

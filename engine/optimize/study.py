@@ -261,9 +261,23 @@ class Study:
 
     async def stop(self) -> None:
         """Finish the trials in hand, store them and make :meth:`run` return."""
+        self.request_stop()
+
+    def request_stop(self) -> None:
+        """:meth:`stop` without awaiting: safe from a progress callback inside :meth:`run`."""
         self._stop_requested = True
         if self._executor is not None:
             self._executor.stop()
+
+    @property
+    def stop_requested(self) -> bool:
+        """A stop was asked for and :meth:`run` has not returned yet."""
+        return self._stop_requested
+
+    @property
+    def tracker(self) -> ProgressTracker:
+        """The live counters a run updates; :meth:`progress` is their immutable snapshot."""
+        return self._tracker
 
     def progress(self) -> StudyProgress:
         """An immutable snapshot of the run's progress."""
@@ -585,13 +599,13 @@ class _BatchLoop:
         self.consecutive_failures = 0
         self.failure: str | None = None
         self.halving = HalvingPlan.for_bars(n_bars) if study.prune == "halving" else None
-        self.tracker = study._tracker
-        self.done = study._tracker.done  # trials stored so far
+        self.tracker = study.tracker
+        self.done = study.tracker.done  # trials stored so far
         self.last_fill = time.monotonic()
 
     async def run(self) -> str | None:
         empty_batches = 0
-        while not self.study._stop_requested and self.failure is None:
+        while not self.study.stop_requested and self.failure is None:
             # The batch a stop interrupted is asked again whole: its stored trials are told, not
             # run. Asked short (its stored trials counted as done), the rest of them would come
             # back in the next batch, run again and be dropped by the store: the budget falls short.
@@ -632,7 +646,7 @@ class _BatchLoop:
                 await self.store.checkpoint(self.record.id, self.sampler.get_state(), self.seq, self.next_number)
             self.stored.clear()  # the resumed batch, if any, is behind us
             self.emit()
-        if self.failure is None and not self.study._stop_requested:
+        if self.failure is None and not self.study.stop_requested:
             await self._fill_artifacts()  # the final top N always has its curves
         return self.failure
 
@@ -706,7 +720,7 @@ class _BatchLoop:
             self.emit()
 
         outcome = await self.executor.run_batch(tasks, on_done, artifacts=self.study.artifacts_for_all)
-        if outcome.stopped or self.failure is not None or self.study._stop_requested:
+        if outcome.stopped or self.failure is not None or self.study.stop_requested:
             return None
         return values
 
@@ -735,7 +749,7 @@ class _BatchLoop:
             outcome = await self.executor.run_batch(
                 rung_tasks, on_done, artifacts=self.study.artifacts_for_all and stop is None
             )
-            if outcome.stopped or self.failure is not None or self.study._stop_requested:
+            if outcome.stopped or self.failure is not None or self.study.stop_requested:
                 return None
             results = [rung_results[t.number] for t in rung_tasks]
             for result in results:
@@ -790,7 +804,7 @@ class _BatchLoop:
                     self.study.store_artifacts(self.store, self.record.id, result.number, event.artifacts[result.number])
 
         outcome = await self.executor.run_batch(missing, on_done, artifacts=True)
-        return not (outcome.stopped or self.study._stop_requested)
+        return not (outcome.stopped or self.study.stop_requested)
 
     def _count_failure(self, result: TrialResult) -> None:
         self.consecutive_failures += 1

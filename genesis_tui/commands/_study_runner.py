@@ -1,7 +1,12 @@
-"""Shared driver of ``genesis run`` and ``genesis resume``: progress output, signals, report, summary.
+"""The terminal driver of ``genesis run`` and ``genesis resume``: progress bar, signals, report, summary.
 
-The steps are separate functions so that headless features (a lock, a time
-budget, webhooks, recording) can wrap :func:`drive` without touching the rest.
+Used only at a terminal without ``--headless`` (or a headless-only flag); the
+command holds the study's lock around :func:`execute`. Everything else goes to
+the cron runner, :mod:`engine.headless.runner`, a separate driver that does not
+use this module: it runs the study through the ``Engine`` facade with its own
+signal handling (a grace period, exit 128 + the signal's number), a time
+budget, webhooks and recording. Here SIGINT or SIGTERM stops the study
+gracefully (exit 130) and a second signal aborts.
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
         from engine.headless.runner import run as run_headless
 
         return run_headless(run_options(args, overrides(args), name=args.name))
-    from engine.headless.lock import StudyLock
+    from engine.optimize.lock import StudyLock
     from engine.optimize.study import Study
     from engine.paths import default_store_path
 

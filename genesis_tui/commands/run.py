@@ -22,7 +22,7 @@ def run(args: argparse.Namespace) -> int:
         from engine.headless.runner import run as run_headless
 
         return run_headless(run_options(args, overrides(args), study_file=args.study))
-    from engine.headless.lock import StudyLock
+    from engine.optimize.lock import StudyLock
     from engine.optimize.study import Study
 
     study = Study.from_file(args.study, db=args.db, **overrides(args))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -17,6 +19,22 @@ def test_discovers_every_module_with_run_quick() -> None:
     assert "suite" not in registry
     for function in registry.values():
         assert callable(function)
+
+
+def test_discovery_reads_names_and_imports_nothing_until_run() -> None:
+    """``bench --list`` finds the modules by name: no benchmark module, no console, no textual."""
+    code = (
+        "import sys\n"
+        "from genesis_tui.cli import main\n"
+        "assert main(['bench', '--list', '--json']) == 0\n"
+        "loaded = sorted(m for m in sys.modules if m.startswith(('benchmarks.', 'textual', 'genesis_tui.app')))\n"
+        "assert loaded == ['benchmarks.suite'], loaded\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    names = json.loads(result.stdout)
+    assert "console" in names and "backtest" in names
+    assert "bus_soak" not in names  # a script without run(quick) is not a benchmark
 
 
 def fake_registry() -> dict[str, Any]:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from engine.errors import LockHeldError
-from engine.headless.lock import StudyLock, lock_path, read_holder
+from engine.optimize.lock import StudyLock, lock_path, read_holder
 from engine.runtime import Engine
 from tests.headless.conftest import write_study
 
@@ -34,7 +34,7 @@ def test_the_kernel_releases_the_lock_of_a_killed_process(tmp_path: Path) -> Non
     db = tmp_path / "store.db"
     code = (
         "import os, sys\n"
-        "from engine.headless.lock import StudyLock\n"
+        "from engine.optimize.lock import StudyLock\n"
         f"StudyLock({str(db)!r}, 's').acquire()\n"
         "print('held', flush=True)\n"
         "os.kill(os.getpid(), 9)\n"

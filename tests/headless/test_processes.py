@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.headless.lock import lock_path, read_holder
+from engine.optimize.lock import lock_path, read_holder
 from tests.headless.conftest import (
     big_study,
     committed,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from engine.errors import LockHeldError, StoreError
-from engine.headless.lock import StudyLock
+from engine.optimize.lock import StudyLock
 from engine.optimize.store import SqliteStore
 from tests.headless.conftest import big_study, committed, genesis, start, stored_trials, wait_for
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -153,10 +152,8 @@ async def test_a_stop_in_the_last_batch_resumes_to_the_full_budget(
     study = Study.from_file(path, db=db)
 
     def stop_late(p: StudyProgress) -> None:
-        if p.done >= 36 and not study._stop_requested:
-            stop = study.stop()  # it never awaits: run it now, before the next chunk is dispatched
-            with contextlib.suppress(StopIteration):
-                stop.send(None)
+        if p.done >= 36 and not study.stop_requested:
+            study.request_stop()  # now, before the next chunk is dispatched
 
     first = await study.run(progress_callback=stop_late, progress_interval_s=0)
     assert first.state == "stopped" and first.trials == 39

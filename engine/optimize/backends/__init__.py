@@ -1,4 +1,5 @@
-"""Where trials run: ``inline`` (this process, a thread) and ``process`` (a worker pool)."""
+"""Where trials run: ``inline`` (this process, a thread), ``process`` (a local worker pool)
+and ``dask`` (a Dask cluster, local or remote); :func:`make_backend` picks one by name."""
 
 from __future__ import annotations
 

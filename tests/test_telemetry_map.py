@@ -1,8 +1,11 @@
-"""The Engine's mapping of the optimizer's stored records onto telemetry."""
+"""The telemetry mapping (the console's engine, the headless report and replay share it)."""
 
 from __future__ import annotations
 
-from engine.runtime import build_heatmap, thin_curve, validation_from_dict
+import numpy as np
+
+from engine.optimize.records import TrialRecord, TrialState
+from engine.telemetry_map import build_heatmap, thin_curve, trial_detail, validation_from_dict
 
 
 def test_validation_report_maps_best_trial_and_deflated_sharpe() -> None:
@@ -55,3 +58,28 @@ def test_thin_curve_keeps_ends_and_bounds_length() -> None:
     thinned = thin_curve(values, 400)
     assert len(thinned) == 400 and thinned[0] == 0 and thinned[-1] == 9_999
     assert thin_curve([1, 2, 3]) == (1.0, 2.0, 3.0)
+
+
+def _trial(number: int, error: str | None = None) -> TrialRecord:
+    state = TrialState.FAILED if error else TrialState.COMPLETE
+    return TrialRecord(number, f"k{number}", {"slow": 20, "fast": 5}, state, {"sharpe": 1.5, "flag": True, "note": "x"},
+                       None if error else 1.5, 0.0, 0.1, "w0", error)
+
+
+def test_trial_detail_maps_trades_equity_and_says_why_parts_are_missing() -> None:
+    trades = np.zeros(250, dtype=[("entry_idx", "i8"), ("exit_idx", "i8"), ("direction", "i8"), ("entry_price", "f8"),
+                                  ("exit_price", "f8"), ("units", "f8"), ("pnl", "f8"), ("return", "f8")])
+    trades["entry_idx"] = np.arange(250)
+    trades["direction"] = -1
+    detail = trial_detail("s", "sharpe", _trial(7), {"equity": np.linspace(1, 2, 1000), "trades": trades})
+    assert (detail.study, detail.number, detail.value, detail.objective) == ("s", 7, 1.5, "sharpe")
+    assert detail.params == (("fast", 5), ("slow", 20)) and detail.metrics == (("sharpe", 1.5),)
+    assert len(detail.equity) == 400 and detail.equity[-1] == 2.0
+    assert len(detail.trades) == 200 and detail.trades[0].entry == 50 and detail.trades[0].side == "short"
+    assert detail.note == "" and detail.state == "complete"
+
+    no_artifacts = trial_detail("s", "sharpe", _trial(8), {})
+    assert no_artifacts.equity == () and no_artifacts.trades == ()
+    assert no_artifacts.note == "equity and trades are stored for the top trials only"
+    failed = trial_detail("s", "sharpe", _trial(9, "ValueError: boom\n  traceback..."), {})
+    assert failed.note == "ValueError: boom" and failed.state == "failed"

@@ -11,7 +11,6 @@ while another process waits on it would let two runs hold two different files.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import fcntl
 import json
 import os
@@ -23,6 +22,7 @@ from pathlib import Path
 from types import TracebackType
 
 from engine.errors import LockHeldError, StoreError
+from engine.timestamps import iso_utc
 
 
 def lock_path(db: str | Path, study: str) -> Path:
@@ -49,7 +49,7 @@ class LockHolder:
     def started_iso(self) -> str:
         if self.started is None:
             return "an unknown time"
-        return dt.datetime.fromtimestamp(self.started, tz=dt.UTC).isoformat(timespec="seconds")
+        return iso_utc(self.started)
 
     def describe(self) -> str:
         pid = "an unknown pid" if self.pid is None else f"pid {self.pid}"
@@ -122,7 +122,7 @@ class StudyLock:
             "pid": os.getpid(),
             "host": socket.gethostname(),
             "started": self.acquired_at,
-            "started_iso": dt.datetime.fromtimestamp(self.acquired_at, tz=dt.UTC).isoformat(timespec="seconds"),
+            "started_iso": iso_utc(self.acquired_at),
             "study": self.study,
             "db": str(self.db),
             "command": " ".join(sys.argv)[:500],

@@ -1,0 +1,22 @@
+"""The runtime: the ``Engine`` facade the console and the headless runner share, and its parts.
+
+- :mod:`~engine.runtime._engine`: :class:`Engine`, owns a workspace's study, bus, paper
+  loop, profiler and monitor and freezes them into :class:`~engine.telemetry.Telemetry`.
+- :mod:`~engine.runtime._watch`: :class:`StudyWatch`, a running study's store read
+  incrementally (leaderboard, convergence, heatmap, best equity).
+- :mod:`~engine.runtime._paper`: :class:`PaperHost`, the paper-trading loop on the bus.
+- :mod:`~engine.runtime._log`: :class:`LogBuffer`, the last ``engine`` log records.
+
+The mapping of each part's records onto the console's lives in
+:mod:`engine.telemetry_map`. Layer: the runtime imports ``optimize``, ``live`` and
+below, never ``engine.headless`` (which imports it).
+"""
+
+from __future__ import annotations
+
+from engine.runtime._engine import WORKER_NICE, Engine
+from engine.runtime._log import LogBuffer
+from engine.runtime._paper import PaperHost
+from engine.runtime._watch import StudyWatch
+
+__all__ = ["WORKER_NICE", "Engine", "LogBuffer", "PaperHost", "StudyWatch"]

@@ -1,0 +1,180 @@
+"""The study watch: a running study's store, read incrementally for the console's views of it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from engine.errors import InputError, StoreError
+from engine.telemetry import Heatmap, TrialRow, ValidationTelemetry
+from engine.telemetry_map import build_heatmap, figures, thin_curve, validation_from_dict
+
+if TYPE_CHECKING:
+    from engine.optimize.records import TrialRecord
+    from engine.optimize.store import SqliteStore
+
+log = logging.getLogger("engine.runtime")
+
+LEADERBOARD = 25
+WATCH_INTERVAL_S = 1.0
+HEATMAP_INTERVAL_S = 3.0
+
+
+class StudyWatch:
+    """Reads a running study's store incrementally and keeps the console's views of it.
+
+    One read-only connection; every second it fetches the trials written since
+    the last read (by rowid), extends the best-so-far curve and the heatmap
+    points, refreshes the leaderboard and, when the best trial changes, loads
+    its equity curve from the stored artifacts.
+    """
+
+    def __init__(self, name: str, db: Path, *, maximize: bool) -> None:
+        self.name = name
+        self.db = db
+        self.maximize = maximize
+        self.rowid = 0
+        self.convergence: list[float] = []
+        self.points: list[tuple[dict[str, Any], float]] = []
+        self.leaderboard: tuple[TrialRow, ...] = ()
+        self.best_equity: tuple[float, ...] = ()
+        self.heatmap: Heatmap | None = None
+        self.validation: ValidationTelemetry | None = None
+        self.checkpointed_at: float | None = None
+        self.checkpoint_trials = 0
+        self.study_id: int | None = None
+        self._equity_for: int | None = None
+        self._heat_dirty = False
+        self._heat_at = -1e9
+        self._convergence_frozen: tuple[float, ...] = ()
+        self._store: SqliteStore | None = None
+        # The watch loop, the study's last read and the console's trial view share one
+        # store: unserialized, two reads would each open one (leaking a connection thread,
+        # which hangs the interpreter at exit) and count the same trials twice.
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+        self._stopped = False
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name=f"study-watch-{self.name}")
+
+    async def stop(self) -> None:
+        """One last read (so the final state is shown), then close; once."""
+        if self._stopped:
+            return
+        self._stopped = True
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        with contextlib.suppress(Exception):
+            await self.poll(final=True)
+        await self._close()
+
+    async def _close(self) -> None:
+        async with self._lock:
+            store, self._store = self._store, None
+            if store is not None:
+                with contextlib.suppress(Exception):
+                    await store.close()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.poll()
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # the store may be mid-creation; try again next tick
+                log.debug("study watch %s: %s", self.name, error)
+                await self._close()
+            await asyncio.sleep(WATCH_INTERVAL_S)
+
+    async def _open(self) -> SqliteStore | None:
+        if self._store is None:
+            from engine.optimize.store import SqliteStore
+
+            if not self.db.exists():
+                return None
+            self._store = await SqliteStore.open(self.db, readonly=True)
+        return self._store
+
+    async def poll(self, final: bool = False) -> None:
+        """Read the trials stored since the last poll (``final``: rebuild the heatmap now)."""
+        async with self._lock:
+            await self._poll(final)
+
+    async def _poll(self, final: bool) -> None:
+        store = await self._open()
+        if store is None:
+            return
+        record = await store.get_study(self.name)
+        if record is None:
+            return
+        self.study_id = record.id
+        if record.checkpoint_seq:
+            self.checkpointed_at = record.updated
+            self.checkpoint_trials = record.next_number
+        while True:
+            batch = await store.trials_after(record.id, self.rowid, limit=2000)
+            for trial in batch:
+                self.rowid = max(self.rowid, trial.rowid)
+                if trial.objective is None or trial.state != "complete":
+                    continue
+                value = float(trial.objective)
+                if not math.isfinite(value):
+                    continue
+                best = self.convergence[-1] if self.convergence else value
+                self.convergence.append(max(best, value) if self.maximize else min(best, value))
+                self.points.append((trial.params, value))
+                self._heat_dirty = True
+            if len(batch) < 2000:
+                break
+        if self._heat_dirty:
+            self._convergence_frozen = thin_curve(self.convergence)
+            now = time.monotonic()
+            # O(trials) in Python: rebuilt every few seconds, not on every read
+            if now - self._heat_at >= HEATMAP_INTERVAL_S or final:
+                self._heat_at = now
+                self.heatmap = build_heatmap(self.points, self.maximize)
+                self._heat_dirty = False
+        top = await store.best(record.id, maximize=self.maximize, k=LEADERBOARD)
+        self.leaderboard = tuple(
+            TrialRow(
+                number=t.number,
+                value=t.objective,
+                params=tuple(sorted(t.params.items())),
+                metrics=figures(t.metrics),
+                state=str(t.state),
+                duration_s=float(t.duration_s or 0.0),
+            )
+            for t in top
+        )
+        if top and top[0].number != self._equity_for:
+            arrays = await store.artifacts(record.id, top[0].number)
+            equity = arrays.get("equity")
+            if equity is not None and len(equity):
+                self.best_equity = thin_curve(equity)
+                self._equity_for = top[0].number
+        if record.validation:
+            self.validation = validation_from_dict(record.validation, len(self.points))
+
+    @property
+    def curve(self) -> tuple[float, ...]:
+        return self._convergence_frozen
+
+    async def trial(self, number: int) -> tuple[TrialRecord, dict[str, Any]]:
+        """The stored record and artifacts of trial ``number``."""
+        async with self._lock:
+            store = await self._open()
+            if store is None or self.study_id is None:
+                raise StoreError(f"{self.db}: study {self.name!r} has no stored trials yet")
+            for trial in await store.trials(self.study_id):
+                if trial.number == number:
+                    return trial, await store.artifacts(self.study_id, number)
+        raise InputError(f"study {self.name!r}: no trial #{number} in {self.db}")

@@ -1,0 +1,315 @@
+"""The telemetry mapping: the engine's parts' own records onto the console's frozen ones.
+
+Pure functions, no I/O: the study store's trials and validation report, the
+monitor's samples and alerts, the profiler's snapshot and the paper loop's
+state become the :mod:`engine.telemetry` records. The runtime's ``Engine``
+builds its snapshots with them and the headless reports and replay use the
+same ones, so a figure reads the same in the console, a report and a replay.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from engine.telemetry import (
+    AlertRow,
+    AllocationRow,
+    FunctionRow,
+    Heatmap,
+    OrderRow,
+    PositionRow,
+    ProcessRow,
+    ProfilerTelemetry,
+    SystemTelemetry,
+    TradeRow,
+    TradingTelemetry,
+    TrialDetail,
+    ValidationTelemetry,
+)
+
+if TYPE_CHECKING:
+    from engine.live.loop import LoopState
+    from engine.monitor.monitor import MonitorSnapshot
+    from engine.monitor.system import SystemSnapshot
+    from engine.optimize.records import TrialRecord
+    from engine.profile.session import ProfileSnapshot
+
+__all__ = [
+    "CURVE_POINTS",
+    "HEAT_MAX_CELLS",
+    "HISTORY",
+    "alerts_from_monitor",
+    "build_heatmap",
+    "figures",
+    "profiler_from_snapshot",
+    "system_from_snapshot",
+    "thin_curve",
+    "trading_from_state",
+    "trial_detail",
+    "validation_from_dict",
+]
+
+HISTORY = 120  # points kept for the console's time series (one per second)
+CURVE_POINTS = 400
+HEAT_MAX_CELLS = 16
+MB = 1024 * 1024
+TRADES_SHOWN = 200
+
+
+def thin_curve(values: Sequence[float] | Any, limit: int = CURVE_POINTS) -> tuple[float, ...]:
+    """At most ``limit`` evenly spaced points of a curve, always keeping the last."""
+    n = len(values)
+    if n <= limit:
+        return tuple(float(v) for v in values)
+    step = (n - 1) / (limit - 1)
+    return tuple(float(values[round(i * step)]) for i in range(limit))
+
+
+def figures(raw: object) -> tuple[tuple[str, float], ...]:
+    """The numeric entries of a metrics dict as ``(name, value)`` pairs (anything else is skipped)."""
+    if not isinstance(raw, dict):
+        return ()
+    return tuple(
+        (str(k), float(v)) for k, v in raw.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+    )
+
+
+# ------------------------------------------------------------------- study
+@dataclass
+class _Axis:
+    name: str
+    values: list[float]
+    binned: bool
+
+    def index(self, value: float) -> int:
+        if not self.binned:
+            return self.values.index(value)
+        lo, hi = self.values[0], self.values[-1]
+        width = (hi - lo) / (len(self.values) - 1) if len(self.values) > 1 else 1.0
+        return min(len(self.values) - 1, max(0, round((value - lo) / width)))
+
+
+def build_heatmap(points: list[tuple[dict[str, Any], float]], maximize: bool) -> Heatmap | None:
+    """The best objective over the two numeric parameters with the most distinct values."""
+    if len(points) < 4:
+        return None
+    distinct: dict[str, set[float]] = {}
+    for params, _ in points:
+        for name, value in params.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                distinct.setdefault(name, set()).add(float(value))
+    names = sorted((n for n, v in distinct.items() if len(v) >= 2), key=lambda n: (-len(distinct[n]), n))[:2]
+    if len(names) < 2:
+        return None
+    names.sort()  # stable axes: x is the first name alphabetically
+    axes = []
+    for name in names:
+        values = sorted(distinct[name])
+        if len(values) <= HEAT_MAX_CELLS:
+            axes.append(_Axis(name, values, binned=False))
+        else:
+            lo, hi = values[0], values[-1]
+            step = (hi - lo) / (HEAT_MAX_CELLS - 1)
+            axes.append(_Axis(name, [lo + i * step for i in range(HEAT_MAX_CELLS)], binned=True))
+    x_axis, y_axis = axes
+    grid: list[list[float | None]] = [[None] * len(x_axis.values) for _ in y_axis.values]
+    for params, value in points:
+        x, y = params.get(x_axis.name), params.get(y_axis.name)
+        if x is None or y is None:
+            continue
+        xi, yi = x_axis.index(float(x)), y_axis.index(float(y))
+        current = grid[yi][xi]
+        if current is None or (value > current if maximize else value < current):
+            grid[yi][xi] = value
+    return Heatmap(
+        x_param=x_axis.name,
+        y_param=y_axis.name,
+        x_values=tuple(x_axis.values),
+        y_values=tuple(y_axis.values),
+        values=tuple(tuple(row) for row in grid),
+    )
+
+
+def validation_from_dict(raw: dict[str, Any] | None, trials: int) -> ValidationTelemetry | None:
+    """Map the optimizer's stored validation report (``ValidationReport.as_dict()``) onto
+    the console's record: the best re-checked trial's in-sample and out-of-sample
+    figures, the deflated Sharpe probability and the walk-forward fold count."""
+    if not raw:
+        return None
+    holdout = raw.get("holdout")
+    checks = holdout.get("trials") if isinstance(holdout, dict) else None
+    best = checks[0] if isinstance(checks, list) and checks and isinstance(checks[0], dict) else raw
+    in_sample = figures(best.get("in_sample"))
+    out_sample = figures(best.get("out_of_sample"))
+    deflated = raw.get("deflated_sharpe")
+    dsr = deflated.get("dsr") if isinstance(deflated, dict) else deflated
+    n_trials = deflated.get("n_trials") if isinstance(deflated, dict) else None
+    walk = raw.get("walk_forward")
+    folds = walk.get("folds") if isinstance(walk, dict) else None
+    if not in_sample and not out_sample and dsr is None:
+        return None
+    return ValidationTelemetry(
+        in_sample=in_sample,
+        out_of_sample=out_sample,
+        deflated_sharpe=float(dsr) if isinstance(dsr, (int, float)) else None,
+        probability_overfit=None,
+        folds=len(folds) if isinstance(folds, list) else 0,
+        trials_considered=int(n_trials) if isinstance(n_trials, int) else trials,
+    )
+
+
+def trial_detail(study: str, objective: str, trial: TrialRecord, arrays: Mapping[str, Any]) -> TrialDetail:
+    """One stored trial and its artifacts (equity, trades: the top trials only) as the trial view shows it."""
+    equity = arrays.get("equity")
+    raw = arrays.get("trades")
+    trades: tuple[TradeRow, ...] = ()
+    if raw is not None and getattr(raw, "dtype", None) is not None and raw.dtype.names:
+        trades = tuple(
+            TradeRow(
+                entry=int(t["entry_idx"]),
+                exit=int(t["exit_idx"]),
+                side="long" if int(t["direction"]) > 0 else "short",
+                entry_price=float(t["entry_price"]),
+                exit_price=float(t["exit_price"]),
+                units=float(t["units"]),
+                pnl=float(t["pnl"]),
+                ret=float(t["return"]),
+            )
+            for t in raw[-TRADES_SHOWN:]
+        )
+    note = "" if equity is not None else "equity and trades are stored for the top trials only"
+    if trial.error:
+        note = trial.error.splitlines()[0]
+    return TrialDetail(
+        study=study,
+        number=trial.number,
+        value=trial.objective,
+        objective=objective,
+        params=tuple(sorted(trial.params.items())),
+        metrics=figures(trial.metrics),
+        equity=thin_curve(equity) if equity is not None else (),
+        trades=trades,
+        state=str(trial.state),
+        note=note,
+    )
+
+
+# ------------------------------------------------------ profiler, monitor
+def profiler_from_snapshot(snap: ProfileSnapshot) -> ProfilerTelemetry:
+    """Map the profiler session's snapshot onto the console's record."""
+    cpu = snap.cpu
+    label = ""
+    if cpu is not None:
+        label = f"{cpu.label}, {cpu.duration_s:.1f} s at {time.strftime('%H:%M:%S', time.gmtime(cpu.started_at))} UTC"
+    return ProfilerTelemetry(
+        enabled=snap.enabled,
+        stages=snap.stages,
+        functions=tuple(
+            FunctionRow(f.label, f.calls, f.own_s, f.cumulative_s) for f in (snap.top_functions(15) if cpu else ())
+        ),
+        allocations=tuple(
+            AllocationRow(s.label, s.size_bytes, s.count) for s in (snap.memory.sites[:15] if snap.memory else ())
+        ),
+        caches=snap.caches,
+        capturing=snap.capturing,
+        capture_label=label,
+        captures=snap.captures,
+    )
+
+
+def system_from_snapshot(system: SystemSnapshot) -> SystemTelemetry:
+    """Map the monitor's :class:`~engine.monitor.system.SystemSnapshot` onto the console's record."""
+    last = system.last
+    assert last is not None, "system_from_snapshot needs at least one sample"
+    total_mb = last.memory_total_bytes / MB
+    used_mb = (last.memory_total_bytes - last.memory_available_bytes) / MB
+    memory_history = tuple(p * total_mb / 100.0 for p in system.series.get("memory_percent", ())[-HISTORY:])
+    processes = [ProcessRow(last.process.pid, "engine", last.process.cpu_percent, last.process.rss_bytes / MB)]
+    processes += [
+        ProcessRow(w.pid, w.name or "worker", w.cpu_percent, w.rss_bytes / MB) for w in last.workers
+    ]
+    return SystemTelemetry(
+        cpu_count=len(last.cpu_per_core),
+        cpu_percent=last.machine_cpu_percent,
+        cpu_per_core=last.cpu_per_core,
+        memory_percent=last.memory_percent,
+        memory_used_mb=used_mb,
+        memory_total_mb=total_mb,
+        process_rss_mb=last.process.rss_bytes / MB,
+        cpu_history=tuple(system.series.get("machine_cpu_percent", ())[-HISTORY:]),
+        core_history=tuple(core[-HISTORY:] for core in system.cpu_per_core),
+        memory_history=memory_history,
+        processes=tuple(processes),
+        disk_free_mb=None if last.disk_free_bytes is None else last.disk_free_bytes / MB,
+        load_average=last.load_average,
+    )
+
+
+def alerts_from_monitor(monitor: MonitorSnapshot) -> tuple[AlertRow, ...]:
+    """Pair each raise with its clear: one row per alert, with both times."""
+    rows: dict[tuple[str, str, float], AlertRow] = {}
+    for alert in monitor.history:
+        key = (alert.rule, alert.level, alert.raised_at)
+        if alert.state == "raised":
+            rows.setdefault(key, AlertRow(alert.rule, alert.level, alert.message, alert.raised_at, None, alert.value))
+        else:
+            raised = rows.get(key)
+            message = raised.message if raised else alert.message
+            rows[key] = AlertRow(alert.rule, alert.level, message, alert.raised_at, alert.ts, alert.value)
+    for alert in monitor.active:
+        key = (alert.rule, alert.level, alert.raised_at)
+        if key not in rows:
+            rows[key] = AlertRow(alert.rule, alert.level, alert.message, alert.raised_at, None, alert.value)
+    return tuple(sorted(rows.values(), key=lambda a: a.raised_at))
+
+
+# -------------------------------------------------------------- paper loop
+_TARGETS = {1: "long", 0: "flat", -1: "short"}
+
+
+def trading_from_state(state: LoopState) -> TradingTelemetry:
+    """Map the paper loop's ``LoopState`` onto the console's record."""
+    positions: tuple[PositionRow, ...] = ()
+    if state.side:
+        positions = (
+            PositionRow(
+                symbol=state.symbol,
+                units=state.units * state.side,
+                avg_price=state.entry_price,
+                mark=state.mark_price,
+                unrealized_pnl=state.unrealized_pnl,
+            ),
+        )
+    orders = tuple(
+        OrderRow(None, o.index, state.symbol, _TARGETS.get(o.target, str(o.target)), None, None, o.status, o.order_id)
+        for o in state.orders
+    )
+    fills = tuple(
+        OrderRow(
+            f.ts / 1e9, f.index, f.symbol, "buy" if f.side > 0 else "sell", f.units, f.price,
+            f"filled ({f.reason})" if not f.opens else "filled", f.order_id,
+        )
+        for f in state.fills
+    )
+    risk = state.risk
+    return TradingTelemetry(
+        running=state.running and not state.paused,
+        strategy=state.strategy,
+        symbol=state.symbol,
+        bars_seen=state.bars_seen,
+        cash=state.cash,
+        equity=state.equity,
+        realized_pnl=state.realized_pnl,
+        drawdown=state.drawdown,
+        equity_curve=thin_curve(state.equity_curve),
+        positions=positions,
+        orders=orders[-20:],
+        fills=fills[-20:],
+        circuit_breaker=risk.breaker,
+        kill_switch=risk.kill_switch,
+        risk_message=risk.message,
+        last_bar_ts=None if state.last_bar_ts is None else state.last_bar_ts / 1e9,
+    )
