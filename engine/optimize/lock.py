@@ -22,18 +22,18 @@ from pathlib import Path
 from types import TracebackType
 
 from engine.errors import LockHeldError, StoreError
+from engine.paths import check_stored_name, named_path
 from engine.timestamps import iso_utc
 
 
 def lock_path(db: str | Path, study: str) -> Path:
-    """``<db>.<study>.lock`` beside the store's real file (the study name made file-safe).
+    """``<db>.<study>.lock`` beside the store's real file (a name that cannot be a study's is refused).
 
     The path is resolved first, so a run that names the store through a
     symlink or another relative path meets the same lock.
     """
     db = Path(db).resolve()
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in study) or "_"
-    return db.with_name(f"{db.name}.{safe}.lock")
+    return named_path(db.parent, f"{db.name}.{check_stored_name(study, 'study name')}", ".lock")
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.errors import LockHeldError
+from engine.errors import ConfigError, LockHeldError
 from engine.optimize.lock import StudyLock, lock_path, read_holder
 from engine.runtime import Engine
 from tests.headless.conftest import write_study
@@ -46,8 +46,11 @@ def test_the_kernel_releases_the_lock_of_a_killed_process(tmp_path: Path) -> Non
     StudyLock(db, "s").acquire().release()  # ... but the lock does not
 
 
-def test_lock_file_names_are_safe(tmp_path: Path) -> None:
-    assert lock_path(tmp_path / "g.db", "a/b c").name == "g.db.a_b_c.lock"
+def test_lock_file_names_are_the_study_name_and_unsafe_names_are_refused(tmp_path: Path) -> None:
+    assert lock_path(tmp_path / "g.db", "nightly-1.x").name == "g.db.nightly-1.x.lock"
+    for unsafe in ("a/b", "a\x00b", "a b", ".."):
+        with pytest.raises(ConfigError):
+            lock_path(tmp_path / "g.db", unsafe)
 
 
 async def test_the_console_engine_will_not_start_a_study_a_cron_run_holds(tmp_path: Path) -> None:
