@@ -362,6 +362,8 @@ class Study:
             record, sampler, stored, in_sample = await self._open_study(store, bars)
         tracker = self._tracker
         executor = self._executor = Executor(backend)
+        if self._stop_requested:  # stopped while the data loaded: start no workers
+            executor.stop()
         tracker.workers = executor.workers
         setup = WorkerSetup(
             strategy=self.spec.strategy.name,
