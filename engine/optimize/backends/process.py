@@ -4,8 +4,10 @@ Workers are forked from a ``forkserver`` (never from the parent itself, whose
 asyncio loop and SQLite threads must not be forked); the server preloads the
 engine and its compiled kernel once, so a worker, or a replacement for a dead
 one, is ready in milliseconds. ``context="spawn"`` is available too. The
-market data is copied once into one shared-memory block; each worker maps it
-(no copy, nothing per trial) and builds one
+market data is copied once into one shared-memory block
+(:mod:`engine.optimize.backends.shared_bars`, which also removes the blocks of
+runs killed with their whole process group); each worker maps it (no copy,
+nothing per trial) and builds one
 :class:`~engine.optimize.trial.Evaluator`, with its own indicator cache, that
 serves every chunk it is given.
 
@@ -32,14 +34,12 @@ import struct
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from multiprocessing import shared_memory
 from multiprocessing.connection import Connection
 from typing import Any
 
-import numpy as np
-
 from engine.errors import GenesisError
 from engine.optimize.backends.base import Chunk, ChunkDone, add_chunk_time
+from engine.optimize.backends.shared_bars import SharedBars, attach_bars
 from engine.optimize.records import TrialResult, TrialState
 from engine.optimize.trial import Evaluator, Slot, WorkerSetup, _error_line
 
@@ -51,53 +51,18 @@ PRELOAD = "engine.optimize.backends._preload"
 DEPTH = 2
 
 
-class SharedBars:
-    """The bars' six columns in one shared-memory block, created by the parent, attached by workers."""
-
-    def __init__(self, bars: Any) -> None:
-        columns = bars.columns()
-        self.layout = [(name, array.dtype.str, array.shape[0]) for name, array in columns.items()]
-        size = sum(array.nbytes for array in columns.values())
-        self.block = shared_memory.SharedMemory(create=True, size=max(size, 1))
-        offset = 0
-        for array in columns.values():
-            view = np.ndarray(array.shape, dtype=array.dtype, buffer=self.block.buf, offset=offset)
-            view[:] = array
-            offset += array.nbytes
-        self.meta = {"symbol": bars.symbol, "timeframe": bars.timeframe}
-
-    def handle(self) -> tuple[str, list[tuple[str, str, int]], dict[str, str]]:
-        """What a worker needs to attach (a few bytes, whatever the data size)."""
-        return self.block.name, self.layout, self.meta
-
-    def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self.block.close()
-        with contextlib.suppress(Exception):
-            self.block.unlink()
-
-
-def attach_bars(handle: tuple[str, list[tuple[str, str, int]], dict[str, str]]) -> tuple[Any, Any]:
-    """``(Bars over the shared block, the block)``: read-only views, no copy."""
-    from engine.data.bars import Bars
-
-    name, layout, meta = handle
-    # Spawned workers share the parent's resource tracker, so attaching here registers
-    # nothing new; the parent unlinks the block when the pool closes.
-    block = shared_memory.SharedMemory(name=name)
-    columns = {}
-    offset = 0
-    for column, dtype, length in layout:
-        view = np.ndarray((length,), dtype=np.dtype(dtype), buffer=block.buf, offset=offset)
-        view.flags.writeable = False
-        columns[column] = view
-        offset += view.nbytes
-    return Bars(**columns, symbol=meta["symbol"], timeframe=meta["timeframe"]), block
-
-
 def _worker_main(index: int, name: str, conn: Connection, handle: Any, setup: WorkerSetup, cells: Any) -> None:
-    """The loop of one worker process: build the evaluator once, then evaluate chunks."""
+    """The loop of one worker process: build the evaluator once, then evaluate chunks.
+
+    A parent that died (killed, crashed) closed its end of the pipe: the worker
+    then ends quietly, with no traceback on stderr (cron mails stderr).
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
+    with contextlib.suppress(BrokenPipeError, ConnectionResetError, EOFError):
+        _serve(name, conn, handle, setup, cells)
+
+
+def _serve(name: str, conn: Connection, handle: Any, setup: WorkerSetup, cells: Any) -> None:
     try:
         bars, block = attach_bars(handle)
         evaluator = Evaluator(bars, setup, worker=name, slot=Slot(cells), ship_profile=True)
@@ -113,7 +78,7 @@ def _worker_main(index: int, name: str, conn: Connection, handle: Any, setup: Wo
         except (EOFError, OSError):
             return
         if message is None:
-            return
+            break
         got = time.monotonic()  # CLOCK_MONOTONIC is system-wide: comparable with the parent's
         chunk_id, tasks, artifacts, isolate = message
         output = evaluator.evaluate(tasks, artifacts=artifacts, isolate=isolate)
