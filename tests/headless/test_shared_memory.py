@@ -108,3 +108,25 @@ def test_workers_of_a_killed_parent_exit_without_a_traceback(tmp_path: Path) -> 
         _kill_group(proc)
     assert "Traceback" not in err and "BrokenPipeError" not in err, err[-3000:]
     assert not block.exists()  # the resource tracker outlived the parent and unlinked it
+
+
+def test_a_second_signal_exits_at_once_and_leaves_no_block(tmp_path: Path) -> None:
+    """The second signal kills the children at once, the resource tracker among them: the run
+    unlinks its block itself first."""
+    study = big_study(tmp_path, bars=200_000, fast_high=100)
+    db = tmp_path / "s.db"
+    proc = _start_in_own_group("run", study, "--db", db, "--headless")
+    try:
+        wait_for(lambda: committed(db) >= 50, proc)
+        [block] = _blocks_of(proc.pid)
+        proc.send_signal(signal.SIGINT)
+        assert proc.stdout is not None
+        for line in proc.stdout:  # the first signal is taken
+            if "SIGINT: no new trials" in line:
+                break
+        proc.send_signal(signal.SIGINT)
+        _out, err = proc.communicate(timeout=60)
+    finally:
+        _kill_group(proc)
+    assert proc.returncode == 130 and "again: exiting now" in err, err[-3000:]
+    assert not block.exists()
