@@ -64,7 +64,7 @@ def _worker_main(index: int, name: str, conn: Connection, handle: Any, setup: Wo
 
 def _serve(name: str, conn: Connection, handle: Any, setup: WorkerSetup, cells: Any) -> None:
     try:
-        bars, block = attach_bars(handle)
+        bars, _block = attach_bars(handle)  # (held: the views need the mapping)
         evaluator = Evaluator(bars, setup, worker=name, slot=Slot(cells), ship_profile=True)
         # Load the compiled kernels now, not on the first chunk.
         evaluator.warm_up()
@@ -78,7 +78,7 @@ def _serve(name: str, conn: Connection, handle: Any, setup: WorkerSetup, cells: 
         except (EOFError, OSError):
             return
         if message is None:
-            break
+            return  # (the process exits: the block is unmapped with it)
         got = time.monotonic()  # CLOCK_MONOTONIC is system-wide: comparable with the parent's
         chunk_id, tasks, artifacts, isolate = message
         output = evaluator.evaluate(tasks, artifacts=artifacts, isolate=isolate)
@@ -86,8 +86,6 @@ def _serve(name: str, conn: Connection, handle: Any, setup: WorkerSetup, cells: 
         if output.profile is not None:
             add_chunk_time(output.profile, done - got)
         conn.send(("done", chunk_id, output, got, done))
-    del bars, evaluator
-    block.close()
 
 
 class _Channel:
