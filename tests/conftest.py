@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -17,6 +19,30 @@ def _isolated_environment(tmp_path_factory: pytest.TempPathFactory, monkeypatch:
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / "cache"))
     monkeypatch.delenv("GENESIS_DEBUG", raising=False)
     monkeypatch.setenv("NO_COLOR", "1")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_shared_memory_left() -> Iterator[None]:
+    """Fail the session when its tests leave ``genesis-*`` shared-memory blocks behind.
+
+    Left: blocks of this process (a pool not closed) and blocks whose owner is
+    gone that were not there when the session began. They are removed, and the
+    test that leaks them must be fixed (each one held a copy of a study's data).
+    """
+    from engine.optimize.backends.shared_bars import PREFIX, SHM_DIR, orphans
+
+    def blocks() -> set[str]:
+        return {path.name for path in SHM_DIR.glob(f"{PREFIX}*")} if SHM_DIR.is_dir() else set()
+
+    before = blocks()
+    yield
+    left = {path.name for path in orphans() if path.name not in before}
+    left |= {name for name in blocks() if name.startswith(f"{PREFIX}{os.getpid()}-")}
+    for name in left:
+        with contextlib.suppress(OSError):
+            (SHM_DIR / name).unlink()
+    if left:
+        pytest.fail(f"tests left shared-memory blocks in {SHM_DIR} (removed now): {', '.join(sorted(left))}")
 
 
 @pytest.fixture

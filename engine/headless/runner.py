@@ -416,6 +416,10 @@ class HeadlessRun:
             print(f"genesis: {signal.Signals(signum).name} again: exiting now (exit {code}); the store keeps "
                   "every committed trial and the next run resumes", file=sys.stderr, flush=True)
         with contextlib.suppress(Exception):
+            from engine.optimize.backends.shared_bars import release_all
+
+            release_all()  # the children killed below include the resource tracker that would unlink it
+        with contextlib.suppress(Exception):
             import psutil
 
             for child in psutil.Process().children(recursive=True):

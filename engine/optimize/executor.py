@@ -125,9 +125,13 @@ class Executor:
         self._running.set()
 
     def stop(self) -> None:
-        """Finish the chunks in hand and return from :meth:`run_batch` without the rest."""
+        """Finish the chunks in hand and return from :meth:`run_batch` without the rest.
+
+        During :meth:`start` the backend starts no more workers: a stop must not wait for a
+        large pool to come up (nothing will run on it)."""
         self._stopping = True
         self._running.set()
+        self.backend.interrupt_start()
 
     @property
     def stopping(self) -> bool:

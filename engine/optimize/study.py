@@ -34,7 +34,7 @@ from typing import Any
 
 from engine.backtest.options import BacktestOptions
 from engine.errors import ConfigError, GenesisError, StoreWriteError, out_of_room
-from engine.optimize.backends.base import Backend, ChunkDone, make_backend
+from engine.optimize.backends.base import Backend, ChunkDone, check_workers, make_backend
 from engine.optimize.executor import Executor
 from engine.optimize.progress import ProgressTracker, StudyProgress
 from engine.optimize.pruning import HalvingPlan
@@ -118,6 +118,20 @@ def _section(spec: Any, name: str) -> Any:
 def _opt(section: Any, name: str, default: Any) -> Any:
     value = getattr(section, name, default) if section is not None else default
     return default if value is None else value
+
+
+def _check_spec_workers(spec: Any, overrides: dict[str, Any], where: str, allow_many: bool) -> None:
+    """Refuse a file's ``execution.workers`` above the machine's bound when it starts local processes.
+
+    A ``workers`` override is checked where it was given (``--workers``).
+    """
+    if overrides.get("workers") is not None:
+        return
+    execution = _section(spec, "execution")
+    backend = overrides.get("backend") or _opt(execution, "backend", "process")
+    local = backend == "process" or (backend == "dask" and _opt(execution, "scheduler", "local") == "local")
+    if local:
+        check_workers(int(_opt(execution, "workers", 0)), f"{where}: execution.workers", allow_many=allow_many)
 
 
 def parse_artifacts(policy: Any) -> int | None:
@@ -220,8 +234,12 @@ class Study:
     # -- construction -------------------------------------------------------
 
     @classmethod
-    def from_file(cls, path: str | Path, *, db: str | Path | None = None, **overrides: Any) -> Study:
-        """Load a study file (errors are one-line ``ConfigError``s naming the file and key)."""
+    def from_file(
+        cls, path: str | Path, *, db: str | Path | None = None, allow_many_workers: bool = False, **overrides: Any
+    ) -> Study:
+        """Load a study file (errors are one-line ``ConfigError``s naming the file and key).
+
+        ``allow_many_workers``: accept an ``execution.workers`` above the machine's bound."""
         path = Path(path)
         if overrides.get("backend", "process") == "process":
             # The worker pool's fork server imports the engine while this process reads the file.
@@ -229,6 +247,7 @@ class Study:
 
             start_fork_server()
         spec = _load_spec_file(path)
+        _check_spec_workers(spec, overrides, str(path), allow_many_workers)
         try:
             text = path.read_text()
         except OSError as error:
@@ -236,14 +255,18 @@ class Study:
         return cls(spec, text, db=db, **overrides)
 
     @classmethod
-    async def from_store(cls, name: str, *, db: str | Path, **overrides: Any) -> Study:
+    async def from_store(
+        cls, name: str, *, db: str | Path, allow_many_workers: bool = False, **overrides: Any
+    ) -> Study:
         """The study ``name`` as stored in ``db`` (its spec text is kept with it)."""
         store = await SqliteStore.open(db, readonly=True)
         try:
             record = await store.require_study(name)
         finally:
             await store.close()
-        return cls(_load_spec_text(record.spec_toml, name), record.spec_toml, db=db, **overrides)
+        spec = _load_spec_text(record.spec_toml, name)
+        _check_spec_workers(spec, overrides, f"stored study {name!r}", allow_many_workers)
+        return cls(spec, record.spec_toml, db=db, **overrides)
 
     # -- control (the console calls these) ------------------------------------
 
@@ -354,6 +377,8 @@ class Study:
             record, sampler, stored, in_sample = await self._open_study(store, bars)
         tracker = self._tracker
         executor = self._executor = Executor(backend)
+        if self._stop_requested:  # stopped while the data loaded: start no workers
+            executor.stop()
         tracker.workers = executor.workers
         setup = WorkerSetup(
             strategy=self.spec.strategy.name,

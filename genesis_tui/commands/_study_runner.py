@@ -33,18 +33,38 @@ def add_run_options(parser: argparse.ArgumentParser, *, db_required: bool = Fals
     parser.add_argument("--json", action="store_true", help="print one JSON summary object on stdout")
     parser.add_argument("--backend", choices=("inline", "process", "dask"), help="override execution.backend")
     parser.add_argument("--workers", type=int, metavar="N", help="override execution.workers (0: one per core)")
+    add_allow_many_workers(parser)
+
+
+def add_allow_many_workers(parser: argparse.ArgumentParser) -> None:
+    """``--allow-many-workers``: lift the bound on worker processes (4 per core)."""
+    parser.add_argument(
+        "--allow-many-workers", action="store_true",
+        help="allow more worker processes than 4 per core (--workers or execution.workers)",
+    )
+
+
+def check_workers_flag(args: argparse.Namespace) -> None:
+    """Refuse a negative ``--workers``, or one above the machine's bound without ``--allow-many-workers``."""
+    from engine.errors import InputError
+    from engine.optimize.backends.base import check_workers
+
+    if args.workers is None:
+        return
+    if args.workers < 0:
+        raise InputError(f"--workers: expected 0 (one per core) or more, got {args.workers}")
+    check_workers(args.workers, "--workers", allow_many=args.allow_many_workers)
 
 
 def overrides(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if getattr(args, "backend", None):
         out["backend"] = args.backend
-    if getattr(args, "workers", None) is not None:
-        if args.workers < 0:
-            from engine.errors import InputError
-
-            raise InputError(f"--workers: expected 0 or more, got {args.workers}")
+    check_workers_flag(args)
+    if args.workers is not None:
         out["workers"] = args.workers
+    if args.allow_many_workers:
+        out["allow_many_workers"] = True
     return out
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from genesis_tui.commands._study_runner import add_allow_many_workers, check_workers_flag
+
 NAME = "tui"
 HELP = "open the console (on the built-in demo workspace when no study file or store is given)"
 
@@ -18,6 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--theme", metavar="NAME", help="console theme (default: the last one chosen)")
     parser.add_argument("--backend", choices=("inline", "process", "dask"), help="override the study's backend")
     parser.add_argument("--workers", metavar="N", type=int, help="override the study's worker count")
+    add_allow_many_workers(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -25,8 +28,7 @@ def run(args: argparse.Namespace) -> int:
 
     if not 0.2 <= args.refresh_hz <= 60:
         raise InputError(f"--refresh-hz: expected a number between 0.2 and 60, got {args.refresh_hz:g}")
-    if args.workers is not None and args.workers < 0:
-        raise InputError(f"--workers: expected 0 (one per core) or more, got {args.workers}")
+    check_workers_flag(args)
     theme = _check_theme(args.theme)
     engine, startup = _build(args)
 
@@ -77,7 +79,9 @@ def _build(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         from engine.optimize.study import Study
 
         path = Path(args.study)
-        Study.from_file(path, db=args.db)  # bad input fails here: one line, exit 2, before the UI starts
+        # Bad input fails here: one line, exit 2, before the UI starts (execution.workers above the
+        # machine's bound too; in the console --workers N --allow-many-workers lifts it).
+        Study.from_file(path, db=args.db, backend=args.backend, workers=args.workers)
         engine = Engine(db=args.db, workspace=path.stem, backend=args.backend, workers=args.workers)
 
         async def startup() -> None:

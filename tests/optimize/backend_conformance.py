@@ -58,6 +58,14 @@ class BackendConformance:
         assert all(r.state is TrialState.COMPLETE and r.metrics for e in events for r in e.results)
         assert {e.chunk_id for e in events} == set(range(6))
 
+    async def test_a_start_interrupted_beforehand_returns_and_closes(self, backend_factory: Any, bars: Any) -> None:
+        """``interrupt_start`` (a stop that came before the pool started) makes :meth:`start` return
+        with nothing to run on; :meth:`close` still ends it cleanly."""
+        backend = backend_factory()
+        backend.interrupt_start()
+        await backend.start(bars, SETUP)
+        await backend.close()
+
     async def test_results_match_a_direct_backtest(self, backend_factory: Any, bars: Any) -> None:
         from engine import backtest
 

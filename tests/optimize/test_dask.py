@@ -139,3 +139,19 @@ def test_genesis_run_without_distributed_exits_2_with_one_line(study_file: Calla
         with sqlite3.connect(tmp_path / "s.db") as conn:
             tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
             assert "trials" not in tables or conn.execute("SELECT count(*) FROM trials").fetchone()[0] == 0
+
+
+async def test_a_stop_before_the_cluster_is_ready_skips_shipping_the_data() -> None:
+    """``interrupt_start`` (the executor's stop during start): start returns without scattering the
+    data or preparing the workers, and close ends the local cluster."""
+    from engine.data import load
+    from tests.optimize.backend_conformance import SETUP
+
+    backend = DaskBackend(scheduler="local", workers=1, trial_timeout_s=30.0)
+    backend.interrupt_start()
+    await backend.start(load("synthetic:bars=500,seed=3,timeframe=1m"), SETUP)
+    try:
+        assert backend.scatters == 0 and backend._data is None
+    finally:
+        await backend.close()
+    assert backend._cluster is None and backend._client is None

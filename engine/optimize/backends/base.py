@@ -10,6 +10,7 @@ re-runs the other trials of a dead worker's chunk itself. Results arrive as
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -17,6 +18,10 @@ from typing import Any, Protocol, runtime_checkable
 from engine.optimize.records import TrialResult, TrialTask
 from engine.optimize.trial import Encoded, WorkerSetup
 from engine.profile.stages import Profiler
+
+#: Local worker processes a study may start per core unless the user allows more (``--allow-many-workers``).
+WORKERS_PER_CORE = 4
+ALLOW_MANY_WORKERS_FLAG = "--allow-many-workers"
 
 #: The stage a worker ships with each chunk: its busy time on it (see :func:`add_chunk_time`).
 WORKER_CHUNK_STAGE = "optimize.worker_chunk"
@@ -74,6 +79,11 @@ class Backend(Protocol):
         """Take back the chunks not started yet (chunks in hand finish)."""
         ...
 
+    def interrupt_start(self) -> None:
+        """Start no more workers: a :meth:`start` under way returns as soon as it can, with the
+        workers that have started (possibly none); :meth:`close` still stops them."""
+        ...
+
     async def close(self) -> None:
         """Stop the workers and release their resources."""
         ...
@@ -87,6 +97,29 @@ def add_chunk_time(payload: dict[str, Any], seconds: float) -> None:
     timer = Profiler(enabled=True)
     timer.record(WORKER_CHUNK_STAGE, seconds, top_level=False)
     payload.setdefault("stages", {}).update(timer.export(include_caches=False)["stages"])
+
+
+def worker_bound() -> int:
+    """The most local worker processes a study starts on this machine without ``--allow-many-workers``."""
+    return WORKERS_PER_CORE * (os.cpu_count() or 1)
+
+
+def check_workers(workers: int, where: str, *, allow_many: bool = False) -> None:
+    """Refuse more than :func:`worker_bound` workers unless ``allow_many``; ``where`` names the flag or key.
+
+    Each worker is a process with its own copy of the kernels and caches: far
+    more workers than cores only adds memory and start-up time (``--workers
+    2000`` on two cores once started 1,300 processes and 8.9 GB).
+    """
+    from engine.errors import InputError
+
+    bound = worker_bound()
+    if workers > bound and not allow_many:
+        raise InputError(
+            f"{where}: {workers} workers is more than this machine's bound of {bound} "
+            f"({WORKERS_PER_CORE} per core, {os.cpu_count() or 1} cores); use fewer, "
+            f"or pass {ALLOW_MANY_WORKERS_FLAG} to start them all"
+        )
 
 
 def make_backend(

@@ -311,6 +311,7 @@ class DaskBackend:
         self._log_levels: dict[str, int] = {}
         self._closing = False
         self._failed = False
+        self._interrupted = False  # interrupt_start(): stop between the start's steps
         self.scatter_s = 0.0  # the data's last scatter (seconds), for the benchmark
         self.scatters = 0
         self.timeouts = 0  # trials ended by a worker's watchdog
@@ -342,12 +343,16 @@ class DaskBackend:
             self._quiet(logging.CRITICAL, ("distributed.scheduler",))
         try:
             await self._connect(distributed)
+            if self._interrupted:
+                return  # stopped while the cluster came up: nothing will run on it (close() ends it)
             self._payload = {**bars.columns(), "symbol": bars.symbol, "timeframe": bars.timeframe}
             self._setup = setup  # shipped as is: the workers get the study's BacktestOptions record unchanged
             self._ac = distributed.as_completed(loop=self._client.loop)
             self._client.subscribe_topic(TIMEOUT_TOPIC, self._on_timeout_event)
             self._token = self._run
             await self._scatter()
+            if self._interrupted:
+                return
             await self._prepare_workers()
         except BaseException:
             await self.close()
@@ -507,7 +512,13 @@ class DaskBackend:
         self._log_levels.clear()
         self._flights.clear()
         self._payload = None
+        self._interrupted = False
         self._results.put_nowait(None)
+
+    def interrupt_start(self) -> None:
+        # A local cluster's workers start together inside LocalCluster (bounded by --workers);
+        # what follows them (scattering the data, preparing every worker) is skipped.
+        self._interrupted = True
 
     # -- scheduling ---------------------------------------------------------
 

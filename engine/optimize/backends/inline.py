@@ -46,6 +46,9 @@ class InlineBackend:
         self._pending.append(chunk)
         self._wake.set()
 
+    def interrupt_start(self) -> None:
+        """Nothing to interrupt: the one evaluator is built in a moment."""
+
     def cancel_pending(self) -> list[Chunk]:
         taken = list(self._pending)
         self._pending.clear()

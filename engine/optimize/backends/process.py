@@ -4,8 +4,10 @@ Workers are forked from a ``forkserver`` (never from the parent itself, whose
 asyncio loop and SQLite threads must not be forked); the server preloads the
 engine and its compiled kernel once, so a worker, or a replacement for a dead
 one, is ready in milliseconds. ``context="spawn"`` is available too. The
-market data is copied once into one shared-memory block; each worker maps it
-(no copy, nothing per trial) and builds one
+market data is copied once into one shared-memory block
+(:mod:`engine.optimize.backends.shared_bars`, which also removes the blocks of
+runs killed with their whole process group); each worker maps it (no copy,
+nothing per trial) and builds one
 :class:`~engine.optimize.trial.Evaluator`, with its own indicator cache, that
 serves every chunk it is given.
 
@@ -32,14 +34,12 @@ import struct
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from multiprocessing import shared_memory
 from multiprocessing.connection import Connection
 from typing import Any
 
-import numpy as np
-
 from engine.errors import GenesisError
 from engine.optimize.backends.base import Chunk, ChunkDone, add_chunk_time
+from engine.optimize.backends.shared_bars import SharedBars, attach_bars
 from engine.optimize.records import TrialResult, TrialState
 from engine.optimize.trial import Evaluator, Slot, WorkerSetup, _error_line
 
@@ -51,55 +51,20 @@ PRELOAD = "engine.optimize.backends._preload"
 DEPTH = 2
 
 
-class SharedBars:
-    """The bars' six columns in one shared-memory block, created by the parent, attached by workers."""
-
-    def __init__(self, bars: Any) -> None:
-        columns = bars.columns()
-        self.layout = [(name, array.dtype.str, array.shape[0]) for name, array in columns.items()]
-        size = sum(array.nbytes for array in columns.values())
-        self.block = shared_memory.SharedMemory(create=True, size=max(size, 1))
-        offset = 0
-        for array in columns.values():
-            view = np.ndarray(array.shape, dtype=array.dtype, buffer=self.block.buf, offset=offset)
-            view[:] = array
-            offset += array.nbytes
-        self.meta = {"symbol": bars.symbol, "timeframe": bars.timeframe}
-
-    def handle(self) -> tuple[str, list[tuple[str, str, int]], dict[str, str]]:
-        """What a worker needs to attach (a few bytes, whatever the data size)."""
-        return self.block.name, self.layout, self.meta
-
-    def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self.block.close()
-        with contextlib.suppress(Exception):
-            self.block.unlink()
-
-
-def attach_bars(handle: tuple[str, list[tuple[str, str, int]], dict[str, str]]) -> tuple[Any, Any]:
-    """``(Bars over the shared block, the block)``: read-only views, no copy."""
-    from engine.data.bars import Bars
-
-    name, layout, meta = handle
-    # Spawned workers share the parent's resource tracker, so attaching here registers
-    # nothing new; the parent unlinks the block when the pool closes.
-    block = shared_memory.SharedMemory(name=name)
-    columns = {}
-    offset = 0
-    for column, dtype, length in layout:
-        view = np.ndarray((length,), dtype=np.dtype(dtype), buffer=block.buf, offset=offset)
-        view.flags.writeable = False
-        columns[column] = view
-        offset += view.nbytes
-    return Bars(**columns, symbol=meta["symbol"], timeframe=meta["timeframe"]), block
-
-
 def _worker_main(index: int, name: str, conn: Connection, handle: Any, setup: WorkerSetup, cells: Any) -> None:
-    """The loop of one worker process: build the evaluator once, then evaluate chunks."""
+    """The loop of one worker process: build the evaluator once, then evaluate chunks.
+
+    A parent that died (killed, crashed) closed its end of the pipe: the worker
+    then ends quietly, with no traceback on stderr (cron mails stderr).
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
+    with contextlib.suppress(BrokenPipeError, ConnectionResetError, EOFError):
+        _serve(name, conn, handle, setup, cells)
+
+
+def _serve(name: str, conn: Connection, handle: Any, setup: WorkerSetup, cells: Any) -> None:
     try:
-        bars, block = attach_bars(handle)
+        bars, _block = attach_bars(handle)  # (held: the views need the mapping)
         evaluator = Evaluator(bars, setup, worker=name, slot=Slot(cells), ship_profile=True)
         # Load the compiled kernels now, not on the first chunk.
         evaluator.warm_up()
@@ -113,7 +78,7 @@ def _worker_main(index: int, name: str, conn: Connection, handle: Any, setup: Wo
         except (EOFError, OSError):
             return
         if message is None:
-            return
+            return  # (the process exits: the block is unmapped with it)
         got = time.monotonic()  # CLOCK_MONOTONIC is system-wide: comparable with the parent's
         chunk_id, tasks, artifacts, isolate = message
         output = evaluator.evaluate(tasks, artifacts=artifacts, isolate=isolate)
@@ -121,8 +86,6 @@ def _worker_main(index: int, name: str, conn: Connection, handle: Any, setup: Wo
         if output.profile is not None:
             add_chunk_time(output.profile, done - got)
         conn.send(("done", chunk_id, output, got, done))
-    del bars, evaluator
-    block.close()
 
 
 class _Channel:
@@ -290,6 +253,8 @@ class ProcessBackend:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.replaced = 0  # workers replaced after a death
         self._replacing: set[asyncio.Task[None]] = set()
+        self._interrupted = False  # interrupt_start(): the pool's start starts no more workers
+        self._interrupt: asyncio.Event | None = None  # set with it, for a start waiting on its workers
 
     @property
     def workers(self) -> int:
@@ -304,28 +269,83 @@ class ProcessBackend:
 
     async def start(self, bars: Any, setup: WorkerSetup) -> None:
         self._loop = asyncio.get_running_loop()
+        self._interrupt = asyncio.Event()
+        if self._interrupted:
+            self._interrupt.set()
         self._shared = SharedBars(bars)
         self._setup = setup
         try:
-            # Forking through the server blocks until it answers: off the loop, all workers at once.
-            self._workers = list(
-                await asyncio.gather(
-                    *(
-                        self._spawn(index, generation=0, cells=self._ctx.RawArray("d", [math.nan, 0, 0]))
-                        for index in range(self._size)
-                    )
-                )
-            )
-            await asyncio.wait_for(
-                asyncio.gather(*(w.startup for w in self._workers if w.startup is not None)), STARTUP_TIMEOUT_S
-            )
+            await self._spawn_pool()
+            await self._await_startup()
         except BaseException:
             await self.close()
             raise
         period = min(1.0, max(0.05, self.trial_timeout_s / 4))
         self._watchdog = self._loop.create_task(self._watch(period), name="process-watchdog")
 
-    async def _spawn(self, index: int, *, generation: int, cells: Any) -> _Worker:
+    def interrupt_start(self) -> None:
+        # Read by the threads that start processes: the queued ones then start nothing.
+        self._interrupted = True
+        if self._interrupt is not None:
+            self._interrupt.set()
+
+    async def _spawn_pool(self) -> None:
+        """Start the workers, all at once, off the loop (forking through the server blocks until it
+        answers); each is registered as it starts, so :meth:`close` reaches it whatever happens."""
+
+        async def one(index: int) -> None:
+            try:
+                worker = await self._spawn(index, generation=0, cells=self._ctx.RawArray("d", [math.nan, 0, 0]))
+            except BaseException:
+                self._interrupted = True  # the pool cannot start whole: start no more
+                raise
+            if worker is not None:
+                self._workers.append(worker)
+
+        spawning = asyncio.gather(*(one(index) for index in range(self._size)), return_exceptions=True)
+        try:
+            outcomes = await asyncio.shield(spawning)
+        except asyncio.CancelledError:
+            # The threads already starting a process finish; the queued ones start none.
+            self._interrupted = True
+            await spawning
+            raise
+        finally:
+            self._workers.sort(key=lambda w: w.index)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+
+    async def _await_startup(self) -> None:
+        """Wait until every worker is ready, or the start is interrupted (the workers then stay
+        unused until :meth:`close`)."""
+        assert self._loop is not None and self._interrupt is not None
+        startups = [w.startup for w in self._workers if w.startup is not None]
+        if not startups or self._interrupted:
+            return
+        everyone = asyncio.gather(*startups)
+        # A worker that fails to start after an interruption is of no interest: retrieve it.
+        everyone.add_done_callback(lambda f: f.cancelled() or f.exception())
+        halt = self._loop.create_task(self._interrupt.wait())
+        try:
+            done, _ = await asyncio.wait({everyone, halt}, timeout=STARTUP_TIMEOUT_S,
+                                         return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            halt.cancel()
+        if everyone in done:
+            everyone.result()  # a worker's start-up error
+        elif halt not in done:
+            raise TimeoutError(f"the workers did not start within {STARTUP_TIMEOUT_S:g}s")
+
+    def _start_process(self, process: Any, initial: bool) -> bool:
+        """(In a thread) start ``process`` unless it belongs to a start that was interrupted."""
+        if initial and self._interrupted:
+            return False
+        process.start()
+        return True
+
+    async def _spawn(self, index: int, *, generation: int, cells: Any) -> _Worker | None:
+        """A started worker, or ``None`` when the pool's start was interrupted before it began."""
         assert self._loop is not None and self._setup is not None and self._shared is not None
         parent, child = self._ctx.Pipe(duplex=True)
         name = f"w{index}" if generation == 0 else f"w{index}.{generation}"
@@ -335,8 +355,13 @@ class ProcessBackend:
             name=f"genesis-{name}",
             daemon=True,
         )
-        await asyncio.to_thread(process.start)
-        child.close()
+        try:
+            started = await asyncio.to_thread(self._start_process, process, generation == 0)
+        finally:
+            child.close()
+        if not started:
+            parent.close()
+            return None
         if self.nice and process.pid:
             with contextlib.suppress(OSError):  # raising a child's niceness needs no privilege
                 os.setpriority(os.PRIO_PROCESS, process.pid, os.getpriority(os.PRIO_PROCESS, 0) + self.nice)
@@ -377,6 +402,8 @@ class ProcessBackend:
         if self._shared is not None:
             self._shared.close()
             self._shared = None
+        self._interrupted = False
+        self._interrupt = None
         self._results.put_nowait(None)
 
     # -- scheduling ---------------------------------------------------------
@@ -500,6 +527,7 @@ class ProcessBackend:
 
     async def _replace(self, dead: _Worker) -> None:
         replacement = await self._spawn(dead.index, generation=dead.generation + 1, cells=dead.cells)
+        assert replacement is not None  # only a pool's first start is interrupted
         if self._closing:
             replacement.process.kill()
             replacement.channel.close()
