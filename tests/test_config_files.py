@@ -11,7 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import MAX_TOML_DEPTH, config_section, load_toml, parse_toml, read_capped, read_text
+from engine.config import (
+    MAX_TOML_DEPTH,
+    config_section,
+    load_toml,
+    parse_toml,
+    read_capped,
+    read_text,
+)
 from engine.errors import ConfigError, DataError, quoted
 
 STUDY = """\
@@ -92,7 +99,7 @@ def test_nan_read_timeout_in_the_global_config_is_refused(tmp_path: Path, monkey
     path = tmp_path / "config.toml"
     path.write_text("[hyperliquid]\nread_timeout_s = nan\n")
     monkeypatch.setenv("GENESIS_CONFIG", str(path))
-    with pytest.raises(ConfigError, match="hyperliquid.read_timeout_s: expected a finite number, got nan"):
+    with pytest.raises(ConfigError, match=r"hyperliquid\.read_timeout_s: expected a finite number, got nan"):
         config_section("hyperliquid", HyperliquidConfig)
     with pytest.raises(ConfigError, match="read_timeout_s"):
         load_config()
