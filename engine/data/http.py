@@ -348,11 +348,15 @@ class HttpService:
                 if 200 <= status < 300:
                     return _Answer(status, await self._read_capped(response, label))
                 if status in _REDIRECTS and "Location" in response.headers:
-                    following = target.join(URL(response.headers["Location"]))
+                    try:
+                        following = target.join(URL(response.headers["Location"]))
+                    except ValueError:
+                        following = URL()  # not a URL: refused below like another origin
                     if _origin(following) != origin:
                         self.stats.failures += 1
+                        shown = following.origin() if following.is_absolute() else "an invalid Location"
                         raise RedirectRefusedError(
-                            f"{label}: HTTP {status} redirect from {target.origin()} to {following.origin()} "
+                            f"{label}: HTTP {status} redirect from {target.origin()} to {shown} "
                             "refused (only redirects within the same scheme, host and port are followed)"
                         )
                     if status == 303 or (status in (301, 302) and method == "POST"):

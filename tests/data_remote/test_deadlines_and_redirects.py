@@ -198,3 +198,10 @@ def test_data_fetch_against_a_trickling_server_exits_1_with_one_line(tmp_path: P
         "genesis: hyperliquid:BTC,interval=1h: hyperliquid BTC 1h: "
         "no complete answer within 0.5s (request deadline), after 1 attempt"
     ]
+
+
+async def test_redirect_to_an_invalid_location_is_refused(tiny) -> None:
+    server = await tiny({"/info": redirect_to(lambda: "http://[bad")})
+    async with HttpService(HttpConfig(retries=0)) as http:
+        with pytest.raises(RedirectRefusedError, match="to an invalid Location refused"):
+            await http.post_json(f"{server.url}/info", {}, what="probe")
