@@ -10,6 +10,12 @@ from engine.data.timeframes import timeframe_seconds
 from engine.errors import DataError
 
 PRICE_COLUMNS = ("open", "high", "low", "close")
+#: Prices and volumes must lie within these bounds: beyond them the backtest's
+#: arithmetic (cash / price, sums and squares over a window) overflows to inf or 0
+#: and the metrics come out as 0 and a drawdown of 1.0 instead of an error.
+MIN_PRICE = 1e-100
+MAX_PRICE = 1e100
+MAX_VOLUME = 1e100
 COLUMNS = ("ts", *PRICE_COLUMNS, "volume")
 
 
@@ -39,8 +45,9 @@ class Bars:
     """OHLCV bars as read-only numpy columns.
 
     ``ts`` is int64 nanoseconds since the epoch (UTC), strictly increasing;
-    prices are finite and positive float64 with ``high >= max(open, close)`` and
-    ``low <= min(open, close)``; ``volume`` is finite and non-negative. A
+    prices are finite and positive float64 within ``[MIN_PRICE, MAX_PRICE]`` with
+    ``high >= max(open, close)`` and ``low <= min(open, close)``; ``volume`` is
+    finite, non-negative and at most ``MAX_VOLUME``. A
     violation raises :class:`BarsValidationError` naming the first bad row.
     """
 
@@ -121,9 +128,21 @@ def validate_columns(
         row = _first(column <= 0.0)
         if row >= 0:
             failures.append((row, "prices must be positive", f"{name} is {column[row]}"))
+        row = _first((column > 0.0) & ((column < MIN_PRICE) | (column > MAX_PRICE)))
+        if row >= 0:
+            failures.append(
+                (row, f"prices must lie between {MIN_PRICE:g} and {MAX_PRICE:g} (beyond, the arithmetic overflows)",
+                 f"{name} is {column[row]:g}")
+            )
     row = _first(~np.isfinite(volume) | (volume < 0.0))
     if row >= 0:
         failures.append((row, "volume must be finite and non-negative", f"volume is {volume[row]}"))
+    row = _first(np.isfinite(volume) & (volume > MAX_VOLUME))
+    if row >= 0:
+        failures.append(
+            (row, f"volume must be at most {MAX_VOLUME:g} (beyond, the arithmetic overflows)",
+             f"volume is {volume[row]:g}")
+        )
     row = _first(high < np.maximum(open_, close))
     if row >= 0:
         failures.append(

@@ -31,7 +31,7 @@ import numpy as np
 
 from engine.data.bars import Bars
 from engine.data.timeframes import timeframe_seconds
-from engine.errors import DataError, StoreError
+from engine.errors import DataError, StoreError, quoted
 from engine.profile import profiler
 from engine.profile.caches import caches
 from engine.store import sqlite as sqlite_policy
@@ -223,6 +223,11 @@ class MemoryCache:
 
 # --------------------------------------------------------------------------- L2
 
+#: Our tables and their columns: a file holding anything else is not ours.
+_TABLES = {
+    "candles": ("source", "symbol", "interval", "open_time", "bar"),
+    "coverage": ("source", "symbol", "interval", "start_ms", "end_ms"),
+}
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS candles (
     source TEXT NOT NULL,
@@ -279,15 +284,12 @@ class CandleStore:
     async def _open(self) -> None:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = await sqlite_policy.connect(self.path)
+            # Checked before anything is written (WAL mode included): another
+            # application's database is refused untouched.
+            conn = await sqlite_policy.connect(self.path, check=self._check_ours)
         except (OSError, sqlite3.Error) as error:
             raise StoreError(f"{self.path}: cannot open the candle cache: {error}") from None
         try:
-            version = (await (await conn.execute("PRAGMA user_version")).fetchone())[0]
-            if version not in (0, SCHEMA_VERSION):
-                raise StoreError(
-                    f"{self.path}: candle cache schema version {version}, expected {SCHEMA_VERSION}"
-                )
             await conn.executescript(_SCHEMA)
             await conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         except sqlite3.DatabaseError as error:
@@ -298,6 +300,25 @@ class CandleStore:
             raise
         self._conn = conn
         await self._publish_size()
+
+    async def _check_ours(self, conn: aiosqlite.Connection) -> None:
+        """Refuse a database that holds tables or a schema version that are not ours."""
+        version = (await (await conn.execute("PRAGMA user_version")).fetchone())[0]
+        if version not in (0, SCHEMA_VERSION):
+            raise StoreError(f"{self.path}: candle cache schema version {version}, expected {SCHEMA_VERSION}")
+        rows = await conn.execute_fetchall(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
+        )
+        for (name,) in rows:
+            columns: tuple[str, ...] = ()
+            if name in _TABLES:
+                info = await conn.execute_fetchall(f"PRAGMA table_info({name})")
+                columns = tuple(str(row[1]) for row in info)
+            if columns != _TABLES.get(name):
+                raise StoreError(
+                    f"{self.path}: not a Genesis candle cache (it holds a table {quoted(str(name))} "
+                    "of another application); refused, the file is left untouched"
+                )
 
     async def count(self) -> int:
         """Candles stored (a full index scan: for ``data ls``, not the hot path)."""

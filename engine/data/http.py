@@ -1,11 +1,16 @@
 """A pooled HTTP client for market-data services.
 
 One :class:`HttpService` owns one lazily created ``aiohttp.ClientSession``
-with a bounded connection pool, connect and read timeouts, a cap on response
-size, a client-side weighted rate limiter, and retries with exponential
-backoff and jitter on connection errors, timeouts, truncated bodies, 5xx and
-429 (honouring ``Retry-After``). Other 4xx answers are not retried. Close the
-service (``await service.close()`` or ``async with``) when done.
+with a bounded connection pool, connect and read timeouts, a total deadline
+per request (``request_timeout_s``: a server trickling one byte at a time is
+cut off, not waited on forever), an optional :class:`Deadline` for a whole
+operation of many requests, a cap on response size, a client-side weighted
+rate limiter, and retries with exponential backoff and jitter on connection
+errors, timeouts, truncated bodies, 5xx and 429 (honouring ``Retry-After``).
+Other 4xx answers are not retried. Redirects are followed only within the
+request's origin (same scheme, host and port, at most ``MAX_REDIRECTS``); a
+redirect to another origin is refused with :class:`RedirectRefusedError`.
+Close the service (``await service.close()`` or ``async with``) when done.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from typing import Any
 
 import aiohttp
 import msgspec
+from yarl import URL
 
 from engine.errors import NetworkError
 
@@ -31,6 +37,7 @@ class HttpConfig:
     max_connections: int = 8
     connect_timeout_s: float = 5.0
     read_timeout_s: float = 20.0
+    request_timeout_s: float = 30.0
     max_response_bytes: int = 32 * 1024 * 1024
     retries: int = 4
     backoff_base_s: float = 0.5
@@ -46,6 +53,41 @@ class HttpStatusError(NetworkError):
     def __init__(self, message: str, status: int) -> None:
         super().__init__(message)
         self.status = status
+
+
+class DeadlineError(NetworkError):
+    """A request or a whole operation did not finish within its deadline (exit code 1)."""
+
+
+class RedirectRefusedError(NetworkError):
+    """The server redirected to another origin (scheme, host or port), or too many times."""
+
+
+MAX_REDIRECTS = 5
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+
+
+@dataclass(frozen=True, slots=True)
+class Deadline:
+    """The moment (event-loop time) a whole operation of many requests must end by.
+
+    ``what`` names it in errors: ``fetch deadline of 300s``.
+    """
+
+    at: float
+    what: str
+
+    @classmethod
+    def after(cls, seconds: float, what: str) -> Deadline:
+        """The deadline ``seconds`` from now (call inside a running event loop)."""
+        return cls(asyncio.get_running_loop().time() + seconds, what)
+
+    def remaining(self) -> float:
+        return self.at - asyncio.get_running_loop().time()
+
+
+def _origin(url: URL) -> tuple[str, str, int | None]:
+    return (url.scheme.lower(), (url.host or "").lower(), url.port)
 
 
 class WeightedRateLimiter:
@@ -117,6 +159,16 @@ class HttpStats:
     failures: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    """What one attempt got: a 2xx body, or a retryable status with its hint."""
+
+    status: int
+    body: bytes | None
+    retry_after: float | None = None
+    detail: str = ""
+
+
 class HttpService:
     """A pooled ``aiohttp`` client: one session per service, created on first use."""
 
@@ -180,16 +232,22 @@ class HttpService:
         ceiling = min(self.config.backoff_max_s, self.config.backoff_base_s * (2**attempt))
         return ceiling / 2 + self._rng.uniform(0.0, ceiling / 2)
 
-    async def post_json(self, url: str, payload: Any, *, weight: float = 1.0, what: str = "") -> bytes:
+    async def post_json(
+        self, url: str, payload: Any, *, weight: float = 1.0, what: str = "", deadline: Deadline | None = None
+    ) -> bytes:
         """POST ``payload`` as JSON; return the raw response body of a 2xx answer.
 
         ``what`` names the request in errors (``hyperliquid BTC 1h``). Raises
         :class:`NetworkError` once retries are exhausted, at once for a body
-        over the size cap, and :class:`HttpStatusError` for a non-retried 4xx.
+        over the size cap, :class:`DeadlineError` when ``deadline`` passes,
+        :class:`RedirectRefusedError` for a redirect to another origin, and
+        :class:`HttpStatusError` for a non-retried 4xx.
         """
         body = msgspec.json.encode(payload)
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        return await self.request("POST", url, data=body, headers=headers, weight=weight, what=what)
+        return await self.request(
+            "POST", url, data=body, headers=headers, weight=weight, what=what, deadline=deadline
+        )
 
     async def request(
         self,
@@ -200,43 +258,55 @@ class HttpService:
         headers: dict[str, str] | None = None,
         weight: float = 1.0,
         what: str = "",
+        deadline: Deadline | None = None,
     ) -> bytes:
-        """One request with retries; the body of the first 2xx answer."""
+        """One request with retries; the body of the first 2xx answer.
+
+        Each attempt (waiting for the rate limiter aside) must end within
+        ``request_timeout_s``; everything, waits and retries included, within
+        ``deadline`` when one is given.
+        """
         label = what or f"{method} {url}"
         config = self.config
         attempts = config.retries + 1
         last = "no attempt made"
+        timed_out = False
+        loop = asyncio.get_running_loop()
         for attempt in range(attempts):
-            await self.limiter.acquire(weight)
+            self._check_deadline(deadline, label, last)
+            try:
+                async with asyncio.timeout_at(None if deadline is None else deadline.at):
+                    await self.limiter.acquire(weight)
+            except TimeoutError:
+                self._check_deadline(deadline, label, "waiting for the rate limiter")
+                raise
             delay: float | None = None
             self.stats.requests += 1
+            ends = loop.time() + config.request_timeout_s
+            timed_out = False
             try:
-                session = self._get_session()
-                async with session.request(method, url, data=data, headers=headers) as response:
-                    status = response.status
-                    if 200 <= status < 300:
-                        return await self._read_capped(response, label)
-                    detail = await self._read_snippet(response)
-                    if status == 429 or status >= 500:
-                        last = f"HTTP {status}" + (f" ({detail})" if detail else "")
-                        retry_after = parse_retry_after(response.headers.get("Retry-After"))
-                        if retry_after is not None:
-                            if retry_after > config.max_retry_after_s:
-                                self.stats.failures += 1
-                                raise NetworkError(
-                                    f"{label}: HTTP {status}: server asks to retry after "
-                                    f"{retry_after:g}s (more than max_retry_after_s={config.max_retry_after_s:g})"
-                                )
-                            delay = retry_after
-                    else:
+                async with asyncio.timeout_at(ends if deadline is None else min(ends, deadline.at)):
+                    answer = await self._attempt(method, url, data, headers, label)
+                if answer.body is not None:
+                    return answer.body
+                last = f"HTTP {answer.status}" + (f" ({answer.detail})" if answer.detail else "")
+                if answer.retry_after is not None:
+                    if answer.retry_after > config.max_retry_after_s:
                         self.stats.failures += 1
-                        raise HttpStatusError(
-                            f"{label}: HTTP {status} from {url}" + (f": {detail}" if detail else ""), status
+                        raise NetworkError(
+                            f"{label}: HTTP {answer.status}: server asks to retry after {answer.retry_after:g}s "
+                            f"(more than max_retry_after_s={config.max_retry_after_s:g})"
                         )
+                    delay = answer.retry_after
             except aiohttp.ConnectionTimeoutError:
                 last = f"no connection within {config.connect_timeout_s:g}s (connect timeout)"
             except TimeoutError:
-                last = f"no answer within {config.read_timeout_s:g}s (read timeout)"
+                self._check_deadline(deadline, label, "no complete answer")
+                if loop.time() >= ends:
+                    timed_out = True
+                    last = f"no complete answer within {config.request_timeout_s:g}s (request deadline)"
+                else:
+                    last = f"no answer within {config.read_timeout_s:g}s (read timeout)"
             except aiohttp.ClientPayloadError as error:
                 last = f"truncated response ({_one_line(error)})"
             except aiohttp.ClientConnectionError as error:
@@ -245,9 +315,63 @@ class HttpService:
                 last = f"bad response ({_one_line(error)})"
             if attempt + 1 < attempts:
                 self.stats.retries += 1
-                await asyncio.sleep(self.backoff(attempt) if delay is None else delay)
+                pause = self.backoff(attempt) if delay is None else delay
+                self._check_deadline(deadline, label, last, margin=pause)  # no sleeping past it
+                await asyncio.sleep(pause)
         self.stats.failures += 1
-        raise NetworkError(f"{label}: {last}, after {attempts} attempt{'s' if attempts > 1 else ''}")
+        error_type = DeadlineError if timed_out else NetworkError
+        raise error_type(f"{label}: {last}, after {attempts} attempt{'s' if attempts > 1 else ''}")
+
+    def _check_deadline(self, deadline: Deadline | None, label: str, last: str, *, margin: float = 0.0) -> None:
+        """Raise :class:`DeadlineError` (naming the last failure) once ``deadline`` is
+        less than ``margin`` seconds away."""
+        if deadline is not None and deadline.remaining() <= margin:
+            self.stats.failures += 1
+            raise DeadlineError(f"{label}: not finished within the {deadline.what} (last: {last}); stopped")
+
+    async def _attempt(
+        self, method: str, url: str, data: bytes | None, headers: dict[str, str] | None, label: str
+    ) -> _Answer:
+        """One attempt, following same-origin redirects.
+
+        A 2xx answer comes with its body; a 429 or 5xx without, but with its
+        retry hint; any other status raises.
+        """
+        session = self._get_session()
+        target = URL(url)
+        origin = _origin(target)
+        for _hop in range(MAX_REDIRECTS + 1):
+            async with session.request(
+                method, target, data=data, headers=headers, allow_redirects=False
+            ) as response:
+                status = response.status
+                if 200 <= status < 300:
+                    return _Answer(status, await self._read_capped(response, label))
+                if status in _REDIRECTS and "Location" in response.headers:
+                    try:
+                        following = target.join(URL(response.headers["Location"]))
+                    except ValueError:
+                        following = URL()  # not a URL: refused below like another origin
+                    if _origin(following) != origin:
+                        self.stats.failures += 1
+                        shown = following.origin() if following.is_absolute() else "an invalid Location"
+                        raise RedirectRefusedError(
+                            f"{label}: HTTP {status} redirect from {target.origin()} to {shown} "
+                            "refused (only redirects within the same scheme, host and port are followed)"
+                        )
+                    if status == 303 or (status in (301, 302) and method == "POST"):
+                        method, data = "GET", None  # what browsers and aiohttp do
+                    target = following
+                    continue
+                detail = await self._read_snippet(response)
+                if status == 429 or status >= 500:
+                    return _Answer(status, None, parse_retry_after(response.headers.get("Retry-After")), detail)
+                self.stats.failures += 1
+                raise HttpStatusError(
+                    f"{label}: HTTP {status} from {target}" + (f": {detail}" if detail else ""), status
+                )
+        self.stats.failures += 1
+        raise RedirectRefusedError(f"{label}: more than {MAX_REDIRECTS} redirects from {url}; stopped")
 
     async def _read_capped(self, response: aiohttp.ClientResponse, label: str) -> bytes:
         cap = self.config.max_response_bytes

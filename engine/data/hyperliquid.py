@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import threading
 import time
@@ -41,9 +42,9 @@ from engine.data.cache import (
     interval_bounds_ms,
     now_ms,
 )
-from engine.data.http import HttpConfig, HttpService, HttpStatusError
+from engine.data.http import Deadline, HttpConfig, HttpService, HttpStatusError
 from engine.data.multi import MultiLoadResult, load_many
-from engine.errors import ConfigError, DataError, NetworkError
+from engine.errors import ConfigError, DataError, NetworkError, quoted
 from engine.profile import profiler
 
 log = logging.getLogger("genesis.data.hyperliquid")
@@ -67,6 +68,8 @@ class HyperliquidConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True)
     concurrency: int = 4  # symbols loaded at once by parallel loads
     connect_timeout_s: float = 5.0
     read_timeout_s: float = 20.0
+    request_timeout_s: float = 30.0  # one request, body included
+    fetch_timeout_s: float = 300.0  # one coin's fetch, every page and retry included
     max_response_mb: float = 32.0
     retries: int = 4
     backoff_base_s: float = 0.5
@@ -86,6 +89,7 @@ class HyperliquidConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True)
             max_connections=self.max_connections,
             connect_timeout_s=self.connect_timeout_s,
             read_timeout_s=self.read_timeout_s,
+            request_timeout_s=self.request_timeout_s,
             max_response_bytes=int(self.max_response_mb * 1024 * 1024),
             retries=self.retries,
             backoff_base_s=self.backoff_base_s,
@@ -105,7 +109,7 @@ def load_config() -> HyperliquidConfig:
 
 
 def check_config(config: HyperliquidConfig) -> HyperliquidConfig:
-    """Reject values no service could run with, naming the key."""
+    """Reject values no service could run with (nan and inf included), naming the key."""
     where = "[hyperliquid]"
     if not config.url.startswith(("http://", "https://")):
         raise ConfigError(f"{where} url / {URL_ENV}: expected an http:// or https:// URL, got {config.url!r}")
@@ -117,13 +121,20 @@ def check_config(config: HyperliquidConfig) -> HyperliquidConfig:
         "default_candles": config.default_candles,
         "connect_timeout_s": config.connect_timeout_s,
         "read_timeout_s": config.read_timeout_s,
+        "request_timeout_s": config.request_timeout_s,
+        "fetch_timeout_s": config.fetch_timeout_s,
         "max_response_mb": config.max_response_mb,
         "weight_per_minute": config.weight_per_minute,
         "l1_mb": config.l1_mb,
     }
     for name, value in positive.items():
-        if value <= 0:
-            raise ConfigError(f"{where} {name}: expected a positive number, got {value}")
+        if not (math.isfinite(value) and value > 0):
+            raise ConfigError(f"{where} {name}: expected a positive, finite number, got {value}")
+    for name in ("backoff_base_s", "backoff_max_s", "max_retry_after_s", "request_weight",
+                 "weight_per_60_candles", "immutable_ttl_s"):
+        value = getattr(config, name)
+        if not (math.isfinite(value) and value >= 0):
+            raise ConfigError(f"{where} {name}: expected a finite number >= 0, got {value}")
     if config.retries < 0:
         raise ConfigError(f"{where} retries: expected 0 or more, got {config.retries}")
     return config
@@ -169,6 +180,12 @@ def parse_candles(body: bytes, coin: str, interval: str) -> tuple[np.ndarray, in
     try:
         candles = _DECODER.decode(body)
     except msgspec.ValidationError as error:
+        # The typed decoder stops at the first value of the wrong type, before it
+        # sees a syntax error further on: a cut-off `{"err` is malformed, not data.
+        try:
+            msgspec.json.decode(body)
+        except msgspec.DecodeError as syntax:
+            raise NetworkError(f"{label}: malformed JSON in response ({len(body)} bytes): {syntax}") from None
         raise DataError(f"{label}: unexpected candle data: {_describe(error)}") from None
     except msgspec.DecodeError as error:
         raise NetworkError(f"{label}: malformed JSON in response ({len(body)} bytes): {error}") from None
@@ -184,7 +201,7 @@ def parse_candles(body: bytes, coin: str, interval: str) -> tuple[np.ndarray, in
         except (TypeError, ValueError):
             row, raw = _first_non_numeric(values)
             raise DataError(
-                f"{label}: candle {row} (t={candles[row].t}): field {short!r}: expected a number, got {raw!r}"
+                f"{label}: candle {row} (t={candles[row].t}): field {short!r}: expected a number, got {quoted(raw)}"
             ) from None
     ts = records["t"]
     if n > 1:
@@ -324,9 +341,11 @@ class HyperliquidSource:
         if end <= start:
             raise DataError(f"{SOURCE} {coin} {interval}: start must be before end")
         key = SeriesKey(SOURCE, coin, interval)
+        seconds = self.config.fetch_timeout_s
+        deadline = Deadline.after(seconds, f"fetch deadline of {seconds:g}s ([hyperliquid] fetch_timeout_s)")
 
         async def fetch(lo: int, hi: int, sink: PageSink) -> FetchReport:
-            return await self._fetch_range(coin, interval, lo, hi, sink)
+            return await self._fetch_range(coin, interval, lo, hi, sink, deadline)
 
         return await self.cache.get(key, start, end, fetch, now=now)
 
@@ -360,8 +379,10 @@ class HyperliquidSource:
         self._warmer = CacheWarmer(symbols, one, concurrency=self.config.concurrency)
         return self._warmer.start()
 
-    async def _fetch_range(self, coin: str, interval: str, start: int, end: int, sink: PageSink) -> FetchReport:
-        """Page ``[start, end)`` from the server into ``sink``."""
+    async def _fetch_range(
+        self, coin: str, interval: str, start: int, end: int, sink: PageSink, deadline: Deadline
+    ) -> FetchReport:
+        """Page ``[start, end)`` from the server into ``sink``, every request within ``deadline``."""
         label = f"{SOURCE} {coin} {interval}"
         shortest = interval_bounds_ms(interval)[0]
         report = FetchReport()
@@ -373,7 +394,9 @@ class HyperliquidSource:
             }
             began = time.perf_counter()
             try:
-                body = await self.http.post_json(self.info_url, payload, weight=self.config.request_weight, what=label)
+                body = await self.http.post_json(
+                    self.info_url, payload, weight=self.config.request_weight, what=label, deadline=deadline
+                )
             except HttpStatusError as error:
                 if error.status in (400, 404, 422):
                     raise DataError(f"{error} (is {coin!r} a Hyperliquid coin?)") from None

@@ -17,7 +17,7 @@ from decimal import Decimal, InvalidOperation
 import numpy as np
 
 from engine.data.timeframes import timeframe_seconds
-from engine.errors import DataError
+from engine.errors import DataError, quoted
 
 #: Source kinds and whether each takes a target (a path or a coin) before its options.
 SOURCES: dict[str, bool] = {"synthetic": False, "csv": True, "parquet": True, "hyperliquid": True}
@@ -93,7 +93,7 @@ def parse_spec(spec: str) -> DataSpec:
     for segment in option_segments:
         match = _OPTION.match(segment)
         if match is None:
-            raise DataError(f"{where}: expected key=value options separated by commas, got {segment.strip()!r}")
+            raise DataError(f"{where}: expected key=value options separated by commas, got {quoted(segment.strip())}")
         key, value = match.group(1).lower(), match.group(2).strip()
         if key in options:
             raise DataError(f"{where}: option {key} given twice")
@@ -117,7 +117,7 @@ def check_options(options: Mapping[str, str], allowed: Iterable[str], where: str
     for key in options:
         if key not in allowed:
             listed = ", ".join(allowed) if allowed else "none"
-            raise DataError(f"{where}: unknown option {key!r} (expected one of: {listed})")
+            raise DataError(f"{where}: unknown option {quoted(key)} (expected one of: {listed})")
 
 
 def _number(options: Mapping[str, str], key: str, where: str, what: str = "a number") -> float | None:
@@ -127,9 +127,9 @@ def _number(options: Mapping[str, str], key: str, where: str, what: str = "a num
     try:
         value = float(raw.replace("_", ""))
     except ValueError:
-        raise DataError(f"{where}: option {key}: expected {what}, got {raw!r}") from None
+        raise DataError(f"{where}: option {key}: expected {what}, got {quoted(raw)}") from None
     if not math.isfinite(value):
-        raise DataError(f"{where}: option {key}: expected a finite number, got {raw!r}")
+        raise DataError(f"{where}: option {key}: expected a finite number, got {quoted(raw)}")
     return value
 
 
@@ -137,9 +137,9 @@ def _check_bounds(
     value: float, key: str, where: str, minimum: float | None, maximum: float | None, raw: str
 ) -> None:
     if minimum is not None and value < minimum:
-        raise DataError(f"{where}: option {key}: expected a value >= {minimum:g}, got {raw!r}")
+        raise DataError(f"{where}: option {key}: expected a value >= {minimum:g}, got {quoted(raw)}")
     if maximum is not None and value > maximum:
-        raise DataError(f"{where}: option {key}: expected a value <= {maximum:g}, got {raw!r}")
+        raise DataError(f"{where}: option {key}: expected a value <= {maximum:g}, got {quoted(raw)}")
 
 
 def option_int(
@@ -157,7 +157,7 @@ def option_int(
     if value is None or raw is None:
         return default
     if value != int(value):
-        raise DataError(f"{where}: option {key}: expected a whole number, got {raw!r}")
+        raise DataError(f"{where}: option {key}: expected a whole number, got {quoted(raw)}")
     _check_bounds(value, key, where, minimum, maximum, raw)
     return int(value)
 
@@ -193,7 +193,7 @@ def option_bool(options: Mapping[str, str], key: str, where: str, *, default: bo
         return True
     if raw.lower() in _FALSE:
         return False
-    raise DataError(f"{where}: option {key}: expected true or false, got {raw!r}")
+    raise DataError(f"{where}: option {key}: expected true or false, got {quoted(raw)}")
 
 
 def option_timeframe(options: Mapping[str, str], key: str, where: str, *, default: str) -> str:
@@ -205,7 +205,7 @@ def option_timeframe(options: Mapping[str, str], key: str, where: str, *, defaul
         timeframe_seconds(raw)
     except DataError:
         raise DataError(
-            f"{where}: option {key}: expected a timeframe such as 1m, 15m, 1h, 4h, 1d, 1w, 1M, got {raw!r}"
+            f"{where}: option {key}: expected a timeframe such as 1m, 15m, 1h, 4h, 1d, 1w, 1M, got {quoted(raw)}"
         ) from None
     return raw
 
@@ -221,10 +221,10 @@ def option_timestamp(options: Mapping[str, str], key: str, where: str, *, defaul
     except ValueError:
         raise DataError(
             f"{where}: option {key}: expected an ISO date such as 2024-01-31 or 2024-01-31T12:00:00Z, "
-            f"or epoch seconds/milliseconds, got {raw!r}"
+            f"or epoch seconds/milliseconds, got {quoted(raw)}"
         ) from None
     if not _NS_MIN <= ns <= _NS_MAX:
-        raise DataError(f"{where}: option {key}: expected a time between 1677 and 2262, got {raw!r}")
+        raise DataError(f"{where}: option {key}: expected a time between 1677 and 2262, got {quoted(raw)}")
     return ns
 
 

@@ -248,11 +248,9 @@ class Study:
             start_fork_server()
         spec = _load_spec_file(path)
         _check_spec_workers(spec, overrides, str(path), allow_many_workers)
-        try:
-            text = path.read_text()
-        except OSError as error:
-            raise ConfigError(f"{path}: cannot read: {error.strerror}") from None
-        return cls(spec, text, db=db, **overrides)
+        from engine.config import read_text
+
+        return cls(spec, read_text(path), db=db, **overrides)
 
     @classmethod
     async def from_store(

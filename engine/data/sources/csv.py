@@ -32,12 +32,15 @@ from engine.data.sources.table import (
     normalise_name,
 )
 from engine.data.spec import DataSpec, check_options
-from engine.errors import DataError
+from engine.errors import DataError, quoted
 
 OPTIONS = (*FILE_OPTIONS, "delimiter")
 DELIMITERS = {",": ",", ";": ";", "\t": "\t", "|": "|", "comma": ",", "semicolon": ";", "tab": "\t", "pipe": "|"}
 _SHOWN = {",": "','", ";": "';'", "\t": "tab", "|": "'|'"}
 _SNIFF_BYTES = 1 << 16
+#: The longest line the sampled head may have: a bar is a few dozen bytes, so a longer
+#: line is a runaway field (and stays under the csv module's field limit of 128 KiB).
+MAX_LINE_BYTES = 1 << 16
 _DECIMAL_COMMA = re.compile(r"^\s*[+-]?\d+,\d+\s*$")
 _KNOWN_NAMES = {alias for aliases in ALIASES.values() for alias in aliases}
 
@@ -65,6 +68,10 @@ def _head(path: Path, where: str) -> list[str]:
     try:
         with _open_binary(path) as handle:
             data = handle.read(_SNIFF_BYTES)
+            if len(data) == _SNIFF_BYTES and not data.endswith(b"\n"):
+                # Finish the line the sample cut, so that a runaway first line is
+                # reported as such, not as a file without data rows.
+                data += handle.readline(MAX_LINE_BYTES)
     except DataError:
         raise
     except IsADirectoryError:
@@ -79,8 +86,8 @@ def _head(path: Path, where: str) -> list[str]:
         raise DataError(f"{where}: this is a parquet file, not CSV; use parquet:{where}")
     if b"\x00" in data:
         raise DataError(f"{where}: not a text file (found binary data); expected CSV text")
-    truncated = len(data) == _SNIFF_BYTES
-    if truncated:
+    _check_line_lengths(data, where)
+    if len(data) >= _SNIFF_BYTES:
         data = data[: data.rfind(b"\n") + 1] or data  # whole lines only
     try:
         text = data.decode("utf-8-sig")
@@ -88,6 +95,25 @@ def _head(path: Path, where: str) -> list[str]:
         line = data[: error.start].count(b"\n") + 1
         raise DataError(f"{where}: line {line}: not UTF-8 text; expected a UTF-8 CSV file") from None
     return text.splitlines()
+
+
+def _check_line_lengths(data: bytes, where: str) -> None:
+    """Refuse a line longer than ``MAX_LINE_BYTES`` in the sample, naming it."""
+    start = 0
+    for number, end in enumerate(_line_ends(data), start=1):
+        if end - start > MAX_LINE_BYTES:
+            raise DataError(
+                f"{where}: line {number}: longer than {MAX_LINE_BYTES} bytes; expected one bar per line"
+            )
+        start = end + 1
+
+
+def _line_ends(data: bytes) -> list[int]:
+    ends, at = [], data.find(b"\n")
+    while at >= 0:
+        ends.append(at)
+        at = data.find(b"\n", at + 1)
+    return [*ends, len(data)]
 
 
 def _fields(line: str, delimiter: str) -> list[str]:
@@ -104,10 +130,9 @@ def _detect_delimiter(header: str, sample: list[str], where: str, header_line: i
             agrees = all(len(_fields(line, delimiter)) == count for line in sample)
             scored.append((int(agrees), count, delimiter))
     if not scored:
-        shown = header if len(header) <= 60 else header[:57] + "..."
         raise DataError(
             f"{where}: line {header_line}: cannot find the column separator; expected columns separated by "
-            f"',', ';', tab or '|', got {shown!r}"
+            f"',', ';', tab or '|', got {quoted(header, 60)}"
         )
     return max(scored)[2]
 
@@ -141,7 +166,7 @@ def load_csv(spec: DataSpec, *, strict: bool = False) -> Bars:
     chosen = spec.options.get("delimiter")
     if chosen is not None:
         if chosen.lower() not in DELIMITERS:
-            raise DataError(f"{spec.where}: option delimiter: expected comma, semicolon, tab or pipe, got {chosen!r}")
+            raise DataError(f"{spec.where}: option delimiter: expected comma, semicolon, tab or pipe, got {quoted(chosen)}")
         delimiter = DELIMITERS[chosen.lower()]
     else:
         delimiter = _detect_delimiter(header, sample, where, first + 1)
@@ -198,7 +223,7 @@ def _raw_cell(path: Path, line_number: int, delimiter: str, position: int) -> st
                 if number == line_number:
                     fields = _fields(line.rstrip("\r\n"), delimiter)
                     return fields[position].strip() if position < len(fields) else None
-    except (OSError, UnicodeDecodeError, EOFError, zipfile.BadZipFile, lzma.LZMAError):
+    except (OSError, UnicodeDecodeError, EOFError, zipfile.BadZipFile, lzma.LZMAError, csv_module.Error):
         return None
     return None
 

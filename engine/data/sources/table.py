@@ -28,7 +28,7 @@ from engine.data.spec import (
     option_timeframe,
     option_timestamp,
 )
-from engine.errors import DataError
+from engine.errors import DataError, quoted
 from engine.profile import profiler
 
 #: Accepted column names (compared case-insensitively, spaces and underscores alike).
@@ -102,7 +102,7 @@ def match_columns(found: Sequence[object], where: str) -> ColumnMap:
             if len(hits) > 1:
                 raise DataError(
                     f"{where}: column {column!r} appears {len(hits)} times "
-                    f"({', '.join(repr(str(found[i])) for i in hits)}); expected one"
+                    f"({', '.join(quoted(found[i]) for i in hits)}); expected one"
                 )
             if hits:
                 positions[column] = hits[0]
@@ -117,7 +117,9 @@ def match_columns(found: Sequence[object], where: str) -> ColumnMap:
     if missing:
         column = missing[0]
         expected = "timestamp (or date, datetime, time)" if column == "ts" else column
-        listed = ", ".join(repr(str(name)) for name in found) or "none"
+        listed = ", ".join(quoted(name) for name in found[:20]) or "none"
+        if len(found) > 20:
+            listed += f", ... ({len(found)} columns)"
         raise DataError(f"{where}: missing column {expected}; columns found: {listed}")
     return ColumnMap(positions, {column: str(found[i]) for column, i in positions.items()})
 
@@ -132,7 +134,7 @@ def _cell(value: object) -> str:
         return "an empty cell"
     if isinstance(value, str) and not value.strip():
         return "an empty cell"
-    return repr(value if isinstance(value, str) else str(value))
+    return quoted(value)
 
 
 def _numbers(series: pd.Series, column: str, where: str, label: RowLabel) -> np.ndarray:
