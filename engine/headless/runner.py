@@ -36,12 +36,11 @@ import signal
 import sqlite3
 import sys
 import time
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.errors import GenesisError, InputError
+from engine.errors import ConfigError, GenesisError, InputError
 from engine.headless.history import RunHistory, archive_study
 from engine.headless.notify import Notifier, NotifySettings
 from engine.headless.output import Output, json_safe
@@ -574,8 +573,10 @@ def _counts_and_best(db: Path, name: str, maximize: bool) -> dict[str, Any]:
 
 def _raw_alerts(spec_toml: str) -> Any:
     """The study's raw ``[alerts]`` table (resolved over the global config's by the monitor)."""
-    with contextlib.suppress(tomllib.TOMLDecodeError):
-        table = tomllib.loads(spec_toml).get("alerts")
+    from engine.config import parse_toml
+
+    with contextlib.suppress(ConfigError):
+        table = parse_toml(spec_toml, "stored study").get("alerts")
         return table if isinstance(table, dict) else None
     return None
 

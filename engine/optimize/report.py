@@ -9,10 +9,10 @@ from __future__ import annotations
 import collections
 import json
 import math
-import tomllib
 from pathlib import Path
 from typing import Any
 
+from engine.errors import ConfigError
 from engine.histogram import LogHistogram
 from engine.optimize.records import TrialRecord, TrialState
 from engine.optimize.store import SqliteStore
@@ -23,9 +23,11 @@ TOP_K = 10
 
 
 def _spec_fields(spec_toml: str) -> dict[str, Any]:
+    from engine.config import parse_toml
+
     try:
-        raw = tomllib.loads(spec_toml)
-    except tomllib.TOMLDecodeError:
+        raw = parse_toml(spec_toml, "stored study")
+    except ConfigError:
         return {}
     search = raw.get("search", {}) if isinstance(raw.get("search"), dict) else {}
     strategy = raw.get("strategy", {}) if isinstance(raw.get("strategy"), dict) else {}

@@ -26,7 +26,6 @@ import heapq
 import json
 import math
 import time
-import tomllib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -160,12 +159,10 @@ def _load_spec_file(path: Path) -> Any:
 
 
 def _load_spec_text(text: str, name: str) -> Any:
+    from engine.config import parse_toml
     from engine.optimize.spec import study_from_dict
 
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"stored study {name!r}: invalid TOML: {error}") from None
+    raw = parse_toml(text, f"stored study {name!r}")
     return study_from_dict(raw, where=f"stored study {name!r}", default_name=name)
 
 
