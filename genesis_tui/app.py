@@ -192,7 +192,16 @@ class GenesisApp(App[int]):
         tab_pane.add_class("-warming")
         tab_pane.display = True
 
+        pane = tab_pane.query_one(Pane)
+        tries = [0]
+
         def laid_out() -> None:
+            # A widget asks the screen for a layout from its own idle handler, so the screen can
+            # go idle (and run this) before the shown pane has asked: it was then never laid out.
+            if self._warming and not pane.container_size and self.screen is main and tries[0] < 5:
+                tries[0] += 1
+                self.call_after_refresh(laid_out)
+                return
             tab_pane.remove_class("-warming")
             if self._warming:
                 tab_pane.display = False

@@ -34,7 +34,9 @@ async def test_studies_run_in_sequence_close_every_store(tmp_path: Path) -> None
         while not (engine.study.name == "second" and engine.study.progress().state == "complete"):
             assert asyncio.get_running_loop().time() < deadline, "the second study did not complete"
             await asyncio.sleep(0.05)
-        await asyncio.sleep(1.5)  # let the watch read the finished study
+        second = engine._study_task
+        assert second is not None
+        await asyncio.wait_for(second, 60)  # its run ends with the watch's last read of the finished study
         study = engine.telemetry().study
         assert study is not None and study.name == "second" and study.done == 40
         # each stored trial counted once, however many reads raced at the end

@@ -19,8 +19,31 @@ _moves = st.one_of(
 _wicks = st.one_of(st.just(0.0), st.floats(0.0, 0.05, allow_nan=False))
 
 
+def bars(min_size: int = 1, max_size: int = 60) -> st.SearchStrategy[Bars]:
+    """Random OHLC bars: a random walk (flat stretches, gaps, wicks) or, as often, prices on a
+    coarse grid whose indicator values tie (a crossover must be strict on both sides)."""
+    return st.one_of(walk_bars(min_size, max_size), grid_bars(min_size, max_size))
+
+
 @st.composite
-def bars(draw: st.DrawFn, min_size: int = 1, max_size: int = 60) -> Bars:
+def grid_bars(draw: st.DrawFn, min_size: int = 1, max_size: int = 60) -> Bars:
+    """Whole-number closes with long flat runs: moving averages of equal windows are exactly
+    equal, so fast and slow lines touch without crossing."""
+    n = draw(st.integers(min_size, max_size))
+    level = draw(st.integers(3, 12))
+    close = []
+    for step in draw(st.lists(st.sampled_from([0, 0, 0, 0, 1, -1, 2, -2]), min_size=n, max_size=n)):
+        level = max(1, level + step)
+        close.append(float(level))
+    open_ = [close[0], *close[:-1]]
+    wick = draw(st.sampled_from([0.0, 1.0]))
+    high = [max(o, c) + wick for o, c in zip(open_, close, strict=True)]
+    low = [max(0.5, min(o, c) - wick) for o, c in zip(open_, close, strict=True)]
+    return make_bars(close, open_, high, low)
+
+
+@st.composite
+def walk_bars(draw: st.DrawFn, min_size: int = 1, max_size: int = 60) -> Bars:
     """Random OHLC bars: flat stretches, gaps between close and next open, wicks."""
     n = draw(st.integers(min_size, max_size))
     start = draw(st.floats(0.5, 2_000.0))

@@ -65,6 +65,34 @@ def test_signals_match_reference_rules(bars: Bars, name: str) -> None:
     assert exits.tolist() == want_exits
 
 
+TIES = [
+    # flat, then rising: fast and slow are equal (5 and 5) on bar 9, so bar 10 is no cross
+    ("sma_cross", {"fast": 2, "slow": 5}, [5.0] * 10 + [6.0, 7.0, 8.0], [], []),
+    ("ema_cross", {"fast": 2, "slow": 4}, [5.0] * 10 + [6.0, 7.0, 8.0], [], []),
+    # flat, then falling: no exit either
+    ("sma_cross", {"fast": 2, "slow": 5}, [5.0] * 10 + [4.0, 3.0, 2.0], [], []),
+    # flat throughout: the lines coincide and never cross
+    ("sma_cross", {"fast": 2, "slow": 5}, [7.0] * 20, [], []),
+    # a dip from the tie is no exit (equal on bar 9); the rise after it is a cross (4 < 4.5, then 5 > 4.75)
+    ("sma_cross", {"fast": 2, "slow": 4}, [5.0] * 10 + [4.0, 4.0, 6.0, 9.0], [12], []),
+]
+
+
+@pytest.mark.parametrize(("name", "params", "closes", "entries", "exits"), TIES)
+def test_lines_that_touch_do_not_cross(name: str, params: dict, closes: list[float], entries: list[int], exits: list[int]) -> None:
+    """Crossovers are strict on both sides (docs/backtest.md): equal values the bar before are no
+    cross, in the signals and in the fused kernel that evaluates the rule inline."""
+    from tests.backtest.conftest import make_bars
+
+    bars = make_bars(closes)
+    got_entries, got_exits = get_strategy(name).signals(bars, params)
+    assert np.flatnonzero(got_entries).tolist() == entries
+    assert np.flatnonzero(got_exits).tolist() == exits
+    trades = run(bars, name, params, fill="close", trades=True).trades
+    assert trades is not None
+    assert [int(t["entry_idx"]) for t in trades] == entries
+
+
 @pytest.mark.parametrize("name", sorted(SMALL_PARAMS))
 @pytest.mark.parametrize("fill", ["next_open", "close"])
 def test_run_equals_run_signals_on_the_strategy_signals(random_bars: Bars, name: str, fill: str) -> None:

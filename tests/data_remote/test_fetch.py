@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 
 import numpy as np
+import pytest
 
 from engine.data.cache import MemoryCache
+from engine.errors import DataError
 from engine.profile.caches import caches
 from tests.data_remote.conftest import assert_matches, key, l2_snapshot
 from tests.data_remote.server import JAN_2024_MS, expected_records
@@ -192,13 +194,13 @@ async def test_failed_page_keeps_the_pages_before_it(server, make_source) -> Non
 
     server._take_fault = take  # type: ignore[method-assign]
     try:
-        await source.fetch_candles("BTC", "1h", start, end)
-    except Exception as error:
-        message = str(error)
-    else:
-        raise AssertionError("the bad page did not fail the load")
+        with pytest.raises(DataError) as failed:
+            await source.fetch_candles("BTC", "1h", start, end)
+    finally:
+        server._take_fault = original  # type: ignore[method-assign]
+    assert type(failed.value) is DataError  # bad data from the server, not a network error or a crash
+    message = str(failed.value)
     assert "hyperliquid BTC 1h" in message and "'h'" in message and "abc" in message
-    server._take_fault = original  # type: ignore[method-assign]
     candles, coverage = await l2_snapshot(source)
     assert len(candles) == 200
     assert [(row[3], row[4]) for row in coverage] == [(start, start + 199 * HOUR + 1)]

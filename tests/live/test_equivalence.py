@@ -15,6 +15,9 @@ from engine.backtest import EXIT_REASONS, STRATEGIES, Param, run
 from engine.data.bars import Bars
 from engine.errors import StrategyError
 from engine.live import LoopResult, replay
+from tests.backtest import gen
+from tests.backtest import reference as ref
+from tests.backtest.test_strategies import SMALL_PARAMS, KernelIndicators
 from tests.live.conftest import hypothesis_bars
 
 REL = 1e-9
@@ -93,6 +96,28 @@ async def test_loop_equals_backtest(strategy: str, data: st.DataObject, bars: Ba
     result = await replay(bars, strategy, params, **options)
     assert result.bars == len(bars)
     assert_same(result, bars, strategy, params, options)
+
+
+@pytest.mark.parametrize("strategy", sorted(SMALL_PARAMS))
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(data=st.data(), bars=st.one_of(hypothesis_bars(), gen.grid_bars(min_size=20, max_size=80)))
+async def test_loop_equals_the_pure_python_reference(strategy: str, data: st.DataObject, bars: Bars) -> None:
+    """An oracle that shares no rule code with the loop: the docs' rules and fills written in plain
+    Python (tests/backtest/reference.py), on the kernels' indicators so that ties are exact.
+    The grid bars make fast and slow lines touch often; a touch is no cross."""
+    params = SMALL_PARAMS[strategy]
+    options = {
+        "fee": data.draw(st.sampled_from([0.0, 0.001]), label="fee"),
+        "fill": data.draw(st.sampled_from(["next_open", "close"]), label="fill"),
+        "direction": data.draw(st.sampled_from(["long", "short", "both"]), label="direction"),
+    }
+    result = await replay(bars, strategy, params, **options)
+    o, h, l, c = (getattr(bars, k).tolist() for k in ("open", "high", "low", "close"))  # noqa: E741
+    entries, exits = ref.signals(strategy, params, o, h, l, c, ind=KernelIndicators)
+    equity, trades, _ = ref.simulate(o, h, l, c, entries, exits, **options)
+    got = [(t.entry_idx, t.exit_idx, t.direction, t.exit_reason) for t in result.trades]
+    assert got == [(t["entry_idx"], t["exit_idx"], t["direction"], t["exit_reason"]) for t in trades]
+    assert close(result.final_equity, equity[-1]), (result.final_equity, equity[-1])
 
 
 @pytest.mark.parametrize("strategy", sorted(STRATEGIES))

@@ -83,6 +83,23 @@ class StoreConformance:
             await store.flush()
             assert [t.number for t in await store.trials(study.id)] == [1]
 
+    async def test_the_first_write_of_a_key_wins(self, store_factory: Any, tmp_path: Any) -> None:
+        """A key written again with another outcome (a trial retried after a resume) keeps the first
+        record, and its place in write order: a reader paging by rowid has already seen it."""
+        first = make_trial(1)
+        other = dataclasses.replace(make_trial(2, 42.0), key=first.key)  # another number, params, objective
+        async with store_factory(tmp_path / "s.db") as store:
+            study = await store.create_study("alpha", "x")
+            await store.add_trials(study.id, [first, make_trial(3)])
+            await store.flush()
+            before = await store.trials(study.id, order="rowid")
+            await store.add_trials(study.id, [other, dataclasses.replace(first, state=TrialState.FAILED, metrics=None)])
+            await store.flush()
+            after = await store.trials(study.id, order="rowid")
+        assert [t.number for t in after] == [1, 3]
+        assert _same(after[0], first), after[0]
+        assert [t.rowid for t in after] == [t.rowid for t in before]
+
     async def test_studies_are_separate(self, store_factory: Any, tmp_path: Any) -> None:
         async with store_factory(tmp_path / "s.db") as store:
             a = await store.create_study("a", "x")

@@ -135,7 +135,21 @@ def test_the_readme_example_loads() -> None:
 
 @pytest.mark.parametrize("path", sorted((ROOT / "examples").glob("*.toml")), ids=lambda p: p.name)
 def test_every_example_study_loads(path: Path) -> None:
-    load_study(path)
+    """Each example loads as written: its name, strategy and every searched parameter (nested
+    tables as dotted names), none dropped or renamed on the way."""
+    import tomllib
+
+    raw = tomllib.loads(path.read_text())
+    searched: list[str] = []
+    for key, value in raw["space"].items():
+        if key == "constraints":
+            continue
+        nested = isinstance(value, dict) and all(isinstance(v, dict) for v in value.values())
+        searched += [f"{key}.{sub}" for sub in value] if nested else [key]
+    spec = load_study(path)
+    assert spec.name == raw["name"] == path.stem
+    assert spec.strategy.name == raw["strategy"]["name"]
+    assert sorted(spec.space.names) == sorted(searched)
 
 
 def test_routing_of_strategy_params_and_backtest_options(tmp_path: Path) -> None:

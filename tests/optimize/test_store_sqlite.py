@@ -21,6 +21,16 @@ def _committed(path: Path) -> int:
         return db.execute("SELECT count(*) FROM trials").fetchone()[0]
 
 
+async def _writer_woken(store: SqliteStore) -> None:
+    """Wake the writer task as a new trial would, and return once it has looked at what is queued."""
+    store._wake.set()
+    for _ in range(1000):
+        if not store._wake.is_set():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("the writer task never woke up")
+
+
 async def test_trials_are_written_in_batches_not_one_transaction_each(tmp_path: Path) -> None:
     path = tmp_path / "s.db"
     store = await SqliteStore.open(path, batch_size=100, batch_interval_s=60.0)
@@ -28,8 +38,8 @@ async def test_trials_are_written_in_batches_not_one_transaction_each(tmp_path: 
     commits_before = store.commits
     for i in range(99):
         await store.add_trial(study.id, make_trial(i))
-    await asyncio.sleep(0.05)
-    assert _committed(path) == 0  # below the batch size and the interval: nothing committed yet
+    await _writer_woken(store)
+    assert store.commits == commits_before and _committed(path) == 0  # below the batch size and the interval
     for i in range(99, 1000):
         await store.add_trial(study.id, make_trial(i))
         if i % 100 == 99:
@@ -46,12 +56,14 @@ async def test_the_interval_flushes_a_small_batch(tmp_path: Path) -> None:
     path = tmp_path / "s.db"
     store = await SqliteStore.open(path, batch_size=10_000, batch_interval_s=0.1)
     study = await store.create_study("alpha", "x")
+    commits_before = store.commits
     await store.add_trials(study.id, [make_trial(i) for i in range(5)])
-    for _ in range(50):
-        await asyncio.sleep(0.05)
-        if _committed(path) == 5:
-            break
-    assert _committed(path) == 5
+    await _writer_woken(store)
+    deadline = asyncio.get_running_loop().time() + 60  # a safety limit: the interval is 0.1 s
+    while store.commits == commits_before:
+        assert asyncio.get_running_loop().time() < deadline, "the interval never flushed the batch"
+        await asyncio.sleep(0.01)
+    assert _committed(path) == 5 and store.commits == commits_before + 1
     await store.close()
 
 

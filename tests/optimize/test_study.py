@@ -174,30 +174,42 @@ async def test_a_finished_study_run_again_runs_nothing(study_file: Callable[...,
 
 
 async def test_pause_holds_trials_until_resume(study_file: Callable[..., Path], tmp_path: Path) -> None:
+    """Paused: the trials in hand finish and no chunk is handed to the backend until resume."""
     study = Study.from_file(study_file(batch_size=4), db=tmp_path / "s.db")
-    seen: list[int] = []
-    paused_at: list[int] = []
+    submitted: list[bool] = []  # per chunk handed to the backend: was the study paused?
+    drained = asyncio.Event()
+    pausing: list[int] = []
 
     def on_progress(p: StudyProgress) -> None:
-        seen.append(p.done)
-        if not paused_at and p.done >= 4:
-            paused_at.append(p.done)
+        executor = study._executor
+        if executor is None:  # not started yet, or closed
+            return
+        if not submitted:  # the first report: count every chunk from here on
+            submit = executor.backend.submit
+
+            def counted(chunk: object) -> None:
+                submitted.append(executor.paused)
+                submit(chunk)  # type: ignore[arg-type]
+
+            executor.backend.submit = counted  # type: ignore[method-assign]
+            submitted.append(False)
+        if p.done >= 4 and not pausing:
+            pausing.append(p.done)
             asyncio.get_running_loop().create_task(study.pause())
+        if executor.paused and p.in_flight == 0:
+            drained.set()
 
     task = asyncio.create_task(study.run(progress_callback=on_progress, progress_interval_s=0))
-    while not paused_at:
-        await asyncio.sleep(0.01)
-    for _ in range(3000):  # the pause is in effect and the trials in hand finish...
-        if study.progress().state == "paused" and study.progress().in_flight == 0:
-            break
-        await asyncio.sleep(0.01)
+    waiting = asyncio.create_task(drained.wait())
+    await asyncio.wait({waiting, task}, timeout=120, return_when=asyncio.FIRST_COMPLETED)
+    assert drained.is_set() and not task.done(), submitted
     held = study.progress()
-    await asyncio.sleep(0.3)
-    assert study.progress().done == held.done  # nothing started while paused
-    assert held.state == "paused"
+    assert held.state == "paused" and held.in_flight == 0 and held.done < held.total
     await study.resume()
     summary = await asyncio.wait_for(task, 120)
     assert summary.state == "complete" and summary.trials == len(_feasible_grid())
+    assert True not in submitted, submitted  # nothing started while paused
+    assert submitted.count(False) > 2  # chunks were counted before the pause and after the resume
 
 
 async def test_successive_halving_prunes_with_the_step_reached(study_file: Callable[..., Path], tmp_path: Path) -> None:
