@@ -208,3 +208,21 @@ def test_genesis_run_on_postgres_stores_the_trials_sqlite_stores_and_never_shows
     leaks = subprocess.run(["grep", "-rlF", SECRET, *map(str, (r for r in roots if r.exists()))],
                            capture_output=True, text=True, check=False).stdout.split()
     assert leaks == []
+
+
+def _study_with_db(directory: Path, db: str) -> Path:
+    path = write_study(directory, name="with-db")
+    text = path.read_text().replace('artifacts = "top:3"\n', f'artifacts = "top:3"\ndb = "{db}"\n')
+    path.write_text(text)
+    return path
+
+
+def test_execution_db_in_a_study_file_selects_the_store(tmp_path: Path) -> None:
+    from engine.optimize.study import Study
+
+    url = Study.from_file(_study_with_db(tmp_path, "postgresql://alice:pa55@db/genesis"), backend="inline").db
+    assert isinstance(url, DatabaseUrl) and url.dsn == "postgresql://alice:pa55@db/genesis"
+    relative = Study.from_file(_study_with_db(tmp_path, "stores/s.db"), backend="inline").db
+    assert relative == tmp_path / "stores" / "s.db"  # relative to the study file, not the working directory
+    flag = Study.from_file(_study_with_db(tmp_path, "postgresql://db/x"), db=str(tmp_path / "o.db"), backend="inline")
+    assert flag.db == tmp_path / "o.db"  # --db wins
