@@ -16,8 +16,12 @@ the same run and the ratio. Run ``python -m benchmarks.optimize [--quick]``.
   one-time costs), the two alternated for ``SCALING_ROUNDS`` rounds and the
   best round of each kept. ``ratio`` is end to end (worker start included),
   ``steady_ratio`` between 10% and 90% done. Goal: >= 1.8x.
-* ``store``: trials persisted per second through the batched SQLite writer.
-  Goal: >= 50,000/s.
+* ``store``: trials persisted per second through the batched writer, with a
+  column per backend (``sqlite``, ``postgres``: a local server, or
+  ``GENESIS_BENCH_POSTGRES_URL``): trials/s (goal >= 50,000/s on SQLite,
+  >= 20,000/s on PostgreSQL), seconds per 1,000 trials committed at 10k and
+  at 200k stored (goal: flat), and the incremental reader's seconds per 1,000
+  trials read from the start and from the end of the study.
 * ``memory``: peak resident memory of a 200,000-trial study with top-20
   artifacts (the orchestrating process, and the whole process tree).
   Goal: < 300 MB for the orchestrator.
@@ -331,15 +335,13 @@ def scaling(workdir: Path, quick: bool) -> dict[str, Any]:
     return figures
 
 
-def store_throughput(workdir: Path, quick: bool) -> dict[str, Any]:
+def _bench_records(n: int) -> list[Any]:
     from engine.optimize.records import TrialRecord, TrialState
-    from engine.optimize.store import SqliteStore
 
-    n = 50_000 if quick else 200_000
     metric_names = ("final_value", "total_return", "cagr", "volatility", "sharpe", "sortino", "max_drawdown",
                     "calmar", "trades", "win_rate", "profit_factor", "avg_trade", "exposure")
     now = time.time()
-    records = [
+    return [
         TrialRecord(
             number=i, key=f"{i * 2654435761 % (1 << 64):016x}", params={"fast": i % 99 + 2, "slow": i % 391 + 10},
             state=TrialState.COMPLETE, metrics={m: (i % 1000) / 7.0 for m in metric_names}, objective=(i % 1000) / 7.0,
@@ -348,21 +350,109 @@ def store_throughput(workdir: Path, quick: bool) -> dict[str, Any]:
         for i in range(n)
     ]
 
-    async def main() -> tuple[float, int]:
-        store = await SqliteStore.open(workdir / "store.db")
-        study = await store.create_study("store-bench", "x")
-        start = time.perf_counter()
-        for i in range(0, n, 256):  # chunks arrive as they would from workers
-            await store.add_trials(study.id, records[i : i + 256])
-        await store.flush()
-        elapsed = time.perf_counter() - start
-        commits = store.commits
-        await store.close()
-        return elapsed, commits
 
-    elapsed, commits = asyncio.run(main())
-    return {"trials": n, "seconds": round(elapsed, 3), "trials_per_s": round(n / elapsed), "transactions": commits,
-            "goal_trials_per_s": 50_000}
+#: Samples averaged for each "time per 1,000 trials" and reader figure.
+STORE_SAMPLES = 5
+
+
+async def _store_profile(db: Any, records: list[Any], marks: tuple[int, int]) -> dict[str, Any]:
+    """One backend's store figures: batched throughput, s per 1,000 trials at two sizes, the reader's cost.
+
+    Trials arrive in chunks of 256 as from workers (the batched writer commits
+    every 4,096); at each mark, ``STORE_SAMPLES`` chunks of 1,000 are each
+    added and committed on their own and timed, and the incremental reader
+    reads 1,000 trials from the start and 1,000 from the end of the study.
+    """
+    from engine.store.factory import open_study_store
+
+    store = await open_study_store(db, batch_size=4096, batch_interval_s=60.0)
+    study = await store.create_study("store-bench", "x")
+    bulk_s = 0.0
+    bulk_n = 0
+    stored = 0
+    per_1000: list[float] = []
+    reader: list[tuple[float, float]] = []
+    for mark in marks:
+        fill = records[stored : mark - STORE_SAMPLES * 1000]
+        start = time.perf_counter()
+        for i in range(0, len(fill), 256):
+            await store.add_trials(study.id, fill[i : i + 256])
+        await store.flush()
+        bulk_s += time.perf_counter() - start
+        bulk_n += len(fill)
+        stored += len(fill)
+        samples = []
+        for _ in range(STORE_SAMPLES):
+            chunk = records[stored : stored + 1000]
+            start = time.perf_counter()
+            await store.add_trials(study.id, chunk)
+            await store.flush()
+            samples.append(time.perf_counter() - start)
+            stored += len(chunk)
+        per_1000.append(sum(samples) / len(samples))
+        first = (await store.trials_after(study.id, 0, limit=1))[0].rowid - 1
+        last = await store.trials_after(study.id, first + stored - 1001, limit=1)
+        head, tail = [], []
+        for _ in range(STORE_SAMPLES):
+            start = time.perf_counter()
+            page = await store.trials_after(study.id, first, limit=1000)
+            head.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            end_page = await store.trials_after(study.id, last[0].rowid if last else first, limit=1000)
+            tail.append(time.perf_counter() - start)
+            assert len(page) == 1000 and len(end_page) == 1000
+        reader.append((sum(head) / len(head), sum(tail) / len(tail)))
+    commits = store.commits
+    await store.close()
+    return {
+        "trials": stored,
+        "trials_per_s": round(bulk_n / bulk_s),
+        "transactions": commits,
+        f"s_per_1000_at_{marks[0] // 1000}k": round(per_1000[0], 4),
+        f"s_per_1000_at_{marks[1] // 1000}k": round(per_1000[1], 4),
+        "flatness_ratio": round(per_1000[1] / per_1000[0], 3),
+        f"reader_s_per_1000_at_{marks[1] // 1000}k_first": round(reader[1][0], 4),
+        f"reader_s_per_1000_at_{marks[1] // 1000}k_last": round(reader[1][1], 4),
+    }
+
+
+def _postgres_for_bench() -> tuple[str | None, Any]:
+    """A URL to benchmark against and a cleanup: ``GENESIS_BENCH_POSTGRES_URL``/``GENESIS_TEST_POSTGRES_URL``,
+    else a throwaway local server with its durable defaults (fsync on)."""
+    url = os.environ.get("GENESIS_BENCH_POSTGRES_URL") or os.environ.get("GENESIS_TEST_POSTGRES_URL")
+    from tests import pg_server  # the repository's own launcher (run from the checkout)
+
+    server = None
+    if not url:
+        server = pg_server.start(fast=False)
+        url = server.url()
+    schema = pg_server.new_schema(url)
+
+    def cleanup() -> None:
+        pg_server.drop_schema(url, schema)
+        if server is not None:
+            server.stop()
+
+    return pg_server.with_search_path(url, schema), cleanup
+
+
+def store_throughput(workdir: Path, quick: bool) -> dict[str, Any]:
+    """The batched writer's trials/s (SQLite's at the top level), and a column per backend."""
+    marks = (10_000, 50_000) if quick else (10_000, 200_000)
+    records = _bench_records(marks[1])
+    sqlite = asyncio.run(_store_profile(workdir / "store.db", records, marks))
+    try:
+        url, cleanup = _postgres_for_bench()
+    except Exception as error:  # no server here: say so in the figure, not a crash
+        postgres: dict[str, Any] = {"error": f"{type(error).__name__}: {error}"}
+    else:
+        try:
+            postgres = asyncio.run(_store_profile(url, records, marks))
+        finally:
+            cleanup()
+    postgres["goal_trials_per_s"] = 20_000
+    return {"trials": sqlite["trials"], "trials_per_s": sqlite["trials_per_s"], "transactions": sqlite["transactions"],
+            "goal_trials_per_s": 50_000, "sqlite": sqlite, "postgres": postgres}
 
 
 def memory_and_flatness(workdir: Path, quick: bool) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -53,3 +54,40 @@ def rng() -> np.random.Generator:
 
 def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("NUMBA_DISABLE_PERFORMANCE_WARNINGS", "1")
+
+
+# -- PostgreSQL ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Any:
+    """A PostgreSQL server's superuser URL: ``GENESIS_TEST_POSTGRES_URL``, else a throwaway local cluster.
+
+    No server is a failure that says what is missing, never a silent skip.
+    """
+    from tests import pg_server
+
+    given = os.environ.get("GENESIS_TEST_POSTGRES_URL")
+    if given:
+        yield pg_server.ExternalServer(given)
+        return
+    try:
+        server = pg_server.start()
+    except pg_server.ServerUnavailable as error:
+        pytest.fail(f"PostgreSQL tests need a server: {error}", pytrace=False)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: Any) -> Any:
+    """A URL whose ``search_path`` is a fresh schema of this test's own (dropped afterwards)."""
+    from tests import pg_server
+
+    schema = pg_server.new_schema(postgres_server.url())
+    try:
+        yield pg_server.with_search_path(postgres_server.url(), schema)
+    finally:
+        pg_server.drop_schema(postgres_server.url(), schema)

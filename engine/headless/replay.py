@@ -193,7 +193,7 @@ class ReplaySource:
 
     async def open_trial(self, number: int) -> Any:
         """Trial ``number`` of the recorded study, read from the store."""
-        from engine.optimize.store import SqliteStore
+        from engine.store.factory import open_study_store
         from engine.telemetry_map import trial_detail
 
         frame = self.recording.frame(self.recording.index_at(self.position))
@@ -201,7 +201,7 @@ class ReplaySource:
         if self.db is None or study is None:
             raise InputError("this replay has no study store to read trials from")
         try:
-            store = await SqliteStore.open(self.db, readonly=True)
+            store = await open_study_store(self.db, readonly=True)
         except StoreError as error:
             raise InputError(str(error)) from None
         try:

@@ -32,6 +32,7 @@ from engine.headless.history import RunHistory, RunRecord
 from engine.headless.output import json_safe
 from engine.paths import named_path
 from engine.store import sqlite as sqlite_policy
+from engine.store.url import DatabaseUrl, StoreLocation, store_location
 from engine.timestamps import iso_utc
 
 EQUITY_CURVES = 5
@@ -45,13 +46,18 @@ def run_dir_name(run: RunRecord | None, when: float | None = None) -> str:
     return f"{stamp}-run{run.id}" if run is not None else f"{stamp}-regenerated"
 
 
-async def _chart_data(db: Path, name: str, maximize: bool) -> dict[str, Any]:
+def _runs(db: StoreLocation, name: str) -> list[RunRecord]:
+    """The study's headless runs (kept in SQLite stores only: none for PostgreSQL yet)."""
+    return RunHistory(db).runs(name) if isinstance(db, Path) else []
+
+
+async def _chart_data(db: StoreLocation, name: str, maximize: bool) -> dict[str, Any]:
     """Trial numbers and objectives, points for the heatmap, equity of the best trials."""
     from engine.optimize.records import TrialState
-    from engine.optimize.store import SqliteStore
+    from engine.store.factory import open_study_store
     from engine.telemetry_map import build_heatmap
 
-    store = await SqliteStore.open(db, readonly=True)
+    store = await open_study_store(db, readonly=True)
     try:
         study = await store.require_study(name)
         numbers: list[int] = []
@@ -91,8 +97,11 @@ async def _chart_data(db: Path, name: str, maximize: bool) -> dict[str, Any]:
     }
 
 
-async def _alerts(db: Path, name: str) -> list[dict[str, Any]]:
+async def _alerts(db: StoreLocation, name: str) -> list[dict[str, Any]]:
     import sqlite3
+
+    if not isinstance(db, Path):
+        return []  # alerts are kept in SQLite stores only (docs/storage.md)
 
     with contextlib.suppress(sqlite3.Error):
         conn = sqlite_policy.connect_sync(db, readonly=True)
@@ -115,14 +124,14 @@ async def _alerts(db: Path, name: str) -> list[dict[str, Any]]:
     return []
 
 
-async def build_full_report(db: str | Path, name: str, *, run_id: int | None = None) -> tuple[dict[str, Any], dict]:
+async def build_full_report(db: str | Path | DatabaseUrl, name: str, *, run_id: int | None = None) -> tuple[dict[str, Any], dict]:
     """The report dict (optimizer report + runs, this run, profile, alerts) and the chart data."""
     from engine.optimize.report import report_from_db
 
-    db = Path(db)
+    db = store_location(db)
     report = await report_from_db(db, name)
     maximize = str(report.get("direction", "maximize")).lower() != "minimize"
-    runs = RunHistory(db).runs(name)
+    runs = _runs(db, name)
     this = None
     if runs:
         this = next((r for r in runs if r.id == run_id), None) if run_id is not None else runs[-1]
@@ -233,11 +242,11 @@ def write_report_dir(report: dict[str, Any], charts: dict[str, Any], directory: 
     return {"md": md, "json": js, **paths}
 
 
-async def write_run_report(db: str | Path, name: str, root: str | Path, *, run_id: int | None = None) -> dict[str, Path]:
+async def write_run_report(db: str | Path | DatabaseUrl, name: str, root: str | Path, *, run_id: int | None = None) -> dict[str, Path]:
     """The run's report directory under ``root`` (see the module docstring), plus the latest copies."""
     root = Path(root)
     report, charts = await build_full_report(db, name, run_id=run_id)
-    runs = RunHistory(db).runs(name)
+    runs = _runs(store_location(db), name)
     run = next((r for r in runs if r.id == run_id), None) if run_id is not None else None
     study_dir = named_path(root, name)
     directory = study_dir / run_dir_name(run)

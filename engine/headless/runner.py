@@ -48,6 +48,8 @@ from engine.optimize.lock import StudyLock
 from engine.paths import named_path
 from engine.profile import profiler
 from engine.store import sqlite as sqlite_policy
+from engine.store.factory import open_study_store
+from engine.store.url import DatabaseUrl, StoreLocation
 
 log = logging.getLogger("engine.headless")
 
@@ -84,7 +86,7 @@ class RunOptions:
 
     study_file: Path | None = None  # run from a study file ...
     name: str | None = None  # ... or resume a stored study by name
-    db: Path | None = None
+    db: Path | DatabaseUrl | None = None
     report_dir: Path | None = None
     json: bool = False
     quiet: bool = False
@@ -142,20 +144,43 @@ def _stored(db: Path, name: str) -> tuple[str, int, dict[str, Any] | None] | Non
     return str(row[1]), int(trials), summary
 
 
-async def _check_store(db: Path) -> None:
-    """Refuse a foreign, newer or damaged store before anything is written to it."""
-    from engine.optimize.store import SqliteStore
+async def _stored_any(db: StoreLocation, name: str) -> tuple[str, int, dict[str, Any] | None] | None:
+    """:func:`_stored` for either store (PostgreSQL through the store's own reads)."""
+    if isinstance(db, Path):
+        return _stored(db, name)
+    store = await open_study_store(db, readonly=True)
+    try:
+        study = await store.get_study(name)
+        if study is None:
+            return None
+        trials = sum((await store.counts(study.id)).values())
+        state = study.state.value
+        if state == "complete" and study.validation is None and await store.best(study.id, maximize=True):
+            state = "validating"  # complete but validation was cut short: run again
+        return state, trials, study.summary or None
+    finally:
+        await store.close()
 
-    store = await SqliteStore.open(db)
+
+async def _check_store(db: StoreLocation) -> None:
+    """Refuse a foreign, newer or damaged store before anything is written to it."""
+    store = await open_study_store(db)
     try:
         await store.check_integrity()
     finally:
         await store.close()
 
 
-def default_log_file(db: Path, name: str) -> Path:
+def _store_dir(db: StoreLocation) -> Path:
+    """The folder of a SQLite store; for a PostgreSQL store, the default store's (the data directory)."""
+    from engine.paths import default_store_path
+
+    return db.parent if isinstance(db, Path) else default_store_path().parent
+
+
+def default_log_file(db: StoreLocation, name: str) -> Path:
     """``<store dir>/logs/<study>.log``."""
-    return named_path(db.parent / "logs", name, ".log")
+    return named_path(_store_dir(db) / "logs", name, ".log")
 
 
 def default_report_dir(study: Any) -> Path:
@@ -166,7 +191,7 @@ def default_report_dir(study: Any) -> Path:
         if not path.is_absolute() and getattr(study.spec, "path", None):
             path = Path(study.spec.path).parent / path
         return path
-    return study.db.parent / "reports"
+    return _store_dir(study.db) / "reports"
 
 
 def run(options: RunOptions) -> int:
@@ -197,14 +222,14 @@ class HeadlessRun:
         self.options = options
         self.output = output
         self.lock = lock
-        self.db: Path = study.db
+        self.db: StoreLocation = study.db
         self.name: str = study.name
         self.stop_reason: str | None = None
         self.signal_number: int | None = None
         self.critical: list[dict[str, Any]] = []
         self.warnings = 0
         self.notifier = Notifier(NotifySettings.resolve(getattr(study.spec, "notify", None)))
-        self.history = RunHistory(self.db)
+        self.history: RunHistory | _NoHistory = RunHistory(self.db) if isinstance(self.db, Path) else _NoHistory()
         self.run_id: int | None = None
         self.started = time.time()
         self._run_task: asyncio.Task[Any] | None = None
@@ -227,8 +252,13 @@ class HeadlessRun:
                 loop.remove_signal_handler(signum)
 
     async def _main(self) -> int:
+        if not isinstance(self.db, Path):
+            if self.options.rerun:
+                raise InputError("--rerun: not supported on a PostgreSQL store yet (use another study name)")
+            log.warning("%s: not supported on a PostgreSQL store yet: the one-run lock (nothing stops a second "
+                        "run of this study), run history, stored alerts and the telemetry recording", self.name)
         await _check_store(self.db)  # before the first change: --rerun renames, the run writes
-        stored = _stored(self.db, self.name)
+        stored = await _stored_any(self.db, self.name)
         if stored is not None and self.options.rerun:
             archived = archive_study(self.db, self.name)
             log.info("%s: --rerun: the earlier study is kept as %r; starting afresh", self.name, archived)
@@ -278,7 +308,8 @@ class HeadlessRun:
         summary: Any = None
         error: GenesisError | BaseException | None = None
         try:
-            alert_store = await AlertStore(self.db, study=self.name).open()
+            if isinstance(self.db, Path):  # alerts are kept in SQLite stores only for now
+                alert_store = await AlertStore(self.db, study=self.name).open()
             await engine.start()
             if self.options.profile and engine.session is not None:
                 sampler = _start_sampler()
@@ -288,7 +319,7 @@ class HeadlessRun:
                 self._chain_publish(engine.monitor)
             with profiler.stage("headless.setup"):
                 watch = engine.follow_study(self.study)
-                if self.options.record:
+                if self.options.record and isinstance(self.db, Path):
                     from engine.headless.recording import Recorder
 
                     try:
@@ -433,7 +464,7 @@ class HeadlessRun:
         self, summary: Any, error: BaseException | None, trials_before: int, profile: dict[str, Any] | None,
         recorder: Any,
     ) -> int:
-        stored = _stored(self.db, self.name)
+        stored = await _stored_any(self.db, self.name)
         state = stored[0] if stored is not None else ("stopped" if self.stop_reason else "failed")
         trials_after = stored[1] if stored is not None else trials_before
         if error is not None:
@@ -514,7 +545,7 @@ class HeadlessRun:
                 "signal": None if self.signal_number is None else signal.Signals(self.signal_number).name,
             },
             "alerts": {"critical": self.critical, "warnings": self.warnings},
-            "lock": str(self.lock.path),
+            "lock": None if self.lock.path is None else str(self.lock.path),
             "log_file": None if self.output.log_file is None else str(self.output.log_file),
         })
         return json_safe(payload)
@@ -539,7 +570,9 @@ def _default_report_dir(study: Any) -> Path:
     return default_report_dir(study)
 
 
-def _counts_and_best(db: Path, name: str, maximize: bool) -> dict[str, Any]:
+def _counts_and_best(db: StoreLocation, name: str, maximize: bool) -> dict[str, Any]:
+    if not isinstance(db, Path):
+        return {}
     try:
         conn = sqlite_policy.connect_sync(db, readonly=True)
     except sqlite3.Error:
@@ -569,6 +602,16 @@ def _counts_and_best(db: Path, name: str, maximize: bool) -> dict[str, Any]:
             "number": best[0], "key": best[1], "params": json.loads(best[2]), "objective": best[3],
         },
     }
+
+
+class _NoHistory:
+    """Run history for a PostgreSQL store: not kept yet (``headless_runs`` lives in SQLite stores)."""
+
+    def begin(self, study: str, *, trials_before: int, max_runtime_s: float | None, pid: int) -> int:
+        return 0
+
+    def finish(self, run_id: int, **fields: Any) -> None:
+        return None
 
 
 def _raw_alerts(spec_toml: str) -> Any:

@@ -12,7 +12,7 @@ from typing import Any
 
 from engine.errors import InputError
 from engine.optimize.records import TrialRecord
-from engine.optimize.store import SqliteStore
+from engine.store.factory import open_study_store
 
 BASE_COLUMNS = ("number", "key", "state", "objective", "started", "duration_s", "worker", "step", "error")
 
@@ -93,7 +93,7 @@ async def export_trials(db: str | Path, name: str, path: str | Path) -> int:
     directory = path.parent if str(path.parent) else Path(".")
     if not directory.is_dir():
         raise InputError(f"--export {path}: directory {directory} does not exist")
-    store = await SqliteStore.open(db, readonly=True)
+    store = await open_study_store(db, readonly=True)
     try:
         study = await store.require_study(name)
         first = await store.trials_after(study.id, 0, limit=PAGE)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import socket
 import sys
@@ -23,7 +24,10 @@ from types import TracebackType
 
 from engine.errors import LockHeldError, StoreError
 from engine.paths import check_stored_name, named_path
+from engine.store.url import DatabaseUrl, redacted, store_location
 from engine.timestamps import iso_utc
+
+log = logging.getLogger(__name__)
 
 
 def lock_path(db: str | Path, study: str) -> Path:
@@ -85,12 +89,16 @@ class StudyLock:
     Non-blocking: a second run never waits, it exits at once naming the holder.
     """
 
-    def __init__(self, db: str | Path, study: str) -> None:
-        self.db = Path(db)
+    _warned = False  # the PostgreSQL warning, once per process
+
+    def __init__(self, db: str | Path | DatabaseUrl, study: str) -> None:
         self.study = study
-        self.path = lock_path(db, study)
         self._fd: int | None = None
         self.acquired_at: float | None = None
+        location = store_location(db)
+        # The lock is a file beside a SQLite store; a PostgreSQL study has none yet (see docs/storage.md).
+        self.db: Path | DatabaseUrl = location
+        self.path: Path | None = lock_path(location, study) if isinstance(location, Path) else None
 
     @property
     def held(self) -> bool:
@@ -99,6 +107,12 @@ class StudyLock:
     def acquire(self) -> StudyLock:
         """Take the lock, or raise :class:`LockHeldError` naming the holder's pid and start time."""
         if self._fd is not None:
+            return self
+        if self.path is None:
+            if not self._warned:
+                log.warning("%s: PostgreSQL stores have no one-run lock yet: nothing stops a second run of "
+                            "study %r on this database", self.db, self.study)
+                StudyLock._warned = True
             return self
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -125,7 +139,7 @@ class StudyLock:
             "started_iso": iso_utc(self.acquired_at),
             "study": self.study,
             "db": str(self.db),
-            "command": " ".join(sys.argv)[:500],
+            "command": redacted(" ".join(sys.argv))[:500],
         }
         data = (json.dumps(record) + "\n").encode()
         os.ftruncate(fd, 0)
@@ -135,6 +149,7 @@ class StudyLock:
 
     def _wait_for_holder(self, attempts: int = 20) -> LockHolder | None:
         """The holder's record (it writes it right after locking, so retry briefly)."""
+        assert self.path is not None
         for _ in range(attempts):
             holder = read_holder(self.path)
             if holder is not None:

@@ -17,6 +17,7 @@ from engine.histogram import LogHistogram
 from engine.optimize.records import TrialRecord, TrialState
 from engine.optimize.store import SqliteStore
 from engine.paths import named_path
+from engine.store.factory import open_study_store
 from engine.timestamps import iso_utc
 
 TOP_K = 10
@@ -224,7 +225,7 @@ def render_markdown(report: dict[str, Any]) -> str:
 
 async def report_from_db(db: str | Path, name: str) -> dict[str, Any]:
     """Open ``db`` read-only and build the report of study ``name``."""
-    store = await SqliteStore.open(db, readonly=True)
+    store = await open_study_store(db, readonly=True)
     try:
         return await build_report(store, name)
     finally:

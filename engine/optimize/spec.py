@@ -103,6 +103,7 @@ class ExecutionSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     checkpoint_every: int = 500  # trials ...
     checkpoint_interval_s: float = 1.0  # ... or seconds, whichever comes first
     artifacts: str = "top:20"  # all | top:N | none
+    db: str | None = None  # the store (a SQLite path or a postgresql:// URL) when no --db is given
 
 
 class ValidationSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

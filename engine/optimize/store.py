@@ -4,7 +4,9 @@ One writer task owns the write connection. Trials, artifacts and checkpoints
 are queued in memory and written in batched transactions (``batch_size``
 trials or ``batch_interval_s`` seconds, whichever first); a checkpoint (the
 sampler state at a sampler-batch boundary) is written in the same transaction
-as the trials queued before it, so state and trials never disagree. Nothing
+as the trials queued before it, so state and trials never disagree (the queue
+and the writer task are :class:`~engine.store.batching.BatchedStore`, shared
+with the PostgreSQL store). Nothing
 is ever rewritten whole: trials are appended, the study row is updated in
 place. Reads go through a second connection and see committed data only, so
 an incremental reader (:meth:`SqliteStore.trials_after`) is safe while a
@@ -16,7 +18,6 @@ raises :class:`~engine.errors.StoreError` with one line naming the file.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import sqlite3
@@ -29,12 +30,12 @@ import aiosqlite
 import msgspec
 import numpy as np
 
-from engine.errors import StoreError, StoreWriteError
-from engine.optimize.artifacts import decode_array, encode_array
+from engine.errors import StoreError
+from engine.optimize.artifacts import decode_array
 from engine.optimize.records import StudyRecord, StudyState, TrialRecord, TrialResult, TrialState
-from engine.profile import profiler
 from engine.store import schema as registry
 from engine.store import sqlite as sqlite_policy
+from engine.store.batching import BatchedStore, Pending, dumps
 from engine.store.schema import Schema
 
 SCHEMA_COMPONENT = "optimize"
@@ -96,7 +97,6 @@ _INSERT_TRIAL = (
     "started, duration_s, worker, error, step, batch) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
 
-_json_encoder = msgspec.json.Encoder()
 _json_decoder = msgspec.json.Decoder()
 
 
@@ -105,34 +105,12 @@ def spec_hash(spec_toml: str) -> str:
     return hashlib.blake2b(spec_toml.encode(), digest_size=8).hexdigest()
 
 
-def _dumps(value: Any) -> str:
-    return _json_encoder.encode(value).decode()
-
-
 def _loads(text: str | bytes | None) -> Any:
     return None if text is None else _json_decoder.decode(text)
 
 
 # ---------------------------------------------------------------------------
 # row <-> record
-
-
-def _trial_row(study_id: int, trial: TrialRecord) -> tuple[Any, ...]:
-    return (
-        study_id,
-        trial.number,
-        trial.key,
-        _dumps(trial.params),
-        trial.state.value,
-        None if trial.metrics is None else _dumps(trial.metrics),
-        trial.objective,
-        trial.started,
-        trial.duration_s,
-        trial.worker,
-        trial.error,
-        trial.step,
-        trial.batch,
-    )
 
 
 def _trial_record(row: Sequence[Any]) -> TrialRecord:
@@ -214,23 +192,7 @@ async def _check_columns(connection: aiosqlite.Connection, path: Path) -> None:
             )
 
 
-class _Pending:
-    """Writes queued for the next transaction (touched only on the event loop)."""
-
-    __slots__ = ("artifacts", "checkpoints", "drops", "trials", "waiters")
-
-    def __init__(self) -> None:
-        self.trials: list[tuple[Any, ...]] = []
-        self.artifacts: list[tuple[Any, ...]] = []
-        self.drops: list[tuple[int, int]] = []
-        self.checkpoints: dict[int, tuple[Any, ...]] = {}
-        self.waiters: list[asyncio.Future[None]] = []
-
-    def __len__(self) -> int:
-        return len(self.trials) + len(self.artifacts) + len(self.drops) + len(self.checkpoints)
-
-
-class SqliteStore:
+class SqliteStore(BatchedStore):
     """A study store in one SQLite file (see the module docstring).
 
     Open with :meth:`open` (creates the file and tables unless ``readonly``),
@@ -248,19 +210,9 @@ class SqliteStore:
         batch_interval_s: float,
     ) -> None:
         self.path = path
-        self.batch_size = max(1, batch_size)
-        self.batch_interval_s = batch_interval_s
-        self.commits = 0  # write transactions committed by the writer task
-        self.trials_written = 0
         self._reader = reader
         self._writer = writer
-        self._pending = _Pending()
-        self._wake = asyncio.Event()
-        self._closing = False
-        self._error: BaseException | None = None
-        self._task: asyncio.Task[None] | None = None
-        if writer is not None:
-            self._task = asyncio.get_running_loop().create_task(self._write_loop(), name="store-writer")
+        self._start_writer(batch_size=batch_size, batch_interval_s=batch_interval_s, writable=writer is not None)
 
     # -- life cycle ---------------------------------------------------------
 
@@ -305,19 +257,12 @@ class SqliteStore:
 
     async def close(self) -> None:
         """Flush queued writes and close both connections."""
-        if self._task is not None:
-            self._closing = True
-            self._wake.set()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._stop_writer()
         if self._writer is not None:
             await self._writer.close()
             self._writer = None
         await self._reader.close()
-        if self._error is not None:
-            error, self._error = self._error, None
-            raise StoreWriteError(f"{self.path}: write failed: {error}") from None
+        self._raise_closed_error()
 
     async def __aenter__(self) -> SqliteStore:
         return self
@@ -325,51 +270,7 @@ class SqliteStore:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    # -- the writer task ----------------------------------------------------
-
-    async def _write_loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.batch_interval_s
-        while True:
-            timeout = max(0.0, deadline - loop.time())
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
-            self._wake.clear()
-            pending = self._pending
-            due = (
-                len(pending.trials) >= self.batch_size
-                or pending.checkpoints
-                or pending.waiters
-                or self._closing
-                or (loop.time() >= deadline and len(pending))
-            )
-            if due:
-                await self._flush_pending()
-                deadline = loop.time() + self.batch_interval_s
-            elif not len(pending):
-                deadline = loop.time() + self.batch_interval_s
-            if self._closing and not len(self._pending) and not self._pending.waiters:
-                return
-
-    async def _flush_pending(self) -> None:
-        pending, self._pending = self._pending, _Pending()
-        try:
-            if len(pending):
-                with profiler.stage("optimize.store_write"):
-                    await self._transaction(pending)
-        except BaseException as error:  # a failed write must not vanish: surface it on the next call
-            self._error = error
-            for waiter in pending.waiters:
-                if not waiter.done():
-                    waiter.set_exception(StoreWriteError(f"{self.path}: write failed: {error}"))
-            if isinstance(error, asyncio.CancelledError):
-                raise
-            return
-        for waiter in pending.waiters:
-            if not waiter.done():
-                waiter.set_result(None)
-
-    async def _transaction(self, pending: _Pending) -> None:
+    async def _transaction(self, pending: Pending) -> None:
         assert self._writer is not None
         db = self._writer
         await db.execute("BEGIN IMMEDIATE")
@@ -395,18 +296,6 @@ class SqliteStore:
             with contextlib.suppress(Exception):
                 await db.execute("ROLLBACK")
             raise
-        self.commits += 1
-        self.trials_written += len(pending.trials)
-
-    def _raise_if_failed(self) -> None:
-        if self._error is not None:
-            raise StoreWriteError(f"{self.path}: write failed: {self._error}")
-        if self._writer is None:
-            raise StoreError(f"{self.path}: store opened read-only")
-
-    async def _backpressure(self) -> None:
-        if len(self._pending.trials) >= 4 * self.batch_size:
-            await self.flush()
 
     # -- studies ------------------------------------------------------------
 
@@ -436,19 +325,8 @@ class SqliteStore:
         return study
 
     async def _write_now(self, sql: str, parameters: Sequence[Any], *, after_failure: bool = False) -> None:
-        """One statement in its own transaction, after everything queued before it.
-
-        ``after_failure``: try it even though an earlier write failed (a full
-        disk may still take a one-row update once the failed batch rolled back).
-        """
-        if after_failure:
-            with contextlib.suppress(StoreWriteError):
-                await self.flush()
-            if self._writer is None:
-                raise StoreError(f"{self.path}: store opened read-only")
-        else:
-            self._raise_if_failed()
-            await self.flush()
+        """One statement in its own transaction, after everything queued before it."""
+        await self._before_write_now(after_failure=after_failure)
         assert self._writer is not None
         await self._writer.execute("BEGIN IMMEDIATE")
         try:
@@ -504,82 +382,14 @@ class SqliteStore:
     async def save_validation(self, study_id: int, validation: dict[str, Any]) -> None:
         """Store the end-of-study validation (JSON)."""
         await self._write_now(
-            "UPDATE studies SET validation = ?, updated = ? WHERE id = ?", (_dumps(validation), time.time(), study_id)
+            "UPDATE studies SET validation = ?, updated = ? WHERE id = ?", (dumps(validation), time.time(), study_id)
         )
 
     async def save_summary(self, study_id: int, summary: dict[str, Any]) -> None:
         """Store the run summary (JSON) shown by reports."""
         await self._write_now(
-            "UPDATE studies SET summary = ?, updated = ? WHERE id = ?", (_dumps(summary), time.time(), study_id)
+            "UPDATE studies SET summary = ?, updated = ? WHERE id = ?", (dumps(summary), time.time(), study_id)
         )
-
-    # -- batched writes -----------------------------------------------------
-
-    async def add_trials(self, study_id: int, trials: Iterable[TrialRecord]) -> None:
-        """Queue trials for the next batch (waits only when far behind)."""
-        self._raise_if_failed()
-        rows = self._pending.trials
-        before = len(rows)
-        rows.extend(_trial_row(study_id, trial) for trial in trials)
-        if len(rows) >= self.batch_size > before:
-            self._wake.set()
-        await self._backpressure()
-
-    async def add_results(self, study_id: int, batch: int, pairs: Iterable[tuple[TrialResult, Any]]) -> None:
-        """Queue workers' results with their tasks (``.key``, ``.params``): the fast path of a running study."""
-        self._raise_if_failed()
-        rows = self._pending.trials
-        before = len(rows)
-        encode = _json_encoder.encode
-        for r, task in pairs:
-            rows.append((
-                study_id, r.number, task.key, encode(task.params).decode(), r.state.value,
-                None if r.metrics is None else encode(r.metrics).decode(), r.objective, r.started, r.duration_s,
-                r.worker, r.error, r.step, batch,
-            ))
-        if len(rows) >= self.batch_size > before:
-            self._wake.set()
-        await self._backpressure()
-
-    async def add_trial(self, study_id: int, trial: TrialRecord) -> None:
-        """Queue one trial."""
-        await self.add_trials(study_id, (trial,))
-
-    def put_artifacts(self, study_id: int, number: int, arrays: dict[str, Any]) -> None:
-        """Queue a trial's artifacts (arrays, or ``(dtype, shape, blob)`` encoded by a worker), replacing any."""
-        self._raise_if_failed()
-        for name, array in arrays.items():
-            dtype, shape, blob = array if isinstance(array, tuple) else encode_array(array)
-            self._pending.artifacts.append((study_id, number, name, dtype, shape, "zlib", blob))
-
-    def drop_artifacts(self, study_id: int, number: int) -> None:
-        """Queue the removal of a trial's artifacts (it left the top N)."""
-        self._raise_if_failed()
-        # An artifact still queued is dropped here rather than written then deleted.
-        self._pending.artifacts = [a for a in self._pending.artifacts if not (a[0] == study_id and a[1] == number)]
-        self._pending.drops.append((study_id, number))
-
-    async def checkpoint(self, study_id: int, sampler_state: dict[str, Any], seq: int, next_number: int) -> None:
-        """Write the sampler state with every trial queued so far, in one transaction; wait for it."""
-        self._raise_if_failed()
-        self._pending.checkpoints[study_id] = (_dumps(sampler_state), seq, next_number)
-        await self.flush()
-
-    async def flush(self) -> None:
-        """Commit everything queued so far and wait for it."""
-        if self._task is None:
-            return
-        if self._error is not None:
-            self._raise_if_failed()
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.waiters.append(waiter)
-        self._wake.set()
-        await waiter
-
-    @property
-    def queued(self) -> int:
-        """Trials queued and not yet committed."""
-        return len(self._pending.trials)
 
     # -- reads --------------------------------------------------------------
 

@@ -49,6 +49,8 @@ from engine.optimize.records import (
 from engine.optimize.store import SqliteStore, trial_record
 from engine.optimize.trial import WorkerSetup
 from engine.profile import caches, profiler
+from engine.store.factory import open_study_store
+from engine.store.url import DatabaseUrl, StoreLocation, store_location
 
 ProgressCallback = Callable[[StudyProgress], Any]
 
@@ -182,6 +184,22 @@ def _make_sampler(spec: Any, space: Any) -> Any:
     return make_sampler(spec.search, space)
 
 
+def _store_of(spec: Any, db: str | Path | DatabaseUrl | None) -> StoreLocation | None:
+    """``--db``, else the study file's ``[execution] db`` (a path relative to the file), else ``None``."""
+    if db is not None:
+        return store_location(db)
+    configured = _opt(_section(spec, "execution"), "db", None)
+    if not configured:
+        return None
+    location = store_location(str(configured))
+    source = getattr(spec, "path", None)
+    if isinstance(location, Path):
+        location = location.expanduser()
+        if not location.is_absolute() and source:
+            location = Path(source).parent / location
+    return location
+
+
 class Study:
     """One study file bound to a store; run, pause, resume, stop, read."""
 
@@ -190,7 +208,7 @@ class Study:
         spec: Any,
         spec_toml: str,
         *,
-        db: str | Path | None = None,
+        db: str | Path | DatabaseUrl | None = None,
         backend: str | Backend | None = None,
         workers: int | None = None,
         batch_size: int | None = None,
@@ -200,7 +218,7 @@ class Study:
 
         self.spec = spec
         self.spec_toml = spec_toml
-        self.db = Path(db) if db is not None else default_store_path()
+        self.db = _store_of(spec, db) or default_store_path()
         execution = _section(spec, "execution")
         search = _section(spec, "search")
         self.name: str = spec.name
@@ -254,7 +272,7 @@ class Study:
         cls, name: str, *, db: str | Path, allow_many_workers: bool = False, **overrides: Any
     ) -> Study:
         """The study ``name`` as stored in ``db`` (its spec text is kept with it)."""
-        store = await SqliteStore.open(db, readonly=True)
+        store = await open_study_store(db, readonly=True)
         try:
             record = await store.require_study(name)
         finally:
@@ -308,7 +326,7 @@ class Study:
     async def _read(self, reader: Callable[[SqliteStore, int], Any]) -> Any:
         if self._store is not None and self._record is not None:
             return await reader(self._store, self._record.id)
-        store = await SqliteStore.open(self.db, readonly=True)
+        store = await open_study_store(self.db, readonly=True)
         try:
             record = await store.require_study(self.name)
             return await reader(store, record.id)
@@ -352,7 +370,7 @@ class Study:
         # (engine.data.load times itself as "data.load"; a second stage here would count it twice.)
         bars = await asyncio.to_thread(load_data, self.spec.data.spec)
         with profiler.stage("optimize.store_open"):
-            store = await SqliteStore.open(
+            store = await open_study_store(
                 self.db, batch_size=self.store_batch, batch_interval_s=self.flush_interval_s
             )
         self._store = store

@@ -29,6 +29,7 @@ from engine.errors import GenesisError, InputError
 from engine.paths import default_store_path
 from engine.runtime._log import LogBuffer
 from engine.runtime._watch import StudyWatch
+from engine.store.url import store_location
 from engine.telemetry import (
     AlertRow,
     BusTelemetry,
@@ -78,7 +79,7 @@ class Engine:
         alerts: Any = None,
         paper_factory: Callable[[Engine], Any] | None = None,
     ) -> None:
-        self.db = Path(db) if db is not None else default_store_path()
+        self.db = store_location(db) if db is not None else default_store_path()
         self.workspace = workspace
         self.backend = backend
         self.workers = workers
@@ -135,7 +136,7 @@ class Engine:
                 monitor = Monitor(
                     self._alerts_spec,
                     interval_s=self._sample_interval_s,
-                    disk_path=self.db.parent if self.db.parent.exists() else None,
+                    disk_path=self.db.parent if isinstance(self.db, Path) and self.db.parent.exists() else None,
                     metrics=self._alert_metrics,
                     publish=self._publish_alert,
                 )

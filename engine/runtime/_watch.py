@@ -97,11 +97,11 @@ class StudyWatch:
 
     async def _open(self) -> SqliteStore | None:
         if self._store is None:
-            from engine.optimize.store import SqliteStore
+            from engine.store.factory import open_study_store
 
-            if not self.db.exists():
+            if isinstance(self.db, Path) and not self.db.exists():
                 return None
-            self._store = await SqliteStore.open(self.db, readonly=True)
+            self._store = await open_study_store(self.db, readonly=True)
         return self._store
 
     async def poll(self, final: bool = False) -> None:

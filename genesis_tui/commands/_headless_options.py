@@ -43,11 +43,12 @@ def run_options(args: argparse.Namespace, overrides: dict[str, Any], *, study_fi
                 name: str | None = None) -> Any:
     """The runner's :class:`~engine.headless.runner.RunOptions` from the parsed flags."""
     from engine.headless.runner import RunOptions, parse_duration
+    from engine.store.url import store_location
 
     return RunOptions(
         study_file=Path(study_file) if study_file else None,
         name=name,
-        db=Path(args.db) if args.db else None,
+        db=store_location(args.db) if args.db else None,
         report_dir=Path(args.report) if getattr(args, "report", None) else None,
         json=bool(args.json),
         quiet=bool(args.quiet),

@@ -27,7 +27,7 @@ PLAIN_INTERVAL_S = 5.0
 def add_run_options(parser: argparse.ArgumentParser, *, db_required: bool = False) -> None:
     """Options shared by ``run`` and ``resume``."""
     parser.add_argument("--db", metavar="PATH", required=db_required,
-                        help="the SQLite store (default: the XDG data directory's genesis.db)")
+                        help="the store: a SQLite file (default: the XDG data directory's genesis.db) or a postgresql:// URL")
     parser.add_argument("--headless", action="store_true", help="no console: progress lines and a summary")
     parser.add_argument("--report", metavar="DIR", help="write <study>.md and <study>.json into DIR at the end")
     parser.add_argument("--json", action="store_true", help="print one JSON summary object on stdout")

@@ -12,7 +12,7 @@ HELP = "print the report of a stored study (Markdown or JSON)"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", metavar="NAME", help="the study's name in the store")
-    parser.add_argument("--db", metavar="PATH", help="the SQLite store (default: the XDG data directory's genesis.db)")
+    parser.add_argument("--db", metavar="PATH", help="the store: a SQLite file (default: the XDG data directory's genesis.db) or a postgresql:// URL")
     parser.add_argument("--format", choices=("md", "json"), default="md", help="output format (default md)")
     parser.add_argument("--out", metavar="DIR",
                         help="write the full report directory instead (report.md, report.json, SVG charts; "

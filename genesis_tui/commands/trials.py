@@ -11,7 +11,7 @@ HELP = "export every trial of a stored study to CSV or Parquet"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", metavar="NAME", help="the study's name in the store")
-    parser.add_argument("--db", metavar="PATH", help="the SQLite store (default: the XDG data directory's genesis.db)")
+    parser.add_argument("--db", metavar="PATH", help="the store: a SQLite file (default: the XDG data directory's genesis.db) or a postgresql:// URL")
     parser.add_argument("--export", metavar="FILE", required=True, help="FILE.csv or FILE.parquet")
 
 

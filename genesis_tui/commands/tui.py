@@ -89,5 +89,9 @@ def _build(args: argparse.Namespace):  # type: ignore[no-untyped-def]
             await engine.start_study(path)
 
         return engine, startup
-    engine = Engine(db=args.db, workspace=Path(args.db).stem, backend=args.backend, workers=args.workers)
+    from engine.store.url import DatabaseUrl, store_location
+
+    location = store_location(args.db)  # a URL's workspace is its database's name, never its password
+    workspace = location.name if isinstance(location, DatabaseUrl) else location.stem
+    engine = Engine(db=location, workspace=workspace, backend=args.backend, workers=args.workers)
     return engine, engine.start

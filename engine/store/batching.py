@@ -1,0 +1,253 @@
+"""The write side every study store shares: writes queued in memory, committed in batches by one writer task.
+
+Trials, artifacts and checkpoints are queued and written in one transaction
+per batch (``batch_size`` trials or ``batch_interval_s`` seconds, whichever
+first); a checkpoint is written in the same transaction as the trials queued
+before it, so sampler state and trials never disagree. A failed write is kept
+and raised on the next call, never dropped. A backend supplies
+:meth:`BatchedStore._transaction` (commit one :class:`Pending`); the queueing,
+the timing and the error rules are the same for SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterable
+from typing import Any
+
+import msgspec
+
+from engine.errors import StoreError, StoreWriteError
+from engine.optimize.artifacts import encode_array
+from engine.optimize.records import TrialRecord, TrialResult
+from engine.profile import profiler
+
+_json_encoder = msgspec.json.Encoder()
+
+
+def dumps(value: Any) -> str:
+    """JSON text of ``value`` (the stores' one encoder)."""
+    return _json_encoder.encode(value).decode()
+
+
+def trial_row(study_id: int, trial: TrialRecord) -> tuple[Any, ...]:
+    """A queued trial: the columns of ``trials`` after ``id``, in order (JSON as text)."""
+    return (
+        study_id,
+        trial.number,
+        trial.key,
+        dumps(trial.params),
+        trial.state.value,
+        None if trial.metrics is None else dumps(trial.metrics),
+        trial.objective,
+        trial.started,
+        trial.duration_s,
+        trial.worker,
+        trial.error,
+        trial.step,
+        trial.batch,
+    )
+
+
+class Pending:
+    """Writes queued for the next transaction (touched only on the event loop).
+
+    ``trials``: :func:`trial_row` tuples; ``artifacts``: ``(study_id, number,
+    name, dtype, shape, codec, blob)``; ``drops``: ``(study_id, number)``;
+    ``checkpoints``: ``study_id -> (state JSON, seq, next_number)``.
+    """
+
+    __slots__ = ("artifacts", "checkpoints", "drops", "trials", "waiters")
+
+    def __init__(self) -> None:
+        self.trials: list[tuple[Any, ...]] = []
+        self.artifacts: list[tuple[Any, ...]] = []
+        self.drops: list[tuple[int, int]] = []
+        self.checkpoints: dict[int, tuple[Any, ...]] = {}
+        self.waiters: list[asyncio.Future[None]] = []
+
+    def __len__(self) -> int:
+        return len(self.trials) + len(self.artifacts) + len(self.drops) + len(self.checkpoints)
+
+
+class BatchedStore:
+    """The queue and the writer task; subclasses open connections and implement ``_transaction``.
+
+    ``path`` is what messages name the store by (a file, or a redacted URL).
+    """
+
+    path: Any
+
+    def _start_writer(self, *, batch_size: int, batch_interval_s: float, writable: bool) -> None:
+        self.batch_size = max(1, batch_size)
+        self.batch_interval_s = batch_interval_s
+        self.commits = 0  # write transactions committed by the writer task
+        self.trials_written = 0
+        self._writable = writable
+        self._pending = Pending()
+        self._wake = asyncio.Event()
+        self._closing = False
+        self._error: BaseException | None = None
+        self._task: asyncio.Task[None] | None = None
+        if writable:
+            self._task = asyncio.get_running_loop().create_task(self._write_loop(), name="store-writer")
+
+    async def _transaction(self, pending: Pending) -> None:
+        """Commit ``pending`` in one transaction (trials, then drops, artifacts, checkpoints)."""
+        raise NotImplementedError
+
+    async def _stop_writer(self) -> None:
+        """Flush what is queued and end the writer task (the first step of ``close``)."""
+        if self._task is not None:
+            self._closing = True
+            self._wake.set()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        self._writable = False
+
+    def _raise_closed_error(self) -> None:
+        """After ``close``: raise a write failure that no call has reported yet."""
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise StoreWriteError(f"{self.path}: write failed: {error}") from None
+
+    # -- the writer task ----------------------------------------------------
+
+    async def _write_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.batch_interval_s
+        while True:
+            timeout = max(0.0, deadline - loop.time())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+            self._wake.clear()
+            pending = self._pending
+            due = (
+                len(pending.trials) >= self.batch_size
+                or pending.checkpoints
+                or pending.waiters
+                or self._closing
+                or (loop.time() >= deadline and len(pending))
+            )
+            if due:
+                await self._flush_pending()
+                deadline = loop.time() + self.batch_interval_s
+            elif not len(pending):
+                deadline = loop.time() + self.batch_interval_s
+            if self._closing and not len(self._pending) and not self._pending.waiters:
+                return
+
+    async def _flush_pending(self) -> None:
+        pending, self._pending = self._pending, Pending()
+        try:
+            if len(pending):
+                with profiler.stage("optimize.store_write"):
+                    await self._transaction(pending)
+                self.commits += 1
+                self.trials_written += len(pending.trials)
+        except BaseException as error:  # a failed write must not vanish: surface it on the next call
+            self._error = error
+            for waiter in pending.waiters:
+                if not waiter.done():
+                    waiter.set_exception(StoreWriteError(f"{self.path}: write failed: {error}"))
+            if isinstance(error, asyncio.CancelledError):
+                raise
+            return
+        for waiter in pending.waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _raise_if_failed(self) -> None:
+        if self._error is not None:
+            raise StoreWriteError(f"{self.path}: write failed: {self._error}")
+        if not self._writable:
+            raise StoreError(f"{self.path}: store opened read-only")
+
+    async def _backpressure(self) -> None:
+        if len(self._pending.trials) >= 4 * self.batch_size:
+            await self.flush()
+
+    async def _before_write_now(self, *, after_failure: bool) -> None:
+        """Everything queued is committed before a one-statement write (``after_failure``: even after an error).
+
+        ``after_failure``: try it even though an earlier write failed (a full
+        disk may still take a one-row update once the failed batch rolled back).
+        """
+        if after_failure:
+            with contextlib.suppress(StoreWriteError):
+                await self.flush()
+            if not self._writable:
+                raise StoreError(f"{self.path}: store opened read-only")
+        else:
+            self._raise_if_failed()
+            await self.flush()
+
+    # -- batched writes -----------------------------------------------------
+
+    async def add_trials(self, study_id: int, trials: Iterable[TrialRecord]) -> None:
+        """Queue trials for the next batch (waits only when far behind)."""
+        self._raise_if_failed()
+        rows = self._pending.trials
+        before = len(rows)
+        rows.extend(trial_row(study_id, trial) for trial in trials)
+        if len(rows) >= self.batch_size > before:
+            self._wake.set()
+        await self._backpressure()
+
+    async def add_results(self, study_id: int, batch: int, pairs: Iterable[tuple[TrialResult, Any]]) -> None:
+        """Queue workers' results with their tasks (``.key``, ``.params``): the fast path of a running study."""
+        self._raise_if_failed()
+        rows = self._pending.trials
+        before = len(rows)
+        encode = _json_encoder.encode
+        for r, task in pairs:
+            rows.append((
+                study_id, r.number, task.key, encode(task.params).decode(), r.state.value,
+                None if r.metrics is None else encode(r.metrics).decode(), r.objective, r.started, r.duration_s,
+                r.worker, r.error, r.step, batch,
+            ))
+        if len(rows) >= self.batch_size > before:
+            self._wake.set()
+        await self._backpressure()
+
+    async def add_trial(self, study_id: int, trial: TrialRecord) -> None:
+        """Queue one trial."""
+        await self.add_trials(study_id, (trial,))
+
+    def put_artifacts(self, study_id: int, number: int, arrays: dict[str, Any]) -> None:
+        """Queue a trial's artifacts (arrays, or ``(dtype, shape, blob)`` encoded by a worker), replacing any."""
+        self._raise_if_failed()
+        for name, array in arrays.items():
+            dtype, shape, blob = array if isinstance(array, tuple) else encode_array(array)
+            self._pending.artifacts.append((study_id, number, name, dtype, shape, "zlib", blob))
+
+    def drop_artifacts(self, study_id: int, number: int) -> None:
+        """Queue the removal of a trial's artifacts (it left the top N)."""
+        self._raise_if_failed()
+        # An artifact still queued is dropped here rather than written then deleted.
+        self._pending.artifacts = [a for a in self._pending.artifacts if not (a[0] == study_id and a[1] == number)]
+        self._pending.drops.append((study_id, number))
+
+    async def checkpoint(self, study_id: int, sampler_state: dict[str, Any], seq: int, next_number: int) -> None:
+        """Write the sampler state with every trial queued so far, in one transaction; wait for it."""
+        self._raise_if_failed()
+        self._pending.checkpoints[study_id] = (dumps(sampler_state), seq, next_number)
+        await self.flush()
+
+    async def flush(self) -> None:
+        """Commit everything queued so far and wait for it."""
+        if self._task is None:
+            return
+        if self._error is not None:
+            self._raise_if_failed()
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.waiters.append(waiter)
+        self._wake.set()
+        await waiter
+
+    @property
+    def queued(self) -> int:
+        """Trials queued and not yet committed."""
+        return len(self._pending.trials)
