@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from engine.errors import GenesisError
 from engine.paths import data_dir
-from engine.store import sqlite as sqlite_policy
 
 DEMO_BARS = 1_000_000
 DEMO_SEED = 7
@@ -93,23 +92,27 @@ def write_demo_studies(
     return paths
 
 
-def _finished(db: Path) -> bool:
+async def _finished(db: Path) -> bool:
     """Whether the demo store holds a completed last demo study (then the demo starts over)."""
+    from engine.optimize.records import StudyState
+    from engine.optimize.store import SqliteStore
+
     if not db.exists():
         return False
     try:
-        with contextlib.closing(sqlite_policy.connect_sync(db, readonly=True)) as connection:
-            row = connection.execute(
-                "SELECT state FROM studies WHERE name = ?", ("demo-ema-cross",)
-            ).fetchone()
-    except sqlite3.Error:
+        store = await SqliteStore.open(db, readonly=True)
+    except GenesisError:
         return True  # unreadable: start over
-    return row is not None and row[0] in ("complete", "failed")
+    try:
+        study = await store.get_study("demo-ema-cross")
+    finally:
+        await store.close()
+    return study is not None and study.state in (StudyState.COMPLETE, StudyState.FAILED)
 
 
-def reset_if_finished(db: Path) -> None:
+async def reset_if_finished(db: Path) -> None:
     """Remove a finished demo store so the next demo shows live figures again."""
-    if _finished(db):
+    if await _finished(db):
         for suffix in ("", "-wal", "-shm"):
             with contextlib.suppress(FileNotFoundError):
                 Path(f"{db}{suffix}").unlink()
@@ -192,7 +195,7 @@ async def start_demo(
     engine: Any, *, trials: int = 5000, bars: int = DEMO_BARS, backend: str = "process"
 ) -> list[Path]:
     """Start ``engine`` and its demo studies (the second follows the first)."""
-    reset_if_finished(engine.db)
+    await reset_if_finished(engine.db)
     paths = write_demo_studies(engine.db.parent, trials=trials, bars=bars, backend=backend)
     await engine.start()
     await engine.start_study(paths[0], then=paths[1:])

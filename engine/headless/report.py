@@ -27,11 +27,11 @@ import os
 from pathlib import Path
 from typing import Any
 
+from engine.errors import GenesisError
 from engine.headless.charts import write_charts
 from engine.headless.history import RunHistory, RunRecord
 from engine.headless.output import json_safe
 from engine.paths import named_path
-from engine.store import sqlite as sqlite_policy
 from engine.store.url import DatabaseUrl, StoreLocation, store_location
 from engine.timestamps import iso_utc
 
@@ -98,30 +98,21 @@ async def _chart_data(db: StoreLocation, name: str, maximize: bool) -> dict[str,
 
 
 async def _alerts(db: StoreLocation, name: str) -> list[dict[str, Any]]:
-    import sqlite3
+    """The study's latest alerts, oldest first (none when the store keeps none)."""
+    from engine.monitor.alert_store import AlertStore
 
     if not isinstance(db, Path):
         return []  # alerts are kept in SQLite stores only (docs/storage.md)
-
-    with contextlib.suppress(sqlite3.Error):
-        conn = sqlite_policy.connect_sync(db, readonly=True)
-        try:
-            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-            if "alerts" not in tables:
-                return []
-            rows = conn.execute(
-                "SELECT ts, raised_at, rule, level, state, value, threshold, message FROM alerts "
-                "WHERE study = ? ORDER BY id DESC LIMIT ?",
-                (name, ALERT_ROWS),
-            ).fetchall()
-        finally:
-            conn.close()
-        return [
-            {"ts": iso_utc(r[0]), "raised_at": iso_utc(r[1]), "rule": r[2], "level": r[3], "state": r[4], "value": r[5],
-             "threshold": r[6], "message": r[7]}
-            for r in reversed(rows)
-        ]
-    return []
+    try:
+        async with AlertStore(db, study=name, readonly=True) as store:
+            alerts = await store.recent(ALERT_ROWS)
+    except GenesisError:
+        return []
+    return [
+        {"ts": iso_utc(a.ts), "raised_at": iso_utc(a.raised_at), "rule": a.rule, "level": a.level, "state": a.state,
+         "value": a.value, "threshold": a.threshold, "message": a.message}
+        for a in alerts
+    ]
 
 
 async def build_full_report(db: str | Path | DatabaseUrl, name: str, *, run_id: int | None = None) -> tuple[dict[str, Any], dict]:

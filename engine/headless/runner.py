@@ -33,21 +33,20 @@ import logging
 import os
 import re
 import signal
-import sqlite3
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.errors import ConfigError, GenesisError, InputError
+from engine.errors import ConfigError, GenesisError, InputError, StoreError
 from engine.headless.history import RunHistory, archive_study
 from engine.headless.notify import Notifier, NotifySettings
 from engine.headless.output import Output, json_safe
 from engine.optimize.lock import StudyLock
+from engine.optimize.records import TrialState
 from engine.paths import named_path
 from engine.profile import profiler
-from engine.store import sqlite as sqlite_policy
 from engine.store.factory import open_study_store
 from engine.store.url import DatabaseUrl, StoreLocation
 
@@ -111,44 +110,14 @@ def _load_study(options: RunOptions) -> Any:
     return asyncio.run(Study.from_store(options.name, db=db, **options.overrides))
 
 
-def _stored(db: Path, name: str) -> tuple[str, int, dict[str, Any] | None] | None:
-    """(state, trials, stored summary) of study ``name`` in ``db``, or ``None``."""
-    if not db.exists():
-        return None
-    try:
-        conn = sqlite_policy.connect_sync(db, readonly=True)
-    except sqlite3.Error:
-        return None
-    try:
-        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        if "studies" not in tables:
-            return None
-        row = conn.execute("SELECT id, state, summary, validation FROM studies WHERE name = ?", (name,)).fetchone()
-        if row is None:
-            return None
-        trials = conn.execute("SELECT count(*) FROM trials WHERE study_id = ?", (row[0],)).fetchone()[0]
-        if row[1] == "complete" and row[3] is None and conn.execute(
-            "SELECT 1 FROM trials WHERE study_id = ? AND state = 'complete' AND objective IS NOT NULL LIMIT 1",
-            (row[0],),
-        ).fetchone():
-            row = (row[0], "validating", row[2], row[3])  # complete but validation was cut short: run again
-    except sqlite3.DatabaseError:
-        return None  # the study store itself says what is wrong, with one line, when the run opens it
-    finally:
-        conn.close()
-    import json
-
-    summary = None
-    with contextlib.suppress(ValueError, TypeError):
-        summary = json.loads(row[2]) if row[2] else None
-    return str(row[1]), int(trials), summary
-
-
 async def _stored_any(db: StoreLocation, name: str) -> tuple[str, int, dict[str, Any] | None] | None:
-    """:func:`_stored` for either store (PostgreSQL through the store's own reads)."""
-    if isinstance(db, Path):
-        return _stored(db, name)
-    store = await open_study_store(db, readonly=True)
+    """(state, trials, stored summary) of study ``name`` in ``db``, or ``None`` (no such store or study)."""
+    if isinstance(db, Path) and not db.exists():
+        return None
+    try:
+        store = await open_study_store(db, readonly=True)
+    except StoreError:
+        return None  # a new or empty store; a bad one is refused by _check_store with one line
     try:
         study = await store.get_study(name)
         if study is None:
@@ -484,7 +453,7 @@ class HeadlessRun:
         if self.critical and code != EXIT_CRITICAL:
             log.error("%d critical alert%s fired during the run", len(self.critical), "s" * (len(self.critical) > 1))
 
-        payload = self._summary_payload(summary, state, stop_reason, code, trials_before, trials_after, error)
+        payload = await self._summary_payload(summary, state, stop_reason, code, trials_before, trials_after, error)
         report_paths: dict[str, Path] = {}
         if stored is not None and self.run_id is not None and code != EXIT_BAD_INPUT:
             try:
@@ -520,7 +489,7 @@ class HeadlessRun:
         self.output.summary(payload, _summary_line(payload), plain=code != EXIT_BAD_INPUT)
         return code
 
-    def _summary_payload(
+    async def _summary_payload(
         self, summary: Any, state: str, stop_reason: str, code: int, trials_before: int, trials_after: int,
         error: BaseException | None,
     ) -> dict[str, Any]:
@@ -529,7 +498,7 @@ class HeadlessRun:
         else:
             payload = {"study": self.name, "state": state, "db": str(self.db), "error": None if error is None else str(error),
                        "trials": trials_after, "complete": 0, "failed": 0, "pruned": 0, "best": None}
-            payload.update(_counts_and_best(self.db, self.name, self.study.maximize))
+            payload.update(await _counts_and_best(self.db, self.name, self.study.maximize))
         payload.update({
             "state": state,
             "stop_reason": stop_reason,
@@ -570,36 +539,29 @@ def _default_report_dir(study: Any) -> Path:
     return default_report_dir(study)
 
 
-def _counts_and_best(db: StoreLocation, name: str, maximize: bool) -> dict[str, Any]:
-    if not isinstance(db, Path):
+async def _counts_and_best(db: StoreLocation, name: str, maximize: bool) -> dict[str, Any]:
+    """Counts and the best trial of study ``name`` as committed (for a summary the study could not give)."""
+    try:
+        store = await open_study_store(db, readonly=True)
+    except GenesisError:
         return {}
     try:
-        conn = sqlite_policy.connect_sync(db, readonly=True)
-    except sqlite3.Error:
-        return {}
-    try:
-        row = conn.execute("SELECT id FROM studies WHERE name = ?", (name,)).fetchone()
-        if row is None:
+        study = await store.get_study(name)
+        if study is None:
             return {}
-        counts = dict(conn.execute("SELECT state, count(*) FROM trials WHERE study_id = ? GROUP BY state", (row[0],)))
-        order = "DESC" if maximize else "ASC"
-        best = conn.execute(
-            "SELECT number, key, params, objective FROM trials WHERE study_id = ? AND state = 'complete' "
-            f"AND objective IS NOT NULL ORDER BY objective {order}, number LIMIT 1", (row[0],),
-        ).fetchone()
-    except sqlite3.Error:
+        counts = await store.counts(study.id)
+        best = await store.best(study.id, maximize=maximize)
+    except GenesisError:
         return {}
     finally:
-        conn.close()
-    import json
-
+        await store.close()
     return {
         "trials": sum(counts.values()),
-        "complete": counts.get("complete", 0),
-        "failed": counts.get("failed", 0),
-        "pruned": counts.get("pruned", 0),
-        "best": None if best is None else {
-            "number": best[0], "key": best[1], "params": json.loads(best[2]), "objective": best[3],
+        "complete": counts[TrialState.COMPLETE],
+        "failed": counts[TrialState.FAILED],
+        "pruned": counts[TrialState.PRUNED],
+        "best": None if not best else {
+            "number": best[0].number, "key": best[0].key, "params": best[0].params, "objective": best[0].objective,
         },
     }
 

@@ -19,6 +19,7 @@ import aiosqlite
 
 from engine.errors import StoreError
 from engine.monitor.alerts import Alert
+from engine.store import schema as registry
 from engine.store import sqlite as sqlite_policy
 from engine.store.schema import Schema
 
@@ -50,17 +51,24 @@ _COLUMNS = "ts, raised_at, study, rule, level, state, value, threshold, directio
 class AlertStore:
     """Appends alerts to, and reads them back from, one SQLite file."""
 
-    def __init__(self, path: str | Path, *, study: str | None = None) -> None:
+    def __init__(self, path: str | Path, *, study: str | None = None, readonly: bool = False) -> None:
         self.path = Path(path)
         self.study = study
+        self.readonly = readonly
         self._db: aiosqlite.Connection | None = None
+        self._empty = False  # read-only on a store that has no alerts table yet
 
     async def open(self) -> AlertStore:
         if self._db is not None:
             return self
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = await sqlite_policy.connect(self.path, schema=ALERTS_SCHEMA)
+            if self.readonly:
+                db = await sqlite_policy.connect(self.path, readonly=True)
+                tables, _ = await registry.inspect(db, SCHEMA_COMPONENT)
+                self._empty = "alerts" not in tables
+            else:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                db = await sqlite_policy.connect(self.path, schema=ALERTS_SCHEMA)
         except aiosqlite.DatabaseError as error:
             raise StoreError(f"{self.path}: not a usable SQLite store: {error}") from None
         except (OSError, aiosqlite.Error) as error:
@@ -110,6 +118,8 @@ class AlertStore:
 
     async def recent(self, limit: int = 100, *, study: str | None = None, all_studies: bool = False) -> list[Alert]:
         """The latest ``limit`` alerts, oldest first (this store's study unless told otherwise)."""
+        if self._empty:
+            return []
         db = self._conn()
         where, params = "", []
         if not all_studies:
