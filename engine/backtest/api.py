@@ -1,4 +1,4 @@
-"""``run()``: one backtest of a registered strategy over ``Bars``; ``run_many()`` for sweeps.
+"""``run()``: one backtest of a strategy (built in or the user's) over ``Bars``; ``run_many()`` for sweeps.
 
 The conventions (fills, fees, slippage, sizing, shorts, stops, metrics) are in
 ``docs/backtest.md``; the kernel is ``nb.simulate_nb``.
@@ -26,13 +26,14 @@ from engine.backtest.enums import (
 )
 from engine.backtest.indicators import IndicatorCache
 from engine.backtest.metrics import Metrics
-from engine.backtest.strategies import KernelInputs, get_strategy
+from engine.backtest.strategies import KernelInputs, get_strategy, signal_inputs
 from engine.data.timeframes import periods_per_year
 from engine.errors import InputError
 from engine.profile import profiler
 
 if TYPE_CHECKING:
     from engine.data import Bars
+    from engine.strategy import StrategyDef
 
 _NO_SIGNALS = np.zeros(0, dtype=np.bool_)
 _NO_EQUITY = np.empty(0, dtype=np.float64)
@@ -147,7 +148,7 @@ def simulate(
 
 def run(
     bars: Bars,
-    strategy: str,
+    strategy: str | StrategyDef,
     params: Mapping[str, Any] | None = None,
     *,
     fee: float = 0.0,
@@ -162,9 +163,12 @@ def run(
     trades: bool = False,
     cache: IndicatorCache | None = None,
 ) -> BacktestResult:
-    """Backtest registered ``strategy`` with ``params`` (defaults filled in) over ``bars``.
+    """Backtest ``strategy`` with ``params`` (defaults filled in) over ``bars``.
 
-    Raises ``StrategyError`` for an unknown strategy or a bad parameter and
+    ``strategy`` is a built-in's name, ``"PATH.py:NAME"``, the name of a strategy
+    in the user's strategies folder, or a strategy record (``@strategy``).
+    Raises ``StrategyError`` for an unknown strategy or a bad parameter
+    (``StrategyCodeError``, naming the file and line, when its code fails) and
     ``InputError`` for a bad option, each with one line saying what was expected.
     Pass one ``cache`` to many calls over the same bars to compute each
     indicator once.
@@ -173,8 +177,10 @@ def run(
     spec = get_strategy(strategy)
     values = spec.validate(params)
     options = Options(fee, slippage, fill, direction, size, cash, stop_loss, take_profit)
-    inputs = spec.kernel_inputs(bars, values, cache if cache is not None else IndicatorCache())
-    metrics_out, equity_curve, records = simulate(bars, inputs, options, equity=equity, trades=trades)
+    inputs, entries, exits = signal_inputs(spec, bars, values, cache if cache is not None else IndicatorCache())
+    metrics_out, equity_curve, records = simulate(
+        bars, inputs, options, entries=entries, exits=exits, equity=equity, trades=trades
+    )
     with profiler.stage("backtest.metrics"):
         metrics = Metrics.from_array(metrics_out)
     return BacktestResult(
@@ -225,7 +231,7 @@ def run_signals(
 
 def run_many(
     bars: Bars,
-    strategy: str,
+    strategy: str | StrategyDef,
     param_sets: Iterable[Mapping[str, Any]],
     *,
     cache: IndicatorCache | None = None,
@@ -258,13 +264,13 @@ def run_many(
     for row, raw in enumerate(sets):
         opts = _set_options(base, raw, variants)
         values = spec.validate({k: v for k, v in raw.items() if k not in _OPTION_NAMES})
-        inputs = spec.kernel_inputs(bars, values, cache)
+        inputs, entries, exits = signal_inputs(spec, bars, values, cache)
         a_row = _indicator_row(inputs.a, n, arrays, keep)
         b_row = _indicator_row(inputs.b, n, arrays, keep)
         if inputs.kind == KIND_SIGNALS or a_row < 0 or b_row < 0:
             # Not batchable (explicit signals, or an indicator that is not a
             # float64 array of one value per bar): the per-set kernel call.
-            out[row] = simulate(bars, inputs, opts)[0]
+            out[row] = simulate(bars, inputs, opts, entries=entries, exits=exits)[0]
             continue
         key = (inputs.kind, opts.fill == "close", opts.stop_loss > 0.0 or opts.take_profit > 0.0)
         group = groups.get(key)
