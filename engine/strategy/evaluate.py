@@ -3,6 +3,7 @@ its failures turned into one line naming the user's file, line and parameters.""
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -74,7 +75,8 @@ def _numba_failure(
                 f"{record.file}:{line}: {label}: numba cannot compile it; run as plain Python it raises "
                 f"{type(python_error).__name__}: {_one_line(str(python_error), _code_file(plain), record.file)}"
             )
-    lines = [int(m.group(2)) for m in _NUMBA_FILE.finditer(text) if m.group(1) == code_file]
+    # numba names files relative to the working directory.
+    lines = [int(m.group(2)) for m in _NUMBA_FILE.finditer(text) if os.path.abspath(m.group(1)) == code_file]
     line = lines[-1] if lines else user_line(error.__traceback__, code_file) or record.line
     summary = _numba_summary(text)
     return f"{record.file}:{line}: {label}: numba cannot compile it ({type(error).__name__}): {summary}"
@@ -94,6 +96,7 @@ def _numba_summary(text: str) -> str:
             continue
         kept.append(line)
     summary = " ".join(kept) or text.strip().splitlines()[0]
+    summary = summary.split(" There are ")[0]  # the list of overloads numba tried says little to a user
     return summary if len(summary) <= 400 else summary[:400] + "..."
 
 

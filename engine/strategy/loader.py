@@ -29,7 +29,7 @@ from engine.strategy.core import StrategyDef, StrategyLoadError
 MODULE_PREFIX = "genesis_strategy_"
 _LOCK = threading.RLock()
 _MODULES: dict[tuple[str, bool], ModuleType] = {}
-_DEFS: dict[str, dict[str, StrategyDef]] = {}
+_DEFS: dict[tuple[str, str], dict[str, StrategyDef]] = {}  # (hash, path) ->
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +143,7 @@ def user_line(tb: TracebackType | None, filename: str) -> int:
 def strategies_in(src: StrategySource) -> dict[str, StrategyDef]:
     """Every strategy defined in ``src`` (in file order), by name."""
     with _LOCK:
-        found = _DEFS.get(src.hash)
+        found = _DEFS.get((src.hash, src.path))
         if found is not None:
             return found
         module = load_source(src)
@@ -151,7 +151,7 @@ def strategies_in(src: StrategySource) -> dict[str, StrategyDef]:
         for value in vars(module).values():
             if isinstance(value, StrategyDef) and value.file == module.__file__:
                 found[value.name] = replace(value, file=src.path, source=src)
-        _DEFS[src.hash] = found
+        _DEFS[(src.hash, src.path)] = found
         return found
 
 

@@ -41,6 +41,8 @@ __all__ = [
 
 
 def _array(x: Any, what: str = "x") -> np.ndarray:
+    if isinstance(x, np.ndarray) and x.dtype == np.float64 and x.ndim == 1 and x.flags.c_contiguous:
+        return x  # the same object, so that it stays a cache key (numba's dtype objects differ from numpy's)
     array = np.ascontiguousarray(x, dtype=np.float64)
     if array.ndim != 1:
         raise InputError(f"ta: {what} must be a one-dimensional array, got shape {array.shape}")
