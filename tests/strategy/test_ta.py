@@ -82,7 +82,7 @@ def test_atr_and_channels_match_the_reference(data: st.DataObject, window: int) 
     high = [c + s for c, s in zip(close, spread, strict=True)]
     low = [c - abs(s) for c, s in zip(close, spread, strict=True)]
     same(ta.atr(np.array(high), np.array(low), np.array(close), window), by_runs(ref.atr, high, low, close, window=window))
-    upper, lower, mid = ta.donchian(np.array(high), np.array(low), window)
+    upper, lower, _mid = ta.donchian(np.array(high), np.array(low), window)
     same(upper, by_runs(lambda h, lo, w: ref.rolling_max(h, w), high, low, window=window))
     same(lower, by_runs(lambda h, lo, w: ref.rolling_min(lo, w), high, low, window=window))
 

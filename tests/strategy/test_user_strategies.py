@@ -162,7 +162,7 @@ def test_the_strategies_folder_is_found_by_name(private_folders: Path, bars: Bar
 
 
 def test_spec_errors() -> None:
-    with pytest.raises(StrategyLoadError, match="missing.py: not found"):
+    with pytest.raises(StrategyLoadError, match=r"missing\.py: not found"):
         load_spec("missing.py:x")
     with pytest.raises(StrategyError, match="no strategy named 'nope' \\(defined: sma_cross, momentum, donchian_prev\\)"):
         load_spec(f"{CLEAN}:nope")
