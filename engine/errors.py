@@ -13,6 +13,7 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_BAD_INPUT = 2
 EXIT_CRITICAL_ALERT = 3
+EXIT_CHECK_FAILED = 4  # genesis check found look-ahead or a too-short lookback
 EXIT_LOCKED = 75
 
 

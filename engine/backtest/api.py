@@ -1,4 +1,4 @@
-"""``run()``: one backtest of a registered strategy over ``Bars``; ``run_many()`` for sweeps.
+"""``run()``: one backtest of a strategy (built in or the user's) over ``Bars``; ``run_many()`` for sweeps.
 
 The conventions (fills, fees, slippage, sizing, shorts, stops, metrics) are in
 ``docs/backtest.md``; the kernel is ``nb.simulate_nb``.
@@ -26,13 +26,14 @@ from engine.backtest.enums import (
 from engine.backtest.indicators import IndicatorCache
 from engine.backtest.metrics import Metrics
 from engine.backtest.options import OPTIONS, BacktestOptions, override
-from engine.backtest.strategies import KernelInputs, get_strategy
+from engine.backtest.strategies import KernelInputs, get_strategy, signal_inputs
 from engine.data.timeframes import periods_per_year
 from engine.errors import InputError
 from engine.profile import profiler
 
 if TYPE_CHECKING:
     from engine.data import Bars
+    from engine.strategy import StrategyDef
 
 _NO_SIGNALS = np.zeros(0, dtype=np.bool_)
 _NO_EQUITY = np.empty(0, dtype=np.float64)
@@ -105,7 +106,7 @@ def simulate(
 
 def run(
     bars: Bars,
-    strategy: str,
+    strategy: str | StrategyDef,
     params: Mapping[str, Any] | None = None,
     *,
     options: BacktestOptions | None = None,
@@ -114,9 +115,12 @@ def run(
     cache: IndicatorCache | None = None,
     **option_values: Any,
 ) -> BacktestResult:
-    """Backtest registered ``strategy`` with ``params`` (defaults filled in) over ``bars``.
+    """Backtest ``strategy`` with ``params`` (defaults filled in) over ``bars``.
 
-    Raises ``StrategyError`` for an unknown strategy or a bad parameter and
+    ``strategy`` is a built-in's name, ``"PATH.py:NAME"``, the name of a strategy
+    in the user's strategies folder, or a strategy record (``@strategy``).
+    Raises ``StrategyError`` for an unknown strategy or a bad parameter
+    (``StrategyCodeError``, naming the file and line, when its code fails) and
     ``InputError`` for a bad option, each with one line saying what was expected.
     The options are ``options`` (a :class:`BacktestOptions`, passed on as is)
     and/or any of its fields as keywords (``fee=0.001``), which override it.
@@ -127,8 +131,10 @@ def run(
     spec = get_strategy(strategy)
     values = spec.validate(params)
     options = BacktestOptions.of(options, **option_values)
-    inputs = spec.kernel_inputs(bars, values, cache if cache is not None else IndicatorCache())
-    metrics_out, equity_curve, records = simulate(bars, inputs, options, equity=equity, trades=trades)
+    inputs, entries, exits = signal_inputs(spec, bars, values, cache if cache is not None else IndicatorCache())
+    metrics_out, equity_curve, records = simulate(
+        bars, inputs, options, entries=entries, exits=exits, equity=equity, trades=trades
+    )
     with profiler.stage("backtest.metrics"):
         metrics = Metrics.from_array(metrics_out)
     return BacktestResult(
@@ -180,7 +186,7 @@ def run_signals(
 
 def run_many(
     bars: Bars,
-    strategy: str,
+    strategy: str | StrategyDef,
     param_sets: Iterable[Mapping[str, Any]],
     *,
     options: BacktestOptions | None = None,
@@ -214,13 +220,13 @@ def run_many(
     for row, raw in enumerate(sets):
         opts = override(base, {k: v for k, v in raw.items() if k in OPTIONS}, variants)
         values = spec.validate({k: v for k, v in raw.items() if k not in OPTIONS})
-        inputs = spec.kernel_inputs(bars, values, cache)
+        inputs, entries, exits = signal_inputs(spec, bars, values, cache)
         a_row = _indicator_row(inputs.a, n, arrays, keep)
         b_row = _indicator_row(inputs.b, n, arrays, keep)
         if inputs.kind == KIND_SIGNALS or a_row < 0 or b_row < 0:
             # Not batchable (explicit signals, or an indicator that is not a
             # float64 array of one value per bar): the per-set kernel call.
-            out[row] = simulate(bars, inputs, opts)[0]
+            out[row] = simulate(bars, inputs, opts, entries=entries, exits=exits)[0]
             continue
         key = (inputs.kind, opts.fill == "close", opts.stop_loss > 0.0 or opts.take_profit > 0.0)
         group = groups.get(key)

@@ -1,10 +1,14 @@
-"""The strategy registry: parameters, constraints and signal rules.
+"""The strategy registry: built-in strategies, user strategies by name or file, signal rules.
 
-A strategy declares its parameters (:class:`Param`: name, kind, default, bounds)
-and constraints (:class:`Constraint`, such as ``fast < slow``) in a form the
-optimizer reads to build a search space, and maps a parameter set onto one of
-the kernel's signal rules (``enums.KIND_*``) over indicator arrays fetched
-through an :class:`~engine.backtest.indicators.IndicatorCache`.
+Every strategy is an :class:`engine.strategy.StrategyDef`: declared parameters
+(:class:`Param`), constraints (:class:`Constraint`, such as ``fast < slow``)
+and lookback, which the optimizer reads to build a search space, and a signal
+function. The six built-ins are written with ``engine.strategy.ta`` like any
+user strategy, and also carry a fused recipe mapping a parameter set onto one
+of the kernel's signal rules (``enums.KIND_*``) over indicator arrays fetched
+through an :class:`~engine.strategy.cache.IndicatorCache`: the same signals,
+computed inside the simulation loop. User strategies go to the kernel as
+explicit entry/exit arrays (``KIND_SIGNALS``).
 
 Signals are for the long side: ``entries`` open a long and ``exits`` close it.
 With ``direction="short"`` an exit signal opens a short and an entry signal
@@ -13,115 +17,26 @@ covers it; with ``"both"`` each signal reverses the position.
 
 from __future__ import annotations
 
-import math
-import operator
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
-from engine.backtest import enums, nb
-from engine.backtest.indicators import IndicatorCache
+from engine.backtest import enums
 from engine.errors import StrategyError
+from engine.strategy import ta
+from engine.strategy.cache import IndicatorCache
+from engine.strategy.core import StrategyDef, define
+from engine.strategy.loader import is_spec, load_spec, user_strategies
+from engine.strategy.params import Constraint, Param
 
 if TYPE_CHECKING:
     from engine.data import Bars
 
-ParamKind = Literal["int", "float", "choice"]
+#: The record every strategy is (built in or written by the user).
+Strategy = StrategyDef
 
-
-@dataclass(frozen=True, slots=True)
-class Param:
-    """One strategy parameter: ``int`` and ``float`` have inclusive bounds
-    ``[low, high]``; ``choice`` has a tuple of allowed values."""
-
-    name: str
-    kind: ParamKind
-    default: Any
-    low: float | None = None
-    high: float | None = None
-    choices: tuple[Any, ...] = ()
-    help: str = ""
-
-    def coerce(self, value: Any, strategy: str) -> Any:
-        """``value`` checked against this parameter; raises a one-line StrategyError."""
-        if self.kind == "choice":
-            if value not in self.choices:
-                raise StrategyError(
-                    f"{strategy}: parameter {self.name} must be one of "
-                    f"{', '.join(map(str, self.choices))}, got {value!r}"
-                )
-            return value
-        if self.kind == "int":
-            ok = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-            if not ok and isinstance(value, (float, np.floating)) and float(value).is_integer():
-                value, ok = int(value), True
-            if not ok or not (self.low <= value <= self.high):
-                raise StrategyError(
-                    f"{strategy}: parameter {self.name} must be an integer in "
-                    f"[{int(self.low)}, {int(self.high)}], got {value!r}"
-                )
-            return int(value)
-        ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-        if not ok or not math.isfinite(value) or not (self.low <= value <= self.high):
-            raise StrategyError(
-                f"{strategy}: parameter {self.name} must be a number in "
-                f"[{self.low:g}, {self.high:g}], got {value!r}"
-            )
-        return float(value)
-
-    def parse(self, text: str, strategy: str) -> Any:
-        """``text`` from the command line converted to this parameter's type."""
-        try:
-            if self.kind == "int":
-                value: Any = float(text) if "." in text or "e" in text.lower() else int(text)
-            elif self.kind == "float":
-                value = float(text)
-            else:
-                value = next((c for c in self.choices if str(c) == text), text)
-        except ValueError:
-            raise StrategyError(
-                f"{strategy}: parameter {self.name} expects {'an integer' if self.kind == 'int' else 'a number'}, "
-                f"got {text!r}"
-            ) from None
-        return self.coerce(value, strategy)
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready description."""
-        spec: dict[str, Any] = {"name": self.name, "kind": self.kind, "default": self.default}
-        if self.kind == "choice":
-            spec["choices"] = list(self.choices)
-        else:
-            spec["low"] = self.low
-            spec["high"] = self.high
-        if self.help:
-            spec["help"] = self.help
-        return spec
-
-
-_OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
-    "<": operator.lt,
-    "<=": operator.le,
-    ">": operator.gt,
-    ">=": operator.ge,
-}
-
-
-@dataclass(frozen=True, slots=True)
-class Constraint:
-    """``left op right`` between two parameters, e.g. ``fast < slow``."""
-
-    left: str
-    op: Literal["<", "<=", ">", ">="]
-    right: str
-
-    @property
-    def expr(self) -> str:
-        return f"{self.left} {self.op} {self.right}"
-
-    def holds(self, params: Mapping[str, Any]) -> bool:
-        return _OPERATORS[self.op](params[self.left], params[self.right])
+__all__ = ["STRATEGIES", "Constraint", "KernelInputs", "Param", "Strategy", "available", "get_strategy", "signal_inputs"]
 
 
 class KernelInputs(NamedTuple):
@@ -132,69 +47,6 @@ class KernelInputs(NamedTuple):
     b: np.ndarray
     p0: float
     p1: float
-
-
-@dataclass(frozen=True, slots=True)
-class Strategy:
-    """A named strategy: its parameters, constraints and signal rule."""
-
-    name: str
-    description: str
-    params: tuple[Param, ...]
-    constraints: tuple[Constraint, ...]
-    rule: str  # a line for the docs: when it enters and exits
-    _inputs: Callable[[Bars, dict[str, Any], IndicatorCache], KernelInputs] = field(repr=False)
-
-    def param(self, name: str) -> Param:
-        for p in self.params:
-            if p.name == name:
-                return p
-        raise StrategyError(
-            f"{self.name}: unknown parameter {name!r} (known: {', '.join(p.name for p in self.params)})"
-        )
-
-    def defaults(self) -> dict[str, Any]:
-        return {p.name: p.default for p in self.params}
-
-    def validate(self, params: Mapping[str, Any] | None) -> dict[str, Any]:
-        """Defaults filled in, types and bounds checked, constraints enforced."""
-        given = dict(params or {})
-        for name in given:
-            self.param(name)  # raises on an unknown name
-        values = {p.name: p.coerce(given[p.name], self.name) if p.name in given else p.default for p in self.params}
-        for constraint in self.constraints:
-            if not constraint.holds(values):
-                raise StrategyError(
-                    f"{self.name}: {constraint.left} must be {constraint.op} {constraint.right}, got "
-                    f"{constraint.left}={values[constraint.left]}, {constraint.right}={values[constraint.right]}"
-                )
-        return values
-
-    def parse_params(self, texts: Mapping[str, str]) -> dict[str, Any]:
-        """Command-line ``K=V`` strings converted and validated."""
-        return self.validate({name: self.param(name).parse(text, self.name) for name, text in texts.items()})
-
-    def kernel_inputs(self, bars: Bars, params: Mapping[str, Any], cache: IndicatorCache) -> KernelInputs:
-        """Signal rule and indicator arrays for validated ``params``."""
-        return self._inputs(bars, dict(params), cache)
-
-    def signals(
-        self, bars: Bars, params: Mapping[str, Any] | None = None, cache: IndicatorCache | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Entry and exit boolean arrays (evaluated on each bar's close)."""
-        values = self.validate(params)
-        inputs = self.kernel_inputs(bars, values, cache or IndicatorCache())
-        return nb.signals_nb(inputs.kind, bars.close, inputs.a, inputs.b, inputs.p0, inputs.p1)
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready description (what the optimizer and ``--help`` read)."""
-        return {
-            "name": self.name,
-            "description": self.description,
-            "rule": self.rule,
-            "params": [p.to_dict() for p in self.params],
-            "constraints": [c.expr for c in self.constraints],
-        }
 
 
 def _ma_cross(indicator: str) -> Callable[[Bars, dict[str, Any], IndicatorCache], KernelInputs]:
@@ -229,85 +81,164 @@ def _zscore_inputs(bars: Bars, p: dict[str, Any], cache: IndicatorCache) -> Kern
     return KernelInputs(enums.KIND_ZSCORE, mid, std, float(p["entry_z"]), float(p["exit_z"]))
 
 
-def _fast_slow(fast: int, slow: int) -> tuple[Param, ...]:
-    return (
-        Param("fast", "int", fast, 2, 500, help="fast moving-average window (bars)"),
-        Param("slow", "int", slow, 3, 1000, help="slow moving-average window (bars)"),
-    )
 
 
-_REGISTRY: tuple[Strategy, ...] = (
-    Strategy(
-        "sma_cross",
-        "simple moving-average crossover",
-        _fast_slow(10, 50),
-        (Constraint("fast", "<", "slow"),),
-        "entry: SMA(fast) crosses above SMA(slow); exit: it crosses below",
-        _ma_cross("sma"),
+# -- the built-in strategies' signal functions, written with ta --------------
+
+
+def _sma_cross(bars: Bars, fast: int, slow: int) -> tuple[np.ndarray, np.ndarray]:
+    f, s = ta.sma(bars.close, fast), ta.sma(bars.close, slow)
+    return ta.crossed_above(f, s), ta.crossed_below(f, s)
+
+
+def _ema_cross(bars: Bars, fast: int, slow: int) -> tuple[np.ndarray, np.ndarray]:
+    f, s = ta.ema(bars.close, fast), ta.ema(bars.close, slow)
+    return ta.crossed_above(f, s), ta.crossed_below(f, s)
+
+
+def _rsi_reversion(bars: Bars, window: int, lower: float, upper: float) -> tuple[np.ndarray, np.ndarray]:
+    rsi = ta.rsi(bars.close, window)
+    return ta.crossed_below(rsi, lower), ta.crossed_above(rsi, upper)
+
+
+def _bollinger_breakout(bars: Bars, window: int, k: float) -> tuple[np.ndarray, np.ndarray]:
+    mid = ta.sma(bars.close, window)
+    upper = mid + k * ta.rolling_std(bars.close, window)
+    return ta.crossed_above(bars.close, upper), ta.crossed_below(bars.close, mid)
+
+
+def _donchian_breakout(bars: Bars, window: int, exit_window: int) -> tuple[np.ndarray, np.ndarray]:
+    upper = ta.shift(ta.highest(bars.high, window))
+    lower = ta.shift(ta.lowest(bars.low, exit_window))
+    return bars.close > upper, bars.close < lower
+
+
+def _zscore_reversion(bars: Bars, window: int, entry_z: float, exit_z: float) -> tuple[np.ndarray, np.ndarray]:
+    z = ta.zscore(bars.close, window)
+    return ta.crossed_below(z, -entry_z), ta.crossed_above(z, exit_z)
+
+
+_FAST_SLOW = (
+    Param.int("fast", 10, 2, 500, help="fast moving-average window (bars)"),
+    Param.int("slow", 50, 3, 1000, help="slow moving-average window (bars)"),
+)
+
+_REGISTRY: tuple[StrategyDef, ...] = (
+    define(
+        _sma_cross,
+        name="sma_cross",
+        description="simple moving-average crossover",
+        params=_FAST_SLOW,
+        constraints=["fast < slow"],
+        lookback="slow",
+        rule="entry: SMA(fast) crosses above SMA(slow); exit: it crosses below",
+        fused=_ma_cross("sma"),
     ),
-    Strategy(
-        "ema_cross",
-        "exponential moving-average crossover",
-        _fast_slow(12, 26),
-        (Constraint("fast", "<", "slow"),),
-        "entry: EMA(fast) crosses above EMA(slow); exit: it crosses below",
-        _ma_cross("ema"),
-    ),
-    Strategy(
-        "rsi_reversion",
-        "buy oversold, sell overbought (Wilder RSI)",
-        (
-            Param("window", "int", 14, 2, 200, help="RSI window (bars)"),
-            Param("lower", "float", 30.0, 1.0, 99.0, help="entry when RSI crosses below this"),
-            Param("upper", "float", 70.0, 1.0, 99.0, help="exit when RSI crosses above this"),
+    define(
+        _ema_cross,
+        name="ema_cross",
+        description="exponential moving-average crossover",
+        params=(
+            Param.int("fast", 12, 2, 500, help="fast moving-average window (bars)"),
+            Param.int("slow", 26, 3, 1000, help="slow moving-average window (bars)"),
         ),
-        (Constraint("lower", "<", "upper"),),
-        "entry: RSI(window) crosses below lower; exit: it crosses above upper",
-        _rsi_inputs,
+        constraints=["fast < slow"],
+        lookback="10*slow",  # an EMA remembers every bar; this much history settles it
+        rule="entry: EMA(fast) crosses above EMA(slow); exit: it crosses below",
+        fused=_ma_cross("ema"),
     ),
-    Strategy(
-        "bollinger_breakout",
-        "breakout above the upper Bollinger band",
-        (
-            Param("window", "int", 20, 2, 500, help="band window (bars)"),
-            Param("k", "float", 2.0, 0.1, 5.0, help="band width in standard deviations"),
+    define(
+        _rsi_reversion,
+        name="rsi_reversion",
+        description="buy oversold, sell overbought (Wilder RSI)",
+        params=(
+            Param.int("window", 14, 2, 200, help="RSI window (bars)"),
+            Param.float("lower", 30.0, 1.0, 99.0, help="entry when RSI crosses below this"),
+            Param.float("upper", 70.0, 1.0, 99.0, help="exit when RSI crosses above this"),
         ),
-        (),
-        "entry: close crosses above SMA + k*std; exit: close crosses below SMA (population std)",
-        _bollinger_inputs,
+        constraints=["lower < upper"],
+        lookback="10*window",  # Wilder smoothing remembers every bar
+        rule="entry: RSI(window) crosses below lower; exit: it crosses above upper",
+        fused=_rsi_inputs,
     ),
-    Strategy(
-        "donchian_breakout",
-        "channel breakout (turtle style)",
-        (
-            Param("window", "int", 20, 2, 500, help="entry channel: highest high of the previous bars"),
-            Param("exit_window", "int", 10, 2, 500, help="exit channel: lowest low of the previous bars"),
+    define(
+        _bollinger_breakout,
+        name="bollinger_breakout",
+        description="breakout above the upper Bollinger band",
+        params=(
+            Param.int("window", 20, 2, 500, help="band window (bars)"),
+            Param.float("k", 2.0, 0.1, 5.0, help="band width in standard deviations"),
         ),
-        (),
-        "entry: close > highest high of the previous window bars; exit: close < lowest low of the previous exit_window bars",
-        _donchian_inputs,
+        lookback="window",
+        rule="entry: close crosses above SMA + k*std; exit: close crosses below SMA (population std)",
+        fused=_bollinger_inputs,
     ),
-    Strategy(
-        "zscore_reversion",
-        "mean reversion on the rolling z-score of the close",
-        (
-            Param("window", "int", 20, 2, 500, help="z-score window (bars)"),
-            Param("entry_z", "float", 2.0, 0.1, 5.0, help="entry when z crosses below -entry_z"),
-            Param("exit_z", "float", 0.0, -5.0, 5.0, help="exit when z crosses above exit_z"),
+    define(
+        _donchian_breakout,
+        name="donchian_breakout",
+        description="channel breakout (turtle style)",
+        params=(
+            Param.int("window", 20, 2, 500, help="entry channel: highest high of the previous bars"),
+            Param.int("exit_window", 10, 2, 500, help="exit channel: lowest low of the previous bars"),
         ),
-        (),
-        "entry: z = (close - SMA)/std crosses below -entry_z; exit: z crosses above exit_z",
-        _zscore_inputs,
+        lookback="window + exit_window",
+        rule="entry: close > highest high of the previous window bars; exit: close < lowest low of the previous exit_window bars",
+        fused=_donchian_inputs,
+    ),
+    define(
+        _zscore_reversion,
+        name="zscore_reversion",
+        description="mean reversion on the rolling z-score of the close",
+        params=(
+            Param.int("window", 20, 2, 500, help="z-score window (bars)"),
+            Param.float("entry_z", 2.0, 0.1, 5.0, help="entry when z crosses below -entry_z"),
+            Param.float("exit_z", 0.0, -5.0, 5.0, help="exit when z crosses above exit_z"),
+        ),
+        lookback="window",
+        rule="entry: z = (close - SMA)/std crosses below -entry_z; exit: z crosses above exit_z",
+        fused=_zscore_inputs,
     ),
 )
 
-#: Every strategy by name.
-STRATEGIES: dict[str, Strategy] = {s.name: s for s in _REGISTRY}
+#: Every built-in strategy by name.
+STRATEGIES: dict[str, StrategyDef] = {s.name: s for s in _REGISTRY}
 
 
-def get_strategy(name: str) -> Strategy:
-    """The strategy registered as ``name``; raises StrategyError naming the known ones."""
-    strategy = STRATEGIES.get(name)
-    if strategy is None:
-        raise StrategyError(f"unknown strategy {name!r} (known: {', '.join(STRATEGIES)})")
-    return strategy
+def get_strategy(strategy: str | StrategyDef) -> StrategyDef:
+    """A strategy record from a record, a built-in's name, ``PATH.py:NAME``, or the
+    name of a strategy in the user's strategies folder; raises a one-line
+    StrategyError naming the known ones."""
+    if isinstance(strategy, StrategyDef):
+        return strategy
+    if not isinstance(strategy, str):
+        raise StrategyError(f"a strategy is a name, PATH.py:NAME or a strategy record, got {strategy!r}")
+    if strategy in STRATEGIES:
+        return STRATEGIES[strategy]
+    if is_spec(strategy):
+        return load_spec(strategy)
+    user = user_strategies()
+    if strategy in user:
+        return user[strategy]
+    raise StrategyError(f"unknown strategy {strategy!r} (known: {', '.join([*STRATEGIES, *user])}; or PATH.py:NAME)")
+
+
+def available() -> dict[str, StrategyDef]:
+    """The built-ins, then the strategies of the user's folder (a built-in's name is not shadowed)."""
+    found = dict(STRATEGIES)
+    for name, record in user_strategies().items():
+        found.setdefault(name, record)
+    return found
+
+
+def signal_inputs(
+    strategy: StrategyDef, bars: Bars, values: Mapping[str, Any], cache: IndicatorCache
+) -> tuple[KernelInputs, np.ndarray, np.ndarray]:
+    """What the kernel needs for validated ``values``: a built-in's fused rule
+    (with no signal arrays), or a Python strategy's entries and exits under ``KIND_SIGNALS``."""
+    if strategy.fused is not None:
+        return strategy.kernel_inputs(bars, values, cache), _NO_SIGNALS, _NO_SIGNALS
+    entries, exits = strategy.signals(bars, values, cache)
+    return KernelInputs(enums.KIND_SIGNALS, bars.close, bars.close, 0.0, 0.0), entries, exits
+
+
+_NO_SIGNALS = np.zeros(0, dtype=np.bool_)

@@ -9,12 +9,12 @@ import sys
 from typing import Any
 
 NAME = "backtest"
-HELP = "run one backtest of a registered strategy over a data spec"
+HELP = "run one backtest of a strategy (built in, in the strategies folder, or PATH.py:NAME) over a data spec"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", metavar="SPEC", help="synthetic:bars=N,seed=S | csv:PATH | parquet:PATH | hyperliquid:COIN")
-    parser.add_argument("--strategy", metavar="NAME", help="a registered strategy (see --list)")
+    parser.add_argument("--strategy", metavar="NAME", help="a strategy name (see --list) or PATH.py:NAME")
     parser.add_argument(
         "--param", metavar="K=V", action="append", default=[], help="a strategy parameter (repeatable)"
     )
@@ -65,14 +65,15 @@ def parse_params(items: list[str]) -> dict[str, str]:
 def run(args: argparse.Namespace) -> int:
     from engine.backtest import STRATEGIES, get_strategy
     from engine.backtest import run as run_backtest
+    from engine.backtest.strategies import available
     from engine.errors import InputError
 
     if args.list:
-        return _list(STRATEGIES, as_json=args.json)
+        return _list(available(), as_json=args.json)
     if not args.data:
         raise InputError("backtest: --data SPEC is required (e.g. --data synthetic:bars=100000,seed=1)")
     if not args.strategy:
-        raise InputError(f"backtest: --strategy NAME is required (known: {', '.join(STRATEGIES)})")
+        raise InputError(f"backtest: --strategy NAME is required (known: {', '.join(STRATEGIES)}; or PATH.py:NAME)")
 
     strategy = get_strategy(args.strategy)
     params = strategy.parse_params(parse_params(args.param))
@@ -89,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     if note:
         print(f"genesis: {note}", file=sys.stderr)
 
-    result = run_backtest(bars, strategy.name, params, options=options)
+    result = run_backtest(bars, strategy, params, options=options)
     report = {
         "strategy": result.strategy,
         "params": dict(result.params),
@@ -183,6 +184,6 @@ def _list(strategies: dict[str, Any], *, as_json: bool) -> int:
             for p in s.params
         )
         constraints = "; ".join(c.expr for c in s.constraints)
-        table.add_row(name, params + (f"; {constraints}" if constraints else ""), s.rule)
+        table.add_row(name, params + (f"; {constraints}" if constraints else ""), s.rule or f"{s.description} ({s.where})")
     Console().print(table)
     return 0

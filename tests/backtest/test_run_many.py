@@ -152,7 +152,7 @@ def test_sets_that_cannot_be_batched_take_the_per_set_path(
         kind = KIND_SIGNALS if p["fast"] == 7 else KIND_CROSS
         return KernelInputs(kind, fast, slow, 0.0, 0.0)
 
-    spec = replace(STRATEGIES["sma_cross"], name="strided_cross", _inputs=strided)
+    spec = replace(STRATEGIES["sma_cross"], name="strided_cross", fused=strided)
     monkeypatch.setitem(strategies_module.STRATEGIES, "strided_cross", spec)
     sets = [{"fast": f, "slow": s} for f in (5, 7, 10) for s in (20, 40)]
     got = run_many(random_bars, "strided_cross", sets, fee=0.001)
