@@ -132,8 +132,8 @@ def walk_forward_folds(
     first = n - folds * test
     if test < MIN_SEGMENT_BARS or first < MIN_SEGMENT_BARS:
         raise DataError(
-            f"validation.walk_forward_folds: {folds} folds of {n} bars leave {test} bars per test range;"
-            f" each needs at least {MIN_SEGMENT_BARS}"
+            f"validation.walk_forward_folds: {folds} folds of {n} bars leave {test} bars per test range and"
+            f" {first} for the first train range; each needs at least {MIN_SEGMENT_BARS}"
         )
     result = []
     for i in range(folds):
@@ -350,11 +350,12 @@ def backtest_runner(spec: StudySpec) -> Runner:
     from engine import backtest
 
     cache = backtest.IndicatorCache()
+    strategy = backtest.resolve_strategy(spec.strategy.name, getattr(spec, "source", None))
 
     def run(bars: Bars, params: Mapping[str, Any], want_returns: bool) -> tuple[dict[str, float], np.ndarray | None]:
         strategy_params, options = spec.split(params)
         result = backtest.run(
-            bars, spec.strategy.name, strategy_params, options=options, equity=want_returns, cache=cache
+            bars, strategy, strategy_params, options=options, equity=want_returns, cache=cache
         )
         metrics = _as_metrics(result.metrics)
         returns = None
