@@ -19,6 +19,7 @@ from engine.backtest.strategies import (
     Param,
     Strategy,
     get_strategy,
+    resolve_strategy,
 )
 
 #: The name ``run``'s result used before :class:`BacktestOptions` (kept for callers).
@@ -43,6 +44,7 @@ __all__ = [
     "Param",
     "Strategy",
     "get_strategy",
+    "resolve_strategy",
     "run",
     "run_many",
     "run_signals",

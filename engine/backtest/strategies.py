@@ -27,7 +27,13 @@ from engine.errors import StrategyError
 from engine.strategy import ta
 from engine.strategy.cache import IndicatorCache
 from engine.strategy.core import StrategyDef, define
-from engine.strategy.loader import is_spec, load_spec, user_strategies
+from engine.strategy.loader import (
+    StrategySource,
+    is_spec,
+    load_spec,
+    load_strategy,
+    user_strategies,
+)
 from engine.strategy.params import Constraint, Param
 
 if TYPE_CHECKING:
@@ -220,6 +226,11 @@ def get_strategy(strategy: str | StrategyDef) -> StrategyDef:
     if strategy in user:
         return user[strategy]
     raise StrategyError(f"unknown strategy {strategy!r} (known: {', '.join([*STRATEGIES, *user])}; or PATH.py:NAME)")
+
+
+def resolve_strategy(name: str, source: StrategySource | None) -> StrategyDef:
+    """The strategy a study names: ``name`` in ``source`` (a file's content), else by name."""
+    return load_strategy(source, name) if source is not None else get_strategy(name)
 
 
 def available() -> dict[str, StrategyDef]:

@@ -27,6 +27,7 @@ from typing import Any, TextIO
 from engine.errors import ConfigError
 
 LOGGER = "engine.headless"
+STUDY_LOGGER = "engine.optimize.study"
 LOG_MAX_BYTES = 5 * 1024 * 1024
 LOG_BACKUPS = 5
 PROGRESS_INTERVAL_S = 5.0
@@ -108,7 +109,13 @@ class Output:
         headless.propagate = False  # our console handler prints it; no double lines
         self._set_level(headless, logging.INFO)
         self._add(headless, self._console)
+        # A study's own warnings (a user strategy that looks ahead) are for the person who runs it.
+        study = logging.getLogger(STUDY_LOGGER)
+        study.propagate = False
+        self._set_level(study, logging.WARNING)
+        self._add(study, self._console)
         if self._file is not None:
+            self._add(study, self._file)
             self._add(headless, self._file)
             engine_logger = logging.getLogger("engine")
             self._set_level(engine_logger, logging.INFO)

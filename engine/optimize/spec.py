@@ -64,10 +64,11 @@ class DataSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class StrategySpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """``[strategy]``: the registered strategy and the parameters held constant."""
+    """``[strategy]``: the strategy (built in, in the user's folder, or in ``file``) and the parameters held constant."""
 
     name: str
     fixed: dict[str, Any] = {}
+    file: str | None = None  # a strategy file, relative to the study file
 
 
 class SearchSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -163,6 +164,8 @@ class StudySpec(msgspec.Struct, frozen=True):
     report: ReportSpec
     #: Each parameter name -> ("strategy", name) or ("backtest", option).
     routes: dict[str, tuple[str, str]]
+    #: The strategy file's content when the strategy is not built in (what workers load).
+    source: Any = None
 
     @property
     def trials(self) -> int:
@@ -203,13 +206,14 @@ def load_study(path: str | Path) -> StudySpec:
     """Read and validate a study file; any problem is a one-line ``ConfigError``."""
     path = Path(path)
     raw = load_toml(path)
-    return study_from_dict(raw, where=str(path), default_name=path.stem)
+    return study_from_dict(raw, where=str(path), default_name=path.stem, base=path.parent)
 
 
 def study_from_dict(
-    raw: Mapping[str, Any], *, where: str = "study", default_name: str = "study"
+    raw: Mapping[str, Any], *, where: str = "study", default_name: str = "study", base: Path | None = None
 ) -> StudySpec:
-    """Validate an already-decoded study table (``where`` names it in errors)."""
+    """Validate an already-decoded study table (``where`` names it in errors; ``base``: the
+    folder a relative ``[strategy] file`` is found in)."""
     for table in ("data", "strategy", "space"):
         if table not in raw:
             raise ConfigError(f"{where}: [{table}]: missing (required table)")
@@ -217,7 +221,8 @@ def study_from_dict(
         raise ConfigError(f"{where}: space: expected a table, got {type(raw['space']).__name__}")
     file = decode(dict(raw), _StudyFile, where)
     _check_data(file.data, where)
-    strategy = _strategy_info(file.strategy.name, where)
+    record = _strategy_record(file.strategy, where, base)
+    strategy = _strategy_info(record)
     fixed = dict(file.strategy.fixed)
     # A strategy constraint on a parameter neither searched nor fixed holds it
     # at the strategy's default (sma_cross searched on fast only: slow = 50).
@@ -264,6 +269,7 @@ def study_from_dict(
         notify=file.notify,
         report=file.report,
         routes=routes,
+        source=record.source,
     )
 
 
@@ -280,14 +286,25 @@ class StrategyInfo(msgspec.Struct, frozen=True):
     defaults: dict[str, Any] = {}
 
 
-def _strategy_info(name: str, where: str) -> StrategyInfo:
-    from engine.backtest.strategies import STRATEGIES
+def _strategy_record(table: StrategySpec, where: str, base: Path | None) -> Any:
+    """The strategy ``[strategy]`` names: in ``file`` (the user's code, imported), else built in or in the folder."""
+    from engine.backtest.strategies import get_strategy
+    from engine.errors import StrategyError
+    from engine.strategy.loader import StrategySource, load_strategy
 
-    strategy = STRATEGIES.get(name)
-    if strategy is None:
-        raise ConfigError(
-            f"{where}: strategy.name: unknown strategy {name!r} (known: {', '.join(sorted(STRATEGIES))})"
-        )
+    try:
+        if table.file is None:
+            return get_strategy(table.name)
+        path = Path(table.file).expanduser()
+        if base is not None and not path.is_absolute():
+            path = base / path
+        return load_strategy(StrategySource.read(path), table.name)
+    except StrategyError as error:
+        key = "strategy.file" if table.file is not None else "strategy.name"
+        raise ConfigError(f"{where}: {key}: {error}") from None
+
+
+def _strategy_info(strategy: Any) -> StrategyInfo:
     params: dict[str, tuple[str, float | None, float | None, tuple[Any, ...] | None]] = {
         p.name: (p.kind, p.low, p.high, tuple(p.choices) or None) for p in strategy.params
     }

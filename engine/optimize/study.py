@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import heapq
 import json
+import logging
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -61,6 +62,8 @@ MAX_EMPTY_BATCHES = 3
 PROGRESS_INTERVAL_S = 0.1
 #: Trial-key dedup: a point whose key is already stored or asked in the same batch is a hit (not run again).
 _TRIAL_KEYS = caches.counters("optimize.trial_keys")
+
+log = logging.getLogger("engine.optimize.study")
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,12 +163,43 @@ def _load_spec_file(path: Path) -> Any:
     return load_study(path)
 
 
+_STAMP = "# genesis: strategy file in "
+
+
+def strategy_stamp(spec_toml: str) -> tuple[str, str] | None:
+    """``(study folder, sha256)`` of the strategy file a stored study ran, from its stamp line."""
+    for line in reversed(spec_toml.splitlines()):
+        if line.startswith(_STAMP):
+            folder, _, digest = line[len(_STAMP) :].rpartition(" sha256 ")
+            return folder, digest
+    return None
+
+
+def with_strategy_stamp(spec_toml: str, spec: Any) -> str:
+    """The study text as stored: a user strategy's file content hash (and the study's folder,
+    so that ``genesis resume NAME`` finds a relative ``file``) appended as a TOML comment."""
+    source = getattr(spec, "source", None)
+    if source is None or strategy_stamp(spec_toml) is not None:
+        return spec_toml
+    folder = Path(spec.path).resolve().parent if Path(spec.path).exists() else Path.cwd()
+    return spec_toml.rstrip("\n") + f"\n{_STAMP}{folder} sha256 {source.hash}\n"
+
+
+def strategy_of(spec: Any) -> Any:
+    """The strategy record a study runs (its file imported by content, or a built-in)."""
+    from engine.backtest import resolve_strategy
+
+    return resolve_strategy(spec.strategy.name, getattr(spec, "source", None))
+
+
 def _load_spec_text(text: str, name: str) -> Any:
     from engine.config import parse_toml
     from engine.optimize.spec import study_from_dict
 
     raw = parse_toml(text, f"stored study {name!r}")
-    return study_from_dict(raw, where=f"stored study {name!r}", default_name=name)
+    stamp = strategy_stamp(text)
+    base = Path(stamp[0]) if stamp is not None else None
+    return study_from_dict(raw, where=f"stored study {name!r}", default_name=name, base=base)
 
 
 def _space_of(spec: Any) -> Any:
@@ -213,11 +247,13 @@ class Study:
         workers: int | None = None,
         batch_size: int | None = None,
         worker_nice: int = 0,
+        allow_changed_strategy: bool = False,
     ) -> None:
         from engine.paths import default_store_path
 
         self.spec = spec
-        self.spec_toml = spec_toml
+        self.spec_toml = with_strategy_stamp(spec_toml, spec)
+        self.allow_changed_strategy = allow_changed_strategy
         self.db = _store_of(spec, db) or default_store_path()
         execution = _section(spec, "execution")
         search = _section(spec, "search")
@@ -388,6 +424,9 @@ class Study:
     ) -> StudySummary:
         with profiler.stage("optimize.store_open"):
             record, sampler, stored, in_sample = await self._open_study(store, bars)
+        if getattr(self.spec, "source", None) is not None:
+            with profiler.stage("strategy.check"):
+                await asyncio.to_thread(_warn_if_biased, self.spec, in_sample)
         tracker = self._tracker
         executor = self._executor = Executor(backend)
         if self._stop_requested:  # stopped while the data loaded: start no workers
@@ -395,6 +434,7 @@ class Study:
         tracker.workers = executor.workers
         setup = WorkerSetup(
             strategy=self.spec.strategy.name,
+            source=self.spec.source,
             backtest=_backtest_options(self.spec),
             routes=dict(getattr(self.spec, "routes", {}) or {}),
             profile=profiler.enabled,
@@ -419,7 +459,7 @@ class Study:
         emit(force=True)
         try:
             # Load the kernels validation will need in this process while the workers start.
-            warm = asyncio.create_task(asyncio.to_thread(_warm_kernels, self.spec.strategy.name, setup.backtest))
+            warm = asyncio.create_task(asyncio.to_thread(_warm_kernels, strategy_of(self.spec), setup.backtest))
             with profiler.stage("optimize.workers_start"):
                 await executor.start(in_sample, setup)
             tracker.restart_clock()  # the rate (and so the ETA) counts from the workers being ready
@@ -459,6 +499,16 @@ class Study:
 
     async def _open_study(self, store: SqliteStore, bars: Any) -> tuple[StudyRecord, Any, dict, Any]:
         """Create or reopen the study in the store; its sampler, resumable batch and the in-sample bars."""
+        stored = await store.get_study(self.name)
+        if stored is not None and strategy_stamp(stored.spec_toml) != strategy_stamp(self.spec_toml):
+            if not self.allow_changed_strategy:
+                was, now = strategy_stamp(stored.spec_toml), strategy_stamp(self.spec_toml)
+                raise ConfigError(
+                    f"study {self.name!r}: its strategy file changed since the study started "
+                    f"(sha256 {(was or ('', '-'))[1][:12]} then, {(now or ('', '-'))[1][:12]} now); resuming would "
+                    "mix two strategies: restore the file, rename the study, or pass --allow-changed-strategy"
+                )
+            self.spec_toml = stored.spec_toml  # the stored study goes on, with the file as it is now
         record = await store.create_study(self.name, self.spec_toml)
         self._record = record
         in_sample = _in_sample(self.spec, bars)
@@ -593,7 +643,25 @@ def _backtest_options(spec: Any) -> BacktestOptions:
     return section if isinstance(section, BacktestOptions) else BacktestOptions()
 
 
-def _warm_kernels(strategy: str, options: BacktestOptions) -> None:
+def _warn_if_biased(spec: Any, bars: Any) -> None:
+    """The fast look-ahead and lookback check of a user strategy, as a warning (``genesis check`` for the full one)."""
+    from engine.strategy.check import check
+
+    strategy = strategy_of(spec)
+    params = {**strategy.defaults(), **dict(spec.strategy.fixed)}
+    try:
+        report = check(strategy, bars, params, fast=True)
+    except GenesisError as error:
+        log.warning("%s: the strategy check could not run: %s", spec.name, error)
+        return
+    first = report.first()
+    if first is not None:
+        where = f"{strategy.file}:{strategy.name}" if strategy.file else strategy.name
+        log.warning("%s: strategy %s: %s (run `genesis check %s` for the full check)", spec.name,
+                    strategy.label(params), report.hint(first), where)
+
+
+def _warm_kernels(strategy: Any, options: BacktestOptions) -> None:
     """Run the strategy once on a few synthetic bars (loads numba's compiled kernels)."""
     with profiler.stage("numba.warm_up"), contextlib.suppress(Exception):
         # Importing _preload warms the simulation kernel; the strategy's run below loads the rest.

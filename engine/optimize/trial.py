@@ -38,6 +38,7 @@ import numpy as np
 from engine.backtest.options import OPTIONS, BacktestOptions, override
 from engine.optimize.artifacts import encode_array
 from engine.optimize.records import TrialResult, TrialState, TrialTask, clean_objective
+from engine.strategy.loader import StrategySource
 
 FAULTS_ENV = "GENESIS_TEST_FAULTS"
 
@@ -52,6 +53,9 @@ class WorkerSetup:
     """What every worker needs besides the data: strategy, fixed settings, objective."""
 
     strategy: str
+    #: The strategy file's content when the strategy is not built in: workers import it by
+    #: content (never a pickled function), so numba's disk cache is keyed by the content.
+    source: StrategySource | None = None
     fixed: dict[str, Any] = field(default_factory=dict)
     #: The study's ``[backtest]`` record, as loaded; a trial's searched options override it.
     backtest: BacktestOptions = field(default_factory=BacktestOptions)
@@ -173,10 +177,11 @@ class Evaluator:
         self.worker = worker
         self.slot = slot or Slot([math.nan, 0.0, 0.0])
         self._backtest = backtest
+        self.strategy = backtest.resolve_strategy(setup.strategy, setup.source)
         self.cache = _make_cache(backtest)
         self._prefixes: dict[int, Any] = {}
         self._faults = parse_faults(setup.faults)
-        self._batched = _batched_entry(backtest, setup)
+        self._batched = _batched_entry(backtest, setup, self.strategy)
         self._variants: dict[Any, BacktestOptions] = {}  # setup.backtest with each distinct trial override
         self._mean_trial_s: float | None = None
         self._ship_profile = ship_profile and setup.profile
@@ -191,9 +196,8 @@ class Evaluator:
         with contextlib.suppress(Exception):
             run_many = getattr(self._backtest, "run_many", None)
             if run_many is not None:
-                strategy = self._backtest.get_strategy(self.setup.strategy)
-                defaults = {p.name: p.default for p in strategy.params}
-                run_many(bars, self.setup.strategy, [defaults], options=self.setup.backtest)
+                defaults = {p.name: p.default for p in self.strategy.params}
+                run_many(bars, self.strategy, [defaults], options=self.setup.backtest)
 
     # -- data prefixes (successive halving) ---------------------------------
 
@@ -307,7 +311,7 @@ class Evaluator:
         strategy_params, overrides = split_params(task.params, self.setup)
         result = self._backtest.run(
             self._bars_for(task.stop),
-            self.setup.strategy,
+            self.strategy,
             strategy_params,
             options=override(self.setup.backtest, overrides, self._variants),
             equity=equity,
@@ -356,7 +360,7 @@ def _make_cache(backtest: Any) -> Any:
 
 
 def _batched_entry(
-    backtest: Any, setup: WorkerSetup
+    backtest: Any, setup: WorkerSetup, strategy: Any
 ) -> Callable[[Evaluator, Sequence[TrialTask]], list] | None:
     """The backtest engine's many-sets entry point (``run_many``): indicators shared through the cache."""
     run_many = getattr(backtest, "run_many", None)
@@ -376,7 +380,7 @@ def _batched_entry(
                 strategy_params, overrides = split_params(tasks[index].params, setup)
                 sets.append({**strategy_params, **overrides} if overrides else strategy_params)
             table = run_many(
-                evaluator._bars_for(stop), setup.strategy, sets, options=setup.backtest, cache=evaluator.cache
+                evaluator._bars_for(stop), strategy, sets, options=setup.backtest, cache=evaluator.cache
             )
             for index, values in zip(indices, table.tolist(), strict=True):
                 metrics = dict(zip(names, values, strict=True))

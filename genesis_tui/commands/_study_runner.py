@@ -34,6 +34,10 @@ def add_run_options(parser: argparse.ArgumentParser, *, db_required: bool = Fals
     parser.add_argument("--backend", choices=("inline", "process", "dask"), help="override execution.backend")
     parser.add_argument("--workers", type=int, metavar="N", help="override execution.workers (0: one per core)")
     add_allow_many_workers(parser)
+    parser.add_argument(
+        "--allow-changed-strategy", action="store_true",
+        help="resume a study whose strategy file changed since it started (its trials then mix two versions)",
+    )
 
 
 def add_allow_many_workers(parser: argparse.ArgumentParser) -> None:
@@ -65,6 +69,8 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
         out["workers"] = args.workers
     if args.allow_many_workers:
         out["allow_many_workers"] = True
+    if getattr(args, "allow_changed_strategy", False):
+        out["allow_changed_strategy"] = True
     return out
 
 
