@@ -111,7 +111,8 @@ class AlertStore:
     async def recent(self, limit: int = 100, *, study: str | None = None, all_studies: bool = False) -> list[Alert]:
         """The latest ``limit`` alerts, oldest first (this store's study unless told otherwise)."""
         db = self._conn()
-        where, params = "", []
+        where = ""
+        params: list[str] = []
         if not all_studies:
             who = study if study is not None else self.study
             where, params = ("WHERE study IS NULL", []) if who is None else ("WHERE study = ?", [who])
@@ -130,5 +131,5 @@ class AlertStore:
                 ts=row[0],
                 raised_at=row[1],
             )
-            for row in reversed(rows)
+            for row in reversed(list(rows))
         ]
