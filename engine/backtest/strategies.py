@@ -53,6 +53,7 @@ class Param:
                     f"{', '.join(map(str, self.choices))}, got {value!r}"
                 )
             return value
+        assert self.low is not None and self.high is not None, f"{strategy}: {self.name} has no bounds"
         if self.kind == "int":
             ok = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
             if not ok and isinstance(value, (float, np.floating)) and float(value).is_integer():
