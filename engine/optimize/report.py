@@ -17,6 +17,7 @@ from engine.histogram import LogHistogram
 from engine.optimize.records import TrialRecord, TrialState
 from engine.optimize.store import SqliteStore
 from engine.paths import named_path
+from engine.store.protocol import StudyStore
 from engine.timestamps import iso_utc
 
 TOP_K = 10
@@ -52,7 +53,7 @@ def _trial_dict(trial: TrialRecord) -> dict[str, Any]:
     }
 
 
-async def build_report(store: SqliteStore, name: str) -> dict[str, Any]:
+async def build_report(store: StudyStore, name: str) -> dict[str, Any]:
     """Everything the report shows about study ``name``, as JSON-ready data."""
     study = await store.require_study(name)
     fields = _spec_fields(study.spec_toml)

@@ -16,7 +16,7 @@ from engine.telemetry_map import build_heatmap, figures, thin_curve, validation_
 
 if TYPE_CHECKING:
     from engine.optimize.records import TrialRecord
-    from engine.optimize.store import SqliteStore
+    from engine.store.protocol import StudyStore
 
 log = logging.getLogger("engine.runtime")
 
@@ -52,7 +52,7 @@ class StudyWatch:
         self._heat_dirty = False
         self._heat_at = -1e9
         self._convergence_frozen: tuple[float, ...] = ()
-        self._store: SqliteStore | None = None
+        self._store: StudyStore | None = None
         # The watch loop, the study's last read and the console's trial view share one
         # store: unserialized, two reads would each open one (leaking a connection thread,
         # which hangs the interpreter at exit) and count the same trials twice.
@@ -95,7 +95,7 @@ class StudyWatch:
                 await self._close()
             await asyncio.sleep(WATCH_INTERVAL_S)
 
-    async def _open(self) -> SqliteStore | None:
+    async def _open(self) -> StudyStore | None:
         if self._store is None:
             from engine.optimize.store import SqliteStore
 

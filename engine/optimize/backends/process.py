@@ -85,7 +85,7 @@ def attach_bars(handle: tuple[str, list[tuple[str, str, int]], dict[str, str]]) 
     # Spawned workers share the parent's resource tracker, so attaching here registers
     # nothing new; the parent unlinks the block when the pool closes.
     block = shared_memory.SharedMemory(name=name)
-    columns = {}
+    columns: dict[str, Any] = {}
     offset = 0
     for column, dtype, length in layout:
         view = np.ndarray((length,), dtype=np.dtype(dtype), buffer=block.buf, offset=offset)
@@ -329,7 +329,8 @@ class ProcessBackend:
         assert self._loop is not None and self._setup is not None and self._shared is not None
         parent, child = self._ctx.Pipe(duplex=True)
         name = f"w{index}" if generation == 0 else f"w{index}.{generation}"
-        process = self._ctx.Process(
+        # typeshed: get_context(str) is a BaseContext; every concrete context has Process.
+        process = self._ctx.Process(  # type: ignore[attr-defined]
             target=_worker_main,
             args=(index, name, child, self._shared.handle(), self._setup, cells),
             name=f"genesis-{name}",
@@ -483,7 +484,7 @@ class ProcessBackend:
             worker.startup.exception()  # retrieved: start() or the line below reports it
             if worker.generation > 0:
                 # A replacement that cannot start: the pool cannot recover, the study must stop.
-                self._results.put_nowait(error)  # type: ignore[arg-type]
+                self._results.put_nowait(error)
             return
         if worker.chunks:
             in_hand, _ = worker.chunks.popleft()
