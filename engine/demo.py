@@ -15,10 +15,15 @@ import os
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.paths import data_dir
 from engine.store import sqlite as sqlite_policy
+
+if TYPE_CHECKING:
+    from engine.bus import EventBus
+    from engine.live.loop import PaperTradingLoop
+    from engine.runtime import Engine, PaperHost
 
 DEMO_BARS = 1_000_000
 DEMO_SEED = 7
@@ -122,10 +127,10 @@ def paper_factory(
     strategy: str = "sma_cross",
     params: dict[str, Any] | None = None,
     bars_per_s: float = PAPER_BARS_PER_S,
-) -> Callable[[Any], Any]:
+) -> Callable[[Engine], PaperHost]:
     """A factory the Engine calls with itself: the paper loop replaying synthetic bars on its bus."""
 
-    def make(engine: Any) -> Any:
+    def make(engine: Engine) -> PaperHost:
         from engine.backtest import BacktestOptions
         from engine.data import load
         from engine.live import LoopConfig, PaperTradingLoop, RegistrySignals, ReplayFeed
@@ -134,11 +139,12 @@ def paper_factory(
         data = load(f"synthetic:bars={bars},seed={seed},timeframe=1m")
         config = LoopConfig(BacktestOptions(fee=0.0005, slippage=0.0002), recent=30)
 
-        def make_loop(bus: Any) -> Any:
+        def make_loop(bus: EventBus) -> PaperTradingLoop:
             feed = ReplayFeed(data, bars_per_s=bars_per_s)
             source = RegistrySignals(strategy, params or {"fast": 10, "slow": 40})
             return PaperTradingLoop(feed, source, config, bus=bus)
 
+        assert engine.bus is not None  # the engine calls its factory once its bus runs
         return PaperHost(make_loop, engine.bus, repeat=True)
 
     return make
@@ -160,7 +166,7 @@ def demo_engine(
     backend: str = "process",
     workers: int | None = None,
     paper: bool = True,
-) -> Any:
+) -> Engine:
     """An :class:`~engine.runtime.Engine` for the demo workspace (not started)."""
     from engine.monitor.alert_spec import AlertsSpec, Threshold
     from engine.runtime import Engine
@@ -189,7 +195,7 @@ def demo_engine(
 
 
 async def start_demo(
-    engine: Any, *, trials: int = 5000, bars: int = DEMO_BARS, backend: str = "process"
+    engine: Engine, *, trials: int = 5000, bars: int = DEMO_BARS, backend: str = "process"
 ) -> list[Path]:
     """Start ``engine`` and its demo studies (the second follows the first)."""
     reset_if_finished(engine.db)

@@ -39,7 +39,7 @@ import time
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.errors import GenesisError, InputError
 from engine.headless.history import RunHistory, archive_study
@@ -49,6 +49,9 @@ from engine.optimize.lock import StudyLock
 from engine.paths import named_path
 from engine.profile import profiler
 from engine.store import sqlite as sqlite_policy
+
+if TYPE_CHECKING:
+    from engine.optimize.study import Study
 
 log = logging.getLogger("engine.headless")
 
@@ -99,7 +102,7 @@ class RunOptions:
     overrides: dict[str, Any] = field(default_factory=dict)
 
 
-def _load_study(options: RunOptions) -> Any:
+def _load_study(options: RunOptions) -> Study:
     from engine.optimize.study import Study
     from engine.paths import default_store_path
 
@@ -159,9 +162,9 @@ def default_log_file(db: Path, name: str) -> Path:
     return named_path(db.parent / "logs", name, ".log")
 
 
-def default_report_dir(study: Any) -> Path:
+def default_report_dir(study: Study) -> Path:
     """The study file's ``[report] dir``, else ``<store dir>/reports``."""
-    configured = getattr(getattr(study.spec, "report", None), "dir", None)
+    configured = study.spec.report.dir
     if configured:
         path = Path(configured).expanduser()
         if not path.is_absolute() and getattr(study.spec, "path", None):
@@ -193,7 +196,7 @@ def run(options: RunOptions) -> int:
 class HeadlessRun:
     """One headless run of one study, under its lock."""
 
-    def __init__(self, study: Any, options: RunOptions, output: Output, lock: StudyLock) -> None:
+    def __init__(self, study: Study, options: RunOptions, output: Output, lock: StudyLock) -> None:
         self.study = study
         self.options = options
         self.output = output
@@ -532,7 +535,7 @@ def _start_sampler() -> Any:
     return ThreadSampler("whole run, every thread", interval_s=SAMPLER_INTERVAL_S).start()
 
 
-def _default_report_dir(study: Any) -> Path:
+def _default_report_dir(study: Study) -> Path:
     return default_report_dir(study)
 
 
