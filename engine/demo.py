@@ -14,10 +14,15 @@ import contextlib
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from engine.errors import GenesisError
+from engine.errors import GenesisError, InputError
 from engine.paths import data_dir
+
+if TYPE_CHECKING:
+    from engine.bus import EventBus
+    from engine.live.loop import PaperTradingLoop
+    from engine.runtime import Engine, PaperHost
 
 DEMO_BARS = 1_000_000
 DEMO_SEED = 7
@@ -125,10 +130,10 @@ def paper_factory(
     strategy: str = "sma_cross",
     params: dict[str, Any] | None = None,
     bars_per_s: float = PAPER_BARS_PER_S,
-) -> Callable[[Any], Any]:
+) -> Callable[[Engine], PaperHost]:
     """A factory the Engine calls with itself: the paper loop replaying synthetic bars on its bus."""
 
-    def make(engine: Any) -> Any:
+    def make(engine: Engine) -> PaperHost:
         from engine.backtest import BacktestOptions
         from engine.data import load
         from engine.live import LoopConfig, PaperTradingLoop, RegistrySignals, ReplayFeed
@@ -137,11 +142,12 @@ def paper_factory(
         data = load(f"synthetic:bars={bars},seed={seed},timeframe=1m")
         config = LoopConfig(BacktestOptions(fee=0.0005, slippage=0.0002), recent=30)
 
-        def make_loop(bus: Any) -> Any:
+        def make_loop(bus: EventBus) -> PaperTradingLoop:
             feed = ReplayFeed(data, bars_per_s=bars_per_s)
             source = RegistrySignals(strategy, params or {"fast": 10, "slow": 40})
             return PaperTradingLoop(feed, source, config, bus=bus)
 
+        assert engine.bus is not None  # the engine calls its factory once its bus runs
         return PaperHost(make_loop, engine.bus, repeat=True)
 
     return make
@@ -163,7 +169,7 @@ def demo_engine(
     backend: str = "process",
     workers: int | None = None,
     paper: bool = True,
-) -> Any:
+) -> Engine:
     """An :class:`~engine.runtime.Engine` for the demo workspace (not started)."""
     from engine.monitor.alert_spec import AlertsSpec, Threshold
     from engine.runtime import Engine
@@ -192,9 +198,11 @@ def demo_engine(
 
 
 async def start_demo(
-    engine: Any, *, trials: int = 5000, bars: int = DEMO_BARS, backend: str = "process"
+    engine: Engine, *, trials: int = 5000, bars: int = DEMO_BARS, backend: str = "process"
 ) -> list[Path]:
     """Start ``engine`` and its demo studies (the second follows the first)."""
+    if not isinstance(engine.db, Path):
+        raise InputError("the demo keeps its studies in a SQLite store (give --db a file, not a URL)")
     await reset_if_finished(engine.db)
     paths = write_demo_studies(engine.db.parent, trials=trials, bars=bars, backend=backend)
     await engine.start()

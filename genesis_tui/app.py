@@ -13,7 +13,7 @@ from __future__ import annotations
 import gc
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import ClassVar
 
@@ -56,8 +56,9 @@ class GenesisApp(App[int]):
     CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses live elsewhere
     TITLE = "Genesis"
     COMMANDS: ClassVar = App.COMMANDS | {GenesisCommandProvider}
-    HORIZONTAL_BREAKPOINTS: ClassVar = [(0, "-narrow"), (140, "-wide")]
-    VERTICAL_BREAKPOINTS: ClassVar = [(0, "-short"), (40, "-tall")]
+    # textual declares these `ClassVar[...] | None`, which mypy reads as instance variables.
+    HORIZONTAL_BREAKPOINTS: ClassVar = [(0, "-narrow"), (140, "-wide")]  # type: ignore[misc]
+    VERTICAL_BREAKPOINTS: ClassVar = [(0, "-short"), (40, "-tall")]  # type: ignore[misc]
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit_console", "Quit"),
@@ -269,7 +270,7 @@ class GenesisApp(App[int]):
     def on_unmount(self) -> None:
         gc.unfreeze()  # the console is gone: its objects are garbage like any other
 
-    def get_system_commands(self, screen: Screen) -> object:
+    def get_system_commands(self, screen: Screen) -> Iterator[SystemCommand]:
         yield from super().get_system_commands(screen)
         yield SystemCommand("Genesis help", "Keys and commands", self.action_help)
 

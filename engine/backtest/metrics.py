@@ -51,7 +51,7 @@ class Metrics:
     @classmethod
     def from_array(cls, values: np.ndarray) -> Metrics:
         """From the kernel's output array (``enums.METRIC_NAMES`` order)."""
-        fields = {name: float(values[i]) for i, name in enumerate(METRIC_NAMES)}
+        fields: dict[str, Any] = {name: float(values[i]) for i, name in enumerate(METRIC_NAMES)}
         fields["trades"] = int(fields["trades"])
         return cls(**fields)
 

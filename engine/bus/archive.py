@@ -370,13 +370,11 @@ class EventArchive:
     async def counts(self) -> tuple[int, int]:
         """(rows in bus_events, rows inside compressed chunks)."""
         db = self._require_db()
-        live = (await (await db.execute("SELECT COUNT(*) FROM bus_events")).fetchone())[0]
-        packed = (
-            await (
-                await db.execute("SELECT COALESCE(SUM(rows), 0) FROM bus_events_archive")
-            ).fetchone()
-        )[0]
-        return int(live), int(packed)
+        # An aggregate without GROUP BY always gives exactly one row.
+        live = await (await db.execute("SELECT COUNT(*) FROM bus_events")).fetchone()
+        packed = await (await db.execute("SELECT COALESCE(SUM(rows), 0) FROM bus_events_archive")).fetchone()
+        assert live is not None and packed is not None
+        return int(live[0]), int(packed[0])
 
     def stats(self) -> ArchiveStats:
         return ArchiveStats(

@@ -30,7 +30,7 @@ class BarsValidationError(DataError):
 
 
 def _readonly(values: object, dtype: type) -> np.ndarray:
-    array = np.ascontiguousarray(values, dtype=dtype)
+    array: np.ndarray = np.ascontiguousarray(values, dtype=dtype)
     if array.ndim != 1:
         raise DataError(f"bars: expected one-dimensional columns, got shape {array.shape}")
     if array.flags.writeable:
@@ -79,7 +79,12 @@ class Bars:
     def slice(self, start: int, stop: int) -> Bars:
         """Bars ``start:stop`` (views, not copies; validation holds for any slice)."""
         return Bars(
-            *(getattr(self, name)[start:stop] for name in COLUMNS),
+            self.ts[start:stop],
+            self.open[start:stop],
+            self.high[start:stop],
+            self.low[start:stop],
+            self.close[start:stop],
+            self.volume[start:stop],
             symbol=self.symbol,
             timeframe=self.timeframe,
             meta=dict(self.meta),

@@ -100,9 +100,10 @@ def records_to_bars(records: np.ndarray, key: SeriesKey, meta: dict[str, object]
     ]
     for column in columns:
         column.flags.writeable = False  # fresh arrays: Bars keeps them instead of copying again
+    ts, open_, high, low, close, volume = columns
     with profiler.stage("data.validate"):
         return Bars(
-            *columns,
+            ts, open_, high, low, close, volume,
             symbol=key.symbol,
             timeframe=key.interval,
             meta=meta,
@@ -303,7 +304,8 @@ class CandleStore:
 
     async def _check_ours(self, conn: aiosqlite.Connection) -> None:
         """Refuse a database that holds tables or a schema version that are not ours."""
-        version = (await (await conn.execute("PRAGMA user_version")).fetchone())[0]
+        row = await (await conn.execute("PRAGMA user_version")).fetchone()
+        version = row[0] if row is not None else 0  # (the pragma always answers one row)
         if version not in (0, SCHEMA_VERSION):
             raise StoreError(f"{self.path}: candle cache schema version {version}, expected {SCHEMA_VERSION}")
         rows = await conn.execute_fetchall(

@@ -212,11 +212,11 @@ def parse_candles(body: bytes, coin: str, interval: str) -> tuple[np.ndarray, in
                 f"{label}: candles out of order: candle {row} opens at t={int(ts[row])}, "
                 f"not after t={int(ts[row - 1])}"
             )
-    values = np.column_stack([records[name] for _, name in _FIELDS])
-    infinite = np.isinf(values)
+    table = np.column_stack([records[name] for _, name in _FIELDS])
+    infinite = np.isinf(table)
     dropped_inf = int(infinite.any(axis=1).sum())
-    values[infinite] = np.nan
-    bad_rows = np.isnan(values).any(axis=1)
+    table[infinite] = np.nan
+    bad_rows = np.isnan(table).any(axis=1)
     dropped_nan = int(bad_rows.sum()) - dropped_inf
     if bad_rows.any():
         records = records[~bad_rows]

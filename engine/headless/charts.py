@@ -42,7 +42,7 @@ def _nice_step(span: float, ticks: int = 6) -> float:
 def _ticks(lo: float, hi: float, ticks: int = 6) -> list[float]:
     step = _nice_step(hi - lo, ticks)
     start = math.ceil(lo / step) * step
-    out = []
+    out: list[float] = []
     value = start
     while value <= hi + step * 1e-9 and len(out) < 50:
         out.append(0.0 if abs(value) < step * 1e-9 else value)

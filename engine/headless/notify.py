@@ -142,7 +142,7 @@ class Notifier:
         self.settings = settings
         self.backoff_s = backoff_s
         self.deliveries: list[Delivery] = []
-        self._tasks: set[asyncio.Task[Delivery]] = set()
+        self._tasks: set[asyncio.Task[Delivery | None]] = set()
 
     @property
     def enabled(self) -> bool:
@@ -174,9 +174,9 @@ class Notifier:
         """Send in the background (a critical alert during the run); :meth:`drain` waits for it."""
         if not self.settings.wants(event):
             return
-        task = asyncio.get_running_loop().create_task(self.send(event, payload))  # type: ignore[arg-type]
-        self._tasks.add(task)  # type: ignore[arg-type]
-        task.add_done_callback(self._tasks.discard)  # type: ignore[arg-type]
+        task = asyncio.get_running_loop().create_task(self.send(event, payload))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def drain(self) -> None:
         """Wait for background notifications still in flight."""

@@ -174,14 +174,14 @@ def apply(old: Any, patch: Any) -> Any:
         for index, sub in patch["~e"]:
             out[index] = apply(out[index], sub)
         return out
-    out = dict(old) if isinstance(old, dict) else {}
+    merged = dict(old) if isinstance(old, dict) else {}
     for key, sub in patch.items():
         if key == "~d":
             for gone in sub:
-                out.pop(gone, None)
+                merged.pop(gone, None)
         else:
-            out[key] = apply(out.get(key), sub)
-    return out
+            merged[key] = apply(merged.get(key), sub)
+    return merged
 
 
 class FrameEncoder:

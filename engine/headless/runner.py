@@ -37,7 +37,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.errors import ConfigError, GenesisError, InputError, StoreError
 from engine.headless.history import RunHistory, archive_study
@@ -49,6 +49,9 @@ from engine.paths import named_path
 from engine.profile import profiler
 from engine.store.factory import open_study_store
 from engine.store.url import DatabaseUrl, StoreLocation
+
+if TYPE_CHECKING:
+    from engine.optimize.study import Study
 
 log = logging.getLogger("engine.headless")
 
@@ -99,7 +102,7 @@ class RunOptions:
     overrides: dict[str, Any] = field(default_factory=dict)
 
 
-def _load_study(options: RunOptions) -> Any:
+def _load_study(options: RunOptions) -> Study:
     from engine.optimize.study import Study
     from engine.paths import default_store_path
 
@@ -152,9 +155,9 @@ def default_log_file(db: StoreLocation, name: str) -> Path:
     return named_path(_store_dir(db) / "logs", name, ".log")
 
 
-def default_report_dir(study: Any) -> Path:
+def default_report_dir(study: Study) -> Path:
     """The study file's ``[report] dir``, else ``<store dir>/reports``."""
-    configured = getattr(getattr(study.spec, "report", None), "dir", None)
+    configured = study.spec.report.dir
     if configured:
         path = Path(configured).expanduser()
         if not path.is_absolute() and getattr(study.spec, "path", None):
@@ -186,7 +189,7 @@ def run(options: RunOptions) -> int:
 class HeadlessRun:
     """One headless run of one study, under its lock."""
 
-    def __init__(self, study: Any, options: RunOptions, output: Output, lock: StudyLock) -> None:
+    def __init__(self, study: Study, options: RunOptions, output: Output, lock: StudyLock) -> None:
         self.study = study
         self.options = options
         self.output = output
@@ -229,6 +232,7 @@ class HeadlessRun:
         await _check_store(self.db)  # before the first change: --rerun renames, the run writes
         stored = await _stored_any(self.db, self.name)
         if stored is not None and self.options.rerun:
+            assert isinstance(self.db, Path)  # --rerun was refused above for a PostgreSQL store
             archived = archive_study(self.db, self.name)
             log.info("%s: --rerun: the earlier study is kept as %r; starting afresh", self.name, archived)
             stored = None
@@ -535,7 +539,7 @@ def _start_sampler() -> Any:
     return ThreadSampler("whole run, every thread", interval_s=SAMPLER_INTERVAL_S).start()
 
 
-def _default_report_dir(study: Any) -> Path:
+def _default_report_dir(study: Study) -> Path:
     return default_report_dir(study)
 
 

@@ -29,14 +29,14 @@ import asyncio
 import itertools
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterable, Mapping, Sized
 from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 
 from engine.backtest.options import BacktestOptions
-from engine.bus import CRITICAL, HIGH, LOW, NORMAL, Event, EventBus
+from engine.bus import CRITICAL, HIGH, LOW, NORMAL, Event, EventBus, Subscription
 from engine.data.bars import Bars
 from engine.errors import ConfigError
 from engine.live.broker import PaperBroker
@@ -194,7 +194,7 @@ class PaperTradingLoop:
 
     def __init__(
         self,
-        feed: AsyncIterator[BarRecord] | Any,
+        feed: AsyncIterable[BarRecord],
         source: SignalSource,
         config: LoopConfig | None = None,
         *,
@@ -208,7 +208,7 @@ class PaperTradingLoop:
         self.feed = feed
         self.source = source
         self.symbol = symbol or getattr(feed, "symbol", "") or "SYM"
-        self.bars_total = bars_total or (len(feed) if hasattr(feed, "__len__") else 0)
+        self.bars_total = bars_total or (len(feed) if isinstance(feed, Sized) else 0)
         self.name = _segment(name) if name else f"{_segment(source.name)}-{next(_names)}"
         self.topics = LoopTopics.of(self.name, self.symbol)
         self._own_bus = bus is None
@@ -228,12 +228,13 @@ class PaperTradingLoop:
         self._finished_event = asyncio.Event()
         self._pump = False
         self._held: BarRecord | None = None
+        self._replay: ReplayFeed | None = None  # the feed, when the loop pulls its bars (pump mode)
         self._resume = asyncio.Event()
         self._resume.set()
         self._stop_requested = False
         self._running = False
         self._finished = False
-        self._subs: list[Any] = []
+        self._subs: list[Subscription] = []
         self._sent: BarRecord | None = None
         self._dropped_at_send = 0
         self._watchdog: asyncio.TimerHandle | None = None
@@ -285,9 +286,10 @@ class PaperTradingLoop:
         topic = t.bar
         watchdog = asyncio.get_running_loop().call_later(self.WATCH_S, self._watch)
         try:
-            if getattr(self.feed, "immediate", False):
+            if isinstance(self.feed, ReplayFeed) and self.feed.immediate:
                 # Unpaced replay: each settled bar pulls the next one from inside the
                 # dispatcher (no task switch per bar); this task only waits for the end.
+                self._replay = self.feed
                 self._pump = True
                 with profiler.stage("live.replay"):
                     self._advance()
@@ -331,7 +333,8 @@ class PaperTradingLoop:
             return
         if not self._resume.is_set():
             return  # the resume command advances
-        bar, self._held = self._held or self.feed.next_now(), None
+        assert self._replay is not None  # pump mode is for an unpaced replay only
+        bar, self._held = self._held or self._replay.next_now(), None
         if bar is None:
             self._finished_event.set()
             return

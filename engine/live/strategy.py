@@ -122,13 +122,13 @@ class RegistrySignals:
         if not isinstance(a, _Slot) or not isinstance(b, _Slot):
             raise StrategyError(cannot)
         try:
-            self.bank = IndicatorBank([a, b])
+            self.bank: IndicatorBank = IndicatorBank([a, b])
         except InputError as error:
             raise StrategyError(f"{name}: {error}") from None
         self.kind = int(inputs.kind)
         self.bank.set_rule(self.kind, a, b, inputs.p0, inputs.p1)
-        self._bank = self.bank.bank
-        self._n = 0
+        self._bank: np.ndarray = self.bank.bank
+        self._n: int = 0
         # Compile (or load from numba's disk cache) the step now, not at the first bar.
         idle = np.empty(0)
         rule_step_nb(self._bank, idle, idle, idle, 0, 0)

@@ -121,7 +121,8 @@ class AlertStore:
         if self._empty:
             return []
         db = self._conn()
-        where, params = "", []
+        where = ""
+        params: list[str] = []
         if not all_studies:
             who = study if study is not None else self.study
             where, params = ("WHERE study IS NULL", []) if who is None else ("WHERE study = ?", [who])
@@ -140,5 +141,5 @@ class AlertStore:
                 ts=row[0],
                 raised_at=row[1],
             )
-            for row in reversed(rows)
+            for row in reversed(list(rows))
         ]

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import os
 import shutil
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -215,7 +216,10 @@ class SystemSampler:
     def _read(handle: psutil.Process) -> ProcessSample:
         with handle.oneshot():
             try:
-                files = handle.num_fds() if hasattr(handle, "num_fds") else handle.num_handles()
+                if sys.platform == "win32":
+                    files = handle.num_handles()
+                else:
+                    files = handle.num_fds()
             except (psutil.AccessDenied, AttributeError):
                 files = 0
             return ProcessSample(

@@ -15,9 +15,10 @@ from typing import Any
 from engine.errors import ConfigError
 from engine.histogram import LogHistogram
 from engine.optimize.records import TrialRecord, TrialState
-from engine.optimize.store import SqliteStore
 from engine.paths import named_path
 from engine.store.factory import open_study_store
+from engine.store.protocol import StudyStore
+from engine.store.url import DatabaseUrl
 from engine.timestamps import iso_utc
 
 TOP_K = 10
@@ -55,7 +56,7 @@ def _trial_dict(trial: TrialRecord) -> dict[str, Any]:
     }
 
 
-async def build_report(store: SqliteStore, name: str) -> dict[str, Any]:
+async def build_report(store: StudyStore, name: str) -> dict[str, Any]:
     """Everything the report shows about study ``name``, as JSON-ready data."""
     study = await store.require_study(name)
     fields = _spec_fields(study.spec_toml)
@@ -223,7 +224,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-async def report_from_db(db: str | Path, name: str) -> dict[str, Any]:
+async def report_from_db(db: str | Path | DatabaseUrl, name: str) -> dict[str, Any]:
     """Open ``db`` read-only and build the report of study ``name``."""
     store = await open_study_store(db, readonly=True)
     try:

@@ -349,7 +349,7 @@ class ChoiceDim:
     def bounds(self) -> tuple[float, float] | None:
         if not self.numeric:
             return None
-        return float(min(self.values)), float(max(self.values))  # type: ignore[type-var]
+        return float(min(self.values)), float(max(self.values))
 
     def grid_value(self, index: int) -> Scalar:
         return self.values[index]
@@ -540,7 +540,7 @@ class Space:
         """Whether ``params`` satisfies every constraint."""
         return all(constraint(params) for constraint in self.constraints)
 
-    def sample(self, u: Sequence[float]) -> dict[str, Any]:
+    def sample(self, u: Sequence[float] | np.ndarray) -> dict[str, Any]:
         """The point at unit coordinates ``u`` (one per dimension), fixed values included."""
         point = {d.name: d.sample(float(x)) for d, x in zip(self.dims, u, strict=True)}
         point.update(self.fixed)
@@ -581,7 +581,7 @@ class Space:
         columns: dict[str, np.ndarray] = {}
         for dim, stride in zip(self.dims, self._strides, strict=True):
             if names is None or dim.name in names:
-                columns[dim.name] = dim.grid_values((indices // stride) % dim.grid_size)  # type: ignore[operator]
+                columns[dim.name] = dim.grid_values((indices // stride) % dim.grid_size)
         for name, value in self.fixed.items():
             if names is None or name in names:
                 column = np.empty(

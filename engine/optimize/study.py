@@ -27,10 +27,10 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from engine.backtest.options import BacktestOptions
 from engine.errors import ConfigError, GenesisError, StoreWriteError, out_of_room
@@ -47,13 +47,21 @@ from engine.optimize.records import (
     TrialTask,
     rank_value,
 )
-from engine.optimize.store import SqliteStore, trial_record
-from engine.optimize.trial import WorkerSetup
+from engine.optimize.store import trial_record
+from engine.optimize.trial import Encoded, WorkerSetup
 from engine.profile import caches, profiler
 from engine.store.factory import open_study_store
+from engine.store.protocol import StudyStore
 from engine.store.url import DatabaseUrl, StoreLocation, store_location
 
-ProgressCallback = Callable[[StudyProgress], Any]
+if TYPE_CHECKING:
+    from engine.data.bars import Bars
+    from engine.optimize.samplers import Sampler
+    from engine.optimize.spec import StudySpec
+    from engine.strategy.core import StrategyDef
+
+ProgressCallback = Callable[[StudyProgress], object]
+_T = TypeVar("_T")
 
 #: The top N's artifacts are brought up to date at a batch end at most this often, and at the end.
 ARTIFACT_FILL_INTERVAL_S = 15.0
@@ -112,33 +120,26 @@ class StudySummary:
 
 
 # ---------------------------------------------------------------------------
-# reading the study spec (the spec module is the authority on its shape)
+# reading the study spec (the spec module is the authority on its shape and defaults)
 
 
-def _section(spec: Any, name: str) -> Any:
-    return getattr(spec, name, None)
-
-
-def _opt(section: Any, name: str, default: Any) -> Any:
-    value = getattr(section, name, default) if section is not None else default
-    return default if value is None else value
-
-
-def _check_spec_workers(spec: Any, overrides: dict[str, Any], where: str, allow_many: bool) -> None:
+def _check_spec_workers(
+    spec: StudySpec, where: str, *, backend: str | Backend | None, workers: int | None, allow_many: bool
+) -> None:
     """Refuse a file's ``execution.workers`` above the machine's bound when it starts local processes.
 
     A ``workers`` override is checked where it was given (``--workers``).
     """
-    if overrides.get("workers") is not None:
+    if workers is not None:
         return
-    execution = _section(spec, "execution")
-    backend = overrides.get("backend") or _opt(execution, "backend", "process")
-    local = backend == "process" or (backend == "dask" and _opt(execution, "scheduler", "local") == "local")
+    execution = spec.execution
+    chosen = backend or execution.backend
+    local = chosen == "process" or (chosen == "dask" and execution.scheduler == "local")
     if local:
-        check_workers(int(_opt(execution, "workers", 0)), f"{where}: execution.workers", allow_many=allow_many)
+        check_workers(int(execution.workers), f"{where}: execution.workers", allow_many=allow_many)
 
 
-def parse_artifacts(policy: Any) -> int | None:
+def parse_artifacts(policy: str | int | None) -> int | None:
     """``"all"`` -> ``None`` (every trial), ``"none"`` -> 0, ``"top:N"`` -> N."""
     if policy is None:
         return 20
@@ -157,7 +158,7 @@ def parse_artifacts(policy: Any) -> int | None:
     raise ConfigError(f"execution.artifacts: expected all, none or top:N, got {policy!r}")
 
 
-def _load_spec_file(path: Path) -> Any:
+def _load_spec_file(path: Path) -> StudySpec:
     from engine.optimize.spec import load_study
 
     return load_study(path)
@@ -175,24 +176,24 @@ def strategy_stamp(spec_toml: str) -> tuple[str, str] | None:
     return None
 
 
-def with_strategy_stamp(spec_toml: str, spec: Any) -> str:
+def with_strategy_stamp(spec_toml: str, spec: StudySpec) -> str:
     """The study text as stored: a user strategy's file content hash (and the study's folder,
     so that ``genesis resume NAME`` finds a relative ``file``) appended as a TOML comment."""
-    source = getattr(spec, "source", None)
+    source = spec.source
     if source is None or strategy_stamp(spec_toml) is not None:
         return spec_toml
     folder = Path(spec.path).resolve().parent if Path(spec.path).exists() else Path.cwd()
     return spec_toml.rstrip("\n") + f"\n{_STAMP}{folder} sha256 {source.hash}\n"
 
 
-def strategy_of(spec: Any) -> Any:
+def strategy_of(spec: StudySpec) -> StrategyDef:
     """The strategy record a study runs (its file imported by content, or a built-in)."""
     from engine.backtest import resolve_strategy
 
-    return resolve_strategy(spec.strategy.name, getattr(spec, "source", None))
+    return resolve_strategy(spec.strategy.name, spec.source)
 
 
-def _load_spec_text(text: str, name: str) -> Any:
+def _load_spec_text(text: str, name: str) -> StudySpec:
     from engine.config import parse_toml
     from engine.optimize.spec import study_from_dict
 
@@ -202,31 +203,21 @@ def _load_spec_text(text: str, name: str) -> Any:
     return study_from_dict(raw, where=f"stored study {name!r}", default_name=name, base=base)
 
 
-def _space_of(spec: Any) -> Any:
-    space = getattr(spec, "space", None)
-    if space is not None and hasattr(space, "trial_key"):
-        return space
-    build = getattr(spec, "build_space", None)
-    if build is not None:
-        return build()
-    raise GenesisError("study spec has no parameter space")
-
-
-def _make_sampler(spec: Any, space: Any) -> Any:
+def _make_sampler(spec: StudySpec) -> Sampler:
     from engine.optimize.samplers import make_sampler
 
-    return make_sampler(spec.search, space)
+    return make_sampler(spec.search, spec.space)
 
 
-def _store_of(spec: Any, db: str | Path | DatabaseUrl | None) -> StoreLocation | None:
+def _store_of(spec: StudySpec, db: str | Path | DatabaseUrl | None) -> StoreLocation | None:
     """``--db``, else the study file's ``[execution] db`` (a path relative to the file), else ``None``."""
     if db is not None:
         return store_location(db)
-    configured = _opt(_section(spec, "execution"), "db", None)
+    configured = spec.execution.db
     if not configured:
         return None
     location = store_location(str(configured))
-    source = getattr(spec, "path", None)
+    source = spec.path
     if isinstance(location, Path):
         location = location.expanduser()
         if not location.is_absolute() and source:
@@ -239,7 +230,7 @@ class Study:
 
     def __init__(
         self,
-        spec: Any,
+        spec: StudySpec,
         spec_toml: str,
         *,
         db: str | Path | DatabaseUrl | None = None,
@@ -255,26 +246,25 @@ class Study:
         self.spec_toml = with_strategy_stamp(spec_toml, spec)
         self.allow_changed_strategy = allow_changed_strategy
         self.db = _store_of(spec, db) or default_store_path()
-        execution = _section(spec, "execution")
-        search = _section(spec, "search")
+        execution, search = spec.execution, spec.search
         self.name: str = spec.name
-        self.backend_choice: str | Backend = backend or _opt(execution, "backend", "process")
-        self.workers = int(workers if workers is not None else _opt(execution, "workers", 0))
-        self.trial_timeout_s = float(_opt(execution, "trial_timeout_s", 30.0))
-        self.scheduler = str(_opt(execution, "scheduler", "local"))
+        self.backend_choice: str | Backend = backend or execution.backend
+        self.workers = int(workers if workers is not None else execution.workers)
+        self.trial_timeout_s = float(execution.trial_timeout_s)
+        self.scheduler = execution.scheduler
         self.worker_nice = worker_nice
-        self.max_failures = int(_opt(execution, "max_consecutive_failures", 20))
-        self.batch_size = int(batch_size or getattr(spec, "batch_size", None) or 1024)
-        self.store_batch = int(_opt(execution, "checkpoint_every", 500))
-        self.flush_interval_s = float(_opt(execution, "checkpoint_interval_s", 1.0))
-        self.artifacts_top = parse_artifacts(_opt(execution, "artifacts", "top:20"))
-        self.objective: str = _opt(search, "objective", "sharpe")
-        self.maximize = str(_opt(search, "direction", "maximize")).lower() != "minimize"
-        self.budget = int(_opt(search, "trials", 1000))
-        self.prune = str(_opt(search, "prune", "none")).lower()
-        self.space = _space_of(spec)
+        self.max_failures = int(execution.max_consecutive_failures)
+        self.batch_size = int(batch_size or spec.batch_size)
+        self.store_batch = int(execution.checkpoint_every)
+        self.flush_interval_s = float(execution.checkpoint_interval_s)
+        self.artifacts_top = parse_artifacts(execution.artifacts)
+        self.objective: str = search.objective
+        self.maximize = search.direction.lower() != "minimize"
+        self.budget = spec.trials
+        self.prune = search.prune.lower()
+        self.space = spec.space
         self._executor: Executor | None = None
-        self._store: SqliteStore | None = None
+        self._store: StudyStore | None = None
         self._stop_requested = False
         self._tracker = ProgressTracker(self.name, self.budget, objective=self.objective, workers=1)
         # The top N by objective: a min-heap of (rank, -number, number, key, params), and who has artifacts.
@@ -286,36 +276,67 @@ class Study:
 
     @classmethod
     def from_file(
-        cls, path: str | Path, *, db: str | Path | None = None, allow_many_workers: bool = False, **overrides: Any
+        cls,
+        path: str | Path,
+        *,
+        db: str | Path | DatabaseUrl | None = None,
+        backend: str | Backend | None = None,
+        workers: int | None = None,
+        batch_size: int | None = None,
+        worker_nice: int = 0,
+        allow_many_workers: bool = False,
+        allow_changed_strategy: bool = False,
     ) -> Study:
         """Load a study file (errors are one-line ``ConfigError``s naming the file and key).
 
-        ``allow_many_workers``: accept an ``execution.workers`` above the machine's bound."""
+        ``backend`` and ``workers`` override ``[execution]``, ``batch_size`` the sampler's
+        batch; ``None`` keeps the file's choice (whose defaults live in the spec module).
+        ``allow_many_workers``: accept an ``execution.workers`` above the machine's bound;
+        ``allow_changed_strategy``: resume although the strategy file changed.
+        """
         path = Path(path)
-        if overrides.get("backend", "process") == "process":
-            # The worker pool's fork server imports the engine while this process reads the file.
+        spec = _load_spec_file(path)
+        if (backend or spec.execution.backend) == "process":
+            # The worker pool's fork server imports the engine while this process loads the data.
             from engine.optimize.backends.process import start_fork_server
 
             start_fork_server()
         spec = _load_spec_file(path)
-        _check_spec_workers(spec, overrides, str(path), allow_many_workers)
+        _check_spec_workers(spec, str(path), backend=backend, workers=workers, allow_many=allow_many_workers)
         from engine.config import read_text
 
-        return cls(spec, read_text(path), db=db, **overrides)
+        return cls(
+            spec, read_text(path), db=db, backend=backend, workers=workers, batch_size=batch_size,
+            worker_nice=worker_nice, allow_changed_strategy=allow_changed_strategy,
+        )
 
     @classmethod
     async def from_store(
-        cls, name: str, *, db: str | Path, allow_many_workers: bool = False, **overrides: Any
+        cls,
+        name: str,
+        *,
+        db: str | Path | DatabaseUrl,
+        backend: str | Backend | None = None,
+        workers: int | None = None,
+        batch_size: int | None = None,
+        worker_nice: int = 0,
+        allow_many_workers: bool = False,
+        allow_changed_strategy: bool = False,
     ) -> Study:
-        """The study ``name`` as stored in ``db`` (its spec text is kept with it)."""
+        """The study ``name`` as stored in ``db`` (its spec text is kept with it); overrides as :meth:`from_file`."""
         store = await open_study_store(db, readonly=True)
         try:
             record = await store.require_study(name)
         finally:
             await store.close()
         spec = _load_spec_text(record.spec_toml, name)
-        _check_spec_workers(spec, overrides, f"stored study {name!r}", allow_many_workers)
-        return cls(spec, record.spec_toml, db=db, **overrides)
+        _check_spec_workers(
+            spec, f"stored study {name!r}", backend=backend, workers=workers, allow_many=allow_many_workers
+        )
+        return cls(
+            spec, record.spec_toml, db=db, backend=backend, workers=workers, batch_size=batch_size,
+            worker_nice=worker_nice, allow_changed_strategy=allow_changed_strategy,
+        )
 
     # -- control (the console calls these) ------------------------------------
 
@@ -359,7 +380,7 @@ class Study:
 
     # -- reads --------------------------------------------------------------
 
-    async def _read(self, reader: Callable[[SqliteStore, int], Any]) -> Any:
+    async def _read(self, reader: Callable[[StudyStore, int], Awaitable[_T]]) -> _T:
         if self._store is not None and self._record is not None:
             return await reader(self._store, self._record.id)
         store = await open_study_store(self.db, readonly=True)
@@ -419,7 +440,7 @@ class Study:
                 await store.close()
 
     async def _run(
-        self, store: SqliteStore, progress_callback: ProgressCallback | None, backend: Backend, bars: Any,
+        self, store: StudyStore, progress_callback: ProgressCallback | None, backend: Backend, bars: Bars,
         t_start: float,
     ) -> StudySummary:
         with profiler.stage("optimize.store_open"):
@@ -435,8 +456,8 @@ class Study:
         setup = WorkerSetup(
             strategy=self.spec.strategy.name,
             source=self.spec.source,
-            backtest=_backtest_options(self.spec),
-            routes=dict(getattr(self.spec, "routes", {}) or {}),
+            backtest=self.spec.backtest,
+            routes=dict(self.spec.routes),
             profile=profiler.enabled,
             objective=self.objective,
             maximize=self.maximize,
@@ -497,29 +518,31 @@ class Study:
             raise GenesisError(f"study {self.name!r} stopped: {error}")
         return summary
 
-    async def _open_study(self, store: SqliteStore, bars: Any) -> tuple[StudyRecord, Any, dict, Any]:
+    async def _open_study(
+        self, store: StudyStore, bars: Bars
+    ) -> tuple[StudyRecord, Sampler, dict[str, tuple[TrialState, float | None, int, int]], Bars]:
         """Create or reopen the study in the store; its sampler, resumable batch and the in-sample bars."""
-        stored = await store.get_study(self.name)
-        if stored is not None and strategy_stamp(stored.spec_toml) != strategy_stamp(self.spec_toml):
+        previous = await store.get_study(self.name)
+        if previous is not None and strategy_stamp(previous.spec_toml) != strategy_stamp(self.spec_toml):
             if not self.allow_changed_strategy:
-                was, now = strategy_stamp(stored.spec_toml), strategy_stamp(self.spec_toml)
+                was, now = strategy_stamp(previous.spec_toml), strategy_stamp(self.spec_toml)
                 raise ConfigError(
                     f"study {self.name!r}: its strategy file changed since the study started "
                     f"(sha256 {(was or ('', '-'))[1][:12]} then, {(now or ('', '-'))[1][:12]} now); resuming would "
                     "mix two strategies: restore the file, rename the study, or pass --allow-changed-strategy"
                 )
-            self.spec_toml = stored.spec_toml  # the stored study goes on, with the file as it is now
+            self.spec_toml = previous.spec_toml  # the stored study goes on, with the file as it is now
         record = await store.create_study(self.name, self.spec_toml)
         self._record = record
         in_sample = _in_sample(self.spec, bars)
 
-        sampler = _make_sampler(self.spec, self.space)
+        sampler = _make_sampler(self.spec)
         if record.sampler_state is not None:
             sampler.set_state(record.sampler_state)
         # Only the batch that was in progress at the last stop can hold trials the sampler asks
         # again (samplers never repeat a key), so memory stays one batch deep however long the study.
         stored = await store.trial_outcomes(record.id, batch=record.checkpoint_seq + 1)
-        total = self._total(sampler)
+        total = self._total()
         tracker = self._tracker = ProgressTracker(self.name, total, objective=self.objective, workers=1)
         for state, n in (await store.counts(record.id)).items():
             if n:
@@ -536,7 +559,7 @@ class Study:
         return record, sampler, stored, in_sample
 
     async def _summary(
-        self, store: SqliteStore, record: StudyRecord, final_state: StudyState, error: str | None,
+        self, store: StudyStore, record: StudyRecord, final_state: StudyState, error: str | None,
         validation: dict[str, Any] | None, executor: Executor, backend: Backend, t_start: float,
     ) -> StudySummary:
         """The run's summary, saved with the study."""
@@ -567,22 +590,23 @@ class Study:
         await store.save_summary(record.id, {k: v for k, v in summary.as_dict().items() if k != "validation"})
         return summary
 
-    def _total(self, sampler: Any) -> int:
+    def _total(self) -> int:
+        """The trial budget, or the feasible grid's size when a grid is smaller."""
         total = self.budget
-        size = getattr(sampler, "total", None)
-        if size is None and str(_opt(_section(self.spec, "search"), "sampler", "grid")) == "grid":
+        size = None
+        if self.spec.search.sampler == "grid":
             with contextlib.suppress(Exception):
                 size = self.space.feasible_grid_size()
         if isinstance(size, int) and size >= 0:
             total = min(total, size)
         return total
 
-    async def _validate(self, store: SqliteStore, record: StudyRecord, bars: Any) -> dict[str, Any] | None:
+    async def _validate(self, store: StudyStore, record: StudyRecord, bars: Bars) -> dict[str, Any] | None:
         """Hold-out / walk-forward re-runs of the best trials and the deflated Sharpe ratio, stored."""
         from engine.optimize import validation as validation_module
 
-        settings = _section(self.spec, "validation")
-        k = max(int(_opt(settings, "top_k", 5)), int(_opt(settings, "walk_forward_candidates", 0)), 1)
+        settings = self.spec.validation
+        k = max(settings.top_k, settings.walk_forward_candidates, 1)
         top = await store.best(record.id, maximize=self.maximize, k=k)
         if not top:
             return None
@@ -597,7 +621,7 @@ class Study:
             n_trials=n_trials,
             trial_sharpes=sharpes or None,
         )
-        as_dict = result.as_dict() if hasattr(result, "as_dict") else dict(result)
+        as_dict = result.as_dict()
         as_dict = json.loads(json.dumps(as_dict, default=str))  # plain lists and dicts, as the store gives back
         await store.save_validation(record.id, as_dict)
         return as_dict
@@ -609,7 +633,7 @@ class Study:
         """``artifacts = "all"``: every complete trial brings its artifacts with it."""
         return self.artifacts_top is None
 
-    def consider_top(self, store: SqliteStore, study_id: int, result: TrialResult, task: TrialTask) -> None:
+    def consider_top(self, store: StudyStore, study_id: int, result: TrialResult, task: TrialTask) -> None:
         """Keep the top-N leaderboard; a trial pushed out of it loses its stored artifacts."""
         top = self.artifacts_top
         if not top or result.state is not TrialState.COMPLETE or result.objective is None:
@@ -631,19 +655,13 @@ class Study:
             if number not in self._with_artifacts
         ]
 
-    def store_artifacts(self, store: SqliteStore, study_id: int, number: int, arrays: dict[str, Any]) -> None:
+    def store_artifacts(self, store: StudyStore, study_id: int, number: int, arrays: dict[str, Encoded]) -> None:
         if arrays:
             store.put_artifacts(study_id, number, arrays)
             self._with_artifacts.add(number)
 
 
-def _backtest_options(spec: Any) -> BacktestOptions:
-    """The study's ``[backtest]`` record (the defaults for a spec without one)."""
-    section = _section(spec, "backtest")
-    return section if isinstance(section, BacktestOptions) else BacktestOptions()
-
-
-def _warn_if_biased(spec: Any, bars: Any) -> None:
+def _warn_if_biased(spec: StudySpec, bars: Bars) -> None:
     """The fast look-ahead and lookback check of a user strategy, as a warning (``genesis check`` for the full one)."""
     from engine.strategy.check import check
 
@@ -661,22 +679,21 @@ def _warn_if_biased(spec: Any, bars: Any) -> None:
                     strategy.label(params), report.hint(first), where)
 
 
-def _warm_kernels(strategy: Any, options: BacktestOptions) -> None:
+def _warm_kernels(strategy: StrategyDef, options: BacktestOptions) -> None:
     """Run the strategy once on a few synthetic bars (loads numba's compiled kernels)."""
     with profiler.stage("numba.warm_up"), contextlib.suppress(Exception):
         # Importing _preload warms the simulation kernel; the strategy's run below loads the rest.
         from engine import backtest
         from engine.optimize.backends._preload import tiny_bars
 
-        spec = backtest.get_strategy(strategy)
-        backtest.run_many(tiny_bars(), strategy, [{p.name: p.default for p in spec.params}], options=options)
+        backtest.run_many(tiny_bars(), strategy, [strategy.defaults()], options=options)
 
 
-def _in_sample(spec: Any, bars: Any) -> Any:
+def _in_sample(spec: StudySpec, bars: Bars) -> Bars:
     """The bars the search runs on (the hold-out, if any, is kept for validation)."""
     from engine.optimize.validation import in_sample
 
-    return in_sample(bars, _section(spec, "validation"))
+    return in_sample(bars, spec.validation)
 
 
 class _BatchLoop:
@@ -685,9 +702,9 @@ class _BatchLoop:
     def __init__(
         self,
         study: Study,
-        store: SqliteStore,
+        store: StudyStore,
         record: StudyRecord,
-        sampler: Any,
+        sampler: Sampler,
         executor: Executor,
         stored: dict[str, tuple[TrialState, float | None, int, int]],
         emit: Callable[..., None],
@@ -716,9 +733,9 @@ class _BatchLoop:
             # run. Asked short (its stored trials counted as done), the rest of them would come
             # back in the next batch, run again and be dropped by the store: the budget falls short.
             done = self.done - len(self.stored)
-            if done >= self.study.budget or getattr(self.sampler, "exhausted", False):
+            if done >= self.study.budget or self.sampler.exhausted:
                 break
-            batch_size = getattr(self.sampler, "preferred_batch", None) or self.study.batch_size
+            batch_size = self.sampler.preferred_batch or self.study.batch_size
             wanted = min(batch_size, self.study.budget - done)
             with profiler.stage("optimize.sampler"):
                 points = self.sampler.ask(wanted)

@@ -35,9 +35,18 @@ from typing import Any
 
 import numpy as np
 
+# The package, not its functions: run/run_many are looked up at call time, so a test's
+# monkeypatch of engine.backtest.run_many reaches the workers it runs inline.
+from engine import backtest
+from engine.backtest.api import BacktestResult
+from engine.backtest.enums import METRIC_NAMES
+from engine.backtest.indicators import IndicatorCache
+from engine.backtest.metrics import Metrics
 from engine.backtest.options import OPTIONS, BacktestOptions, override
+from engine.data.bars import Bars
 from engine.optimize.artifacts import encode_array
 from engine.optimize.records import TrialResult, TrialState, TrialTask, clean_objective
+from engine.strategy.core import StrategyDef
 from engine.strategy.loader import StrategySource
 
 FAULTS_ENV = "GENESIS_TEST_FAULTS"
@@ -163,25 +172,22 @@ class Evaluator:
 
     def __init__(
         self,
-        bars: Any,
+        bars: Bars,
         setup: WorkerSetup,
         *,
         worker: str = "inline",
         slot: Slot | None = None,
         ship_profile: bool = False,
     ) -> None:
-        from engine import backtest
-
         self.bars = bars
         self.setup = setup
         self.worker = worker
         self.slot = slot or Slot([math.nan, 0.0, 0.0])
-        self._backtest = backtest
         self.strategy = backtest.resolve_strategy(setup.strategy, setup.source)
-        self.cache = _make_cache(backtest)
-        self._prefixes: dict[int, Any] = {}
+        self.cache = IndicatorCache()
+        self._prefixes: dict[int, Bars] = {}
         self._faults = parse_faults(setup.faults)
-        self._batched = _batched_entry(backtest, setup, self.strategy)
+        self._batched = _batched_entry(setup, self.strategy)
         self._variants: dict[Any, BacktestOptions] = {}  # setup.backtest with each distinct trial override
         self._mean_trial_s: float | None = None
         self._ship_profile = ship_profile and setup.profile
@@ -194,14 +200,12 @@ class Evaluator:
         """Load the compiled kernels (numba's cache) on a tiny prefix, so the first chunk does not pay it."""
         bars = self.bars.slice(0, min(len(self.bars), 64))
         with contextlib.suppress(Exception):
-            run_many = getattr(self._backtest, "run_many", None)
-            if run_many is not None:
-                defaults = {p.name: p.default for p in self.strategy.params}
-                run_many(bars, self.strategy, [defaults], options=self.setup.backtest)
+            defaults = {p.name: p.default for p in self.strategy.params}
+            backtest.run_many(bars, self.strategy, [defaults], options=self.setup.backtest)
 
     # -- data prefixes (successive halving) ---------------------------------
 
-    def _bars_for(self, stop: int | None) -> Any:
+    def _bars_for(self, stop: int | None) -> Bars:
         if stop is None or stop >= len(self.bars):
             return self.bars
         bars = self._prefixes.get(stop)
@@ -224,18 +228,18 @@ class Evaluator:
         if artifacts:
             for task in tasks:
                 results.append(self._evaluate_one(task, keep=encoded))
-        elif self._batched is not None and not isolate and not self._faults:
+        elif not isolate and not self._faults:
             for start in range(0, len(tasks), KERNEL_BATCH):
                 results.extend(self._evaluate_batched(tasks[start : start + KERNEL_BATCH]))
         else:
             results.extend(self._evaluate_one(task) for task in tasks)
         self.slot.idle()
-        counters = getattr(self.cache, "counters", None)
+        counters = self.cache.counters
         return ChunkOutput(
             results,
             encoded,
-            cache_hits=int(getattr(counters, "hits", 0)),
-            cache_misses=int(getattr(counters, "misses", 0)),
+            cache_hits=int(counters.hits),
+            cache_misses=int(counters.misses),
             profile=self._export_profile(),
         )
 
@@ -307,9 +311,9 @@ class Evaluator:
             task.step,
         )
 
-    def _run(self, task: TrialTask, *, equity: bool, trades: bool) -> tuple[dict[str, float], Any]:
+    def _run(self, task: TrialTask, *, equity: bool, trades: bool) -> tuple[dict[str, float], BacktestResult]:
         strategy_params, overrides = split_params(task.params, self.setup)
-        result = self._backtest.run(
+        result = backtest.run(
             self._bars_for(task.stop),
             self.strategy,
             strategy_params,
@@ -343,9 +347,8 @@ class Evaluator:
         ]
 
 
-def _metrics_dict(metrics: Any) -> dict[str, float]:
-    raw = metrics.as_dict() if hasattr(metrics, "as_dict") else dict(metrics)
-    return {name: _plain(value) for name, value in raw.items()}
+def _metrics_dict(metrics: Metrics) -> dict[str, float]:
+    return {name: _plain(value) for name, value in metrics.as_dict().items()}
 
 
 def _plain(value: Any) -> Any:
@@ -354,19 +357,11 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _make_cache(backtest: Any) -> Any:
-    factory = getattr(backtest, "IndicatorCache", None)
-    return factory() if factory is not None else None
-
-
 def _batched_entry(
-    backtest: Any, setup: WorkerSetup, strategy: Any
-) -> Callable[[Evaluator, Sequence[TrialTask]], list] | None:
+    setup: WorkerSetup, strategy: StrategyDef
+) -> Callable[[Evaluator, Sequence[TrialTask]], list[dict[str, float]]]:
     """The backtest engine's many-sets entry point (``run_many``): indicators shared through the cache."""
-    run_many = getattr(backtest, "run_many", None)
-    names = getattr(backtest, "METRIC_NAMES", None)
-    if run_many is None or names is None:
-        return None
+    names = METRIC_NAMES
     trades_index = names.index("trades") if "trades" in names else -1
 
     def evaluate(evaluator: Evaluator, tasks: Sequence[TrialTask]) -> list[dict[str, float]]:
@@ -379,7 +374,7 @@ def _batched_entry(
             for index in indices:
                 strategy_params, overrides = split_params(tasks[index].params, setup)
                 sets.append({**strategy_params, **overrides} if overrides else strategy_params)
-            table = run_many(
+            table = backtest.run_many(
                 evaluator._bars_for(stop), strategy, sets, options=setup.backtest, cache=evaluator.cache
             )
             for index, values in zip(indices, table.tolist(), strict=True):

@@ -216,7 +216,7 @@ def capture_call(
     function: Callable[..., R], *args: Any, label: str | None = None, limit: int = DEFAULT_LIMIT, **kwargs: Any
 ) -> tuple[R, CpuCapture]:
     """Run ``function(*args, **kwargs)`` under cProfile; return its result and the capture."""
-    recorder = CpuRecorder(label or getattr(function, "__qualname__", "call"), limit=limit)
+    recorder = CpuRecorder(label or str(getattr(function, "__qualname__", "call")), limit=limit)
     recorder.start()
     try:
         result = function(*args, **kwargs)
@@ -636,7 +636,7 @@ def run_captured(
     module-level function; what comes back is plain data.
     """
     kwargs = dict(kwargs or {})
-    name = label or getattr(function, "__qualname__", "call")
+    name = label or str(getattr(function, "__qualname__", "call"))
     tracer = MemoryTracer(top=top).start() if memory else None
     if tracer is not None:
         tracer.mark()

@@ -21,15 +21,15 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.errors import GenesisError, InputError
 from engine.paths import default_store_path
 from engine.runtime._log import LogBuffer
 from engine.runtime._watch import StudyWatch
-from engine.store.url import store_location
+from engine.store.url import DatabaseUrl, store_location
 from engine.telemetry import (
     AlertRow,
     BusTelemetry,
@@ -48,6 +48,16 @@ from engine.telemetry_map import (
     system_from_snapshot,
     trial_detail,
 )
+
+if TYPE_CHECKING:
+    from engine.bus import EventBus
+    from engine.monitor.alert_spec import AlertsSpec
+    from engine.monitor.alerts import Alert
+    from engine.monitor.monitor import Monitor
+    from engine.optimize.lock import StudyLock
+    from engine.optimize.study import Study, StudySummary
+    from engine.profile.session import ProfileSession
+    from engine.runtime._paper import PaperHost
 
 log = logging.getLogger("engine.runtime")
 
@@ -68,7 +78,7 @@ class Engine:
     def __init__(
         self,
         *,
-        db: str | Path | None = None,
+        db: str | Path | DatabaseUrl | None = None,
         workspace: str = "engine",
         backend: str | None = None,
         workers: int | None = None,
@@ -76,8 +86,8 @@ class Engine:
         profile: bool = True,
         monitor: bool = True,
         sample_interval_s: float = 1.0,
-        alerts: Any = None,
-        paper_factory: Callable[[Engine], Any] | None = None,
+        alerts: AlertsSpec | Mapping[str, Any] | None = None,
+        paper_factory: Callable[[Engine], PaperHost] | None = None,
     ) -> None:
         self.db = store_location(db) if db is not None else default_store_path()
         self.workspace = workspace
@@ -89,12 +99,12 @@ class Engine:
         self._sample_interval_s = sample_interval_s
         self._alerts_spec = alerts
         self._paper_factory = paper_factory
-        self.bus: Any = None
-        self.session: Any = None
-        self.monitor: Any = None
-        self.paper: Any = None
-        self.study: Any = None
-        self._study_task: asyncio.Task[Any] | None = None
+        self.bus: EventBus | None = None
+        self.session: ProfileSession | None = None
+        self.monitor: Monitor | None = None
+        self.paper: PaperHost | None = None
+        self.study: Study | None = None
+        self._study_task: asyncio.Task[StudySummary | None] | None = None
         self._study_path: Path | None = None
         self._study_queue: list[Path] = []
         self._study_error = ""
@@ -204,14 +214,14 @@ class Engine:
         await self._launch(study, path)
         return f"study {study.name!r} started from {path}"
 
-    def _load_study(self, path: Path) -> Any:
+    def _load_study(self, path: Path) -> Study:
         from engine.optimize.study import Study
 
         return Study.from_file(
             path, db=self.db, backend=self.backend, workers=self.workers, worker_nice=self.worker_nice
         )
 
-    async def _launch(self, study: Any, path: Path) -> None:
+    async def _launch(self, study: Study, path: Path) -> None:
         from engine.optimize.lock import StudyLock
 
         if self._watch is not None:  # the finished study's watch: its store closes with it
@@ -226,7 +236,7 @@ class Engine:
             self._run_study(study, lock), name=f"study-{study.name}"
         )
 
-    def follow_study(self, study: Any) -> StudyWatch:
+    def follow_study(self, study: Study) -> StudyWatch:
         """Show ``study`` in telemetry and alert metrics while the caller runs it (the headless runner).
 
         The caller owns the run (``await study.run()``) and stops the returned watch when it is done.
@@ -238,7 +248,7 @@ class Engine:
         self._watch.start()
         return self._watch
 
-    async def _run_study(self, study: Any, lock: Any = None) -> Any:
+    async def _run_study(self, study: Study, lock: StudyLock | None = None) -> StudySummary | None:
         log.info("study %s: starting (%s backend)", study.name, self.backend or study.backend_choice)
         try:
             summary = await study.run()
@@ -281,7 +291,7 @@ class Engine:
         except GenesisError as error:
             log.error("next study %s: %s", path, error)
 
-    def _require_study(self) -> Any:
+    def _require_study(self) -> Study:
         if self.study is None:
             raise InputError("no study is running (start one from a study file first)")
         return self.study
@@ -312,7 +322,7 @@ class Engine:
         done = summary.trials if summary is not None else study.progress().done
         return f"study {study.name!r} stopped at {done} trials; checkpoint written to {self.db}"
 
-    async def _stop_study(self) -> Any:
+    async def _stop_study(self) -> StudySummary | None:
         task, study = self._study_task, self.study
         if task is None or study is None:
             return None
@@ -371,14 +381,14 @@ class Engine:
             values["bus_p99_ms"] = None if p99 is None else p99 / 1e6
             delivered = metrics.delivered
             values["error_rate"] = metrics.errors / delivered if delivered else None
-            if self.paper is not None and getattr(self.paper, "running", False):
+            if self.paper is not None and self.paper.running:
                 values["event_rate"] = metrics.throughput
         if self.study is not None:
             progress = self.study.progress()
             values["trial_failure_rate"] = progress.failed / progress.done if progress.done >= 20 else None
         return values
 
-    def _publish_alert(self, alert: Any) -> None:
+    def _publish_alert(self, alert: Alert) -> None:
         level = logging.CRITICAL if alert.level == "critical" else logging.WARNING
         if alert.state == "cleared":
             level = logging.INFO

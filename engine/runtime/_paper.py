@@ -6,11 +6,15 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 from engine.errors import InputError
 from engine.telemetry import TradingTelemetry
 from engine.telemetry_map import trading_from_state
+
+if TYPE_CHECKING:
+    from engine.bus import EventBus
+    from engine.live.loop import PaperTradingLoop
 
 log = logging.getLogger("engine.runtime")
 
@@ -23,11 +27,13 @@ class PaperHost:
     stopped or killed.
     """
 
-    def __init__(self, make_loop: Callable[[Any], Any], bus: Any, *, repeat: bool = True) -> None:
+    def __init__(
+        self, make_loop: Callable[[EventBus], PaperTradingLoop], bus: EventBus, *, repeat: bool = True
+    ) -> None:
         self._make_loop = make_loop
         self._bus = bus
         self._repeat = repeat
-        self.loop: Any = None
+        self.loop: PaperTradingLoop | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self.replays = 0
@@ -38,6 +44,7 @@ class PaperHost:
 
     async def _run(self) -> None:
         while True:
+            assert self.loop is not None  # made by start() before this task
             try:
                 result = await self.loop.run()
             except asyncio.CancelledError:
@@ -85,6 +92,7 @@ class PaperHost:
         if task is None or task.done():
             return
         with contextlib.suppress(Exception):
+            assert self.loop is not None  # a task runs only after start() made the loop
             if self.loop.state().paused:
                 self.loop.resume()
             self.loop.stop()

@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import InputError, StoreError
+from engine.store.url import StoreLocation
 from engine.telemetry import Heatmap, TrialRow, ValidationTelemetry
 from engine.telemetry_map import build_heatmap, figures, thin_curve, validation_from_dict
 
 if TYPE_CHECKING:
     from engine.optimize.records import TrialRecord
-    from engine.optimize.store import SqliteStore
+    from engine.store.protocol import StudyStore
 
 log = logging.getLogger("engine.runtime")
 
@@ -34,7 +35,7 @@ class StudyWatch:
     its equity curve from the stored artifacts.
     """
 
-    def __init__(self, name: str, db: Path, *, maximize: bool) -> None:
+    def __init__(self, name: str, db: StoreLocation, *, maximize: bool) -> None:
         self.name = name
         self.db = db
         self.maximize = maximize
@@ -52,7 +53,7 @@ class StudyWatch:
         self._heat_dirty = False
         self._heat_at = -1e9
         self._convergence_frozen: tuple[float, ...] = ()
-        self._store: SqliteStore | None = None
+        self._store: StudyStore | None = None
         # The watch loop, the study's last read and the console's trial view share one
         # store: unserialized, two reads would each open one (leaking a connection thread,
         # which hangs the interpreter at exit) and count the same trials twice.
@@ -95,7 +96,7 @@ class StudyWatch:
                 await self._close()
             await asyncio.sleep(WATCH_INTERVAL_S)
 
-    async def _open(self) -> SqliteStore | None:
+    async def _open(self) -> StudyStore | None:
         if self._store is None:
             from engine.store.factory import open_study_store
 

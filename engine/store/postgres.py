@@ -343,7 +343,7 @@ class PostgresStore(BatchedStore):
     async def get_study(self, name: str) -> StudyRecord | None:
         """The stored study ``name`` (with its last checkpoint), or ``None``."""
         row = await self._reader.fetchrow(f"SELECT {_STUDY_COLUMNS} FROM studies WHERE name = $1", name)
-        return None if row is None else _study_record(row)
+        return None if row is None else _study_record(tuple(row))
 
     async def require_study(self, name: str) -> StudyRecord:
         """Like :meth:`get_study`, but a missing study is a one-line ``StoreError``."""
@@ -356,7 +356,7 @@ class PostgresStore(BatchedStore):
 
     async def studies(self) -> list[StudyRecord]:
         """Every stored study, oldest first."""
-        return [_study_record(row) for row in await self._reader.fetch(f"SELECT {_STUDY_COLUMNS} FROM studies ORDER BY id")]
+        return [_study_record(tuple(row)) for row in await self._reader.fetch(f"SELECT {_STUDY_COLUMNS} FROM studies ORDER BY id")]
 
     async def set_study_state(
         self, study_id: int, state: StudyState, error: str | None = None, *, after_failure: bool = False
@@ -382,7 +382,7 @@ class PostgresStore(BatchedStore):
     # -- reads --------------------------------------------------------------
 
     async def _trials(self, sql: str, *parameters: Any) -> list[TrialRecord]:
-        return [_trial_record(row) for row in await self._reader.fetch(sql, *parameters)]
+        return [_trial_record(tuple(row)) for row in await self._reader.fetch(sql, *parameters)]
 
     async def trials(
         self, study_id: int, *, states: Iterable[TrialState] | None = None, order: str = "number"

@@ -37,8 +37,8 @@ def scrub(text: str, url: str) -> str:
     text = text.replace(url, redacted(url))
     match = _PASSWORD.match(url)
     secrets = {password_of(url), match.group("password") if match else None} - {None, ""}
-    for secret in sorted(secrets, key=len, reverse=True):
-        text = text.replace(secret, "***")  # type: ignore[arg-type]
+    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
+        text = text.replace(secret, "***")
     return text
 
 

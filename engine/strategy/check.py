@@ -135,8 +135,8 @@ def check(
     for cut in cuts:
         e, x = record.signals(bars.slice(0, cut), values)
         for signal, full, part in (("entry", entries[:cut], e), ("exit", exits[:cut], x)):
-            for bar in np.flatnonzero(full != part):
-                note("look-ahead", int(bar), signal, bool(full[bar]), bool(part[bar]), cut)  # type: ignore[arg-type]
+            for index in np.flatnonzero(full != part):
+                note("look-ahead", int(index), signal, bool(full[index]), bool(part[index]), cut)  # type: ignore[arg-type]
 
     # Lookback: only the declared history before each sampled bar. The same
     # window with some later bars added tells look-ahead (which also breaks

@@ -159,7 +159,7 @@ def define(
 ) -> StrategyDef:
     """A checked :class:`StrategyDef` for ``function`` (what ``@strategy`` builds)."""
     file, line = _location(function)
-    name = name or getattr(function, "__name__", "strategy")
+    name = str(name or getattr(function, "__name__", "strategy"))
     where = f"{file}:{line}: strategy {name}" if file else f"strategy {name}"
     params = tuple(params)
     for p in params:

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import ModuleType, TracebackType
+from typing import Any
 
 from engine.errors import StrategyError
 from engine.paths import cache_dir, config_dir
@@ -112,12 +113,13 @@ def _jit_disabled() -> Iterator[None]:
 
     # numba reads the flag when a function is decorated, so it only needs to
     # be set while the module executes.
-    before = numba.config.DISABLE_JIT
-    numba.config.DISABLE_JIT = True
+    config: Any = numba.config  # its settings are set at run time from the environment (no stubs)
+    before = config.DISABLE_JIT
+    config.DISABLE_JIT = True
     try:
         yield
     finally:
-        numba.config.DISABLE_JIT = before
+        config.DISABLE_JIT = before
 
 
 def _import_message(src: StrategySource, copy: Path, error: Exception) -> str:

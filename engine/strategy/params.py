@@ -52,6 +52,7 @@ class Param:
             ok = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
             if not ok and isinstance(value, (float, np.floating)) and float(value).is_integer():
                 value, ok = int(value), True
+            assert self.low is not None and self.high is not None  # int parameters always have bounds
             if not ok or not (self.low <= value <= self.high):
                 raise StrategyError(
                     f"{strategy}: parameter {self.name} must be an integer in "

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from engine.runtime import Engine
 
 from genesis_tui.commands._study_runner import add_allow_many_workers, check_workers_flag
 
@@ -66,7 +71,7 @@ def _check_theme(name: str | None) -> str | None:
     return name
 
 
-def _build(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _build(args: argparse.Namespace) -> tuple[Engine, Callable[[], Awaitable[object]]]:
     """The engine and the coroutine that starts it inside the app's event loop."""
     from engine.runtime import Engine
 

@@ -270,7 +270,7 @@ def plot_runs(
     k = _halving(lo, hi)  # scale(), inlined
     lo_k, span_k, top = lo * k, hi * k - lo * k, dots - 1
     isfinite = math.isfinite
-    out = []
+    out: list[list[tuple[int, int] | None]] = []
     for values in series:
         points = [
             (i * x_scale, (v * k - lo_k) / span_k * top) for i, v in enumerate(values) if isfinite(v)
@@ -346,8 +346,8 @@ def chart_lines(
     blank = [(" " * width, MUTED)]
 
     if not any(sum(1 for v in values if math.isfinite(v)) > 1 for values in series):
-        lines = ([_fit([(title, TITLE)], width)] if title else []) + [_fit([(empty, MUTED)], width)]
-        return (lines + [blank] * height)[:height]
+        message = ([_fit([(title, TITLE)], width)] if title else []) + [_fit([(empty, MUTED)], width)]
+        return (message + [blank] * height)[:height]
 
     header_rows = 1 if header and height >= 4 else 0
     rest = height - header_rows
@@ -373,8 +373,8 @@ def chart_lines(
 
     lines: list[list[Run]] = [_fit(header, width)] if header_rows else []
     for r in range(rows):
-        label = by_row.get(r)
-        edge = label.rjust(gutter) + "┤" if label is not None else " " * gutter + "│"
+        tick_label = by_row.get(r)
+        edge = tick_label.rjust(gutter) + "┤" if tick_label is not None else " " * gutter + "│"
         runs: list[Run] = [(edge, MUTED)]
         text, owner = cells[r], owners[r]
         # a blank cell shows no colour: it joins the run before it, so a row is few segments

@@ -6,6 +6,7 @@ import math
 
 from rich.text import Text
 from textual.app import RenderResult
+from textual.geometry import Size
 from textual.widget import Widget
 
 from engine.telemetry import Heatmap
@@ -36,7 +37,7 @@ class HeatmapView(Widget):
         self._heatmap = heatmap
         self.refresh(layout=True)
 
-    def get_content_height(self, container, viewport, width: int) -> int:  # type: ignore[override]
+    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
         return len(self._heatmap.y_values) + 4 if self._heatmap else 1
 
     def render(self) -> RenderResult:

@@ -336,7 +336,7 @@ class RowTable(Widget, can_focus=True):
             event.stop()
             self.scroll_rows(-3)
 
-    def _on_click(self, event: events.Click) -> None:
+    async def _on_click(self, event: events.Click) -> None:
         offset = event.get_content_offset(self)
         if offset is None:
             return

@@ -49,11 +49,11 @@ def _open_binary(path: Path) -> io.BufferedIOBase:
     """The decompressed bytes of ``path`` (by its suffix)."""
     suffix = path.suffix.lower()
     if suffix == ".gz":
-        return gzip.open(path, "rb")  # type: ignore[return-value]
+        return gzip.open(path, "rb")
     if suffix == ".bz2":
-        return bz2.open(path, "rb")  # type: ignore[return-value]
+        return bz2.open(path, "rb")
     if suffix == ".xz":
-        return lzma.open(path, "rb")  # type: ignore[return-value]
+        return lzma.open(path, "rb")
     if suffix == ".zip":
         archive = zipfile.ZipFile(path)
         members = [info for info in archive.infolist() if not info.is_dir()]
@@ -218,7 +218,8 @@ def load_csv(spec: DataSpec, *, strict: bool = False) -> Bars:
 def _raw_cell(path: Path, line_number: int, delimiter: str, position: int) -> str | None:
     """The text of one cell as written in the file (for error messages only)."""
     try:
-        with _open_binary(path) as handle, io.TextIOWrapper(handle, encoding="utf-8-sig") as text:
+        # typeshed: TextIOWrapper wants a buffer with a .name, which BufferedIOBase does not declare.
+        with _open_binary(path) as handle, io.TextIOWrapper(handle, encoding="utf-8-sig") as text:  # type: ignore[type-var]
             for number, line in enumerate(text, start=1):
                 if number == line_number:
                     fields = _fields(line.rstrip("\r\n"), delimiter)
@@ -270,7 +271,7 @@ def _read(
                 engine="c",
                 index_col=False,  # a trailing delimiter never turns the first column into an index
                 encoding="utf-8-sig",
-                **extra,  # type: ignore[arg-type]
+                **extra,  # type: ignore[call-overload]  # the caller's read_csv keywords (dtype, usecols)
             )
     except pd.errors.ParserError as error:
         raise DataError(f"{where}: {_parser_message(str(error), delimiter)}") from None

@@ -51,7 +51,7 @@ def load_parquet(spec: DataSpec, *, strict: bool = False) -> Bars:
     if table.num_rows == 0:
         raise DataError(f"{where}: no rows; expected at least one bar")
 
-    def integers(arrow_type: pa.DataType) -> object:
+    def integers(arrow_type: pa.DataType) -> pd.api.extensions.ExtensionDtype | None:
         return pd.Int64Dtype() if pa.types.is_integer(arrow_type) else None  # nulls without floats
 
     raw = {

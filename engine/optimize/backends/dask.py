@@ -413,6 +413,7 @@ class DaskBackend:
             self._data, self._setup_future = data, setup
             self.scatters += 1
             return
+        assert last is not None  # every attempt that did not return failed
         raise GenesisError(f"dask: cannot ship the data to the workers of {self._address}: {_error_line(last)}")
 
     def _quiet(self, level: int, names: Sequence[str] = ()) -> None:

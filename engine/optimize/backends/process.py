@@ -328,8 +328,8 @@ class ProcessBackend:
         everyone.add_done_callback(lambda f: f.cancelled() or f.exception())
         halt = self._loop.create_task(self._interrupt.wait())
         try:
-            done, _ = await asyncio.wait({everyone, halt}, timeout=STARTUP_TIMEOUT_S,
-                                         return_when=asyncio.FIRST_COMPLETED)
+            waiting: set[asyncio.Future[Any]] = {everyone, halt}
+            done, _ = await asyncio.wait(waiting, timeout=STARTUP_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED)
         finally:
             halt.cancel()
         if everyone in done:
@@ -349,7 +349,8 @@ class ProcessBackend:
         assert self._loop is not None and self._setup is not None and self._shared is not None
         parent, child = self._ctx.Pipe(duplex=True)
         name = f"w{index}" if generation == 0 else f"w{index}.{generation}"
-        process = self._ctx.Process(
+        # typeshed: get_context(str) is a BaseContext; every concrete context has Process.
+        process = self._ctx.Process(  # type: ignore[attr-defined]
             target=_worker_main,
             args=(index, name, child, self._shared.handle(), self._setup, cells),
             name=f"genesis-{name}",
@@ -510,7 +511,7 @@ class ProcessBackend:
             worker.startup.exception()  # retrieved: start() or the line below reports it
             if worker.generation > 0:
                 # A replacement that cannot start: the pool cannot recover, the study must stop.
-                self._results.put_nowait(error)  # type: ignore[arg-type]
+                self._results.put_nowait(error)
             return
         if worker.chunks:
             in_hand, _ = worker.chunks.popleft()

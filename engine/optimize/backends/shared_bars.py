@@ -123,7 +123,9 @@ class SharedBars:
         size = DATA_OFFSET + sum(array.nbytes for array in columns.values())
         self.block = _create(size)
         started = _start_time(os.getpid()) or 0.0
-        _HEADER.pack_into(self.block.buf, 0, _MAGIC, started)
+        buffer = self.block.buf
+        assert buffer is not None  # a block just created is mapped
+        _HEADER.pack_into(buffer, 0, _MAGIC, started)
         offset = DATA_OFFSET
         for array in columns.values():
             view = np.ndarray(array.shape, dtype=array.dtype, buffer=self.block.buf, offset=offset)
@@ -162,7 +164,7 @@ def attach_bars(handle: Handle) -> tuple[Any, Any]:
     # Spawned workers share the parent's resource tracker, so attaching here registers
     # nothing new; the parent unlinks the block when the pool closes.
     block = shared_memory.SharedMemory(name=name)
-    columns = {}
+    columns: dict[str, Any] = {}
     offset = DATA_OFFSET
     for column, dtype, length in layout:
         view = np.ndarray((length,), dtype=np.dtype(dtype), buffer=block.buf, offset=offset)

@@ -34,11 +34,11 @@ __all__ = [
 
 def make_sampler(search: SearchSpec, space: Space) -> Sampler:
     """The sampler ``search.sampler`` names, seeded with ``search.seed``."""
-    common = {"seed": search.seed, "direction": search.direction}
+    seed, direction = search.seed, search.direction
     if search.sampler == "grid":
-        return GridSampler(space, **common)
+        return GridSampler(space, seed=seed, direction=direction)
     if search.sampler == "random":
-        return RandomSampler(space, **common)
+        return RandomSampler(space, seed=seed, direction=direction)
     if search.sampler == "genetic":
         return GeneticSampler(
             space,
@@ -48,8 +48,9 @@ def make_sampler(search: SearchSpec, space: Space) -> Sampler:
             crossover_rate=search.crossover_rate,
             elite=search.elite,
             tournament=search.tournament,
-            **common,
+            seed=seed,
+            direction=direction,
         )
     if search.sampler == "tpe":
-        return TPESampler(space, startup_trials=search.startup_trials, **common)
+        return TPESampler(space, startup_trials=search.startup_trials, seed=seed, direction=direction)
     raise ConfigError(f"search.sampler: unknown sampler {search.sampler!r} (expected grid, random, genetic or tpe)")

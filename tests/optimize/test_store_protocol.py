@@ -1,0 +1,37 @@
+"""The ``StudyStore`` protocol is exactly ``SqliteStore``'s public surface, signatures included."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+from engine.optimize.store import SqliteStore
+from engine.store.protocol import StudyStore
+
+
+def _public(cls: type) -> set[str]:
+    return {name for name in vars(cls) if not name.startswith("_")} | {"__aenter__", "__aexit__"}
+
+
+def test_the_protocol_names_every_public_method_of_the_sqlite_store() -> None:
+    # ``open`` is the constructor (each backend opens its own kind of location), not a seam method.
+    assert _public(SqliteStore) - {"open"} == _public(StudyStore) - {"path"}
+
+
+def test_the_protocol_signatures_match_the_sqlite_store() -> None:
+    for name in _public(StudyStore) - {"path", "queued"}:
+        ours = inspect.signature(getattr(StudyStore, name))
+        sqlite = inspect.signature(getattr(SqliteStore, name))
+        assert list(ours.parameters) == list(sqlite.parameters), name
+        for parameter in ours.parameters.values():
+            assert parameter.kind == sqlite.parameters[parameter.name].kind, (name, parameter.name)
+            assert parameter.default == sqlite.parameters[parameter.name].default, (name, parameter.name)
+
+
+async def test_an_open_sqlite_store_is_a_study_store(tmp_path: Path) -> None:
+    store = await SqliteStore.open(tmp_path / "s.db")
+    try:
+        assert isinstance(store, StudyStore)
+        assert store.path == tmp_path / "s.db"
+    finally:
+        await store.close()
