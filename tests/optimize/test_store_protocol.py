@@ -6,16 +6,20 @@ import inspect
 from pathlib import Path
 
 from engine.optimize.store import SqliteStore
+from engine.store.postgres import PostgresStore
 from engine.store.protocol import StudyStore
 
 
 def _public(cls: type) -> set[str]:
-    return {name for name in vars(cls) if not name.startswith("_")} | {"__aenter__", "__aexit__"}
+    """Public names defined on ``cls`` or a base of ours (the write queue is shared by both stores)."""
+    ours = [c for c in cls.__mro__ if c.__module__.startswith("engine.")]
+    return {name for c in ours for name in vars(c) if not name.startswith("_")} | {"__aenter__", "__aexit__"}
 
 
-def test_the_protocol_names_every_public_method_of_the_sqlite_store() -> None:
+def test_the_protocol_names_every_public_method_of_each_store() -> None:
     # ``open`` is the constructor (each backend opens its own kind of location), not a seam method.
-    assert _public(SqliteStore) - {"open"} == _public(StudyStore) - {"path"}
+    for store in (SqliteStore, PostgresStore):
+        assert _public(store) - {"open"} == _public(StudyStore) - {"path"}, store.__name__
 
 
 def test_the_protocol_signatures_match_the_sqlite_store() -> None:
