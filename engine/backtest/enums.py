@@ -32,7 +32,8 @@ EXIT_SIGNAL = 0
 EXIT_STOP_LOSS = 1
 EXIT_TAKE_PROFIT = 2
 EXIT_OPEN = 3  # still open after the last bar: marked at the last close, no exit fee
-EXIT_REASONS = ("signal", "stop_loss", "take_profit", "open")
+EXIT_TRAILING_STOP = 4
+EXIT_REASONS = ("signal", "stop_loss", "take_profit", "open", "trailing_stop")
 
 #: One trade: bar indices of the entry and exit fills, signed direction (+1 long,
 #: -1 short), units held, fill prices (slippage included), fees paid, net profit
