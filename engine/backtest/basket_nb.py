@@ -187,23 +187,36 @@ def _make_split(fixed_fill_close: bool, fixed_check_stops: bool) -> Any:
                 o, h, lo, c = gather[0, :nk], gather[1, :nk], gather[2, :nk], gather[3, :nk]
                 e, x = gather_signals[0, :nk], gather_signals[1, :nk]
             eq = symbol_equity[:nk]
+            # Without a trailing stop or risk sizing the callee is the one run() uses (the
+            # omitted arguments are compile-time zeros): the same loop, the same speed.
+            extended = trailing_stop > 0.0 or risk > 0.0
             if fixed_fill_close:
-                if fixed_check_stops:
+                if fixed_check_stops and extended:
                     made = _simulate_close_stops(
                         o, h, lo, c, KIND_SIGNALS, c, c, 0.0, 0.0, e, x, True, direction, fee, slippage,
                         size, share, stop_loss, take_profit, periods_per_year, eq, records, symbol_metrics,
                         trailing_stop, risk,
+                    )
+                elif fixed_check_stops:
+                    made = _simulate_close_stops(
+                        o, h, lo, c, KIND_SIGNALS, c, c, 0.0, 0.0, e, x, True, direction, fee, slippage,
+                        size, share, stop_loss, take_profit, periods_per_year, eq, records, symbol_metrics,
                     )
                 else:
                     made = _simulate_close(
                         o, h, lo, c, KIND_SIGNALS, c, c, 0.0, 0.0, e, x, True, direction, fee, slippage,
                         size, share, stop_loss, take_profit, periods_per_year, eq, records, symbol_metrics,
                     )
-            elif fixed_check_stops:
+            elif fixed_check_stops and extended:
                 made = _simulate_open_stops(
                     o, h, lo, c, KIND_SIGNALS, c, c, 0.0, 0.0, e, x, False, direction, fee, slippage,
                     size, share, stop_loss, take_profit, periods_per_year, eq, records, symbol_metrics,
                     trailing_stop, risk,
+                )
+            elif fixed_check_stops:
+                made = _simulate_open_stops(
+                    o, h, lo, c, KIND_SIGNALS, c, c, 0.0, 0.0, e, x, False, direction, fee, slippage,
+                    size, share, stop_loss, take_profit, periods_per_year, eq, records, symbol_metrics,
                 )
             else:
                 made = _simulate_open(
