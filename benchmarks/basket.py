@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.backtest import best_of, best_of_pair
+from benchmarks.backtest import best_of_pair
 from engine.backtest import nb
 from engine.backtest.basket import run_basket
 from engine.backtest.enums import DIR_LONG, KIND_SIGNALS, N_METRICS, TRADE_DTYPE
