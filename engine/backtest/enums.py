@@ -32,7 +32,8 @@ EXIT_SIGNAL = 0
 EXIT_STOP_LOSS = 1
 EXIT_TAKE_PROFIT = 2
 EXIT_OPEN = 3  # still open after the last bar: marked at the last close, no exit fee
-EXIT_REASONS = ("signal", "stop_loss", "take_profit", "open")
+EXIT_TRAILING_STOP = 4
+EXIT_REASONS = ("signal", "stop_loss", "take_profit", "open", "trailing_stop")
 
 #: One trade: bar indices of the entry and exit fills, signed direction (+1 long,
 #: -1 short), units held, fill prices (slippage included), fees paid, net profit
@@ -53,6 +54,29 @@ TRADE_DTYPE = np.dtype(
     ],
     align=True,
 )
+
+#: One trade of a basket backtest: the symbol's index in the basket, then the
+#: fields of ``TRADE_DTYPE`` with ``entry_idx``/``exit_idx`` as rows of the
+#: basket's timeline.
+BASKET_TRADE_DTYPE = np.dtype([("symbol", np.int64), *((name, TRADE_DTYPE.fields[name][0]) for name in TRADE_DTYPE.names)], align=True)
+
+#: One symbol's share of a basket backtest: closed trades, pnl of its trades (the
+#: open one marked at the last close) over the starting cash, share of closed
+#: trades won, share of its own bars that close with its position open.
+SYMBOL_DTYPE = np.dtype(
+    [("trades", np.int64), ("return_contribution", np.float64), ("win_rate", np.float64), ("exposure", np.float64)],
+    align=True,
+)
+
+# Allocations of a basket's cash.
+ALLOC_SPLIT = 0
+ALLOC_SHARED = 1
+ALLOCATIONS = {"split": ALLOC_SPLIT, "shared": ALLOC_SHARED}
+
+# Position sizing.
+SIZING_FRACTION = 0
+SIZING_RISK = 1
+SIZINGS = {"fraction": SIZING_FRACTION, "risk": SIZING_RISK}
 
 #: Metric names in the order the kernel writes them into its output array.
 METRIC_NAMES = (

@@ -24,6 +24,7 @@ from engine.backtest.enums import (
     EXIT_SIGNAL,
     EXIT_STOP_LOSS,
     EXIT_TAKE_PROFIT,
+    EXIT_TRAILING_STOP,
     KIND_BAND,
     KIND_CHANNEL,
     KIND_CROSS,
@@ -234,8 +235,13 @@ def _act_nb(
     slippage: float,
     trades: np.ndarray,
     acc: np.ndarray,
+    risk: float = 0.0,
+    stop_loss: float = 0.0,
 ) -> tuple[float, int, float, float, float, int]:
-    """Apply one bar's signals at ``price``; returns the new position state."""
+    """Apply one bar's signals at ``price``; returns the new position state.
+
+    ``risk > 0`` sizes an entry so that a stop-loss fill loses ``risk`` of the
+    cash (see :func:`risk_per_unit_nb`), never more units than ``size`` buys."""
     if entry == exit_:  # nothing, or conflicting signals: no action
         return cash, side, units, entry_price, entry_fee, entry_idx
     if direction == DIR_LONG:
@@ -256,6 +262,8 @@ def _act_nb(
     if want != 0 and cash > 0.0:
         fill = price * (1.0 + slippage) if want > 0 else price * (1.0 - slippage)
         units = cash * size / (fill * (1.0 + fee))
+        if risk > 0.0:
+            units = min(units, risk * cash / risk_per_unit_nb(want, fill, stop_loss, fee, slippage))
         notional = units * fill
         fee_paid = notional * fee
         if want > 0:
@@ -264,6 +272,15 @@ def _act_nb(
             cash += notional - fee_paid
         return cash, want, units, fill, fee_paid, i
     return cash, side, units, entry_price, entry_fee, entry_idx
+
+
+@kernel
+def risk_per_unit_nb(side: int, fill: float, stop_loss: float, fee: float, slippage: float) -> float:
+    """What one unit entered at ``fill`` loses when its stop-loss fills at its level:
+    entry fee, the move to the stop, the stop fill's slippage and its fee."""
+    if side > 0:
+        return fill * (1.0 + fee) - fill * (1.0 - stop_loss) * (1.0 - slippage) * (1.0 - fee)
+    return fill * (1.0 + stop_loss) * (1.0 + slippage) * (1.0 + fee) - fill * (1.0 - fee)
 
 
 @kernel
@@ -302,6 +319,52 @@ def _stop_nb(
     return 0.0, -1
 
 
+@kernel
+def trailing_stop_nb(
+    side: int,
+    entry_price: float,
+    stop_loss: float,
+    take_profit: float,
+    trailing_stop: float,
+    extreme: float,
+    open_: float,
+    high: float,
+    low: float,
+) -> tuple[float, int]:
+    """:func:`_stop_nb` with a trailing stop ``trailing_stop`` below ``extreme`` (the
+    highest price since the entry, for a long; above the lowest, for a short).
+
+    The tighter of the fixed and the trailing stop is the stop (the fixed one on a
+    tie); the gap and same-bar rules are those of the fixed stop."""
+    if side > 0:
+        level = entry_price * (1.0 - stop_loss) if stop_loss > 0.0 else 0.0
+        reason = EXIT_STOP_LOSS
+        trail = extreme * (1.0 - trailing_stop)
+        if trail > level:
+            level = trail
+            reason = EXIT_TRAILING_STOP
+        if low <= level:
+            return min(open_, level), reason
+        if take_profit > 0.0:
+            target = entry_price * (1.0 + take_profit)
+            if high >= target:
+                return max(open_, target), EXIT_TAKE_PROFIT
+    else:
+        level = entry_price * (1.0 + stop_loss) if stop_loss > 0.0 else np.inf
+        reason = EXIT_STOP_LOSS
+        trail = extreme * (1.0 + trailing_stop)
+        if trail < level:
+            level = trail
+            reason = EXIT_TRAILING_STOP
+        if high >= level:
+            return max(open_, level), reason
+        if take_profit > 0.0:
+            target = entry_price * (1.0 - take_profit)
+            if low <= target:
+                return min(open_, target), EXIT_TAKE_PROFIT
+    return 0.0, -1
+
+
 def _make_simulate(generic: bool, fixed_fill_close: bool, fixed_check_stops: bool) -> Any:
     """The simulation kernel, generic or with the fill convention and the stop
     switch frozen as compile-time constants (closure cells: LLVM folds the
@@ -332,6 +395,8 @@ def _make_simulate(generic: bool, fixed_fill_close: bool, fixed_check_stops: boo
         equity_out: np.ndarray,
         trades_out: np.ndarray,
         metrics_out: np.ndarray,
+        trailing_stop: float = 0.0,
+        risk: float = 0.0,
     ) -> int:
         """Run one backtest over the bars; returns the number of trade records written.
 
@@ -346,10 +411,17 @@ def _make_simulate(generic: bool, fixed_fill_close: bool, fixed_check_stops: boo
         ``equity_out`` (length n, or 0 to skip) receives the equity curve,
         ``trades_out`` (any capacity) the trade records, ``metrics_out`` the metrics
         in ``enums.METRIC_NAMES`` order.
+
+        ``trailing_stop`` (a fraction, 0 disables) and ``risk`` (risk sizing: the
+        fraction of the cash a stop-loss fill loses, 0 for fraction sizing) come
+        last with defaults: a call that omits them compiles with both as
+        constants 0, so those branches fold away and the loop is today's.
         """
         if not generic:  # compile-time constants of this variant: the other branches fold away
             fill_close = fixed_fill_close
-        check_stops = (stop_loss > 0.0 or take_profit > 0.0) if generic else fixed_check_stops
+        check_stops = (
+            (stop_loss > 0.0 or take_profit > 0.0 or trailing_stop > 0.0) if generic else fixed_check_stops
+        )
         n = close.shape[0]
         acc = np.zeros(ACC_SIZE)
         write_equity = equity_out.shape[0] == n
@@ -362,6 +434,7 @@ def _make_simulate(generic: bool, fixed_fill_close: bool, fixed_check_stops: boo
         entry_price = 0.0
         entry_fee = 0.0
         entry_idx = np.int64(-1)
+        extreme = 0.0  # highest high (long) or lowest low (short) since the entry: the trailing stop's anchor
 
         prev_equity = cash
         peak = cash
@@ -394,18 +467,32 @@ def _make_simulate(generic: bool, fixed_fill_close: bool, fixed_check_stops: boo
                         cash, side, units, entry_price, entry_fee, entry_idx = _act_nb(
                             entry, exit_, direction, price, i, cash, side, units, entry_price,
                             entry_fee, entry_idx, size, fee, slippage, trades_out, acc,
+                            risk, stop_loss,
                         )
-                elif check_stops and side != 0 and entry_idx < i:
-                    price, reason = _stop_nb(
-                        side, entry_price, stop_loss, take_profit, open_[i], high[i], low[i]
-                    )
-                    if reason >= 0:
-                        cash = _exit_nb(
-                            side, units, entry_price, entry_fee, entry_idx, price, i, reason,
-                            cash, fee, slippage, trades_out, acc,
-                        )
-                        side = np.int64(0)
-                        units = 0.0
+                        if trailing_stop > 0.0 and entry_idx == i:
+                            extreme = entry_price
+                else:
+                    if check_stops and side != 0 and entry_idx < i:
+                        if trailing_stop > 0.0:
+                            price, reason = trailing_stop_nb(
+                                side, entry_price, stop_loss, take_profit, trailing_stop, extreme,
+                                open_[i], high[i], low[i],
+                            )
+                        else:
+                            price, reason = _stop_nb(
+                                side, entry_price, stop_loss, take_profit, open_[i], high[i], low[i]
+                            )
+                        if reason >= 0:
+                            cash = _exit_nb(
+                                side, units, entry_price, entry_fee, entry_idx, price, i, reason,
+                                cash, fee, slippage, trades_out, acc,
+                            )
+                            side = np.int64(0)
+                            units = 0.0
+                    # After the check: this bar's extreme moves the stop for the next bars
+                    # (under next-open fills the entry bar's own high counts: it came after the fill).
+                    if trailing_stop > 0.0 and side != 0:
+                        extreme = max(extreme, high[i]) if side > 0 else min(extreme, low[i])
 
             equity = cash + side * units * close[i]
             if write_equity:
@@ -464,7 +551,8 @@ _VARIANTS = {
 def simulate_variant(fill_close: bool, check_stops: bool) -> Any:
     """The kernel specialised for one configuration; same arguments as
     :func:`simulate_nb`, whose ``fill_close`` must equal the one given here and
-    whose stop levels must satisfy ``check_stops == (stop_loss > 0 or take_profit > 0)``."""
+    whose stop levels must satisfy
+    ``check_stops == (stop_loss > 0 or take_profit > 0 or trailing_stop > 0)``."""
     return _VARIANTS[bool(fill_close), bool(check_stops)]
 
 

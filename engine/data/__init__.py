@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from engine.data.bars import Bars, BarsValidationError
+from engine.data.basket import Basket, align
 from engine.data.load import dropped_rows_note, load
 from engine.data.spec import DataSpec, parse_spec
 from engine.data.timeframes import periods_per_year, timeframe_ns, timeframe_seconds
@@ -10,7 +11,9 @@ from engine.data.timeframes import periods_per_year, timeframe_ns, timeframe_sec
 __all__ = [
     "Bars",
     "BarsValidationError",
+    "Basket",
     "DataSpec",
+    "align",
     "dropped_rows_note",
     "load",
     "parse_spec",

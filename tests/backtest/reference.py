@@ -154,6 +154,7 @@ class Position:
     entry_price: float
     entry_fee: float
     entry_idx: int
+    extreme: float = 0.0  # highest high (long) / lowest low (short) seen while held, from the entry fill
 
 
 @dataclass
@@ -162,6 +163,8 @@ class Account:
     fee: float
     slippage: float
     size: float
+    risk: float = 0.0
+    stop_loss: float = 0.0
     position: Position | None = None
     trades: list[dict] = field(default_factory=list)
 
@@ -176,13 +179,24 @@ class Account:
             return
         fill = self.buy_price(price) if side > 0 else self.sell_price(price)
         units = self.cash * self.size / (fill * (1.0 + self.fee))
+        if self.risk > 0.0:
+            units = min(units, self.cash * self.risk / self.loss_at_stop(side, fill))
         notional = units * fill
         fee_paid = notional * self.fee
         if side > 0:
             self.cash -= notional + fee_paid
         else:
             self.cash += notional - fee_paid
-        self.position = Position(side, units, fill, fee_paid, bar)
+        self.position = Position(side, units, fill, fee_paid, bar, fill)
+
+    def loss_at_stop(self, side: int, fill: float) -> float:
+        """Loss of one unit entered at ``fill`` when the stop-loss fills at its level
+        (the exit slipped, both fees paid)."""
+        if side > 0:
+            stop_fill = self.sell_price(fill * (1 - self.stop_loss))
+            return fill * (1 + self.fee) - stop_fill * (1 - self.fee)
+        stop_fill = self.buy_price(fill * (1 + self.stop_loss))
+        return stop_fill * (1 + self.fee) - fill * (1 - self.fee)
 
     def close(self, price: float, bar: int, reason: str) -> None:
         p = self.position
@@ -248,36 +262,51 @@ def _on_signal(acct: Account, entry: bool, exit_: bool, direction: str, price: f
         acct.open(want, price, bar)
 
 
-def _check_stops(acct: Account, o: float, h: float, l: float, bar: int, sl: float, tp: float) -> None:  # noqa: E741
+def _check_stops(
+    acct: Account, o: float, h: float, l: float, bar: int, sl: float, tp: float, trail: float = 0.0  # noqa: E741
+) -> None:
     p = acct.position
-    if p is None or p.entry_idx >= bar:
+    if p is None:
         return
-    if p.side > 0:
-        if sl > 0 and l <= p.entry_price * (1 - sl):
-            acct.close(min(o, p.entry_price * (1 - sl)), bar, "stop_loss")
-        elif tp > 0 and h >= p.entry_price * (1 + tp):
-            acct.close(max(o, p.entry_price * (1 + tp)), bar, "take_profit")
-    else:
-        if sl > 0 and h >= p.entry_price * (1 + sl):
-            acct.close(max(o, p.entry_price * (1 + sl)), bar, "stop_loss")
-        elif tp > 0 and l <= p.entry_price * (1 - tp):
-            acct.close(min(o, p.entry_price * (1 - tp)), bar, "take_profit")
+    if p.entry_idx < bar:
+        # The stop: the fixed one, or the trailing one when it is tighter (fixed wins a tie).
+        if p.side > 0:
+            stops = [(p.entry_price * (1 - sl), "stop_loss")] if sl > 0 else []
+            if trail > 0:
+                stops.append((p.extreme * (1 - trail), "trailing_stop"))
+            stop = max(stops, key=lambda s: s[0]) if stops else None  # max() keeps the first of equals
+            if stop is not None and l <= stop[0]:
+                acct.close(min(o, stop[0]), bar, stop[1])
+            elif tp > 0 and h >= p.entry_price * (1 + tp):
+                acct.close(max(o, p.entry_price * (1 + tp)), bar, "take_profit")
+        else:
+            stops = [(p.entry_price * (1 + sl), "stop_loss")] if sl > 0 else []
+            if trail > 0:
+                stops.append((p.extreme * (1 + trail), "trailing_stop"))
+            stop = min(stops, key=lambda s: s[0]) if stops else None
+            if stop is not None and h >= stop[0]:
+                acct.close(max(o, stop[0]), bar, stop[1])
+            elif tp > 0 and l <= p.entry_price * (1 - tp):
+                acct.close(min(o, p.entry_price * (1 - tp)), bar, "take_profit")
+    p = acct.position
+    if p is not None:  # this bar's high (low) moves the trailing anchor for the next bars
+        p.extreme = max(p.extreme, h) if p.side > 0 else min(p.extreme, l)
 
 
 def simulate(
     o, h, l, c, entries, exits, *,  # noqa: E741
     fill="next_open", direction="long", fee=0.0, slippage=0.0, size=1.0, cash=10_000.0,
-    stop_loss=0.0, take_profit=0.0,
+    stop_loss=0.0, take_profit=0.0, trailing_stop=0.0, risk=0.0,
 ) -> tuple[list[float], list[dict], list[bool]]:
     """(equity per bar, trades incl. a final open one, position held at each close)
     following docs/backtest.md."""
-    acct = Account(cash, fee, slippage, size)
+    acct = Account(cash, fee, slippage, size, risk, stop_loss)
     equity = []
     held = []
     for i in range(len(c)):
         if fill == "next_open" and i > 0:
             _on_signal(acct, entries[i - 1], exits[i - 1], direction, o[i], i)
-        _check_stops(acct, o[i], h[i], l[i], i, stop_loss, take_profit)
+        _check_stops(acct, o[i], h[i], l[i], i, stop_loss, take_profit, trailing_stop)
         if fill == "close":
             _on_signal(acct, entries[i], exits[i], direction, c[i], i)
         equity.append(acct.equity(c[i]))

@@ -1,0 +1,502 @@
+"""Numba kernels of basket backtests: one strategy's signals over several symbols on
+one timeline, the cash split equally between the symbols or shared by them.
+
+Inputs are (timestamps, symbols) arrays, column-major (each symbol's column
+contiguous, as ``engine.data.Basket`` holds them), with NaN prices where a
+symbol has no bar. ``docs/backtest.md`` ("Baskets") states the conventions;
+``tests/backtest/test_basket.py`` pins them against a pure-Python reference.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from engine.backtest import nb
+from engine.backtest.enums import (
+    DIR_BOTH,
+    DIR_LONG,
+    EXIT_OPEN,
+    EXIT_SIGNAL,
+    KIND_SIGNALS,
+    M_EXPOSURE,
+    M_TRADES,
+    M_WIN_RATE,
+    N_METRICS,
+    TRADE_DTYPE,
+)
+from engine.backtest.nb import (
+    ACC_CLOSED,
+    ACC_GROSS_LOSS,
+    ACC_GROSS_PROFIT,
+    ACC_RECORDS,
+    ACC_SIZE,
+    ACC_SUM_RETURN,
+    ACC_WINS,
+    _distinct,
+    _exit_nb,
+    _finish_metrics_nb,
+    _record_trade_nb,
+    _stop_nb,
+    _variant_name,
+    kernel,
+    risk_per_unit_nb,
+    trailing_stop_nb,
+)
+
+# The specialised single-symbol kernels under module names (a closure capturing a
+# dispatcher could not be cached on disk; see nb._make_simulate_many).
+_simulate_open = nb.simulate_variant(False, False)
+_simulate_open_stops = nb.simulate_variant(False, True)
+_simulate_close = nb.simulate_variant(True, False)
+_simulate_close_stops = nb.simulate_variant(True, True)
+
+
+@kernel
+def equity_metrics_nb(
+    equity: np.ndarray, start_cash: float, periods_per_year: float, exposed: int, acc: np.ndarray, out: np.ndarray
+) -> None:
+    """The metrics of an equity curve (``out``, ``METRIC_NAMES`` order) with the trade
+    statistics of ``acc`` and ``exposed`` bars held: the single-symbol definitions."""
+    n = equity.shape[0]
+    prev = start_cash
+    peak = start_cash
+    max_dd = 0.0
+    sum_r = 0.0
+    sum_r2 = 0.0
+    sum_down2 = 0.0
+    for i in range(n):
+        value = equity[i]
+        r = value / prev - 1.0 if prev > 0.0 else 0.0
+        sum_r += r
+        sum_r2 += r * r
+        down = min(r, 0.0)
+        sum_down2 += down * down
+        peak = max(peak, value)
+        max_dd = max(max_dd, 1.0 - value / peak)
+        prev = value
+    _finish_metrics_nb(out, prev, start_cash, n, periods_per_year, sum_r, sum_r2, sum_down2, max_dd, exposed, acc)
+
+
+@kernel
+def _add_record_nb(out: np.ndarray, count: int, symbol: int, rec: Any, first: int, rows: np.ndarray) -> int:
+    """Copy trade record ``rec`` into basket record ``count`` of ``out`` (if there is
+    room), its bar indices mapped to timeline rows (``rows[idx]``, or ``idx`` when
+    ``first`` < 0); returns ``count + 1``."""
+    if count < out.shape[0]:
+        dst = out[count]
+        dst["symbol"] = symbol
+        dst["entry_idx"] = rec["entry_idx"] if first < 0 else rows[rec["entry_idx"]]
+        dst["exit_idx"] = rec["exit_idx"] if first < 0 else rows[rec["exit_idx"]]
+        dst["direction"] = rec["direction"]
+        dst["units"] = rec["units"]
+        dst["entry_price"] = rec["entry_price"]
+        dst["exit_price"] = rec["exit_price"]
+        dst["entry_fee"] = rec["entry_fee"]
+        dst["exit_fee"] = rec["exit_fee"]
+        dst["pnl"] = rec["pnl"]
+        dst["return"] = rec["return"]
+        dst["exit_reason"] = rec["exit_reason"]
+    return count + 1
+
+
+@kernel
+def _add_trade_stats_nb(acc: np.ndarray, rec: Any) -> None:
+    """Count closed trade ``rec`` in ``acc`` (the trade slots of ``nb._record_trade_nb``)."""
+    if rec["exit_reason"] == EXIT_OPEN:
+        return
+    pnl = rec["pnl"]
+    acc[ACC_CLOSED] += 1.0
+    acc[ACC_SUM_RETURN] += rec["return"]
+    if pnl > 0.0:
+        acc[ACC_WINS] += 1.0
+        acc[ACC_GROSS_PROFIT] += pnl
+    else:
+        acc[ACC_GROSS_LOSS] -= pnl
+
+
+def _make_split(fixed_fill_close: bool, fixed_check_stops: bool) -> Any:
+    """The split kernel of one configuration (its single-symbol callee chosen by closure constants)."""
+
+    def split_nb(
+        open_: np.ndarray,
+        high: np.ndarray,
+        low: np.ndarray,
+        close: np.ndarray,
+        entries: np.ndarray,
+        exits: np.ndarray,
+        direction: int,
+        fee: float,
+        slippage: float,
+        size: float,
+        cash: float,
+        stop_loss: float,
+        take_profit: float,
+        trailing_stop: float,
+        risk: float,
+        periods_per_year: float,
+        equity_out: np.ndarray,
+        trades_out: np.ndarray,
+        symbols_out: np.ndarray,
+        metrics_out: np.ndarray,
+    ) -> int:
+        """Each symbol runs the single-symbol kernel on its own bars with ``cash / symbols``;
+        returns the number of trade records (``trades_out`` receives as many as fit).
+
+        ``equity_out`` (length timestamps, or 0 to skip) receives the portfolio equity:
+        the sum of the symbols' equities, each held at its last bar's value where it
+        has no bar (its cash share before its first bar). ``symbols_out``
+        (``SYMBOL_DTYPE``, one per symbol) receives the per-symbol breakdown and
+        ``metrics_out`` the portfolio metrics.
+        """
+        n, m = close.shape
+        share = cash / m
+        equity = equity_out if equity_out.shape[0] == n else np.empty(n)
+        equity[:] = 0.0
+        held = np.zeros(n + 1, dtype=np.int64)  # +1 where a position opens, -1 where it closes
+        acc = np.zeros(ACC_SIZE)
+        rows = np.empty(n, dtype=np.int64)
+        gather = np.empty((4, n))
+        gather_signals = np.empty((2, n), dtype=np.bool_)
+        symbol_equity = np.empty(n)
+        records = np.empty(n + 1, dtype=TRADE_DTYPE)
+        symbol_metrics = np.empty(N_METRICS)
+        o_cols, h_cols, l_cols, c_cols = open_.T, high.T, low.T, close.T
+        e_cols, x_cols = entries.T, exits.T
+        count = np.int64(0)
+        for k in range(m):
+            nk = 0
+            for t in range(n):
+                if not np.isnan(close[t, k]):
+                    rows[nk] = t
+                    nk += 1
+            complete = nk == n
+            if complete:  # the columns themselves (contiguous), no copy
+                o, h, lo, c = o_cols[k], h_cols[k], l_cols[k], c_cols[k]
+                e, x = e_cols[k], x_cols[k]
+            else:  # the symbol's own bars, gathered
+                for j in range(nk):
+                    t = rows[j]
+                    gather[0, j] = open_[t, k]
+                    gather[1, j] = high[t, k]
+                    gather[2, j] = low[t, k]
+                    gather[3, j] = close[t, k]
+                    gather_signals[0, j] = entries[t, k]
+                    gather_signals[1, j] = exits[t, k]
+                o, h, lo, c = gather[0, :nk], gather[1, :nk], gather[2, :nk], gather[3, :nk]
+                e, x = gather_signals[0, :nk], gather_signals[1, :nk]
+            eq = symbol_equity[:nk]
+            # Without a trailing stop or risk sizing the callee is the one run() uses (the
+            # omitted arguments are compile-time zeros): the same loop, the same speed.
+            extended = trailing_stop > 0.0 or risk > 0.0
+            if fixed_fill_close:
+                if fixed_check_stops and extended:
+                    made = _simulate_close_stops(
+                        o, h, lo, c, KIND_SIGNALS, c, c, 0.0, 0.0, e, x, True, direction, fee, slippage,
+                        size, share, stop_loss, take_profit, periods_per_year, eq, records, symbol_metrics,
+                        trailing_stop, risk,
+                    )
+                elif fixed_check_stops:
+                    made = _simulate_close_stops(
+                        o, h, lo, c, KIND_SIGNALS, c, c, 0.0, 0.0, e, x, True, direction, fee, slippage,
+                        size, share, stop_loss, take_profit, periods_per_year, eq, records, symbol_metrics,
+                    )
+                else:
+                    made = _simulate_close(
+                        o, h, lo, c, KIND_SIGNALS, c, c, 0.0, 0.0, e, x, True, direction, fee, slippage,
+                        size, share, stop_loss, take_profit, periods_per_year, eq, records, symbol_metrics,
+                    )
+            elif fixed_check_stops and extended:
+                made = _simulate_open_stops(
+                    o, h, lo, c, KIND_SIGNALS, c, c, 0.0, 0.0, e, x, False, direction, fee, slippage,
+                    size, share, stop_loss, take_profit, periods_per_year, eq, records, symbol_metrics,
+                    trailing_stop, risk,
+                )
+            elif fixed_check_stops:
+                made = _simulate_open_stops(
+                    o, h, lo, c, KIND_SIGNALS, c, c, 0.0, 0.0, e, x, False, direction, fee, slippage,
+                    size, share, stop_loss, take_profit, periods_per_year, eq, records, symbol_metrics,
+                )
+            else:
+                made = _simulate_open(
+                    o, h, lo, c, KIND_SIGNALS, c, c, 0.0, 0.0, e, x, False, direction, fee, slippage,
+                    size, share, stop_loss, take_profit, periods_per_year, eq, records, symbol_metrics,
+                )
+            if complete:
+                for t in range(n):
+                    equity[t] += eq[t]
+            else:
+                j = 0
+                value = share
+                for t in range(n):
+                    if j < nk and rows[j] == t:
+                        value = eq[j]
+                        j += 1
+                    equity[t] += value
+            pnl = 0.0
+            first = -1 if complete else 0
+            for r in range(made):
+                rec = records[r]
+                pnl += rec["pnl"]
+                _add_trade_stats_nb(acc, rec)
+                count = _add_record_nb(trades_out, count, k, rec, first, rows)
+                start = rec["entry_idx"] if complete else rows[rec["entry_idx"]]
+                held[start] += 1
+                if rec["exit_reason"] == EXIT_OPEN:
+                    held[n] -= 1
+                else:
+                    held[rec["exit_idx"] if complete else rows[rec["exit_idx"]]] -= 1
+            out = symbols_out[k]
+            out["trades"] = np.int64(symbol_metrics[M_TRADES])
+            out["return_contribution"] = pnl / cash
+            out["win_rate"] = symbol_metrics[M_WIN_RATE]
+            out["exposure"] = symbol_metrics[M_EXPOSURE]
+        exposed = 0
+        open_now = 0
+        for t in range(n):
+            open_now += held[t]
+            exposed += open_now > 0
+        equity_metrics_nb(equity, cash, periods_per_year, exposed, acc, metrics_out)
+        return count
+
+    return kernel(_distinct(split_nb, _variant_name(fixed_fill_close, fixed_check_stops)))
+
+
+_SPLIT_VARIANTS = {(fill, stops): _make_split(fill, stops) for fill in (False, True) for stops in (False, True)}
+
+
+def split_variant(fill_close: bool, check_stops: bool) -> Any:
+    """The split kernel of one configuration (``check_stops`` as for ``nb.simulate_variant``)."""
+    return _SPLIT_VARIANTS[bool(fill_close), bool(check_stops)]
+
+
+@kernel
+def _want_nb(entry: bool, exit_: bool, direction: int) -> int:
+    """The position (+1, 0, -1) a bar's signals ask for (the single-symbol rules)."""
+    if direction == DIR_LONG:
+        return 1 if entry else 0
+    if direction == DIR_BOTH:
+        return 1 if entry else -1
+    return 0 if entry else -1
+
+
+@kernel
+def _before_nb(a: float, b: float) -> bool:
+    """Rank ``a`` enters before rank ``b``: higher first, NaN last."""
+    return not np.isnan(a) and (np.isnan(b) or a > b)
+
+
+@kernel
+def shared_nb(
+    open_: np.ndarray,
+    high: np.ndarray,
+    low: np.ndarray,
+    close: np.ndarray,
+    entries: np.ndarray,
+    exits: np.ndarray,
+    rank: np.ndarray,
+    fill_close: bool,
+    direction: int,
+    fee: float,
+    slippage: float,
+    size: float,
+    cash: float,
+    stop_loss: float,
+    take_profit: float,
+    trailing_stop: float,
+    risk: float,
+    max_positions: int,
+    periods_per_year: float,
+    equity_out: np.ndarray,
+    trades_out: np.ndarray,
+    symbols_out: np.ndarray,
+    metrics_out: np.ndarray,
+) -> int:
+    """One cash account for every symbol; returns the number of trade records.
+
+    At each timestamp, for the symbols with a bar there: next-open fills act on
+    each symbol's previous own bar's signals at this open (signal exits, then
+    entries), then the stops; close fills check the stops, then act on this
+    bar's signals at this close (signal exits, then entries). Entries go in
+    symbol order, or by ``rank`` (same shape as the prices; the rank of the
+    signal's bar, highest first, NaN last; a (0, 0) array for symbol order),
+    while fewer than ``max_positions`` are open; each spends
+    ``min(equity * size / max_positions, cash)``, equity taken once after the
+    exits (positions marked at this moment's price, or their last close).
+    Outputs as for the split kernel.
+    """
+    n, m = close.shape
+    use_rank = rank.shape[0] == n and rank.shape[1] == m
+    check_stops = stop_loss > 0.0 or take_profit > 0.0 or trailing_stop > 0.0
+    side = np.zeros(m, dtype=np.int64)
+    units = np.zeros(m)
+    entry_price = np.zeros(m)
+    entry_fee = np.zeros(m)
+    entry_idx = np.full(m, -1, dtype=np.int64)
+    extreme = np.zeros(m)
+    last_close = np.full(m, np.nan)
+    last_row = np.full(m, -1, dtype=np.int64)
+    pending_entry = np.zeros(m, dtype=np.bool_)
+    pending_exit = np.zeros(m, dtype=np.bool_)
+    pending_rank = np.zeros(m)
+    acc = np.zeros((m, ACC_SIZE))
+    pnl = np.zeros(m)
+    own_bars = np.zeros(m, dtype=np.int64)
+    held_bars = np.zeros(m, dtype=np.int64)
+    one = np.empty(1, dtype=TRADE_DTYPE)
+    candidates = np.empty(m, dtype=np.int64)
+    wants = np.empty(m, dtype=np.int64)
+    keys = np.empty(m)
+    no_rows = np.empty(0, dtype=np.int64)
+    equity = equity_out if equity_out.shape[0] == n else np.empty(n)
+    start_cash = cash
+    count = np.int64(0)
+    open_count = 0
+    exposed = 0
+    for t in range(n):
+        for phase in range(2):
+            if (phase == 1) == fill_close:
+                # Signal exits (and the exit half of a reversal), collecting the entries.
+                n_candidates = 0
+                for k in range(m):
+                    if np.isnan(close[t, k]):
+                        continue
+                    if fill_close:
+                        entry, exit_ = entries[t, k], exits[t, k]
+                        key = rank[t, k] if use_rank else 0.0
+                    else:
+                        entry, exit_ = pending_entry[k], pending_exit[k]
+                        key = pending_rank[k]
+                    if entry == exit_:
+                        continue
+                    want = _want_nb(entry, exit_, direction)
+                    if want == side[k]:
+                        continue
+                    if side[k] != 0:
+                        price = close[t, k] if fill_close else open_[t, k]
+                        acc[k, ACC_RECORDS] = 0.0
+                        cash = _exit_nb(
+                            side[k], units[k], entry_price[k], entry_fee[k], entry_idx[k], price, t,
+                            np.int64(EXIT_SIGNAL), cash, fee, slippage, one, acc[k],
+                        )
+                        pnl[k] += one[0]["pnl"]
+                        count = _add_record_nb(trades_out, count, k, one[0], -1, no_rows)
+                        side[k] = 0
+                        units[k] = 0.0
+                        open_count -= 1
+                    if want != 0:
+                        # Insertion keeps the candidates ordered: by rank, then symbol.
+                        j = n_candidates
+                        while use_rank and j > 0 and _before_nb(key, keys[j - 1]):
+                            candidates[j] = candidates[j - 1]
+                            wants[j] = wants[j - 1]
+                            keys[j] = keys[j - 1]
+                            j -= 1
+                        candidates[j] = k
+                        wants[j] = want
+                        keys[j] = key
+                        n_candidates += 1
+                if n_candidates == 0:
+                    continue
+                # Equity once, after the exits and before the entries.
+                value = cash
+                for k in range(m):
+                    if side[k] != 0:
+                        price = close[t, k] if fill_close else open_[t, k]
+                        if np.isnan(price):
+                            price = last_close[k]
+                        value += side[k] * units[k] * price
+                target = value * size / max_positions
+                for j in range(n_candidates):
+                    if open_count >= max_positions:
+                        break
+                    spend = min(target, cash)
+                    if spend <= 0.0:
+                        continue
+                    k = candidates[j]
+                    want = wants[j]
+                    price = close[t, k] if fill_close else open_[t, k]
+                    fill = price * (1.0 + slippage) if want > 0 else price * (1.0 - slippage)
+                    amount = spend / (fill * (1.0 + fee))
+                    if risk > 0.0:
+                        amount = min(amount, risk * value / risk_per_unit_nb(want, fill, stop_loss, fee, slippage))
+                    notional = amount * fill
+                    fee_paid = notional * fee
+                    if want > 0:
+                        cash -= notional + fee_paid
+                    else:
+                        cash += notional - fee_paid
+                    side[k] = want
+                    units[k] = amount
+                    entry_price[k] = fill
+                    entry_fee[k] = fee_paid
+                    entry_idx[k] = t
+                    extreme[k] = fill
+                    open_count += 1
+            elif check_stops:
+                for k in range(m):
+                    if side[k] == 0 or np.isnan(close[t, k]):
+                        continue
+                    if entry_idx[k] < t:
+                        if trailing_stop > 0.0:
+                            price, reason = trailing_stop_nb(
+                                side[k], entry_price[k], stop_loss, take_profit, trailing_stop, extreme[k],
+                                open_[t, k], high[t, k], low[t, k],
+                            )
+                        else:
+                            price, reason = _stop_nb(
+                                side[k], entry_price[k], stop_loss, take_profit, open_[t, k], high[t, k], low[t, k]
+                            )
+                        if reason >= 0:
+                            acc[k, ACC_RECORDS] = 0.0
+                            cash = _exit_nb(
+                                side[k], units[k], entry_price[k], entry_fee[k], entry_idx[k], price, t,
+                                np.int64(reason), cash, fee, slippage, one, acc[k],
+                            )
+                            pnl[k] += one[0]["pnl"]
+                            count = _add_record_nb(trades_out, count, k, one[0], -1, no_rows)
+                            side[k] = 0
+                            units[k] = 0.0
+                            open_count -= 1
+                            continue
+                    if trailing_stop > 0.0:
+                        extreme[k] = max(extreme[k], high[t, k]) if side[k] > 0 else min(extreme[k], low[t, k])
+        # Mark at the close (a symbol without a bar here: its last close).
+        value = cash
+        for k in range(m):
+            c = close[t, k]
+            if not np.isnan(c):
+                last_close[k] = c
+                last_row[k] = t
+                own_bars[k] += 1
+                held_bars[k] += side[k] != 0
+                if not fill_close:
+                    pending_entry[k] = entries[t, k]
+                    pending_exit[k] = exits[t, k]
+                    pending_rank[k] = rank[t, k] if use_rank else 0.0
+            if side[k] != 0:
+                value += side[k] * units[k] * last_close[k]
+        equity[t] = value
+        exposed += open_count > 0
+
+    total = np.zeros(ACC_SIZE)
+    for k in range(m):
+        if side[k] != 0:
+            acc[k, ACC_RECORDS] = 0.0
+            _record_trade_nb(
+                one, acc[k], side[k], units[k], entry_price[k], entry_fee[k], entry_idx[k],
+                last_close[k], 0.0, last_row[k], np.int64(EXIT_OPEN),
+            )
+            pnl[k] += one[0]["pnl"]
+            count = _add_record_nb(trades_out, count, k, one[0], -1, no_rows)
+        for slot in range(ACC_SIZE):
+            total[slot] += acc[k, slot]
+        closed = acc[k, ACC_CLOSED]
+        out = symbols_out[k]
+        out["trades"] = np.int64(closed)
+        out["return_contribution"] = pnl[k] / start_cash
+        out["win_rate"] = acc[k, ACC_WINS] / closed if closed > 0.0 else 0.0
+        out["exposure"] = held_bars[k] / own_bars[k] if own_bars[k] > 0 else 0.0
+    equity_metrics_nb(equity, start_cash, periods_per_year, exposed, total, metrics_out)
+    return count
