@@ -139,7 +139,11 @@ def atr_nb(high: np.ndarray, low: np.ndarray, close: np.ndarray, window: int) ->
 def rolling_std_nb(x: np.ndarray, window: int) -> np.ndarray:
     """Rolling population standard deviation (ddof = 0), by a sliding Welford
     update. A window of identical values gives exactly 0 (the state is re-anchored
-    there, so rounding left over from earlier moves cannot fake a tiny spread)."""
+    there, so rounding left over from earlier moves cannot fake a tiny spread).
+
+    A slide that removes most of the spread (a jump leaving the window) cancels
+    almost all of ``m2`` and keeps only its rounding error, relative to the
+    spread that left; then the window is summed again exactly, in two passes."""
     n = x.shape[0]
     out = np.full(n, np.nan)
     if window < 1 or window > n:
@@ -156,6 +160,7 @@ def rolling_std_nb(x: np.ndarray, window: int) -> np.ndarray:
         mean = x[window - 1]
         m2 = 0.0
     out[window - 1] = np.sqrt(max(m2, 0.0) / window)
+    anchor = m2  # m2 when last summed exactly: the scale of the rounding error carried
     for i in range(window, n):
         old = x[i - window]
         new = x[i]
@@ -163,11 +168,23 @@ def rolling_std_nb(x: np.ndarray, window: int) -> np.ndarray:
         if run >= window:
             mean = new
             m2 = 0.0
+            anchor = 0.0
         elif new != old:
             delta = new - old
             new_mean = mean + delta / window
             m2 += delta * (new - new_mean + old - mean)
             mean = new_mean
+            if m2 < anchor * 1e-6:
+                mean = 0.0
+                for j in range(i - window + 1, i + 1):
+                    mean += x[j]
+                mean /= window
+                m2 = 0.0
+                for j in range(i - window + 1, i + 1):
+                    m2 += (x[j] - mean) * (x[j] - mean)
+                anchor = m2
+            elif m2 > anchor:
+                anchor = m2
         out[i] = np.sqrt(max(m2, 0.0) / window)
     return out
 

@@ -156,7 +156,10 @@ async def test_a_stop_in_the_last_batch_resumes_to_the_full_budget(
             study.request_stop()  # now, before the next chunk is dispatched
 
     first = await study.run(progress_callback=stop_late, progress_interval_s=0)
-    assert first.state == "stopped" and first.trials == 39
+    # How many chunks are in hand when the stop lands depends on the machine (39 when idle);
+    # what matters is that the last batch has more trials stored than the budget has left.
+    assert first.state == "stopped" and 36 <= first.trials < 40
+    assert first.trials - 32 >= 40 - first.trials
     resumed = await Study.from_file(path, db=db).run()
     got, record = await _stored(db, "t")
     assert record.state is StudyState.COMPLETE and resumed.trials == reference.trials

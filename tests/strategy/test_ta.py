@@ -149,3 +149,11 @@ def test_inside_an_evaluation_each_window_is_computed_once_and_temporaries_are_n
     assert len(cache) == 2
     assert cache.get(bars, "sma", 5) is first  # the built-ins' named lookups share the entries
     assert ta.sma(bars.close, 5) is not first  # outside an evaluation: no cache
+
+
+def test_a_small_spread_after_a_jump_keeps_its_precision() -> None:
+    # The jump leaving the window cancels almost all of the sliding sum of squares;
+    # its rounding error (about 1e-6 of this spread) must not survive.
+    x = np.array([2.0, 0.99999, 1.0])
+    np.testing.assert_allclose(ta.rolling_std(x, 2)[2], 0.000005, rtol=1e-9)
+    np.testing.assert_allclose(ta.zscore(x, 2)[2], 1.0, rtol=1e-9)
