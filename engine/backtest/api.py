@@ -74,7 +74,10 @@ def simulate(
     trades_out = np.empty(capacity, dtype=TRADE_DTYPE) if trades else _NO_TRADES
     metrics_out = np.empty(N_METRICS)
     fill_close = FILLS[options.fill] == FILL_CLOSE
-    kernel = nb.simulate_variant(fill_close, options.stop_loss > 0.0 or options.take_profit > 0.0)
+    kernel = nb.simulate_variant(fill_close, options.checks_stops)
+    # A trailing stop and risk sizing are trailing arguments: left out, the kernel is
+    # compiled without them (the loop the other options need, at its full speed).
+    extra = (options.trailing_stop, options.risk_fraction) if options.trailing_stop or options.risk_fraction else ()
 
     def call(trades_out: np.ndarray) -> int:
         # A dispatcher's first call compiles it or loads it from the on-disk cache.
@@ -86,7 +89,7 @@ def simulate(
                 fill_close, DIRECTIONS[options.direction],
                 options.fee, options.slippage, options.size, options.cash,
                 options.stop_loss, options.take_profit, periods_per_year(bars.timeframe),
-                equity_out, trades_out, metrics_out,
+                equity_out, trades_out, metrics_out, *extra,
             )  # fmt: skip
 
     count = call(trades_out)
@@ -223,9 +226,9 @@ def run_many(
         inputs, entries, exits = signal_inputs(spec, bars, values, cache)
         a_row = _indicator_row(inputs.a, n, arrays, keep)
         b_row = _indicator_row(inputs.b, n, arrays, keep)
-        if inputs.kind == KIND_SIGNALS or a_row < 0 or b_row < 0:
-            # Not batchable (explicit signals, or an indicator that is not a
-            # float64 array of one value per bar): the per-set kernel call.
+        if inputs.kind == KIND_SIGNALS or a_row < 0 or b_row < 0 or opts.trailing_stop or opts.risk_fraction:
+            # Not batchable (explicit signals, an indicator that is not a float64
+            # array of one value per bar, a trailing stop or risk sizing): the per-set kernel call.
             out[row] = simulate(bars, inputs, opts, entries=entries, exits=exits)[0]
             continue
         key = (inputs.kind, opts.fill == "close", opts.stop_loss > 0.0 or opts.take_profit > 0.0)

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.backtest import basket_nb
-from engine.backtest.api import Options, _number
 from engine.backtest.enums import (
     ALLOCATIONS,
     BASKET_TRADE_DTYPE,
@@ -22,10 +21,10 @@ from engine.backtest.enums import (
     FILL_CLOSE,
     FILLS,
     N_METRICS,
-    SIZINGS,
     SYMBOL_DTYPE,
 )
 from engine.backtest.metrics import Metrics
+from engine.backtest.options import BacktestOptions
 from engine.data import Bars, Basket, align, periods_per_year
 from engine.errors import InputError
 from engine.profile import profiler
@@ -59,7 +58,7 @@ class BasketResult:
     def symbol_dicts(self) -> dict[str, dict[str, float | int]]:
         """Symbol -> its breakdown as plain Python numbers."""
         return {
-            symbol: {name: row[name].item() for name in SYMBOL_DTYPE.names}
+            symbol: {name: row[name].item() for name in SYMBOL_DTYPE.names or ()}
             for symbol, row in zip(self.symbols, self.per_symbol, strict=True)
         }
 
@@ -122,18 +121,14 @@ def run_basket(
     start = time.perf_counter()
     basket = bars if isinstance(bars, Basket) else align(bars)
     n, m = len(basket), basket.n_symbols
-    options = Options(fee, slippage, fill, direction, size, cash, stop_loss, take_profit)
+    options = BacktestOptions.of(
+        None, fee=fee, slippage=slippage, fill=fill, direction=direction, size=size, cash=cash,
+        stop_loss=stop_loss, take_profit=take_profit, trailing_stop=trailing_stop, sizing=sizing, risk=risk,
+    )
     if allocation not in ALLOCATIONS:
         raise InputError(f"allocation must be one of {', '.join(ALLOCATIONS)}, got {allocation!r}")
-    if sizing not in SIZINGS:
-        raise InputError(f"sizing must be one of {', '.join(SIZINGS)}, got {sizing!r}")
-    trailing_stop = _number("trailing_stop", trailing_stop, 0.0, 1.0, high_open=True)
-    if sizing == "risk":
-        risk = _number("risk", risk, 0.0, 1.0, high_open=False, low_open=True)
-        if options.stop_loss == 0.0:
-            raise InputError("sizing 'risk' needs a stop_loss (the loss it sizes by)")
-    else:
-        risk = 0.0
+    trailing_stop = options.trailing_stop
+    risk = options.risk_fraction
     if max_positions is None:
         max_positions = m
     if isinstance(max_positions, bool) or not isinstance(max_positions, (int, np.integer)) or max_positions < 1:

@@ -6,6 +6,9 @@ user-facing strings such as ``"next_open"`` or ``"both"`` onto these codes.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 
 # Fill conventions.
@@ -58,7 +61,10 @@ TRADE_DTYPE = np.dtype(
 #: One trade of a basket backtest: the symbol's index in the basket, then the
 #: fields of ``TRADE_DTYPE`` with ``entry_idx``/``exit_idx`` as rows of the
 #: basket's timeline.
-BASKET_TRADE_DTYPE = np.dtype([("symbol", np.int64), *((name, TRADE_DTYPE.fields[name][0]) for name in TRADE_DTYPE.names)], align=True)
+_TRADE_FIELDS: Mapping[str, Any] = TRADE_DTYPE.fields or {}  # (a structured dtype always has fields)
+BASKET_TRADE_DTYPE = np.dtype(
+    [("symbol", np.int64), *((name, _TRADE_FIELDS[name][0]) for name in TRADE_DTYPE.names or ())], align=True
+)
 
 #: One symbol's share of a basket backtest: closed trades, pnl of its trades (the
 #: open one marked at the last close) over the starting cash, share of closed

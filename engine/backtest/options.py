@@ -63,6 +63,13 @@ class BacktestOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     cash: Annotated[float, _rule("(0, inf)", "starting cash")] = 10_000.0
     stop_loss: Annotated[float, _rule("[0, 1)", "stop-loss, fraction of the entry price (0: off)")] = 0.0
     take_profit: Annotated[float, _rule("[0, inf)", "take-profit, fraction of the entry price (0: off)")] = 0.0
+    trailing_stop: Annotated[
+        float, _rule("[0, 1)", "trailing stop, fraction below the highest high since entry (0: off)")
+    ] = 0.0
+    sizing: Annotated[
+        Literal["fraction", "risk"], _rule(None, "size entries by a fraction of equity, or by the risk to the stop")
+    ] = "fraction"
+    risk: Annotated[float, _rule("[0, 1)", "with sizing risk: the fraction of equity a stop-loss fill loses")] = 0.0
 
     def __post_init__(self) -> None:
         for info in OPTIONS.values():
@@ -70,6 +77,18 @@ class BacktestOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             checked = info.check(value)
             if checked is not value:
                 msgspec.structs.force_setattr(self, info.name, checked)
+        if self.sizing == "risk" and (self.stop_loss == 0.0 or self.risk == 0.0):
+            raise OptionError("sizing risk needs a stop_loss and a risk above 0 (the loss at the stop it sizes by)")
+
+    @property
+    def risk_fraction(self) -> float:
+        """The kernel's ``risk`` argument: the fraction sized by, 0 for fraction sizing."""
+        return self.risk if self.sizing == "risk" else 0.0
+
+    @property
+    def checks_stops(self) -> bool:
+        """Whether any stop is set (the kernel variant that checks each bar's high and low)."""
+        return self.stop_loss > 0.0 or self.take_profit > 0.0 or self.trailing_stop > 0.0
 
     @classmethod
     def of(cls, options: BacktestOptions | None = None, /, **values: Any) -> BacktestOptions:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 
+from engine.backtest.nb import risk_per_unit_nb
 from engine.backtest.options import BacktestOptions
 from engine.live.portfolio import Portfolio
 from engine.live.records import ExitReason, Fill
@@ -42,6 +43,9 @@ class PaperBroker:
             slip, fee = self.slippage, self.fee
             fill = price * (1.0 + slip) if target > 0 else price * (1.0 - slip)
             units = p.cash * self.size / (fill * (1.0 + fee))
+            risk = self.options.risk_fraction
+            if risk > 0.0:  # a fill at the stop loses risk of the cash, as in the backtest kernel
+                units = min(units, risk * p.cash / risk_per_unit_nb(target, fill, self.options.stop_loss, fee, slip))
             notional = units * fill
             fee_paid = notional * fee
             if target > 0:

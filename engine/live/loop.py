@@ -449,6 +449,8 @@ class PaperTradingLoop:
             trigger = self.risk.check_stops(bar, self.portfolio)
             if trigger is not None:
                 self._emit(self.topics.stop, trigger, CRITICAL)
+            else:
+                self.risk.track(bar, self.portfolio)
             self.buffer.append(bar.open, bar.high, bar.low, bar.close, bar.volume)
             with profiler.stage("live.signal"):
                 entry, exit_ = self.source.signal_at(self.buffer.view())

@@ -23,6 +23,7 @@ class Portfolio:
         self.entry_price = 0.0
         self.entry_fee = 0.0
         self.entry_idx = -1
+        self.extreme = 0.0  # highest high (long) or lowest low (short) since the entry: a trailing stop's anchor
         self.trades: list[Trade] = []
         self.realized_pnl = 0.0
         self.equity_curve: deque[float] = deque(maxlen=equity_points)
@@ -42,6 +43,7 @@ class Portfolio:
         self.entry_price = price
         self.entry_fee = fee
         self.entry_idx = index
+        self.extreme = price
 
     def close_position(self, price: float, fee: float, index: int, reason: ExitReason) -> Trade:
         """Book the exit of the whole position and record the round trip."""

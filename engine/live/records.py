@@ -12,13 +12,15 @@ from typing import Literal
 
 import msgspec
 
-ExitReason = Literal["signal", "stop_loss", "take_profit", "open", "kill"]
+ExitReason = Literal["signal", "stop_loss", "take_profit", "open", "trailing_stop", "kill"]
+#: The kernel's codes (``engine.backtest.enums.EXIT_*``), and one of the loop's own.
 EXIT_REASON_CODES: dict[str, int] = {
     "signal": 0,
     "stop_loss": 1,
     "take_profit": 2,
     "open": 3,
-    "kill": 4,
+    "trailing_stop": 4,
+    "kill": 5,
 }
 
 
@@ -92,7 +94,7 @@ class StopTrigger(msgspec.Struct, frozen=True, gc=False):
 
     index: int
     price: float
-    reason: Literal["stop_loss", "take_profit"]
+    reason: Literal["stop_loss", "take_profit", "trailing_stop"]
 
 
 class RiskAction(msgspec.Struct, frozen=True, gc=False):

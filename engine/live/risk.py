@@ -15,10 +15,16 @@ from typing import Literal
 
 import msgspec
 
+from engine.backtest.enums import EXIT_STOP_LOSS, EXIT_TAKE_PROFIT, EXIT_TRAILING_STOP
+from engine.backtest.nb import trailing_stop_nb
 from engine.backtest.options import BacktestOptions
 from engine.errors import ConfigError
 from engine.live.portfolio import Portfolio
 from engine.live.records import BarRecord, StopTrigger
+
+_STOP_REASONS: dict[int, Literal["stop_loss", "take_profit", "trailing_stop"]] = {
+    EXIT_STOP_LOSS: "stop_loss", EXIT_TAKE_PROFIT: "take_profit", EXIT_TRAILING_STOP: "trailing_stop",
+}  # the kernel's exit codes of its stop checks
 
 
 class RiskConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -64,10 +70,12 @@ class RiskManager:
         return self.breaker == "open" or self.kill_switch
 
     def check_stops(self, bar: BarRecord, p: Portfolio) -> StopTrigger | None:
-        """A stop or take-profit exit on ``bar`` for a position entered before it."""
+        """A stop, trailing stop or take-profit exit on ``bar`` for a position entered before it."""
         sl, tp = self.options.stop_loss, self.options.take_profit
-        if p.side == 0 or p.entry_idx >= bar.index or (sl <= 0.0 and tp <= 0.0):
+        if p.side == 0 or p.entry_idx >= bar.index or not self.options.checks_stops:
             return None
+        if self.options.trailing_stop > 0.0:
+            return self._check_trailing(bar, p)
         entry = p.entry_price
         if p.side > 0:
             if sl > 0.0:
@@ -88,6 +96,20 @@ class RiskManager:
                 if bar.low <= target:
                     return StopTrigger(bar.index, min(bar.open, target), "take_profit")
         return None
+
+    def _check_trailing(self, bar: BarRecord, p: Portfolio) -> StopTrigger | None:
+        # The backtest kernel's own rule (the tighter of the fixed and the trailing
+        # stop, the fixed one on a tie; the gap and same-bar rules of the fixed stop).
+        o = self.options
+        price, reason = trailing_stop_nb(
+            p.side, p.entry_price, o.stop_loss, o.take_profit, o.trailing_stop, p.extreme, bar.open, bar.high, bar.low
+        )
+        return None if reason < 0 else StopTrigger(bar.index, price, _STOP_REASONS[int(reason)])
+
+    def track(self, bar: BarRecord, p: Portfolio) -> None:
+        """After this bar's stop check: its high (a long) or low (a short) moves the trailing stop."""
+        if self.options.trailing_stop > 0.0 and p.side != 0:
+            p.extreme = max(p.extreme, bar.high) if p.side > 0 else min(p.extreme, bar.low)
 
     def breaker_trips(self, p: Portfolio) -> bool:
         """Whether the drawdown after the latest mark newly trips the breaker."""

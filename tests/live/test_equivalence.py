@@ -92,7 +92,10 @@ async def test_loop_equals_backtest(strategy: str, data: st.DataObject, bars: Ba
         "size": data.draw(st.sampled_from([1.0, 0.5]), label="size"),
         "stop_loss": data.draw(st.sampled_from([0.0, 0.01, 0.03]), label="stop_loss"),
         "take_profit": data.draw(st.sampled_from([0.0, 0.02, 0.05]), label="take_profit"),
+        "trailing_stop": data.draw(st.sampled_from([0.0, 0.01, 0.04]), label="trailing_stop"),
     }
+    if options["stop_loss"] and data.draw(st.booleans(), label="risk sizing"):
+        options.update(sizing="risk", risk=data.draw(st.sampled_from([0.005, 0.02]), label="risk"))
     result = await replay(bars, strategy, params, **options)
     assert result.bars == len(bars)
     assert_same(result, bars, strategy, params, options)
