@@ -6,7 +6,7 @@ package is cheap. Conventions: ``docs/backtest.md``.
 
 from __future__ import annotations
 
-from engine.backtest.api import BacktestResult, run, run_many, run_signals, simulate
+from engine.backtest.api import BacktestResult, run, run_many, run_portfolio, run_signals, simulate
 from engine.backtest.enums import EXIT_REASONS, METRIC_NAMES, TRADE_DTYPE
 from engine.backtest.indicators import INDICATORS, IndicatorCache
 from engine.backtest.metrics import Metrics
@@ -47,6 +47,7 @@ __all__ = [
     "resolve_strategy",
     "run",
     "run_many",
+    "run_portfolio",
     "run_signals",
     "signals_nb",
     "simulate",

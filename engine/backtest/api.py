@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +32,7 @@ from engine.errors import InputError
 from engine.profile import profiler
 
 if TYPE_CHECKING:
+    from engine.backtest.basket import BasketResult
     from engine.data import Bars
     from engine.strategy import StrategyDef
 
@@ -105,6 +106,38 @@ def simulate(
         records = trades_out[:count].copy()
         records.flags.writeable = False
     return metrics_out, equity_curve, records
+
+
+def run_portfolio(
+    bars: Sequence[Bars],
+    strategy: str | StrategyDef,
+    params: Mapping[str, Any] | None = None,
+    *,
+    options: BacktestOptions | None = None,
+    equity: bool = False,
+    trades: bool = False,
+    **option_values: Any,
+) -> BasketResult:
+    """``strategy`` with the same ``params`` on every symbol of a basket (several ``Bars`` of
+    one timeframe), under ``options.allocation``; the portfolio's metrics and each symbol's."""
+    from engine.backtest.basket import run_basket
+
+    spec = get_strategy(strategy)
+    values = spec.validate(params)
+    options = BacktestOptions.of(options, **option_values)
+    entries, exits = [], []
+    with profiler.stage("backtest.indicators"):
+        for one in bars:
+            e, x = spec.signals(one, values, IndicatorCache())
+            entries.append(e)
+            exits.append(x)
+    return run_basket(
+        list(bars), entries, exits, allocation=options.allocation,
+        max_positions=int(options.max_positions) or None, fee=options.fee, slippage=options.slippage,
+        fill=options.fill, direction=options.direction, size=options.size, sizing=options.sizing,
+        risk=options.risk, cash=options.cash, stop_loss=options.stop_loss, take_profit=options.take_profit,
+        trailing_stop=options.trailing_stop, equity=equity, trades=trades,
+    )  # fmt: skip
 
 
 def run(

@@ -70,6 +70,12 @@ class BacktestOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         Literal["fraction", "risk"], _rule(None, "size entries by a fraction of equity, or by the risk to the stop")
     ] = "fraction"
     risk: Annotated[float, _rule("[0, 1)", "with sizing risk: the fraction of equity a stop-loss fill loses")] = 0.0
+    allocation: Annotated[
+        Literal["split", "shared"], _rule(None, "a basket's cash: split equally per symbol, or one shared account")
+    ] = "split"
+    max_positions: Annotated[
+        float, _rule("[0, 1000000]", "a shared basket's open positions at most (0: one per symbol)")
+    ] = 0.0
 
     def __post_init__(self) -> None:
         for info in OPTIONS.values():
@@ -77,6 +83,8 @@ class BacktestOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             checked = info.check(value)
             if checked is not value:
                 msgspec.structs.force_setattr(self, info.name, checked)
+        if not self.max_positions.is_integer():
+            raise OptionError(f"max_positions must be a whole number, got {self.max_positions!r}")
         if self.sizing == "risk" and (self.stop_loss == 0.0 or self.risk == 0.0):
             raise OptionError("sizing risk needs a stop_loss and a risk above 0 (the loss at the stop it sizes by)")
 

@@ -13,7 +13,10 @@ HELP = "run one backtest of a strategy (built in, in the strategies folder, or P
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", metavar="SPEC", help="synthetic:bars=N,seed=S | csv:PATH | parquet:PATH | hyperliquid:COIN")
+    parser.add_argument(
+        "--data", metavar="SPEC", action="append",
+        help="synthetic:bars=N,seed=S | csv:PATH | parquet:PATH | hyperliquid:COIN; repeat it for a basket",
+    )
     parser.add_argument("--strategy", metavar="NAME", help="a strategy name (see --list) or PATH.py:NAME")
     parser.add_argument(
         "--param", metavar="K=V", action="append", default=[], help="a strategy parameter (repeatable)"
@@ -84,17 +87,20 @@ def run(args: argparse.Namespace) -> int:
     from engine.data import dropped_rows_note, load
 
     start = time.perf_counter()
-    bars = load(args.data, strict=args.strict)
+    basket = [load(spec, strict=args.strict) for spec in args.data]
     load_s = time.perf_counter() - start
-    note = dropped_rows_note(bars)
-    if note:
-        print(f"genesis: {note}", file=sys.stderr)
-
+    for bars in basket:
+        note = dropped_rows_note(bars)
+        if note:
+            print(f"genesis: {note}", file=sys.stderr)
+    if len(basket) > 1:
+        return _basket(args, basket, strategy, params, options, load_s)
+    bars = basket[0]
     result = run_backtest(bars, strategy, params, options=options)
     report = {
         "strategy": result.strategy,
         "params": dict(result.params),
-        "data": _data_summary(args.data, bars),
+        "data": _data_summary(args.data[0], bars),
         "options": result.options.as_dict(),
         "metrics": result.metrics.as_json(),
         "elapsed_s": result.elapsed_s,
@@ -104,6 +110,41 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(report))
     else:
         _print_table(report)
+    return 0
+
+
+def _basket(args: argparse.Namespace, basket: list[Any], strategy: Any, params: dict[str, Any], options: Any,
+            load_s: float) -> int:
+    """A basket backtest: the portfolio's metrics and a table per symbol (``symbols`` in JSON)."""
+    from engine.backtest import run_portfolio
+
+    result = run_portfolio(basket, strategy, params, options=options)
+    report = {
+        "strategy": strategy.name,
+        "params": dict(strategy.validate(params)),
+        "data": [_data_summary(spec, bars) for spec, bars in zip(args.data, basket, strict=True)],
+        "options": options.as_dict(),
+        "allocation": result.allocation,
+        "metrics": result.metrics.as_json(),
+        "symbols": result.symbol_dicts(),
+        "elapsed_s": result.elapsed_s,
+        "load_s": load_s,
+    }
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    first = report["data"][0]
+    _print_table({**report, "data": {**first, "symbol": " + ".join(result.symbols)}})
+    table = Table(title=f"per symbol ({result.allocation} allocation)")
+    for column in ("symbol", "trades", "return contribution", "win rate", "exposure"):
+        table.add_column(column, justify="left" if column == "symbol" else "right")
+    for symbol, row in report["symbols"].items():
+        table.add_row(symbol, f"{int(row['trades']):,d}", _format("total_return", row["return_contribution"]),
+                      _format("win_rate", row["win_rate"]), _format("exposure", row["exposure"]))
+    Console().print(table)
     return 0
 
 
