@@ -33,6 +33,8 @@ from engine.live.strategy import (
     RegistrySignals,
     RuleSignals,
     SignalSource,
+    UserSignals,
+    signals_for,
 )
 
 __all__ = [
@@ -62,6 +64,8 @@ __all__ = [
     "SignalSource",
     "StopTrigger",
     "Trade",
+    "UserSignals",
     "load_loop_config",
     "replay",
+    "signals_for",
 ]

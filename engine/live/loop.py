@@ -53,8 +53,9 @@ from engine.live.records import (
     Trade,
 )
 from engine.live.risk import RiskConfig, RiskManager, RiskState
-from engine.live.strategy import PrefixBuffer, RegistrySignals, SignalSource
+from engine.live.strategy import PrefixBuffer, SignalSource, signals_for
 from engine.profile import profiler
+from engine.strategy.core import StrategyDef
 
 
 class LoopConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -451,7 +452,7 @@ class PaperTradingLoop:
                 self._emit(self.topics.stop, trigger, CRITICAL)
             else:
                 self.risk.track(bar, self.portfolio)
-            self.buffer.append(bar.open, bar.high, bar.low, bar.close, bar.volume)
+            self.buffer.append(bar.open, bar.high, bar.low, bar.close, bar.volume, bar.ts)
             with profiler.stage("live.signal"):
                 entry, exit_ = self.source.signal_at(self.buffer.view())
             if entry != exit_:
@@ -621,7 +622,7 @@ class PaperTradingLoop:
 
 async def replay(
     bars: Bars,
-    strategy: str,
+    strategy: str | StrategyDef,
     params: Mapping[str, Any] | None = None,
     *,
     options: BacktestOptions | None = None,
@@ -631,7 +632,7 @@ async def replay(
     bus: EventBus | None = None,
     **option_values: Any,
 ) -> LoopResult:
-    """Paper-trade registered ``strategy`` over ``bars`` with ``engine.backtest.run``'s
+    """Paper-trade ``strategy`` (built in, or a user's: see :func:`signals_for`) over ``bars`` with ``engine.backtest.run``'s
     options (``options`` and/or its fields as keywords, as for ``run``), plus the
     drawdown breaker and the replay speed (0 = as fast as possible)."""
     config = LoopConfig(
@@ -639,5 +640,5 @@ async def replay(
         risk=RiskConfig(max_drawdown=max_drawdown),
     )
     feed = ReplayFeed(bars, speed=speed, bars_per_s=bars_per_s)
-    loop = PaperTradingLoop(feed, RegistrySignals(strategy, params), config, bus=bus)
+    loop = PaperTradingLoop(feed, signals_for(strategy, params), config, bus=bus)
     return await loop.run()

@@ -17,7 +17,7 @@ import numpy as np
 
 from engine.backtest.enums import KIND_SIGNALS
 from engine.backtest.nb import rule_nb
-from engine.backtest.strategies import Strategy, get_strategy
+from engine.backtest.strategies import Strategy, StrategyDef, get_strategy
 from engine.backtest.streaming import IndicatorBank, rule_step_nb
 from engine.errors import InputError, StrategyError
 
@@ -154,6 +154,49 @@ class RegistrySignals:
         return rule_step_nb(self._bank, high, low, close, start, n)
 
 
+class UserSignals:
+    """A Python strategy (``@strategy``, a user's file), evaluated at each bar over the
+    last ``lookback + margin`` bars seen: the history it declares it needs, plus a
+    margin for indicators that settle slowly (an EMA). Where its signals depend on the
+    declared lookback only, the loop trades exactly as ``engine.backtest.run``
+    (``genesis check`` tells whether they do)."""
+
+    MARGIN = 64
+
+    def __init__(self, strategy: StrategyDef, params: Mapping[str, Any] | None = None, margin: int = MARGIN) -> None:
+        self.strategy = strategy
+        self.params = strategy.validate(params)
+        self.name = strategy.name
+        self.kind = KIND_SIGNALS
+        lookback = strategy.lookback_bars(self.params) if strategy.lookback is not None else None
+        if lookback is None:
+            raise StrategyError(
+                f"{strategy.name}: the paper loop needs the strategy's lookback (declare lookback= in @strategy)"
+            )
+        self.window = lookback + 1 + max(0, margin)
+
+    def signal_at(self, prefix: Arrays) -> tuple[bool, bool]:
+        from engine.data.bars import Bars
+
+        columns = list(prefix)
+        n = columns[3].shape[0]
+        start = max(0, n - self.window)
+        ts = getattr(prefix, "ts", None)
+        times = ts[start:n] if ts is not None else np.arange(start, n, dtype=np.int64) * 60_000_000_000
+        o, h, lo, c, v = (np.ascontiguousarray(col[start:n]) for col in columns)
+        bars = Bars(times, o, h, lo, c, v, symbol=self.name, timeframe="1m")
+        entries, exits = self.strategy.signals(bars, self.params)
+        return bool(entries[-1]), bool(exits[-1])
+
+
+def signals_for(strategy: str | StrategyDef, params: Mapping[str, Any] | None = None) -> SignalSource:
+    """The loop's source for ``strategy``: a built-in streams its fused rule, any other runs its function."""
+    record = get_strategy(strategy)
+    if record.fused is not None and record.source is None:
+        return RegistrySignals(record.name, params)
+    return UserSignals(record, params)
+
+
 class Prefix(Sequence[np.ndarray]):
     """The bars seen so far as five arrays (open, high, low, close, volume) of
     length ``n``: views of a :class:`PrefixBuffer`'s columns, made when asked for.
@@ -163,11 +206,17 @@ class Prefix(Sequence[np.ndarray]):
     saves the five slices per bar.
     """
 
-    __slots__ = ("columns", "n")
+    __slots__ = ("columns", "n", "times")
 
-    def __init__(self, columns: Sequence[np.ndarray], n: int) -> None:
+    def __init__(self, columns: Sequence[np.ndarray], n: int, times: np.ndarray | None = None) -> None:
         self.columns = columns
         self.n = n
+        self.times = times
+
+    @property
+    def ts(self) -> np.ndarray | None:
+        """The bars' timestamps (ns UTC) when the buffer was given them."""
+        return None if self.times is None else self.times[: self.n]
 
     def __len__(self) -> int:
         return 5
@@ -190,16 +239,19 @@ class Prefix(Sequence[np.ndarray]):
 class PrefixBuffer:
     """Growing OHLCV arrays; ``view()`` is the prefix seen so far (no copies)."""
 
-    __slots__ = ("_cols", "n")
+    __slots__ = ("_cols", "_ts", "n")
 
     def __init__(self, capacity: int = 1_024) -> None:
         self._cols = [np.empty(max(capacity, 1)) for _ in range(5)]
+        self._ts = np.zeros(max(capacity, 1), dtype=np.int64)
         self.n = 0
 
-    def append(self, o: float, h: float, lo: float, c: float, v: float) -> None:
+    def append(self, o: float, h: float, lo: float, c: float, v: float, ts: int = 0) -> None:
         if self.n == self._cols[0].shape[0]:
             self._cols = [np.concatenate([col, np.empty(col.shape[0])]) for col in self._cols]
+            self._ts = np.concatenate([self._ts, np.zeros(self._ts.shape[0], dtype=np.int64)])
         n = self.n
+        self._ts[n] = ts
         cols = self._cols
         cols[0][n] = o
         cols[1][n] = h
@@ -210,4 +262,4 @@ class PrefixBuffer:
 
     def view(self) -> Prefix:
         """The bars appended so far."""
-        return Prefix(self._cols, self.n)
+        return Prefix(self._cols, self.n, self._ts)
