@@ -26,6 +26,9 @@ TOP_K = 10
 
 def _spec_fields(spec_toml: str) -> dict[str, Any]:
     from engine.config import parse_toml
+    from engine.optimize.study import (
+        strategy_stamp,  # the study writes the stamp; imported late (study imports us)
+    )
 
     try:
         raw = parse_toml(spec_toml, "stored study")
@@ -34,7 +37,11 @@ def _spec_fields(spec_toml: str) -> dict[str, Any]:
     search = raw.get("search", {}) if isinstance(raw.get("search"), dict) else {}
     strategy = raw.get("strategy", {}) if isinstance(raw.get("strategy"), dict) else {}
     data = raw.get("data", {}) if isinstance(raw.get("data"), dict) else {}
+    file = strategy.get("file")
+    stamp = strategy_stamp(spec_toml) if file else None
     return {
+        "strategy_file": None if not file else str(Path(stamp[0]) / file if stamp else file),
+        "strategy_sha256": None if stamp is None else stamp[1],
         "objective": search.get("objective", "sharpe"),
         "direction": search.get("direction", "maximize"),
         "sampler": search.get("sampler", "grid"),
@@ -175,7 +182,9 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"# Study `{report['study']}`",
         "",
         f"- **state**: {report['state']}" + (f" ({report['error']})" if report.get("error") else ""),
-        f"- **strategy**: {_fmt(report.get('strategy'))} on `{_fmt(report.get('data'))}`",
+        f"- **strategy**: {_fmt(report.get('strategy'))} on `{_fmt(report.get('data'))}`"
+        + (f" (file `{report['strategy_file']}`, sha256 {str(report.get('strategy_sha256'))[:12]})"
+           if report.get("strategy_file") else ""),
         f"- **search**: {_fmt(report.get('sampler'))}, seed {_fmt(report.get('seed'))}, "
         f"{report.get('direction', 'maximize')} `{objective}`",
         f"- **trials**: {report['trials']} ({counts.get('complete', 0)} complete, {counts.get('failed', 0)} failed, "

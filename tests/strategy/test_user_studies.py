@@ -106,3 +106,16 @@ def test_a_study_of_a_cheating_strategy_warns_before_it_starts(tmp_path: Path) -
     assert result.returncode == 0, result.stderr
     warning = [line for line in result.stderr.splitlines() if "look-ahead" in line]
     assert len(warning) == 1 and "genesis check" in warning[0] and "rolled(" in warning[0]
+
+
+async def test_the_report_names_the_strategy_file_and_its_hash(tmp_path: Path) -> None:
+    from engine.optimize.report import render_markdown, report_from_db
+
+    db = tmp_path / "s.db"
+    study = _study(tmp_path / "f", "reported", "inline", user=True)
+    ran = Study.from_file(study, db=db)
+    await ran.run()
+    report = await report_from_db(db, "reported")
+    assert report["strategy_file"] == str(tmp_path / "f" / "mine.py")
+    assert ran.spec.source is not None and report["strategy_sha256"] == ran.spec.source.hash
+    assert f"file `{tmp_path / 'f' / 'mine.py'}`" in render_markdown(report)
