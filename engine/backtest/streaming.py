@@ -69,7 +69,8 @@ S_HEAD = 16  # deque bounds (absolute positions; the ring holds them modulo its 
 S_TAIL = 17
 S_HEAD2 = 18
 S_TAIL2 = 19
-NSLOTS = 20
+S_ANCHOR = 20  # m2 when last summed exactly (rolling std: see rolling_std_nb)
+NSLOTS = 21
 
 
 # --------------------------------------------------------------------------
@@ -141,9 +142,9 @@ def _atr_step_nb(
 
 
 @kernel
-def _std_step_nb(state: np.ndarray, i: int, w: int, x: float, old: float, last: float) -> float:
-    """Population std with ``rolling_std_nb``'s sliding Welford update; ``old`` is
-    x[i - w], ``last`` x[i - 1]."""
+def _std_step_nb(state: np.ndarray, ring: np.ndarray, i: int, w: int, x: float, old: float, last: float) -> float:
+    """Population std with ``rolling_std_nb``'s sliding Welford update and exact re-sums;
+    ``old`` is x[i - w], ``last`` x[i - 1]; ``ring`` already holds x[i - w + 1 .. i]."""
     if i < w:
         mean = state[S_MEAN]
         delta = x - mean
@@ -157,17 +158,33 @@ def _std_step_nb(state: np.ndarray, i: int, w: int, x: float, old: float, last: 
         if run >= w:
             state[S_MEAN] = x
             state[S_M2] = 0.0
+        state[S_ANCHOR] = state[S_M2]
         return np.sqrt(max(state[S_M2], 0.0) / w)
     run = state[S_RUN] + 1.0 if x == last else 1.0
     state[S_RUN] = run
     if run >= w:
         state[S_MEAN] = x
         state[S_M2] = 0.0
+        state[S_ANCHOR] = 0.0
     elif x != old:
         mean = state[S_MEAN]
         delta = x - old
         new_mean = mean + delta / w
-        state[S_M2] += delta * (x - new_mean + old - mean)
+        m2 = state[S_M2] + delta * (x - new_mean + old - mean)
+        if m2 < state[S_ANCHOR] * 1e-6:
+            # The batch kernel's exact re-sum, in the same order (oldest value first).
+            total = 0.0
+            for k in range(1, w + 1):
+                total += ring[(i - w + k) % w]
+            new_mean = total / w
+            m2 = 0.0
+            for k in range(1, w + 1):
+                value = ring[(i - w + k) % w]
+                m2 += (value - new_mean) * (value - new_mean)
+            state[S_ANCHOR] = m2
+        elif m2 > state[S_ANCHOR]:
+            state[S_ANCHOR] = m2
+        state[S_M2] = m2
         state[S_MEAN] = new_mean
     return np.sqrt(max(state[S_M2], 0.0) / w)
 
@@ -227,8 +244,9 @@ def update_nb(state: np.ndarray, ring: np.ndarray, high: float, low: float, clos
         x = close
     elif code == STD_CODE:
         slot = i % w
-        value = _std_step_nb(state, i, w, x, ring[slot], last)
+        old = ring[slot]
         ring[slot] = x
+        value = _std_step_nb(state, ring, i, w, x, old, last)
     elif code == MAX_CODE:
         value = _extreme_step_nb(state, ring, 0, S_HEAD, i, w, x, 1.0)
     elif code == MIN_CODE:
@@ -236,9 +254,9 @@ def update_nb(state: np.ndarray, ring: np.ndarray, high: float, low: float, clos
     elif code in (ZSCORE_CODE, BOLLINGER_CODE):
         slot = i % w
         old = ring[slot]
-        std = _std_step_nb(state, i, w, x, old, last)
-        mid = _sum_step_nb(state, i, w, x, old)
         ring[slot] = x
+        std = _std_step_nb(state, ring, i, w, x, old, last)
+        mid = _sum_step_nb(state, i, w, x, old)
         if code == ZSCORE_CODE:
             value = (x - mid) / std if std > 0.0 else np.nan
         else:
