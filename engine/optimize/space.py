@@ -273,8 +273,9 @@ class FloatDim:
             return self.grid_value(min(int(u * self.size), self.size - 1))
         if self.log:
             lo, hi = math.log(self.low), math.log(self.high)
-            return min(max(math.exp(lo + u * (hi - lo)), self.low), self.high)
-        return self.low + u * (self.high - self.low)
+            return float(min(max(math.exp(lo + u * (hi - lo)), self.low), self.high))
+        # A Python float whatever ``u`` is (a sampler's numpy gene): trial params are stored as JSON.
+        return float(self.low + u * (self.high - self.low))
 
     def sample_array(self, u: np.ndarray) -> np.ndarray:
         if self.step is not None:

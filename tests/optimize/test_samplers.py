@@ -459,3 +459,18 @@ def test_a_smaller_ask_is_a_prefix(name: str) -> None:
     full = warm().ask(7)
     for k in (1, 3, 6):
         assert warm().ask(k) == full[:k]
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLERS))
+def test_every_value_asked_is_a_plain_python_scalar(name: str) -> None:
+    """Trial params are stored as JSON: a numpy float (a genetic mutation's gene) cannot be."""
+    space = small_space() if name == "grid" else parse_space(
+        {"fast": {"int": [2, 100]}, "mult": {"float": [0.5, 5.0]}, "k": {"float": [0.01, 10.0], "log": True},
+         "stop": {"float": [0.0, 0.1], "step": 0.01}, "mode": ["a", "b", "c"]}, "s",
+    )
+    points, _ = drive(SAMPLERS[name](space, 5), batches=6, batch=8)
+    assert points
+    for point in points:
+        for key, value in point.items():
+            assert type(value) in (int, float, str, bool), (key, type(value))
+        json.dumps(point)

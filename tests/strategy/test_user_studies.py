@@ -119,3 +119,11 @@ async def test_the_report_names_the_strategy_file_and_its_hash(tmp_path: Path) -
     assert report["strategy_file"] == str(tmp_path / "f" / "mine.py")
     assert ran.spec.source is not None and report["strategy_sha256"] == ran.spec.source.hash
     assert f"file `{tmp_path / 'f' / 'mine.py'}`" in render_markdown(report)
+
+
+@pytest.mark.parametrize("name", ["keltner_breakout", "rsi_trend", "macd_atr_trail"])
+def test_each_example_strategy_has_a_study_file_that_loads(name: str) -> None:
+    examples = Path(__file__).resolve().parents[2] / "examples" / "strategies"
+    study = Study.from_file(examples / f"{name}.toml", db=Path("unused.db"))
+    assert study.spec.strategy.name == name and study.spec.source is not None
+    assert study.spec.source.path == str(examples / f"{name}.py")
