@@ -6,7 +6,9 @@ import asyncio
 from collections.abc import Callable
 
 
-async def until(condition: Callable[[], bool], what: str, *, limit_s: float = 60.0, poll_s: float = 0.01) -> None:
+async def until(
+    condition: Callable[[], bool], what: str = "the condition", *, limit_s: float = 60.0, poll_s: float = 0.01
+) -> None:
     """Let the event loop run until ``condition()`` holds; fail naming ``what`` after ``limit_s``."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + limit_s

@@ -135,12 +135,15 @@ def test_memory_cache_serves_a_slice_of_a_covering_entry() -> None:
 async def test_load_many_bounds_concurrency_and_isolates_failures() -> None:
     running = 0
     peak = 0
+    full = asyncio.Event()  # held until three loads run at once: a slow loop cannot finish one early
 
     async def load(key: str) -> str:
         nonlocal running, peak
         running += 1
         peak = max(peak, running)
-        await asyncio.sleep(0.01)
+        if running == 3:
+            full.set()
+        await asyncio.wait_for(full.wait(), timeout=60)
         running -= 1
         if key.startswith("bad"):
             raise NetworkError(f"{key}: HTTP 500 after 3 attempts")
