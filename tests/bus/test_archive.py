@@ -10,7 +10,7 @@ import pytest
 from engine.bus import EventBus, Lane
 from engine.bus.archive import NS_PER_DAY, ArchiveConfig, EventArchive
 from engine.errors import ConfigError
-from tests.bus.conftest import wait_until
+from tests.waiting import until
 
 
 async def test_chosen_topics_are_written_in_batches(tmp_path) -> None:
@@ -87,7 +87,7 @@ async def test_retention_runs_in_the_background(tmp_path) -> None:
     bus = EventBus()
     archive.add([bus.publish_nowait("x", i, Lane.LOW) for i in range(50)], bus._wall_offset)
     await archive.flush()
-    await wait_until(lambda: archive.stats().deleted == 50)
+    await until(lambda: archive.stats().deleted == 50)
     assert await archive.counts() == (0, 0)
     await archive.close()
 

@@ -21,7 +21,7 @@ from engine.bus import (
 )
 from engine.bus import bus as bus_module
 from engine.histogram import LogHistogram
-from tests.bus.conftest import wait_until
+from tests.waiting import until
 
 
 def conserved(bus: EventBus) -> None:
@@ -279,7 +279,7 @@ async def test_batches_fill_then_flush_on_timeout(bus: EventBus) -> None:
     await bus.start()
     for i in range(7):
         bus.publish_nowait("tick.a", i, Lane.LOW)
-    await wait_until(lambda: len(batches) == 3)
+    await until(lambda: len(batches) == 3)
     assert batches == [(0, 1, 2), (3, 4, 5), (6,)]  # the last one flushed by the timer
 
 
@@ -335,7 +335,7 @@ async def test_stop_without_drain_reports_undelivered() -> None:
         bus.publish_nowait("s", i, Lane.HIGH)
     for i in range(5):
         bus.publish_nowait("s", i, Lane.LOW)
-    await wait_until(lambda: len(got) == 1)
+    await until(lambda: len(got) == 1)
     report = await bus.stop(drain=False)
     assert not report.drained
     assert report.undelivered == (0, 9, 0, 5)
@@ -457,7 +457,7 @@ async def test_publish_from_another_thread(bus: EventBus) -> None:
         w.start()
     for w in workers:
         w.join()
-    await wait_until(lambda: len(got) == 400)
+    await until(lambda: len(got) == 400)
     assert sorted(got) == sorted(k * 100 + i for k in range(4) for i in range(100))
     for k in range(4):  # each thread's events stay in its order
         mine = [x for x in got if x // 100 == k]

@@ -85,18 +85,23 @@ async def test_other_4xx_is_not_retried(server, make_source) -> None:
     await _assert_cache_intact(server, make_source, source, snapshot)
 
 
+# A read timeout long enough for a healthy answer on a loaded machine, and a slow answer far beyond it.
+READ_TIMEOUT_S = 2.0
+SLOW_S = 120.0  # the server thread's stop cancels the waiting handler
+
+
 async def test_slow_response_past_the_read_timeout(server, make_source) -> None:
-    source, snapshot = await _with_cached_range(server, make_source, read_timeout_s=0.2, retries=1)
-    server.fail("slow", delay_s=1.0, times=2)
-    with pytest.raises(NetworkError, match=r"hyperliquid BTC 1h: no answer within 0.2s \(read timeout\), after 2 attempts"):
+    source, snapshot = await _with_cached_range(server, make_source, read_timeout_s=READ_TIMEOUT_S, retries=1)
+    server.fail("slow", delay_s=SLOW_S, times=2)
+    with pytest.raises(NetworkError, match=r"hyperliquid BTC 1h: no answer within 2s \(read timeout\), after 2 attempts"):
         await source.fetch_candles("BTC", "1h", *WANTED)
     assert len(server.requests) == 2
     await _assert_cache_intact(server, make_source, source, snapshot)
 
 
 async def test_slow_once_then_fast_succeeds(server, make_source) -> None:
-    source = make_source(read_timeout_s=0.2)
-    server.fail("slow", delay_s=1.0)
+    source = make_source(read_timeout_s=READ_TIMEOUT_S)
+    server.fail("slow", delay_s=SLOW_S)
     bars = await source.fetch_candles("BTC", "1h", *WANTED)
     assert_matches(bars, expected_records("BTC", "1h", *WANTED))
     assert len(server.requests) == 2

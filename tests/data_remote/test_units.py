@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import types
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from engine.data import http as http_module
 from engine.data.bars import Bars
 from engine.data.cache import MemoryCache, SeriesKey, missing_ranges
 from engine.data.http import WeightedRateLimiter, parse_retry_after
@@ -64,17 +66,25 @@ def test_retry_after_seconds_and_http_dates() -> None:
     assert parse_retry_after("Tue, 14 Nov 2023 22:13:00 GMT", now=now) == 0.0
 
 
-async def test_rate_limiter_waits_only_beyond_its_budget() -> None:
+async def test_rate_limiter_waits_only_beyond_its_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The limiter's clock moves only when it sleeps: the refill it waits for is exact on any machine.
+    now = [0.0]
+
+    async def sleep(delay: float) -> None:
+        now[0] += delay + 1e-9  # a sleep ends at its deadline or just after, never before
+        await asyncio.sleep(0)
+
+    monkeypatch.setattr(http_module, "time", types.SimpleNamespace(monotonic=lambda: now[0]))
+    monkeypatch.setattr(http_module, "asyncio", types.SimpleNamespace(sleep=sleep, Lock=asyncio.Lock))
     limiter = WeightedRateLimiter(weight_per_minute=6_000)  # 100 per second
     for _ in range(6):
         await limiter.acquire(1_000)  # the burst: a minute's worth at once
     assert limiter.waited_s == 0.0
-    await limiter.acquire(80)  # over budget: must wait for about 0.8s of refill
-    assert limiter.waited_s > 0.4
+    await limiter.acquire(80)  # over budget: waits for 0.8 s of refill
+    assert limiter.waited_s == pytest.approx(0.8)
     limiter.charge(50)  # weight reported after the fact delays the next caller
-    before = limiter.waited_s
-    await limiter.acquire(1)
-    assert limiter.waited_s > before
+    await limiter.acquire(1)  # 51 tokens short: 0.51 s more
+    assert limiter.waited_s == pytest.approx(0.8 + 0.51)
 
 
 # ---------------------------------------------------------------- L1
@@ -135,12 +145,15 @@ def test_memory_cache_serves_a_slice_of_a_covering_entry() -> None:
 async def test_load_many_bounds_concurrency_and_isolates_failures() -> None:
     running = 0
     peak = 0
+    full = asyncio.Event()  # held until three loads run at once: a slow loop cannot finish one early
 
     async def load(key: str) -> str:
         nonlocal running, peak
         running += 1
         peak = max(peak, running)
-        await asyncio.sleep(0.01)
+        if running == 3:
+            full.set()
+        await asyncio.wait_for(full.wait(), timeout=60)
         running -= 1
         if key.startswith("bad"):
             raise NetworkError(f"{key}: HTTP 500 after 3 attempts")

@@ -23,6 +23,7 @@ from engine.profile.captures import (
     MemorySnapshot,
     MemoryTracer,
     ThreadSampler,
+    _thread_cpu_ticks,
     capture_call,
     capture_cpu_for,
     compare_snapshots,
@@ -30,6 +31,7 @@ from engine.profile.captures import (
     run_captured,
 )
 from tests.profile import workload
+from tests.waiting import until
 
 ALLOC_LINE = inspect.getsourcelines(workload.hold_blocks)[1] + 2  # the list comprehension
 
@@ -194,17 +196,25 @@ async def test_thread_sampler_sees_work_in_an_executor_thread(clock: str) -> Non
     """cProfile on the loop cannot see a to_thread trial; the sampler can."""
     stop = threading.Event()
     queue: SimpleQueue[int] = SimpleQueue()
+    trial_id: list[int] = []
 
     def trial_thread() -> None:
+        trial_id.append(threading.get_native_id())
         while not stop.is_set():
             workload.fib(15)
+
+    def trial_ticks() -> int:
+        return _thread_cpu_ticks(trial_id[0]) or 0
 
     idle = threading.Thread(target=_blocked_in_c, args=(queue,))
     idle.start()
     worker = asyncio.create_task(asyncio.to_thread(trial_thread))
+    await until(lambda: bool(trial_id), "the trial thread")
     sampler = ThreadSampler("engine threads", interval_s=0.002, clock=clock).start()
     try:
-        await asyncio.sleep(0.4)
+        # The window ends once the trial thread has had 20 CPU clock ticks in it, however slow the machine.
+        ticks = trial_ticks()
+        await until(lambda: trial_ticks() >= ticks + 20, "the trial thread to run under the sampler")
     finally:
         capture = sampler.stop()
         stop.set()

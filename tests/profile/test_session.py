@@ -18,6 +18,7 @@ from engine.profile import caches, profiler
 from engine.profile.captures import run_captured
 from engine.profile.session import ProfileSession, profiled_run
 from tests.profile import workload
+from tests.waiting import until
 
 
 def small_study(trials: int) -> None:
@@ -52,7 +53,8 @@ async def test_a_profiled_run_accounts_for_its_wall_time(tmp_path: Path) -> None
         await session.start()
         assert profiler.enabled
         small_study(30)
-        await asyncio.sleep(0.12)  # let the monitor tick (outside any stage: unaccounted)
+        await until(lambda: bool(published), "the monitor's alert")
+        await asyncio.sleep(0.1)  # outside any stage: what the report must leave unaccounted
         await session.stop()
         assert len(await store.recent()) == 1
     report = session.report(title="demo")
@@ -115,7 +117,7 @@ async def test_captures_on_demand_and_the_telemetry_snapshot() -> None:
     memory = session.capture_memory("now")
     stop.set()
     await task
-    await asyncio.sleep(0.06)
+    await until(lambda: session.monitor.sampler.snapshot().samples >= 1, "a monitor sample")
     snap = session.snapshot()
     await session.stop()
     assert len(kept) == 50
@@ -181,7 +183,7 @@ async def test_profiled_run_wraps_a_run_and_stores_its_alerts(tmp_path: Path) ->
         assert profiler.enabled and session.monitor is not None and session.monitor.running
         with profiler.stage("study.run"):
             small_study(5)
-            await asyncio.sleep(0.1)
+            await until(lambda: session.monitor.sampler.snapshot().samples >= 2, "two monitor samples")
     assert session.monitor is not None and not session.monitor.running
     report = session.report(title="demo")
     assert [a.key for a in report.alerts] == ["memory_mb.warning"]
@@ -191,19 +193,35 @@ async def test_profiled_run_wraps_a_run_and_stores_its_alerts(tmp_path: Path) ->
     assert report.system_samples >= 2
 
 
-async def test_a_sampled_capture_of_every_thread_reaches_the_report() -> None:
+async def test_a_sampled_capture_of_every_thread_reaches_the_report(monkeypatch: pytest.MonkeyPatch) -> None:
     import threading
+    import types
+
+    from engine.profile import captures
 
     session = ProfileSession()
     session.begin()
     stop = threading.Event()
+    trial_id: list[int] = []
 
     def trials() -> None:  # what the inline backend does in an executor thread
+        trial_id.append(threading.get_native_id())
         while not stop.is_set():
             with profiler.stage("backtest.kernel"):
                 workload.fib(14)
 
+    def trial_ticks() -> int:
+        return captures._thread_cpu_ticks(trial_id[0]) or 0
+
+    async def window(seconds: float) -> None:
+        """The capture's window ends once the trial thread has had 20 CPU clock ticks in it
+        (a fixed wall time would see nothing of a thread a loaded machine starves)."""
+        ticks = trial_ticks()
+        await until(lambda: trial_ticks() >= ticks + 20, "the trial thread to run under the sampler")
+
+    monkeypatch.setattr(captures, "asyncio", types.SimpleNamespace(sleep=window))
     worker = asyncio.create_task(asyncio.to_thread(trials))
+    await until(lambda: bool(trial_id), "the trial thread")
     capture = await session.capture(0.4, label="all threads", memory=False, threads=True)
     stop.set()
     await worker

@@ -131,19 +131,31 @@ def test_timed_decorator_and_reentrancy() -> None:
     assert s.top_s == s.max_s  # only the outermost pass is top level
 
 
-async def test_concurrent_tasks_cover_the_union_not_the_sum() -> None:
+async def test_concurrent_tasks_cover_the_union_not_the_sum(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A clock the test moves: the overlap is exact, whatever the machine's speed.
+    from engine.profile import stages as stages_module
+
+    now_ms = [0]
+    monkeypatch.setattr(stages_module, "perf_counter_ns", lambda: now_ms[0] * 1_000_000)
     p = Profiler(enabled=True)
+    release = {name: asyncio.Event() for name in "abc"}
 
     async def work(name: str) -> None:
         with p.stage(name):
-            await asyncio.sleep(0.05)
+            await release[name].wait()
 
-    start = time.perf_counter()
-    await asyncio.gather(work("a"), work("b"), work("c"))
-    elapsed = time.perf_counter() - start
-    total = sum(s.total_s for s in p.stats())
-    assert total > 2.5 * 0.05  # each task timed its own pass
-    assert p.covered_s() <= elapsed  # but the covered time is the union
+    now_ms[0] = 100
+    tasks = {name: asyncio.create_task(work(name)) for name in "abc"}
+    await asyncio.sleep(0)  # all three enter their stage at 100 ms
+    now_ms[0] = 110
+    release["a"].set()
+    await tasks["a"]
+    now_ms[0] = 150
+    release["b"].set()
+    release["c"].set()
+    await asyncio.gather(tasks["b"], tasks["c"])
+    assert {s.name: s.total_s for s in p.stats()} == pytest.approx({"a": 0.01, "b": 0.05, "c": 0.05})
+    assert p.covered_s() == pytest.approx(0.05)  # the union (100 to 150 ms), not the sum (110 ms)
     assert p.depth() == 0
 
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import itertools
 import math
+import time
+import types
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from textual.app import App, ComposeResult
@@ -12,6 +15,7 @@ from textual.color import Color
 from textual.theme import Theme
 
 from genesis_tui.widgets import LineChart
+from genesis_tui.widgets import _chart as chart_module
 from genesis_tui.widgets._chart import (
     MUTED,
     TITLE,
@@ -282,7 +286,9 @@ def plot_text(chart: LineChart) -> str:
     return "\n".join(chart.render_line(y).text for y in range(chart.size.height))
 
 
-async def test_set_series_takes_new_data_at_most_once_per_interval() -> None:
+async def test_set_series_takes_new_data_at_most_once_per_interval(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The chart's clock stands still: a stalled machine cannot make two calls an interval apart.
+    monkeypatch.setattr(chart_module, "time", types.SimpleNamespace(monotonic=lambda: 1_000.0))
     chart = LineChart("equity", colors=("chart-1",), min_interval_s=0.5)
     app = ChartApp(chart)
     async with app.run_test(size=(40, 10)) as pilot:
@@ -294,10 +300,10 @@ async def test_set_series_takes_new_data_at_most_once_per_interval() -> None:
         chart.set_series([3.0, 2.0, 1.0])
         chart.set_series([3.0, 1.0, 2.0])  # the latest wins
         assert plot_text(chart) == rising
-        for _ in range(50):
-            await pilot.pause(0.1)
-            if plot_text(chart) != rising:
-                break
+        deadline = time.monotonic() + 60  # the held data comes with the interval's timer
+        while plot_text(chart) == rising:
+            assert time.monotonic() < deadline, "the held series was never applied"
+            await pilot.pause(0.05)
         assert plot_text(chart) == "\n".join(
             text(line) for line in chart_lines([[3.0, 1.0, 2.0]], 40, 10, title="equity")
         )

@@ -10,12 +10,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from textual.command import CommandList, CommandPalette
 from textual.pilot import Pilot
+from textual.widgets import Input
 
 from engine.paths import config_dir
 from engine.runtime import Engine
+from engine.telemetry import Telemetry
 from genesis_tui.app import GenesisApp
-from genesis_tui.screens import TrialScreen
+from genesis_tui.screens import PromptScreen, TrialScreen
+from genesis_tui.widgets import RowTable
 
 STUDY = """\
 name = "pilot"
@@ -60,14 +64,35 @@ async def wait_for(pilot: Pilot, condition: Callable[[], bool], what: str, limit
 
 
 async def settled_done(pilot: Pilot, engine: Engine) -> int:
-    """Trials done once the chunks in hand have finished (two equal reads in a row)."""
-    last = -1
-    while True:
-        done = engine.study.progress().done
-        if done == last:
-            return done
-        last = done
-        await pilot.pause(0.4)
+    """Trials done once a paused study has no trial in hand.
+
+    The executor counts a chunk's trials as done in the same step that takes them
+    out of ``in_flight``, so ``in_flight == 0`` while paused means no trial can
+    finish until a resume."""
+    await wait_for(
+        pilot,
+        lambda: engine.study.progress().state == "paused" and engine.study.progress().in_flight == 0,
+        "the chunks in hand to finish",
+    )
+    return engine.study.progress().done
+
+
+def telemetry_shows(app: GenesisApp, check: Callable[[Telemetry], bool]) -> Callable[[], bool]:
+    """A condition: the console's latest telemetry exists and passes ``check``."""
+    return lambda: app.last_telemetry is not None and check(app.last_telemetry)
+
+
+def palette_highlights(app: GenesisApp, text: str) -> bool:
+    """The command palette has finished searching and its highlighted command mentions ``text``."""
+    palette = app.screen
+    if not isinstance(palette, CommandPalette):
+        return False
+    if any(w.group == CommandPalette._GATHER_COMMANDS_GROUP and not w.is_finished for w in app.workers):
+        return False
+    commands = palette.query_one(CommandList)
+    if commands.highlighted is None:
+        return False
+    return text in commands.get_option_at_index(commands.highlighted).prompt.plain
 
 
 def stored(db: Path, name: str) -> tuple[str, int, int]:
@@ -102,7 +127,7 @@ async def test_pause_resume_stop_drive_the_study(engine: Engine, tmp_path: Path)
             await pilot.press("p")
             await wait_for(pilot, lambda: engine.study.progress().state == "paused", "pause")
             paused_at = await settled_done(pilot, engine)
-            await pilot.pause(0.6)
+            await pilot.pause(0.6)  # a window for a wrong pause to start trials (no speed asserted)
             assert engine.study.progress().done == paused_at, "trials kept starting while paused"
             assert paused_at < 20_000
 
@@ -117,9 +142,10 @@ async def test_pause_resume_stop_drive_the_study(engine: Engine, tmp_path: Path)
             state, _seq, trials = stored(engine.db, "pilot")
             assert state == "stopped"
             assert trials == done, "finished trials not all stored"
-            await pilot.pause(0.3)
-            assert app.last_telemetry is not None and app.last_telemetry.study is not None
-            assert app.last_telemetry.study.state == "stopped"
+            await wait_for(
+                pilot, telemetry_shows(app, lambda t: t.study is not None and t.study.state == "stopped"),
+                "the console to show the stop",
+            )
     finally:
         await engine.close()
 
@@ -163,8 +189,8 @@ async def test_leaderboard_enter_opens_the_trial(engine: Engine, tmp_path: Path)
                 and len(app.last_telemetry.study.leaderboard) > 0,
                 "leaderboard",
             )
-            await pilot.pause(0.3)
-            table = app.query_one("#leaderboard")
+            table = app.query_one("#leaderboard", RowTable)
+            await wait_for(pilot, lambda: table.row_count > 0, "the leaderboard's rows")
             table.focus()
             await pilot.press("enter")
             await wait_for(pilot, lambda: isinstance(app.screen, TrialScreen), "trial screen")
@@ -185,9 +211,9 @@ async def test_palette_switches_and_remembers_theme(engine: Engine, tmp_path: Pa
         async with app.run_test(size=(100, 30)) as pilot:
             assert app.theme == "genesis-dark"
             await pilot.press("ctrl+p")
-            await pilot.pause(0.2)
+            await wait_for(pilot, lambda: isinstance(app.focused, Input) and isinstance(app.screen, CommandPalette), "palette")
             await pilot.press(*"Theme: genesis-light")
-            await pilot.pause(0.5)
+            await wait_for(pilot, lambda: palette_highlights(app, "genesis-light"), "the palette's search")
             await pilot.press("enter")
             await wait_for(pilot, lambda: app.theme == "genesis-light", "theme switch")
             state = json.loads((config_dir() / "console-state.json").read_text())
@@ -231,12 +257,15 @@ async def test_bad_study_file_from_palette_is_reported_not_fatal(engine: Engine,
         async with app.run_test(size=(100, 30)) as pilot:
             await wait_for(pilot, lambda: engine.bus is not None, "engine start")
             await pilot.press("o")
-            await pilot.pause(0.2)
+            await wait_for(pilot, lambda: isinstance(app.screen, PromptScreen) and isinstance(app.focused, Input), "prompt")
             await pilot.press(*str(bad), "enter")
+
+            def errors() -> list[str]:
+                return [n.message for n in app._notifications if n.severity == "error"]
+
+            await wait_for(pilot, lambda: bool(errors()), "the error notification")
             await app.workers.wait_for_complete()
-            await pilot.pause(0.2)
-            errors = [n for n in app._notifications if n.severity == "error"]
-            assert errors and str(bad) in errors[-1].message
+            assert str(bad) in errors()[-1]
             assert engine.study is None
             assert app.is_running
     finally:
@@ -258,16 +287,18 @@ async def test_paper_loop_toggle_and_kill_switch(tmp_path: Path) -> None:
             await pilot.press("4", "t")
             await wait_for(pilot, lambda: engine.paper.loop.state().paused, "pause")
             await app.workers.wait_for_complete()
+            await engine.bus.join()  # a bar sent before the pause is settled
             seen = engine.paper.loop.state().bars_seen
-            await pilot.pause(0.3)
+            await pilot.pause(0.3)  # a window for a wrong pause to let bars through (no speed asserted)
             assert engine.paper.loop.state().bars_seen == seen, "bars kept flowing while paused"
             await pilot.press("t")
             await wait_for(pilot, lambda: engine.paper.loop.state().bars_seen > seen, "resume")
             await pilot.press("K")
             await wait_for(pilot, lambda: engine.paper.loop.state().risk.kill_switch, "kill switch")
             await wait_for(pilot, lambda: engine.paper.loop.state().side == 0, "flat after kill")
-            await pilot.pause(0.3)
-            assert app.last_telemetry is not None and app.last_telemetry.trading is not None
-            assert app.last_telemetry.trading.kill_switch
+            await wait_for(
+                pilot, telemetry_shows(app, lambda t: t.trading is not None and t.trading.kill_switch),
+                "the console to show the kill switch",
+            )
     finally:
         await engine.close()
