@@ -264,12 +264,6 @@ class SqliteStore(BatchedStore):
         await self._reader.close()
         self._raise_closed_error()
 
-    async def __aenter__(self) -> SqliteStore:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
     async def _transaction(self, pending: Pending) -> None:
         assert self._writer is not None
         db = self._writer

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Self
 
 import msgspec
 
@@ -96,6 +96,16 @@ class BatchedStore:
     async def _transaction(self, pending: Pending) -> None:
         """Commit ``pending`` in one transaction (trials, then drops, artifacts, checkpoints)."""
         raise NotImplementedError
+
+    async def close(self) -> None:
+        """Flush queued writes and close the connections."""
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
 
     async def _stop_writer(self) -> None:
         """Flush what is queued and end the writer task (the first step of ``close``)."""

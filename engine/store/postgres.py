@@ -277,12 +277,6 @@ class PostgresStore(BatchedStore):
             await self._reader.close()
         self._raise_closed_error()
 
-    async def __aenter__(self) -> PostgresStore:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
     # -- writes -------------------------------------------------------------
 
     async def _transaction(self, pending: Pending) -> None:
