@@ -640,5 +640,7 @@ async def replay(
         risk=RiskConfig(max_drawdown=max_drawdown),
     )
     feed = ReplayFeed(bars, speed=speed, bars_per_s=bars_per_s)
-    loop = PaperTradingLoop(feed, signals_for(strategy, params), config, bus=bus)
+    loop = PaperTradingLoop(
+        feed, signals_for(strategy, params, symbol=bars.symbol, timeframe=bars.timeframe), config, bus=bus
+    )
     return await loop.run()

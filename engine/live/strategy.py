@@ -19,6 +19,7 @@ from engine.backtest.enums import KIND_SIGNALS
 from engine.backtest.nb import rule_nb
 from engine.backtest.strategies import Strategy, StrategyDef, get_strategy
 from engine.backtest.streaming import IndicatorBank, rule_step_nb
+from engine.data.timeframes import timeframe_seconds
 from engine.errors import InputError, StrategyError
 
 Arrays = Sequence[np.ndarray]  # open, high, low, close, volume of the bars so far
@@ -163,8 +164,11 @@ class UserSignals:
 
     MARGIN = 64
 
-    def __init__(self, strategy: StrategyDef, params: Mapping[str, Any] | None = None, margin: int = MARGIN) -> None:
+    def __init__(self, strategy: StrategyDef, params: Mapping[str, Any] | None = None, margin: int = MARGIN,
+                 *, symbol: str = "", timeframe: str = "1m") -> None:
         self.strategy = strategy
+        self.symbol = symbol
+        self.timeframe = timeframe
         self.params = strategy.validate(params)
         self.name = strategy.name
         self.kind = KIND_SIGNALS
@@ -182,19 +186,24 @@ class UserSignals:
         n = columns[3].shape[0]
         start = max(0, n - self.window)
         ts = getattr(prefix, "ts", None)
-        times = ts[start:n] if ts is not None else np.arange(start, n, dtype=np.int64) * 60_000_000_000
+        if ts is not None:
+            times = ts[start:n]
+        else:  # a bare sequence of columns: evenly spaced times of the feed's timeframe
+            times = np.arange(start, n, dtype=np.int64) * (timeframe_seconds(self.timeframe) * 1_000_000_000)
         o, h, lo, c, v = (np.ascontiguousarray(col[start:n]) for col in columns)
-        bars = Bars(times, o, h, lo, c, v, symbol=self.name, timeframe="1m")
+        bars = Bars(times, o, h, lo, c, v, symbol=self.symbol or self.name, timeframe=self.timeframe)
         entries, exits = self.strategy.signals(bars, self.params)
         return bool(entries[-1]), bool(exits[-1])
 
 
-def signals_for(strategy: str | StrategyDef, params: Mapping[str, Any] | None = None) -> SignalSource:
-    """The loop's source for ``strategy``: a built-in streams its fused rule, any other runs its function."""
+def signals_for(strategy: str | StrategyDef, params: Mapping[str, Any] | None = None,
+                *, symbol: str = "", timeframe: str = "1m") -> SignalSource:
+    """The loop's source for ``strategy``: a built-in streams its fused rule, any other runs its
+    function over bars labelled with the feed's ``symbol`` and ``timeframe``."""
     record = get_strategy(strategy)
     if record.fused is not None and record.source is None:
         return RegistrySignals(record.name, params)
-    return UserSignals(record, params)
+    return UserSignals(record, params, symbol=symbol, timeframe=timeframe)
 
 
 class Prefix(Sequence[np.ndarray]):

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from engine.data import load
 from engine.data.bars import Bars
 from engine.errors import StrategyError
 from engine.live import UserSignals, replay, signals_for
@@ -50,3 +51,17 @@ def test_a_strategy_without_a_lookback_is_refused_by_the_loop() -> None:
 
     with pytest.raises(StrategyError, match="needs the strategy's lookback"):
         signals_for(no_lookback, {"window": 5})
+
+
+async def test_a_user_strategy_in_the_loop_sees_the_feeds_symbol_and_timeframe() -> None:
+    seen: set[tuple[str, str]] = set()
+
+    @strategy(params=[Param.int("window", 3, 2, 50)], lookback="window")
+    def labelled(bars: Bars, window: int) -> Any:
+        seen.add((bars.symbol, bars.timeframe))
+        s = ta.sma(bars.close, window)
+        return ta.crossed_above(bars.close, s), ta.crossed_below(bars.close, s)
+
+    bars = load("synthetic:bars=40,seed=3,timeframe=1h,symbol=ETH")
+    await replay(bars, labelled, {"window": 3})
+    assert seen == {("ETH", "1h")}
