@@ -361,13 +361,17 @@ class SystemSampler:
         return self._task
 
     async def stop(self) -> None:
-        """Cancel the sampling task and wait for it to end."""
+        """Cancel the sampling task and wait for it to end, and for a sample already in
+        its thread (cancelling the await does not stop the thread, which would record it
+        after ``stop`` returned)."""
         task, self._task = self._task, None
         if task is not None and not task.done():
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        self.close()
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True)  # at most one psutil read (milliseconds)
 
 
 def _free_bytes(path: Path) -> int | None:

@@ -160,10 +160,14 @@ def test_three_nights_under_a_budget_finish_the_study_with_one_report_each(tmp_p
     """
     space = dict(bars=150_000, fast_high=300, slow_high=1000, sampler="random")
     calibration = big_study(tmp_path, name="calibration", trials=20_000, **space)
-    night = _night("run", calibration, "--db", tmp_path / "calibration.db", "--max-runtime", BUDGET, "--json",
-                   "--no-record")
-    assert night["stop_reason"] == "budget" and night["trials"] > 0
-    size = 2 * night["trials"]
+    for _ in range(5):  # a night whose start-up alone spent the budget (a very busy machine) stores nothing
+        night = _night("run", calibration, "--db", tmp_path / "calibration.db", "--max-runtime", BUDGET, "--json",
+                       "--no-record")
+        assert night["stop_reason"] == "budget"
+        if night["run"]["trials_this_run"] > 0:
+            break
+    size = 2 * night["run"]["trials_this_run"]
+    assert size > 0
 
     study = big_study(tmp_path, name="nights", trials=size, **space)
     db, reports = tmp_path / "store.db", tmp_path / "reports"
