@@ -68,6 +68,8 @@ ARTIFACT_FILL_INTERVAL_S = 15.0
 #: Batches in a row that bring no new point before a sampler counts as exhausted.
 MAX_EMPTY_BATCHES = 3
 PROGRESS_INTERVAL_S = 0.1
+#: Samplers several drivers can share on PostgreSQL (their results do not steer the next points).
+SHARED_SAMPLERS = ("grid", "random")
 #: Trial-key dedup: a point whose key is already stored or asked in the same batch is a hit (not run again).
 _TRIAL_KEYS = caches.counters("optimize.trial_keys")
 
@@ -271,6 +273,11 @@ class Study:
         self._top: list[tuple[float, int, int, str, dict[str, Any]]] = []
         self._with_artifacts: set[int] = set()
         self._record: StudyRecord | None = None
+
+    @property
+    def shared(self) -> bool:
+        """Several drivers may share this run: a PostgreSQL store and a sampler whose state the store can hold."""
+        return isinstance(self.db, DatabaseUrl) and self.spec.search.sampler in SHARED_SAMPLERS
 
     # -- construction -------------------------------------------------------
 
@@ -484,7 +491,12 @@ class Study:
             with profiler.stage("optimize.workers_start"):
                 await executor.start(in_sample, setup)
             tracker.restart_clock()  # the rate (and so the ETA) counts from the workers being ready
-            loop = _BatchLoop(self, store, record, sampler, executor, stored, emit, len(in_sample))
+            loop_kind = _BatchLoop
+            if self.shared:
+                from engine.optimize.shared import SharedLoop
+
+                loop_kind = SharedLoop
+            loop = loop_kind(self, store, record, sampler, executor, stored, emit, len(in_sample))
             error = await loop.run()
             if error is not None:
                 final_state = StudyState.FAILED
