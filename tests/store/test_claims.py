@@ -88,7 +88,7 @@ GRID_STUDY = """\
 name = "{name}"
 
 [data]
-spec = "synthetic:bars=400,seed=5,timeframe=1m"
+spec = "synthetic:bars=200000,seed=5,timeframe=1m"
 
 [strategy]
 name = "sma_cross"
@@ -146,6 +146,12 @@ def _fetch(url: str, sql: str, *args: Any) -> list[Any]:
     return asyncio.run(read())
 
 
+def _count(url: str, sql: str, *args: Any) -> int:
+    """A ``count(*)`` query's answer (0 while the tables do not exist yet)."""
+    rows = _fetch(url, sql, *args)
+    return int(rows[0][0]) if rows else 0
+
+
 def _sqlite_reference(tmp_path: Path, study: Path, name: str) -> tuple[dict[str, Any], dict[str, Any]]:
     db = tmp_path / "single.db"
     single = genesis("run", study, "--db", db, "--json", "--no-record")
@@ -186,14 +192,17 @@ def test_three_drivers_share_one_grid_and_one_killed_mid_run_changes_nothing(pos
     drivers = [_start(tmp_path, i, "run", study, "--db", postgres_url, "--json", "--report", tmp_path / "r",
                       GENESIS_LEASE_S="2") for i in range(3)]
     victim = drivers[2]
+    holds_sql = ("SELECT count(*) FROM claims c JOIN drivers d ON d.driver = c.driver "
+                 "WHERE d.pid = $1 AND NOT c.done")
     killed = False
     while not killed:
         assert victim.poll() is None, "the study ended before the kill: make the grid larger"
+        if _count(postgres_url, "SELECT count(*) FROM trials") < n // 5:
+            continue
+        if not _count(postgres_url, holds_sql, victim.pid):
+            continue
         os.kill(victim.pid, signal.SIGSTOP)  # hold it still: the claim it holds now is the one it dies with
-        stored = _fetch(postgres_url, "SELECT count(*) FROM trials")
-        holds = _fetch(postgres_url, "SELECT count(*) FROM claims c JOIN drivers d ON d.driver = c.driver "
-                       "WHERE d.pid = $1 AND NOT c.done", victim.pid)
-        if stored and stored[0][0] >= n // 5 and holds and holds[0][0] > 0:
+        if _count(postgres_url, holds_sql, victim.pid):
             os.kill(victim.pid, signal.SIGKILL)
             killed = True
         else:
