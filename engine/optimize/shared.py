@@ -24,7 +24,12 @@ from typing import TYPE_CHECKING, Any
 from engine.errors import ConfigError
 from engine.optimize.records import TrialTask
 from engine.optimize.samplers import Sampler
-from engine.optimize.study import ARTIFACT_FILL_INTERVAL_S, MAX_EMPTY_BATCHES, _BatchLoop, _make_sampler
+from engine.optimize.study import (
+    ARTIFACT_FILL_INTERVAL_S,
+    MAX_EMPTY_BATCHES,
+    _BatchLoop,
+    _make_sampler,
+)
 from engine.profile import profiler
 from engine.store.claims import Claim, ClaimBoard, TellFn
 from engine.store.url import DatabaseUrl
@@ -69,6 +74,7 @@ class SharedLoop(_BatchLoop):
         self.driver = driver_name()
         study_id = self.record.id
         await board.register(study_id, self.driver, socket.gethostname(), os.getpid())
+        self._leaving = asyncio.Event()
         beat = asyncio.create_task(self._heartbeat(board, lease / 3), name="claims-heartbeat")
         finished = False
         try:
@@ -77,8 +83,9 @@ class SharedLoop(_BatchLoop):
                 await self._fill_artifacts()
             return self.failure
         finally:
-            beat.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
+            # Not cancelled: a heartbeat cut off inside its transaction would leave the connection unusable.
+            self._leaving.set()
+            with contextlib.suppress(Exception):
                 await beat
             with contextlib.suppress(Exception):
                 await board.leave(study_id, self.driver, "done" if finished else "stopped")
@@ -86,7 +93,10 @@ class SharedLoop(_BatchLoop):
 
     async def _heartbeat(self, board: ClaimBoard, every_s: float) -> None:
         while True:
-            await asyncio.sleep(every_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._leaving.wait(), every_s)
+            if self._leaving.is_set():
+                return
             try:
                 await board.heartbeat(self.record.id, self.driver)
             except Exception as error:  # a dropped connection: the leases may run out; the claims survive

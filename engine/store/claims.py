@@ -259,6 +259,7 @@ class ClaimBoard:
                 "exhausted = $4 WHERE study_id = $1",
                 study_id, json.dumps(new_state), len(points), now_exhausted,
             )
+        assert row is not None
         return Claim(int(row[0]), study_id, next_number, points)
 
     async def _shared_row(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from pathlib import Path
 
 NAME = "trials"
 HELP = "export every trial of a stored study to CSV or Parquet, or list the drivers that shared it"
@@ -18,7 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="list the drivers that shared the study (PostgreSQL): host, pid, trials, rate")
 
 
-async def _drivers(db: str, name: str) -> list[str]:
+async def _drivers(db: str | Path, name: str) -> list[str]:
     from engine.store.factory import open_study_store
 
     async with await open_study_store(db, readonly=True) as store:

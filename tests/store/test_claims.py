@@ -209,7 +209,7 @@ def test_three_drivers_share_one_grid_and_one_killed_mid_run_changes_nothing(pos
             os.kill(victim.pid, signal.SIGCONT)
     outcomes = _finish(tmp_path, drivers)
     assert outcomes[2][0] == -signal.SIGKILL
-    for code, out, err in outcomes[:2]:
+    for code, _out, err in outcomes[:2]:
         assert code == 0, err[-3000:]
 
     shared = _pg_rows(postgres_url, name)
@@ -221,8 +221,11 @@ def test_three_drivers_share_one_grid_and_one_killed_mid_run_changes_nothing(pos
     assert handovers >= 1  # the dead driver's claim went to a live one
     assert _fetch(postgres_url, "SELECT count(*) FROM claims WHERE NOT done")[0][0] == 0
 
+    reports = [p.read_text() for p in (tmp_path / "r").rglob("report.md")]
+    assert reports and all("## Drivers" in text for text in reports)
+
     listed = genesis("trials", name, "--db", postgres_url, "--drivers")
     assert listed.returncode == 0, listed.stderr[-2000:]
     lines = listed.stdout.splitlines()
     assert len(lines) == 3 and all(f"pid {p.pid}" in "".join(lines) for p in drivers)
-    assert sum("  done  " in line for line in lines) == 2  # the killed one never said goodbye
+    assert sum("  done  " in line for line in lines) == 2, listed.stdout  # the killed one never said goodbye
