@@ -496,6 +496,10 @@ class Study:
                 from engine.optimize.shared import SharedLoop
 
                 loop_kind = SharedLoop
+            elif isinstance(self.db, DatabaseUrl):
+                log.warning("%s: several drivers share grid and random studies only: run this %s study with one "
+                            "driver at a time (a second one would repeat the search)", self.name,
+                            self.spec.search.sampler)
             loop = loop_kind(self, store, record, sampler, executor, stored, emit, len(in_sample))
             error = await loop.run()
             if error is not None:

@@ -118,32 +118,26 @@ out_of_sample = 0.0
 """
 
 
-def _pg_rows(url: str, name: str) -> dict[str, tuple[int, str, float | None]]:
-    async def read() -> dict[str, tuple[int, str, float | None]]:
-        connection = await asyncpg.connect(url)
-        try:
-            rows = await connection.fetch(
-                "SELECT t.key, t.number, t.state, t.objective FROM trials t JOIN studies s ON s.id = t.study_id "
-                "WHERE s.name = $1", name,
-            )
-        finally:
-            await connection.close()
-        return {r[0]: (int(r[1]), r[2], r[3]) for r in rows}
-
-    return asyncio.run(read())
+async def _fetch_async(url: str, sql: str, *args: Any) -> list[Any]:
+    connection = await asyncpg.connect(url)
+    try:
+        return list(await connection.fetch(sql, *args))
+    except asyncpg.UndefinedTableError:
+        return []
+    finally:
+        await connection.close()
 
 
 def _fetch(url: str, sql: str, *args: Any) -> list[Any]:
-    async def read() -> list[Any]:
-        connection = await asyncpg.connect(url)
-        try:
-            return list(await connection.fetch(sql, *args))
-        except asyncpg.UndefinedTableError:
-            return []
-        finally:
-            await connection.close()
+    return asyncio.run(_fetch_async(url, sql, *args))
 
-    return asyncio.run(read())
+
+_TRIALS_SQL = ("SELECT t.key, t.number, t.state, t.objective FROM trials t JOIN studies s ON s.id = t.study_id "
+               "WHERE s.name = $1")
+
+
+def _pg_rows(url: str, name: str) -> dict[str, tuple[int, str, float | None]]:
+    return {r[0]: (int(r[1]), r[2], r[3]) for r in _fetch(url, _TRIALS_SQL, name)}
 
 
 def _count(url: str, sql: str, *args: Any) -> int:
@@ -229,3 +223,24 @@ def test_three_drivers_share_one_grid_and_one_killed_mid_run_changes_nothing(pos
     lines = listed.stdout.splitlines()
     assert len(lines) == 3 and all(f"pid {p.pid}" in "".join(lines) for p in drivers)
     assert sum("  done  " in line for line in lines) == 2, listed.stdout  # the killed one never said goodbye
+
+
+async def test_two_drivers_of_a_random_study_store_exactly_the_budget_a_single_run_stores(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    from engine.optimize.study import Study
+    from tests.optimize.conftest import write_study
+
+    path = write_study(tmp_path, name="rnd", sampler="random", trials=120, fast_high=60, fast_step=1,
+                       slow_high=600, batch_size=8, bars=1500)
+    await Study.from_file(path, db=tmp_path / "single.db", backend="inline").run()
+    reference = stored_trials(tmp_path / "single.db", "rnd")
+    assert len(reference) == 120
+
+    summaries = await asyncio.gather(*(Study.from_file(path, db=postgres_url, backend="inline").run()
+                                       for _ in range(2)))
+    assert all(s.state == "complete" and s.trials == 120 for s in summaries)
+    shared = {r[0]: (int(r[1]), r[2], r[3]) for r in await _fetch_async(postgres_url, _TRIALS_SQL, "rnd")}
+    assert shared == reference  # one random sequence, cut at the budget, same numbers
+    drivers = await _fetch_async(postgres_url, "SELECT state, trials FROM drivers")
+    assert sorted(r[0] for r in drivers) == ["done", "done"] and sum(r[1] for r in drivers) == 120
