@@ -69,7 +69,7 @@ ARTIFACT_FILL_INTERVAL_S = 15.0
 MAX_EMPTY_BATCHES = 3
 PROGRESS_INTERVAL_S = 0.1
 #: Samplers several drivers can share on PostgreSQL (their results do not steer the next points).
-SHARED_SAMPLERS = ("grid", "random")
+SHARED_SAMPLERS = ("grid", "random", "genetic")
 #: Trial-key dedup: a point whose key is already stored or asked in the same batch is a hit (not run again).
 _TRIAL_KEYS = caches.counters("optimize.trial_keys")
 

@@ -244,3 +244,20 @@ async def test_two_drivers_of_a_random_study_store_exactly_the_budget_a_single_r
     assert shared == reference  # one random sequence, cut at the budget, same numbers
     drivers = await _fetch_async(postgres_url, "SELECT state, trials FROM drivers")
     assert sorted(r[0] for r in drivers) == ["done", "done"] and sum(r[1] for r in drivers) == 120
+
+
+async def test_two_drivers_of_a_genetic_study_share_its_generations(postgres_url: str, tmp_path: Path) -> None:
+    from engine.optimize.study import Study
+    from tests.optimize.conftest import write_study
+
+    # batch_size 6 cuts each 16-member generation into claims, so a generation is told by several claims.
+    path = write_study(tmp_path, name="gen", sampler="genetic", trials=200, fast_high=60, fast_step=1,
+                       slow_high=600, batch_size=6, bars=1500, search_extra="population = 16\ngenerations = 4\n")
+    single = await Study.from_file(path, db=tmp_path / "single.db", backend="inline").run()
+    summaries = await asyncio.gather(*(Study.from_file(path, db=postgres_url, backend="inline").run()
+                                       for _ in range(2)))
+    assert all(s.state == "complete" for s in summaries)
+    shared = await _fetch_async(postgres_url, _TRIALS_SQL, "gen")
+    assert len(shared) == single.trials  # every generation handed out whole, nothing twice
+    state = await _fetch_async(postgres_url, "SELECT state FROM shared_samplers")
+    assert json.loads(state[0][0])["generation"] == 3  # the last generation was bred from told results
