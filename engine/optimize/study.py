@@ -68,8 +68,6 @@ ARTIFACT_FILL_INTERVAL_S = 15.0
 #: Batches in a row that bring no new point before a sampler counts as exhausted.
 MAX_EMPTY_BATCHES = 3
 PROGRESS_INTERVAL_S = 0.1
-#: Samplers several drivers can share on PostgreSQL (their results do not steer the next points).
-SHARED_SAMPLERS = ("grid", "random", "genetic")
 #: Trial-key dedup: a point whose key is already stored or asked in the same batch is a hit (not run again).
 _TRIAL_KEYS = caches.counters("optimize.trial_keys")
 
@@ -276,8 +274,8 @@ class Study:
 
     @property
     def shared(self) -> bool:
-        """Several drivers may share this run: a PostgreSQL store and a sampler whose state the store can hold."""
-        return isinstance(self.db, DatabaseUrl) and self.spec.search.sampler in SHARED_SAMPLERS
+        """Several drivers may share this run: a PostgreSQL store (the sampler's state lives in it)."""
+        return isinstance(self.db, DatabaseUrl)
 
     # -- construction -------------------------------------------------------
 
@@ -496,10 +494,6 @@ class Study:
                 from engine.optimize.shared import SharedLoop
 
                 loop_kind = SharedLoop
-            elif isinstance(self.db, DatabaseUrl):
-                log.warning("%s: several drivers share grid and random studies only: run this %s study with one "
-                            "driver at a time (a second one would repeat the search)", self.name,
-                            self.spec.search.sampler)
             loop = loop_kind(self, store, record, sampler, executor, stored, emit, len(in_sample))
             error = await loop.run()
             if error is not None:

@@ -261,3 +261,21 @@ async def test_two_drivers_of_a_genetic_study_share_its_generations(postgres_url
     assert len(shared) == single.trials  # every generation handed out whole, nothing twice
     state = await _fetch_async(postgres_url, "SELECT state FROM shared_samplers")
     assert json.loads(state[0][0])["generation"] == 3  # the last generation was bred from told results
+
+
+async def test_two_drivers_of_a_tpe_study_store_the_budget_and_tell_every_result(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    from engine.optimize.study import Study
+    from tests.optimize.conftest import write_study
+
+    path = write_study(tmp_path, name="tpe", sampler="tpe", trials=40, fast_high=60, fast_step=1,
+                       slow_high=600, batch_size=4, bars=1500)
+    summaries = await asyncio.gather(*(Study.from_file(path, db=postgres_url, backend="inline").run()
+                                       for _ in range(2)))
+    assert all(s.state == "complete" for s in summaries)
+    assert len(await _fetch_async(postgres_url, _TRIALS_SQL, "tpe")) == 40
+    state = json.loads((await _fetch_async(postgres_url, "SELECT state FROM shared_samplers"))[0][0])
+    statuses = [status for _, status, _ in state["history"]]
+    assert "running" not in statuses  # every point handed out was told, whichever driver ran it
+    assert statuses.count("complete") >= 40
