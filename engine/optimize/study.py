@@ -416,6 +416,10 @@ class Study:
         from engine.data import load as load_data
 
         self.progress_interval_s = progress_interval_s
+        if self.shared:
+            from engine.optimize.shared import lease_seconds
+
+            lease_seconds()  # a bad GENESIS_LEASE_S is bad input: refused before anything starts
         self._top, self._with_artifacts = [], set()
         t_start = time.monotonic()
         backend = self.backend_choice

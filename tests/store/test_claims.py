@@ -279,3 +279,19 @@ async def test_two_drivers_of_a_tpe_study_store_the_budget_and_tell_every_result
     statuses = [status for _, status, _ in state["history"]]
     assert "running" not in statuses  # every point handed out was told, whichever driver ran it
     assert statuses.count("complete") >= 40
+
+
+def test_the_lease_comes_from_genesis_lease_s_and_a_bad_one_is_named(monkeypatch: Any) -> None:
+    import pytest
+
+    from engine.errors import ConfigError
+    from engine.optimize.shared import DEFAULT_LEASE_S, lease_seconds
+
+    monkeypatch.delenv("GENESIS_LEASE_S", raising=False)
+    assert lease_seconds() == DEFAULT_LEASE_S
+    monkeypatch.setenv("GENESIS_LEASE_S", "2.5")
+    assert lease_seconds() == 2.5
+    for bad in ("soon", "0", "-3"):
+        monkeypatch.setenv("GENESIS_LEASE_S", bad)
+        with pytest.raises(ConfigError, match=f"GENESIS_LEASE_S: .*{bad!r}"):
+            lease_seconds()
