@@ -295,3 +295,34 @@ def test_the_lease_comes_from_genesis_lease_s_and_a_bad_one_is_named(monkeypatch
         monkeypatch.setenv("GENESIS_LEASE_S", bad)
         with pytest.raises(ConfigError, match=f"GENESIS_LEASE_S: .*{bad!r}"):
             lease_seconds()
+
+
+async def test_a_stopped_driver_hands_its_claims_back_and_the_next_run_finishes_the_grid(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    from engine.optimize.progress import StudyProgress
+    from engine.optimize.study import Study
+    from tests.optimize.conftest import write_study
+
+    path = write_study(tmp_path, name="stop", fast_high=40, fast_step=1, slow_high=200, batch_size=8, bars=1500)
+    await Study.from_file(path, db=tmp_path / "single.db", backend="inline").run()
+    reference = stored_trials(tmp_path / "single.db", "stop")
+
+    first = Study.from_file(path, db=postgres_url, backend="inline")
+
+    def stop_early(progress: StudyProgress) -> None:
+        if progress.done >= 20:
+            first.request_stop()
+
+    stopped = await first.run(stop_early, progress_interval_s=0.0)
+    assert stopped.state == "stopped" and 0 < stopped.trials < len(reference)
+    # Its open claims are free now (lease ended), not after the 30 s lease: a new driver need not wait.
+    future = await _fetch_async(postgres_url, "SELECT count(*) FROM claims WHERE NOT done "
+                                "AND lease_until > extract(epoch FROM clock_timestamp())")
+    assert future[0][0] == 0
+    assert [r[0] for r in await _fetch_async(postgres_url, "SELECT state FROM drivers")] == ["stopped"]
+
+    done = await Study.from_file(path, db=postgres_url, backend="inline").run()
+    assert done.state == "complete"
+    shared = {r[0]: (int(r[1]), r[2], r[3]) for r in await _fetch_async(postgres_url, _TRIALS_SQL, "stop")}
+    assert shared == reference
