@@ -43,6 +43,8 @@ log = logging.getLogger("engine.optimize.shared")
 DEFAULT_LEASE_S = 30.0
 #: A claim is at most this many points, so several drivers share even a small study.
 MAX_CLAIM = 256
+#: How often a driver counts the others' trials into its progress (seconds).
+SYNC_INTERVAL_S = 2.0
 
 
 def lease_seconds() -> float:
@@ -110,6 +112,7 @@ class SharedLoop(_BatchLoop):
         tell = _teller(study.spec)
         initial = (self.record.sampler_state, max(0, self.done - len(self.stored)), self.next_number)
         idle = 0
+        self._synced = time.monotonic()
         while not study.stop_requested and self.failure is None:
             claim = await board.take_expired(study_id, self.driver)
             if claim is not None:
@@ -121,6 +124,7 @@ class SharedLoop(_BatchLoop):
                                               initial=initial)
             if claim is None:
                 if await board.finished(study_id, study.budget):
+                    await self._sync_progress()
                     return True
                 # Others hold open claims (wait for them to close or expire), or the sampler awaits results.
                 idle = idle + 1 if await board.open_claims(study_id) == 0 else 0
@@ -136,10 +140,25 @@ class SharedLoop(_BatchLoop):
             if not await board.complete(claim, self.driver, values, tell):
                 log.warning("%s: claim %d was handed to another driver (this one stalled past its lease)",
                             study.name, claim.id)
+            if time.monotonic() - self._synced >= SYNC_INTERVAL_S:
+                await self._sync_progress()
             self.emit()
             if time.monotonic() - self.last_fill >= ARTIFACT_FILL_INTERVAL_S and not await self._fill_artifacts():
                 return False
         return False
+
+    async def _sync_progress(self) -> None:
+        """Count the other drivers' committed trials and best into this driver's progress (not its rate)."""
+        self._synced = time.monotonic()
+        tracker, study_id = self.tracker, self.record.id
+        for state, n in (await self.store.counts(study_id)).items():
+            mine = getattr(tracker, state.value, None)
+            if isinstance(mine, int) and n > mine:
+                setattr(tracker, state.value, n)
+                tracker.resumed_from += n - mine
+        for best in await self.store.best(study_id, maximize=self.study.maximize, k=1):
+            if best.objective is not None:
+                tracker.offer_best(best.objective, best.number, best.params, self.study.maximize)
 
     def _ask(self, state: dict[str, Any] | None, n: int) -> tuple[list[dict[str, Any]], dict[str, Any], bool]:
         sampler = _make_sampler(self.study.spec)

@@ -205,6 +205,7 @@ def test_three_drivers_share_one_grid_and_one_killed_mid_run_changes_nothing(pos
     assert outcomes[2][0] == -signal.SIGKILL
     for code, _out, err in outcomes[:2]:
         assert code == 0, err[-3000:]
+        assert f"{n}/{n} trials (100.0%)" in err  # each driver's progress counts the others' trials too
 
     shared = _pg_rows(postgres_url, name)
     assert len(shared) == n  # every grid point once: none lost, none twice (keys are unique in the table)
