@@ -115,6 +115,21 @@ async def _alerts(db: StoreLocation, name: str) -> list[dict[str, Any]]:
     ]
 
 
+async def _drivers(db: StoreLocation, name: str) -> list[dict[str, Any]]:
+    """The drivers that shared the study (PostgreSQL), oldest first; none on SQLite."""
+    if isinstance(db, Path):
+        return []
+    from engine.store.factory import open_study_store
+
+    async with await open_study_store(db, readonly=True) as store:
+        study = await store.require_study(name)
+        return [
+            {"driver": d.driver, "host": d.host, "pid": d.pid, "state": d.state, "trials": d.trials,
+             "trials_per_s": round(d.rate, 2), "last_seen": iso_utc(d.heartbeat)}
+            for d in await store.drivers(study.id)
+        ]
+
+
 async def build_full_report(db: str | Path | DatabaseUrl, name: str, *, run_id: int | None = None) -> tuple[dict[str, Any], dict]:
     """The report dict (optimizer report + runs, this run, profile, alerts) and the chart data."""
     from engine.optimize.report import report_from_db
@@ -130,6 +145,7 @@ async def build_full_report(db: str | Path | DatabaseUrl, name: str, *, run_id: 
     report["this_run"] = this.as_dict() if this is not None else None
     report["profile"] = this.profile if this is not None else None
     report["alerts"] = await _alerts(db, name)
+    report["drivers"] = await _drivers(db, name)
     charts = await _chart_data(db, name, maximize)
     report["charts"] = {"equity": "equity.svg", "convergence": "convergence.svg", "heatmap": "heatmap.svg"}
     return json_safe(report), charts
@@ -170,6 +186,13 @@ def render_full_markdown(report: dict[str, Any]) -> str:
                 f"| {r['id']} | {r.get('started')} | {_duration(r.get('elapsed_s'))} | {r.get('stop_reason') or '–'} "
                 f"| {_cell(r.get('exit_code'))} | {_cell(r.get('trials_this_run'))} | {_cell(r.get('trials_after'))} |"
             )
+    drivers = report.get("drivers") or []
+    if drivers:
+        lines += ["", "## Drivers", "", "| driver | host | pid | state | trials | trials/s | last seen |",
+                  "|---|---|---|---|---|---|---|"]
+        for d in drivers:
+            lines.append(f"| {d['driver']} | {d['host']} | {d['pid']} | {d['state']} | {d['trials']} "
+                         f"| {d['trials_per_s']} | {d['last_seen']} |")
     profile = report.get("profile")
     if profile:
         lines += ["", _profile_markdown(profile)]

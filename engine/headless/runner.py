@@ -227,8 +227,8 @@ class HeadlessRun:
         if not isinstance(self.db, Path):
             if self.options.rerun:
                 raise InputError("--rerun: not supported on a PostgreSQL store yet (use another study name)")
-            log.warning("%s: not supported on a PostgreSQL store yet: the one-run lock (nothing stops a second "
-                        "run of this study), run history, stored alerts and the telemetry recording", self.name)
+            log.warning("%s: not supported on a PostgreSQL store yet: run history, stored alerts and the "
+                        "telemetry recording", self.name)
         await _check_store(self.db)  # before the first change: --rerun renames, the run writes
         stored = await _stored_any(self.db, self.name)
         if stored is not None and self.options.rerun:

@@ -1,4 +1,4 @@
-"""One run per study and store: an OS-level lock file next to the store.
+"""One run per study and SQLite store: an OS-level lock file next to the store (PostgreSQL: none, see below).
 
 The lock is ``fcntl.flock`` on ``<db>.<study>.lock``. The kernel drops it when
 the holding process exits for any reason (a crash, SIGKILL, a power cut on
@@ -6,6 +6,10 @@ a local disk), so a stale lock can never block the next night's run. The
 holder writes its pid, host and start time into the file so that a second run
 can say who holds it. The file itself is never deleted: unlinking a lock file
 while another process waits on it would let two runs hold two different files.
+
+A PostgreSQL study takes several drivers at once: each holds only the claims
+it works on, under leases (``engine/store/claims.py``), so the lock of a
+PostgreSQL store is held by every driver and stops none.
 """
 
 from __future__ import annotations
@@ -89,14 +93,12 @@ class StudyLock:
     Non-blocking: a second run never waits, it exits at once naming the holder.
     """
 
-    _warned = False  # the PostgreSQL warning, once per process
-
     def __init__(self, db: str | Path | DatabaseUrl, study: str) -> None:
         self.study = study
         self._fd: int | None = None
         self.acquired_at: float | None = None
         location = store_location(db)
-        # The lock is a file beside a SQLite store; a PostgreSQL study has none yet (see docs/storage.md).
+        # The lock is a file beside a SQLite store; on PostgreSQL it is per driver (its claims' leases).
         self.db: Path | DatabaseUrl = location
         self.path: Path | None = lock_path(location, study) if isinstance(location, Path) else None
 
@@ -109,10 +111,8 @@ class StudyLock:
         if self._fd is not None:
             return self
         if self.path is None:
-            if not self._warned:
-                log.warning("%s: PostgreSQL stores have no one-run lock yet: nothing stops a second run of "
-                            "study %r on this database", self.db, self.study)
-                StudyLock._warned = True
+            # Several drivers on one PostgreSQL study is the point: each one's claims and their leases
+            # (engine/store/claims.py) keep them from running a trial twice, so there is no study-wide lock.
             return self
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -36,6 +36,7 @@ from engine.optimize.records import StudyRecord, StudyState, TrialRecord, TrialR
 from engine.store import schema as registry
 from engine.store import sqlite as sqlite_policy
 from engine.store.batching import BatchedStore, Pending, dumps
+from engine.store.claims import DriverRecord
 from engine.store.schema import Schema
 
 SCHEMA_COMPONENT = "optimize"
@@ -453,6 +454,10 @@ class SqliteStore(BatchedStore):
             (f"$.{metric}", study_id, TrialState.COMPLETE.value),
         ) as cursor:
             return [row[0] for row in await cursor.fetchall()]
+
+    async def drivers(self, study_id: int) -> list[DriverRecord]:
+        """Drivers sharing the study: none on SQLite (one run at a time, under its lock)."""
+        return []
 
     async def artifact_numbers(self, study_id: int) -> list[int]:
         """Trial numbers that have stored artifacts."""

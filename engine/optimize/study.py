@@ -272,6 +272,11 @@ class Study:
         self._with_artifacts: set[int] = set()
         self._record: StudyRecord | None = None
 
+    @property
+    def shared(self) -> bool:
+        """Several drivers may share this run: a PostgreSQL store (the sampler's state lives in it)."""
+        return isinstance(self.db, DatabaseUrl)
+
     # -- construction -------------------------------------------------------
 
     @classmethod
@@ -411,6 +416,10 @@ class Study:
         from engine.data import load as load_data
 
         self.progress_interval_s = progress_interval_s
+        if self.shared:
+            from engine.optimize.shared import lease_seconds
+
+            lease_seconds()  # a bad GENESIS_LEASE_S is bad input: refused before anything starts
         self._top, self._with_artifacts = [], set()
         t_start = time.monotonic()
         backend = self.backend_choice
@@ -484,7 +493,12 @@ class Study:
             with profiler.stage("optimize.workers_start"):
                 await executor.start(in_sample, setup)
             tracker.restart_clock()  # the rate (and so the ETA) counts from the workers being ready
-            loop = _BatchLoop(self, store, record, sampler, executor, stored, emit, len(in_sample))
+            loop_kind = _BatchLoop
+            if self.shared:
+                from engine.optimize.shared import SharedLoop
+
+                loop_kind = SharedLoop
+            loop = loop_kind(self, store, record, sampler, executor, stored, emit, len(in_sample))
             error = await loop.run()
             if error is not None:
                 final_state = StudyState.FAILED

@@ -38,8 +38,10 @@ from engine.optimize.store import (
     _trial_record,
     spec_hash,
 )
+from engine.store import claims
 from engine.store import schema as registry
 from engine.store.batching import BatchedStore, Pending, dumps
+from engine.store.claims import DriverRecord
 from engine.store.url import DatabaseUrl, scrub
 
 if TYPE_CHECKING:
@@ -438,6 +440,10 @@ class PostgresStore(BatchedStore):
             metric, study_id, TrialState.COMPLETE.value,
         )
         return [_json_number(row[0]) for row in rows]
+
+    async def drivers(self, study_id: int) -> list[DriverRecord]:
+        """The drivers that shared the study (:mod:`engine.store.claims`), oldest first."""
+        return await claims.drivers(self._reader, study_id)
 
     async def artifact_numbers(self, study_id: int) -> list[int]:
         """Trial numbers that have stored artifacts."""

@@ -23,6 +23,7 @@ from engine.optimize.records import (
     TrialState,
     TrialTask,
 )
+from engine.store.claims import DriverRecord
 
 #: An artifact as a worker ships it: ``(dtype, shape, zlib blob)``.
 EncodedArtifact = tuple[str, str, bytes]
@@ -126,6 +127,10 @@ class StudyStore(Protocol):
     async def timings(self, study_id: int) -> list[tuple[TrialState, float | None, str | None, int | None]]: ...
 
     async def metric_values(self, study_id: int, metric: str) -> list[float | None]: ...
+
+    async def drivers(self, study_id: int) -> list[DriverRecord]:
+        """The drivers that shared the study (host, pid, trials closed, rate); empty on SQLite."""
+        ...
 
     async def artifact_numbers(self, study_id: int) -> list[int]: ...
 

@@ -198,3 +198,8 @@ class StoreConformance:
             await store.create_study("alpha", "x")
             with pytest.raises(StoreError, match=r"no study named .beta.*alpha"):
                 await store.require_study("beta")
+
+    async def test_a_study_nobody_shared_lists_no_drivers(self, store_factory: Any, tmp_path: Any) -> None:
+        async with store_factory(tmp_path / "s.db") as store:
+            study = await store.create_study("alpha", "x")
+            assert await store.drivers(study.id) == []

@@ -8,7 +8,7 @@ Determinism: before each :meth:`ask` call the Optuna sampler is re-created
 with a seed derived from the study seed and the number of Optuna trials so
 far, so a batch depends only on the seed and the history told before it.
 The state is that history (every Optuna trial in order: raw parameters,
-state, value); restoring rebuilds the in-memory Optuna study from it with
+state, value; a trial asked and not yet told is ``running``); restoring rebuilds the in-memory Optuna study from it with
 ``add_trial`` and continues exactly, provided the executor asks fixed-size
 batches and tells each batch in ask order before asking the next.
 
@@ -178,15 +178,14 @@ class TPESampler(Sampler):
     # ------------------------------------------------------------------ state
 
     def _state(self) -> dict[str, Any]:
-        complete = self._optuna.trial.TrialState.COMPLETE
-        fail = self._optuna.trial.TrialState.FAIL
+        states = self._optuna.trial.TrialState
+        complete, fail, running = states.COMPLETE, states.FAIL, states.RUNNING
         history = []
-        for trial in self._study.get_trials(deepcopy=False, states=(complete, fail)):
-            history.append([
-                trial.params,
-                "complete" if trial.state == complete else "fail",
-                encode_float(trial.value) if trial.state == complete else None,
-            ])
+        # Running trials (asked, not told) are kept too: a study several drivers share restores the
+        # sampler between an ask and its tell. A single driver checkpoints after telling, so has none.
+        for trial in self._study.get_trials(deepcopy=False, states=(complete, fail, running)):
+            status = "complete" if trial.state == complete else "running" if trial.state == running else "fail"
+            history.append([trial.params, status, encode_float(trial.value) if trial.state == complete else None])
         return {"history": history, "streak": self._streak}
 
     def _restore(self, state: dict[str, Any]) -> None:
@@ -194,14 +193,16 @@ class TPESampler(Sampler):
         optuna = self._optuna
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            states = optuna.trial.TrialState
             for raw, status, value in state["history"]:
                 complete = status == "complete"
+                running = status == "running"
                 self._study.add_trial(
                     optuna.trial.create_trial(
                         params=raw,
                         distributions={k: self._distributions[k] for k in raw},
                         value=decode_float(value) if complete else None,
-                        state=optuna.trial.TrialState.COMPLETE if complete else optuna.trial.TrialState.FAIL,
+                        state=states.COMPLETE if complete else states.RUNNING if running else states.FAIL,
                     )
                 )
                 point = self._point(raw)
@@ -209,5 +210,8 @@ class TPESampler(Sampler):
                     continue
                 key = self.space.trial_key(point)
                 self._seen.add(key)
-                self._told[key] = decode_float(value) if complete else None
+                if running:
+                    self._pending.setdefault(key, []).append(len(self._study.trials) - 1)
+                else:
+                    self._told[key] = decode_float(value) if complete else None
         self._streak = int(state["streak"])
