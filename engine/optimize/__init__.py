@@ -28,7 +28,7 @@ _LAZY = {
     "StudyRecord": ("engine.optimize.records", "StudyRecord"),
     "StudyState": ("engine.optimize.records", "StudyState"),
     "load_study": ("engine.optimize.spec", "load_study"),
-    "SqliteStore": ("engine.optimize.store", "SqliteStore"),
+    "SqliteStore": ("engine.store.study_sqlite", "SqliteStore"),
     "TrialRecord": ("engine.optimize.records", "TrialRecord"),
     "TrialState": ("engine.optimize.records", "TrialState"),
 }

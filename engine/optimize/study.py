@@ -47,11 +47,11 @@ from engine.optimize.records import (
     TrialTask,
     rank_value,
 )
-from engine.optimize.store import trial_record
 from engine.optimize.trial import Encoded, WorkerSetup
 from engine.profile import caches, profiler
 from engine.store.factory import open_study_store
 from engine.store.protocol import StudyStore
+from engine.store.study_sqlite import trial_record
 from engine.store.url import DatabaseUrl, StoreLocation, store_location
 
 if TYPE_CHECKING:

@@ -1,6 +1,6 @@
 """``StudyStore``: the study store's interface, whatever database holds it.
 
-``engine.optimize.store.SqliteStore`` is the embedded implementation; a second
+``engine.store.study_sqlite.SqliteStore`` is the embedded implementation; a second
 backend (PostgreSQL) offers the same methods. Studies, reports, exports and the
 console's watch take a ``StudyStore``, so they work on either; mypy checks that
 each implementation satisfies it. Records are the immutable ones of

@@ -22,7 +22,7 @@ from engine.headless.recording import (
     diff,
     list_recordings,
 )
-from engine.optimize.store import SqliteStore
+from engine.store.study_sqlite import SqliteStore
 from engine.telemetry import Telemetry
 from tests.tui.fixtures import telemetry_fixture
 

@@ -11,7 +11,7 @@ import pytest
 
 from engine.errors import LockHeldError, StoreError
 from engine.optimize.lock import StudyLock
-from engine.optimize.store import SqliteStore
+from engine.store.study_sqlite import SqliteStore
 from tests.headless.conftest import big_study, committed, genesis, start, stored_trials, wait_for
 
 WRITE_AND_CLOSE = (
