@@ -53,8 +53,8 @@ def _runs(db: StoreLocation, name: str) -> list[RunRecord]:
 
 async def _chart_data(db: StoreLocation, name: str, maximize: bool) -> dict[str, Any]:
     """Trial numbers and objectives, points for the heatmap, equity of the best trials."""
-    from engine.optimize.records import TrialState
     from engine.store.factory import open_study_store
+    from engine.store.records import TrialState
     from engine.telemetry_map import build_heatmap
 
     store = await open_study_store(db, readonly=True)

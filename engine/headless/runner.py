@@ -44,10 +44,10 @@ from engine.headless.history import RunHistory, archive_study
 from engine.headless.notify import Notifier, NotifySettings
 from engine.headless.output import Output, json_safe
 from engine.optimize.lock import StudyLock
-from engine.optimize.records import TrialState
 from engine.paths import named_path
 from engine.profile import profiler
 from engine.store.factory import open_study_store
+from engine.store.records import TrialState
 from engine.store.url import DatabaseUrl, StoreLocation
 
 if TYPE_CHECKING:

@@ -27,10 +27,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from engine.errors import StoreError
-from engine.optimize.artifacts import decode_array
-from engine.optimize.records import StudyRecord, StudyState, TrialRecord, TrialState
 from engine.store import schema as registry
+from engine.store.artifacts import decode_array
 from engine.store.batching import BatchedStore, Pending, dumps
+from engine.store.records import StudyRecord, StudyState, TrialRecord, TrialState
 from engine.store.study_sqlite import (
     _STUDY_COLUMNS,
     _TRIAL_COLUMNS,

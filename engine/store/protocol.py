@@ -4,7 +4,7 @@
 backend (PostgreSQL) offers the same methods. Studies, reports, exports and the
 console's watch take a ``StudyStore``, so they work on either; mypy checks that
 each implementation satisfies it. Records are the immutable ones of
-:mod:`engine.optimize.records` (a leaf module: plain data, no imports of ours).
+:mod:`engine.store.records` (a leaf module: plain data, no imports of ours).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any, Protocol, Self, runtime_checkable
 
 import numpy as np
 
-from engine.optimize.records import (
+from engine.store.records import (
     StudyRecord,
     StudyState,
     TrialRecord,

@@ -10,8 +10,8 @@ import pytest
 from engine.errors import GenesisError
 from engine.optimize import Study
 from engine.optimize.executor import ChunkSizer
-from engine.optimize.records import TrialState
 from engine.optimize.trial import FAULTS_ENV, parse_faults
+from engine.store.records import TrialState
 from engine.store.study_sqlite import SqliteStore
 
 

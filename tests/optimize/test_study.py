@@ -11,8 +11,8 @@ import pytest
 
 from engine.optimize import Study
 from engine.optimize.progress import StudyProgress
-from engine.optimize.records import StudyState, TrialState
 from engine.optimize.study import parse_artifacts
+from engine.store.records import StudyState, TrialState
 from engine.store.study_sqlite import SqliteStore
 
 
