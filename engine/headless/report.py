@@ -29,9 +29,9 @@ from typing import Any
 
 from engine.errors import GenesisError
 from engine.headless.charts import write_charts
-from engine.headless.history import RunHistory, RunRecord
 from engine.headless.output import json_safe
 from engine.paths import named_path
+from engine.store.run_history import RunHistory, RunRecord
 from engine.store.url import DatabaseUrl, StoreLocation, store_location
 from engine.timestamps import iso_utc
 
@@ -99,7 +99,7 @@ async def _chart_data(db: StoreLocation, name: str, maximize: bool) -> dict[str,
 
 async def _alerts(db: StoreLocation, name: str) -> list[dict[str, Any]]:
     """The study's latest alerts, oldest first (none when the store keeps none)."""
-    from engine.monitor.alert_store import AlertStore
+    from engine.store.alerts import AlertStore
 
     if not isinstance(db, Path):
         return []  # alerts are kept in SQLite stores only (docs/storage.md)

@@ -9,8 +9,8 @@ import pytest
 
 from engine.errors import StoreError
 from engine.monitor.alert_spec import AlertsSpec
-from engine.monitor.alert_store import AlertStore
 from engine.monitor.alerts import Alert, AlertRules
+from engine.store.alerts import AlertStore
 
 
 def some_alerts() -> list[Alert]:
