@@ -24,7 +24,7 @@ _LAZY = {
     "NotifySettings": "engine.headless.notify",
     "Recorder": "engine.headless.recording",
     "Recording": "engine.headless.recording",
-    "list_recordings": "engine.headless.recording",
+    "list_recordings": "engine.store.recordings",
     "ReplaySource": "engine.headless.replay",
     "write_run_report": "engine.headless.report",
 }
