@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.data.cache import CandleStore
 from engine.data.hyperliquid import parse_candles
 from engine.errors import DataError, NetworkError, StoreError
+from engine.store.candles import CandleStore
 
 
 def _digest(path: Path) -> str:
