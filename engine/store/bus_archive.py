@@ -4,8 +4,9 @@ The bus side (subscribing, queueing, the writer and retention tasks) is
 :mod:`engine.bus.archive`; this module holds the tables and their statements.
 Rows are ``(ts_ns, seq, lane, topic, payload JSON text)``; retention either
 deletes old rows or moves them into zlib-compressed JSON chunks. The tables
-can live in the optimizer's store file: WAL, the busy timeout and short
-transactions let both writers and a reading console share it.
+(component ``bus`` in ``schema_versions``) can live in the optimizer's store
+file: WAL, the busy timeout and short transactions let both writers and a
+reading console share it; another application's database is refused.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import msgspec
 
 from engine.errors import StoreError
 from engine.store import sqlite as sqlite_policy
+from engine.store.schema import Schema
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS bus_events (
@@ -42,6 +44,9 @@ CREATE TABLE IF NOT EXISTS bus_events_archive (
 CREATE INDEX IF NOT EXISTS bus_events_archive_ts ON bus_events_archive (first_ts_ns, last_ts_ns);
 """
 
+# Archives written before the registry hold these tables unregistered: adopted as they are.
+BUS_SCHEMA = Schema("bus", 1, frozenset({"bus_events", "bus_events_archive"}), SCHEMA, unregistered=True)
+
 CODEC = "zlib+json"
 
 #: One stored event: Unix time (ns), sequence, lane number, topic, payload as JSON text.
@@ -64,8 +69,9 @@ class EventTables:
         db = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = await sqlite_policy.connect(self.path)
-            await db.executescript(SCHEMA)
+            db = await sqlite_policy.connect(self.path, schema=BUS_SCHEMA)
+        except StoreError:
+            raise
         except Exception as error:  # sqlite3.DatabaseError, OSError
             if db is not None:
                 await db.close()

@@ -23,11 +23,13 @@ from engine.errors import StoreError, quoted
 from engine.profile import profiler
 from engine.profile.caches import caches
 from engine.store import sqlite as sqlite_policy
+from engine.store.schema import Schema
 
 #: One candle as stored in L2 and passed between fetchers and the cache (open time in ms).
 RECORD_DTYPE = np.dtype(
     [("t", "<i8"), ("open", "<f8"), ("high", "<f8"), ("low", "<f8"), ("close", "<f8"), ("volume", "<f8")]
 )
+SCHEMA_COMPONENT = "candles"
 SCHEMA_VERSION = 1
 
 
@@ -66,6 +68,9 @@ CREATE TABLE IF NOT EXISTS coverage (
     PRIMARY KEY (source, symbol, interval, start_ms)
 ) WITHOUT ROWID;
 """
+# Caches written before the registry kept their version in ``user_version`` and
+# no ``schema_versions``: such a file is adopted as it is.
+CANDLE_SCHEMA = Schema(SCHEMA_COMPONENT, SCHEMA_VERSION, frozenset(_TABLES), _SCHEMA, unregistered=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,23 +111,14 @@ class CandleStore:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # Checked before anything is written (WAL mode included): another
             # application's database is refused untouched.
-            conn = await sqlite_policy.connect(self.path, check=self._check_ours)
+            conn = await sqlite_policy.connect(self.path, schema=CANDLE_SCHEMA, check=self._check_ours)
         except (OSError, sqlite3.Error) as error:
             raise StoreError(f"{self.path}: cannot open the candle cache: {error}") from None
-        try:
-            await conn.executescript(_SCHEMA)
-            await conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        except sqlite3.DatabaseError as error:
-            await conn.close()
-            raise StoreError(f"{self.path}: not a usable candle cache ({error})") from None
-        except BaseException:
-            await conn.close()
-            raise
         self._conn = conn
         await self._publish_size()
 
     async def _check_ours(self, conn: aiosqlite.Connection) -> None:
-        """Refuse a database that holds tables or a schema version that are not ours."""
+        """Refuse a database that holds tables (or a version in ``user_version``, as caches once kept it) not ours."""
         row = await (await conn.execute("PRAGMA user_version")).fetchone()
         version = row[0] if row is not None else 0  # (the pragma always answers one row)
         if version not in (0, SCHEMA_VERSION):
@@ -131,6 +127,8 @@ class CandleStore:
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
         )
         for (name,) in rows:
+            if name == "schema_versions":  # the registry: needs_create checks it next
+                continue
             columns: tuple[str, ...] = ()
             if name in _TABLES:
                 info = await conn.execute_fetchall(f"PRAGMA table_info({name})")
