@@ -336,7 +336,7 @@ def scaling(workdir: Path, quick: bool) -> dict[str, Any]:
 
 
 def _bench_records(n: int) -> list[Any]:
-    from engine.optimize.records import TrialRecord, TrialState
+    from engine.store.records import TrialRecord, TrialState
 
     metric_names = ("final_value", "total_return", "cagr", "volatility", "sharpe", "sortino", "max_drawdown",
                     "calmar", "trades", "win_rate", "profit_factor", "avg_trade", "exposure")

@@ -99,8 +99,8 @@ def write_demo_studies(
 
 async def _finished(db: Path) -> bool:
     """Whether the demo store holds a completed last demo study (then the demo starts over)."""
-    from engine.optimize.records import StudyState
-    from engine.optimize.store import SqliteStore
+    from engine.store.records import StudyState
+    from engine.store.study_sqlite import SqliteStore
 
     if not db.exists():
         return False

@@ -46,7 +46,7 @@ __all__ = [
 
 Params = tuple[tuple[str, float | int | str | bool], ...]
 Figures = tuple[tuple[str, float], ...]
-# The optimizer's own words (engine.optimize.records.StudyState) plus "stopping".
+# The optimizer's own words (engine.store.records.StudyState) plus "stopping".
 StudyState = Literal["created", "running", "paused", "stopping", "stopped", "complete", "failed"]
 Severity = Literal["info", "warning", "critical"]
 

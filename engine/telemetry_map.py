@@ -34,8 +34,8 @@ if TYPE_CHECKING:
     from engine.live.loop import LoopState
     from engine.monitor.monitor import MonitorSnapshot
     from engine.monitor.system import SystemSnapshot
-    from engine.optimize.records import TrialRecord
     from engine.profile.session import ProfileSnapshot
+    from engine.store.records import TrialRecord
 
 __all__ = [
     "CURVE_POINTS",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.optimize.records import TrialRecord, TrialState
+from engine.store.records import TrialRecord, TrialState
 from engine.telemetry_map import build_heatmap, thin_curve, trial_detail, validation_from_dict
 
 

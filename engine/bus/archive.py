@@ -1,13 +1,11 @@
-"""Persist chosen bus topics to SQLite, in batched transactions, with retention.
+"""Persist chosen bus topics to the store, in batched transactions, with retention.
 
 The archive subscribes to its topic patterns as a *batch* subscriber whose
 handler only appends the events to a pending list, so the dispatcher never
 waits for disk. A writer task encodes payloads as JSON (msgspec; never pickle)
-and inserts each batch with one ``executemany`` in one short transaction. A
-retention task deletes events older than ``retention_days``, or moves them
-into ``bus_events_archive`` as zlib-compressed JSON chunks. The tables can
-live in the optimizer's store file: WAL, a busy timeout and short transactions
-let both writers and a reading console share it.
+and inserts each batch in one short transaction. A retention task deletes
+events older than ``retention_days``, or moves them into zlib-compressed JSON
+chunks. The tables and their statements are :mod:`engine.store.bus_archive`'s.
 """
 
 from __future__ import annotations
@@ -16,47 +14,23 @@ import asyncio
 import contextlib
 import functools
 import time
-import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aiosqlite
 import msgspec
 
 from engine.bus.bus import EventBus, Subscription
 from engine.bus.config import ArchiveConfig
 from engine.bus.events import Event, Lane
 from engine.bus.topics import matches
-from engine.errors import StoreError
 from engine.profile import profiler
-from engine.store import sqlite as sqlite_policy
+from engine.store.bus_archive import EventTables
 
 NS_PER_DAY = 86_400 * 10**9
 CHUNK_ROWS = 5_000  # rows per retention transaction
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS bus_events (
-    id INTEGER PRIMARY KEY,
-    ts_ns INTEGER NOT NULL,
-    seq INTEGER NOT NULL,
-    lane INTEGER NOT NULL,
-    topic TEXT NOT NULL,
-    payload TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS bus_events_ts ON bus_events (ts_ns);
-CREATE INDEX IF NOT EXISTS bus_events_topic_ts ON bus_events (topic, ts_ns);
-CREATE TABLE IF NOT EXISTS bus_events_archive (
-    id INTEGER PRIMARY KEY,
-    first_ts_ns INTEGER NOT NULL,
-    last_ts_ns INTEGER NOT NULL,
-    rows INTEGER NOT NULL,
-    codec TEXT NOT NULL,
-    blob BLOB NOT NULL
-);
-CREATE INDEX IF NOT EXISTS bus_events_archive_ts ON bus_events_archive (first_ts_ns, last_ts_ns);
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +87,7 @@ class EventArchive:
     def __init__(self, path: str | Path, config: ArchiveConfig | None = None) -> None:
         self.path = Path(path)
         self.config = (config or ArchiveConfig()).validate()
-        self._db: aiosqlite.Connection | None = None
+        self._tables = EventTables(self.path)
         self._bus: EventBus | None = None
         self._subs: list[Subscription] = []
         self._pending: list[tuple[int, Event]] = []
@@ -131,15 +105,7 @@ class EventArchive:
     # ------------------------------------------------------------- lifecycle
     async def open(self) -> EventArchive:
         """Open (and create) the database and start the writer and retention tasks."""
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = await sqlite_policy.connect(self.path)
-            await self._db.executescript(SCHEMA)
-        except Exception as error:  # sqlite3.DatabaseError, OSError
-            if self._db is not None:
-                await self._db.close()
-                self._db = None
-            raise StoreError(f"{self.path}: cannot open the event archive: {error}") from None
+        await self._tables.open()
         self._writer = asyncio.create_task(self._write_loop(), name="genesis-bus-archive-writer")
         if self.config.retention_days > 0:
             self._retainer = asyncio.create_task(
@@ -181,9 +147,7 @@ class EventArchive:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.flush()
-        if self._db is not None:
-            await self._db.close()
-            self._db = None
+        await self._tables.close()
 
     async def __aenter__(self) -> EventArchive:
         return await self.open()
@@ -222,7 +186,7 @@ class EventArchive:
 
     async def flush(self) -> int:
         """Write every pending event now; returns how many were written."""
-        if self._db is None or not self._pending:
+        if not self._tables.is_open or not self._pending:
             return 0
         async with self._write_lock:
             pending, self._pending = self._pending, []
@@ -238,15 +202,8 @@ class EventArchive:
             ]
             with profiler.stage("bus.archive_write"):
                 try:
-                    await self._db.execute("BEGIN IMMEDIATE")
-                    await self._db.executemany(
-                        "INSERT INTO bus_events (ts_ns, seq, lane, topic, payload) VALUES (?, ?, ?, ?, ?)",
-                        rows,
-                    )
-                    await self._db.execute("COMMIT")
+                    await self._tables.insert(rows)
                 except Exception as error:
-                    with contextlib.suppress(Exception):
-                        await self._db.execute("ROLLBACK")
                     self.errors += 1
                     self.dropped += len(rows)
                     self.last_error = f"{type(error).__name__}: {error}"
@@ -279,53 +236,21 @@ class EventArchive:
 
     async def retain(self, now_ns: int | None = None) -> tuple[int, int]:
         """Apply retention once: returns (rows deleted, rows moved to the compressed table)."""
-        if self._db is None or self.config.retention_days <= 0:
+        if not self._tables.is_open or self.config.retention_days <= 0:
             return 0, 0
         now = time.time_ns() if now_ns is None else now_ns
         cutoff = now - int(self.config.retention_days * NS_PER_DAY)
         deleted = moved = 0
-        db = self._db
         while True:
             async with self._write_lock:
-                await db.execute("BEGIN IMMEDIATE")
-                try:
-                    if self.config.retention_mode == "delete":
-                        cursor = await db.execute(
-                            "DELETE FROM bus_events WHERE id IN "
-                            "(SELECT id FROM bus_events WHERE ts_ns < ? ORDER BY id LIMIT ?)",
-                            (cutoff, CHUNK_ROWS),
-                        )
-                        n = cursor.rowcount
-                        deleted += n
-                    else:
-                        cursor = await db.execute(
-                            "SELECT id, ts_ns, seq, lane, topic, payload FROM bus_events "
-                            "WHERE ts_ns < ? ORDER BY id LIMIT ?",
-                            (cutoff, CHUNK_ROWS),
-                        )
-                        rows = list(await cursor.fetchall())
-                        n = len(rows)
-                        if n:
-                            doc = [
-                                [r[1], r[2], r[3], r[4], msgspec.Raw(r[5].encode())] for r in rows
-                            ]
-                            blob = zlib.compress(msgspec.json.encode(doc), 6)
-                            ts = [r[1] for r in rows]
-                            await db.execute(
-                                "INSERT INTO bus_events_archive (first_ts_ns, last_ts_ns, rows, codec, blob) "
-                                "VALUES (?, ?, ?, 'zlib+json', ?)",
-                                (min(ts), max(ts), n, blob),
-                            )
-                            await db.execute(
-                                "DELETE FROM bus_events WHERE id <= ? AND ts_ns < ?",
-                                (rows[-1][0], cutoff),
-                            )
-                            moved += n
-                            self.chunks += 1
-                    await db.execute("COMMIT")
-                except BaseException:
-                    await db.execute("ROLLBACK")
-                    raise
+                if self.config.retention_mode == "delete":
+                    n = await self._tables.delete_before(cutoff, CHUNK_ROWS)
+                    deleted += n
+                else:
+                    n = await self._tables.compress_before(cutoff, CHUNK_ROWS)
+                    if n:
+                        moved += n
+                        self.chunks += 1
             if n < CHUNK_ROWS:
                 break
         self.deleted += deleted
@@ -341,13 +266,9 @@ class EventArchive:
         limit: int = 10_000,
     ) -> list[ArchivedEvent]:
         """Recent (uncompressed) events, oldest first, filtered by topic pattern and time."""
-        db = self._require_db()
-        sql = "SELECT ts_ns, seq, lane, topic, payload FROM bus_events WHERE ts_ns >= ? AND ts_ns < ? ORDER BY id"
-        cursor = await db.execute(
-            sql, (since_ns or 0, until_ns if until_ns is not None else 1 << 62)
-        )
+        rows = await self._tables.rows(since_ns or 0, until_ns if until_ns is not None else 1 << 62)
         out: list[ArchivedEvent] = []
-        for ts_ns, seq, lane, topic, payload in await cursor.fetchall():
+        for ts_ns, seq, lane, topic, payload in rows:
             if pattern is None or matches(pattern, topic):
                 out.append(ArchivedEvent(ts_ns, seq, Lane(lane), topic, _DECODER.decode(payload)))
                 if len(out) >= limit:
@@ -356,25 +277,15 @@ class EventArchive:
 
     async def query_compressed(self, pattern: str | None = None) -> list[ArchivedEvent]:
         """Events moved to the compressed table, oldest chunk first."""
-        db = self._require_db()
-        cursor = await db.execute("SELECT codec, blob FROM bus_events_archive ORDER BY id")
-        out: list[ArchivedEvent] = []
-        for codec, blob in await cursor.fetchall():
-            if codec != "zlib+json":
-                raise StoreError(f"{self.path}: bus_events_archive: unknown codec {codec!r}")
-            for ts_ns, seq, lane, topic, payload in _DECODER.decode(zlib.decompress(blob)):
-                if pattern is None or matches(pattern, topic):
-                    out.append(ArchivedEvent(ts_ns, seq, Lane(lane), topic, payload))
-        return out
+        return [
+            ArchivedEvent(ts_ns, seq, Lane(lane), topic, payload)
+            for ts_ns, seq, lane, topic, payload in await self._tables.compressed_rows()
+            if pattern is None or matches(pattern, topic)
+        ]
 
     async def counts(self) -> tuple[int, int]:
         """(rows in bus_events, rows inside compressed chunks)."""
-        db = self._require_db()
-        # An aggregate without GROUP BY always gives exactly one row.
-        live = await (await db.execute("SELECT COUNT(*) FROM bus_events")).fetchone()
-        packed = await (await db.execute("SELECT COALESCE(SUM(rows), 0) FROM bus_events_archive")).fetchone()
-        assert live is not None and packed is not None
-        return int(live[0]), int(packed[0])
+        return await self._tables.counts()
 
     def stats(self) -> ArchiveStats:
         return ArchiveStats(
@@ -388,8 +299,3 @@ class EventArchive:
             errors=self.errors,
             last_error=self.last_error,
         )
-
-    def _require_db(self) -> aiosqlite.Connection:
-        if self._db is None:
-            raise StoreError(f"{self.path}: the event archive is not open")
-        return self._db

@@ -31,13 +31,10 @@ import numpy as np
 
 from engine.data.bars import Bars, BarsValidationError, validate_columns
 from engine.data.cache import (
-    RECORD_DTYPE,
     CacheWarmer,
-    CandleStore,
     FetchReport,
     MemoryCache,
     PageSink,
-    SeriesKey,
     TieredCandleCache,
     interval_bounds_ms,
     now_ms,
@@ -46,6 +43,7 @@ from engine.data.http import Deadline, HttpConfig, HttpService, HttpStatusError
 from engine.data.multi import MultiLoadResult, load_many
 from engine.errors import ConfigError, DataError, NetworkError, quoted
 from engine.profile import profiler
+from engine.store.candles import RECORD_DTYPE, CandleStore, SeriesKey
 
 log = logging.getLogger("genesis.data.hyperliquid")
 

@@ -5,7 +5,6 @@
 - :mod:`~engine.headless.notify`: the webhook (aiohttp, timeout, retries; never fails a run).
 - :mod:`~engine.headless.report`: the report directory (Markdown, JSON, SVG charts) from the store.
 - :mod:`~engine.headless.charts`: the SVG charts.
-- :mod:`~engine.headless.history`: one row per headless run in the store; ``--rerun`` archiving.
 - :mod:`~engine.headless.recording`: telemetry recorded into the store, read back for replay.
 - :mod:`~engine.headless.replay`: ``ReplaySource``, a telemetry source that plays a recording.
 
@@ -25,7 +24,7 @@ _LAZY = {
     "NotifySettings": "engine.headless.notify",
     "Recorder": "engine.headless.recording",
     "Recording": "engine.headless.recording",
-    "list_recordings": "engine.headless.recording",
+    "list_recordings": "engine.store.recordings",
     "ReplaySource": "engine.headless.replay",
     "write_run_report": "engine.headless.report",
 }

@@ -13,9 +13,8 @@ run as if someone had watched it. Frames are compact:
   of equal length as "element i changed". Most frames of a quiet run are a
   few dozen bytes.
 
-Frames live in two tables of the study store (component ``recording`` in
-``schema_versions``), written in batched transactions through their own
-connection (WAL lets the optimizer's writer and readers carry on).
+Frames live in two tables of the study store, written and read by
+:mod:`engine.store.recordings` (this module only encodes and decodes them).
 """
 
 from __future__ import annotations
@@ -24,25 +23,26 @@ import asyncio
 import contextlib
 import difflib
 import logging
-import sqlite3
 import time
 import zlib
 from bisect import bisect_right
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
 from engine.errors import StoreError
-from engine.store import sqlite as sqlite_policy
-from engine.store.schema import Schema
+from engine.store.recordings import (
+    FrameRow,
+    RecordingInfo,
+    RecordingWriter,
+    list_recordings,
+    read_frames,
+)
 
 log = logging.getLogger("engine.headless.recording")
 
-SCHEMA_COMPONENT = "recording"
-SCHEMA_VERSION = 1
 CODEC = "msgpack+zlib+delta/1"
 RECORD_HZ = 4.0  # the console's default refresh rate (genesis_tui.app.DEFAULT_REFRESH_HZ)
 KEYFRAME_EVERY = 120  # 30 s at 4 Hz: a seek decodes at most 119 deltas
@@ -50,30 +50,6 @@ FLUSH_INTERVAL_S = 2.0
 MAX_SHIFT = 128  # sliding histories: the largest front drop looked for
 MIN_MATCH = 6  # lists at least this long may be sent as runs of the previous one
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS recordings (
-    id      INTEGER PRIMARY KEY,
-    study   TEXT    NOT NULL,
-    run     TEXT,                        -- the headless run's id
-    started REAL    NOT NULL,            -- epoch seconds
-    ended   REAL,
-    hz      REAL    NOT NULL,
-    frames  INTEGER NOT NULL DEFAULT 0,
-    bytes   INTEGER NOT NULL DEFAULT 0,
-    codec   TEXT    NOT NULL
-);
-CREATE INDEX IF NOT EXISTS recordings_study ON recordings (study, id);
-CREATE TABLE IF NOT EXISTS recording_frames (
-    recording_id INTEGER NOT NULL REFERENCES recordings(id),
-    seq          INTEGER NOT NULL,
-    t            REAL    NOT NULL,       -- seconds since the recording started
-    keyframe     INTEGER NOT NULL,
-    data         BLOB    NOT NULL,
-    PRIMARY KEY (recording_id, seq)
-) WITHOUT ROWID;
-"""
-
-RECORDING_SCHEMA = Schema(SCHEMA_COMPONENT, SCHEMA_VERSION, frozenset({"recordings", "recording_frames"}), SCHEMA)
 
 _packer = msgspec.msgpack.Encoder()
 _unpacker = msgspec.msgpack.Decoder()
@@ -211,12 +187,6 @@ def decode_body(blob: bytes) -> Any:
     return _unpacker.decode(zlib.decompress(blob))
 
 
-# --------------------------------------------------------------- schema
-def _connect(path: Path) -> sqlite3.Connection:
-    conn = sqlite_policy.connect_sync(path, check_same_thread=False, schema=RECORDING_SCHEMA)
-    return conn
-
-
 # -------------------------------------------------------------- recorder
 class Recorder:
     """Records ``source()`` every ``1/hz`` seconds into the store at ``db``.
@@ -250,33 +220,24 @@ class Recorder:
         self.frames = 0
         self.bytes = 0
         self.errors = 0
-        self._conn: sqlite3.Connection | None = None
-        self._pending: list[tuple[int, int, float, int, bytes]] = []
+        self._writer: RecordingWriter | None = None
+        self._pending: list[FrameRow] = []
         self._t0 = 0.0
-        self._started_at = 0.0
         self._task: asyncio.Task[None] | None = None
         self._write_lock = asyncio.Lock()
 
     async def start(self, *, timer: bool = True) -> Recorder:
         """Create the recording; with ``timer`` take a frame every ``1/hz`` s (else call :meth:`capture`)."""
-        self._conn = await asyncio.to_thread(self._open)
+        self._writer = await asyncio.to_thread(self._open)
         if timer:
             self._task = asyncio.get_running_loop().create_task(self._loop(), name=f"recorder-{self.study}")
         return self
 
-    def _open(self) -> sqlite3.Connection:
-        try:
-            conn = _connect(self.db)
-            self._started_at = time.time()
-            self._t0 = self.clock()
-            cursor = conn.execute(
-                "INSERT INTO recordings (study, run, started, hz, codec) VALUES (?, ?, ?, ?, ?)",
-                (self.study, self.run, self._started_at, self.hz, CODEC),
-            )
-            self.recording_id = int(cursor.lastrowid or 0)
-        except sqlite3.Error as error:
-            raise StoreError(f"{self.db}: cannot record telemetry: {error}") from None
-        return conn
+    def _open(self) -> RecordingWriter:
+        writer = RecordingWriter(self.db, study=self.study, run=self.run, hz=self.hz, codec=CODEC)
+        self._t0 = self.clock()
+        self.recording_id = writer.recording_id
+        return writer
 
     def capture(self) -> None:
         """Take one frame now (the loop calls this; tests may too)."""
@@ -312,31 +273,16 @@ class Recorder:
     async def flush(self) -> None:
         async with self._write_lock:
             rows, self._pending = self._pending, []
-            if rows and self._conn is not None:
+            if rows and self._writer is not None:
                 try:
                     await asyncio.to_thread(self._write, rows)
-                except sqlite3.Error as error:
+                except StoreError as error:
                     self.errors += 1
                     log.warning("recording: %d frames not stored: %s", len(rows), error)
 
-    def _write(self, rows: list[tuple[int, int, float, int, bytes]]) -> None:
-        assert self._conn is not None
-        conn = self._conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            conn.executemany(
-                "INSERT OR REPLACE INTO recording_frames (recording_id, seq, t, keyframe, data) VALUES (?,?,?,?,?)",
-                rows,
-            )
-            conn.execute(
-                "UPDATE recordings SET frames = ?, bytes = ?, ended = ? WHERE id = ?",
-                (self.frames, self.bytes, time.time(), self.recording_id),
-            )
-            conn.execute("COMMIT")
-        except BaseException:
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-            raise
+    def _write(self, rows: list[FrameRow]) -> None:
+        assert self._writer is not None
+        self._writer.write(rows, frames=self.frames, nbytes=self.bytes)
 
     async def stop(self, *, last_frame: bool = True) -> None:
         """A last frame (the final state), flush, close."""
@@ -345,61 +291,16 @@ class Recorder:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if self._conn is None:
+        if self._writer is None:
             return
         if last_frame:
             self.capture()
         await self.flush()
-        conn, self._conn = self._conn, None
-        await asyncio.to_thread(conn.close)
+        writer, self._writer = self._writer, None
+        await asyncio.to_thread(writer.close)
 
 
 # -------------------------------------------------------------- reading
-@dataclass(frozen=True, slots=True)
-class RecordingInfo:
-    """One stored recording."""
-
-    id: int
-    study: str
-    run: str | None
-    started: float
-    ended: float | None
-    hz: float
-    frames: int
-    bytes: int
-
-    @property
-    def duration_s(self) -> float:
-        return 0.0 if self.ended is None else max(0.0, self.ended - self.started)
-
-
-def _read_conn(db: Path) -> sqlite3.Connection:
-    if not db.exists():
-        raise StoreError(f"{db}: no such store")
-    try:
-        conn = sqlite_policy.connect_sync(db, readonly=True)
-        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    except sqlite3.DatabaseError as error:
-        raise StoreError(f"{db}: corrupt or unreadable SQLite store ({error})") from None
-    if "recordings" not in tables:
-        conn.close()
-        raise StoreError(f"{db}: holds no recordings (headless runs record them; see docs/headless.md)")
-    return conn
-
-
-def list_recordings(db: str | Path, study: str | None = None) -> list[RecordingInfo]:
-    """Recordings in ``db`` (of ``study`` if given), oldest first."""
-    conn = _read_conn(Path(db))
-    try:
-        where, params = ("WHERE study = ?", (study,)) if study is not None else ("", ())
-        rows = conn.execute(
-            f"SELECT id, study, run, started, ended, hz, frames, bytes FROM recordings {where} ORDER BY id", params
-        ).fetchall()
-    finally:
-        conn.close()
-    return [RecordingInfo(*row) for row in rows]
-
-
 class Recording:
     """A stored recording, decoded on demand: ``frame(i)`` is the i-th :class:`Telemetry`."""
 
@@ -431,14 +332,7 @@ class Recording:
                 ids = ", ".join(str(r.id) for r in infos)
                 raise StoreError(f"{db}: study {study!r} has no recording {recording_id} (recordings: {ids})")
             info = matches[0]
-        conn = _read_conn(db)
-        try:
-            rows = conn.execute(
-                "SELECT t, keyframe, data FROM recording_frames WHERE recording_id = ? ORDER BY seq", (info.id,)
-            ).fetchall()
-        finally:
-            conn.close()
-        return cls(info, [float(r[0]) for r in rows], [bool(r[1]) for r in rows], [bytes(r[2]) for r in rows])
+        return cls(info, *read_frames(db, info.id))
 
     def __len__(self) -> int:
         return len(self.times)

@@ -29,9 +29,9 @@ from typing import Any
 
 from engine.errors import GenesisError
 from engine.headless.charts import write_charts
-from engine.headless.history import RunHistory, RunRecord
 from engine.headless.output import json_safe
 from engine.paths import named_path
+from engine.store.run_history import RunHistory, RunRecord
 from engine.store.url import DatabaseUrl, StoreLocation, store_location
 from engine.timestamps import iso_utc
 
@@ -53,8 +53,8 @@ def _runs(db: StoreLocation, name: str) -> list[RunRecord]:
 
 async def _chart_data(db: StoreLocation, name: str, maximize: bool) -> dict[str, Any]:
     """Trial numbers and objectives, points for the heatmap, equity of the best trials."""
-    from engine.optimize.records import TrialState
     from engine.store.factory import open_study_store
+    from engine.store.records import TrialState
     from engine.telemetry_map import build_heatmap
 
     store = await open_study_store(db, readonly=True)
@@ -99,7 +99,7 @@ async def _chart_data(db: StoreLocation, name: str, maximize: bool) -> dict[str,
 
 async def _alerts(db: StoreLocation, name: str) -> list[dict[str, Any]]:
     """The study's latest alerts, oldest first (none when the store keeps none)."""
-    from engine.monitor.alert_store import AlertStore
+    from engine.store.alerts import AlertStore
 
     if not isinstance(db, Path):
         return []  # alerts are kept in SQLite stores only (docs/storage.md)

@@ -40,14 +40,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import ConfigError, GenesisError, InputError, StoreError
-from engine.headless.history import RunHistory, archive_study
 from engine.headless.notify import Notifier, NotifySettings
 from engine.headless.output import Output, json_safe
 from engine.optimize.lock import StudyLock
-from engine.optimize.records import TrialState
 from engine.paths import named_path
 from engine.profile import profiler
 from engine.store.factory import open_study_store
+from engine.store.records import TrialState
+from engine.store.run_history import RunHistory, archive_study
 from engine.store.url import DatabaseUrl, StoreLocation
 
 if TYPE_CHECKING:
@@ -264,8 +264,8 @@ class HeadlessRun:
 
     # ------------------------------------------------------------ the run
     async def _run_under_engine(self, trials_before: int) -> int:
-        from engine.monitor.alert_store import AlertStore
         from engine.runtime import Engine
+        from engine.store.alerts import AlertStore
 
         engine = Engine(
             db=self.db,

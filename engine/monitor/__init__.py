@@ -16,7 +16,6 @@ _LAZY = {
     "AlertRules": "engine.monitor.alerts",
     "forecast_memory": "engine.monitor.alerts",
     "resolve_alerts": "engine.monitor.alerts",
-    "AlertStore": "engine.monitor.alert_store",
     "Monitor": "engine.monitor.monitor",
     "MonitorSnapshot": "engine.monitor.monitor",
     "RingBuffer": "engine.monitor.system",

@@ -6,7 +6,7 @@ rate, trial failure rate, queue drops: the runtime wires the bus and the
 study to it), adds resident memory, free disk and the memory forecast, and
 runs the :class:`~engine.monitor.alerts.AlertRules`. Raises and clears go to
 ``publish`` (sync, on the loop thread: the bus) and to ``persist`` (async:
-an :class:`~engine.monitor.alert_store.AlertStore`).
+an :class:`~engine.store.alerts.AlertStore`).
 
 ``tick()`` is synchronous (tests, a headless runner without a loop);
 ``start()``/``stop()`` run it every ``interval_s`` as an asyncio task with

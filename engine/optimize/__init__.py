@@ -25,12 +25,12 @@ _LAZY = {
     "Study": ("engine.optimize.study", "Study"),
     "StudySummary": ("engine.optimize.study", "StudySummary"),
     "StudyProgress": ("engine.optimize.progress", "StudyProgress"),
-    "StudyRecord": ("engine.optimize.records", "StudyRecord"),
-    "StudyState": ("engine.optimize.records", "StudyState"),
+    "StudyRecord": ("engine.store.records", "StudyRecord"),
+    "StudyState": ("engine.store.records", "StudyState"),
     "load_study": ("engine.optimize.spec", "load_study"),
-    "SqliteStore": ("engine.optimize.store", "SqliteStore"),
-    "TrialRecord": ("engine.optimize.records", "TrialRecord"),
-    "TrialState": ("engine.optimize.records", "TrialState"),
+    "SqliteStore": ("engine.store.study_sqlite", "SqliteStore"),
+    "TrialRecord": ("engine.store.records", "TrialRecord"),
+    "TrialState": ("engine.store.records", "TrialState"),
 }
 
 

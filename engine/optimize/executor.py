@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.optimize.backends.base import Backend, Chunk, ChunkDone
-from engine.optimize.records import TrialTask
 from engine.optimize.trial import WorkerSetup
 from engine.profile import profiler
+from engine.store.records import TrialTask
 
 MIN_CHUNK = 1
 MAX_CHUNK = 4096

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import InputError
-from engine.optimize.records import TrialRecord
 from engine.store.factory import open_study_store
+from engine.store.records import TrialRecord
 
 BASE_COLUMNS = ("number", "key", "state", "objective", "started", "duration_s", "worker", "step", "error")
 

@@ -13,7 +13,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from engine.optimize.records import TrialResult, TrialState, rank_value
+from engine.store.records import TrialResult, TrialState, rank_value
 
 #: A prefix shorter than this is not worth a rung (indicators need warm-up).
 MIN_RUNG_BARS = 2_000

@@ -14,10 +14,10 @@ from typing import Any
 
 from engine.errors import ConfigError
 from engine.histogram import LogHistogram
-from engine.optimize.records import TrialRecord, TrialState
 from engine.paths import named_path
 from engine.store.factory import open_study_store
 from engine.store.protocol import StudyStore
+from engine.store.records import TrialRecord, TrialState
 from engine.store.url import DatabaseUrl
 from engine.timestamps import iso_utc
 

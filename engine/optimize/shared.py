@@ -22,7 +22,6 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import ConfigError
-from engine.optimize.records import TrialTask
 from engine.optimize.samplers import Sampler
 from engine.optimize.study import (
     ARTIFACT_FILL_INTERVAL_S,
@@ -32,6 +31,7 @@ from engine.optimize.study import (
 )
 from engine.profile import profiler
 from engine.store.claims import Claim, ClaimBoard, TellFn
+from engine.store.records import TrialTask
 from engine.store.url import DatabaseUrl
 
 if TYPE_CHECKING:

@@ -38,7 +38,11 @@ from engine.optimize.backends.base import Backend, ChunkDone, check_workers, mak
 from engine.optimize.executor import Executor
 from engine.optimize.progress import ProgressTracker, StudyProgress
 from engine.optimize.pruning import HalvingPlan
-from engine.optimize.records import (
+from engine.optimize.trial import Encoded, WorkerSetup
+from engine.profile import caches, profiler
+from engine.store.factory import open_study_store
+from engine.store.protocol import StudyStore
+from engine.store.records import (
     StudyRecord,
     StudyState,
     TrialRecord,
@@ -47,11 +51,7 @@ from engine.optimize.records import (
     TrialTask,
     rank_value,
 )
-from engine.optimize.store import trial_record
-from engine.optimize.trial import Encoded, WorkerSetup
-from engine.profile import caches, profiler
-from engine.store.factory import open_study_store
-from engine.store.protocol import StudyStore
+from engine.store.study_sqlite import trial_record
 from engine.store.url import DatabaseUrl, StoreLocation, store_location
 
 if TYPE_CHECKING:

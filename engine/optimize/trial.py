@@ -2,7 +2,7 @@
 
 An :class:`Evaluator` is built once per worker (process, thread or Dask
 worker) from the market data and a :class:`WorkerSetup`; it then evaluates
-chunks of :class:`~engine.optimize.records.TrialTask`. A chunk goes to
+chunks of :class:`~engine.store.records.TrialTask`. A chunk goes to
 ``engine.backtest.run_many`` in sub-batches of up to :data:`KERNEL_BATCH`
 trials (one per data prefix under successive halving): each sub-batch is one
 numba call per kernel configuration (usually exactly one) over indicators
@@ -44,8 +44,8 @@ from engine.backtest.indicators import IndicatorCache
 from engine.backtest.metrics import Metrics
 from engine.backtest.options import OPTIONS, BacktestOptions, override
 from engine.data.bars import Bars
-from engine.optimize.artifacts import encode_array
-from engine.optimize.records import TrialResult, TrialState, TrialTask, clean_objective
+from engine.store.artifacts import encode_array
+from engine.store.records import TrialResult, TrialState, TrialTask, clean_objective
 from engine.strategy.core import StrategyDef
 from engine.strategy.loader import StrategySource
 

@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 from engine.monitor.alert_spec import AlertsSpec
-from engine.monitor.alert_store import AlertStore
 from engine.monitor.alerts import Alert
 from engine.monitor.monitor import MetricsSource, Monitor, MonitorSnapshot
 from engine.profile.caches import CacheRegistry, CacheStats, caches
@@ -43,6 +42,7 @@ from engine.profile.captures import (
 )
 from engine.profile.report import ProfileReport, build_profile_report
 from engine.profile.stages import Profiler, StageStats, profiler
+from engine.store.alerts import AlertStore
 
 
 @dataclass(frozen=True, slots=True)

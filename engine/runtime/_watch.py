@@ -16,8 +16,8 @@ from engine.telemetry import Heatmap, TrialRow, ValidationTelemetry
 from engine.telemetry_map import build_heatmap, figures, thin_curve, validation_from_dict
 
 if TYPE_CHECKING:
-    from engine.optimize.records import TrialRecord
     from engine.store.protocol import StudyStore
+    from engine.store.records import TrialRecord
 
 log = logging.getLogger("engine.runtime")
 

@@ -19,9 +19,9 @@ from typing import Any, Self
 import msgspec
 
 from engine.errors import StoreError, StoreWriteError
-from engine.optimize.artifacts import encode_array
-from engine.optimize.records import TrialRecord, TrialResult
 from engine.profile import profiler
+from engine.store.artifacts import encode_array
+from engine.store.records import TrialRecord, TrialResult
 
 _json_encoder = msgspec.json.Encoder()
 

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 from engine.store.url import DatabaseUrl, store_location
 
 if TYPE_CHECKING:
-    from engine.optimize.store import SqliteStore
     from engine.store.postgres import PostgresStore
+    from engine.store.study_sqlite import SqliteStore
 
 
 async def open_study_store(db: str | Path | DatabaseUrl, **options: Any) -> SqliteStore | PostgresStore:
@@ -19,6 +19,6 @@ async def open_study_store(db: str | Path | DatabaseUrl, **options: Any) -> Sqli
         from engine.store.postgres import PostgresStore
 
         return await PostgresStore.open(location, **options)
-    from engine.optimize.store import SqliteStore
+    from engine.store.study_sqlite import SqliteStore
 
     return await SqliteStore.open(location, **options)

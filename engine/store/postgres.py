@@ -27,9 +27,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from engine.errors import StoreError
-from engine.optimize.artifacts import decode_array
-from engine.optimize.records import StudyRecord, StudyState, TrialRecord, TrialState
-from engine.optimize.store import (
+from engine.store import claims
+from engine.store import schema as registry
+from engine.store.artifacts import decode_array
+from engine.store.batching import BatchedStore, Pending, dumps
+from engine.store.claims import DriverRecord
+from engine.store.records import StudyRecord, StudyState, TrialRecord, TrialState
+from engine.store.study_sqlite import (
     _STUDY_COLUMNS,
     _TRIAL_COLUMNS,
     SCHEMA_COMPONENT,
@@ -38,10 +42,6 @@ from engine.optimize.store import (
     _trial_record,
     spec_hash,
 )
-from engine.store import claims
-from engine.store import schema as registry
-from engine.store.batching import BatchedStore, Pending, dumps
-from engine.store.claims import DriverRecord
 from engine.store.url import DatabaseUrl, scrub
 
 if TYPE_CHECKING:

@@ -1,10 +1,10 @@
 """``StudyStore``: the study store's interface, whatever database holds it.
 
-``engine.optimize.store.SqliteStore`` is the embedded implementation; a second
+``engine.store.study_sqlite.SqliteStore`` is the embedded implementation; a second
 backend (PostgreSQL) offers the same methods. Studies, reports, exports and the
 console's watch take a ``StudyStore``, so they work on either; mypy checks that
 each implementation satisfies it. Records are the immutable ones of
-:mod:`engine.optimize.records` (a leaf module: plain data, no imports of ours).
+:mod:`engine.store.records` (a leaf module: plain data, no imports of ours).
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from typing import Any, Protocol, Self, runtime_checkable
 
 import numpy as np
 
-from engine.optimize.records import (
+from engine.store.claims import DriverRecord
+from engine.store.records import (
     StudyRecord,
     StudyState,
     TrialRecord,
@@ -23,7 +24,6 @@ from engine.optimize.records import (
     TrialState,
     TrialTask,
 )
-from engine.store.claims import DriverRecord
 
 #: An artifact as a worker ships it: ``(dtype, shape, zlib blob)``.
 EncodedArtifact = tuple[str, str, bytes]

@@ -38,6 +38,8 @@ class Schema:
     version: int
     tables: frozenset[str]
     ddl: str
+    unregistered: bool = False
+    """Whether files written before the registry hold these tables unregistered (then adopted as they are)."""
 
 
 def refuse_foreign(path: str | Path, tables: Iterable[str]) -> None:
@@ -51,10 +53,12 @@ def refuse_foreign(path: str | Path, tables: Iterable[str]) -> None:
 def needs_create(path: str | Path, schema: Schema, tables: Iterable[str], version: int | None) -> bool:
     """Check ``schema`` against what the file holds; ``True`` when its tables are still to be created."""
     tables = set(tables)
+    if version is None and schema.unregistered and tables <= schema.tables | {"schema_versions"}:
+        return True  # this part's own file from before the registry: registered as it is
     refuse_foreign(path, tables)
     if version is None:
         clash = schema.tables & tables
-        if clash:
+        if clash and not schema.unregistered:
             raise StoreError(f"{path}: tables {', '.join(sorted(clash))} belong to another schema")
         return True
     if version > schema.version:

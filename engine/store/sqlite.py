@@ -81,8 +81,8 @@ def connect_sync(
 
     A writer given a ``schema`` checks the file against it before anything is
     written (a foreign or newer file is refused untouched), then creates and
-    registers the schema's tables. ``check`` runs at the same point, for
-    checks of the caller's own.
+    registers the schema's tables. ``check`` (the caller's own checks) runs
+    just before, so that its message can name what the file should have been.
     """
     path = Path(path)
     check_path(path)
@@ -96,11 +96,11 @@ def connect_sync(
     try:
         for pragma in _OPEN:
             connection.execute(pragma).fetchall()
+        if check is not None:
+            check(connection)
         create = False
         if schema is not None and not readonly:
             create = registry.needs_create(path, schema, *registry.inspect_sync(connection, schema.component))
-        if check is not None:
-            check(connection)
         for pragma in () if readonly else _WRITER:
             connection.execute(pragma).fetchall()
         if create and schema is not None:
@@ -128,11 +128,11 @@ async def connect(
         for pragma in _OPEN:
             async with connection.execute(pragma) as cursor:
                 await cursor.fetchall()
+        if check is not None:
+            await check(connection)
         create = False
         if schema is not None and not readonly:
             create = registry.needs_create(path, schema, *await registry.inspect(connection, schema.component))
-        if check is not None:
-            await check(connection)
         for pragma in () if readonly else _WRITER:
             async with connection.execute(pragma) as cursor:
                 await cursor.fetchall()

@@ -123,7 +123,7 @@ def _ms(value: int | None) -> str:
 
 
 def _ls(args: argparse.Namespace, path: Path) -> int:
-    from engine.data.cache import CandleStore
+    from engine.store.candles import CandleStore
 
     if not path.exists():
         if args.json:
@@ -166,9 +166,9 @@ def _ls(args: argparse.Namespace, path: Path) -> int:
 
 
 def _rm(args: argparse.Namespace, path: Path) -> int:
-    from engine.data.cache import CandleStore
     from engine.data.hyperliquid import SOURCE, check_interval
     from engine.errors import InputError
+    from engine.store.candles import CandleStore
 
     if not args.coins and not args.all:
         raise InputError("data rm: name one or more coins, or give --all")

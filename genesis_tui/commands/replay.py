@@ -27,9 +27,10 @@ def run(args: argparse.Namespace) -> int:
 
     check_stored_name(args.name)
     from engine.errors import InputError
-    from engine.headless.recording import Recording, list_recordings
+    from engine.headless.recording import Recording
     from engine.headless.replay import ReplaySource, format_clock, parse_position
     from engine.paths import default_store_path
+    from engine.store.recordings import list_recordings
 
     db = args.db or default_store_path()
     if args.list:

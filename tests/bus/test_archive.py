@@ -9,7 +9,9 @@ import pytest
 
 from engine.bus import EventBus, Lane
 from engine.bus.archive import NS_PER_DAY, ArchiveConfig, EventArchive
-from engine.errors import ConfigError
+from engine.errors import ConfigError, StoreError
+from engine.store import bus_archive
+from engine.store.study_sqlite import SqliteStore
 from tests.waiting import until
 
 
@@ -92,18 +94,43 @@ async def test_retention_runs_in_the_background(tmp_path) -> None:
     await archive.close()
 
 
-async def test_archive_shares_a_file_with_other_tables(tmp_path) -> None:
+async def test_archive_shares_a_file_with_the_study_store(tmp_path) -> None:
     db = tmp_path / "shared.sqlite"
-    with sqlite3.connect(db) as con:
-        con.execute("CREATE TABLE trials (id INTEGER PRIMARY KEY, value REAL)")
-        con.execute("INSERT INTO trials (value) VALUES (1.0)")
+    async with await SqliteStore.open(db) as store:
+        await store.create_study("s", "spec")
     archive = await EventArchive(db, ArchiveConfig(topics=["a"])).open()
     bus = EventBus()
     archive.add([bus.publish_nowait("a", 1, Lane.LOW)])
     await archive.close()
+    async with await SqliteStore.open(db, readonly=True) as store:
+        assert [s.name for s in await store.studies()] == ["s"]
     with sqlite3.connect(db) as con:
-        assert con.execute("SELECT COUNT(*) FROM trials").fetchone()[0] == 1
         assert con.execute("SELECT COUNT(*) FROM bus_events").fetchone()[0] == 1
+        versions = dict(con.execute("SELECT component, version FROM schema_versions").fetchall())
+    assert versions == {"optimize": 1, "bus": 1}
+
+
+async def test_an_archive_from_before_the_registry_is_adopted_with_its_rows(tmp_path) -> None:
+    db = tmp_path / "old.sqlite"
+    with sqlite3.connect(db) as con:
+        con.executescript(bus_archive.SCHEMA)
+        con.execute("INSERT INTO bus_events (ts_ns, seq, lane, topic, payload) VALUES (5, 1, 3, 'a', '7')")
+    archive = await EventArchive(db, ArchiveConfig(topics=["a"])).open()
+    rows = await archive.query("a")
+    await archive.close()
+    assert [(r.ts_ns, r.payload) for r in rows] == [(5, 7)]
+    with sqlite3.connect(db) as con:
+        assert con.execute("SELECT version FROM schema_versions WHERE component = 'bus'").fetchone() == (1,)
+
+
+async def test_another_applications_database_is_refused_untouched(tmp_path) -> None:
+    db = tmp_path / "other.sqlite"
+    with sqlite3.connect(db) as con:
+        con.execute("CREATE TABLE trials (id INTEGER PRIMARY KEY, value REAL)")
+    before = db.read_bytes()
+    with pytest.raises(StoreError, match=r"another application"):
+        await EventArchive(db, ArchiveConfig(topics=["a"])).open()
+    assert db.read_bytes() == before
 
 
 def test_bad_config_names_the_key() -> None:

@@ -13,8 +13,9 @@ import msgspec
 import numpy as np
 import pytest
 
-from engine.data.cache import MemoryCache, SeriesKey
+from engine.data.cache import MemoryCache
 from engine.data.hyperliquid import HyperliquidConfig, HyperliquidSource
+from engine.store.candles import SeriesKey
 from tests.data_remote.server import CandleServer, ThreadedCandleServer
 
 FAST = {

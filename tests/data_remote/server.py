@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from aiohttp import web
 
-from engine.data.cache import RECORD_DTYPE
 from engine.data.timeframes import timeframe_seconds
+from engine.store.candles import RECORD_DTYPE
 
 JAN_2024_MS = 1_704_067_200_000  # 2024-01-01T00:00:00Z
 

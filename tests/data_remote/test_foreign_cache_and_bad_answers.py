@@ -9,11 +9,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from engine.data.cache import CandleStore
 from engine.data.hyperliquid import parse_candles
 from engine.errors import DataError, NetworkError, StoreError
+from engine.store import candles
+from engine.store.candles import RECORD_DTYPE, CandleStore, SeriesKey
 
 
 def _digest(path: Path) -> str:
@@ -58,6 +60,23 @@ async def test_own_cache_reopens(tmp_path: Path) -> None:
         pass
     async with CandleStore(path) as store:
         assert await store.count() == 0
+
+
+async def test_a_cache_from_before_the_registry_is_adopted_with_its_candles(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    record = np.zeros(1, dtype=RECORD_DTYPE)
+    record["t"], record["close"] = 60_000, 1.5
+    conn = sqlite3.connect(path)
+    conn.executescript(candles._SCHEMA + "PRAGMA user_version = 1;")
+    conn.execute("INSERT INTO candles VALUES ('hl', 'BTC', '1m', 60000, ?)", (record.tobytes(),))
+    conn.commit()
+    conn.close()
+    async with CandleStore(path) as store:
+        read = await store.read(SeriesKey("hl", "BTC", "1m"), 0, 120_000)
+    assert read["close"].tolist() == [1.5]
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT version FROM schema_versions WHERE component = 'candles'").fetchone() == (1,)
+    conn.close()
 
 
 def test_data_ls_on_a_foreign_database_exits_2_with_one_line(tmp_path: Path) -> None:

@@ -14,11 +14,12 @@ from hypothesis import strategies as st
 
 from engine.data import http as http_module
 from engine.data.bars import Bars
-from engine.data.cache import MemoryCache, SeriesKey, missing_ranges
+from engine.data.cache import MemoryCache, missing_ranges
 from engine.data.http import WeightedRateLimiter, parse_retry_after
 from engine.data.hyperliquid import load_config, parse_candles, parse_options
 from engine.data.multi import load_many
 from engine.errors import ConfigError, DataError, NetworkError
+from engine.store.candles import SeriesKey
 
 # ---------------------------------------------------------------- gaps
 

@@ -12,7 +12,7 @@ import pytest
 
 from engine.errors import InputError
 from engine.headless.runner import parse_duration
-from engine.optimize.store import SqliteStore
+from engine.store.study_sqlite import SqliteStore
 from tests.headless.conftest import genesis, one_json, stored_trials, write_study
 
 ANSI = "\x1b["

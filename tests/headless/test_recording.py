@@ -20,9 +20,9 @@ from engine.headless.recording import (
     apply,
     decode_body,
     diff,
-    list_recordings,
 )
-from engine.optimize.store import SqliteStore
+from engine.store.recordings import list_recordings
+from engine.store.study_sqlite import SqliteStore
 from engine.telemetry import Telemetry
 from tests.tui.fixtures import telemetry_fixture
 

@@ -11,7 +11,7 @@ import pytest
 
 from engine.errors import LockHeldError, StoreError
 from engine.optimize.lock import StudyLock
-from engine.optimize.store import SqliteStore
+from engine.store.study_sqlite import SqliteStore
 from tests.headless.conftest import big_study, committed, genesis, start, stored_trials, wait_for
 
 WRITE_AND_CLOSE = (
@@ -101,8 +101,8 @@ def test_a_foreign_sqlite_file_is_refused_untouched(tmp_path: Path) -> None:
 
 
 async def test_every_part_that_keeps_tables_refuses_a_foreign_file(tmp_path: Path) -> None:
-    from engine.headless.history import RunHistory
-    from engine.monitor.alert_store import AlertStore
+    from engine.store.alerts import AlertStore
+    from engine.store.run_history import RunHistory
 
     db = tmp_path / "theirs.db"
     with sqlite3.connect(db) as conn:

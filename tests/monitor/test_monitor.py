@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from engine.monitor.alert_spec import AlertsSpec, Threshold
-from engine.monitor.alert_store import AlertStore
 from engine.monitor.alerts import FORECAST_RULE, Alert
 from engine.monitor.monitor import Monitor
 from engine.monitor.system import MB, SystemSampler
+from engine.store.alerts import AlertStore
 
 
 class Clock:

@@ -13,8 +13,8 @@ import pytest
 from engine.backtest import BacktestOptions
 from engine.data import load
 from engine.optimize.backends.base import Backend, Chunk, ChunkDone
-from engine.optimize.records import TrialState, TrialTask
 from engine.optimize.trial import WorkerSetup
+from engine.store.records import TrialState, TrialTask
 
 SETUP = WorkerSetup(strategy="sma_cross", backtest=BacktestOptions(fee=0.001), objective="sharpe", trial_timeout_s=30.0)
 
@@ -82,7 +82,7 @@ class BackendConformance:
             assert result.objective == pytest.approx(direct["sharpe"], rel=1e-12)
 
     async def test_artifacts_come_back_encoded_when_asked(self, backend_factory: Any, bars: Any) -> None:
-        from engine.optimize.artifacts import decode_array
+        from engine.store.artifacts import decode_array
 
         backend = backend_factory()
         await backend.start(bars, SETUP)

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from engine.errors import StoreError
-from engine.optimize.records import StudyState, TrialRecord, TrialState
+from engine.store.records import StudyState, TrialRecord, TrialState
 
 
 def make_trial(number: int, objective: float | None = None, *, state: TrialState = TrialState.COMPLETE,

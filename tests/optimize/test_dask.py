@@ -21,9 +21,9 @@ import pytest
 from engine.errors import ConfigError
 from engine.optimize import Study
 from engine.optimize.backends.dask import DaskBackend
-from engine.optimize.records import TrialRecord, TrialState
-from engine.optimize.store import SqliteStore
 from engine.optimize.trial import FAULTS_ENV
+from engine.store.records import TrialRecord, TrialState
+from engine.store.study_sqlite import SqliteStore
 from tests.optimize.conftest import write_study
 
 GENETIC = {"sampler": "genetic", "trials": 40, "search_extra": "population = 10\ngenerations = 4\n"}

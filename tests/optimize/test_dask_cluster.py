@@ -27,9 +27,9 @@ from engine.errors import NetworkError
 from engine.optimize import Study
 from engine.optimize.backends.dask import DaskBackend
 from engine.optimize.progress import StudyProgress
-from engine.optimize.records import StudyState, TrialState
-from engine.optimize.store import SqliteStore
 from engine.optimize.trial import FAULTS_ENV
+from engine.store.records import StudyState, TrialState
+from engine.store.study_sqlite import SqliteStore
 from tests.optimize.conftest import write_study
 from tests.optimize.test_dask import stored_trials
 from tests.optimize.test_kill_resume import _committed

@@ -10,9 +10,9 @@ import pytest
 from engine.errors import GenesisError
 from engine.optimize import Study
 from engine.optimize.executor import ChunkSizer
-from engine.optimize.records import TrialState
-from engine.optimize.store import SqliteStore
 from engine.optimize.trial import FAULTS_ENV, parse_faults
+from engine.store.records import TrialState
+from engine.store.study_sqlite import SqliteStore
 
 
 async def _trials(db: Path, name: str = "t") -> list:

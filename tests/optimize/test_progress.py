@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pytest
 
 from engine.optimize.progress import ProgressTracker, format_duration, progress_line
-from engine.optimize.records import TrialState
+from engine.store.records import TrialState
 
 
 class Clock:

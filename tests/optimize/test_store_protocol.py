@@ -5,9 +5,9 @@ from __future__ import annotations
 import inspect
 from pathlib import Path
 
-from engine.optimize.store import SqliteStore
 from engine.store.postgres import PostgresStore
 from engine.store.protocol import StudyStore
+from engine.store.study_sqlite import SqliteStore
 
 
 def _public(cls: type) -> set[str]:

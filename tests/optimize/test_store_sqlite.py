@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from engine.errors import StoreError
-from engine.optimize.store import SqliteStore
+from engine.store.study_sqlite import SqliteStore
 from tests.optimize.store_conformance import make_trial
 
 
@@ -82,7 +82,7 @@ async def test_total_changes_count_one_row_per_trial(tmp_path: Path) -> None:
 
 READER = """
 import asyncio, sys
-from engine.optimize.store import SqliteStore
+from engine.store.study_sqlite import SqliteStore
 
 async def main(path, expected):
     cursor, seen = 0, []
@@ -209,7 +209,7 @@ def test_cli_on_a_foreign_database_exits_2_with_one_line(tmp_path: Path, command
 
 KILLED_WRITER = """
 import asyncio, os, signal, sys
-from engine.optimize.store import SqliteStore
+from engine.store.study_sqlite import SqliteStore
 from tests.optimize.store_conformance import make_trial
 
 async def main(path):

@@ -11,9 +11,9 @@ import pytest
 
 from engine.optimize import Study
 from engine.optimize.progress import StudyProgress
-from engine.optimize.records import StudyState, TrialState
-from engine.optimize.store import SqliteStore
 from engine.optimize.study import parse_artifacts
+from engine.store.records import StudyState, TrialState
+from engine.store.study_sqlite import SqliteStore
 
 
 async def _stored(db: Path, name: str) -> tuple[list, object]:

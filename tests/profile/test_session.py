@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 
 from engine.monitor.alert_spec import AlertsSpec, Threshold
-from engine.monitor.alert_store import AlertStore
 from engine.monitor.monitor import Monitor
 from engine.profile import caches, profiler
 from engine.profile.captures import run_captured
 from engine.profile.session import ProfileSession, profiled_run
+from engine.store.alerts import AlertStore
 from tests.profile import workload
 from tests.waiting import until
 

@@ -13,9 +13,9 @@ import asyncpg
 import pytest
 
 from engine.errors import StoreError
-from engine.optimize.store import SqliteStore
 from engine.store.factory import open_study_store
 from engine.store.postgres import PostgresStore
+from engine.store.study_sqlite import SqliteStore
 from engine.store.url import DatabaseUrl, is_database_url, redacted, scrub, store_location
 from tests import pg_server
 from tests.headless.conftest import genesis, stored_trials, write_study

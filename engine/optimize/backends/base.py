@@ -2,7 +2,7 @@
 
 A backend is started once with the market data and the worker setup, then
 takes chunks of trials and reports their results. Its one promise: every
-submitted task yields exactly one :class:`~engine.optimize.records.TrialResult`
+submitted task yields exactly one :class:`~engine.store.records.TrialResult`
 (complete or failed), even when a worker raises, hangs or dies; a backend
 re-runs the other trials of a dead worker's chunk itself. Results arrive as
 :class:`ChunkDone` events on an async stream.
@@ -15,9 +15,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from engine.optimize.records import TrialResult, TrialTask
 from engine.optimize.trial import Encoded, WorkerSetup
 from engine.profile.stages import Profiler
+from engine.store.records import TrialResult, TrialTask
 
 #: Local worker processes a study may start per core unless the user allows more (``--allow-many-workers``).
 WORKERS_PER_CORE = 4

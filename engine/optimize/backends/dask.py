@@ -55,8 +55,8 @@ import msgspec
 
 from engine.errors import ConfigError, GenesisError, NetworkError
 from engine.optimize.backends.base import Chunk, ChunkDone, add_chunk_time
-from engine.optimize.records import TrialResult, TrialState, TrialTask
 from engine.optimize.trial import FAULTS_ENV, ChunkOutput, Evaluator, Slot, WorkerSetup, _error_line
+from engine.store.records import TrialResult, TrialState, TrialTask
 
 #: The Dask event topic the workers' watchdogs report timeouts on.
 TIMEOUT_TOPIC = "genesis-trial-timeout"

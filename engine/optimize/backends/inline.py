@@ -16,8 +16,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from engine.optimize.backends.base import Chunk, ChunkDone
-from engine.optimize.records import TrialState
 from engine.optimize.trial import Evaluator, WorkerSetup
+from engine.store.records import TrialState
 
 
 class InlineBackend:

@@ -40,8 +40,8 @@ from typing import Any
 from engine.errors import GenesisError
 from engine.optimize.backends.base import Chunk, ChunkDone, add_chunk_time
 from engine.optimize.backends.shared_bars import SharedBars, attach_bars
-from engine.optimize.records import TrialResult, TrialState
 from engine.optimize.trial import Evaluator, Slot, WorkerSetup, _error_line
+from engine.store.records import TrialResult, TrialState
 
 #: A chunk whose worker dies this many times with no culprit identified fails as a whole.
 MAX_CHUNK_DEATHS = 3

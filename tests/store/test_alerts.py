@@ -9,8 +9,8 @@ import pytest
 
 from engine.errors import StoreError
 from engine.monitor.alert_spec import AlertsSpec
-from engine.monitor.alert_store import AlertStore
 from engine.monitor.alerts import Alert, AlertRules
+from engine.store.alerts import AlertStore
 
 
 def some_alerts() -> list[Alert]:
@@ -56,7 +56,7 @@ async def test_errors_are_store_errors(tmp_path: Path) -> None:
 
 async def test_shares_a_store_file_with_the_study_store(tmp_path: Path) -> None:
     """Alerts first, studies second (and the other way round): both schemas coexist."""
-    from engine.optimize.store import SqliteStore
+    from engine.store.study_sqlite import SqliteStore
 
     first = tmp_path / "alerts-first.db"
     async with AlertStore(first, study="s") as store:

@@ -31,12 +31,12 @@ import msgspec
 import numpy as np
 
 from engine.errors import StoreError
-from engine.optimize.artifacts import decode_array
-from engine.optimize.records import StudyRecord, StudyState, TrialRecord, TrialResult, TrialState
 from engine.store import schema as registry
 from engine.store import sqlite as sqlite_policy
+from engine.store.artifacts import decode_array
 from engine.store.batching import BatchedStore, Pending, dumps
 from engine.store.claims import DriverRecord
+from engine.store.records import StudyRecord, StudyState, TrialRecord, TrialResult, TrialState
 from engine.store.schema import Schema
 
 SCHEMA_COMPONENT = "optimize"
