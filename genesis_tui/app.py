@@ -472,7 +472,7 @@ def status_line(t: Telemetry) -> Content:
         parts += [
             f"{s.name} ",
             (s.state, state_style(s.state)),
-            f" {fmt.count(s.done)}/{fmt.count(s.total)} best {fmt.num(s.best_value, 3)}  ",
+            f" {fmt.count(s.done)}/{fmt.count(s.total)} best {fmt.metric(s.objective, s.best_value)}  ",
         ]
     else:
         parts.append(("no study  ", "$text-muted"))

@@ -50,10 +50,9 @@ class TradingPane(Pane):
 
     def render_part(self, tr: TradingTelemetry) -> None:
         loop = "running" if tr.running else "paused"
-        self.query_one("#tr-equity", Stat).set(
-            fmt.num(tr.equity), f"{loop} · {fmt.count(tr.bars_seen)} bars",
-            state="ok" if tr.running else "off",
-        )
+        # the bar count goes in the equity box's title: beside the loop state it was cut at 80 columns
+        self.query_one("#tr-equity", Stat).set(fmt.num(tr.equity), loop, state="ok" if tr.running else "off")
+        set_title(self.query_one("#paper-equity-box"), f"Equity · {fmt.count(tr.bars_seen)} bars")
         self.query_one("#tr-cash", Stat).set(fmt.num(tr.cash))
         self.query_one("#tr-pnl", Stat).set(fmt.signed(tr.realized_pnl), state="ok" if tr.realized_pnl >= 0 else "bad")
         self.query_one("#tr-dd", Stat).set(fmt.pct(tr.drawdown), state="warn" if tr.drawdown > 0.1 else "")
