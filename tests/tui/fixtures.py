@@ -146,6 +146,9 @@ def profiler_fixture() -> ProfilerTelemetry:
         StageStats("optimize.store_write", 25, 0.41, 0.0164, 0.0151, 0.0222, 0.0260, 0.031),
         StageStats("bus.dispatch", 325_644, 0.98, 3.0e-6, 2.5e-6, 6.0e-6, 1.1e-5, 0.0004),
         StageStats("data.load", 1, 0.35, 0.35, 0.35, 0.35, 0.35, 0.35),
+        # long names sharing a prefix: the key column must show them whole at 80 columns
+        StageStats("optimize.artifact_encode", 35, 0.345, 0.00984, 0.00433, 0.05, 0.086, 0.086),
+        StageStats("optimize.workers_start", 1, 0.765, 0.765, 0.765, 0.765, 0.765, 0.765),
     )
     return ProfilerTelemetry(
         enabled=True,
@@ -163,6 +166,7 @@ def profiler_fixture() -> ProfilerTelemetry:
         caches=(
             CacheStats("data.bars", 41, 1, 0, 19_200_000, 1),
             CacheStats("backtest.indicators", 2_210, 258, 40, 6_400_000, 128),
+            CacheStats("optimize.trial_keys", 0, 4_096, 0, 0, 1_024),
         ),
         capture_label="5.0 s at 00:00:30",
         captures=1,

@@ -1,0 +1,27 @@
+"""What a new user reads in the panes at 80x24 and 160x48: no key column cut to ambiguity."""
+
+from __future__ import annotations
+
+import pytest
+
+from genesis_tui.app import GenesisApp
+from genesis_tui.widgets import RowTable
+from tests.tui.fixtures import FixedSource, telemetry_fixture
+
+
+@pytest.mark.parametrize("size", [(80, 24), (160, 48)])
+async def test_profiler_stage_and_cache_names_are_shown_whole(size: tuple[int, int]) -> None:
+    telemetry = telemetry_fixture()
+    app = GenesisApp(FixedSource(telemetry), poll=False, remember=False)
+    async with app.run_test(size=size) as pilot:
+        await pilot.press("5")
+        await pilot.pause()
+        assert telemetry.profiler is not None
+        for table_id, names in (
+            ("#stages", [s.name for s in telemetry.profiler.stages]),
+            ("#caches", [c.name for c in telemetry.profiler.caches]),
+        ):
+            table = app.query_one(table_id, RowTable)
+            shown = [table.render_line(y).text.split()[0] for y in range(1, len(names) + 1)]
+            assert sorted(shown) == sorted(names), table_id
+            assert "…" not in table.render_line(0).text  # no header cut either
