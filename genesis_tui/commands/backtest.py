@@ -8,7 +8,7 @@ import math
 import sys
 from typing import Any
 
-rom genesis_tui.format import PERCENT_METRICS
+from genesis_tui.format import PERCENT_METRICS
 
 NAME = "backtest"
 HELP = "run one backtest of a strategy (built in, in the strategies folder, or PATH.py:NAME) over a data spec"
