@@ -115,9 +115,16 @@ def bus_fixture() -> BusTelemetry:
 
 
 def trading_fixture() -> TradingTelemetry:
+    # as the paper loop reports them: orders name the target position, fills the side and why an exit happened
     orders = tuple(
-        OrderRow(T0 + 60 * i, 5_000 + i, "SYN", "buy" if i % 2 == 0 else "sell", 0.85, 101.0 + i, "filled", order_id=i + 1)
-        for i in range(8)
+        OrderRow(T0 + 60 * i, 5_000 + i, "SYN", "long" if i % 2 == 0 else "flat", 0.85, 101.0 + i, "filled", order_id=i + 1)
+        for i in range(15)
+    )
+    fills = tuple(
+        OrderRow(o.ts, o.bar + 1, o.symbol, "buy" if o.side == "long" else "sell", o.units, o.price,
+                 "filled" if o.side == "long" else ("filled (stop_loss)" if o.order_id % 4 == 0 else "filled (signal)"),
+                 o.order_id)
+        for o in orders[:-1]
     )
     return TradingTelemetry(
         running=True,
@@ -131,7 +138,7 @@ def trading_fixture() -> TradingTelemetry:
         equity_curve=_wave(300, 10_500, 350, 25.0),
         positions=(PositionRow("SYN", 85.3, 112.4, 112.48, 6.82),),
         orders=orders,
-        fills=orders[:-1],
+        fills=fills,
         circuit_breaker="closed",
         kill_switch=False,
         risk_message="limits ok",

@@ -25,3 +25,17 @@ async def test_profiler_stage_and_cache_names_are_shown_whole(size: tuple[int, i
             shown = [table.render_line(y).text.split()[0] for y in range(1, len(names) + 1)]
             assert sorted(shown) == sorted(names), table_id
             assert "…" not in table.render_line(0).text  # no header cut either
+
+
+@pytest.mark.parametrize("size", [(80, 24), (160, 48)])
+async def test_trading_fills_show_the_whole_status_and_the_loop_state(size: tuple[int, int]) -> None:
+    telemetry = telemetry_fixture()
+    app = GenesisApp(FixedSource(telemetry), poll=False, remember=False)
+    async with app.run_test(size=size) as pilot:
+        await pilot.press("4")
+        await pilot.pause()
+        fills = app.query_one("#fills", RowTable)
+        shown = [fills.render_line(y).text for y in range(1, fills.size.height)]
+        assert any("filled (stop_loss)" in line for line in shown)
+        assert not any("…" in line for line in shown)
+        assert "…" not in str(app.query_one("#tr-equity").query(".stat--detail").first().render())
