@@ -288,9 +288,13 @@ def _order_rows(state: LoopState) -> tuple[OrderRow, ...]:
         filled[f.order_id] = (f.ts / 1e9, units + f.units, notional + f.units * f.price)
     rows = []
     for o in latest.values():
-        ts, units, notional = filled.get(o.order_id, (None, None, None))
-        price = notional / units if units and notional is not None else None
         target = _TARGETS.get(o.target, str(o.target))
+        fill = filled.get(o.order_id)
+        if fill is None:  # not filled (yet): no time, units or price to show
+            rows.append(OrderRow(None, o.index, state.symbol, target, None, None, o.status, o.order_id))
+            continue
+        ts, units, notional = fill
+        price = notional / units if units else None
         rows.append(OrderRow(ts, o.index, state.symbol, target, units, price, o.status, o.order_id))
     return tuple(rows)
 

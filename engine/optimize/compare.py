@@ -44,15 +44,20 @@ def distribution(values: Sequence[float | None]) -> dict[str, float | int | None
     }
 
 
+def _table(value: object) -> dict[str, Any]:
+    """``value`` if it is a JSON object, else an empty one (a stored report from an older version)."""
+    return value if isinstance(value, dict) else {}
+
+
 def _validation(raw: dict[str, Any] | None) -> dict[str, Any] | None:
     """The validation figures that compare across studies (hold-out, walk-forward, deflated Sharpe)."""
     if not raw:
         return None
-    holdout = raw.get("holdout") if isinstance(raw.get("holdout"), dict) else {}
-    checks = holdout.get("trials") if isinstance(holdout.get("trials"), list) else []
-    first = checks[0] if checks and isinstance(checks[0], dict) else {}
-    walk = raw.get("walk_forward") if isinstance(raw.get("walk_forward"), dict) else {}
-    dsr = raw.get("deflated_sharpe") if isinstance(raw.get("deflated_sharpe"), dict) else {}
+    holdout = _table(raw.get("holdout"))
+    checks = holdout.get("trials")
+    first = _table(checks[0]) if isinstance(checks, list) and checks else {}
+    walk = _table(raw.get("walk_forward"))
+    dsr = _table(raw.get("deflated_sharpe"))
     return {
         "best_in_sample": first.get("objective_in"),
         "best_out_of_sample": first.get("objective_out"),

@@ -38,7 +38,8 @@ class Pane(VerticalScroll):
     @property
     def vertical_scrollbar(self) -> ScrollBar:
         bar = super().vertical_scrollbar
-        bar.renderer = WholeCellScrollBarRender
+        # per instance, as textual's ScrollBar documents; the class attribute is textual's for every app
+        bar.renderer = WholeCellScrollBarRender  # type: ignore[misc]
         return bar
 
     def compose(self) -> ComposeResult:
