@@ -12,11 +12,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from engine.errors import InputError
+from engine.errors import InputError, StoreError
 from engine.optimize.report import build_report
 from engine.store.factory import open_study_store
 from engine.store.protocol import StudyStore
 from engine.store.url import DatabaseUrl
+from engine.telemetry import StudyComparison
 
 #: The quantiles of the objective each column shows (name -> q).
 QUANTILES = (("p05", 0.05), ("p25", 0.25), ("p50", 0.50), ("p75", 0.75), ("p95", 0.95))
@@ -124,21 +125,46 @@ async def comparison_from_db(db: str | Path | DatabaseUrl, names: Sequence[str])
         await store.close()
 
 
+async def study_comparison(db: str | Path | DatabaseUrl, names: Sequence[str]) -> StudyComparison:
+    """The comparison as the console's record (the rows ``genesis compare`` prints);
+    a store that cannot be read or a study it does not hold is bad input."""
+    try:
+        comparison = await comparison_from_db(db, names)
+    except StoreError as error:
+        raise InputError(str(error)) from None
+    return StudyComparison(
+        studies=tuple(c["study"] for c in comparison["studies"]),
+        rows=tuple((label, tuple(cells)) for label, cells in comparison_rows(comparison)),
+        notes=tuple(comparison["notes"]),
+    )
+
+
 # ------------------------------------------------------------------ text
 def _fmt(value: Any) -> str:
     if value is None:
         return "–"
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
     if isinstance(value, float):
         return f"{value:.4g}" if math.isfinite(value) else str(value)
     return str(value)
+
+
+def _fraction(value: Any) -> str:
+    """A return or drawdown (a fraction) as a percentage."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return f"{value * 100:.2f}%"
+    return _fmt(value)
 
 
 def comparison_rows(comparison: dict[str, Any]) -> list[tuple[str, list[str]]]:
     """(label, one cell per study) rows: what the Markdown and text tables show."""
     columns = comparison["studies"]
 
-    def row(label: str, get: Any) -> tuple[str, list[str]]:
-        return label, [_fmt(get(c)) for c in columns]
+    def row(label: str, get: Any, fmt: Any = _fmt) -> tuple[str, list[str]]:
+        return label, [fmt(get(c)) for c in columns]
 
     def val(key: str) -> Any:
         return lambda c: (c["validation"] or {}).get(key)
@@ -160,7 +186,8 @@ def comparison_rows(comparison: dict[str, Any]) -> list[tuple[str, list[str]]]:
     ]
     metric_names = [m for m in ("total_return", "max_drawdown", "trades")
                     if any(c["best"] and m in (c["best"]["metrics"] or {}) for c in columns)]
-    rows += [row(f"best {m}", lambda c, m=m: None if c["best"] is None else (c["best"]["metrics"] or {}).get(m))
+    rows += [row(f"best {m}", lambda c, m=m: None if c["best"] is None else (c["best"]["metrics"] or {}).get(m),
+                 _fraction if m != "trades" else _fmt)
              for m in metric_names]
     if any(c["validation"] for c in columns):
         rows += [

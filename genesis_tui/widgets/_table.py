@@ -72,7 +72,8 @@ class RowTable(Widget, can_focus=True):
     enter or a click posts :class:`RowSelected`. A click on the header posts
     :class:`HeaderSelected`. Rows that do not fit scroll (arrow keys, page keys,
     the wheel). When a row is wider than the table, the ``optional`` columns are
-    left out (last named first), then the widest column not in ``keep`` is cut.
+    left out (last named first), then the widest columns not in ``keep`` are cut
+    to one common width.
     """
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
@@ -237,17 +238,22 @@ class RowTable(Widget, can_focus=True):
 
     def _fitted_widths(self, width: int) -> list[int]:
         """The column widths fitted to ``width``: optional columns left out (width 0) first,
-        then the widest column not kept (parameters, a message) cut."""
+        then the widest columns not kept (parameters, a message) cut to a common width."""
         widths = list(self._widths)
         for index in self._optional:
             if row_width(widths) <= width:
                 break
             widths[index] = 0
         excess = row_width(widths) - width
-        cuttable = [w if i not in self._keep else -1 for i, w in enumerate(widths)]
-        if excess > 0 and widths and max(cuttable) > 0:
-            widest = cuttable.index(max(cuttable))
-            widths[widest] = max(1, widths[widest] - excess)
+        cuttable = [i for i, w in enumerate(widths) if i not in self._keep and w > 0]
+        if excess > 0 and cuttable:
+            # the widest columns are cut to one common width, so no column gives way alone
+            # while another as wide stays whole (two studies side by side, say)
+            cap = max(widths[i] for i in cuttable)
+            while cap > 1 and sum(max(0, widths[i] - cap) for i in cuttable) < excess:
+                cap -= 1
+            for i in cuttable:
+                widths[i] = min(widths[i], cap)
         return widths
 
     def _overflows(self) -> bool:

@@ -19,6 +19,7 @@ from engine.telemetry import (
     ProcessRow,
     ProfilerTelemetry,
     StageStats,
+    StudyComparison,
     StudyTelemetry,
     SystemTelemetry,
     Telemetry,
@@ -315,5 +316,43 @@ class FixedSource:
             raise GenesisError(f"trial {number} not found")
         return detail
 
+    async def compare_studies(self, names: tuple[str, ...]) -> StudyComparison:
+        self.commands.append("compare_studies " + " ".join(names))
+        comparison = comparison_fixture()
+        if tuple(names) != comparison.studies:
+            raise GenesisError(f"no study named {names[-1]!r}")
+        return comparison
+
     async def close(self) -> None:
         self.closed = True
+
+
+def comparison_fixture() -> StudyComparison:
+    """Two studies as ``genesis compare`` lays them out (the rows come from the command's own code)."""
+    from engine.optimize.compare import comparison_rows
+
+    def column(name: str, sampler: str, best: float, shift: float, validated: bool) -> dict[str, object]:
+        return {
+            "study": name, "state": "complete", "strategy": "sma_cross", "data": "synthetic:bars=200000,seed=7",
+            "sampler": sampler, "objective": "sharpe", "direction": "maximize", "trials": 5000,
+            "counts": {"complete": 4990, "failed": 10, "pruned": 0},
+            "best": {"number": 4321, "objective": best, "params": {"fast": 12, "slow": 140, "stop_loss": 0.02},
+                     "metrics": {"total_return": 0.4123, "max_drawdown": 0.1377, "trades": 1767}},
+            "validation": {"best_in_sample": best, "best_out_of_sample": best * 0.55, "mean_in_sample": best * 0.9,
+                           "mean_out_of_sample": best * 0.4, "retention": 0.55, "walk_forward_folds": 4,
+                           "walk_forward_efficiency": 0.48, "deflated_sharpe": 0.91} if validated else None,
+            "objective_distribution": {"count": 4990, "mean": -0.8 + shift, "min": -6.2 + shift,
+                                       "p05": -3.9 + shift, "p25": -1.7 + shift, "p50": -0.6 + shift,
+                                       "p75": 0.3 + shift, "p95": 1.1 + shift, "max": best},
+        }
+
+    comparison = {
+        "studies": [column("sma-nightly", "random", 1.6123, 0.0, True),
+                    column("sma-nightly-tpe-with-a-long-name", "tpe", 1.7342, 0.4, False)],
+        "notes": [],
+    }
+    return StudyComparison(
+        studies=tuple(c["study"] for c in comparison["studies"]),  # type: ignore[index]
+        rows=tuple((label, tuple(cells)) for label, cells in comparison_rows(comparison)),
+        notes=(),
+    )

@@ -223,3 +223,16 @@ async def test_without_optional_columns_the_widest_column_not_kept_is_cut() -> N
         table.set_rows([("optimize.artifact_encode", "a long note")])
         await pilot.pause()
         assert lines(table)[1] == " optimize.artifact_encode  a…"
+
+
+async def test_columns_equally_wide_give_way_together() -> None:
+    table = RowTable("", "alpha", "beta", keep=("",))
+    app = TableApp(table)
+    async with app.run_test(size=(40, 4)) as pilot:
+        table.set_rows([("best params", "fast=12, slow=140, stop=0.02", "fast=14, slow=150, stop=0.05")])
+        await pilot.pause()
+        line = lines(table)[1]
+        assert line.startswith(" best params  ")  # the kept label column is whole
+        cells = line[len(" best params  "):].split("  ")
+        assert len(cells) == 2 and abs(len(cells[0].rstrip()) - len(cells[1].rstrip())) <= 1  # both cut alike
+        assert cells[0].startswith("fast=1") and cells[1].startswith("fast=1")
