@@ -39,3 +39,27 @@ async def test_trading_fills_show_the_whole_status_and_the_loop_state(size: tupl
         assert any("filled (stop_loss)" in line for line in shown)
         assert not any("…" in line for line in shown)
         assert "…" not in str(app.query_one("#tr-equity").query(".stat--detail").first().render())
+
+
+def test_a_pane_scrollbar_thumb_is_whole_cells() -> None:
+    # the stock thumb ends in eighth blocks (▂ ▅) that read as stray marks beside a box's right border
+    from textual.scrollbar import ScrollBarRender
+
+    from genesis_tui.panes._base import WholeCellScrollBarRender
+
+    def glyphs(render: type[ScrollBarRender]) -> set[str]:
+        bar = render.render_bar(size=20, virtual_size=37, window_size=20, position=3)
+        return {segment.text for segment in bar.segments}
+
+    assert glyphs(ScrollBarRender) - {" "}  # the stock renderer would draw them here
+    assert glyphs(WholeCellScrollBarRender) == {" "}
+
+
+async def test_panes_use_the_whole_cell_scrollbar() -> None:
+    from genesis_tui.panes._base import WholeCellScrollBarRender
+
+    app = GenesisApp(FixedSource(telemetry_fixture()), poll=False, remember=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        pane = app.query_one("#pane-overview")
+        assert pane.vertical_scrollbar.renderer is WholeCellScrollBarRender
