@@ -156,7 +156,8 @@ def paper_factory(
 def demo_memory_mb(workers: int | None) -> float:
     """The demo's memory warning: the console and fork server, plus room for each worker's
     data, imports and full indicator cache (with a margin)."""
-    from engine.backtest.indicators import DEFAULT_MAX_BYTES
+    # not from engine.backtest: that imports numba (about a second) before the console's first frame
+    from engine.profile.caches import INDICATOR_CACHE_MAX_BYTES as DEFAULT_MAX_BYTES
 
     n = workers if workers and workers > 0 else (os.cpu_count() or 1)
     per_worker_mb = 256 + DEFAULT_MAX_BYTES / 2**20  # data and imports, and the cache

@@ -33,6 +33,7 @@ __all__ = [
     "ProcessRow",
     "ProfilerTelemetry",
     "StageStats",
+    "StudyComparison",
     "StudyTelemetry",
     "SystemTelemetry",
     "Telemetry",
@@ -344,6 +345,16 @@ class Telemetry:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class StudyComparison:
+    """Studies of one store side by side, as ``genesis compare`` prints them: each row a
+    label and one cell per study (in ``studies`` order)."""
+
+    studies: tuple[str, ...]
+    rows: tuple[tuple[str, tuple[str, ...]], ...]
+    notes: tuple[str, ...] = ()
+
+
 class TelemetrySource(Protocol):
     """What the console needs from an engine: a snapshot and a few commands."""
 
@@ -364,5 +375,7 @@ class TelemetrySource(Protocol):
     async def kill_switch(self) -> str: ...
 
     async def open_trial(self, number: int) -> TrialDetail: ...
+
+    async def compare_studies(self, names: tuple[str, ...]) -> StudyComparison: ...
 
     async def close(self) -> None: ...

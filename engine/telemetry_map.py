@@ -9,6 +9,7 @@ same ones, so a figure reads the same in the console, a report and a replay.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -80,16 +81,31 @@ def figures(raw: object) -> tuple[tuple[str, float], ...]:
 # ------------------------------------------------------------------- study
 @dataclass
 class _Axis:
+    """One heatmap axis: the distinct values, or equal-width bins labelled by their lower edge."""
+
     name: str
     values: list[float]
     binned: bool
+    width: float = 1.0
+
+    @classmethod
+    def of(cls, name: str, distinct: set[float]) -> _Axis:
+        values = sorted(distinct)
+        if len(values) <= HEAT_MAX_CELLS:
+            return cls(name, values, binned=False)
+        lo, hi = values[0], values[-1]
+        if all(v.is_integer() for v in values):
+            # whole-number bins: no bin straddles half an integer, and the labels stay integers
+            width = float(math.ceil((hi - lo + 1) / HEAT_MAX_CELLS))
+            cells = math.ceil((hi - lo + 1) / width)
+        else:
+            width, cells = (hi - lo) / HEAT_MAX_CELLS, HEAT_MAX_CELLS
+        return cls(name, [lo + i * width for i in range(cells)], binned=True, width=width)
 
     def index(self, value: float) -> int:
         if not self.binned:
             return self.values.index(value)
-        lo, hi = self.values[0], self.values[-1]
-        width = (hi - lo) / (len(self.values) - 1) if len(self.values) > 1 else 1.0
-        return min(len(self.values) - 1, max(0, round((value - lo) / width)))
+        return min(len(self.values) - 1, max(0, int((value - self.values[0]) // self.width)))
 
 
 def build_heatmap(points: list[tuple[dict[str, Any], float]], maximize: bool) -> Heatmap | None:
@@ -105,16 +121,7 @@ def build_heatmap(points: list[tuple[dict[str, Any], float]], maximize: bool) ->
     if len(names) < 2:
         return None
     names.sort()  # stable axes: x is the first name alphabetically
-    axes = []
-    for name in names:
-        values = sorted(distinct[name])
-        if len(values) <= HEAT_MAX_CELLS:
-            axes.append(_Axis(name, values, binned=False))
-        else:
-            lo, hi = values[0], values[-1]
-            step = (hi - lo) / (HEAT_MAX_CELLS - 1)
-            axes.append(_Axis(name, [lo + i * step for i in range(HEAT_MAX_CELLS)], binned=True))
-    x_axis, y_axis = axes
+    x_axis, y_axis = (_Axis.of(name, distinct[name]) for name in names)
     grid: list[list[float | None]] = [[None] * len(x_axis.values) for _ in y_axis.values]
     for params, value in points:
         x, y = params.get(x_axis.name), params.get(y_axis.name)
@@ -270,6 +277,28 @@ def alerts_from_monitor(monitor: MonitorSnapshot) -> tuple[AlertRow, ...]:
 _TARGETS = {1: "long", 0: "flat", -1: "short"}
 
 
+def _order_rows(state: LoopState) -> tuple[OrderRow, ...]:
+    """One row per order in its latest status (the loop keeps one view per status change),
+    with the time, units and price of its fill once it has one."""
+    latest = {o.order_id: o for o in state.orders}  # dicts keep first-seen order, values the last view
+    # a reversal fills one order twice (close, then open): its units add up, its price is their mean
+    filled: dict[int, tuple[float, float, float]] = {}  # order id -> (ts, units, notional)
+    for f in state.fills:
+        _, units, notional = filled.get(f.order_id, (0.0, 0.0, 0.0))
+        filled[f.order_id] = (f.ts / 1e9, units + f.units, notional + f.units * f.price)
+    rows = []
+    for o in latest.values():
+        target = _TARGETS.get(o.target, str(o.target))
+        fill = filled.get(o.order_id)
+        if fill is None:  # not filled (yet): no time, units or price to show
+            rows.append(OrderRow(None, o.index, state.symbol, target, None, None, o.status, o.order_id))
+            continue
+        ts, units, notional = fill
+        price = notional / units if units else None
+        rows.append(OrderRow(ts, o.index, state.symbol, target, units, price, o.status, o.order_id))
+    return tuple(rows)
+
+
 def trading_from_state(state: LoopState) -> TradingTelemetry:
     """Map the paper loop's ``LoopState`` onto the console's record."""
     positions: tuple[PositionRow, ...] = ()
@@ -283,10 +312,7 @@ def trading_from_state(state: LoopState) -> TradingTelemetry:
                 unrealized_pnl=state.unrealized_pnl,
             ),
         )
-    orders = tuple(
-        OrderRow(None, o.index, state.symbol, _TARGETS.get(o.target, str(o.target)), None, None, o.status, o.order_id)
-        for o in state.orders
-    )
+    orders = _order_rows(state)
     fills = tuple(
         OrderRow(
             f.ts / 1e9, f.index, f.symbol, "buy" if f.side > 0 else "sell", f.units, f.price,

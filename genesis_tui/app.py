@@ -34,7 +34,7 @@ from genesis_tui.palette import GenesisCommandProvider
 from genesis_tui.panes import PANES, Pane
 from genesis_tui.panes._base import set_text
 from genesis_tui.panes.optimizer import OptimizerPane, state_style
-from genesis_tui.screens import HelpScreen, PromptScreen, TrialScreen
+from genesis_tui.screens import CompareScreen, HelpScreen, PromptScreen, TrialScreen
 from genesis_tui.themes import (
     DEFAULT_THEME,
     THEME_VARIABLE_DEFAULTS,
@@ -394,6 +394,22 @@ class GenesisApp(App[int]):
             return
         await self.push_screen(TrialScreen(detail))
 
+    def action_compare_studies_prompt(self) -> None:
+        def chosen(text: str | None) -> None:
+            if text:
+                self.action_compare_studies(tuple(text.replace(",", " ").split()))
+
+        self.push_screen(PromptScreen("Compare studies", "two or more study names: A B [C...]"), chosen)
+
+    @work(group="compare", exclusive=True)
+    async def action_compare_studies(self, names: tuple[str, ...]) -> None:
+        try:
+            comparison = await self.source.compare_studies(names)
+        except GenesisError as error:
+            self.notify(str(error), title="Compare studies", severity="error")
+            return
+        await self.push_screen(CompareScreen(comparison))
+
     @on(OptimizerPane.TrialChosen)
     def _trial_chosen(self, event: OptimizerPane.TrialChosen) -> None:
         self.action_open_trial(event.number)
@@ -472,7 +488,7 @@ def status_line(t: Telemetry) -> Content:
         parts += [
             f"{s.name} ",
             (s.state, state_style(s.state)),
-            f" {fmt.count(s.done)}/{fmt.count(s.total)} best {fmt.num(s.best_value, 3)}  ",
+            f" {fmt.count(s.done)}/{fmt.count(s.total)} best {fmt.metric(s.objective, s.best_value)}  ",
         ]
     else:
         parts.append(("no study  ", "$text-muted"))

@@ -6,24 +6,54 @@ import math
 import time
 
 
+def _unsigned_zero(value: float, digits: int) -> float:
+    """``value``, with a figure that rounds to zero made +0.0 (no '-0.00' for a tiny negative)."""
+    return round(value, digits) + 0.0
+
+
 def num(value: float | None, digits: int = 2) -> str:
     """A float with fixed digits, or an em dash for missing/NaN."""
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "—"
-    return f"{value:,.{digits}f}"
+    return f"{_unsigned_zero(value, digits):,.{digits}f}"
 
 
 def signed(value: float | None, digits: int = 2) -> str:
     if value is None or not math.isfinite(value):
         return "—"
-    return f"{value:+,.{digits}f}"
+    return f"{_unsigned_zero(value, digits):+,.{digits}f}"
 
 
 def pct(value: float | None, digits: int = 1) -> str:
     """A fraction as a percentage (0.123 -> '12.3%')."""
     if value is None or not math.isfinite(value):
         return "—"
-    return f"{value * 100:.{digits}f}%"
+    return f"{_unsigned_zero(value * 100, digits):,.{digits}f}%"
+
+
+#: Metrics that are fractions, shown as percentages (the backtest command's table shares them).
+PERCENT_METRICS = frozenset({
+    "total_return", "cagr", "volatility", "max_drawdown", "win_rate", "avg_trade", "exposure",
+    "buy_hold_return", "excess_return",
+})
+#: Metrics that count something, shown as integers.
+COUNT_METRICS = frozenset({"trades"})
+#: Metrics in account currency.
+MONEY_METRICS = frozenset({"final_value"})
+
+
+def metric(name: str, value: float | None, digits: int = 3) -> str:
+    """A metric as what it is: a count as an integer, a return or rate as a percentage,
+    money with two decimals, a ratio (Sharpe, Calmar, ...) with ``digits``."""
+    if value is None or not math.isfinite(value):
+        return "—"
+    if name in COUNT_METRICS:
+        return count(value)
+    if name in PERCENT_METRICS:
+        return pct(value, 2)
+    if name in MONEY_METRICS:
+        return num(value, 2)
+    return num(value, digits)
 
 
 def count(value: int | float) -> str:

@@ -33,6 +33,7 @@ def genesis_commands(app: GenesisApp) -> list[PaletteCommand]:
         PaletteCommand("Toggle paper loop", "Start or pause the paper-trading loop", app.action_toggle_paper),
         PaletteCommand("Kill switch", "Halt paper trading and flatten positions", app.action_kill_switch),
         PaletteCommand("Open trial by number…", "Params, metrics, equity and trades of a trial", app.action_open_trial_prompt),
+        PaletteCommand("Compare studies…", "Studies of this store side by side (as genesis compare)", app.action_compare_studies_prompt),
     ]
     for name in sorted(app.available_themes):
         commands.append(PaletteCommand(f"Theme: {name}", "Switch theme (remembered)", partial(app.action_set_theme, name)))

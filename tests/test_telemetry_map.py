@@ -83,3 +83,66 @@ def test_trial_detail_maps_trades_equity_and_says_why_parts_are_missing() -> Non
     assert no_artifacts.note == "equity and trades are stored for the top trials only"
     failed = trial_detail("s", "sharpe", _trial(9, "ValueError: boom\n  traceback..."), {})
     assert failed.note == "ValueError: boom" and failed.state == "failed"
+
+
+def test_heatmap_bins_random_integer_parameters_into_whole_number_cells_that_fill() -> None:
+    import random
+
+    rng = random.Random(5)
+    points = []
+    for _ in range(5000):
+        fast, slow = rng.randint(3, 60), rng.randrange(20, 301, 2)
+        if fast < slow:
+            points.append(({"fast": fast, "slow": slow}, float(fast + slow)))
+    heat = build_heatmap(points, maximize=True)
+    assert heat is not None
+    assert len(heat.x_values) >= 12 and len(heat.y_values) >= 12  # a grid, not a dozen cells
+    assert all(v.is_integer() for v in heat.x_values + heat.y_values)  # integer parameters, integer edges
+    cells = [v for row in heat.values for v in row]
+    assert sum(v is not None for v in cells) / len(cells) > 0.9  # every cell gets trials (fast < slow always)
+    # every trial lands in the bin whose lower edge is at or below it: the best of cell (0, 0) is in it
+    width_x = heat.x_values[1] - heat.x_values[0]
+    width_y = heat.y_values[1] - heat.y_values[0]
+    in_first = [v for p, v in points if p["fast"] < heat.x_values[0] + width_x and p["slow"] < heat.y_values[0] + width_y]
+    assert heat.values[0][0] == max(in_first)
+
+
+def test_heatmap_bins_continuous_parameters_into_equal_widths() -> None:
+    import random
+
+    rng = random.Random(3)
+    points = [({"a": 0.0, "b": 0.0}, -1.0), ({"a": 1.0, "b": 1.0}, 5.0)]
+    points += [({"a": rng.random(), "b": rng.random()}, rng.random()) for _ in range(5000)]
+    heat = build_heatmap(points, maximize=False)
+    assert heat is not None and len(heat.x_values) == 16 and len(heat.y_values) == 16
+    assert heat.x_values[0] == 0.0 and abs(heat.x_values[1] - 1 / 16) < 1e-12
+    assert heat.values[0][0] == -1.0 and heat.values[15][15] is not None  # the top edge is in the last bin
+    assert all(v is not None for row in heat.values for v in row)  # ~20 trials a cell: every cell filled
+
+
+def test_paper_orders_are_one_row_each_with_their_fill() -> None:
+    from engine.live.loop import LoopState, OrderView
+    from engine.live.records import Fill
+    from engine.live.risk import RiskState
+    from engine.telemetry_map import trading_from_state
+
+    orders = (
+        OrderView(1, 10, 1, "pending"), OrderView(1, 10, 1, "filled"),
+        OrderView(2, 20, 0, "pending"), OrderView(2, 20, 0, "filled"),
+        OrderView(3, 30, 1, "pending"),
+    )
+    fills = (
+        Fill(1, 11, 60_000_000_000, "SYN", 1, 2.0, 100.0, 0.1, "signal", True),
+        Fill(2, 21, 120_000_000_000, "SYN", -1, 2.0, 110.0, 0.1, "signal", False),
+    )
+    state = LoopState(
+        running=True, paused=False, finished=False, strategy="s", symbol="SYN", bars_seen=30, bars_total=100,
+        last_bar_ts=None, cash=0.0, equity=1.0, realized_pnl=0.0, unrealized_pnl=0.0, drawdown=0.0,
+        max_drawdown=0.0, side=0, units=0.0, entry_price=0.0, mark_price=0.0, trades=1, equity_curve=(),
+        orders=orders, fills=fills, risk=RiskState("closed", False, False, "", 0.0, 0.1, 0), elapsed_s=1.0, bars_per_s=30.0,
+    )
+    rows = trading_from_state(state).orders
+    assert [(o.order_id, o.status) for o in rows] == [(1, "filled"), (2, "filled"), (3, "pending")]
+    assert (rows[0].ts, rows[0].units, rows[0].price, rows[0].side) == (60.0, 2.0, 100.0, "long")
+    assert (rows[1].ts, rows[1].units, rows[1].price, rows[1].side) == (120.0, 2.0, 110.0, "flat")
+    assert (rows[2].ts, rows[2].units, rows[2].price) == (None, None, None)  # not filled yet: nothing to show

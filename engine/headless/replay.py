@@ -23,6 +23,7 @@ from typing import Any
 
 from engine.errors import InputError, StoreError
 from engine.headless.recording import Recording
+from engine.telemetry import StudyComparison
 
 SPEEDS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
 
@@ -190,6 +191,14 @@ class ReplaySource:
 
     async def kill_switch(self) -> str:
         raise InputError("a replay has no paper loop")
+
+    async def compare_studies(self, names: tuple[str, ...]) -> StudyComparison:
+        """Studies of the recorded store side by side (``genesis compare``)."""
+        from engine.optimize.compare import study_comparison
+
+        if self.db is None:
+            raise InputError("this replay has no study store to compare studies from")
+        return await study_comparison(self.db, names)
 
     async def open_trial(self, number: int) -> Any:
         """Trial ``number`` of the recorded study, read from the store."""

@@ -11,6 +11,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+#: The indicator cache's default budget (``engine.strategy.cache``). It lives here, beside the
+#: cache registry, so code that sizes memory (the demo's alert) reads it without importing numba.
+INDICATOR_CACHE_MAX_BYTES = 256 * 1024 * 1024
+
 
 @dataclass(frozen=True, slots=True)
 class CacheStats:

@@ -35,6 +35,7 @@ from engine.telemetry import (
     BusTelemetry,
     LaneRow,
     ProfilerTelemetry,
+    StudyComparison,
     StudyTelemetry,
     SystemTelemetry,
     Telemetry,
@@ -344,6 +345,12 @@ class Engine:
             raise InputError("no study store to read")
         trial, arrays = await self._watch.trial(number)
         return trial_detail(study.name, study.objective, trial, arrays)
+
+    async def compare_studies(self, names: tuple[str, ...]) -> StudyComparison:
+        """Studies of this engine's store side by side (``genesis compare``)."""
+        from engine.optimize.compare import study_comparison
+
+        return await study_comparison(self.db, names)
 
     # ------------------------------------------------------ profile, paper
     async def capture_profile(self, seconds: float = 5.0) -> str:

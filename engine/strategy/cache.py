@@ -20,13 +20,13 @@ import numpy as np
 
 from engine.errors import InputError
 from engine.profile import profiler
-from engine.profile.caches import caches
+from engine.profile.caches import INDICATOR_CACHE_MAX_BYTES, caches
 
 if TYPE_CHECKING:
     from engine.data import Bars
 
 CACHE_NAME = "backtest.indicators"
-DEFAULT_MAX_BYTES = 256 * 1024 * 1024
+DEFAULT_MAX_BYTES = INDICATOR_CACHE_MAX_BYTES
 
 Values = np.ndarray | tuple[np.ndarray, ...]
 

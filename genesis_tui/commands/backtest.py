@@ -8,6 +8,8 @@ import math
 import sys
 from typing import Any
 
+from genesis_tui.format import PERCENT_METRICS
+
 NAME = "backtest"
 HELP = "run one backtest of a strategy (built in, in the strategies folder, or PATH.py:NAME) over a data spec"
 
@@ -164,9 +166,6 @@ def _data_summary(spec: str, bars: Any) -> dict[str, Any]:
     }
 
 
-_PERCENT = {"total_return", "cagr", "volatility", "max_drawdown", "win_rate", "avg_trade", "exposure"}
-
-
 def _format(key: str, value: Any) -> str:
     if value is None:
         return "inf"
@@ -174,7 +173,7 @@ def _format(key: str, value: Any) -> str:
         return f"{value:,d}"
     if key == "final_value":
         return f"{value:,.2f}"
-    if key in _PERCENT:
+    if key in PERCENT_METRICS:
         return f"{value * 100:,.2f} %"
     return f"{value:,.3f}" if math.isfinite(value) else str(value)
 

@@ -7,12 +7,20 @@ from typing import Any, ClassVar
 
 from textual.app import ComposeResult
 from textual.containers import Vertical, VerticalScroll
+from textual.scrollbar import ScrollBar, ScrollBarRender
 from textual.widget import Widget
 from textual.widgets import Static
 
 from engine.telemetry import Telemetry
 
 _UNSET = object()
+
+
+class WholeCellScrollBarRender(ScrollBarRender):
+    """A scrollbar thumb of whole cells: the stock one ends in eighth-block glyphs
+    (``▂``, ``▅``) that, beside a box's right border, read as stray marks."""
+
+    VERTICAL_BARS: ClassVar[list[str]] = [" "] * len(ScrollBarRender.VERTICAL_BARS)
 
 
 class Pane(VerticalScroll):
@@ -26,6 +34,13 @@ class Pane(VerticalScroll):
         super().__init__(id=id, classes=classes)
         self._last: Any = _UNSET
         self.telemetry: Telemetry | None = None
+
+    @property
+    def vertical_scrollbar(self) -> ScrollBar:
+        bar = super().vertical_scrollbar
+        # per instance, as textual's ScrollBar documents; the class attribute is textual's for every app
+        bar.renderer = WholeCellScrollBarRender  # type: ignore[misc]
+        return bar
 
     def compose(self) -> ComposeResult:
         yield Static("", classes="not-running")

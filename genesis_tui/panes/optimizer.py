@@ -116,7 +116,7 @@ class OptimizerPane(Pane):
         rank = {row.number: i + 1 for i, row in enumerate(by_value)}
         table.set_rows(
             [
-                (str(rank[r.number]), str(r.number), fmt.num(r.value, 4), fmt.params(r.params), fmt.seconds(r.duration_s))
+                (str(rank[r.number]), str(r.number), fmt.metric(study.objective, r.value, 4), fmt.params(r.params), fmt.seconds(r.duration_s))
                 for r in rows
             ],
             keys=[str(r.number) for r in rows],
@@ -164,10 +164,10 @@ def _validation_text(study: StudyTelemetry) -> Text:
     oos = dict(v.out_of_sample)
     text.append(f"{'metric':<14}{'in-sample':>12}{'out-of-sample':>15}\n", style="bold")
     for name, value in v.in_sample:
-        text.append(f"{name:<14}{fmt.num(value, 3):>12}{fmt.num(oos.get(name), 3):>15}\n")
+        text.append(f"{name:<14}{fmt.metric(name, value):>12}{fmt.metric(name, oos.get(name)):>15}\n")
     for name, value in v.out_of_sample:
         if name not in names:
-            text.append(f"{name:<14}{'—':>12}{fmt.num(value, 3):>15}\n")
+            text.append(f"{name:<14}{'—':>12}{fmt.metric(name, value):>15}\n")
     dsr = "—" if v.deflated_sharpe is None else f"{v.deflated_sharpe:.3f}"
     text.append(f"deflated Sharpe {dsr} over {v.trials_considered} trials", style="bold")
     if v.probability_overfit is not None:

@@ -60,7 +60,7 @@ class OverviewPane(Pane):
                 state={"running": "ok", "paused": "warn", "failed": "bad"}.get(study.state, ""),
             )
             self._stat("ov-best").set(
-                fmt.num(study.best_value, 4),
+                fmt.metric(study.objective, study.best_value, 4),
                 f"{study.objective} · trial #{study.best_trial}" if study.best_trial is not None else study.objective,
             )
         if bus is None:

@@ -22,7 +22,8 @@ class ProfilerPane(Pane):
         with section("Stages", id="stages-box"):
             yield RowTable(
                 "stage", "count", "total", "mean", "p50", "p99", "max",
-                right=("count", "total", "mean", "p50", "p99", "max"), id="stages",
+                right=("count", "total", "mean", "p50", "p99", "max"),
+                keep=("stage",), optional=("mean", "p50"), id="stages",
             )
         with section("Top functions (last capture)", id="functions-box"):
             yield RowTable("function", "calls", "own", "cumulative", right=("calls", "own", "cumulative"), id="functions")
@@ -31,7 +32,8 @@ class ProfilerPane(Pane):
         with section("Caches", id="caches-box"):
             yield RowTable(
                 "cache", "hit ratio", "hits", "misses", "evictions", "entries", "size",
-                right=("hit ratio", "hits", "misses", "evictions", "entries", "size"), id="caches",
+                right=("hit ratio", "hits", "misses", "evictions", "entries", "size"),
+                keep=("cache",), optional=("entries", "evictions"), id="caches",
             )
 
     def render_part(self, prof: ProfilerTelemetry) -> None:

@@ -12,6 +12,9 @@ from genesis_tui.widgets import LineChart, RowTable, Stat
 
 ORDER_COLUMNS = ("time", "bar", "id", "symbol", "side", "units", "price", "status")
 ORDER_FIGURES = ("bar", "id", "units", "price")
+#: Left out (symbol first) before the status is cut ("filled (stop_loss)"): the loop trades one
+#: symbol, named in the Positions title, and the time says when better than the bar index.
+ORDER_OPTIONAL = ("bar", "symbol")
 
 
 def _order_rows(orders: tuple[OrderRow, ...]) -> list[tuple[str, ...]]:
@@ -44,16 +47,15 @@ class TradingPane(Pane):
         with section("Equity", id="paper-equity-box"):
             yield LineChart(colors=("chart-1",), empty="equity: waiting for bars", id="paper-equity")
         with section("Orders", id="orders-box"):
-            yield RowTable(*ORDER_COLUMNS, right=ORDER_FIGURES, id="orders")
+            yield RowTable(*ORDER_COLUMNS, right=ORDER_FIGURES, optional=ORDER_OPTIONAL, id="orders")
         with section("Fills", id="fills-box"):
-            yield RowTable(*ORDER_COLUMNS, right=ORDER_FIGURES, id="fills")
+            yield RowTable(*ORDER_COLUMNS, right=ORDER_FIGURES, optional=ORDER_OPTIONAL, id="fills")
 
     def render_part(self, tr: TradingTelemetry) -> None:
         loop = "running" if tr.running else "paused"
-        self.query_one("#tr-equity", Stat).set(
-            fmt.num(tr.equity), f"{loop} · {fmt.count(tr.bars_seen)} bars",
-            state="ok" if tr.running else "off",
-        )
+        # the bar count goes in the equity box's title: beside the loop state it was cut at 80 columns
+        self.query_one("#tr-equity", Stat).set(fmt.num(tr.equity), loop, state="ok" if tr.running else "off")
+        set_title(self.query_one("#paper-equity-box"), f"Equity · {fmt.count(tr.bars_seen)} bars")
         self.query_one("#tr-cash", Stat).set(fmt.num(tr.cash))
         self.query_one("#tr-pnl", Stat).set(fmt.signed(tr.realized_pnl), state="ok" if tr.realized_pnl >= 0 else "bad")
         self.query_one("#tr-dd", Stat).set(fmt.pct(tr.drawdown), state="warn" if tr.drawdown > 0.1 else "")

@@ -19,6 +19,7 @@ PALETTE_HELP = (
     ("Kill switch", "halt paper trading and flatten positions"),
     ("Theme: NAME", "switch theme (remembered for the next start)"),
     ("Open trial #N", "params, metrics, equity and trades of one trial"),
+    ("Compare studies…", "studies of the store side by side (genesis compare)"),
     ("Go to PANE", "switch to a pane"),
 )
 

@@ -29,7 +29,7 @@ class TrialScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         d = self.detail
         with Vertical(id="trial-body") as body:
-            body.border_title = f"{d.study} · trial #{d.number} · {d.objective} {fmt.num(d.value, 4)}"
+            body.border_title = f"{d.study} · trial #{d.number} · {d.objective} {fmt.metric(d.objective, d.value, 4)}"
             body.border_subtitle = "escape to close"
             yield Label(f"{d.state} · {fmt.params(d.params)}" + (f" · {d.note}" if d.note else ""), id="trial-summary")
             with Horizontal(id="trial-top"):
@@ -40,7 +40,7 @@ class TrialScreen(ModalScreen[None]):
     def on_mount(self) -> None:
         d = self.detail
         self.query_one("#trial-metrics", RowTable).set_rows(
-            [(k, fmt.param(v)) for k, v in d.params] + [(k, fmt.num(v, 4)) for k, v in d.metrics]
+            [(k, fmt.param(v)) for k, v in d.params] + [(k, fmt.metric(k, v)) for k, v in d.metrics]
         )
         self.query_one("#trial-equity", LineChart).set_series(d.equity)
         trades = self.query_one("#trial-trades", RowTable)

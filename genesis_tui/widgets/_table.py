@@ -46,14 +46,18 @@ def column_widths(header: Sequence[str], rows: Sequence[Sequence[Cell]], floor: 
 
 
 def row_width(widths: Sequence[int]) -> int:
-    """Cells in a laid-out row: the columns, the gaps between them and one space at each end."""
-    return sum(widths) + GAP * max(0, len(widths) - 1) + 2
+    """Cells in a laid-out row: the columns shown (width > 0), the gaps between them and one space at each end."""
+    shown = [w for w in widths if w > 0]
+    return sum(shown) + GAP * max(0, len(shown) - 1) + 2
 
 
 def layout_row(cells: Sequence[Cell], widths: Sequence[int], right: Collection[int]) -> Content:
-    """One line: each cell padded to its column (right-aligned where asked), columns ``GAP`` apart."""
+    """One line: each cell padded to its column (right-aligned where asked), columns ``GAP`` apart;
+    a column of width 0 is left out."""
     padded: list[Content] = []
     for i, width in enumerate(widths):
+        if width == 0:
+            continue
         cell = cells[i] if i < len(cells) else ""
         content = (cell if isinstance(cell, Content) else Content(cell)).truncate(width, ellipsis=True)
         pad = width - content.cell_length
@@ -67,7 +71,9 @@ class RowTable(Widget, can_focus=True):
     With ``cursor=True`` a row cursor moves with the arrow keys and the mouse;
     enter or a click posts :class:`RowSelected`. A click on the header posts
     :class:`HeaderSelected`. Rows that do not fit scroll (arrow keys, page keys,
-    the wheel); the widest column is cut to the width.
+    the wheel). When a row is wider than the table, the ``optional`` columns are
+    left out (last named first), then the widest columns not in ``keep`` are cut
+    to one common width.
     """
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
@@ -147,14 +153,20 @@ class RowTable(Widget, can_focus=True):
         right: Collection[str] = (),
         cursor: bool = False,
         zebra: bool = True,
+        keep: Collection[str] = (),
+        optional: Sequence[str] = (),
         id: str | None = None,
         classes: str | None = None,
     ) -> None:
         """``columns``: the header; ``right``: the columns aligned right (figures);
-        ``cursor``: show and move a row cursor; ``zebra``: shade every other row."""
+        ``cursor``: show and move a row cursor; ``zebra``: shade every other row;
+        ``keep``: columns never cut (a key column whose names share prefixes);
+        ``optional``: columns left out, last first, before any column is cut."""
         super().__init__(id=id, classes=classes)
         self.columns = tuple(columns)
         self._right = frozenset(i for i, name in enumerate(columns) if name in right)
+        self._keep = frozenset(i for i, name in enumerate(columns) if name in keep)
+        self._optional = tuple(columns.index(name) for name in reversed(optional))
         self.show_cursor = cursor
         self.zebra = zebra
         self.rows: tuple[tuple[Cell, ...], ...] = ()
@@ -225,12 +237,23 @@ class RowTable(Widget, can_focus=True):
         self.top = max(0, min(self.top, len(self.rows) - self.visible_rows))
 
     def _fitted_widths(self, width: int) -> list[int]:
-        """The column widths, the widest one (parameters, a message) cut so the row fits ``width``."""
+        """The column widths fitted to ``width``: optional columns left out (width 0) first,
+        then the widest columns not kept (parameters, a message) cut to a common width."""
         widths = list(self._widths)
+        for index in self._optional:
+            if row_width(widths) <= width:
+                break
+            widths[index] = 0
         excess = row_width(widths) - width
-        if excess > 0 and widths:
-            widest = widths.index(max(widths))
-            widths[widest] = max(1, widths[widest] - excess)
+        cuttable = [i for i, w in enumerate(widths) if i not in self._keep and w > 0]
+        if excess > 0 and cuttable:
+            # the widest columns are cut to one common width, so no column gives way alone
+            # while another as wide stays whole (two studies side by side, say)
+            cap = max(widths[i] for i in cuttable)
+            while cap > 1 and sum(max(0, widths[i] - cap) for i in cuttable) < excess:
+                cap -= 1
+            for i in cuttable:
+                widths[i] = min(widths[i], cap)
         return widths
 
     def _overflows(self) -> bool:
@@ -343,6 +366,8 @@ class RowTable(Widget, can_focus=True):
         if offset.y == 0:
             edge = 1
             for name, width in zip(self.columns, self._fitted_widths(self._columns_width(self.size.width)), strict=True):
+                if width == 0:
+                    continue
                 if offset.x < edge + width + GAP // 2:
                     self.post_message(self.HeaderSelected(self, name))
                     return

@@ -19,6 +19,7 @@ from engine.telemetry import (
     ProcessRow,
     ProfilerTelemetry,
     StageStats,
+    StudyComparison,
     StudyTelemetry,
     SystemTelemetry,
     Telemetry,
@@ -115,9 +116,16 @@ def bus_fixture() -> BusTelemetry:
 
 
 def trading_fixture() -> TradingTelemetry:
+    # as the paper loop reports them: orders name the target position, fills the side and why an exit happened
     orders = tuple(
-        OrderRow(T0 + 60 * i, 5_000 + i, "SYN", "buy" if i % 2 == 0 else "sell", 0.85, 101.0 + i, "filled", order_id=i + 1)
-        for i in range(8)
+        OrderRow(T0 + 60 * i, 5_000 + i, "SYN", "long" if i % 2 == 0 else "flat", 0.85, 101.0 + i, "filled", order_id=i + 1)
+        for i in range(15)
+    )
+    fills = tuple(
+        OrderRow(o.ts, o.bar + 1, o.symbol, "buy" if o.side == "long" else "sell", o.units, o.price,
+                 "filled" if o.side == "long" else ("filled (stop_loss)" if o.order_id % 4 == 0 else "filled (signal)"),
+                 o.order_id)
+        for o in orders[:-1]
     )
     return TradingTelemetry(
         running=True,
@@ -131,7 +139,7 @@ def trading_fixture() -> TradingTelemetry:
         equity_curve=_wave(300, 10_500, 350, 25.0),
         positions=(PositionRow("SYN", 85.3, 112.4, 112.48, 6.82),),
         orders=orders,
-        fills=orders[:-1],
+        fills=fills,
         circuit_breaker="closed",
         kill_switch=False,
         risk_message="limits ok",
@@ -146,6 +154,9 @@ def profiler_fixture() -> ProfilerTelemetry:
         StageStats("optimize.store_write", 25, 0.41, 0.0164, 0.0151, 0.0222, 0.0260, 0.031),
         StageStats("bus.dispatch", 325_644, 0.98, 3.0e-6, 2.5e-6, 6.0e-6, 1.1e-5, 0.0004),
         StageStats("data.load", 1, 0.35, 0.35, 0.35, 0.35, 0.35, 0.35),
+        # long names sharing a prefix: the key column must show them whole at 80 columns
+        StageStats("optimize.artifact_encode", 35, 0.345, 0.00984, 0.00433, 0.05, 0.086, 0.086),
+        StageStats("optimize.workers_start", 1, 0.765, 0.765, 0.765, 0.765, 0.765, 0.765),
     )
     return ProfilerTelemetry(
         enabled=True,
@@ -163,6 +174,7 @@ def profiler_fixture() -> ProfilerTelemetry:
         caches=(
             CacheStats("data.bars", 41, 1, 0, 19_200_000, 1),
             CacheStats("backtest.indicators", 2_210, 258, 40, 6_400_000, 128),
+            CacheStats("optimize.trial_keys", 0, 4_096, 0, 0, 1_024),
         ),
         capture_label="5.0 s at 00:00:30",
         captures=1,
@@ -304,5 +316,43 @@ class FixedSource:
             raise GenesisError(f"trial {number} not found")
         return detail
 
+    async def compare_studies(self, names: tuple[str, ...]) -> StudyComparison:
+        self.commands.append("compare_studies " + " ".join(names))
+        comparison = comparison_fixture()
+        if tuple(names) != comparison.studies:
+            raise GenesisError(f"no study named {names[-1]!r}")
+        return comparison
+
     async def close(self) -> None:
         self.closed = True
+
+
+def comparison_fixture() -> StudyComparison:
+    """Two studies as ``genesis compare`` lays them out (the rows come from the command's own code)."""
+    from engine.optimize.compare import comparison_rows
+
+    def column(name: str, sampler: str, best: float, shift: float, validated: bool) -> dict[str, object]:
+        return {
+            "study": name, "state": "complete", "strategy": "sma_cross", "data": "synthetic:bars=200000,seed=7",
+            "sampler": sampler, "objective": "sharpe", "direction": "maximize", "trials": 5000,
+            "counts": {"complete": 4990, "failed": 10, "pruned": 0},
+            "best": {"number": 4321, "objective": best, "params": {"fast": 12, "slow": 140, "stop_loss": 0.02},
+                     "metrics": {"total_return": 0.4123, "max_drawdown": 0.1377, "trades": 1767}},
+            "validation": {"best_in_sample": best, "best_out_of_sample": best * 0.55, "mean_in_sample": best * 0.9,
+                           "mean_out_of_sample": best * 0.4, "retention": 0.55, "walk_forward_folds": 4,
+                           "walk_forward_efficiency": 0.48, "deflated_sharpe": 0.91} if validated else None,
+            "objective_distribution": {"count": 4990, "mean": -0.8 + shift, "min": -6.2 + shift,
+                                       "p05": -3.9 + shift, "p25": -1.7 + shift, "p50": -0.6 + shift,
+                                       "p75": 0.3 + shift, "p95": 1.1 + shift, "max": best},
+        }
+
+    comparison = {
+        "studies": [column("sma-nightly", "random", 1.6123, 0.0, True),
+                    column("sma-nightly-tpe-with-a-long-name", "tpe", 1.7342, 0.4, False)],
+        "notes": [],
+    }
+    return StudyComparison(
+        studies=tuple(c["study"] for c in comparison["studies"]),  # type: ignore[index]
+        rows=tuple((label, tuple(cells)) for label, cells in comparison_rows(comparison)),
+        notes=(),
+    )

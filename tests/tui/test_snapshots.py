@@ -14,7 +14,12 @@ from textual.pilot import Pilot
 
 from genesis_tui.app import GenesisApp
 from genesis_tui.panes import PANES
-from tests.tui.fixtures import FixedSource, idle_telemetry_fixture, telemetry_fixture
+from tests.tui.fixtures import (
+    FixedSource,
+    comparison_fixture,
+    idle_telemetry_fixture,
+    telemetry_fixture,
+)
 
 SIZES = {"80x24": (80, 24), "160x48": (160, 48)}
 THEMES = ("genesis-dark", "genesis-light")
@@ -71,3 +76,21 @@ def test_trial_screen_snapshot(snap_compare) -> None:
 
 def test_high_contrast_theme_snapshot(snap_compare) -> None:
     assert snap_compare(_app("genesis-high-contrast"), terminal_size=(160, 48), run_before=_show("overview"))
+
+
+def _open_comparison() -> Callable[[Pilot], object]:
+    async def run_before(pilot: Pilot) -> None:
+        app = pilot.app
+        assert isinstance(app, GenesisApp)
+        app.action_compare_studies(comparison_fixture().studies)
+        await pilot.pause()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+
+    return run_before
+
+
+@pytest.mark.parametrize("theme", THEMES)
+@pytest.mark.parametrize("size", list(SIZES))
+def test_compare_screen_snapshot(snap_compare, size: str, theme: str) -> None:
+    assert snap_compare(_app(theme), terminal_size=SIZES[size], run_before=_open_comparison())

@@ -193,3 +193,46 @@ async def test_unchanged_rows_are_not_laid_out_again(monkeypatch) -> None:  # ty
         await pilot.pause()
         assert laid_out == ["new"]
         assert lines(table)[1:3] == [" new   1.0", " row0  0.0"]
+
+
+async def test_a_kept_key_column_is_never_cut_and_optional_columns_go_first() -> None:
+    # the Profiler's stages: names that share a prefix are told apart only by their ends
+    table = RowTable(
+        "stage", "count", "mean", "p50", "max",
+        right=("count", "mean", "p50", "max"), keep=("stage",), optional=("mean", "p50"),
+    )
+    app = TableApp(table)
+    async with app.run_test(size=(44, 6)) as pilot:
+        table.set_rows([("optimize.artifact_encode", "12", "1.00 ms", "0.90 ms", "3.00 ms"),
+                        ("optimize.store_write", "3", "2.00 ms", "1.90 ms", "4.00 ms")])
+        await pilot.pause()
+        shown = lines(table)
+        # p50 (named last) is left out first, then mean; the stage names stay whole
+        assert shown[0].split() == ["stage", "count", "max"]
+        assert shown[1].split() == ["optimize.artifact_encode", "12", "3.00", "ms"]
+        assert shown[2].split()[0] == "optimize.store_write"
+        table.styles.width = 56
+        await pilot.pause()
+        assert lines(table)[0].split() == ["stage", "count", "mean", "max"]  # room for one optional column
+
+
+async def test_without_optional_columns_the_widest_column_not_kept_is_cut() -> None:
+    table = RowTable("stage", "note", keep=("stage",))
+    app = TableApp(table)
+    async with app.run_test(size=(30, 4)) as pilot:
+        table.set_rows([("optimize.artifact_encode", "a long note")])
+        await pilot.pause()
+        assert lines(table)[1] == " optimize.artifact_encode  a…"
+
+
+async def test_columns_equally_wide_give_way_together() -> None:
+    table = RowTable("", "alpha", "beta", keep=("",))
+    app = TableApp(table)
+    async with app.run_test(size=(40, 4)) as pilot:
+        table.set_rows([("best params", "fast=12, slow=140, stop=0.02", "fast=14, slow=150, stop=0.05")])
+        await pilot.pause()
+        line = lines(table)[1]
+        assert line.startswith(" best params  ")  # the kept label column is whole
+        cells = line[len(" best params  "):].split("  ")
+        assert len(cells) == 2 and abs(len(cells[0].rstrip()) - len(cells[1].rstrip())) <= 1  # both cut alike
+        assert cells[0].startswith("fast=1") and cells[1].startswith("fast=1")
