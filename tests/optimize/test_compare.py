@@ -12,8 +12,8 @@ import pytest
 
 from engine.errors import InputError
 from engine.optimize.compare import comparison_from_db, distribution, quantile
-from engine.optimize.records import TrialRecord, TrialState
-from engine.optimize.store import SqliteStore
+from engine.store.records import TrialRecord, TrialState
+from engine.store.study_sqlite import SqliteStore
 
 GENESIS = [sys.executable, "-m", "genesis_tui.cli"]
 
