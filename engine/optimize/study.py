@@ -408,8 +408,6 @@ class Study:
         ``progress_callback`` gets a :class:`StudyProgress` at most every
         ``progress_interval_s`` seconds (and at the start and the end).
         """
-        from engine.data import load as load_data
-
         self.progress_interval_s = progress_interval_s
         self._top, self._with_artifacts = [], set()
         t_start = time.monotonic()
@@ -425,7 +423,9 @@ class Study:
                 prepare()  # e.g. start the process pool's server while the data loads
         # Bad data is bad input: fail before anything is written to the store.
         # (engine.data.load times itself as "data.load"; a second stage here would count it twice.)
-        bars = await asyncio.to_thread(load_data, self.spec.data.spec)
+        from engine.data import load_market
+
+        bars = await asyncio.to_thread(load_market, self.spec.data.all)
         with profiler.stage("optimize.store_open"):
             store = await open_study_store(
                 self.db, batch_size=self.store_batch, batch_interval_s=self.flush_interval_s
