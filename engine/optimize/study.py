@@ -663,10 +663,13 @@ class Study:
 
 def _warn_if_biased(spec: StudySpec, bars: Bars) -> None:
     """The fast look-ahead and lookback check of a user strategy, as a warning (``genesis check`` for the full one)."""
+    from engine.data.basket import Basket
     from engine.strategy.check import check
 
     strategy = strategy_of(spec)
     params = {**strategy.defaults(), **dict(spec.strategy.fixed)}
+    if isinstance(bars, Basket):
+        bars = bars.members[0]  # the same code runs on every symbol: one is enough for the fast check
     try:
         report = check(strategy, bars, params, fast=True)
     except GenesisError as error:

@@ -353,7 +353,15 @@ def backtest_runner(spec: StudySpec) -> Runner:
     strategy = backtest.resolve_strategy(spec.strategy.name, getattr(spec, "source", None))
 
     def run(bars: Bars, params: Mapping[str, Any], want_returns: bool) -> tuple[dict[str, float], np.ndarray | None]:
+        from engine.data.basket import Basket
+
         strategy_params, options = spec.split(params)
+        if isinstance(bars, Basket):  # a basket study validates the portfolio (slices of the timeline)
+            portfolio = backtest.run_portfolio(bars, strategy, strategy_params, options=options, equity=want_returns)
+            returns = None
+            if want_returns:
+                returns = equity_returns(np.asarray(portfolio.equity, dtype=np.float64), options.cash)
+            return _as_metrics(portfolio.metrics), returns
         result = backtest.run(
             bars, strategy, strategy_params, options=options, equity=want_returns, cache=cache
         )
