@@ -108,3 +108,25 @@ def test_a_basket_reaches_a_worker_through_shared_memory_as_2d_views() -> None:
             block.close()
     finally:
         shared.close()
+
+
+async def test_the_report_of_a_basket_study_has_the_best_trials_per_symbol_table(tmp_path: Path) -> None:
+    from engine.headless.report import build_full_report, render_full_markdown
+    from engine.optimize.report import render_markdown, report_from_db
+
+    path = tmp_path / "basket.toml"
+    path.write_text(STUDY.format(backend="inline", allocation="split"))
+    db = tmp_path / "s.db"
+    await Study.from_file(path, db=db).run()
+    report = await report_from_db(db, "basket")
+    best = report["best"]
+    assert list(best["symbols"]) == ["SYNTH1", "SYNTH2", "LATE"]
+    assert sum(row["trades"] for row in best["symbols"].values()) == best["metrics"]["trades"]
+    contributions = sum(row["return_contribution"] for row in best["symbols"].values())
+    assert contributions == pytest.approx(best["metrics"]["total_return"], rel=1e-9, abs=1e-12)
+    assert report["data"].count(" + ") == 1
+    markdown = render_markdown(report)
+    assert "| symbol | trades | return contribution | win rate | exposure |" in markdown
+    assert "| LATE | " in markdown
+    full, _ = await build_full_report(db, "basket")
+    assert "| SYNTH2 | " in render_full_markdown(full)
