@@ -82,11 +82,8 @@ class Basket:
         for k, symbol in enumerate(symbols):
             own = rows[k]
             full = own.shape[0] == n
-            pick = (lambda a: a[:, k]) if full else (lambda a: a[own, k])  # noqa: B023 - used at once
-            members.append(Bars(
-                ts if full else ts[own], *(pick(columns[name]) for name in _COLUMNS_2D), symbol=symbol,
-                timeframe=timeframe,
-            ))  # fmt: skip
+            o, h, lo, c, v = (columns[name][:, k] if full else columns[name][own, k] for name in _COLUMNS_2D)
+            members.append(Bars(ts if full else ts[own], o, h, lo, c, v, symbol=symbol, timeframe=timeframe))
         return cls(ts=ts, symbols=tuple(symbols), timeframe=timeframe, rows=tuple(rows), members=tuple(members),
                    **columns)  # fmt: skip
 

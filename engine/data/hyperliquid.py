@@ -532,4 +532,4 @@ def load_hyperliquid_many(coins: Sequence[str], options: Mapping[str, str]) -> l
         result.raise_for_failures()
         return [result.loaded[coin] for coin, *_ in parsed]
 
-    return run_sync(load)  # type: ignore[no-any-return]
+    return run_sync(load)

@@ -122,7 +122,7 @@ class _SharedBook:
         self.acc[k, ACC_RECORDS] = 0.0  # the record goes to self.one[0]
         self.cash = float(_exit_nb(
             self.side[k], self.units[k], self.entry_price[k], self.entry_fee[k], self.entry_idx[k], price, t,
-            np.int64(reason), self.cash, o.fee, o.slippage, self.one, self.acc[k],
+            reason, self.cash, o.fee, o.slippage, self.one, self.acc[k],
         ))  # fmt: skip
         record = self.one[0].copy()
         self.records.append((k, record))
@@ -221,8 +221,7 @@ class _SharedBook:
             if side != 0:
                 self.acc[k, ACC_RECORDS] = 0.0
                 _record_trade_nb(self.one, self.acc[k], side, self.units[k], self.entry_price[k], self.entry_fee[k],
-                                 self.entry_idx[k], self.last_close[k], 0.0, self.last_row[k],
-                                 np.int64(EXIT_OPEN))  # fmt: skip
+                                 self.entry_idx[k], self.last_close[k], 0.0, self.last_row[k], EXIT_OPEN)  # fmt: skip
                 out.append((k, self.one[0].copy()))
         return out
 

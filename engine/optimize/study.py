@@ -56,6 +56,7 @@ from engine.store.url import DatabaseUrl, StoreLocation, store_location
 
 if TYPE_CHECKING:
     from engine.data.bars import Bars
+    from engine.data.basket import Basket
     from engine.optimize.samplers import Sampler
     from engine.optimize.spec import StudySpec
     from engine.strategy.core import StrategyDef
@@ -440,7 +441,7 @@ class Study:
                 await store.close()
 
     async def _run(
-        self, store: StudyStore, progress_callback: ProgressCallback | None, backend: Backend, bars: Bars,
+        self, store: StudyStore, progress_callback: ProgressCallback | None, backend: Backend, bars: Bars | Basket,
         t_start: float,
     ) -> StudySummary:
         with profiler.stage("optimize.store_open"):
@@ -519,8 +520,8 @@ class Study:
         return summary
 
     async def _open_study(
-        self, store: StudyStore, bars: Bars
-    ) -> tuple[StudyRecord, Sampler, dict[str, tuple[TrialState, float | None, int, int]], Bars]:
+        self, store: StudyStore, bars: Bars | Basket
+    ) -> tuple[StudyRecord, Sampler, dict[str, tuple[TrialState, float | None, int, int]], Bars | Basket]:
         """Create or reopen the study in the store; its sampler, resumable batch and the in-sample bars."""
         previous = await store.get_study(self.name)
         if previous is not None and strategy_stamp(previous.spec_toml) != strategy_stamp(self.spec_toml):
@@ -601,7 +602,7 @@ class Study:
             total = min(total, size)
         return total
 
-    async def _validate(self, store: StudyStore, record: StudyRecord, bars: Bars) -> dict[str, Any] | None:
+    async def _validate(self, store: StudyStore, record: StudyRecord, bars: Bars | Basket) -> dict[str, Any] | None:
         """Hold-out / walk-forward re-runs of the best trials and the deflated Sharpe ratio, stored."""
         from engine.optimize import validation as validation_module
 
@@ -661,7 +662,7 @@ class Study:
             self._with_artifacts.add(number)
 
 
-def _warn_if_biased(spec: StudySpec, bars: Bars) -> None:
+def _warn_if_biased(spec: StudySpec, bars: Bars | Basket) -> None:
     """The fast look-ahead and lookback check of a user strategy, as a warning (``genesis check`` for the full one)."""
     from engine.data.basket import Basket
     from engine.strategy.check import check
@@ -692,7 +693,7 @@ def _warm_kernels(strategy: StrategyDef, options: BacktestOptions) -> None:
         backtest.run_many(tiny_bars(), strategy, [strategy.defaults()], options=options)
 
 
-def _in_sample(spec: StudySpec, bars: Bars) -> Bars:
+def _in_sample(spec: StudySpec, bars: Bars | Basket) -> Bars | Basket:
     """The bars the search runs on (the hold-out, if any, is kept for validation)."""
     from engine.optimize.validation import in_sample
 

@@ -391,8 +391,10 @@ def _batched_entry(
             for index in indices:
                 strategy_params, overrides = split_params(tasks[index].params, setup)
                 sets.append({**strategy_params, **overrides} if overrides else strategy_params)
+            bars = evaluator._bars_for(stop)
+            assert isinstance(bars, Bars)  # a basket's chunks go one trial at a time (Evaluator.evaluate)
             table = backtest.run_many(
-                evaluator._bars_for(stop), strategy, sets, options=setup.backtest, cache=evaluator.cache
+                bars, strategy, sets, options=setup.backtest, cache=evaluator.cache
             )
             for index, values in zip(indices, table.tolist(), strict=True):
                 metrics = dict(zip(names, values, strict=True))
