@@ -80,6 +80,11 @@ async def test_a_basket_studys_trials_equal_run_portfolio(tmp_path: Path, backen
     finally:
         await store.close()
     assert arrays["symbols"].tolist() == ["SYNTH1", "SYNTH2", "LATE"]
+    from engine.telemetry_map import trial_detail
+
+    detail = trial_detail("basket", "total_return", best, arrays)  # what the trial screen reads
+    assert [row.symbol for row in detail.symbols] == ["SYNTH1", "SYNTH2", "LATE"]
+    assert sum(row.trades for row in detail.symbols) == best.metrics["trades"]
     params = dict(best.params)
     direct = backtest.run_portfolio(bars, "sma_cross", params, stop_loss=params.pop("stop_loss"), **options)
     np.testing.assert_array_equal(arrays["per_symbol"], direct.per_symbol)
