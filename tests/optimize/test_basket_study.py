@@ -45,11 +45,13 @@ def _bad_float(value: float) -> bool:
     return isinstance(value, float) and not math.isfinite(value)
 
 
-@pytest.mark.parametrize(("backend", "allocation"), [("inline", "shared"), ("process", "split")])
+@pytest.mark.parametrize(("backend", "allocation"), [("inline", "shared"), ("process", "split"), ("dask", "shared")])
 async def test_a_basket_studys_trials_equal_run_portfolio(tmp_path: Path, backend: str, allocation: str) -> None:
     from engine import backtest
     from engine.data import load_basket
 
+    if backend == "dask":
+        pytest.importorskip("distributed")
     path = tmp_path / "basket.toml"
     path.write_text(STUDY.format(backend=backend, allocation=allocation))
     db = tmp_path / "s.db"
