@@ -1,6 +1,7 @@
 """Basket benchmarks: a 20-symbol x 100,000-bar basket under ``split`` against 20
 single-symbol kernel runs, ``shared`` against ``split``, vectorbt with cash
-sharing for context.
+sharing for context, and a 5,000-trial basket study on the ``process`` backend
+against the same grid as a single-symbol study (per trial and symbol).
 
 Every ratio compares timings taken in the same process after compilation (best
 of several repetitions, timed alternately). ``python -m benchmarks.basket [--quick] [--json]``.
@@ -114,7 +115,77 @@ def bench_vectorbt(n: int, m: int, repeat: int) -> dict[str, Any]:
     return {"installed": True, "vectorbt_s": vbt_s, "shared_s": shared_s, "vectorbt_vs_shared": vbt_s / shared_s}
 
 
-def run(quick: bool = False) -> dict[str, Any]:
+STUDY = """\
+name = "{name}"
+
+[data]
+{data}
+
+[strategy]
+name = "sma_cross"
+
+[space]
+fast = {{ int = [2, 101] }}
+slow = {{ int = [10, 400], step = 2 }}
+constraints = ["fast < slow"]
+
+[backtest]
+fee = 0.001
+allocation = "{allocation}"
+
+[search]
+sampler = "grid"
+trials = {trials}
+objective = "sharpe"
+
+[execution]
+backend = "process"
+workers = 2
+artifacts = "top:5"
+"""
+#: The basket study: symbols x bars, trials (full run; --quick uses a fifth of each).
+STUDY_SIZE = {"symbols": 5, "bars": 20_000, "trials": 5_000}
+
+
+def bench_study(quick: bool) -> dict[str, Any]:
+    """A grid study of ``trials`` over a ``symbols``-symbol basket on the process backend (2 workers), end to
+    end, against the same grid over one symbol of the same length; ``per_trial_symbol_ratio`` is the basket's
+    time per trial and symbol over the single study's time per trial (1.0: a basket trial costs exactly as
+    many single trials as it has symbols)."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from benchmarks.optimize import _run_study
+
+    m, n, trials = STUDY_SIZE["symbols"], STUDY_SIZE["bars"], STUDY_SIZE["trials"]
+    if quick:
+        n, trials = n // 5, trials // 5
+    workdir = Path(tempfile.mkdtemp(prefix="genesis-bench-basket-"))
+    try:
+        figures: dict[str, Any] = {"symbols": m, "bars": n, "trials": trials, "backend": "process", "workers": 2}
+        cases = {
+            "single": f'spec = "synthetic:bars={n},seed=7,timeframe=1m"',
+            "basket": f'spec = "synthetic:bars={n},seed=7,timeframe=1m,symbols={m}"',
+        }
+        warm = workdir / "warm.toml"  # this process's one-time costs land on neither case
+        warm.write_text(STUDY.format(name="warm", data=cases["basket"].replace(f"bars={n}", "bars=2000"),
+                                     allocation="shared", trials=50))  # fmt: skip
+        _run_study(warm, workdir / "warm.db")
+        for case, data in cases.items():
+            path = workdir / f"{case}.toml"
+            path.write_text(STUDY.format(name=case, data=data, allocation="split", trials=trials))
+            summary, elapsed, _ = _run_study(path, workdir / f"{case}.db")
+            figures[f"{case}_s"] = round(elapsed, 3)
+            figures[f"{case}_trials"] = summary.trials
+            figures[f"{case}_trials_per_s"] = round(summary.trials / elapsed, 1)
+        figures["per_trial_symbol_ratio"] = round(figures["basket_s"] / (m * figures["single_s"]), 3)
+        return figures
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def run(quick: bool = False, study: bool = True) -> dict[str, Any]:
     """Every basket figure; ``quick`` repeats less and skips vectorbt."""
     repeat = 3 if quick else 7
     figures: dict[str, Any] = {
@@ -123,6 +194,8 @@ def run(quick: bool = False) -> dict[str, Any]:
     }
     if not quick:
         figures["vectorbt_20x100k"] = bench_vectorbt(BARS, SYMBOLS, repeat)
+    if study:
+        figures["basket_study"] = bench_study(quick)
     figures["meets_goals"] = all(part.get("meets_goal", True) for part in figures.values() if isinstance(part, dict))
     return figures
 
@@ -131,8 +204,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repetitions, no vectorbt")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--only-study", action="store_true", help="only the basket study against the single one")
     args = parser.parse_args(argv)
-    figures = run(quick=args.quick)
+    figures = {"basket_study": bench_study(args.quick)} if args.only_study else run(quick=args.quick)
     if args.json:
         print(json.dumps(figures))
         return 0

@@ -170,8 +170,19 @@ class TradeRow:
 
 
 @dataclass(frozen=True, slots=True)
+class SymbolRow:
+    """One symbol of a basket trial: closed trades, its pnl over the starting cash, win rate, exposure."""
+
+    symbol: str
+    trades: int
+    return_contribution: float
+    win_rate: float
+    exposure: float
+
+
+@dataclass(frozen=True, slots=True)
 class TrialDetail:
-    """Everything the trial screen shows about one trial."""
+    """Everything the trial screen shows about one trial (``symbols``: a basket trial's per-symbol rows)."""
 
     study: str
     number: int
@@ -183,6 +194,7 @@ class TrialDetail:
     trades: tuple[TradeRow, ...] = ()
     state: str = "complete"
     note: str = ""
+    symbols: tuple[SymbolRow, ...] = ()
 
 
 # ----------------------------------------------------------------- trading

@@ -24,6 +24,7 @@ from engine.telemetry import (
     PositionRow,
     ProcessRow,
     ProfilerTelemetry,
+    SymbolRow,
     SystemTelemetry,
     TradeRow,
     TradingTelemetry,
@@ -187,6 +188,14 @@ def trial_detail(study: str, objective: str, trial: TrialRecord, arrays: Mapping
             )
             for t in raw[-TRADES_SHOWN:]
         )
+    per_symbol, names = arrays.get("per_symbol"), arrays.get("symbols")
+    symbols: tuple[SymbolRow, ...] = ()
+    if per_symbol is not None and names is not None and getattr(per_symbol.dtype, "names", None):
+        symbols = tuple(
+            SymbolRow(str(name), int(row["trades"]), float(row["return_contribution"]), float(row["win_rate"]),
+                      float(row["exposure"]))
+            for name, row in zip(names.tolist(), per_symbol, strict=True)
+        )
     note = "" if equity is not None else "equity and trades are stored for the top trials only"
     if trial.error:
         note = trial.error.splitlines()[0]
@@ -201,6 +210,7 @@ def trial_detail(study: str, objective: str, trial: TrialRecord, arrays: Mapping
         trades=trades,
         state=str(trial.state),
         note=note,
+        symbols=symbols,
     )
 
 

@@ -33,7 +33,7 @@ from engine.profile import profiler
 
 if TYPE_CHECKING:
     from engine.backtest.basket import BasketResult
-    from engine.data import Bars
+    from engine.data import Bars, Basket
     from engine.strategy import StrategyDef
 
 _NO_SIGNALS = np.zeros(0, dtype=np.bool_)
@@ -109,30 +109,34 @@ def simulate(
 
 
 def run_portfolio(
-    bars: Sequence[Bars],
+    bars: Sequence[Bars] | Basket,
     strategy: str | StrategyDef,
     params: Mapping[str, Any] | None = None,
     *,
     options: BacktestOptions | None = None,
     equity: bool = False,
     trades: bool = False,
+    caches: Sequence[IndicatorCache] | None = None,
     **option_values: Any,
 ) -> BasketResult:
     """``strategy`` with the same ``params`` on every symbol of a basket (several ``Bars`` of
-    one timeframe), under ``options.allocation``; the portfolio's metrics and each symbol's."""
+    one timeframe, or a ``Basket`` aligned once), under ``options.allocation``; the portfolio's
+    metrics and each symbol's. ``caches`` (one per symbol) serve many calls over the same basket."""
     from engine.backtest.basket import run_basket
+    from engine.data.basket import Basket, align
 
     spec = get_strategy(strategy)
     values = spec.validate(params)
     options = BacktestOptions.of(options, **option_values)
+    basket = bars if isinstance(bars, Basket) else align(bars)
     entries, exits = [], []
     with profiler.stage("backtest.indicators"):
-        for one in bars:
-            e, x = spec.signals(one, values, IndicatorCache())
+        for k, one in enumerate(basket.members):
+            e, x = spec.signals(one, values, caches[k] if caches is not None else IndicatorCache())
             entries.append(e)
             exits.append(x)
     return run_basket(
-        list(bars), entries, exits, allocation=options.allocation,
+        basket, entries, exits, allocation=options.allocation,
         max_positions=int(options.max_positions) or None, fee=options.fee, slippage=options.slippage,
         fill=options.fill, direction=options.direction, size=options.size, sizing=options.sizing,
         risk=options.risk, cash=options.cash, stop_loss=options.stop_loss, take_profit=options.take_profit,

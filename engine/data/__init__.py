@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from engine.data.bars import Bars, BarsValidationError
 from engine.data.basket import Basket, align
-from engine.data.load import dropped_rows_note, load
+from engine.data.load import dropped_rows_note, load, load_basket, load_market
 from engine.data.spec import DataSpec, parse_spec
 from engine.data.timeframes import periods_per_year, timeframe_ns, timeframe_seconds
 
@@ -16,6 +16,8 @@ __all__ = [
     "align",
     "dropped_rows_note",
     "load",
+    "load_basket",
+    "load_market",
     "parse_spec",
     "periods_per_year",
     "timeframe_ns",

@@ -22,7 +22,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -508,5 +508,26 @@ def load_hyperliquid(coin: str, options: Mapping[str, str]) -> Bars:
     async def load() -> Bars:
         async with HyperliquidSource(config) as source:
             return await source.fetch_candles(coin, interval, start, end)
+
+    return run_sync(load)
+
+
+def load_hyperliquid_many(coins: Sequence[str], options: Mapping[str, str]) -> list[Bars]:
+    """``hyperliquid:BTC+ETH+SOL[,...]``: several coins at once through the cache (blocking), in order.
+
+    The first coin that fails raises its one-line error (each message names its coin).
+    """
+    parsed = [parse_options(coin, options) for coin in coins]
+    if len({coin for coin, *_ in parsed}) != len(parsed):
+        raise DataError(f"data spec 'hyperliquid:{'+'.join(coins)}': a coin is named twice")
+    _, interval, start, end = parsed[0]
+    config = load_config()
+    interval = interval or config.interval
+
+    async def load() -> list[Bars]:
+        async with HyperliquidSource(config) as source:
+            result = await source.fetch_many([coin for coin, *_ in parsed], interval, start, end)
+        result.raise_for_failures()
+        return [result.loaded[coin] for coin, *_ in parsed]
 
     return run_sync(load)

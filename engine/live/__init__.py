@@ -3,6 +3,7 @@ with the backtester's fill semantics, a portfolio and a risk manager, on one Eve
 
 from __future__ import annotations
 
+from engine.live.basket import BasketLoopResult, BasketTrade, replay_basket
 from engine.live.broker import PaperBroker
 from engine.live.feed import PollingFeed, ReplayFeed
 from engine.live.loop import (
@@ -40,6 +41,8 @@ from engine.live.strategy import (
 __all__ = [
     "ArraySignals",
     "BarRecord",
+    "BasketLoopResult",
+    "BasketTrade",
     "Control",
     "Fill",
     "LoopConfig",
@@ -67,5 +70,6 @@ __all__ = [
     "UserSignals",
     "load_loop_config",
     "replay",
+    "replay_basket",
     "signals_for",
 ]

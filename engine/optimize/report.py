@@ -47,7 +47,7 @@ def _spec_fields(spec_toml: str) -> dict[str, Any]:
         "sampler": search.get("sampler", "grid"),
         "seed": search.get("seed"),
         "strategy": strategy.get("name"),
-        "data": data.get("spec"),
+        "data": data.get("spec") or (" + ".join(map(str, data["specs"])) if isinstance(data.get("specs"), list) else None),
     }
 
 
@@ -95,7 +95,7 @@ async def build_report(store: StudyStore, name: str) -> dict[str, Any]:
         "trials": total,
         "counts": {state.value: n for state, n in counts.items()},
         "checkpoint": {"batches": study.checkpoint_seq, "next_number": study.next_number},
-        "best": _trial_dict(top[0]) if top else None,
+        "best": {**_trial_dict(top[0]), **await _per_symbol(store, study.id, top[0].number)} if top else None,
         "top": [_trial_dict(t) for t in top],
         "timings": {
             "trial_time_total_s": busy,
@@ -109,6 +109,25 @@ async def build_report(store: StudyStore, name: str) -> dict[str, Any]:
         "run": study.summary,
         "validation": study.validation,
         "artifacts": await store.artifact_numbers(study.id),
+    }
+
+
+#: The per-symbol breakdown of a basket trial, as stored in its ``per_symbol`` artifact.
+SYMBOL_COLUMNS = ("trades", "return_contribution", "win_rate", "exposure")
+
+
+async def _per_symbol(store: StudyStore, study_id: int, number: int) -> dict[str, Any]:
+    """``{"symbols": {symbol: {trades, return_contribution, win_rate, exposure}}}`` for a basket trial whose
+    artifacts are stored (the top trials'), else ``{}``."""
+    arrays = await store.artifacts(study_id, number)
+    rows, names = arrays.get("per_symbol"), arrays.get("symbols")
+    if rows is None or names is None or rows.dtype.names is None:
+        return {}
+    return {
+        "symbols": {
+            str(symbol): {column: row[column].item() for column in SYMBOL_COLUMNS if column in rows.dtype.names}
+            for symbol, row in zip(names.tolist(), rows, strict=True)
+        }
     }
 
 
@@ -212,6 +231,13 @@ def render_markdown(report: dict[str, Any]) -> str:
         if best.get("metrics"):
             lines += ["", "| metric | value |", "|---|---|"]
             lines += [f"| {k} | {_fmt(v)} |" for k, v in best["metrics"].items()]
+        if best.get("symbols"):
+            lines += ["", "Per symbol (the portfolio of the best trial):", "",
+                      "| symbol | trades | return contribution | win rate | exposure |", "|---|---|---|---|---|"]  # fmt: skip
+            lines += [
+                f"| {symbol} | " + " | ".join(_fmt(row.get(column)) for column in SYMBOL_COLUMNS) + " |"
+                for symbol, row in best["symbols"].items()
+            ]
     top = report.get("top") or []
     if len(top) > 1:
         metric_names = [m for m in ("total_return", "max_drawdown", "trades") if m in (top[0].get("metrics") or {})]

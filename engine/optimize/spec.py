@@ -58,9 +58,16 @@ _ARTIFACTS = re.compile(r"^(all|none|top:[1-9]\d*)$")
 
 
 class DataSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """``[data]``: where the bars come from (``engine.data.load`` spec)."""
+    """``[data]``: where the bars come from: one ``spec`` (``engine.data.load``) or a basket's ``specs``
+    (``engine.data.load_basket``; a spec naming several symbols, such as a folder, is a basket too)."""
 
-    spec: str
+    spec: str = ""
+    specs: list[str] = msgspec.field(default_factory=list)
+
+    @property
+    def all(self) -> list[str]:
+        """Every spec, in order."""
+        return [self.spec] if self.spec else list(self.specs)
 
 
 class StrategySpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -429,10 +436,14 @@ def _check_data(data: DataSpec, where: str) -> None:
     """The data spec's syntax (the data itself is loaded when the study runs)."""
     from engine.data.spec import parse_spec
 
-    try:
-        parse_spec(data.spec)
-    except DataError as error:
-        raise ConfigError(f"{where}: data.spec: {error}") from None
+    if bool(data.spec) == bool(data.specs):
+        raise ConfigError(f"{where}: [data]: expected spec = \"...\" or specs = [\"...\", ...] (one of them)")
+    for index, text in enumerate(data.all):
+        key = "data.spec" if data.spec else f"data.specs[{index}]"
+        try:
+            parse_spec(text)
+        except DataError as error:
+            raise ConfigError(f"{where}: {key}: {error}") from None
 
 
 def _check_search(search: SearchSpec, where: str) -> None:

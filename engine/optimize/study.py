@@ -56,6 +56,7 @@ from engine.store.url import DatabaseUrl, StoreLocation, store_location
 
 if TYPE_CHECKING:
     from engine.data.bars import Bars
+    from engine.data.basket import Basket
     from engine.optimize.samplers import Sampler
     from engine.optimize.spec import StudySpec
     from engine.strategy.core import StrategyDef
@@ -413,8 +414,6 @@ class Study:
         ``progress_callback`` gets a :class:`StudyProgress` at most every
         ``progress_interval_s`` seconds (and at the start and the end).
         """
-        from engine.data import load as load_data
-
         self.progress_interval_s = progress_interval_s
         if self.shared:
             from engine.optimize.shared import lease_seconds
@@ -434,7 +433,9 @@ class Study:
                 prepare()  # e.g. start the process pool's server while the data loads
         # Bad data is bad input: fail before anything is written to the store.
         # (engine.data.load times itself as "data.load"; a second stage here would count it twice.)
-        bars = await asyncio.to_thread(load_data, self.spec.data.spec)
+        from engine.data import load_market
+
+        bars = await asyncio.to_thread(load_market, self.spec.data.all)
         with profiler.stage("optimize.store_open"):
             store = await open_study_store(
                 self.db, batch_size=self.store_batch, batch_interval_s=self.flush_interval_s
@@ -449,7 +450,7 @@ class Study:
                 await store.close()
 
     async def _run(
-        self, store: StudyStore, progress_callback: ProgressCallback | None, backend: Backend, bars: Bars,
+        self, store: StudyStore, progress_callback: ProgressCallback | None, backend: Backend, bars: Bars | Basket,
         t_start: float,
     ) -> StudySummary:
         with profiler.stage("optimize.store_open"):
@@ -533,8 +534,8 @@ class Study:
         return summary
 
     async def _open_study(
-        self, store: StudyStore, bars: Bars
-    ) -> tuple[StudyRecord, Sampler, dict[str, tuple[TrialState, float | None, int, int]], Bars]:
+        self, store: StudyStore, bars: Bars | Basket
+    ) -> tuple[StudyRecord, Sampler, dict[str, tuple[TrialState, float | None, int, int]], Bars | Basket]:
         """Create or reopen the study in the store; its sampler, resumable batch and the in-sample bars."""
         previous = await store.get_study(self.name)
         if previous is not None and strategy_stamp(previous.spec_toml) != strategy_stamp(self.spec_toml):
@@ -615,7 +616,7 @@ class Study:
             total = min(total, size)
         return total
 
-    async def _validate(self, store: StudyStore, record: StudyRecord, bars: Bars) -> dict[str, Any] | None:
+    async def _validate(self, store: StudyStore, record: StudyRecord, bars: Bars | Basket) -> dict[str, Any] | None:
         """Hold-out / walk-forward re-runs of the best trials and the deflated Sharpe ratio, stored."""
         from engine.optimize import validation as validation_module
 
@@ -675,12 +676,15 @@ class Study:
             self._with_artifacts.add(number)
 
 
-def _warn_if_biased(spec: StudySpec, bars: Bars) -> None:
+def _warn_if_biased(spec: StudySpec, bars: Bars | Basket) -> None:
     """The fast look-ahead and lookback check of a user strategy, as a warning (``genesis check`` for the full one)."""
+    from engine.data.basket import Basket
     from engine.strategy.check import check
 
     strategy = strategy_of(spec)
     params = {**strategy.defaults(), **dict(spec.strategy.fixed)}
+    if isinstance(bars, Basket):
+        bars = bars.members[0]  # the same code runs on every symbol: one is enough for the fast check
     try:
         report = check(strategy, bars, params, fast=True)
     except GenesisError as error:
@@ -703,7 +707,7 @@ def _warm_kernels(strategy: StrategyDef, options: BacktestOptions) -> None:
         backtest.run_many(tiny_bars(), strategy, [strategy.defaults()], options=options)
 
 
-def _in_sample(spec: StudySpec, bars: Bars) -> Bars:
+def _in_sample(spec: StudySpec, bars: Bars | Basket) -> Bars | Basket:
     """The bars the search runs on (the hold-out, if any, is kept for validation)."""
     from engine.optimize.validation import in_sample
 

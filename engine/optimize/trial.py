@@ -38,12 +38,13 @@ import numpy as np
 # The package, not its functions: run/run_many are looked up at call time, so a test's
 # monkeypatch of engine.backtest.run_many reaches the workers it runs inline.
 from engine import backtest
-from engine.backtest.api import BacktestResult
+from engine.backtest.basket import BasketResult
 from engine.backtest.enums import METRIC_NAMES
 from engine.backtest.indicators import IndicatorCache
 from engine.backtest.metrics import Metrics
 from engine.backtest.options import OPTIONS, BacktestOptions, override
 from engine.data.bars import Bars
+from engine.data.basket import Basket
 from engine.store.artifacts import encode_array
 from engine.store.records import TrialResult, TrialState, TrialTask, clean_objective
 from engine.strategy.core import StrategyDef
@@ -172,7 +173,7 @@ class Evaluator:
 
     def __init__(
         self,
-        bars: Bars,
+        bars: Bars | Basket,
         setup: WorkerSetup,
         *,
         worker: str = "inline",
@@ -185,7 +186,9 @@ class Evaluator:
         self.slot = slot or Slot([math.nan, 0.0, 0.0])
         self.strategy = backtest.resolve_strategy(setup.strategy, setup.source)
         self.cache = IndicatorCache()
-        self._prefixes: dict[int, Bars] = {}
+        #: A basket: one indicator cache per symbol, and every trial runs the portfolio.
+        self.caches = [IndicatorCache() for _ in bars.members] if isinstance(bars, Basket) else None
+        self._prefixes: dict[int, Bars | Basket] = {}
         self._faults = parse_faults(setup.faults)
         self._batched = _batched_entry(setup, self.strategy)
         self._variants: dict[Any, BacktestOptions] = {}  # setup.backtest with each distinct trial override
@@ -198,14 +201,17 @@ class Evaluator:
 
     def warm_up(self) -> None:
         """Load the compiled kernels (numba's cache) on a tiny prefix, so the first chunk does not pay it."""
-        bars = self.bars.slice(0, min(len(self.bars), 64))
         with contextlib.suppress(Exception):
+            bars = self.bars.slice(0, min(len(self.bars), 64))
             defaults = {p.name: p.default for p in self.strategy.params}
-            backtest.run_many(bars, self.strategy, [defaults], options=self.setup.backtest)
+            if isinstance(bars, Basket):
+                backtest.run_portfolio(bars, self.strategy, defaults, options=self.setup.backtest)
+            else:
+                backtest.run_many(bars, self.strategy, [defaults], options=self.setup.backtest)
 
     # -- data prefixes (successive halving) ---------------------------------
 
-    def _bars_for(self, stop: int | None) -> Bars:
+    def _bars_for(self, stop: int | None) -> Bars | Basket:
         if stop is None or stop >= len(self.bars):
             return self.bars
         bars = self._prefixes.get(stop)
@@ -228,18 +234,18 @@ class Evaluator:
         if artifacts:
             for task in tasks:
                 results.append(self._evaluate_one(task, keep=encoded))
-        elif not isolate and not self._faults:
+        elif not isolate and not self._faults and self.caches is None:
             for start in range(0, len(tasks), KERNEL_BATCH):
                 results.extend(self._evaluate_batched(tasks[start : start + KERNEL_BATCH]))
         else:
             results.extend(self._evaluate_one(task) for task in tasks)
         self.slot.idle()
-        counters = self.cache.counters
+        caches = self.caches or [self.cache]
         return ChunkOutput(
             results,
             encoded,
-            cache_hits=int(counters.hits),
-            cache_misses=int(counters.misses),
+            cache_hits=sum(int(cache.counters.hits) for cache in caches),
+            cache_misses=sum(int(cache.counters.misses) for cache in caches),
             profile=self._export_profile(),
         )
 
@@ -263,10 +269,12 @@ class Evaluator:
             metrics, full = self._run(task, equity=keep is not None, trades=keep is not None)
             if keep is not None:
                 arrays = {}
-                for name in ("equity", "trades"):
+                for name in ("equity", "trades", "per_symbol"):
                     value = getattr(full, name, None)
                     if isinstance(value, np.ndarray):
                         arrays[name] = encode_array(value)
+                if isinstance(full, BasketResult):
+                    arrays["symbols"] = encode_array(np.array(full.symbols, dtype=np.str_))
                 keep[task.number] = arrays
         except Exception as error:
             return TrialResult(
@@ -311,10 +319,19 @@ class Evaluator:
             task.step,
         )
 
-    def _run(self, task: TrialTask, *, equity: bool, trades: bool) -> tuple[dict[str, float], BacktestResult]:
+    def _run(self, task: TrialTask, *, equity: bool, trades: bool) -> tuple[dict[str, float], Any]:
         strategy_params, overrides = split_params(task.params, self.setup)
+        bars = self._bars_for(task.stop)
+        if isinstance(bars, Basket):
+            # Same parameters on every symbol; the objective reads the portfolio's metrics.
+            portfolio = backtest.run_portfolio(
+                bars, self.strategy, strategy_params,
+                options=override(self.setup.backtest, overrides, self._variants),
+                equity=equity, trades=trades, caches=self.caches if task.stop is None else None,
+            )  # fmt: skip
+            return _metrics_dict(portfolio.metrics), portfolio
         result = backtest.run(
-            self._bars_for(task.stop),
+            bars,
             self.strategy,
             strategy_params,
             options=override(self.setup.backtest, overrides, self._variants),
@@ -374,8 +391,10 @@ def _batched_entry(
             for index in indices:
                 strategy_params, overrides = split_params(tasks[index].params, setup)
                 sets.append({**strategy_params, **overrides} if overrides else strategy_params)
+            bars = evaluator._bars_for(stop)
+            assert isinstance(bars, Bars)  # a basket's chunks go one trial at a time (Evaluator.evaluate)
             table = backtest.run_many(
-                evaluator._bars_for(stop), strategy, sets, options=setup.backtest, cache=evaluator.cache
+                bars, strategy, sets, options=setup.backtest, cache=evaluator.cache
             )
             for index, values in zip(indices, table.tolist(), strict=True):
                 metrics = dict(zip(names, values, strict=True))

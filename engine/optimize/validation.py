@@ -41,13 +41,17 @@ from engine.optimize.space import trial_key
 
 if TYPE_CHECKING:
     from engine.data.bars import Bars
+    from engine.data.basket import Basket
+
+    #: A study's market data: one symbol's bars or a basket (both slice along the timeline).
+    Market = Bars | Basket
     from engine.optimize.spec import StudySpec, ValidationSpec
 
 EULER_GAMMA = 0.5772156649015329
 MIN_SEGMENT_BARS = 2
 
 #: ``runner(bars, params, want_returns) -> (metrics, per-bar returns or None)``
-Runner = Callable[["Bars", Mapping[str, Any], bool], tuple[dict[str, float], np.ndarray | None]]
+Runner = Callable[["Market", Mapping[str, Any], bool], tuple[dict[str, float], np.ndarray | None]]
 
 
 # --------------------------------------------------------------------------- ranges
@@ -85,7 +89,7 @@ def holdout_ranges(n: int, fraction: float) -> tuple[IndexRange, IndexRange]:
     return IndexRange(0, cut), IndexRange(cut, n)
 
 
-def in_sample(bars: Bars, validation: ValidationSpec | None) -> Bars:
+def in_sample(bars: Market, validation: ValidationSpec | None) -> Market:
     """The bars a study searches on (all of them without a hold-out).
 
     Called when a study starts, it also checks that the walk-forward folds fit
@@ -105,7 +109,7 @@ def in_sample(bars: Bars, validation: ValidationSpec | None) -> Bars:
     return bars.slice(inside.start, inside.stop)
 
 
-def split_holdout(bars: Bars, fraction: float) -> tuple[Bars, Bars]:
+def split_holdout(bars: Market, fraction: float) -> tuple[Market, Market]:
     """``(in-sample bars, held-out bars)``."""
     inside, held = holdout_ranges(len(bars), fraction)
     return bars.slice(inside.start, inside.stop), bars.slice(held.start, held.stop)
@@ -352,8 +356,16 @@ def backtest_runner(spec: StudySpec) -> Runner:
     cache = backtest.IndicatorCache()
     strategy = backtest.resolve_strategy(spec.strategy.name, getattr(spec, "source", None))
 
-    def run(bars: Bars, params: Mapping[str, Any], want_returns: bool) -> tuple[dict[str, float], np.ndarray | None]:
+    def run(bars: Market, params: Mapping[str, Any], want_returns: bool) -> tuple[dict[str, float], np.ndarray | None]:
+        from engine.data.basket import Basket
+
         strategy_params, options = spec.split(params)
+        if isinstance(bars, Basket):  # a basket study validates the portfolio (slices of the timeline)
+            portfolio = backtest.run_portfolio(bars, strategy, strategy_params, options=options, equity=want_returns)
+            returns = None
+            if want_returns:
+                returns = equity_returns(np.asarray(portfolio.equity, dtype=np.float64), options.cash)
+            return _as_metrics(portfolio.metrics), returns
         result = backtest.run(
             bars, strategy, strategy_params, options=options, equity=want_returns, cache=cache
         )
@@ -398,7 +410,7 @@ def _ratio(top: float | None, bottom: float | None) -> float | None:
 
 
 def _safe_run(
-    runner: Runner, bars: Bars, params: Mapping[str, Any], want_returns: bool
+    runner: Runner, bars: Market, params: Mapping[str, Any], want_returns: bool
 ) -> tuple[dict[str, float], np.ndarray | None, str | None]:
     try:
         metrics, returns = runner(bars, params, want_returns)
@@ -409,7 +421,7 @@ def _safe_run(
 
 def validate(
     spec: StudySpec,
-    bars: Bars,
+    bars: Market,
     candidates: Sequence[Mapping[str, Any]],
     *,
     n_trials: int,
@@ -500,7 +512,7 @@ def validate(
 
 
 def _walk_forward(
-    spec: StudySpec, bars: Bars, candidates: Sequence[Mapping[str, Any]], run: Runner
+    spec: StudySpec, bars: Market, candidates: Sequence[Mapping[str, Any]], run: Runner
 ) -> WalkForwardReport:
     settings = spec.validation
     objective = spec.search.objective

@@ -17,7 +17,8 @@ HELP = "run one backtest of a strategy (built in, in the strategies folder, or P
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data", metavar="SPEC", action="append",
-        help="synthetic:bars=N,seed=S | csv:PATH | parquet:PATH | hyperliquid:COIN; repeat it for a basket",
+        help="synthetic:bars=N,seed=S[,symbols=N] | csv:PATH | parquet:PATH (a file, or a folder of one file "
+        "per symbol) | hyperliquid:COIN[+COIN...]; repeat it for a basket",
     )
     parser.add_argument("--strategy", metavar="NAME", help="a strategy name (see --list) or PATH.py:NAME")
     parser.add_argument(
@@ -86,10 +87,10 @@ def run(args: argparse.Namespace) -> int:
 
     import time
 
-    from engine.data import dropped_rows_note, load
+    from engine.data import dropped_rows_note, load_basket
 
     start = time.perf_counter()
-    basket = [load(spec, strict=args.strict) for spec in args.data]
+    basket = load_basket(args.data, strict=args.strict)
     load_s = time.perf_counter() - start
     for bars in basket:
         note = dropped_rows_note(bars)
@@ -124,7 +125,7 @@ def _basket(args: argparse.Namespace, basket: list[Any], strategy: Any, params: 
     report = {
         "strategy": strategy.name,
         "params": dict(strategy.validate(params)),
-        "data": [_data_summary(spec, bars) for spec, bars in zip(args.data, basket, strict=True)],
+        "data": [_data_summary(str(bars.meta.get("spec") or bars.meta.get("source") or ""), bars) for bars in basket],
         "options": options.as_dict(),
         "allocation": result.allocation,
         "metrics": result.metrics.as_json(),

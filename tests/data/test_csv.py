@@ -371,7 +371,8 @@ def test_unreadable_files(tmp_path: Path) -> None:
     missing = tmp_path / "missing.csv"
     with pytest.raises(DataError, match=r"missing.csv: cannot read file: no such file$"):
         load(f"csv:{missing}")
-    with pytest.raises(DataError, match=r": cannot read file: it is a directory$"):
+    # A folder is a basket (one symbol per file): an empty one says so.
+    with pytest.raises(DataError, match=r": the folder holds no \.csv .* files; expected one per symbol$"):
         load(f"csv:{tmp_path}")
     binary = tmp_path / "blob.csv"
     binary.write_bytes(b"\x00\x01\x02garbage")

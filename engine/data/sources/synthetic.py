@@ -23,7 +23,7 @@ same seed gives the same bars bit for bit. Pure vectorised numpy: no compile ste
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -51,8 +51,10 @@ _REGIME_CHUNK = 4096
 
 OPTIONS = (
     "bars", "seed", "timeframe", "start", "symbol", "price", "vol", "drift",
-    "jumps", "jump_size", "regimes", "calm_days", "stress_days", "volume",
+    "jumps", "jump_size", "regimes", "calm_days", "stress_days", "volume", "symbols",
 )
+#: The most symbols one ``synthetic:`` spec generates.
+MAX_SYMBOLS = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,9 +244,22 @@ def params_from_spec(spec: DataSpec) -> SyntheticParams:
     return params
 
 
-def load_synthetic(spec: DataSpec) -> Bars:
-    """Bars for a ``synthetic:`` spec."""
+def load_synthetic_symbols(spec: DataSpec) -> list[Bars]:
+    """``symbols=N``: N independent series (seeds ``seed``, ``seed+1``, ...) named ``SYMBOL1`` ... ``SYMBOLN``
+    on the same timeline (``symbols=1`` is the plain series)."""
+    count = option_int(spec.options, "symbols", spec.where, default=1, minimum=1, maximum=MAX_SYMBOLS)
     params = params_from_spec(spec)
+    if count == 1:
+        return [load_synthetic(spec, params)]
+    return [
+        load_synthetic(spec, replace(params, seed=params.seed + k, symbol=f"{params.symbol}{k + 1}"))
+        for k in range(count)
+    ]
+
+
+def load_synthetic(spec: DataSpec, params: SyntheticParams | None = None) -> Bars:
+    """Bars for a ``synthetic:`` spec (``params`` when already read from it)."""
+    params = params or params_from_spec(spec)
     path = simulate(params, spec.where)
     for column in (path.ts, path.open, path.high, path.low, path.close, path.volume):
         column.flags.writeable = False  # Bars keeps read-only arrays without copying them

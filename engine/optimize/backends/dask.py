@@ -127,10 +127,23 @@ _LOCK = threading.Lock()
 _WATCHDOG: threading.Thread | None = None
 
 
+def _payload_of(bars: Any) -> dict[str, Any]:
+    """What is scattered: the bars' columns, or a basket's symbols' columns (aligned again on the worker)."""
+    from engine.data.basket import Basket
+
+    if isinstance(bars, Basket):
+        return {"members": [_payload_of(member) for member in bars.members]}
+    return {**bars.columns(), "symbol": bars.symbol, "timeframe": bars.timeframe}
+
+
 def _bars_from(payload: dict[str, Any]) -> Any:
-    """Bars over the scattered columns (read-only views of the worker's copy, validated once)."""
+    """Bars (or a Basket) over the scattered columns (read-only views of the worker's copy, validated once)."""
     from engine.data.bars import COLUMNS, Bars
 
+    if "members" in payload:
+        from engine.data.basket import align
+
+        return align([_bars_from(member) for member in payload["members"]])
     columns = {}
     for name in COLUMNS:
         array = payload[name]
@@ -345,7 +358,7 @@ class DaskBackend:
             await self._connect(distributed)
             if self._interrupted:
                 return  # stopped while the cluster came up: nothing will run on it (close() ends it)
-            self._payload = {**bars.columns(), "symbol": bars.symbol, "timeframe": bars.timeframe}
+            self._payload = _payload_of(bars)
             self._setup = setup  # shipped as is: the workers get the study's BacktestOptions record unchanged
             self._ac = distributed.as_completed(loop=self._client.loop)
             self._client.subscribe_topic(TIMEOUT_TOPIC, self._on_timeout_event)

@@ -33,7 +33,8 @@ _HEADER = struct.Struct("<8sd")  # magic, the owner's start time (seconds since 
 DATA_OFFSET = 64
 _NAME = re.compile(rf"^{PREFIX}(\d+)-[0-9a-f]+$")
 
-Handle = tuple[str, list[tuple[str, str, int]], dict[str, str]]
+#: ``(block name, [(column, dtype, shape)], meta)``; a basket's 2-D columns are column-major.
+Handle = tuple[str, list[tuple[str, str, tuple[int, ...]]], dict[str, Any]]
 
 #: The blocks this process owns and has not released (for :func:`release_all`).
 _LIVE: weakref.WeakSet[SharedBars] = weakref.WeakSet()
@@ -113,13 +114,32 @@ def _create(size: int) -> shared_memory.SharedMemory:
             return shared_memory.SharedMemory(name=name, create=True, size=size)
 
 
+def _basket_columns(basket: Any) -> dict[str, np.ndarray]:
+    """A basket's timeline, 2-D columns and every symbol's rows (concatenated) by name."""
+    columns = {"ts": basket.ts}
+    columns.update({name: getattr(basket, name) for name in ("open", "high", "low", "close", "volume")})
+    columns["rows"] = np.concatenate(basket.rows).astype(np.int64)
+    return columns
+
+
 class SharedBars:
-    """The bars' six columns in one shared-memory block, created by the parent, attached by workers."""
+    """The bars' six columns (a basket's 2-D ones) in one shared-memory block, created by the parent,
+    attached by workers."""
 
     def __init__(self, bars: Any) -> None:
+        from engine.data.basket import Basket
+
         sweep_orphans()  # blocks of runs killed with their whole process group
-        columns = bars.columns()
-        self.layout = [(name, array.dtype.str, array.shape[0]) for name, array in columns.items()]
+        if isinstance(bars, Basket):
+            columns = _basket_columns(bars)
+            self.meta: dict[str, Any] = {
+                "symbols": list(bars.symbols), "timeframe": bars.timeframe,
+                "counts": [int(rows.shape[0]) for rows in bars.rows],
+            }  # fmt: skip
+        else:
+            columns = bars.columns()
+            self.meta = {"symbol": bars.symbol, "timeframe": bars.timeframe}
+        self.layout = [(name, array.dtype.str, tuple(array.shape)) for name, array in columns.items()]
         size = DATA_OFFSET + sum(array.nbytes for array in columns.values())
         self.block = _create(size)
         started = _start_time(os.getpid()) or 0.0
@@ -128,10 +148,9 @@ class SharedBars:
         _HEADER.pack_into(buffer, 0, _MAGIC, started)
         offset = DATA_OFFSET
         for array in columns.values():
-            view = np.ndarray(array.shape, dtype=array.dtype, buffer=self.block.buf, offset=offset)
+            view = np.ndarray(array.shape, dtype=array.dtype, buffer=self.block.buf, offset=offset, order="F")
             view[:] = array
             offset += array.nbytes
-        self.meta = {"symbol": bars.symbol, "timeframe": bars.timeframe}
         _LIVE.add(self)
 
     @property
@@ -157,8 +176,10 @@ def release_all() -> None:
 
 
 def attach_bars(handle: Handle) -> tuple[Any, Any]:
-    """``(Bars over the shared block, the block)``: read-only views, no copy."""
+    """``(Bars or Basket over the shared block, the block)``: read-only views, no copy (a basket's
+    symbols with missing bars get their own columns copied once)."""
     from engine.data.bars import Bars
+    from engine.data.basket import Basket
 
     name, layout, meta = handle
     # Spawned workers share the parent's resource tracker, so attaching here registers
@@ -166,9 +187,15 @@ def attach_bars(handle: Handle) -> tuple[Any, Any]:
     block = shared_memory.SharedMemory(name=name)
     columns: dict[str, Any] = {}
     offset = DATA_OFFSET
-    for column, dtype, length in layout:
-        view = np.ndarray((length,), dtype=np.dtype(dtype), buffer=block.buf, offset=offset)
+    for column, dtype, shape in layout:
+        view = np.ndarray(tuple(shape), dtype=np.dtype(dtype), buffer=block.buf, offset=offset, order="F")
         view.flags.writeable = False
         columns[column] = view
         offset += view.nbytes
+    if "symbols" in meta:
+        bounds = np.cumsum([0, *meta["counts"]])
+        every = columns.pop("rows")
+        rows = [every[bounds[k] : bounds[k + 1]] for k in range(len(meta["counts"]))]
+        ts = columns.pop("ts")
+        return Basket.from_columns(ts, columns, rows, meta["symbols"], meta["timeframe"]), block
     return Bars(**columns, symbol=meta["symbol"], timeframe=meta["timeframe"]), block
