@@ -556,6 +556,10 @@ def simulate_variant(fill_close: bool, check_stops: bool) -> Any:
     return _VARIANTS[bool(fill_close), bool(check_stops)]
 
 
+#: Per-bar return spread that is float rounding, not risk (docs/backtest.md, metrics).
+NOISE_STD = 1e-15
+
+
 @kernel
 def _finish_metrics_nb(
     out: np.ndarray,
@@ -582,9 +586,13 @@ def _finish_metrics_nb(
         cagr = 0.0
     mean = sum_r / n
     var = (sum_r2 - sum_r * mean) / (n - 1) if n > 1 else 0.0
-    std = np.sqrt(var) if var > 0.0 else 0.0
+    # Below NOISE_STD the per-bar returns are rounding noise of an unchanged equity
+    # (a flat market, a basket's sum): no volatility, not a Sharpe of 1e14.
+    std = np.sqrt(var) if var > NOISE_STD * NOISE_STD else 0.0
     ann = np.sqrt(periods_per_year)
     downside = np.sqrt(sum_down2 / n)
+    if downside <= NOISE_STD:
+        downside = 0.0
     closed = acc[ACC_CLOSED]
     gross_profit = acc[ACC_GROSS_PROFIT]
     gross_loss = acc[ACC_GROSS_LOSS]

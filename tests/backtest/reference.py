@@ -10,6 +10,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+#: Per-bar return spread that is float rounding, not risk (docs/backtest.md, metrics).
+NOISE_STD = 1e-15
+
 NAN = float("nan")
 
 
@@ -325,7 +328,9 @@ def metrics(
     r = [e / p - 1.0 if p > 0 else 0.0 for e, p in zip(equity, prev, strict=True)]
     mean = sum(r) / n
     std = math.sqrt(sum((x - mean) ** 2 for x in r) / (n - 1)) if n > 1 else 0.0
+    std = std if std > NOISE_STD else 0.0  # rounding noise of an unchanged equity (docs/backtest.md)
     downside = math.sqrt(sum(min(x, 0.0) ** 2 for x in r) / n)
+    downside = downside if downside > NOISE_STD else 0.0
     ann = math.sqrt(periods_per_year)
     final = equity[-1]
     growth = final / cash

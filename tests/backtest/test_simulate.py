@@ -219,3 +219,16 @@ def test_trade_records_beyond_the_first_allocation() -> None:
     assert len(result.trades) == n  # n - 1 closed reversals and the open one
     assert result.metrics.trades == n - 1
     assert np.all(result.trades["exit_idx"][:-1] == np.arange(1, n))
+
+
+def test_rounding_noise_of_an_unchanged_equity_is_no_volatility() -> None:
+    """Returns of ±1 ulp (a basket's equity summed in another order) give Sharpe 0, not 1e14."""
+    from engine.backtest.enums import M_SHARPE, M_SORTINO, M_VOLATILITY, N_METRICS
+    from engine.backtest.nb import ACC_SIZE, _finish_metrics_nb
+
+    r = np.array([2.2e-16, -1.1e-16, 0.0, -2.2e-16, 1.1e-16, -1.1e-16])
+    out = np.zeros(N_METRICS)
+    _finish_metrics_nb(out, 10_000.0, 10_000.0, len(r), 252.0, r.sum(), (r * r).sum(),
+                       (np.minimum(r, 0.0) ** 2).sum(), 0.0, 0, np.zeros(ACC_SIZE))
+    assert out[M_SHARPE] == 0.0 and out[M_SORTINO] == 0.0 and out[M_VOLATILITY] == 0.0
+    assert ref.metrics([10_000.0] * 3, 10_000.0, [], [False] * 3, 252.0)["sharpe"] == 0.0
