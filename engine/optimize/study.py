@@ -462,6 +462,7 @@ class Study:
             objective=self.objective,
             maximize=self.maximize,
             trial_timeout_s=self.trial_timeout_s,
+            blocks=self.spec.validation.blocks,
         )
         error: str | None = None
         final_state = StudyState.COMPLETE

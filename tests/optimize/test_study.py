@@ -240,3 +240,32 @@ async def test_out_of_sample_validation_is_stored_and_reported(study_file: Calla
     assert record.validation == summary.validation
     report = await report_from_db(db, "t")
     assert "Validation" in render_markdown(report)
+
+
+@pytest.mark.parametrize("artifacts", ["top:3", "all"])  # the batched kernel path, and one trial at a time
+async def test_each_trial_records_its_block_returns(
+    study_file: Callable[..., Path], tmp_path: Path, artifacts: str
+) -> None:
+    from engine import backtest
+    from engine.data import load
+
+    db = tmp_path / "s.db"
+    await Study.from_file(study_file(artifacts=artifacts, oos=0.25), db=db).run()
+    trials, record = await _stored(db, "t")
+    store = await SqliteStore.open(db, readonly=True)
+    try:
+        numbers, figures = await store.trial_blocks(record.id)  # type: ignore[attr-defined]
+    finally:
+        await store.close()
+    complete = sorted(t.number for t in trials if t.state is TrialState.COMPLETE)
+    assert numbers.tolist() == complete and figures.shape == (len(complete), 16)
+    bars = load("synthetic:bars=3000,seed=11,timeframe=1m").slice(0, 2250)  # the in-sample part only
+    by_number = {t.number: t for t in trials}
+    for row in (0, len(numbers) // 2, len(numbers) - 1):
+        trial = by_number[int(numbers[row])]
+        direct = backtest.run(bars, "sma_cross", dict(trial.params), fee=0.001, equity=True)
+        assert direct.equity is not None
+        want = backtest.block_returns(direct.equity, 16, 10_000.0)
+        assert figures[row] == pytest.approx(want, abs=1e-7)
+        # The blocks tile the in-sample bars: together they are the whole run's growth.
+        assert figures[row].sum() == pytest.approx(np.log(trial.metrics["final_value"] / 10_000.0), abs=1e-5)
