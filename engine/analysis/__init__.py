@@ -7,6 +7,9 @@ the console; reports and the console call these functions on what they read.
 
 from __future__ import annotations
 
+from engine.analysis.importance import importance
+from engine.analysis.montecarlo import MonteCarloResult, monte_carlo
 from engine.analysis.pbo import PboResult, cscv
+from engine.analysis.stability import StabilityResult, stability
 
-__all__ = ["PboResult", "cscv"]
+__all__ = ["MonteCarloResult", "PboResult", "StabilityResult", "cscv", "importance", "monte_carlo", "stability"]
