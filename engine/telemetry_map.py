@@ -136,7 +136,8 @@ def build_heatmap(points: list[tuple[dict[str, Any], float]], maximize: bool) ->
 def validation_from_dict(raw: dict[str, Any] | None, trials: int) -> ValidationTelemetry | None:
     """Map the optimizer's stored validation report (``ValidationReport.as_dict()``) onto
     the console's record: the best re-checked trial's in-sample and out-of-sample
-    figures, the deflated Sharpe probability and the walk-forward fold count."""
+    figures, the deflated Sharpe probability, the walk-forward fold count and the
+    probability of backtest overfitting (``pbo``, stored when the study ends)."""
     if not raw:
         return None
     holdout = raw.get("holdout")
@@ -149,13 +150,15 @@ def validation_from_dict(raw: dict[str, Any] | None, trials: int) -> ValidationT
     n_trials = deflated.get("n_trials") if isinstance(deflated, dict) else None
     walk = raw.get("walk_forward")
     folds = walk.get("folds") if isinstance(walk, dict) else None
-    if not in_sample and not out_sample and dsr is None:
+    cscv = raw.get("pbo")
+    pbo = cscv.get("pbo") if isinstance(cscv, dict) else None
+    if not in_sample and not out_sample and dsr is None and pbo is None:
         return None
     return ValidationTelemetry(
         in_sample=in_sample,
         out_of_sample=out_sample,
         deflated_sharpe=float(dsr) if isinstance(dsr, (int, float)) else None,
-        probability_overfit=None,
+        probability_overfit=float(pbo) if isinstance(pbo, (int, float)) else None,
         folds=len(folds) if isinstance(folds, list) else 0,
         trials_considered=int(n_trials) if isinstance(n_trials, int) else trials,
     )

@@ -34,6 +34,12 @@ def test_validation_report_maps_best_trial_and_deflated_sharpe() -> None:
     assert v.deflated_sharpe == 0.83
     assert v.trials_considered == 4000
     assert v.folds == 3
+    assert v.probability_overfit is None  # a study stored before PBO was recorded
+
+
+def test_the_stored_pbo_is_the_consoles_probability_of_overfitting() -> None:
+    v = validation_from_dict({"objective": "sharpe", "holdout": None, "pbo": {"pbo": 0.62, "blocks": 16}}, 5)
+    assert v is not None and v.probability_overfit == 0.62
 
 
 def test_validation_absent_or_empty_is_none() -> None:

@@ -624,6 +624,7 @@ class Study:
         )
         as_dict = result.as_dict()
         as_dict = json.loads(json.dumps(as_dict, default=str))  # plain lists and dicts, as the store gives back
+        as_dict["pbo"] = await _pbo(store, record.id, self.spec.search.seed)
         await store.save_validation(record.id, as_dict)
         return as_dict
 
@@ -688,6 +689,18 @@ def _warm_kernels(strategy: StrategyDef, options: BacktestOptions) -> None:
         from engine.optimize.backends._preload import tiny_bars
 
         backtest.run_many(tiny_bars(), strategy, [strategy.defaults()], options=options)
+
+
+async def _pbo(store: StudyStore, study_id: int, seed: int | None) -> dict[str, Any] | None:
+    """The probability of backtest overfitting over the stored per-block returns (``None`` without them)."""
+    from engine.analysis.pbo import cscv
+    from engine.optimize.overfitting import MAX_SPLITS
+
+    _, figures = await store.trial_blocks(study_id)
+    if figures.shape[0] < 2 or figures.shape[1] < 2:
+        return None
+    result = await asyncio.to_thread(cscv, figures, max_splits=MAX_SPLITS, seed=seed or 0)
+    return {"pbo": result.pbo, "blocks": result.blocks, "splits": result.splits, "prob_oos_loss": result.prob_oos_loss}
 
 
 def _in_sample(spec: StudySpec, bars: Bars) -> Bars:

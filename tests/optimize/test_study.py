@@ -269,3 +269,19 @@ async def test_each_trial_records_its_block_returns(
         assert figures[row] == pytest.approx(want, abs=1e-7)
         # The blocks tile the in-sample bars: together they are the whole run's growth.
         assert figures[row].sum() == pytest.approx(np.log(trial.metrics["final_value"] / 10_000.0), abs=1e-5)
+
+
+async def test_the_end_of_study_validation_stores_the_pbo(study_file: Callable[..., Path], tmp_path: Path) -> None:
+    from engine.analysis.pbo import cscv
+
+    db = tmp_path / "s.db"
+    await Study.from_file(study_file(oos=0.25), db=db).run()
+    _, record = await _stored(db, "t")
+    store = await SqliteStore.open(db, readonly=True)
+    try:
+        _, figures = await store.trial_blocks(record.id)  # type: ignore[attr-defined]
+    finally:
+        await store.close()
+    stored = record.validation["pbo"]  # type: ignore[attr-defined]
+    assert stored["blocks"] == 16 and stored["splits"] == 12_870
+    assert stored["pbo"] == cscv(figures, seed=7).pbo and 0.0 <= stored["pbo"] <= 1.0
