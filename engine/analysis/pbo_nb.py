@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from numba import njit, prange
 
 from engine.strategy.nb import kernel
 
@@ -43,10 +44,15 @@ def _first_changes_nb(halves: np.ndarray) -> np.ndarray:
     return out
 
 
-@kernel
+#: The CSCV kernel runs chunks of split pairs on every core numba was given.
+_parallel = njit(cache=True, nogil=True, parallel=True, error_model="numpy")
+
+
+@_parallel
 def cscv_pairs_nb(
     columns: np.ndarray,
     halves: np.ndarray,
+    chunks: int,
     chosen: np.ndarray,
     chosen_train: np.ndarray,
     chosen_test: np.ndarray,
@@ -59,67 +65,72 @@ def cscv_pairs_nb(
     figures (log returns add up); the trial best on the training half (ties:
     the lowest index) is chosen. Writes, per split, the chosen trial, its
     train and test figures and its rank among all trials on the test half
-    (1 = worst; ties share their average rank).
+    (1 = worst; ties share their average rank). The pairs are cut into
+    ``chunks`` contiguous runs, run in parallel (each its own buffers, so
+    the results do not depend on the number of threads).
     """
     s, n = columns.shape
-    pairs = halves.shape[0]
+    pairs, h = halves.shape
     total = np.zeros(n)
     for j in range(s):
         for i in range(n):
             total[i] += columns[j, i]
+    changes = _first_changes_nb(halves)
     best_a = np.full(pairs, -np.inf)
     best_b = np.full(pairs, -np.inf)
     arg_a = np.zeros(pairs, dtype=np.int64)
     arg_b = np.zeros(pairs, dtype=np.int64)
     test_a = np.zeros(pairs)  # split 2p: chosen on half A, tested on the rest (B)
     test_b = np.zeros(pairs)  # split 2p + 1: chosen on B, tested on A
-    h = halves.shape[1]
-    changes = _first_changes_nb(halves)
-    levels = np.empty((h, TILE))
-    a = levels[h - 1]
-    for start in range(0, n, TILE):
-        stop = min(n, start + TILE)
-        for p in range(pairs):
-            _half_sums_nb(columns, halves[p], 0 if p == 0 else changes[p], start, stop, levels)
-            ba = best_a[p]
-            bb = best_b[p]
-            for i in range(stop - start):
-                b = total[start + i] - a[i]
-                # The test figure is kept as computed here, so the second pass meets it bit for bit.
-                if a[i] > ba:
-                    ba = a[i]
-                    arg_a[p] = start + i
-                    test_a[p] = b
-                if b > bb:
-                    bb = b
-                    arg_b[p] = start + i
-                    test_b[p] = a[i]
-            best_a[p] = ba
-            best_b[p] = bb
     less_a = np.zeros(pairs, dtype=np.int64)
     same_a = np.zeros(pairs, dtype=np.int64)
     less_b = np.zeros(pairs, dtype=np.int64)
     same_b = np.zeros(pairs, dtype=np.int64)
-    for start in range(0, n, TILE):
-        stop = min(n, start + TILE)
-        for p in range(pairs):
-            _half_sums_nb(columns, halves[p], 0 if p == 0 else changes[p], start, stop, levels)
-            va = test_a[p]
-            vb = test_b[p]
-            la = 0
-            sa = 0
-            lb = 0
-            sb = 0
-            for i in range(stop - start):
-                b = total[start + i] - a[i]
-                la += b < va
-                sa += b == va
-                lb += a[i] < vb
-                sb += a[i] == vb
-            less_a[p] += la
-            same_a[p] += sa
-            less_b[p] += lb
-            same_b[p] += sb
+    for c in prange(chunks):
+        lo = c * pairs // chunks
+        hi = (c + 1) * pairs // chunks
+        levels = np.empty((h, TILE))
+        for start in range(0, n, TILE):
+            stop = min(n, start + TILE)
+            for p in range(lo, hi):
+                _half_sums_nb(columns, halves[p], 0 if p == lo else changes[p], start, stop, levels)
+                ba = best_a[p]
+                bb = best_b[p]
+                for i in range(stop - start):
+                    a = levels[h - 1, i]
+                    b = total[start + i] - a
+                    # The test figure is kept as computed here, so the second pass meets it bit for bit.
+                    if a > ba:
+                        ba = a
+                        arg_a[p] = start + i
+                        test_a[p] = b
+                    if b > bb:
+                        bb = b
+                        arg_b[p] = start + i
+                        test_b[p] = a
+                best_a[p] = ba
+                best_b[p] = bb
+        for start in range(0, n, TILE):
+            stop = min(n, start + TILE)
+            for p in range(lo, hi):
+                _half_sums_nb(columns, halves[p], 0 if p == lo else changes[p], start, stop, levels)
+                va = test_a[p]
+                vb = test_b[p]
+                la = 0
+                sa = 0
+                lb = 0
+                sb = 0
+                for i in range(stop - start):
+                    a = levels[h - 1, i]
+                    b = total[start + i] - a
+                    la += b < va
+                    sa += b == va
+                    lb += a < vb
+                    sb += a == vb
+                less_a[p] += la
+                same_a[p] += sa
+                less_b[p] += lb
+                same_b[p] += sb
     for p in range(pairs):
         chosen[2 * p] = arg_a[p]
         chosen[2 * p + 1] = arg_b[p]

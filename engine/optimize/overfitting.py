@@ -46,7 +46,7 @@ async def build_overfitting(
 ) -> dict[str, Any]:
     """The ``overfitting`` section of a study's report (keys in ``docs/headless.md``)."""
     section: dict[str, Any] = {"pbo": None, "blocks": 0, "splits": 0}
-    numbers, figures = await store.trial_blocks(study_id)
+    _, figures = await store.trial_blocks(study_id)
     if figures.shape[0] >= 2 and figures.shape[1] >= 2:
         result = cscv(figures, max_splits=MAX_SPLITS, seed=seed)
         figures_dict = result.as_dict()

@@ -500,7 +500,7 @@ class SqliteStore(BatchedStore):
                 rows = await cursor.fetchall()
         except sqlite3.OperationalError:  # a store made before blocks were recorded, opened read-only
             rows = []
-        return blocks_matrix(rows)
+        return blocks_matrix((row[0], row[1]) for row in rows)
 
     async def artifact_numbers(self, study_id: int) -> list[int]:
         """Trial numbers that have stored artifacts."""

@@ -28,5 +28,6 @@ def test_importance_bars_are_as_long_as_their_shares() -> None:
     bars = [r for r in root.findall(f"{NS}rect") if r.find(f"{NS}title") is not None]
     widths = [float(r.get("width", "0")) for r in bars]
     assert len(bars) == 3 and widths[0] == 4 * widths[1] and widths[2] == 0.0
-    assert [r.find(f"{NS}title").text for r in bars][0] == "slow: 80.0%"  # type: ignore[union-attr]
+    title = bars[0].find(f"{NS}title")
+    assert title is not None and title.text == "slow: 80.0%"
     assert "no complete trial" in importance_svg({})
