@@ -103,6 +103,9 @@ class Heatmap:
     x_values: tuple[float, ...]
     y_values: tuple[float, ...]
     values: tuple[tuple[float | None, ...], ...]  # values[y][x]
+    #: The surface smoothed over neighbouring cells, untried cells interpolated from the nearest
+    #: tried ones (``None``: not computed); ``values`` says which cells were sampled.
+    smoothed: tuple[tuple[float, ...], ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)

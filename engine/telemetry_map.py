@@ -9,6 +9,7 @@ same ones, so a figure reads the same in the console, a report and a replay.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -130,7 +131,34 @@ def build_heatmap(points: list[tuple[dict[str, Any], float]], maximize: bool) ->
         x_values=tuple(x_axis.values),
         y_values=tuple(y_axis.values),
         values=tuple(tuple(row) for row in grid),
+        smoothed=smooth_grid(grid),
     )
+
+
+def smooth_grid(grid: Sequence[Sequence[float | None]]) -> tuple[tuple[float, ...], ...] | None:
+    """Each cell: the mean of the tried cells within one step (itself included), or, for a cell with
+    none that close, of the tried cells at the smallest distance that has some (Chebyshev rings).
+
+    Random, genetic and TPE samplers leave most cells of a grid untried; this is
+    the surface interpolated over them (and a plateau told from a spike).
+    """
+    rows, cols = len(grid), len(grid[0]) if grid else 0
+    tried = [(y, x, v) for y, row in enumerate(grid) for x, v in enumerate(row) if v is not None and math.isfinite(v)]
+    if not tried:
+        return None
+    out: list[tuple[float, ...]] = []
+    for y in range(rows):
+        line = []
+        for x in range(cols):
+            radius = 1
+            while True:
+                near = [v for ty, tx, v in tried if max(abs(ty - y), abs(tx - x)) <= radius]
+                if near:
+                    line.append(sum(near) / len(near))
+                    break
+                radius += 1
+        out.append(tuple(line))
+    return tuple(out)
 
 
 def validation_from_dict(raw: dict[str, Any] | None, trials: int) -> ValidationTelemetry | None:

@@ -89,3 +89,30 @@ def test_trial_detail_maps_trades_equity_and_says_why_parts_are_missing() -> Non
     assert no_artifacts.note == "equity and trades are stored for the top trials only"
     failed = trial_detail("s", "sharpe", _trial(9, "ValueError: boom\n  traceback..."), {})
     assert failed.note == "ValueError: boom" and failed.state == "failed"
+
+
+def test_the_smoothed_surface_averages_neighbours_and_fills_untried_cells() -> None:
+    from engine.telemetry_map import smooth_grid
+
+    grid = [
+        [1.0, None, None, None],
+        [None, 3.0, None, None],
+        [None, None, None, None],
+        [None, None, None, 9.0],
+    ]
+    smoothed = smooth_grid(grid)
+    assert smoothed is not None
+    assert smoothed[0][0] == 2.0  # itself and (1, 1), one step away
+    assert smoothed[1][1] == 2.0 and smoothed[0][2] == 3.0  # untried: the tried cells one step away
+    assert smoothed[2][2] == 6.0  # (1, 1) and (3, 3), both one step away
+    assert smoothed[3][0] == 3.0  # none one step away; at two steps only (1, 1)
+    assert smooth_grid([[None, None]]) is None
+
+
+def test_a_random_sampler_heatmap_carries_the_smoothed_surface() -> None:
+    points = [({"fast": 2 + (i * 37) % 58, "slow": 20 + (i * 53) % 280}, float(i % 7)) for i in range(60)]
+    heat = build_heatmap(points, maximize=True)
+    assert heat is not None and heat.smoothed is not None
+    assert len(heat.smoothed) == len(heat.y_values) and len(heat.smoothed[0]) == len(heat.x_values)
+    untried = sum(v is None for row in heat.values for v in row)
+    assert untried > 0 and all(v == v for row in heat.smoothed for v in row)  # every cell shaded, no NaN
