@@ -145,6 +145,8 @@ class StudyTelemetry:
     convergence: tuple[float, ...] = ()  # best-so-far objective, one point per finished trial (thinned)
     best_equity: tuple[float, ...] = ()
     heatmap: Heatmap | None = None
+    #: ``(parameter, share of the objective's variance it explains)``, largest first (engine.analysis).
+    importance: tuple[tuple[str, float], ...] = ()
     validation: ValidationTelemetry | None = None
     checkpointed_at: float | None = None
     checkpoint_trials: int = 0

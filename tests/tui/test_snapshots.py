@@ -31,14 +31,17 @@ def _app(theme: str, idle: bool = False, *, sparse: bool = False) -> GenesisApp:
 
 
 def sparse_heatmap_fixture(telemetry: Telemetry) -> Telemetry:
-    """The fixture with the heatmap of 60 random-sampler trials: a smoothed surface over mostly untried cells."""
+    """The fixture with 60 random-sampler trials: a smoothed heatmap over mostly untried cells, importance bars."""
     assert telemetry.study is not None
     points = []
     for i in range(60):  # a fixed, irregular scatter (no random generator: the picture must not move)
         fast, slow = 2 + (i * 37) % 58, 20 + (i * 53) % 280
         points.append(({"fast": fast, "slow": slow}, 1.5 - ((fast - 25) / 30) ** 2 - ((slow - 160) / 150) ** 2))
     heatmap = build_heatmap(points, maximize=True)
-    return dataclasses.replace(telemetry, study=dataclasses.replace(telemetry.study, heatmap=heatmap))
+    scores = (("slow", 0.62), ("fast", 0.31), ("stop_loss", 0.02))
+    return dataclasses.replace(
+        telemetry, study=dataclasses.replace(telemetry.study, heatmap=heatmap, importance=scores)
+    )
 
 
 def _show(pane_id: str) -> Callable[[Pilot], object]:
@@ -65,7 +68,7 @@ def test_pane_snapshot(snap_compare, pane_id: str, size: str, theme: str) -> Non
 def test_smoothed_heatmap_snapshot(snap_compare, size: str, theme: str) -> None:
     async def run_before(pilot: Pilot) -> None:
         await _show("optimizer")(pilot)
-        pilot.app.query_one("#heatmap").scroll_visible(animate=False)
+        pilot.app.query_one("#validation").scroll_visible(animate=False)
         await pilot.pause()
 
     assert snap_compare(_app(theme, sparse=True), terminal_size=SIZES[size], run_before=run_before)
