@@ -47,7 +47,6 @@ from engine.optimize.records import (
     TrialTask,
     rank_value,
 )
-from engine.optimize.store import trial_record
 from engine.optimize.trial import Encoded, WorkerSetup
 from engine.profile import caches, profiler
 from engine.store.factory import open_study_store
@@ -909,18 +908,18 @@ class _BatchLoop:
                 )
             keep = set(promoted)
             alive = [t for t in alive if t.number in keep]
-        records = []
+        pairs = []
         values: dict[int, float | None] = {}
         for number in sorted(final):
             result, arrays = final[number]
             task = by_number[number]
-            records.append(trial_record(result, task.key, task.params, batch))
+            pairs.append((result, task))  # with the full-data rung's per-block figures
             values[number] = result.objective if result.state is TrialState.COMPLETE else None
             self._account(result, task, count_failure=False, count=True)
             self.study.consider_top(self.store, self.record.id, result, task)
             if arrays and result.state is TrialState.COMPLETE:
                 self.study.store_artifacts(self.store, self.record.id, number, arrays)
-        await self.store.add_trials(self.record.id, records)
+        await self.store.add_results(self.record.id, batch, pairs)
         self.emit()
         return values
 

@@ -219,7 +219,7 @@ async def test_successive_halving_prunes_with_the_step_reached(study_file: Calla
     db = tmp_path / "s.db"
     path = study_file(bars=20_000, prune="halving", batch_size=27)
     summary = await Study.from_file(path, db=db).run()
-    trials, _ = await _stored(db, "t")
+    trials, record = await _stored(db, "t")
     pruned = [t for t in trials if t.state is TrialState.PRUNED]
     complete = [t for t in trials if t.state is TrialState.COMPLETE]
     assert pruned and complete and summary.pruned == len(pruned)
@@ -228,6 +228,13 @@ async def test_successive_halving_prunes_with_the_step_reached(study_file: Calla
     assert len(trials) == len(_feasible_grid())
     # the survivors of a batch's first rung are the best third of it on that prefix
     assert len(complete) < len(trials) / 3 + 10
+    # Only the trials that ran on all the bars recorded per-block figures (a prefix has other blocks).
+    store = await SqliteStore.open(db, readonly=True)
+    try:
+        numbers, figures = await store.trial_blocks(record.id)  # type: ignore[attr-defined]
+    finally:
+        await store.close()
+    assert numbers.tolist() == sorted(t.number for t in complete) and figures.shape[1] == 16
 
 
 async def test_out_of_sample_validation_is_stored_and_reported(study_file: Callable[..., Path], tmp_path: Path) -> None:
