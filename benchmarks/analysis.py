@@ -103,7 +103,7 @@ def run_figures(quick: bool = False) -> dict[str, Any]:
     trials = 500 if quick else 2000
     _study_s(folder, 16, 50)  # warm
     study_with = study_without = float("inf")
-    for _ in range(max(1, repeat // 2)):
+    for _ in range(max(3, repeat // 2)):  # whole studies vary with the load: the best of a few, alternated
         study_with = min(study_with, _study_s(folder, 16, trials))
         study_without = min(study_without, _study_s(folder, 0, trials))
 
