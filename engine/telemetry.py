@@ -104,6 +104,9 @@ class Heatmap:
     x_values: tuple[float, ...]
     y_values: tuple[float, ...]
     values: tuple[tuple[float | None, ...], ...]  # values[y][x]
+    #: The surface smoothed over neighbouring cells, untried cells interpolated from the nearest
+    #: tried ones (``None``: not computed); ``values`` says which cells were sampled.
+    smoothed: tuple[tuple[float, ...], ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +146,8 @@ class StudyTelemetry:
     convergence: tuple[float, ...] = ()  # best-so-far objective, one point per finished trial (thinned)
     best_equity: tuple[float, ...] = ()
     heatmap: Heatmap | None = None
+    #: ``(parameter, share of the objective's variance it explains)``, largest first (engine.analysis).
+    importance: tuple[tuple[str, float], ...] = ()
     validation: ValidationTelemetry | None = None
     checkpointed_at: float | None = None
     checkpoint_trials: int = 0

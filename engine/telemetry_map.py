@@ -138,13 +138,41 @@ def build_heatmap(points: list[tuple[dict[str, Any], float]], maximize: bool) ->
         x_values=tuple(x_axis.values),
         y_values=tuple(y_axis.values),
         values=tuple(tuple(row) for row in grid),
+        smoothed=smooth_grid(grid),
     )
+
+
+def smooth_grid(grid: Sequence[Sequence[float | None]]) -> tuple[tuple[float, ...], ...] | None:
+    """Each cell: the mean of the tried cells within one step (itself included), or, for a cell with
+    none that close, of the tried cells at the smallest distance that has some (Chebyshev rings).
+
+    Random, genetic and TPE samplers leave most cells of a grid untried; this is
+    the surface interpolated over them (and a plateau told from a spike).
+    """
+    rows, cols = len(grid), len(grid[0]) if grid else 0
+    tried = [(y, x, v) for y, row in enumerate(grid) for x, v in enumerate(row) if v is not None and math.isfinite(v)]
+    if not tried:
+        return None
+    out: list[tuple[float, ...]] = []
+    for y in range(rows):
+        line = []
+        for x in range(cols):
+            radius = 1
+            while True:
+                near = [v for ty, tx, v in tried if max(abs(ty - y), abs(tx - x)) <= radius]
+                if near:
+                    line.append(sum(near) / len(near))
+                    break
+                radius += 1
+        out.append(tuple(line))
+    return tuple(out)
 
 
 def validation_from_dict(raw: dict[str, Any] | None, trials: int) -> ValidationTelemetry | None:
     """Map the optimizer's stored validation report (``ValidationReport.as_dict()``) onto
     the console's record: the best re-checked trial's in-sample and out-of-sample
-    figures, the deflated Sharpe probability and the walk-forward fold count."""
+    figures, the deflated Sharpe probability, the walk-forward fold count and the
+    probability of backtest overfitting (``pbo``, stored when the study ends)."""
     if not raw:
         return None
     holdout = raw.get("holdout")
@@ -157,13 +185,15 @@ def validation_from_dict(raw: dict[str, Any] | None, trials: int) -> ValidationT
     n_trials = deflated.get("n_trials") if isinstance(deflated, dict) else None
     walk = raw.get("walk_forward")
     folds = walk.get("folds") if isinstance(walk, dict) else None
-    if not in_sample and not out_sample and dsr is None:
+    cscv = raw.get("pbo")
+    pbo = cscv.get("pbo") if isinstance(cscv, dict) else None
+    if not in_sample and not out_sample and dsr is None and pbo is None:
         return None
     return ValidationTelemetry(
         in_sample=in_sample,
         out_of_sample=out_sample,
         deflated_sharpe=float(dsr) if isinstance(dsr, (int, float)) else None,
-        probability_overfit=None,
+        probability_overfit=float(pbo) if isinstance(pbo, (int, float)) else None,
         folds=len(folds) if isinstance(folds, list) else 0,
         trials_considered=int(n_trials) if isinstance(n_trials, int) else trials,
     )

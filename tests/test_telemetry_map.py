@@ -34,6 +34,12 @@ def test_validation_report_maps_best_trial_and_deflated_sharpe() -> None:
     assert v.deflated_sharpe == 0.83
     assert v.trials_considered == 4000
     assert v.folds == 3
+    assert v.probability_overfit is None  # a study stored before PBO was recorded
+
+
+def test_the_stored_pbo_is_the_consoles_probability_of_overfitting() -> None:
+    v = validation_from_dict({"objective": "sharpe", "holdout": None, "pbo": {"pbo": 0.62, "blocks": 16}}, 5)
+    assert v is not None and v.probability_overfit == 0.62
 
 
 def test_validation_absent_or_empty_is_none() -> None:
@@ -146,3 +152,30 @@ def test_paper_orders_are_one_row_each_with_their_fill() -> None:
     assert (rows[0].ts, rows[0].units, rows[0].price, rows[0].side) == (60.0, 2.0, 100.0, "long")
     assert (rows[1].ts, rows[1].units, rows[1].price, rows[1].side) == (120.0, 2.0, 110.0, "flat")
     assert (rows[2].ts, rows[2].units, rows[2].price) == (None, None, None)  # not filled yet: nothing to show
+
+
+def test_the_smoothed_surface_averages_neighbours_and_fills_untried_cells() -> None:
+    from engine.telemetry_map import smooth_grid
+
+    grid = [
+        [1.0, None, None, None],
+        [None, 3.0, None, None],
+        [None, None, None, None],
+        [None, None, None, 9.0],
+    ]
+    smoothed = smooth_grid(grid)
+    assert smoothed is not None
+    assert smoothed[0][0] == 2.0  # itself and (1, 1), one step away
+    assert smoothed[1][1] == 2.0 and smoothed[0][2] == 3.0  # untried: the tried cells one step away
+    assert smoothed[2][2] == 6.0  # (1, 1) and (3, 3), both one step away
+    assert smoothed[3][0] == 3.0  # none one step away; at two steps only (1, 1)
+    assert smooth_grid([[None, None]]) is None
+
+
+def test_a_random_sampler_heatmap_carries_the_smoothed_surface() -> None:
+    points = [({"fast": 2 + (i * 37) % 58, "slow": 20 + (i * 53) % 280}, float(i % 7)) for i in range(60)]
+    heat = build_heatmap(points, maximize=True)
+    assert heat is not None and heat.smoothed is not None
+    assert len(heat.smoothed) == len(heat.y_values) and len(heat.smoothed[0]) == len(heat.x_values)
+    untried = sum(v is None for row in heat.values for v in row)
+    assert untried > 0 and all(v == v for row in heat.smoothed for v in row)  # every cell shaded, no NaN

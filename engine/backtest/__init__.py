@@ -6,7 +6,15 @@ package is cheap. Conventions: ``docs/backtest.md``.
 
 from __future__ import annotations
 
-from engine.backtest.api import BacktestResult, run, run_many, run_portfolio, run_signals, simulate
+from engine.backtest.api import (
+    BacktestResult,
+    block_returns,
+    run,
+    run_many,
+    run_portfolio,
+    run_signals,
+    simulate,
+)
 from engine.backtest.enums import EXIT_REASONS, METRIC_NAMES, TRADE_DTYPE
 from engine.backtest.indicators import INDICATORS, IndicatorCache
 from engine.backtest.metrics import Metrics
@@ -43,6 +51,7 @@ __all__ = [
     "Options",
     "Param",
     "Strategy",
+    "block_returns",
     "get_strategy",
     "resolve_strategy",
     "run",

@@ -39,6 +39,15 @@ if TYPE_CHECKING:
 _NO_SIGNALS = np.zeros(0, dtype=np.bool_)
 _NO_EQUITY = np.empty(0, dtype=np.float64)
 _NO_TRADES = np.empty(0, dtype=TRADE_DTYPE)
+_NO_BOUNDS = np.empty(0, dtype=np.int64)
+_NO_BLOCKS = np.empty((0, 0), dtype=np.float64)
+
+
+def block_returns(equity: np.ndarray, blocks: int, start: float) -> np.ndarray:
+    """Per-block log returns of an equity curve over ``blocks`` equal time blocks (``start``: the cash)."""
+    out = np.empty(blocks)
+    nb.block_log_returns_nb(np.asarray(equity, dtype=np.float64), nb.block_bounds_nb(len(equity), blocks), start, out)
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,6 +240,7 @@ def run_many(
     *,
     options: BacktestOptions | None = None,
     cache: IndicatorCache | None = None,
+    blocks: np.ndarray | None = None,
     **option_values: Any,
 ) -> np.ndarray:
     """Metrics of many parameter sets of one strategy: an array of shape
@@ -244,6 +254,10 @@ def run_many(
     ``options`` and ``option_values`` are as for :func:`run`; a parameter set
     may also carry any option key (``stop_loss`` searched by a study, say),
     which overrides them for that set (each distinct override is validated once).
+
+    ``blocks`` (an array of shape (len(param_sets), S), optional) receives each
+    set's log returns over S equal time blocks of the bars
+    (:func:`block_returns` of its equity curve), at almost no extra cost.
     """
     spec = get_strategy(strategy)
     cache = cache if cache is not None else IndicatorCache()
@@ -266,7 +280,10 @@ def run_many(
         if inputs.kind == KIND_SIGNALS or a_row < 0 or b_row < 0 or opts.trailing_stop or opts.risk_fraction:
             # Not batchable (explicit signals, an indicator that is not a float64
             # array of one value per bar, a trailing stop or risk sizing): the per-set kernel call.
-            out[row] = simulate(bars, inputs, opts, entries=entries, exits=exits)[0]
+            metrics, curve, _ = simulate(bars, inputs, opts, entries=entries, exits=exits, equity=blocks is not None)
+            out[row] = metrics
+            if blocks is not None and curve is not None:
+                blocks[row] = block_returns(curve, blocks.shape[1], opts.cash)
             continue
         key = (inputs.kind, opts.fill == "close", opts.stop_loss > 0.0 or opts.take_profit > 0.0)
         group = groups.get(key)
@@ -277,8 +294,11 @@ def run_many(
         addresses = np.array([array.ctypes.data for array in keep], dtype=np.int64)
         ppy = float(periods_per_year(bars.timeframe))
         whole = len(groups) == 1 and len(next(iter(groups.values())).rows) == len(sets)
+        bounds = _NO_BOUNDS if blocks is None else nb.block_bounds_nb(n, blocks.shape[1])
+        scratch = _NO_EQUITY if blocks is None else np.empty(n)
         for (kind, fill_close, check_stops), group in groups.items():
             target = out if whole else np.empty((len(group.rows), N_METRICS))
+            figures = _NO_BLOCKS if blocks is None else np.empty((len(group.rows), blocks.shape[1]))
             kernel = nb.simulate_many_variant(fill_close, check_stops)
             # A dispatcher's first call compiles it or loads it from the on-disk cache.
             compiled = bool(kernel.signatures)
@@ -286,7 +306,7 @@ def run_many(
             with profiler.stage("numba.compile") if not compiled else contextlib.nullcontext():
                 kernel(
                     bars.open, bars.high, bars.low, bars.close, kind, addresses,
-                    *group.arrays(), ppy, _NO_SIGNALS, _NO_EQUITY, _NO_TRADES, target,
+                    *group.arrays(), ppy, _NO_SIGNALS, scratch, _NO_TRADES, target, bounds, figures,
                 )  # fmt: skip
             if compiled and profiler.enabled:
                 # One sample per backtest, the call's time split evenly: the stage reads
@@ -296,6 +316,8 @@ def run_many(
                     profiler.record("backtest.kernel", share)
             if not whole:
                 out[group.rows] = target
+            if blocks is not None:
+                blocks[group.rows] = figures
     return out
 
 

@@ -615,6 +615,34 @@ def _finish_metrics_nb(
     out[M_EXPOSURE] = exposed / n
 
 
+@kernel
+def block_bounds_nb(n: int, blocks: int) -> np.ndarray:
+    """The last bar of each of ``blocks`` equal time blocks of ``n`` bars (the last block takes the rest)."""
+    out = np.empty(blocks, dtype=np.int64)
+    for s in range(blocks):
+        out[s] = (s + 1) * n // blocks - 1
+    return out
+
+
+@kernel
+def block_log_returns_nb(equity: np.ndarray, bounds: np.ndarray, start: float, out: np.ndarray) -> None:
+    """``out[s]``: the log return of the equity over block ``s`` (from the previous block's last bar,
+    or ``start``, to ``bounds[s]``).
+
+    Log returns add up: a run of blocks' figure is their sum (the CSCV halves
+    combine blocks this way). A ruined account is floored at 1e-12 of the
+    previous value, so the figures stay finite.
+    """
+    prev = start
+    for s in range(bounds.shape[0]):
+        value = equity[bounds[s]]
+        if prev > 0.0:
+            out[s] = np.log(max(value, prev * 1e-12) / prev)
+        else:
+            out[s] = 0.0
+        prev = value
+
+
 # --------------------------------------------------------------------------
 # Many parameter sets in one call.
 # --------------------------------------------------------------------------
@@ -666,9 +694,15 @@ def _make_simulate_many(fixed_fill_close: bool, fixed_check_stops: bool) -> Any:
         no_equity: np.ndarray,
         no_trades: np.ndarray,
         metrics_out: np.ndarray,
+        bounds: np.ndarray,
+        blocks_out: np.ndarray,
     ) -> None:
         """Backtest set ``k`` of many into ``metrics_out[k]`` (one specialised
-        :func:`simulate_nb` per set, without equity curve or trade records).
+        :func:`simulate_nb` per set, without trade records).
+
+        With ``bounds`` (the blocks' last bars, :func:`block_bounds_nb`; empty
+        to skip) ``no_equity`` is a scratch curve of one value per bar and
+        ``blocks_out[k]`` receives set ``k``'s per-block log returns.
 
         ``addresses`` holds the data addresses of the distinct indicator arrays
         (float64, C-contiguous, one value per bar, kept alive by the caller);
@@ -705,6 +739,8 @@ def _make_simulate_many(fixed_fill_close: bool, fixed_check_stops: bool) -> Any:
                     False, direction[k], fee[k], slippage[k], size[k], cash[k], stop_loss[k],
                     take_profit[k], periods_per_year, no_equity, no_trades, metrics_out[k],
                 )
+            if bounds.shape[0] > 0:
+                block_log_returns_nb(no_equity, bounds, cash[k], blocks_out[k])
 
     return kernel(_distinct(simulate_many_nb, _variant_name(fixed_fill_close, fixed_check_stops)))
 

@@ -278,6 +278,49 @@ def heatmap_svg(heatmap: Any, *, objective: str = "objective", title: str = "Bes
     return _document(title, body)
 
 
+def montecarlo_svg(section: Any, *, title: str = "Monte Carlo of the best trial's trades") -> str:
+    """The fan of resampled equity paths (the ``overfitting.monte_carlo`` dict): 5-95% and 25-75% bands, median."""
+    if not section:
+        return _empty(title, "no stored trades to resample (artifacts = \"none\", or no complete trial)")
+    fan = section["fan"]
+    marks = [float(x) for x in fan["trades"]]
+    bands = {p: [float(v) for v in fan[p]] for p in ("p5", "p25", "p50", "p75", "p95")}
+    y_lo, y_hi = _bounds([v for values in bands.values() for v in values])
+    frame = _Frame(marks[0], max(marks[-1], marks[0] + 1), y_lo, y_hi)
+    body = frame.axes("trades", "equity (from 1)")
+    for (low, high), opacity in ((("p5", "p95"), 0.22), (("p25", "p75"), 0.4)):
+        upper = [f"{frame.x(x):.1f},{frame.y(v):.1f}" for x, v in zip(marks, bands[high], strict=True)]
+        lower = [f"{frame.x(x):.1f},{frame.y(v):.1f}" for x, v in zip(marks, bands[low], strict=True)]
+        body.append(f"<polygon points='{' '.join(upper + lower[::-1])}' fill='{PALETTE[0]}' opacity='{opacity}'/>")
+    median = " ".join(f"{frame.x(x):.1f},{frame.y(v):.1f}" for x, v in zip(marks, bands["p50"], strict=True))
+    body.append(f"<polyline points='{median}' fill='none' stroke='{PALETTE[0]}' stroke-width='2.2'/>")
+    body += _legend([f"trial #{section['trial']}: median, 25-75%, 5-95% of {section['paths']} paths"])
+    return _document(title, body)
+
+
+def importance_svg(scores: Any, *, objective: str = "objective", title: str = "Parameter importance") -> str:
+    """One horizontal bar per parameter: the share of the objective's variance it explains alone."""
+    if not scores:
+        return _empty(title, "no complete trial yet")
+    items = list(scores.items())[:20]
+    left, top = MARGIN_L + 60, MARGIN_T
+    width, height = WIDTH - left - MARGIN_R - 50, HEIGHT - MARGIN_T - MARGIN_B
+    bar = height / len(items)
+    body = []
+    for i, (name, value) in enumerate(items):
+        y = top + i * bar
+        length = max(0.0, min(1.0, float(value))) * width
+        body.append(f"<rect x='{left}' y='{y + bar * 0.15:.1f}' width='{length:.1f}' height='{bar * 0.7:.1f}' "
+                    f"fill='{PALETTE[i % len(PALETTE)]}'><title>{escape(name)}: {100 * float(value):.1f}%</title></rect>")
+        body.append(f"<text x='{left - 6}' y='{y + bar / 2 + 4:.1f}' text-anchor='end' font-size='12' "
+                    f"fill='#222'>{escape(name)}</text>")
+        body.append(f"<text x='{left + length + 6:.1f}' y='{y + bar / 2 + 4:.1f}' font-size='11' "
+                    f"fill='#444'>{100 * float(value):.1f}%</text>")
+    body.append(f"<text x='{left + width / 2:.0f}' y='{HEIGHT - 12}' text-anchor='middle' font-size='12' "
+                f"fill='#222'>share of the variance of {escape(objective)}</text>")
+    return _document(title, body)
+
+
 def write_charts(
     directory: str | Path,
     *,
@@ -287,8 +330,10 @@ def write_charts(
     heatmap: Any,
     maximize: bool = True,
     objective: str = "objective",
+    overfitting: Any = None,
 ) -> dict[str, Path]:
-    """Write ``equity.svg``, ``convergence.svg`` and ``heatmap.svg`` into ``directory``."""
+    """Write ``equity.svg``, ``convergence.svg``, ``heatmap.svg`` and, given the report's ``overfitting``
+    section, ``montecarlo.svg`` and ``importance.svg`` into ``directory``."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     charts = {
@@ -296,6 +341,9 @@ def write_charts(
         "convergence": convergence_svg(numbers, objectives, maximize=maximize, objective=objective),
         "heatmap": heatmap_svg(heatmap, objective=objective),
     }
+    if overfitting is not None:
+        charts["montecarlo"] = montecarlo_svg(overfitting.get("monte_carlo"))
+        charts["importance"] = importance_svg(overfitting.get("importance"), objective=objective)
     paths = {}
     for name, text in charts.items():
         path = directory / f"{name}.svg"

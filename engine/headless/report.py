@@ -14,6 +14,7 @@ Layout under the report root (``--report DIR``)::
     DIR/<study>/<stamp>-run<N>/report.md       one directory per run
                                report.json
                                equity.svg convergence.svg heatmap.svg
+                               montecarlo.svg importance.svg
     DIR/<study>/latest -> <stamp>-run<N>
 """
 
@@ -148,6 +149,8 @@ async def build_full_report(db: str | Path | DatabaseUrl, name: str, *, run_id: 
     report["drivers"] = await _drivers(db, name)
     charts = await _chart_data(db, name, maximize)
     report["charts"] = {"equity": "equity.svg", "convergence": "convergence.svg", "heatmap": "heatmap.svg"}
+    if report.get("overfitting") is not None:
+        report["charts"].update({"montecarlo": "montecarlo.svg", "importance": "importance.svg"})
     return json_safe(report), charts
 
 
@@ -249,6 +252,7 @@ def write_report_dir(report: dict[str, Any], charts: dict[str, Any], directory: 
         heatmap=charts["heatmap"],
         maximize=maximize,
         objective=str(report.get("objective", "objective")),
+        overfitting=report.get("overfitting"),
     )
     md, js = directory / "report.md", directory / "report.json"
     _write(md, render_full_markdown(report))

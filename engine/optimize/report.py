@@ -14,6 +14,7 @@ from typing import Any
 
 from engine.errors import ConfigError
 from engine.histogram import LogHistogram
+from engine.optimize.overfitting import build_overfitting, overfitting_markdown
 from engine.paths import named_path
 from engine.store.factory import open_study_store
 from engine.store.protocol import StudyStore
@@ -108,6 +109,10 @@ async def build_report(store: StudyStore, name: str) -> dict[str, Any]:
         "pruned_by_step": {str(step): n for step, n in sorted(pruned_steps.items())},
         "run": study.summary,
         "validation": study.validation,
+        "overfitting": await build_overfitting(
+            store, study.id, maximize=maximize, sampler=str(fields.get("sampler", "grid")),
+            seed=int(fields.get("seed") or 0),
+        ),
         "artifacts": await store.artifact_numbers(study.id),
     }
 
@@ -250,6 +255,8 @@ def render_markdown(report: dict[str, Any]) -> str:
             lines.append("| " + " | ".join(cells) + " |")
     if report.get("validation"):
         lines += _validation_lines(report["validation"], objective)
+    if report.get("overfitting"):
+        lines += overfitting_markdown(report["overfitting"], objective)
     if report.get("failures"):
         lines += ["", "## Failures", "", "| count | error |", "|---|---|"]
         lines += [f"| {f['count']} | {f['error'].replace('|', '/')} |" for f in report["failures"]]

@@ -123,6 +123,7 @@ class ValidationSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     walk_forward_train_ratio: float = 3.0  # rolling: train bars per test bar
     walk_forward_candidates: int = 100  # best trials re-selected per fold; 0: all
     top_k: int = 5  # best trials re-run out of sample
+    blocks: int = 16  # equal time blocks each trial's in-sample returns are recorded on (CSCV, PBO); 0 disables
 
 
 class NotifySpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -535,6 +536,11 @@ def _check_validation(validation: ValidationSpec, where: str) -> None:
             "an integer >= 0 (0: all)",
         ),
         ("top_k", validation.top_k >= 1, "an integer >= 1"),
+        (
+            "blocks",
+            validation.blocks == 0 or (2 <= validation.blocks <= 64 and validation.blocks % 2 == 0),
+            "an even integer from 2 to 64 (0 disables)",
+        ),
     )
     for field, ok, expected in checks:
         if not ok:

@@ -51,7 +51,6 @@ from engine.store.records import (
     TrialTask,
     rank_value,
 )
-from engine.store.study_sqlite import trial_record
 from engine.store.url import DatabaseUrl, StoreLocation, store_location
 
 if TYPE_CHECKING:
@@ -472,6 +471,7 @@ class Study:
             objective=self.objective,
             maximize=self.maximize,
             trial_timeout_s=self.trial_timeout_s,
+            blocks=self.spec.validation.blocks,
         )
         error: str | None = None
         final_state = StudyState.COMPLETE
@@ -638,6 +638,7 @@ class Study:
         )
         as_dict = result.as_dict()
         as_dict = json.loads(json.dumps(as_dict, default=str))  # plain lists and dicts, as the store gives back
+        as_dict["pbo"] = await _pbo(store, record.id, self.spec.search.seed)
         await store.save_validation(record.id, as_dict)
         return as_dict
 
@@ -705,6 +706,18 @@ def _warm_kernels(strategy: StrategyDef, options: BacktestOptions) -> None:
         from engine.optimize.backends._preload import tiny_bars
 
         backtest.run_many(tiny_bars(), strategy, [strategy.defaults()], options=options)
+
+
+async def _pbo(store: StudyStore, study_id: int, seed: int | None) -> dict[str, Any] | None:
+    """The probability of backtest overfitting over the stored per-block returns (``None`` without them)."""
+    from engine.analysis.pbo import cscv
+    from engine.optimize.overfitting import MAX_SPLITS
+
+    _, figures = await store.trial_blocks(study_id)
+    if figures.shape[0] < 2 or figures.shape[1] < 2:
+        return None
+    result = await asyncio.to_thread(cscv, figures, max_splits=MAX_SPLITS, seed=seed or 0)
+    return {"pbo": result.pbo, "blocks": result.blocks, "splits": result.splits, "prob_oos_loss": result.prob_oos_loss}
 
 
 def _in_sample(spec: StudySpec, bars: Bars | Basket) -> Bars | Basket:
@@ -913,18 +926,18 @@ class _BatchLoop:
                 )
             keep = set(promoted)
             alive = [t for t in alive if t.number in keep]
-        records = []
+        pairs = []
         values: dict[int, float | None] = {}
         for number in sorted(final):
             result, arrays = final[number]
             task = by_number[number]
-            records.append(trial_record(result, task.key, task.params, batch))
+            pairs.append((result, task))  # with the full-data rung's per-block figures
             values[number] = result.objective if result.state is TrialState.COMPLETE else None
             self._account(result, task, count_failure=False, count=True)
             self.study.consider_top(self.store, self.record.id, result, task)
             if arrays and result.state is TrialState.COMPLETE:
                 self.study.store_artifacts(self.store, self.record.id, number, arrays)
-        await self.store.add_trials(self.record.id, records)
+        await self.store.add_results(self.record.id, batch, pairs)
         self.emit()
         return values
 

@@ -76,6 +76,8 @@ class WorkerSetup:
     routes: dict[str, tuple[str, str]] = field(default_factory=dict)
     #: Whether the orchestrator's profiler is on: workers then time their stages and ship them back.
     profile: bool = False
+    #: Equal time blocks each full-data trial records its log returns on (0: none; CSCV/PBO).
+    blocks: int = 0
     #: The test-only fault hook, read from the orchestrator's environment when the setup is made.
     faults: str | None = field(default_factory=lambda: os.environ.get(FAULTS_ENV))
 
@@ -266,7 +268,12 @@ class Evaluator:
             fault = self._faults.get(task.number)
             if fault:
                 _inject_fault(fault)
-            metrics, full = self._run(task, equity=keep is not None, trades=keep is not None)
+            figures = self._blocks_for(task)
+            metrics, full = self._run(task, equity=keep is not None or figures, trades=keep is not None)
+            blocks = None
+            if figures and full.equity is not None:
+                cash = override(self.setup.backtest, split_params(task.params, self.setup)[1], self._variants).cash
+                blocks = _pack(backtest.block_returns(full.equity, self.setup.blocks, cash))
             if keep is not None:
                 arrays = {}
                 for name in ("equity", "trades", "per_symbol"):
@@ -289,10 +296,16 @@ class Evaluator:
                 task.step,
             )
         duration = time.perf_counter() - t0
-        return self._result(task, metrics, started, duration)
+        return self._result(task, metrics, started, duration, blocks)
+
+    def _blocks_for(self, task: TrialTask) -> bool:
+        """Whether ``task`` records per-block figures (only on the whole in-sample data, not on a prefix)."""
+        n = len(self.bars)
+        return 0 < self.setup.blocks <= n and (task.stop is None or task.stop >= n)
 
     def _result(
-        self, task: TrialTask, metrics: dict[str, float], started: float, duration: float
+        self, task: TrialTask, metrics: dict[str, float], started: float, duration: float,
+        blocks: bytes | None = None,
     ) -> TrialResult:
         if self.setup.objective not in metrics:
             return TrialResult(
@@ -317,6 +330,7 @@ class Evaluator:
             self.worker,
             None,
             task.step,
+            blocks,
         )
 
     def _run(self, task: TrialTask, *, equity: bool, trades: bool) -> tuple[dict[str, float], Any]:
@@ -359,9 +373,14 @@ class Evaluator:
         duration = (time.perf_counter() - t0) / max(1, n)
         self._mean_trial_s = duration if self._mean_trial_s is None else 0.8 * self._mean_trial_s + 0.2 * duration
         return [
-            self._result(task, metrics, started, duration)
-            for task, metrics in zip(tasks, rows, strict=True)
+            self._result(task, metrics, started, duration, blocks)
+            for task, (metrics, blocks) in zip(tasks, rows, strict=True)
         ]
+
+
+def _pack(figures: np.ndarray) -> bytes:
+    """Per-block figures as stored: float32, little-endian."""
+    return np.asarray(figures, dtype="<f4").tobytes()
 
 
 def _metrics_dict(metrics: Metrics) -> dict[str, float]:
@@ -374,33 +393,39 @@ def _plain(value: Any) -> Any:
     return value
 
 
+#: A batched trial's metrics and its packed per-block figures (or ``None``).
+Row = tuple[dict[str, float], bytes | None]
+
+
 def _batched_entry(
     setup: WorkerSetup, strategy: StrategyDef
-) -> Callable[[Evaluator, Sequence[TrialTask]], list[dict[str, float]]]:
+) -> Callable[[Evaluator, Sequence[TrialTask]], list[Row]]:
     """The backtest engine's many-sets entry point (``run_many``): indicators shared through the cache."""
     names = METRIC_NAMES
     trades_index = names.index("trades") if "trades" in names else -1
 
-    def evaluate(evaluator: Evaluator, tasks: Sequence[TrialTask]) -> list[dict[str, float]]:
+    def evaluate(evaluator: Evaluator, tasks: Sequence[TrialTask]) -> list[Row]:
         groups: dict[int | None, list[int]] = {}
         for index, task in enumerate(tasks):
             groups.setdefault(task.stop, []).append(index)
-        rows: list[dict[str, float] | None] = [None] * len(tasks)
+        rows: list[Row | None] = [None] * len(tasks)
         for stop, indices in groups.items():
             sets = []
             for index in indices:
                 strategy_params, overrides = split_params(tasks[index].params, setup)
                 sets.append({**strategy_params, **overrides} if overrides else strategy_params)
+            figures = np.empty((len(sets), setup.blocks)) if evaluator._blocks_for(tasks[indices[0]]) else None
             bars = evaluator._bars_for(stop)
             assert isinstance(bars, Bars)  # a basket's chunks go one trial at a time (Evaluator.evaluate)
             table = backtest.run_many(
-                bars, strategy, sets, options=setup.backtest, cache=evaluator.cache
+                bars, strategy, sets, options=setup.backtest, cache=evaluator.cache, blocks=figures,
             )
-            for index, values in zip(indices, table.tolist(), strict=True):
+            packed = figures.astype("<f4") if figures is not None else None
+            for position, (index, values) in enumerate(zip(indices, table.tolist(), strict=True)):
                 metrics = dict(zip(names, values, strict=True))
                 if trades_index >= 0:
                     metrics["trades"] = int(values[trades_index])
-                rows[index] = metrics
+                rows[index] = (metrics, None if packed is None else packed[position].tobytes())
         return rows  # type: ignore[return-value]
 
     return evaluate

@@ -469,6 +469,7 @@ class Engine:
             convergence=watch.curve if watch else (),
             best_equity=watch.best_equity if watch else (),
             heatmap=watch.heatmap if watch else None,
+            importance=watch.importance if watch else (),
             validation=watch.validation if watch else None,
             checkpointed_at=watch.checkpointed_at if watch else None,
             checkpoint_trials=watch.checkpoint_trials if watch else 0,

@@ -10,6 +10,9 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
+from engine.analysis.importance import importance
 from engine.errors import InputError, StoreError
 from engine.store.url import StoreLocation
 from engine.telemetry import Heatmap, TrialRow, ValidationTelemetry
@@ -45,6 +48,7 @@ class StudyWatch:
         self.leaderboard: tuple[TrialRow, ...] = ()
         self.best_equity: tuple[float, ...] = ()
         self.heatmap: Heatmap | None = None
+        self.importance: tuple[tuple[str, float], ...] = ()
         self.validation: ValidationTelemetry | None = None
         self.checkpointed_at: float | None = None
         self.checkpoint_trials = 0
@@ -143,6 +147,7 @@ class StudyWatch:
             if now - self._heat_at >= HEATMAP_INTERVAL_S or final:
                 self._heat_at = now
                 self.heatmap = build_heatmap(self.points, self.maximize)
+                self.importance = _importance(self.points)
                 self._heat_dirty = False
         top = await store.best(record.id, maximize=self.maximize, k=LEADERBOARD)
         self.leaderboard = tuple(
@@ -179,3 +184,11 @@ class StudyWatch:
                 if trial.number == number:
                     return trial, await store.artifacts(self.study_id, number)
         raise InputError(f"study {self.name!r}: no trial #{number} in {self.db}")
+
+
+def _importance(points: list[tuple[dict[str, Any], float]]) -> tuple[tuple[str, float], ...]:
+    """Each parameter's share of the objective's variance (first-order), largest first."""
+    if len(points) < 4:
+        return ()
+    scores = importance([p for p, _ in points], np.array([v for _, v in points]))
+    return tuple((name, float(share)) for name, share in scores.items())

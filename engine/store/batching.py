@@ -55,13 +55,15 @@ class Pending:
 
     ``trials``: :func:`trial_row` tuples; ``artifacts``: ``(study_id, number,
     name, dtype, shape, codec, blob)``; ``drops``: ``(study_id, number)``;
-    ``checkpoints``: ``study_id -> (state JSON, seq, next_number)``.
+    ``checkpoints``: ``study_id -> (state JSON, seq, next_number)``;
+    ``blocks``: ``(study_id, number, float32 bytes)`` (first write wins, as for trials).
     """
 
-    __slots__ = ("artifacts", "checkpoints", "drops", "trials", "waiters")
+    __slots__ = ("artifacts", "blocks", "checkpoints", "drops", "trials", "waiters")
 
     def __init__(self) -> None:
         self.trials: list[tuple[Any, ...]] = []
+        self.blocks: list[tuple[int, int, bytes]] = []
         self.artifacts: list[tuple[Any, ...]] = []
         self.drops: list[tuple[int, int]] = []
         self.checkpoints: dict[int, tuple[Any, ...]] = {}
@@ -210,6 +212,7 @@ class BatchedStore:
         """Queue workers' results with their tasks (``.key``, ``.params``): the fast path of a running study."""
         self._raise_if_failed()
         rows = self._pending.trials
+        blocks = self._pending.blocks
         before = len(rows)
         encode = _json_encoder.encode
         for r, task in pairs:
@@ -218,6 +221,8 @@ class BatchedStore:
                 None if r.metrics is None else encode(r.metrics).decode(), r.objective, r.started, r.duration_s,
                 r.worker, r.error, r.step, batch,
             ))
+            if r.blocks is not None:
+                blocks.append((study_id, r.number, r.blocks))
         if len(rows) >= self.batch_size > before:
             self._wake.set()
         await self._backpressure()

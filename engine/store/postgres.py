@@ -36,10 +36,12 @@ from engine.store.records import StudyRecord, StudyState, TrialRecord, TrialStat
 from engine.store.study_sqlite import (
     _STUDY_COLUMNS,
     _TRIAL_COLUMNS,
+    BLOCKS_SCHEMA,
     SCHEMA_COMPONENT,
     SCHEMA_VERSION,
     _study_record,
     _trial_record,
+    blocks_matrix,
     spec_hash,
 )
 from engine.store.url import DatabaseUrl, scrub
@@ -133,6 +135,14 @@ _COLUMNS = (
     "SELECT table_name, column_name FROM information_schema.columns "
     "WHERE table_schema = current_schema() AND table_name = ANY($1::text[])"
 )
+_BLOCKS_DDL = """
+CREATE TABLE IF NOT EXISTS trial_blocks (
+    study_id BIGINT NOT NULL REFERENCES studies(id),
+    number   BIGINT NOT NULL,
+    data     BYTEA  NOT NULL,
+    PRIMARY KEY (study_id, number)
+);
+"""
 #: Serialises schema creation between processes opening one database at the same moment.
 _SCHEMA_LOCK_KEY = 0x67656E65  # "gene"
 
@@ -193,6 +203,11 @@ async def _prepare_schema(connection: asyncpg.Connection, url: DatabaseUrl) -> N
         if registry.needs_create(str(url), STUDY_SCHEMA, tables, version):
             await connection.execute(SCHEMA)
             await connection.execute(_REGISTER, SCHEMA_COMPONENT, SCHEMA_VERSION)
+            tables = {row[0] for row in await connection.fetch(_TABLES)}
+        blocks_version = await connection.fetchval(_VERSION, BLOCKS_SCHEMA.component)
+        if registry.needs_create(str(url), BLOCKS_SCHEMA, tables, blocks_version):
+            await connection.execute(_BLOCKS_DDL)
+            await connection.execute(_REGISTER, BLOCKS_SCHEMA.component, BLOCKS_SCHEMA.version)
         await _check_columns(connection, url)
 
 
@@ -287,6 +302,12 @@ class PostgresStore(BatchedStore):
         async with self._write_lock, db.transaction():
             if pending.trials:
                 await db.execute(_INSERT_TRIALS, *(list(column) for column in zip(*pending.trials, strict=True)))
+            if pending.blocks:
+                await db.executemany(
+                    "INSERT INTO trial_blocks (study_id, number, data) VALUES ($1,$2,$3) "
+                    "ON CONFLICT (study_id, number) DO NOTHING",
+                    pending.blocks,
+                )
             if pending.drops:
                 await db.executemany("DELETE FROM artifacts WHERE study_id = $1 AND number = $2", pending.drops)
             if pending.artifacts:
@@ -444,6 +465,15 @@ class PostgresStore(BatchedStore):
     async def drivers(self, study_id: int) -> list[DriverRecord]:
         """The drivers that shared the study (:mod:`engine.store.claims`), oldest first."""
         return await claims.drivers(self._reader, study_id)
+
+    async def trial_blocks(self, study_id: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(numbers, figures)``: each recorded trial's per-block log returns (see ``SqliteStore``)."""
+        asyncpg = _driver()
+        try:
+            rows = await self._reader.fetch("SELECT number, data FROM trial_blocks WHERE study_id = $1", study_id)
+        except asyncpg.UndefinedTableError:  # a store made before blocks were recorded, opened read-only
+            rows = []
+        return blocks_matrix((row[0], row[1]) for row in rows)
 
     async def artifact_numbers(self, study_id: int) -> list[int]:
         """Trial numbers that have stored artifacts."""

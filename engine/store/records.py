@@ -64,12 +64,14 @@ class TrialResult:
     worker: str
     error: str | None = None
     step: int = 0
+    #: The trial's log returns on the study's equal time blocks (float32 bytes), when recorded.
+    blocks: bytes | None = None
 
     def __reduce__(self) -> tuple[Any, ...]:  # fast pickling from workers
         return (
             TrialResult,
             (self.number, self.state, self.metrics, self.objective, self.started, self.duration_s, self.worker,
-             self.error, self.step),
+             self.error, self.step, self.blocks),
         )
 
 

@@ -88,6 +88,21 @@ CREATE TABLE IF NOT EXISTS artifacts (
 """
 
 STUDY_SCHEMA = Schema(SCHEMA_COMPONENT, SCHEMA_VERSION, frozenset({"studies", "trials", "artifacts"}), SCHEMA)
+
+# Per-block figures (CSCV): a part of its own, so a store made before it gains the table when next opened.
+BLOCKS_SCHEMA = Schema(
+    "blocks",
+    1,
+    frozenset({"trial_blocks"}),
+    """
+CREATE TABLE IF NOT EXISTS trial_blocks (
+    study_id INTEGER NOT NULL REFERENCES studies(id),
+    number   INTEGER NOT NULL,
+    data     BLOB    NOT NULL,                  -- float32 little-endian, one log return per block
+    PRIMARY KEY (study_id, number)
+);
+""",
+)
 _TRIAL_COLUMNS = "id, number, key, params, state, metrics, objective, started, duration_s, worker, error, step, batch"
 _STUDY_COLUMNS = (
     "id, name, spec_toml, spec_hash, created, updated, state, sampler_state, "
@@ -148,6 +163,21 @@ def _study_record(row: Sequence[Any]) -> StudyRecord:
         summary=_loads(row[11]) or {},
         error=row[12],
     )
+
+
+def blocks_matrix(rows: Iterable[tuple[int, bytes]]) -> tuple[np.ndarray, np.ndarray]:
+    """``(numbers, figures)`` from ``(number, float32 bytes)`` rows: trial numbers (int64, sorted)
+    and one row of per-block log returns per trial (float64); rows of another length than the
+    most common one (a study whose block count changed) are left out."""
+    pairs = sorted((int(number), bytes(data)) for number, data in rows)
+    if not pairs:
+        return np.empty(0, dtype=np.int64), np.empty((0, 0))
+    lengths = [len(data) for _, data in pairs]
+    size = max(set(lengths), key=lengths.count)
+    kept = [(number, data) for number, data in pairs if len(data) == size]
+    numbers = np.array([number for number, _ in kept], dtype=np.int64)
+    figures = np.frombuffer(b"".join(data for _, data in kept), dtype="<f4").reshape(len(kept), size // 4)
+    return numbers, figures.astype(np.float64)
 
 
 def trial_record(result: TrialResult, key: str, params: dict[str, Any], batch: int) -> TrialRecord:
@@ -241,6 +271,9 @@ class SqliteStore(BatchedStore):
             if not readonly:
                 writer = await sqlite_policy.connect(path, schema=STUDY_SCHEMA)
                 await _check_columns(writer, path)
+                found = await registry.inspect(writer, BLOCKS_SCHEMA.component)
+                if registry.needs_create(path, BLOCKS_SCHEMA, *found):
+                    await registry.create(writer, BLOCKS_SCHEMA)
             reader = await sqlite_policy.connect(path, readonly=True)
             if readonly:
                 await _check_schema(reader, path)
@@ -272,6 +305,10 @@ class SqliteStore(BatchedStore):
         try:
             if pending.trials:
                 await db.executemany(_INSERT_TRIAL, pending.trials)
+            if pending.blocks:
+                await db.executemany(
+                    "INSERT OR IGNORE INTO trial_blocks (study_id, number, data) VALUES (?,?,?)", pending.blocks
+                )
             if pending.drops:
                 await db.executemany("DELETE FROM artifacts WHERE study_id = ? AND number = ?", pending.drops)
             if pending.artifacts:
@@ -458,6 +495,17 @@ class SqliteStore(BatchedStore):
     async def drivers(self, study_id: int) -> list[DriverRecord]:
         """Drivers sharing the study: none on SQLite (one run at a time, under its lock)."""
         return []
+
+    async def trial_blocks(self, study_id: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(numbers, figures)``: each recorded trial's per-block log returns (see :func:`blocks_matrix`)."""
+        try:
+            async with self._reader.execute(
+                "SELECT number, data FROM trial_blocks WHERE study_id = ?", (study_id,)
+            ) as cursor:
+                rows = await cursor.fetchall()
+        except sqlite3.OperationalError:  # a store made before blocks were recorded, opened read-only
+            rows = []
+        return blocks_matrix((row[0], row[1]) for row in rows)
 
     async def artifact_numbers(self, study_id: int) -> list[int]:
         """Trial numbers that have stored artifacts."""

@@ -103,7 +103,7 @@ class OptimizerPane(Pane):
         self.query_one("#convergence", LineChart).set_series(study.convergence)
         self.query_one("#best-equity", LineChart).set_series(study.best_equity)
         self.query_one("#heatmap", HeatmapView).set_heatmap(study.heatmap)
-        set_text(self.query_one("#validation", Static), _validation_text(study), layout=True)
+        set_text(self.query_one("#validation", Static), _validation_text(study) + importance_text(study), layout=True)
 
     def _fill_leaderboard(self) -> None:
         study = self._study
@@ -174,4 +174,20 @@ def _validation_text(study: StudyTelemetry) -> Text:
         text.append(f" · P(overfit) {v.probability_overfit:.2f}")
     if v.folds:
         text.append(f" · {v.folds} walk-forward folds")
+    return text
+
+
+def importance_text(study: StudyTelemetry, width: int = 20) -> Text:
+    """One bar per parameter: the share of the objective's variance it explains alone."""
+    text = Text()
+    if not study.importance:
+        return text
+    text.append(f"\nparameter importance ({study.objective})\n", style="bold")
+    label = max(len(name) for name, _ in study.importance[:8])
+    for name, share in study.importance[:8]:
+        filled = round(max(0.0, min(1.0, share)) * width)
+        text.append(f"{name:<{label}} ")
+        text.append("█" * filled, style="bold")
+        text.append("░" * (width - filled), style="dim")
+        text.append(f" {100 * share:5.1f}%\n")
     return text

@@ -18,7 +18,11 @@ def _label(value: float) -> str:
 
 
 class HeatmapView(Widget):
-    """Renders a :class:`~engine.telemetry.Heatmap`: rows are the y parameter, columns x."""
+    """Renders a :class:`~engine.telemetry.Heatmap`: rows are the y parameter, columns x.
+
+    With a smoothed surface, every cell is shaded by it (untried cells
+    interpolated), sampled cells carry a dot and the best one a diamond.
+    """
 
     DEFAULT_CSS = """
     HeatmapView {
@@ -47,26 +51,37 @@ class HeatmapView(Widget):
         low = theme_color(self, "heat-low", "panel")
         high = theme_color(self, "heat-high", "accent")
         finite = [v for row in heat.values for v in row if v is not None and math.isfinite(v)]
-        lo, hi = (min(finite), max(finite)) if finite else (0.0, 1.0)
+        surface = heat.smoothed
+        shaded = [v for row in surface for v in row] if surface else finite
+        lo, hi = (min(shaded), max(shaded)) if shaded else (0.0, 1.0)
         span = (hi - lo) or 1.0
         label_w = max(len(_label(v)) for v in heat.y_values) if heat.y_values else 1
         avail = max(1, self.size.width - label_w - 1)
         cell = max(1, min(4, avail // max(1, len(heat.x_values))))
         text = Text()
-        text.append(f"{heat.y_param} ↓ {heat.x_param} →\n", style="dim")
+        text.append(f"{heat.y_param} ↓ {heat.x_param} →" + ("  smoothed · sampled" if surface else "") + "\n", style="dim")
         text.append(f"{lo:.2f} ", style="dim")
         for step in range(8):
             text.append("  ", style=f"on {low.blend(high, step / 7).hex6}")
         text.append(f" {hi:.2f}\n", style="dim")
         best = max(finite) if finite else None
-        for y_value, row in zip(reversed(heat.y_values), reversed(heat.values), strict=True):
-            text.append(_label(y_value).rjust(label_w) + " ", style="dim")
-            for value in row:
-                if value is None or not math.isfinite(value):
+        rows = len(heat.y_values)
+        for y_index in reversed(range(rows)):
+            text.append(_label(heat.y_values[y_index]).rjust(label_w) + " ", style="dim")
+            for x_index, value in enumerate(heat.values[y_index]):
+                sampled = value is not None and math.isfinite(value)
+                if surface is None and not sampled:
                     text.append("·".center(cell), style="dim")
                     continue
-                shade = low.blend(high, (value - lo) / span)
-                mark = "◆".center(cell) if value == best else " " * cell
+                shown = surface[y_index][x_index] if surface is not None else value
+                assert shown is not None
+                shade = low.blend(high, (shown - lo) / span)
+                if sampled and value == best:
+                    mark = "◆".center(cell)
+                elif sampled and surface is not None:
+                    mark = "•".center(cell)
+                else:
+                    mark = " " * cell
                 text.append(mark, style=f"{shade.get_contrast_text(1.0).hex6} on {shade.hex6}")
             text.append("\n")
         first, last = _label(heat.x_values[0]), _label(heat.x_values[-1])

@@ -200,3 +200,28 @@ def test_configurations_compiled_in_different_processes_stay_apart(tmp_path: Pat
     assert run_fresh(tmp_path, "0.0")["same"]
     both = run_fresh(tmp_path, "0.0,0.002")
     assert both == {"same": True, "distinct": 2}
+
+
+def test_block_returns_come_from_the_equity_curve_in_every_kernel_path() -> None:
+    from engine.backtest import block_returns
+    from engine.data import load
+
+    bars = load("synthetic:bars=5000,seed=5")
+    sets: list[dict[str, Any]] = [
+        {"fast": 5, "slow": 40},  # batched, next-open fills
+        {"fast": 8, "slow": 30, "fill": "close", "stop_loss": 0.01},  # batched, another configuration
+        {"fast": 10, "slow": 60, "trailing_stop": 0.02},  # not batchable: the per-set kernel
+    ]
+    blocks = np.full((len(sets), 8), np.nan)
+    table = run_many(bars, "sma_cross", sets, blocks=blocks)
+    assert np.array_equal(table, run_many(bars, "sma_cross", sets), equal_nan=True)  # metrics unchanged
+    for row, raw in enumerate(sets):
+        params = {k: v for k, v in raw.items() if k in ("fast", "slow")}
+        options = {k: v for k, v in raw.items() if k not in params}
+        curve = run(bars, "sma_cross", params, equity=True, **options).equity
+        assert curve is not None
+        bounds = [(s + 1) * 5000 // 8 - 1 for s in range(8)]
+        starts = [10_000.0] + [curve[b] for b in bounds[:-1]]
+        want = np.log(np.array([curve[b] for b in bounds]) / np.array(starts))
+        assert blocks[row] == pytest.approx(want, rel=1e-12, abs=1e-15)
+        assert np.array_equal(block_returns(curve, 8, 10_000.0), blocks[row])

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from engine.errors import StoreError
-from engine.store.records import StudyState, TrialRecord, TrialState
+from engine.store.records import StudyState, TrialRecord, TrialResult, TrialState, TrialTask
 
 
 def make_trial(number: int, objective: float | None = None, *, state: TrialState = TrialState.COMPLETE,
@@ -171,6 +171,26 @@ class StoreConformance:
             await store.flush()
             assert await store.artifacts(study.id, 3) == {}
             assert await store.artifact_numbers(study.id) == [4]
+
+    async def test_block_figures_round_trip_with_their_trials(self, store_factory: Any, tmp_path: Any) -> None:
+        figures = np.random.default_rng(2).normal(0.0, 0.01, size=(5, 16)).astype("<f4")
+        pairs = []
+        for number in (4, 0, 3, 1, 2):  # arrival order is not trial order
+            blocks = None if number == 3 else figures[number].tobytes()
+            result = TrialResult(number, TrialState.COMPLETE, {"sharpe": 1.0}, 1.0, 0.0, 0.01, "w", blocks=blocks)
+            pairs.append((result, TrialTask(number, {"fast": number}, f"k{number}")))
+        async with store_factory(tmp_path / "s.db") as store:
+            study = await store.create_study("alpha", "x")
+            other = await store.create_study("beta", "y")
+            await store.add_results(study.id, 0, pairs)
+            again = TrialResult(0, TrialState.COMPLETE, {"sharpe": 2.0}, 2.0, 0.0, 0.01, "w", blocks=bytes(64))
+            await store.add_results(study.id, 0, [(again, TrialTask(0, {"fast": 0}, "k0"))])  # first write wins
+            await store.flush()
+            numbers, got = await store.trial_blocks(study.id)
+            assert numbers.tolist() == [0, 1, 2, 4]  # sorted; trial 3 recorded none
+            assert np.array_equal(got, figures[[0, 1, 2, 4]].astype(np.float64))
+            empty_numbers, empty = await store.trial_blocks(other.id)
+            assert empty_numbers.size == 0 and empty.size == 0
 
     async def test_object_arrays_are_refused(self, store_factory: Any, tmp_path: Any) -> None:
         async with store_factory(tmp_path / "s.db") as store:

@@ -238,3 +238,21 @@ def test_sigkill_loses_only_the_unflushed_batch(tmp_path: Path) -> None:
         numbers = [row[0] for row in db.execute("SELECT number FROM trials ORDER BY number")]
     assert (state, seq) == ('{"cursor":350}', 7)
     assert numbers == list(range(350))
+
+
+async def test_a_store_made_before_block_figures_gains_their_table(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    async with await SqliteStore.open(path) as store:
+        study = await store.create_study("alpha", "x")
+        await store.add_trials(study.id, [make_trial(1)])
+    with sqlite3.connect(path) as db:  # as an older Genesis left it: no blocks part
+        db.execute("DROP TABLE trial_blocks")
+        db.execute("DELETE FROM schema_versions WHERE component = 'blocks'")
+    async with await SqliteStore.open(path, readonly=True) as store:
+        numbers, figures = await store.trial_blocks(study.id)  # read-only: none, no error
+        assert numbers.size == 0 and figures.size == 0
+    async with await SqliteStore.open(path) as store:  # writable: the table is created, trials untouched
+        assert len(await store.trials(study.id)) == 1
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT version FROM schema_versions WHERE component = 'blocks'").fetchone() == (1,)
+        assert db.execute("SELECT count(*) FROM trial_blocks").fetchone() == (0,)

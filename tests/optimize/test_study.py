@@ -219,7 +219,7 @@ async def test_successive_halving_prunes_with_the_step_reached(study_file: Calla
     db = tmp_path / "s.db"
     path = study_file(bars=20_000, prune="halving", batch_size=27)
     summary = await Study.from_file(path, db=db).run()
-    trials, _ = await _stored(db, "t")
+    trials, record = await _stored(db, "t")
     pruned = [t for t in trials if t.state is TrialState.PRUNED]
     complete = [t for t in trials if t.state is TrialState.COMPLETE]
     assert pruned and complete and summary.pruned == len(pruned)
@@ -228,6 +228,13 @@ async def test_successive_halving_prunes_with_the_step_reached(study_file: Calla
     assert len(trials) == len(_feasible_grid())
     # the survivors of a batch's first rung are the best third of it on that prefix
     assert len(complete) < len(trials) / 3 + 10
+    # Only the trials that ran on all the bars recorded per-block figures (a prefix has other blocks).
+    store = await SqliteStore.open(db, readonly=True)
+    try:
+        numbers, figures = await store.trial_blocks(record.id)  # type: ignore[attr-defined]
+    finally:
+        await store.close()
+    assert numbers.tolist() == sorted(t.number for t in complete) and figures.shape[1] == 16
 
 
 async def test_out_of_sample_validation_is_stored_and_reported(study_file: Callable[..., Path], tmp_path: Path) -> None:
@@ -240,3 +247,48 @@ async def test_out_of_sample_validation_is_stored_and_reported(study_file: Calla
     assert record.validation == summary.validation
     report = await report_from_db(db, "t")
     assert "Validation" in render_markdown(report)
+
+
+@pytest.mark.parametrize("artifacts", ["top:3", "all"])  # the batched kernel path, and one trial at a time
+async def test_each_trial_records_its_block_returns(
+    study_file: Callable[..., Path], tmp_path: Path, artifacts: str
+) -> None:
+    from engine import backtest
+    from engine.data import load
+
+    db = tmp_path / "s.db"
+    await Study.from_file(study_file(artifacts=artifacts, oos=0.25), db=db).run()
+    trials, record = await _stored(db, "t")
+    store = await SqliteStore.open(db, readonly=True)
+    try:
+        numbers, figures = await store.trial_blocks(record.id)  # type: ignore[attr-defined]
+    finally:
+        await store.close()
+    complete = sorted(t.number for t in trials if t.state is TrialState.COMPLETE)
+    assert numbers.tolist() == complete and figures.shape == (len(complete), 16)
+    bars = load("synthetic:bars=3000,seed=11,timeframe=1m").slice(0, 2250)  # the in-sample part only
+    by_number = {t.number: t for t in trials}
+    for row in (0, len(numbers) // 2, len(numbers) - 1):
+        trial = by_number[int(numbers[row])]
+        direct = backtest.run(bars, "sma_cross", dict(trial.params), fee=0.001, equity=True)
+        assert direct.equity is not None
+        want = backtest.block_returns(direct.equity, 16, 10_000.0)
+        assert figures[row] == pytest.approx(want, abs=1e-7)
+        # The blocks tile the in-sample bars: together they are the whole run's growth.
+        assert figures[row].sum() == pytest.approx(np.log(trial.metrics["final_value"] / 10_000.0), abs=1e-5)
+
+
+async def test_the_end_of_study_validation_stores_the_pbo(study_file: Callable[..., Path], tmp_path: Path) -> None:
+    from engine.analysis.pbo import cscv
+
+    db = tmp_path / "s.db"
+    await Study.from_file(study_file(oos=0.25), db=db).run()
+    _, record = await _stored(db, "t")
+    store = await SqliteStore.open(db, readonly=True)
+    try:
+        _, figures = await store.trial_blocks(record.id)  # type: ignore[attr-defined]
+    finally:
+        await store.close()
+    stored = record.validation["pbo"]  # type: ignore[attr-defined]
+    assert stored["blocks"] == 16 and stored["splits"] == 12_870
+    assert stored["pbo"] == cscv(figures, seed=7).pbo and 0.0 <= stored["pbo"] <= 1.0

@@ -7,11 +7,14 @@ are deterministic: no clock, no randomness, no engine. Update them with
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import pytest
 from textual.pilot import Pilot
 
+from engine.telemetry import Telemetry
+from engine.telemetry_map import build_heatmap
 from genesis_tui.app import GenesisApp
 from genesis_tui.panes import PANES
 from tests.tui.fixtures import (
@@ -25,9 +28,25 @@ SIZES = {"80x24": (80, 24), "160x48": (160, 48)}
 THEMES = ("genesis-dark", "genesis-light")
 
 
-def _app(theme: str, idle: bool = False) -> GenesisApp:
+def _app(theme: str, idle: bool = False, *, sparse: bool = False) -> GenesisApp:
     telemetry = idle_telemetry_fixture() if idle else telemetry_fixture()
+    if sparse:
+        telemetry = sparse_heatmap_fixture(telemetry)
     return GenesisApp(FixedSource(telemetry), poll=False, theme=theme, remember=False)
+
+
+def sparse_heatmap_fixture(telemetry: Telemetry) -> Telemetry:
+    """The fixture with 60 random-sampler trials: a smoothed heatmap over mostly untried cells, importance bars."""
+    assert telemetry.study is not None
+    points = []
+    for i in range(60):  # a fixed, irregular scatter (no random generator: the picture must not move)
+        fast, slow = 2 + (i * 37) % 58, 20 + (i * 53) % 280
+        points.append(({"fast": fast, "slow": slow}, 1.5 - ((fast - 25) / 30) ** 2 - ((slow - 160) / 150) ** 2))
+    heatmap = build_heatmap(points, maximize=True)
+    scores = (("slow", 0.62), ("fast", 0.31), ("stop_loss", 0.02))
+    return dataclasses.replace(
+        telemetry, study=dataclasses.replace(telemetry.study, heatmap=heatmap, importance=scores)
+    )
 
 
 def _show(pane_id: str) -> Callable[[Pilot], object]:
@@ -47,6 +66,17 @@ def _show(pane_id: str) -> Callable[[Pilot], object]:
 @pytest.mark.parametrize("pane_id", [pane_id for pane_id, _, _ in PANES])
 def test_pane_snapshot(snap_compare, pane_id: str, size: str, theme: str) -> None:
     assert snap_compare(_app(theme), terminal_size=SIZES[size], run_before=_show(pane_id))
+
+
+@pytest.mark.parametrize("theme", THEMES)
+@pytest.mark.parametrize("size", list(SIZES))
+def test_smoothed_heatmap_snapshot(snap_compare, size: str, theme: str) -> None:
+    async def run_before(pilot: Pilot) -> None:
+        await _show("optimizer")(pilot)
+        pilot.app.query_one("#validation").scroll_visible(animate=False)
+        await pilot.pause()
+
+    assert snap_compare(_app(theme, sparse=True), terminal_size=SIZES[size], run_before=run_before)
 
 
 @pytest.mark.parametrize("size", list(SIZES))

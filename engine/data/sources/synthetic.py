@@ -51,7 +51,7 @@ _REGIME_CHUNK = 4096
 
 OPTIONS = (
     "bars", "seed", "timeframe", "start", "symbol", "price", "vol", "drift",
-    "jumps", "jump_size", "regimes", "calm_days", "stress_days", "volume", "symbols",
+    "jumps", "jump_size", "regimes", "calm_days", "stress_days", "volume", "symbols", "trend", "trend_days",
 )
 #: The most symbols one ``synthetic:`` spec generates.
 MAX_SYMBOLS = 10_000
@@ -75,6 +75,8 @@ class SyntheticParams:
     calm_days: float = 20.0
     stress_days: float = 5.0
     volume: float = 10.0  # mean units traded per minute in the calm regime
+    trend: float = 0.0  # a planted edge: drift of +trend or -trend per year, switching sign ...
+    trend_days: float = 10.0  # ... after spells of this mean length (0 trend: none)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +135,23 @@ def _regime_path(n: int, params: SyntheticParams, dt_days: float, streams: list[
     return np.repeat(np.concatenate(states)[:used], spells)
 
 
+def _trend_path(n: int, days: float, dt_days: float, stream: np.random.Generator) -> np.ndarray:
+    """+1/-1 per bar in geometric spells of ``days`` on average (a persistent trend a trend follower can ride)."""
+    p_leave = min(1.0, dt_days / days)
+    spells: list[np.ndarray] = []
+    covered = 0
+    while covered < n:
+        chunk = stream.geometric(p_leave, _REGIME_CHUNK)
+        spells.append(chunk)
+        covered += int(chunk.sum())
+    lengths = np.concatenate(spells)
+    used = int(np.searchsorted(np.cumsum(lengths), n)) + 1
+    lengths = lengths[:used]
+    lengths[-1] -= int(lengths.sum()) - n
+    signs = np.where(np.arange(used) % 2 == 0, 1.0, -1.0) * (1.0 if stream.random() < 0.5 else -1.0)
+    return np.repeat(signs, lengths)
+
+
 def simulate(params: SyntheticParams, where: str = "synthetic") -> SyntheticPath:
     """Generate the columns of ``params.bars`` bars (see the module docstring for the model).
 
@@ -145,7 +164,8 @@ def simulate(params: SyntheticParams, where: str = "synthetic") -> SyntheticPath
     step = bar_seconds * 1_000_000_000
     if params.start_ns + n * step > np.iinfo(np.int64).max:  # the last bar must end by 2262
         raise DataError(f"{where}: {n} bars of {params.timeframe} from {format_ns(params.start_ns)} run past 2262")
-    streams = [np.random.Generator(np.random.PCG64(s)) for s in np.random.SeedSequence(params.seed).spawn(9)]
+    # The tenth stream (the trend) came later: spawned children do not depend on how many follow.
+    streams = [np.random.Generator(np.random.PCG64(s)) for s in np.random.SeedSequence(params.seed).spawn(10)]
 
     regime = _regime_path(n, params, bar_seconds / 86_400, streams[0:3])
     calm, stress, _ = regime_multipliers(params)
@@ -161,6 +181,8 @@ def simulate(params: SyntheticParams, where: str = "synthetic") -> SyntheticPath
     log_return += scratch
     compensation = params.jumps * np.expm1(0.5 * params.jump_size**2)
     log_return += (params.drift - compensation) * dt
+    if params.trend > 0.0:
+        log_return += _trend_path(n, params.trend_days, bar_seconds / 86_400, streams[9]) * (params.trend * dt)
     # Compound Poisson jumps: k jumps in a bar add a normal of variance k * jump_size**2.
     jump = streams[4].poisson(params.jumps * dt, n) if params.jump_size > 0 else np.zeros(n, dtype=np.int64)
     jumped = np.flatnonzero(jump)
@@ -240,6 +262,8 @@ def params_from_spec(spec: DataSpec) -> SyntheticParams:
         calm_days=option_float(options, "calm_days", where, default=defaults.calm_days, minimum=1e-6),
         stress_days=option_float(options, "stress_days", where, default=defaults.stress_days, minimum=1e-6),
         volume=option_float(options, "volume", where, default=defaults.volume, minimum=0.0, maximum=1e15),
+        trend=option_float(options, "trend", where, default=defaults.trend, minimum=0.0, maximum=100.0),
+        trend_days=option_float(options, "trend_days", where, default=defaults.trend_days, minimum=1e-6),
     )
     return params
 

@@ -1,0 +1,89 @@
+"""Monte Carlo of a trial's trades: how bad its drawdowns could plausibly get, and its fan of equity paths.
+
+The trades' percentage returns are resampled into thousands of paths
+(``bootstrap``: drawn with replacement; ``reshuffle``: permuted, which keeps
+the final return and moves the drawdowns), each compounded from 1 as if every
+trade put the whole equity in. Seeded: the same trades give the same figures.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from engine.analysis.montecarlo_nb import BOOTSTRAP, RESHUFFLE, trade_paths_nb
+
+PERCENTILES = (5, 50, 95)
+#: The fan's bands: these percentiles of the equity after each marked trade.
+FAN_PERCENTILES = (5, 25, 50, 75, 95)
+
+
+@dataclass(frozen=True, slots=True)
+class MonteCarloResult:
+    """Percentiles of the resampled paths (fractions: 0.1 is 10%)."""
+
+    mode: str
+    paths: int
+    trades: int
+    seed: int
+    final_return: dict[int, float]  # percentile -> total return
+    max_drawdown: dict[int, float]  # percentile -> largest fall from a peak
+    threshold: float
+    prob_drawdown_over: float  # share of paths whose drawdown exceeds ``threshold``
+    marks: np.ndarray  # trade counts the fan is taken at
+    fan: np.ndarray  # FAN_PERCENTILES × marks: equity (from 1)
+
+    def as_dict(self) -> dict[str, object]:
+        """JSON-ready figures (the fan as lists)."""
+        return {
+            "mode": self.mode,
+            "paths": self.paths,
+            "trades": self.trades,
+            "seed": self.seed,
+            "final_return": {f"p{p}": v for p, v in self.final_return.items()},
+            "max_drawdown": {f"p{p}": v for p, v in self.max_drawdown.items()},
+            "drawdown_threshold": self.threshold,
+            "prob_drawdown_over": self.prob_drawdown_over,
+            "fan": {
+                "trades": self.marks.tolist(),
+                **{f"p{p}": row.tolist() for p, row in zip(FAN_PERCENTILES, self.fan, strict=True)},
+            },
+        }
+
+
+def monte_carlo(
+    returns: np.ndarray,
+    *,
+    paths: int = 10_000,
+    mode: Literal["bootstrap", "reshuffle"] = "bootstrap",
+    seed: int = 0,
+    threshold: float = 0.2,
+    fan_points: int = 50,
+) -> MonteCarloResult:
+    """Resample ``returns`` (one per trade, fractions) into ``paths`` equity paths."""
+    returns = np.ascontiguousarray(returns, dtype=np.float64)
+    returns = returns[np.isfinite(returns)]
+    if returns.size == 0:
+        raise ValueError("monte carlo: no trades to resample")
+    if paths < 1:
+        raise ValueError(f"monte carlo: paths: expected >= 1, got {paths}")
+    m = returns.size
+    marks = np.unique(np.linspace(0, m, min(fan_points, m) + 1).round().astype(np.int64))
+    finals = np.empty(paths)
+    drawdowns = np.empty(paths)
+    fan = np.empty((paths, marks.size))
+    trade_paths_nb(returns, BOOTSTRAP if mode == "bootstrap" else RESHUFFLE, seed, marks, finals, drawdowns, fan)
+    return MonteCarloResult(
+        mode=mode,
+        paths=paths,
+        trades=m,
+        seed=seed,
+        final_return={p: float(v) for p, v in zip(PERCENTILES, np.percentile(finals, PERCENTILES), strict=True)},
+        max_drawdown={p: float(v) for p, v in zip(PERCENTILES, np.percentile(drawdowns, PERCENTILES), strict=True)},
+        threshold=threshold,
+        prob_drawdown_over=float(np.mean(drawdowns > threshold)),
+        marks=marks,
+        fan=np.percentile(fan, FAN_PERCENTILES, axis=0),
+    )

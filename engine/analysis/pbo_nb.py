@@ -1,0 +1,142 @@
+"""Numba kernel of combinatorially symmetric cross-validation: every split's chosen trial and its rank."""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from engine.strategy.nb import kernel
+
+#: Trials per tile: a tile's columns stay in cache while every split visits them.
+TILE = 1024
+
+
+@kernel
+def _half_sums_nb(
+    columns: np.ndarray, half: np.ndarray, first: int, start: int, stop: int, levels: np.ndarray
+) -> None:
+    """``levels[d, :stop - start]``: each trial's sum over ``half[:d + 1]``, from level ``first`` on.
+
+    Consecutive halves (sorted) share their leading blocks, so only the levels
+    from the first block that changed are summed again: about one column per half.
+    """
+    m = stop - start
+    for d in range(first, half.shape[0]):
+        column = columns[half[d]]
+        if d == 0:
+            for i in range(m):
+                levels[0, i] = column[start + i]
+        else:
+            for i in range(m):
+                levels[d, i] = levels[d - 1, i] + column[start + i]
+
+
+@kernel
+def _first_changes_nb(halves: np.ndarray) -> np.ndarray:
+    """For each half, the first position at which it differs from the one before (0 for the first)."""
+    pairs, h = halves.shape
+    out = np.zeros(pairs, dtype=np.int64)
+    for p in range(1, pairs):
+        d = 0
+        while d < h - 1 and halves[p, d] == halves[p - 1, d]:
+            d += 1
+        out[p] = d
+    return out
+
+
+#: The CSCV kernel runs chunks of split pairs on every core numba was given.
+_parallel = njit(cache=True, nogil=True, parallel=True, error_model="numpy")
+
+
+@_parallel
+def cscv_pairs_nb(
+    columns: np.ndarray,
+    halves: np.ndarray,
+    chunks: int,
+    chosen: np.ndarray,
+    chosen_train: np.ndarray,
+    chosen_test: np.ndarray,
+    ranks: np.ndarray,
+) -> None:
+    """Score split pairs over ``columns`` (blocks × trials): ``halves[p]`` lists one half's blocks.
+
+    Split ``2p`` trains on ``halves[p]`` and tests on the other blocks, split
+    ``2p + 1`` the other way round. A half's figure is the sum of its blocks'
+    figures (log returns add up); the trial best on the training half (ties:
+    the lowest index) is chosen. Writes, per split, the chosen trial, its
+    train and test figures and its rank among all trials on the test half
+    (1 = worst; ties share their average rank). The pairs are cut into
+    ``chunks`` contiguous runs, run in parallel (each its own buffers, so
+    the results do not depend on the number of threads).
+    """
+    s, n = columns.shape
+    pairs, h = halves.shape
+    total = np.zeros(n)
+    for j in range(s):
+        for i in range(n):
+            total[i] += columns[j, i]
+    changes = _first_changes_nb(halves)
+    best_a = np.full(pairs, -np.inf)
+    best_b = np.full(pairs, -np.inf)
+    arg_a = np.zeros(pairs, dtype=np.int64)
+    arg_b = np.zeros(pairs, dtype=np.int64)
+    test_a = np.zeros(pairs)  # split 2p: chosen on half A, tested on the rest (B)
+    test_b = np.zeros(pairs)  # split 2p + 1: chosen on B, tested on A
+    less_a = np.zeros(pairs, dtype=np.int64)
+    same_a = np.zeros(pairs, dtype=np.int64)
+    less_b = np.zeros(pairs, dtype=np.int64)
+    same_b = np.zeros(pairs, dtype=np.int64)
+    for c in prange(chunks):
+        lo = c * pairs // chunks
+        hi = (c + 1) * pairs // chunks
+        levels = np.empty((h, TILE))
+        for start in range(0, n, TILE):
+            stop = min(n, start + TILE)
+            for p in range(lo, hi):
+                _half_sums_nb(columns, halves[p], 0 if p == lo else changes[p], start, stop, levels)
+                ba = best_a[p]
+                bb = best_b[p]
+                for i in range(stop - start):
+                    a = levels[h - 1, i]
+                    b = total[start + i] - a
+                    # The test figure is kept as computed here, so the second pass meets it bit for bit.
+                    if a > ba:
+                        ba = a
+                        arg_a[p] = start + i
+                        test_a[p] = b
+                    if b > bb:
+                        bb = b
+                        arg_b[p] = start + i
+                        test_b[p] = a
+                best_a[p] = ba
+                best_b[p] = bb
+        for start in range(0, n, TILE):
+            stop = min(n, start + TILE)
+            for p in range(lo, hi):
+                _half_sums_nb(columns, halves[p], 0 if p == lo else changes[p], start, stop, levels)
+                va = test_a[p]
+                vb = test_b[p]
+                la = 0
+                sa = 0
+                lb = 0
+                sb = 0
+                for i in range(stop - start):
+                    a = levels[h - 1, i]
+                    b = total[start + i] - a
+                    la += b < va
+                    sa += b == va
+                    lb += a < vb
+                    sb += a == vb
+                less_a[p] += la
+                same_a[p] += sa
+                less_b[p] += lb
+                same_b[p] += sb
+    for p in range(pairs):
+        chosen[2 * p] = arg_a[p]
+        chosen[2 * p + 1] = arg_b[p]
+        chosen_train[2 * p] = best_a[p]
+        chosen_test[2 * p] = test_a[p]
+        ranks[2 * p] = less_a[p] + (same_a[p] + 1) / 2.0
+        chosen_train[2 * p + 1] = best_b[p]
+        chosen_test[2 * p + 1] = test_b[p]
+        ranks[2 * p + 1] = less_b[p] + (same_b[p] + 1) / 2.0

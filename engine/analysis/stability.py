@@ -1,0 +1,138 @@
+"""Parameter stability: each trial's objective smoothed over its neighbours, and the robust best.
+
+A spike (a best trial whose neighbours are much worse) is luck; a plateau is
+a setting that survives small changes. Gridded studies use grid neighbours:
+the trials one grid step away or less in every parameter (the Moore
+neighbourhood, itself included). Other samplers use the ``k`` nearest trials in
+parameter space normalised to [0, 1] per parameter (categories by their
+position in sorted order), scored for the ``candidates`` best raw trials
+(the robust best is almost always among them; brute force stays fast).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from engine.analysis.stability_nb import knn_mean_nb
+
+#: A dense grid larger than this falls back to nearest neighbours.
+MAX_GRID_CELLS = 4_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class StabilityResult:
+    """Raw best against robust best; ``smoothed`` is nan for trials that were not scored."""
+
+    method: str  # "grid" or "knn"
+    neighbours: int  # k (knn), or 3**P - 1 at most (grid)
+    smoothed: np.ndarray
+    raw_best: int  # row of the best raw objective
+    robust_best: int  # row of the best smoothed objective
+    raw_best_value: float
+    raw_best_smoothed: float  # the raw best's own smoothed objective
+    robust_best_value: float  # the robust best's raw objective
+    robust_best_smoothed: float
+
+    @property
+    def drop(self) -> float:
+        """How far the raw best's neighbourhood falls below it (objective units; larger: a spike)."""
+        return self.raw_best_value - self.raw_best_smoothed
+
+
+def encode(params: Sequence[Mapping[str, Any]], names: Sequence[str]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Parameter values as a trials × parameters matrix in [0, 1], and each value's rank among its column's.
+
+    Numbers scale linearly from their minimum to their maximum; any other
+    value is placed by its rank among the column's distinct values.
+    """
+    n = len(params)
+    matrix = np.zeros((n, len(names)))
+    levels: list[np.ndarray] = []
+    for q, name in enumerate(names):
+        raw = [p.get(name) for p in params]
+        numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in raw)
+        if numeric:
+            values = np.asarray(raw, dtype=np.float64)
+            index = np.unique(values, return_inverse=True)[1]
+            low, high = float(values.min()), float(values.max())
+            matrix[:, q] = (values - low) / (high - low) if high > low else 0.0
+        else:
+            keys = [repr(v) for v in raw]
+            distinct_keys = sorted(set(keys))
+            lookup = {key: i for i, key in enumerate(distinct_keys)}
+            index = np.array([lookup[key] for key in keys], dtype=np.int64)
+            matrix[:, q] = index / max(1, len(distinct_keys) - 1)
+        levels.append(np.asarray(index, dtype=np.int64).reshape(n))
+    return matrix, levels
+
+
+def grid_smooth(levels: Sequence[np.ndarray], values: np.ndarray) -> np.ndarray:
+    """Each trial's mean objective over its grid cell and the present cells one step away in every parameter."""
+    shape = tuple(int(level.max()) + 1 for level in levels)
+    total = np.zeros(shape)
+    count = np.zeros(shape)
+    cells = tuple(levels)
+    np.add.at(total, cells, values)
+    np.add.at(count, cells, 1.0)
+    sum_near = np.zeros(shape)
+    count_near = np.zeros(shape)
+    for offset in itertools.product((-1, 0, 1), repeat=len(shape)):
+        source = tuple(slice(max(0, o), s + min(0, o)) for o, s in zip(offset, shape, strict=True))
+        target = tuple(slice(max(0, -o), s - max(0, o)) for o, s in zip(offset, shape, strict=True))
+        sum_near[target] += total[source]
+        count_near[target] += count[source]
+    return sum_near[cells] / count_near[cells]
+
+
+def stability(
+    params: Sequence[Mapping[str, Any]],
+    objective: np.ndarray,
+    *,
+    names: Sequence[str] | None = None,
+    maximize: bool = True,
+    gridded: bool = False,
+    k: int = 10,
+    candidates: int = 1000,
+) -> StabilityResult:
+    """Smooth ``objective`` (one finite value per trial) over parameter neighbours; raw and robust best."""
+    objective = np.asarray(objective, dtype=np.float64)
+    if objective.size == 0 or objective.size != len(params):
+        raise ValueError("stability: expected one objective per trial, and at least one trial")
+    names = list(names) if names is not None else sorted({key for p in params for key in p})
+    score = objective if maximize else -objective
+    matrix, levels = encode(params, names)
+    cells = math.prod(int(level.max()) + 1 for level in levels) if levels else 1
+    if gridded and levels and cells <= MAX_GRID_CELLS:
+        smoothed_score = grid_smooth(levels, score)
+        method, neighbours = "grid", 3 ** len(levels) - 1
+    else:
+        rows = np.argsort(-score, kind="stable")[: max(1, candidates)]
+        smoothed_score = np.full(score.size, np.nan)
+        if score.size > 1 and names:
+            out = np.empty(rows.size)
+            knn_mean_nb(np.ascontiguousarray(matrix), score, rows.astype(np.int64), k, out)
+            smoothed_score[rows] = out
+        else:
+            smoothed_score[rows] = score[rows]
+        method, neighbours = "knn", min(k, score.size - 1)
+    raw_best = int(np.argmax(score))  # first of equals: the lowest row
+    robust_best = int(np.nanargmax(smoothed_score))
+    sign = 1.0 if maximize else -1.0
+    smoothed = smoothed_score * sign
+    return StabilityResult(
+        method=method,
+        neighbours=neighbours,
+        smoothed=smoothed,
+        raw_best=raw_best,
+        robust_best=robust_best,
+        raw_best_value=float(objective[raw_best]),
+        raw_best_smoothed=float(smoothed[raw_best]),
+        robust_best_value=float(objective[robust_best]),
+        robust_best_smoothed=float(smoothed[robust_best]),
+    )

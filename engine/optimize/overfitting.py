@@ -1,0 +1,178 @@
+"""The report's ``overfitting`` section: is the best trial real? Built from the store alone.
+
+PBO by CSCV over the trials' stored per-block returns, the raw best against
+the robust best (neighbour-smoothed objective), which parameters explain the
+objective, and a Monte Carlo of the best stored trial's trades. Each part is
+``None`` (or empty) when the store lacks what it needs: blocks were not
+recorded, no trial kept its trades, fewer than two trials.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from engine.analysis.importance import importance
+from engine.analysis.montecarlo import monte_carlo
+from engine.analysis.pbo import cscv
+from engine.analysis.stability import stability
+from engine.store.protocol import StudyStore
+from engine.store.records import TrialRecord, TrialState
+
+#: Monte Carlo defaults of the report: paths, and the drawdown whose probability is given.
+MC_PATHS = 10_000
+MC_DRAWDOWN = 0.2
+#: Splits beyond this are sampled (seeded): C(16, 8) = 12,870 are all kept.
+MAX_SPLITS = 13_000
+
+
+def _trial(trial: TrialRecord, smoothed: float | None = None) -> dict[str, Any]:
+    return {
+        "number": trial.number,
+        "params": trial.params,
+        "objective": trial.objective,
+        "smoothed": smoothed,
+    }
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+async def build_overfitting(
+    store: StudyStore, study_id: int, *, maximize: bool, sampler: str, seed: int = 0
+) -> dict[str, Any]:
+    """The ``overfitting`` section of a study's report (keys in ``docs/headless.md``)."""
+    section: dict[str, Any] = {"pbo": None, "blocks": 0, "splits": 0}
+    _, figures = await store.trial_blocks(study_id)
+    if figures.shape[0] >= 2 and figures.shape[1] >= 2:
+        result = cscv(figures, max_splits=MAX_SPLITS, seed=seed)
+        figures_dict = result.as_dict()
+        section.update({
+            "pbo": result.pbo,
+            "blocks": result.blocks,
+            "splits": result.splits,
+            "total_splits": result.total_splits,
+            "trials": result.trials,
+            "degradation": {
+                "slope": figures_dict["degradation_slope"],
+                "intercept": figures_dict["degradation_intercept"],
+            },
+            "prob_oos_loss": result.prob_oos_loss,
+            "logit_median": figures_dict["logit_median"],
+            "figure": "log return per block",
+        })
+    complete = [
+        t for t in await store.trials(study_id, states=[TrialState.COMPLETE])
+        if t.objective is not None and math.isfinite(t.objective)
+    ]
+    section["stability"] = None
+    section["importance"] = {}
+    if complete:
+        params = [t.params for t in complete]
+        objective = np.array([float(t.objective) for t in complete])  # type: ignore[arg-type]
+        names = list(dict.fromkeys(name for p in params for name in p))
+        found = stability(params, objective, names=names, maximize=maximize, gridded=sampler == "grid")
+        section["stability"] = {
+            "method": found.method,
+            "neighbours": found.neighbours,
+            "raw_best": _trial(complete[found.raw_best], _finite(found.raw_best_smoothed)),
+            "robust_best": _trial(complete[found.robust_best], _finite(found.robust_best_smoothed)),
+            "neighbour_drop": _finite(found.drop),
+        }
+        section["importance"] = importance(params, objective, names=names)
+    section["monte_carlo"] = await _monte_carlo(store, study_id, maximize=maximize, seed=seed)
+    return section
+
+
+async def _monte_carlo(store: StudyStore, study_id: int, *, maximize: bool, seed: int) -> dict[str, Any] | None:
+    """Monte Carlo of the best trial that kept its trades (artifacts)."""
+    kept = set(await store.artifact_numbers(study_id))
+    for trial in await store.best(study_id, maximize=maximize, k=20):
+        if trial.number not in kept:
+            continue
+        trades = (await store.artifacts(study_id, trial.number)).get("trades")
+        if trades is None or trades.dtype.names is None or "return" not in trades.dtype.names:
+            continue
+        returns = np.asarray(trades["return"], dtype=np.float64)
+        returns = returns[np.isfinite(returns)]
+        if returns.size == 0:
+            continue
+        result = monte_carlo(returns, paths=MC_PATHS, seed=seed, threshold=MC_DRAWDOWN)
+        return {"trial": trial.number, **result.as_dict()}
+    return None
+
+
+def _fmt(value: Any, spec: str = ".4g") -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return format(value, spec) if math.isfinite(value) else str(value)
+    return str(value)
+
+
+def _pct(value: Any) -> str:
+    return "–" if value is None else f"{100 * float(value):.1f}%"
+
+
+def _params(params: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={_fmt(v)}" for k, v in params.items())
+
+
+def overfitting_markdown(section: dict[str, Any], objective: str) -> list[str]:
+    """The section as Markdown lines (a heading, then one part per figure that could be computed)."""
+    lines = ["", "## Is the best trial real?", ""]
+    if section.get("pbo") is None:
+        lines.append("_No per-block returns were recorded (`[validation] blocks = 0`, or a study made before them): "
+                     "no probability of backtest overfitting._")
+    else:
+        sampled = section["splits"] < section.get("total_splits", section["splits"])
+        degradation = section.get("degradation") or {}
+        lines += [
+            f"- **Probability of backtest overfitting (PBO)**: **{_pct(section['pbo'])}** over {section['splits']} "
+            f"splits of {section['blocks']} blocks{' (a seeded sample)' if sampled else ''} and "
+            f"{section.get('trials')} trials: how often the trial best on half the blocks ranked at or below the "
+            "median on the other half (about 50% or more: the winner is luck).",
+            f"- **Out of sample**: the chosen trial lost money in {_pct(section.get('prob_oos_loss'))} of splits; "
+            f"degradation slope {_fmt(degradation.get('slope'))} (out-of-sample against in-sample log return).",
+        ]
+    stability = section.get("stability")
+    if stability:
+        raw, robust = stability["raw_best"], stability["robust_best"]
+        how = "grid neighbours" if stability["method"] == "grid" else f"{stability['neighbours']} nearest trials"
+        lines += [
+            "",
+            f"Parameter stability ({objective} averaged over each trial and its {how}):",
+            "",
+            f"| | trial | {objective} | smoothed | params |",
+            "|---|---|---|---|---|",
+            f"| raw best | #{raw['number']} | {_fmt(raw['objective'])} | {_fmt(raw['smoothed'])} | {_params(raw['params'])} |",
+            f"| robust best | #{robust['number']} | {_fmt(robust['objective'])} | {_fmt(robust['smoothed'])} | "
+            f"{_params(robust['params'])} |",
+            "",
+            f"- the raw best's neighbourhood is {_fmt(stability.get('neighbour_drop'))} below it "
+            "(large: a spike; small: a plateau)",
+        ]
+    scores = section.get("importance") or {}
+    if scores:
+        lines += ["", f"Parameter importance (share of the variance of {objective} each explains alone):", "",
+                  "| parameter | importance |", "|---|---|"]
+        lines += [f"| {name} | {_pct(value)} |" for name, value in scores.items()]
+    mc = section.get("monte_carlo")
+    if mc:
+        final, drawdown = mc["final_return"], mc["max_drawdown"]
+        lines += [
+            "",
+            f"Monte Carlo of trial #{mc['trial']}'s {mc['trades']} trades ({mc['paths']} {mc['mode']} paths, seed "
+            f"{mc['seed']}):",
+            "",
+            "| | 5% | 50% | 95% |",
+            "|---|---|---|---|",
+            f"| final return | {_pct(final['p5'])} | {_pct(final['p50'])} | {_pct(final['p95'])} |",
+            f"| max drawdown | {_pct(drawdown['p5'])} | {_pct(drawdown['p50'])} | {_pct(drawdown['p95'])} |",
+            "",
+            f"- P(max drawdown > {_pct(mc['drawdown_threshold'])}) = {_pct(mc['prob_drawdown_over'])}",
+        ]
+    return lines

@@ -1,0 +1,97 @@
+"""The report's ``overfitting`` section end to end: two studies, the CLI's JSON, an independent check."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine.optimize import Study
+from engine.store.study_sqlite import SqliteStore
+from tests.analysis.test_pbo import reference
+
+STUDY = """\
+name = "{name}"
+
+[data]
+spec = "{spec}"
+
+[strategy]
+name = "sma_cross"
+
+[space]
+fast = {{ int = [2, 40], step = 3 }}
+slow = {{ int = [20, 200], step = 12 }}
+constraints = ["fast < slow"]
+
+[backtest]
+fee = {fee}
+
+[search]
+sampler = "grid"
+
+[execution]
+backend = "inline"
+artifacts = "top:3"
+
+[validation]
+out_of_sample = 0.25
+blocks = 8
+"""
+
+NOISE = "synthetic:bars=60000,seed=3,timeframe=1h,regimes=false,jumps=0"
+TREND = "synthetic:bars=60000,seed=3,timeframe=1h,trend=3,trend_days=20,vol=0.3"
+
+
+def _report(db: Path, name: str) -> dict:
+    done = subprocess.run(
+        [sys.executable, "-m", "genesis_tui.cli", "report", name, "--db", str(db), "--format", "json"],
+        capture_output=True, text=True, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+async def test_pbo_tells_the_noise_study_from_the_trend_study(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    for name, spec, fee in (("noise", NOISE, 0.0), ("trend", TREND, 0.002)):
+        path = tmp_path / f"{name}.toml"
+        path.write_text(STUDY.format(name=name, spec=spec, fee=fee))
+        await Study.from_file(path, db=db).run()
+    noise, trend = _report(db, "noise")["overfitting"], _report(db, "trend")["overfitting"]
+    assert noise["blocks"] == trend["blocks"] == 8 and noise["splits"] == trend["splits"] == 70
+    assert 0.0 <= trend["pbo"] <= 0.1 and noise["pbo"] >= 0.4
+    assert trend["prob_oos_loss"] < noise["prob_oos_loss"] + 1e-12
+
+    # The same stored figures, through the slow reference: the same PBO, loss probability and slope.
+    store = await SqliteStore.open(db, readonly=True)
+    try:
+        for name, section in (("noise", noise), ("trend", trend)):
+            study = await store.require_study(name)
+            numbers, figures = await store.trial_blocks(study.id)
+            assert len(numbers) == section["trials"] == len(await store.trials(study.id))
+            want = reference(figures.tolist())
+            assert section["pbo"] == pytest.approx(want["pbo"], abs=1e-12)
+            assert section["prob_oos_loss"] == pytest.approx(want["loss"], abs=1e-12)
+            assert section["degradation"]["slope"] == pytest.approx(want["slope"], rel=1e-9)
+            assert np.isfinite(figures).all()
+    finally:
+        await store.close()
+
+    # The rest of the section: the robust best smooths at least as well as the raw best, importance shares,
+    # the Monte Carlo ran on the best trial's trades.
+    for section in (noise, trend):
+        stability = section["stability"]
+        assert stability["method"] == "grid"
+        assert stability["robust_best"]["smoothed"] >= stability["raw_best"]["smoothed"]
+        # (fast < slow ties the two together, so their shares may overlap: each in [0, 1], no sum rule)
+        assert set(section["importance"]) == {"fast", "slow"}
+        assert all(0.0 <= v <= 1.0 for v in section["importance"].values())
+        mc = section["monte_carlo"]
+        assert mc["paths"] == 10_000 and mc["trades"] > 0
+        assert mc["final_return"]["p5"] <= mc["final_return"]["p50"] <= mc["final_return"]["p95"]
+        assert 0.0 <= mc["prob_drawdown_over"] <= 1.0
