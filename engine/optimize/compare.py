@@ -1,4 +1,5 @@
-"""Studies side by side (``genesis compare``): best trial, validation, objective distribution, counts.
+"""Studies side by side (``genesis compare``): best and robust-best trials, validation,
+overfitting (PBO, importance), objective distribution, counts.
 
 Built from the store alone, like the report: each study's column is its
 :func:`~engine.optimize.report.build_report` cut down to what compares, plus
@@ -93,7 +94,31 @@ async def study_column(store: StudyStore, name: str) -> dict[str, Any]:
             "metrics": best["metrics"],
         },
         "validation": _validation(report.get("validation")),
+        "overfitting": _overfitting(report.get("overfitting")),
         "objective_distribution": distribution(values),
+    }
+
+
+def _overfitting(raw: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The figures of "is the best trial real?" that compare across studies."""
+    if not raw:
+        return None
+    stability = _table(raw.get("stability"))
+    robust = _table(stability.get("robust_best"))
+    importance = _table(raw.get("importance"))
+    ranked = sorted(((v, k) for k, v in importance.items() if isinstance(v, int | float)), reverse=True)
+    carlo = _table(raw.get("monte_carlo"))
+    drawdown = _table(carlo.get("max_drawdown"))
+    return {
+        "pbo": raw.get("pbo"),
+        "blocks": raw.get("blocks"),
+        "prob_oos_loss": raw.get("prob_oos_loss"),
+        "robust_best": None if not robust else {
+            "number": robust.get("number"), "objective": robust.get("objective"),
+            "smoothed": robust.get("smoothed"), "params": robust.get("params") or {},
+        },
+        "importance": {k: v for v, k in ranked},
+        "mc_drawdown_p95": drawdown.get("p95"),
     }
 
 
@@ -189,6 +214,28 @@ def comparison_rows(comparison: dict[str, Any]) -> list[tuple[str, list[str]]]:
     rows += [row(f"best {m}", lambda c, m=m: None if c["best"] is None else (c["best"]["metrics"] or {}).get(m),
                  _fraction if m != "trades" else _fmt)
              for m in metric_names]
+    if any(c.get("overfitting") for c in columns):
+        def over(key: str) -> Any:
+            return lambda c: (c.get("overfitting") or {}).get(key)
+
+        def robust(c: dict[str, Any]) -> dict[str, Any]:
+            return (c.get("overfitting") or {}).get("robust_best") or {}
+
+        def top(c: dict[str, Any]) -> str | None:
+            ranked = list(((c.get("overfitting") or {}).get("importance") or {}).items())[:3]
+            return ", ".join(f"{k} {v * 100:.0f}%" for k, v in ranked) or None
+
+        rows += [
+            row("P(overfit) (PBO)", over("pbo"), _fraction),
+            row("P(loss out of sample)", over("prob_oos_loss"), _fraction),
+            row("robust best trial", lambda c: f"#{robust(c)['number']}" if robust(c).get("number") is not None
+                else None),
+            row("robust best value", lambda c: robust(c).get("objective")),
+            row("robust best params", lambda c: ", ".join(f"{k}={_fmt(v)}" for k, v in robust(c)["params"].items())
+                if robust(c).get("params") else None),
+            row("importance (top 3)", top),
+            row("MC max drawdown p95", over("mc_drawdown_p95"), _fraction),
+        ]
     if any(c["validation"] for c in columns):
         rows += [
             row("out-of-sample (best)", val("best_out_of_sample")),

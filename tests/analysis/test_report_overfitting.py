@@ -95,3 +95,21 @@ async def test_pbo_tells_the_noise_study_from_the_trend_study(tmp_path: Path) ->
         assert mc["paths"] == 10_000 and mc["trades"] > 0
         assert mc["final_return"]["p5"] <= mc["final_return"]["p50"] <= mc["final_return"]["p95"]
         assert 0.0 <= mc["prob_drawdown_over"] <= 1.0
+
+    # genesis compare puts the same figures side by side: PBO, robust best, importance order.
+    done = subprocess.run(
+        [sys.executable, "-m", "genesis_tui.cli", "compare", "noise", "trend", "--db", str(db), "--format", "json"],
+        capture_output=True, text=True, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    columns = {c["study"]: c["overfitting"] for c in json.loads(done.stdout)["studies"]}
+    for name, section in (("noise", noise), ("trend", trend)):
+        assert columns[name]["pbo"] == section["pbo"]
+        assert columns[name]["robust_best"]["number"] == section["stability"]["robust_best"]["number"]
+        shares = section["importance"]
+        assert list(columns[name]["importance"]) == sorted(shares, key=lambda k: shares[k], reverse=True)
+    text = subprocess.run(
+        [sys.executable, "-m", "genesis_tui.cli", "compare", "noise", "trend", "--db", str(db)],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    assert "P(overfit) (PBO)" in text and "robust best trial" in text
