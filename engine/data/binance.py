@@ -21,6 +21,7 @@ The root is ``https://data.binance.vision/`` unless ``GENESIS_BINANCE_ARCHIVE_UR
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import io
 import os
@@ -44,8 +45,10 @@ from engine.data.cache import (
     PageSink,
     SeriesKey,
     TieredCandleCache,
+    missing_ranges,
     now_ms,
 )
+from engine.data.funding import FundingRates
 from engine.data.http import HttpConfig, HttpService, HttpStatusError
 from engine.errors import ConfigError, DataError, quoted
 from engine.profile import profiler
@@ -151,26 +154,70 @@ def _day(ms: int) -> str:
 
 
 def plan_files(market: str, symbol: str, interval: str, start: int, end: int, *, now: int) -> list[ArchiveFile]:
-    """The files covering ``[start, end)`` (widened to whole days): monthly files for the
-    whole months that have ended, daily files for the rest; nothing from today on."""
+    """The files covering ``[start, end)``: the monthly file of every month it touches that
+    ended over ``MONTHLY_GRACE_MS`` ago (the whole month is stored), daily files for the
+    rest (widened to whole days); nothing from today on."""
     base = f"data/{MARKETS[market]}"
     today = now // MS_PER_DAY * MS_PER_DAY
-    lo = start // MS_PER_DAY * MS_PER_DAY
     hi = min(-(-end // MS_PER_DAY) * MS_PER_DAY, today)
     files: list[ArchiveFile] = []
-    cursor = lo
+    cursor = start // MS_PER_DAY * MS_PER_DAY
     while cursor < hi:
-        month_end = _next_month(cursor)
-        if cursor == _month_start(cursor) and month_end <= hi and month_end <= _month_start(now):
-            stamp = _day(cursor)[:7]
+        month_start, month_end = _month_start(cursor), _next_month(cursor)
+        if month_end + MONTHLY_GRACE_MS <= now:
+            stamp = _day(month_start)[:7]
             path = f"{base}/monthly/klines/{symbol}/{interval}/{symbol}-{interval}-{stamp}.zip"
-            files.append(ArchiveFile(path, cursor, month_end, True))
+            files.append(ArchiveFile(path, month_start, month_end, True))
             cursor = month_end
         else:
             path = f"{base}/daily/klines/{symbol}/{interval}/{symbol}-{interval}-{_day(cursor)}.zip"
             files.append(ArchiveFile(path, cursor, cursor + MS_PER_DAY, False))
             cursor += MS_PER_DAY
     return files
+
+
+def plan_funding_files(symbol: str, start: int, end: int, *, now: int) -> list[ArchiveFile]:
+    """The monthly funding-rate files of the months touching ``[start, end)`` that have ended."""
+    files: list[ArchiveFile] = []
+    cursor = _month_start(start)
+    while cursor < end:
+        month_end = _next_month(cursor)
+        if month_end + MONTHLY_GRACE_MS > now:
+            break
+        stamp = _day(cursor)[:7]
+        path = f"data/futures/um/monthly/fundingRate/{symbol}/{symbol}-fundingRate-{stamp}.zip"
+        files.append(ArchiveFile(path, cursor, month_end, True))
+        cursor = month_end
+    return files
+
+
+def parse_funding(data: bytes, label: str) -> np.ndarray:
+    """A fundingRate CSV (``calc_time,funding_interval_hours,last_funding_rate``, a header
+    row or not) as ``RECORD_DTYPE`` records: the event time in ``t``, the rate in ``close``."""
+    records_list: list[tuple[int, float]] = []
+    for number, line in enumerate(data.lstrip(b"\xef\xbb\xbf").splitlines(), start=1):
+        fields = line.split(b",")
+        if not line.strip() or (number == 1 and not fields[0].strip().isdigit()):
+            continue
+        try:
+            when, rate = int(fields[0]), float(fields[-1])
+        except (ValueError, IndexError):
+            raise DataError(
+                f"{label}: line {number}: expected calc_time,funding_interval_hours,last_funding_rate, "
+                f"got {quoted(line.decode('utf-8', 'replace'))}"
+            ) from None
+        records_list.append((when // 1000 if when >= 10**14 else when, rate))
+    records = np.zeros(len(records_list), dtype=RECORD_DTYPE)
+    if records_list:
+        records["t"] = [t for t, _ in records_list]
+        records["close"] = [r for _, r in records_list]
+        records = np.sort(records, order="t")
+        if not bool(np.all(np.isfinite(records["close"]))):
+            raise DataError(f"{label}: a funding rate is not a finite number")
+        keep = np.ones(records.shape[0], dtype=bool)
+        keep[1:] = np.diff(records["t"]) > 0  # a repeated event counts once
+        records = records[keep]
+    return records
 
 
 def parse_klines(data: bytes, label: str) -> np.ndarray:
@@ -355,10 +402,41 @@ class BinanceArchive:
             return await self._fetch_files(files, label, sink, moment)
 
         bars = await self.cache.get(key, start, end, fetch, now=moment)
-        return bars
+        if market != "um" or "funding" in bars.meta:
+            return bars
+        rates = await self.fetch_funding(symbol, start, end, now=moment)
+        if len(rates) == 0:
+            return bars
+        funded = dataclasses.replace(bars, meta={**bars.meta, "funding": rates})
+        if self.memory is not None:
+            self.memory.put(key, start, end, funded, now=moment)  # later L1 hits carry the rates too
+        return funded
+
+    async def fetch_funding(self, symbol: str, start: int, end: int, *, now: int | None = None) -> FundingRates:
+        """The USD-M funding events of ``symbol`` in ``[start, end)`` from the monthly
+        ``fundingRate`` files (cached in L2 beside the candles: the rate in ``close``)."""
+        moment = now_ms() if now is None else now
+        key = SeriesKey(f"{SOURCE}-um", symbol, "funding")
+        label = f"{SOURCE} um {symbol} funding"
+        await self.store.open()
+        gaps = missing_ranges(await self.store.coverage(key), start, end)
+        for lo, hi in gaps:
+            files = plan_funding_files(symbol, lo, hi, now=moment)
+
+            async def sink(records: np.ndarray, lo: int, hi: int) -> None:
+                await self.store.write(key, records, (lo, hi))
+
+            await self._fetch_files(files, label, sink, moment, parse_funding)
+        records = await self.store.read(key, start, end)
+        return FundingRates(records["t"] * 1_000_000, records["close"].copy())
 
     async def _fetch_files(
-        self, files: list[ArchiveFile], label: str, sink: PageSink, now: int
+        self,
+        files: list[ArchiveFile],
+        label: str,
+        sink: PageSink,
+        now: int,
+        parse: Callable[[bytes, str], np.ndarray] = parse_klines,
     ) -> FetchReport:
         """Download ``files`` ``concurrency`` at a time; parse and store them one at a time."""
         report = FetchReport()
@@ -372,7 +450,7 @@ class BinanceArchive:
             async with gate:
                 with tempfile.TemporaryDirectory(prefix="genesis-binance-") as folder:
                     stored = await self._download_verified(
-                        item, label, Path(folder), progress, sink, one_at_a_time, now
+                        item, label, Path(folder), progress, sink, one_at_a_time, now, parse
                     )
             if stored is not None:
                 report.requests += 1
@@ -400,6 +478,7 @@ class BinanceArchive:
         sink: PageSink,
         one_at_a_time: asyncio.Lock,
         now: int,
+        parse: Callable[[bytes, str], np.ndarray] = parse_klines,
     ) -> int | None:
         """Download one file, check it against its checksum (two tries), parse it and
         store it with its coverage; the candles stored, or ``None`` for a missing file
@@ -414,8 +493,7 @@ class BinanceArchive:
             except HttpStatusError as error:
                 if error.status != 404:
                     raise
-                grace = MONTHLY_GRACE_MS if item.monthly else DAILY_GRACE_MS
-                if item.end_ms + grace > now:
+                if not item.monthly and item.end_ms + DAILY_GRACE_MS > now:
                     return None  # maybe not published yet: not marked as covered
                 async with one_at_a_time:
                     await sink(np.empty(0, dtype=RECORD_DTYPE), item.start_ms, item.end_ms)
@@ -437,7 +515,7 @@ class BinanceArchive:
             async with one_at_a_time:  # one file's data in memory at a time
                 try:
                     with profiler.stage("data.validate"):
-                        records = parse_klines(_read_zip(target, where), where)
+                        records = parse(_read_zip(target, where), where)
                 except (zipfile.BadZipFile, OSError, EOFError) as error:
                     problem = f"corrupt zip ({' '.join(str(error).split())})"
                     continue

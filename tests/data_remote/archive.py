@@ -120,6 +120,21 @@ def build_archive(
     return archive
 
 
+def write_funding(root: Path, symbol: str, months: list[tuple[int, int]]) -> list[tuple[int, float]]:
+    """Monthly fundingRate files (headered, events at 00:00, 08:00, 16:00 UTC); the events in ms."""
+    folder = root / "data" / "futures" / "um" / "monthly" / "fundingRate" / symbol
+    events: list[tuple[int, float]] = []
+    for year, month in months:
+        first = ms(date(year, month, 1))
+        after = ms(date(year + (month == 12), month % 12 + 1, 1))
+        rows = [(t, round(0.0001 * ((t // 28_800_000) % 7 - 3), 8)) for t in range(first, after, 28_800_000)]
+        lines = ["calc_time,funding_interval_hours,last_funding_rate"]
+        lines += [f"{t},8,{rate!r}" for t, rate in rows]
+        write_zip(folder, f"{symbol}-fundingRate-{year:04d}-{month:02d}.zip", ("\n".join(lines) + "\n").encode())
+        events += rows
+    return events
+
+
 def reference_csv(records: np.ndarray, path: Path) -> Path:
     """The candles as one plain CSV (``timestamp,open,...`` in ms) for the csv source."""
     lines = ["timestamp,open,high,low,close,volume"]

@@ -17,6 +17,7 @@ import pytest
 
 from engine.data.binance import BinanceArchive, BinanceConfig, parse_klines, plan_files
 from engine.data.cache import MemoryCache
+from engine.data.funding import FundingRates
 from engine.errors import DataError
 from tests.data_remote.archive import (
     ArchiveServer,
@@ -26,10 +27,12 @@ from tests.data_remote.archive import (
     kline_csv,
     ms,
     reference_csv,
+    write_funding,
 )
 from tests.data_remote.conftest import assert_matches
 
 NOW = ms(date(2024, 6, 15))  # every file of these tests has long been published
+APRIL = ms(date(2024, 4, 20))  # April 2024 is the current month: read from daily files
 FAST = {"retries": 1, "backoff_base_s": 0.01, "backoff_max_s": 0.02, "concurrency": 3}
 
 
@@ -86,15 +89,20 @@ def test_a_bad_row_names_the_file_and_line() -> None:
         parse_klines("\n".join(lines).encode(), "f.zip")
 
 
-def test_plan_uses_monthly_files_for_whole_ended_months_and_daily_ones_for_the_rest() -> None:
-    files = plan_files("um", "BTCUSDT", "1h", ms(date(2024, 1, 30)), ms(date(2024, 4, 2)) + 1, now=NOW)
+def test_plan_uses_monthly_files_for_ended_months_and_daily_ones_for_the_rest() -> None:
+    files = plan_files("um", "BTCUSDT", "1h", ms(date(2024, 1, 30)), ms(date(2024, 4, 2)) + 1, now=APRIL)
     names = [f.name for f in files]
     assert names == [
-        "BTCUSDT-1h-2024-01-30.zip", "BTCUSDT-1h-2024-01-31.zip",
-        "BTCUSDT-1h-2024-02.zip", "BTCUSDT-1h-2024-03.zip",
+        "BTCUSDT-1h-2024-01.zip", "BTCUSDT-1h-2024-02.zip", "BTCUSDT-1h-2024-03.zip",
         "BTCUSDT-1h-2024-04-01.zip", "BTCUSDT-1h-2024-04-02.zip",
     ]
-    assert files[2].path == "data/futures/um/monthly/klines/BTCUSDT/1h/BTCUSDT-1h-2024-02.zip"
+    assert files[1].path == "data/futures/um/monthly/klines/BTCUSDT/1h/BTCUSDT-1h-2024-02.zip"
+    assert (files[0].start_ms, files[0].end_ms) == (ms(date(2024, 1, 1)), ms(date(2024, 2, 1)))
+    # A month that ended days ago may not be published yet: its days are read instead.
+    early = plan_files("um", "BTCUSDT", "1h", ms(date(2024, 3, 30)), ms(date(2024, 4, 2)), now=ms(date(2024, 4, 3)))
+    assert [f.name for f in early] == [
+        "BTCUSDT-1h-2024-03-30.zip", "BTCUSDT-1h-2024-03-31.zip", "BTCUSDT-1h-2024-04-01.zip",
+    ]
     # The current month comes from daily files, and nothing from today on.
     recent = plan_files("spot", "ETHUSDT", "1d", ms(date(2024, 6, 1)), ms(date(2024, 7, 1)), now=NOW)
     assert [f.name for f in recent][-1] == "ETHUSDT-1d-2024-06-14.zip" and len(recent) == 14
@@ -115,16 +123,17 @@ async def test_load_equals_the_files_then_hits_the_cache_then_fetches_only_what_
         micro={"2024-03", "2024-04-03"},
     )
     start, end = ms(date(2024, 1, 1)), ms(date(2024, 4, 3))
-    bars = await make_archive().fetch_candles("BTCUSDT", "um", "1h", start, end, now=NOW)
+    bars = await make_archive().fetch_candles("BTCUSDT", "um", "1h", start, end, now=APRIL)
     assert_matches(bars, archive.records[archive.records["t"] < end])
     assert archive_server.zips() == 5  # three months, two days
     assert archive_server.requests["data/futures/um/daily/klines/BTCUSDT/1h/BTCUSDT-1h-2024-04-03.zip"] == 0
 
-    again = await make_archive().fetch_candles("BTCUSDT", "um", "1h", start, end, now=NOW)
+    seen = sum(archive_server.requests.values())
+    again = await make_archive().fetch_candles("BTCUSDT", "um", "1h", start, end, now=APRIL)
     assert_matches(again, archive.records[archive.records["t"] < end])
-    assert sum(archive_server.requests.values()) == 10  # nothing more: zips and checksums of the first load
+    assert sum(archive_server.requests.values()) == seen  # nothing more
 
-    longer = await make_archive().fetch_candles("BTCUSDT", "um", "1h", start, ms(date(2024, 4, 6)), now=NOW)
+    longer = await make_archive().fetch_candles("BTCUSDT", "um", "1h", start, ms(date(2024, 4, 6)), now=APRIL)
     assert_matches(longer, archive.records)
     assert archive_server.zips() == 8  # only the three missing days
     assert all(n == 1 for path, n in archive_server.requests.items())
@@ -151,7 +160,7 @@ async def test_a_recent_missing_file_is_asked_for_again(
         assert len(bars) == 13
     daily = "data/futures/um/daily/klines/BTCUSDT/1d/BTCUSDT-1d-2024-06-14.zip.CHECKSUM"
     assert archive_server.requests[daily] == 2
-    assert archive_server.requests[daily.replace("06-13", "06-14")] == 2
+    assert archive_server.requests[daily.replace("06-14.zip.CHECKSUM", "06-13.zip")] == 1
 
 
 async def test_a_bad_checksum_is_downloaded_twice_then_one_error_and_the_cache_is_unchanged(
@@ -179,6 +188,29 @@ async def test_a_corrupt_download_is_retried_once(
     bars = await make_archive().fetch_candles("BTCUSDT", "um", "1h", ms(date(2024, 1, 1)), ms(date(2024, 2, 1)), now=NOW)
     assert_matches(bars, archive.records)
     assert archive_server.requests[path] == 2
+
+
+async def test_usdm_bars_carry_the_funding_events_of_their_range(
+    archive_server: ArchiveServer, make_archive: Callable[..., BinanceArchive]
+) -> None:
+    build_archive(archive_server.root, "ETHUSDT", "8h", months=[(2024, 1), (2024, 2)])
+    events = write_funding(archive_server.root, "ETHUSDT", [(2024, 1), (2024, 2)])
+    start, end = ms(date(2024, 1, 10)), ms(date(2024, 2, 20))
+    bars = await make_archive().fetch_candles("ETHUSDT", "um", "8h", start, end, now=NOW)
+    funding = bars.meta["funding"]
+    assert isinstance(funding, FundingRates)
+    inside = [(t, r) for t, r in events if start <= t < end]
+    assert funding.ts.tolist() == [t * 1_000_000 for t, _ in inside]
+    assert funding.rate.tolist() == [r for _, r in inside]
+    assert any(r < 0 for _, r in inside) and any(r > 0 for _, r in inside)
+    seen = sum(archive_server.requests.values())
+    again = await make_archive().fetch_candles("ETHUSDT", "um", "8h", start, end, now=NOW)
+    assert sum(archive_server.requests.values()) == seen
+    assert again.meta["funding"].ts.tolist() == funding.ts.tolist()  # type: ignore[attr-defined]
+    # Spot data has no funding.
+    build_archive(archive_server.root, "ETHUSDT", "8h", market="spot", months=[(2024, 1)])
+    spot = await make_archive().fetch_candles("ETHUSDT", "spot", "8h", start, ms(date(2024, 2, 1)), now=NOW)
+    assert "funding" not in spot.meta
 
 
 async def test_files_stream_to_disk_and_are_parsed_one_at_a_time(
@@ -233,15 +265,14 @@ def test_backtest_on_the_archive_equals_the_concatenated_csvs_and_a_second_run_d
     live_archive: ArchiveServer, tmp_path: Path
 ) -> None:
     archive = build_archive(
-        live_archive.root, months=[(2023, 11), (2023, 12)], days=[date(2024, 1, 1), date(2024, 1, 2)],
-        headered={"2023-12"}, micro={"2024-01-02"},
+        live_archive.root, months=[(2023, 11), (2023, 12), (2024, 1)], headered={"2023-12"}, micro={"2024-01"},
     )
-    reference = reference_csv(archive.records, tmp_path / "BTCUSDT.csv")
+    reference = reference_csv(archive.records[archive.records["t"] < ms(date(2024, 1, 3))], tmp_path / "BTCUSDT.csv")
     strategy = ("--strategy", "sma_cross", "--param", "fast=5", "--param", "slow=20", "--fee", "0.001", "--json")
     spec = "binance:BTCUSDT,interval=1h,start=2023-11-01,end=2024-01-03"
     first = genesis(live_archive, "backtest", "--data", spec, *strategy)
     assert first.returncode == 0, first.stderr
-    assert live_archive.zips() == 4
+    assert live_archive.zips() == 3
     expected = genesis(live_archive, "backtest", "--data", f"csv:{reference}", *strategy)
     assert expected.returncode == 0, expected.stderr
     metrics = json.loads(first.stdout)["metrics"]
@@ -263,3 +294,51 @@ def test_a_bad_checksum_on_the_command_line_is_one_line_and_exit_2(live_archive:
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "BTCUSDT-1h-2023-05.zip: checksum mismatch" in lines[0], done.stderr
+
+
+def test_format_progress() -> None:
+    from genesis_tui.commands.data import format_progress
+
+    assert format_progress(3, 12, 4_500_000, 1_500_000.0, 9.4, width=12) == (
+        "[###.........] 3/12 files  4.5 MB  1.5 MB/s  ETA 9s"
+    )
+    assert format_progress(12, 12, 1, 0.0, 0.0, width=4) == "[####] 12/12 files  0.0 MB  0.0 MB/s"
+
+
+def test_data_fetch_shows_progress_resumes_and_ls_verify_rm(
+    live_archive: ArchiveServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text("[binance]\nconcurrency = 1\n")  # files in order: the bad April comes last
+    monkeypatch.setenv("GENESIS_CONFIG", str(config))
+    build_archive(live_archive.root, "SOLUSDT", "4h", months=[(2023, 1), (2023, 2), (2023, 4)])
+    spec = "binance:SOLUSDT,interval=4h,start=2023-01-01,end=2023-05-01"
+    # A fetch stopped by a bad file keeps the files it finished: the rerun fetches only the rest.
+    bad = live_archive.root / "data/futures/um/monthly/klines/SOLUSDT/4h/SOLUSDT-4h-2023-04.zip.CHECKSUM"
+    good = bad.read_text()
+    bad.write_text("0" * 64 + "  SOLUSDT-4h-2023-04.zip\n")
+    first = genesis(live_archive, "data", "fetch", spec, "--progress")
+    assert first.returncode == 2
+    assert "SOLUSDT-4h-2023-04.zip: checksum mismatch" in first.stderr
+    assert "/4 files" in first.stderr and "MB/s" in first.stderr  # the progress line
+    bad.write_text(good)
+    zips = live_archive.zips()
+    again = genesis(live_archive, "data", "fetch", spec, "--json")
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["loaded"][spec]["candles"] == (31 + 28 + 30) * 6
+    assert "files" not in again.stderr  # no progress line unless asked for (stderr is not a terminal)
+    assert live_archive.zips() == zips + 1  # only April: January and February were kept, March is a gap
+
+    listing = genesis(live_archive, "data", "ls", "--json")
+    series = {(s["source"], s["interval"]): s for s in json.loads(listing.stdout)["series"]}
+    candles = series[("binance-um", "4h")]
+    assert candles["candles"] == (31 + 28 + 30) * 6 and candles["bytes"] == candles["candles"] * 48
+    assert candles["covered"] == [["2023-01-01T00:00:00", "2023-05-01T00:00:00"]]
+    assert candles["gaps"] == []
+    verify = genesis(live_archive, "data", "verify", "--json")
+    assert verify.returncode == 0, verify.stderr
+    checked = {entry["series"]: entry for entry in json.loads(verify.stdout)["series"]}
+    assert checked["binance-um SOLUSDT 4h"]["holes"] == 1  # March: the symbol had no candles
+    assert checked["binance-um SOLUSDT 4h"]["problems"] == []
+    removed = genesis(live_archive, "data", "rm", "SOLUSDT", "--source", "binance-um", "--interval", "4h")
+    assert removed.returncode == 0 and f"removed {(31 + 28 + 30) * 6} candles" in removed.stdout
