@@ -117,7 +117,8 @@ def simulate(
 def uses_funding(bars: Bars, options: BacktestOptions) -> bool:
     """Whether a backtest of ``bars`` applies funding: ``funding = "true"`` (bars without
     funding rates are then an error), or ``"auto"`` and the bars carry rates."""
-    carried = isinstance(bars.meta.get("funding"), FundingRates)
+    rates = bars.meta.get("funding")
+    carried = isinstance(rates, FundingRates) and len(rates) > 0
     if options.funding == "true" and not carried:
         raise InputError(
             f"funding = true, but the data of {bars.symbol or 'the backtest'} carries no funding rates "

@@ -405,8 +405,6 @@ class BinanceArchive:
         if market != "um" or "funding" in bars.meta:
             return bars
         rates = await self.fetch_funding(symbol, start, end, now=moment)
-        if len(rates) == 0:
-            return bars
         funded = dataclasses.replace(bars, meta={**bars.meta, "funding": rates})
         if self.memory is not None:
             self.memory.put(key, start, end, funded, now=moment)  # later L1 hits carry the rates too
