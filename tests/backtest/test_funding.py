@@ -111,3 +111,25 @@ def test_run_many_applies_funding_like_run(random_bars: Bars) -> None:
         single = run(funded, "sma_cross", params, direction="both", fee=0.001).metrics
         assert single.funding_paid != 0.0
         assert row.tolist() == list(single.as_dict().values())
+
+
+def test_workers_bars_carry_the_funding_rates(random_bars: Bars) -> None:
+    """The process backend's shared-memory bars keep the rates: a worker settles them too."""
+    from engine.optimize.backends.shared_bars import SharedBars, attach_bars
+
+    step = timeframe_ns(random_bars.timeframe)
+    funded = dataclasses.replace(
+        random_bars, meta={"funding": FundingRates(random_bars.ts[::5] + step, np.full(len(random_bars.ts[::5]), 0.001))}
+    )
+    shared = SharedBars(funded)
+    try:
+        attached, block = attach_bars(shared.handle())
+        try:
+            got = run(attached, "sma_cross", {"fast": 5, "slow": 20}, direction="both").metrics
+            del attached
+        finally:
+            block.close()
+    finally:
+        shared.close()
+    want = run(funded, "sma_cross", {"fast": 5, "slow": 20}, direction="both").metrics
+    assert got == want and want.funding_paid != 0.0

@@ -131,7 +131,8 @@ class SharedBars:
             view = np.ndarray(array.shape, dtype=array.dtype, buffer=self.block.buf, offset=offset)
             view[:] = array
             offset += array.nbytes
-        self.meta = {"symbol": bars.symbol, "timeframe": bars.timeframe}
+        # Funding rates (a few KB) travel in the handle: a worker's backtests settle them too.
+        self.meta = {"symbol": bars.symbol, "timeframe": bars.timeframe, "funding": bars.meta.get("funding")}
         _LIVE.add(self)
 
     @property
@@ -171,4 +172,5 @@ def attach_bars(handle: Handle) -> tuple[Any, Any]:
         view.flags.writeable = False
         columns[column] = view
         offset += view.nbytes
-    return Bars(**columns, symbol=meta["symbol"], timeframe=meta["timeframe"]), block
+    extra = {} if meta.get("funding") is None else {"funding": meta["funding"]}
+    return Bars(**columns, symbol=meta["symbol"], timeframe=meta["timeframe"], meta=extra), block
