@@ -133,3 +133,18 @@ def test_workers_bars_carry_the_funding_rates(random_bars: Bars) -> None:
         shared.close()
     want = run(funded, "sma_cross", {"fast": 5, "slow": 20}, direction="both").metrics
     assert got == want and want.funding_paid != 0.0
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.data(), gen.bars(min_size=5), gen.options)
+async def test_the_paper_loop_settles_funding_like_the_backtest(data: st.DataObject, bars: Bars, options: dict) -> None:
+    from engine.live.loop import replay
+
+    funded = with_funding(bars, data.draw(funding_events(bars)))
+    params = {"fast": 2, "slow": 3}
+    loop = await replay(funded, "sma_cross", params, **options)
+    ref = run(funded, "sma_cross", params, trades=True, **options)
+    assert ref.trades is not None
+    assert loop.final_equity == pytest.approx(ref.metrics.final_value, rel=1e-9, abs=1e-9)
+    assert [t.funding for t in loop.trades] == pytest.approx(ref.trades["funding"].tolist(), rel=1e-9, abs=1e-9)
+    assert [t.pnl for t in loop.trades] == pytest.approx(ref.trades["pnl"].tolist(), rel=1e-9, abs=1e-9)

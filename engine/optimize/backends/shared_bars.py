@@ -172,5 +172,5 @@ def attach_bars(handle: Handle) -> tuple[Any, Any]:
         view.flags.writeable = False
         columns[column] = view
         offset += view.nbytes
-    extra = {} if meta.get("funding") is None else {"funding": meta["funding"]}
+    extra: dict[str, object] = {} if meta.get("funding") is None else {"funding": meta["funding"]}
     return Bars(**columns, symbol=meta["symbol"], timeframe=meta["timeframe"], meta=extra), block
