@@ -344,32 +344,28 @@ def test_data_fetch_shows_progress_resumes_and_ls_verify_rm(
     assert removed.returncode == 0 and f"removed {(31 + 28 + 30) * 6} candles" in removed.stdout
 
 
-def test_hyperliquid_funding_is_paged_cached_and_settled(tmp_path: Path) -> None:
+def test_hyperliquid_funding_is_paged_cached_and_settled(monkeypatch: pytest.MonkeyPatch) -> None:
     """``hyperliquid:COIN,funding=true``: fundingHistory paged (500 an answer), cached, on the bars."""
     from engine.backtest import run
     from engine.data import load
+    from engine.data.hyperliquid import shared_memory_cache
     from tests.data_remote.server import JAN_2024_MS, ThreadedCandleServer, funding_rate
 
     with ThreadedCandleServer() as server:
-        os.environ["GENESIS_HYPERLIQUID_URL"] = server.url
-        try:
-            spec = "hyperliquid:BTC,interval=1h,start=2024-01-01,end=2024-02-01,funding=true"
-            bars = load(spec)
-            funding = bars.meta["funding"]
-            assert isinstance(funding, FundingRates)
-            hours = list(range(JAN_2024_MS, JAN_2024_MS + 31 * 24 * 3_600_000, 3_600_000))
-            assert funding.ts.tolist() == [t * 1_000_000 for t in hours]
-            assert funding.rate.tolist() == [funding_rate(t) for t in hours]
-            assert len(server.funding_requests) == 2  # 744 events: 500, then 244
-            from engine.data.hyperliquid import shared_memory_cache
-
-            shared_memory_cache().clear()
-            again = load(spec)  # from L2 this time
-            assert len(server.funding_requests) == 2
-            funded = run(again, "sma_cross", {"fast": 5, "slow": 20}, direction="both").metrics
-            assert funded.funding_paid != 0.0
-            plain = load("hyperliquid:BTC,interval=1h,start=2024-01-01,end=2024-02-01")
-            assert "funding" not in plain.meta  # the same candles from L1, without the rates
-            assert len(server.funding_requests) == 2
-        finally:
-            del os.environ["GENESIS_HYPERLIQUID_URL"]
+        monkeypatch.setenv("GENESIS_HYPERLIQUID_URL", server.url)
+        spec = "hyperliquid:BTC,interval=1h,start=2024-01-01,end=2024-02-01,funding=true"
+        bars = load(spec)
+        funding = bars.meta["funding"]
+        assert isinstance(funding, FundingRates)
+        hours = list(range(JAN_2024_MS, JAN_2024_MS + 31 * 24 * 3_600_000, 3_600_000))
+        assert funding.ts.tolist() == [t * 1_000_000 for t in hours]
+        assert funding.rate.tolist() == [funding_rate(t) for t in hours]
+        assert len(server.funding_requests) == 2  # 744 events: 500, then 244
+        shared_memory_cache().clear()
+        again = load(spec)  # from L2 this time
+        assert len(server.funding_requests) == 2
+        funded = run(again, "sma_cross", {"fast": 5, "slow": 20}, direction="both").metrics
+        assert funded.funding_paid != 0.0
+        plain = load("hyperliquid:BTC,interval=1h,start=2024-01-01,end=2024-02-01")
+        assert "funding" not in plain.meta  # the same candles from L1, without the rates
+        assert len(server.funding_requests) == 2
