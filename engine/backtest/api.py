@@ -27,7 +27,8 @@ from engine.backtest.indicators import IndicatorCache
 from engine.backtest.metrics import Metrics
 from engine.backtest.options import OPTIONS, BacktestOptions, override
 from engine.backtest.strategies import KernelInputs, get_strategy, signal_inputs
-from engine.data.timeframes import periods_per_year
+from engine.data.funding import FundingRates
+from engine.data.timeframes import periods_per_year, timeframe_ns
 from engine.errors import InputError
 from engine.profile import profiler
 
@@ -85,9 +86,14 @@ def simulate(
     metrics_out = np.empty(N_METRICS)
     fill_close = FILLS[options.fill] == FILL_CLOSE
     kernel = nb.simulate_variant(fill_close, options.checks_stops)
-    # A trailing stop and risk sizing are trailing arguments: left out, the kernel is
-    # compiled without them (the loop the other options need, at its full speed).
-    extra = (options.trailing_stop, options.risk_fraction) if options.trailing_stop or options.risk_fraction else ()
+    # A trailing stop, risk sizing and funding are trailing arguments: left out, the kernel
+    # is compiled without them (the loop the other options need, at its full speed).
+    rates = funding_per_bar(bars) if uses_funding(bars, options) else None
+    extra: tuple[Any, ...] = ()
+    if options.trailing_stop or options.risk_fraction or rates is not None:
+        extra = (options.trailing_stop, options.risk_fraction)
+    if rates is not None:
+        extra = (*extra, rates)
 
     def call(trades_out: np.ndarray) -> int:
         # A dispatcher's first call compiles it or loads it from the on-disk cache.
@@ -115,6 +121,36 @@ def simulate(
         records = trades_out[:count].copy()
         records.flags.writeable = False
     return metrics_out, equity_curve, records
+
+
+def uses_funding(bars: Bars, options: BacktestOptions) -> bool:
+    """Whether a backtest of ``bars`` applies funding: ``funding = "true"`` (bars without
+    funding rates are then an error), or ``"auto"`` and the bars carry rates."""
+    rates = bars.meta.get("funding")
+    carried = isinstance(rates, FundingRates) and len(rates) > 0
+    if options.funding == "true" and not carried:
+        raise InputError(
+            f"funding = true, but the data of {bars.symbol or 'the backtest'} carries no funding rates "
+            "(binance:SYMBOL,market=um has them)"
+        )
+    return carried and options.funding != "false"
+
+
+def funding_per_bar(bars: Bars) -> np.ndarray:
+    """The funding rate settled at each bar's close: the sum of the events at or after
+    that close and before the next one (events before the first close or after the
+    last one fall outside the bars). The close of bar ``i`` is its open time plus one
+    timeframe."""
+    rates = bars.meta["funding"]
+    assert isinstance(rates, FundingRates)
+    closes = bars.ts + timeframe_ns(bars.timeframe)
+    out = np.zeros(len(bars))
+    if len(bars) == 0:
+        return out
+    at = np.searchsorted(closes, rates.ts, side="right") - 1
+    inside = (at >= 0) & (rates.ts <= closes[-1])
+    np.add.at(out, at[inside], rates.rate[inside])
+    return out
 
 
 def run_portfolio(
@@ -277,9 +313,12 @@ def run_many(
         inputs, entries, exits = signal_inputs(spec, bars, values, cache)
         a_row = _indicator_row(inputs.a, n, arrays, keep)
         b_row = _indicator_row(inputs.b, n, arrays, keep)
-        if inputs.kind == KIND_SIGNALS or a_row < 0 or b_row < 0 or opts.trailing_stop or opts.risk_fraction:
-            # Not batchable (explicit signals, an indicator that is not a float64
-            # array of one value per bar, a trailing stop or risk sizing): the per-set kernel call.
+        if (
+            inputs.kind == KIND_SIGNALS or a_row < 0 or b_row < 0 or opts.trailing_stop or opts.risk_fraction
+            or uses_funding(bars, opts)
+        ):
+            # Not batchable (explicit signals, an indicator that is not a float64 array of
+            # one value per bar, a trailing stop, risk sizing or funding): the per-set kernel call.
             metrics, curve, _ = simulate(bars, inputs, opts, entries=entries, exits=exits, equity=blocks is not None)
             out[row] = metrics
             if blocks is not None and curve is not None:

@@ -40,7 +40,8 @@ EXIT_REASONS = ("signal", "stop_loss", "take_profit", "open", "trailing_stop")
 
 #: One trade: bar indices of the entry and exit fills, signed direction (+1 long,
 #: -1 short), units held, fill prices (slippage included), fees paid, net profit
-#: and net return on the entry notional (``pnl / (units * entry_price)``).
+#: and net return on the entry notional (``pnl / (units * entry_price)``), funding
+#: paid while the trade was open (negative: received; already in ``pnl``).
 TRADE_DTYPE = np.dtype(
     [
         ("entry_idx", np.int64),
@@ -54,6 +55,7 @@ TRADE_DTYPE = np.dtype(
         ("pnl", np.float64),
         ("return", np.float64),
         ("exit_reason", np.int64),
+        ("funding", np.float64),
     ],
     align=True,
 )
@@ -99,6 +101,7 @@ METRIC_NAMES = (
     "profit_factor",
     "avg_trade",
     "exposure",
+    "funding_paid",
 )
 N_METRICS = len(METRIC_NAMES)
 (
@@ -115,4 +118,5 @@ N_METRICS = len(METRIC_NAMES)
     M_PROFIT_FACTOR,
     M_AVG_TRADE,
     M_EXPOSURE,
+    M_FUNDING_PAID,
 ) = range(N_METRICS)

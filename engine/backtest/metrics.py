@@ -17,6 +17,8 @@ starting cash; ``n`` bars; ``P`` = bars per year of the timeframe):
 - ``profit_factor``: gross profit / gross loss of closed trades (inf without a loss, 0 without trades).
 - ``avg_trade``: mean net return of closed trades, pnl / (units * entry fill price).
 - ``exposure``: share of bars that close with a position open.
+- ``funding_paid``: perpetual funding paid through cash over the run (negative:
+  received; 0 without funding). Already in ``final_value`` and each trade's pnl.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ class Metrics:
     profit_factor: float
     avg_trade: float
     exposure: float
+    funding_paid: float
 
     @classmethod
     def from_array(cls, values: np.ndarray) -> Metrics:

@@ -36,6 +36,7 @@ from engine.backtest.enums import (
     M_CALMAR,
     M_EXPOSURE,
     M_FINAL_VALUE,
+    M_FUNDING_PAID,
     M_MAX_DRAWDOWN,
     M_PROFIT_FACTOR,
     M_SHARPE,
@@ -155,8 +156,9 @@ def _record_trade_nb(
     exit_fee: float,
     exit_idx: int,
     reason: int,
+    funding: float = 0.0,
 ) -> None:
-    pnl = side * units * (exit_price - entry_price) - entry_fee - exit_fee
+    pnl = side * units * (exit_price - entry_price) - entry_fee - exit_fee - funding
     notional = units * entry_price
     ret = pnl / notional if notional > 0.0 else 0.0
     if reason != EXIT_OPEN:
@@ -181,6 +183,7 @@ def _record_trade_nb(
         rec["pnl"] = pnl
         rec["return"] = ret
         rec["exit_reason"] = reason
+        rec["funding"] = funding
         acc[ACC_RECORDS] = k + 1
 
 
@@ -199,8 +202,10 @@ def _exit_nb(
     slippage: float,
     trades: np.ndarray,
     acc: np.ndarray,
+    funding: float = 0.0,
 ) -> float:
-    """Close the whole position at ``price`` (before slippage); returns the new cash."""
+    """Close the whole position at ``price`` (before slippage); returns the new cash.
+    ``funding``: what the trade paid in funding while open (already out of the cash)."""
     if side > 0:
         fill = price * (1.0 - slippage)
         notional = units * fill
@@ -212,7 +217,7 @@ def _exit_nb(
         fee_paid = notional * fee
         cash -= notional + fee_paid
     _record_trade_nb(
-        trades, acc, side, units, entry_price, entry_fee, entry_idx, fill, fee_paid, i, reason
+        trades, acc, side, units, entry_price, entry_fee, entry_idx, fill, fee_paid, i, reason, funding
     )
     return cash
 
@@ -237,6 +242,7 @@ def _act_nb(
     acc: np.ndarray,
     risk: float = 0.0,
     stop_loss: float = 0.0,
+    funding: float = 0.0,
 ) -> tuple[float, int, float, float, float, int]:
     """Apply one bar's signals at ``price``; returns the new position state.
 
@@ -255,7 +261,7 @@ def _act_nb(
     if side != 0:
         cash = _exit_nb(
             side, units, entry_price, entry_fee, entry_idx, price, i, np.int64(EXIT_SIGNAL),
-            cash, fee, slippage, trades, acc,
+            cash, fee, slippage, trades, acc, funding,
         )
         side = np.int64(0)
         units = 0.0
@@ -397,6 +403,7 @@ def _make_simulate(generic: bool, fixed_fill_close: bool, fixed_check_stops: boo
         metrics_out: np.ndarray,
         trailing_stop: float = 0.0,
         risk: float = 0.0,
+        funding: np.ndarray | None = None,
     ) -> int:
         """Run one backtest over the bars; returns the number of trade records written.
 
@@ -416,6 +423,11 @@ def _make_simulate(generic: bool, fixed_fill_close: bool, fixed_check_stops: boo
         fraction of the cash a stop-loss fill loses, 0 for fraction sizing) come
         last with defaults: a call that omits them compiles with both as
         constants 0, so those branches fold away and the loop is today's.
+
+        ``funding`` (one rate per bar: the sum of the funding events settled at
+        that bar's close, see ``api.funding_per_bar``) charges the position held
+        at each close ``side * units * close * rate`` through the cash; omitted,
+        numba prunes the branch and the loop is unchanged.
         """
         if not generic:  # compile-time constants of this variant: the other branches fold away
             fill_close = fixed_fill_close
@@ -435,6 +447,8 @@ def _make_simulate(generic: bool, fixed_fill_close: bool, fixed_check_stops: boo
         entry_fee = 0.0
         entry_idx = np.int64(-1)
         extreme = 0.0  # highest high (long) or lowest low (short) since the entry: the trailing stop's anchor
+        funding_paid = 0.0
+        trade_funding = 0.0  # funding paid by the open trade so far (goes into its record)
 
         prev_equity = cash
         peak = cash
@@ -467,10 +481,12 @@ def _make_simulate(generic: bool, fixed_fill_close: bool, fixed_check_stops: boo
                         cash, side, units, entry_price, entry_fee, entry_idx = _act_nb(
                             entry, exit_, direction, price, i, cash, side, units, entry_price,
                             entry_fee, entry_idx, size, fee, slippage, trades_out, acc,
-                            risk, stop_loss,
+                            risk, stop_loss, trade_funding,
                         )
                         if trailing_stop > 0.0 and entry_idx == i:
                             extreme = entry_price
+                        if funding is not None and entry_idx == i:
+                            trade_funding = 0.0
                 else:
                     if check_stops and side != 0 and entry_idx < i:
                         if trailing_stop > 0.0:
@@ -485,7 +501,7 @@ def _make_simulate(generic: bool, fixed_fill_close: bool, fixed_check_stops: boo
                         if reason >= 0:
                             cash = _exit_nb(
                                 side, units, entry_price, entry_fee, entry_idx, price, i, reason,
-                                cash, fee, slippage, trades_out, acc,
+                                cash, fee, slippage, trades_out, acc, trade_funding,
                             )
                             side = np.int64(0)
                             units = 0.0
@@ -494,6 +510,13 @@ def _make_simulate(generic: bool, fixed_fill_close: bool, fixed_check_stops: boo
                     if trailing_stop > 0.0 and side != 0:
                         extreme = max(extreme, high[i]) if side > 0 else min(extreme, low[i])
 
+            # A test of its own: numba prunes `if funding is not None` when funding is omitted.
+            if funding is not None:  # noqa: SIM102
+                if side != 0 and funding[i] != 0.0:
+                    payment = side * units * close[i] * funding[i]
+                    cash -= payment
+                    funding_paid += payment
+                    trade_funding += payment
             equity = cash + side * units * close[i]
             if write_equity:
                 equity_out[i] = equity
@@ -511,11 +534,11 @@ def _make_simulate(generic: bool, fixed_fill_close: bool, fixed_check_stops: boo
         if side != 0:
             _record_trade_nb(
                 trades_out, acc, side, units, entry_price, entry_fee, entry_idx,
-                close[n - 1], 0.0, n - 1, np.int64(EXIT_OPEN),
+                close[n - 1], 0.0, n - 1, np.int64(EXIT_OPEN), trade_funding,
             )
         _finish_metrics_nb(
             metrics_out, prev_equity, start_cash, n, periods_per_year, sum_r, sum_r2, sum_down2,
-            max_dd, exposed, acc,
+            max_dd, exposed, acc, funding_paid,
         )
         return int(acc[ACC_RECORDS])
 
@@ -573,6 +596,7 @@ def _finish_metrics_nb(
     max_dd: float,
     exposed: int,
     acc: np.ndarray,
+    funding_paid: float = 0.0,
 ) -> None:
     """Fill ``out`` from the streaming sums (one return per bar, the first one
     against the starting cash)."""
@@ -613,6 +637,7 @@ def _finish_metrics_nb(
         out[M_PROFIT_FACTOR] = np.inf if gross_profit > 0.0 else 0.0
     out[M_AVG_TRADE] = acc[ACC_SUM_RETURN] / closed if closed > 0.0 else 0.0
     out[M_EXPOSURE] = exposed / n
+    out[M_FUNDING_PAID] = funding_paid
 
 
 @kernel

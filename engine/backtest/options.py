@@ -76,6 +76,10 @@ class BacktestOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     max_positions: Annotated[
         float, _rule("[0, 1000000]", "a shared basket's open positions at most (0: one per symbol)")
     ] = 0.0
+    funding: Annotated[
+        Literal["auto", "true", "false"],
+        _rule(None, "apply perpetual funding payments (auto: when the data carries funding rates)"),
+    ] = "auto"
 
     def __post_init__(self) -> None:
         for info in OPTIONS.values():

@@ -21,7 +21,7 @@ import random
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, BinaryIO
 
 import aiohttp
 import msgspec
@@ -259,10 +259,13 @@ class HttpService:
         weight: float = 1.0,
         what: str = "",
         deadline: Deadline | None = None,
+        into: BinaryIO | None = None,
     ) -> bytes:
         """One request with retries; the body of the first 2xx answer.
 
-        Each attempt (waiting for the rate limiter aside) must end within
+        With ``into`` (a binary file) the body is streamed into it instead
+        (rewritten from its start on each attempt) and ``b""`` is returned, so
+        a large download never sits in memory. Each attempt (waiting for the rate limiter aside) must end within
         ``request_timeout_s``; everything, waits and retries included, within
         ``deadline`` when one is given.
         """
@@ -286,7 +289,7 @@ class HttpService:
             timed_out = False
             try:
                 async with asyncio.timeout_at(ends if deadline is None else min(ends, deadline.at)):
-                    answer = await self._attempt(method, url, data, headers, label)
+                    answer = await self._attempt(method, url, data, headers, label, into)
                 if answer.body is not None:
                     return answer.body
                 last = f"HTTP {answer.status}" + (f" ({answer.detail})" if answer.detail else "")
@@ -330,7 +333,13 @@ class HttpService:
             raise DeadlineError(f"{label}: not finished within the {deadline.what} (last: {last}); stopped")
 
     async def _attempt(
-        self, method: str, url: str, data: bytes | None, headers: dict[str, str] | None, label: str
+        self,
+        method: str,
+        url: str,
+        data: bytes | None,
+        headers: dict[str, str] | None,
+        label: str,
+        into: BinaryIO | None = None,
     ) -> _Answer:
         """One attempt, following same-origin redirects.
 
@@ -346,7 +355,7 @@ class HttpService:
             ) as response:
                 status = response.status
                 if 200 <= status < 300:
-                    return _Answer(status, await self._read_capped(response, label))
+                    return _Answer(status, await self._read_capped(response, label, into))
                 if status in _REDIRECTS and "Location" in response.headers:
                     try:
                         following = target.join(URL(response.headers["Location"]))
@@ -373,7 +382,9 @@ class HttpService:
         self.stats.failures += 1
         raise RedirectRefusedError(f"{label}: more than {MAX_REDIRECTS} redirects from {url}; stopped")
 
-    async def _read_capped(self, response: aiohttp.ClientResponse, label: str) -> bytes:
+    async def _read_capped(
+        self, response: aiohttp.ClientResponse, label: str, into: BinaryIO | None = None
+    ) -> bytes:
         cap = self.config.max_response_bytes
         length = response.content_length
         if length is not None and length > cap:
@@ -381,12 +392,18 @@ class HttpService:
             raise NetworkError(f"{label}: response of {length} bytes exceeds the cap of {cap} bytes")
         chunks: list[bytes] = []
         size = 0
+        if into is not None:
+            into.seek(0)
+            into.truncate()
         async for chunk in response.content.iter_chunked(256 * 1024):
             size += len(chunk)
             if size > cap:
                 self.stats.failures += 1
                 raise NetworkError(f"{label}: response exceeds the cap of {cap} bytes")
-            chunks.append(chunk)
+            if into is not None:
+                into.write(chunk)
+            else:
+                chunks.append(chunk)
         self.stats.bytes_received += size
         return b"".join(chunks)
 

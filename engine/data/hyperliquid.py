@@ -52,7 +52,8 @@ DEFAULT_URL = "https://api.hyperliquid.xyz"
 URL_ENV = "GENESIS_HYPERLIQUID_URL"
 INTERVALS = ("1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "8h", "12h", "1d", "3d", "1w", "1M")
 MAX_CANDLES_PER_RESPONSE = 5000
-OPTIONS = ("interval", "start", "end")
+OPTIONS = ("interval", "start", "end", "funding")
+MAX_FUNDING_PER_RESPONSE = 500
 
 
 class HyperliquidConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -428,6 +429,53 @@ class HyperliquidSource:
         return report
 
 
+class _Funding(msgspec.Struct):
+    time: int
+    fundingRate: str | float  # the exchange's field name
+
+
+_FUNDING_DECODER = msgspec.json.Decoder(list[_Funding])
+
+
+async def fetch_funding(source: HyperliquidSource, coin: str, start: int, end: int, *, now: int | None = None) -> Any:
+    """The hourly funding events of ``coin`` in ``[start, end)`` from ``fundingHistory``
+    (paged, at most 500 per answer), cached in L2 beside the candles (the rate in ``close``)."""
+    from engine.data.cache import missing_ranges
+    from engine.data.funding import FundingRates
+
+    key = SeriesKey(SOURCE, coin, "funding")
+    label = f"{SOURCE} {coin} funding"
+    horizon = min(end, now_ms() if now is None else now)
+    await source.open()
+    store = source.store
+    seconds = source.config.fetch_timeout_s
+    deadline = Deadline.after(seconds, f"fetch deadline of {seconds:g}s ([hyperliquid] fetch_timeout_s)")
+    for lo, hi in missing_ranges(await store.coverage(key), start, horizon):
+        cursor = lo
+        while cursor < hi:
+            payload = {"type": "fundingHistory", "coin": coin, "startTime": cursor, "endTime": hi - 1}
+            body = await source.http.post_json(
+                source.info_url, payload, weight=source.config.request_weight, what=label, deadline=deadline
+            )
+            try:
+                events = _FUNDING_DECODER.decode(body)
+                rates = [float(event.fundingRate) for event in events]
+            except (msgspec.DecodeError, ValueError) as error:
+                raise DataError(f"{label}: unexpected funding data: {error}") from None
+            records = np.zeros(len(events), dtype=RECORD_DTYPE)
+            records["t"] = [event.time for event in events]
+            records["close"] = rates
+            records = records[(records["t"] >= cursor) & (records["t"] < hi)]
+            if len(events) < MAX_FUNDING_PER_RESPONSE or records.shape[0] == 0:
+                await store.write(key, records, (cursor, hi))
+                break
+            last = int(records["t"][-1])
+            await store.write(key, records, (cursor, last + 1))
+            cursor = last + 1
+    records = await store.read(key, start, end)
+    return FundingRates(records["t"] * 1_000_000, records["close"].copy())
+
+
 def _last_open_time(body: bytes, records: np.ndarray, returned: int) -> int | None:
     """The last open time the server returned, counting candles dropped for NaN/inf."""
     if returned == 0:
@@ -490,24 +538,40 @@ def run_sync(coro_factory: Any) -> Any:
     return box["value"]
 
 
+def _without_funding(bars: Bars) -> Bars:
+    """The bars (views) without the funding rates an earlier ``funding=true`` load left in L1."""
+    plain = bars.slice(0, len(bars))
+    plain.meta.pop("funding", None)
+    return plain
+
+
 def load_hyperliquid(coin: str, options: Mapping[str, str]) -> Bars:
     """``hyperliquid:COIN[,interval=1h][,start=...][,end=...]`` as ``Bars`` (blocking; cached).
 
     ``start`` and ``end`` are ISO dates/datetimes (UTC) or epoch numbers; the
     range is ``[start, end)`` of candle open times.
     """
+    from engine.data.spec import option_bool
+
     coin, interval, start, end = parse_options(coin, options)
+    funding = option_bool(options, "funding", f"data spec 'hyperliquid:{coin}'", default=False)
     config = load_config()
     interval = interval or config.interval
     if start is not None and end is not None:
         # An L1 hit needs no event loop, no database and no session.
         bars = shared_memory_cache(config).get(SeriesKey(SOURCE, coin, interval), start, end, count_miss=False)
-        if bars is not None:
-            return bars
+        if bars is not None and (not funding or "funding" in bars.meta):
+            return bars if funding or "funding" not in bars.meta else _without_funding(bars)
 
     async def load() -> Bars:
         async with HyperliquidSource(config) as source:
-            return await source.fetch_candles(coin, interval, start, end)
+            bars = await source.fetch_candles(coin, interval, start, end)
+            if funding:
+                lo, hi = int(bars.ts[0]) // 1_000_000, int(bars.ts[-1]) // 1_000_000 + interval_bounds_ms(interval)[1]
+                # Into the bars' own meta (the object L1 holds): later hits carry the rates too.
+                bars.meta["funding"] = await fetch_funding(source, coin, lo if start is None else start,
+                                                           hi if end is None else end)
+            return bars if funding or "funding" not in bars.meta else _without_funding(bars)
 
     return run_sync(load)
 

@@ -30,7 +30,8 @@ def load(spec: str | os.PathLike[str], *, strict: bool = False) -> Bars:
     an error here: :func:`load_basket` loads it.
 
     ``synthetic:bars=N,seed=S[,timeframe=1m]...``, ``csv:PATH[,key=value]...``,
-    ``parquet:PATH[,key=value]...`` or ``hyperliquid:COIN[,interval=1h]...``.
+    ``parquet:PATH[,key=value]...``, ``hyperliquid:COIN[,interval=1h]...`` or
+    ``binance:SYMBOL[,market=um][,interval=1h][,start=..][,end=..]`` (the public archive).
     Under ``strict``, file rows with NaN or inf are an error instead of being
     dropped (``Bars.meta["dropped_rows"]`` counts the dropped ones). Bad specs
     and bad data raise a one-line :class:`~engine.errors.DataError`.
@@ -143,6 +144,10 @@ def _load_one(parsed: DataSpec, strict: bool) -> Bars:
                     raise
                 raise DataError(f"{parsed.where}: the hyperliquid source is not installed") from None
             return load_hyperliquid(parsed.target, dict(parsed.options))
+        if parsed.kind == "binance":
+            from engine.data.binance import load_binance
+
+            return load_binance(parsed.target, dict(parsed.options))
     raise DataError(f"{parsed.where}: unknown source {parsed.kind!r}")  # parse_spec rejects these first
 
 

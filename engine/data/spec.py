@@ -20,7 +20,9 @@ from engine.data.timeframes import timeframe_seconds
 from engine.errors import DataError, quoted
 
 #: Source kinds and whether each takes a target (a path or a coin) before its options.
-SOURCES: dict[str, bool] = {"synthetic": False, "csv": True, "parquet": True, "hyperliquid": True}
+SOURCES: dict[str, bool] = {
+    "synthetic": False, "csv": True, "parquet": True, "hyperliquid": True, "binance": True,
+}
 #: A bare path with one of these endings is read as that kind (``--data prices.csv``).
 FILE_SUFFIXES: dict[str, str] = {
     ".csv": "csv",
@@ -34,7 +36,7 @@ FILE_SUFFIXES: dict[str, str] = {
     ".pq": "parquet",
 }
 _OPTION = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=(.*)$")
-_EXPECTED_KINDS = "synthetic:bars=N,seed=S, csv:PATH, parquet:PATH or hyperliquid:COIN"
+_EXPECTED_KINDS = "synthetic:bars=N,seed=S, csv:PATH, parquet:PATH, hyperliquid:COIN or binance:SYMBOL"
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +89,9 @@ def parse_spec(spec: str) -> DataSpec:
         target = ",".join(segments[:first_option]).strip()
         option_segments = segments[first_option:]
         if not target:
-            what = "a path" if kind in ("csv", "parquet") else "a coin such as BTC"
+            what = {"csv": "a path", "parquet": "a path", "binance": "a symbol such as BTCUSDT"}.get(
+                kind, "a coin such as BTC"
+            )
             raise DataError(f"{where}: expected {what} after '{kind}:'")
     options: dict[str, str] = {}
     for segment in option_segments:

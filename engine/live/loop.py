@@ -35,6 +35,7 @@ from typing import Any
 
 import msgspec
 
+from engine.backtest.api import funding_per_bar, uses_funding
 from engine.backtest.options import BacktestOptions
 from engine.bus import CRITICAL, HIGH, LOW, NORMAL, Event, EventBus, Subscription
 from engine.data.bars import Bars
@@ -243,6 +244,10 @@ class PaperTradingLoop:
         self._t0 = 0.0
         self._elapsed = 0.0
         self._bars = 0
+        # Funding rates per bar, when a replayed perpetual carries them (as in the backtest).
+        self._funding: list[float] | None = None
+        if isinstance(feed, ReplayFeed) and uses_funding(feed.bars, cfg.backtest):
+            self._funding = funding_per_bar(feed.bars).tolist()
         direction = cfg.backtest.direction
         self._want = {
             "long": {True: 1, False: 0},
@@ -407,6 +412,8 @@ class PaperTradingLoop:
         if bar is not None and self._marked != bar.index:
             self._marked = bar.index
             p = self.portfolio
+            if self._funding is not None:  # settled at the close, after the bar's fills and stops
+                p.pay_funding(bar.close, self._funding[bar.index])
             p.mark(bar.close, bar.index)
             self._bars += 1
             if self.risk.breaker_trips(p):

@@ -24,6 +24,8 @@ class Portfolio:
         self.entry_fee = 0.0
         self.entry_idx = -1
         self.extreme = 0.0  # highest high (long) or lowest low (short) since the entry: a trailing stop's anchor
+        self.trade_funding = 0.0  # funding paid by the open position so far
+        self.funding_paid = 0.0
         self.trades: list[Trade] = []
         self.realized_pnl = 0.0
         self.equity_curve: deque[float] = deque(maxlen=equity_points)
@@ -44,11 +46,21 @@ class Portfolio:
         self.entry_fee = fee
         self.entry_idx = index
         self.extreme = price
+        self.trade_funding = 0.0
+
+    def pay_funding(self, close: float, rate: float) -> None:
+        """Settle one bar's funding on the open position at ``close``, through cash
+        (``side * units * close * rate``: longs pay a positive rate), as the backtest does."""
+        if self.side != 0 and rate != 0.0:
+            payment = self.side * self.units * close * rate
+            self.cash -= payment
+            self.trade_funding += payment
+            self.funding_paid += payment
 
     def close_position(self, price: float, fee: float, index: int, reason: ExitReason) -> Trade:
         """Book the exit of the whole position and record the round trip."""
         side, units = self.side, self.units
-        pnl = side * units * (price - self.entry_price) - self.entry_fee - fee
+        pnl = side * units * (price - self.entry_price) - self.entry_fee - fee - self.trade_funding
         notional = units * self.entry_price
         trade = Trade(
             entry_idx=self.entry_idx,
@@ -62,6 +74,7 @@ class Portfolio:
             pnl=pnl,
             ret=pnl / notional if notional > 0.0 else 0.0,
             exit_reason=reason,
+            funding=self.trade_funding,
         )
         if reason != "open":
             self.trades.append(trade)

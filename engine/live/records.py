@@ -87,6 +87,7 @@ class Trade(msgspec.Struct, frozen=True, gc=False):
     pnl: float
     ret: float
     exit_reason: ExitReason
+    funding: float = 0.0  # funding paid while open (negative: received), already in pnl
 
 
 class StopTrigger(msgspec.Struct, frozen=True, gc=False):

@@ -1,10 +1,14 @@
-"""``genesis data fetch|ls|rm``: manage the exchange-candle cache by hand.
+"""``genesis data fetch|ls|verify|rm``: manage the exchange-candle cache by hand.
 
-- ``genesis data fetch SPEC... [--concurrency N] [--json]`` loads one or more
-  ``hyperliquid:COIN[,interval=1h][,start=...][,end=...]`` specs in parallel
-  into the cache (a bare ``BTC`` means ``hyperliquid:BTC``).
-- ``genesis data ls [--json]`` lists the cached series.
-- ``genesis data rm COIN... [--interval I]`` or ``genesis data rm --all`` removes them.
+- ``genesis data fetch SPEC... [--concurrency N] [--json] [--progress|--no-progress]``
+  loads one or more ``hyperliquid:COIN[,...]`` or ``binance:SYMBOL[,...]`` specs in
+  parallel into the cache (a bare ``BTC`` means ``hyperliquid:BTC``); archive
+  downloads show a progress line on stderr (files, bytes, rate, ETA). An
+  interrupted fetch keeps every finished file: running it again resumes.
+- ``genesis data ls [--json]`` lists the cached series with range, gaps and size.
+- ``genesis data verify [--json]`` re-reads every covered range and checks it for
+  duplicates, disorder and off-grid open times (exit 1 when one is found).
+- ``genesis data rm COIN... [--interval I] [--source S]`` or ``genesis data rm --all`` removes them.
 
 ``--cache PATH`` picks another cache database (default: the ``[hyperliquid]``
 ``cache_path``, else ``$XDG_CACHE_HOME/genesis/candles.db``).
@@ -20,22 +24,32 @@ from pathlib import Path
 from typing import Any
 
 NAME = "data"
-HELP = "fetch, list and remove cached exchange candles (hyperliquid:COIN specs)"
+HELP = "fetch, list, verify and remove cached exchange candles (hyperliquid:COIN, binance:SYMBOL specs)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     fetch = actions.add_parser("fetch", help="load specs into the cache, several in parallel")
-    fetch.add_argument("specs", nargs="+", metavar="SPEC", help="hyperliquid:COIN[,interval=1h][,start=..][,end=..] or COIN")
+    fetch.add_argument(
+        "specs", nargs="+", metavar="SPEC",
+        help="hyperliquid:COIN[,interval=1h][,start=..][,end=..], binance:SYMBOL[,market=um][,...] or COIN",
+    )
     fetch.add_argument("--concurrency", type=int, default=None, metavar="N", help="specs loaded at once")
     fetch.add_argument("--json", action="store_true", help="print one JSON object")
+    fetch.add_argument(
+        "--progress", action=argparse.BooleanOptionalAction, default=None,
+        help="show download progress on stderr (default: when stderr is a terminal)",
+    )
     ls = actions.add_parser("ls", help="list the cached series")
     ls.add_argument("--json", action="store_true", help="print one JSON object")
+    verify = actions.add_parser("verify", help="check the cached series for duplicates and disorder")
+    verify.add_argument("--json", action="store_true", help="print one JSON object")
     rm = actions.add_parser("rm", help="remove cached series")
     rm.add_argument("coins", nargs="*", metavar="COIN", help="coins to remove (all their intervals unless --interval)")
     rm.add_argument("--interval", default=None, help="only this interval")
     rm.add_argument("--all", action="store_true", help="remove every cached series")
-    for sub in (fetch, ls, rm):
+    rm.add_argument("--source", default="hyperliquid", help="the series' source: hyperliquid, binance-um, binance-spot")
+    for sub in (fetch, ls, verify, rm):
         sub.add_argument("--cache", metavar="PATH", default=None, help="the candle cache database")
 
 
@@ -48,22 +62,68 @@ def run(args: argparse.Namespace) -> int:
         return _fetch(args, config, path)
     if args.action == "ls":
         return _ls(args, path)
+    if args.action == "verify":
+        return _verify(args, path)
     return _rm(args, path)
 
 
-def _parse(spec: str) -> tuple[str, str, int | None, int | None]:
-    from engine.data.hyperliquid import parse_options
+def _parse(spec: str) -> tuple[str, tuple[Any, ...]]:
+    """``("hyperliquid", (coin, interval, start, end))`` or ``("binance", (symbol, market, interval, start, end))``."""
+    from engine.data import binance, hyperliquid
     from engine.data.spec import parse_spec
     from engine.errors import DataError
 
     text = spec if ":" in spec else f"hyperliquid:{spec}"
     parsed = parse_spec(text)
-    if parsed.kind != "hyperliquid":
-        raise DataError(f"{parsed.where}: only hyperliquid:COIN specs are fetched into the cache")
-    return parse_options(parsed.target, parsed.options)
+    if parsed.kind == "hyperliquid":
+        return "hyperliquid", hyperliquid.parse_options(parsed.target, parsed.options)
+    if parsed.kind == "binance":
+        return "binance", binance.parse_options(parsed.target, parsed.options)
+    raise DataError(f"{parsed.where}: only hyperliquid:COIN and binance:SYMBOL specs are fetched into the cache")
+
+
+class ProgressLine:
+    """One line on stderr, rewritten in place: files done, bytes, rate and ETA over every
+    download in flight (the archive's progress reports, added up)."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self._reports: dict[int, Any] = {}
+        self._shown = False
+
+    def __call__(self, progress: Any) -> None:
+        self._reports[id(progress)] = progress
+        self.stream.write("\r" + self.render() + "\x1b[K")
+        self.stream.flush()
+        self._shown = True
+
+    def render(self) -> str:
+        reports = list(self._reports.values())
+        return format_progress(
+            sum(p.files_done for p in reports), sum(p.files_total for p in reports),
+            sum(p.bytes for p in reports), sum(p.rate for p in reports),
+            max((p.eta_s for p in reports if p.eta_s is not None), default=None),
+        )
+
+    def close(self) -> None:
+        if self._shown:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def format_progress(done: int, total: int, size: int, rate: float, eta_s: float | None, width: int = 24) -> str:
+    """``[#########...............] 12/30 files  14.2 MB  3.1 MB/s  ETA 6s``."""
+    filled = width * done // total if total else width
+    eta = "" if eta_s is None or done >= total else f"  ETA {eta_s:.0f}s"
+    return (
+        f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total} files  {size / 1e6:.1f} MB  "
+        f"{rate / 1e6:.1f} MB/s{eta}"
+    )
 
 
 def _fetch(args: argparse.Namespace, config: Any, path: Path) -> int:
+    from engine.data.binance import BinanceArchive
+    from engine.data.binance import load_config as binance_config
     from engine.data.cache import MemoryCache
     from engine.data.hyperliquid import HyperliquidSource
     from engine.data.multi import load_many
@@ -72,16 +132,30 @@ def _fetch(args: argparse.Namespace, config: Any, path: Path) -> int:
     if args.concurrency is not None and args.concurrency < 1:
         raise InputError(f"--concurrency: expected 1 or more, got {args.concurrency}")
     requests = {spec: _parse(spec) for spec in args.specs}
+    show = sys.stderr.isatty() if args.progress is None else args.progress
+    progress = ProgressLine(sys.stderr) if show else None
 
     async def fetch_all() -> Any:
-        async with HyperliquidSource(config, memory=MemoryCache(), cache_path=path) as source:
+        memory = MemoryCache()
+        async with (
+            HyperliquidSource(config, memory=memory, cache_path=path) as source,
+            BinanceArchive(binance_config(), memory=memory, cache_path=path, progress=progress) as archive,
+        ):
 
             async def one(spec: str) -> Any:
-                coin, interval, start, end = requests[spec]
+                kind, values = requests[spec]
+                if kind == "binance":
+                    symbol, market, interval, start, end = values
+                    return await archive.fetch_candles(symbol, market or None, interval or None, start, end)
+                coin, interval, start, end = values
                 return await source.fetch_candles(coin, interval or None, start, end)
 
-            result = await load_many(requests, one, concurrency=args.concurrency or config.concurrency)
-            return result, source.http.stats.requests
+            try:
+                result = await load_many(requests, one, concurrency=args.concurrency or config.concurrency)
+            finally:
+                if progress is not None:
+                    progress.close()
+            return result, source.http.stats.requests + archive.http.stats.requests
 
     result, sent = asyncio.run(fetch_all())
     loaded = {spec: _describe(bars) for spec, bars in result.loaded.items()}
@@ -123,7 +197,7 @@ def _ms(value: int | None) -> str:
 
 
 def _ls(args: argparse.Namespace, path: Path) -> int:
-    from engine.store.candles import CandleStore
+    from engine.store.candles import RECORD_DTYPE, CandleStore
 
     if not path.exists():
         if args.json:
@@ -146,6 +220,8 @@ def _ls(args: argparse.Namespace, path: Path) -> int:
             "first": _ms(info.first_ms),
             "last": _ms(info.last_ms),
             "covered": [[_ms(lo), _ms(hi)] for lo, hi in info.covered],
+            "gaps": [[_ms(hi), _ms(lo)] for (_, hi), (lo, _) in zip(info.covered, info.covered[1:], strict=False)],
+            "bytes": info.candles * RECORD_DTYPE.itemsize,
         }
         for info in series
     ]
@@ -154,9 +230,10 @@ def _ls(args: argparse.Namespace, path: Path) -> int:
         return 0
     print(f"{path} ({size / 1e6:.1f} MB, {len(rows)} series)")
     if rows:
-        header = ("SOURCE", "SYMBOL", "INTERVAL", "CANDLES", "FIRST", "LAST", "RANGES")
+        header = ("SOURCE", "SYMBOL", "INTERVAL", "CANDLES", "FIRST", "LAST", "GAPS", "SIZE")
         table = [header] + [
-            (r["source"], r["symbol"], r["interval"], str(r["candles"]), r["first"], r["last"], str(len(r["covered"])))
+            (r["source"], r["symbol"], r["interval"], str(r["candles"]), r["first"], r["last"], str(len(r["gaps"])),
+             f"{r['bytes'] / 1e6:.1f} MB")
             for r in rows
         ]
         widths = [max(len(line[i]) for line in table) for i in range(len(header))]
@@ -165,8 +242,54 @@ def _ls(args: argparse.Namespace, path: Path) -> int:
     return 0
 
 
+def _verify(args: argparse.Namespace, path: Path) -> int:
+    """Re-read each series' covered ranges: duplicates, disorder and open times off the
+    interval's grid are problems (exit 1); holes inside a covered range (the exchange
+    had no candles) are listed, not problems."""
+    import numpy as np
+
+    from engine.data.cache import interval_bounds_ms
+    from engine.store.candles import CandleStore
+
+    if not path.exists():
+        print(f"nothing to verify ({path} does not exist)")
+        return 0
+
+    async def check() -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        async with CandleStore(path) as store:
+            for info in await store.series():
+                key = info.key
+                problems: list[str] = []
+                holes = 0
+                step = None if key.interval == "funding" or key.interval.endswith("M") else interval_bounds_ms(key.interval)[0]
+                for lo, hi in info.covered:
+                    times = (await store.read(key, lo, hi))["t"]
+                    steps = np.diff(times)
+                    if (steps == 0).any():
+                        problems.append(f"{int((steps == 0).sum())} duplicate open times in {_ms(lo)} .. {_ms(hi)}")
+                    if (steps < 0).any():
+                        problems.append(f"open times out of order in {_ms(lo)} .. {_ms(hi)}")
+                    if step is not None:
+                        if times.size and (times % step != 0).any():
+                            problems.append(f"{int((times % step != 0).sum())} open times off the {key.interval} grid")
+                        holes += int((steps > step).sum())
+                found.append({"series": str(key), "candles": info.candles, "holes": holes, "problems": problems})
+        return found
+
+    found = asyncio.run(check())
+    bad = [entry for entry in found if entry["problems"]]
+    if args.json:
+        print(json.dumps({"cache": str(path), "series": found, "ok": not bad}, indent=2))
+    else:
+        for entry in found:
+            state = "; ".join(entry["problems"]) or "ok"
+            print(f"{entry['series']}: {entry['candles']} candles, {entry['holes']} holes: {state}")
+    return 1 if bad else 0
+
+
 def _rm(args: argparse.Namespace, path: Path) -> int:
-    from engine.data.hyperliquid import SOURCE, check_interval
+    from engine.data.hyperliquid import check_interval
     from engine.errors import InputError
     from engine.store.candles import CandleStore
 
@@ -174,7 +297,8 @@ def _rm(args: argparse.Namespace, path: Path) -> int:
         raise InputError("data rm: name one or more coins, or give --all")
     if args.coins and args.all:
         raise InputError("data rm: give coins or --all, not both")
-    if args.interval is not None:
+    source = args.source
+    if args.interval is not None and source == "hyperliquid":
         check_interval(args.interval, "data rm --interval")
     if not path.exists():
         print(f"removed 0 candles ({path} does not exist)")
@@ -183,10 +307,14 @@ def _rm(args: argparse.Namespace, path: Path) -> int:
     async def remove() -> int:
         async with CandleStore(path) as store:
             if args.all:
-                return await store.delete(SOURCE, None, args.interval)
+                total = 0
+                for info in await store.series():  # every source
+                    if args.interval is None or info.key.interval == args.interval:
+                        total += await store.delete(info.key.source, info.key.symbol, info.key.interval)
+                return total
             total = 0
             for coin in args.coins:
-                total += await store.delete(SOURCE, coin.removeprefix(f"{SOURCE}:"), args.interval)
+                total += await store.delete(source, coin.split(":", 1)[-1], args.interval)
             return total
 
     removed = asyncio.run(remove())

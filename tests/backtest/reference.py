@@ -158,6 +158,7 @@ class Position:
     entry_fee: float
     entry_idx: int
     extreme: float = 0.0  # highest high (long) / lowest low (short) seen while held, from the entry fill
+    funding: float = 0.0  # funding paid while held (negative: received)
 
 
 @dataclass
@@ -215,7 +216,7 @@ class Account:
         self.position = None
 
     def _record(self, p: Position, exit_price: float, exit_fee: float, bar: int, reason: str) -> None:
-        pnl = p.side * p.units * (exit_price - p.entry_price) - p.entry_fee - exit_fee
+        pnl = p.side * p.units * (exit_price - p.entry_price) - p.entry_fee - exit_fee - p.funding
         self.trades.append(
             {
                 "entry_idx": p.entry_idx,
@@ -229,6 +230,7 @@ class Account:
                 "pnl": pnl,
                 "return": pnl / (p.units * p.entry_price),
                 "exit_reason": reason,
+                "funding": p.funding,
             }
         )
 
@@ -300,9 +302,15 @@ def simulate(
     o, h, l, c, entries, exits, *,  # noqa: E741
     fill="next_open", direction="long", fee=0.0, slippage=0.0, size=1.0, cash=10_000.0,
     stop_loss=0.0, take_profit=0.0, trailing_stop=0.0, risk=0.0,
+    closes=None, events=(),
 ) -> tuple[list[float], list[dict], list[bool]]:
     """(equity per bar, trades incl. a final open one, position held at each close)
-    following docs/backtest.md."""
+    following docs/backtest.md.
+
+    Funding: ``closes`` (each bar's close time) and ``events`` ((time, rate) pairs).
+    An event is settled at the last close at or before it, on the position held
+    there, at that close: the holder pays side * units * close * rate. Events
+    before the first close or after the last one are outside the bars."""
     acct = Account(cash, fee, slippage, size, risk, stop_loss)
     equity = []
     held = []
@@ -312,6 +320,14 @@ def simulate(
         _check_stops(acct, o[i], h[i], l[i], i, stop_loss, take_profit, trailing_stop)
         if fill == "close":
             _on_signal(acct, entries[i], exits[i], direction, c[i], i)
+        if acct.position is not None and closes is not None:
+            p = acct.position
+            for when, rate in events:
+                last_close = max((k for k in range(len(c)) if closes[k] <= when), default=None)
+                if last_close == i and when <= closes[-1]:
+                    payment = p.side * p.units * c[i] * rate
+                    acct.cash -= payment
+                    p.funding += payment
         equity.append(acct.equity(c[i]))
         held.append(acct.position is not None)
     if acct.position is not None:
@@ -357,4 +373,5 @@ def metrics(
         "profit_factor": (gross_profit / gross_loss) if gross_loss > 0 else (math.inf if gross_profit > 0 else 0.0),
         "avg_trade": sum(t["return"] for t in closed) / len(closed) if closed else 0.0,
         "exposure": sum(held) / n,
+        "funding_paid": sum(t.get("funding", 0.0) for t in trades),
     }

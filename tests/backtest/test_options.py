@@ -32,7 +32,7 @@ SPEC = "synthetic:bars=600,seed=3,timeframe=1m"
 CUSTOM = BacktestOptions(
     fee=0.001, slippage=0.0005, fill="close", direction="both", size=0.5, cash=2_500.0,
     stop_loss=0.02, take_profit=0.05, trailing_stop=0.03, sizing="risk", risk=0.01, allocation="shared",
-    max_positions=2.0,
+    max_positions=2.0, funding="false",
 )  # fmt: skip
 
 

@@ -166,9 +166,12 @@ def test_stops_are_checked_from_the_bar_after_the_entry() -> None:
 # ---------------------------------------------------------------- the reference simulator
 
 
-def check_against_reference(bars: Bars, entries: np.ndarray, exits: np.ndarray, options: dict) -> None:
+def check_against_reference(
+    bars: Bars, entries: np.ndarray, exits: np.ndarray, options: dict, **funding: object
+) -> None:
+    """The kernel equals the reference; ``funding`` (closes=, events=) goes to the reference."""
     o, h, l, c = (getattr(bars, name).tolist() for name in ("open", "high", "low", "close"))  # noqa: E741
-    equity, trades, held = ref.simulate(o, h, l, c, entries.tolist(), exits.tolist(), **options)
+    equity, trades, held = ref.simulate(o, h, l, c, entries.tolist(), exits.tolist(), **options, **funding)
     result = run_signals(bars, entries, exits, equity=True, trades=True, **options)
     scale = max(abs(v) for v in [*equity, options["cash"]])
     np.testing.assert_allclose(result.equity, equity, rtol=1e-9, atol=1e-9 * scale)
@@ -178,7 +181,7 @@ def check_against_reference(bars: Bars, entries: np.ndarray, exits: np.ndarray, 
         for key in ("entry_idx", "exit_idx", "direction"):
             assert got[key] == want[key], key
         assert EXIT_REASONS[got["exit_reason"]] == want["exit_reason"]
-        for key in ("units", "entry_price", "exit_price", "entry_fee", "exit_fee", "pnl", "return"):
+        for key in ("units", "entry_price", "exit_price", "entry_fee", "exit_fee", "pnl", "return", "funding"):
             assert got[key] == pytest.approx(want[key], rel=1e-9, abs=1e-9 * scale), key
 
     expected = ref.metrics(equity, options["cash"], trades, held, periods_per_year(bars.timeframe))

@@ -72,6 +72,11 @@ def expected_records(
     return np.array(rows, dtype=RECORD_DTYPE)
 
 
+def funding_rate(t: int) -> float:
+    """The funding rate of the event at ``t`` (ms), positive and negative in turn."""
+    return round(0.00001 * ((t // 3_600_000) % 5 - 2), 8)
+
+
 @dataclass
 class Fault:
     """One way to fail, used for the next ``times`` matching requests.
@@ -114,6 +119,7 @@ class CandleServer:
     gaps: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
     faults: list[Fault] = field(default_factory=list)
     requests: list[Request] = field(default_factory=list)
+    funding_requests: list[tuple[str, int, int]] = field(default_factory=list)
     peers: set[tuple[str, int]] = field(default_factory=set)
     active: int = 0
     max_active: int = 0
@@ -137,6 +143,17 @@ class CandleServer:
                     self.faults.remove(fault)
                 return fault
         return None
+
+    def _funding(self, coin: str, start: int, end: int) -> web.Response:
+        """fundingHistory: hourly events in ``[start, end]`` (at most 500), rates as strings."""
+        self.funding_requests.append((coin, start, end))
+        hour = 3_600_000
+        lo, hi = max(start, self.available[0]), min(end, self.available[1] - 1)
+        rows = [
+            {"coin": coin, "fundingRate": repr(funding_rate(t)), "premium": "0.0", "time": t}
+            for t in range(-(-lo // hour) * hour, hi + 1, hour)
+        ][:500]
+        return web.json_response(rows)
 
     def candles(self, coin: str, interval: str, start: int, end: int) -> list[dict[str, object]]:
         step = interval_ms(interval)
@@ -166,6 +183,8 @@ class CandleServer:
     async def _answer(self, request: web.Request, peer: object) -> web.StreamResponse:
         try:
             payload = json.loads(await request.read())
+            if payload.get("type") == "fundingHistory":
+                return self._funding(str(payload["coin"]), int(payload["startTime"]), int(payload["endTime"]))
             req = payload["req"]
             coin, interval = str(req["coin"]), str(req["interval"])
             start, end = int(req["startTime"]), int(req["endTime"])

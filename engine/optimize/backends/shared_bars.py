@@ -138,7 +138,8 @@ class SharedBars:
             }  # fmt: skip
         else:
             columns = bars.columns()
-            self.meta = {"symbol": bars.symbol, "timeframe": bars.timeframe}
+            # Funding rates (a few KB) travel in the handle: a worker's backtests settle them too.
+            self.meta = {"symbol": bars.symbol, "timeframe": bars.timeframe, "funding": bars.meta.get("funding")}
         self.layout = [(name, array.dtype.str, tuple(array.shape)) for name, array in columns.items()]
         size = DATA_OFFSET + sum(array.nbytes for array in columns.values())
         self.block = _create(size)
@@ -198,4 +199,5 @@ def attach_bars(handle: Handle) -> tuple[Any, Any]:
         rows = [every[bounds[k] : bounds[k + 1]] for k in range(len(meta["counts"]))]
         ts = columns.pop("ts")
         return Basket.from_columns(ts, columns, rows, meta["symbols"], meta["timeframe"]), block
-    return Bars(**columns, symbol=meta["symbol"], timeframe=meta["timeframe"]), block
+    extra: dict[str, object] = {} if meta.get("funding") is None else {"funding": meta["funding"]}
+    return Bars(**columns, symbol=meta["symbol"], timeframe=meta["timeframe"], meta=extra), block
