@@ -12,6 +12,10 @@ from typing import Any
 
 __version__ = "0.1.0"
 
+from engine import kernel_cache
+
+kernel_cache.configure()
+
 _LAZY = {
     "Engine": ("engine.runtime", "Engine"),
 }
