@@ -423,12 +423,15 @@ class Engine:
                 self.bus.publish_nowait(alert.topic, alert.to_dict())
 
     # ------------------------------------------------------------ telemetry
-    def telemetry(self) -> Telemetry:
-        """The immutable snapshot of everything (cheap: no I/O, no waiting)."""
+    def telemetry(self, *, fresh: bool = False) -> Telemetry:
+        """The immutable snapshot of everything (cheap: no I/O, no waiting).
+
+        The profiler and system parts are rebuilt at most every ``SLOW_PARTS_INTERVAL_S``
+        unless ``fresh`` (after a command, whose effect must show at once)."""
         self._check_loop()
         self._seq += 1
         now = time.monotonic()
-        if now - self._slow_at >= SLOW_PARTS_INTERVAL_S:
+        if fresh or now - self._slow_at >= SLOW_PARTS_INTERVAL_S:
             self._slow_at = now
             self._slow = self._slow_parts()
         profiler_part, system_part, alerts = self._slow

@@ -195,7 +195,7 @@ class EngineThread:
         try:
             return await make()
         finally:
-            self._publish()
+            self._publish(fresh=True)
 
     async def call(self, make: Callable[[], Awaitable[T]]) -> T:
         """Run ``make()`` on the engine's loop and await it from the caller's loop."""
@@ -211,11 +211,11 @@ class EngineThread:
                 loop.call_soon_threadsafe(self._publish)
         return self._latest
 
-    def _publish(self) -> None:
+    def _publish(self, *, fresh: bool = False) -> None:
         """Build a snapshot on the engine's thread and hand it over (one reference assignment)."""
         self._publish_asked = False
         try:
-            snapshot = self.engine.telemetry()
+            snapshot = self.engine.telemetry(fresh=fresh)
         except Exception as error:
             self._fault(f"telemetry failed: {type(error).__name__}: {error}")
             return
