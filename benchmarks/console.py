@@ -159,7 +159,7 @@ def _descendant_cpu_s(process: psutil.Process) -> dict[int, float]:
     return used
 
 
-async async def _study_started(source: Any) -> StudyTelemetry:
+async def _study_started(source: Any) -> StudyTelemetry:
     """Wait for the demo study's first trials; its telemetry."""
     deadline = time.monotonic() + 180
     while True:

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import psutil
 import pytest
-from textual.pilot import Pilot
 
 from engine.runtime import Engine, EngineThread, engine_threads
 from engine.telemetry import Telemetry
@@ -183,7 +182,7 @@ async def test_quit_stops_the_thread_and_the_workers(tmp_path: Path) -> None:
     from multiprocessing import resource_tracker
 
     resource_tracker.ensure_running()  # as `genesis` does, while stderr is still a real file
-    app, handle = threaded_app(tmp_path, write_study(tmp_path, backend="process", bars=20_000))
+    app, _handle = threaded_app(tmp_path, write_study(tmp_path, backend="process", bars=20_000))
     async with app.run_test(size=(120, 40)) as pilot:
         await until(lambda: trials_done(app), "trials", limit_s=180)
         assert study_workers(), "the process backend started no worker"
