@@ -254,6 +254,17 @@ def _lane_figures(engine: Engine) -> dict[str, dict[str, float]]:
     }
 
 
+async def _critical_pings(engine: Engine, every_s: float = 0.05) -> None:
+    """A risk manager's kind of traffic: one CRITICAL event every ``every_s`` (the demo sends none)."""
+    from engine.bus import CRITICAL
+
+    assert engine.bus is not None
+    engine.bus.subscribe("bench.ping", lambda event: None)
+    while True:
+        engine.bus.publish_nowait("bench.ping", None, CRITICAL)
+        await asyncio.sleep(every_s)
+
+
 async def _switch_panes(app: Any, seconds: float) -> int:
     """Press a pane key every 100 ms for ``seconds``; the presses sent."""
     presses = 0
@@ -278,12 +289,18 @@ async def _engine_latency(mode: str, window_s: float, data: Path) -> dict[str, A
     engine = demo_engine(db=db)
     probe = _BarToOrder()
 
+    pings: list[asyncio.Task[None]] = []
+
     async def measure() -> dict[str, Any]:
-        engine.bus.reset_metrics()  # type: ignore[union-attr]  # start-up is not the window
+        assert engine.bus is not None
+        engine.bus.reset_metrics()  # start-up is not the window
         probe.attach(engine)
+        pings.append(asyncio.get_running_loop().create_task(_critical_pings(engine)))
         return {}
 
     async def figures() -> dict[str, Any]:
+        for task in pings:
+            task.cancel()
         return {"lanes": _lane_figures(engine)}
 
     presses = 0

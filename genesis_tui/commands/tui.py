@@ -35,17 +35,17 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--refresh-hz: expected a number between 0.2 and 60, got {args.refresh_hz:g}")
     check_workers_flag(args)
     theme = _check_theme(args.theme)
-    engine, startup = _build(args)
+    handle, startup = _build(args)
 
     from genesis_tui.app import GenesisApp
 
     _start_resource_tracker()
-    app = GenesisApp(engine, refresh_hz=args.refresh_hz, theme=theme, startup=startup, handle_signals=True)
+    app = GenesisApp(handle, refresh_hz=args.refresh_hz, theme=theme, startup=startup, handle_signals=True)
     try:
         code = app.run()
     finally:
         # the app closes the engine as it ends; should it have died before, the study is checkpointed here
-        engine.close_sync(timeout_s=60)
+        handle.close_sync(timeout_s=60)
     return int(code or 0)
 
 
