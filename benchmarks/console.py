@@ -21,7 +21,8 @@ Figures (one run, the real demo engine with the ``process`` backend):
   keys switch panes every 100 ms and the demo study runs on every core; three
   ways: ``headless`` (no console: the reference), ``shared_loop`` (the engine on
   the console's event loop, as before the engine had its thread) and ``thread``
-  (the engine on its own thread, as ``genesis`` runs it); goals NORMAL p99 < 2 ms,
+  (the engine on its own thread, as ``genesis`` runs it; ``thread_5ms_switch``: the
+  same at CPython's default switch interval); goals NORMAL p99 < 2 ms,
   max < 20 ms, CRITICAL p99 < 1 ms;
 - ``gil``: how late a 2 ms sleep on a second thread's event loop wakes while
   this thread runs pure Python, per interpreter switch interval (what chose
@@ -53,6 +54,7 @@ if TYPE_CHECKING:
     from engine.telemetry import StudyTelemetry
 
 PANE_KEYS = "1234567"
+MODES = ("headless", "shared_loop", "thread", "thread_5ms_switch")
 LIVE_TRIALS = 8000
 
 
@@ -283,6 +285,7 @@ async def _engine_latency(mode: str, window_s: float, data: Path) -> dict[str, A
 
     from engine.demo import demo_engine, start_demo
     from engine.runtime import EngineThread
+    from engine.runtime import SWITCH_INTERVAL_S
 
     resource_tracker.ensure_running()
     db = data / f"latency-{mode}.db"
@@ -320,8 +323,8 @@ async def _engine_latency(mode: str, window_s: float, data: Path) -> dict[str, A
             presses = await _switch_panes(app, window_s)
             result = await figures()
             await engine.close()
-    else:
-        handle = EngineThread(engine)
+    else:  # "thread", or "thread_5ms_switch": CPython's default switch interval, for comparison
+        handle = EngineThread(engine, switch_interval_s=None if mode == "thread_5ms_switch" else SWITCH_INTERVAL_S)
         app = _latency_app(
             handle, refresh_hz=4, remember=False,
             startup=lambda: handle.start(lambda: start_demo(engine, trials=LIVE_TRIALS)),
@@ -375,7 +378,7 @@ def engine_figures(window_s: float) -> dict[str, Any]:
     """The engine's latency three ways and the GIL probe (see the module docstring)."""
     tmp = Path(tempfile.mkdtemp(prefix="genesis-bench-engine-"))
     try:
-        modes = {mode: asyncio.run(_engine_latency(mode, window_s, tmp)) for mode in ("headless", "shared_loop", "thread")}
+        modes = {mode: asyncio.run(_engine_latency(mode, window_s, tmp)) for mode in MODES}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     thread = modes["thread"]["lanes"]

@@ -19,10 +19,11 @@ from __future__ import annotations
 from engine.runtime._engine import WORKER_NICE, Engine
 from engine.runtime._log import LogBuffer
 from engine.runtime._paper import PaperHost
-from engine.runtime._thread import EngineStopped, EngineThread, engine_threads
+from engine.runtime._thread import SWITCH_INTERVAL_S, EngineStopped, EngineThread, engine_threads
 from engine.runtime._watch import StudyWatch
 
 __all__ = [
+    "SWITCH_INTERVAL_S",
     "WORKER_NICE",
     "Engine",
     "EngineStopped",
