@@ -284,8 +284,7 @@ async def _engine_latency(mode: str, window_s: float, data: Path) -> dict[str, A
     from multiprocessing import resource_tracker
 
     from engine.demo import demo_engine, start_demo
-    from engine.runtime import EngineThread
-    from engine.runtime import SWITCH_INTERVAL_S
+    from engine.runtime import SWITCH_INTERVAL_S, EngineThread
 
     resource_tracker.ensure_running()
     db = data / f"latency-{mode}.db"
