@@ -352,6 +352,7 @@ class Telemetry:
     alerts: tuple[AlertRow, ...] = ()
     log: tuple[LogLine, ...] = ()
     notes: tuple[str, ...] = field(default=())  # why a part is not running, one line each
+    faults: tuple[str, ...] = ()  # errors nothing in the engine handled (its thread's), oldest first
 
     @property
     def active_alerts(self) -> tuple[AlertRow, ...]:

@@ -6,12 +6,19 @@ only after the previous poll has been rendered, so polls never overlap and a
 slow frame delays the next poll instead of queueing stale ones; only the
 visible pane renders. Commands (pause, resume, stop, ...) are the source's
 coroutines, run as workers so the UI keeps answering keys while they wait.
+
+The console gives it an :class:`~engine.runtime.EngineThread`: the engine runs
+on its own loop in its own thread, so a frame painted here never delays the bus
+or the paper loop (docs/console.md). Whatever ends the app (``q``, a signal, an
+error in the UI) closes the source, which checkpoints the study.
 """
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import os
+import signal
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -87,9 +94,11 @@ class GenesisApp(App[int]):
         poll: bool = True,
         remember: bool = True,
         startup: Callable[[], Awaitable[object]] | None = None,
+        handle_signals: bool = False,
     ) -> None:
         """``poll=False`` renders one snapshot and never polls again (snapshot tests);
-        ``startup`` runs once after the first frame (starting the engine, say)."""
+        ``startup`` runs once after the first frame (starting the engine, say);
+        ``handle_signals``: SIGINT and SIGTERM quit as ``q`` does, with exit code 130 / 143."""
         super().__init__()
         if "TEXTUAL_ANIMATIONS" not in os.environ:
             # An operator console answers at once: no sliding tab underlines.
@@ -107,6 +116,10 @@ class GenesisApp(App[int]):
         self._warming = False
         self._panes_seen: set[str | None] = set()
         self._quitting = False
+        self._source_closed = False
+        self._exit_code = 0
+        self._handle_signals = handle_signals
+        self._faults_shown = 0
         self._requested_theme = theme
         self.theme_problems: tuple[str, ...] = ()
         self._register_genesis_themes()
@@ -148,6 +161,10 @@ class GenesisApp(App[int]):
         for problem in self.theme_problems:
             self.notify(problem, title="Themes", severity="warning", timeout=8)
         self._apply_breakpoints()
+        if self._handle_signals:
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(signum, self._signalled, signum)
         self._poll()
         self.call_after_refresh(self._first_frame)
 
@@ -267,8 +284,30 @@ class GenesisApp(App[int]):
         gc.collect(1)
         gc.freeze()
 
-    def on_unmount(self) -> None:
+    def _signalled(self, signum: int) -> None:
+        """SIGINT / SIGTERM: quit as ``q`` does (checkpoint first), exiting 130 / 143."""
+        self._exit_code = 128 + signum
+        self.call_later(self.action_quit_console)
+
+    async def on_unmount(self) -> None:
         gc.unfreeze()  # the console is gone: its objects are garbage like any other
+        if self._handle_signals:
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(signum)
+        # the app ended some other way than q (an error in the UI): the engine checkpoints and stops
+        await self._close_source()
+
+    async def _close_source(self) -> None:
+        if self._source_closed:
+            return
+        self._source_closed = True
+        started = time.perf_counter()
+        try:
+            await self.source.close()
+        except GenesisError as error:
+            self.log.error(f"engine close failed: {error}")
+        self.log.info(f"engine closed in {time.perf_counter() - started:.2f}s")
 
     def get_system_commands(self, screen: Screen) -> Iterator[SystemCommand]:
         yield from super().get_system_commands(screen)
@@ -302,6 +341,9 @@ class GenesisApp(App[int]):
         """Render ``telemetry``: the status line and the visible pane."""
         self.last_telemetry = telemetry
         self.frames += 1
+        for fault in telemetry.faults[self._faults_shown :]:
+            self.notify(fault, title="Engine error", severity="error", timeout=30)
+        self._faults_shown = len(telemetry.faults)
         try:
             status = self.query_one("#status", Static)
         except NoMatches:  # shutting down: the main screen is gone
@@ -471,13 +513,8 @@ class GenesisApp(App[int]):
         if self._poll_timer is not None:
             self._poll_timer.stop()
         self.notify("stopping: checkpointing the study…", timeout=10)
-        started = time.perf_counter()
-        try:
-            await self.source.close()
-        except GenesisError as error:
-            self.log.error(f"engine close failed: {error}")
-        self.log.info(f"engine closed in {time.perf_counter() - started:.2f}s")
-        self.exit(0)
+        await self._close_source()
+        self.exit(self._exit_code, return_code=self._exit_code)
 
 
 def status_line(t: Telemetry) -> Content:
@@ -492,6 +529,8 @@ def status_line(t: Telemetry) -> Content:
         ]
     else:
         parts.append(("no study  ", "$text-muted"))
+    if t.faults:
+        parts.append(("engine error  ", "bold $error"))
     active = t.active_alerts
     if active:
         style = "bold $error" if active[0].severity == "critical" else "bold $warning"

@@ -5,6 +5,8 @@
 - :mod:`~engine.runtime._watch`: :class:`StudyWatch`, a running study's store read
   incrementally (leaderboard, convergence, heatmap, best equity).
 - :mod:`~engine.runtime._paper`: :class:`PaperHost`, the paper-trading loop on the bus.
+- :mod:`~engine.runtime._thread`: :class:`EngineThread`, an engine on its own event loop
+  in its own thread (the console's), handing over snapshots and taking commands.
 - :mod:`~engine.runtime._log`: :class:`LogBuffer`, the last ``engine`` log records.
 
 The mapping of each part's records onto the console's lives in
@@ -17,6 +19,17 @@ from __future__ import annotations
 from engine.runtime._engine import WORKER_NICE, Engine
 from engine.runtime._log import LogBuffer
 from engine.runtime._paper import PaperHost
+from engine.runtime._thread import SWITCH_INTERVAL_S, EngineStopped, EngineThread, engine_threads
 from engine.runtime._watch import StudyWatch
 
-__all__ = ["WORKER_NICE", "Engine", "LogBuffer", "PaperHost", "StudyWatch"]
+__all__ = [
+    "SWITCH_INTERVAL_S",
+    "WORKER_NICE",
+    "Engine",
+    "EngineStopped",
+    "EngineThread",
+    "LogBuffer",
+    "PaperHost",
+    "StudyWatch",
+    "engine_threads",
+]

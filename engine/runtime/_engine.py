@@ -6,7 +6,9 @@ take a profile capture, toggle the paper loop, kill switch, open a trial) and
 :meth:`Engine.telemetry`, which freezes everything into an immutable
 :class:`~engine.telemetry.Telemetry`.
 
-Everything runs on the caller's asyncio loop; trials run in the study's worker
+Everything runs on the asyncio loop that started it (the console runs it on a
+thread of its own: :class:`~engine.runtime.EngineThread`); a command or a
+snapshot asked from any other running loop is a RuntimeError. Trials run in the study's worker
 processes, so the loop only orchestrates. ``telemetry()`` is cheap: it copies
 counters and tuples that background tasks keep up to date (the study's store is
 read incrementally once a second by :class:`~engine.runtime.StudyWatch`, system
@@ -122,13 +124,27 @@ class Engine:
         self._slow: tuple[ProfilerTelemetry | None, SystemTelemetry | None, tuple[AlertRow, ...]] = (None, None, ())
         self._capture_task: asyncio.Task[Any] | None = None
         self._bg: set[asyncio.Task[Any]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _check_loop(self) -> None:
+        """Raise if called from a running loop other than the engine's (another thread's)."""
+        if self._loop is None:
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:  # plain synchronous code (a script, the headless report)
+            return
+        if running is not self._loop:
+            raise RuntimeError("the engine was called from an event loop other than its own")
 
     # ---------------------------------------------------------------- life
     async def start(self) -> Engine:
         """Start the bus, the profiler session and the monitor (idempotent)."""
         if self._started:
+            self._check_loop()
             return self
         self._started = True
+        self._loop = asyncio.get_running_loop()
         engine_logger = logging.getLogger("engine")
         engine_logger.addHandler(self._log)
         if engine_logger.level == logging.NOTSET or engine_logger.level > logging.INFO:
@@ -176,6 +192,7 @@ class Engine:
         """Stop everything; a running study is stopped with a checkpoint first."""
         if self._stopping:
             return
+        self._check_loop()
         self._stopping = True
         self._study_queue.clear()
         with contextlib.suppress(GenesisError):
@@ -207,6 +224,7 @@ class Engine:
     # -------------------------------------------------------------- studies
     async def start_study(self, path: str | Path, *, then: list[Path] | None = None) -> str:
         """Start (or resume) the study in ``path``; a running study is stopped and checkpointed first."""
+        self._check_loop()
         path = Path(path).expanduser()
         study = self._load_study(path)
         if self._study_task is not None and not self._study_task.done():
@@ -299,6 +317,7 @@ class Engine:
 
     async def pause(self) -> str:
         """Stop dispatching trials; workers finish the ones in hand."""
+        self._check_loop()
         study = self._require_study()
         state = study.progress().state
         if self._study_task is None or self._study_task.done() or state not in ("running", "paused"):
@@ -308,6 +327,7 @@ class Engine:
         return f"study {study.name!r} paused (workers finish the trials in hand)"
 
     async def resume(self) -> str:
+        self._check_loop()
         study = self._require_study()
         state = study.progress().state
         if self._study_task is None or self._study_task.done() or state not in ("running", "paused"):
@@ -318,6 +338,7 @@ class Engine:
 
     async def stop(self) -> str:
         """Stop the study; returns once its trials are stored and checkpointed."""
+        self._check_loop()
         study = self._require_study()
         summary = await self._stop_study()
         done = summary.trials if summary is not None else study.progress().done
@@ -340,6 +361,7 @@ class Engine:
 
     async def open_trial(self, number: int) -> TrialDetail:
         """One trial of the current study: params, metrics, equity and trades."""
+        self._check_loop()
         study = self._require_study()
         if self._watch is None:
             raise InputError("no study store to read")
@@ -355,6 +377,7 @@ class Engine:
     # ------------------------------------------------------ profile, paper
     async def capture_profile(self, seconds: float = 5.0) -> str:
         """cProfile this process for ``seconds`` and snapshot its allocations."""
+        self._check_loop()
         if self.session is None:
             raise InputError("profiling is off in this engine")
         if self.session.snapshot().capturing:
@@ -366,6 +389,7 @@ class Engine:
         return f"captured {seconds:.0f} s: {capture.total_calls:,} calls"
 
     async def toggle_paper(self) -> str:
+        self._check_loop()
         if self.paper is None:
             raise InputError(self._notes.get("trading", "no paper loop in this workspace"))
         running = await self.paper.toggle()
@@ -373,6 +397,7 @@ class Engine:
         return f"paper loop {'running' if running else 'paused'}"
 
     async def kill_switch(self) -> str:
+        self._check_loop()
         if self.paper is None:
             raise InputError(self._notes.get("trading", "no paper loop in this workspace"))
         await self.paper.kill()
@@ -405,11 +430,15 @@ class Engine:
                 self.bus.publish_nowait(alert.topic, alert.to_dict())
 
     # ------------------------------------------------------------ telemetry
-    def telemetry(self) -> Telemetry:
-        """The immutable snapshot of everything (cheap: no I/O, no waiting)."""
+    def telemetry(self, *, fresh: bool = False) -> Telemetry:
+        """The immutable snapshot of everything (cheap: no I/O, no waiting).
+
+        The profiler and system parts are rebuilt at most every ``SLOW_PARTS_INTERVAL_S``
+        unless ``fresh`` (after a command, whose effect must show at once)."""
+        self._check_loop()
         self._seq += 1
         now = time.monotonic()
-        if now - self._slow_at >= SLOW_PARTS_INTERVAL_S:
+        if fresh or now - self._slow_at >= SLOW_PARTS_INTERVAL_S:
             self._slow_at = now
             self._slow = self._slow_parts()
         profiler_part, system_part, alerts = self._slow

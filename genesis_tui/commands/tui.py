@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from engine.runtime import Engine
+    from engine.runtime import EngineThread
 
 from genesis_tui.commands._study_runner import add_allow_many_workers, check_workers_flag
 
@@ -35,13 +35,17 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--refresh-hz: expected a number between 0.2 and 60, got {args.refresh_hz:g}")
     check_workers_flag(args)
     theme = _check_theme(args.theme)
-    engine, startup = _build(args)
+    handle, startup = _build(args)
 
     from genesis_tui.app import GenesisApp
 
     _start_resource_tracker()
-    app = GenesisApp(engine, refresh_hz=args.refresh_hz, theme=theme, startup=startup)
-    code = app.run()
+    app = GenesisApp(handle, refresh_hz=args.refresh_hz, theme=theme, startup=startup, handle_signals=True)
+    try:
+        code = app.run()
+    finally:
+        # the app closes the engine as it ends; should it have died before, the study is checkpointed here
+        handle.close_sync(timeout_s=60)
     return int(code or 0)
 
 
@@ -71,15 +75,16 @@ def _check_theme(name: str | None) -> str | None:
     return name
 
 
-def _build(args: argparse.Namespace) -> tuple[Engine, Callable[[], Awaitable[object]]]:
-    """The engine and the coroutine that starts it inside the app's event loop."""
-    from engine.runtime import Engine
+def _build(args: argparse.Namespace) -> tuple[EngineThread, Callable[[], Awaitable[object]]]:
+    """The engine on its own thread, and the coroutine that starts it there."""
+    from engine.runtime import Engine, EngineThread
 
     if args.study is None and args.db is None:
         from engine.demo import demo_engine, start_demo
 
-        engine = demo_engine(backend=args.backend or "process", workers=args.workers)
-        return engine, lambda: start_demo(engine, backend=args.backend or "process")
+        demo = demo_engine(backend=args.backend or "process", workers=args.workers)
+        on_thread = EngineThread(demo)
+        return on_thread, lambda: on_thread.start(lambda: start_demo(demo, backend=args.backend or "process"))
     if args.study is not None:
         from engine.optimize.study import Study
 
@@ -93,10 +98,11 @@ def _build(args: argparse.Namespace) -> tuple[Engine, Callable[[], Awaitable[obj
             await engine.start()
             await engine.start_study(path)
 
-        return engine, startup
+        with_study = EngineThread(engine)
+        return with_study, lambda: with_study.start(startup)
     from engine.store.url import DatabaseUrl, store_location
 
     location = store_location(args.db)  # a URL's workspace is its database's name, never its password
     workspace = location.name if isinstance(location, DatabaseUrl) else location.stem
-    engine = Engine(db=location, workspace=workspace, backend=args.backend, workers=args.workers)
-    return engine, engine.start
+    store_only = EngineThread(Engine(db=location, workspace=workspace, backend=args.backend, workers=args.workers))
+    return store_only, store_only.start

@@ -1,9 +1,11 @@
 """Pilot tests: keys and palette commands drive a real Engine (inline backend, real
-SQLite store) and the engine's state changes."""
+SQLite store) on its own thread, as ``genesis`` runs it, and the engine's state changes.
+
+The tests read the engine through the snapshots the console renders (or on the
+engine's thread), never its objects from the console's loop."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sqlite3
 from collections.abc import Callable
@@ -15,11 +17,12 @@ from textual.pilot import Pilot
 from textual.widgets import Input
 
 from engine.paths import config_dir
-from engine.runtime import Engine
-from engine.telemetry import Telemetry
+from engine.runtime import Engine, EngineThread
+from engine.telemetry import StudyTelemetry, Telemetry, TradingTelemetry
 from genesis_tui.app import GenesisApp
 from genesis_tui.screens import PromptScreen, TrialScreen
 from genesis_tui.widgets import RowTable
+from tests.waiting import until
 
 STUDY = """\
 name = "pilot"
@@ -55,26 +58,24 @@ def write_study(tmp_path: Path, *, trials: int, bars: int) -> Path:
 
 async def wait_for(pilot: Pilot, condition: Callable[[], bool], what: str, limit_s: float = 60.0) -> None:
     """Let the app run until ``condition`` holds (a deadline, not a speed assertion)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + limit_s
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await pilot.pause(0.05)
+    await until(condition, what, limit_s=limit_s)
 
 
-async def settled_done(pilot: Pilot, engine: Engine) -> int:
-    """Trials done once a paused study has no trial in hand.
+def shown_study(app: GenesisApp) -> StudyTelemetry:
+    """The study in the console's latest snapshot (the test waited for one)."""
+    assert app.last_telemetry is not None and app.last_telemetry.study is not None
+    return app.last_telemetry.study
 
-    The executor counts a chunk's trials as done in the same step that takes them
-    out of ``in_flight``, so ``in_flight == 0`` while paused means no trial can
-    finish until a resume."""
-    await wait_for(
-        pilot,
-        lambda: engine.study.progress().state == "paused" and engine.study.progress().in_flight == 0,
-        "the chunks in hand to finish",
-    )
-    return engine.study.progress().done
+
+def study_shows(app: GenesisApp, check: Callable[[StudyTelemetry], bool]) -> Callable[[], bool]:
+    return telemetry_shows(app, lambda t: t.study is not None and check(t.study))
+
+
+async def snapshots_later(app: GenesisApp, count: int = 5) -> None:
+    """Let the engine build ``count`` more snapshots and the console render them (counted, not timed)."""
+    assert app.last_telemetry is not None
+    seq = app.last_telemetry.seq
+    await until(lambda: app.last_telemetry is not None and app.last_telemetry.seq >= seq + count, "more snapshots")
 
 
 def telemetry_shows(app: GenesisApp, check: Callable[[Telemetry], bool]) -> Callable[[], bool]:
@@ -110,67 +111,67 @@ def engine(tmp_path: Path) -> Engine:
     return Engine(db=tmp_path / "store.db", workspace="pilot", backend="inline", sample_interval_s=0.5)
 
 
-def make_app(engine: Engine, study: Path) -> GenesisApp:
+def make_app(engine: Engine, study: Path | None = None) -> tuple[GenesisApp, EngineThread]:
+    """The console on ``engine`` run on its own thread, starting ``study`` once the engine runs."""
+    handle = EngineThread(engine)
+
     async def startup() -> None:
         await engine.start()
-        await engine.start_study(study)
+        if study is not None:
+            await engine.start_study(study)
 
-    return GenesisApp(engine, refresh_hz=10, startup=startup)
+    return GenesisApp(handle, refresh_hz=10, startup=lambda: handle.start(startup)), handle
 
 
 async def test_pause_resume_stop_drive_the_study(engine: Engine, tmp_path: Path) -> None:
     study = write_study(tmp_path, trials=20_000, bars=200_000)
-    app = make_app(engine, study)
+    app, handle = make_app(engine, study)
     try:
         async with app.run_test(size=(120, 40)) as pilot:
-            await wait_for(pilot, lambda: engine.study is not None and engine.study.progress().done > 0, "trials")
+            await wait_for(pilot, study_shows(app, lambda s: s.done > 0), "trials")
             await pilot.press("p")
-            await wait_for(pilot, lambda: engine.study.progress().state == "paused", "pause")
-            paused_at = await settled_done(pilot, engine)
-            await pilot.pause(0.6)  # a window for a wrong pause to start trials (no speed asserted)
-            assert engine.study.progress().done == paused_at, "trials kept starting while paused"
+            # The executor counts a chunk's trials as done in the same step that takes them out of
+            # the running ones, so none running while paused means none can finish until a resume.
+            await wait_for(pilot, study_shows(app, lambda s: s.state == "paused" and s.running == 0), "the chunks in hand")
+            paused_at = shown_study(app).done
+            await snapshots_later(app)  # the engine's loop turns while paused (counted, no speed asserted)
+            assert shown_study(app).done == paused_at, "trials kept starting while paused"
             assert paused_at < 20_000
 
             await pilot.press("r")
-            await wait_for(pilot, lambda: engine.study.progress().done > paused_at, "trials after resume")
-            assert engine.study.progress().state == "running"
+            await wait_for(pilot, study_shows(app, lambda s: s.done > paused_at), "trials after resume")
+            assert shown_study(app).state == "running"
 
             await pilot.press("x")
-            await wait_for(pilot, lambda: engine._study_task.done(), "stop")  # the stop command returned
-            await app.workers.wait_for_complete()
-            done = engine.study.progress().done
+            await wait_for(pilot, study_shows(app, lambda s: s.state == "stopped"), "the console to show the stop")
+            await app.workers.wait_for_complete()  # the stop command returned: its snapshot is the last
+            done = handle.telemetry().study.done  # type: ignore[union-attr]
             state, _seq, trials = stored(engine.db, "pilot")
             assert state == "stopped"
             assert trials == done, "finished trials not all stored"
-            await wait_for(
-                pilot, telemetry_shows(app, lambda t: t.study is not None and t.study.state == "stopped"),
-                "the console to show the stop",
-            )
     finally:
-        await engine.close()
+        await handle.close()
 
 
 async def test_quit_checkpoints_the_study(engine: Engine, tmp_path: Path) -> None:
     study = write_study(tmp_path, trials=20_000, bars=200_000)
-    app = make_app(engine, study)
+    app, handle = make_app(engine, study)
     async with app.run_test(size=(100, 30)) as pilot:
-        await wait_for(pilot, lambda: engine.study is not None and engine.study.progress().done > 0, "trials")
+        await wait_for(pilot, study_shows(app, lambda s: s.done > 0), "trials")
         await pilot.press("q")
         await wait_for(pilot, lambda: not app.is_running, "exit", limit_s=60)
+    assert not handle.alive  # the engine's thread has ended: its objects are ours to read
     state, _seq, trials = stored(engine.db, "pilot")
     assert state == "stopped"
     assert trials == engine.study.progress().done > 0, "finished trials not all stored"
     assert app.return_code == 0
     assert engine.bus is not None and not engine.bus.running
-    # the checkpoint is real: a new engine resumes from the stored trials instead of redoing them
+    # the checkpoint is real: a new engine (a library user's, on this loop) resumes from the stored trials
     again = Engine(db=engine.db, workspace="pilot", backend="inline", monitor=False)
     await again.start()
     try:
         await again.start_study(study)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 60
-        while again.study.progress().state not in ("running", "complete") and loop.time() < deadline:
-            await asyncio.sleep(0.05)
+        await until(lambda: again.study.progress().state in ("running", "complete"), "the resumed study")
         assert again.study.progress().resumed_from == trials
     finally:
         await again.close()
@@ -178,10 +179,10 @@ async def test_quit_checkpoints_the_study(engine: Engine, tmp_path: Path) -> Non
 
 async def test_leaderboard_enter_opens_the_trial(engine: Engine, tmp_path: Path) -> None:
     study = write_study(tmp_path, trials=120, bars=3_000)
-    app = make_app(engine, study)
+    app, handle = make_app(engine, study)
     try:
         async with app.run_test(size=(140, 44)) as pilot:
-            await wait_for(pilot, lambda: engine.study is not None and engine.study.progress().state == "complete", "study end")
+            await wait_for(pilot, study_shows(app, lambda s: s.state == "complete"), "study end")
             await pilot.press("2")
             await wait_for(
                 pilot,
@@ -202,11 +203,11 @@ async def test_leaderboard_enter_opens_the_trial(engine: Engine, tmp_path: Path)
             await pilot.press("escape")
             await wait_for(pilot, lambda: not isinstance(app.screen, TrialScreen), "close")
     finally:
-        await engine.close()
+        await handle.close()
 
 
 async def test_palette_switches_and_remembers_theme(engine: Engine, tmp_path: Path) -> None:
-    app = GenesisApp(engine, refresh_hz=10, startup=engine.start)
+    app, handle = make_app(engine)
     try:
         async with app.run_test(size=(100, 30)) as pilot:
             assert app.theme == "genesis-dark"
@@ -219,7 +220,7 @@ async def test_palette_switches_and_remembers_theme(engine: Engine, tmp_path: Pa
             state = json.loads((config_dir() / "console-state.json").read_text())
             assert state["theme"] == "genesis-light"
     finally:
-        await engine.close()
+        await handle.close()
     # the next start picks the remembered theme
     again = GenesisApp(Engine(db=tmp_path / "other.db"), poll=False)
     assert again.theme == "genesis-light"
@@ -232,30 +233,26 @@ async def test_capture_key_takes_a_profile(engine: Engine, tmp_path: Path, monke
         return await original(0.5)
 
     monkeypatch.setattr(engine, "capture_profile", short_capture)
-    app = GenesisApp(engine, refresh_hz=10, startup=engine.start)
+    app, handle = make_app(engine)
     try:
         async with app.run_test(size=(120, 40)) as pilot:
-            await wait_for(pilot, lambda: engine.bus is not None, "engine start")
+            await wait_for(pilot, telemetry_shows(app, lambda t: t.bus is not None), "engine start")
             await pilot.press("5", "c")
-            await wait_for(
-                pilot,
-                lambda: engine.telemetry().profiler is not None and engine.telemetry().profiler.captures == 1,
-                "capture",
-            )
-            await app.workers.wait_for_complete()
-            prof = engine.telemetry().profiler
+            await app.workers.wait_for_complete()  # the capture command returned: its snapshot is the last
+            prof = handle.telemetry().profiler
+            assert prof is not None and prof.captures == 1
             assert prof.functions, "the capture recorded no functions"
     finally:
-        await engine.close()
+        await handle.close()
 
 
 async def test_bad_study_file_from_palette_is_reported_not_fatal(engine: Engine, tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text('name = "x"\n[data]\nspec = 5\n')
-    app = GenesisApp(engine, refresh_hz=10, startup=engine.start)
+    app, handle = make_app(engine)
     try:
         async with app.run_test(size=(100, 30)) as pilot:
-            await wait_for(pilot, lambda: engine.bus is not None, "engine start")
+            await wait_for(pilot, telemetry_shows(app, lambda t: t.bus is not None), "engine start")
             await pilot.press("o")
             await wait_for(pilot, lambda: isinstance(app.screen, PromptScreen) and isinstance(app.focused, Input), "prompt")
             await pilot.press(*str(bad), "enter")
@@ -266,10 +263,10 @@ async def test_bad_study_file_from_palette_is_reported_not_fatal(engine: Engine,
             await wait_for(pilot, lambda: bool(errors()), "the error notification")
             await app.workers.wait_for_complete()
             assert str(bad) in errors()[-1]
-            assert engine.study is None
+            assert handle.telemetry().study is None
             assert app.is_running
     finally:
-        await engine.close()
+        await handle.close()
 
 
 async def test_paper_loop_toggle_and_kill_switch(tmp_path: Path) -> None:
@@ -279,26 +276,32 @@ async def test_paper_loop_toggle_and_kill_switch(tmp_path: Path) -> None:
         db=tmp_path / "store.db", workspace="paper", monitor=False,
         paper_factory=paper_factory(bars=3_000, seed=11, bars_per_s=400.0),
     )
-    app = GenesisApp(engine, refresh_hz=10, startup=engine.start)
+    app, handle = make_app(engine)
+
+    def trading(check: Callable[[TradingTelemetry], bool]) -> Callable[[], bool]:
+        return telemetry_shows(app, lambda t: t.trading is not None and check(t.trading))
+
+    def bars_seen() -> int:
+        assert app.last_telemetry is not None and app.last_telemetry.trading is not None
+        return app.last_telemetry.trading.bars_seen
+
     try:
         async with app.run_test(size=(120, 40)) as pilot:
-            await wait_for(pilot, lambda: engine.paper is not None and engine.paper.running, "paper loop")
-            await wait_for(pilot, lambda: engine.paper.loop.state().bars_seen > 50, "bars")
+            await wait_for(pilot, trading(lambda t: t.running), "paper loop")
+            await wait_for(pilot, trading(lambda t: t.bars_seen > 50), "bars")
             await pilot.press("4", "t")
-            await wait_for(pilot, lambda: engine.paper.loop.state().paused, "pause")
+            await wait_for(pilot, trading(lambda t: not t.running), "pause")
             await app.workers.wait_for_complete()
-            await engine.bus.join()  # a bar sent before the pause is settled
-            seen = engine.paper.loop.state().bars_seen
-            await pilot.pause(0.3)  # a window for a wrong pause to let bars through (no speed asserted)
-            assert engine.paper.loop.state().bars_seen == seen, "bars kept flowing while paused"
+            assert engine.bus is not None
+            await handle.call(engine.bus.join)  # a bar sent before the pause is settled
+            await snapshots_later(app, 1)
+            seen = bars_seen()
+            await snapshots_later(app)  # the engine's loop turns while paused (counted, no speed asserted)
+            assert bars_seen() == seen, "bars kept flowing while paused"
             await pilot.press("t")
-            await wait_for(pilot, lambda: engine.paper.loop.state().bars_seen > seen, "resume")
+            await wait_for(pilot, lambda: bars_seen() > seen, "resume")
             await pilot.press("K")
-            await wait_for(pilot, lambda: engine.paper.loop.state().risk.kill_switch, "kill switch")
-            await wait_for(pilot, lambda: engine.paper.loop.state().side == 0, "flat after kill")
-            await wait_for(
-                pilot, telemetry_shows(app, lambda t: t.trading is not None and t.trading.kill_switch),
-                "the console to show the kill switch",
-            )
+            await wait_for(pilot, trading(lambda t: t.kill_switch), "the console to show the kill switch")
+            await wait_for(pilot, trading(lambda t: not t.positions), "flat after kill")
     finally:
-        await engine.close()
+        await handle.close()
