@@ -7,6 +7,7 @@ package is cheap. Conventions: ``docs/backtest.md``.
 from __future__ import annotations
 
 from engine.backtest.api import BacktestResult, run, run_many, run_portfolio, run_signals, simulate
+from engine.backtest.benchmark import Benchmark, benchmark, buy_and_hold_equity, buy_and_hold_return
 from engine.backtest.enums import EXIT_REASONS, METRIC_NAMES, TRADE_DTYPE
 from engine.backtest.indicators import INDICATORS, IndicatorCache
 from engine.backtest.metrics import Metrics
@@ -35,6 +36,7 @@ __all__ = [
     "TRADE_DTYPE",
     "BacktestOptions",
     "BacktestResult",
+    "Benchmark",
     "Constraint",
     "IndicatorCache",
     "KernelInputs",
@@ -43,6 +45,9 @@ __all__ = [
     "Options",
     "Param",
     "Strategy",
+    "benchmark",
+    "buy_and_hold_equity",
+    "buy_and_hold_return",
     "get_strategy",
     "resolve_strategy",
     "run",
