@@ -14,10 +14,13 @@ sizes are bytes unless a field name says otherwise.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from engine.profile.caches import CacheStats
 from engine.profile.stages import StageStats
+
+if TYPE_CHECKING:
+    from engine.backtest.inspect import TradeInspection
 
 __all__ = [
     "AlertRow",
@@ -182,6 +185,7 @@ class TrialDetail:
     trades: tuple[TradeRow, ...] = ()
     state: str = "complete"
     note: str = ""
+    strategy: str = ""  # a user strategy's "file:line" ("" for a built-in)
 
 
 # ----------------------------------------------------------------- trading
@@ -364,5 +368,9 @@ class TelemetrySource(Protocol):
     async def kill_switch(self) -> str: ...
 
     async def open_trial(self, number: int) -> TrialDetail: ...
+
+    async def inspect_trial(self, number: int) -> TradeInspection: ...
+
+    async def backtest_strategy(self, name: str) -> TradeInspection: ...
 
     async def close(self) -> None: ...

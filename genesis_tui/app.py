@@ -15,7 +15,7 @@ import os
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
@@ -34,7 +34,7 @@ from genesis_tui.palette import GenesisCommandProvider
 from genesis_tui.panes import PANES, Pane
 from genesis_tui.panes._base import set_text
 from genesis_tui.panes.optimizer import OptimizerPane, state_style
-from genesis_tui.screens import HelpScreen, PromptScreen, TrialScreen
+from genesis_tui.screens import HelpScreen, PromptScreen, TradesScreen, TrialScreen
 from genesis_tui.themes import (
     DEFAULT_THEME,
     THEME_VARIABLE_DEFAULTS,
@@ -42,6 +42,9 @@ from genesis_tui.themes import (
     remember_theme,
     remembered_theme,
 )
+
+if TYPE_CHECKING:
+    from engine.backtest.inspect import TradeInspection
 
 DEFAULT_REFRESH_HZ = 4.0
 #: Seconds after start-up (and after a pane's first render) before the heap is frozen.
@@ -393,6 +396,26 @@ class GenesisApp(App[int]):
             self.notify(str(error), title=f"Trial #{number}", severity="error")
             return
         await self.push_screen(TrialScreen(detail))
+
+    @work(group="inspect", exclusive=True)
+    async def action_inspect_trial(self, number: int) -> None:
+        """Trial ``number`` re-run and opened on the trade screen."""
+        self.notify(f"re-running trial #{number}…", timeout=2)
+        await self._show_trades(f"Trial #{number}", self.source.inspect_trial(number))
+
+    @work(group="inspect", exclusive=True)
+    async def action_backtest_strategy(self, name: str) -> None:
+        """A backtest of strategy ``name`` (defaults) opened on the trade screen."""
+        self.notify(f"backtesting {name}…", timeout=2)
+        await self._show_trades(f"Backtest {name}", self.source.backtest_strategy(name))
+
+    async def _show_trades(self, title: str, pending: Awaitable[TradeInspection]) -> None:
+        try:
+            inspection = await pending
+        except GenesisError as error:
+            self.notify(str(error), title=title, severity="error")
+            return
+        await self.push_screen(TradesScreen(inspection))
 
     @on(OptimizerPane.TrialChosen)
     def _trial_chosen(self, event: OptimizerPane.TrialChosen) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections import deque
@@ -50,6 +51,7 @@ from engine.telemetry_map import (
 )
 
 if TYPE_CHECKING:
+    from engine.backtest.inspect import TradeInspection
     from engine.bus import EventBus
     from engine.monitor.alert_spec import AlertsSpec
     from engine.monitor.alerts import Alert
@@ -61,11 +63,19 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("engine.runtime")
 
+#: The data ``backtest_strategy`` runs on when no study is loaded.
+BACKTEST_DATA = "synthetic:bars=100000,seed=7,timeframe=1m"
 SLOW_PARTS_INTERVAL_S = 0.5  # system and profiler parts are rebuilt at most this often
 #: How much lower the worker processes' CPU priority is than the engine's: with
 #: every core busy running trials, the console in this process still gets the CPU
 #: first, so its keys are answered at once (trials lose nothing when it is idle).
 WORKER_NICE = 10
+
+
+def _strategy_of(study: Study) -> Any:
+    from engine.optimize.study import strategy_of
+
+    return strategy_of(study.spec)
 
 
 def _first_line(text: str) -> str:
@@ -343,7 +353,26 @@ class Engine:
         if self._watch is None:
             raise InputError("no study store to read")
         trial, arrays = await self._watch.trial(number)
-        return trial_detail(study.name, study.objective, trial, arrays)
+        detail = trial_detail(study.name, study.objective, trial, arrays)
+        strategy = await asyncio.to_thread(_strategy_of, study)
+        return dataclasses.replace(detail, strategy="" if strategy.builtin else strategy.where)
+
+    async def inspect_trial(self, number: int) -> TradeInspection:
+        """Trial ``number`` of the current study re-run for the trade screen (candles, trades, breakdowns)."""
+        from engine.optimize.rerun import inspect_trial
+
+        study = self._require_study()
+        return await inspect_trial(self.db, study.name, number)
+
+    async def backtest_strategy(self, name: str) -> TradeInspection:
+        """Strategy ``name`` (built in or the user's) with its defaults on the current study's data
+        (the demo's, in the demo workspace), or on :data:`BACKTEST_DATA` with no study."""
+        from engine.backtest.inspect import inspect
+        from engine.data import load
+
+        spec = self.study.spec.data.spec if self.study is not None else BACKTEST_DATA
+        bars = await asyncio.to_thread(load, spec)
+        return await asyncio.to_thread(inspect, bars, name, options=None, title=f"{name} (defaults) on {spec}")
 
     # ------------------------------------------------------ profile, paper
     async def capture_profile(self, seconds: float = 5.0) -> str:
