@@ -69,6 +69,8 @@ class TradesScreen(ModalScreen[None]):
         Binding("x", "tab('exits')", "By exit reason"),
     ]
 
+    AUTO_FOCUS = "#trades-table"
+
     DEFAULT_CSS = """
     TradesScreen #trades-body {
         width: 100%;
@@ -88,6 +90,11 @@ class TradesScreen(ModalScreen[None]):
         super().__init__()
         self.inspection = inspection
         self._time = time_format(inspection.ts, inspection.timeframe)
+        # Held here: the tabs mount their panes' children after this screen's on_mount.
+        self._table = RowTable(*self._columns(), right=("bars", "P&L", "return"), cursor=True, id="trades-table")
+        self._equity = LineChart(colors=("chart-1", "chart-2"), empty="no equity", id="trades-equity")
+        self._months = RowTable("month", *BREAKDOWN_COLUMNS, right=BREAKDOWN_COLUMNS, id="trades-months")
+        self._reasons = RowTable("exit reason", *BREAKDOWN_COLUMNS, right=BREAKDOWN_COLUMNS, id="trades-reasons")
 
     def compose(self) -> ComposeResult:
         i = self.inspection
@@ -98,14 +105,13 @@ class TradesScreen(ModalScreen[None]):
             yield CandleChart(id="trades-candles")
             with TabbedContent(id="trades-tabs"):
                 with TabPane(f"trades ({fmt.count(len(i.trades))})", id="trades"):
-                    yield RowTable(*self._columns(), right=("bars", "P&L", "return"), cursor=True,
-                                   id="trades-table")  # fmt: skip
+                    yield self._table
                 with TabPane("equity", id="equity"):
-                    yield LineChart(colors=("chart-1", "chart-2"), empty="no equity", id="trades-equity")
+                    yield self._equity
                 with TabPane("by month", id="months"):
-                    yield RowTable("month", *BREAKDOWN_COLUMNS, right=BREAKDOWN_COLUMNS, id="trades-months")
+                    yield self._months
                 with TabPane("by exit reason", id="exits"):
-                    yield RowTable("exit reason", *BREAKDOWN_COLUMNS, right=BREAKDOWN_COLUMNS, id="trades-reasons")
+                    yield self._reasons
 
     def _columns(self) -> tuple[str, ...]:
         """The trades table's header (no side column when every trade is on one side)."""
@@ -134,7 +140,7 @@ class TradesScreen(ModalScreen[None]):
             i.ts, i.open, i.high, i.low, i.close, overlays=i.overlays,
             entries=[t.entry for t in i.trades], exits=[t.exit for t in i.trades],
         )  # fmt: skip
-        table = self.query_one("#trades-table", RowTable)
+        table = self._table
         with_side = "side" in table.columns
         table.set_rows(
             [
@@ -145,15 +151,12 @@ class TradesScreen(ModalScreen[None]):
             ],
             keys=[str(n) for n in range(len(i.trades))],
         )  # fmt: skip
-        self.query_one("#trades-equity", LineChart).set_series(
-            thin(i.equity), thin(i.benchmark), labels=("strategy", "buy & hold")
-        )
-        self.query_one("#trades-months", RowTable).set_rows(_breakdown_rows(i.by_month))
-        self.query_one("#trades-reasons", RowTable).set_rows(_breakdown_rows(i.by_reason))
-        table.focus()
+        self._equity.set_series(thin(i.equity), thin(i.benchmark), labels=("strategy", "buy & hold"))
+        self._months.set_rows(_breakdown_rows(i.by_month))
+        self._reasons.set_rows(_breakdown_rows(i.by_reason))
 
-    def action_chart(self, action: str) -> None:
-        self.query_one(CandleChart).run_action(action)
+    async def action_chart(self, action: str) -> None:
+        await self.query_one(CandleChart).run_action(action)
 
     def action_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab
