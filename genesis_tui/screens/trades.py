@@ -14,6 +14,7 @@ from textual.widgets import Label, TabbedContent, TabPane
 
 from genesis_tui import format as fmt
 from genesis_tui.widgets import CandleChart, LineChart, RowTable
+from genesis_tui.widgets._candles import OVERLAY_COLORS
 
 if TYPE_CHECKING:
     from engine.backtest.inspect import BreakdownRow, TradeInspection
@@ -129,6 +130,10 @@ class TradesScreen(ModalScreen[None]):
             f"return {fmt.pct(total, 2)} · buy & hold {fmt.pct(i.buy_and_hold_return, 2)} · "
             f"excess {'+' if i.excess_return > 0 else ''}{fmt.pct(i.excess_return, 2)}",
         ]
+        if i.overlays:
+            lines[0] += " · " + "  ".join(
+                f"[${OVERLAY_COLORS[n % len(OVERLAY_COLORS)]}]─ {name}[/]" for n, (name, _) in enumerate(i.overlays)
+            )
         if i.source:
             lines.append(f"strategy file {i.source}")
         return "\n".join(lines)

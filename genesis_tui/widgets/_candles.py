@@ -19,7 +19,6 @@ from textual.widget import Widget
 from genesis_tui.widgets._theme import theme_color
 
 MIN_SPAN = 8  # bars: the closest zoom
-MAX_BAR_COLUMNS = 3  # at the closest zoom a candle takes two columns and a gap
 GUTTER = 10  # the price labels on the right
 OVERLAY_COLORS = ("chart-1", "chart-2", "chart-3")
 
@@ -47,13 +46,13 @@ class Slot:
 
 def layout_slots(start: int, span: int, columns: int) -> list[Slot]:
     """The columns of ``span`` bars from ``start``: several bars per column when they do not
-    fit, else up to :data:`MAX_BAR_COLUMNS` columns per bar (a candle, then a gap)."""
+    fit, else as many columns per bar as fit (a candle, then a one-column gap)."""
     if columns <= 0 or span <= 0:
         return []
     if span >= columns:
         edges = [start + c * span // columns for c in range(columns + 1)]
         return [Slot(edges[c], max(edges[c], edges[c + 1] - 1)) for c in range(columns)]
-    per = min(MAX_BAR_COLUMNS, columns // span)
+    per = columns // span
     slots: list[Slot] = []
     for i in range(start, start + span):
         slots.extend([Slot(i, i)] * max(1, per - 1))
@@ -85,7 +84,7 @@ def time_label(ts_ns: int) -> str:
 class CandleChart(Widget, can_focus=True):
     """Candles of OHLC bars over time, with indicator lines and entry/exit markers.
 
-    ``+``/``-`` zoom around the centre, ``left``/``right`` scroll a quarter of the
+    The view opens with one bar per column; ``+``/``-`` zoom around the centre, ``left``/``right`` scroll a quarter of the
     view, ``home``/``end`` go to the first/last bars; :meth:`show_range` brings a
     span of bars (a trade) into view and highlights it.
     """
@@ -120,7 +119,8 @@ class CandleChart(Widget, can_focus=True):
         def control(self) -> CandleChart:
             return self.chart
 
-    def __init__(self, *, span: int = 120, id: str | None = None, classes: str | None = None) -> None:
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        """The view opens on the last bars, one per column, until a key zooms it."""
         super().__init__(id=id, classes=classes)
         empty = np.empty(0)
         self.ts: np.ndarray = np.empty(0, dtype=np.int64)
@@ -130,7 +130,8 @@ class CandleChart(Widget, can_focus=True):
         self.exits: tuple[int, ...] = ()
         self._entry_set = self._exit_set = np.empty(0, dtype=np.int64)
         self.selected: tuple[int, int] | None = None
-        self.span = span
+        self.span = MIN_SPAN
+        self.fit = True  # one bar per column (follows the width) until zoomed
         self.end = 0  # one past the last bar shown
         self._cache_key: object = None
         self._strips: list[Strip] = []
@@ -155,9 +156,21 @@ class CandleChart(Widget, can_focus=True):
         self._entry_set = np.asarray(self.entries, dtype=np.int64)
         self._exit_set = np.asarray(self.exits, dtype=np.int64)
         self.selected = None
-        self.span = max(min(self.span, len(ts)), min(MIN_SPAN, len(ts)))
+        self.fit = True
         self.end = len(ts)
+        self._fit_width()
         self._changed()
+
+    def _fit_width(self) -> None:
+        if self.fit and self.size.width > GUTTER:
+            self.span = self.size.width - GUTTER
+
+    def on_resize(self) -> None:
+        if self.fit:
+            end = self.end
+            self._fit_width()
+            self.end = end
+            self._changed()
 
     @property
     def n(self) -> int:
@@ -179,6 +192,7 @@ class CandleChart(Widget, can_focus=True):
 
     # --------------------------------------------------------------- actions
     def action_zoom(self, factor: float) -> None:
+        self.fit = False
         centre = self.end - self.span / 2
         self.span = max(MIN_SPAN, round(self.span * factor))
         self.span = min(self.span, self.n)
@@ -198,6 +212,7 @@ class CandleChart(Widget, can_focus=True):
         self.selected = (first, last)
         width = last - first + 1
         if width * 3 // 2 > self.span:
+            self.fit = False
             self.span = max(MIN_SPAN, width * 2)
         self.end = round((first + last + 1) / 2 + self.span / 2)
         self._changed()
@@ -290,21 +305,12 @@ class CandleChart(Widget, can_focus=True):
         return i < marks.size and marks[i] < b
 
     def _axis(self, slots: list[Slot], columns: int, width: int, styles: dict[str, Style]) -> Strip:
-        """The time axis: the first and last bars' times, the overlays' legend between them,
-        and the selected trade underlined."""
+        """The time axis: the first and last bars' times and the selected trade underlined."""
         cells: list[tuple[str, str]] = [(" ", "muted")] * columns
         first, last = time_label(int(self.ts[self.start])), time_label(int(self.ts[self.end - 1]))
         if len(first) + len(last) + 1 <= columns:
             cells[: len(first)] = [(ch, "muted") for ch in first]
             cells[columns - len(last) :] = [(ch, "muted") for ch in last]
-        legend: list[tuple[str, str]] = []
-        for i, (name, _) in enumerate(self.overlays):
-            style = f"overlay{i % len(OVERLAY_COLORS)}"
-            legend += [("─", style), (" ", "muted"), *((ch, style) for ch in name), (" ", "muted"), (" ", "muted")]
-        room = columns - len(first) - len(last) - 2
-        if legend and len(legend) <= room:
-            at = len(first) + 1 + (room - len(legend)) // 2
-            cells[at : at + len(legend)] = legend
         if self.selected is not None:
             a, b = self.selected
             for col, slot in enumerate(slots):

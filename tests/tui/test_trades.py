@@ -14,7 +14,7 @@ from genesis_tui.app import GenesisApp
 from genesis_tui.palette import genesis_commands
 from genesis_tui.screens import TradesScreen, TrialScreen
 from genesis_tui.widgets import CandleChart, RowTable
-from genesis_tui.widgets._candles import MIN_SPAN, Slot, half_index, layout_slots
+from genesis_tui.widgets._candles import GUTTER, MIN_SPAN, Slot, half_index, layout_slots
 from tests.tui.fixtures import FixedSource, telemetry_fixture, trade_inspection_fixture, trial_detail_fixture
 from tests.waiting import until
 
@@ -47,7 +47,8 @@ def test_slots_aggregate_bars_when_zoomed_out_and_widen_them_when_zoomed_in() ->
     # 10 bars on 4 columns: every bar in exactly one column, in order.
     slots = layout_slots(100, 10, 4)
     assert [(s.first, s.last) for s in slots] == [(100, 101), (102, 104), (105, 106), (107, 109)]
-    # 3 bars on 9 columns: two columns of candle and a gap each.
+    # 3 bars on 9 columns: two columns of candle and a gap each (and one column each when that is all there is).
+    assert layout_slots(5, 3, 4) == [Slot(5, 5), Slot(6, 6), Slot(7, 7)]
     assert layout_slots(0, 3, 9) == [Slot(0, 0), Slot(0, 0), Slot(-1, -1), Slot(1, 1), Slot(1, 1), Slot(-1, -1),
                                      Slot(2, 2), Slot(2, 2), Slot(-1, -1)]  # fmt: skip
     assert half_index(10.0, 10.0, 20.0, 8) == 0 and half_index(20.0, 10.0, 20.0, 8) == 7
@@ -60,18 +61,19 @@ async def test_zoom_scroll_and_edges() -> None:
         await _open(app)
         chart = app.screen.query_one(CandleChart)
         n = chart.n
-        assert n == len(trade_inspection_fixture().ts) and (chart.span, chart.end) == (120, n)
+        fit = chart.size.width - GUTTER  # one bar per column until zoomed
+        assert n == len(trade_inspection_fixture().ts) and (chart.span, chart.end) == (fit, n)
         await pilot.press("minus")
-        assert (chart.span, chart.end) == (240, n)
+        assert (chart.span, chart.end) == (2 * fit, n)
         await pilot.press("plus", "plus")
-        assert chart.span == 60
+        assert chart.span == fit // 2
         end = chart.end
         await pilot.press("left")
-        assert chart.end == end - 15
+        assert chart.end == end - chart.span // 4
         await pilot.press("right")
         assert chart.end == end
         await pilot.press("home")
-        assert chart.start == 0 and chart.end == 60
+        assert chart.start == 0 and chart.end == fit // 2
         await pilot.press("left")
         assert chart.start == 0, "scrolled before the first bar"
         await pilot.press("end")
