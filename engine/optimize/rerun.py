@@ -77,3 +77,33 @@ async def inspect_trial(db: str | Path | DatabaseUrl, name: str, number: int) ->
     return await asyncio.to_thread(
         inspect, setup.bars, setup.strategy, setup.params, options=setup.options, title=setup.title
     )
+
+
+async def study_benchmark(db: str | Path | DatabaseUrl, name: str, total_return: float | None) -> dict[str, Any]:
+    """Buy-and-hold over the bars study ``name`` searched (its data loaded again) under its
+    ``[backtest]`` options, and ``total_return`` (its best trial's) above it; ``{"error": ...}``
+    when the data cannot be loaded (a network source offline, a file moved)."""
+    from engine.backtest.benchmark import buy_and_hold_return
+    from engine.data import load
+    from engine.errors import GenesisError
+    from engine.optimize.study import _load_spec_text
+    from engine.optimize.validation import in_sample
+
+    store = await open_study_store(db, readonly=True)
+    try:
+        record = await store.require_study(name)
+    finally:
+        await store.close()
+    try:
+        spec = _load_spec_text(record.spec_toml, name)
+        bars = in_sample(await asyncio.to_thread(load, spec.data.spec), spec.validation)
+    except GenesisError as error:
+        return {"error": str(error)}
+    held = buy_and_hold_return(bars, spec.backtest)
+    return {
+        "data": spec.data.spec,
+        "bars": len(bars),
+        "buy_and_hold_return": held,
+        "best_total_return": total_return,
+        "excess_return": None if total_return is None else total_return - held,
+    }
