@@ -175,3 +175,19 @@ def test_trade_times_read_as_times(timeframe: str) -> None:
     pattern = time_format(inspection.ts, timeframe)
     first = format_time(int(inspection.ts[0]), pattern)
     assert first == ("01-01 00:00" if timeframe == "1h" else "2024-01-01")
+
+
+async def test_trial_screen_names_a_user_strategys_file_and_line() -> None:
+    import dataclasses
+
+    from textual.widgets import Label
+
+    app, _ = _app()
+    async with app.run_test(size=(120, 40)):
+        await app.push_screen(TrialScreen(dataclasses.replace(trial_detail_fixture(), strategy="/home/me/mine.py:4")))
+        await until(lambda: bool(app.screen.query("#trial-strategy")), "the trial screen")
+        assert str(app.screen.query_one("#trial-strategy", Label).render()) == "strategy file /home/me/mine.py:4"
+        await app.pop_screen()
+        await app.push_screen(TrialScreen(trial_detail_fixture()))  # a built-in: no file line
+        await until(lambda: isinstance(app.screen, TrialScreen) and app.screen.is_mounted, "the trial screen")
+        assert not app.screen.query("#trial-strategy")
