@@ -15,7 +15,12 @@ from genesis_tui.palette import genesis_commands
 from genesis_tui.screens import TradesScreen, TrialScreen
 from genesis_tui.widgets import CandleChart, RowTable
 from genesis_tui.widgets._candles import GUTTER, MIN_SPAN, Slot, half_index, layout_slots
-from tests.tui.fixtures import FixedSource, telemetry_fixture, trade_inspection_fixture, trial_detail_fixture
+from tests.tui.fixtures import (
+    FixedSource,
+    telemetry_fixture,
+    trade_inspection_fixture,
+    trial_detail_fixture,
+)
 from tests.waiting import until
 
 
