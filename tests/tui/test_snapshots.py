@@ -77,16 +77,20 @@ def _open_trades(select: int | None = None) -> Callable[[Pilot], object]:
     async def run_before(pilot: Pilot) -> None:
         from genesis_tui.screens import TradesScreen
         from genesis_tui.widgets import CandleChart, RowTable
+        from genesis_tui.widgets._candles import GUTTER
         from tests.waiting import until
 
         app = pilot.app
         assert isinstance(app, GenesisApp)
         app.action_backtest_strategy("sma_cross")
 
-        def shown() -> bool:
+        def shown() -> bool:  # filled, fitted to its width, the trades table focused
             screen = app.screen
+            if not (isinstance(screen, TradesScreen) and screen.is_mounted):
+                return False
+            chart = screen.query_one(CandleChart)
             return (
-                isinstance(screen, TradesScreen) and screen.is_mounted and screen.query_one(CandleChart).n > 0
+                chart.n > 0 and chart.size.width > GUTTER and chart.span == chart.size.width - GUTTER
                 and app.focused is screen.query_one("#trades-table", RowTable)
             )  # fmt: skip
 

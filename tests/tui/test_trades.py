@@ -30,12 +30,15 @@ def _app() -> tuple[GenesisApp, FixedSource]:
 
 
 def _shown(app: GenesisApp) -> bool:
-    """The trade screen is up, filled, and its trades table has the focus."""
+    """The trade screen is up, filled, laid out (its chart fitted to its width), and its trades table has the focus."""
     screen = app.screen
+    if not (isinstance(screen, TradesScreen) and screen.is_mounted):
+        return False
+    chart = screen.query_one(CandleChart)
     return (
-        isinstance(screen, TradesScreen)
-        and screen.is_mounted
-        and screen.query_one(CandleChart).n > 0
+        chart.n > 0
+        and chart.size.width > GUTTER
+        and chart.span == chart.size.width - GUTTER
         and app.focused is screen.query_one("#trades-table", RowTable)
     )
 
