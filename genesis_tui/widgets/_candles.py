@@ -20,6 +20,7 @@ from genesis_tui.widgets._theme import theme_color
 
 MIN_SPAN = 8  # bars: the closest zoom
 GUTTER = 10  # the price labels on the right
+MARKER_BARS_PER_COLUMN = 8  # entry/exit markers are drawn up to this many bars per column
 OVERLAY_COLORS = ("chart-1", "chart-2", "chart-3")
 
 # Each cell holds two vertical halves; each half is empty, wick or body.
@@ -208,12 +209,14 @@ class CandleChart(Widget, can_focus=True):
         self._changed()
 
     def show_range(self, first: int, last: int) -> None:
-        """Bring bars ``[first, last]`` into view, centred, zooming out if they do not fit, and highlight them."""
+        """Bring bars ``[first, last]`` into view, centred, and highlight them: zoomed out if
+        they do not fit, zoomed in if the view is so wide that markers are not drawn."""
         self.selected = (first, last)
         width = last - first + 1
-        if width * 3 // 2 > self.span:
+        wanted = max(MIN_SPAN, width * 2, self.size.width - GUTTER)
+        if width * 3 // 2 > self.span or self.span > wanted * MARKER_BARS_PER_COLUMN:
             self.fit = False
-            self.span = max(MIN_SPAN, width * 2)
+            self.span = max(MIN_SPAN, width * 2) if width * 3 // 2 > self.span else wanted
         self.end = round((first + last + 1) / 2 + self.span / 2)
         self._changed()
 
@@ -256,6 +259,8 @@ class CandleChart(Widget, can_focus=True):
         lo, hi = lo - pad, hi + pad
         halves = rows * 2
         grid: list[list[tuple[str, str]]] = [[(" ", "blank")] * len(slots) for _ in range(rows)]
+        # Zoomed far out, a marker on every column would hide the candles: markers come back on zooming in.
+        markers = self.span <= columns * MARKER_BARS_PER_COLUMN
 
         def put(half: int, col: int, glyph: str, style: str, only_empty: bool = False) -> None:
             row = rows - 1 - half // 2
@@ -281,6 +286,8 @@ class CandleChart(Widget, can_focus=True):
                 v = float(series[b - 1])
                 if math.isfinite(v):
                     put(half_index(v, lo, hi, halves), col, "─", f"overlay{i % len(OVERLAY_COLORS)}", only_empty=True)
+            if not markers:
+                continue
             if self._has(self._entry_set, a, b):
                 put(w0 - 2, col, "▲", "entry")
             if self._has(self._exit_set, a, b):

@@ -14,7 +14,7 @@ from genesis_tui.app import GenesisApp
 from genesis_tui.palette import genesis_commands
 from genesis_tui.screens import TradesScreen, TrialScreen
 from genesis_tui.widgets import CandleChart, RowTable
-from genesis_tui.widgets._candles import GUTTER, MIN_SPAN, Slot, half_index, layout_slots
+from genesis_tui.widgets._candles import GUTTER, MARKER_BARS_PER_COLUMN, MIN_SPAN, Slot, half_index, layout_slots
 from tests.tui.fixtures import (
     FixedSource,
     telemetry_fixture,
@@ -113,6 +113,13 @@ async def test_a_trades_row_jumps_the_chart_to_that_trade() -> None:
         table.move_cursor(len(trades) - 1)
         await pilot.press("enter")
         assert chart.selected == (trades[-1].entry, trades[-1].exit)
+        assert chart.start <= trades[-1].entry and trades[-1].exit < chart.end
+        # Zoomed all the way out (no markers drawn), a trade's row zooms back in to where they are.
+        for _ in range(12):
+            await pilot.press("minus")
+        assert chart.span == chart.n > (chart.size.width - GUTTER) * MARKER_BARS_PER_COLUMN
+        await pilot.press("enter")
+        assert chart.span <= (chart.size.width - GUTTER) * MARKER_BARS_PER_COLUMN
         assert chart.start <= trades[-1].entry and trades[-1].exit < chart.end
 
 
