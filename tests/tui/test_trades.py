@@ -14,7 +14,14 @@ from genesis_tui.app import GenesisApp
 from genesis_tui.palette import genesis_commands
 from genesis_tui.screens import TradesScreen, TrialScreen
 from genesis_tui.widgets import CandleChart, RowTable
-from genesis_tui.widgets._candles import GUTTER, MARKER_BARS_PER_COLUMN, MIN_SPAN, Slot, half_index, layout_slots
+from genesis_tui.widgets._candles import (
+    GUTTER,
+    MARKER_BARS_PER_COLUMN,
+    MIN_SPAN,
+    Slot,
+    half_index,
+    layout_slots,
+)
 from tests.tui.fixtures import (
     FixedSource,
     telemetry_fixture,
