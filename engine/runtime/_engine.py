@@ -72,10 +72,15 @@ SLOW_PARTS_INTERVAL_S = 0.5  # system and profiler parts are rebuilt at most thi
 WORKER_NICE = 10
 
 
-def _strategy_of(study: Study) -> Any:
+def _strategy_where(study: Study) -> str:
+    """A user strategy's ``file:line`` ("" for a built-in, or when its file no longer loads)."""
     from engine.optimize.study import strategy_of
 
-    return strategy_of(study.spec)
+    try:
+        strategy = strategy_of(study.spec)
+    except GenesisError:
+        return ""
+    return "" if strategy.builtin else strategy.where
 
 
 def _first_line(text: str) -> str:
@@ -354,8 +359,7 @@ class Engine:
             raise InputError("no study store to read")
         trial, arrays = await self._watch.trial(number)
         detail = trial_detail(study.name, study.objective, trial, arrays)
-        strategy = await asyncio.to_thread(_strategy_of, study)
-        return dataclasses.replace(detail, strategy="" if strategy.builtin else strategy.where)
+        return dataclasses.replace(detail, strategy=await asyncio.to_thread(_strategy_where, study))
 
     async def inspect_trial(self, number: int) -> TradeInspection:
         """Trial ``number`` of the current study re-run for the trade screen (candles, trades, breakdowns)."""
