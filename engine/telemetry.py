@@ -14,10 +14,13 @@ sizes are bytes unless a field name says otherwise.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from engine.profile.caches import CacheStats
 from engine.profile.stages import StageStats
+
+if TYPE_CHECKING:
+    from engine.backtest.inspect import TradeInspection
 
 __all__ = [
     "AlertRow",
@@ -200,6 +203,7 @@ class TrialDetail:
     state: str = "complete"
     note: str = ""
     symbols: tuple[SymbolRow, ...] = ()
+    strategy: str = ""  # a user strategy's "file:line" ("" for a built-in)
 
 
 # ----------------------------------------------------------------- trading
@@ -395,5 +399,9 @@ class TelemetrySource(Protocol):
     async def open_trial(self, number: int) -> TrialDetail: ...
 
     async def compare_studies(self, names: tuple[str, ...]) -> StudyComparison: ...
+
+    async def inspect_trial(self, number: int) -> TradeInspection: ...
+
+    async def backtest_strategy(self, name: str) -> TradeInspection: ...
 
     async def close(self) -> None: ...

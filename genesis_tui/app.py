@@ -22,7 +22,7 @@ import signal
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
@@ -41,7 +41,7 @@ from genesis_tui.palette import GenesisCommandProvider
 from genesis_tui.panes import PANES, Pane
 from genesis_tui.panes._base import set_text
 from genesis_tui.panes.optimizer import OptimizerPane, state_style
-from genesis_tui.screens import CompareScreen, HelpScreen, PromptScreen, TrialScreen
+from genesis_tui.screens import CompareScreen, HelpScreen, PromptScreen, TradesScreen, TrialScreen
 from genesis_tui.themes import (
     DEFAULT_THEME,
     THEME_VARIABLE_DEFAULTS,
@@ -49,6 +49,9 @@ from genesis_tui.themes import (
     remember_theme,
     remembered_theme,
 )
+
+if TYPE_CHECKING:
+    from engine.backtest.inspect import TradeInspection
 
 DEFAULT_REFRESH_HZ = 4.0
 #: Seconds after start-up (and after a pane's first render) before the heap is frozen.
@@ -451,6 +454,26 @@ class GenesisApp(App[int]):
             self.notify(str(error), title="Compare studies", severity="error")
             return
         await self.push_screen(CompareScreen(comparison))
+
+    @work(group="inspect", exclusive=True)
+    async def action_inspect_trial(self, number: int) -> None:
+        """Trial ``number`` re-run and opened on the trade screen."""
+        self.notify(f"re-running trial #{number}…", timeout=2)
+        await self._show_trades(f"Trial #{number}", self.source.inspect_trial(number))
+
+    @work(group="inspect", exclusive=True)
+    async def action_backtest_strategy(self, name: str) -> None:
+        """A backtest of strategy ``name`` (defaults) opened on the trade screen."""
+        self.notify(f"backtesting {name}…", timeout=2)
+        await self._show_trades(f"Backtest {name}", self.source.backtest_strategy(name))
+
+    async def _show_trades(self, title: str, pending: Awaitable[TradeInspection]) -> None:
+        try:
+            inspection = await pending
+        except GenesisError as error:
+            self.notify(str(error), title=title, severity="error")
+            return
+        await self.push_screen(TradesScreen(inspection))
 
     @on(OptimizerPane.TrialChosen)
     def _trial_chosen(self, event: OptimizerPane.TrialChosen) -> None:

@@ -39,6 +39,7 @@ def genesis_commands(app: GenesisApp) -> list[PaletteCommand]:
         commands.append(PaletteCommand(f"Theme: {name}", "Switch theme (remembered)", partial(app.action_set_theme, name)))
     for pane_id, label, _ in PANES:
         commands.append(PaletteCommand(f"Go to {label}", f"Show the {label} pane", partial(app.action_show_pane, pane_id)))
+    commands.extend(strategy_commands(app))
     study = app.last_telemetry.study if app.last_telemetry else None
     if study is not None:
         for row in study.leaderboard[:10]:
@@ -46,6 +47,27 @@ def genesis_commands(app: GenesisApp) -> list[PaletteCommand]:
                 PaletteCommand(f"Open trial #{row.number}", f"{study.objective} {row.value}", partial(app.action_open_trial, row.number))
             )
     return commands
+
+
+def strategy_commands(app: GenesisApp) -> list[PaletteCommand]:
+    """``Backtest NAME`` for every strategy found: the built-ins, then the user's strategies folder."""
+    from engine.backtest.strategies import STRATEGIES, available
+    from engine.errors import GenesisError
+
+    try:
+        found = available()
+    except GenesisError as error:  # a user file that does not import: the built-ins, and say why
+        found = dict(STRATEGIES)
+        app.notify(str(error), title="strategies folder", severity="warning")
+    return [
+        PaletteCommand(
+            f"Backtest {name}",
+            f"{strategy.description or strategy.rule} · defaults, trades on the chart"
+            + ("" if strategy.builtin else f" · {strategy.where}"),
+            partial(app.action_backtest_strategy, name),
+        )
+        for name, strategy in found.items()
+    ]
 
 
 class GenesisCommandProvider(Provider):

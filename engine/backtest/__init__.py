@@ -15,6 +15,7 @@ from engine.backtest.api import (
     run_signals,
     simulate,
 )
+from engine.backtest.benchmark import Benchmark, benchmark, buy_and_hold_equity, buy_and_hold_return
 from engine.backtest.enums import EXIT_REASONS, METRIC_NAMES, TRADE_DTYPE
 from engine.backtest.indicators import INDICATORS, IndicatorCache
 from engine.backtest.metrics import Metrics
@@ -43,6 +44,7 @@ __all__ = [
     "TRADE_DTYPE",
     "BacktestOptions",
     "BacktestResult",
+    "Benchmark",
     "Constraint",
     "IndicatorCache",
     "KernelInputs",
@@ -51,7 +53,10 @@ __all__ = [
     "Options",
     "Param",
     "Strategy",
+    "benchmark",
     "block_returns",
+    "buy_and_hold_equity",
+    "buy_and_hold_return",
     "get_strategy",
     "resolve_strategy",
     "run",

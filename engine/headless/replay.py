@@ -223,5 +223,17 @@ class ReplaySource:
             await store.close()
         return trial_detail(study.name, study.objective, trial, arrays)
 
+    async def inspect_trial(self, number: int) -> Any:
+        """Trial ``number`` of the recorded study re-run from its store for the trade screen."""
+        from engine.optimize.rerun import inspect_trial
+
+        study = self.recording.frame(self.recording.index_at(self.position)).study
+        if self.db is None or study is None:
+            raise InputError("this replay has no study store to read trials from")
+        return await inspect_trial(self.db, study.name, number)
+
+    async def backtest_strategy(self, name: str) -> Any:
+        raise InputError("a replay runs no backtests (open the console for that)")
+
     async def close(self) -> None:
         return None

@@ -134,6 +134,7 @@ async def _drivers(db: StoreLocation, name: str) -> list[dict[str, Any]]:
 async def build_full_report(db: str | Path | DatabaseUrl, name: str, *, run_id: int | None = None) -> tuple[dict[str, Any], dict]:
     """The report dict (optimizer report + runs, this run, profile, alerts) and the chart data."""
     from engine.optimize.report import report_from_db
+    from engine.optimize.rerun import study_benchmark
 
     db = store_location(db)
     report = await report_from_db(db, name)
@@ -147,6 +148,9 @@ async def build_full_report(db: str | Path | DatabaseUrl, name: str, *, run_id: 
     report["profile"] = this.profile if this is not None else None
     report["alerts"] = await _alerts(db, name)
     report["drivers"] = await _drivers(db, name)
+    best = report.get("best") or {}
+    best_return = (best.get("metrics") or {}).get("total_return")
+    report["benchmark"] = await study_benchmark(db, name, best_return if isinstance(best_return, (int, float)) else None)
     charts = await _chart_data(db, name, maximize)
     report["charts"] = {"equity": "equity.svg", "convergence": "convergence.svg", "heatmap": "heatmap.svg"}
     if report.get("overfitting") is not None:
@@ -175,6 +179,7 @@ def render_full_markdown(report: dict[str, Any]) -> str:
             f"- **trials**: {this.get('trials_this_run')} this run ({this.get('trials_before')} before, "
             f"{this.get('trials_after')} after)",
         ]
+    lines += _benchmark_markdown(report.get("benchmark"))
     if report.get("validation") is None:
         lines += ["", "_Validation (out-of-sample, walk-forward, deflated Sharpe) runs when the study completes._"]
     lines += ["", "## Charts", ""]
@@ -209,6 +214,28 @@ def render_full_markdown(report: dict[str, Any]) -> str:
             message = str(a.get("message", "")).replace("|", "/")
             lines.append(f"| {a.get('ts')} | {a.get('level')} | {a.get('state')} | {a.get('rule')} | {message} |")
     return "\n".join(lines) + "\n"
+
+
+def _percent(value: Any, sign: bool = False) -> str:
+    if not isinstance(value, (int, float)):
+        return "–"
+    return f"{value * 100:+.2f} %" if sign else f"{value * 100:.2f} %"
+
+
+def _benchmark_markdown(benchmark: dict[str, Any] | None) -> list[str]:
+    """The best trial against buy-and-hold of the same bars."""
+    if not benchmark:
+        return []
+    lines = ["", "## Benchmark", ""]
+    if "error" in benchmark:
+        return [*lines, f"Buy-and-hold could not be computed: {benchmark['error']}"]
+    return [
+        *lines,
+        f"Buy-and-hold over the {benchmark['bars']:,} bars the study searched (`{benchmark['data']}`, "
+        "same fee and slippage): "
+        f"**{_percent(benchmark['buy_and_hold_return'])}**; the best trial's total return "
+        f"{_percent(benchmark['best_total_return'])}, **{_percent(benchmark['excess_return'], sign=True)}** above it.",
+    ]
 
 
 def _profile_markdown(profile: dict[str, Any]) -> str:

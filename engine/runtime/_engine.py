@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections import deque
@@ -53,6 +54,7 @@ from engine.telemetry_map import (
 )
 
 if TYPE_CHECKING:
+    from engine.backtest.inspect import TradeInspection
     from engine.bus import EventBus
     from engine.monitor.alert_spec import AlertsSpec
     from engine.monitor.alerts import Alert
@@ -64,11 +66,24 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("engine.runtime")
 
+#: The data ``backtest_strategy`` runs on when no study is loaded.
+BACKTEST_DATA = "synthetic:bars=100000,seed=7,timeframe=1m"
 SLOW_PARTS_INTERVAL_S = 0.5  # system and profiler parts are rebuilt at most this often
 #: How much lower the worker processes' CPU priority is than the engine's: with
 #: every core busy running trials, the console in this process still gets the CPU
 #: first, so its keys are answered at once (trials lose nothing when it is idle).
 WORKER_NICE = 10
+
+
+def _strategy_where(study: Study) -> str:
+    """A user strategy's ``file:line`` ("" for a built-in, or when its file no longer loads)."""
+    from engine.optimize.study import strategy_of
+
+    try:
+        strategy = strategy_of(study.spec)
+    except GenesisError:
+        return ""
+    return "" if strategy.builtin else strategy.where
 
 
 def _first_line(text: str) -> str:
@@ -366,7 +381,25 @@ class Engine:
         if self._watch is None:
             raise InputError("no study store to read")
         trial, arrays = await self._watch.trial(number)
-        return trial_detail(study.name, study.objective, trial, arrays)
+        detail = trial_detail(study.name, study.objective, trial, arrays)
+        return dataclasses.replace(detail, strategy=await asyncio.to_thread(_strategy_where, study))
+
+    async def inspect_trial(self, number: int) -> TradeInspection:
+        """Trial ``number`` of the current study re-run for the trade screen (candles, trades, breakdowns)."""
+        from engine.optimize.rerun import inspect_trial
+
+        study = self._require_study()
+        return await inspect_trial(self.db, study.name, number)
+
+    async def backtest_strategy(self, name: str) -> TradeInspection:
+        """Strategy ``name`` (built in or the user's) with its defaults on the current study's data
+        (the demo's, in the demo workspace), or on :data:`BACKTEST_DATA` with no study."""
+        from engine.backtest.inspect import inspect
+        from engine.data import load
+
+        spec = self.study.spec.data.spec if self.study is not None else BACKTEST_DATA
+        bars = await asyncio.to_thread(load, spec)
+        return await asyncio.to_thread(inspect, bars, name, options=None, title=f"{name} (defaults) on {spec}")
 
     async def compare_studies(self, names: tuple[str, ...]) -> StudyComparison:
         """Studies of this engine's store side by side (``genesis compare``)."""

@@ -34,9 +34,10 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from engine.errors import GenesisError
-from engine.telemetry import Telemetry, TrialDetail
+from engine.telemetry import StudyComparison, Telemetry, TrialDetail
 
 if TYPE_CHECKING:
+    from engine.backtest.inspect import TradeInspection
     from engine.runtime._engine import Engine
 
 log = logging.getLogger("engine.runtime")
@@ -252,6 +253,15 @@ class EngineThread:
 
     async def open_trial(self, number: int) -> TrialDetail:
         return await self.call(lambda: self.engine.open_trial(number))
+
+    async def inspect_trial(self, number: int) -> TradeInspection:
+        return await self.call(lambda: self.engine.inspect_trial(number))
+
+    async def backtest_strategy(self, name: str) -> TradeInspection:
+        return await self.call(lambda: self.engine.backtest_strategy(name))
+
+    async def compare_studies(self, names: tuple[str, ...]) -> StudyComparison:
+        return await self.call(lambda: self.engine.compare_studies(names))
 
     # ---------------------------------------------------------------- shutdown
     async def close(self) -> None:

@@ -100,12 +100,15 @@ def run(args: argparse.Namespace) -> int:
         return _basket(args, basket, strategy, params, options, load_s)
     bars = basket[0]
     result = run_backtest(bars, strategy, params, options=options)
+    from engine.backtest.benchmark import benchmark
+
     report = {
         "strategy": result.strategy,
         "params": dict(result.params),
         "data": _data_summary(args.data[0], bars),
         "options": result.options.as_dict(),
         "metrics": result.metrics.as_json(),
+        "benchmark": benchmark(bars, result.metrics.total_return, result.options).as_dict(),
         "elapsed_s": result.elapsed_s,
         "load_s": load_s,
     }
@@ -205,6 +208,10 @@ def _print_table(report: dict[str, Any]) -> None:
     table.add_column("value", justify="right")
     for key, value in report["metrics"].items():
         table.add_row(key, _format(key, value))
+    if "benchmark" in report:
+        table.add_section()
+        for key, value in report["benchmark"].items():
+            table.add_row(key, _format("total_return", value))
     console.print(table)
 
 

@@ -20,7 +20,10 @@ TRADE_COLUMNS = ("entry bar", "exit bar", "side", "entry px", "exit px", "units"
 class TrialScreen(ModalScreen[None]):
     """The detail of one trial; escape closes it."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q", "dismiss", "Close")]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,q", "dismiss", "Close"),
+        Binding("t", "trades", "Trades on the chart"),
+    ]
 
     def __init__(self, detail: TrialDetail) -> None:
         super().__init__()
@@ -30,8 +33,10 @@ class TrialScreen(ModalScreen[None]):
         d = self.detail
         with Vertical(id="trial-body") as body:
             body.border_title = f"{d.study} · trial #{d.number} · {d.objective} {fmt.metric(d.objective, d.value, 4)}"
-            body.border_subtitle = "escape to close"
+            body.border_subtitle = "t: trades on the chart · escape to close"
             yield Label(f"{d.state} · {fmt.params(d.params)}" + (f" · {d.note}" if d.note else ""), id="trial-summary")
+            if d.strategy:
+                yield Label(f"strategy file {d.strategy}", id="trial-strategy")
             with Horizontal(id="trial-top"):
                 yield RowTable("name", "value", right=("value",), id="trial-metrics")
                 yield LineChart("equity", colors=("chart-1",), empty="no equity curve stored", id="trial-equity")
@@ -52,3 +57,7 @@ class TrialScreen(ModalScreen[None]):
             ]
         )
         trades.border_title = f"{len(d.trades)} trades"
+
+    async def action_trades(self) -> None:
+        """Re-run this trial and open its trades on the price chart (the app's action)."""
+        await self.run_action(f"app.inspect_trial({self.detail.number})")

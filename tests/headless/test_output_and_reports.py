@@ -179,3 +179,20 @@ def test_profile_puts_the_stage_timings_in_the_report(tmp_path: Path) -> None:
     stages = {s["name"] for s in report["profile"]["stages"]}
     assert {"data.load", "optimize.store_write"} <= stages
     assert "`data.load`" in Path(one_json(result.stdout)["report"]["md"]).read_text()
+
+
+def test_report_has_buy_and_hold_and_the_best_trials_excess(finished) -> None:
+    from engine.backtest import BacktestOptions, buy_and_hold_return
+    from engine.data import load
+
+    directory, _, _, summary, _, _ = finished
+    latest = json.loads((directory / "reports" / "cron.json").read_text())
+    benchmark = latest["benchmark"]
+    searched = load("synthetic:bars=3000,seed=11,timeframe=1m").slice(0, 2400)  # out_of_sample = 0.2 held out
+    held = buy_and_hold_return(searched, BacktestOptions(fee=0.001))
+    assert benchmark["bars"] == 2400
+    assert benchmark["buy_and_hold_return"] == pytest.approx(held, rel=1e-12)
+    best = latest["best"]["metrics"]["total_return"]
+    assert benchmark["excess_return"] == pytest.approx(best - held, rel=1e-12)
+    md = Path(summary["report"]["md"]).read_text()
+    assert "## Benchmark" in md and f"**{held * 100:.2f} %**" in md and f"**{(best - held) * 100:+.2f} %**" in md

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 from engine.errors import GenesisError
 from engine.telemetry import (
@@ -29,6 +30,9 @@ from engine.telemetry import (
     TrialRow,
     ValidationTelemetry,
 )
+
+if TYPE_CHECKING:
+    from engine.backtest.inspect import TradeInspection
 
 T0 = 1_767_225_600.0  # 2026-01-01 00:00:00 UTC
 
@@ -273,6 +277,19 @@ def trial_detail_fixture() -> TrialDetail:
     )
 
 
+def trade_inspection_fixture() -> TradeInspection:
+    """A seeded synthetic market (1,500 hourly bars) and an SMA cross with stops: every exit reason but one."""
+    from engine.backtest import BacktestOptions
+    from engine.backtest.inspect import inspect
+    from engine.data import load
+
+    options = BacktestOptions(fee=0.001, stop_loss=0.01, take_profit=0.03)
+    return inspect(
+        load("synthetic:bars=1500,seed=5,timeframe=1h"), "sma_cross", {"fast": 8, "slow": 30},
+        options=options, title="demo · trial #117 · sma_cross(fast=8, slow=30)",
+    )  # fmt: skip
+
+
 class FixedSource:
     """A telemetry source that always returns the same snapshot; commands are recorded."""
 
@@ -322,6 +339,16 @@ class FixedSource:
         if tuple(names) != comparison.studies:
             raise GenesisError(f"no study named {names[-1]!r}")
         return comparison
+
+    async def inspect_trial(self, number: int) -> TradeInspection:
+        self.commands.append(f"inspect_trial {number}")
+        if number != trial_detail_fixture().number:
+            raise GenesisError(f"trial {number} not found")
+        return trade_inspection_fixture()
+
+    async def backtest_strategy(self, name: str) -> TradeInspection:
+        self.commands.append(f"backtest_strategy {name}")
+        return trade_inspection_fixture()
 
     async def close(self) -> None:
         self.closed = True

@@ -120,7 +120,50 @@ def _open_comparison() -> Callable[[Pilot], object]:
     return run_before
 
 
+def _open_trades(select: int | None = None) -> Callable[[Pilot], object]:
+    async def run_before(pilot: Pilot) -> None:
+        from genesis_tui.screens import TradesScreen
+        from genesis_tui.widgets import CandleChart, RowTable
+        from genesis_tui.widgets._candles import GUTTER
+        from tests.waiting import until
+
+        app = pilot.app
+        assert isinstance(app, GenesisApp)
+        app.action_backtest_strategy("sma_cross")
+
+        def shown() -> bool:  # filled, fitted to its width, the trades table focused
+            screen = app.screen
+            if not (isinstance(screen, TradesScreen) and screen.is_mounted):
+                return False
+            chart = screen.query_one(CandleChart)
+            return (
+                chart.n > 0 and chart.size.width > GUTTER and chart.span == chart.size.width - GUTTER
+                and app.focused is screen.query_one("#trades-table", RowTable)
+            )  # fmt: skip
+
+        await until(shown, "the trade screen")
+        if select is not None:
+            app.screen.query_one("#trades-table", RowTable).move_cursor(select)
+            await pilot.press("enter")
+        app.clear_notifications()  # the "backtesting…" toast lives on a timer
+        await pilot.pause()
+        await pilot.wait_for_scheduled_animations()
+        await pilot.pause()
+
+    return run_before
+
+
 @pytest.mark.parametrize("theme", THEMES)
 @pytest.mark.parametrize("size", list(SIZES))
 def test_compare_screen_snapshot(snap_compare, size: str, theme: str) -> None:
     assert snap_compare(_app(theme), terminal_size=SIZES[size], run_before=_open_comparison())
+
+
+@pytest.mark.parametrize("theme", THEMES)
+@pytest.mark.parametrize("size", list(SIZES))
+def test_trades_screen_snapshot(snap_compare, size: str, theme: str) -> None:
+    assert snap_compare(_app(theme), terminal_size=SIZES[size], run_before=_open_trades())
+
+
+def test_trades_screen_with_a_trade_selected_snapshot(snap_compare) -> None:
+    assert snap_compare(_app("genesis-dark"), terminal_size=(160, 48), run_before=_open_trades(select=20))
