@@ -33,8 +33,8 @@ spec = "synthetic:bars={bars},seed=5,timeframe=1m"
 name = "sma_cross"
 
 [space]
-fast = {{ int = [3, 60] }}
-slow = {{ int = [20, 300], step = 2 }}
+fast = {{ int = [3, 120] }}
+slow = {{ int = [20, 800], step = 2 }}
 constraints = ["fast < slow"]
 
 [search]
@@ -150,7 +150,8 @@ async def test_engine_coroutines_never_run_on_the_console_loop(
             await until(sampled, what)
 
         await wait(lambda: trials_done(app), "trials")
-        for key, state in (("p", "paused"), ("r", "running")):
+        # Paused again before the stop: a fast machine must not finish the study first.
+        for key, state in (("p", "paused"), ("r", "running"), ("p", "paused")):
             await pilot.press(key)
             await wait(lambda s=state: shows(app, lambda t: t.study.state == s), state)  # type: ignore[misc]
         await pilot.press("4", "2", "x")
