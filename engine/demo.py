@@ -29,9 +29,9 @@ DEMO_SEED = 7
 PAPER_BARS = 20_000
 PAPER_BARS_PER_S = 25.0
 
-#: The planted edge of the SMA study's market: drift of +-2000%/year in spells of half a day on
+#: The planted edge of the SMA study's market: drift of +-1600%/year in spells of half a day on
 #: average, which crossovers of tens to hundreds of minutes ride (docs/data.md, ``trend``).
-DEMO_TREND = "trend=20,trend_days=0.5"
+DEMO_TREND = "trend=16,trend_days=0.5"
 
 SMA_STUDY = """\
 # The Genesis demo, study 1 of 2: an SMA crossover searched at random over a synthetic
