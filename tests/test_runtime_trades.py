@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from engine.optimize.store import SqliteStore
 
 from engine.runtime import Engine
+from engine.store.study_sqlite import SqliteStore
 from tests.waiting import until
 
 MINE = """\

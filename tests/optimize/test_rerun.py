@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from engine.optimize.store import SqliteStore
 
 from engine.errors import InputError
 from engine.optimize import Study
 from engine.optimize.rerun import inspect_trial, load_trial, rerun_trial
+from engine.store.study_sqlite import SqliteStore
 
 
 async def test_rerun_gives_the_stored_metrics_and_artifacts(study_file: Callable[..., Path], tmp_path: Path) -> None:
