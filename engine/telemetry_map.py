@@ -109,19 +109,39 @@ class _Axis:
         return min(len(self.values) - 1, max(0, int((value - self.values[0]) // self.width)))
 
 
-def build_heatmap(points: list[tuple[dict[str, Any], float]], maximize: bool) -> Heatmap | None:
-    """The best objective over the two numeric parameters with the most distinct values."""
-    if len(points) < 4:
-        return None
+def _distinct_values(points: list[tuple[dict[str, Any], float]]) -> dict[str, set[float]]:
+    """Each numeric parameter's distinct values over ``points``."""
     distinct: dict[str, set[float]] = {}
     for params, _ in points:
         for name, value in params.items():
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 distinct.setdefault(name, set()).add(float(value))
-    names = sorted((n for n, v in distinct.items() if len(v) >= 2), key=lambda n: (-len(distinct[n]), n))[:2]
-    if len(names) < 2:
+    return distinct
+
+
+def heatmap_pairs(points: list[tuple[dict[str, Any], float]]) -> list[tuple[str, str]]:
+    """Every pair of numeric parameters a heatmap can show (each varied), the default pair first."""
+    distinct = _distinct_values(points)
+    names = sorted((n for n, v in distinct.items() if len(v) >= 2), key=lambda n: (-len(distinct[n]), n))
+    pairs = [tuple(sorted((a, b))) for i, a in enumerate(names) for b in names[i + 1 :]]
+    return [(a, b) for a, b in pairs]
+
+
+def build_heatmap(
+    points: list[tuple[dict[str, Any], float]], maximize: bool, axes: tuple[str, str] | None = None
+) -> Heatmap | None:
+    """The best objective over two numeric parameters: ``axes`` (x, y) when both vary, else the
+    two with the most distinct values."""
+    if len(points) < 4:
         return None
-    names.sort()  # stable axes: x is the first name alphabetically
+    distinct = _distinct_values(points)
+    if axes is not None and all(len(distinct.get(name, ())) >= 2 for name in axes) and axes[0] != axes[1]:
+        names = list(axes)
+    else:
+        names = sorted((n for n, v in distinct.items() if len(v) >= 2), key=lambda n: (-len(distinct[n]), n))[:2]
+        if len(names) < 2:
+            return None
+        names.sort()  # stable axes: x is the first name alphabetically
     x_axis, y_axis = (_Axis.of(name, distinct[name]) for name in names)
     grid: list[list[float | None]] = [[None] * len(x_axis.values) for _ in y_axis.values]
     for params, value in points:

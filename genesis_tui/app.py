@@ -81,6 +81,7 @@ class GenesisApp(App[int]):
         Binding("K", "kill_switch", "Kill", show=False),
         Binding("o", "start_study", "Open study", show=False),
         Binding("s", "sort_leaderboard", "Optimizer: sort the leaderboard", show=False),
+        Binding("h", "cycle_heatmap", "Optimizer: heatmap of the next two parameters", show=False),
         Binding("enter", "open_selected_trial", "Optimizer: open the selected trial", show=False),
         *[
             Binding(str(i + 1), f"show_pane('{pane_id}')", label, show=False)
@@ -409,6 +410,10 @@ class GenesisApp(App[int]):
 
     def action_kill_switch(self) -> None:
         self.run_command("Kill switch", self.source.kill_switch)
+
+    def action_cycle_heatmap(self) -> None:
+        if isinstance(self.visible_pane(), OptimizerPane):
+            self.run_command("Heatmap", self.source.cycle_heatmap)
 
     def action_start_study(self) -> None:
         def chosen(path: str | None) -> None:

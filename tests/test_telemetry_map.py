@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from engine.store.records import TrialRecord, TrialState
@@ -179,3 +181,25 @@ def test_a_random_sampler_heatmap_carries_the_smoothed_surface() -> None:
     assert len(heat.smoothed) == len(heat.y_values) and len(heat.smoothed[0]) == len(heat.x_values)
     untried = sum(v is None for row in heat.values for v in row)
     assert untried > 0 and all(v == v for row in heat.smoothed for v in row)  # every cell shaded, no NaN
+
+
+def test_the_heatmap_shows_any_two_parameters_and_h_cycles_through_every_pair(tmp_path: Any) -> None:
+    from engine.runtime._watch import StudyWatch
+    from engine.telemetry_map import heatmap_pairs
+
+    points = [({"a": i % 7, "b": i % 5, "c": (i * 3) % 11, "flag": True}, float(i)) for i in range(200)]
+    assert heatmap_pairs(points) == [("a", "c"), ("b", "c"), ("a", "b")]  # the two with most values first
+    chosen = build_heatmap(points, maximize=True, axes=("c", "b"))
+    assert chosen is not None and (chosen.x_param, chosen.y_param) == ("c", "b")
+    assert len(chosen.x_values) == 11 and len(chosen.y_values) == 5
+    best = max(v for p, v in points if p["c"] == 0 and p["b"] == 0)
+    assert chosen.values[0][0] == best
+    fallback = build_heatmap(points, maximize=True, axes=("a", "flag"))  # a boolean cannot be an axis
+    assert fallback is not None and (fallback.x_param, fallback.y_param) == ("a", "c")
+
+    watch = StudyWatch("s", tmp_path / "s.db", maximize=True)  # type: ignore[arg-type]
+    watch.points = points
+    watch.heatmap = build_heatmap(points, True)
+    seen = [watch.next_heatmap_axes() for _ in range(4)]
+    assert seen == [("b", "c"), ("a", "b"), ("a", "c"), ("b", "c")]  # every pair, then round again
+    assert watch.heatmap is not None and (watch.heatmap.x_param, watch.heatmap.y_param) == ("b", "c")

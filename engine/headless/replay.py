@@ -192,6 +192,9 @@ class ReplaySource:
     async def kill_switch(self) -> str:
         raise InputError("a replay has no paper loop")
 
+    async def cycle_heatmap(self) -> str:
+        raise InputError("a replay is read-only: the recorded heatmap is shown as it was")
+
     async def compare_studies(self, names: tuple[str, ...]) -> StudyComparison:
         """Studies of the recorded store side by side (``genesis compare``)."""
         from engine.optimize.compare import study_comparison

@@ -437,6 +437,16 @@ class Engine:
         log.warning("kill switch: paper trading halted and flattened")
         return "kill switch engaged: positions flattened, trading halted"
 
+    async def cycle_heatmap(self) -> str:
+        """Show the next pair of the study's parameters on the objective heatmap."""
+        self._check_loop()
+        if self._watch is None:
+            raise InputError("no study to draw a heatmap of")
+        axes = self._watch.next_heatmap_axes()
+        if axes is None:
+            raise InputError("the heatmap needs two parameters that vary")
+        return f"heatmap: {axes[0]} × {axes[1]}"
+
     # -------------------------------------------------------------- alerts
     def _alert_metrics(self) -> dict[str, float | None]:
         values: dict[str, float | None] = {}

@@ -254,6 +254,9 @@ class EngineThread:
     async def open_trial(self, number: int) -> TrialDetail:
         return await self.call(lambda: self.engine.open_trial(number))
 
+    async def cycle_heatmap(self) -> str:
+        return await self.call(self.engine.cycle_heatmap)
+
     async def inspect_trial(self, number: int) -> TradeInspection:
         return await self.call(lambda: self.engine.inspect_trial(number))
 

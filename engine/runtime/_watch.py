@@ -16,7 +16,13 @@ from engine.analysis.importance import importance
 from engine.errors import InputError, StoreError
 from engine.store.url import StoreLocation
 from engine.telemetry import Heatmap, TrialRow, ValidationTelemetry
-from engine.telemetry_map import build_heatmap, figures, thin_curve, validation_from_dict
+from engine.telemetry_map import (
+    build_heatmap,
+    figures,
+    heatmap_pairs,
+    thin_curve,
+    validation_from_dict,
+)
 
 if TYPE_CHECKING:
     from engine.store.protocol import StudyStore
@@ -56,6 +62,7 @@ class StudyWatch:
         self._equity_for: int | None = None
         self._heat_dirty = False
         self._heat_at = -1e9
+        self.heatmap_axes: tuple[str, str] | None = None  # None: the two parameters with most values
         self._convergence_frozen: tuple[float, ...] = ()
         self._store: StudyStore | None = None
         # The watch loop, the study's last read and the console's trial view share one
@@ -146,7 +153,7 @@ class StudyWatch:
             # O(trials) in Python: rebuilt every few seconds, not on every read
             if now - self._heat_at >= HEATMAP_INTERVAL_S or final:
                 self._heat_at = now
-                self.heatmap = build_heatmap(self.points, self.maximize)
+                self.heatmap = build_heatmap(self.points, self.maximize, self.heatmap_axes)
                 self.importance = _importance(self.points)
                 self._heat_dirty = False
         top = await store.best(record.id, maximize=self.maximize, k=LEADERBOARD)
@@ -169,6 +176,17 @@ class StudyWatch:
                 self._equity_for = top[0].number
         if record.validation:
             self.validation = validation_from_dict(record.validation, len(self.points))
+
+    def next_heatmap_axes(self) -> tuple[str, str] | None:
+        """Show the next pair of parameters on the heatmap (wrapping round); the pair, or ``None``
+        when fewer than two parameters vary."""
+        pairs = heatmap_pairs(self.points)
+        if not pairs:
+            return None
+        current = (self.heatmap.x_param, self.heatmap.y_param) if self.heatmap is not None else None
+        self.heatmap_axes = pairs[(pairs.index(current) + 1) % len(pairs)] if current in pairs else pairs[0]
+        self.heatmap = build_heatmap(self.points, self.maximize, self.heatmap_axes)
+        return self.heatmap_axes
 
     @property
     def curve(self) -> tuple[float, ...]:

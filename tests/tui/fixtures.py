@@ -326,6 +326,9 @@ class FixedSource:
     async def kill_switch(self) -> str:
         return await self._record("kill_switch")
 
+    async def cycle_heatmap(self) -> str:
+        return await self._record("cycle_heatmap")
+
     async def open_trial(self, number: int) -> TrialDetail:
         self.commands.append(f"open_trial {number}")
         detail = trial_detail_fixture()

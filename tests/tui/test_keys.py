@@ -122,10 +122,14 @@ async def test_sort_and_enter_work_right_after_the_pane_key() -> None:
         assert source.commands == [f"open_trial {study.best_trial}"]
         await pilot.press("escape")  # close the trial
         await pilot.pause()
-        await pilot.press("1", "s", "enter")  # on another pane the keys do nothing
+        await pilot.press("h")  # the heatmap's next two parameters
+        await app.workers.wait_for_complete()
+        assert source.commands == [f"open_trial {study.best_trial}", "cycle_heatmap"]
+        await pilot.press("1", "s", "enter", "h")  # on another pane the keys do nothing
         await pilot.pause()
+        await app.workers.wait_for_complete()
         assert app.query_one(TabbedContent).active == "tab-overview"
-        assert source.commands == [f"open_trial {study.best_trial}"]
+        assert source.commands == [f"open_trial {study.best_trial}", "cycle_heatmap"]
 
 
 async def until(pilot, condition: Callable[[], bool], what: str) -> None:  # type: ignore[no-untyped-def]
