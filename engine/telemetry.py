@@ -87,6 +87,17 @@ class BusTelemetry:
 
 # ------------------------------------------------------------------- study
 @dataclass(frozen=True, slots=True)
+class DriverRow:
+    """One driver of a study shared on PostgreSQL (``genesis trials --drivers``)."""
+
+    host: str
+    pid: int
+    state: str
+    trials: int
+    trials_per_s: float
+
+
+@dataclass(frozen=True, slots=True)
 class TrialRow:
     """One finished trial as the leaderboard shows it."""
 
@@ -154,6 +165,7 @@ class StudyTelemetry:
     validation: ValidationTelemetry | None = None
     checkpointed_at: float | None = None
     checkpoint_trials: int = 0
+    drivers: tuple[DriverRow, ...] = ()  # several drivers on one PostgreSQL study; empty otherwise
     store: str = ""
     message: str = ""
 

@@ -545,6 +545,7 @@ class Engine:
             validation=watch.validation if watch else None,
             checkpointed_at=watch.checkpointed_at if watch else None,
             checkpoint_trials=watch.checkpoint_trials if watch else 0,
+            drivers=watch.drivers if watch else (),
             store=str(self.db),
             message=self._study_error,
         )

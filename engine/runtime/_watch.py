@@ -15,7 +15,7 @@ import numpy as np
 from engine.analysis.importance import importance
 from engine.errors import InputError, StoreError
 from engine.store.url import StoreLocation
-from engine.telemetry import Heatmap, TrialRow, ValidationTelemetry
+from engine.telemetry import DriverRow, Heatmap, TrialRow, ValidationTelemetry
 from engine.telemetry_map import (
     build_heatmap,
     figures,
@@ -63,6 +63,7 @@ class StudyWatch:
         self._heat_dirty = False
         self._heat_at = -1e9
         self.heatmap_axes: tuple[str, str] | None = None  # None: the two parameters with most values
+        self.drivers: tuple[DriverRow, ...] = ()
         self._convergence_frozen: tuple[float, ...] = ()
         self._store: StudyStore | None = None
         # The watch loop, the study's last read and the console's trial view share one
@@ -156,6 +157,9 @@ class StudyWatch:
                 self.heatmap = build_heatmap(self.points, self.maximize, self.heatmap_axes)
                 self.importance = _importance(self.points)
                 self._heat_dirty = False
+        self.drivers = tuple(
+            DriverRow(d.host, d.pid, d.state, d.trials, d.rate) for d in await store.drivers(record.id)
+        )
         top = await store.best(record.id, maximize=self.maximize, k=LEADERBOARD)
         self.leaderboard = tuple(
             TrialRow(

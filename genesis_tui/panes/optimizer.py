@@ -95,6 +95,10 @@ class OptimizerPane(Pane):
         ]
         if study.checkpointed_at is not None:
             parts.append(f"  checkpoint {fmt.clock(study.checkpointed_at)} ({fmt.count(study.checkpoint_trials)})")
+        if study.drivers:
+            parts.append("  drivers " + ", ".join(
+                f"{d.host}:{d.pid} {d.state} {fmt.count(d.trials)} @ {fmt.rate(d.trials_per_s)}" for d in study.drivers
+            ))
         if study.message:
             parts.append((f"  {study.message}", "italic"))
         set_text(self.query_one("#study-counts", Label), Content.assemble(*parts))

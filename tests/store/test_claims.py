@@ -246,6 +246,16 @@ async def test_two_drivers_of_a_random_study_store_exactly_the_budget_a_single_r
     drivers = await _fetch_async(postgres_url, "SELECT state, trials FROM drivers")
     assert sorted(r[0] for r in drivers) == ["done", "done"] and sum(r[1] for r in drivers) == 120
 
+    # The console's watch of the shared study lists both drivers.
+    from engine.runtime._watch import StudyWatch
+    from engine.store.url import store_location
+
+    watch = StudyWatch("rnd", store_location(postgres_url), maximize=True)
+    await watch.poll(final=True)
+    await watch.stop()
+    assert sorted(d.state for d in watch.drivers) == ["done", "done"]
+    assert sum(d.trials for d in watch.drivers) == 120 and all(d.pid == os.getpid() for d in watch.drivers)
+
 
 async def test_two_drivers_of_a_genetic_study_share_its_generations(postgres_url: str, tmp_path: Path) -> None:
     from engine.optimize.study import Study

@@ -63,3 +63,22 @@ async def test_panes_use_the_whole_cell_scrollbar() -> None:
         await pilot.pause()
         pane = app.query_one("#pane-overview")
         assert pane.vertical_scrollbar.renderer is WholeCellScrollBarRender
+
+
+async def test_the_optimizer_lists_the_drivers_of_a_shared_study() -> None:
+    import dataclasses
+
+    from textual.widgets import Label
+
+    from engine.telemetry import DriverRow
+
+    telemetry = telemetry_fixture()
+    assert telemetry.study is not None
+    drivers = (DriverRow("lab-a", 4101, "running", 1200, 35.5), DriverRow("lab-b", 977, "done", 800, 20.0))
+    telemetry = dataclasses.replace(telemetry, study=dataclasses.replace(telemetry.study, drivers=drivers))
+    app = GenesisApp(FixedSource(telemetry), poll=False, remember=False)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.press("2")
+        await pilot.pause()
+        text = str(app.query_one("#study-counts", Label).render())
+        assert "drivers lab-a:4101 running 1,200" in text and "lab-b:977 done 800" in text
