@@ -1,4 +1,4 @@
-"""One trial: its parameters, metrics, equity curve and trades."""
+"""One trial: its parameters, metrics, equity curve, a basket's symbols and its trades."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from engine.telemetry import TrialDetail
 from genesis_tui import format as fmt
 from genesis_tui.widgets import LineChart, RowTable
 
+SYMBOL_COLUMNS = ("symbol", "trades", "return", "win rate", "exposure")
 TRADE_COLUMNS = ("entry bar", "exit bar", "side", "entry px", "exit px", "units", "P&L", "return")
 
 
@@ -40,6 +41,8 @@ class TrialScreen(ModalScreen[None]):
             with Horizontal(id="trial-top"):
                 yield RowTable("name", "value", right=("value",), id="trial-metrics")
                 yield LineChart("equity", colors=("chart-1",), empty="no equity curve stored", id="trial-equity")
+            if d.symbols:
+                yield RowTable(*SYMBOL_COLUMNS, right=SYMBOL_COLUMNS[1:], id="trial-symbols")
             yield RowTable(*TRADE_COLUMNS, right=TRADE_COLUMNS[:2] + TRADE_COLUMNS[3:], id="trial-trades")
 
     def on_mount(self) -> None:
@@ -48,6 +51,14 @@ class TrialScreen(ModalScreen[None]):
             [(k, fmt.param(v)) for k, v in d.params] + [(k, fmt.metric(k, v)) for k, v in d.metrics]
         )
         self.query_one("#trial-equity", LineChart).set_series(d.equity)
+        if d.symbols:  # a basket trial: each symbol's share of the portfolio
+            table = self.query_one("#trial-symbols", RowTable)
+            table.set_rows([
+                (r.symbol, fmt.count(r.trades), fmt.pct(r.return_contribution, 2), fmt.pct(r.win_rate, 1),
+                 fmt.pct(r.exposure, 1))
+                for r in d.symbols
+            ])
+            table.border_title = f"{len(d.symbols)} symbols (return: each one's P&L over the portfolio's cash)"
         trades = self.query_one("#trial-trades", RowTable)
         trades.set_rows(
             [

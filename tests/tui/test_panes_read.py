@@ -82,3 +82,21 @@ async def test_the_optimizer_lists_the_drivers_of_a_shared_study() -> None:
         await pilot.pause()
         text = str(app.query_one("#study-counts", Label).render())
         assert "drivers lab-a:4101 running 1,200" in text and "lab-b:977 done 800" in text
+
+
+@pytest.mark.parametrize("size", [(80, 24), (160, 48)])
+async def test_a_basket_trial_shows_each_symbols_share(size: tuple[int, int]) -> None:
+    import dataclasses
+
+    from engine.telemetry import SymbolRow
+    from genesis_tui.screens import TrialScreen
+    from tests.tui.fixtures import trial_detail_fixture
+
+    rows = (SymbolRow("BTCUSDT", 14, 0.0312, 0.5714, 0.41), SymbolRow("ETHUSDT", 9, -0.0105, 0.3333, 0.27))
+    app = GenesisApp(FixedSource(telemetry_fixture()), poll=False, remember=False)
+    async with app.run_test(size=size) as pilot:
+        await app.push_screen(TrialScreen(dataclasses.replace(trial_detail_fixture(), symbols=rows)))
+        await pilot.pause()
+        table = app.screen.query_one("#trial-symbols", RowTable)
+        shown = [table.render_line(y).text.split() for y in range(1, 3)]
+        assert [line[:4] for line in shown] == [["BTCUSDT", "14", "3.12%", "57.1%"], ["ETHUSDT", "9", "-1.05%", "33.3%"]]
