@@ -34,6 +34,9 @@ the same run and the ratio. Run ``python -m benchmarks.optimize [--quick]``.
   the orchestrator's CPU per trial, peak RSS (goal < 1 GB) and seconds per
   1,000 trials early and late (goal: flat).
 
+Every study figure also gives the bare loop over the study's own (stored)
+pairs, measured in the same run, and the ratio to it.
+
 Timings on a shared 2-core box are noisy: repeat before drawing conclusions.
 """
 
@@ -339,6 +342,10 @@ def scaling(workdir: Path, quick: bool) -> dict[str, Any]:
             figures["process_steady_trials_per_s"] / figures["inline_steady_trials_per_s"], 3
         )
     figures["goal_ratio"] = 1.8
+    bare_s, _ = _bare_on_stored(workdir / "scale-process-0.db", bars)
+    figures["bare_two_thread_loop_s"] = round(bare_s, 3)
+    for backend in ("inline", "process"):
+        figures[f"{backend}_bare_ratio"] = round(figures[f"{backend}_s"] / bare_s, 3)
     return figures
 
 
@@ -481,10 +488,13 @@ def memory_and_flatness(workdir: Path, quick: bool) -> dict[str, Any]:
         return (t1 - t0) / ((d1 - d0) / 1_000)
 
     early, late = per_thousand(window // 2), per_thousand(trials - window - 1)
+    bare_s, _ = _bare_on_stored(workdir / "memory.db", bars)
     return {
         "trials": summary.trials,
         "bars": bars,
         "seconds": round(elapsed, 3),
+        "bare_two_thread_loop_s": round(bare_s, 3),
+        "bare_ratio": round(elapsed / bare_s, 3),
         "peak_rss_orchestrator_mb": round(rss.own / 2**20, 1),
         "peak_rss_tree_mb": round(rss.tree / 2**20, 1),
         "goal_rss_mb": 300,
@@ -496,7 +506,7 @@ def memory_and_flatness(workdir: Path, quick: bool) -> dict[str, Any]:
 
 #: The scale study: random ``sma_cross`` points on 10,000 bars; fast 2..500 x slow 3..1000 x four fees
 #: is ~1.5M feasible points (the fee changes no kernel's cost, so the bare loop runs at 0.001).
-SCALE = {"bars": 10_000, "fast": (2, 500, 1), "slow": (3, 1000, 1), "fees": (0.0005, 0.001, 0.0015, 0.002),
+SCALE: dict[str, Any] = {"bars": 10_000, "fast": (2, 500, 1), "slow": (3, 1000, 1), "fees": (0.0005, 0.001, 0.0015, 0.002),
          "trials": 1_000_000}
 
 
@@ -509,6 +519,16 @@ def _stored_pairs(db: Path) -> list[tuple[int, int]]:
     return [(params["fast"], params["slow"]) for params in (json.loads(row[0]) for row in rows)]
 
 
+def _bare_on_stored(db: Path, bars: int) -> tuple[float, float]:
+    """The bare loop's wall and CPU seconds over a study's stored pairs (on the benchmarks' synthetic bars)."""
+    from engine.data import load
+
+    data, pairs = load(f"synthetic:bars={bars},seed=7,timeframe=1m"), _stored_pairs(db)
+    cpu0 = time.process_time()
+    wall = bare_loop(data, pairs, threads=2)[0]
+    return wall, time.process_time() - cpu0
+
+
 def scale(workdir: Path, quick: bool, trials: int | None = None) -> dict[str, Any]:
     """A random study of ``trials`` (1M; quick: 20k) points on 10,000 bars against the bare loop on its pairs.
 
@@ -517,8 +537,8 @@ def scale(workdir: Path, quick: bool, trials: int | None = None) -> dict[str, An
     ``orchestrator_cpu_us_per_trial``: this process's CPU per trial (the same costs,
     proof against a loaded box). ``s_per_1000`` early (5%) and late (95%): goal flat.
     """
-    trials = trials or (20_000 if quick else SCALE["trials"])
-    path = _write_study(workdir, "scale", SCALE["bars"], SCALE["fast"], SCALE["slow"], trials=trials, batch=4096,
+    count: int = trials or (20_000 if quick else SCALE["trials"])
+    path = _write_study(workdir, "scale", SCALE["bars"], SCALE["fast"], SCALE["slow"], trials=count, batch=4096,
                         sampler="random", fees=SCALE["fees"])
     db = workdir / "scale.db"
     cpu0 = time.process_time()
@@ -526,14 +546,9 @@ def scale(workdir: Path, quick: bool, trials: int | None = None) -> dict[str, An
         summary, study_s, marks = _run_study(path, db, track=True)
     own_cpu = time.process_time() - cpu0
     workers_cpu = rss.children_cpu_s
-    assert summary.trials == trials, (summary.trials, trials)
-    from engine.data import load
-
-    bars = load(f"synthetic:bars={SCALE['bars']},seed=7,timeframe=1m")
-    cpu0 = time.process_time()
-    bare_s, _ = bare_loop(bars, _stored_pairs(db), threads=2)
-    bare_cpu = time.process_time() - cpu0
-    window = max(1_000, trials // 20)
+    assert summary.trials == count, (summary.trials, count)
+    bare_s, bare_cpu = _bare_on_stored(db, SCALE["bars"])
+    window = max(1_000, count // 20)
 
     def per_thousand(start: int) -> float | None:
         """Seconds per 1,000 trials over ``[start, start + window]`` trials done."""
@@ -544,15 +559,15 @@ def scale(workdir: Path, quick: bool, trials: int | None = None) -> dict[str, An
         (d0, t0), (d1, t1) = before[-1], after[0]
         return (t1 - t0) / ((d1 - d0) / 1_000)
 
-    early, late = per_thousand(window), per_thousand(trials - 2 * window)
+    early, late = per_thousand(window), per_thousand(count - 2 * window)
     return {
-        "trials": trials,
+        "trials": count,
         "bars": SCALE["bars"],
         "study_s": round(study_s, 3),
         "bare_two_thread_loop_s": round(bare_s, 3),
         "ratio": round(study_s / bare_s, 3),
-        "overhead_us_per_trial": round((study_s - bare_s) / trials * 1e6, 2),
-        "orchestrator_cpu_us_per_trial": round(own_cpu / trials * 1e6, 2),
+        "overhead_us_per_trial": round((study_s - bare_s) / count * 1e6, 2),
+        "orchestrator_cpu_us_per_trial": round(own_cpu / count * 1e6, 2),
         "workers_cpu_s": round(workers_cpu, 3),
         "bare_cpu_s": round(bare_cpu, 3),
         "cpu_ratio": round((own_cpu + workers_cpu) / bare_cpu, 3) if bare_cpu > 0 else None,
