@@ -178,7 +178,8 @@ class BlocksBuilder:
         self.lengths = array("q")
         self.data = bytearray()
 
-    def add(self, rows: Iterable[tuple[int, bytes]]) -> None:
+    def add(self, rows: Iterable[Sequence[Any]]) -> None:
+        """Append ``(number, data)`` rows (tuples, or a driver's row objects)."""
         for number, data in rows:
             self.numbers.append(int(number))
             self.lengths.append(len(data))
