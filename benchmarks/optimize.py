@@ -28,6 +28,15 @@ the same run and the ratio. Run ``python -m benchmarks.optimize [--quick]``.
 * ``flatness``: wall time per 1,000 trials around 10k and around 200k stored
   trials in that study. Goal: flat (ratio near 1).
 
+* ``scale``: a random study of 1,000,000 ``sma_cross`` points on 10,000 bars
+  (``--scale N`` sets the trials; ``--quick`` skips it unless given) against
+  the bare loop over the stored pairs: per-trial overhead in us (goal < 20),
+  the orchestrator's CPU per trial, peak RSS (goal < 1 GB) and seconds per
+  1,000 trials early and late (goal: flat).
+
+Every study figure also gives the bare loop over the study's own (stored)
+pairs, measured in the same run, and the ratio to it.
+
 Timings on a shared 2-core box are noisy: repeat before drawing conclusions.
 """
 
@@ -64,13 +73,12 @@ name = "sma_cross"
 [space]
 fast = {{ int = [{f0}, {f1}], step = {fs} }}
 slow = {{ int = [{s0}, {s1}], step = {ss} }}
-constraints = ["fast < slow"]
+{extra}constraints = ["fast < slow"]
 
 [backtest]
-fee = 0.001
-
+{fee}
 [search]
-sampler = "grid"
+sampler = "{sampler}"
 {trials}seed = 1
 objective = "sharpe"
 
@@ -95,13 +103,15 @@ def _pairs(fast: tuple[int, int, int], slow: tuple[int, int, int]) -> list[tuple
 
 def _write_study(directory: Path, name: str, bars: int, fast: tuple, slow: tuple, *, backend: str = "process",
                  workers: int = 2, trials: int | None = None, batch: int = 4096,
-                 artifacts: str = "top:20") -> Path:
+                 artifacts: str = "top:20", sampler: str = "grid", fees: tuple[float, ...] = ()) -> Path:
+    """A study file; ``fees``: a ``fee`` choice dimension in the space instead of the fixed 0.001."""
     path = directory / f"{name}.toml"
     path.write_text(
         STUDY.format(
             name=name, bars=bars, f0=fast[0], f1=fast[1], fs=fast[2], s0=slow[0], s1=slow[1], ss=slow[2],
             trials="" if trials is None else f"trials = {trials}\n", backend=backend, workers=workers,
-            batch=batch, checkpoint_every=max(500, batch // 4), artifacts=artifacts,
+            batch=batch, checkpoint_every=max(500, batch // 4), artifacts=artifacts, sampler=sampler,
+            extra=f"fee = {{ choice = {list(fees)} }}\n" if fees else "", fee="" if fees else "fee = 0.001\n",
         )
     )
     return path
@@ -332,6 +342,10 @@ def scaling(workdir: Path, quick: bool) -> dict[str, Any]:
             figures["process_steady_trials_per_s"] / figures["inline_steady_trials_per_s"], 3
         )
     figures["goal_ratio"] = 1.8
+    bare_s, _ = _bare_on_stored(workdir / "scale-process-0.db", bars)
+    figures["bare_two_thread_loop_s"] = round(bare_s, 3)
+    for backend in ("inline", "process"):
+        figures[f"{backend}_bare_ratio"] = round(figures[f"{backend}_s"] / bare_s, 3)
     return figures
 
 
@@ -474,10 +488,13 @@ def memory_and_flatness(workdir: Path, quick: bool) -> dict[str, Any]:
         return (t1 - t0) / ((d1 - d0) / 1_000)
 
     early, late = per_thousand(window // 2), per_thousand(trials - window - 1)
+    bare_s, _ = _bare_on_stored(workdir / "memory.db", bars)
     return {
         "trials": summary.trials,
         "bars": bars,
         "seconds": round(elapsed, 3),
+        "bare_two_thread_loop_s": round(bare_s, 3),
+        "bare_ratio": round(elapsed / bare_s, 3),
         "peak_rss_orchestrator_mb": round(rss.own / 2**20, 1),
         "peak_rss_tree_mb": round(rss.tree / 2**20, 1),
         "goal_rss_mb": 300,
@@ -487,7 +504,84 @@ def memory_and_flatness(workdir: Path, quick: bool) -> dict[str, Any]:
     }
 
 
-def run(quick: bool = False) -> dict[str, Any]:
+#: The scale study: random ``sma_cross`` points on 10,000 bars; fast 2..500 x slow 3..1000 x four fees
+#: is ~1.5M feasible points (the fee changes no kernel's cost, so the bare loop runs at 0.001).
+SCALE: dict[str, Any] = {"bars": 10_000, "fast": (2, 500, 1), "slow": (3, 1000, 1), "fees": (0.0005, 0.001, 0.0015, 0.002),
+         "trials": 1_000_000}
+
+
+def _stored_pairs(db: Path) -> list[tuple[int, int]]:
+    """Every stored trial's ``(fast, slow)``, in trial order (the bare loop runs the same pairs)."""
+    import sqlite3
+
+    with sqlite3.connect(db) as connection:
+        rows = connection.execute("SELECT params FROM trials ORDER BY number").fetchall()
+    return [(params["fast"], params["slow"]) for params in (json.loads(row[0]) for row in rows)]
+
+
+def _bare_on_stored(db: Path, bars: int) -> tuple[float, float]:
+    """The bare loop's wall and CPU seconds over a study's stored pairs (on the benchmarks' synthetic bars)."""
+    from engine.data import load
+
+    data, pairs = load(f"synthetic:bars={bars},seed=7,timeframe=1m"), _stored_pairs(db)
+    cpu0 = time.process_time()
+    wall = bare_loop(data, pairs, threads=2)[0]
+    return wall, time.process_time() - cpu0
+
+
+def scale(workdir: Path, quick: bool, trials: int | None = None) -> dict[str, Any]:
+    """A random study of ``trials`` (1M; quick: 20k) points on 10,000 bars against the bare loop on its pairs.
+
+    ``overhead_us_per_trial``: (study wall - bare loop wall) per trial, the cost of
+    dispatch, store, sampler and bookkeeping on top of the kernels (goal < 20 us);
+    ``orchestrator_cpu_us_per_trial``: this process's CPU per trial (the same costs,
+    proof against a loaded box). ``s_per_1000`` early (5%) and late (95%): goal flat.
+    """
+    count: int = trials or (20_000 if quick else SCALE["trials"])
+    path = _write_study(workdir, "scale", SCALE["bars"], SCALE["fast"], SCALE["slow"], trials=count, batch=4096,
+                        sampler="random", fees=SCALE["fees"])
+    db = workdir / "scale.db"
+    cpu0 = time.process_time()
+    with _PeakRss() as rss:
+        summary, study_s, marks = _run_study(path, db, track=True)
+    own_cpu = time.process_time() - cpu0
+    workers_cpu = rss.children_cpu_s
+    assert summary.trials == count, (summary.trials, count)
+    bare_s, bare_cpu = _bare_on_stored(db, SCALE["bars"])
+    window = max(1_000, count // 20)
+
+    def per_thousand(start: int) -> float | None:
+        """Seconds per 1,000 trials over ``[start, start + window]`` trials done."""
+        before = [(done, t) for done, t in marks if done <= start]
+        after = [(done, t) for done, t in marks if done >= start + window]
+        if not before or not after:
+            return None
+        (d0, t0), (d1, t1) = before[-1], after[0]
+        return (t1 - t0) / ((d1 - d0) / 1_000)
+
+    early, late = per_thousand(window), per_thousand(count - 2 * window)
+    return {
+        "trials": count,
+        "bars": SCALE["bars"],
+        "study_s": round(study_s, 3),
+        "bare_two_thread_loop_s": round(bare_s, 3),
+        "ratio": round(study_s / bare_s, 3),
+        "overhead_us_per_trial": round((study_s - bare_s) / count * 1e6, 2),
+        "orchestrator_cpu_us_per_trial": round(own_cpu / count * 1e6, 2),
+        "workers_cpu_s": round(workers_cpu, 3),
+        "bare_cpu_s": round(bare_cpu, 3),
+        "cpu_ratio": round((own_cpu + workers_cpu) / bare_cpu, 3) if bare_cpu > 0 else None,
+        "goal_overhead_us_per_trial": 20,
+        "peak_rss_orchestrator_mb": round(rss.own / 2**20, 1),
+        "peak_rss_tree_mb": round(rss.tree / 2**20, 1),
+        "goal_rss_mb": 1024,
+        "s_per_1000_early": None if early is None else round(early, 4),
+        "s_per_1000_late": None if late is None else round(late, 4),
+        "flatness_ratio": None if not early or not late else round(late / early, 3),
+    }
+
+
+def run(quick: bool = False, scale_trials: int | None = None) -> dict[str, Any]:
     """Every optimizer figure (``quick``: smaller sizes, same shape)."""
     workdir = Path(tempfile.mkdtemp(prefix="genesis-bench-opt-"))
     try:
@@ -496,6 +590,7 @@ def run(quick: bool = False) -> dict[str, Any]:
             "scaling": scaling(workdir, quick),
             "store": store_throughput(workdir, quick),
             "memory": memory_and_flatness(workdir, quick),
+            **({} if quick and scale_trials is None else {"scale": scale(workdir, quick, scale_trials)}),
             "quick": quick,
             "cpus": os.cpu_count(),
         }
@@ -507,18 +602,23 @@ def run(quick: bool = False) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes")
-    parser.add_argument("--only", choices=("headline", "scaling", "store", "memory"), help="one figure")
+    parser.add_argument("--only", choices=("headline", "scaling", "store", "memory", "scale"), help="one figure")
+    parser.add_argument("--scale", type=int, metavar="TRIALS", dest="scale_trials",
+                        help="trials of the scale study (default 1,000,000; with --quick it runs only when given)")
     args = parser.parse_args()
     if args.only:
         workdir = Path(tempfile.mkdtemp(prefix="genesis-bench-opt-"))
         try:
-            function = {"headline": headline, "scaling": scaling, "store": store_throughput,
-                        "memory": memory_and_flatness}[args.only]
-            result = function(workdir, args.quick)
+            if args.only == "scale":
+                result = scale(workdir, args.quick, args.scale_trials)
+            else:
+                function = {"headline": headline, "scaling": scaling, "store": store_throughput,
+                            "memory": memory_and_flatness}[args.only]
+                result = function(workdir, args.quick)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
     else:
-        result = run(args.quick)
+        result = run(args.quick, args.scale_trials)
     print(json.dumps(result, indent=2, default=lambda v: None if isinstance(v, float) and math.isnan(v) else str(v)))
 
 

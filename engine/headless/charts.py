@@ -22,6 +22,8 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 WIDTH, HEIGHT = 860, 420
 MARGIN_L, MARGIN_R, MARGIN_T, MARGIN_B = 76, 24, 44, 52
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")
@@ -61,11 +63,12 @@ def _label(value: float) -> str:
     return f"{value:.4g}"
 
 
-def _bounds(values: Sequence[float]) -> tuple[float, float]:
-    finite = [v for v in values if math.isfinite(v)]
-    if not finite:
+def _bounds(values: Sequence[float] | np.ndarray) -> tuple[float, float]:
+    array = np.asarray(values, dtype=np.float64)
+    finite = array[np.isfinite(array)]
+    if not finite.size:
         return 0.0, 1.0
-    lo, hi = min(finite), max(finite)
+    lo, hi = float(finite.min()), float(finite.max())
     if lo == hi:
         pad = abs(lo) * 0.05 or 1.0
         return lo - pad, hi + pad
@@ -73,22 +76,34 @@ def _bounds(values: Sequence[float]) -> tuple[float, float]:
     return lo - pad, hi + pad
 
 
-def decimate(values: Sequence[float], columns: int) -> list[tuple[int, float]]:
-    """(index, value) pairs keeping each column's first, min and max (in order)."""
-    n = len(values)
+def decimate(values: Sequence[float] | np.ndarray, columns: int) -> list[tuple[int, float]]:
+    """(index, value) pairs keeping each column's first, min and max (in order; ties: the first)."""
+    array = np.asarray(values, dtype=np.float64)
+    n = len(array)
+    finite = np.isfinite(array)
     if n <= 2 * columns:
-        return [(i, float(v)) for i, v in enumerate(values) if math.isfinite(v)]
-    out: list[tuple[int, float]] = []
+        return [(int(i), float(array[i])) for i in np.flatnonzero(finite)]
+    # Vectorised over 100k-bar curves (a Python loop per value cost 0.5 s a report).
     per = n / columns
-    for c in range(columns):
-        a, b = int(c * per), min(n, int((c + 1) * per))
-        chunk = [(i, float(values[i])) for i in range(a, b) if math.isfinite(values[i])]
-        if not chunk:
-            continue
-        lo = min(chunk, key=lambda p: p[1])
-        hi = max(chunk, key=lambda p: p[1])
-        out.extend(sorted({chunk[0], lo, hi}))
-    last = float(values[-1])
+    starts = (np.arange(columns) * per).astype(np.int64)
+    column = np.repeat(np.arange(columns), np.diff(np.append(starts, n)))
+    lows = np.where(finite, array, np.inf)
+    highs = np.where(finite, array, -np.inf)
+    kept = []
+    for hit in (finite, finite & (lows == np.minimum.reduceat(lows, starts)[column]),
+                finite & (highs == np.maximum.reduceat(highs, starts)[column])):
+        hits = np.flatnonzero(hit)
+        first = np.full(columns, -1, dtype=np.int64)
+        seen, at = np.unique(column[hits], return_index=True)
+        first[seen] = hits[at]
+        kept.append(first)
+    rows = np.sort(np.stack(kept, axis=1), axis=1)
+    out: list[tuple[int, float]] = []
+    for row in rows[rows[:, 2] >= 0].tolist():  # a column with no finite value keeps nothing
+        for j, i in enumerate(row):
+            if i >= 0 and (j == 0 or i != row[j - 1]):
+                out.append((i, float(array[i])))
+    last = float(array[-1])
     if math.isfinite(last) and (not out or out[-1][0] != n - 1):
         out.append((n - 1, last))
     return out
@@ -170,7 +185,7 @@ def equity_svg(curves: Sequence[tuple[str, Sequence[float]]], *, title: str = "E
     curves = [(label, values) for label, values in curves if len(values)]
     if not curves:
         return _empty(title, "no stored equity curves (artifacts = \"none\", or no complete trial)")
-    y_lo, y_hi = _bounds([v for _, values in curves for v in values])
+    y_lo, y_hi = _bounds(np.concatenate([np.asarray(values, dtype=np.float64) for _, values in curves]))
     x_hi = max(len(values) for _, values in curves) - 1
     frame = _Frame(0, max(1, x_hi), y_lo, y_hi)
     body = frame.axes("bar", "equity")

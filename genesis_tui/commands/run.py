@@ -18,6 +18,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from engine.optimize.fork_server import start_fork_server, wants_process_backend
+
+    if wants_process_backend(args.study, args.backend):  # the workers' imports overlap ours from here on
+        start_fork_server()
     if wants_headless(args):  # cron: lock, budget, report directory, webhook, recording (engine.headless)
         from engine.headless.runner import run as run_headless
 

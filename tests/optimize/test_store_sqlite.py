@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from engine.errors import StoreError
@@ -256,3 +257,22 @@ async def test_a_store_made_before_block_figures_gains_their_table(tmp_path: Pat
     with sqlite3.connect(path) as db:
         assert db.execute("SELECT version FROM schema_versions WHERE component = 'blocks'").fetchone() == (1,)
         assert db.execute("SELECT count(*) FROM trial_blocks").fetchone() == (0,)
+
+
+def test_blocks_builder_sorts_by_number_keeps_the_common_length_across_chunks() -> None:
+    from engine.store.study_sqlite import BlocksBuilder, blocks_matrix
+
+    def row(number: int, *values: float) -> tuple[int, bytes]:
+        return number, np.array(values, dtype="<f4").tobytes()
+
+    rows = [row(5, 1.0, 2.0), row(2, 3.0, 4.0), row(9, 7.0), row(3, 5.0, 6.0)]  # 9: another block count
+    builder = BlocksBuilder()
+    builder.add(rows[:2])
+    builder.add(rows[2:])  # chunk by chunk, as the reader fetches
+    numbers, figures = builder.result()
+    assert numbers.tolist() == [2, 3, 5]
+    assert figures.dtype == np.float64 and figures.tolist() == [[3.0, 4.0], [5.0, 6.0], [1.0, 2.0]]
+    same_numbers, same_figures = blocks_matrix(rows)
+    assert same_numbers.tolist() == numbers.tolist() and same_figures.tolist() == figures.tolist()
+    empty_numbers, empty_figures = BlocksBuilder().result()
+    assert empty_numbers.shape == (0,) and empty_figures.shape == (0, 0)

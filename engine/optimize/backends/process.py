@@ -40,13 +40,13 @@ from typing import Any
 from engine.errors import GenesisError
 from engine.optimize.backends.base import Chunk, ChunkDone, add_chunk_time
 from engine.optimize.backends.shared_bars import SharedBars, attach_bars
+from engine.optimize.fork_server import PRELOAD, start_fork_server
 from engine.optimize.trial import Evaluator, Slot, WorkerSetup, _error_line
 from engine.store.records import TrialResult, TrialState
 
 #: A chunk whose worker dies this many times with no culprit identified fails as a whole.
 MAX_CHUNK_DEATHS = 3
 STARTUP_TIMEOUT_S = 300.0
-PRELOAD = "engine.optimize.backends._preload"
 #: Chunks sent ahead to a worker (the next one waits in its socket, so it never idles between chunks).
 DEPTH = 2
 
@@ -205,22 +205,6 @@ class _Worker:
     pid: int = 0
     generation: int = 0
     watched: list[int] = field(default_factory=list)
-
-
-def start_fork_server() -> None:
-    """Start the process backend's fork server in the background (idempotent, returns at once).
-
-    Call it as early as possible (``genesis run`` does, before reading the study
-    file): the server's imports then overlap the caller's own start-up.
-    """
-    if "forkserver" not in multiprocessing.get_all_start_methods():
-        return  # (Windows) workers are spawned instead
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload([PRELOAD])
-    from multiprocessing import forkserver
-
-    with contextlib.suppress(Exception):
-        forkserver.ensure_running()
 
 
 class ProcessBackend:

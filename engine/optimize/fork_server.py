@@ -1,0 +1,42 @@
+"""Start the process backend's fork server early, from a module that imports nothing heavy.
+
+The command line calls :func:`start_fork_server` before it imports the engine:
+the server's imports (numpy, numba, the kernels) then overlap the driver's own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import tomllib
+from pathlib import Path
+
+#: What the fork server imports once; every worker forks from it warm.
+PRELOAD = "engine.optimize.backends._preload"
+
+
+def start_fork_server() -> None:
+    """Start the process backend's fork server in the background (idempotent, returns at once)."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return  # (Windows) workers are spawned instead
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload([PRELOAD])
+    from multiprocessing import forkserver
+
+    with contextlib.suppress(Exception):
+        forkserver.ensure_running()
+
+
+def wants_process_backend(study_file: str | Path, backend: str | None = None) -> bool:
+    """Whether a run of ``study_file`` (``backend``: the command line's override) uses worker processes.
+
+    A cheap peek at ``[execution] backend`` (default ``process``); an unreadable file
+    says no, and the study loader reports it properly.
+    """
+    if backend is not None:
+        return backend == "process"
+    try:
+        execution = tomllib.loads(Path(study_file).read_text(encoding="utf-8")).get("execution", {})
+    except (OSError, ValueError):
+        return False
+    return isinstance(execution, dict) and execution.get("backend", "process") == "process"

@@ -1,0 +1,59 @@
+"""Starting the fork server before the engine loads: the cheap peek at the backend, and imports without numba."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from engine.optimize.fork_server import wants_process_backend
+
+
+@pytest.mark.parametrize(
+    ("text", "override", "expected"),
+    [
+        ("[execution]\nbackend = \"process\"\n", None, True),
+        ("[search]\nsampler = \"grid\"\n", None, True),  # the default backend
+        ("[execution]\nbackend = \"inline\"\n", None, False),
+        ("[execution]\nbackend = \"dask\"\n", None, False),
+        ("[execution]\nbackend = \"inline\"\n", "process", True),
+        ("[execution]\nbackend = \"process\"\n", "inline", False),
+        ("not = [toml\n", None, False),  # the study loader reports it; no server for a bad file
+    ],
+)
+def test_wants_process_backend(tmp_path: Path, text: str, override: str | None, expected: bool) -> None:
+    path = tmp_path / "study.toml"
+    path.write_text(text)
+    assert wants_process_backend(path, override) is expected
+
+
+def test_a_missing_study_file_starts_no_server(tmp_path: Path) -> None:
+    assert wants_process_backend(tmp_path / "absent.toml") is False
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "import engine.backtest.options, engine.optimize.fork_server",
+        "from genesis_tui.cli import build_parser; build_parser()",
+    ],
+)
+def test_the_command_line_parser_does_not_load_numba(code: str) -> None:
+    """Building every subcommand's parser (``--fee`` and friends included) leaves numba unloaded,
+    so ``genesis run`` can start the workers' fork server before its own heavy imports."""
+    check = f"{code}\nimport sys\nassert 'numba' not in sys.modules, 'numba loaded'\n"
+    result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_the_package_names_still_resolve() -> None:
+    import engine.backtest as backtest
+    from engine.backtest import Options, run
+    from engine.backtest.api import run as api_run
+    from engine.backtest.options import BacktestOptions
+
+    assert run is api_run and Options is BacktestOptions and backtest.Options is BacktestOptions
+    with pytest.raises(AttributeError):
+        _ = backtest.no_such_name
