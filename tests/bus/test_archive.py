@@ -107,7 +107,7 @@ async def test_archive_shares_a_file_with_the_study_store(tmp_path) -> None:
     with sqlite3.connect(db) as con:
         assert con.execute("SELECT COUNT(*) FROM bus_events").fetchone()[0] == 1
         versions = dict(con.execute("SELECT component, version FROM schema_versions").fetchall())
-    assert versions == {"optimize": 1, "bus": 1}
+    assert versions == {"optimize": 1, "blocks": 1, "bus": 1}
 
 
 async def test_an_archive_from_before_the_registry_is_adopted_with_its_rows(tmp_path) -> None:

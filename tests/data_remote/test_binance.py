@@ -234,14 +234,22 @@ async def test_files_stream_to_disk_and_are_parsed_one_at_a_time(
         stored.append(records.shape[0])  # kept nowhere: only the fetch's own memory counts
 
     parse_klines(kline_csv(candles("X", "1h", 0, 86_400_000), "1h", header=False, micro=False), "warm-up")
-    tracemalloc.start()  # after pandas is imported: the import's own memory is not the fetch's
-    try:
-        await source._fetch_files(files, "test", sink, NOW)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+
+    async def peak_of(chosen: list) -> int:
+        tracemalloc.start()  # after pandas is imported: the import's own memory is not the fetch's
+        try:
+            await source._fetch_files(chosen, "test", sink, NOW)
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    # The same parser (pyarrow or pandas, whichever is installed) on one month, then on six.
+    one = await peak_of(files[:1])
+    stored.clear()
+    six = await peak_of(files)
     assert len(stored) == 6 and sum(stored) == 181 * 288
-    assert peak < 4.5 * one_month, (peak, one_month)
+    assert six < 2 * one, (six, one, one_month)  # six parsed at once would be about six times one
+    assert six < 6 * one_month, (six, one_month)  # nor six months' bodies held besides one parse
 
 
 # --------------------------------------------------------------------------- end to end
