@@ -38,7 +38,6 @@ import numpy as np
 # The package, not its functions: run/run_many are looked up at call time, so a test's
 # monkeypatch of engine.backtest.run_many reaches the workers it runs inline.
 from engine import backtest
-from engine.backtest.basket import BasketResult
 from engine.backtest.enums import METRIC_NAMES
 from engine.backtest.indicators import IndicatorCache
 from engine.backtest.metrics import Metrics
@@ -280,7 +279,7 @@ class Evaluator:
                     value = getattr(full, name, None)
                     if isinstance(value, np.ndarray):
                         arrays[name] = encode_array(value)
-                if isinstance(full, BasketResult):
+                if isinstance(self.bars, Basket):  # a basket trial's result names its symbols
                     arrays["symbols"] = encode_array(np.array(full.symbols, dtype=np.str_))
                 keep[task.number] = arrays
         except Exception as error:
