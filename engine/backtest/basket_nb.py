@@ -393,6 +393,7 @@ def shared_nb(
     hit_reason = np.zeros(m, dtype=np.int64)
     scanned = np.zeros(m, dtype=np.int64)  # the first row the stop scan has not looked at
     scan_len = np.zeros(m, dtype=np.int64)
+    next_stop_row = n  # no open position needs a stop look before this row
     last_close = np.full(m, np.nan)
     last_row = np.full(m, -1, dtype=np.int64)
     pending_entry = np.zeros(m, dtype=np.bool_)
@@ -495,8 +496,10 @@ def shared_nb(
                     # Under close fills this row's stop check ran before the entry: scan from the next.
                     scanned[k] = t + 1 if fill_close else t
                     scan_len[k] = _SCAN_FIRST
+                    next_stop_row = min(next_stop_row, scanned[k])
                     open_count += 1
-            elif check_stops:
+            elif check_stops and t >= next_stop_row:
+                next_stop_row = n
                 for k in range(m):
                     if side[k] == 0:
                         continue
@@ -519,6 +522,8 @@ def shared_nb(
                         side[k] = 0
                         units[k] = 0.0
                         open_count -= 1
+                    else:
+                        next_stop_row = min(next_stop_row, hit[k] if hit[k] >= 0 else scanned[k])
         # Mark at the close (a symbol without a bar here: its last close).
         value = cash
         for k in range(m):
