@@ -287,6 +287,59 @@ def _before_nb(a: float, b: float) -> bool:
     return not np.isnan(a) and (np.isnan(b) or a > b)
 
 
+#: Rows a symbol's first stop scan looks ahead; each later scan of the same position doubles it
+#: (a position held L rows costs at most about 2L rows scanned).
+_SCAN_FIRST = 16
+_SCAN_MAX = 4096
+
+
+@kernel
+def _scan_stop_nb(
+    open_: np.ndarray,
+    high: np.ndarray,
+    low: np.ndarray,
+    close: np.ndarray,
+    k: int,
+    side: int,
+    entry_price: float,
+    entry_idx: int,
+    stop_loss: float,
+    take_profit: float,
+    trailing_stop: float,
+    start: int,
+    stop: int,
+    extreme: np.ndarray,
+    hit: np.ndarray,
+    hit_price: np.ndarray,
+    hit_reason: np.ndarray,
+) -> None:
+    """Look for symbol ``k``'s stop over rows ``start`` to ``stop`` (exclusive) of its own
+    column (contiguous): the first row with a bar, after ``entry_idx``, where the position
+    would be stopped goes to ``hit[k]`` with its price and reason; ``extreme[k]`` carries the
+    trailing extreme, updated after each row's check as the per-timestamp loop did.
+
+    A position's stop depends only on its own bars, so it is found ahead of the timeline,
+    down one column, instead of reading four strided prices per symbol and timestamp."""
+    for r in range(start, stop):
+        if np.isnan(close[r, k]):
+            continue
+        if entry_idx < r:
+            if trailing_stop > 0.0:
+                price, reason = trailing_stop_nb(
+                    side, entry_price, stop_loss, take_profit, trailing_stop, extreme[k],
+                    open_[r, k], high[r, k], low[r, k],
+                )
+            else:
+                price, reason = _stop_nb(side, entry_price, stop_loss, take_profit, open_[r, k], high[r, k], low[r, k])
+            if reason >= 0:
+                hit[k] = r
+                hit_price[k] = price
+                hit_reason[k] = reason
+                return
+        if trailing_stop > 0.0:
+            extreme[k] = max(extreme[k], high[r, k]) if side > 0 else min(extreme[k], low[r, k])
+
+
 @kernel
 def shared_nb(
     open_: np.ndarray,
@@ -335,6 +388,12 @@ def shared_nb(
     entry_fee = np.zeros(m)
     entry_idx = np.full(m, -1, dtype=np.int64)
     extreme = np.zeros(m)
+    hit = np.full(m, -1, dtype=np.int64)  # the row of the open position's stop, once found
+    hit_price = np.zeros(m)
+    hit_reason = np.zeros(m, dtype=np.int64)
+    scanned = np.zeros(m, dtype=np.int64)  # the first row the stop scan has not looked at
+    scan_len = np.zeros(m, dtype=np.int64)
+    next_stop_row = n  # no open position needs a stop look before this row
     last_close = np.full(m, np.nan)
     last_row = np.full(m, -1, dtype=np.int64)
     pending_entry = np.zeros(m, dtype=np.bool_)
@@ -433,35 +492,38 @@ def shared_nb(
                     entry_fee[k] = fee_paid
                     entry_idx[k] = t
                     extreme[k] = fill
+                    hit[k] = -1
+                    # Under close fills this row's stop check ran before the entry: scan from the next.
+                    scanned[k] = t + 1 if fill_close else t
+                    scan_len[k] = _SCAN_FIRST
+                    next_stop_row = min(next_stop_row, scanned[k])
                     open_count += 1
-            elif check_stops:
+            elif check_stops and t >= next_stop_row:
+                next_stop_row = n
                 for k in range(m):
-                    if side[k] == 0 or np.isnan(close[t, k]):
+                    if side[k] == 0:
                         continue
-                    if entry_idx[k] < t:
-                        if trailing_stop > 0.0:
-                            price, reason = trailing_stop_nb(
-                                side[k], entry_price[k], stop_loss, take_profit, trailing_stop, extreme[k],
-                                open_[t, k], high[t, k], low[t, k],
-                            )
-                        else:
-                            price, reason = _stop_nb(
-                                side[k], entry_price[k], stop_loss, take_profit, open_[t, k], high[t, k], low[t, k]
-                            )
-                        if reason >= 0:
-                            acc[k, ACC_RECORDS] = 0.0
-                            cash = _exit_nb(
-                                side[k], units[k], entry_price[k], entry_fee[k], entry_idx[k], price, t,
-                                np.int64(reason), cash, fee, slippage, one, acc[k],
-                            )
-                            pnl[k] += one[0]["pnl"]
-                            count = _add_record_nb(trades_out, count, k, one[0], -1, no_rows)
-                            side[k] = 0
-                            units[k] = 0.0
-                            open_count -= 1
-                            continue
-                    if trailing_stop > 0.0:
-                        extreme[k] = max(extreme[k], high[t, k]) if side[k] > 0 else min(extreme[k], low[t, k])
+                    if hit[k] < 0 and scanned[k] <= t:
+                        stop = min(n, max(scanned[k], t + 1) + scan_len[k])
+                        _scan_stop_nb(
+                            open_, high, low, close, k, side[k], entry_price[k], entry_idx[k], stop_loss,
+                            take_profit, trailing_stop, scanned[k], stop, extreme, hit, hit_price, hit_reason,
+                        )  # fmt: skip
+                        scanned[k] = stop
+                        scan_len[k] = min(2 * scan_len[k], _SCAN_MAX)
+                    if hit[k] == t:
+                        acc[k, ACC_RECORDS] = 0.0
+                        cash = _exit_nb(
+                            side[k], units[k], entry_price[k], entry_fee[k], entry_idx[k], hit_price[k], t,
+                            hit_reason[k], cash, fee, slippage, one, acc[k],
+                        )
+                        pnl[k] += one[0]["pnl"]
+                        count = _add_record_nb(trades_out, count, k, one[0], -1, no_rows)
+                        side[k] = 0
+                        units[k] = 0.0
+                        open_count -= 1
+                    else:
+                        next_stop_row = min(next_stop_row, hit[k] if hit[k] >= 0 else scanned[k])
         # Mark at the close (a symbol without a bar here: its last close).
         value = cash
         for k in range(m):

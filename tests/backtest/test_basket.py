@@ -117,6 +117,36 @@ def test_shared_matches_reference(data: st.DataObject, bars_list: list[Bars], op
     check(outcome, result, options["cash"], basket.timeframe)
 
 
+@pytest.mark.parametrize("fill", ["next_open", "close"])
+@pytest.mark.parametrize("direction", ["long", "short", "both"])
+@pytest.mark.parametrize("trailing_stop", [0.0, 0.03])
+def test_shared_stops_held_for_hundreds_of_bars_match_reference(fill: str, direction: str, trailing_stop: float) -> None:
+    # The hypothesis baskets are short; here stops are hit tens to hundreds of bars after the entry,
+    # across several of the kernel's look-ahead windows, with gaps where a symbol has no bar.
+    rng = np.random.default_rng(11)
+    n, m = 4000, 4
+    closes = 100.0 * np.exp(np.cumsum(rng.normal(0.0, 0.002, (n, m)), axis=0))
+    opens = np.vstack([closes[:1], closes[:-1]]) * (1.0 + rng.normal(0.0, 0.001, (n, m)))
+    highs = np.maximum(opens, closes) * (1.0 + rng.uniform(0.0, 0.002, (n, m)))
+    lows = np.minimum(opens, closes) * (1.0 - rng.uniform(0.0, 0.002, (n, m)))
+    bars_list = []
+    for k in range(m):
+        full = make_bars(closes[:, k].tolist(), opens[:, k].tolist(), highs[:, k].tolist(), lows[:, k].tolist())
+        keep = rng.random(n) < (1.0 if k == 0 else 0.8)
+        bars_list.append(subset(full, keep, f"S{k}"))
+    entries = [rng.random(len(b)) < 0.004 for b in bars_list]
+    exits = [rng.random(len(b)) < 0.004 for b in bars_list]
+    options = {"fill": fill, "direction": direction, "fee": 0.001, "slippage": 0.0005, "stop_loss": 0.03,
+               "take_profit": 0.06, "trailing_stop": trailing_stop, "cash": 10_000.0}  # fmt: skip
+    basket = align(bars_list)
+    (o, h, l, c), (e, x), _ = grids(basket, entries, exits, None)  # noqa: E741
+    outcome = bref.shared(o, h, l, c, e, x, **options)
+    result = run_basket(basket, entries, exits, allocation="shared", equity=True, trades=True, **options)
+    stopped = [t for t in result.trades if EXIT_REASONS[t["exit_reason"]] not in ("signal", "open")]
+    assert max(int(t["exit_idx"] - t["entry_idx"]) for t in stopped) > 48  # past the first two windows (16, 32 rows)
+    check(outcome, result, options["cash"], basket.timeframe)
+
+
 @settings(max_examples=100, deadline=None)
 @given(st.data(), baskets(), gen.options)
 def test_split_equals_single_symbol_runs_with_cash_over_n(data: st.DataObject, bars_list: list[Bars], options: dict) -> None:
