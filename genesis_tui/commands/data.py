@@ -1,7 +1,8 @@
 """``genesis data fetch|ls|verify|rm``: manage the exchange-candle cache by hand.
 
 - ``genesis data fetch SPEC... [--concurrency N] [--json] [--progress|--no-progress]``
-  loads one or more ``hyperliquid:COIN[,...]`` or ``binance:SYMBOL[,...]`` specs in
+  loads one or more ``hyperliquid:COIN[,...]``, ``binance:SYMBOL[,...]`` or
+  ``ccxt:EXCHANGE:SYMBOL[,...]`` specs in
   parallel into the cache (a bare ``BTC`` means ``hyperliquid:BTC``); archive
   downloads show a progress line on stderr (files, bytes, rate, ETA). An
   interrupted fetch keeps every finished file: running it again resumes.
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 NAME = "data"
-HELP = "fetch, list, verify and remove cached exchange candles (hyperliquid:COIN, binance:SYMBOL specs)"
+HELP = "fetch, list, verify and remove cached exchange candles (hyperliquid:COIN, binance:SYMBOL, ccxt:EXCHANGE:SYMBOL specs)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     fetch = actions.add_parser("fetch", help="load specs into the cache, several in parallel")
     fetch.add_argument(
         "specs", nargs="+", metavar="SPEC",
-        help="hyperliquid:COIN[,interval=1h][,start=..][,end=..], binance:SYMBOL[,market=um][,...] or COIN",
+        help="hyperliquid:COIN[,interval=1h][,start=..][,end=..], binance:SYMBOL[,market=um][,...], ccxt:EXCHANGE:SYMBOL[,...] or COIN",
     )
     fetch.add_argument("--concurrency", type=int, default=None, metavar="N", help="specs loaded at once")
     fetch.add_argument("--json", action="store_true", help="print one JSON object")
@@ -79,7 +80,13 @@ def _parse(spec: str) -> tuple[str, tuple[Any, ...]]:
         return "hyperliquid", hyperliquid.parse_options(parsed.target, parsed.options)
     if parsed.kind == "binance":
         return "binance", binance.parse_options(parsed.target, parsed.options)
-    raise DataError(f"{parsed.where}: only hyperliquid:COIN and binance:SYMBOL specs are fetched into the cache")
+    if parsed.kind == "ccxt":
+        from engine.data import ccxt_source
+
+        return "ccxt", ccxt_source.parse_options(parsed.target, parsed.options)
+    raise DataError(
+        f"{parsed.where}: only hyperliquid:COIN, binance:SYMBOL and ccxt:EXCHANGE:SYMBOL specs are fetched into the cache"
+    )
 
 
 class ProgressLine:
@@ -142,8 +149,17 @@ def _fetch(args: argparse.Namespace, config: Any, path: Path) -> int:
             BinanceArchive(binance_config(), memory=memory, cache_path=path, progress=progress) as archive,
         ):
 
+            exchanges: dict[str, Any] = {}
+
             async def one(spec: str) -> Any:
                 kind, values = requests[spec]
+                if kind == "ccxt":
+                    from engine.data.ccxt_source import CcxtSource
+
+                    exchange_id, symbol, interval, start, end = values
+                    if exchange_id not in exchanges:
+                        exchanges[exchange_id] = await CcxtSource(exchange_id, memory=memory, cache_path=path).open()
+                    return await exchanges[exchange_id].fetch_candles(symbol, interval or None, start, end)
                 if kind == "binance":
                     symbol, market, interval, start, end = values
                     return await archive.fetch_candles(symbol, market or None, interval or None, start, end)
@@ -155,7 +171,10 @@ def _fetch(args: argparse.Namespace, config: Any, path: Path) -> int:
             finally:
                 if progress is not None:
                     progress.close()
-            return result, source.http.stats.requests + archive.http.stats.requests
+                for exchange in exchanges.values():
+                    await exchange.close()
+            sent = sum(exchange.requests for exchange in exchanges.values())
+            return result, source.http.stats.requests + archive.http.stats.requests + sent
 
     result, sent = asyncio.run(fetch_all())
     loaded = {spec: _describe(bars) for spec, bars in result.loaded.items()}
