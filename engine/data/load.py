@@ -80,7 +80,14 @@ def load_market(specs: str | Sequence[str], *, strict: bool = False) -> Bars | B
 
 
 def load_symbols(parsed: DataSpec, *, strict: bool = False) -> list[Bars]:
-    """The symbols one parsed spec names (usually one)."""
+    """The symbols one parsed spec names (usually one); background cache warming waits meanwhile."""
+    from engine.data.warm import demand
+
+    with demand():
+        return _load_symbols(parsed, strict)
+
+
+def _load_symbols(parsed: DataSpec, strict: bool) -> list[Bars]:
     if parsed.kind in ("csv", "parquet"):
         path = Path(parsed.target).expanduser()
         if path.is_dir():

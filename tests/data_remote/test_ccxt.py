@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -144,6 +145,17 @@ def test_backtest_cli_against_the_fake_exchange(tmp_path: Path) -> None:
         backtest = genesis("backtest", "--strategy", "sma_cross", "--data", spec)
         assert backtest.returncode == 0, backtest.stderr
         assert fake.data_requests() == served
+
+        eth = "ccxt:binance:ETH/USDT,interval=1d,start=2024-01-01,end=2024-03-01"
+        warmed = genesis("data", "warm", eth, "--json", "--progress")
+        assert warmed.returncode == 0, warmed.stderr
+        assert json.loads(warmed.stdout)["downloaded"] == 2
+        assert "2/2 pieces" in warmed.stderr
+        served = fake.data_requests()
+        fetched = genesis("data", "fetch", eth)
+        assert fetched.returncode == 0 and fake.data_requests() == served
+        bad_warm = genesis("data", "warm", "ccxt:binance")
+        assert bad_warm.returncode == 2 and len(bad_warm.stderr.strip().splitlines()) == 1
         for bad, words in (
             ("ccxt:nosuchx:BTC/USDT", "unknown exchange 'nosuchx'"),
             ("ccxt:binance:DOGE/USDT,start=2024-01-01,end=2024-01-02", "unknown symbol on binance"),
@@ -157,3 +169,21 @@ def test_backtest_cli_against_the_fake_exchange(tmp_path: Path) -> None:
         asyncio.run_coroutine_threadsafe(fake.stop(), loop).result()
         loop.call_soon_threadsafe(loop.stop)
         thread.join()
+
+
+async def test_warming_a_ccxt_spec_fills_the_cache_most_recent_first(
+    exchange: FakeExchange, make_source: Callable[[], CcxtSource], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from engine.data.warm import WarmConfig, Warmer
+
+    monkeypatch.setenv("GENESIS_CCXT_API_URL", exchange.url)
+    warmer = Warmer(WarmConfig(chunk_days=30), cache_path=tmp_path / "candles.db")
+    warmer.add(["ccxt:binance:BTC/USDT:USDT,interval=4h,start=2024-01-01,end=2024-03-01"])
+    progress = await warmer.run()
+    assert progress.failed == {} and progress.downloaded == 2
+    assert exchange.kline_starts[0] == JAN_2024_MS + 30 * DAY  # the recent piece first
+    assert JAN_2024_MS in exchange.kline_starts
+    sent = exchange.data_requests()
+    bars = await make_source().fetch_candles("BTC/USDT:USDT", "4h", JAN_2024_MS, JAN_2024_MS + 60 * DAY)
+    assert len(bars) == 60 * 6 and len(bars.meta["funding"]) == 60 * 3  # type: ignore[arg-type]
+    assert exchange.data_requests() == sent  # candles and funding were both warmed
