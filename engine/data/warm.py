@@ -11,7 +11,8 @@ bytes: their candles), never in ``data.l1`` / ``data.l2``, so the profiler
 shows warmed entries apart from demand hits.
 
 The engine starts one at start-up (``[warm] on_start``, ``GENESIS_WARM=0|1``)
-for the specs of the studies in its store and of the study files it runs;
+for the specs of the studies in its store, of the study files it runs and the
+coins of ``[hyperliquid] warm``;
 ``genesis data warm [SPEC...]`` runs one in the foreground.
 """
 
@@ -341,6 +342,10 @@ def start_engine_warming(db: Any, study_files: Iterable[Path] = ()) -> Warmer | 
     config = load_config()
     if not config.on_start:
         return None
+    from engine.data.hyperliquid import load_config as hyperliquid_config
+
+    hyperliquid = hyperliquid_config()  # its `warm` coins, which nothing else warms
+    coins = [f"hyperliquid:{coin},interval={hyperliquid.warm_interval}" for coin in hyperliquid.warm]
     warmer = Warmer(config)
-    warmer.start(study_file_specs(study_files), more=lambda: stored_specs(db))
+    warmer.start([*study_file_specs(study_files), *coins], more=lambda: stored_specs(db))
     return warmer

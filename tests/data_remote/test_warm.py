@@ -47,6 +47,7 @@ async def test_warming_fills_the_cache_most_recent_first(server: CandleServer, t
     assert min(starts) == JAN_2024_MS
     warm = caches.counters("data.warm").snapshot()
     assert warm.misses >= 2 and warm.entries >= 2
+    assert "data.warm" in {stats.name for stats in caches.snapshot()}  # the profiler's cache table
     # Warming's lookups are not demand lookups.
     assert caches.counters("data.l2").snapshot().hits == l2_before.hits
     assert caches.counters("data.l2").snapshot().misses == l2_before.misses
