@@ -96,6 +96,12 @@ async def test_bad_symbol_and_interval_are_one_line_errors(make_source: Callable
         await source.fetch_candles("BTC/USDT", "7m", JAN_2024_MS, JAN_2024_MS + DAY)
     with pytest.raises(DataError, match=r"unknown exchange 'nosuchx'"):
         CcxtSource("nosuchx")
+    without = CcxtSource("coinspot", CcxtConfig(api_url="http://127.0.0.1:9"), memory=MemoryCache(), cache_path=source.store.path)
+    try:
+        with pytest.raises(DataError, match=r"exchange coinspot has no OHLCV history"):
+            await without.fetch_candles("BTC/AUD", "1h", JAN_2024_MS, JAN_2024_MS + DAY)
+    finally:
+        await without.close()
 
 
 def test_helpers() -> None:
@@ -160,6 +166,7 @@ def test_backtest_cli_against_the_fake_exchange(tmp_path: Path) -> None:
             ("ccxt:nosuchx:BTC/USDT", "unknown exchange 'nosuchx'"),
             ("ccxt:binance:DOGE/USDT,start=2024-01-01,end=2024-01-02", "unknown symbol on binance"),
             ("ccxt:binance", "expected ccxt:EXCHANGE:SYMBOL"),
+            ("ccxt:coinspot:BTC/AUD,start=2024-01-01,end=2024-01-02", "exchange coinspot has no OHLCV history"),
         ):
             result = genesis("backtest", "--strategy", "sma_cross", "--data", bad)
             assert result.returncode == 2, result.stderr
