@@ -154,3 +154,17 @@ def test_spec_selection(tmp_path: Path) -> None:
     assert remote_specs(["binance:BTCUSDT", "csv:x.csv", "nonsense:", "ccxt:kraken:BTC/USD", "binance:BTCUSDT"]) == [
         "binance:BTCUSDT", "ccxt:kraken:BTC/USD",
     ]  # fmt: skip
+
+
+async def test_a_finished_warmer_starts_again_for_study_files_queued_later(server: CandleServer, tmp_path: Path) -> None:
+    study = tmp_path / "study.toml"
+    study.write_text(f'name = "s"\n[data]\nspec = "{HL_SPEC}"\n')
+    warmer = Warmer(WarmConfig(chunk_days=30), cache_path=tmp_path / "candles.db")
+    first = warmer.start([])
+    assert (await first).pieces_total == 0 and server.requests == []
+    warmer.extend(study_file_specs([study]))
+    assert warmer.task is not None and warmer.task is not first
+    progress = await warmer.task
+    assert progress.downloaded == 2
+    warmer.extend(study_file_specs([study]))  # already queued once: nothing new to do
+    assert warmer.task.done()
