@@ -118,8 +118,8 @@ class CcxtSource:
         memory: MemoryCache | None = None,
         cache_path: Path | str | None = None,
     ) -> None:
-        from engine.data.binance import default_cache_path
         from engine.data.hyperliquid import shared_memory_cache
+        from engine.paths import cache_dir
 
         self.config = config or load_config()
         self.exchange_id = exchange_id
@@ -133,7 +133,7 @@ class CcxtSource:
             self.exchange.urls["api"] = redirect_urls(self.exchange.urls.get("api"), self.config.api_url)
         self.memory = memory if memory is not None else shared_memory_cache()
         path = cache_path or (Path(self.config.cache_path).expanduser() if self.config.cache_path else None)
-        self.store = CandleStore(path or default_cache_path(_binance_defaults()))
+        self.store = CandleStore(path or cache_dir() / "candles.db")  # shared with the other sources
         self.cache = TieredCandleCache(self.store, self.memory)
         self.requests = 0
         self._markets_loaded = False
@@ -281,12 +281,6 @@ def is_perpetual(symbol: str) -> bool:
     adds ``-YYMMDD``), so no market lookup is needed to know it."""
     _, sep, settle = symbol.partition(":")
     return bool(sep) and "-" not in settle
-
-
-def _binance_defaults() -> Any:
-    from engine.data.binance import BinanceConfig
-
-    return BinanceConfig()
 
 
 def _ohlcv_records(rows: list[Any], lo: int, hi: int) -> tuple[np.ndarray, int]:

@@ -59,7 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     rm.add_argument("coins", nargs="*", metavar="COIN", help="coins to remove (all their intervals unless --interval)")
     rm.add_argument("--interval", default=None, help="only this interval")
     rm.add_argument("--all", action="store_true", help="remove every cached series")
-    rm.add_argument("--source", default="hyperliquid", help="the series' source: hyperliquid, binance-um, binance-spot")
+    rm.add_argument("--source", default="hyperliquid", help="the series' source: hyperliquid, binance-um, binance-spot, ccxt-EXCHANGE")
     for sub in (fetch, warm, ls, verify, rm):
         sub.add_argument("--cache", metavar="PATH", default=None, help="the candle cache database")
 
