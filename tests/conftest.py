@@ -20,6 +20,7 @@ def _isolated_environment(tmp_path_factory: pytest.TempPathFactory, monkeypatch:
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / "cache"))
     monkeypatch.delenv("GENESIS_DEBUG", raising=False)
     monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setenv("GENESIS_WARM", "0")  # no background cache warming unless a test asks for it
 
 
 @pytest.fixture(scope="session", autouse=True)

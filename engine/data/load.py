@@ -31,7 +31,8 @@ def load(spec: str | os.PathLike[str], *, strict: bool = False) -> Bars:
 
     ``synthetic:bars=N,seed=S[,timeframe=1m]...``, ``csv:PATH[,key=value]...``,
     ``parquet:PATH[,key=value]...``, ``hyperliquid:COIN[,interval=1h]...`` or
-    ``binance:SYMBOL[,market=um][,interval=1h][,start=..][,end=..]`` (the public archive).
+    ``binance:SYMBOL[,market=um][,interval=1h][,start=..][,end=..]`` (the public archive) or
+    ``ccxt:EXCHANGE:SYMBOL[,interval=..][,start=..][,end=..]`` (any exchange ccxt supports).
     Under ``strict``, file rows with NaN or inf are an error instead of being
     dropped (``Bars.meta["dropped_rows"]`` counts the dropped ones). Bad specs
     and bad data raise a one-line :class:`~engine.errors.DataError`.
@@ -79,7 +80,14 @@ def load_market(specs: str | Sequence[str], *, strict: bool = False) -> Bars | B
 
 
 def load_symbols(parsed: DataSpec, *, strict: bool = False) -> list[Bars]:
-    """The symbols one parsed spec names (usually one)."""
+    """The symbols one parsed spec names (usually one); background cache warming waits meanwhile."""
+    from engine.data.warm import demand
+
+    with demand():
+        return _load_symbols(parsed, strict)
+
+
+def _load_symbols(parsed: DataSpec, strict: bool) -> list[Bars]:
     if parsed.kind in ("csv", "parquet"):
         path = Path(parsed.target).expanduser()
         if path.is_dir():
@@ -148,6 +156,10 @@ def _load_one(parsed: DataSpec, strict: bool) -> Bars:
             from engine.data.binance import load_binance
 
             return load_binance(parsed.target, dict(parsed.options))
+        if parsed.kind == "ccxt":
+            from engine.data.ccxt_source import load_ccxt
+
+            return load_ccxt(parsed.target, dict(parsed.options))
     raise DataError(f"{parsed.where}: unknown source {parsed.kind!r}")  # parse_spec rejects these first
 
 

@@ -21,7 +21,7 @@ from engine.errors import DataError, quoted
 
 #: Source kinds and whether each takes a target (a path or a coin) before its options.
 SOURCES: dict[str, bool] = {
-    "synthetic": False, "csv": True, "parquet": True, "hyperliquid": True, "binance": True,
+    "synthetic": False, "csv": True, "parquet": True, "hyperliquid": True, "binance": True, "ccxt": True,
 }
 #: A bare path with one of these endings is read as that kind (``--data prices.csv``).
 FILE_SUFFIXES: dict[str, str] = {
@@ -36,7 +36,7 @@ FILE_SUFFIXES: dict[str, str] = {
     ".pq": "parquet",
 }
 _OPTION = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=(.*)$")
-_EXPECTED_KINDS = "synthetic:bars=N,seed=S, csv:PATH, parquet:PATH, hyperliquid:COIN or binance:SYMBOL"
+_EXPECTED_KINDS = "synthetic:bars=N,seed=S, csv:PATH, parquet:PATH, hyperliquid:COIN, binance:SYMBOL or ccxt:EXCHANGE:SYMBOL"
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +89,8 @@ def parse_spec(spec: str) -> DataSpec:
         target = ",".join(segments[:first_option]).strip()
         option_segments = segments[first_option:]
         if not target:
-            what = {"csv": "a path", "parquet": "a path", "binance": "a symbol such as BTCUSDT"}.get(
+            what = {"csv": "a path", "parquet": "a path", "binance": "a symbol such as BTCUSDT",
+                "ccxt": "an exchange and a symbol such as binance:BTC/USDT"}.get(
                 kind, "a coin such as BTC"
             )
             raise DataError(f"{where}: expected {what} after '{kind}:'")

@@ -56,6 +56,7 @@ from engine.telemetry_map import (
 if TYPE_CHECKING:
     from engine.backtest.inspect import TradeInspection
     from engine.bus import EventBus
+    from engine.data.warm import Warmer
     from engine.monitor.alert_spec import AlertsSpec
     from engine.monitor.alerts import Alert
     from engine.monitor.monitor import Monitor
@@ -140,6 +141,7 @@ class Engine:
         self._capture_task: asyncio.Task[Any] | None = None
         self._bg: set[asyncio.Task[Any]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.warmer: Warmer | None = None
 
     def _check_loop(self) -> None:
         """Raise if called from a running loop other than the engine's (another thread's)."""
@@ -200,6 +202,12 @@ class Engine:
                 log.error("paper loop: %s", error)
         else:
             self._notes["trading"] = "no paper loop configured"
+        from engine.data.warm import start_engine_warming
+
+        try:  # in the background: start-up does not wait for it (docs/market-data.md, Warming)
+            self.warmer = start_engine_warming(self.db)
+        except GenesisError as error:
+            self._notes["warming"] = str(error)
         log.info("engine started: workspace %s, store %s", self.workspace, self.db)
         return self
 
@@ -219,6 +227,8 @@ class Engine:
             self._capture_task.cancel()
         for task in list(self._bg):
             task.cancel()
+        if self.warmer is not None:
+            await self.warmer.stop()
         if self.session is not None:
             with contextlib.suppress(Exception):
                 await self.session.stop()
@@ -242,6 +252,10 @@ class Engine:
         self._check_loop()
         path = Path(path).expanduser()
         study = self._load_study(path)
+        if self.warmer is not None:  # the queued files' data, after the study's own load
+            from engine.data.warm import study_file_specs
+
+            self.warmer.extend(study_file_specs([path, *(then or [])]))
         if self._study_task is not None and not self._study_task.done():
             await self._stop_study()
         self._study_queue = list(then or [])

@@ -1,10 +1,13 @@
 """``genesis data fetch|ls|verify|rm``: manage the exchange-candle cache by hand.
 
 - ``genesis data fetch SPEC... [--concurrency N] [--json] [--progress|--no-progress]``
-  loads one or more ``hyperliquid:COIN[,...]`` or ``binance:SYMBOL[,...]`` specs in
+  loads one or more ``hyperliquid:COIN[,...]``, ``binance:SYMBOL[,...]`` or
+  ``ccxt:EXCHANGE:SYMBOL[,...]`` specs in
   parallel into the cache (a bare ``BTC`` means ``hyperliquid:BTC``); archive
   downloads show a progress line on stderr (files, bytes, rate, ETA). An
   interrupted fetch keeps every finished file: running it again resumes.
+- ``genesis data warm [SPEC...] [--db DB] [--json]`` tops the cache up for the specs (default:
+  those of every study in the store), most recent ranges first, with progress (``engine.data.warm``).
 - ``genesis data ls [--json]`` lists the cached series with range, gaps and size.
 - ``genesis data verify [--json]`` re-reads every covered range and checks it for
   duplicates, disorder and off-grid open times (exit 1 when one is found).
@@ -24,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 NAME = "data"
-HELP = "fetch, list, verify and remove cached exchange candles (hyperliquid:COIN, binance:SYMBOL specs)"
+HELP = "fetch, list, verify and remove cached exchange candles (hyperliquid:COIN, binance:SYMBOL, ccxt:EXCHANGE:SYMBOL specs)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,13 +35,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     fetch = actions.add_parser("fetch", help="load specs into the cache, several in parallel")
     fetch.add_argument(
         "specs", nargs="+", metavar="SPEC",
-        help="hyperliquid:COIN[,interval=1h][,start=..][,end=..], binance:SYMBOL[,market=um][,...] or COIN",
+        help="hyperliquid:COIN[,interval=1h][,start=..][,end=..], binance:SYMBOL[,market=um][,...], ccxt:EXCHANGE:SYMBOL[,...] or COIN",
     )
     fetch.add_argument("--concurrency", type=int, default=None, metavar="N", help="specs loaded at once")
     fetch.add_argument("--json", action="store_true", help="print one JSON object")
     fetch.add_argument(
         "--progress", action=argparse.BooleanOptionalAction, default=None,
         help="show download progress on stderr (default: when stderr is a terminal)",
+    )
+    warm = actions.add_parser("warm", help="top up the cache for specs (default: every stored study's), most recent first")
+    warm.add_argument("specs", nargs="*", metavar="SPEC", help="network data specs (default: those of the studies in --db)")
+    warm.add_argument("--db", default=None, help="the study store whose studies' specs to warm (default: the usual one)")
+    warm.add_argument("--json", action="store_true", help="print one JSON object")
+    warm.add_argument(
+        "--progress", action=argparse.BooleanOptionalAction, default=None,
+        help="show progress on stderr (default: when stderr is a terminal)",
     )
     ls = actions.add_parser("ls", help="list the cached series")
     ls.add_argument("--json", action="store_true", help="print one JSON object")
@@ -48,8 +59,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     rm.add_argument("coins", nargs="*", metavar="COIN", help="coins to remove (all their intervals unless --interval)")
     rm.add_argument("--interval", default=None, help="only this interval")
     rm.add_argument("--all", action="store_true", help="remove every cached series")
-    rm.add_argument("--source", default="hyperliquid", help="the series' source: hyperliquid, binance-um, binance-spot")
-    for sub in (fetch, ls, verify, rm):
+    rm.add_argument("--source", default="hyperliquid", help="the series' source: hyperliquid, binance-um, binance-spot, ccxt-EXCHANGE")
+    for sub in (fetch, warm, ls, verify, rm):
         sub.add_argument("--cache", metavar="PATH", default=None, help="the candle cache database")
 
 
@@ -60,6 +71,8 @@ def run(args: argparse.Namespace) -> int:
     path = Path(args.cache) if args.cache else default_cache_path(config)
     if args.action == "fetch":
         return _fetch(args, config, path)
+    if args.action == "warm":
+        return _warm(args, path)
     if args.action == "ls":
         return _ls(args, path)
     if args.action == "verify":
@@ -79,7 +92,13 @@ def _parse(spec: str) -> tuple[str, tuple[Any, ...]]:
         return "hyperliquid", hyperliquid.parse_options(parsed.target, parsed.options)
     if parsed.kind == "binance":
         return "binance", binance.parse_options(parsed.target, parsed.options)
-    raise DataError(f"{parsed.where}: only hyperliquid:COIN and binance:SYMBOL specs are fetched into the cache")
+    if parsed.kind == "ccxt":
+        from engine.data import ccxt_source
+
+        return "ccxt", ccxt_source.parse_options(parsed.target, parsed.options)
+    raise DataError(
+        f"{parsed.where}: only hyperliquid:COIN, binance:SYMBOL and ccxt:EXCHANGE:SYMBOL specs are fetched into the cache"
+    )
 
 
 class ProgressLine:
@@ -142,8 +161,17 @@ def _fetch(args: argparse.Namespace, config: Any, path: Path) -> int:
             BinanceArchive(binance_config(), memory=memory, cache_path=path, progress=progress) as archive,
         ):
 
+            exchanges: dict[str, Any] = {}
+
             async def one(spec: str) -> Any:
                 kind, values = requests[spec]
+                if kind == "ccxt":
+                    from engine.data.ccxt_source import CcxtSource
+
+                    exchange_id, symbol, interval, start, end = values
+                    if exchange_id not in exchanges:
+                        exchanges[exchange_id] = await CcxtSource(exchange_id, memory=memory, cache_path=path).open()
+                    return await exchanges[exchange_id].fetch_candles(symbol, interval or None, start, end)
                 if kind == "binance":
                     symbol, market, interval, start, end = values
                     return await archive.fetch_candles(symbol, market or None, interval or None, start, end)
@@ -155,7 +183,10 @@ def _fetch(args: argparse.Namespace, config: Any, path: Path) -> int:
             finally:
                 if progress is not None:
                     progress.close()
-            return result, source.http.stats.requests + archive.http.stats.requests
+                for exchange in exchanges.values():
+                    await exchange.close()
+            sent = sum(exchange.requests for exchange in exchanges.values())
+            return result, source.http.stats.requests + archive.http.stats.requests + sent
 
     result, sent = asyncio.run(fetch_all())
     loaded = {spec: _describe(bars) for spec, bars in result.loaded.items()}
@@ -174,6 +205,46 @@ def _fetch(args: argparse.Namespace, config: Any, path: Path) -> int:
     if result.failed:
         return max(failure.exit_code for failure in result.failed.values())
     return 0
+
+
+def _warm(args: argparse.Namespace, path: Path) -> int:
+    from engine.data.warm import Warmer, WarmProgress, remote_specs, stored_specs
+    from engine.paths import default_store_path
+
+    for spec in args.specs:
+        _parse(spec if ":" in spec else f"hyperliquid:{spec}")  # bad specs: one line, exit 2, before any download
+    specs = [spec if ":" in spec else f"hyperliquid:{spec}" for spec in args.specs]
+    show = sys.stderr.isatty() if args.progress is None else args.progress
+
+    def tell(progress: WarmProgress) -> None:
+        done, total = progress.pieces_done, progress.pieces_total
+        filled = 24 * done // total if total else 24
+        sys.stderr.write(
+            f"\r[{'#' * filled}{'.' * (24 - filled)}] {done}/{total} pieces  "
+            f"{progress.downloaded} downloaded  {progress.spec}\x1b[K"
+        )
+        sys.stderr.flush()
+
+    async def warm_all() -> Any:
+        if not specs:
+            specs.extend(remote_specs(await stored_specs(args.db or default_store_path())))
+        warmer = Warmer(cache_path=path, progress=tell if show else None)
+        warmer.add(specs)
+        return await warmer.run()
+
+    progress = asyncio.run(warm_all())
+    if show:
+        sys.stderr.write("\n")
+    if args.json:
+        print(json.dumps({
+            "cache": str(path), "specs": specs, "pieces": progress.pieces_total,
+            "downloaded": progress.downloaded, "failed": progress.failed,
+        }, indent=2))  # fmt: skip
+    else:
+        print(f"warmed {len(specs)} specs: {progress.pieces_total} pieces, {progress.downloaded} downloaded")
+        for spec, message in progress.failed.items():
+            print(f"genesis: {spec}: {message}", file=sys.stderr)
+    return 1 if progress.failed else 0
 
 
 def _describe(bars: Any) -> dict[str, Any]:
