@@ -27,6 +27,10 @@ def start_fork_server() -> None:
         forkserver.ensure_running()
 
 
+#: Larger study files are not peeked at (the loader's own cap applies to them).
+PEEK_LIMIT_BYTES = 1 << 20
+
+
 def wants_process_backend(study_file: str | Path, backend: str | None = None) -> bool:
     """Whether a run of ``study_file`` (``backend``: the command line's override) uses worker processes.
 
@@ -35,8 +39,11 @@ def wants_process_backend(study_file: str | Path, backend: str | None = None) ->
     """
     if backend is not None:
         return backend == "process"
-    try:
-        execution = tomllib.loads(Path(study_file).read_text(encoding="utf-8")).get("execution", {})
-    except (OSError, ValueError):
+    from engine.config import read_text
+    from engine.errors import InputError
+
+    try:  # capped: a device or an endless file is the loader's to refuse, never read whole here
+        execution = tomllib.loads(read_text(Path(study_file), cap=PEEK_LIMIT_BYTES)).get("execution", {})
+    except (InputError, ValueError, RecursionError):  # hostile files (nested too deep...): the loader says so
         return False
     return isinstance(execution, dict) and execution.get("backend", "process") == "process"
