@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from engine.analysis.importance import importance
 from engine.errors import InputError, StoreError
 from engine.store.url import StoreLocation
 from engine.telemetry import DriverRow, Heatmap, TrialRow, ValidationTelemetry
@@ -210,6 +209,9 @@ class StudyWatch:
 
 def _importance(points: list[tuple[dict[str, Any], float]]) -> tuple[tuple[str, float], ...]:
     """Each parameter's share of the objective's variance (first-order), largest first."""
+    # numba (via stability) loads here, after the console's first frame, not at its start
+    from engine.analysis.importance import importance
+
     if len(points) < 4:
         return ()
     scores = importance([p for p, _ in points], np.array([v for _, v in points]))
