@@ -14,9 +14,7 @@ repeats, so a burst of load hits both sides of a ratio.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -24,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks import figures_main
 from benchmarks.backtest import best_of, best_of_pair
 from engine.analysis import cscv, importance, monte_carlo, stability
 from engine.backtest import IndicatorCache, run_many
@@ -147,17 +146,7 @@ def run(quick: bool = False) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer repetitions")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    args = parser.parse_args(argv)
-    figures = run_figures(quick=args.quick)
-    if args.json:
-        print(json.dumps(figures))
-    else:
-        for name, value in figures.items():
-            print(f"{name:28s} {value:.4g}" if isinstance(value, float) else f"{name:28s} {value}")
-    return 0
+    return figures_main(__doc__, run_figures, argv)
 
 
 if __name__ == "__main__":

@@ -11,14 +11,13 @@ warm numba cache (goal under 0.3 s beyond imports).
 
 from __future__ import annotations
 
-import argparse
-import json
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
+from benchmarks import figures_main
 from benchmarks.backtest import best_of_pair
 from benchmarks.optimize import HEADLINE, QUICK_HEADLINE, _run_study, _write_study
 from engine.backtest import IndicatorCache, run_many
@@ -138,17 +137,7 @@ def run(quick: bool = False) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer repetitions")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    args = parser.parse_args(argv)
-    figures = run_figures(quick=args.quick)
-    if args.json:
-        print(json.dumps(figures))
-    else:
-        for name, value in figures.items():
-            print(f"{name:28s} {value:.4g}" if isinstance(value, float) else f"{name:28s} {value}")
-    return 0
+    return figures_main(__doc__, run_figures, argv)
 
 
 if __name__ == "__main__":
