@@ -237,6 +237,38 @@ def test_next_open_fills_at_the_symbols_own_next_bar() -> None:
     assert result.per_symbol["exposure"].tolist() == [0.0, 0.5]
 
 
+def test_split_maps_a_gappy_symbol_between_complete_ones_to_its_timeline_rows() -> None:
+    """Complete, gappy (no first or last bar), complete: the middle symbol's bars are gathered and its
+    trades and equity mapped back through its rows, the others run on their columns; each equals its
+    single-symbol run bit for bit (a stale or missing row map would shift the middle one)."""
+    rng = np.random.default_rng(5)
+    n = 300
+    full = [make_bars(list(100.0 * np.exp(np.cumsum(rng.normal(0.0, 0.02, n))))) for _ in range(3)]
+    keep = rng.random(n) < 0.7
+    keep[0] = keep[-1] = False
+    keep[1] = True
+    bars_list = [subset(full[0], np.ones(n, bool), "A"), subset(full[1], keep, "B"), subset(full[2], np.ones(n, bool), "C")]
+    entries = [rng.random(len(b)) < 0.05 for b in bars_list]
+    exits = [rng.random(len(b)) < 0.05 for b in bars_list]
+    result = run_basket(bars_list, entries, exits, fee=0.001, equity=True, trades=True)
+    rows = align(bars_list).rows
+    expected_equity = np.zeros(n)
+    for k, (b, e, x) in enumerate(zip(bars_list, entries, exits, strict=True)):
+        single = run_signals(b, e, x, fee=0.001, cash=10_000.0 / 3, equity=True, trades=True)
+        mine = result.trades[result.trades["symbol"] == k]
+        assert len(single.trades) > 3
+        assert mine["entry_idx"].tolist() == rows[k][single.trades["entry_idx"]].tolist()
+        assert mine["exit_idx"].tolist() == rows[k][single.trades["exit_idx"]].tolist()
+        assert mine["pnl"].tobytes() == single.trades["pnl"].tobytes()
+        held = np.full(n, np.nan)
+        held[rows[k]] = single.equity
+        held[0] = 10_000.0 / 3 if np.isnan(held[0]) else held[0]
+        for t in range(1, n):  # forward-filled where the symbol has no bar
+            held[t] = held[t - 1] if np.isnan(held[t]) else held[t]
+        expected_equity += held
+    assert result.equity.tobytes() == expected_equity.tobytes()
+
+
 def test_risk_sizing_in_a_shared_basket_is_capped_by_the_target() -> None:
     """Risk 1% of 10,000 with a 1% stop would buy 10,000 of A; the target (5,000) caps it."""
     bars_list = two_symbols([10.0, 10.0], [20.0, 20.0])
