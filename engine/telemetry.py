@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Protocol
 
+from engine.load_progress import LoadProgress
 from engine.profile.caches import CacheStats
 from engine.profile.stages import StageStats
 
@@ -30,6 +31,7 @@ __all__ = [
     "FunctionRow",
     "Heatmap",
     "LaneRow",
+    "LoadProgress",
     "LogLine",
     "OrderRow",
     "PositionRow",
@@ -168,6 +170,7 @@ class StudyTelemetry:
     drivers: tuple[DriverRow, ...] = ()  # several drivers on one PostgreSQL study; empty otherwise
     store: str = ""
     message: str = ""
+    loading: LoadProgress | None = None  # the study's data download, until the trials start
 
     @property
     def fraction(self) -> float:

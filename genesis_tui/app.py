@@ -550,11 +550,11 @@ def status_line(t: Telemetry) -> Content:
     parts: list[str | tuple[str, str]] = [("Genesis ", "bold $accent"), (f"{t.workspace}  ", "$text-muted")]
     if t.study is not None:
         s = t.study
-        parts += [
-            f"{s.name} ",
-            (s.state, state_style(s.state)),
-            f" {fmt.count(s.done)}/{fmt.count(s.total)} best {fmt.metric(s.objective, s.best_value)}  ",
-        ]
+        parts += [f"{s.name} ", (s.state, state_style(s.state))]
+        if s.loading is not None:
+            parts.append(f" loading data: {s.loading.text()}  ")
+        else:
+            parts.append(f" {fmt.count(s.done)}/{fmt.count(s.total)} best {fmt.metric(s.objective, s.best_value)}  ")
     else:
         parts.append(("no study  ", "$text-muted"))
     if t.faults:

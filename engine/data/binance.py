@@ -47,6 +47,7 @@ from engine.data.cache import (
 from engine.data.funding import FundingRates
 from engine.data.http import HttpConfig, HttpService, HttpStatusError
 from engine.errors import ConfigError, DataError, quoted
+from engine.load_progress import ProgressCallback, ProgressCounter
 from engine.profile import profiler
 from engine.store.candles import RECORD_DTYPE, CandleStore, SeriesKey
 
@@ -313,36 +314,6 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-# --------------------------------------------------------------------------- progress
-
-
-@dataclass(slots=True)
-class Progress:
-    """How far a fetch is: files planned and done, bytes downloaded, when it began."""
-
-    files_total: int = 0
-    files_done: int = 0
-    bytes: int = 0
-    began: float = 0.0
-
-    @property
-    def rate(self) -> float:
-        """Bytes per second since the fetch began."""
-        elapsed = time.monotonic() - self.began
-        return self.bytes / elapsed if elapsed > 0 else 0.0
-
-    @property
-    def eta_s(self) -> float | None:
-        """Seconds left at the current pace of files (``None`` before the first one)."""
-        if not self.files_done:
-            return None
-        elapsed = time.monotonic() - self.began
-        return elapsed / self.files_done * (self.files_total - self.files_done)
-
-
-ProgressCallback = Callable[[Progress], None]
-
-
 # --------------------------------------------------------------------------- the source
 
 
@@ -418,7 +389,7 @@ class BinanceArchive:
 
         async def fetch(lo: int, hi: int, sink: PageSink) -> FetchReport:
             files = plan_files(market, symbol, interval, lo, hi, now=moment)
-            return await self._fetch_files(files, label, sink, moment)
+            return await self._fetch_files(files, label, symbol, sink, moment)
 
         bars = await self.cache.get(key, start, end, fetch, now=moment)
         if market != "um" or "funding" in bars.meta:
@@ -443,7 +414,7 @@ class BinanceArchive:
             async def sink(records: np.ndarray, lo: int, hi: int) -> None:
                 await self.store.write(key, records, (lo, hi))
 
-            await self._fetch_files(files, label, sink, moment, parse_funding)
+            await self._fetch_files(files, label, symbol, sink, moment, parse_funding)
         records = await self.store.read(key, start, end)
         return FundingRates(records["t"] * 1_000_000, records["close"].copy())
 
@@ -451,15 +422,14 @@ class BinanceArchive:
         self,
         files: list[ArchiveFile],
         label: str,
+        symbol: str,
         sink: PageSink,
         now: int,
         parse: Callable[[bytes, str], np.ndarray] = parse_klines,
     ) -> FetchReport:
         """Download ``files`` ``concurrency`` at a time; parse and store them one at a time."""
         report = FetchReport()
-        progress = Progress(files_total=len(files), began=time.monotonic())
-        if self.progress is not None:
-            self.progress(progress)
+        progress = ProgressCounter(self.progress, label, symbol, total=len(files))
         gate = asyncio.Semaphore(self.config.concurrency)
         one_at_a_time = asyncio.Lock()
 
@@ -472,9 +442,7 @@ class BinanceArchive:
             if stored is not None:
                 report.requests += 1
                 report.candles += stored
-            progress.files_done += 1
-            if self.progress is not None:
-                self.progress(progress)
+            progress.add(done=1)
 
         tasks = [asyncio.ensure_future(one(item)) for item in files]
         try:
@@ -491,7 +459,7 @@ class BinanceArchive:
         item: ArchiveFile,
         label: str,
         folder: Path,
-        progress: Progress,
+        progress: ProgressCounter,
         sink: PageSink,
         one_at_a_time: asyncio.Lock,
         now: int,
@@ -522,9 +490,7 @@ class BinanceArchive:
                 await self.http.request("GET", url, what=where, into=handle)
             profiler.record("data.fetch", time.perf_counter() - began)
             self.files_downloaded += 1
-            progress.bytes += target.stat().st_size
-            if self.progress is not None:
-                self.progress(progress)
+            progress.add(size=target.stat().st_size)
             got = await asyncio.to_thread(_sha256, target)
             if not expected or got != expected[0].lower():
                 problem = f"checksum mismatch (published {expected[0] if expected else 'nothing'}, got {got})"
@@ -570,8 +536,9 @@ def parse_options(symbol: str, options: Mapping[str, str]) -> tuple[str, str, st
     return symbol, market, interval, start, end
 
 
-def load_binance(symbol: str, options: Mapping[str, str]) -> Bars:
-    """``binance:SYMBOL[,market=..][,interval=..][,start=..][,end=..]`` as ``Bars`` (blocking; cached)."""
+def load_binance(symbol: str, options: Mapping[str, str], *, progress: ProgressCallback | None = None) -> Bars:
+    """``binance:SYMBOL[,market=..][,interval=..][,start=..][,end=..]`` as ``Bars`` (blocking; cached;
+    ``progress`` hears of every file)."""
     from engine.data.hyperliquid import run_sync, shared_memory_cache
 
     symbol, market, interval, start, end = parse_options(symbol, options)
@@ -584,7 +551,7 @@ def load_binance(symbol: str, options: Mapping[str, str]) -> Bars:
             return bars
 
     async def load() -> Bars:
-        async with BinanceArchive(config) as archive:
+        async with BinanceArchive(config, progress=progress) as archive:
             return await archive.fetch_candles(symbol, market, interval, start, end)
 
     return run_sync(load)

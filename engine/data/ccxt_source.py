@@ -38,6 +38,7 @@ from engine.data.cache import (
 )
 from engine.data.funding import FundingRates
 from engine.errors import ConfigError, DataError, quoted
+from engine.load_progress import ProgressCallback, ProgressCounter
 from engine.profile import profiler
 from engine.store.candles import RECORD_DTYPE, CandleStore, SeriesKey
 
@@ -117,6 +118,7 @@ class CcxtSource:
         *,
         memory: MemoryCache | None = None,
         cache_path: Path | str | None = None,
+        progress: ProgressCallback | None = None,
     ) -> None:
         from engine.data.hyperliquid import shared_memory_cache
         from engine.paths import cache_dir
@@ -136,6 +138,7 @@ class CcxtSource:
         self.store = CandleStore(path or cache_dir() / "candles.db")  # shared with the other sources
         self.cache = TieredCandleCache(self.store, self.memory)
         self.requests = 0
+        self.progress = progress
         self._markets_loaded = False
 
     async def open(self) -> CcxtSource:
@@ -228,10 +231,13 @@ class CcxtSource:
         report = FetchReport()
         step = interval_bounds_ms(interval)[0]
         cursor = lo
+        pages = -(-(hi - lo) // (step * limit)) if limit else None
+        progress = ProgressCounter(self.progress, label, symbol, unit="pages", total=pages)
         for _page in range(self.config.max_pages):
             with profiler.stage("data.fetch"):
                 rows = await self._call(label, "fetch_ohlcv", symbol, interval, since=cursor, limit=limit)
             report.requests += 1
+            progress.add(done=1)  # ccxt hands over parsed rows: no byte count
             records, dropped = _ohlcv_records(rows or [], cursor, hi)
             report.dropped_nan += dropped
             if records.shape[0] == 0:
@@ -245,6 +251,7 @@ class CcxtSource:
             cursor = following
         else:
             raise DataError(f"{label}: more than {self.config.max_pages} pages without reaching the end")
+        progress.finish()
         return report
 
     async def fetch_funding(self, symbol: str, start: int, end: int, *, now: int | None = None) -> FundingRates:
@@ -324,7 +331,7 @@ def parse_options(target: str, options: Mapping[str, str]) -> tuple[str, str, st
     return exchange, symbol, interval, start, end
 
 
-def load_ccxt(target: str, options: Mapping[str, str]) -> Bars:
+def load_ccxt(target: str, options: Mapping[str, str], *, progress: ProgressCallback | None = None) -> Bars:
     """``ccxt:EXCHANGE:SYMBOL[,interval=..][,start=..][,end=..]`` as ``Bars`` (blocking; cached)."""
     from engine.data.hyperliquid import run_sync
 
@@ -332,7 +339,7 @@ def load_ccxt(target: str, options: Mapping[str, str]) -> Bars:
     config = load_config()
 
     async def load() -> Bars:
-        async with CcxtSource(exchange, config) as source:
+        async with CcxtSource(exchange, config, progress=progress) as source:
             return await source.fetch_candles(symbol, interval or None, start, end)
 
     result: Bars = run_sync(load)

@@ -42,6 +42,7 @@ from engine.data.cache import (
 from engine.data.http import Deadline, HttpConfig, HttpService, HttpStatusError
 from engine.data.multi import MultiLoadResult, load_many
 from engine.errors import ConfigError, DataError, NetworkError, quoted
+from engine.load_progress import ProgressCallback, ProgressCounter
 from engine.profile import profiler
 from engine.store.candles import RECORD_DTYPE, CandleStore, SeriesKey
 
@@ -281,8 +282,10 @@ class HyperliquidSource:
         http: HttpService | None = None,
         memory: MemoryCache | None = None,
         cache_path: Path | str | None = None,
+        progress: ProgressCallback | None = None,
     ) -> None:
         self.config = config or load_config()
+        self.progress = progress
         self.http = http or HttpService(self.config.http_config())
         self.memory = memory if memory is not None else shared_memory_cache(self.config)
         self.store = CandleStore(cache_path or default_cache_path(self.config))
@@ -386,6 +389,19 @@ class HyperliquidSource:
         shortest = interval_bounds_ms(interval)[0]
         report = FetchReport()
         cursor = start
+        pages = -(-(end - start) // (shortest * MAX_CANDLES_PER_RESPONSE))  # an estimate: gaps end it sooner
+        progress = ProgressCounter(self.progress, label, coin, unit="pages", total=pages)
+        await self._page_range(coin, interval, cursor, end, sink, deadline, report, progress)
+        progress.finish()
+        return report
+
+    async def _page_range(
+        self, coin: str, interval: str, cursor: int, end: int, sink: PageSink, deadline: Deadline,
+        report: FetchReport, progress: ProgressCounter,
+    ) -> None:
+        """The pages from ``cursor`` on, each validated and sunk before the next is asked for."""
+        label = f"{SOURCE} {coin} {interval}"
+        shortest = interval_bounds_ms(interval)[0]
         while cursor < end:
             payload = {
                 "type": "candleSnapshot",
@@ -404,6 +420,7 @@ class HyperliquidSource:
                 # Concurrent tasks interleave here, so the time is recorded, not a nested stage.
                 profiler.record("data.fetch", time.perf_counter() - began)
             report.requests += 1
+            progress.add(done=1, size=len(body))
             with profiler.stage("data.validate"):
                 records, dropped_inf, dropped_nan = parse_candles(body, coin, interval)
             returned = records.shape[0] + dropped_inf + dropped_nan
@@ -426,7 +443,6 @@ class HyperliquidSource:
                 break
             await sink(records, cursor, last + 1)
             cursor = last + 1
-        return report
 
 
 class _Funding(msgspec.Struct):
@@ -545,7 +561,7 @@ def _without_funding(bars: Bars) -> Bars:
     return plain
 
 
-def load_hyperliquid(coin: str, options: Mapping[str, str]) -> Bars:
+def load_hyperliquid(coin: str, options: Mapping[str, str], *, progress: ProgressCallback | None = None) -> Bars:
     """``hyperliquid:COIN[,interval=1h][,start=...][,end=...]`` as ``Bars`` (blocking; cached).
 
     ``start`` and ``end`` are ISO dates/datetimes (UTC) or epoch numbers; the
@@ -564,7 +580,7 @@ def load_hyperliquid(coin: str, options: Mapping[str, str]) -> Bars:
             return bars if funding or "funding" not in bars.meta else _without_funding(bars)
 
     async def load() -> Bars:
-        async with HyperliquidSource(config) as source:
+        async with HyperliquidSource(config, progress=progress) as source:
             bars = await source.fetch_candles(coin, interval, start, end)
             if funding:
                 lo, hi = int(bars.ts[0]) // 1_000_000, int(bars.ts[-1]) // 1_000_000 + interval_bounds_ms(interval)[1]
@@ -576,7 +592,9 @@ def load_hyperliquid(coin: str, options: Mapping[str, str]) -> Bars:
     return run_sync(load)
 
 
-def load_hyperliquid_many(coins: Sequence[str], options: Mapping[str, str]) -> list[Bars]:
+def load_hyperliquid_many(
+    coins: Sequence[str], options: Mapping[str, str], *, progress: ProgressCallback | None = None
+) -> list[Bars]:
     """``hyperliquid:BTC+ETH+SOL[,...]``: several coins at once through the cache (blocking), in order.
 
     The first coin that fails raises its one-line error (each message names its coin).
@@ -589,7 +607,7 @@ def load_hyperliquid_many(coins: Sequence[str], options: Mapping[str, str]) -> l
     interval = interval or config.interval
 
     async def load() -> list[Bars]:
-        async with HyperliquidSource(config) as source:
+        async with HyperliquidSource(config, progress=progress) as source:
             result = await source.fetch_many([coin for coin, *_ in parsed], interval, start, end)
         result.raise_for_failures()
         return [result.loaded[coin] for coin, *_ in parsed]

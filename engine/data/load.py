@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, TypeVar
 from engine.data.bars import Bars
 from engine.data.spec import FILE_SUFFIXES, DataSpec, parse_spec
 from engine.errors import DataError
+from engine.load_progress import ProgressCallback
 from engine.profile import profiler
 
 if TYPE_CHECKING:
@@ -23,7 +24,9 @@ _T = TypeVar("_T")
 _R = TypeVar("_R")
 
 
-def load(spec: str | os.PathLike[str], *, strict: bool = False) -> Bars:
+def load(
+    spec: str | os.PathLike[str], *, strict: bool = False, progress: ProgressCallback | None = None
+) -> Bars:
     """Load validated bars for a data spec naming one symbol.
 
     A spec naming several symbols (a folder, ``symbols=N``, ``COIN+COIN``) is
@@ -34,11 +37,13 @@ def load(spec: str | os.PathLike[str], *, strict: bool = False) -> Bars:
     ``binance:SYMBOL[,market=um][,interval=1h][,start=..][,end=..]`` (the public archive) or
     ``ccxt:EXCHANGE:SYMBOL[,interval=..][,start=..][,end=..]`` (any exchange ccxt supports).
     Under ``strict``, file rows with NaN or inf are an error instead of being
-    dropped (``Bars.meta["dropped_rows"]`` counts the dropped ones). Bad specs
+    dropped (``Bars.meta["dropped_rows"]`` counts the dropped ones). A remote
+    source tells ``progress`` of every file or page it downloads (local ones
+    tell nothing). Bad specs
     and bad data raise a one-line :class:`~engine.errors.DataError`.
     """
     parsed = parse_spec(os.fspath(spec))  # a Path to a .csv or .parquet file works too
-    symbols = load_symbols(parsed, strict=strict)
+    symbols = load_symbols(parsed, strict=strict, progress=progress)
     if len(symbols) > 1:
         names = ", ".join(b.symbol for b in symbols[:5]) + (", ..." if len(symbols) > 5 else "")
         raise DataError(
@@ -48,7 +53,10 @@ def load(spec: str | os.PathLike[str], *, strict: bool = False) -> Bars:
     return symbols[0]
 
 
-def load_basket(specs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], *, strict: bool = False) -> list[Bars]:
+def load_basket(
+    specs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], *, strict: bool = False,
+    progress: ProgressCallback | None = None,
+) -> list[Bars]:
     """Every symbol of one or several specs, in order (several specs load at once).
 
     ``csv:DIR`` / ``parquet:DIR`` give one symbol per file of the folder (named
@@ -63,7 +71,7 @@ def load_basket(specs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
     if not items:
         raise DataError("basket: no data specs; expected at least one")
     parsed = [parse_spec(os.fspath(item)) for item in items]  # every syntax error before any load
-    loaded = _parallel(lambda p: load_symbols(p, strict=strict), parsed)
+    loaded = _parallel(lambda p: load_symbols(p, strict=strict, progress=progress), parsed)
     bars = [b for group in loaded for b in group]
     # A folder's member is named by its own file.
     sources = [f"data spec {b.meta.get('spec') or p.text!r}" for p, group in zip(parsed, loaded, strict=True) for b in group]
@@ -71,23 +79,26 @@ def load_basket(specs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
     return bars
 
 
-def load_market(specs: str | Sequence[str], *, strict: bool = False) -> Bars | Basket:
-    """What a study runs on: the ``Bars`` of a spec naming one symbol, else the aligned ``Basket``."""
+def load_market(
+    specs: str | Sequence[str], *, strict: bool = False, progress: ProgressCallback | None = None
+) -> Bars | Basket:
+    """What a study runs on: the ``Bars`` of a spec naming one symbol, else the aligned ``Basket``
+    (``progress`` as for :func:`load`)."""
     from engine.data.basket import align
 
-    bars = load_basket(specs, strict=strict)
+    bars = load_basket(specs, strict=strict, progress=progress)
     return bars[0] if len(bars) == 1 else align(bars)
 
 
-def load_symbols(parsed: DataSpec, *, strict: bool = False) -> list[Bars]:
+def load_symbols(parsed: DataSpec, *, strict: bool = False, progress: ProgressCallback | None = None) -> list[Bars]:
     """The symbols one parsed spec names (usually one); background cache warming waits meanwhile."""
     from engine.data.warm import demand
 
     with demand():
-        return _load_symbols(parsed, strict)
+        return _load_symbols(parsed, strict, progress)
 
 
-def _load_symbols(parsed: DataSpec, strict: bool) -> list[Bars]:
+def _load_symbols(parsed: DataSpec, strict: bool, progress: ProgressCallback | None) -> list[Bars]:
     if parsed.kind in ("csv", "parquet"):
         path = Path(parsed.target).expanduser()
         if path.is_dir():
@@ -101,8 +112,8 @@ def _load_symbols(parsed: DataSpec, strict: bool) -> list[Bars]:
         from engine.data.hyperliquid import load_hyperliquid_many
 
         with profiler.stage("data.load"):
-            return load_hyperliquid_many(parsed.target.split("+"), dict(parsed.options))
-    return [_load_one(parsed, strict)]
+            return load_hyperliquid_many(parsed.target.split("+"), dict(parsed.options), progress=progress)
+    return [_load_one(parsed, strict, progress)]
 
 
 def _load_folder(parsed: DataSpec, folder: Path, strict: bool) -> list[Bars]:
@@ -117,7 +128,7 @@ def _load_folder(parsed: DataSpec, folder: Path, strict: bool) -> list[Bars]:
     if not files:
         raise DataError(f"{parsed.where}: the folder holds no {' / '.join(suffixes)} files; expected one per symbol")
     specs = [DataSpec(parsed.kind, str(path), dict(parsed.options), f"{parsed.kind}:{path}") for path in files]
-    return _parallel(lambda spec: _load_one(spec, strict), specs)
+    return _parallel(lambda spec: _load_one(spec, strict, None), specs)
 
 
 def _parallel(function: Callable[[_T], _R], items: list[_T]) -> list[_R]:
@@ -129,8 +140,8 @@ def _parallel(function: Callable[[_T], _R], items: list[_T]) -> list[_R]:
         return [future.result() for future in futures]
 
 
-def _load_one(parsed: DataSpec, strict: bool) -> Bars:
-    """The bars of one file, one synthetic series or one coin."""
+def _load_one(parsed: DataSpec, strict: bool, progress: ProgressCallback | None) -> Bars:
+    """The bars of one file, one synthetic series or one coin (remote sources tell ``progress``)."""
     with profiler.stage("data.load"):
         if parsed.kind == "synthetic":
             from engine.data.sources.synthetic import load_synthetic
@@ -151,15 +162,15 @@ def _load_one(parsed: DataSpec, strict: bool) -> Bars:
                 if error.name != "engine.data.hyperliquid":
                     raise
                 raise DataError(f"{parsed.where}: the hyperliquid source is not installed") from None
-            return load_hyperliquid(parsed.target, dict(parsed.options))
+            return load_hyperliquid(parsed.target, dict(parsed.options), progress=progress)
         if parsed.kind == "binance":
             from engine.data.binance import load_binance
 
-            return load_binance(parsed.target, dict(parsed.options))
+            return load_binance(parsed.target, dict(parsed.options), progress=progress)
         if parsed.kind == "ccxt":
             from engine.data.ccxt_source import load_ccxt
 
-            return load_ccxt(parsed.target, dict(parsed.options))
+            return load_ccxt(parsed.target, dict(parsed.options), progress=progress)
     raise DataError(f"{parsed.where}: unknown source {parsed.kind!r}")  # parse_spec rejects these first
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from engine.errors import ConfigError
+from engine.load_progress import LoadProgress, ProgressLine
 
 LOGGER = "engine.headless"
 STUDY_LOGGER = "engine.optimize.study"
@@ -74,6 +75,7 @@ class Output:
         json_summary: bool = False,
         log_file: str | Path | None = None,
         stdout: TextIO | None = None,
+        stderr: TextIO | None = None,
         progress_interval_s: float = PROGRESS_INTERVAL_S,
     ) -> None:
         self.quiet = quiet
@@ -83,6 +85,9 @@ class Output:
         self.log_file = Path(log_file) if log_file is not None else None
         self._last_progress = 0.0
         self._pending: Any = None
+        err = stderr or sys.stderr
+        # The data download's line is for a person watching; a cron log gets none of it.
+        self._loading = ProgressLine(err, prefix="loading data: ") if not quiet and err.isatty() else None
         info: TextIO | None = None
         if not quiet:
             info = sys.stderr if json_summary else self.stdout
@@ -132,6 +137,7 @@ class Output:
         self._attached.append((logger, handler))
 
     def close(self) -> None:
+        self.end_loading()
         for logger, handler in self._attached:
             logger.removeHandler(handler)
         self._attached.clear()
@@ -152,8 +158,19 @@ class Output:
         if self._file is not None:
             self._file.handle(logging.LogRecord(LOGGER, level, __file__, 0, "%s", (message,), None))
 
+    def data_progress(self, report: LoadProgress) -> None:
+        """The study's data download, one line rewritten in place on stderr (a terminal only)."""
+        if self._loading is not None:
+            self._loading(report)
+
+    def end_loading(self) -> None:
+        """End the download's line (the trials' lines follow it)."""
+        if self._loading is not None:
+            self._loading.close()
+
     def progress(self, snapshot: Any) -> None:
         """A progress line every ``progress_interval_s`` (the first one at once)."""
+        self.end_loading()  # the study reports trials once its data is in
         now = time.monotonic()
         if self._last_progress and now - self._last_progress < self.progress_interval_s:
             self._pending = snapshot

@@ -348,7 +348,9 @@ class HeadlessRun:
         loop = asyncio.get_running_loop()
         if self.stop_reason is not None:  # a signal before the study started: start nothing
             return None, None
-        self._run_task = loop.create_task(self.study.run(progress_callback=self.output.progress))
+        self._run_task = loop.create_task(self.study.run(
+            progress_callback=self.output.progress, data_progress=self.output.data_progress
+        ))
         if self.options.max_runtime_s is not None:
             remaining = self.options.max_runtime_s - (time.time() - self.started)
             self._timers.append(loop.call_later(max(0.0, remaining), self._request_stop, "budget"))

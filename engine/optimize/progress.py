@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.load_progress import LoadProgress, LoadProgressBoard
+
 WINDOW_S = 15.0
 
 
@@ -37,6 +39,7 @@ class StudyProgress:
     objective: str = "sharpe"
     workers: int = 1
     resumed_from: int = 0  # trials already stored when this run started
+    loading: LoadProgress | None = None  # the study's data download while it runs (before the trials)
 
     @property
     def fraction(self) -> float:
@@ -105,6 +108,7 @@ class ProgressTracker:
         self.best_value: float | None = None
         self.best_number: int | None = None
         self.best_params: dict[str, Any] = {}
+        self.loading = LoadProgressBoard()  # the data load's reports (from the loader's threads)
         self._clock = clock
         self._started = clock()
         self._window: collections.deque[tuple[float, int]] = collections.deque()
@@ -195,4 +199,5 @@ class ProgressTracker:
             objective=self.objective,
             workers=self.workers,
             resumed_from=self.resumed_from,
+            loading=self.loading.current(),
         )

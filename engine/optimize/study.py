@@ -56,6 +56,8 @@ from engine.store.url import DatabaseUrl, StoreLocation, store_location
 if TYPE_CHECKING:
     from engine.data.bars import Bars
     from engine.data.basket import Basket
+    from engine.load_progress import LoadProgress
+    from engine.load_progress import ProgressCallback as DataProgressCallback
     from engine.optimize.samplers import Sampler
     from engine.optimize.spec import StudySpec
     from engine.strategy.core import StrategyDef
@@ -406,12 +408,15 @@ class Study:
     # -- the run --------------------------------------------------------------
 
     async def run(
-        self, progress_callback: ProgressCallback | None = None, *, progress_interval_s: float = PROGRESS_INTERVAL_S
+        self, progress_callback: ProgressCallback | None = None, *, progress_interval_s: float = PROGRESS_INTERVAL_S,
+        data_progress: DataProgressCallback | None = None,
     ) -> StudySummary:
         """Run (or resume) the study to its end, a stop, or too many failures.
 
         ``progress_callback`` gets a :class:`StudyProgress` at most every
         ``progress_interval_s`` seconds (and at the start and the end).
+        While the data downloads, :meth:`progress` carries its ``loading``
+        report and ``data_progress`` hears every one (from loader threads).
         """
         self.progress_interval_s = progress_interval_s
         if self.shared:
@@ -434,7 +439,17 @@ class Study:
         # (engine.data.load times itself as "data.load"; a second stage here would count it twice.)
         from engine.data import load_market
 
-        bars = await asyncio.to_thread(load_market, self.spec.data.all)
+        board = self._tracker.loading
+
+        def heard(report: LoadProgress) -> None:
+            board(report)
+            if data_progress is not None:
+                data_progress(report)
+
+        try:
+            bars = await asyncio.to_thread(load_market, self.spec.data.all, progress=heard)
+        finally:
+            board.clear()  # the loading line goes once the data is in (or failed)
         with profiler.stage("optimize.store_open"):
             store = await open_study_store(
                 self.db, batch_size=self.store_batch, batch_interval_s=self.flush_interval_s

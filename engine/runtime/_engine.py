@@ -562,6 +562,7 @@ class Engine:
             drivers=watch.drivers if watch else (),
             store=str(self.db),
             message=self._study_error,
+            loading=p.loading,
         )
 
     def _bus_telemetry(self, now: float) -> BusTelemetry | None:

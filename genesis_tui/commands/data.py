@@ -101,45 +101,6 @@ def _parse(spec: str) -> tuple[str, tuple[Any, ...]]:
     )
 
 
-class ProgressLine:
-    """One line on stderr, rewritten in place: files done, bytes, rate and ETA over every
-    download in flight (the archive's progress reports, added up)."""
-
-    def __init__(self, stream: Any) -> None:
-        self.stream = stream
-        self._reports: dict[int, Any] = {}
-        self._shown = False
-
-    def __call__(self, progress: Any) -> None:
-        self._reports[id(progress)] = progress
-        self.stream.write("\r" + self.render() + "\x1b[K")
-        self.stream.flush()
-        self._shown = True
-
-    def render(self) -> str:
-        reports = list(self._reports.values())
-        return format_progress(
-            sum(p.files_done for p in reports), sum(p.files_total for p in reports),
-            sum(p.bytes for p in reports), sum(p.rate for p in reports),
-            max((p.eta_s for p in reports if p.eta_s is not None), default=None),
-        )
-
-    def close(self) -> None:
-        if self._shown:
-            self.stream.write("\n")
-            self.stream.flush()
-
-
-def format_progress(done: int, total: int, size: int, rate: float, eta_s: float | None, width: int = 24) -> str:
-    """``[#########...............] 12/30 files  14.2 MB  3.1 MB/s  ETA 6s``."""
-    filled = width * done // total if total else width
-    eta = "" if eta_s is None or done >= total else f"  ETA {eta_s:.0f}s"
-    return (
-        f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total} files  {size / 1e6:.1f} MB  "
-        f"{rate / 1e6:.1f} MB/s{eta}"
-    )
-
-
 def _fetch(args: argparse.Namespace, config: Any, path: Path) -> int:
     from engine.data.binance import BinanceArchive
     from engine.data.binance import load_config as binance_config
@@ -147,6 +108,7 @@ def _fetch(args: argparse.Namespace, config: Any, path: Path) -> int:
     from engine.data.hyperliquid import HyperliquidSource
     from engine.data.multi import load_many
     from engine.errors import InputError
+    from engine.load_progress import ProgressLine
 
     if args.concurrency is not None and args.concurrency < 1:
         raise InputError(f"--concurrency: expected 1 or more, got {args.concurrency}")
@@ -157,7 +119,7 @@ def _fetch(args: argparse.Namespace, config: Any, path: Path) -> int:
     async def fetch_all() -> Any:
         memory = MemoryCache()
         async with (
-            HyperliquidSource(config, memory=memory, cache_path=path) as source,
+            HyperliquidSource(config, memory=memory, cache_path=path, progress=progress) as source,
             BinanceArchive(binance_config(), memory=memory, cache_path=path, progress=progress) as archive,
         ):
 
@@ -170,7 +132,9 @@ def _fetch(args: argparse.Namespace, config: Any, path: Path) -> int:
 
                     exchange_id, symbol, interval, start, end = values
                     if exchange_id not in exchanges:
-                        exchanges[exchange_id] = await CcxtSource(exchange_id, memory=memory, cache_path=path).open()
+                        exchanges[exchange_id] = await CcxtSource(
+                            exchange_id, memory=memory, cache_path=path, progress=progress
+                        ).open()
                     return await exchanges[exchange_id].fetch_candles(symbol, interval or None, start, end)
                 if kind == "binance":
                     symbol, market, interval, start, end = values

@@ -79,13 +79,18 @@ class OptimizerPane(Pane):
     def render_part(self, study: StudyTelemetry) -> None:
         self._study = study
         bar = self.query_one("#study-bar", ProgressBar)
-        bar.update(total=max(1, study.total), progress=study.done)
-        eta = fmt.seconds(study.eta_s) if study.state == "running" else study.state
-        set_text(
-            self.query_one("#study-figures", Label),
-            f" {fmt.count(study.done)}/{fmt.count(study.total)} trials · "
-            f"{fmt.rate(study.trials_per_s)} · ETA {eta}"
-        )
+        loading = study.loading
+        if loading is not None:  # the data downloads: its files or pages stand where the trials will
+            bar.update(total=None if loading.total is None else max(1, loading.total), progress=loading.done)
+            set_text(self.query_one("#study-figures", Label), f" loading data: {loading.text()}")
+        else:
+            bar.update(total=max(1, study.total), progress=study.done)
+            eta = fmt.seconds(study.eta_s) if study.state == "running" else study.state
+            set_text(
+                self.query_one("#study-figures", Label),
+                f" {fmt.count(study.done)}/{fmt.count(study.total)} trials · "
+                f"{fmt.rate(study.trials_per_s)} · ETA {eta}"
+            )
         best = "—" if study.best_value is None else f"{study.best_value:.4f} (#{study.best_trial})"
         parts: list[str | tuple[str, str]] = [
             (f"{study.name} ", "bold"),

@@ -139,14 +139,14 @@ def test_epoch_scale_boundaries() -> None:
 
 
 def test_hyperliquid_dispatches_lazily(monkeypatch: pytest.MonkeyPatch) -> None:
-    """``hyperliquid:`` goes to engine.data.hyperliquid.load_hyperliquid(coin, options)."""
+    """``hyperliquid:`` goes to engine.data.hyperliquid.load_hyperliquid(coin, options, progress=...)."""
     import sys
     import types
 
     seen: list[tuple[str, dict[str, str]]] = []
     fake = types.ModuleType("engine.data.hyperliquid")
 
-    def load_hyperliquid(coin: str, options: dict[str, str]) -> object:
+    def load_hyperliquid(coin: str, options: dict[str, str], *, progress: object = None) -> object:
         seen.append((coin, options))
         return "bars"
 

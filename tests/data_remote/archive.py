@@ -152,6 +152,20 @@ class ArchiveServer:
         self.corrupt: dict[str, int] = {}  # path -> answers still to corrupt
         self.port = 0
         self._runner: web.AppRunner | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._hold: asyncio.Event | None = None
+        self._free_zips = 0
+
+    def hold_zips_after(self, count: int) -> None:
+        """Serve ``count`` more zips at once; later ones wait until :meth:`release` (a slow server
+        whose pace the test sets, no sleeps)."""
+        self._free_zips = count
+        self._hold = asyncio.Event()
+
+    def release(self) -> None:
+        """Let the held zips go (from any thread)."""
+        if self._hold is not None and self._loop is not None:
+            self._loop.call_soon_threadsafe(self._hold.set)
 
     @property
     def url(self) -> str:
@@ -164,6 +178,11 @@ class ArchiveServer:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         path = request.match_info["path"]
         self.requests[path] += 1
+        if self._hold is not None and path.endswith(".zip"):
+            if self._free_zips > 0:
+                self._free_zips -= 1
+            else:
+                await self._hold.wait()
         target = (self.root / path).resolve()
         if not target.is_relative_to(self.root.resolve()) or not target.is_file():
             return web.Response(status=404, text="Not Found")
@@ -174,6 +193,7 @@ class ArchiveServer:
         return web.FileResponse(target)  # streamed from disk, so the server holds no file in memory
 
     async def start(self) -> str:
+        self._loop = asyncio.get_running_loop()
         app = web.Application()
         app.router.add_get("/{path:.*}", self.handle)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)

@@ -238,7 +238,7 @@ async def test_files_stream_to_disk_and_are_parsed_one_at_a_time(
     async def peak_of(chosen: list) -> int:
         tracemalloc.start()  # after pandas is imported: the import's own memory is not the fetch's
         try:
-            await source._fetch_files(chosen, "test", sink, NOW)
+            await source._fetch_files(chosen, "test", "BTCUSDT", sink, NOW)
             return tracemalloc.get_traced_memory()[1]
         finally:
             tracemalloc.stop()
@@ -305,7 +305,7 @@ def test_a_bad_checksum_on_the_command_line_is_one_line_and_exit_2(live_archive:
 
 
 def test_format_progress() -> None:
-    from genesis_tui.commands.data import format_progress
+    from engine.load_progress import format_progress
 
     assert format_progress(3, 12, 4_500_000, 1_500_000.0, 9.4, width=12) == (
         "[###.........] 3/12 files  4.5 MB  1.5 MB/s  ETA 9s"

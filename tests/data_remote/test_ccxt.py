@@ -194,3 +194,18 @@ async def test_warming_a_ccxt_spec_fills_the_cache_most_recent_first(
     bars = await make_source().fetch_candles("BTC/USDT:USDT", "4h", JAN_2024_MS, JAN_2024_MS + 60 * DAY)
     assert len(bars) == 60 * 6 and len(bars.meta["funding"]) == 60 * 3  # type: ignore[arg-type]
     assert exchange.data_requests() == sent  # candles and funding were both warmed
+
+
+async def test_paging_reports_progress_per_page(exchange: FakeExchange, tmp_path: Path) -> None:
+    from engine.load_progress import LoadProgress
+
+    reports: list[LoadProgress] = []
+    config = msgspec.convert({"api_url": exchange.url}, CcxtConfig)
+    source = CcxtSource("binance", config, memory=MemoryCache(), cache_path=tmp_path / "c.db", progress=reports.append)
+    try:
+        await source.fetch_candles("BTC/USDT", "1h", JAN_2024_MS, JAN_2024_MS + 90 * DAY, now=exchange.now_ms)
+    finally:
+        await source.close()
+    assert [r.done for r in reports] == [0, 1, 2, 3, 3]  # the start, each page, the end
+    assert reports[-1].total == 3 == len(exchange.kline_starts)
+    assert {(r.symbol, r.unit) for r in reports} == {("BTC/USDT", "pages")}
