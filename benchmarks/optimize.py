@@ -34,6 +34,11 @@ the same run and the ratio. Run ``python -m benchmarks.optimize [--quick]``.
   the orchestrator's CPU per trial, peak RSS (goal < 1 GB) and seconds per
   1,000 trials early and late (goal: flat).
 
+* ``short``: a 50-trial random study on 100,000 bars (process backend, 2 workers,
+  default report) as the ``genesis run --headless`` command, process start to
+  exit (best of ``SHORT_ROUNDS``), against the bare loop over its stored pairs;
+  ``numba_in_driver`` says whether the driver process loaded numba. Goal: < 1 s. ``command_cpu_s``: the command's CPU seconds (a loaded box inflates the wall).
+
 Every study figure also gives the bare loop over the study's own (stored)
 pairs, measured in the same run, and the ratio to it.
 
@@ -581,6 +586,66 @@ def scale(workdir: Path, quick: bool, trials: int | None = None) -> dict[str, An
     }
 
 
+#: Runs of the short study (each in a fresh store); the best is kept (the box is shared).
+SHORT_ROUNDS = 3
+SHORT = {"bars": 100_000, "trials": 50}
+
+#: Runs the command line in this process and says, on stderr, whether it loaded numba (the
+#: ``__main__`` guard: the fork server imports the main module of the process it serves).
+_SHORT_DRIVER = """\
+import sys
+if __name__ == "__main__":
+    from genesis_tui.cli import main
+    sys.argv = ["genesis", *sys.argv[1:]]
+    try:
+        main()
+    finally:
+        print("numba_in_driver=" + str("numba" in sys.modules), file=sys.stderr)
+"""
+
+
+def short_study(workdir: Path, quick: bool) -> dict[str, Any]:
+    """A 50-trial study on 100,000 bars, ``genesis run --headless`` start to exit, against the bare loop."""
+    import resource
+    import subprocess
+    import sys
+
+    path = _write_study(workdir, "short", SHORT["bars"], (2, 100, 1), (10, 400, 2), trials=SHORT["trials"],
+                        batch=64, sampler="random")
+    driver = workdir / "short_driver.py"
+    driver.write_text(_SHORT_DRIVER)
+    walls: list[float] = []
+    cpus: list[float] = []
+    numba_loaded: set[bool] = set()
+    for round_ in range(SHORT_ROUNDS):
+        db = workdir / f"short-{round_}.db"
+        command = [sys.executable, str(driver), "run", str(path), "--headless", "--db", str(db),
+                   "--report", str(workdir / f"short-report-{round_}")]
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        start = time.perf_counter()
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        walls.append(time.perf_counter() - start)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpus.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+        if done.returncode != 0:
+            raise RuntimeError(f"short study exited {done.returncode}: {done.stderr[-2000:]}")
+        numba_loaded.add("numba_in_driver=True" in done.stderr)
+    bare_s, _ = _bare_on_stored(workdir / "short-0.db", SHORT["bars"])
+    best = min(walls)
+    return {
+        "trials": SHORT["trials"],
+        "bars": SHORT["bars"],
+        "command_s": round(best, 3),
+        "command_all_s": [round(w, 3) for w in walls],
+        # The command's own CPU (and that of the descendants it reaped): proof against a loaded box.
+        "command_cpu_s": round(min(cpus), 3),
+        "bare_two_thread_loop_s": round(bare_s, 4),
+        "ratio": round(best / bare_s, 1),
+        "goal_command_s": 1.0,
+        "numba_in_driver": True in numba_loaded,
+    }
+
+
 def run(quick: bool = False, scale_trials: int | None = None) -> dict[str, Any]:
     """Every optimizer figure (``quick``: smaller sizes, same shape)."""
     workdir = Path(tempfile.mkdtemp(prefix="genesis-bench-opt-"))
@@ -590,6 +655,7 @@ def run(quick: bool = False, scale_trials: int | None = None) -> dict[str, Any]:
             "scaling": scaling(workdir, quick),
             "store": store_throughput(workdir, quick),
             "memory": memory_and_flatness(workdir, quick),
+            "short": short_study(workdir, quick),
             **({} if quick and scale_trials is None else {"scale": scale(workdir, quick, scale_trials)}),
             "quick": quick,
             "cpus": os.cpu_count(),
@@ -602,7 +668,7 @@ def run(quick: bool = False, scale_trials: int | None = None) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes")
-    parser.add_argument("--only", choices=("headline", "scaling", "store", "memory", "scale"), help="one figure")
+    parser.add_argument("--only", choices=("headline", "scaling", "store", "memory", "short", "scale"), help="one figure")
     parser.add_argument("--scale", type=int, metavar="TRIALS", dest="scale_trials",
                         help="trials of the scale study (default 1,000,000; with --quick it runs only when given)")
     args = parser.parse_args()
@@ -613,7 +679,7 @@ def main() -> None:
                 result = scale(workdir, args.quick, args.scale_trials)
             else:
                 function = {"headline": headline, "scaling": scaling, "store": store_throughput,
-                            "memory": memory_and_flatness}[args.only]
+                            "memory": memory_and_flatness, "short": short_study}[args.only]
                 result = function(workdir, args.quick)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)

@@ -13,8 +13,6 @@ from typing import Literal
 
 import numpy as np
 
-from engine.analysis.montecarlo_nb import BOOTSTRAP, RESHUFFLE, trade_paths_nb
-
 PERCENTILES = (5, 50, 95)
 #: The fan's bands: these percentiles of the equity after each marked trade.
 FAN_PERCENTILES = (5, 25, 50, 75, 95)
@@ -74,6 +72,12 @@ def monte_carlo(
     finals = np.empty(paths)
     drawdowns = np.empty(paths)
     fan = np.empty((paths, marks.size))
+    from engine.analysis.montecarlo_nb import (  # numba, on first use
+        BOOTSTRAP,
+        RESHUFFLE,
+        trade_paths_nb,
+    )
+
     trade_paths_nb(returns, BOOTSTRAP if mode == "bootstrap" else RESHUFFLE, seed, marks, finals, drawdowns, fan)
     return MonteCarloResult(
         mode=mode,

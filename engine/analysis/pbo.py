@@ -18,10 +18,7 @@ import itertools
 import math
 from dataclasses import dataclass
 
-import numba
 import numpy as np
-
-from engine.analysis.pbo_nb import cscv_pairs_nb
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +99,10 @@ def cscv(figures: np.ndarray, *, max_splits: int | None = None, seed: int = 0) -
     outside = np.empty(splits)
     ranks = np.empty(splits)
     # A few chunks per thread: a loaded core holds up one small chunk, not half the work.
+    import numba  # (with the kernel, on first use: importing the analysis package loads no numba)
+
+    from engine.analysis.pbo_nb import cscv_pairs_nb
+
     chunks = min(halves.shape[0], 4 * numba.get_num_threads())
     cscv_pairs_nb(columns, halves, chunks, chosen, inside, outside, ranks)
     omega = ranks / (trials + 1)

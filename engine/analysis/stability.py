@@ -19,8 +19,6 @@ from typing import Any
 
 import numpy as np
 
-from engine.analysis.stability_nb import knn_mean_nb
-
 #: A dense grid larger than this falls back to nearest neighbours.
 MAX_GRID_CELLS = 4_000_000
 
@@ -115,6 +113,10 @@ def stability(
         rows = np.argsort(-score, kind="stable")[: max(1, candidates)]
         smoothed_score = np.full(score.size, np.nan)
         if score.size > 1 and names:
+            from engine.analysis.stability_nb import (
+                knn_mean_nb,  # numba: loaded by the runs that need it
+            )
+
             out = np.empty(rows.size)
             knn_mean_nb(np.ascontiguousarray(matrix), score, rows.astype(np.int64), k, out)
             smoothed_score[rows] = out

@@ -342,10 +342,21 @@ def start_engine_warming(db: Any, study_files: Iterable[Path] = ()) -> Warmer | 
     config = load_config()
     if not config.on_start:
         return None
-    from engine.data.hyperliquid import load_config as hyperliquid_config
+    coins: list[str] = []
+    if _hyperliquid_warms():  # (the source module loads aiohttp: 0.4 s of every start otherwise)
+        from engine.data.hyperliquid import load_config as hyperliquid_config
 
-    hyperliquid = hyperliquid_config()  # its `warm` coins, which nothing else warms
-    coins = [f"hyperliquid:{coin},interval={hyperliquid.warm_interval}" for coin in hyperliquid.warm]
+        hyperliquid = hyperliquid_config()  # its `warm` coins, which nothing else warms
+        coins = [f"hyperliquid:{coin},interval={hyperliquid.warm_interval}" for coin in hyperliquid.warm]
     warmer = Warmer(config)
     warmer.start([*study_file_specs(study_files), *coins], more=lambda: stored_specs(db))
     return warmer
+
+
+def _hyperliquid_warms() -> bool:
+    """Whether the global config's ``[hyperliquid]`` table names coins to warm (read raw)."""
+    from engine.config import config_path, load_toml
+
+    path = config_path()
+    section = load_toml(path).get("hyperliquid") if path.exists() else None
+    return isinstance(section, dict) and bool(section.get("warm"))

@@ -504,8 +504,12 @@ class Study:
         tracker.state = StudyState.RUNNING.value
         emit(force=True)
         try:
-            # Load the kernels validation will need in this process while the workers start.
-            warm = asyncio.create_task(asyncio.to_thread(_warm_kernels, strategy_of(self.spec), setup.backtest))
+            # Load the kernels this process will run (inline trials, validation) while the workers start.
+            warming = _driver_warm_up(self.spec, backend)
+            warm = (
+                asyncio.create_task(asyncio.to_thread(warming, strategy_of(self.spec), setup.backtest))
+                if warming is not None else None
+            )
             with profiler.stage("optimize.workers_start"):
                 await executor.start(in_sample, setup)
             tracker.restart_clock()  # the rate (and so the ETA) counts from the workers being ready
@@ -535,8 +539,9 @@ class Study:
                 await store.set_study_state(record.id, final_state, error, after_failure=True)
             tracker.state = final_state.value
 
-        with contextlib.suppress(Exception):
-            await warm  # its thread is timed as numba.warm_up
+        if warm is not None:
+            with contextlib.suppress(Exception):
+                await warm  # its thread is timed as numba.warm_up
         validation = record.validation if record.state is StudyState.COMPLETE else None
         if final_state is StudyState.COMPLETE and validation is None:
             with profiler.stage("optimize.validation"):
@@ -643,6 +648,16 @@ class Study:
         counts = await store.counts(record.id)
         n_trials = sum(counts.values())
         sharpes = [v for v in await store.metric_values(record.id, "sharpe") if v is not None and math.isfinite(v)]
+        from engine.data.basket import Basket
+
+        runner = None
+        if self.artifacts_top != 0 and not isinstance(bars, Basket) and top[0].metrics:
+            # The best trial's curve is stored (top-N artifacts): the deflated Sharpe reads it, no re-run.
+            equity = (await store.artifacts(record.id, top[0].number)).get("equity")
+            searched = _in_sample(self.spec, bars)
+            if equity is not None and len(searched):
+                span = (len(searched), int(searched.ts[0]), int(searched.ts[-1]))
+                runner = validation_module.stored_first_runner(self.spec, top[0].params, top[0].metrics, equity, span)
         result = await asyncio.to_thread(
             validation_module.validate,
             self.spec,
@@ -650,6 +665,7 @@ class Study:
             [t.params for t in top],
             n_trials=n_trials,
             trial_sharpes=sharpes or None,
+            runner=runner,
         )
         as_dict = result.as_dict()
         as_dict = json.loads(json.dumps(as_dict, default=str))  # plain lists and dicts, as the store gives back
@@ -713,6 +729,28 @@ def _warn_if_biased(spec: StudySpec, bars: Bars | Basket) -> None:
                     strategy.label(params), report.hint(first), where)
 
 
+def _driver_warm_up(spec: StudySpec, backend: Backend) -> Callable[[StrategyDef, BacktestOptions], None] | None:
+    """What this process loads while the workers start: the backtest kernels when it runs
+    trials itself (``inline``, or a Dask cluster that may share it) or re-runs them after the
+    search (hold-out, walk-forward, no stored best curve); only the PBO kernel when that is
+    all it runs; nothing otherwise.
+
+    With worker processes and no re-runs the driver never loads numba (about 1 s of
+    start-up on a loaded box): the workers fork from a server that has it already."""
+    settings = spec.validation
+    reruns = settings.out_of_sample > 0 or settings.walk_forward_folds > 0 or parse_artifacts(
+        spec.execution.artifacts) == 0
+    if backend.name != "process" or reruns:
+        return _warm_kernels
+    return _warm_pbo if settings.blocks > 0 else None
+
+
+def _warm_pbo(strategy: StrategyDef, options: BacktestOptions) -> None:
+    """Load the PBO kernel (numba) that the end of the study runs here."""
+    with profiler.stage("numba.warm_up"), contextlib.suppress(Exception):
+        import engine.analysis.pbo  # noqa: F401
+
+
 def _warm_kernels(strategy: StrategyDef, options: BacktestOptions) -> None:
     """Run the strategy once on a few synthetic bars (loads numba's compiled kernels)."""
     with profiler.stage("numba.warm_up"), contextlib.suppress(Exception):
@@ -725,12 +763,12 @@ def _warm_kernels(strategy: StrategyDef, options: BacktestOptions) -> None:
 
 async def _pbo(store: StudyStore, study_id: int, seed: int | None) -> dict[str, Any] | None:
     """The probability of backtest overfitting over the stored per-block returns (``None`` without them)."""
-    from engine.analysis.pbo import cscv
-    from engine.optimize.overfitting import MAX_SPLITS
-
     _, figures = await store.trial_blocks(study_id)
     if figures.shape[0] < 2 or figures.shape[1] < 2:
         return None
+    from engine.analysis.pbo import cscv  # (numba: only when there are figures to read)
+    from engine.optimize.overfitting import MAX_SPLITS
+
     result = await asyncio.to_thread(cscv, figures, max_splits=MAX_SPLITS, seed=seed or 0)
     return {"pbo": result.pbo, "blocks": result.blocks, "splits": result.splits, "prob_oos_loss": result.prob_oos_loss}
 

@@ -378,6 +378,34 @@ def backtest_runner(spec: StudySpec) -> Runner:
     return run
 
 
+def stored_first_runner(
+    spec: StudySpec, params: Mapping[str, Any], metrics: Mapping[str, Any], equity: np.ndarray,
+    span: tuple[int, int, int],
+) -> Runner:
+    """A :data:`Runner` that answers the run of ``params`` on the bars ``span`` names
+    (``(length, first ts, last ts)``: the bars the study searched) from that trial's stored
+    ``metrics`` and equity curve, and builds :func:`backtest_runner` only for any other run.
+
+    A worker ran that very backtest (its artifacts), so the numbers are the ones a re-run
+    gives; the deflated Sharpe of a study without re-runs then needs no kernel in this process.
+    """
+    stored = {k: math.nan if v is None else v for k, v in metrics.items()}  # JSON keeps NaN as null
+    fallback: Runner | None = None
+
+    def run(bars: Market, asked: Mapping[str, Any], want_returns: bool) -> tuple[dict[str, float], np.ndarray | None]:
+        nonlocal fallback
+        if dict(asked) == dict(params) and len(bars) == span[0] and len(bars) and (
+            int(bars.ts[0]), int(bars.ts[-1])
+        ) == span[1:]:
+            returns = equity_returns(np.asarray(equity, dtype=np.float64), spec.split(asked)[1].cash)
+            return dict(stored), returns if want_returns else None
+        if fallback is None:
+            fallback = backtest_runner(spec)
+        return fallback(bars, asked, want_returns)
+
+    return run
+
+
 def equity_returns(equity: np.ndarray, cash: float) -> np.ndarray:
     """Per-bar returns of an equity curve, the first against the starting cash (as the metrics do)."""
     previous = np.concatenate(([cash], equity[:-1]))

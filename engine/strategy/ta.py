@@ -14,13 +14,14 @@ Conventions (the same as the built-in strategies', bit for bit):
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
+from types import ModuleType
 from typing import Any
 
 import numpy as np
 
 from engine.errors import InputError
-from engine.strategy import nb
 from engine.strategy.cache import Values, check_window, memo
 
 __all__ = [
@@ -73,24 +74,30 @@ def _by_runs(kernel: Callable[..., Values], arrays: tuple[np.ndarray, ...], *arg
     return result
 
 
-#: name -> kernel (its inputs are NaN-free: _by_runs splits at NaNs).
-_KERNELS: dict[str, Callable[..., Values]] = {
-    "sma": nb.sma_nb,
-    "ema": nb.ema_nb,
-    "rsi": nb.rsi_nb,
-    "atr": nb.atr_nb,
-    "rolling_std": nb.rolling_std_nb,
-    "highest": nb.rolling_max_nb,
-    "lowest": nb.rolling_min_nb,
-    "zscore": nb.zscore_nb,
-    "bollinger": nb.bollinger_nb,
-    "donchian": nb.donchian_nb,
+#: name -> kernel's name in :mod:`engine.strategy.nb` (its inputs are NaN-free: _by_runs splits at NaNs).
+_KERNELS: dict[str, str] = {
+    "sma": "sma_nb",
+    "ema": "ema_nb",
+    "rsi": "rsi_nb",
+    "atr": "atr_nb",
+    "rolling_std": "rolling_std_nb",
+    "highest": "rolling_max_nb",
+    "lowest": "rolling_min_nb",
+    "zscore": "zscore_nb",
+    "bollinger": "bollinger_nb",
+    "donchian": "donchian_nb",
 }
+
+
+def _nb() -> ModuleType:
+    """The kernels, imported on first use: defining a strategy (a study's driver does) loads no numba."""
+    return importlib.import_module("engine.strategy.nb")
 
 
 def compute(name: str, inputs: tuple[np.ndarray, ...], args: tuple[Any, ...]) -> Values:
     """Indicator ``name`` over float64 ``inputs`` with ``args``, uncached."""
-    return _by_runs(_KERNELS[name], inputs, *args)
+    kernel: Callable[..., Values] = getattr(_nb(), _KERNELS[name])
+    return _by_runs(kernel, inputs, *args)
 
 
 def _indicator(name: str, inputs: tuple[np.ndarray, ...], args: tuple[Any, ...]) -> Values:
@@ -160,7 +167,7 @@ def shift(x: Any, periods: int = 1) -> np.ndarray:
     if isinstance(periods, bool) or not isinstance(periods, (int, np.integer)) or periods < 0:
         raise InputError(f"ta.shift: periods must be an integer >= 0 (a negative shift reads the future), got {periods!r}")
     array = _array(x)
-    return memo("shift", (array,), (int(periods),), lambda: nb.shift_nb(array, int(periods)))  # type: ignore[return-value]
+    return memo("shift", (array,), (int(periods),), lambda: _nb().shift_nb(array, int(periods)))  # type: ignore[return-value]
 
 
 def _pair(a: Any, b: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -173,9 +180,9 @@ def _pair(a: Any, b: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
 
 def crossed_above(a: Any, b: Any) -> np.ndarray:
     """True at bar t when ``a[t-1] < b[t-1]`` and ``a[t] > b[t]``; ``b`` may be a number."""
-    return nb.crossed_above_nb(*_pair(a, b, "crossed_above"))
+    return _nb().crossed_above_nb(*_pair(a, b, "crossed_above"))
 
 
 def crossed_below(a: Any, b: Any) -> np.ndarray:
     """True at bar t when ``a[t-1] > b[t-1]`` and ``a[t] < b[t]``; ``b`` may be a number."""
-    return nb.crossed_below_nb(*_pair(a, b, "crossed_below"))
+    return _nb().crossed_below_nb(*_pair(a, b, "crossed_below"))

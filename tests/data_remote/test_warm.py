@@ -168,3 +168,19 @@ async def test_a_finished_warmer_starts_again_for_study_files_queued_later(serve
     assert progress.downloaded == 2
     warmer.extend(study_file_specs([study]))  # already queued once: nothing new to do
     assert warmer.task.done()
+
+
+def test_engine_start_reads_the_hyperliquid_warm_coins_only_when_there_are_some() -> None:
+    """The start-up warmer imports the Hyperliquid source (aiohttp: 0.4 s of every start) only when
+    ``[hyperliquid] warm`` names coins; the raw peek agrees with the decoded config."""
+    from engine.config import config_path
+    from engine.data.hyperliquid import load_config
+    from engine.data.warm import _hyperliquid_warms
+
+    path = config_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    assert not path.exists() and not _hyperliquid_warms()
+    for text, coins in (("[hyperliquid]\nwarm = []\n", []), ('[hyperliquid]\nwarm = ["BTC"]\n', ["BTC"]),
+                        ("[warm]\non_start = true\n", [])):
+        path.write_text(text)
+        assert _hyperliquid_warms() is bool(coins) and load_config().warm == coins

@@ -66,3 +66,26 @@ def test_the_console_reaches_its_first_frame_without_numba() -> None:
             "from genesis_tui.app import GenesisApp; print('numba' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
+
+
+def test_a_process_backend_study_runs_without_numba_in_the_driver(tmp_path: Path) -> None:
+    """The driver of a ``process`` study with nothing to re-run (no hold-out, no walk-forward, the best
+    curve stored, no per-block figures) runs no kernel, so it never loads numba (about 1 s of a short
+    study's start-up): the strategy's definition, the sampler, the store and the validation's deflated
+    Sharpe (from the stored curve) all come without it."""
+    from tests.optimize.conftest import write_study
+
+    path = write_study(tmp_path, backend="process", sampler="random", trials=12, artifacts="top:2",
+                       search_extra="", oos=0.0)
+    path.write_text(path.read_text() + "blocks = 0\n")
+    code = (
+        "import asyncio, sys\n"
+        "from engine.optimize import Study\n"
+        f"study = Study.from_file({str(path)!r}, db={str(tmp_path / 's.db')!r})\n"
+        "summary = asyncio.run(study.run())\n"
+        "assert summary.trials == 12 and summary.validation['deflated_sharpe'] is not None, summary\n"
+        "print('numba' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=Path.cwd())
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "False"

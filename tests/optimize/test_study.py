@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -292,3 +293,42 @@ async def test_the_end_of_study_validation_stores_the_pbo(study_file: Callable[.
     stored = record.validation["pbo"]  # type: ignore[attr-defined]
     assert stored["blocks"] == 16 and stored["splits"] == 12_870
     assert stored["pbo"] == cscv(figures, seed=7).pbo and 0.0 <= stored["pbo"] <= 1.0
+
+
+async def test_the_deflated_sharpe_reads_the_stored_best_curve(
+    study_file: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the best trial's curve stored, validation re-runs nothing (no kernel in the driver)
+    and its deflated Sharpe is the one a re-run of the best trial gives."""
+    rerun = await Study.from_file(study_file(name="rerun", artifacts="none"), db=tmp_path / "a.db").run()
+    from engine.optimize import validation
+
+    def no_rerun(spec: object) -> object:
+        raise AssertionError("the best trial was run again")
+
+    monkeypatch.setattr(validation, "backtest_runner", no_rerun)
+    stored = await Study.from_file(study_file(name="stored", artifacts="top:3"), db=tmp_path / "b.db").run()
+    assert rerun.validation is not None and stored.validation is not None
+    assert rerun.validation["deflated_sharpe"] is not None
+    assert stored.validation["deflated_sharpe"] == rerun.validation["deflated_sharpe"]
+
+
+def test_the_stored_runner_answers_only_the_searched_run_of_the_best(tmp_path: Path) -> None:
+    from engine.data import load
+    from engine.optimize.spec import load_study
+    from engine.optimize.validation import backtest_runner, equity_returns, stored_first_runner
+    from tests.optimize.conftest import write_study
+
+    spec = load_study(write_study(tmp_path))
+    bars = load("synthetic:bars=3000,seed=11,timeframe=1m")
+    best = {"fast": 4, "slow": 30}
+    equity = np.linspace(10_000.0, 11_000.0, len(bars))
+    span = (len(bars), int(bars.ts[0]), int(bars.ts[-1]))
+    run = stored_first_runner(spec, best, {"sharpe": 1.5, "trades": 3, "cagr": None}, equity, span)
+    metrics, returns = run(bars, dict(best), True)
+    assert metrics["sharpe"] == 1.5 and math.isnan(metrics["cagr"])  # JSON's null is NaN again
+    assert returns is not None and np.array_equal(returns, equity_returns(equity, 10_000.0))
+    # Another trial, or the best on other bars: a real backtest.
+    for asked, on in ((dict(best, fast=6), bars), (best, bars.slice(0, 2000))):
+        got, _ = run(on, asked, False)
+        assert got == backtest_runner(spec)(on, asked, False)[0]
