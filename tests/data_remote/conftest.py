@@ -65,7 +65,7 @@ async def l2_snapshot(source: HyperliquidSource) -> tuple[list[Any], list[Any]]:
     """Every stored candle row and coverage row, to prove a failure changed nothing."""
     await source.open()
     conn = source.store.conn
-    candles = await conn.execute_fetchall("SELECT * FROM candles ORDER BY source, symbol, interval, open_time")
+    candles = await conn.execute_fetchall("SELECT * FROM candle_chunks ORDER BY source, symbol, interval, chunk_ms")
     coverage = await conn.execute_fetchall("SELECT * FROM coverage ORDER BY source, symbol, interval, start_ms")
     return list(candles), list(coverage)
 

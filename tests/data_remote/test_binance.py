@@ -65,7 +65,7 @@ async def make_archive(
 async def snapshot(source: BinanceArchive) -> tuple[list[Any], list[Any]]:
     await source.open()
     conn = source.store.conn
-    rows = await conn.execute_fetchall("SELECT * FROM candles ORDER BY symbol, open_time")
+    rows = await conn.execute_fetchall("SELECT * FROM candle_chunks ORDER BY symbol, chunk_ms")
     spans = await conn.execute_fetchall("SELECT * FROM coverage ORDER BY symbol, start_ms")
     return list(rows), list(spans)
 
