@@ -19,6 +19,7 @@ import logging
 import sqlite3
 import time
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 
 import aiosqlite
@@ -121,7 +122,7 @@ def chunk_rows(ident: tuple[str, str, str], records: np.ndarray) -> list[tuple[o
     days = times // CHUNK_MS
     cuts = [0, *(np.flatnonzero(days[1:] != days[:-1]) + 1).tolist(), records.shape[0]]
     rows: list[tuple[object, ...]] = []
-    for lo, hi in zip(cuts[:-1], cuts[1:], strict=False):
+    for lo, hi in pairwise(cuts):
         rows.append(
             (*ident, int(days[lo]) * CHUNK_MS, hi - lo, int(times[lo]), int(times[hi - 1]), records[lo:hi].tobytes())
         )
@@ -211,7 +212,7 @@ class CandleStore:
             for statement in (REGISTRY_DDL + _SCHEMA).split(";"):
                 if statement.strip():
                     await conn.execute(statement)
-            keys = await conn.execute_fetchall("SELECT DISTINCT source, symbol, interval FROM candles")
+            keys = list(await conn.execute_fetchall("SELECT DISTINCT source, symbol, interval FROM candles"))
             moved = 0
             for source, symbol, interval in keys:
                 rows = await conn.execute_fetchall(
