@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
 import sqlite3
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -165,3 +167,64 @@ async def test_a_newer_cache_is_refused(tmp_path: Path) -> None:
     conn.close()
     with pytest.raises(candles.StoreError, match="newer than this Genesis supports"):
         await CandleStore(path).open()
+
+
+def _value_records(first_minute: int, last_minute: int) -> np.ndarray:
+    """Candles whose values follow from their open time alone: any write order stores the same."""
+    records = _records([m * MINUTE for m in range(first_minute, last_minute)], 0.0)
+    records["close"] = records["volume"] = records["t"] / MINUTE
+    return records
+
+
+def _write_pages(path: str, first_minute: int, last_minute: int) -> None:
+    """One process's fetch: pages of 500 candles, each with its coverage, into a shared cache."""
+
+    async def run() -> None:
+        async with CandleStore(path) as store:
+            for lo in range(first_minute, last_minute, 500):
+                hi = min(lo + 500, last_minute)
+                await store.write(KEY, _value_records(lo, hi), (lo * MINUTE, hi * MINUTE))
+
+    asyncio.run(run())
+
+
+def _open_and_close(path: str) -> None:
+    """One process opening the cache (and migrating it if no one has yet)."""
+
+    async def run() -> None:
+        async with CandleStore(path):
+            pass
+
+    asyncio.run(run())
+
+
+def _in_two_processes(target: Callable[..., None], *args: tuple[object, ...]) -> None:
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=target, args=a) for a in args]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=300)
+    assert [w.exitcode for w in workers] == [0, 0]
+
+
+async def test_two_processes_writing_overlapping_pages_leave_one_sorted_copy(tmp_path: Path) -> None:
+    path = str(tmp_path / "candles.db")
+    async with CandleStore(path):
+        pass  # created before the race, as a cache shared by two runs would be
+    _in_two_processes(_write_pages, (path, 0, 3_000), (path, 1_500, 4_500))
+    async with CandleStore(path) as store:
+        read = await store.read(KEY, 0, 4_500 * MINUTE)
+        assert read.tobytes() == _value_records(0, 4_500).tobytes()
+        assert await store.coverage(KEY) == [(0, 4_500 * MINUTE)]
+        assert await store.count() == 4_500
+
+
+async def test_two_processes_opening_one_version_1_cache_both_open_it_and_lose_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "candles.db"
+    records = _value_records(0, 3_000)
+    _v1_cache(path, {KEY: records}, [(KEY, 0, 3_000 * MINUTE)])
+    _in_two_processes(_open_and_close, (str(path),), (str(path),))
+    async with CandleStore(path) as store:
+        assert (await store.read(KEY, 0, 3_000 * MINUTE)).tobytes() == records.tobytes()
+        assert await store.coverage(KEY) == [(0, 3_000 * MINUTE)]
