@@ -1,9 +1,13 @@
 """The candle cache's L2 in SQLite: the ``candles`` and ``coverage`` tables of the cache file.
 
-``candles`` is keyed by (source, symbol, interval, open_time) (the primary key
-is the index range queries use); ``coverage`` holds the open-time ranges known
-to be complete, so a stretch where the exchange has no candles is not asked
-for twice. Each fetched page is written in one transaction, with its coverage.
+``candle_chunks`` holds one row per series and UTC day: the day's candles as
+one blob of ``RECORD_DTYPE`` records (little endian), sorted by open time, so a
+year of one-minute bars is 365 rows read with ``np.frombuffer``. ``coverage``
+holds the open-time ranges known to be complete, so a stretch where the
+exchange has no candles is not asked for twice. Each fetched page is merged
+into its days (last write wins per open time) in one transaction, with its
+coverage. A cache of the first layout (one ``candles`` row per candle) is
+migrated in place, in one transaction, the first time it is opened.
 The tiers around it (L1 in memory, the network for the gaps) are
 :mod:`engine.data.cache`'s.
 """
@@ -11,9 +15,11 @@ The tiers around it (L1 in memory, the network for the gaps) are
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 import time
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 
 import aiosqlite
@@ -23,14 +29,18 @@ from engine.errors import StoreError, quoted
 from engine.profile import profiler
 from engine.profile.caches import caches
 from engine.store import sqlite as sqlite_policy
-from engine.store.schema import Schema
+from engine.store.schema import REGISTRY_DDL, Schema
 
 #: One candle as stored in L2 and passed between fetchers and the cache (open time in ms).
 RECORD_DTYPE = np.dtype(
     [("t", "<i8"), ("open", "<f8"), ("high", "<f8"), ("low", "<f8"), ("close", "<f8"), ("volume", "<f8")]
 )
 SCHEMA_COMPONENT = "candles"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: The span of one stored chunk: a UTC day (1,440 one-minute candles, 24 hourly ones).
+CHUNK_MS = 86_400_000
+
+log = logging.getLogger("engine.store.candles")
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,18 +57,23 @@ class SeriesKey:
 
 #: Our tables and their columns: a file holding anything else is not ours.
 _TABLES = {
-    "candles": ("source", "symbol", "interval", "open_time", "bar"),
+    "candle_chunks": ("source", "symbol", "interval", "chunk_ms", "n", "first_ms", "last_ms", "data"),
     "coverage": ("source", "symbol", "interval", "start_ms", "end_ms"),
 }
+#: Version 1's one row per candle: migrated to chunks when found.
+_LEGACY_CANDLES = ("source", "symbol", "interval", "open_time", "bar")
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS candles (
+CREATE TABLE IF NOT EXISTS candle_chunks (
     source TEXT NOT NULL,
     symbol TEXT NOT NULL,
     interval TEXT NOT NULL,
-    open_time INTEGER NOT NULL,
-    bar BLOB NOT NULL,
-    PRIMARY KEY (source, symbol, interval, open_time)
-) WITHOUT ROWID;
+    chunk_ms INTEGER NOT NULL,
+    n INTEGER NOT NULL,
+    first_ms INTEGER NOT NULL,
+    last_ms INTEGER NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (source, symbol, interval, chunk_ms)
+);
 CREATE TABLE IF NOT EXISTS coverage (
     source TEXT NOT NULL,
     symbol TEXT NOT NULL,
@@ -68,8 +83,12 @@ CREATE TABLE IF NOT EXISTS coverage (
     PRIMARY KEY (source, symbol, interval, start_ms)
 ) WITHOUT ROWID;
 """
+_UPSERT_CHUNK = (
+    "INSERT OR REPLACE INTO candle_chunks (source, symbol, interval, chunk_ms, n, first_ms, last_ms, data)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
 # Caches written before the registry kept their version in ``user_version`` and
-# no ``schema_versions``: such a file is adopted as it is.
+# no ``schema_versions``: such a file is adopted (after the chunk migration).
 CANDLE_SCHEMA = Schema(SCHEMA_COMPONENT, SCHEMA_VERSION, frozenset(_TABLES), _SCHEMA, unregistered=True)
 
 
@@ -84,12 +103,37 @@ class SeriesInfo:
     covered: tuple[tuple[int, int], ...]
 
 
+def last_wins(records: np.ndarray) -> np.ndarray:
+    """``records`` sorted by open time with one record per time: the last one given wins."""
+    if records.shape[0] < 2:
+        return records
+    merged = records[np.argsort(records["t"], kind="stable")]
+    times = merged["t"]
+    keep = np.ones(merged.shape[0], dtype=bool)
+    keep[:-1] = times[1:] != times[:-1]
+    return merged if bool(keep.all()) else merged[keep]
+
+
+def chunk_rows(ident: tuple[str, str, str], records: np.ndarray) -> list[tuple[object, ...]]:
+    """The ``candle_chunks`` rows of sorted, unique ``records``: one per UTC day they touch."""
+    if records.shape[0] == 0:
+        return []
+    times = records["t"]
+    days = times // CHUNK_MS
+    cuts = [0, *(np.flatnonzero(days[1:] != days[:-1]) + 1).tolist(), records.shape[0]]
+    rows: list[tuple[object, ...]] = []
+    for lo, hi in pairwise(cuts):
+        rows.append(
+            (*ident, int(days[lo]) * CHUNK_MS, hi - lo, int(times[lo]), int(times[hi - 1]), records[lo:hi].tobytes())
+        )
+    return rows
+
+
 class CandleStore:
     """L2: candles in SQLite (WAL) through aiosqlite; one connection, serialized writes.
 
-    ``bar`` holds the record's 48 bytes (open time and five float64 values, little
-    endian): a range read is one blob per candle, which is what lets a 100,000
-    candle read stay well under 100 ms.
+    A range read is one blob per UTC day of the range, joined and viewed with
+    ``np.frombuffer``: no object per candle crosses from SQLite into Python.
     """
 
     def __init__(self, path: Path | str, *, counters_name: str = "data.l2") -> None:
@@ -118,30 +162,84 @@ class CandleStore:
         await self._publish_size()
 
     async def _check_ours(self, conn: aiosqlite.Connection) -> None:
-        """Refuse a database that holds tables (or a version in ``user_version``, as caches once kept it) not ours."""
+        """Refuse a database that holds tables (or a version in ``user_version``, as caches once kept it)
+        not ours; migrate one of the first layout."""
         row = await (await conn.execute("PRAGMA user_version")).fetchone()
         version = row[0] if row is not None else 0  # (the pragma always answers one row)
-        if version not in (0, SCHEMA_VERSION):
+        if version not in (0, 1):
             raise StoreError(f"{self.path}: candle cache schema version {version}, expected {SCHEMA_VERSION}")
-        rows = await conn.execute_fetchall(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
-        )
-        for (name,) in rows:
+        legacy = False
+        for name, columns in (await self._tables(conn)).items():
             if name == "schema_versions":  # the registry: needs_create checks it next
                 continue
-            columns: tuple[str, ...] = ()
-            if name in _TABLES:
-                info = await conn.execute_fetchall(f"PRAGMA table_info({name})")
-                columns = tuple(str(row[1]) for row in info)
-            if columns != _TABLES.get(name):
+            if name == "candles" and columns == _LEGACY_CANDLES:
+                legacy = True
+            elif columns != _TABLES.get(name):
                 raise StoreError(
                     f"{self.path}: not a Genesis candle cache (it holds a table {quoted(str(name))} "
                     "of another application); refused, the file is left untouched"
                 )
+        if legacy:
+            await self._migrate(conn)
+
+    @staticmethod
+    async def _tables(conn: aiosqlite.Connection) -> dict[str, tuple[str, ...]]:
+        """The file's tables, with the columns of those whose names are ours (or version 1's)."""
+        rows = await conn.execute_fetchall(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
+        )
+        tables: dict[str, tuple[str, ...]] = {}
+        for (name,) in rows:
+            columns: tuple[str, ...] = ()
+            if name in _TABLES or name == "candles":
+                info = await conn.execute_fetchall(f"PRAGMA table_info({name})")
+                columns = tuple(str(row[1]) for row in info)
+            tables[str(name)] = columns
+        return tables
+
+    async def _migrate(self, conn: aiosqlite.Connection) -> None:
+        """Version 1 (one row per candle) to day chunks, in one transaction; coverage is kept as it is.
+
+        A cache, but one that may hold years of downloads: migrated rather than
+        dropped. Another process migrating the same file first leaves nothing to do.
+        """
+        await conn.execute("BEGIN IMMEDIATE")
+        try:
+            if (await self._tables(conn)).get("candles") != _LEGACY_CANDLES:
+                await conn.execute("ROLLBACK")
+                return
+            # One statement at a time: ``executescript`` would commit the open transaction first.
+            for statement in (REGISTRY_DDL + _SCHEMA).split(";"):
+                if statement.strip():
+                    await conn.execute(statement)
+            keys = list(await conn.execute_fetchall("SELECT DISTINCT source, symbol, interval FROM candles"))
+            moved = 0
+            for source, symbol, interval in keys:
+                rows = await conn.execute_fetchall(
+                    "SELECT CAST(group_concat(bar, '') AS BLOB) FROM (SELECT bar FROM candles"
+                    " WHERE source = ? AND symbol = ? AND interval = ? ORDER BY open_time)",
+                    (source, symbol, interval),
+                )
+                blob = next(iter(rows))[0] or b""
+                if len(blob) % RECORD_DTYPE.itemsize:
+                    raise StoreError(f"{self.path}: corrupt candle rows for {source} {symbol} {interval}")
+                records = last_wins(np.frombuffer(blob, dtype=RECORD_DTYPE))
+                await conn.executemany(_UPSERT_CHUNK, chunk_rows((source, symbol, interval), records))
+                moved += records.shape[0]
+            await conn.execute("DROP TABLE candles")
+            await conn.execute(
+                "INSERT OR REPLACE INTO schema_versions (component, version) VALUES (?, ?)",
+                (SCHEMA_COMPONENT, SCHEMA_VERSION),
+            )
+            await conn.execute("COMMIT")
+        except BaseException:
+            await conn.execute("ROLLBACK")
+            raise
+        log.info("%s: candle cache migrated to day chunks (%d candles, %d series)", self.path, moved, len(keys))
 
     async def count(self) -> int:
-        """Candles stored (a full index scan: for ``data ls``, not the hot path)."""
-        rows = await self.conn.execute_fetchall("SELECT count(*) FROM candles")
+        """Candles stored (a sum over the chunks: for ``data ls``, not the hot path)."""
+        rows = await self.conn.execute_fetchall("SELECT coalesce(sum(n), 0) FROM candle_chunks")
         self.counters.entries = int(next(iter(rows))[0])
         return self.counters.entries
 
@@ -174,58 +272,55 @@ class CandleStore:
     async def read(self, key: SeriesKey, start: int, end: int) -> np.ndarray:
         """The stored candles with open time in ``[start, end)``, as ``RECORD_DTYPE`` records."""
         began = time.perf_counter()
-        # SQLite concatenates the 48-byte rows itself: one blob crosses into Python
-        # instead of one object per candle, which halves the time of a large read.
         rows = await self.conn.execute_fetchall(
-            "SELECT CAST(group_concat(bar, '') AS BLOB), count(*) FROM ("
-            "SELECT bar FROM candles WHERE source = ? AND symbol = ? AND interval = ?"
-            " AND open_time >= ? AND open_time < ? ORDER BY open_time)",
-            (key.source, key.symbol, key.interval, start, end),
+            "SELECT n, data FROM candle_chunks WHERE source = ? AND symbol = ? AND interval = ?"
+            " AND chunk_ms >= ? AND chunk_ms < ? AND last_ms >= ? ORDER BY chunk_ms",
+            (key.source, key.symbol, key.interval, (start // CHUNK_MS) * CHUNK_MS, end, start),
         )
-        blob, count = next(iter(rows))
-        blob = blob or b""
-        profiler.record("data.cache.l2_read", time.perf_counter() - began)
-        if len(blob) != int(count) * RECORD_DTYPE.itemsize:
-            raise StoreError(f"{self.path}: corrupt candle rows for {key}")
+        count = sum(int(n) for n, _ in rows)
+        blob = b"".join(data for _, data in rows)
+        if len(blob) != count * RECORD_DTYPE.itemsize:
+            raise StoreError(f"{self.path}: corrupt candle chunks for {key}")
         records = np.frombuffer(blob, dtype=RECORD_DTYPE)
         if records.shape[0] > 1 and not bool(np.all(np.diff(records["t"]) > 0)):
-            # group_concat's order follows the sorted subquery in practice; never rely on it blindly.
-            records = np.sort(records, order="t")
-        return records
+            records = np.sort(records, order="t")  # chunks are written sorted; a damaged file still reads in order
+        lo, hi = np.searchsorted(records["t"], [start, end])
+        profiler.record("data.cache.l2_read", time.perf_counter() - began)
+        return records[int(lo):int(hi)]
 
     async def write(self, key: SeriesKey, records: np.ndarray, covered: tuple[int, int] | None) -> None:
-        """Upsert ``records`` and merge ``covered`` into the coverage, in one transaction."""
-        records = np.ascontiguousarray(records, dtype=RECORD_DTYPE)
-        blob = records.tobytes()
-        size = RECORD_DTYPE.itemsize
+        """Merge ``records`` into their days (last write wins per open time) and ``covered`` into the
+        coverage, in one transaction."""
+        records = last_wins(np.ascontiguousarray(records, dtype=RECORD_DTYPE))
         ident = (key.source, key.symbol, key.interval)
-        rows = [
-            (*ident, int(t), blob[i * size:(i + 1) * size]) for i, t in enumerate(records["t"].tolist())
-        ]
         conn = self.conn
+        added = 0
         async with self._write_lock:
             await conn.execute("BEGIN IMMEDIATE")
             try:
-                existing = 0
-                if rows:
+                if records.shape[0]:
+                    days = set((records["t"] // CHUNK_MS).tolist())
                     found = await conn.execute_fetchall(
-                        "SELECT count(*) FROM candles WHERE source = ? AND symbol = ? AND interval = ?"
-                        " AND open_time >= ? AND open_time <= ?",
-                        (*ident, rows[0][3], rows[-1][3]),
+                        "SELECT chunk_ms, n, data FROM candle_chunks WHERE source = ? AND symbol = ? AND interval = ?"
+                        " AND chunk_ms >= ? AND chunk_ms <= ?",
+                        (*ident, min(days) * CHUNK_MS, max(days) * CHUNK_MS),
                     )
-                    existing = int(next(iter(found))[0])
-                    await conn.executemany(
-                        "INSERT INTO candles (source, symbol, interval, open_time, bar) VALUES (?, ?, ?, ?, ?)"
-                        " ON CONFLICT (source, symbol, interval, open_time) DO UPDATE SET bar = excluded.bar",
-                        rows,
-                    )
+                    touched = [(int(n), data) for chunk, n, data in found if int(chunk) // CHUNK_MS in days]
+                    if touched:
+                        before = sum(n for n, _ in touched)
+                        old = np.frombuffer(b"".join(data for _, data in touched), dtype=RECORD_DTYPE)
+                        records = last_wins(np.concatenate([old, records]))
+                        added = records.shape[0] - before
+                    else:
+                        added = records.shape[0]
+                    await conn.executemany(_UPSERT_CHUNK, chunk_rows(ident, records))
                 if covered is not None and covered[1] > covered[0]:
                     await self._merge_coverage(ident, *covered)
                 await conn.execute("COMMIT")
             except BaseException:
                 await conn.execute("ROLLBACK")
                 raise
-        self.counters.entries += max(0, len(rows) - existing)
+        self.counters.entries += max(0, added)
         await self._publish_size()
 
     async def _merge_coverage(self, ident: tuple[str, str, str], lo: int, hi: int) -> None:
@@ -247,10 +342,10 @@ class CandleStore:
         )
 
     async def series(self, source: str | None = None) -> list[SeriesInfo]:
-        """Every cached series (optionally of one source) with its row count and coverage."""
+        """Every cached series (optionally of one source) with its candle count and coverage."""
         where, params = ("WHERE source = ?", (source,)) if source else ("", ())
         stats = await self.conn.execute_fetchall(
-            "SELECT source, symbol, interval, count(*), min(open_time), max(open_time) FROM candles "
+            "SELECT source, symbol, interval, sum(n), min(first_ms), max(last_ms) FROM candle_chunks "
             f"{where} GROUP BY source, symbol, interval",
             params,
         )
@@ -283,16 +378,19 @@ class CandleStore:
         async with self._write_lock:
             await conn.execute("BEGIN IMMEDIATE")
             try:
-                cursor = await conn.execute(f"DELETE FROM candles WHERE {where}", params)
-                removed = cursor.rowcount
+                rows = await conn.execute_fetchall(
+                    f"SELECT coalesce(sum(n), 0) FROM candle_chunks WHERE {where}", params
+                )
+                removed = int(next(iter(rows))[0])
+                await conn.execute(f"DELETE FROM candle_chunks WHERE {where}", params)
                 await conn.execute(f"DELETE FROM coverage WHERE {where}", params)
                 await conn.execute("COMMIT")
             except BaseException:
                 await conn.execute("ROLLBACK")
                 raise
-        self.counters.entries = max(0, self.counters.entries - max(0, removed))
+        self.counters.entries = max(0, self.counters.entries - removed)
         await self._publish_size()
-        return max(0, removed)
+        return removed
 
     async def _publish_size(self) -> None:
         rows = await self.conn.execute_fetchall(

@@ -15,7 +15,7 @@ import pytest
 
 from engine.data.cache import MemoryCache
 from engine.data.hyperliquid import HyperliquidConfig, HyperliquidSource
-from engine.store.candles import SeriesKey
+from engine.store.candles import RECORD_DTYPE, CandleStore, SeriesKey
 from tests.data_remote.server import CandleServer, ThreadedCandleServer
 
 FAST = {
@@ -61,11 +61,23 @@ async def make_source(
         await source.close()
 
 
+async def candle_rows(store: CandleStore) -> list[tuple[str, str, str, int, bytes]]:
+    """Every stored candle, one tuple each (series, open time, record bytes), in key order."""
+    chunks = await store.conn.execute_fetchall(
+        "SELECT source, symbol, interval, data FROM candle_chunks ORDER BY source, symbol, interval, chunk_ms"
+    )
+    return [
+        (source, symbol, interval, int(record["t"]), record.tobytes())
+        for source, symbol, interval, data in chunks
+        for record in np.frombuffer(data, dtype=RECORD_DTYPE)
+    ]
+
+
 async def l2_snapshot(source: HyperliquidSource) -> tuple[list[Any], list[Any]]:
     """Every stored candle row and coverage row, to prove a failure changed nothing."""
     await source.open()
     conn = source.store.conn
-    candles = await conn.execute_fetchall("SELECT * FROM candles ORDER BY source, symbol, interval, open_time")
+    candles = await candle_rows(source.store)
     coverage = await conn.execute_fetchall("SELECT * FROM coverage ORDER BY source, symbol, interval, start_ms")
     return list(candles), list(coverage)
 

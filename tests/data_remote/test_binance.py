@@ -29,7 +29,7 @@ from tests.data_remote.archive import (
     reference_csv,
     write_funding,
 )
-from tests.data_remote.conftest import assert_matches
+from tests.data_remote.conftest import assert_matches, candle_rows
 
 NOW = ms(date(2024, 6, 15))  # every file of these tests has long been published
 APRIL = ms(date(2024, 4, 20))  # April 2024 is the current month: read from daily files
@@ -65,7 +65,7 @@ async def make_archive(
 async def snapshot(source: BinanceArchive) -> tuple[list[Any], list[Any]]:
     await source.open()
     conn = source.store.conn
-    rows = await conn.execute_fetchall("SELECT * FROM candles ORDER BY symbol, open_time")
+    rows = await candle_rows(source.store)
     spans = await conn.execute_fetchall("SELECT * FROM coverage ORDER BY symbol, start_ms")
     return list(rows), list(spans)
 

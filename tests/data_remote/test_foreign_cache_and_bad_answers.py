@@ -16,6 +16,7 @@ from engine.data.hyperliquid import parse_candles
 from engine.errors import DataError, NetworkError, StoreError
 from engine.store import candles
 from engine.store.candles import RECORD_DTYPE, CandleStore, SeriesKey
+from tests.store.test_candle_chunks import V1_SCHEMA
 
 
 def _digest(path: Path) -> str:
@@ -67,7 +68,7 @@ async def test_a_cache_from_before_the_registry_is_adopted_with_its_candles(tmp_
     record = np.zeros(1, dtype=RECORD_DTYPE)
     record["t"], record["close"] = 60_000, 1.5
     conn = sqlite3.connect(path)
-    conn.executescript(candles._SCHEMA + "PRAGMA user_version = 1;")
+    conn.executescript(V1_SCHEMA + "PRAGMA user_version = 1;")
     conn.execute("INSERT INTO candles VALUES ('hl', 'BTC', '1m', 60000, ?)", (record.tobytes(),))
     conn.commit()
     conn.close()
@@ -75,7 +76,9 @@ async def test_a_cache_from_before_the_registry_is_adopted_with_its_candles(tmp_
         read = await store.read(SeriesKey("hl", "BTC", "1m"), 0, 120_000)
     assert read["close"].tolist() == [1.5]
     conn = sqlite3.connect(path)
-    assert conn.execute("SELECT version FROM schema_versions WHERE component = 'candles'").fetchone() == (1,)
+    assert conn.execute("SELECT version FROM schema_versions WHERE component = 'candles'").fetchone() == (
+        candles.SCHEMA_VERSION,
+    )
     conn.close()
 
 
