@@ -11,8 +11,8 @@ from engine.live.basket import (
     BasketTrade,
     replay_basket,
 )
-from engine.live.control import PaperLoop, PaperOutcome, PaperStatus
 from engine.live.broker import PaperBroker
+from engine.live.control import PaperLoop, PaperOutcome, PaperStatus
 from engine.live.feed import PollingFeed, ReplayFeed
 from engine.live.loop import (
     LoopConfig,

@@ -56,7 +56,6 @@ from engine.live.risk import RiskManager, RiskState
 from engine.live.strategy import PrefixBuffer, signals_for
 from engine.strategy.core import StrategyDef
 
-
 #: Exit reason names by code: the kernel's, then the loop's own ``kill``.
 _REASONS: tuple[str, ...] = tuple(sorted(EXIT_REASON_CODES, key=EXIT_REASON_CODES.__getitem__))
 _KILL = EXIT_REASON_CODES["kill"]
