@@ -364,9 +364,8 @@ def _order_rows(state: LoopState) -> tuple[OrderRow, ...]:
 
 def trading_from_state(state: LoopState | BasketState) -> TradingTelemetry:
     """Map the paper loop's ``LoopState`` (or a basket loop's ``BasketState``) onto the console's record."""
-    from engine.live.basket import (
-        BasketState,  # imported by whoever made the state: no start-up cost here
-    )
+    # imported by whoever made the state: no start-up cost here
+    from engine.live.basket import BasketState
 
     if isinstance(state, BasketState):
         return _trading_from_basket(state)
