@@ -45,7 +45,13 @@ def paper_factory_for(
 
     def make(engine: Engine) -> PaperHost:
         from engine.data import Basket
-        from engine.live import BasketPaperLoop, LoopConfig, PaperTradingLoop, ReplayFeed, signals_for
+        from engine.live import (
+            BasketPaperLoop,
+            LoopConfig,
+            PaperTradingLoop,
+            ReplayFeed,
+            signals_for,
+        )
         from engine.runtime._paper import PaperHost
 
         config = LoopConfig(options, recent=30)
