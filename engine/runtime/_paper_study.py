@@ -4,6 +4,7 @@ options, with the parameters of the study's best stored trial (else the strategy
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,8 @@ if TYPE_CHECKING:
     from engine.runtime._paper import PaperHost
     from engine.store.url import DatabaseUrl
     from engine.strategy import StrategyDef
+
+log = logging.getLogger("engine.runtime")
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,9 +42,11 @@ def paper_factory_for(
     options: BacktestOptions,
     *,
     bars_per_s: float,
+    note: str = "",
 ) -> Callable[[Engine], PaperHost]:
     """A factory the Engine calls with itself: one symbol's paper loop, or a basket's, replaying ``data``
-    on the engine's bus (again from the start when it reaches the end)."""
+    on the engine's bus (again from the start when it reaches the end); ``note`` (where the parameters
+    came from) goes to the engine's log."""
 
     def make(engine: Engine) -> PaperHost:
         from engine.data import Basket
@@ -63,6 +68,8 @@ def paper_factory_for(
             return PaperTradingLoop(ReplayFeed(data, bars_per_s=bars_per_s), source, config, bus=bus)
 
         assert engine.bus is not None  # the engine calls its factory once its bus runs
+        if note:
+            log.info("paper loop: %s", note)
         return PaperHost(make_loop, engine.bus, repeat=True)
 
     return make
