@@ -145,3 +145,21 @@ async def test_a_killed_shared_basket_flattens_every_symbol_and_opens_nothing_mo
     result = await task
     assert not [t for t in result.trades if t.entry_idx >= killed.bars_seen]  # nothing entered after the kill
     assert math.isclose(result.final_equity, result.cash)
+
+
+async def test_a_killed_split_basket_flattens_every_symbol_s_loop() -> None:
+    from engine.backtest import BacktestOptions
+    from engine.data import load_basket
+    from engine.live import BasketPaperLoop, LoopConfig
+    from tests.waiting import until
+
+    members = load_basket("synthetic:bars=400,seed=3,timeframe=1h,symbols=3")
+    config = LoopConfig(BacktestOptions(allocation="split", fee=0.001))
+    loop = BasketPaperLoop(members, "sma_cross", {"fast": 3, "slow": 8}, config, bars_per_s=500)
+    task = asyncio.create_task(loop.run())
+    await until(lambda: sum(bool(m.side) for m in loop.state().members) >= 2, "two open positions")
+    loop.kill("test")
+    await until(lambda: loop.state().risk.kill_switch and not any(m.side for m in loop.state().members), "the kill")
+    assert loop.state().risk.message == "test"
+    result = await task
+    assert math.isclose(result.final_equity, result.cash) and not any(t.exit_reason == "open" for t in result.trades)
