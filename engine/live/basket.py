@@ -1,4 +1,5 @@
-"""The paper-trading loop over a basket: one replay feed per symbol on one bus.
+"""The paper-trading loop over a basket: one replay feed per symbol on one bus
+(:class:`BasketPaperLoop`, which the console hosts; :func:`replay_basket` runs one to the end).
 
 ``allocation = "split"`` runs one :class:`~engine.live.loop.PaperTradingLoop` per
 symbol on the shared bus, each on its share of the cash (exactly the basket
