@@ -34,6 +34,7 @@ __all__ = [
     "LoadProgress",
     "LogLine",
     "OrderRow",
+    "PaperSymbolRow",
     "PositionRow",
     "ProcessRow",
     "ProfilerTelemetry",
@@ -246,8 +247,19 @@ class OrderRow:
 
 
 @dataclass(frozen=True, slots=True)
+class PaperSymbolRow:
+    """One symbol of a paper basket: its trades, what it earned and its position."""
+
+    symbol: str
+    trades: int  # closed round trips
+    realized_pnl: float
+    contribution: float  # realized + unrealized P&L over the basket's starting cash
+    position: float  # signed units, 0 when flat
+
+
+@dataclass(frozen=True, slots=True)
 class TradingTelemetry:
-    """The paper-trading loop: account, positions, orders, risk state."""
+    """The paper-trading loop: account, positions, orders, risk state (and, for a basket, its symbols)."""
 
     running: bool
     strategy: str
@@ -265,6 +277,7 @@ class TradingTelemetry:
     kill_switch: bool = False
     risk_message: str = ""
     last_bar_ts: float | None = None
+    symbols: tuple[PaperSymbolRow, ...] = ()  # a basket's symbols; empty for one symbol
 
 
 # ---------------------------------------------------------------- profiler

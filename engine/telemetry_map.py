@@ -21,6 +21,7 @@ from engine.telemetry import (
     FunctionRow,
     Heatmap,
     OrderRow,
+    PaperSymbolRow,
     PositionRow,
     ProcessRow,
     ProfilerTelemetry,
@@ -33,7 +34,9 @@ from engine.telemetry import (
 )
 
 if TYPE_CHECKING:
+    from engine.live.basket import BasketState
     from engine.live.loop import LoopState
+    from engine.live.records import Fill
     from engine.monitor.monitor import MonitorSnapshot
     from engine.monitor.system import SystemSnapshot
     from engine.profile.session import ProfileSnapshot
@@ -359,8 +362,13 @@ def _order_rows(state: LoopState) -> tuple[OrderRow, ...]:
     return tuple(rows)
 
 
-def trading_from_state(state: LoopState) -> TradingTelemetry:
-    """Map the paper loop's ``LoopState`` onto the console's record."""
+def trading_from_state(state: LoopState | BasketState) -> TradingTelemetry:
+    """Map the paper loop's ``LoopState`` (or a basket loop's ``BasketState``) onto the console's record."""
+    # imported by whoever made the state: no start-up cost here
+    from engine.live.basket import BasketState
+
+    if isinstance(state, BasketState):
+        return _trading_from_basket(state)
     positions: tuple[PositionRow, ...] = ()
     if state.side:
         positions = (
@@ -373,13 +381,7 @@ def trading_from_state(state: LoopState) -> TradingTelemetry:
             ),
         )
     orders = _order_rows(state)
-    fills = tuple(
-        OrderRow(
-            f.ts / 1e9, f.index, f.symbol, "buy" if f.side > 0 else "sell", f.units, f.price,
-            f"filled ({f.reason})" if not f.opens else "filled", f.order_id,
-        )
-        for f in state.fills
-    )
+    fills = _fill_rows(state.fills)
     risk = state.risk
     return TradingTelemetry(
         running=state.running and not state.paused,
@@ -398,4 +400,48 @@ def trading_from_state(state: LoopState) -> TradingTelemetry:
         kill_switch=risk.kill_switch,
         risk_message=risk.message,
         last_bar_ts=None if state.last_bar_ts is None else state.last_bar_ts / 1e9,
+    )
+
+
+def _fill_rows(fills: Sequence[Fill]) -> tuple[OrderRow, ...]:
+    return tuple(
+        OrderRow(
+            f.ts / 1e9, f.index, f.symbol, "buy" if f.side > 0 else "sell", f.units, f.price,
+            f"filled ({f.reason})" if not f.opens else "filled", f.order_id,
+        )
+        for f in fills
+    )
+
+
+def _trading_from_basket(state: BasketState) -> TradingTelemetry:
+    """A basket: one position row per open symbol, one symbol row per symbol, the portfolio's account."""
+    positions = tuple(
+        PositionRow(m.symbol, m.units * m.side, m.entry_price, m.mark_price, m.unrealized_pnl)
+        for m in state.members
+        if m.side
+    )
+    cash = state.start_cash
+    symbols = tuple(
+        PaperSymbolRow(m.symbol, m.trades, m.realized_pnl,
+                       (m.realized_pnl + m.unrealized_pnl) / cash if cash > 0 else 0.0, m.units * m.side)
+        for m in state.members
+    )  # fmt: skip
+    risk = state.risk
+    return TradingTelemetry(
+        running=state.running and not state.paused,
+        strategy=state.strategy,
+        symbol=f"basket of {len(state.members)} ({state.allocation})",
+        bars_seen=state.bars_seen,
+        cash=state.cash,
+        equity=state.equity,
+        realized_pnl=state.realized_pnl,
+        drawdown=state.drawdown,
+        equity_curve=thin_curve(state.equity_curve),
+        positions=positions,
+        fills=_fill_rows(state.fills)[-20:],
+        circuit_breaker=risk.breaker,
+        kill_switch=risk.kill_switch,
+        risk_message=risk.message,
+        last_bar_ts=None if state.last_bar_ts is None else state.last_bar_ts / 1e9,
+        symbols=symbols,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pytest
 
 from engine.store.records import TrialRecord, TrialState
 from engine.telemetry_map import build_heatmap, thin_curve, trial_detail, validation_from_dict
@@ -203,3 +204,49 @@ def test_the_heatmap_shows_any_two_parameters_and_h_cycles_through_every_pair(tm
     seen = [watch.next_heatmap_axes() for _ in range(4)]
     assert seen == [("b", "c"), ("a", "b"), ("a", "c"), ("b", "c")]  # every pair, then round again
     assert watch.heatmap is not None and (watch.heatmap.x_param, watch.heatmap.y_param) == ("b", "c")
+
+
+def test_a_basket_state_maps_to_one_position_per_open_symbol_and_one_row_per_symbol() -> None:
+    from engine.live.basket import BasketMember, BasketState
+    from engine.live.records import Fill
+    from engine.live.risk import RiskState
+    from engine.telemetry_map import trading_from_state
+
+    members = (
+        BasketMember("BTC", 1, 2.0, 100.0, 110.0, 20.0, 3, 150.0),
+        BasketMember("ETH", 0, 0.0, 0.0, 50.0, 0.0, 2, -30.0),
+        BasketMember("SOL", -1, 4.0, 20.0, 18.0, 8.0, 1, 0.0),
+    )
+    state = BasketState(
+        running=True, paused=False, finished=False, strategy="sma_cross", allocation="split", bars_seen=40,
+        bars_total=100, last_bar_ts=120_000_000_000, start_cash=1_000.0, cash=700.0, equity=1_148.0,
+        realized_pnl=120.0, drawdown=0.02, equity_curve=(1_000.0, 1_148.0), members=members,
+        fills=(Fill(7, 39, 60_000_000_000, "SOL", -1, 4.0, 20.0, 0.1, "signal", True),),
+        risk=RiskState("closed", False, False, "", 0.0, 0.1, 0), elapsed_s=1.0,
+    )  # fmt: skip
+    tr = trading_from_state(state)
+    assert tr.symbol == "basket of 3 (split)" and tr.equity == 1_148.0 and tr.bars_seen == 40
+    assert [(p.symbol, p.units, p.avg_price, p.mark) for p in tr.positions] == [
+        ("BTC", 2.0, 100.0, 110.0), ("SOL", -4.0, 20.0, 18.0)]  # ETH is flat: no position row
+    rows = {r.symbol: r for r in tr.symbols}
+    assert list(rows) == ["BTC", "ETH", "SOL"]
+    assert (rows["BTC"].trades, rows["BTC"].realized_pnl, rows["BTC"].position) == (3, 150.0, 2.0)
+    assert rows["BTC"].contribution == pytest.approx(0.17)  # (150 realized + 20 unrealized) / 1,000
+    assert rows["ETH"].contribution == pytest.approx(-0.03) and rows["SOL"].position == -4.0
+    assert [(f.symbol, f.side, f.status) for f in tr.fills] == [("SOL", "sell", "filled")]
+    assert tr.last_bar_ts == 120.0
+
+
+def test_one_symbol_s_state_carries_no_basket_rows() -> None:
+    from engine.live.loop import LoopState
+    from engine.live.risk import RiskState
+    from engine.telemetry_map import trading_from_state
+
+    state = LoopState(
+        running=True, paused=False, finished=False, strategy="s", symbol="SYN", bars_seen=3, bars_total=10,
+        last_bar_ts=None, cash=1.0, equity=1.0, realized_pnl=0.0, unrealized_pnl=0.0, drawdown=0.0,
+        max_drawdown=0.0, side=0, units=0.0, entry_price=0.0, mark_price=0.0, trades=0, equity_curve=(),
+        orders=(), fills=(), risk=RiskState("closed", False, False, "", 0.0, 0.1, 0), elapsed_s=1.0, bars_per_s=3.0,
+    )  # fmt: skip
+    tr = trading_from_state(state)
+    assert tr.symbol == "SYN" and tr.symbols == ()

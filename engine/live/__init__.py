@@ -3,8 +3,16 @@ with the backtester's fill semantics, a portfolio and a risk manager, on one Eve
 
 from __future__ import annotations
 
-from engine.live.basket import BasketLoopResult, BasketTrade, replay_basket
+from engine.live.basket import (
+    BasketLoopResult,
+    BasketMember,
+    BasketPaperLoop,
+    BasketState,
+    BasketTrade,
+    replay_basket,
+)
 from engine.live.broker import PaperBroker
+from engine.live.control import PaperLoop, PaperOutcome, PaperStatus
 from engine.live.feed import PollingFeed, ReplayFeed
 from engine.live.loop import (
     LoopConfig,
@@ -42,6 +50,9 @@ __all__ = [
     "ArraySignals",
     "BarRecord",
     "BasketLoopResult",
+    "BasketMember",
+    "BasketPaperLoop",
+    "BasketState",
     "BasketTrade",
     "Control",
     "Fill",
@@ -52,6 +63,9 @@ __all__ = [
     "Order",
     "OrderView",
     "PaperBroker",
+    "PaperLoop",
+    "PaperOutcome",
+    "PaperStatus",
     "PaperTradingLoop",
     "PollingFeed",
     "Portfolio",

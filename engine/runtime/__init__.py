@@ -5,6 +5,7 @@
 - :mod:`~engine.runtime._watch`: :class:`StudyWatch`, a running study's store read
   incrementally (leaderboard, convergence, heatmap, best equity).
 - :mod:`~engine.runtime._paper`: :class:`PaperHost`, the paper-trading loop on the bus.
+- :mod:`~engine.runtime._paper_study`: the paper loop (one symbol or a basket) a study file describes.
 - :mod:`~engine.runtime._thread`: :class:`EngineThread`, an engine on its own event loop
   in its own thread (the console's), handing over snapshots and taking commands.
 - :mod:`~engine.runtime._log`: :class:`LogBuffer`, the last ``engine`` log records.
@@ -19,6 +20,7 @@ from __future__ import annotations
 from engine.runtime._engine import WORKER_NICE, Engine
 from engine.runtime._log import LogBuffer
 from engine.runtime._paper import PaperHost
+from engine.runtime._paper_study import StudyPaper, paper_factory_for, study_paper
 from engine.runtime._thread import SWITCH_INTERVAL_S, EngineStopped, EngineThread, engine_threads
 from engine.runtime._watch import StudyWatch
 
@@ -30,6 +32,9 @@ __all__ = [
     "EngineThread",
     "LogBuffer",
     "PaperHost",
+    "StudyPaper",
     "StudyWatch",
     "engine_threads",
+    "paper_factory_for",
+    "study_paper",
 ]

@@ -14,13 +14,14 @@ from engine.telemetry_map import trading_from_state
 
 if TYPE_CHECKING:
     from engine.bus import EventBus
-    from engine.live.loop import PaperTradingLoop
+    from engine.live.control import PaperLoop
 
 log = logging.getLogger("engine.runtime")
 
 
 class PaperHost:
-    """Runs a :class:`~engine.live.loop.PaperTradingLoop` on the engine's bus.
+    """Runs a paper loop (one symbol's :class:`~engine.live.loop.PaperTradingLoop` or a
+    :class:`~engine.live.basket.BasketPaperLoop`) on the engine's bus.
 
     ``make_loop(bus)`` builds a fresh loop; with ``repeat`` a replay that
     reaches its end starts again (the demo's endless market), unless it was
@@ -28,12 +29,12 @@ class PaperHost:
     """
 
     def __init__(
-        self, make_loop: Callable[[EventBus], PaperTradingLoop], bus: EventBus, *, repeat: bool = True
+        self, make_loop: Callable[[EventBus], PaperLoop], bus: EventBus, *, repeat: bool = True
     ) -> None:
         self._make_loop = make_loop
         self._bus = bus
         self._repeat = repeat
-        self.loop: PaperTradingLoop | None = None
+        self.loop: PaperLoop | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self.replays = 0

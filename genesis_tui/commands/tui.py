@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from engine.runtime import EngineThread
+    from engine.runtime import Engine, EngineThread, PaperHost
 
 from genesis_tui.commands._study_runner import add_allow_many_workers, check_workers_flag
 
@@ -25,6 +25,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--theme", metavar="NAME", help="console theme (default: the last one chosen)")
     parser.add_argument("--backend", choices=("inline", "process", "dask"), help="override the study's backend")
     parser.add_argument("--workers", metavar="N", type=int, help="override the study's worker count")
+    parser.add_argument(
+        "--paper", metavar="STUDY.toml",
+        help="paper-trade a study file's data (one symbol or a basket), strategy and options, with the "
+        "parameters of its best stored trial (else the strategy's defaults)",
+    )
+    parser.add_argument(
+        "--paper-speed", metavar="BARS_PER_S", type=float, default=None,
+        help="the --paper replay's pace in bars a second (default: the demo's)",
+    )
     add_allow_many_workers(parser)
 
 
@@ -34,6 +43,10 @@ def run(args: argparse.Namespace) -> int:
     if not 0.2 <= args.refresh_hz <= 60:
         raise InputError(f"--refresh-hz: expected a number between 0.2 and 60, got {args.refresh_hz:g}")
     check_workers_flag(args)
+    if args.paper_speed is not None and not args.paper_speed > 0:
+        raise InputError(f"--paper-speed: expected a number of bars a second above 0, got {args.paper_speed:g}")
+    if args.paper_speed is not None and args.paper is None:
+        raise InputError("--paper-speed: only with --paper STUDY.toml")
     theme = _check_theme(args.theme)
     handle, startup = _build(args)
 
@@ -79,6 +92,13 @@ def _build(args: argparse.Namespace) -> tuple[EngineThread, Callable[[], Awaitab
     """The engine on its own thread, and the coroutine that starts it there."""
     from engine.runtime import Engine, EngineThread
 
+    paper = _paper_factory(args)
+    if args.study is None and args.db is None and paper is not None:
+        path = Path(args.paper)
+        with_paper = EngineThread(
+            Engine(workspace=path.stem, backend=args.backend, workers=args.workers, paper_factory=paper)
+        )
+        return with_paper, with_paper.start
     if args.study is None and args.db is None:
         from engine.demo import demo_engine, start_demo
 
@@ -92,7 +112,9 @@ def _build(args: argparse.Namespace) -> tuple[EngineThread, Callable[[], Awaitab
         # Bad input fails here: one line, exit 2, before the UI starts (execution.workers above the
         # machine's bound too; in the console --workers N --allow-many-workers lifts it).
         Study.from_file(path, db=args.db, backend=args.backend, workers=args.workers)
-        engine = Engine(db=args.db, workspace=path.stem, backend=args.backend, workers=args.workers)
+        engine = Engine(
+            db=args.db, workspace=path.stem, backend=args.backend, workers=args.workers, paper_factory=paper
+        )
 
         async def startup() -> None:
             await engine.start()
@@ -104,5 +126,25 @@ def _build(args: argparse.Namespace) -> tuple[EngineThread, Callable[[], Awaitab
 
     location = store_location(args.db)  # a URL's workspace is its database's name, never its password
     workspace = location.name if isinstance(location, DatabaseUrl) else location.stem
-    store_only = EngineThread(Engine(db=location, workspace=workspace, backend=args.backend, workers=args.workers))
+    store_only = EngineThread(
+        Engine(db=location, workspace=workspace, backend=args.backend, workers=args.workers, paper_factory=paper)
+    )
     return store_only, store_only.start
+
+
+def _paper_factory(args: argparse.Namespace) -> Callable[[Engine], PaperHost] | None:
+    """The ``--paper`` study's loop for the engine to host (bad input fails here, before the UI)."""
+    if args.paper is None:
+        return None
+    from engine.demo import PAPER_BARS_PER_S
+    from engine.errors import InputError
+    from engine.runtime import paper_factory_for, study_paper
+
+    path = Path(args.paper)
+    if not path.is_file():
+        raise InputError(f"--paper: {path}: no such study file")
+    paper = study_paper(path, args.db)
+    return paper_factory_for(
+        paper.data, paper.strategy, paper.params, paper.options,
+        bars_per_s=args.paper_speed or PAPER_BARS_PER_S, note=f"{path}: {paper.origin}",
+    )  # fmt: skip

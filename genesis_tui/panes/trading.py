@@ -1,4 +1,5 @@
-"""Trading pane: the paper account, positions, equity curve, orders and fills, risk state."""
+"""Trading pane: the paper account, positions, equity curve, orders and fills, risk state;
+for a basket, one row per symbol and the portfolio's equity."""
 
 from __future__ import annotations
 
@@ -44,6 +45,13 @@ class TradingPane(Pane):
                 "symbol", "units", "avg price", "mark", "unrealized",
                 right=("units", "avg price", "mark", "unrealized"), zebra=False, id="positions",
             )
+            # a basket's symbols, under its open positions; hidden for one symbol (its view is unchanged)
+            symbols = RowTable(
+                "symbol", "trades", "realized", "contribution", "position",
+                right=("trades", "realized", "contribution", "position"), zebra=False, id="paper-symbols",
+            )
+            symbols.display = False
+            yield symbols
         with section("Equity", id="paper-equity-box"):
             yield LineChart(colors=("chart-1",), empty="equity: waiting for bars", id="paper-equity")
         with section("Orders", id="orders-box"):
@@ -55,7 +63,8 @@ class TradingPane(Pane):
         loop = "running" if tr.running else "paused"
         # the bar count goes in the equity box's title: beside the loop state it was cut at 80 columns
         self.query_one("#tr-equity", Stat).set(fmt.num(tr.equity), loop, state="ok" if tr.running else "off")
-        set_title(self.query_one("#paper-equity-box"), f"Equity · {fmt.count(tr.bars_seen)} bars")
+        equity = "Portfolio equity" if tr.symbols else "Equity"
+        set_title(self.query_one("#paper-equity-box"), f"{equity} · {fmt.count(tr.bars_seen)} bars")
         self.query_one("#tr-cash", Stat).set(fmt.num(tr.cash))
         self.query_one("#tr-pnl", Stat).set(fmt.signed(tr.realized_pnl), state="ok" if tr.realized_pnl >= 0 else "bad")
         self.query_one("#tr-dd", Stat).set(fmt.pct(tr.drawdown), state="warn" if tr.drawdown > 0.1 else "")
@@ -73,6 +82,15 @@ class TradingPane(Pane):
                 for p in tr.positions
             ],
         )
+        symbols = self.query_one("#paper-symbols", RowTable)
+        symbols.display = bool(tr.symbols)
+        symbols.set_rows(
+            [
+                (r.symbol, fmt.count(r.trades), fmt.signed(r.realized_pnl), fmt.pct(r.contribution, 2),
+                 fmt.num(r.position, 4))
+                for r in tr.symbols
+            ],
+        )  # fmt: skip
         self.query_one("#paper-equity", LineChart).set_series(tr.equity_curve)
         self.query_one("#orders", RowTable).set_rows(_order_rows(tr.orders))
         self.query_one("#fills", RowTable).set_rows(_order_rows(tr.fills))

@@ -3,9 +3,11 @@ under both allocations (shared cash included), on baskets with missing bars."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -96,3 +98,68 @@ async def test_the_feeds_share_one_bus_and_fills_go_out_on_it() -> None:
     assert len(seen) == 3 * 600
     assert len(fills) == len(result.trades) + sum(t.exit_reason != "open" for t in result.trades) > 0
     assert_same(result, members, {"fast": 5, "slow": 20}, {"allocation": "shared", "max_positions": 2, "fee": 0.001})
+
+
+@pytest.mark.parametrize("allocation", ["shared", "split"])
+async def test_the_basket_paper_loop_run_to_the_end_equals_the_backtest_and_reports_each_symbol(
+    allocation: str,
+) -> None:
+    from engine.backtest import BacktestOptions
+    from engine.data import load_basket
+    from engine.live import BasketPaperLoop, LoopConfig
+
+    members = load_basket("synthetic:bars=500,seed=9,timeframe=1h,symbols=3")
+    options = {"allocation": allocation, "fee": 0.001, "max_positions": 2}
+    loop = BasketPaperLoop(members, "sma_cross", {"fast": 5, "slow": 20}, LoopConfig(BacktestOptions(**options)))
+    result = await loop.run()
+    assert_same(result, members, {"fast": 5, "slow": 20}, options)
+    state = result.state
+    assert not state.running and state.finished and result.bars == state.bars_seen == 500
+    assert [m.symbol for m in state.members] == list(result.symbols)
+    closed = [t for t in result.trades if t.exit_reason != "open"]
+    for member in state.members:  # each symbol's row adds up its own closed trades
+        mine = [t for t in closed if t.symbol == member.symbol]
+        assert member.trades == len(mine) > 0
+        assert math.isclose(member.realized_pnl, sum(t.pnl for t in mine), rel_tol=1e-9, abs_tol=1e-9)
+        still_open = [t for t in result.trades if t.symbol == member.symbol and t.exit_reason == "open"]
+        assert member.side == (still_open[0].direction if still_open else 0)
+    assert math.isclose(state.equity, result.final_equity) and state.equity_curve[-1] == pytest.approx(state.equity)
+
+
+async def test_a_killed_shared_basket_flattens_every_symbol_and_opens_nothing_more() -> None:
+    from engine.backtest import BacktestOptions
+    from engine.data import load_basket
+    from engine.live import BasketPaperLoop, LoopConfig
+
+    members = load_basket("synthetic:bars=400,seed=3,timeframe=1h,symbols=3")
+    config = LoopConfig(BacktestOptions(allocation="shared", fee=0.001))
+    loop = BasketPaperLoop(members, "sma_cross", {"fast": 3, "slow": 8}, config, bars_per_s=100_000)
+    task = asyncio.create_task(loop.run())
+    while loop.state().bars_seen < 150 or not any(m.side for m in loop.state().members):
+        await asyncio.sleep(0)  # the replay moves on between these yields
+        assert not task.done()
+    loop.kill("test")
+    killed = loop.state()
+    assert killed.risk.kill_switch and not any(m.side for m in killed.members)
+    assert killed.fills[-1].reason == "kill"
+    result = await task
+    assert not [t for t in result.trades if t.entry_idx >= killed.bars_seen]  # nothing entered after the kill
+    assert math.isclose(result.final_equity, result.cash)
+
+
+async def test_a_killed_split_basket_flattens_every_symbol_s_loop() -> None:
+    from engine.backtest import BacktestOptions
+    from engine.data import load_basket
+    from engine.live import BasketPaperLoop, LoopConfig
+    from tests.waiting import until
+
+    members = load_basket("synthetic:bars=400,seed=3,timeframe=1h,symbols=3")
+    config = LoopConfig(BacktestOptions(allocation="split", fee=0.001))
+    loop = BasketPaperLoop(members, "sma_cross", {"fast": 3, "slow": 8}, config, bars_per_s=500)
+    task = asyncio.create_task(loop.run())
+    await until(lambda: sum(bool(m.side) for m in loop.state().members) >= 2, "two open positions")
+    loop.kill("test")
+    await until(lambda: loop.state().risk.kill_switch and not any(m.side for m in loop.state().members), "the kill")
+    assert loop.state().risk.message == "test"
+    result = await task
+    assert math.isclose(result.final_equity, result.cash) and not any(t.exit_reason == "open" for t in result.trades)

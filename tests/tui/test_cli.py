@@ -23,6 +23,9 @@ def genesis(*args: str) -> subprocess.CompletedProcess[str]:
         (["tui", "--theme", "no-such-theme"], "--theme: no theme named 'no-such-theme'"),
         (["tui", "--refresh-hz", "0"], "--refresh-hz"),
         (["tui", "/nonexistent/study.toml"], "/nonexistent/study.toml"),
+        (["tui", "--paper", "/nonexistent/study.toml"], "--paper: /nonexistent/study.toml"),
+        (["tui", "--paper-speed", "5"], "--paper-speed: only with --paper"),
+        (["tui", "--paper", "x.toml", "--paper-speed", "0"], "--paper-speed: expected a number"),
     ],
 )
 def test_bad_console_input_exits_2_with_one_line(args: list[str], expected: str) -> None:
@@ -33,9 +36,10 @@ def test_bad_console_input_exits_2_with_one_line(args: list[str], expected: str)
     assert "Traceback" not in result.stderr
 
 
-def test_invalid_study_file_names_the_key(tmp_path: Path) -> None:
+@pytest.mark.parametrize("flag", [(), ("--paper",)])
+def test_invalid_study_file_names_the_key(tmp_path: Path, flag: tuple[str, ...]) -> None:
     study = tmp_path / "s.toml"
     study.write_text('name = "s"\n[data]\nspec = "synthetic:bars=100"\n[strategy]\nname = "sma_cross"\n[space]\nfast = { int = [1, 5] }\n[search]\ntrials = "many"\n')
-    result = genesis("tui", str(study))
-    assert result.returncode == 2
+    result = genesis("tui", *flag, str(study))
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
     assert "search.trials" in result.stderr and str(study) in result.stderr
