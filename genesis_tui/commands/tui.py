@@ -93,10 +93,15 @@ def _build(args: argparse.Namespace) -> tuple[EngineThread, Callable[[], Awaitab
     from engine.runtime import Engine, EngineThread
 
     paper = _paper_factory(args)
+    # A --paper replay goes at --paper-speed, not at a live feed's rate: an event-rate floor
+    # would only cry wolf (the demo's replay turns it off for the same reason).
+    alerts = {"event_rate": {"enabled": False}} if paper is not None else None
     if args.study is None and args.db is None and paper is not None:
         path = Path(args.paper)
         with_paper = EngineThread(
-            Engine(workspace=path.stem, backend=args.backend, workers=args.workers, paper_factory=paper)
+            Engine(
+                alerts=alerts, workspace=path.stem, backend=args.backend, workers=args.workers, paper_factory=paper
+            )
         )
         return with_paper, with_paper.start
     if args.study is None and args.db is None:
@@ -113,7 +118,8 @@ def _build(args: argparse.Namespace) -> tuple[EngineThread, Callable[[], Awaitab
         # machine's bound too; in the console --workers N --allow-many-workers lifts it).
         Study.from_file(path, db=args.db, backend=args.backend, workers=args.workers)
         engine = Engine(
-            db=args.db, workspace=path.stem, backend=args.backend, workers=args.workers, paper_factory=paper
+            alerts=alerts, db=args.db, workspace=path.stem, backend=args.backend, workers=args.workers,
+            paper_factory=paper,
         )
 
         async def startup() -> None:
@@ -127,7 +133,10 @@ def _build(args: argparse.Namespace) -> tuple[EngineThread, Callable[[], Awaitab
     location = store_location(args.db)  # a URL's workspace is its database's name, never its password
     workspace = location.name if isinstance(location, DatabaseUrl) else location.stem
     store_only = EngineThread(
-        Engine(db=location, workspace=workspace, backend=args.backend, workers=args.workers, paper_factory=paper)
+        Engine(
+            alerts=alerts, db=location, workspace=workspace, backend=args.backend, workers=args.workers,
+            paper_factory=paper,
+        )
     )
     return store_only, store_only.start
 

@@ -16,6 +16,8 @@ ORDER_FIGURES = ("bar", "id", "units", "price")
 #: Left out (symbol first) before the status is cut ("filled (stop_loss)"): the loop trades one
 #: symbol, named in the Positions title, and the time says when better than the bar index.
 ORDER_OPTIONAL = ("bar", "symbol")
+#: A basket's orders and fills need their symbol more than their bar index.
+BASKET_ORDER_OPTIONAL = ("symbol", "bar")
 
 
 def _order_rows(orders: tuple[OrderRow, ...]) -> list[tuple[str, ...]]:
@@ -92,5 +94,8 @@ class TradingPane(Pane):
             ],
         )  # fmt: skip
         self.query_one("#paper-equity", LineChart).set_series(tr.equity_curve)
-        self.query_one("#orders", RowTable).set_rows(_order_rows(tr.orders))
-        self.query_one("#fills", RowTable).set_rows(_order_rows(tr.fills))
+        optional = BASKET_ORDER_OPTIONAL if tr.symbols else ORDER_OPTIONAL
+        for name, rows in (("#orders", tr.orders), ("#fills", tr.fills)):
+            table = self.query_one(name, RowTable)
+            table.set_optional(optional)
+            table.set_rows(_order_rows(rows))

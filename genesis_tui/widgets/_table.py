@@ -188,6 +188,14 @@ class RowTable(Widget, can_focus=True):
             return None
         return self.keys[self.cursor_row]
 
+    def set_optional(self, optional: Sequence[str]) -> None:
+        """Change which columns are left out first when the table is narrow (last first)."""
+        indices = tuple(self.columns.index(name) for name in reversed(optional))
+        if indices != self._optional:
+            self._optional = indices
+            self._strips.clear()
+            self.refresh()
+
     def set_rows(self, rows: Sequence[Sequence[Cell]], keys: Sequence[str] | None = None) -> None:
         """Show ``rows`` (with ``keys`` to tell them apart); the cursor keeps its place.
 

@@ -48,6 +48,12 @@ async def test_a_basket_snapshot_shows_each_symbol_s_row_and_the_portfolio_equit
         ]
         assert "Portfolio equity" in str(app.query_one("#paper-equity-box").border_title)
         assert "basket of 3 (shared)" in str(app.query_one("#positions-box").border_title)
+        # a basket's fills name their symbol: at 86 columns one optional column must go, and it is the bar index
+        assert "symbol" in app.query_one("#fills", RowTable).render_line(0).text.split()
+        await pilot.resize_terminal(86, 30)
+        await pilot.pause()
+        header = app.query_one("#fills", RowTable).render_line(0).text.split()
+        assert "symbol" in header and "bar" not in header, header
 
 
 async def test_one_symbol_s_trading_pane_hides_the_basket_table() -> None:
