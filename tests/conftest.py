@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,6 +22,11 @@ def _isolated_environment(tmp_path_factory: pytest.TempPathFactory, monkeypatch:
     monkeypatch.delenv("GENESIS_DEBUG", raising=False)
     monkeypatch.setenv("NO_COLOR", "1")
     monkeypatch.setenv("GENESIS_WARM", "0")  # no background cache warming unless a test asks for it
+    # The process-wide L1 market-data cache starts empty for every test: a series an earlier
+    # test loaded must not answer a later test's load (its server, its progress, its faults).
+    hyperliquid = sys.modules.get("engine.data.hyperliquid")
+    if hyperliquid is not None:
+        monkeypatch.setattr(hyperliquid, "_SHARED_MEMORY", None)
 
 
 @pytest.fixture(scope="session", autouse=True)
