@@ -192,3 +192,19 @@ def test_prices_out_of_the_float_range_are_one_clear_error() -> None:
 def test_series_past_2262_is_an_error() -> None:
     with pytest.raises(DataError, match=r"data spec 'synthetic:bars=1000,.*': 1000 bars of 1M from 2250-01-01T00:00:00 run past 2262"):
         load("synthetic:bars=1000,seed=1,timeframe=1M,start=2250-01-01")
+
+
+def test_spells_longer_than_int64_neither_crash_nor_hang() -> None:
+    # In a child process: before the cap these options made np.repeat write past its buffer
+    # (a segfault that took the whole test run with it) or looped for ever.
+    specs = [
+        "synthetic:bars=300,calm_days=1e18",
+        "synthetic:bars=300,stress_days=1e300",
+        "synthetic:bars=300,calm_days=1e300,stress_days=1e300",
+        "synthetic:bars=300,timeframe=1s,calm_days=1e15",
+        "synthetic:bars=300,trend=1,trend_days=1e300",
+    ]
+    code = "import sys\nfrom engine.data import load\nprint([len(load(s)) for s in sys.argv[1:]])"
+    done = subprocess.run([sys.executable, "-c", code, *specs], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == str([300] * len(specs))

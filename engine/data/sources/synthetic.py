@@ -106,6 +106,16 @@ def regime_multipliers(params: SyntheticParams) -> tuple[float, float, float]:
     return float(_CALM / scale), float(_STRESS / scale), float(p_stress)
 
 
+def _spells(stream: np.random.Generator, p_leave: float, n: int) -> np.ndarray:
+    """A chunk of geometric spell lengths, each capped at ``n`` bars.
+
+    A tiny ``p_leave`` (``calm_days=1e18``) draws lengths past int64: their sums wrapped
+    negative, which hung the covering loop or made ``np.repeat`` write past its buffer
+    (a segfault). A spell longer than the path is cut to it anyway, so the cap changes no path.
+    """
+    return np.minimum(stream.geometric(p_leave, _REGIME_CHUNK), n)
+
+
 def _regime_path(n: int, params: SyntheticParams, dt_days: float, streams: list[np.random.Generator]) -> np.ndarray:
     """0/1 regime per bar: alternating geometric spells, started from the stationary law."""
     if not params.regimes:
@@ -118,8 +128,8 @@ def _regime_path(n: int, params: SyntheticParams, dt_days: float, streams: list[
     states: list[np.ndarray] = []
     covered = 0
     while covered < n:
-        calm = calm_stream.geometric(p_leave[0], _REGIME_CHUNK)
-        stress = stress_stream.geometric(p_leave[1], _REGIME_CHUNK)
+        calm = _spells(calm_stream, p_leave[0], n)
+        stress = _spells(stress_stream, p_leave[1], n)
         pair = (stress, calm) if state else (calm, stress)
         spells = np.empty(2 * _REGIME_CHUNK, dtype=np.int64)
         spells[0::2], spells[1::2] = pair
@@ -141,7 +151,7 @@ def _trend_path(n: int, days: float, dt_days: float, stream: np.random.Generator
     spells: list[np.ndarray] = []
     covered = 0
     while covered < n:
-        chunk = stream.geometric(p_leave, _REGIME_CHUNK)
+        chunk = _spells(stream, p_leave, n)
         spells.append(chunk)
         covered += int(chunk.sum())
     lengths = np.concatenate(spells)
