@@ -56,6 +56,7 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +96,16 @@ checkpoint_every = {checkpoint_every}
 checkpoint_interval_s = 1.0
 artifacts = "{artifacts}"
 """
+
+
+def _per_thousand(marks: Sequence[tuple[int, float]], start: int, window: int) -> float | None:
+    """Seconds per 1,000 trials over ``[start, start + window]`` trials done, from ``(done, t)`` marks."""
+    before = [(done, t) for done, t in marks if done <= start]
+    after = [(done, t) for done, t in marks if done >= start + window]
+    if not before or not after:
+        return None
+    (d0, t0), (d1, t1) = before[-1], after[0]
+    return (t1 - t0) / ((d1 - d0) / 1_000)
 
 
 def _pairs(fast: tuple[int, int, int], slow: tuple[int, int, int]) -> list[tuple[int, int]]:
@@ -483,16 +494,7 @@ def memory_and_flatness(workdir: Path, quick: bool) -> dict[str, Any]:
         summary, elapsed, marks = _run_study(path, workdir / "memory.db", track=True)
     window = trials // 20  # 10,000 trials at full size: single batch ends do not dominate
 
-    def per_thousand(start: int) -> float | None:
-        """Seconds per 1,000 trials over ``[start, start + window]`` trials done."""
-        before = [(done, t) for done, t in marks if done <= start]
-        after = [(done, t) for done, t in marks if done >= start + window]
-        if not before or not after:
-            return None
-        (d0, t0), (d1, t1) = before[-1], after[0]
-        return (t1 - t0) / ((d1 - d0) / 1_000)
-
-    early, late = per_thousand(window // 2), per_thousand(trials - window - 1)
+    early, late = _per_thousand(marks, window // 2, window), _per_thousand(marks, trials - window - 1, window)
     bare_s, _ = _bare_on_stored(workdir / "memory.db", bars)
     return {
         "trials": summary.trials,
@@ -555,16 +557,7 @@ def scale(workdir: Path, quick: bool, trials: int | None = None) -> dict[str, An
     bare_s, bare_cpu = _bare_on_stored(db, SCALE["bars"])
     window = max(1_000, count // 20)
 
-    def per_thousand(start: int) -> float | None:
-        """Seconds per 1,000 trials over ``[start, start + window]`` trials done."""
-        before = [(done, t) for done, t in marks if done <= start]
-        after = [(done, t) for done, t in marks if done >= start + window]
-        if not before or not after:
-            return None
-        (d0, t0), (d1, t1) = before[-1], after[0]
-        return (t1 - t0) / ((d1 - d0) / 1_000)
-
-    early, late = per_thousand(window), per_thousand(count - 2 * window)
+    early, late = _per_thousand(marks, window, window), _per_thousand(marks, count - 2 * window, window)
     return {
         "trials": count,
         "bars": SCALE["bars"],
