@@ -108,14 +108,6 @@ def rule_nb(
     return False, False
 
 
-#: :func:`rule_nb` inlined into its caller by numba itself: the simulation calls the rule
-#: at several sites (the bar loop, the flat and the held scans), and LLVM inlines a
-#: function called from one site only; a call per bar costs more than the bar's work.
-#: (``inline_kernel`` marks the simulation's other per-bar and per-stretch helpers alike.)
-inline_kernel = njit(cache=True, nogil=True, error_model="numpy", inline="always")
-_rule_inline_nb = inline_kernel(rule_nb.py_func)
-
-
 @kernel
 def signals_nb(
     kind: int,
@@ -380,7 +372,7 @@ def trailing_stop_nb(
     return 0.0, -1
 
 
-@inline_kernel
+@kernel
 def _next_cross_nb(a: np.ndarray, b: np.ndarray, start: int, stop: int) -> int:
     """The first ``j`` in ``[start, stop)`` (``start >= 1``) where ``a`` crosses above
     ``b`` (``a[j-1] < b[j-1]`` and ``a[j] > b[j]``), else ``stop``; swap the arrays for
@@ -405,7 +397,7 @@ def _next_cross_nb(a: np.ndarray, b: np.ndarray, start: int, stop: int) -> int:
     return stop
 
 
-@inline_kernel
+@kernel
 def _next_signal_bar_nb(
     kind: int,
     a: np.ndarray,
@@ -444,13 +436,13 @@ def _next_signal_bar_nb(
             entry = entries[j]
             exit_ = exits[j]
         else:
-            entry, exit_ = _rule_inline_nb(kind, a[j - 1], a[j], b[j - 1], b[j], close[j - 1], close[j], p0, p1)
+            entry, exit_ = rule_nb(kind, a[j - 1], a[j], b[j - 1], b[j], close[j - 1], close[j], p0, p1)
         if (on_entry and entry and not exit_) or (on_exit and exit_ and not entry):
             return i
     return n
 
 
-@inline_kernel
+@kernel
 def _bar_stats_nb(
     equity: float,
     prev_equity: float,
@@ -480,7 +472,9 @@ def _bar_stats_nb(
     return sum_r, sum_r2, sum_down2, peak, trough, max_dd
 
 
-@kernel
+# Inlined by numba into the kernel: measurably faster there than behind a call; the
+# other helpers stay calls, as inlining them all doubled the kernel's cold compile time.
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _hold_nb(
     close: np.ndarray,
     cash: float,
@@ -611,7 +605,7 @@ def _make_simulate(generic: bool, fixed_fill_close: bool, fixed_check_stops: boo
                     entry = entries[j]
                     exit_ = exits[j]
                 elif j > 0:
-                    entry, exit_ = _rule_inline_nb(
+                    entry, exit_ = rule_nb(
                         kind, a[j - 1], a[j], b[j - 1], b[j], close[j - 1], close[j], p0, p1
                     )
             # Two phases per bar. Next-open fills: act at the open, then check the
@@ -680,9 +674,9 @@ def _make_simulate(generic: bool, fixed_fill_close: bool, fixed_check_stops: boo
                 )  # fmt: skip
                 if write_equity:
                     equity_out[quiet:i] = equity
-            elif not check_stops:
-                # Held without stops: only the equity moves until a signal closes the position.
-                if funding is None:  # noqa: SIM102  (numba prunes this test when funding is omitted)
+            elif not check_stops:  # noqa: SIM102  (numba prunes `funding is None` when funding is omitted)
+                # Held without stops or funding: only the equity moves until a signal closes the position.
+                if funding is None:
                     start = i
                     i = _next_signal_bar_nb(
                         kind, a, b, close, p0, p1, entries, exits, fill_close, side < 0, side > 0, i, n
