@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from numba import carray, njit, types
+from numba import carray, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
@@ -373,32 +373,7 @@ def trailing_stop_nb(
 
 
 @kernel
-def _next_cross_nb(a: np.ndarray, b: np.ndarray, start: int, stop: int) -> int:
-    """The first ``j`` in ``[start, stop)`` (``start >= 1``) where ``a`` crosses above
-    ``b`` (``a[j-1] < b[j-1]`` and ``a[j] > b[j]``), else ``stop``; swap the arrays for
-    a crossing below.
-
-    One comparison per bar: find a bar below, walk to the first bar that is not; that
-    bar is the only candidate crossing of the run (above: it is; a tie or a NaN: the
-    search starts again after it)."""
-    j = start
-    while j < stop:
-        below = j - 1
-        while below < stop - 1 and not a[below] < b[below]:
-            below += 1
-        after = below + 1
-        while after < stop and a[after] < b[after]:
-            after += 1
-        if after >= stop:
-            return stop
-        if a[after] > b[after]:
-            return after
-        j = after + 1
-    return stop
-
-
-@kernel
-def _next_signal_bar_nb(
+def _next_opening_bar_nb(
     kind: int,
     a: np.ndarray,
     b: np.ndarray,
@@ -408,102 +383,32 @@ def _next_signal_bar_nb(
     entries: np.ndarray,
     exits: np.ndarray,
     fill_close: bool,
-    on_entry: bool,
-    on_exit: bool,
+    direction: int,
     start: int,
     n: int,
 ) -> int:
-    """The first bar from ``start`` (``n`` if none) whose signals are an entry without
-    an exit (when ``on_entry``) or an exit without an entry (when ``on_exit``).
+    """The first bar from ``start`` (``n`` if none) whose signals would open a position
+    from flat: entry without exit (long or both), exit without entry (short or both).
 
     The signals of bar ``i`` are those :func:`simulate_nb` acts on there (bar ``i``'s
-    under close fills, bar ``i - 1``'s under next-open fills). A flat position opens on
-    the first such bar, a held one closes on it; the bars before it change nothing
-    but the equity."""
+    under close fills, bar ``i - 1``'s under next-open fills)."""
     shift = 0 if fill_close else 1
-    i = max(start, 1 + shift if kind != KIND_SIGNALS else shift)
-    if kind == KIND_CROSS:
-        # An up and a down crossing cannot both hold on one bar: no conflicting signals.
-        found = n - shift
-        if on_entry:
-            found = _next_cross_nb(a, b, i - shift, found)
-        if on_exit:
-            found = _next_cross_nb(b, a, i - shift, found)
-        return found + shift
-    for i in range(i, n):  # noqa: B020  (continues from the first bar that has signals)
+    opens_long = direction != DIR_SHORT
+    opens_short = direction != DIR_LONG
+    for i in range(start, n):
         j = i - shift
+        if j < 0:
+            continue
         if kind == KIND_SIGNALS:
             entry = entries[j]
             exit_ = exits[j]
-        else:
+        elif j > 0:
             entry, exit_ = rule_nb(kind, a[j - 1], a[j], b[j - 1], b[j], close[j - 1], close[j], p0, p1)
-        if (on_entry and entry and not exit_) or (on_exit and exit_ and not entry):
+        else:
+            continue
+        if (opens_long and entry and not exit_) or (opens_short and exit_ and not entry):
             return i
     return n
-
-
-@kernel
-def _bar_stats_nb(
-    equity: float,
-    prev_equity: float,
-    sum_r: float,
-    sum_r2: float,
-    sum_down2: float,
-    peak: float,
-    trough: float,
-    max_dd: float,
-) -> tuple[float, float, float, float, float, float]:
-    """The streaming sums after one bar's ``equity``: (sum_r, sum_r2, sum_down2, peak,
-    trough, max_dd), ``trough`` being the lowest equity since ``peak`` was set."""
-    r = equity / prev_equity - 1.0 if prev_equity > 0.0 else 0.0
-    sum_r += r
-    sum_r2 += r * r
-    down = min(r, 0.0)
-    sum_down2 += down * down
-    # The drawdown of a bar is 1 - equity / peak; while the peak holds, the deepest is
-    # that of the lowest equity (x / peak and 1 - y round monotonically), so a division
-    # per new peak (and one at the end) gives the max_dd of a division per bar, bit for bit.
-    if equity > peak:
-        max_dd = max(max_dd, 1.0 - trough / peak)
-        peak = equity
-        trough = equity
-    else:
-        trough = min(trough, equity)
-    return sum_r, sum_r2, sum_down2, peak, trough, max_dd
-
-
-# Inlined by numba into the kernel: measurably faster there than behind a call; the
-# other helpers stay calls, as inlining them all doubled the kernel's cold compile time.
-@njit(cache=True, nogil=True, error_model="numpy", inline="always")
-def _hold_nb(
-    close: np.ndarray,
-    cash: float,
-    position: float,
-    start: int,
-    stop: int,
-    equity_out: np.ndarray,
-    write_equity: bool,
-    prev_equity: float,
-    sum_r: float,
-    sum_r2: float,
-    sum_down2: float,
-    peak: float,
-    trough: float,
-    max_dd: float,
-) -> tuple[float, float, float, float, float, float, float]:
-    """Hold ``position`` (``side * units``; no stops, no funding, no signal acting) over
-    bars ``start`` to ``stop - 1``, updating the streaming sums as :func:`simulate_nb`
-    does at each bar. Returns prev_equity and the sums; ``equity_out`` receives the
-    equity of those bars if ``write_equity``."""
-    for i in range(start, stop):
-        equity = cash + position * close[i]
-        if write_equity:
-            equity_out[i] = equity
-        sum_r, sum_r2, sum_down2, peak, trough, max_dd = _bar_stats_nb(
-            equity, prev_equity, sum_r, sum_r2, sum_down2, peak, trough, max_dd
-        )
-        prev_equity = equity
-    return prev_equity, sum_r, sum_r2, sum_down2, peak, trough, max_dd
 
 
 def _make_simulate(generic: bool, fixed_fill_close: bool, fixed_check_stops: bool) -> Any:
@@ -587,7 +492,6 @@ def _make_simulate(generic: bool, fixed_fill_close: bool, fixed_check_stops: boo
 
         prev_equity = cash
         peak = cash
-        trough = cash  # the lowest equity since `peak` was set
         max_dd = 0.0
         sum_r = 0.0
         sum_r2 = 0.0
@@ -657,9 +561,14 @@ def _make_simulate(generic: bool, fixed_fill_close: bool, fixed_check_stops: boo
             equity = cash + side * units * close[i]
             if write_equity:
                 equity_out[i] = equity
-            sum_r, sum_r2, sum_down2, peak, trough, max_dd = _bar_stats_nb(
-                equity, prev_equity, sum_r, sum_r2, sum_down2, peak, trough, max_dd
-            )
+            r = equity / prev_equity - 1.0 if prev_equity > 0.0 else 0.0
+            sum_r += r
+            sum_r2 += r * r
+            down = min(r, 0.0)
+            sum_down2 += down * down
+            # Branch-free on purpose: these tests are unpredictable on market data.
+            peak = max(peak, equity)
+            max_dd = max(max_dd, 1.0 - equity / peak)
             exposed += side != 0
             prev_equity = equity
             i += 1
@@ -668,31 +577,15 @@ def _make_simulate(generic: bool, fixed_fill_close: bool, fixed_check_stops: boo
                 # position the equity stays `equity`, so each bar's return is exactly 0.0 and
                 # no sum, peak, drawdown or exposure changes. Jump to that bar.
                 quiet = i
-                i = _next_signal_bar_nb(
-                    kind, a, b, close, p0, p1, entries, exits, fill_close,
-                    direction != DIR_SHORT, direction != DIR_LONG, i, n,
-                )  # fmt: skip
+                i = _next_opening_bar_nb(kind, a, b, close, p0, p1, entries, exits, fill_close, direction, i, n)
                 if write_equity:
                     equity_out[quiet:i] = equity
-            elif not check_stops:  # noqa: SIM102  (numba prunes `funding is None` when funding is omitted)
-                # Held without stops or funding: only the equity moves until a signal closes the position.
-                if funding is None:
-                    start = i
-                    i = _next_signal_bar_nb(
-                        kind, a, b, close, p0, p1, entries, exits, fill_close, side < 0, side > 0, i, n
-                    )
-                    prev_equity, sum_r, sum_r2, sum_down2, peak, trough, max_dd = _hold_nb(
-                        close, cash, side * units, start, i, equity_out, write_equity,
-                        prev_equity, sum_r, sum_r2, sum_down2, peak, trough, max_dd,
-                    )
-                    exposed += i - start
 
         if side != 0:
             _record_trade_nb(
                 trades_out, acc, side, units, entry_price, entry_fee, entry_idx,
                 close[n - 1], 0.0, n - 1, np.int64(EXIT_OPEN), trade_funding,
             )
-        max_dd = max(max_dd, 1.0 - trough / peak)
         _finish_metrics_nb(
             metrics_out, prev_equity, start_cash, n, periods_per_year, sum_r, sum_r2, sum_down2,
             max_dd, exposed, acc, funding_paid,
