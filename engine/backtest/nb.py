@@ -20,6 +20,7 @@ from numba.extending import intrinsic
 from engine.backtest.enums import (
     DIR_BOTH,
     DIR_LONG,
+    DIR_SHORT,
     EXIT_OPEN,
     EXIT_SIGNAL,
     EXIT_STOP_LOSS,
@@ -371,6 +372,45 @@ def trailing_stop_nb(
     return 0.0, -1
 
 
+@kernel
+def _next_opening_bar_nb(
+    kind: int,
+    a: np.ndarray,
+    b: np.ndarray,
+    close: np.ndarray,
+    p0: float,
+    p1: float,
+    entries: np.ndarray,
+    exits: np.ndarray,
+    fill_close: bool,
+    direction: int,
+    start: int,
+    n: int,
+) -> int:
+    """The first bar from ``start`` (``n`` if none) whose signals would open a position
+    from flat: entry without exit (long or both), exit without entry (short or both).
+
+    The signals of bar ``i`` are those :func:`simulate_nb` acts on there (bar ``i``'s
+    under close fills, bar ``i - 1``'s under next-open fills)."""
+    shift = 0 if fill_close else 1
+    opens_long = direction != DIR_SHORT
+    opens_short = direction != DIR_LONG
+    for i in range(start, n):
+        j = i - shift
+        if j < 0:
+            continue
+        if kind == KIND_SIGNALS:
+            entry = entries[j]
+            exit_ = exits[j]
+        elif j > 0:
+            entry, exit_ = rule_nb(kind, a[j - 1], a[j], b[j - 1], b[j], close[j - 1], close[j], p0, p1)
+        else:
+            continue
+        if (opens_long and entry and not exit_) or (opens_short and exit_ and not entry):
+            return i
+    return n
+
+
 def _make_simulate(generic: bool, fixed_fill_close: bool, fixed_check_stops: bool) -> Any:
     """The simulation kernel, generic or with the fill convention and the stop
     switch frozen as compile-time constants (closure cells: LLVM folds the
@@ -458,7 +498,8 @@ def _make_simulate(generic: bool, fixed_fill_close: bool, fixed_check_stops: boo
         sum_down2 = 0.0
         exposed = np.int64(0)
 
-        for i in range(n):
+        i = 0
+        while i < n:
             # The signals acted on at this bar: the previous bar's (next-open fills)
             # or this bar's (close fills). One call site keeps rule_nb inlined.
             j = i if fill_close else i - 1
@@ -530,6 +571,15 @@ def _make_simulate(generic: bool, fixed_fill_close: bool, fixed_check_stops: boo
             max_dd = max(max_dd, 1.0 - equity / peak)
             exposed += side != 0
             prev_equity = equity
+            i += 1
+            if side == 0:
+                # Flat (no stop, trailing anchor or funding applies): until a signal opens a
+                # position the equity stays `equity`, so each bar's return is exactly 0.0 and
+                # no sum, peak, drawdown or exposure changes. Jump to that bar.
+                quiet = i
+                i = _next_opening_bar_nb(kind, a, b, close, p0, p1, entries, exits, fill_close, direction, i, n)
+                if write_equity:
+                    equity_out[quiet:i] = equity
 
         if side != 0:
             _record_trade_nb(

@@ -1,0 +1,129 @@
+"""The simulation kernel against its frozen pre-rewrite copy (``kernel_oracle``): the
+flat-stretch fast path must not change a single bit of the metrics, the equity curve
+or the trade records, for every rule kind, fill, direction, stop and sizing option."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from engine.backtest import nb
+from engine.backtest.enums import (
+    DIRECTIONS,
+    KIND_BAND,
+    KIND_CHANNEL,
+    KIND_CROSS,
+    KIND_OSC,
+    KIND_SIGNALS,
+    KIND_ZSCORE,
+    N_METRICS,
+    TRADE_DTYPE,
+)
+from engine.data import Bars, load
+from tests.backtest import gen
+from tests.backtest.kernel_oracle import oracle_simulate_nb
+
+KINDS = [KIND_SIGNALS, KIND_CROSS, KIND_OSC, KIND_BAND, KIND_CHANNEL, KIND_ZSCORE]
+
+
+def run_both(bars: Bars, args: dict[str, Any], extra: tuple[Any, ...]) -> None:
+    """Run the kernel (its specialised variant, the generic one, with and without the
+    equity curve) and the oracle on the same arguments; assert equal bits."""
+    n = len(bars)
+    fill_close = args["fill_close"]
+    check_stops = args["stop_loss"] > 0.0 or args["take_profit"] > 0.0 or (bool(extra) and extra[0] > 0.0)
+    ordered = (
+        bars.open, bars.high, bars.low, bars.close, args["kind"], args["a"], args["b"], args["p0"], args["p1"],
+        args["entries"], args["exits"], fill_close, args["direction"], args["fee"], args["slippage"],
+        args["size"], args["cash"], args["stop_loss"], args["take_profit"], 1.0,
+    )  # fmt: skip
+
+    def call(function: Any, write_equity: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        metrics = np.full(N_METRICS, -7.0)
+        equity = np.full(n if write_equity else 0, -7.0)
+        trades = np.zeros(n + 1, dtype=TRADE_DTYPE)
+        count = function(*ordered, equity, trades, metrics, *extra)
+        return metrics, equity, trades[:count]
+
+    want = call(oracle_simulate_nb, True)
+    for function in (nb.simulate_variant(fill_close, check_stops), nb.simulate_nb):
+        for write_equity in (True, False):
+            metrics, equity, trades = call(function, write_equity)
+            assert metrics.tobytes() == want[0].tobytes(), (metrics, want[0])
+            if write_equity:
+                assert equity.tobytes() == want[1].tobytes(), np.flatnonzero(equity != want[1])
+            assert trades.tobytes() == want[2].tobytes(), (trades, want[2])
+
+
+def _levels(draw: st.DrawFn, n: int, nonnegative: bool) -> np.ndarray:
+    """An indicator on a coarse grid (frequent ties, flat runs) after a NaN warm-up."""
+    warm = draw(st.integers(0, min(n, 6)))
+    values = draw(st.lists(st.sampled_from([0.0, 0.5, 1.0, 1.0, 2.0, 2.0, 3.0]), min_size=n, max_size=n))
+    array = np.array(values, dtype=np.float64)
+    if not nonnegative:
+        array -= 1.0
+    array[:warm] = np.nan
+    return array
+
+
+@st.composite
+def cases(draw: st.DrawFn) -> tuple[Bars, dict[str, Any], tuple[Any, ...]]:
+    bars = draw(gen.bars(1, 60))
+    n = len(bars)
+    kind = draw(st.sampled_from(KINDS))
+    options = draw(gen.options)
+    entries, exits = draw(gen.signals(n))
+    if kind == KIND_SIGNALS:
+        a = b = bars.close
+    elif draw(st.booleans()):
+        a, b = _levels(draw, n, False), _levels(draw, n, kind in (KIND_BAND, KIND_ZSCORE))
+    else:  # price-like lines (channel and band rules read them against the close)
+        a = bars.close * draw(st.sampled_from([0.99, 1.0, 1.01]))
+        b = np.roll(bars.close, draw(st.integers(0, 3)))
+    args = {
+        "kind": kind, "a": np.ascontiguousarray(a), "b": np.ascontiguousarray(b),
+        "p0": draw(st.sampled_from([0.0, 0.5, 1.0, 2.0])), "p1": draw(st.sampled_from([0.0, 1.0, 2.0])),
+        "entries": entries, "exits": exits, "fill_close": options["fill"] == "close",
+        "direction": DIRECTIONS[options["direction"]], "fee": options["fee"], "slippage": options["slippage"],
+        "size": options["size"], "cash": options["cash"], "stop_loss": options["stop_loss"],
+        "take_profit": options["take_profit"],
+    }  # fmt: skip
+    extra: tuple[Any, ...] = ()
+    form = draw(st.sampled_from(["plain", "trailing_risk", "funding"]))
+    if form != "plain":
+        extra = (
+            draw(st.one_of(st.just(0.0), st.floats(0.005, 0.2))),
+            draw(st.sampled_from([0.0, 0.01, 0.2])),
+        )
+    if form == "funding":
+        rates = draw(st.lists(st.one_of(st.just(0.0), st.floats(-0.01, 0.01)), min_size=n, max_size=n))
+        extra = (*extra, np.array(rates, dtype=np.float64))
+    return bars, args, extra
+
+
+@settings(max_examples=600, deadline=None)
+@given(cases())
+def test_kernel_equals_its_pre_rewrite_copy_bit_for_bit(case: tuple[Bars, dict[str, Any], tuple[Any, ...]]) -> None:
+    run_both(*case)
+
+
+@pytest.mark.parametrize("fill_close", [False, True])
+@pytest.mark.parametrize("direction", ["long", "short", "both"])
+@pytest.mark.parametrize("stops", [(0.0, 0.0, 0.0), (0.01, 0.02, 0.0), (0.0, 0.0, 0.01)])
+def test_sma_cross_on_long_synthetic_data_equals_the_copy(
+    fill_close: bool, direction: str, stops: tuple[float, float, float]
+) -> None:
+    """Realistic stretches: thousands of bars between crossings of two SMAs."""
+    bars = load("synthetic:bars=20000,seed=3,timeframe=1m")
+    stop_loss, take_profit, trailing = stops
+    args = {
+        "kind": KIND_CROSS, "a": nb.sma_nb(bars.close, 40), "b": nb.sma_nb(bars.close, 150), "p0": 0.0,
+        "p1": 0.0, "entries": np.zeros(0, dtype=np.bool_), "exits": np.zeros(0, dtype=np.bool_),
+        "fill_close": fill_close, "direction": DIRECTIONS[direction], "fee": 0.001, "slippage": 0.0005,
+        "size": 1.0, "cash": 10_000.0, "stop_loss": stop_loss, "take_profit": take_profit,
+    }  # fmt: skip
+    run_both(bars, args, (trailing, 0.0) if trailing else ())
