@@ -51,6 +51,38 @@ class MonteCarloResult:
         }
 
 
+#: Path × trade cells per numpy chunk of :func:`bootstrap_paths_np` (bounds its memory).
+CHUNK_CELLS = 1 << 20
+
+
+def bootstrap_paths_np(
+    returns: np.ndarray, seed: int, marks: np.ndarray, finals: np.ndarray, drawdowns: np.ndarray, fan: np.ndarray
+) -> None:
+    """The bootstrap of :func:`engine.analysis.montecarlo_nb.trade_paths_nb` in numpy, bit for bit.
+
+    Numba's ``np.random.seed`` and ``randint`` draw the same stream as numpy's
+    legacy ``RandomState(seed).randint`` (Mersenne Twister, masked rejection),
+    path after path; each path compounds in the same order, so the figures
+    match the kernel's exactly, without loading numba (``0 <= seed < 2**32``).
+    """
+    m = returns.shape[0]
+    paths = finals.shape[0]
+    stream = np.random.RandomState(seed)
+    step = max(1, CHUNK_CELLS // m)
+    for lo in range(0, paths, step):
+        hi = min(paths, lo + step)
+        growth = np.maximum(1.0 + returns[stream.randint(0, m, size=(hi - lo, m))], 0.0)
+        equity = np.cumprod(growth, axis=1)
+        peak = np.maximum(np.maximum.accumulate(equity, axis=1), 1.0)
+        # fmax: the kernel's max(worst, x) keeps ``worst`` when x is NaN (inf / inf).
+        with np.errstate(invalid="ignore"):
+            worst = np.fmax.reduce(1.0 - equity / peak, axis=1, initial=0.0)
+        finals[lo:hi] = equity[:, -1] - 1.0
+        drawdowns[lo:hi] = worst
+        with_start = np.concatenate([np.ones((hi - lo, 1)), equity], axis=1)
+        fan[lo:hi] = with_start[:, marks]
+
+
 def monte_carlo(
     returns: np.ndarray,
     *,
@@ -72,13 +104,16 @@ def monte_carlo(
     finals = np.empty(paths)
     drawdowns = np.empty(paths)
     fan = np.empty((paths, marks.size))
-    from engine.analysis.montecarlo_nb import (  # numba, on first use
-        BOOTSTRAP,
-        RESHUFFLE,
-        trade_paths_nb,
-    )
+    if mode == "bootstrap" and 0 <= seed < 2**32:
+        bootstrap_paths_np(returns, seed, marks, finals, drawdowns, fan)
+    else:
+        from engine.analysis.montecarlo_nb import (  # numba, on first use
+            BOOTSTRAP,
+            RESHUFFLE,
+            trade_paths_nb,
+        )
 
-    trade_paths_nb(returns, BOOTSTRAP if mode == "bootstrap" else RESHUFFLE, seed, marks, finals, drawdowns, fan)
+        trade_paths_nb(returns, BOOTSTRAP if mode == "bootstrap" else RESHUFFLE, seed, marks, finals, drawdowns, fan)
     return MonteCarloResult(
         mode=mode,
         paths=paths,
