@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -89,3 +90,42 @@ def test_a_process_backend_study_runs_without_numba_in_the_driver(tmp_path: Path
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=Path.cwd())
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "False"
+
+
+def test_the_fork_server_skips_its_teardown_and_other_processes_keep_theirs(tmp_path: Path) -> None:
+    """The server leaves at exit without the interpreter's teardown (numba's and LLVM's held the
+    command's output pipes open 0.3-0.8 s after it exited); a driver importing the same preload
+    module keeps its own exit handlers. A marker module registers a handler before the preload runs:
+    it must not run in the server, and must run in the driver."""
+    (tmp_path / "exit_marker.py").write_text(
+        "import atexit, os, sys\n"
+        "def _mark():\n"
+        f"    open(os.path.join({str(tmp_path)!r}, 'teardown-' + str(os.getpid())), 'w').close()\n"
+        "atexit.register(_mark)\n"
+    )
+    code = (
+        "import multiprocessing, os, sys\n"
+        "from engine.optimize.fork_server import PRELOAD, in_fork_server\n"
+        "def probe():\n"
+        "    return None\n"
+        "if __name__ == '__main__':\n"
+        "    import exit_marker, importlib\n"
+        "    importlib.import_module(PRELOAD)  # the driver imports it too (the kernels' warm-up)\n"
+        "    assert not in_fork_server()\n"
+        "    ctx = multiprocessing.get_context('forkserver')\n"
+        "    ctx.set_forkserver_preload(['exit_marker', PRELOAD])\n"
+        "    p = ctx.Process(target=probe)\n"
+        "    p.start(); p.join()\n"
+        "    assert p.exitcode == 0\n"
+        "    print(os.getpid())\n"
+    )
+    script = tmp_path / "driver.py"
+    script.write_text(code)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=False,
+                          cwd=Path.cwd(), env=env, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    driver = done.stdout.strip()
+    # Reading the pipes to their end waited for the server too: every process has ended by now.
+    marks = sorted(path.name for path in tmp_path.glob("teardown-*"))
+    assert marks == [f"teardown-{driver}"], marks
