@@ -129,3 +129,39 @@ def test_the_fork_server_skips_its_teardown_and_other_processes_keep_theirs(tmp_
     # Reading the pipes to their end waited for the server too: every process has ended by now.
     marks = sorted(path.name for path in tmp_path.glob("teardown-*"))
     assert marks == [f"teardown-{driver}"], marks
+
+
+@pytest.mark.parametrize("sampler", ["random", "grid"])
+def test_a_headless_run_with_its_report_keeps_numba_out_of_the_driver(tmp_path: Path, sampler: str) -> None:
+    """``genesis run --headless`` of a small process-backend study with the default validation
+    (16 blocks: PBO) and report (overfitting section: PBO, stability, Monte Carlo of the best
+    trades) never loads numba in the driver: the analyses run their numpy twins at this size."""
+    from tests.optimize.conftest import write_study
+
+    path = write_study(tmp_path, backend="process", sampler=sampler, trials=30 if sampler == "random" else None,
+                       artifacts="top:3", oos=0.0)
+    code = (
+        "import sys\n"
+        "if __name__ == '__main__':\n"
+        "    from genesis_tui.cli import main\n"
+        f"    sys.argv = ['genesis', 'run', {str(path)!r}, '--headless', '--db', {str(tmp_path / 's.db')!r},\n"
+        f"                '--report', {str(tmp_path / 'reports')!r}]\n"
+        "    try:\n"
+        "        main()\n"
+        "    except SystemExit as done:\n"
+        "        assert not done.code, done.code\n"
+        "    print('numba' in sys.modules)\n"
+    )
+    script = tmp_path / "driver.py"
+    script.write_text(code)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=False, cwd=Path.cwd(),
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "False", done.stdout[-2000:]
+    import json
+
+    report = json.loads(next((tmp_path / "reports").rglob("report.json")).read_text())
+    overfitting = report["overfitting"]
+    assert overfitting["pbo"] is not None and overfitting["blocks"] == 16
+    assert overfitting["monte_carlo"] is not None and overfitting["stability"] is not None
+    assert report["validation"]["pbo"]["pbo"] == overfitting["pbo"]
