@@ -505,7 +505,7 @@ class Study:
         emit(force=True)
         try:
             # Load the kernels this process will run (inline trials, validation) while the workers start.
-            warming = _driver_warm_up(self.spec, backend)
+            warming = _driver_warm_up(self.spec, backend, self._total())
             warm = (
                 asyncio.create_task(asyncio.to_thread(warming, strategy_of(self.spec), setup.backtest))
                 if warming is not None else None
@@ -729,26 +729,36 @@ def _warn_if_biased(spec: StudySpec, bars: Bars | Basket) -> None:
                     strategy.label(params), report.hint(first), where)
 
 
-def _driver_warm_up(spec: StudySpec, backend: Backend) -> Callable[[StrategyDef, BacktestOptions], None] | None:
+def _driver_warm_up(
+    spec: StudySpec, backend: Backend, trials: int
+) -> Callable[[StrategyDef, BacktestOptions], None] | None:
     """What this process loads while the workers start: the backtest kernels when it runs
     trials itself (``inline``, or a Dask cluster that may share it) or re-runs them after the
     search (hold-out, walk-forward, no stored best curve); only the PBO kernel when that is
-    all it runs; nothing otherwise.
+    all it runs and ``trials`` are too many for its numpy twin; nothing otherwise.
 
-    With worker processes and no re-runs the driver never loads numba (about 1 s of
-    start-up on a loaded box): the workers fork from a server that has it already."""
+    With worker processes, no re-runs and a small study the driver never loads numba (about
+    0.35 s of start-up, more on a loaded box): the workers fork from a server that has it."""
+    from engine.analysis.pbo import uses_numba
+    from engine.optimize.overfitting import MAX_SPLITS
+
     settings = spec.validation
     reruns = settings.out_of_sample > 0 or settings.walk_forward_folds > 0 or parse_artifacts(
         spec.execution.artifacts) == 0
     if backend.name != "process" or reruns:
         return _warm_kernels
-    return _warm_pbo if settings.blocks > 0 else None
+    return _warm_pbo if uses_numba(trials, settings.blocks, max_splits=MAX_SPLITS) else None
 
 
 def _warm_pbo(strategy: StrategyDef, options: BacktestOptions) -> None:
-    """Load the PBO kernel (numba) that the end of the study runs here."""
+    """Load numba and the PBO kernel's compiled code, which the end of the study runs here."""
     with profiler.stage("numba.warm_up"), contextlib.suppress(Exception):
-        import engine.analysis.pbo  # noqa: F401
+        import numba  # noqa: F401 - loaded, so the tiny run below takes the kernel
+        import numpy as np
+
+        from engine.analysis.pbo import cscv
+
+        cscv(np.zeros((2, 2)))
 
 
 def _warm_kernels(strategy: StrategyDef, options: BacktestOptions) -> None:

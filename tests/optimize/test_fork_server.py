@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
@@ -165,3 +166,31 @@ def test_a_headless_run_with_its_report_keeps_numba_out_of_the_driver(tmp_path: 
     assert overfitting["pbo"] is not None and overfitting["blocks"] == 16
     assert overfitting["monte_carlo"] is not None and overfitting["stability"] is not None
     assert report["validation"]["pbo"]["pbo"] == overfitting["pbo"]
+
+
+def test_only_a_study_too_large_for_the_numpy_pbo_warms_numba_in_the_driver(tmp_path: Path) -> None:
+    """The driver loads numba in the background (while the trials run) only when the PBO at the end
+    will need the kernel; the warm-up really loads it (a tiny CSCV through the kernel)."""
+    from types import SimpleNamespace
+
+    from engine.analysis.pbo import NUMPY_MAX_CELLS
+    from engine.optimize import Study
+    from engine.optimize.study import _driver_warm_up, _warm_kernels, _warm_pbo
+    from tests.optimize.conftest import write_study
+
+    spec = Study.from_file(write_study(tmp_path, backend="process", oos=0.0), db=tmp_path / "s.db").spec
+    process = SimpleNamespace(name="process")
+    pairs = math.comb(15, 7)  # 16 blocks by default
+    assert _driver_warm_up(spec, process, 50) is None  # type: ignore[arg-type]
+    assert _driver_warm_up(spec, process, NUMPY_MAX_CELLS // pairs + 1) is _warm_pbo  # type: ignore[arg-type]
+    assert _driver_warm_up(spec, SimpleNamespace(name="inline"), 50) is _warm_kernels  # type: ignore[arg-type]
+    code = (
+        "import sys\n"
+        "from engine.optimize.study import _warm_pbo\n"
+        "from engine.analysis.pbo_nb import cscv_pairs_nb\n"
+        "_warm_pbo(None, None)\n"
+        "print(len(cscv_pairs_nb.signatures))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=Path.cwd())
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "1"
