@@ -111,7 +111,7 @@ async def build_report(store: StudyStore, name: str) -> dict[str, Any]:
         "validation": study.validation,
         "overfitting": await build_overfitting(
             store, study.id, maximize=maximize, sampler=str(fields.get("sampler", "grid")),
-            seed=int(fields.get("seed") or 0),
+            seed=int(fields.get("seed") or 0), stored_pbo=(study.validation or {}).get("pbo"),
         ),
         "artifacts": await store.artifact_numbers(study.id),
     }

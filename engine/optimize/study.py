@@ -772,15 +772,12 @@ def _warm_kernels(strategy: StrategyDef, options: BacktestOptions) -> None:
 
 
 async def _pbo(store: StudyStore, study_id: int, seed: int | None) -> dict[str, Any] | None:
-    """The probability of backtest overfitting over the stored per-block returns (``None`` without them)."""
-    _, figures = await store.trial_blocks(study_id)
-    if figures.shape[0] < 2 or figures.shape[1] < 2:
-        return None
-    from engine.analysis.pbo import cscv  # (numba: only when there are figures to read)
-    from engine.optimize.overfitting import MAX_SPLITS
+    """The probability of backtest overfitting over the stored per-block returns (``None`` without them),
+    with every figure of the report's PBO part (the report then reads it instead of running it again)."""
+    from engine.optimize.overfitting import pbo_figures
 
-    result = await asyncio.to_thread(cscv, figures, max_splits=MAX_SPLITS, seed=seed or 0)
-    return {"pbo": result.pbo, "blocks": result.blocks, "splits": result.splits, "prob_oos_loss": result.prob_oos_loss}
+    _, figures = await store.trial_blocks(study_id)
+    return await asyncio.to_thread(pbo_figures, figures, seed or 0)
 
 
 def _in_sample(spec: StudySpec, bars: Bars | Basket) -> Bars | Basket:
