@@ -10,6 +10,7 @@ recorded, no trial kept its trades, fewer than two trials.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -80,11 +81,12 @@ def _stored_pbo(stored: Any, figures: np.ndarray, seed: int) -> dict[str, Any] |
 
 async def build_overfitting(
     store: StudyStore, study_id: int, *, maximize: bool, sampler: str, seed: int = 0,
-    stored_pbo: dict[str, Any] | None = None,
+    stored_pbo: dict[str, Any] | None = None, complete: Sequence[TrialRecord] | None = None,
 ) -> dict[str, Any]:
     """The ``overfitting`` section of a study's report (keys in ``docs/headless.md``).
 
-    ``stored_pbo``: the study's stored ``validation.pbo``, used when it matches the stored figures.
+    ``stored_pbo``: the study's stored ``validation.pbo``, used when it matches the stored figures;
+    ``complete``: the study's complete trials by number, when the caller has read them already.
     """
     section: dict[str, Any] = {"pbo": None, "blocks": 0, "splits": 0}
     _, figures = await store.trial_blocks(study_id)
@@ -92,10 +94,9 @@ async def build_overfitting(
     if pbo is not None:
         section.update({key: value for key, value in pbo.items() if key not in ("seed", "max_splits")})
         section["figure"] = "log return per block"
-    complete = [
-        t for t in await store.trials(study_id, states=[TrialState.COMPLETE])
-        if t.objective is not None and math.isfinite(t.objective)
-    ]
+    if complete is None:
+        complete = await store.trials(study_id, states=[TrialState.COMPLETE])
+    complete = [t for t in complete if t.objective is not None and math.isfinite(t.objective)]
     section["stability"] = None
     section["importance"] = {}
     if complete:

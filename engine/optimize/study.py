@@ -645,31 +645,37 @@ class Study:
         top = await store.best(record.id, maximize=self.maximize, k=k)
         if not top:
             return None
-        counts = await store.counts(record.id)
-        n_trials = sum(counts.values())
-        sharpes = [v for v in await store.metric_values(record.id, "sharpe") if v is not None and math.isfinite(v)]
-        from engine.data.basket import Basket
+        # The PBO (numpy, or numba's threads without the GIL) runs while the rest reads the store.
+        pbo = asyncio.create_task(_pbo(store, record.id, self.spec.search.seed))
+        try:
+            counts = await store.counts(record.id)
+            n_trials = sum(counts.values())
+            sharpes = [v for v in await store.metric_values(record.id, "sharpe") if v is not None and math.isfinite(v)]
+            from engine.data.basket import Basket
 
-        runner = None
-        if self.artifacts_top != 0 and not isinstance(bars, Basket) and top[0].metrics:
-            # The best trial's curve is stored (top-N artifacts): the deflated Sharpe reads it, no re-run.
-            equity = (await store.artifacts(record.id, top[0].number)).get("equity")
-            searched = _in_sample(self.spec, bars)
-            if equity is not None and len(searched):
-                span = (len(searched), int(searched.ts[0]), int(searched.ts[-1]))
-                runner = validation_module.stored_first_runner(self.spec, top[0].params, top[0].metrics, equity, span)
-        result = await asyncio.to_thread(
-            validation_module.validate,
-            self.spec,
-            bars,
-            [t.params for t in top],
-            n_trials=n_trials,
-            trial_sharpes=sharpes or None,
-            runner=runner,
-        )
-        as_dict = result.as_dict()
-        as_dict = json.loads(json.dumps(as_dict, default=str))  # plain lists and dicts, as the store gives back
-        as_dict["pbo"] = await _pbo(store, record.id, self.spec.search.seed)
+            runner = None
+            if self.artifacts_top != 0 and not isinstance(bars, Basket) and top[0].metrics:
+                # The best trial's curve is stored (top-N artifacts): the deflated Sharpe reads it, no re-run.
+                equity = (await store.artifacts(record.id, top[0].number)).get("equity")
+                searched = _in_sample(self.spec, bars)
+                if equity is not None and len(searched):
+                    span = (len(searched), int(searched.ts[0]), int(searched.ts[-1]))
+                    runner = validation_module.stored_first_runner(self.spec, top[0].params, top[0].metrics, equity, span)
+            result = await asyncio.to_thread(
+                validation_module.validate,
+                self.spec,
+                bars,
+                [t.params for t in top],
+                n_trials=n_trials,
+                trial_sharpes=sharpes or None,
+                runner=runner,
+            )
+            as_dict = result.as_dict()
+            as_dict = json.loads(json.dumps(as_dict, default=str))  # plain lists and dicts, as the store gives back
+        except BaseException:
+            pbo.cancel()  # the rest failed: nobody reads it
+            raise
+        as_dict["pbo"] = await pbo
         await store.save_validation(record.id, as_dict)
         return as_dict
 
