@@ -28,6 +28,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from engine.errors import GenesisError
 from engine.headless.charts import write_charts
 from engine.headless.output import json_safe
@@ -81,7 +83,8 @@ async def _chart_data(store: StudyStore, study_id: int, maximize: bool, complete
         arrays = await store.artifacts(study_id, trial.number)
         curve = arrays.get("equity")
         if curve is not None and len(curve):
-            equity.append((f"#{trial.number} ({trial.objective:.3g})", [float(v) for v in curve]))
+            # As an array: a list of 100k Python floats per curve cost more than drawing it.
+            equity.append((f"#{trial.number} ({trial.objective:.3g})", np.asarray(curve, dtype=np.float64)))
     return {
         "numbers": numbers,
         "objectives": objectives,

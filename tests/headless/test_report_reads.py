@@ -49,3 +49,15 @@ async def test_the_report_reads_the_trials_once_and_its_figures_are_unchanged(
     assert charts["numbers"] == [t.number for t in done]
     assert charts["objectives"] == [float(t.objective) for t in done]  # type: ignore[arg-type]
     assert len(charts["equity"]) == 3
+
+
+def test_the_equity_chart_is_the_same_from_arrays_as_from_lists() -> None:
+    """The report hands the stored curves to the chart as arrays (no 100k-float lists): same SVG."""
+    import numpy as np
+
+    from engine.headless.charts import equity_svg
+
+    rng = np.random.default_rng(4)
+    curves = [(f"#{i}", 10_000 * np.cumprod(1 + rng.normal(0, 0.001, 5_000))) for i in range(3)]
+    curves.append(("#nan", np.array([1.0, np.nan, 2.0])))
+    assert equity_svg(curves) == equity_svg([(label, [float(v) for v in values]) for label, values in curves])
