@@ -61,3 +61,24 @@ def test_the_equity_chart_is_the_same_from_arrays_as_from_lists() -> None:
     curves = [(f"#{i}", 10_000 * np.cumprod(1 + rng.normal(0, 0.001, 5_000))) for i in range(3)]
     curves.append(("#nan", np.array([1.0, np.nan, 2.0])))
     assert equity_svg(curves) == equity_svg([(label, [float(v) for v in values]) for label, values in curves])
+
+
+async def test_the_study_watch_skips_its_last_read_when_nobody_will_look(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Headless without a recording stops the watch with ``read_last=False``: no final heatmap and
+    importance rebuild over every trial (a quarter second of a 17k-trial grid's end); by default it reads."""
+    from engine.runtime._watch import StudyWatch
+
+    finals: list[bool] = []
+
+    async def poll(self: StudyWatch, final: bool = False) -> None:
+        finals.append(final)
+
+    monkeypatch.setattr(StudyWatch, "poll", poll)
+    for read_last, expected in ((False, []), (True, [True])):
+        finals.clear()
+        watch = StudyWatch("t", tmp_path / "absent.db", maximize=True)
+        await watch.stop(read_last=read_last)
+        await watch.stop()  # once
+        assert finals == expected
