@@ -51,6 +51,52 @@ class MonteCarloResult:
         }
 
 
+#: Path × trade cells per numpy chunk of :func:`bootstrap_paths_np` (bounds its memory: 8 bytes a cell).
+CHUNK_CELLS = 1 << 21
+
+
+def bootstrap_paths_np(
+    returns: np.ndarray, seed: int, marks: np.ndarray, finals: np.ndarray, drawdowns: np.ndarray, fan: np.ndarray
+) -> None:
+    """The bootstrap of :func:`engine.analysis.montecarlo_nb.trade_paths_nb` in numpy, bit for bit.
+
+    Numba's ``np.random.seed`` and ``randint`` draw the same stream as numpy's
+    legacy ``RandomState(seed).randint`` (Mersenne Twister, masked rejection),
+    path after path; each path compounds in the same order, so the figures
+    match the kernel's exactly, without loading numba (``0 <= seed < 2**32``).
+    The paths of a chunk advance together, one trade at a time (a few vector
+    operations a trade beat cumulative ones along each path).
+    """
+    m = returns.shape[0]
+    paths = finals.shape[0]
+    growth = np.maximum(1.0 + returns, 0.0)
+    stream = np.random.RandomState(seed)
+    at_mark = np.zeros(m + 1, dtype=np.int64) - 1
+    at_mark[marks] = np.arange(marks.size)
+    step = max(1, CHUNK_CELLS // m)
+    for lo in range(0, paths, step):
+        hi = min(paths, lo + step)
+        draws = np.take(growth, stream.randint(0, m, size=(hi - lo, m)).T)  # trades × paths
+        equity = np.ones(hi - lo)
+        peak = np.ones(hi - lo)
+        # The kernel's largest fall max(1 - equity / peak) is 1 - the smallest ratio (1 - x is
+        # monotone, so even rounded); fmin keeps it when a ratio is NaN, as the kernel's max does.
+        lowest = np.ones(hi - lo)
+        ratio = np.empty(hi - lo)
+        if at_mark[0] >= 0:
+            fan[lo:hi, at_mark[0]] = equity
+        for i in range(m):
+            equity *= draws[i]
+            np.maximum(peak, equity, out=peak)
+            with np.errstate(invalid="ignore"):
+                np.divide(equity, peak, out=ratio)
+            np.fmin(lowest, ratio, out=lowest)
+            if at_mark[i + 1] >= 0:
+                fan[lo:hi, at_mark[i + 1]] = equity
+        finals[lo:hi] = equity - 1.0
+        drawdowns[lo:hi] = 1.0 - lowest
+
+
 def monte_carlo(
     returns: np.ndarray,
     *,
@@ -72,13 +118,16 @@ def monte_carlo(
     finals = np.empty(paths)
     drawdowns = np.empty(paths)
     fan = np.empty((paths, marks.size))
-    from engine.analysis.montecarlo_nb import (  # numba, on first use
-        BOOTSTRAP,
-        RESHUFFLE,
-        trade_paths_nb,
-    )
+    if mode == "bootstrap" and 0 <= seed < 2**32:
+        bootstrap_paths_np(returns, seed, marks, finals, drawdowns, fan)
+    else:
+        from engine.analysis.montecarlo_nb import (  # numba, on first use
+            BOOTSTRAP,
+            RESHUFFLE,
+            trade_paths_nb,
+        )
 
-    trade_paths_nb(returns, BOOTSTRAP if mode == "bootstrap" else RESHUFFLE, seed, marks, finals, drawdowns, fan)
+        trade_paths_nb(returns, BOOTSTRAP if mode == "bootstrap" else RESHUFFLE, seed, marks, finals, drawdowns, fan)
     return MonteCarloResult(
         mode=mode,
         paths=paths,

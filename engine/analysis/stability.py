@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -88,6 +89,32 @@ def grid_smooth(levels: Sequence[np.ndarray], values: np.ndarray) -> np.ndarray:
     return sum_near[cells] / count_near[cells]
 
 
+#: Candidates × trials up to which the k-nearest smoothing runs in numpy while numba is not
+#: loaded (a small study's driver then never loads it); both give the same bits.
+KNN_NUMPY_MAX_CELLS = 1_000_000
+
+
+def knn_mean_np(points: np.ndarray, values: np.ndarray, rows: np.ndarray, k: int, out: np.ndarray) -> None:
+    """:func:`engine.analysis.stability_nb.knn_mean_nb` in numpy, bit for bit.
+
+    The same squared distances (summed column by column from 0.0), the
+    neighbours in order of distance with ties to the lower index (a stable
+    sort), and the candidate's value plus theirs added in that order.
+    """
+    n, d = points.shape
+    k = min(k, n - 1)
+    dist = np.zeros((rows.size, n))
+    for q in range(d):
+        delta = points[:, q][None, :] - points[rows, q][:, None]
+        dist += delta * delta
+    dist[np.arange(rows.size), rows] = np.inf  # a candidate is not its own neighbour
+    nearest = np.argsort(dist, axis=1, kind="stable")[:, :k]
+    total = values[rows].copy()
+    for q in range(k):
+        total += values[nearest[:, q]]
+    out[:] = total / (k + 1)
+
+
 def stability(
     params: Sequence[Mapping[str, Any]],
     objective: np.ndarray,
@@ -113,12 +140,17 @@ def stability(
         rows = np.argsort(-score, kind="stable")[: max(1, candidates)]
         smoothed_score = np.full(score.size, np.nan)
         if score.size > 1 and names:
-            from engine.analysis.stability_nb import (
-                knn_mean_nb,  # numba: loaded by the runs that need it
-            )
-
             out = np.empty(rows.size)
-            knn_mean_nb(np.ascontiguousarray(matrix), score, rows.astype(np.int64), k, out)
+            points = np.ascontiguousarray(matrix)
+            small = rows.size * score.size <= KNN_NUMPY_MAX_CELLS and bool(np.isfinite(points).all())
+            if small and "numba" not in sys.modules:
+                knn_mean_np(points, score, rows.astype(np.int64), k, out)
+            else:
+                from engine.analysis.stability_nb import (
+                    knn_mean_nb,  # numba: loaded by the runs that need it
+                )
+
+                knn_mean_nb(points, score, rows.astype(np.int64), k, out)
             smoothed_score[rows] = out
         else:
             smoothed_score[rows] = score[rows]

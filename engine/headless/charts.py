@@ -180,7 +180,9 @@ def _legend(labels: Sequence[str]) -> list[str]:
     return parts
 
 
-def equity_svg(curves: Sequence[tuple[str, Sequence[float]]], *, title: str = "Equity of the best trials") -> str:
+def equity_svg(
+    curves: Sequence[tuple[str, Sequence[float] | np.ndarray]], *, title: str = "Equity of the best trials"
+) -> str:
     """Equity curves (label, values by bar) on one chart."""
     curves = [(label, values) for label, values in curves if len(values)]
     if not curves:
@@ -339,7 +341,7 @@ def importance_svg(scores: Any, *, objective: str = "objective", title: str = "P
 def write_charts(
     directory: str | Path,
     *,
-    equity: Sequence[tuple[str, Sequence[float]]],
+    equity: Sequence[tuple[str, Sequence[float] | np.ndarray]],
     numbers: Sequence[int],
     objectives: Sequence[float],
     heatmap: Any,

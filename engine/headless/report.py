@@ -28,10 +28,14 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from engine.errors import GenesisError
 from engine.headless.charts import write_charts
 from engine.headless.output import json_safe
 from engine.paths import named_path
+from engine.store.protocol import StudyStore
+from engine.store.records import TrialRecord
 from engine.store.run_history import RunHistory, RunRecord
 from engine.store.url import DatabaseUrl, StoreLocation, store_location
 from engine.timestamps import iso_utc
@@ -52,44 +56,35 @@ def _runs(db: StoreLocation, name: str) -> list[RunRecord]:
     return RunHistory(db).runs(name) if isinstance(db, Path) else []
 
 
-async def _chart_data(db: StoreLocation, name: str, maximize: bool) -> dict[str, Any]:
-    """Trial numbers and objectives, points for the heatmap, equity of the best trials."""
-    from engine.store.factory import open_study_store
-    from engine.store.records import TrialState
+async def _chart_data(store: StudyStore, study_id: int, maximize: bool, complete: list[TrialRecord]) -> dict[str, Any]:
+    """Trial numbers and objectives, points for the heatmap, equity of the best trials.
+
+    ``complete``: the study's complete trials in the order they were stored.
+    """
     from engine.telemetry_map import build_heatmap
 
-    store = await open_study_store(db, readonly=True)
-    try:
-        study = await store.require_study(name)
-        numbers: list[int] = []
-        objectives: list[float] = []
-        points: list[tuple[dict[str, Any], float]] = []
-        cursor = 0
-        while True:
-            page = await store.trials_after(study.id, cursor, limit=20_000)
-            if not page:
-                break
-            cursor = page[-1].rowid
-            for trial in page:
-                if trial.state is TrialState.COMPLETE and trial.objective is not None:
-                    value = float(trial.objective)
-                    if math.isfinite(value):
-                        numbers.append(trial.number)
-                        objectives.append(value)
-                        points.append((trial.params, value))
-        equity: list[tuple[str, Any]] = []
-        with_artifacts = set(await store.artifact_numbers(study.id))
-        for trial in await store.best(study.id, maximize=maximize, k=max(EQUITY_CURVES * 4, 20)):
-            if len(equity) >= EQUITY_CURVES:
-                break
-            if trial.number not in with_artifacts:
-                continue
-            arrays = await store.artifacts(study.id, trial.number)
-            curve = arrays.get("equity")
-            if curve is not None and len(curve):
-                equity.append((f"#{trial.number} ({trial.objective:.3g})", [float(v) for v in curve]))
-    finally:
-        await store.close()
+    numbers: list[int] = []
+    objectives: list[float] = []
+    points: list[tuple[dict[str, Any], float]] = []
+    for trial in complete:
+        if trial.objective is not None:
+            value = float(trial.objective)
+            if math.isfinite(value):
+                numbers.append(trial.number)
+                objectives.append(value)
+                points.append((trial.params, value))
+    equity: list[tuple[str, Any]] = []
+    with_artifacts = set(await store.artifact_numbers(study_id))
+    for trial in await store.best(study_id, maximize=maximize, k=max(EQUITY_CURVES * 4, 20)):
+        if len(equity) >= EQUITY_CURVES:
+            break
+        if trial.number not in with_artifacts:
+            continue
+        arrays = await store.artifacts(study_id, trial.number)
+        curve = arrays.get("equity")
+        if curve is not None and len(curve):
+            # As an array: a list of 100k Python floats per curve cost more than drawing it.
+            equity.append((f"#{trial.number} ({trial.objective:.3g})", np.asarray(curve, dtype=np.float64)))
     return {
         "numbers": numbers,
         "objectives": objectives,
@@ -133,12 +128,22 @@ async def _drivers(db: StoreLocation, name: str) -> list[dict[str, Any]]:
 
 async def build_full_report(db: str | Path | DatabaseUrl, name: str, *, run_id: int | None = None) -> tuple[dict[str, Any], dict]:
     """The report dict (optimizer report + runs, this run, profile, alerts) and the chart data."""
-    from engine.optimize.report import report_from_db
+    from engine.optimize.report import build_report
     from engine.optimize.rerun import study_benchmark
+    from engine.store.factory import open_study_store
+    from engine.store.records import TrialState
 
     db = store_location(db)
-    report = await report_from_db(db, name)
-    maximize = str(report.get("direction", "maximize")).lower() != "minimize"
+    store = await open_study_store(db, readonly=True)
+    try:
+        # Read once, for the overfitting section (by number) and the charts (in the order stored).
+        study = await store.require_study(name)
+        stored = await store.trials(study.id, states=[TrialState.COMPLETE], order="rowid")
+        report = await build_report(store, name, complete=sorted(stored, key=lambda t: t.number))
+        maximize = str(report.get("direction", "maximize")).lower() != "minimize"
+        charts = await _chart_data(store, study.id, maximize, stored)
+    finally:
+        await store.close()
     runs = _runs(db, name)
     this = None
     if runs:
@@ -151,7 +156,6 @@ async def build_full_report(db: str | Path | DatabaseUrl, name: str, *, run_id: 
     best = report.get("best") or {}
     best_return = (best.get("metrics") or {}).get("total_return")
     report["benchmark"] = await study_benchmark(db, name, best_return if isinstance(best_return, (int, float)) else None)
-    charts = await _chart_data(db, name, maximize)
     report["charts"] = {"equity": "equity.svg", "convergence": "convergence.svg", "heatmap": "heatmap.svg"}
     if report.get("overfitting") is not None:
         report["charts"].update({"montecarlo": "montecarlo.svg", "importance": "importance.svg"})

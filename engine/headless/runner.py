@@ -304,7 +304,8 @@ class HeadlessRun:
             with profiler.stage("headless.teardown"):
                 if watch is not None:
                     with contextlib.suppress(Exception):
-                        await watch.stop()
+                        # Its last read (heatmap, importance) is for the console or a recording only.
+                        await watch.stop(read_last=recorder is not None)
                 if recorder is not None:
                     with contextlib.suppress(Exception):
                         await recorder.stop()

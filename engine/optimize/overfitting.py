@@ -10,6 +10,7 @@ recorded, no trial kept its trades, fewer than two trials.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -41,33 +42,61 @@ def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def pbo_figures(figures: np.ndarray, seed: int) -> dict[str, Any] | None:
+    """The PBO part of the section from the stored per-block figures (``None`` without enough of them).
+
+    The study stores it with its validation when it ends (``seed`` and
+    ``max_splits`` beside it), so the report reads it instead of running the
+    CSCV a second time over the same figures.
+    """
+    if figures.shape[0] < 2 or figures.shape[1] < 2:
+        return None
+    result = cscv(figures, max_splits=MAX_SPLITS, seed=seed)
+    figures_dict = result.as_dict()
+    return {
+        "pbo": result.pbo,
+        "blocks": result.blocks,
+        "splits": result.splits,
+        "total_splits": result.total_splits,
+        "trials": result.trials,
+        "degradation": {
+            "slope": figures_dict["degradation_slope"],
+            "intercept": figures_dict["degradation_intercept"],
+        },
+        "prob_oos_loss": result.prob_oos_loss,
+        "logit_median": figures_dict["logit_median"],
+        "seed": seed,
+        "max_splits": MAX_SPLITS,
+    }
+
+
+def _stored_pbo(stored: Any, figures: np.ndarray, seed: int) -> dict[str, Any] | None:
+    """The PBO the study stored at its end, when it was computed as :func:`pbo_figures` would now."""
+    if not isinstance(stored, dict) or "degradation" not in stored:
+        return None  # a study from before the full figures were stored
+    same = (stored.get("trials"), stored.get("blocks"), stored.get("seed"), stored.get("max_splits")) == (
+        figures.shape[0], figures.shape[1], seed, MAX_SPLITS)
+    return stored if same else None
+
+
 async def build_overfitting(
-    store: StudyStore, study_id: int, *, maximize: bool, sampler: str, seed: int = 0
+    store: StudyStore, study_id: int, *, maximize: bool, sampler: str, seed: int = 0,
+    stored_pbo: dict[str, Any] | None = None, complete: Sequence[TrialRecord] | None = None,
 ) -> dict[str, Any]:
-    """The ``overfitting`` section of a study's report (keys in ``docs/headless.md``)."""
+    """The ``overfitting`` section of a study's report (keys in ``docs/headless.md``).
+
+    ``stored_pbo``: the study's stored ``validation.pbo``, used when it matches the stored figures;
+    ``complete``: the study's complete trials by number, when the caller has read them already.
+    """
     section: dict[str, Any] = {"pbo": None, "blocks": 0, "splits": 0}
     _, figures = await store.trial_blocks(study_id)
-    if figures.shape[0] >= 2 and figures.shape[1] >= 2:
-        result = cscv(figures, max_splits=MAX_SPLITS, seed=seed)
-        figures_dict = result.as_dict()
-        section.update({
-            "pbo": result.pbo,
-            "blocks": result.blocks,
-            "splits": result.splits,
-            "total_splits": result.total_splits,
-            "trials": result.trials,
-            "degradation": {
-                "slope": figures_dict["degradation_slope"],
-                "intercept": figures_dict["degradation_intercept"],
-            },
-            "prob_oos_loss": result.prob_oos_loss,
-            "logit_median": figures_dict["logit_median"],
-            "figure": "log return per block",
-        })
-    complete = [
-        t for t in await store.trials(study_id, states=[TrialState.COMPLETE])
-        if t.objective is not None and math.isfinite(t.objective)
-    ]
+    pbo = _stored_pbo(stored_pbo, figures, seed) or pbo_figures(figures, seed)
+    if pbo is not None:
+        section.update({key: value for key, value in pbo.items() if key not in ("seed", "max_splits")})
+        section["figure"] = "log return per block"
+    if complete is None:
+        complete = await store.trials(study_id, states=[TrialState.COMPLETE])
+    complete = [t for t in complete if t.objective is not None and math.isfinite(t.objective)]
     section["stability"] = None
     section["importance"] = {}
     if complete:

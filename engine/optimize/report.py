@@ -9,6 +9,7 @@ from __future__ import annotations
 import collections
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -64,8 +65,11 @@ def _trial_dict(trial: TrialRecord) -> dict[str, Any]:
     }
 
 
-async def build_report(store: StudyStore, name: str) -> dict[str, Any]:
-    """Everything the report shows about study ``name``, as JSON-ready data."""
+async def build_report(
+    store: StudyStore, name: str, *, complete: Sequence[TrialRecord] | None = None
+) -> dict[str, Any]:
+    """Everything the report shows about study ``name``, as JSON-ready data (``complete``: its
+    complete trials by number, when the caller has read them already)."""
     study = await store.require_study(name)
     fields = _spec_fields(study.spec_toml)
     maximize = str(fields.get("direction", "maximize")).lower() != "minimize"
@@ -111,7 +115,7 @@ async def build_report(store: StudyStore, name: str) -> dict[str, Any]:
         "validation": study.validation,
         "overfitting": await build_overfitting(
             store, study.id, maximize=maximize, sampler=str(fields.get("sampler", "grid")),
-            seed=int(fields.get("seed") or 0),
+            seed=int(fields.get("seed") or 0), stored_pbo=(study.validation or {}).get("pbo"), complete=complete,
         ),
         "artifacts": await store.artifact_numbers(study.id),
     }

@@ -505,7 +505,7 @@ class Study:
         emit(force=True)
         try:
             # Load the kernels this process will run (inline trials, validation) while the workers start.
-            warming = _driver_warm_up(self.spec, backend)
+            warming = _driver_warm_up(self.spec, backend, self._total())
             warm = (
                 asyncio.create_task(asyncio.to_thread(warming, strategy_of(self.spec), setup.backtest))
                 if warming is not None else None
@@ -645,31 +645,37 @@ class Study:
         top = await store.best(record.id, maximize=self.maximize, k=k)
         if not top:
             return None
-        counts = await store.counts(record.id)
-        n_trials = sum(counts.values())
-        sharpes = [v for v in await store.metric_values(record.id, "sharpe") if v is not None and math.isfinite(v)]
-        from engine.data.basket import Basket
+        # The PBO (numpy, or numba's threads without the GIL) runs while the rest reads the store.
+        pbo = asyncio.create_task(_pbo(store, record.id, self.spec.search.seed))
+        try:
+            counts = await store.counts(record.id)
+            n_trials = sum(counts.values())
+            sharpes = [v for v in await store.metric_values(record.id, "sharpe") if v is not None and math.isfinite(v)]
+            from engine.data.basket import Basket
 
-        runner = None
-        if self.artifacts_top != 0 and not isinstance(bars, Basket) and top[0].metrics:
-            # The best trial's curve is stored (top-N artifacts): the deflated Sharpe reads it, no re-run.
-            equity = (await store.artifacts(record.id, top[0].number)).get("equity")
-            searched = _in_sample(self.spec, bars)
-            if equity is not None and len(searched):
-                span = (len(searched), int(searched.ts[0]), int(searched.ts[-1]))
-                runner = validation_module.stored_first_runner(self.spec, top[0].params, top[0].metrics, equity, span)
-        result = await asyncio.to_thread(
-            validation_module.validate,
-            self.spec,
-            bars,
-            [t.params for t in top],
-            n_trials=n_trials,
-            trial_sharpes=sharpes or None,
-            runner=runner,
-        )
-        as_dict = result.as_dict()
-        as_dict = json.loads(json.dumps(as_dict, default=str))  # plain lists and dicts, as the store gives back
-        as_dict["pbo"] = await _pbo(store, record.id, self.spec.search.seed)
+            runner = None
+            if self.artifacts_top != 0 and not isinstance(bars, Basket) and top[0].metrics:
+                # The best trial's curve is stored (top-N artifacts): the deflated Sharpe reads it, no re-run.
+                equity = (await store.artifacts(record.id, top[0].number)).get("equity")
+                searched = _in_sample(self.spec, bars)
+                if equity is not None and len(searched):
+                    span = (len(searched), int(searched.ts[0]), int(searched.ts[-1]))
+                    runner = validation_module.stored_first_runner(self.spec, top[0].params, top[0].metrics, equity, span)
+            result = await asyncio.to_thread(
+                validation_module.validate,
+                self.spec,
+                bars,
+                [t.params for t in top],
+                n_trials=n_trials,
+                trial_sharpes=sharpes or None,
+                runner=runner,
+            )
+            as_dict = result.as_dict()
+            as_dict = json.loads(json.dumps(as_dict, default=str))  # plain lists and dicts, as the store gives back
+        except BaseException:
+            pbo.cancel()  # the rest failed: nobody reads it
+            raise
+        as_dict["pbo"] = await pbo
         await store.save_validation(record.id, as_dict)
         return as_dict
 
@@ -729,26 +735,36 @@ def _warn_if_biased(spec: StudySpec, bars: Bars | Basket) -> None:
                     strategy.label(params), report.hint(first), where)
 
 
-def _driver_warm_up(spec: StudySpec, backend: Backend) -> Callable[[StrategyDef, BacktestOptions], None] | None:
+def _driver_warm_up(
+    spec: StudySpec, backend: Backend, trials: int
+) -> Callable[[StrategyDef, BacktestOptions], None] | None:
     """What this process loads while the workers start: the backtest kernels when it runs
     trials itself (``inline``, or a Dask cluster that may share it) or re-runs them after the
     search (hold-out, walk-forward, no stored best curve); only the PBO kernel when that is
-    all it runs; nothing otherwise.
+    all it runs and ``trials`` are too many for its numpy twin; nothing otherwise.
 
-    With worker processes and no re-runs the driver never loads numba (about 1 s of
-    start-up on a loaded box): the workers fork from a server that has it already."""
+    With worker processes, no re-runs and a small study the driver never loads numba (about
+    0.35 s of start-up, more on a loaded box): the workers fork from a server that has it."""
+    from engine.analysis.pbo import uses_numba
+    from engine.optimize.overfitting import MAX_SPLITS
+
     settings = spec.validation
     reruns = settings.out_of_sample > 0 or settings.walk_forward_folds > 0 or parse_artifacts(
         spec.execution.artifacts) == 0
     if backend.name != "process" or reruns:
         return _warm_kernels
-    return _warm_pbo if settings.blocks > 0 else None
+    return _warm_pbo if uses_numba(trials, settings.blocks, max_splits=MAX_SPLITS) else None
 
 
 def _warm_pbo(strategy: StrategyDef, options: BacktestOptions) -> None:
-    """Load the PBO kernel (numba) that the end of the study runs here."""
+    """Load numba and the PBO kernel's compiled code, which the end of the study runs here."""
     with profiler.stage("numba.warm_up"), contextlib.suppress(Exception):
-        import engine.analysis.pbo  # noqa: F401
+        import numba  # noqa: F401 - loaded, so the tiny run below takes the kernel
+        import numpy as np
+
+        from engine.analysis.pbo import cscv
+
+        cscv(np.zeros((2, 2)))
 
 
 def _warm_kernels(strategy: StrategyDef, options: BacktestOptions) -> None:
@@ -762,15 +778,12 @@ def _warm_kernels(strategy: StrategyDef, options: BacktestOptions) -> None:
 
 
 async def _pbo(store: StudyStore, study_id: int, seed: int | None) -> dict[str, Any] | None:
-    """The probability of backtest overfitting over the stored per-block returns (``None`` without them)."""
-    _, figures = await store.trial_blocks(study_id)
-    if figures.shape[0] < 2 or figures.shape[1] < 2:
-        return None
-    from engine.analysis.pbo import cscv  # (numba: only when there are figures to read)
-    from engine.optimize.overfitting import MAX_SPLITS
+    """The probability of backtest overfitting over the stored per-block returns (``None`` without them),
+    with every figure of the report's PBO part (the report then reads it instead of running it again)."""
+    from engine.optimize.overfitting import pbo_figures
 
-    result = await asyncio.to_thread(cscv, figures, max_splits=MAX_SPLITS, seed=seed or 0)
-    return {"pbo": result.pbo, "blocks": result.blocks, "splits": result.splits, "prob_oos_loss": result.prob_oos_loss}
+    _, figures = await store.trial_blocks(study_id)
+    return await asyncio.to_thread(pbo_figures, figures, seed or 0)
 
 
 def _in_sample(spec: StudySpec, bars: Bars | Basket) -> Bars | Basket:

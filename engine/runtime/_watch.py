@@ -75,8 +75,8 @@ class StudyWatch:
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name=f"study-watch-{self.name}")
 
-    async def stop(self) -> None:
-        """One last read (so the final state is shown), then close; once."""
+    async def stop(self, *, read_last: bool = True) -> None:
+        """One last read (so the final state is shown; ``read_last=False``: nobody will look), then close; once."""
         if self._stopped:
             return
         self._stopped = True
@@ -85,8 +85,9 @@ class StudyWatch:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        with contextlib.suppress(Exception):
-            await self.poll(final=True)
+        if read_last:
+            with contextlib.suppress(Exception):
+                await self.poll(final=True)
         await self._close()
 
     async def _close(self) -> None:

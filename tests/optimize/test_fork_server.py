@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -89,3 +91,106 @@ def test_a_process_backend_study_runs_without_numba_in_the_driver(tmp_path: Path
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=Path.cwd())
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "False"
+
+
+def test_the_fork_server_skips_its_teardown_and_other_processes_keep_theirs(tmp_path: Path) -> None:
+    """The server leaves at exit without the interpreter's teardown (numba's and LLVM's held the
+    command's output pipes open 0.3-0.8 s after it exited); a driver importing the same preload
+    module keeps its own exit handlers. A marker module registers a handler before the preload runs:
+    it must not run in the server, and must run in the driver."""
+    (tmp_path / "exit_marker.py").write_text(
+        "import atexit, os, sys\n"
+        "def _mark():\n"
+        f"    open(os.path.join({str(tmp_path)!r}, 'teardown-' + str(os.getpid())), 'w').close()\n"
+        "atexit.register(_mark)\n"
+    )
+    code = (
+        "import multiprocessing, os, sys\n"
+        "from engine.optimize.fork_server import PRELOAD, in_fork_server\n"
+        "def probe():\n"
+        "    return None\n"
+        "if __name__ == '__main__':\n"
+        "    import exit_marker, importlib\n"
+        "    importlib.import_module(PRELOAD)  # the driver imports it too (the kernels' warm-up)\n"
+        "    assert not in_fork_server()\n"
+        "    ctx = multiprocessing.get_context('forkserver')\n"
+        "    ctx.set_forkserver_preload(['exit_marker', PRELOAD])\n"
+        "    p = ctx.Process(target=probe)\n"
+        "    p.start(); p.join()\n"
+        "    assert p.exitcode == 0\n"
+        "    print(os.getpid())\n"
+    )
+    script = tmp_path / "driver.py"
+    script.write_text(code)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=False,
+                          cwd=Path.cwd(), env=env, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    driver = done.stdout.strip()
+    # Reading the pipes to their end waited for the server too: every process has ended by now.
+    marks = sorted(path.name for path in tmp_path.glob("teardown-*"))
+    assert marks == [f"teardown-{driver}"], marks
+
+
+@pytest.mark.parametrize("sampler", ["random", "grid"])
+def test_a_headless_run_with_its_report_keeps_numba_out_of_the_driver(tmp_path: Path, sampler: str) -> None:
+    """``genesis run --headless`` of a small process-backend study with the default validation
+    (16 blocks: PBO) and report (overfitting section: PBO, stability, Monte Carlo of the best
+    trades) never loads numba in the driver: the analyses run their numpy twins at this size."""
+    from tests.optimize.conftest import write_study
+
+    path = write_study(tmp_path, backend="process", sampler=sampler, trials=30 if sampler == "random" else None,
+                       artifacts="top:3", oos=0.0)
+    code = (
+        "import sys\n"
+        "if __name__ == '__main__':\n"
+        "    from genesis_tui.cli import main\n"
+        f"    sys.argv = ['genesis', 'run', {str(path)!r}, '--headless', '--db', {str(tmp_path / 's.db')!r},\n"
+        f"                '--report', {str(tmp_path / 'reports')!r}]\n"
+        "    try:\n"
+        "        main()\n"
+        "    except SystemExit as done:\n"
+        "        assert not done.code, done.code\n"
+        "    print('numba' in sys.modules)\n"
+    )
+    script = tmp_path / "driver.py"
+    script.write_text(code)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=False, cwd=Path.cwd(),
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "False", done.stdout[-2000:]
+    import json
+
+    report = json.loads(next((tmp_path / "reports").rglob("report.json")).read_text())
+    overfitting = report["overfitting"]
+    assert overfitting["pbo"] is not None and overfitting["blocks"] == 16
+    assert overfitting["monte_carlo"] is not None and overfitting["stability"] is not None
+    assert report["validation"]["pbo"]["pbo"] == overfitting["pbo"]
+
+
+def test_only_a_study_too_large_for_the_numpy_pbo_warms_numba_in_the_driver(tmp_path: Path) -> None:
+    """The driver loads numba in the background (while the trials run) only when the PBO at the end
+    will need the kernel; the warm-up really loads it (a tiny CSCV through the kernel)."""
+    from types import SimpleNamespace
+
+    from engine.analysis.pbo import NUMPY_MAX_CELLS
+    from engine.optimize import Study
+    from engine.optimize.study import _driver_warm_up, _warm_kernels, _warm_pbo
+    from tests.optimize.conftest import write_study
+
+    spec = Study.from_file(write_study(tmp_path, backend="process", oos=0.0), db=tmp_path / "s.db").spec
+    process = SimpleNamespace(name="process")
+    pairs = math.comb(15, 7)  # 16 blocks by default
+    assert _driver_warm_up(spec, process, 50) is None  # type: ignore[arg-type]
+    assert _driver_warm_up(spec, process, NUMPY_MAX_CELLS // pairs + 1) is _warm_pbo  # type: ignore[arg-type]
+    assert _driver_warm_up(spec, SimpleNamespace(name="inline"), 50) is _warm_kernels  # type: ignore[arg-type]
+    code = (
+        "import sys\n"
+        "from engine.optimize.study import _warm_pbo\n"
+        "from engine.analysis.pbo_nb import cscv_pairs_nb\n"
+        "_warm_pbo(None, None)\n"
+        "print(len(cscv_pairs_nb.signatures))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=Path.cwd())
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "1"
