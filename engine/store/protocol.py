@@ -9,7 +9,7 @@ each implementation satisfies it. Records are the immutable ones of
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Protocol, Self, runtime_checkable
 
@@ -24,6 +24,7 @@ from engine.store.records import (
     TrialState,
     TrialTask,
 )
+from engine.store.result_batch import ResultBatch
 
 #: An artifact as a worker ships it: ``(dtype, shape, zlib blob)``.
 EncodedArtifact = tuple[str, str, bytes]
@@ -83,6 +84,10 @@ class StudyStore(Protocol):
 
     async def add_results(self, study_id: int, batch: int, pairs: Iterable[tuple[TrialResult, TrialTask]]) -> None:
         """Queue workers' results with their tasks (the fast path of a running study)."""
+        ...
+
+    async def add_batch(self, study_id: int, batch: int, results: ResultBatch, tasks: Sequence[TrialTask]) -> None:
+        """Queue a worker's result columns with their tasks (``tasks[i]`` is row ``i``'s): the fast path."""
         ...
 
     async def add_trial(self, study_id: int, trial: TrialRecord) -> None: ...
