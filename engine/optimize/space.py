@@ -123,6 +123,9 @@ def trial_key(params: Mapping[str, Any]) -> str:
 
 # --------------------------------------------------------------------------- dimensions
 
+#: Largest dimension whose grid values :meth:`Space.grid_points` tabulates (larger ones go point by point).
+_MAX_TABLE = 1 << 16
+
 
 def _decimals(value: float) -> int:
     exponent = Decimal(repr(float(value))).as_tuple().exponent
@@ -400,7 +403,7 @@ Dim = IntDim | FloatDim | ChoiceDim
 class Space:
     """Searched dimensions, fixed values and constraints; a lazy grid over them."""
 
-    __slots__ = ("_grid_size", "_strides", "constraints", "dims", "fixed")
+    __slots__ = ("_grid_size", "_strides", "_tables", "constraints", "dims", "fixed")
 
     def __init__(
         self,
@@ -438,6 +441,7 @@ class Space:
         else:
             self._strides = None
             self._grid_size = None
+        self._tables: list[list[Any]] | None = None  # each dimension's grid values (grid_points), built on use
 
     def _numeric(self, name: str) -> bool:
         if name in self.fixed:
@@ -561,6 +565,28 @@ class Space:
             point[dim.name] = dim.grid_value(digit)
         point.update(self.fixed)
         return point
+
+    def grid_points(self, indices: np.ndarray) -> list[dict[str, Any]]:
+        """:meth:`grid_point` of each index, from per-dimension value tables (no per-point arithmetic)."""
+        size = self.grid_size
+        assert self._strides is not None
+        indices = np.asarray(indices, dtype=np.int64)
+        if indices.size and (int(indices.min()) < 0 or int(indices.max()) >= size):
+            raise IndexError(f"grid index out of range [0, {size})")
+        if self._tables is None:
+            if any(d.grid_size > _MAX_TABLE for d in self.dims):  # type: ignore[operator]
+                return [self.grid_point(index) for index in indices.tolist()]
+            self._tables = [[d.grid_value(i) for i in range(d.grid_size)] for d in self.dims]  # type: ignore[arg-type]
+        columns = []
+        rest = indices
+        for table, stride in zip(self._tables, self._strides, strict=True):
+            digits, rest = np.divmod(rest, stride)
+            columns.append([table[digit] for digit in digits.tolist()])
+        names = [d.name for d in self.dims]
+        if self.fixed:
+            fixed = self.fixed
+            return [{**dict(zip(names, values, strict=True)), **fixed} for values in zip(*columns, strict=True)]
+        return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
 
     def grid_index(self, params: Mapping[str, Any]) -> int | None:
         """Inverse of :meth:`grid_point` (``None`` when ``params`` is not a grid point)."""

@@ -57,18 +57,21 @@ def metrics_texts(results: ResultBatch) -> list[str | None]:
     encode = _json_encoder.encode
     names = results.metric_names
     ints = [names.index(name) for name in results.int_metrics]
-    present = results.has_metrics.tolist()
+    simple = results.has_metrics.copy()
+    if results.partial:
+        simple[list(results.partial)] = False
+    if ints:
+        simple &= ~np.isnan(results.metrics[:, ints]).any(axis=1)
+    fast = simple.tolist()
     texts: list[str | None] = []
     for row, values in enumerate(results.metrics.tolist()):
-        if not present[row]:
-            texts.append(None)
-            continue
-        if results.partial or any(values[j] != values[j] for j in ints):
-            texts.append(encode(results.metrics_dict(row)).decode())
-            continue
-        for j in ints:
-            values[j] = int(values[j])
-        texts.append(encode(dict(zip(names, values, strict=True))).decode())
+        if fast[row]:
+            for j in ints:
+                values[j] = int(values[j])
+            texts.append(encode(dict(zip(names, values, strict=True))).decode())
+        else:  # no metrics, some missing, or a count that is NaN
+            metrics = results.metrics_dict(row)
+            texts.append(None if metrics is None else encode(metrics).decode())
     return texts
 
 
@@ -261,9 +264,8 @@ class BatchedStore:
         before = len(rows)
         encode = _json_encoder.encode
         numbers = results.numbers.tolist()
-        for task, number in zip(tasks, numbers, strict=True):
-            if task.number != number:
-                raise ValueError(f"result of trial {number} given with the task of trial {task.number}")
+        if [task.number for task in tasks] != numbers:
+            raise ValueError("results given with the tasks of other trials (rows out of step)")
         states = [STATES[code].value for code in results.states.tolist()]
         objectives = [None if o != o else o for o in results.objectives.tolist()]
         errors = results.errors
