@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import keyword
 from collections.abc import Iterable, Sequence
 from typing import Any, Self
 
@@ -62,17 +64,30 @@ def metrics_texts(results: ResultBatch) -> list[str | None]:
         simple[list(results.partial)] = False
     if ints:
         simple &= ~np.isnan(results.metrics[:, ints]).any(axis=1)
-    fast = simple.tolist()
+    layout = _metrics_struct(names)
+    if layout is not None and bool(simple.all()):
+        # The common case: one struct per row, built and encoded in C (half the cost of a dict).
+        columns = results.metrics.T.tolist()
+        for j in ints:
+            columns[j] = results.metrics[:, j].astype(np.int64).tolist()
+        return [text.decode() for text in map(encode, map(layout, *columns))]
     texts: list[str | None] = []
-    for row, values in enumerate(results.metrics.tolist()):
-        if fast[row]:
-            for j in ints:
-                values[j] = int(values[j])
-            texts.append(encode(dict(zip(names, values, strict=True))).decode())
-        else:  # no metrics, some missing, or a count that is NaN
-            metrics = results.metrics_dict(row)
-            texts.append(None if metrics is None else encode(metrics).decode())
+    for row in range(len(results)):
+        metrics = results.metrics_dict(row)
+        texts.append(None if metrics is None else encode(metrics).decode())
     return texts
+
+
+@functools.lru_cache(maxsize=16)
+def _metrics_struct(names: tuple[str, ...]) -> Any:
+    """A struct type whose JSON is the object ``{name: value, ...}`` in ``names``' order (``None``: names
+    that cannot be fields)."""
+    if not names or not all(name.isidentifier() and not keyword.iskeyword(name) for name in names):
+        return None
+    try:
+        return msgspec.defstruct("Metrics", list(names))
+    except (TypeError, ValueError):
+        return None
 
 
 class Pending:
