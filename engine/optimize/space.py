@@ -89,26 +89,55 @@ def canonical_json(params: Mapping[str, Any]) -> str:
     ``sort_keys=True, separators=(",", ":"), ensure_ascii=False``; plain ints,
     floats, strings and booleans take a fast path (this runs once per trial).
     """
-    parts = []
-    for name in sorted(params):
-        value = params[name]
-        kind = type(value)
-        if kind is int:
-            text = int.__repr__(value)
-        elif kind is float and value == value and value not in (_INF, -_INF):
-            text = (
-                str(int(value))
-                if value.is_integer() and abs(value) < 2**53
-                else float.__repr__(value)
-            )
-        elif kind is bool:
-            text = "true" if value else "false"
-        else:
-            text = json.dumps(
-                canonical_value(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False
-            )
-        parts.append(f"{_json_key(str(name))}:{text}")
-    return "{" + ",".join(parts) + "}"
+    return "{" + ",".join([_part(name, params[name]) for name in sorted(params)]) + "}"
+
+
+def _part(name: Any, value: Any) -> str:
+    """``"name":value`` of :func:`canonical_json`."""
+    kind = type(value)
+    if kind is int:
+        text = int.__repr__(value)
+    elif kind is float and value == value and value not in (_INF, -_INF):
+        text = str(int(value)) if value.is_integer() and abs(value) < 2**53 else float.__repr__(value)
+    elif kind is bool:
+        text = "true" if value else "false"
+    else:
+        text = json.dumps(canonical_value(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return f"{_json_key(str(name))}:{text}"
+
+
+#: Memoised :func:`_part` texts by ``(name, type, value)`` (bounded: cleared when full).
+_PARTS: dict[tuple[Any, type, Any], str] = {}
+_MAX_PARTS = 1 << 17
+
+
+def trial_keys(points: Sequence[Mapping[str, Any]]) -> list[str]:
+    """:func:`trial_key` of each point; the text of a repeated name and value is built once."""
+    parts = _PARTS
+    if len(parts) > _MAX_PARTS:
+        parts.clear()
+    orders: dict[tuple[str, ...], list[str]] = {}
+    keys = []
+    blake2b = hashlib.blake2b
+    for params in points:
+        layout = tuple(params)
+        names = orders.get(layout)
+        if names is None:
+            names = orders[layout] = sorted(params)
+        texts = []
+        for name in names:
+            value = params[name]
+            cached = (name, type(value), value)
+            try:
+                text = parts.get(cached)
+            except TypeError:  # an unhashable value (a list): not memoised
+                text = _part(name, value)
+            else:
+                if text is None:
+                    text = parts[cached] = _part(name, value)
+            texts.append(text)
+        keys.append(blake2b(("{" + ",".join(texts) + "}").encode(), digest_size=8).hexdigest())
+    return keys
 
 
 @functools.lru_cache(maxsize=4096)
@@ -540,6 +569,10 @@ class Space:
         No validation: :meth:`canonical` checks a dict against the space.
         """
         return trial_key(params)
+
+    def trial_keys(self, points: Sequence[Mapping[str, Any]]) -> list[str]:
+        """:meth:`trial_key` of each point (a batch: shared texts are built once)."""
+        return trial_keys(points)
 
     def is_feasible(self, params: Mapping[str, Any]) -> bool:
         """Whether ``params`` satisfies every constraint."""

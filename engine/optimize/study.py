@@ -879,8 +879,7 @@ class _BatchLoop:
         duplicate = -1
         counters = _TRIAL_KEYS
         counters.hits += len(points)  # every point is a hit but the new tasks (taken back below)
-        for params in points:
-            key = self.study.space.trial_key(params)
+        for params, key in zip(points, self.study.space.trial_keys(points), strict=True):
             if key in seen:  # the same point twice in one batch
                 numbers.append(seen[key])
                 continue

@@ -147,3 +147,19 @@ async def test_every_stored_trial_is_the_backtest_of_its_params(
             assert stored == pytest.approx(value, rel=1e-12, abs=1e-12), (trial.number, name)
         assert type(trial.metrics["trades"]) is int
         assert trial.objective == pytest.approx(direct["sharpe"], rel=1e-12, abs=1e-12)
+
+
+def test_batch_trial_keys_are_the_single_keys() -> None:
+    from engine.optimize.space import trial_key, trial_keys
+
+    points = [
+        {"fast": 5, "slow": 20.0, "fee": 0.001},
+        {"slow": 20, "fee": 0.001, "fast": 5.0},  # another key order, integral floats: the same key
+        {"fast": True, "slow": 1},  # a bool is not the int it equals
+        {"fast": 1, "slow": True},
+        {"x": 1.5, "y": -0.0, "z": 1e300, "w": "a\"b"},
+        {"k": [1, 2.0, {"b": 1, "a": 2}]},  # unhashable: not memoised, same text
+    ]
+    keys = trial_keys(points * 2)
+    assert keys == [trial_key(p) for p in points * 2]
+    assert keys[0] == keys[1] and keys[2] != keys[3]
