@@ -304,8 +304,9 @@ class BatchedStore:
         )
         if results.blocks is not None:
             kept = range(n) if results.has_blocks is None else np.flatnonzero(results.has_blocks).tolist()
-            figures = results.blocks
-            self._pending.blocks.extend((study_id, numbers[row], figures[row].tobytes()) for row in kept)
+            raw = np.ascontiguousarray(results.blocks, dtype="<f4").tobytes()  # one copy, sliced by row
+            width = len(raw) // n if n else 0
+            self._pending.blocks.extend((study_id, numbers[row], raw[row * width : (row + 1) * width]) for row in kept)
         if len(rows) >= self.batch_size > before:
             self._wake.set()
         await self._backpressure()
