@@ -158,6 +158,7 @@ class _PeakRss:
                 pass
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
+        self._sampler_cpu = 0.0
 
     @property
     def children_cpu_s(self) -> float:
@@ -182,7 +183,17 @@ class _PeakRss:
                 self.tree = max(self.tree, tree)
             except psutil.Error:
                 pass
+            self._sampler_cpu = time.thread_time()
             self._stop.wait(self.period_s)
+
+    def sampler_cpu_s(self) -> float:
+        """CPU seconds this sampling thread has spent (not the study's: scale() takes it out)."""
+        if self._thread.ident is None:
+            return 0.0
+        try:
+            return time.clock_gettime(time.pthread_getcpuclockid(self._thread.ident))
+        except (OSError, ValueError):  # ended, or no per-thread clock here
+            return self._sampler_cpu
 
     def __enter__(self) -> _PeakRss:
         self._thread.start()
@@ -194,10 +205,12 @@ class _PeakRss:
 
 
 def _run_study(
-    path: Path, db: Path, *, track: bool = False, cpu: list[tuple[int, float, float]] | None = None
+    path: Path, db: Path, *, track: bool = False, cpu: list[tuple[int, float, float]] | None = None,
+    exclude: Any = None,
 ) -> tuple[Any, float, list[tuple[int, float]]]:
     """Run a study in this process: ``(summary, wall seconds, [(done, seconds)])``; ``cpu`` (with
-    ``track``) collects ``(done, process CPU s, main-thread CPU s)`` at each progress report."""
+    ``track``) collects ``(done, process CPU s, main-thread CPU s)`` at each progress report, the
+    process CPU less ``exclude()`` (a measuring thread's own CPU seconds) when given."""
     from engine.optimize import Study
 
     marks: list[tuple[int, float]] = []
@@ -206,7 +219,7 @@ def _run_study(
     def on_progress(p: Any) -> None:
         marks.append((p.done, time.perf_counter() - start))
         if cpu is not None:
-            cpu.append((p.done, time.process_time(), time.thread_time()))
+            cpu.append((p.done, time.process_time() - (exclude() if exclude else 0.0), time.thread_time()))
 
     async def main() -> Any:
         study = Study.from_file(path, db=db)
@@ -563,8 +576,8 @@ def scale(workdir: Path, quick: bool, trials: int | None = None) -> dict[str, An
     cpu_marks: list[tuple[int, float, float]] = []
     cpu0 = time.process_time()
     with _PeakRss() as rss:
-        summary, study_s, marks = _run_study(path, db, track=True, cpu=cpu_marks)
-    own_cpu = time.process_time() - cpu0
+        summary, study_s, marks = _run_study(path, db, track=True, cpu=cpu_marks, exclude=rss.sampler_cpu_s)
+    own_cpu = time.process_time() - cpu0 - rss.sampler_cpu_s()  # the RSS sampler's psutil calls are not the study's
     workers_cpu = rss.children_cpu_s
     assert summary.trials == count, (summary.trials, count)
     bare_s, bare_cpu = _bare_on_stored(db, SCALE["bars"])
