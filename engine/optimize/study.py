@@ -860,7 +860,11 @@ class _BatchLoop:
             if used:
                 self.next_number = max(self.next_number, max(used) + 1)
             with profiler.stage("optimize.checkpoint"):
-                await self.store.checkpoint(self.record.id, self.sampler.get_state(), self.seq, self.next_number)
+                # Not waited for: the workers would idle while the writer commits the batch. Trials of
+                # the next batch committed with it are found stored on a resume (told, not run again).
+                await self.store.checkpoint(
+                    self.record.id, self.sampler.get_state(), self.seq, self.next_number, wait=False
+                )
             self.stored.clear()  # the resumed batch, if any, is behind us
             self.emit()
         if self.failure is None and not self.study.stop_requested:

@@ -329,11 +329,17 @@ class BatchedStore:
         self._pending.artifacts = [a for a in self._pending.artifacts if not (a[0] == study_id and a[1] == number)]
         self._pending.drops.append((study_id, number))
 
-    async def checkpoint(self, study_id: int, sampler_state: dict[str, Any], seq: int, next_number: int) -> None:
-        """Write the sampler state with every trial queued so far, in one transaction; wait for it."""
+    async def checkpoint(
+        self, study_id: int, sampler_state: dict[str, Any], seq: int, next_number: int, *, wait: bool = True
+    ) -> None:
+        """Write the sampler state with every trial queued so far, in one transaction; wait for it
+        unless ``wait`` is false (the transaction may then also take trials queued after it)."""
         self._raise_if_failed()
         self._pending.checkpoints[study_id] = (dumps(sampler_state), seq, next_number)
-        await self.flush()
+        if wait:
+            await self.flush()
+        else:
+            self._wake.set()
 
     async def flush(self) -> None:
         """Commit everything queued so far and wait for it."""

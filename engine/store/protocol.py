@@ -100,8 +100,10 @@ class StudyStore(Protocol):
 
     def drop_artifacts(self, study_id: int, number: int) -> None: ...
 
-    async def checkpoint(self, study_id: int, sampler_state: dict[str, Any], seq: int, next_number: int) -> None:
-        """Write the sampler state with every trial queued so far, in one transaction."""
+    async def checkpoint(
+        self, study_id: int, sampler_state: dict[str, Any], seq: int, next_number: int, *, wait: bool = True
+    ) -> None:
+        """Write the sampler state with every trial queued so far, in one transaction (``wait``: for it)."""
         ...
 
     async def flush(self) -> None:

@@ -128,6 +128,20 @@ class StoreConformance:
                 seen += [t.number for t in page]
         assert seen == numbers
 
+    async def test_an_unwaited_checkpoint_is_committed_with_the_trials_before_it(
+        self, store_factory: Any, tmp_path: Any
+    ) -> None:
+        async with store_factory(tmp_path / "s.db") as store:
+            study = await store.create_study("alpha", "x")
+            await store.add_trials(study.id, [make_trial(i) for i in range(5)])
+            await store.checkpoint(study.id, {"cursor": 5}, 1, 5, wait=False)
+            await store.add_trials(study.id, [make_trial(i) for i in range(5, 8)])  # the next batch's
+            await store.flush()
+            reread = await store.get_study("alpha")
+            assert reread is not None and reread.sampler_state == {"cursor": 5}
+            assert (reread.checkpoint_seq, reread.next_number) == (1, 5)
+            assert sorted(t.number for t in await store.trials(study.id)) == list(range(8))
+
     async def test_checkpoint_commits_state_with_the_queued_trials(self, store_factory: Any, tmp_path: Any) -> None:
         async with store_factory(tmp_path / "s.db") as store:
             study = await store.create_study("alpha", "x")
