@@ -122,14 +122,15 @@ def _pairs(fast: tuple[int, int, int], slow: tuple[int, int, int]) -> list[tuple
 
 def _write_study(directory: Path, name: str, bars: int, fast: tuple, slow: tuple, *, backend: str = "process",
                  workers: int = 2, trials: int | None = None, batch: int = 4096,
-                 artifacts: str = "top:20", sampler: str = "grid", fees: tuple[float, ...] = ()) -> Path:
+                 artifacts: str = "top:20", sampler: str = "grid", fees: tuple[float, ...] = (),
+                 checkpoint_every: int | None = None) -> Path:
     """A study file; ``fees``: a ``fee`` choice dimension in the space instead of the fixed 0.001."""
     path = directory / f"{name}.toml"
     path.write_text(
         STUDY.format(
             name=name, bars=bars, f0=fast[0], f1=fast[1], fs=fast[2], s0=slow[0], s1=slow[1], ss=slow[2],
             trials="" if trials is None else f"trials = {trials}\n", backend=backend, workers=workers,
-            batch=batch, checkpoint_every=max(500, batch // 4), artifacts=artifacts, sampler=sampler,
+            batch=batch, checkpoint_every=checkpoint_every or max(500, batch // 4), artifacts=artifacts, sampler=sampler,
             extra=f"fee = {{ choice = {list(fees)} }}\n" if fees else "", fee="" if fees else "fee = 0.001\n",
         )
     )
@@ -160,6 +161,7 @@ class _PeakRss:
                 pass
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
+        self._sampler_cpu = 0.0
 
     @property
     def children_cpu_s(self) -> float:
@@ -184,7 +186,17 @@ class _PeakRss:
                 self.tree = max(self.tree, tree)
             except psutil.Error:
                 pass
+            self._sampler_cpu = time.thread_time()
             self._stop.wait(self.period_s)
+
+    def sampler_cpu_s(self) -> float:
+        """CPU seconds this sampling thread has spent (not the study's: scale() takes it out)."""
+        if self._thread.ident is None:
+            return 0.0
+        try:
+            return time.clock_gettime(time.pthread_getcpuclockid(self._thread.ident))
+        except (OSError, ValueError):  # ended, or no per-thread clock here
+            return self._sampler_cpu
 
     def __enter__(self) -> _PeakRss:
         self._thread.start()
@@ -195,8 +207,13 @@ class _PeakRss:
         self._thread.join()
 
 
-def _run_study(path: Path, db: Path, *, track: bool = False) -> tuple[Any, float, list[tuple[int, float]]]:
-    """Run a study in this process: ``(summary, wall seconds, [(done, seconds)])``."""
+def _run_study(
+    path: Path, db: Path, *, track: bool = False, cpu: list[tuple[int, float, float]] | None = None,
+    exclude: Any = None,
+) -> tuple[Any, float, list[tuple[int, float]]]:
+    """Run a study in this process: ``(summary, wall seconds, [(done, seconds)])``; ``cpu`` (with
+    ``track``) collects ``(done, process CPU s, main-thread CPU s)`` at each progress report, the
+    process CPU less ``exclude()`` (a measuring thread's own CPU seconds) when given."""
     from engine.optimize import Study
 
     marks: list[tuple[int, float]] = []
@@ -204,6 +221,8 @@ def _run_study(path: Path, db: Path, *, track: bool = False) -> tuple[Any, float
 
     def on_progress(p: Any) -> None:
         marks.append((p.done, time.perf_counter() - start))
+        if cpu is not None:
+            cpu.append((p.done, time.process_time() - (exclude() if exclude else 0.0), time.thread_time()))
 
     async def main() -> Any:
         study = Study.from_file(path, db=db)
@@ -522,8 +541,10 @@ def memory_and_flatness(workdir: Path, quick: bool) -> dict[str, Any]:
 
 #: The scale study: random ``sma_cross`` points on 10,000 bars; fast 2..500 x slow 3..1000 x four fees
 #: is ~1.5M feasible points (the fee changes no kernel's cost, so the bare loop runs at 0.001).
+#: The store commits every 4,096 trials (or every second): with a random 64-bit key per trial, a
+#: commit costs about one index page per row at a million rows unless it takes thousands of them.
 SCALE: dict[str, Any] = {"bars": 10_000, "fast": (2, 500, 1), "slow": (3, 1000, 1), "fees": (0.0005, 0.001, 0.0015, 0.002),
-         "trials": 1_000_000}
+         "trials": 1_000_000, "checkpoint_every": 4096}
 
 
 def _stored_pairs(db: Path) -> list[tuple[int, int]]:
@@ -551,20 +572,32 @@ def scale(workdir: Path, quick: bool, trials: int | None = None) -> dict[str, An
     ``overhead_us_per_trial``: (study wall - bare loop wall) per trial, the cost of
     dispatch, store, sampler and bookkeeping on top of the kernels (goal < 20 us);
     ``orchestrator_cpu_us_per_trial``: this process's CPU per trial (the same costs,
-    proof against a loaded box). ``s_per_1000`` early (5%) and late (95%): goal flat.
+    proof against a loaded box, plus start-up, validation and the report);
+    ``loop_cpu_us_per_trial``: the same over the trial loop only (from 5% to
+    95% of the trials reported), and ``loop_event_loop_cpu_us_per_trial`` its event-loop
+    thread's share (the rest is the store's writer thread). ``s_per_1000`` early
+    (5%) and late (95%): goal flat.
     """
     count: int = trials or (20_000 if quick else SCALE["trials"])
     path = _write_study(workdir, "scale", SCALE["bars"], SCALE["fast"], SCALE["slow"], trials=count, batch=4096,
-                        sampler="random", fees=SCALE["fees"])
+                        sampler="random", fees=SCALE["fees"], checkpoint_every=SCALE["checkpoint_every"])
     db = workdir / "scale.db"
+    cpu_marks: list[tuple[int, float, float]] = []
     cpu0 = time.process_time()
     with _PeakRss() as rss:
-        summary, study_s, marks = _run_study(path, db, track=True)
-    own_cpu = time.process_time() - cpu0
+        summary, study_s, marks = _run_study(path, db, track=True, cpu=cpu_marks, exclude=rss.sampler_cpu_s)
+    own_cpu = time.process_time() - cpu0 - rss.sampler_cpu_s()  # the RSS sampler's psutil calls are not the study's
     workers_cpu = rss.children_cpu_s
     assert summary.trials == count, (summary.trials, count)
     bare_s, bare_cpu = _bare_on_stored(db, SCALE["bars"])
     window = max(1_000, count // 20)
+    # The trial loop alone, from 5% to 95% of the trials reported: no start-up, validation or report.
+    first = next(((d, c, m) for d, c, m in cpu_marks if d >= count // 20), None)
+    last = next(((d, c, m) for d, c, m in cpu_marks if d >= count - count // 20), None)
+    loop_cpu = loop_main = None
+    if first is not None and last is not None and last[0] > first[0]:
+        loop_cpu = (last[1] - first[1]) / (last[0] - first[0]) * 1e6
+        loop_main = (last[2] - first[2]) / (last[0] - first[0]) * 1e6
 
     early, late = _per_thousand(marks, window, window), _per_thousand(marks, count - 2 * window, window)
     return {
@@ -575,6 +608,8 @@ def scale(workdir: Path, quick: bool, trials: int | None = None) -> dict[str, An
         "ratio": round(study_s / bare_s, 3),
         "overhead_us_per_trial": round((study_s - bare_s) / count * 1e6, 2),
         "orchestrator_cpu_us_per_trial": round(own_cpu / count * 1e6, 2),
+        "loop_cpu_us_per_trial": None if loop_cpu is None else round(loop_cpu, 2),
+        "loop_event_loop_cpu_us_per_trial": None if loop_main is None else round(loop_main, 2),
         "workers_cpu_s": round(workers_cpu, 3),
         "bare_cpu_s": round(bare_cpu, 3),
         "cpu_ratio": round((own_cpu + workers_cpu) / bare_cpu, 3) if bare_cpu > 0 else None,

@@ -199,12 +199,12 @@ class Executor:
                     continue
             with profiler.stage("optimize.wait"):  # on the workers (their own stages come back merged)
                 event = await self._results.__anext__()
-            outstanding -= len(event.results)
+            n = len(event.batch)
+            outstanding -= n
             self.in_flight = outstanding
-            reported += len(event.results)
-            busy = sum(r.duration_s for r in event.results)
+            reported += n
             if event.elapsed_s > 0:
-                self.sizer.observe(len(event.results), busy, event.elapsed_s)
+                self.sizer.observe(n, event.batch.busy_s, event.elapsed_s)
             if event.final:
                 in_backend -= 1
             if event.profile:

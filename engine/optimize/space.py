@@ -89,26 +89,55 @@ def canonical_json(params: Mapping[str, Any]) -> str:
     ``sort_keys=True, separators=(",", ":"), ensure_ascii=False``; plain ints,
     floats, strings and booleans take a fast path (this runs once per trial).
     """
-    parts = []
-    for name in sorted(params):
-        value = params[name]
-        kind = type(value)
-        if kind is int:
-            text = int.__repr__(value)
-        elif kind is float and value == value and value not in (_INF, -_INF):
-            text = (
-                str(int(value))
-                if value.is_integer() and abs(value) < 2**53
-                else float.__repr__(value)
-            )
-        elif kind is bool:
-            text = "true" if value else "false"
-        else:
-            text = json.dumps(
-                canonical_value(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False
-            )
-        parts.append(f"{_json_key(str(name))}:{text}")
-    return "{" + ",".join(parts) + "}"
+    return "{" + ",".join([_part(name, params[name]) for name in sorted(params)]) + "}"
+
+
+def _part(name: Any, value: Any) -> str:
+    """``"name":value`` of :func:`canonical_json`."""
+    kind = type(value)
+    if kind is int:
+        text = int.__repr__(value)
+    elif kind is float and value == value and value not in (_INF, -_INF):
+        text = str(int(value)) if value.is_integer() and abs(value) < 2**53 else float.__repr__(value)
+    elif kind is bool:
+        text = "true" if value else "false"
+    else:
+        text = json.dumps(canonical_value(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return f"{_json_key(str(name))}:{text}"
+
+
+#: Memoised :func:`_part` texts by ``(name, type, value)`` (bounded: cleared when full).
+_PARTS: dict[tuple[Any, type, Any], str] = {}
+_MAX_PARTS = 1 << 17
+
+
+def trial_keys(points: Sequence[Mapping[str, Any]]) -> list[str]:
+    """:func:`trial_key` of each point; the text of a repeated name and value is built once."""
+    parts = _PARTS
+    if len(parts) > _MAX_PARTS:
+        parts.clear()
+    orders: dict[tuple[str, ...], list[str]] = {}
+    keys = []
+    blake2b = hashlib.blake2b
+    for params in points:
+        layout = tuple(params)
+        names = orders.get(layout)
+        if names is None:
+            names = orders[layout] = sorted(params)
+        texts = []
+        for name in names:
+            value = params[name]
+            cached = (name, type(value), value)
+            try:
+                text = parts.get(cached)
+            except TypeError:  # an unhashable value (a list): not memoised
+                text = _part(name, value)
+            else:
+                if text is None:
+                    text = parts[cached] = _part(name, value)
+            texts.append(text)
+        keys.append(blake2b(("{" + ",".join(texts) + "}").encode(), digest_size=8).hexdigest())
+    return keys
 
 
 @functools.lru_cache(maxsize=4096)
@@ -122,6 +151,9 @@ def trial_key(params: Mapping[str, Any]) -> str:
 
 
 # --------------------------------------------------------------------------- dimensions
+
+#: Largest dimension whose grid values :meth:`Space.grid_points` tabulates (larger ones go point by point).
+_MAX_TABLE = 1 << 16
 
 
 def _decimals(value: float) -> int:
@@ -400,7 +432,7 @@ Dim = IntDim | FloatDim | ChoiceDim
 class Space:
     """Searched dimensions, fixed values and constraints; a lazy grid over them."""
 
-    __slots__ = ("_grid_size", "_strides", "constraints", "dims", "fixed")
+    __slots__ = ("_grid_size", "_strides", "_tables", "constraints", "dims", "fixed")
 
     def __init__(
         self,
@@ -438,6 +470,7 @@ class Space:
         else:
             self._strides = None
             self._grid_size = None
+        self._tables: list[list[Any]] | None = None  # each dimension's grid values (grid_points), built on use
 
     def _numeric(self, name: str) -> bool:
         if name in self.fixed:
@@ -537,6 +570,10 @@ class Space:
         """
         return trial_key(params)
 
+    def trial_keys(self, points: Sequence[Mapping[str, Any]]) -> list[str]:
+        """:meth:`trial_key` of each point (a batch: shared texts are built once)."""
+        return trial_keys(points)
+
     def is_feasible(self, params: Mapping[str, Any]) -> bool:
         """Whether ``params`` satisfies every constraint."""
         return all(constraint(params) for constraint in self.constraints)
@@ -561,6 +598,28 @@ class Space:
             point[dim.name] = dim.grid_value(digit)
         point.update(self.fixed)
         return point
+
+    def grid_points(self, indices: np.ndarray) -> list[dict[str, Any]]:
+        """:meth:`grid_point` of each index, from per-dimension value tables (no per-point arithmetic)."""
+        size = self.grid_size
+        assert self._strides is not None
+        indices = np.asarray(indices, dtype=np.int64)
+        if indices.size and (int(indices.min()) < 0 or int(indices.max()) >= size):
+            raise IndexError(f"grid index out of range [0, {size})")
+        if self._tables is None:
+            if any(d.grid_size > _MAX_TABLE for d in self.dims):  # type: ignore[operator]
+                return [self.grid_point(index) for index in indices.tolist()]
+            self._tables = [[d.grid_value(i) for i in range(d.grid_size)] for d in self.dims]  # type: ignore[arg-type]
+        columns = []
+        rest = indices
+        for table, stride in zip(self._tables, self._strides, strict=True):
+            digits, rest = np.divmod(rest, stride)
+            columns.append([table[digit] for digit in digits.tolist()])
+        names = [d.name for d in self.dims]
+        if self.fixed:
+            fixed = self.fixed
+            return [{**dict(zip(names, values, strict=True)), **fixed} for values in zip(*columns, strict=True)]
+        return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
 
     def grid_index(self, params: Mapping[str, Any]) -> int | None:
         """Inverse of :meth:`grid_point` (``None`` when ``params`` is not a grid point)."""

@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import numpy as np
+
 from engine.backtest.options import BacktestOptions
 from engine.errors import ConfigError, GenesisError, StoreWriteError, out_of_room
 from engine.optimize.backends.base import Backend, ChunkDone, check_workers, make_backend
@@ -51,6 +53,7 @@ from engine.store.records import (
     TrialTask,
     rank_value,
 )
+from engine.store.result_batch import COMPLETE, FAILED, PRUNED, ResultBatch
 from engine.store.url import DatabaseUrl, StoreLocation, store_location
 
 if TYPE_CHECKING:
@@ -686,6 +689,13 @@ class Study:
         """``artifacts = "all"``: every complete trial brings its artifacts with it."""
         return self.artifacts_top is None
 
+    def top_threshold(self) -> float:
+        """The rank value a trial needs to enter the top N (``-inf`` while it has room; ``inf`` when kept off)."""
+        top = self.artifacts_top
+        if not top:
+            return math.inf
+        return self._top[0][0] if len(self._top) >= top else -math.inf
+
     def consider_top(self, store: StudyStore, study_id: int, result: TrialResult, task: TrialTask) -> None:
         """Keep the top-N leaderboard; a trial pushed out of it loses its stored artifacts."""
         top = self.artifacts_top
@@ -863,7 +873,11 @@ class _BatchLoop:
             if used:
                 self.next_number = max(self.next_number, max(used) + 1)
             with profiler.stage("optimize.checkpoint"):
-                await self.store.checkpoint(self.record.id, self.sampler.get_state(), self.seq, self.next_number)
+                # Not waited for: the workers would idle while the writer commits the batch. Trials of
+                # the next batch committed with it are found stored on a resume (told, not run again).
+                await self.store.checkpoint(
+                    self.record.id, self.sampler.get_state(), self.seq, self.next_number, wait=False
+                )
             self.stored.clear()  # the resumed batch, if any, is behind us
             self.emit()
         if self.failure is None and not self.study.stop_requested:
@@ -882,8 +896,7 @@ class _BatchLoop:
         duplicate = -1
         counters = _TRIAL_KEYS
         counters.hits += len(points)  # every point is a hit but the new tasks (taken back below)
-        for params in points:
-            key = self.study.space.trial_key(params)
+        for params, key in zip(points, self.study.space.trial_keys(points), strict=True):
             if key in seen:  # the same point twice in one batch
                 numbers.append(seen[key])
                 continue
@@ -923,20 +936,28 @@ class _BatchLoop:
         values: dict[int, float | None] = {}
 
         study_id = self.record.id
-        complete = TrialState.COMPLETE
 
         async def on_done(event: ChunkDone) -> None:
-            pairs = []
-            for result in event.results:
-                task = by_number[result.number]
-                pairs.append((result, task))
-                values[result.number] = result.objective if result.state is complete else None
-                self._account(result, task)
-                self.study.consider_top(self.store, study_id, result, task)
-                if result.number in event.artifacts and result.state is complete:
-                    self.study.store_artifacts(self.store, study_id, result.number, event.artifacts[result.number])
-            self.tracker.count_many(event.results)
-            await self.store.add_results(study_id, batch, pairs)
+            # Columns in, rows out only where something reads them (best trial, top N, a failure).
+            results = event.batch
+            numbers = results.numbers.tolist()
+            chunk_tasks = [by_number[number] for number in numbers]
+            complete = results.states == COMPLETE
+            told = np.where(complete, results.objectives, np.nan).tolist()
+            values.update(zip(numbers, [None if v != v else v for v in told], strict=True))
+            self._account_batch(results, chunk_tasks)
+            ranked = complete & ~np.isnan(results.objectives)
+            if ranked.any():
+                ranks = results.objectives if self.study.maximize else -results.objectives
+                for row in np.flatnonzero(ranked & (ranks >= self.study.top_threshold())).tolist():
+                    self.study.consider_top(self.store, study_id, results.result(row), chunk_tasks[row])
+            if event.artifacts:
+                row_of = {number: row for row, number in enumerate(numbers)}
+                for number, arrays in event.artifacts.items():
+                    at = row_of.get(number)
+                    if at is not None and complete[at]:
+                        self.study.store_artifacts(self.store, study_id, number, arrays)
+            await self.store.add_batch(study_id, batch, results, chunk_tasks)
             self.emit()
 
         outcome = await self.executor.run_batch(tasks, on_done, artifacts=self.study.artifacts_for_all)
@@ -1034,6 +1055,32 @@ class _BatchLoop:
                 f"(execution.max_consecutive_failures = {self.study.max_failures}); last error: {result.error}"
             )
             self.executor.stop()
+
+    def _account_batch(self, results: ResultBatch, tasks: Sequence[TrialTask]) -> None:
+        """:meth:`_account` of every row of ``results`` (``tasks[i]`` is row ``i``'s), from the columns."""
+        n = len(results)
+        self.done += n
+        states = results.states
+        for code, state in ((COMPLETE, "complete"), (FAILED, "failed"), (PRUNED, "pruned")):
+            count = int(np.count_nonzero(states == code))
+            if count:
+                self.tracker.count(state, count)
+        if (states == FAILED).any():  # rare: the streak needs the rows in order
+            for row, code in enumerate(states.tolist()):
+                if code == FAILED:
+                    self._count_failure(results.result(row))
+                else:
+                    self.consecutive_failures = 0
+        elif n:
+            self.consecutive_failures = 0
+        ranked = (states == COMPLETE) & ~np.isnan(results.objectives)
+        if ranked.any():
+            rows = np.flatnonzero(ranked)
+            objectives = results.objectives[rows]
+            best = objectives.max() if self.study.maximize else objectives.min()
+            tied = rows[objectives == best]
+            row = int(tied[np.argmin(results.numbers[tied])])  # ties: the lower number, as offer_best
+            self.tracker.offer_best(float(best), int(results.numbers[row]), tasks[row].params, self.study.maximize)
 
     def _account(self, result: TrialResult, task: TrialTask, *, count_failure: bool = True, count: bool = False) -> None:
         self.done += 1

@@ -46,6 +46,7 @@ from engine.data.bars import Bars
 from engine.data.basket import Basket
 from engine.store.artifacts import encode_array
 from engine.store.records import TrialResult, TrialState, TrialTask, clean_objective
+from engine.store.result_batch import ResultBatch
 from engine.strategy.core import StrategyDef
 from engine.strategy.loader import StrategySource
 
@@ -89,7 +90,7 @@ Encoded = tuple[str, str, bytes]
 class ChunkOutput:
     """A chunk's results, its encoded artifacts (when asked for) and cache counters."""
 
-    results: list[TrialResult]
+    batch: ResultBatch
     artifacts: dict[int, dict[str, Encoded]]
     cache_hits: int = 0
     cache_misses: int = 0
@@ -230,20 +231,19 @@ class Evaluator:
         ``isolate`` forces one trial at a time (used when re-running the chunk
         of a worker that died, so that a culprit is told apart).
         """
-        results: list[TrialResult] = []
+        parts: list[ResultBatch] = []
         encoded: dict[int, dict[str, Encoded]] = {}
         if artifacts:
-            for task in tasks:
-                results.append(self._evaluate_one(task, keep=encoded))
+            parts.append(ResultBatch.from_results([self._evaluate_one(t, keep=encoded) for t in tasks], self.worker))
         elif not isolate and not self._faults and self.caches is None:
             for start in range(0, len(tasks), KERNEL_BATCH):
-                results.extend(self._evaluate_batched(tasks[start : start + KERNEL_BATCH]))
+                parts.append(self._evaluate_batched(tasks[start : start + KERNEL_BATCH]))
         else:
-            results.extend(self._evaluate_one(task) for task in tasks)
+            parts.append(ResultBatch.from_results([self._evaluate_one(task) for task in tasks], self.worker))
         self.slot.idle()
         caches = self.caches or [self.cache]
         return ChunkOutput(
-            results,
+            ResultBatch.concat(parts) if parts else ResultBatch.empty(self.worker),
             encoded,
             cache_hits=sum(int(cache.counters.hits) for cache in caches),
             cache_misses=sum(int(cache.counters.misses) for cache in caches),
@@ -354,7 +354,7 @@ class Evaluator:
         )
         return _metrics_dict(result.metrics), result
 
-    def _evaluate_batched(self, tasks: Sequence[TrialTask]) -> list[TrialResult]:
+    def _evaluate_batched(self, tasks: Sequence[TrialTask]) -> ResultBatch:
         started = time.time()
         t0 = time.perf_counter()
         # A sub-batch's budget: generous against the measured trial time, never above n timeouts.
@@ -365,16 +365,16 @@ class Evaluator:
             budget = min(budget, self.setup.trial_timeout_s + 8.0 * self._mean_trial_s * n)
         self.slot.begin(-1, budget)
         try:
-            rows = self._batched(self, tasks)
+            table, figures = self._batched(self, tasks)
         except Exception:
             # Tell the culprit apart: one trial at a time.
-            return [self._evaluate_one(task) for task in tasks]
+            return ResultBatch.from_results([self._evaluate_one(task) for task in tasks], self.worker)
         duration = (time.perf_counter() - t0) / max(1, n)
         self._mean_trial_s = duration if self._mean_trial_s is None else 0.8 * self._mean_trial_s + 0.2 * duration
-        return [
-            self._result(task, metrics, started, duration, blocks)
-            for task, (metrics, blocks) in zip(tasks, rows, strict=True)
-        ]
+        return ResultBatch.from_columns(
+            [t.number for t in tasks], [t.step for t in tasks], METRIC_NAMES, table, self.setup.objective,
+            started=started, duration_s=duration, worker=self.worker, int_metrics=_INT_METRICS, blocks=figures,
+        )
 
 
 def _pack(figures: np.ndarray) -> bytes:
@@ -392,22 +392,23 @@ def _plain(value: Any) -> Any:
     return value
 
 
-#: A batched trial's metrics and its packed per-block figures (or ``None``).
-Row = tuple[dict[str, float], bytes | None]
+#: Metrics that are counts (stored as integers).
+_INT_METRICS = frozenset({"trades"}) & frozenset(METRIC_NAMES)
+
+#: A batched sub-chunk's metric table (one row per task, columns :data:`METRIC_NAMES`) and its
+#: per-block figures (float32 rows, or ``None``).
+Table = tuple[np.ndarray, np.ndarray | None]
 
 
-def _batched_entry(
-    setup: WorkerSetup, strategy: StrategyDef
-) -> Callable[[Evaluator, Sequence[TrialTask]], list[Row]]:
+def _batched_entry(setup: WorkerSetup, strategy: StrategyDef) -> Callable[[Evaluator, Sequence[TrialTask]], Table]:
     """The backtest engine's many-sets entry point (``run_many``): indicators shared through the cache."""
-    names = METRIC_NAMES
-    trades_index = names.index("trades") if "trades" in names else -1
 
-    def evaluate(evaluator: Evaluator, tasks: Sequence[TrialTask]) -> list[Row]:
+    def evaluate(evaluator: Evaluator, tasks: Sequence[TrialTask]) -> Table:
         groups: dict[int | None, list[int]] = {}
         for index, task in enumerate(tasks):
             groups.setdefault(task.stop, []).append(index)
-        rows: list[Row | None] = [None] * len(tasks)
+        table = np.empty((len(tasks), len(METRIC_NAMES)))
+        packed: np.ndarray | None = None
         for stop, indices in groups.items():
             sets = []
             for index in indices:
@@ -416,15 +417,14 @@ def _batched_entry(
             figures = np.empty((len(sets), setup.blocks)) if evaluator._blocks_for(tasks[indices[0]]) else None
             bars = evaluator._bars_for(stop)
             assert isinstance(bars, Bars)  # a basket's chunks go one trial at a time (Evaluator.evaluate)
-            table = backtest.run_many(
+            rows = np.asarray(indices)
+            table[rows] = backtest.run_many(
                 bars, strategy, sets, options=setup.backtest, cache=evaluator.cache, blocks=figures,
             )
-            packed = figures.astype("<f4") if figures is not None else None
-            for position, (index, values) in enumerate(zip(indices, table.tolist(), strict=True)):
-                metrics = dict(zip(names, values, strict=True))
-                if trades_index >= 0:
-                    metrics["trades"] = int(values[trades_index])
-                rows[index] = (metrics, None if packed is None else packed[position].tobytes())
-        return rows  # type: ignore[return-value]
+            if figures is not None:
+                if len(groups) > 1:  # per-block figures only on the whole data: one group in practice
+                    raise ValueError("per-block figures asked for a chunk over several data prefixes")
+                packed = figures.astype("<f4")
+        return table, packed
 
     return evaluate

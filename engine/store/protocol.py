@@ -9,7 +9,7 @@ each implementation satisfies it. Records are the immutable ones of
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Protocol, Self, runtime_checkable
 
@@ -24,6 +24,7 @@ from engine.store.records import (
     TrialState,
     TrialTask,
 )
+from engine.store.result_batch import ResultBatch
 
 #: An artifact as a worker ships it: ``(dtype, shape, zlib blob)``.
 EncodedArtifact = tuple[str, str, bytes]
@@ -85,6 +86,10 @@ class StudyStore(Protocol):
         """Queue workers' results with their tasks (the fast path of a running study)."""
         ...
 
+    async def add_batch(self, study_id: int, batch: int, results: ResultBatch, tasks: Sequence[TrialTask]) -> None:
+        """Queue a worker's result columns with their tasks (``tasks[i]`` is row ``i``'s): the fast path."""
+        ...
+
     async def add_trial(self, study_id: int, trial: TrialRecord) -> None: ...
 
     def put_artifacts(
@@ -95,8 +100,10 @@ class StudyStore(Protocol):
 
     def drop_artifacts(self, study_id: int, number: int) -> None: ...
 
-    async def checkpoint(self, study_id: int, sampler_state: dict[str, Any], seq: int, next_number: int) -> None:
-        """Write the sampler state with every trial queued so far, in one transaction."""
+    async def checkpoint(
+        self, study_id: int, sampler_state: dict[str, Any], seq: int, next_number: int, *, wait: bool = True
+    ) -> None:
+        """Write the sampler state with every trial queued so far, in one transaction (``wait``: for it)."""
         ...
 
     async def flush(self) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 import time
 from typing import Any
 
@@ -17,6 +18,7 @@ import pytest
 
 from engine.errors import StoreError
 from engine.store.records import StudyState, TrialRecord, TrialResult, TrialState, TrialTask
+from engine.store.result_batch import ResultBatch
 
 
 def make_trial(number: int, objective: float | None = None, *, state: TrialState = TrialState.COMPLETE,
@@ -126,6 +128,20 @@ class StoreConformance:
                 seen += [t.number for t in page]
         assert seen == numbers
 
+    async def test_an_unwaited_checkpoint_is_committed_with_the_trials_before_it(
+        self, store_factory: Any, tmp_path: Any
+    ) -> None:
+        async with store_factory(tmp_path / "s.db") as store:
+            study = await store.create_study("alpha", "x")
+            await store.add_trials(study.id, [make_trial(i) for i in range(5)])
+            await store.checkpoint(study.id, {"cursor": 5}, 1, 5, wait=False)
+            await store.add_trials(study.id, [make_trial(i) for i in range(5, 8)])  # the next batch's
+            await store.flush()
+            reread = await store.get_study("alpha")
+            assert reread is not None and reread.sampler_state == {"cursor": 5}
+            assert (reread.checkpoint_seq, reread.next_number) == (1, 5)
+            assert sorted(t.number for t in await store.trials(study.id)) == list(range(8))
+
     async def test_checkpoint_commits_state_with_the_queued_trials(self, store_factory: Any, tmp_path: Any) -> None:
         async with store_factory(tmp_path / "s.db") as store:
             study = await store.create_study("alpha", "x")
@@ -191,6 +207,50 @@ class StoreConformance:
             assert np.array_equal(got, figures[[0, 1, 2, 4]].astype(np.float64))
             empty_numbers, empty = await store.trial_blocks(other.id)
             assert empty_numbers.size == 0 and empty.size == 0
+
+    async def test_a_result_batch_is_stored_row_by_row_in_step_with_its_tasks(
+        self, store_factory: Any, tmp_path: Any
+    ) -> None:
+        # Rows arrive out of trial order, with a failure, NaN metrics and per-block figures: every stored
+        # trial must carry its own key, params, metrics, objective and blocks (a shuffled column breaks it).
+        figures = np.random.default_rng(3).normal(0.0, 0.01, size=(6, 4)).astype("<f4")
+        results = []
+        for number in (5, 2, 0, 4, 1, 3):
+            if number == 4:
+                results.append(TrialResult(number, TrialState.FAILED, None, None, 10.0 + number, 0.5, "w1",
+                                           "RuntimeError: boom", 0))
+                continue
+            metrics = {"sharpe": number / 3, "trades": number * 2, "total_return": math.nan if number == 1 else -number}
+            results.append(TrialResult(number, TrialState.COMPLETE, metrics, number / 3, 10.0 + number, 0.01 * number,
+                                       "w1", None, 0, figures[number].tobytes()))
+        batch = ResultBatch.from_results(results)
+        tasks = [TrialTask(r.number, {"fast": r.number + 2, "slow": 10 * r.number}, f"key{r.number}") for r in results]
+        async with store_factory(tmp_path / "s.db") as store:
+            study = await store.create_study("alpha", "x")
+            with pytest.raises(ValueError, match="out of step"):
+                await store.add_batch(study.id, 1, batch, tasks[::-1])
+            await store.add_batch(study.id, 1, batch, tasks)
+            await store.flush()
+            stored = {t.number: t for t in await store.trials(study.id)}
+            numbers, blocks = await store.trial_blocks(study.id)
+        assert sorted(stored) == [0, 1, 2, 3, 4, 5]
+        for result in results:
+            trial = stored[result.number]
+            assert trial.key == f"key{result.number}"
+            assert trial.params == {"fast": result.number + 2, "slow": 10 * result.number}
+            assert trial.state is result.state and trial.objective == result.objective
+            assert trial.started == result.started and trial.duration_s == result.duration_s
+            assert trial.error == result.error and trial.worker == "w1" and trial.batch == 1
+            if result.metrics is None:
+                assert trial.metrics is None
+            else:
+                assert trial.metrics is not None
+                assert trial.metrics["sharpe"] == result.metrics["sharpe"]
+                assert trial.metrics["trades"] == result.metrics["trades"]
+                assert type(trial.metrics["trades"]) is int
+                assert trial.metrics["total_return"] == (None if result.number == 1 else -result.number)
+        assert numbers.tolist() == [0, 1, 2, 3, 5]
+        assert np.array_equal(blocks, figures[[0, 1, 2, 3, 5]].astype(np.float64))
 
     async def test_object_arrays_are_refused(self, store_factory: Any, tmp_path: Any) -> None:
         async with store_factory(tmp_path / "s.db") as store:

@@ -5,7 +5,8 @@ takes chunks of trials and reports their results. Its one promise: every
 submitted task yields exactly one :class:`~engine.store.records.TrialResult`
 (complete or failed), even when a worker raises, hangs or dies; a backend
 re-runs the other trials of a dead worker's chunk itself. Results arrive as
-:class:`ChunkDone` events on an async stream.
+:class:`ChunkDone` events on an async stream, each holding a
+:class:`~engine.store.result_batch.ResultBatch` (columns, not one object per trial).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any, Protocol, runtime_checkable
 from engine.optimize.trial import Encoded, WorkerSetup
 from engine.profile.stages import Profiler
 from engine.store.records import TrialResult, TrialTask
+from engine.store.result_batch import ResultBatch
 
 #: Local worker processes a study may start per core unless the user allows more (``--allow-many-workers``).
 WORKERS_PER_CORE = 4
@@ -42,7 +44,7 @@ class ChunkDone:
     """Results of (part of) a chunk, as a backend reports them."""
 
     chunk_id: int
-    results: list[TrialResult]
+    batch: ResultBatch
     artifacts: dict[int, dict[str, Encoded]] = field(default_factory=dict)
     worker: str = ""
     elapsed_s: float = 0.0  # wall time from dispatch to results (dispatch overhead included)
@@ -50,6 +52,11 @@ class ChunkDone:
     cache_misses: int = 0
     final: bool = True  # False when the rest of the chunk was queued again (a worker died)
     profile: dict[str, Any] | None = None  # the worker's profiler export (stage timings, cache counts)
+
+    @property
+    def results(self) -> list[TrialResult]:
+        """The results as objects (built on each call: the study's hot path reads :attr:`batch`)."""
+        return self.batch.to_results()
 
 
 @runtime_checkable

@@ -57,6 +57,7 @@ from engine.errors import ConfigError, GenesisError, NetworkError
 from engine.optimize.backends.base import Chunk, ChunkDone, add_chunk_time
 from engine.optimize.trial import FAULTS_ENV, ChunkOutput, Evaluator, Slot, WorkerSetup, _error_line
 from engine.store.records import TrialResult, TrialState, TrialTask
+from engine.store.result_batch import ResultBatch
 
 #: The Dask event topic the workers' watchdogs report timeouts on.
 TIMEOUT_TOPIC = "genesis-trial-timeout"
@@ -598,13 +599,14 @@ class DaskBackend:
             self._failed = True
             self._results.put_nowait(error)
 
-    def _report(self, chunk: Chunk, results: list[TrialResult], **extra: Any) -> None:
-        left = self._open.get(chunk.id, 0) - len(results)
+    def _report(self, chunk: Chunk, results: list[TrialResult] | ResultBatch, **extra: Any) -> None:
+        batch = results if isinstance(results, ResultBatch) else ResultBatch.from_results(results)
+        left = self._open.get(chunk.id, 0) - len(batch)
         if left <= 0:
             self._open.pop(chunk.id, None)
         else:
             self._open[chunk.id] = left
-        self._results.put_nowait(ChunkDone(chunk.id, results, final=left <= 0, **extra))
+        self._results.put_nowait(ChunkDone(chunk.id, batch, final=left <= 0, **extra))
 
     # -- gathering ------------------------------------------------------------
 
@@ -640,7 +642,7 @@ class DaskBackend:
             elapsed = now - max(flight.submitted, self._last_done.get(worker, 0.0))
             self._last_done[worker] = now
             self._report(
-                flight.chunk, output.results, artifacts=output.artifacts, worker=worker, elapsed_s=elapsed,
+                flight.chunk, output.batch, artifacts=output.artifacts, worker=worker, elapsed_s=elapsed,
                 cache_hits=output.cache_hits, cache_misses=output.cache_misses, profile=output.profile,
             )
         elif status == "error":

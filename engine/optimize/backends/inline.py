@@ -18,6 +18,7 @@ from typing import Any
 from engine.optimize.backends.base import Chunk, ChunkDone
 from engine.optimize.trial import Evaluator, WorkerSetup
 from engine.store.records import TrialState
+from engine.store.result_batch import FAILED, ResultBatch
 
 
 class InlineBackend:
@@ -74,18 +75,22 @@ class InlineBackend:
             output = await asyncio.to_thread(
                 evaluator.evaluate, chunk.tasks, artifacts=chunk.artifacts, isolate=chunk.isolate
             )
-            results = [
-                dataclasses.replace(
-                    r, state=TrialState.FAILED, objective=None,
-                    error=f"timeout: ran {r.duration_s:.1f}s, limit {self.trial_timeout_s:g}s",
-                )
-                if r.duration_s > self.trial_timeout_s and r.state is not TrialState.FAILED
-                else r
-                for r in output.results
-            ]
+            batch = output.batch
+            late = (batch.durations > self.trial_timeout_s) & (batch.states != FAILED)
+            if late.any():
+                results = [
+                    dataclasses.replace(
+                        r, state=TrialState.FAILED, objective=None,
+                        error=f"timeout: ran {r.duration_s:.1f}s, limit {self.trial_timeout_s:g}s",
+                    )
+                    if r.duration_s > self.trial_timeout_s and r.state is not TrialState.FAILED
+                    else r
+                    for r in batch.to_results()
+                ]
+                batch = ResultBatch.from_results(results, batch.worker)
             self._results.put_nowait(
                 ChunkDone(
-                    chunk.id, results, output.artifacts, "inline", time.perf_counter() - t0,
+                    chunk.id, batch, output.artifacts, "inline", time.perf_counter() - t0,
                     output.cache_hits, output.cache_misses,
                 )
             )

@@ -43,6 +43,7 @@ from engine.optimize.backends.shared_bars import SharedBars, attach_bars
 from engine.optimize.fork_server import PRELOAD, start_fork_server
 from engine.optimize.trial import Evaluator, Slot, WorkerSetup, _error_line
 from engine.store.records import TrialResult, TrialState
+from engine.store.result_batch import ResultBatch
 
 #: A chunk whose worker dies this many times with no culprit identified fails as a whole.
 MAX_CHUNK_DEATHS = 3
@@ -452,7 +453,7 @@ class ProcessBackend:
             self._deaths.pop(chunk_id, None)
             self._results.put_nowait(
                 ChunkDone(
-                    chunk_id, output.results, output.artifacts, worker.name, elapsed,
+                    chunk_id, output.batch, output.artifacts, worker.name, elapsed,
                     output.cache_hits, output.cache_misses, profile=output.profile,
                 )
             )
@@ -548,7 +549,9 @@ class ProcessBackend:
                 )
                 rest = ()
         if failed:
-            self._results.put_nowait(ChunkDone(chunk.id, failed, {}, worker.name, 0.0, final=not rest))
+            self._results.put_nowait(
+                ChunkDone(chunk.id, ResultBatch.from_results(failed, worker.name), {}, worker.name, 0.0, final=not rest)
+            )
         if rest:
             self._pending.appendleft(Chunk(chunk.id, rest, chunk.artifacts, isolate=True))
 

@@ -108,8 +108,7 @@ class RandomSampler(Sampler):
             indices = self._permutation(positions)
             feasible = np.flatnonzero(self.space.feasible_mask(indices))
             need = n - len(points)
-            for offset in feasible[:need]:
-                points.append(self.space.grid_point(int(indices[offset])))
+            points.extend(self.space.grid_points(indices[feasible[:need]]))
             if len(feasible) >= need:
                 # Continue just past the last position handed out.
                 self._cursor = int(positions[feasible[need - 1]]) + 1
