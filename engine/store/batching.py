@@ -193,6 +193,14 @@ class BatchedStore:
 
     async def _flush_pending(self) -> None:
         pending, self._pending = self._pending, Pending()
+        if self._error is not None:
+            # After a failed write no batch is tried again: the next call reports the failure, and the
+            # one-statement write that follows it (the study's final state) must have the connection to
+            # itself, not interleave with (and be rolled back by) a batch queued during the failure.
+            for waiter in pending.waiters:
+                if not waiter.done():
+                    waiter.set_exception(StoreWriteError(f"{self.path}: write failed: {self._error}"))
+            return
         try:
             if len(pending):
                 with profiler.stage("optimize.store_write"):

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
-from engine.errors import StoreError
+from engine.errors import StoreError, StoreWriteError
+from engine.store.records import StudyState
 from engine.store.study_sqlite import SqliteStore
 from tests.optimize.store_conformance import make_trial
 
@@ -276,3 +279,40 @@ def test_blocks_builder_sorts_by_number_keeps_the_common_length_across_chunks() 
     assert same_numbers.tolist() == numbers.tolist() and same_figures.tolist() == figures.tolist()
     empty_numbers, empty_figures = BlocksBuilder().result()
     assert empty_numbers.shape == (0,) and empty_figures.shape == (0, 0)
+
+
+async def test_after_a_failed_batch_no_other_is_tried_and_the_final_state_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk fails a batch while more is queued behind it (an unawaited checkpoint): the writer
+    tries nothing more, so the study's final state, written after the failure on the same connection,
+    is not interleaved with (and rolled back by) a batch (a full-disk run once ended 'running')."""
+    path = tmp_path / "s.db"
+    store = await SqliteStore.open(path, batch_size=10, batch_interval_s=60.0)
+    study = await store.create_study("alpha", "x")
+    real = store._transaction
+    attempts: list[int] = []
+
+    async def fails_first(pending: Any) -> None:
+        attempts.append(len(pending.trials))
+        if len(attempts) == 1:
+            await store.add_trial(study.id, make_trial(99))
+            await store.checkpoint(study.id, {"seed": 1}, 1, 100, wait=False)
+            raise sqlite3.OperationalError("disk I/O error")
+        await real(pending)
+
+    monkeypatch.setattr(store, "_transaction", fails_first)
+    try:
+        for i in range(10):
+            await store.add_trial(study.id, make_trial(i))
+        with pytest.raises(StoreWriteError, match="disk I/O error"):
+            await store.flush()
+        await _writer_woken(store)
+        assert attempts == [10]  # the batch queued during the failure was not tried
+        await store.set_study_state(study.id, StudyState.STOPPED, "full", after_failure=True)
+    finally:
+        with contextlib.suppress(StoreWriteError):
+            await store.close()  # (an open store's thread would keep the process alive)
+    assert _committed(path) == 0
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+        assert db.execute("SELECT state, checkpoint_seq FROM studies").fetchone() == ("stopped", 0)
