@@ -5,13 +5,18 @@ the same run and the ratio. Run ``python -m benchmarks.optimize [--quick]``.
 
 * ``headline``: the ``sma_cross`` grid fast 2..100 step 1, slow 10..400 step 2,
   fast < slow (17,288 trials) on 100,000 bars, as a study end to end (worker
-  start, dispatch, store, validation off) against a bare two-thread numba
+  start, dispatch, store, the default validation) against a bare two-thread numba
   ``prange`` loop calling the same specialised backtest kernel (next-open
   fills, no stops) over the same pairs, each moving average computed once
   (timed). The bare loop runs before and after the study; the ratio is
   against the faster of the two. Goal: the study within 1.5x. ``command_s``:
   the same grid as ``genesis run --headless`` with its report, process start to
-  exit (``command_ratio`` against the bare loop; goal 1.5x).
+  exit (``command_ratio`` against the bare loop; goal 1.5x). Issue 20's floor,
+  ``final_value_s``: a bare loop computing only each pair's final value (two
+  threads, SMAs once, ``benchmarks.backtest.final_value_loop``);
+  ``command_vs_final_value`` is its "done when" figure (goal 1.5x). ``--grid``
+  runs the figure on another grid (``python -m benchmarks.optimize --only
+  headline --grid 3,150,1:20,500,3:50000:close``).
 * ``scaling``: trials/s of a 5,000-trial grid on 100,000 bars with the
   ``process`` backend (2 workers) against ``inline``, after a tiny warm-up
   study (so the first backend measured does not carry this process's
@@ -123,7 +128,7 @@ def _pairs(fast: tuple[int, int, int], slow: tuple[int, int, int]) -> list[tuple
 def _write_study(directory: Path, name: str, bars: int, fast: tuple, slow: tuple, *, backend: str = "process",
                  workers: int = 2, trials: int | None = None, batch: int = 4096,
                  artifacts: str = "top:20", sampler: str = "grid", fees: tuple[float, ...] = (),
-                 checkpoint_every: int | None = None) -> Path:
+                 checkpoint_every: int | None = None, fill: str = "next_open") -> Path:
     """A study file; ``fees``: a ``fee`` choice dimension in the space instead of the fixed 0.001."""
     path = directory / f"{name}.toml"
     path.write_text(
@@ -131,7 +136,8 @@ def _write_study(directory: Path, name: str, bars: int, fast: tuple, slow: tuple
             name=name, bars=bars, f0=fast[0], f1=fast[1], fs=fast[2], s0=slow[0], s1=slow[1], ss=slow[2],
             trials="" if trials is None else f"trials = {trials}\n", backend=backend, workers=workers,
             batch=batch, checkpoint_every=checkpoint_every or max(500, batch // 4), artifacts=artifacts, sampler=sampler,
-            extra=f"fee = {{ choice = {list(fees)} }}\n" if fees else "", fee="" if fees else "fee = 0.001\n",
+            extra=f"fee = {{ choice = {list(fees)} }}\n" if fees else "",
+            fee=f'fill = "{fill}"\n' + ("" if fees else "fee = 0.001\n"),
         )
     )
     return path
@@ -235,14 +241,14 @@ def _run_study(
 # --------------------------------------------------------------------------- the bare reference
 
 
-def _bare_kernel() -> Any:
+def _bare_kernel(fill_close: bool = False) -> Any:
     from numba import njit, prange
 
     from engine.backtest.nb import simulate_variant
 
     # The kernel specialised for the study's configuration (next-open fills, no
     # stops), as the study's batched kernel uses: the strictest reference.
-    simulate = simulate_variant(False, False)
+    simulate = simulate_variant(fill_close, False)
 
     @njit(parallel=True, cache=False)
     def bare_nb(open_, high, low, close, smas, fast_rows, slow_rows, kind, fee, ppy, no_signals, no_equity,
@@ -250,7 +256,7 @@ def _bare_kernel() -> Any:
         for i in prange(fast_rows.shape[0]):
             simulate(
                 open_, high, low, close, kind, smas[fast_rows[i]], smas[slow_rows[i]], 0.0, 0.0,
-                no_signals, no_signals, False, 0, fee, 0.0, 1.0, 10_000.0, 0.0, 0.0, ppy, no_equity, no_trades,
+                no_signals, no_signals, fill_close, 0, fee, 0.0, 1.0, 10_000.0, 0.0, 0.0, ppy, no_equity, no_trades,
                 out[i],
             )
         return out
@@ -258,7 +264,8 @@ def _bare_kernel() -> Any:
     return bare_nb
 
 
-def bare_loop(bars: Any, pairs: list[tuple[int, int]], threads: int = 2) -> tuple[float, np.ndarray]:
+def bare_loop(bars: Any, pairs: list[tuple[int, int]], threads: int = 2,
+              fill_close: bool = False) -> tuple[float, np.ndarray]:
     """Seconds for the bare loop over ``pairs`` on ``threads`` threads (SMAs included, compile excluded)."""
     import numba
 
@@ -266,7 +273,7 @@ def bare_loop(bars: Any, pairs: list[tuple[int, int]], threads: int = 2) -> tupl
     from engine.backtest.indicators import sma
     from engine.data.timeframes import periods_per_year
 
-    kernel = _bare_kernel()
+    kernel = _bare_kernel(fill_close)
     windows = sorted({w for pair in pairs for w in pair})
     row = {w: i for i, w in enumerate(windows)}
     fast_rows = np.array([row[f] for f, _ in pairs], dtype=np.int64)
@@ -298,18 +305,26 @@ def _steady_rate(marks: list[tuple[int, float]], total: int) -> float | None:
     return (inside[-1][0] - inside[0][0]) / (inside[-1][1] - inside[0][1])
 
 
-def headline(workdir: Path, quick: bool) -> dict[str, Any]:
+def headline(workdir: Path, quick: bool, shape: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The headline grid (or ``shape``: bars, fast and slow ranges, fill) as a study and as the command.
+
+    ``final_value_s`` is issue 20's floor: ``benchmarks.backtest.final_value_loop`` over the same
+    pairs (final values only, two threads, SMAs once), before and after, the faster kept;
+    ``command_vs_final_value`` is the figure its "done when" names (goal 1.5x)."""
+    from benchmarks.backtest import final_value_loop
     from engine.data import load
 
-    shape = QUICK_HEADLINE if quick else HEADLINE
+    shape = {"fill": "next_open", **(shape or (QUICK_HEADLINE if quick else HEADLINE))}
+    fill_close = shape["fill"] == "close"
     pairs = _pairs(shape["fast"], shape["slow"])
     bars = load(f"synthetic:bars={shape['bars']},seed=7,timeframe=1m")
-    # The reference runs before and after the study (the box is shared: load drifts);
-    # the ratio is taken against the faster of the two, the stricter reading.
+    # The references run before and after the study (the box is shared: load drifts);
+    # the ratios are taken against the faster run of each, the stricter reading.
+    final_before_s, finals = final_value_loop(bars, pairs, fill_close)
     cpu0 = time.process_time()
-    bare_before_s, bare_metrics = bare_loop(bars, pairs, threads=2)
+    bare_before_s, bare_metrics = bare_loop(bars, pairs, threads=2, fill_close=fill_close)
     bare_cpu = time.process_time() - cpu0
-    path = _write_study(workdir, "headline", shape["bars"], shape["fast"], shape["slow"])
+    path = _write_study(workdir, "headline", shape["bars"], shape["fast"], shape["slow"], fill=shape["fill"])
     cpu0 = time.process_time()
     with _PeakRss() as tree:
         summary, study_s, marks = _run_study(path, workdir / "headline.db", track=True)
@@ -317,18 +332,25 @@ def headline(workdir: Path, quick: bool) -> dict[str, Any]:
     # The same grid as the command a cron job runs: process start to exit, the report included.
     command_s, command_cpu, numba_in_driver = _command(workdir, path, "headline-command")
     cpu0 = time.process_time()
-    bare_after_s, _ = bare_loop(bars, pairs, threads=2)
+    bare_after_s, _ = bare_loop(bars, pairs, threads=2, fill_close=fill_close)
     bare_cpu = min(bare_cpu, time.process_time() - cpu0)
     bare_s = min(bare_before_s, bare_after_s)
+    final_s = min(final_before_s, final_value_loop(bars, pairs, fill_close)[0])
     steady = _steady_rate(marks, len(pairs))
     assert summary.trials == len(pairs), (summary.trials, len(pairs))
     # Same answers: the study's best Sharpe equals the bare loop's.
-    from engine.backtest.enums import M_SHARPE
+    from engine.backtest.enums import M_FINAL_VALUE, M_SHARPE
 
     bare_best = float(np.nanmax(bare_metrics[:, M_SHARPE]))
     return {
         "trials": len(pairs),
         "bars": shape["bars"],
+        "grid": {"fast": list(shape["fast"]), "slow": list(shape["slow"]), "fill": shape["fill"]},
+        "final_value_s": round(final_s, 3),
+        "command_vs_final_value": round(command_s / final_s, 3),
+        "study_vs_final_value": round(study_s / final_s, 3),
+        "kernel_loop_vs_final_value": round(bare_s / final_s, 3),
+        "same_final_values": bool(np.array_equal(finals, bare_metrics[:, M_FINAL_VALUE])),
         "study_s": round(study_s, 3),
         "study_trials_per_s": round(len(pairs) / study_s, 1),
         "bare_two_thread_loop_s": round(bare_s, 3),
@@ -716,17 +738,35 @@ def run(quick: bool = False, scale_trials: int | None = None) -> dict[str, Any]:
     return figures
 
 
+def _parse_grid(text: str) -> dict[str, Any]:
+    """``--grid``'s ``fast:slow:bars:fill`` (ranges as ``first,last,step``) as a headline shape."""
+    fast, slow, bars, fill = text.split(":")
+
+    def triple(part: str) -> tuple[int, int, int]:
+        first, last, step = (int(v) for v in part.split(","))
+        return first, last, step
+
+    if fill not in ("close", "next_open"):
+        raise SystemExit(f"--grid: fill must be close or next_open, got {fill!r}")
+    return {"fast": triple(fast), "slow": triple(slow), "bars": int(bars), "fill": fill}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes")
     parser.add_argument("--only", choices=("headline", "scaling", "store", "memory", "short", "scale"), help="one figure")
+    parser.add_argument("--grid", metavar="FAST:SLOW:BARS:FILL",
+                        help="the headline figure on another grid, e.g. 3,150,1:20,500,3:50000:close "
+                             "(fast first,last,step : slow first,last,step : bars : fill)")
     parser.add_argument("--scale", type=int, metavar="TRIALS", dest="scale_trials",
                         help="trials of the scale study (default 1,000,000; with --quick it runs only when given)")
     args = parser.parse_args()
     if args.only:
         workdir = Path(tempfile.mkdtemp(prefix="genesis-bench-opt-"))
         try:
-            if args.only == "scale":
+            if args.only == "headline" and args.grid:
+                result = headline(workdir, args.quick, _parse_grid(args.grid))
+            elif args.only == "scale":
                 result = scale(workdir, args.quick, args.scale_trials)
             else:
                 function = {"headline": headline, "scaling": scaling, "store": store_throughput,
