@@ -411,6 +411,54 @@ def _next_opening_bar_nb(
     return n
 
 
+#: Rows of the held-stretch table (:func:`held_table_nb`): compensated prefix sums
+#: (a high and a low part each) of the bars' returns, their squares and their
+#: squared downside.
+HELD_R, HELD_R_LO, HELD_R2, HELD_R2_LO, HELD_DOWN2, HELD_DOWN2_LO = range(6)
+HELD_ROWS = 6
+#: A long position's cash left after an all-in entry is a rounding residual; at or
+#: below this fraction of the equity a held bar's return is the bar's own close-to-close
+#: return up to rounding (docs/backtest.md, numerics).
+HELD_CASH_RESIDUAL = 1e-14
+
+
+@kernel
+def held_table_nb(close: np.ndarray) -> np.ndarray:
+    """The per-data-set table :func:`simulate_nb` accounts held stretches with: row
+    ``HELD_*`` at column ``t`` holds the sum over bars ``1..t-1`` of the close-to-close
+    return ``rho = close[k] / close[k - 1] - 1``, of ``rho**2`` and of ``min(rho, 0)**2``,
+    as a high and a low part (TwoSum: a stretch's sum is a difference of two columns,
+    exact to a few ulps of the result however long the data).
+
+    Empty (shape ``(0, 0)``) when a close is not a positive finite number: the
+    kernel then keeps its per-bar loop.
+    """
+    n = close.shape[0]
+    for t in range(n):
+        if not (close[t] > 0.0 and close[t] < np.inf):
+            return np.empty((0, 0))
+    out = np.zeros((HELD_ROWS, n + 1))
+    hi = np.zeros(3)
+    lo = np.zeros(3)
+    for t in range(1, n):
+        rho = close[t] / close[t - 1] - 1.0
+        down = min(rho, 0.0)
+        for k, x in enumerate((rho, rho * rho, down * down)):
+            s = hi[k] + x
+            v = s - hi[k]
+            lo[k] += (hi[k] - (s - v)) + (x - v)
+            hi[k] = s
+            out[2 * k, t + 1] = s
+            out[2 * k + 1, t + 1] = lo[k]
+    return out
+
+
+@kernel
+def _held_sum_nb(table: np.ndarray, row: int, start: int, stop: int) -> float:
+    """The table's sum over bars ``start..stop-1``."""
+    return (table[row, stop] - table[row, start]) + (table[row + 1, stop] - table[row + 1, start])
+
+
 def _make_simulate(generic: bool, fixed_fill_close: bool, fixed_check_stops: bool) -> Any:
     """The simulation kernel, generic or with the fill convention and the stop
     switch frozen as compile-time constants (closure cells: LLVM folds the
@@ -444,6 +492,7 @@ def _make_simulate(generic: bool, fixed_fill_close: bool, fixed_check_stops: boo
         trailing_stop: float = 0.0,
         risk: float = 0.0,
         funding: np.ndarray | None = None,
+        held: np.ndarray | None = None,
     ) -> int:
         """Run one backtest over the bars; returns the number of trade records written.
 
@@ -468,6 +517,12 @@ def _make_simulate(generic: bool, fixed_fill_close: bool, fixed_check_stops: boo
         that bar's close, see ``api.funding_per_bar``) charges the position held
         at each close ``side * units * close * rate`` through the cash; omitted,
         numba prunes the branch and the loop is unchanged.
+
+        ``held`` (:func:`held_table_nb` of ``close``; omitted or empty: per-bar loop)
+        lets a long position held with (near) zero cash and no stop or funding skip to
+        the bar whose signal acts on it, accounting the bars in between at once:
+        their returns' sums from the table, peak and drawdown exactly from the
+        stretch's lowest and highest close (docs/backtest.md, numerics).
         """
         if not generic:  # compile-time constants of this variant: the other branches fold away
             fill_close = fixed_fill_close
@@ -477,6 +532,9 @@ def _make_simulate(generic: bool, fixed_fill_close: bool, fixed_check_stops: boo
         n = close.shape[0]
         acc = np.zeros(ACC_SIZE)
         write_equity = equity_out.shape[0] == n
+        stretches = False
+        if held is not None:  # numba prunes the test when `held` is omitted
+            stretches = held.shape[1] == n + 1 and not check_stops
         start_cash = cash
 
         # np.int64(...) rather than bare literals: a literal-typed argument makes
@@ -580,6 +638,40 @@ def _make_simulate(generic: bool, fixed_fill_close: bool, fixed_check_stops: boo
                 i = _next_opening_bar_nb(kind, a, b, close, p0, p1, entries, exits, fill_close, direction, i, n)
                 if write_equity:
                     equity_out[quiet:i] = equity
+            elif held is not None:  # noqa: SIM102  (numba prunes each `is None` test on its own)
+                if funding is None and stretches and side > 0 and abs(cash) <= HELD_CASH_RESIDUAL * equity and i < n:
+                    # Held long, all in: only an exit signal acts before bar `stop`
+                    # (the DIR_SHORT search finds exit-without-entry), and each bar in
+                    # between returns the bar's own close-to-close move.
+                    start = i
+                    stop = _next_opening_bar_nb(
+                        kind, a, b, close, p0, p1, entries, exits, fill_close, DIR_SHORT, i, n
+                    )
+                    if stop > start:
+                        i = stop
+                        sum_r += _held_sum_nb(held, HELD_R, start, stop)
+                        sum_r2 += _held_sum_nb(held, HELD_R2, start, stop)
+                        sum_down2 += _held_sum_nb(held, HELD_DOWN2, start, stop)
+                        exposed += stop - start
+                        low_close = close[start]
+                        high_close = close[start]
+                        for t in range(start + 1, stop):
+                            low_close = min(low_close, close[t])
+                            high_close = max(high_close, close[t])
+                        # Rounding is monotone: the highest close gives the highest equity,
+                        # and no bar's drawdown exceeds the lowest equity against the stretch's
+                        # final peak; walk the bars only when that bound could raise max_dd.
+                        top = max(peak, cash + units * high_close)
+                        if 1.0 - (cash + units * low_close) / top > max_dd:
+                            for t in range(start, stop):
+                                value = cash + units * close[t]
+                                peak = max(peak, value)
+                                max_dd = max(max_dd, 1.0 - value / peak)
+                        peak = top
+                        prev_equity = cash + units * close[stop - 1]
+                        if write_equity:
+                            for t in range(start, stop):
+                                equity_out[t] = cash + units * close[t]
 
         if side != 0:
             _record_trade_nb(
