@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from numba import carray, types
+from numba import carray, njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
@@ -453,6 +453,21 @@ def held_table_nb(close: np.ndarray) -> np.ndarray:
     return out
 
 
+@njit(cache=True, nogil=True, error_model="numpy", fastmath={"nnan", "ninf", "reassoc", "nsz"})
+def _close_range_nb(close: np.ndarray, start: int, stop: int) -> tuple[float, float]:
+    """(lowest, highest) of ``close[start:stop]`` (``stop > start``, every close finite).
+
+    Fast-math lets LLVM vectorise the two reductions; min and max are exact in
+    any order, so the result is the same bits as a plain loop's."""
+    low = close[start]
+    high = close[start]
+    for t in range(start + 1, stop):
+        c = close[t]
+        low = min(low, c)
+        high = max(high, c)
+    return low, high
+
+
 @kernel
 def _held_sum_nb(table: np.ndarray, row: int, start: int, stop: int) -> float:
     """The table's sum over bars ``start..stop-1``."""
@@ -653,16 +668,16 @@ def _make_simulate(generic: bool, fixed_fill_close: bool, fixed_check_stops: boo
                         sum_r2 += _held_sum_nb(held, HELD_R2, start, stop)
                         sum_down2 += _held_sum_nb(held, HELD_DOWN2, start, stop)
                         exposed += stop - start
-                        low_close = close[start]
-                        high_close = close[start]
-                        for t in range(start + 1, stop):
-                            low_close = min(low_close, close[t])
-                            high_close = max(high_close, close[t])
-                        # Rounding is monotone: the highest close gives the highest equity,
-                        # and no bar's drawdown exceeds the lowest equity against the stretch's
-                        # final peak; walk the bars only when that bound could raise max_dd.
+                        low_close, high_close = _close_range_nb(close, start, stop)
+                        # Rounding is monotone: the highest close gives the highest equity, the
+                        # lowest close the lowest, and no bar's drawdown exceeds the lowest equity
+                        # against the stretch's final peak. Without a new peak that bound is the
+                        # stretch's drawdown; with one, walk the bars if the bound could raise max_dd.
                         top = max(peak, cash + units * high_close)
-                        if 1.0 - (cash + units * low_close) / top > max_dd:
+                        deepest = 1.0 - (cash + units * low_close) / top
+                        if top == peak:
+                            max_dd = max(max_dd, deepest)
+                        elif deepest > max_dd:
                             for t in range(start, stop):
                                 value = cash + units * close[t]
                                 peak = max(peak, value)
@@ -863,6 +878,7 @@ def _make_simulate_many(fixed_fill_close: bool, fixed_check_stops: bool) -> Any:
         metrics_out: np.ndarray,
         bounds: np.ndarray,
         blocks_out: np.ndarray,
+        held: np.ndarray,
     ) -> None:
         """Backtest set ``k`` of many into ``metrics_out[k]`` (one specialised
         :func:`simulate_nb` per set, without trade records).
@@ -875,7 +891,7 @@ def _make_simulate_many(fixed_fill_close: bool, fixed_check_stops: bool) -> Any:
         (float64, C-contiguous, one value per bar, kept alive by the caller);
         set ``k`` reads its ``a``/``b`` from ``addresses[a_rows[k]]`` and
         ``addresses[b_rows[k]]``. Every other per-set argument is an array with
-        one value per set.
+        one value per set. ``held``: :func:`held_table_nb` of ``close`` (or empty).
         """
         n = close.shape[0]
         for k in range(a_rows.shape[0]):
@@ -886,25 +902,25 @@ def _make_simulate_many(fixed_fill_close: bool, fixed_check_stops: bool) -> Any:
                     _simulate_close_stops(
                         open_, high, low, close, kind, a, b, p0[k], p1[k], no_signals, no_signals,
                         True, direction[k], fee[k], slippage[k], size[k], cash[k], stop_loss[k],
-                        take_profit[k], periods_per_year, no_equity, no_trades, metrics_out[k],
+                        take_profit[k], periods_per_year, no_equity, no_trades, metrics_out[k], held=held,
                     )
                 else:
                     _simulate_close(
                         open_, high, low, close, kind, a, b, p0[k], p1[k], no_signals, no_signals,
                         True, direction[k], fee[k], slippage[k], size[k], cash[k], stop_loss[k],
-                        take_profit[k], periods_per_year, no_equity, no_trades, metrics_out[k],
+                        take_profit[k], periods_per_year, no_equity, no_trades, metrics_out[k], held=held,
                     )
             elif fixed_check_stops:
                 _simulate_open_stops(
                     open_, high, low, close, kind, a, b, p0[k], p1[k], no_signals, no_signals,
                     False, direction[k], fee[k], slippage[k], size[k], cash[k], stop_loss[k],
-                    take_profit[k], periods_per_year, no_equity, no_trades, metrics_out[k],
+                    take_profit[k], periods_per_year, no_equity, no_trades, metrics_out[k], held=held,
                 )
             else:
                 _simulate_open(
                     open_, high, low, close, kind, a, b, p0[k], p1[k], no_signals, no_signals,
                     False, direction[k], fee[k], slippage[k], size[k], cash[k], stop_loss[k],
-                    take_profit[k], periods_per_year, no_equity, no_trades, metrics_out[k],
+                    take_profit[k], periods_per_year, no_equity, no_trades, metrics_out[k], held=held,
                 )
             if bounds.shape[0] > 0:
                 block_log_returns_nb(no_equity, bounds, cash[k], blocks_out[k])
