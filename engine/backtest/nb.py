@@ -411,11 +411,6 @@ def _next_opening_bar_nb(
     return n
 
 
-#: Rows of the held-stretch table (:func:`held_table_nb`): compensated prefix sums
-#: (a high and a low part each) of the bars' returns, their squares and their
-#: squared downside.
-HELD_R, HELD_R_LO, HELD_R2, HELD_R2_LO, HELD_DOWN2, HELD_DOWN2_LO = range(6)
-HELD_ROWS = 6
 #: A long position's cash left after an all-in entry is a rounding residual; at or
 #: below this fraction of the equity a held bar's return is the bar's own close-to-close
 #: return up to rounding (docs/backtest.md, numerics).
@@ -424,33 +419,39 @@ HELD_CASH_RESIDUAL = 1e-14
 
 @kernel
 def held_table_nb(close: np.ndarray) -> np.ndarray:
-    """The per-data-set table :func:`simulate_nb` accounts held stretches with: row
-    ``HELD_*`` at column ``t`` holds the sum over bars ``1..t-1`` of the close-to-close
-    return ``rho = close[k] / close[k - 1] - 1``, of ``rho**2`` and of ``min(rho, 0)**2``,
-    as a high and a low part (TwoSum: a stretch's sum is a difference of two columns,
-    exact to a few ulps of the result however long the data).
+    """The per-data-set array :func:`simulate_nb` accounts held stretches with: each
+    bar's close-to-close return ``rho[t] = close[t] / close[t - 1] - 1`` (``rho[0] = 0``).
 
-    Empty (shape ``(0, 0)``) when a close is not a positive finite number: the
-    kernel then keeps its per-bar loop.
+    Empty when a close is not a positive finite number: the kernel then keeps its
+    per-bar loop.
     """
     n = close.shape[0]
+    out = np.zeros(n)
     for t in range(n):
         if not (close[t] > 0.0 and close[t] < np.inf):
-            return np.empty((0, 0))
-    out = np.zeros((HELD_ROWS, n + 1))
-    hi = np.zeros(3)
-    lo = np.zeros(3)
+            return np.empty(0)
     for t in range(1, n):
-        rho = close[t] / close[t - 1] - 1.0
-        down = min(rho, 0.0)
-        for k, x in enumerate((rho, rho * rho, down * down)):
-            s = hi[k] + x
-            v = s - hi[k]
-            lo[k] += (hi[k] - (s - v)) + (x - v)
-            hi[k] = s
-            out[2 * k, t + 1] = s
-            out[2 * k + 1, t + 1] = lo[k]
+        out[t] = close[t] / close[t - 1] - 1.0
     return out
+
+
+@njit(cache=True, nogil=True, error_model="numpy", fastmath={"nnan", "ninf", "reassoc", "nsz", "contract"})
+def _held_sums_nb(rho: np.ndarray, start: int, stop: int) -> tuple[float, float, float]:
+    """Sums of ``rho``, ``rho**2`` and ``min(rho, 0)**2`` over bars ``start..stop-1``.
+
+    Reassociated so LLVM vectorises it (several partial sums, like a pairwise sum:
+    error about eps * sqrt(stop - start) of the sum of magnitudes, well inside the
+    stated tolerance)."""
+    s1 = 0.0
+    s2 = 0.0
+    s3 = 0.0
+    for t in range(start, stop):
+        x = rho[t]
+        d = min(x, 0.0)
+        s1 += x
+        s2 += x * x
+        s3 += d * d
+    return s1, s2, s3
 
 
 @njit(cache=True, nogil=True, error_model="numpy", fastmath={"nnan", "ninf", "reassoc", "nsz"})
@@ -466,12 +467,6 @@ def _close_range_nb(close: np.ndarray, start: int, stop: int) -> tuple[float, fl
         low = min(low, c)
         high = max(high, c)
     return low, high
-
-
-@kernel
-def _held_sum_nb(table: np.ndarray, row: int, start: int, stop: int) -> float:
-    """The table's sum over bars ``start..stop-1``."""
-    return (table[row, stop] - table[row, start]) + (table[row + 1, stop] - table[row + 1, start])
 
 
 def _make_simulate(generic: bool, fixed_fill_close: bool, fixed_check_stops: bool) -> Any:
@@ -549,7 +544,7 @@ def _make_simulate(generic: bool, fixed_fill_close: bool, fixed_check_stops: boo
         write_equity = equity_out.shape[0] == n
         stretches = False
         if held is not None:  # numba prunes the test when `held` is omitted
-            stretches = held.shape[1] == n + 1 and not check_stops
+            stretches = held.shape[0] == n and n > 0 and not check_stops
         start_cash = cash
 
         # np.int64(...) rather than bare literals: a literal-typed argument makes
@@ -645,48 +640,51 @@ def _make_simulate(generic: bool, fixed_fill_close: bool, fixed_check_stops: boo
             exposed += side != 0
             prev_equity = equity
             i += 1
-            if side == 0:
+            # Held long, all in (`held` given, no stop or funding): only an exit signal acts
+            # before the bar the scan finds (DIR_SHORT: exit without entry), and each bar in
+            # between returns its own close-to-close move up to rounding.
+            stretch = False
+            if held is not None:  # noqa: SIM102  (numba prunes each `is None` test on its own)
+                if funding is None:
+                    stretch = stretches and side > 0 and abs(cash) <= HELD_CASH_RESIDUAL * equity
+            if side == 0 or stretch:
                 # Flat (no stop, trailing anchor or funding applies): until a signal opens a
                 # position the equity stays `equity`, so each bar's return is exactly 0.0 and
-                # no sum, peak, drawdown or exposure changes. Jump to that bar.
-                quiet = i
-                i = _next_opening_bar_nb(kind, a, b, close, p0, p1, entries, exits, fill_close, direction, i, n)
-                if write_equity:
-                    equity_out[quiet:i] = equity
-            elif held is not None:  # noqa: SIM102  (numba prunes each `is None` test on its own)
-                if funding is None and stretches and side > 0 and abs(cash) <= HELD_CASH_RESIDUAL * equity and i < n:
-                    # Held long, all in: only an exit signal acts before bar `stop`
-                    # (the DIR_SHORT search finds exit-without-entry), and each bar in
-                    # between returns the bar's own close-to-close move.
-                    start = i
-                    stop = _next_opening_bar_nb(
-                        kind, a, b, close, p0, p1, entries, exits, fill_close, DIR_SHORT, i, n
-                    )
-                    if stop > start:
-                        i = stop
-                        sum_r += _held_sum_nb(held, HELD_R, start, stop)
-                        sum_r2 += _held_sum_nb(held, HELD_R2, start, stop)
-                        sum_down2 += _held_sum_nb(held, HELD_DOWN2, start, stop)
-                        exposed += stop - start
-                        low_close, high_close = _close_range_nb(close, start, stop)
-                        # Rounding is monotone: the highest close gives the highest equity, the
-                        # lowest close the lowest, and no bar's drawdown exceeds the lowest equity
-                        # against the stretch's final peak. Without a new peak that bound is the
-                        # stretch's drawdown; with one, walk the bars if the bound could raise max_dd.
-                        top = max(peak, cash + units * high_close)
-                        deepest = 1.0 - (cash + units * low_close) / top
-                        if top == peak:
-                            max_dd = max(max_dd, deepest)
-                        elif deepest > max_dd:
-                            for t in range(start, stop):
-                                value = cash + units * close[t]
-                                peak = max(peak, value)
-                                max_dd = max(max_dd, 1.0 - value / peak)
-                        peak = top
-                        prev_equity = cash + units * close[stop - 1]
-                        if write_equity:
-                            for t in range(start, stop):
-                                equity_out[t] = cash + units * close[t]
+                # no sum, peak, drawdown or exposure changes. Jump to that bar. (One call
+                # site for both scans keeps it inlined.)
+                start = i
+                i = _next_opening_bar_nb(
+                    kind, a, b, close, p0, p1, entries, exits, fill_close, direction if side == 0 else DIR_SHORT, i, n
+                )
+                if side == 0:
+                    if write_equity:
+                        equity_out[start:i] = equity
+                elif held is not None and i > start:
+                    stop = i
+                    part_r, part_r2, part_down2 = _held_sums_nb(held, start, stop)
+                    sum_r += part_r
+                    sum_r2 += part_r2
+                    sum_down2 += part_down2
+                    exposed += stop - start
+                    low_close, high_close = _close_range_nb(close, start, stop)
+                    # Rounding is monotone: the highest close gives the highest equity, the
+                    # lowest close the lowest, and no bar's drawdown exceeds the lowest equity
+                    # against the stretch's final peak. Without a new peak that bound is the
+                    # stretch's drawdown; with one, walk the bars if the bound could raise max_dd.
+                    top = max(peak, cash + units * high_close)
+                    deepest = 1.0 - (cash + units * low_close) / top
+                    if top == peak:
+                        max_dd = max(max_dd, deepest)
+                    elif deepest > max_dd:
+                        for t in range(start, stop):
+                            value = cash + units * close[t]
+                            peak = max(peak, value)
+                            max_dd = max(max_dd, 1.0 - value / peak)
+                    peak = top
+                    prev_equity = cash + units * close[stop - 1]
+                    if write_equity:
+                        for t in range(start, stop):
+                            equity_out[t] = cash + units * close[t]
 
         if side != 0:
             _record_trade_nb(
