@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from numba import carray, types
+from numba import carray, njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
@@ -411,6 +411,64 @@ def _next_opening_bar_nb(
     return n
 
 
+#: A long position's cash left after an all-in entry is a rounding residual; at or
+#: below this fraction of the equity a held bar's return is the bar's own close-to-close
+#: return up to rounding (docs/backtest.md, numerics).
+HELD_CASH_RESIDUAL = 1e-14
+
+
+@kernel
+def held_table_nb(close: np.ndarray) -> np.ndarray:
+    """The per-data-set array :func:`simulate_nb` accounts held stretches with: each
+    bar's close-to-close return ``rho[t] = close[t] / close[t - 1] - 1`` (``rho[0] = 0``).
+
+    Empty when a close is not a positive finite number: the kernel then keeps its
+    per-bar loop.
+    """
+    n = close.shape[0]
+    out = np.zeros(n)
+    for t in range(n):
+        if not (close[t] > 0.0 and close[t] < np.inf):
+            return np.empty(0)
+    for t in range(1, n):
+        out[t] = close[t] / close[t - 1] - 1.0
+    return out
+
+
+@njit(cache=True, nogil=True, error_model="numpy", fastmath={"nnan", "ninf", "reassoc", "nsz", "contract"})
+def _held_sums_nb(rho: np.ndarray, start: int, stop: int) -> tuple[float, float, float]:
+    """Sums of ``rho``, ``rho**2`` and ``min(rho, 0)**2`` over bars ``start..stop-1``.
+
+    Reassociated so LLVM vectorises it (several partial sums, like a pairwise sum:
+    error about eps * sqrt(stop - start) of the sum of magnitudes, well inside the
+    stated tolerance)."""
+    s1 = 0.0
+    s2 = 0.0
+    s3 = 0.0
+    for t in range(start, stop):
+        x = rho[t]
+        d = min(x, 0.0)
+        s1 += x
+        s2 += x * x
+        s3 += d * d
+    return s1, s2, s3
+
+
+@njit(cache=True, nogil=True, error_model="numpy", fastmath={"nnan", "ninf", "reassoc", "nsz"})
+def _close_range_nb(close: np.ndarray, start: int, stop: int) -> tuple[float, float]:
+    """(lowest, highest) of ``close[start:stop]`` (``stop > start``, every close finite).
+
+    Fast-math lets LLVM vectorise the two reductions; min and max are exact in
+    any order, so the result is the same bits as a plain loop's."""
+    low = close[start]
+    high = close[start]
+    for t in range(start + 1, stop):
+        c = close[t]
+        low = min(low, c)
+        high = max(high, c)
+    return low, high
+
+
 def _make_simulate(generic: bool, fixed_fill_close: bool, fixed_check_stops: bool) -> Any:
     """The simulation kernel, generic or with the fill convention and the stop
     switch frozen as compile-time constants (closure cells: LLVM folds the
@@ -444,6 +502,7 @@ def _make_simulate(generic: bool, fixed_fill_close: bool, fixed_check_stops: boo
         trailing_stop: float = 0.0,
         risk: float = 0.0,
         funding: np.ndarray | None = None,
+        held: np.ndarray | None = None,
     ) -> int:
         """Run one backtest over the bars; returns the number of trade records written.
 
@@ -468,6 +527,12 @@ def _make_simulate(generic: bool, fixed_fill_close: bool, fixed_check_stops: boo
         that bar's close, see ``api.funding_per_bar``) charges the position held
         at each close ``side * units * close * rate`` through the cash; omitted,
         numba prunes the branch and the loop is unchanged.
+
+        ``held`` (:func:`held_table_nb` of ``close``; omitted or empty: per-bar loop)
+        lets a long position held with (near) zero cash and no stop or funding skip to
+        the bar whose signal acts on it, accounting the bars in between at once:
+        their returns' sums from the table, peak and drawdown exactly from the
+        stretch's lowest and highest close (docs/backtest.md, numerics).
         """
         if not generic:  # compile-time constants of this variant: the other branches fold away
             fill_close = fixed_fill_close
@@ -477,6 +542,9 @@ def _make_simulate(generic: bool, fixed_fill_close: bool, fixed_check_stops: boo
         n = close.shape[0]
         acc = np.zeros(ACC_SIZE)
         write_equity = equity_out.shape[0] == n
+        stretches = False
+        if held is not None:  # numba prunes the test when `held` is omitted
+            stretches = held.shape[0] == n and n > 0 and not check_stops
         start_cash = cash
 
         # np.int64(...) rather than bare literals: a literal-typed argument makes
@@ -572,14 +640,51 @@ def _make_simulate(generic: bool, fixed_fill_close: bool, fixed_check_stops: boo
             exposed += side != 0
             prev_equity = equity
             i += 1
-            if side == 0:
+            # Held long, all in (`held` given, no stop or funding): only an exit signal acts
+            # before the bar the scan finds (DIR_SHORT: exit without entry), and each bar in
+            # between returns its own close-to-close move up to rounding.
+            stretch = False
+            if held is not None:  # noqa: SIM102  (numba prunes each `is None` test on its own)
+                if funding is None:
+                    stretch = stretches and side > 0 and abs(cash) <= HELD_CASH_RESIDUAL * equity
+            if side == 0 or stretch:
                 # Flat (no stop, trailing anchor or funding applies): until a signal opens a
                 # position the equity stays `equity`, so each bar's return is exactly 0.0 and
-                # no sum, peak, drawdown or exposure changes. Jump to that bar.
-                quiet = i
-                i = _next_opening_bar_nb(kind, a, b, close, p0, p1, entries, exits, fill_close, direction, i, n)
-                if write_equity:
-                    equity_out[quiet:i] = equity
+                # no sum, peak, drawdown or exposure changes. Jump to that bar. (One call
+                # site for both scans keeps it inlined.)
+                start = i
+                i = _next_opening_bar_nb(
+                    kind, a, b, close, p0, p1, entries, exits, fill_close, direction if side == 0 else DIR_SHORT, i, n
+                )
+                if side == 0:
+                    if write_equity:
+                        equity_out[start:i] = equity
+                elif held is not None and i > start:
+                    stop = i
+                    part_r, part_r2, part_down2 = _held_sums_nb(held, start, stop)
+                    sum_r += part_r
+                    sum_r2 += part_r2
+                    sum_down2 += part_down2
+                    exposed += stop - start
+                    low_close, high_close = _close_range_nb(close, start, stop)
+                    # Rounding is monotone: the highest close gives the highest equity, the
+                    # lowest close the lowest, and no bar's drawdown exceeds the lowest equity
+                    # against the stretch's final peak. Without a new peak that bound is the
+                    # stretch's drawdown; with one, walk the bars if the bound could raise max_dd.
+                    top = max(peak, cash + units * high_close)
+                    deepest = 1.0 - (cash + units * low_close) / top
+                    if top == peak:
+                        max_dd = max(max_dd, deepest)
+                    elif deepest > max_dd:
+                        for t in range(start, stop):
+                            value = cash + units * close[t]
+                            peak = max(peak, value)
+                            max_dd = max(max_dd, 1.0 - value / peak)
+                    peak = top
+                    prev_equity = cash + units * close[stop - 1]
+                    if write_equity:
+                        for t in range(start, stop):
+                            equity_out[t] = cash + units * close[t]
 
         if side != 0:
             _record_trade_nb(
@@ -771,6 +876,7 @@ def _make_simulate_many(fixed_fill_close: bool, fixed_check_stops: bool) -> Any:
         metrics_out: np.ndarray,
         bounds: np.ndarray,
         blocks_out: np.ndarray,
+        held: np.ndarray,
     ) -> None:
         """Backtest set ``k`` of many into ``metrics_out[k]`` (one specialised
         :func:`simulate_nb` per set, without trade records).
@@ -783,7 +889,7 @@ def _make_simulate_many(fixed_fill_close: bool, fixed_check_stops: bool) -> Any:
         (float64, C-contiguous, one value per bar, kept alive by the caller);
         set ``k`` reads its ``a``/``b`` from ``addresses[a_rows[k]]`` and
         ``addresses[b_rows[k]]``. Every other per-set argument is an array with
-        one value per set.
+        one value per set. ``held``: :func:`held_table_nb` of ``close`` (or empty).
         """
         n = close.shape[0]
         for k in range(a_rows.shape[0]):
@@ -794,25 +900,25 @@ def _make_simulate_many(fixed_fill_close: bool, fixed_check_stops: bool) -> Any:
                     _simulate_close_stops(
                         open_, high, low, close, kind, a, b, p0[k], p1[k], no_signals, no_signals,
                         True, direction[k], fee[k], slippage[k], size[k], cash[k], stop_loss[k],
-                        take_profit[k], periods_per_year, no_equity, no_trades, metrics_out[k],
+                        take_profit[k], periods_per_year, no_equity, no_trades, metrics_out[k], held=held,
                     )
                 else:
                     _simulate_close(
                         open_, high, low, close, kind, a, b, p0[k], p1[k], no_signals, no_signals,
                         True, direction[k], fee[k], slippage[k], size[k], cash[k], stop_loss[k],
-                        take_profit[k], periods_per_year, no_equity, no_trades, metrics_out[k],
+                        take_profit[k], periods_per_year, no_equity, no_trades, metrics_out[k], held=held,
                     )
             elif fixed_check_stops:
                 _simulate_open_stops(
                     open_, high, low, close, kind, a, b, p0[k], p1[k], no_signals, no_signals,
                     False, direction[k], fee[k], slippage[k], size[k], cash[k], stop_loss[k],
-                    take_profit[k], periods_per_year, no_equity, no_trades, metrics_out[k],
+                    take_profit[k], periods_per_year, no_equity, no_trades, metrics_out[k], held=held,
                 )
             else:
                 _simulate_open(
                     open_, high, low, close, kind, a, b, p0[k], p1[k], no_signals, no_signals,
                     False, direction[k], fee[k], slippage[k], size[k], cash[k], stop_loss[k],
-                    take_profit[k], periods_per_year, no_equity, no_trades, metrics_out[k],
+                    take_profit[k], periods_per_year, no_equity, no_trades, metrics_out[k], held=held,
                 )
             if bounds.shape[0] > 0:
                 block_log_returns_nb(no_equity, bounds, cash[k], blocks_out[k])
