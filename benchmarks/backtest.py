@@ -338,8 +338,6 @@ def bench_sweep(n: int, repeat: int) -> dict[str, Any]:
 def kernel_sweep(bars: Any, fill_close: bool) -> tuple[Callable[[], np.ndarray], Callable[[], np.ndarray]]:
     """(ours, bare) over SWEEP_PAIRS with every SMA computed once: ours is the batched
     kernel ``run_many`` calls (every metric, no trade records), bare the final-value loop."""
-    from engine.backtest import IndicatorCache
-    from engine.backtest.api import held_table
     from engine.backtest.enums import KIND_CROSS, METRIC_NAMES, N_METRICS, TRADE_DTYPE
     from engine.backtest.nb import simulate_many_variant, sma_nb
     from engine.data.timeframes import periods_per_year
@@ -367,12 +365,11 @@ def kernel_sweep(bars: Any, fill_close: bool) -> tuple[Callable[[], np.ndarray],
     no_bounds = np.empty(0, dtype=np.int64)
     no_blocks = np.empty((0, 0))
     final = np.empty(m)
-    held = held_table(bars, IndicatorCache())  # once per data set, as run_many shares it
 
     def ours() -> np.ndarray:
         kernel(
             bars.open, bars.high, bars.low, bars.close, KIND_CROSS, addresses, *per_set, ppy,
-            no_signals, no_equity, no_trades, metrics, no_bounds, no_blocks, held,
+            no_signals, no_equity, no_trades, metrics, no_bounds, no_blocks,
         )  # fmt: skip
         return metrics[:, METRIC_NAMES.index("final_value")]
 

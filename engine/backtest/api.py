@@ -74,12 +74,9 @@ def simulate(
     exits: np.ndarray = _NO_SIGNALS,
     equity: bool = False,
     trades: bool = False,
-    cache: IndicatorCache | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-    """Run the kernel once: (metrics array, equity curve or None, trade records or None).
-    ``cache`` keeps the bars' held-stretch table (:func:`held_table`) for the next call."""
+    """Run the kernel once: (metrics array, equity curve or None, trade records or None)."""
     n = len(bars)
-    held = held_table(bars, cache)
     equity_out = np.empty(n) if equity else _NO_EQUITY
     # Room for a typical run; a run that trades more is simply run again with
     # room for the worst case (one trade per bar) rather than always
@@ -108,7 +105,7 @@ def simulate(
                 fill_close, DIRECTIONS[options.direction],
                 options.fee, options.slippage, options.size, options.cash,
                 options.stop_loss, options.take_profit, periods_per_year(bars.timeframe),
-                equity_out, trades_out, metrics_out, *extra, held=held,
+                equity_out, trades_out, metrics_out, *extra,
             )  # fmt: skip
 
     count = call(trades_out)
@@ -124,14 +121,6 @@ def simulate(
         records = trades_out[:count].copy()
         records.flags.writeable = False
     return metrics_out, equity_curve, records
-
-
-def held_table(bars: Bars, cache: IndicatorCache | None) -> np.ndarray:
-    """The bars' :func:`nb.held_table_nb`, computed once per ``cache``: every backtest of
-    the bars uses it (a single run as a study's trials), so their metrics agree to the bit."""
-    if cache is None:
-        return nb.held_table_nb(bars.close)
-    return cache.memo("held_table", (bars.close,), (), lambda: nb.held_table_nb(bars.close))  # type: ignore[return-value]
 
 
 def uses_funding(bars: Bars, options: BacktestOptions) -> bool:
@@ -227,10 +216,9 @@ def run(
     spec = get_strategy(strategy)
     values = spec.validate(params)
     options = BacktestOptions.of(options, **option_values)
-    cache = cache if cache is not None else IndicatorCache()
-    inputs, entries, exits = signal_inputs(spec, bars, values, cache)
+    inputs, entries, exits = signal_inputs(spec, bars, values, cache if cache is not None else IndicatorCache())
     metrics_out, equity_curve, records = simulate(
-        bars, inputs, options, entries=entries, exits=exits, equity=equity, trades=trades, cache=cache
+        bars, inputs, options, entries=entries, exits=exits, equity=equity, trades=trades
     )
     with profiler.stage("backtest.metrics"):
         metrics = Metrics.from_array(metrics_out)
@@ -331,9 +319,7 @@ def run_many(
         ):
             # Not batchable (explicit signals, an indicator that is not a float64 array of
             # one value per bar, a trailing stop, risk sizing or funding): the per-set kernel call.
-            metrics, curve, _ = simulate(
-                bars, inputs, opts, entries=entries, exits=exits, equity=blocks is not None, cache=cache
-            )
+            metrics, curve, _ = simulate(bars, inputs, opts, entries=entries, exits=exits, equity=blocks is not None)
             out[row] = metrics
             if blocks is not None and curve is not None:
                 blocks[row] = block_returns(curve, blocks.shape[1], opts.cash)
@@ -349,7 +335,6 @@ def run_many(
         whole = len(groups) == 1 and len(next(iter(groups.values())).rows) == len(sets)
         bounds = _NO_BOUNDS if blocks is None else nb.block_bounds_nb(n, blocks.shape[1])
         scratch = _NO_EQUITY if blocks is None else np.empty(n)
-        held = held_table(bars, cache)
         for (kind, fill_close, check_stops), group in groups.items():
             target = out if whole else np.empty((len(group.rows), N_METRICS))
             figures = _NO_BLOCKS if blocks is None else np.empty((len(group.rows), blocks.shape[1]))
@@ -360,7 +345,7 @@ def run_many(
             with profiler.stage("numba.compile") if not compiled else contextlib.nullcontext():
                 kernel(
                     bars.open, bars.high, bars.low, bars.close, kind, addresses,
-                    *group.arrays(), ppy, _NO_SIGNALS, scratch, _NO_TRADES, target, bounds, figures, held,
+                    *group.arrays(), ppy, _NO_SIGNALS, scratch, _NO_TRADES, target, bounds, figures,
                 )  # fmt: skip
             if compiled and profiler.enabled:
                 # One sample per backtest, the call's time split evenly: the stage reads

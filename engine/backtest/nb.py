@@ -13,10 +13,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from numba import carray, njit, types
+from numba import carray, types
 from numba.core import cgutils
 from numba.extending import intrinsic
-from llvmlite import ir
 
 from engine.backtest.enums import (
     DIR_BOTH,
@@ -412,208 +411,6 @@ def _next_opening_bar_nb(
     return n
 
 
-#: A long position's cash left after an all-in entry is a rounding residual; at or
-#: below this fraction of the equity a held bar's return is the bar's own close-to-close
-#: return up to rounding (docs/backtest.md, numerics).
-HELD_CASH_RESIDUAL = 1e-14
-
-
-#: The held-stretch table (:func:`held_table_nb`), one flat array: row ``t`` (``HELD_STRIDE``
-#: floats, one cache line) holds compensated prefix sums (a high and a low part each) over
-#: bars ``1..t-1`` of the bars' returns ``rho``, of ``rho**2`` and of ``min(rho, 0)**2``
-#: (offsets ``HELD_R``, ``HELD_R2``, ``HELD_DOWN2``); after the ``n + 1`` rows, the lowest
-#: and the highest close of each block of ``HELD_BLOCK`` bars, two floats a block.
-HELD_R, HELD_R2, HELD_DOWN2 = 0, 2, 4
-HELD_STRIDE = 8
-HELD_BLOCK = 8
-#: A position's first bars take the per-bar loop; from this many bars after its entry the
-#: rest of the stretch is accounted at once. Each accounted stretch reads table rows the
-#: scan does not stream (cache misses), which only a long stretch repays.
-HELD_AFTER = 32
-
-
-@kernel
-def held_table_nb(close: np.ndarray) -> np.ndarray:
-    """The per-data-set table :func:`simulate_nb` accounts held stretches with (see
-    ``HELD_*``); ``rho[t] = close[t] / close[t - 1] - 1``. The prefix sums are
-    TwoSum-compensated, so a difference of two rows is good to a few ulps of the result
-    however long the data.
-
-    Empty when a close is not a positive finite number: the kernel then keeps its
-    per-bar loop.
-    """
-    n = close.shape[0]
-    for t in range(n):
-        if not (close[t] > 0.0 and close[t] < np.inf):
-            return np.empty(0)
-    blocks = (n + HELD_BLOCK - 1) // HELD_BLOCK
-    out = np.zeros((n + 1) * HELD_STRIDE + 2 * blocks)
-    hi = np.zeros(3)
-    lo = np.zeros(3)
-    for t in range(1, n):
-        rho = close[t] / close[t - 1] - 1.0
-        down = min(rho, 0.0)
-        for k, x in enumerate((rho, rho * rho, down * down)):
-            s = hi[k] + x
-            v = s - hi[k]
-            lo[k] += (hi[k] - (s - v)) + (x - v)
-            hi[k] = s
-            out[(t + 1) * HELD_STRIDE + 2 * k] = s
-            out[(t + 1) * HELD_STRIDE + 2 * k + 1] = lo[k]
-    base = (n + 1) * HELD_STRIDE
-    for k in range(blocks):
-        block = close[k * HELD_BLOCK : min(n, (k + 1) * HELD_BLOCK)]
-        out[base + 2 * k] = block.min()
-        out[base + 2 * k + 1] = block.max()
-    return out
-
-
-@intrinsic
-def _prefetch_nb(typingctx: Any, array: Any, index: Any) -> Any:
-    """Ask the CPU to bring ``array[index]`` (a 1-D array) into the cache; no effect on
-    results. A held stretch's first table row is fetched this way while the per-bar loop
-    still runs the position's first bars."""
-    if not isinstance(array, types.Array) or not isinstance(index, types.Integer):
-        return None
-
-    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-        array_type = signature.args[0]
-        data = context.make_array(array_type)(context, builder, args[0])
-        pointer = cgutils.get_item_pointer(context, builder, array_type, data, [args[1]], wraparound=False)
-        int32 = ir.IntType(32)
-        function = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(ir.VoidType(), [cgutils.voidptr_t, int32, int32, int32]), "llvm.prefetch.p0"
-        )
-        builder.call(
-            function,
-            [builder.bitcast(pointer, cgutils.voidptr_t), ir.Constant(int32, 0), ir.Constant(int32, 3), ir.Constant(int32, 1)],
-        )
-        return context.get_dummy_value()
-
-    return types.void(array, index), codegen
-
-
-_FAST = {"nnan", "ninf", "reassoc", "nsz", "contract"}
-
-
-@njit(cache=True, nogil=True, error_model="numpy", fastmath=_FAST)
-def _close_range_nb(close: np.ndarray, start: int, stop: int) -> tuple[float, float]:
-    """(lowest, highest) of ``close[start:stop]`` (``stop > start``, every close finite).
-
-    Fast-math lets LLVM vectorise the two reductions; min and max are exact in
-    any order, so the result is the same bits as a plain loop's."""
-    low = close[start]
-    high = close[start]
-    for t in range(start + 1, stop):
-        c = close[t]
-        low = min(low, c)
-        high = max(high, c)
-    return low, high
-
-
-@kernel
-def _held_sum_nb(table: np.ndarray, offset: int, start: int, stop: int) -> float:
-    """The table's sum over bars ``start..stop-1`` (prefix parts at ``offset``, ``offset + 1``)."""
-    high = table[stop * HELD_STRIDE + offset] - table[start * HELD_STRIDE + offset]
-    return high + (table[stop * HELD_STRIDE + offset + 1] - table[start * HELD_STRIDE + offset + 1])
-
-
-@kernel
-def _held_blocks_nb(table: np.ndarray, n: int, first: int, last: int) -> tuple[float, float]:
-    """(lowest, highest) close of blocks ``first..last-1``."""
-    base = (n + 1) * HELD_STRIDE
-    low = np.inf
-    high = -np.inf
-    for k in range(first, last):
-        low = min(low, table[base + 2 * k])
-        high = max(high, table[base + 2 * k + 1])
-    return low, high
-
-
-@kernel
-def _held_range_nb(table: np.ndarray, close: np.ndarray, start: int, stop: int) -> tuple[float, float]:
-    """(lowest, highest) of ``close[start:stop]`` from the table's block extremes and the
-    closes of the partial blocks at either end (exact: min and max do not round)."""
-    first = (start + HELD_BLOCK - 1) // HELD_BLOCK
-    last = stop // HELD_BLOCK
-    if first >= last:
-        return _close_range_nb(close, start, stop)
-    low, high = _held_blocks_nb(table, close.shape[0], first, last)
-    if start < first * HELD_BLOCK:
-        head_low, head_high = _close_range_nb(close, start, first * HELD_BLOCK)
-        low = min(low, head_low)
-        high = max(high, head_high)
-    if last * HELD_BLOCK < stop:
-        tail_low, tail_high = _close_range_nb(close, last * HELD_BLOCK, stop)
-        low = min(low, tail_low)
-        high = max(high, tail_high)
-    return low, high
-
-
-@kernel
-def _held_stretch_nb(
-    kind: int,
-    a: np.ndarray,
-    b: np.ndarray,
-    close: np.ndarray,
-    p0: float,
-    p1: float,
-    entries: np.ndarray,
-    exits: np.ndarray,
-    fill_close: bool,
-    start: int,
-    n: int,
-    table: np.ndarray,
-    cash: float,
-    units: float,
-    sum_r: float,
-    sum_r2: float,
-    sum_down2: float,
-    peak: float,
-    max_dd: float,
-    prev_equity: float,
-    equity_out: np.ndarray,
-    write_equity: bool,
-) -> tuple[int, float, float, float, float, float, float]:
-    """Account a long position held all in from bar ``start`` up to the bar whose signal
-    acts on it (exit without entry: the ``DIR_SHORT`` scan), which it returns with the
-    updated sums, peak, drawdown and last equity (docs/backtest.md, numerics).
-
-    A function of its own so the simulation loop compiles as it did without it."""
-    stop = _next_opening_bar_nb(kind, a, b, close, p0, p1, entries, exits, fill_close, DIR_SHORT, start, n)
-    if stop == start:
-        return stop, sum_r, sum_r2, sum_down2, peak, max_dd, prev_equity
-    part_r = _held_sum_nb(table, HELD_R, start, stop)
-    part_r2 = _held_sum_nb(table, HELD_R2, start, stop)
-    part_down2 = _held_sum_nb(table, HELD_DOWN2, start, stop)
-    # First a bound from the whole blocks the stretch touches (the table's small corner,
-    # no close read): when it shows no new peak and no deeper drawdown, that is the answer.
-    low_close, high_close = _held_blocks_nb(table, n, start // HELD_BLOCK, (stop - 1) // HELD_BLOCK + 1)
-    if cash + units * high_close > peak or 1.0 - (cash + units * low_close) / peak > max_dd:
-        low_close, high_close = _held_range_nb(table, close, start, stop)
-        # Rounding is monotone: the highest close gives the highest equity, the lowest close
-        # the lowest, and no bar's drawdown exceeds the lowest equity against the stretch's
-        # final peak. Without a new peak that bound is the stretch's drawdown; with one,
-        # walk the bars if the bound could raise max_dd.
-        top = max(peak, cash + units * high_close)
-        deepest = 1.0 - (cash + units * low_close) / top
-        if top == peak:
-            max_dd = max(max_dd, deepest)
-        elif deepest > max_dd:
-            for t in range(start, stop):
-                value = cash + units * close[t]
-                peak = max(peak, value)
-                max_dd = max(max_dd, 1.0 - value / peak)
-        peak = top
-    if write_equity:
-        for t in range(start, stop):
-            equity_out[t] = cash + units * close[t]
-    return (
-        stop, sum_r + part_r, sum_r2 + part_r2, sum_down2 + part_down2, peak, max_dd,
-        cash + units * close[stop - 1],
-    )
-
-
 def _make_simulate(generic: bool, fixed_fill_close: bool, fixed_check_stops: bool) -> Any:
     """The simulation kernel, generic or with the fill convention and the stop
     switch frozen as compile-time constants (closure cells: LLVM folds the
@@ -647,7 +444,6 @@ def _make_simulate(generic: bool, fixed_fill_close: bool, fixed_check_stops: boo
         trailing_stop: float = 0.0,
         risk: float = 0.0,
         funding: np.ndarray | None = None,
-        held: np.ndarray | None = None,
     ) -> int:
         """Run one backtest over the bars; returns the number of trade records written.
 
@@ -672,12 +468,6 @@ def _make_simulate(generic: bool, fixed_fill_close: bool, fixed_check_stops: boo
         that bar's close, see ``api.funding_per_bar``) charges the position held
         at each close ``side * units * close * rate`` through the cash; omitted,
         numba prunes the branch and the loop is unchanged.
-
-        ``held`` (:func:`held_table_nb` of ``close``; omitted or empty: per-bar loop)
-        lets a long position held with (near) zero cash and no stop or funding skip to
-        the bar whose signal acts on it, accounting the bars in between at once:
-        their returns' sums from the table, peak and drawdown exactly from the
-        stretch's lowest and highest close (docs/backtest.md, numerics).
         """
         if not generic:  # compile-time constants of this variant: the other branches fold away
             fill_close = fixed_fill_close
@@ -687,9 +477,6 @@ def _make_simulate(generic: bool, fixed_fill_close: bool, fixed_check_stops: boo
         n = close.shape[0]
         acc = np.zeros(ACC_SIZE)
         write_equity = equity_out.shape[0] == n
-        stretches = False
-        if held is not None:  # numba prunes the test when `held` is omitted
-            stretches = n > 0 and held.shape[0] == (n + 1) * HELD_STRIDE + 2 * ((n + HELD_BLOCK - 1) // HELD_BLOCK) and not check_stops
         start_cash = cash
 
         # np.int64(...) rather than bare literals: a literal-typed argument makes
@@ -793,19 +580,6 @@ def _make_simulate(generic: bool, fixed_fill_close: bool, fixed_check_stops: boo
                 i = _next_opening_bar_nb(kind, a, b, close, p0, p1, entries, exits, fill_close, direction, i, n)
                 if write_equity:
                     equity_out[quiet:i] = equity
-            elif held is not None:  # noqa: SIM102  (numba prunes each `is None` test on its own)
-                if funding is None:  # noqa: SIM102
-                    if stretches and side > 0:
-                        if i - entry_idx > HELD_AFTER and abs(cash) <= HELD_CASH_RESIDUAL * equity:
-                            start = i
-                            i, sum_r, sum_r2, sum_down2, peak, max_dd, prev_equity = _held_stretch_nb(
-                                kind, a, b, close, p0, p1, entries, exits, fill_close, i, n, held, cash, units,
-                                sum_r, sum_r2, sum_down2, peak, max_dd, prev_equity, equity_out, write_equity,
-                            )
-                            exposed += i - start
-                        elif i - entry_idx == 1 and i + HELD_AFTER < n:
-                            # The row the stretch will start from, fetched while the first bars run.
-                            _prefetch_nb(held, (i + HELD_AFTER) * HELD_STRIDE)
 
         if side != 0:
             _record_trade_nb(
@@ -997,7 +771,6 @@ def _make_simulate_many(fixed_fill_close: bool, fixed_check_stops: bool) -> Any:
         metrics_out: np.ndarray,
         bounds: np.ndarray,
         blocks_out: np.ndarray,
-        held: np.ndarray,
     ) -> None:
         """Backtest set ``k`` of many into ``metrics_out[k]`` (one specialised
         :func:`simulate_nb` per set, without trade records).
@@ -1010,7 +783,7 @@ def _make_simulate_many(fixed_fill_close: bool, fixed_check_stops: bool) -> Any:
         (float64, C-contiguous, one value per bar, kept alive by the caller);
         set ``k`` reads its ``a``/``b`` from ``addresses[a_rows[k]]`` and
         ``addresses[b_rows[k]]``. Every other per-set argument is an array with
-        one value per set. ``held``: :func:`held_table_nb` of ``close`` (or empty).
+        one value per set.
         """
         n = close.shape[0]
         for k in range(a_rows.shape[0]):
@@ -1021,25 +794,25 @@ def _make_simulate_many(fixed_fill_close: bool, fixed_check_stops: bool) -> Any:
                     _simulate_close_stops(
                         open_, high, low, close, kind, a, b, p0[k], p1[k], no_signals, no_signals,
                         True, direction[k], fee[k], slippage[k], size[k], cash[k], stop_loss[k],
-                        take_profit[k], periods_per_year, no_equity, no_trades, metrics_out[k], held=held,
+                        take_profit[k], periods_per_year, no_equity, no_trades, metrics_out[k],
                     )
                 else:
                     _simulate_close(
                         open_, high, low, close, kind, a, b, p0[k], p1[k], no_signals, no_signals,
                         True, direction[k], fee[k], slippage[k], size[k], cash[k], stop_loss[k],
-                        take_profit[k], periods_per_year, no_equity, no_trades, metrics_out[k], held=held,
+                        take_profit[k], periods_per_year, no_equity, no_trades, metrics_out[k],
                     )
             elif fixed_check_stops:
                 _simulate_open_stops(
                     open_, high, low, close, kind, a, b, p0[k], p1[k], no_signals, no_signals,
                     False, direction[k], fee[k], slippage[k], size[k], cash[k], stop_loss[k],
-                    take_profit[k], periods_per_year, no_equity, no_trades, metrics_out[k], held=held,
+                    take_profit[k], periods_per_year, no_equity, no_trades, metrics_out[k],
                 )
             else:
                 _simulate_open(
                     open_, high, low, close, kind, a, b, p0[k], p1[k], no_signals, no_signals,
                     False, direction[k], fee[k], slippage[k], size[k], cash[k], stop_loss[k],
-                    take_profit[k], periods_per_year, no_equity, no_trades, metrics_out[k], held=held,
+                    take_profit[k], periods_per_year, no_equity, no_trades, metrics_out[k],
                 )
             if bounds.shape[0] > 0:
                 block_log_returns_nb(no_equity, bounds, cash[k], blocks_out[k])

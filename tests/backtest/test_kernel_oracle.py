@@ -1,8 +1,6 @@
 """The simulation kernel against its frozen pre-rewrite copy (``kernel_oracle``): the
 flat-stretch fast path must not change a single bit of the metrics, the equity curve
-or the trade records, for every rule kind, fill, direction, stop and sizing option;
-the held-stretch accounting (``held=``) changes no trade, equity value, drawdown or
-exposure, and the sum-derived metrics only within the tolerance docs/backtest.md states."""
+or the trade records, for every rule kind, fill, direction, stop and sizing option."""
 
 from __future__ import annotations
 
@@ -22,10 +20,6 @@ from engine.backtest.enums import (
     KIND_OSC,
     KIND_SIGNALS,
     KIND_ZSCORE,
-    M_SHARPE,
-    M_SORTINO,
-    M_VOLATILITY,
-    METRIC_NAMES,
     N_METRICS,
     TRADE_DTYPE,
 )
@@ -56,8 +50,6 @@ def run_both(bars: Bars, args: dict[str, Any], extra: tuple[Any, ...]) -> None:
         return metrics, equity, trades[:count]
 
     want = call(oracle_simulate_nb, True)
-    held = nb.held_table_nb(bars.close)
-    tolerance = sum_tolerance(want[1], args["cash"], 1.0)
     for function in (nb.simulate_variant(fill_close, check_stops), nb.simulate_nb):
         for write_equity in (True, False):
             metrics, equity, trades = call(function, write_equity)
@@ -65,43 +57,6 @@ def run_both(bars: Bars, args: dict[str, Any], extra: tuple[Any, ...]) -> None:
             if write_equity:
                 assert equity.tobytes() == want[1].tobytes(), np.flatnonzero(equity != want[1])
             assert trades.tobytes() == want[2].tobytes(), (trades, want[2])
-        # The held-stretch accounting: with and without the curve, the same metrics.
-        with_curve = call(lambda *x: function(*x, held=held), True)
-        without = call(lambda *x: function(*x, held=held), False)
-        assert with_curve[0].tobytes() == without[0].tobytes()
-        assert with_curve[1].tobytes() == want[1].tobytes(), np.flatnonzero(with_curve[1] != want[1])
-        assert with_curve[2].tobytes() == want[2].tobytes() == without[2].tobytes()
-        exact = [k for k in range(N_METRICS) if k not in tolerance]
-        assert with_curve[0][exact].tobytes() == want[0][exact].tobytes(), (with_curve[0], want[0])
-        for k, allowed in tolerance.items():
-            got, expected = with_curve[0][k], want[0][k]
-            assert abs(got - expected) <= 1e-12 * abs(expected) + allowed, (METRIC_NAMES[k], got, expected, allowed)
-
-
-def sum_tolerance(equity: np.ndarray, cash: float, periods_per_year: float) -> dict[int, float]:
-    """The absolute floor docs/backtest.md states for the sum-derived metrics, from the
-    per-bar loop's equity curve: what an error of ``1e-12 * sum|r| + 8 * eps * n`` in the
-    sum of returns (and its like in the sums of squares) does to each metric."""
-    prev = np.concatenate(([cash], equity[:-1]))
-    r = np.where(prev > 0.0, equity / np.where(prev > 0.0, prev, 1.0) - 1.0, 0.0)
-    n = len(r)
-    eps = np.finfo(np.float64).eps
-    ann = np.sqrt(periods_per_year)
-    d_sum = 1e-12 * np.abs(r).sum() + 8 * eps * n  # the sum of returns
-    d_sq = 1e-12 * (r * r).sum() + 16 * eps * np.abs(r).sum()  # the sums of squares
-    std = np.sqrt(max((r * r).sum() - r.sum() ** 2 / n, 0.0) / (n - 1)) if n > 1 else 0.0
-    downside = np.sqrt((np.minimum(r, 0.0) ** 2).sum() / n)
-    floor = 1e-12 * ann
-    tolerance = {
-        M_VOLATILITY: floor + ann * np.sqrt((d_sq + 2 * abs(r.sum()) * d_sum / n) / max(n - 1, 1)),
-        M_SHARPE: floor,
-        M_SORTINO: floor,
-    }
-    if std > nb.NOISE_STD:
-        tolerance[M_SHARPE] += ann * (d_sum / n / std + abs(r.mean()) * d_sq / (2 * std**3 * max(n - 1, 1)))
-    if downside > nb.NOISE_STD:
-        tolerance[M_SORTINO] += ann * (d_sum / n / downside + abs(r.mean()) * d_sq / (2 * downside**3 * n))
-    return tolerance
 
 
 def _levels(draw: st.DrawFn, n: int, nonnegative: bool) -> np.ndarray:
