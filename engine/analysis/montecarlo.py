@@ -1,9 +1,11 @@
 """Monte Carlo of a trial's trades: how bad its drawdowns could plausibly get, and its fan of equity paths.
 
-The trades' percentage returns are resampled into thousands of paths
-(``bootstrap``: drawn with replacement; ``reshuffle``: permuted, which keeps
-the final return and moves the drawdowns), each compounded from 1 as if every
-trade put the whole equity in. Seeded: the same trades give the same figures.
+The trades' returns on equity (:func:`returns_on_equity`: each trade's pnl
+over the account's equity before it, not over the trade's own notional) are
+resampled into thousands of paths (``bootstrap``: drawn with replacement;
+``reshuffle``: permuted, which keeps the final return and moves the
+drawdowns), each compounded from 1. Seeded: the same trades give the same
+figures.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ class MonteCarloResult:
     prob_drawdown_over: float  # share of paths whose drawdown exceeds ``threshold``
     marks: np.ndarray  # trade counts the fan is taken at
     fan: np.ndarray  # FAN_PERCENTILES × marks: equity (from 1)
+    in_order_return: float  # the trades compounded in their own order, unresampled (on equity: the trial's own)
 
     def as_dict(self) -> dict[str, object]:
         """JSON-ready figures (the fan as lists)."""
@@ -44,11 +47,37 @@ class MonteCarloResult:
             "max_drawdown": {f"p{p}": v for p, v in self.max_drawdown.items()},
             "drawdown_threshold": self.threshold,
             "prob_drawdown_over": self.prob_drawdown_over,
+            "in_order_return": self.in_order_return,
             "fan": {
                 "trades": self.marks.tolist(),
                 **{f"p{p}": row.tolist() for p, row in zip(FAN_PERCENTILES, self.fan, strict=True)},
             },
         }
+
+
+def returns_on_equity(pnl: np.ndarray, cash: float) -> np.ndarray:
+    """Each trade's ``pnl`` over the account's equity before it: ``cash`` plus the pnl of the trades before it.
+
+    ``pnl`` in the order the trades were recorded (the order they closed; a
+    trade still open at the end marked at the last close, last). Compounded in
+    that order the returns telescope to ``(cash + sum(pnl)) / cash``, the
+    trial's final value over its start, whatever the sizing (``size < 1``,
+    risk sizing, a basket's split or shared cash). One symbol's trades never
+    overlap, so the equity before a trade is the equity at its entry; in a
+    basket, trades that overlap are taken as if each had started when the one
+    before it closed. A trade after the account is gone (equity <= 0) has no
+    return (NaN, left out of the Monte Carlo).
+    """
+    pnl = np.asarray(pnl, dtype=np.float64)
+    before = np.empty_like(pnl)
+    if pnl.size:
+        before[0] = cash
+        np.cumsum(pnl[:-1], out=before[1:])
+        before[1:] += cash
+    with np.errstate(divide="ignore", invalid="ignore"):
+        returns = pnl / before
+    returns[~(before > 0.0)] = np.nan
+    return returns
 
 
 #: Path × trade cells per numpy chunk of :func:`bootstrap_paths_np` (bounds its memory: 8 bytes a cell).
@@ -106,7 +135,7 @@ def monte_carlo(
     threshold: float = 0.2,
     fan_points: int = 50,
 ) -> MonteCarloResult:
-    """Resample ``returns`` (one per trade, fractions) into ``paths`` equity paths."""
+    """Resample ``returns`` (one per trade, fractions: :func:`returns_on_equity`) into ``paths`` equity paths."""
     returns = np.ascontiguousarray(returns, dtype=np.float64)
     returns = returns[np.isfinite(returns)]
     if returns.size == 0:
@@ -139,4 +168,5 @@ def monte_carlo(
         prob_drawdown_over=float(np.mean(drawdowns > threshold)),
         marks=marks,
         fan=np.percentile(fan, FAN_PERCENTILES, axis=0),
+        in_order_return=float(np.prod(np.maximum(1.0 + returns, 0.0)) - 1.0),
     )

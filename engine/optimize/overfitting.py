@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from engine.analysis.importance import importance
-from engine.analysis.montecarlo import monte_carlo
+from engine.analysis.montecarlo import monte_carlo, returns_on_equity
 from engine.analysis.pbo import cscv
 from engine.analysis.stability import stability
 from engine.store.protocol import StudyStore
@@ -117,21 +117,39 @@ async def build_overfitting(
 
 
 async def _monte_carlo(store: StudyStore, study_id: int, *, maximize: bool, seed: int) -> dict[str, Any] | None:
-    """Monte Carlo of the best trial that kept its trades (artifacts)."""
+    """Monte Carlo of the best trial that kept its trades (artifacts), on their returns on equity."""
     kept = set(await store.artifact_numbers(study_id))
     for trial in await store.best(study_id, maximize=maximize, k=20):
         if trial.number not in kept:
             continue
-        trades = (await store.artifacts(study_id, trial.number)).get("trades")
-        if trades is None or trades.dtype.names is None or "return" not in trades.dtype.names:
+        returns = trade_returns(await store.artifacts(study_id, trial.number))
+        if returns is None:
             continue
-        returns = np.asarray(trades["return"], dtype=np.float64)
         returns = returns[np.isfinite(returns)]
         if returns.size == 0:
             continue
         result = monte_carlo(returns, paths=MC_PATHS, seed=seed, threshold=MC_DRAWDOWN)
         return {"trial": trial.number, **result.as_dict()}
     return None
+
+
+def trade_returns(arrays: dict[str, np.ndarray]) -> np.ndarray | None:
+    """A trial's stored trades' returns on equity (``None`` without trades and their equity curve).
+
+    The start cash is the final value less the trades' pnl (every fee and
+    funding payment is in a trade's pnl, an open trade is marked at the last
+    close), read from the equity curve stored with the trades: the same run,
+    even when the trial's cash is a searched parameter.
+    """
+    trades = arrays.get("trades")
+    if trades is None or trades.dtype.names is None or "pnl" not in trades.dtype.names:
+        return None
+    equity = arrays.get("equity")
+    if equity is None or not len(equity) or not math.isfinite(float(equity[-1])):
+        return None
+    final = float(equity[-1])
+    pnl = np.asarray(trades["pnl"], dtype=np.float64)
+    return returns_on_equity(pnl, final - float(pnl.sum()))
 
 
 def _fmt(value: Any, spec: str = ".4g") -> str:
@@ -204,4 +222,9 @@ def overfitting_markdown(section: dict[str, Any], objective: str) -> list[str]:
             "",
             f"- P(max drawdown > {_pct(mc['drawdown_threshold'])}) = {_pct(mc['prob_drawdown_over'])}",
         ]
+        if mc.get("in_order_return") is not None:
+            lines.append(
+                f"- the trades in their own order: final return {_pct(mc['in_order_return'])} (the trial's own; each "
+                "trade counts as its pnl over the account's equity before it, not over the trade's own notional)"
+            )
     return lines

@@ -1,11 +1,12 @@
-"""Monte Carlo of trades: seeded, reshuffling keeps the final return, drawdowns and fan as defined."""
+"""Monte Carlo of trades: seeded, reshuffling keeps the final return, drawdowns and fan as defined,
+and the trades' returns are on the account's equity, so in their own order they end at the trial's final value."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from engine.analysis.montecarlo import monte_carlo
+from engine.analysis.montecarlo import monte_carlo, returns_on_equity
 
 
 def test_reshuffle_keeps_the_final_return_and_moves_the_drawdown() -> None:
@@ -45,3 +46,65 @@ def test_bootstrap_is_seeded_and_centred_on_the_trades() -> None:
     assert a.final_return[5] < a.final_return[50] < a.final_return[95]
     with pytest.raises(ValueError, match="no trades"):
         monte_carlo(np.array([np.nan]))
+
+
+CASH = 10_000.0
+
+
+def _bars(seed: int, symbol: str = "SYN") -> object:
+    from engine.data import load
+
+    return load(f"synthetic:bars=3000,seed={seed},timeframe=1h,symbol={symbol}")
+
+
+def _in_order_ends_at(trades: np.ndarray, final_value: float) -> None:
+    """The trades' returns on equity, unresampled or reshuffled, compound to the trial's own final value."""
+    returns = returns_on_equity(trades["pnl"], CASH)
+    assert np.isfinite(returns).all()
+    want = final_value / CASH - 1.0
+    result = monte_carlo(returns, paths=200, mode="reshuffle", seed=4)
+    assert result.in_order_return == pytest.approx(want, rel=1e-9, abs=1e-12)
+    assert all(v == pytest.approx(want, rel=1e-9, abs=1e-12) for v in result.final_return.values())
+    # The returns on each trade's notional (the old input) compound to another figure: the fixture sees the bug.
+    assert abs(float(np.prod(1.0 + trades["return"]) - 1.0) - want) > 0.02
+
+
+def test_a_quarter_sized_trial_resampled_in_order_ends_at_its_final_value() -> None:
+    from engine.backtest import run
+
+    result = run(_bars(5), "sma_cross", {"fast": 5, "slow": 30}, fee=0.001, slippage=0.0005, size=0.25,
+                 cash=CASH, trades=True)
+    assert result.trades is not None and len(result.trades) > 20
+    _in_order_ends_at(result.trades, result.metrics.final_value)
+
+
+def test_a_split_basket_resampled_in_order_ends_at_its_final_value() -> None:
+    from engine.backtest import run_portfolio
+
+    bars = [_bars(seed, symbol) for seed, symbol in ((1, "A"), (2, "B"), (3, "C"), (4, "D"))]
+    result = run_portfolio(bars, "sma_cross", {"fast": 5, "slow": 30}, fee=0.001, allocation="split",
+                           cash=CASH, trades=True)
+    assert result.trades is not None and len(set(result.trades["symbol"].tolist())) == 4
+    _in_order_ends_at(result.trades, result.metrics.final_value)
+
+
+def test_all_in_on_one_symbol_without_fees_resamples_as_before() -> None:
+    """At size 1 and no fee a trade's notional is the equity before it: the figures are today's."""
+    from engine.backtest import run
+
+    result = run(_bars(5), "sma_cross", {"fast": 5, "slow": 30}, slippage=0.0005, cash=CASH, trades=True)
+    assert result.trades is not None
+    returns = returns_on_equity(result.trades["pnl"], CASH)
+    np.testing.assert_allclose(returns, result.trades["return"], rtol=1e-9, atol=1e-15)
+    new, old = monte_carlo(returns, paths=500, seed=3), monte_carlo(result.trades["return"], paths=500, seed=3)
+    for p in new.final_return:
+        assert new.final_return[p] == pytest.approx(old.final_return[p], rel=1e-8, abs=1e-12)
+        assert new.max_drawdown[p] == pytest.approx(old.max_drawdown[p], rel=1e-8, abs=1e-12)
+
+
+def test_returns_on_equity_divide_by_the_equity_before_each_trade() -> None:
+    returns = returns_on_equity(np.array([100.0, -550.0, 45.0, -700.0, 10.0]), 1000.0)
+    # equity before: 1000, 1100, 550, 595, -105 (gone: no return)
+    np.testing.assert_allclose(returns[:4], [0.1, -0.5, 45 / 550, -700 / 595])
+    assert np.isnan(returns[4])
+    assert returns_on_equity(np.empty(0), 1000.0).shape == (0,)

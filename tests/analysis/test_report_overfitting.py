@@ -147,3 +147,70 @@ async def test_the_report_reads_the_pbo_the_study_stored_instead_of_running_it_a
     assert overfitting._stored_pbo({**fresh, "seed": 5}, figures, 0) is None
     assert overfitting._stored_pbo({"pbo": 0.5, "blocks": 8}, figures, 0) is None  # an older study's
     assert overfitting._stored_pbo(fresh, figures[:-1], 0) is None  # more trials since
+
+
+SIZED = """\
+name = "{name}"
+
+[data]
+{data}
+
+[strategy]
+name = "sma_cross"
+
+[space]
+fast = {{ int = [4, 12], step = 4 }}
+slow = {{ int = [30, 60], step = 30 }}
+
+[backtest]
+fee = 0.001
+size = {size}
+cash = 5000
+{allocation}
+
+[search]
+sampler = "grid"
+
+[execution]
+backend = "inline"
+artifacts = "top:2"
+
+[validation]
+out_of_sample = 0
+"""
+
+
+@pytest.mark.parametrize(
+    ("data", "size", "allocation"),
+    [
+        ('spec = "synthetic:bars=3000,seed=5,timeframe=1h"', 0.25, ""),
+        ('spec = "synthetic:bars=3000,seed=5,timeframe=1h,symbols=4"', 1.0, 'allocation = "split"'),
+    ],
+    ids=["size-quarter", "split-basket"],
+)
+async def test_the_report_monte_carlo_compounds_the_trades_to_the_trials_own_final_value(
+    tmp_path: Path, data: str, size: float, allocation: str
+) -> None:
+    """The Monte Carlo resamples returns on equity: unresampled, the best trial's trades end at its final value.
+    On each trade's notional (a quarter of the equity here) they compounded to far more than the trial made."""
+    from engine.optimize.report import report_from_db
+
+    db = tmp_path / "s.db"
+    path = tmp_path / "sized.toml"
+    path.write_text(SIZED.format(name="sized", data=data, size=size, allocation=allocation))
+    await Study.from_file(path, db=db).run()
+    report = await report_from_db(db, "sized")
+    mc = report["overfitting"]["monte_carlo"]
+    store = await SqliteStore.open(db, readonly=True)
+    try:
+        study = await store.require_study("sized")
+        trial = next(t for t in await store.trials(study.id) if t.number == mc["trial"])
+        trades = (await store.artifacts(study.id, trial.number))["trades"]
+    finally:
+        await store.close()
+    assert trial.metrics is not None
+    own = trial.metrics["final_value"] / 5000 - 1
+    assert mc["in_order_return"] == pytest.approx(own, rel=1e-9, abs=1e-12)
+    assert abs(float(np.prod(1 + trades["return"]) - 1) - own) > 0.01  # the notional returns' figure is off
+    assert mc["trades"] == len(trades)
+    assert mc["final_return"]["p5"] <= mc["final_return"]["p50"] <= mc["final_return"]["p95"]
