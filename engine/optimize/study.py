@@ -945,8 +945,8 @@ class _BatchLoop:
             complete = results.states == COMPLETE
             told = np.where(complete, results.objectives, np.nan).tolist()
             values.update(zip(numbers, [None if v != v else v for v in told], strict=True))
-            self._account_batch(results, chunk_tasks)
             ranked = complete & ~np.isnan(results.objectives)
+            self._account_batch(results, chunk_tasks, ranked)
             if ranked.any():
                 ranks = results.objectives if self.study.maximize else -results.objectives
                 for row in np.flatnonzero(ranked & (ranks >= self.study.top_threshold())).tolist():
@@ -1056,8 +1056,11 @@ class _BatchLoop:
             )
             self.executor.stop()
 
-    def _account_batch(self, results: ResultBatch, tasks: Sequence[TrialTask]) -> None:
-        """:meth:`_account` of every row of ``results`` (``tasks[i]`` is row ``i``'s), from the columns."""
+    def _account_batch(self, results: ResultBatch, tasks: Sequence[TrialTask], ranked: np.ndarray) -> None:
+        """:meth:`_account` of every row of ``results`` (``tasks[i]`` is row ``i``'s), from the columns.
+
+        ``ranked``: the rows that are complete with an objective (the caller's mask, computed once).
+        """
         n = len(results)
         self.done += n
         states = results.states
@@ -1073,7 +1076,6 @@ class _BatchLoop:
                     self.consecutive_failures = 0
         elif n:
             self.consecutive_failures = 0
-        ranked = (states == COMPLETE) & ~np.isnan(results.objectives)
         if ranked.any():
             rows = np.flatnonzero(ranked)
             objectives = results.objectives[rows]

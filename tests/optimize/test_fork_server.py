@@ -13,6 +13,17 @@ import pytest
 from engine.optimize.fork_server import wants_process_backend
 
 
+def _run_driver(tmp_path: Path, code: str, env: dict[str, str] | None = None) -> str:
+    """Run ``code`` as the script ``driver.py`` (a real ``__main__``, which the fork server re-imports);
+    its stdout, after asserting it exited 0."""
+    script = tmp_path / "driver.py"
+    script.write_text(code)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=False,
+                          cwd=Path.cwd(), env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
 @pytest.mark.parametrize(
     ("text", "override", "expected"),
     [
@@ -120,13 +131,8 @@ def test_the_fork_server_skips_its_teardown_and_other_processes_keep_theirs(tmp_
         "    assert p.exitcode == 0\n"
         "    print(os.getpid())\n"
     )
-    script = tmp_path / "driver.py"
-    script.write_text(code)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))}
-    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=False,
-                          cwd=Path.cwd(), env=env, timeout=120)
-    assert done.returncode == 0, done.stderr[-2000:]
-    driver = done.stdout.strip()
+    driver = _run_driver(tmp_path, code, env=env).strip()
     # Reading the pipes to their end waited for the server too: every process has ended by now.
     marks = sorted(path.name for path in tmp_path.glob("teardown-*"))
     assert marks == [f"teardown-{driver}"], marks
@@ -153,12 +159,8 @@ def test_a_headless_run_with_its_report_keeps_numba_out_of_the_driver(tmp_path: 
         "        assert not done.code, done.code\n"
         "    print('numba' in sys.modules)\n"
     )
-    script = tmp_path / "driver.py"
-    script.write_text(code)
-    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=False, cwd=Path.cwd(),
-                          timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.strip().splitlines()[-1] == "False", done.stdout[-2000:]
+    stdout = _run_driver(tmp_path, code)
+    assert stdout.strip().splitlines()[-1] == "False", stdout[-2000:]
     import json
 
     report = json.loads(next((tmp_path / "reports").rglob("report.json")).read_text())
