@@ -9,6 +9,7 @@ recorded, no trial kept its trades, fewer than two trials.
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -88,6 +89,23 @@ async def build_overfitting(
     ``stored_pbo``: the study's stored ``validation.pbo``, used when it matches the stored figures;
     ``complete``: the study's complete trials by number, when the caller has read them already.
     """
+    # The Monte Carlo (numpy, mostly without the GIL) runs in a thread beside the rest.
+    monte = asyncio.create_task(_monte_carlo(store, study_id, maximize=maximize, seed=seed))
+    try:
+        section = await _pbo_and_stability(store, study_id, maximize=maximize, sampler=sampler, seed=seed,
+                                           stored_pbo=stored_pbo, complete=complete)
+    except BaseException:
+        monte.cancel()
+        raise
+    section["monte_carlo"] = await monte
+    return section
+
+
+async def _pbo_and_stability(
+    store: StudyStore, study_id: int, *, maximize: bool, sampler: str, seed: int,
+    stored_pbo: dict[str, Any] | None, complete: Sequence[TrialRecord] | None,
+) -> dict[str, Any]:
+    """The section's PBO, stability and importance parts."""
     section: dict[str, Any] = {"pbo": None, "blocks": 0, "splits": 0}
     _, figures = await store.trial_blocks(study_id)
     pbo = _stored_pbo(stored_pbo, figures, seed) or pbo_figures(figures, seed)
@@ -112,7 +130,6 @@ async def build_overfitting(
             "neighbour_drop": _finite(found.drop),
         }
         section["importance"] = importance(params, objective, names=names)
-    section["monte_carlo"] = await _monte_carlo(store, study_id, maximize=maximize, seed=seed)
     return section
 
 
@@ -129,7 +146,7 @@ async def _monte_carlo(store: StudyStore, study_id: int, *, maximize: bool, seed
         returns = returns[np.isfinite(returns)]
         if returns.size == 0:
             continue
-        result = monte_carlo(returns, paths=MC_PATHS, seed=seed, threshold=MC_DRAWDOWN)
+        result = await asyncio.to_thread(monte_carlo, returns, paths=MC_PATHS, seed=seed, threshold=MC_DRAWDOWN)
         return {"trial": trial.number, **result.as_dict()}
     return None
 
