@@ -413,7 +413,7 @@ class Study:
 
     async def run(
         self, progress_callback: ProgressCallback | None = None, *, progress_interval_s: float = PROGRESS_INTERVAL_S,
-        data_progress: DataProgressCallback | None = None,
+        data_progress: DataProgressCallback | None = None, searched: Callable[[], None] | None = None,
     ) -> StudySummary:
         """Run (or resume) the study to its end, a stop, or too many failures.
 
@@ -421,6 +421,9 @@ class Study:
         ``progress_interval_s`` seconds (and at the start and the end).
         While the data downloads, :meth:`progress` carries its ``loading``
         report and ``data_progress`` hears every one (from loader threads).
+        ``searched`` is called (on the loop) once the search has ended complete,
+        every trial committed, before the validation: the headless runner then
+        reads what its report needs of the trials while the study validates.
         """
         self.progress_interval_s = progress_interval_s
         if self.shared:
@@ -460,7 +463,7 @@ class Study:
             )
         self._store = store
         try:
-            return await self._run(store, progress_callback, backend, bars, t_start)
+            return await self._run(store, progress_callback, backend, bars, t_start, searched)
         finally:
             self._store = None
             self._stop_requested = False  # the stop is honoured; the object can be run again
@@ -469,7 +472,7 @@ class Study:
 
     async def _run(
         self, store: StudyStore, progress_callback: ProgressCallback | None, backend: Backend, bars: Bars | Basket,
-        t_start: float,
+        t_start: float, searched: Callable[[], None] | None = None,
     ) -> StudySummary:
         with profiler.stage("optimize.store_open"):
             record, sampler, stored, in_sample = await self._open_study(store, bars)
@@ -543,6 +546,8 @@ class Study:
                 await store.set_study_state(record.id, final_state, error, after_failure=True)
             tracker.state = final_state.value
 
+        if final_state is StudyState.COMPLETE and searched is not None:
+            searched()
         if warm is not None:
             with contextlib.suppress(Exception):
                 await warm  # its thread is timed as numba.warm_up
