@@ -54,7 +54,7 @@ def call_in_fork_server(function: Callable[..., _T], *args: Any) -> _T:
     child.join()
     if not ok:
         raise RuntimeError(f"{function.__name__}: {value}")
-    return value  # type: ignore[no-any-return]
+    return value
 
 
 def _answer(sender: Any, function: Callable[..., Any], args: tuple[Any, ...]) -> None:

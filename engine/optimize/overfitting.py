@@ -100,7 +100,7 @@ async def build_overfitting(
         if pbo is not None:
             section.update({key: value for key, value in pbo.items() if key not in ("seed", "max_splits")})
             section["figure"] = "log return per block"
-        section.update(parts if later is None else await later)
+        section.update(await later if later is not None else parts or {})
     except BaseException:
         if later is not None:
             later.cancel()
