@@ -5,10 +5,10 @@ the same run and the ratio. Run ``python -m benchmarks.optimize [--quick]``.
 
 * ``headline``: the ``sma_cross`` grid fast 2..100 step 1, slow 10..400 step 2,
   fast < slow (17,288 trials) on 100,000 bars, as a study end to end (worker
-  start, dispatch, store, the default validation: 16 blocks and their PBO, no
-  hold-out) against a bare two-thread numba ``prange`` loop calling the
-  same specialised backtest kernel (next-open fills, no stops) over the same
-  pairs, each moving average computed once (timed). The bare loop runs before and after the study; the ratio is
+  start, dispatch, store, validation off) against a bare two-thread numba
+  ``prange`` loop calling the same specialised backtest kernel (next-open
+  fills, no stops) over the same pairs, each moving average computed once
+  (timed). The bare loop runs before and after the study; the ratio is
   against the faster of the two. Goal: the study within 1.5x. ``command_s``:
   the same grid as ``genesis run --headless`` with its report, process start to
   exit (``command_ratio`` against the bare loop; goal 1.5x).
