@@ -51,6 +51,7 @@ from engine.store.run_history import RunHistory, archive_study
 from engine.store.url import DatabaseUrl, StoreLocation
 
 if TYPE_CHECKING:
+    from engine.headless.report import TrialParts
     from engine.optimize.study import Study
 
 log = logging.getLogger("engine.headless")
@@ -207,7 +208,7 @@ class HeadlessRun:
         self._run_task: asyncio.Task[Any] | None = None
         self._timers: list[asyncio.TimerHandle] = []
         self._stop_task: asyncio.Task[None] | None = None
-        self._trial_parts: asyncio.Task[Any] | None = None  # the report's, read while the study validates
+        self._trial_parts: asyncio.Task[TrialParts] | None = None  # the report's, read while the study validates
 
     # ------------------------------------------------------------------ main
     async def main(self) -> int:
@@ -379,7 +380,7 @@ class HeadlessRun:
 
         self._trial_parts = asyncio.get_running_loop().create_task(read_trial_parts(self.db, self.name))
 
-    async def _read_trial_parts(self) -> Any:
+    async def _read_trial_parts(self) -> TrialParts | None:
         """The report's trial parts read during the validation, or ``None`` (the report reads them itself)."""
         task, self._trial_parts = self._trial_parts, None
         if task is None:
