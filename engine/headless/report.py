@@ -20,11 +20,13 @@ Layout under the report root (``--report DIR``)::
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import json
 import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -126,22 +128,74 @@ async def _drivers(db: StoreLocation, name: str) -> list[dict[str, Any]]:
         ]
 
 
-async def build_full_report(db: str | Path | DatabaseUrl, name: str, *, run_id: int | None = None) -> tuple[dict[str, Any], dict]:
-    """The report dict (optimizer report + runs, this run, profile, alerts) and the chart data."""
+@dataclass(frozen=True, slots=True)
+class TrialParts:
+    """What a report reads and computes from a study's final trials alone (not its validation):
+    the headless runner gathers it while the study validates (the PBO runs in another process)."""
+
+    study_id: int
+    stored: list[TrialRecord]  # the complete trials, in the order stored
+    overfitting: dict[str, Any]  # the overfitting section's trial parts
+    charts: dict[str, Any]  # :func:`_chart_data`
+
+
+async def read_trial_parts(db: str | Path | DatabaseUrl, name: str) -> TrialParts:
+    """The report's :class:`TrialParts` of study ``name``, once its search has ended (its trials final)."""
+    from engine.optimize.overfitting import trial_parts
+    from engine.optimize.report import overfitting_settings
+    from engine.store.factory import open_study_store
+
+    store = await open_study_store(store_location(db), readonly=True)
+    try:
+        study = await store.require_study(name)
+        maximize, sampler, seed = overfitting_settings(study.spec_toml)
+        stored = await _complete_trials(store, study.id)
+        # The Monte Carlo's thread runs beside the charts' Python.
+        parts = asyncio.create_task(trial_parts(
+            store, study.id, maximize=maximize, sampler=sampler, seed=seed, complete=_by_number(stored)))
+        try:
+            charts = await _chart_data(store, study.id, maximize, stored)
+        except BaseException:
+            parts.cancel()
+            raise
+        return TrialParts(study.id, stored, await parts, charts)
+    finally:
+        await store.close()
+
+
+async def _complete_trials(store: StudyStore, study_id: int) -> list[TrialRecord]:
+    """Read once, for the overfitting section (by number) and the charts (in the order stored)."""
+    from engine.store.records import TrialState
+
+    return await store.trials(study_id, states=[TrialState.COMPLETE], order="rowid")
+
+
+def _by_number(stored: list[TrialRecord]) -> list[TrialRecord]:
+    return sorted(stored, key=lambda t: t.number)
+
+
+async def build_full_report(
+    db: str | Path | DatabaseUrl, name: str, *, run_id: int | None = None, parts: TrialParts | None = None
+) -> tuple[dict[str, Any], dict]:
+    """The report dict (optimizer report + runs, this run, profile, alerts) and the chart data
+    (``parts``: :func:`read_trial_parts` of the study's final trials, when read already)."""
     from engine.optimize.report import build_report
     from engine.optimize.rerun import study_benchmark
     from engine.store.factory import open_study_store
-    from engine.store.records import TrialState
 
     db = store_location(db)
     store = await open_study_store(db, readonly=True)
     try:
-        # Read once, for the overfitting section (by number) and the charts (in the order stored).
         study = await store.require_study(name)
-        stored = await store.trials(study.id, states=[TrialState.COMPLETE], order="rowid")
-        report = await build_report(store, name, complete=sorted(stored, key=lambda t: t.number))
-        maximize = str(report.get("direction", "maximize")).lower() != "minimize"
-        charts = await _chart_data(store, study.id, maximize, stored)
+        if parts is not None and parts.study_id == study.id:
+            report = await build_report(store, name, complete=_by_number(parts.stored),
+                                        overfitting_parts=parts.overfitting)
+            charts = parts.charts
+        else:
+            stored = await _complete_trials(store, study.id)
+            report = await build_report(store, name, complete=_by_number(stored))
+            maximize = str(report.get("direction", "maximize")).lower() != "minimize"
+            charts = await _chart_data(store, study.id, maximize, stored)
     finally:
         await store.close()
     runs = _runs(db, name)
@@ -291,10 +345,14 @@ def write_report_dir(report: dict[str, Any], charts: dict[str, Any], directory: 
     return {"md": md, "json": js, **paths}
 
 
-async def write_run_report(db: str | Path | DatabaseUrl, name: str, root: str | Path, *, run_id: int | None = None) -> dict[str, Path]:
-    """The run's report directory under ``root`` (see the module docstring), plus the latest copies."""
+async def write_run_report(
+    db: str | Path | DatabaseUrl, name: str, root: str | Path, *, run_id: int | None = None,
+    parts: TrialParts | None = None,
+) -> dict[str, Path]:
+    """The run's report directory under ``root`` (see the module docstring), plus the latest copies
+    (``parts``: as :func:`build_full_report`)."""
     root = Path(root)
-    report, charts = await build_full_report(db, name, run_id=run_id)
+    report, charts = await build_full_report(db, name, run_id=run_id, parts=parts)
     runs = _runs(store_location(db), name)
     run = next((r for r in runs if r.id == run_id), None) if run_id is not None else None
     study_dir = named_path(root, name)

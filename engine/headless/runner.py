@@ -51,6 +51,7 @@ from engine.store.run_history import RunHistory, archive_study
 from engine.store.url import DatabaseUrl, StoreLocation
 
 if TYPE_CHECKING:
+    from engine.headless.report import TrialParts
     from engine.optimize.study import Study
 
 log = logging.getLogger("engine.headless")
@@ -207,6 +208,7 @@ class HeadlessRun:
         self._run_task: asyncio.Task[Any] | None = None
         self._timers: list[asyncio.TimerHandle] = []
         self._stop_task: asyncio.Task[None] | None = None
+        self._trial_parts: asyncio.Task[TrialParts] | None = None  # the report's, read while the study validates
 
     # ------------------------------------------------------------------ main
     async def main(self) -> int:
@@ -350,7 +352,7 @@ class HeadlessRun:
         if self.stop_reason is not None:  # a signal before the study started: start nothing
             return None, None
         self._run_task = loop.create_task(self.study.run(
-            progress_callback=self.output.progress, data_progress=self.output.data_progress
+            progress_callback=self.output.progress, data_progress=self.output.data_progress, searched=self._searched,
         ))
         if self.options.max_runtime_s is not None:
             remaining = self.options.max_runtime_s - (time.time() - self.started)
@@ -371,6 +373,23 @@ class HeadlessRun:
             for timer in self._timers:
                 timer.cancel()
             self.output.final_progress()
+
+    def _searched(self) -> None:
+        """The search ended complete: read the report's trial parts while the study validates."""
+        from engine.headless.report import read_trial_parts
+
+        self._trial_parts = asyncio.get_running_loop().create_task(read_trial_parts(self.db, self.name))
+
+    async def _read_trial_parts(self) -> TrialParts | None:
+        """The report's trial parts read during the validation, or ``None`` (the report reads them itself)."""
+        task, self._trial_parts = self._trial_parts, None
+        if task is None:
+            return None
+        try:
+            return await task
+        except Exception:  # the report reads them again, and says what is wrong if it still is
+            log.debug("the report's trial parts were not read ahead", exc_info=True)
+            return None
 
     def _on_signal(self, signum: int) -> None:
         if self.signal_number is not None:
@@ -461,6 +480,7 @@ class HeadlessRun:
             log.error("%d critical alert%s fired during the run", len(self.critical), "s" * (len(self.critical) > 1))
 
         payload = await self._summary_payload(summary, state, stop_reason, code, trials_before, trials_after, error)
+        parts = await self._read_trial_parts()
         report_paths: dict[str, Path] = {}
         if stored is not None and self.run_id is not None and code != EXIT_BAD_INPUT:
             try:
@@ -475,7 +495,7 @@ class HeadlessRun:
                 from engine.headless.report import write_run_report
 
                 root = self.options.report_dir or _default_report_dir(self.study)
-                report_paths = await write_run_report(self.db, self.name, root, run_id=self.run_id)
+                report_paths = await write_run_report(self.db, self.name, root, run_id=self.run_id, parts=parts)
                 await asyncio.to_thread(self.history.finish, self.run_id, report_dir=str(report_paths["dir"]))
                 log.info("report: %s (charts: equity, convergence, heatmap)", report_paths["md"])
             except Exception as failure:  # a report that cannot be written never loses the run's outcome

@@ -12,7 +12,11 @@ import multiprocessing
 import os
 import sys
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
+
+_T = TypeVar("_T")
 
 #: What the fork server imports once; every worker forks from it warm.
 PRELOAD = "engine.optimize.backends._preload"
@@ -28,6 +32,39 @@ def start_fork_server() -> None:
 
     with contextlib.suppress(Exception):
         forkserver.ensure_running()
+
+
+def call_in_fork_server(function: Callable[..., _T], *args: Any) -> _T:
+    """``function(*args)`` in a child of the fork server, which has numpy, numba and the kernels loaded,
+    so that this process need not load them (blocks: call it from a thread). Raises what the call
+    raised (as a ``RuntimeError`` naming it), or ``RuntimeError`` when the child died."""
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload([PRELOAD])  # (if the server must start again, as warm as the first)
+    receiver, sender = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=_answer, args=(sender, function, args), name="genesis-call", daemon=True)
+    child.start()
+    sender.close()
+    try:
+        ok, value = receiver.recv()
+    except EOFError:
+        child.join()
+        raise RuntimeError(f"{function.__name__}: its process ended without an answer (exit {child.exitcode})") from None
+    finally:
+        receiver.close()
+    child.join()
+    if not ok:
+        raise RuntimeError(f"{function.__name__}: {value}")
+    return value
+
+
+def _answer(sender: Any, function: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    """(In the child) send ``(True, result)`` or ``(False, "Error: message")``."""
+    try:
+        answer: tuple[bool, Any] = (True, function(*args))
+    except BaseException as error:  # the caller decides; nothing to print here
+        answer = (False, f"{type(error).__name__}: {error}")
+    sender.send(answer)
+    sender.close()
 
 
 def in_fork_server() -> bool:

@@ -9,6 +9,7 @@ recorded, no trial kept its trades, fewer than two trials.
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -82,38 +83,62 @@ def _stored_pbo(stored: Any, figures: np.ndarray, seed: int) -> dict[str, Any] |
 async def build_overfitting(
     store: StudyStore, study_id: int, *, maximize: bool, sampler: str, seed: int = 0,
     stored_pbo: dict[str, Any] | None = None, complete: Sequence[TrialRecord] | None = None,
+    parts: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The ``overfitting`` section of a study's report (keys in ``docs/headless.md``).
 
     ``stored_pbo``: the study's stored ``validation.pbo``, used when it matches the stored figures;
-    ``complete``: the study's complete trials by number, when the caller has read them already.
+    ``complete``: the study's complete trials by number, when the caller has read them already;
+    ``parts``: :func:`trial_parts` of the study, when the caller has computed them already.
     """
-    section: dict[str, Any] = {"pbo": None, "blocks": 0, "splits": 0}
-    _, figures = await store.trial_blocks(study_id)
-    pbo = _stored_pbo(stored_pbo, figures, seed) or pbo_figures(figures, seed)
-    if pbo is not None:
-        section.update({key: value for key, value in pbo.items() if key not in ("seed", "max_splits")})
-        section["figure"] = "log return per block"
-    if complete is None:
-        complete = await store.trials(study_id, states=[TrialState.COMPLETE])
-    complete = [t for t in complete if t.objective is not None and math.isfinite(t.objective)]
-    section["stability"] = None
-    section["importance"] = {}
-    if complete:
-        params = [t.params for t in complete]
-        objective = np.array([float(t.objective) for t in complete])  # type: ignore[arg-type]
-        names = list(dict.fromkeys(name for p in params for name in p))
-        found = stability(params, objective, names=names, maximize=maximize, gridded=sampler == "grid")
-        section["stability"] = {
-            "method": found.method,
-            "neighbours": found.neighbours,
-            "raw_best": _trial(complete[found.raw_best], _finite(found.raw_best_smoothed)),
-            "robust_best": _trial(complete[found.robust_best], _finite(found.robust_best_smoothed)),
-            "neighbour_drop": _finite(found.drop),
-        }
-        section["importance"] = importance(params, objective, names=names)
-    section["monte_carlo"] = await _monte_carlo(store, study_id, maximize=maximize, seed=seed)
+    later = None if parts is not None else asyncio.create_task(
+        trial_parts(store, study_id, maximize=maximize, sampler=sampler, seed=seed, complete=complete))
+    try:
+        section: dict[str, Any] = {"pbo": None, "blocks": 0, "splits": 0}
+        _, figures = await store.trial_blocks(study_id)
+        pbo = _stored_pbo(stored_pbo, figures, seed) or pbo_figures(figures, seed)
+        if pbo is not None:
+            section.update({key: value for key, value in pbo.items() if key not in ("seed", "max_splits")})
+            section["figure"] = "log return per block"
+        section.update(await later if later is not None else parts or {})
+    except BaseException:
+        if later is not None:
+            later.cancel()
+        raise
     return section
+
+
+async def trial_parts(
+    store: StudyStore, study_id: int, *, maximize: bool, sampler: str, seed: int = 0,
+    complete: Sequence[TrialRecord] | None = None,
+) -> dict[str, Any]:
+    """The section's parts that need the trials alone, not the validation: ``stability``,
+    ``importance`` and ``monte_carlo`` (in that order). ``complete``: as :func:`build_overfitting`."""
+    # The Monte Carlo (numpy, mostly without the GIL) runs in a thread beside the rest.
+    monte = asyncio.create_task(_monte_carlo(store, study_id, maximize=maximize, seed=seed))
+    try:
+        parts: dict[str, Any] = {"stability": None, "importance": {}}
+        if complete is None:
+            complete = await store.trials(study_id, states=[TrialState.COMPLETE])
+        complete = [t for t in complete if t.objective is not None and math.isfinite(t.objective)]
+        if complete:
+            params = [t.params for t in complete]
+            objective = np.array([float(t.objective) for t in complete])  # type: ignore[arg-type]
+            names = list(dict.fromkeys(name for p in params for name in p))
+            found = stability(params, objective, names=names, maximize=maximize, gridded=sampler == "grid")
+            parts["stability"] = {
+                "method": found.method,
+                "neighbours": found.neighbours,
+                "raw_best": _trial(complete[found.raw_best], _finite(found.raw_best_smoothed)),
+                "robust_best": _trial(complete[found.robust_best], _finite(found.robust_best_smoothed)),
+                "neighbour_drop": _finite(found.drop),
+            }
+            parts["importance"] = importance(params, objective, names=names)
+    except BaseException:
+        monte.cancel()
+        raise
+    parts["monte_carlo"] = await monte
+    return parts
 
 
 async def _monte_carlo(store: StudyStore, study_id: int, *, maximize: bool, seed: int) -> dict[str, Any] | None:
@@ -128,7 +153,7 @@ async def _monte_carlo(store: StudyStore, study_id: int, *, maximize: bool, seed
         returns = returns[np.isfinite(returns)]
         if returns.size == 0:
             continue
-        result = monte_carlo(returns, paths=MC_PATHS, seed=seed, threshold=MC_DRAWDOWN)
+        result = await asyncio.to_thread(monte_carlo, returns, paths=MC_PATHS, seed=seed, threshold=MC_DRAWDOWN)
         return {"trial": trial.number, **result.as_dict()}
     return None
 

@@ -53,6 +53,17 @@ def _spec_fields(spec_toml: str) -> dict[str, Any]:
     }
 
 
+def overfitting_settings(spec_toml: str) -> tuple[bool, str, int]:
+    """``(maximize, sampler, seed)`` of a stored study, as its report's overfitting section reads them."""
+    fields = _spec_fields(spec_toml)
+    return _overfitting_settings(fields)
+
+
+def _overfitting_settings(fields: dict[str, Any]) -> tuple[bool, str, int]:
+    maximize = str(fields.get("direction", "maximize")).lower() != "minimize"
+    return maximize, str(fields.get("sampler", "grid")), int(fields.get("seed") or 0)
+
+
 def _trial_dict(trial: TrialRecord) -> dict[str, Any]:
     return {
         "number": trial.number,
@@ -66,13 +77,15 @@ def _trial_dict(trial: TrialRecord) -> dict[str, Any]:
 
 
 async def build_report(
-    store: StudyStore, name: str, *, complete: Sequence[TrialRecord] | None = None
+    store: StudyStore, name: str, *, complete: Sequence[TrialRecord] | None = None,
+    overfitting_parts: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Everything the report shows about study ``name``, as JSON-ready data (``complete``: its
-    complete trials by number, when the caller has read them already)."""
+    complete trials by number, when the caller has read them already; ``overfitting_parts``: the
+    overfitting section's :func:`~engine.optimize.overfitting.trial_parts`, when computed already)."""
     study = await store.require_study(name)
     fields = _spec_fields(study.spec_toml)
-    maximize = str(fields.get("direction", "maximize")).lower() != "minimize"
+    maximize, sampler, seed = _overfitting_settings(fields)
     counts = await store.counts(study.id)
     top = await store.best(study.id, maximize=maximize, k=TOP_K)
     durations = LogHistogram()
@@ -114,8 +127,8 @@ async def build_report(
         "run": study.summary,
         "validation": study.validation,
         "overfitting": await build_overfitting(
-            store, study.id, maximize=maximize, sampler=str(fields.get("sampler", "grid")),
-            seed=int(fields.get("seed") or 0), stored_pbo=(study.validation or {}).get("pbo"), complete=complete,
+            store, study.id, maximize=maximize, sampler=sampler, seed=seed,
+            stored_pbo=(study.validation or {}).get("pbo"), complete=complete, parts=overfitting_parts,
         ),
         "artifacts": await store.artifact_numbers(study.id),
     }

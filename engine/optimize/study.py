@@ -26,6 +26,7 @@ import heapq
 import json
 import logging
 import math
+import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -412,7 +413,7 @@ class Study:
 
     async def run(
         self, progress_callback: ProgressCallback | None = None, *, progress_interval_s: float = PROGRESS_INTERVAL_S,
-        data_progress: DataProgressCallback | None = None,
+        data_progress: DataProgressCallback | None = None, searched: Callable[[], None] | None = None,
     ) -> StudySummary:
         """Run (or resume) the study to its end, a stop, or too many failures.
 
@@ -420,6 +421,9 @@ class Study:
         ``progress_interval_s`` seconds (and at the start and the end).
         While the data downloads, :meth:`progress` carries its ``loading``
         report and ``data_progress`` hears every one (from loader threads).
+        ``searched`` is called (on the loop) once the search has ended complete,
+        every trial committed, before the validation: the headless runner then
+        reads what its report needs of the trials while the study validates.
         """
         self.progress_interval_s = progress_interval_s
         if self.shared:
@@ -459,7 +463,7 @@ class Study:
             )
         self._store = store
         try:
-            return await self._run(store, progress_callback, backend, bars, t_start)
+            return await self._run(store, progress_callback, backend, bars, t_start, searched)
         finally:
             self._store = None
             self._stop_requested = False  # the stop is honoured; the object can be run again
@@ -468,7 +472,7 @@ class Study:
 
     async def _run(
         self, store: StudyStore, progress_callback: ProgressCallback | None, backend: Backend, bars: Bars | Basket,
-        t_start: float,
+        t_start: float, searched: Callable[[], None] | None = None,
     ) -> StudySummary:
         with profiler.stage("optimize.store_open"):
             record, sampler, stored, in_sample = await self._open_study(store, bars)
@@ -542,13 +546,15 @@ class Study:
                 await store.set_study_state(record.id, final_state, error, after_failure=True)
             tracker.state = final_state.value
 
+        if final_state is StudyState.COMPLETE and searched is not None:
+            searched()
         if warm is not None:
             with contextlib.suppress(Exception):
                 await warm  # its thread is timed as numba.warm_up
         validation = record.validation if record.state is StudyState.COMPLETE else None
         if final_state is StudyState.COMPLETE and validation is None:
             with profiler.stage("optimize.validation"):
-                validation = await self._validate(store, record, bars)
+                validation = await self._validate(store, record, bars, fork_server=_forks_from_server(backend))
         with profiler.stage("optimize.summary"):
             summary = await self._summary(store, record, final_state, error, validation, executor, backend, t_start)
         emit(force=True)
@@ -639,8 +645,11 @@ class Study:
             total = min(total, size)
         return total
 
-    async def _validate(self, store: StudyStore, record: StudyRecord, bars: Bars | Basket) -> dict[str, Any] | None:
-        """Hold-out / walk-forward re-runs of the best trials and the deflated Sharpe ratio, stored."""
+    async def _validate(
+        self, store: StudyStore, record: StudyRecord, bars: Bars | Basket, *, fork_server: bool = False
+    ) -> dict[str, Any] | None:
+        """Hold-out / walk-forward re-runs of the best trials and the deflated Sharpe ratio, stored
+        (``fork_server``: the workers forked from one, which may run the PBO: :func:`_pbo`)."""
         from engine.optimize import validation as validation_module
 
         settings = self.spec.validation
@@ -649,7 +658,7 @@ class Study:
         if not top:
             return None
         # The PBO (numpy, or numba's threads without the GIL) runs while the rest reads the store.
-        pbo = asyncio.create_task(_pbo(store, record.id, self.spec.search.seed))
+        pbo = asyncio.create_task(_pbo(store, record.id, self.spec.search.seed, fork_server=fork_server))
         try:
             counts = await store.counts(record.id)
             n_trials = sum(counts.values())
@@ -750,31 +759,25 @@ def _driver_warm_up(
 ) -> Callable[[StrategyDef, BacktestOptions], None] | None:
     """What this process loads while the workers start: the backtest kernels when it runs
     trials itself (``inline``, or a Dask cluster that may share it) or re-runs them after the
-    search (hold-out, walk-forward, no stored best curve); only the PBO kernel when that is
-    all it runs and ``trials`` are too many for its numpy twin; nothing otherwise.
+    search (hold-out, walk-forward, no stored best curve); nothing otherwise.
 
-    With worker processes, no re-runs and a small study the driver never loads numba (about
-    0.35 s of start-up, more on a loaded box): the workers fork from a server that has it."""
-    from engine.analysis.pbo import uses_numba
-    from engine.optimize.overfitting import MAX_SPLITS
-
+    With worker processes and no re-runs the driver never loads numba (about 0.35 s of
+    start-up, more on a loaded box, and CPU taken from the workers): the workers fork from
+    a server that has it, and a PBO too large for numpy runs in a child of that server
+    (:func:`_pbo`). ``trials``: the study's size (kept for callers; no longer decides)."""
     settings = spec.validation
     reruns = settings.out_of_sample > 0 or settings.walk_forward_folds > 0 or parse_artifacts(
         spec.execution.artifacts) == 0
     if backend.name != "process" or reruns:
         return _warm_kernels
-    return _warm_pbo if uses_numba(trials, settings.blocks, max_splits=MAX_SPLITS) else None
+    return None
 
 
-def _warm_pbo(strategy: StrategyDef, options: BacktestOptions) -> None:
-    """Load numba and the PBO kernel's compiled code, which the end of the study runs here."""
-    with profiler.stage("numba.warm_up"), contextlib.suppress(Exception):
-        import numba  # noqa: F401 - loaded, so the tiny run below takes the kernel
-        import numpy as np
+def _forks_from_server(backend: Backend) -> bool:
+    """Whether ``backend`` is the process backend with workers forked from the warm fork server."""
+    from engine.optimize.backends.process import ProcessBackend
 
-        from engine.analysis.pbo import cscv
-
-        cscv(np.zeros((2, 2)))
+    return isinstance(backend, ProcessBackend) and backend.forks_from_server
 
 
 def _warm_kernels(strategy: StrategyDef, options: BacktestOptions) -> None:
@@ -787,12 +790,24 @@ def _warm_kernels(strategy: StrategyDef, options: BacktestOptions) -> None:
         backtest.run_many(tiny_bars(), strategy, [strategy.defaults()], options=options)
 
 
-async def _pbo(store: StudyStore, study_id: int, seed: int | None) -> dict[str, Any] | None:
+async def _pbo(store: StudyStore, study_id: int, seed: int | None, *, fork_server: bool = False) -> dict[str, Any] | None:
     """The probability of backtest overfitting over the stored per-block returns (``None`` without them),
-    with every figure of the report's PBO part (the report then reads it instead of running it again)."""
-    from engine.optimize.overfitting import pbo_figures
+    with every figure of the report's PBO part (the report then reads it instead of running it again).
+
+    ``fork_server``: the study's workers forked from one. A CSCV too large for numpy then runs in a
+    child of that server (numba and its threads loaded there already) unless this process has
+    numba: the driver never loads it (same bits either way: docs/optimizer.md)."""
+    from engine.analysis.pbo import uses_numba
+    from engine.optimize.overfitting import MAX_SPLITS, pbo_figures
 
     _, figures = await store.trial_blocks(study_id)
+    if fork_server and "numba" not in sys.modules and uses_numba(*figures.shape, max_splits=MAX_SPLITS):
+        from engine.optimize.fork_server import call_in_fork_server
+
+        try:
+            return await asyncio.to_thread(call_in_fork_server, pbo_figures, figures, seed or 0)
+        except (RuntimeError, OSError) as failure:  # (a server that cannot fork): here, then
+            log.warning("the PBO's process failed (%s): computing it here", failure)
     return await asyncio.to_thread(pbo_figures, figures, seed or 0)
 
 
@@ -945,8 +960,8 @@ class _BatchLoop:
             complete = results.states == COMPLETE
             told = np.where(complete, results.objectives, np.nan).tolist()
             values.update(zip(numbers, [None if v != v else v for v in told], strict=True))
-            self._account_batch(results, chunk_tasks)
             ranked = complete & ~np.isnan(results.objectives)
+            self._account_batch(results, chunk_tasks, ranked)
             if ranked.any():
                 ranks = results.objectives if self.study.maximize else -results.objectives
                 for row in np.flatnonzero(ranked & (ranks >= self.study.top_threshold())).tolist():
@@ -1056,8 +1071,11 @@ class _BatchLoop:
             )
             self.executor.stop()
 
-    def _account_batch(self, results: ResultBatch, tasks: Sequence[TrialTask]) -> None:
-        """:meth:`_account` of every row of ``results`` (``tasks[i]`` is row ``i``'s), from the columns."""
+    def _account_batch(self, results: ResultBatch, tasks: Sequence[TrialTask], ranked: np.ndarray) -> None:
+        """:meth:`_account` of every row of ``results`` (``tasks[i]`` is row ``i``'s), from the columns.
+
+        ``ranked``: the rows that are complete with an objective (the caller's mask, computed once).
+        """
         n = len(results)
         self.done += n
         states = results.states
@@ -1073,7 +1091,6 @@ class _BatchLoop:
                     self.consecutive_failures = 0
         elif n:
             self.consecutive_failures = 0
-        ranked = (states == COMPLETE) & ~np.isnan(results.objectives)
         if ranked.any():
             rows = np.flatnonzero(ranked)
             objectives = results.objectives[rows]

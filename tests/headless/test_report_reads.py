@@ -82,3 +82,65 @@ async def test_the_study_watch_skips_its_last_read_when_nobody_will_look(
         await watch.stop(read_last=read_last)
         await watch.stop()  # once
         assert finals == expected
+
+
+def _same_charts(a: dict, b: dict) -> None:
+    import numpy as np
+
+    assert a.keys() == b.keys()
+    assert (a["numbers"], a["objectives"], a["heatmap"]) == (b["numbers"], b["objectives"], b["heatmap"])
+    assert [label for label, _ in a["equity"]] == [label for label, _ in b["equity"]]
+    for (_, x), (_, y) in zip(a["equity"], b["equity"], strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
+async def test_the_trial_parts_read_ahead_give_the_same_report(tmp_path: Path) -> None:
+    """The trial parts the headless runner reads while the study validates (charts, stability,
+    importance, Monte Carlo) make the same report as the report's own reads; parts of another
+    study (a re-run's archive) are not used."""
+    import dataclasses
+
+    from engine.headless.report import build_full_report, read_trial_parts
+
+    db = tmp_path / "s.db"
+    path = write_study(tmp_path, sampler="random", trials=40, artifacts="top:3")
+    await Study.from_file(path, db=db).run()
+    plain, plain_charts = await build_full_report(db, "t")
+    parts = await read_trial_parts(db, "t")
+    assert parts.overfitting["monte_carlo"] is not None and parts.overfitting["stability"] is not None
+    ahead, ahead_charts = await build_full_report(db, "t", parts=parts)
+    assert ahead == plain
+    _same_charts(ahead_charts, plain_charts)
+    # Parts of another study id are ignored (a wrong Monte Carlo would show).
+    alien = dataclasses.replace(parts, study_id=parts.study_id + 1, overfitting={**parts.overfitting, "monte_carlo": None})
+    assert (await build_full_report(db, "t", parts=alien))[0] == plain
+
+
+def test_the_headless_run_reads_the_trial_parts_while_the_study_validates(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``genesis run --headless``: the report's trial parts are read once the search has ended complete,
+    and its report equals one rebuilt from the store afterwards."""
+    import asyncio
+    import json
+
+    import engine.headless.report as report_module
+    from engine.headless.runner import RunOptions, run
+
+    db = tmp_path / "s.db"
+    path = write_study(tmp_path, sampler="random", trials=30, artifacts="top:3")
+    seen: list[object] = []
+    real = report_module.read_trial_parts
+
+    def reading(db_: object, name: str) -> object:
+        seen.append(name)  # when the search ends (the task reads later, beside the validation)
+        return real(db_, name)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(report_module, "read_trial_parts", reading)
+    code = run(RunOptions(study_file=path, db=db, report_dir=tmp_path / "reports", quiet=True, log_to_file=False,
+                          record=False))
+    assert code == 0
+    assert seen == ["t"]
+    written = json.loads(next((tmp_path / "reports").rglob("report.json")).read_text())
+    rebuilt, _ = asyncio.run(report_module.build_full_report(db, "t", run_id=1))
+    assert written["overfitting"] == json.loads(json.dumps(rebuilt["overfitting"]))

@@ -13,6 +13,17 @@ import pytest
 from engine.optimize.fork_server import wants_process_backend
 
 
+def _run_driver(tmp_path: Path, code: str, env: dict[str, str] | None = None) -> str:
+    """Run ``code`` as the script ``driver.py`` (a real ``__main__``, which the fork server re-imports);
+    its stdout, after asserting it exited 0."""
+    script = tmp_path / "driver.py"
+    script.write_text(code)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=False,
+                          cwd=Path.cwd(), env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
 @pytest.mark.parametrize(
     ("text", "override", "expected"),
     [
@@ -120,13 +131,8 @@ def test_the_fork_server_skips_its_teardown_and_other_processes_keep_theirs(tmp_
         "    assert p.exitcode == 0\n"
         "    print(os.getpid())\n"
     )
-    script = tmp_path / "driver.py"
-    script.write_text(code)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))}
-    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=False,
-                          cwd=Path.cwd(), env=env, timeout=120)
-    assert done.returncode == 0, done.stderr[-2000:]
-    driver = done.stdout.strip()
+    driver = _run_driver(tmp_path, code, env=env).strip()
     # Reading the pipes to their end waited for the server too: every process has ended by now.
     marks = sorted(path.name for path in tmp_path.glob("teardown-*"))
     assert marks == [f"teardown-{driver}"], marks
@@ -153,12 +159,8 @@ def test_a_headless_run_with_its_report_keeps_numba_out_of_the_driver(tmp_path: 
         "        assert not done.code, done.code\n"
         "    print('numba' in sys.modules)\n"
     )
-    script = tmp_path / "driver.py"
-    script.write_text(code)
-    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=False, cwd=Path.cwd(),
-                          timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.strip().splitlines()[-1] == "False", done.stdout[-2000:]
+    stdout = _run_driver(tmp_path, code)
+    assert stdout.strip().splitlines()[-1] == "False", stdout[-2000:]
     import json
 
     report = json.loads(next((tmp_path / "reports").rglob("report.json")).read_text())
@@ -168,29 +170,55 @@ def test_a_headless_run_with_its_report_keeps_numba_out_of_the_driver(tmp_path: 
     assert report["validation"]["pbo"]["pbo"] == overfitting["pbo"]
 
 
-def test_only_a_study_too_large_for_the_numpy_pbo_warms_numba_in_the_driver(tmp_path: Path) -> None:
-    """The driver loads numba in the background (while the trials run) only when the PBO at the end
-    will need the kernel; the warm-up really loads it (a tiny CSCV through the kernel)."""
+def test_the_driver_warms_kernels_only_when_it_runs_them(tmp_path: Path) -> None:
+    """With worker processes and nothing to re-run, the driver loads no numba while the workers
+    start, however large the study (its PBO, if too large for numpy, runs in a child of the fork
+    server); inline trials warm the kernels."""
     from types import SimpleNamespace
 
     from engine.analysis.pbo import NUMPY_MAX_CELLS
     from engine.optimize import Study
-    from engine.optimize.study import _driver_warm_up, _warm_kernels, _warm_pbo
+    from engine.optimize.study import _driver_warm_up, _warm_kernels
     from tests.optimize.conftest import write_study
 
     spec = Study.from_file(write_study(tmp_path, backend="process", oos=0.0), db=tmp_path / "s.db").spec
     process = SimpleNamespace(name="process")
     pairs = math.comb(15, 7)  # 16 blocks by default
     assert _driver_warm_up(spec, process, 50) is None  # type: ignore[arg-type]
-    assert _driver_warm_up(spec, process, NUMPY_MAX_CELLS // pairs + 1) is _warm_pbo  # type: ignore[arg-type]
+    assert _driver_warm_up(spec, process, NUMPY_MAX_CELLS // pairs + 1) is None  # type: ignore[arg-type]
     assert _driver_warm_up(spec, SimpleNamespace(name="inline"), 50) is _warm_kernels  # type: ignore[arg-type]
+
+
+def test_a_pbo_too_large_for_numpy_runs_in_a_child_of_the_fork_server(tmp_path: Path) -> None:
+    """A process-backend study whose CSCV is past numpy's share (trials x split pairs) stores the PBO
+    computed in a child of the fork server: the driver never loads numba, and the figures are those
+    the driver would have computed itself (checked after, in the same process, through numba)."""
+    from tests.optimize.conftest import write_study
+
+    db = str(tmp_path / "s.db")
+    path = write_study(tmp_path, backend="process", fast_high=40, fast_step=1, slow_high=200, artifacts="top:2",
+                       oos=0.0)
     code = (
-        "import sys\n"
-        "from engine.optimize.study import _warm_pbo\n"
-        "from engine.analysis.pbo_nb import cscv_pairs_nb\n"
-        "_warm_pbo(None, None)\n"
-        "print(len(cscv_pairs_nb.signatures))\n"
+        "import asyncio, math, sys\n"
+        "if __name__ == '__main__':\n"
+        "    from engine.analysis.pbo import NUMPY_MAX_CELLS\n"
+        "    from engine.optimize import Study\n"
+        f"    study = Study.from_file({str(path)!r}, db={db!r})\n"
+        "    summary = asyncio.run(study.run())\n"
+        "    assert summary.trials * math.comb(15, 7) > NUMPY_MAX_CELLS, summary.trials\n"
+        "    print('numba' in sys.modules)\n"
+        "    from engine.optimize.overfitting import pbo_figures\n"
+        "    from engine.store.factory import open_study_store\n"
+        "    async def figures():\n"
+        f"        store = await open_study_store({db!r}, readonly=True)\n"
+        "        try:\n"
+        "            found = await store.require_study(study.name)\n"
+        "            return (await store.trial_blocks(found.id))[1]\n"
+        "        finally:\n"
+        "            await store.close()\n"
+        "    import numba  # noqa: F401 - the driver's own figures, through the kernel\n"
+        "    here = pbo_figures(asyncio.run(figures()), 7)\n"
+        "    print(here == summary.validation['pbo'], here['splits'])\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=Path.cwd())
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.strip() == "1"
+    lines = _run_driver(tmp_path, code).split()
+    assert lines == ["False", "True", "12870"], lines

@@ -245,6 +245,11 @@ class ProcessBackend:
     def workers(self) -> int:
         return self._size
 
+    @property
+    def forks_from_server(self) -> bool:
+        """Whether the workers fork from the warm fork server (numpy, numba, the kernels loaded)."""
+        return self._ctx.get_start_method() == "forkserver"
+
     def prepare(self) -> None:
         """Start the fork server now (it imports the engine while the caller loads data)."""
         if self._ctx.get_start_method() == "forkserver":
