@@ -16,7 +16,9 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 _HEX_KEYS = re.compile("[0-9a-f]*")
-_MAX_RUNS = 8
+_RATIO = 4
+"""A run is merged into the one before it once it is a quarter of its size: the runs' sizes fall
+geometrically, so a lookup searches O(log n) runs and a key is copied O(log n) times in all."""
 
 
 def key_ints(keys: Sequence[str]) -> np.ndarray | None:
@@ -33,7 +35,7 @@ class KnownKeys:
     __slots__ = ("_others", "_runs", "count")
 
     def __init__(self) -> None:
-        self._runs: list[np.ndarray] = []  # sorted, disjoint
+        self._runs: list[np.ndarray] = []  # each sorted; sizes falling (see ``_RATIO``)
         self._others: set[str] = set()
         self.count = 0
 
@@ -54,11 +56,10 @@ class KnownKeys:
                 keep.append(not known and key not in seen)
                 seen.add(key)
             return keep
-        _, first = np.unique(ints, return_index=True)
-        keep_mask = np.zeros(len(ints), dtype=bool)
-        keep_mask[first] = True
-        keep_mask &= ~self._contains(ints)
-        return keep_mask.tolist()
+        unique, first = np.unique(ints, return_index=True)  # sorted: the runs are searched in order
+        keep = np.zeros(len(ints), dtype=bool)
+        keep[first[~self._contains(unique)]] = True
+        return keep.tolist()
 
     def _known_texts(self, keys: Iterable[str]) -> list[bool]:
         out = []
@@ -81,7 +82,9 @@ class KnownKeys:
             ints = key_ints(canonical)
             assert ints is not None
         self.count += len(ints)
-        self._runs.append(np.sort(ints))
-        if len(self._runs) > _MAX_RUNS:
-            # Sorted runs side by side: the stable sort (timsort) merges them in linear time.
-            self._runs = [np.sort(np.concatenate(self._runs), kind="stable")]
+        runs = self._runs
+        runs.append(np.sort(ints))
+        while len(runs) > 1 and len(runs[-2]) < _RATIO * len(runs[-1]):
+            # Two sorted runs side by side: the stable sort (timsort) merges them in linear time.
+            last = runs.pop()
+            runs[-1] = np.sort(np.concatenate((runs[-1], last)), kind="stable")
