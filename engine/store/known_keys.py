@@ -57,9 +57,9 @@ class KnownKeys:
                 seen.add(key)
             return keep
         unique, first = np.unique(ints, return_index=True)  # sorted: the runs are searched in order
-        keep = np.zeros(len(ints), dtype=bool)
-        keep[first[~self._contains(unique)]] = True
-        return keep.tolist()
+        mask = np.zeros(len(ints), dtype=bool)
+        mask[first[~self._contains(unique)]] = True
+        return mask.tolist()
 
     def _known_texts(self, keys: Iterable[str]) -> list[bool]:
         out = []
