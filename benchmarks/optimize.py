@@ -625,6 +625,9 @@ def scale(workdir: Path, quick: bool, trials: int | None = None) -> dict[str, An
         loop_main = (last[2] - first[2]) / (last[0] - first[0]) * 1e6
 
     early, late = _per_thousand(marks, window, window), _per_thousand(marks, count - 2 * window, window)
+    # The driver's CPU per 1,000 trials early and late: flatness that the box's load does not move.
+    driver = [(done, cpu) for done, cpu, _ in cpu_marks]
+    cpu_early, cpu_late = _per_thousand(driver, window, window), _per_thousand(driver, count - 2 * window, window)
     return {
         "trials": count,
         "bars": SCALE["bars"],
@@ -645,6 +648,9 @@ def scale(workdir: Path, quick: bool, trials: int | None = None) -> dict[str, An
         "s_per_1000_early": None if early is None else round(early, 4),
         "s_per_1000_late": None if late is None else round(late, 4),
         "flatness_ratio": None if not early or not late else round(late / early, 3),
+        "driver_cpu_s_per_1000_early": None if cpu_early is None else round(cpu_early, 4),
+        "driver_cpu_s_per_1000_late": None if cpu_late is None else round(cpu_late, 4),
+        "driver_cpu_flatness_ratio": None if not cpu_early or not cpu_late else round(cpu_late / cpu_early, 3),
     }
 
 

@@ -118,7 +118,6 @@ def trial_keys(points: Sequence[Mapping[str, Any]]) -> list[str]:
         parts.clear()
     orders: dict[tuple[str, ...], list[str]] = {}
     keys = []
-    blake2b = hashlib.blake2b
     for params in points:
         layout = tuple(params)
         names = orders.get(layout)
@@ -136,8 +135,13 @@ def trial_keys(points: Sequence[Mapping[str, Any]]) -> list[str]:
                 if text is None:
                     text = parts[cached] = _part(name, value)
             texts.append(text)
-        keys.append(blake2b(("{" + ",".join(texts) + "}").encode(), digest_size=8).hexdigest())
+        keys.append(_key_of("{" + ",".join(texts) + "}"))
     return keys
+
+
+def _key_of(text: str) -> str:
+    """The key of a canonical JSON text (what :func:`trial_key` and :func:`trial_keys` both hash)."""
+    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
 
 @functools.lru_cache(maxsize=4096)
@@ -147,7 +151,7 @@ def _json_key(name: str) -> str:
 
 def trial_key(params: Mapping[str, Any]) -> str:
     """The 16-hex-digit structural hash of a parameter dict (blake2b, 64 bits)."""
-    return hashlib.blake2b(canonical_json(params).encode(), digest_size=8).hexdigest()
+    return _key_of(canonical_json(params))
 
 
 # --------------------------------------------------------------------------- dimensions

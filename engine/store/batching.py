@@ -159,11 +159,15 @@ class BatchedStore:
             self._task = None
         self._writable = False
 
+    def _write_failed(self, error: BaseException) -> StoreWriteError:
+        """The one error a failed write is reported as (naming the store)."""
+        return StoreWriteError(f"{self.path}: write failed: {error}")
+
     def _raise_closed_error(self) -> None:
         """After ``close``: raise a write failure that no call has reported yet."""
         if self._error is not None:
             error, self._error = self._error, None
-            raise StoreWriteError(f"{self.path}: write failed: {error}") from None
+            raise self._write_failed(error) from None
 
     # -- the writer task ----------------------------------------------------
 
@@ -199,7 +203,7 @@ class BatchedStore:
             # itself, not interleave with (and be rolled back by) a batch queued during the failure.
             for waiter in pending.waiters:
                 if not waiter.done():
-                    waiter.set_exception(StoreWriteError(f"{self.path}: write failed: {self._error}"))
+                    waiter.set_exception(self._write_failed(self._error))
             return
         try:
             if len(pending):
@@ -211,7 +215,7 @@ class BatchedStore:
             self._error = error
             for waiter in pending.waiters:
                 if not waiter.done():
-                    waiter.set_exception(StoreWriteError(f"{self.path}: write failed: {error}"))
+                    waiter.set_exception(self._write_failed(error))
             if isinstance(error, asyncio.CancelledError):
                 raise
             return
@@ -221,7 +225,7 @@ class BatchedStore:
 
     def _raise_if_failed(self) -> None:
         if self._error is not None:
-            raise StoreWriteError(f"{self.path}: write failed: {self._error}")
+            raise self._write_failed(self._error)
         if not self._writable:
             raise StoreError(f"{self.path}: store opened read-only")
 

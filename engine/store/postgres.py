@@ -38,7 +38,6 @@ from engine.store.study_sqlite import (
     _TRIAL_COLUMNS,
     BLOCKS_SCHEMA,
     SCHEMA_COMPONENT,
-    SCHEMA_VERSION,
     _study_record,
     _trial_record,
     blocks_matrix,
@@ -102,6 +101,10 @@ CREATE TABLE IF NOT EXISTS artifacts (
     PRIMARY KEY (study_id, number, name)
 );
 """
+
+SCHEMA_VERSION = 1
+"""The PostgreSQL layout's own version: SQLite's version 2 (no unique key index) does not apply here,
+where several drivers write one study and the unique constraint keeps first write wins."""
 
 STUDY_SCHEMA = registry.Schema(
     SCHEMA_COMPONENT, SCHEMA_VERSION, frozenset({"studies", "trials", "artifacts"}), SCHEMA

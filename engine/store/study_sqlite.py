@@ -37,11 +37,16 @@ from engine.store import sqlite as sqlite_policy
 from engine.store.artifacts import decode_array
 from engine.store.batching import BatchedStore, Pending, dumps
 from engine.store.claims import DriverRecord
+from engine.store.known_keys import KnownKeys
 from engine.store.records import StudyRecord, StudyState, TrialRecord, TrialResult, TrialState
 from engine.store.schema import Schema
 
 SCHEMA_COMPONENT = "optimize"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""2: no unique index on ``(study_id, key)`` (the store keeps first write wins itself, see
+:mod:`engine.store.known_keys`) but an append-only one on ``study_id``. A version-1 store keeps its
+unique index and works as it did; an older Genesis refuses a version-2 store (it would rely on
+the index)."""
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS studies (
@@ -73,9 +78,9 @@ CREATE TABLE IF NOT EXISTS trials (
     worker     TEXT,
     error      TEXT,
     step       INTEGER,
-    batch      INTEGER NOT NULL DEFAULT 0,
-    UNIQUE (study_id, key)
+    batch      INTEGER NOT NULL DEFAULT 0
 );
+CREATE INDEX IF NOT EXISTS trials_study ON trials (study_id);
 CREATE TABLE IF NOT EXISTS artifacts (
     study_id INTEGER NOT NULL REFERENCES studies(id),
     number   INTEGER NOT NULL,
@@ -278,6 +283,8 @@ class SqliteStore(BatchedStore):
         self.path = path
         self._reader = reader
         self._writer = writer
+        self._known: dict[int, KnownKeys] = {}  # committed keys of the studies this store has written
+        self._seen_id = 0  # the largest trials.id reflected in ``_known``
         self._start_writer(batch_size=batch_size, batch_interval_s=batch_interval_s, writable=writer is not None)
 
     # -- life cycle ---------------------------------------------------------
@@ -337,9 +344,15 @@ class SqliteStore(BatchedStore):
         assert self._writer is not None
         db = self._writer
         await db.execute("BEGIN IMMEDIATE")
+        added: dict[int, list[str]] = {}
         try:
             if pending.trials:
-                await db.executemany(_INSERT_TRIAL, pending.trials)
+                rows, added = await self._first_writes(db, pending.trials)
+                if rows:
+                    await db.executemany(_INSERT_TRIAL, rows)
+                async with db.execute("SELECT max(id) FROM trials") as cursor:
+                    row = await cursor.fetchone()
+                self._seen_id = 0 if row is None or row[0] is None else int(row[0])
             if pending.blocks:
                 await db.executemany(
                     "INSERT OR IGNORE INTO trial_blocks (study_id, number, data) VALUES (?,?,?)", pending.blocks
@@ -362,7 +375,49 @@ class SqliteStore(BatchedStore):
         except BaseException:
             with contextlib.suppress(Exception):
                 await db.execute("ROLLBACK")
+            self._known.clear()  # read again from the store by the next transaction
             raise
+        for study_id, keys in added.items():
+            self._known[study_id].add(keys)
+
+    async def _first_writes(
+        self, db: aiosqlite.Connection, rows: list[tuple[Any, ...]]
+    ) -> tuple[list[tuple[Any, ...]], dict[int, list[str]]]:
+        """The queued rows whose key the study has not committed (first write wins), and their keys by study.
+
+        Runs inside the write transaction, so what it reads cannot change before the commit.
+        """
+        if self._known:
+            # Rows committed by another connection since this one last wrote (another process).
+            async with db.execute("SELECT study_id, key FROM trials WHERE id > ?", (self._seen_id,)) as cursor:
+                foreign = await cursor.fetchall()
+            for study_id, key in foreign:
+                if study_id in self._known:
+                    self._known[study_id].add([key])
+        studies = {row[0] for row in rows}
+        for study_id in studies - self._known.keys():
+            known = KnownKeys()
+            async with db.execute("SELECT key FROM trials WHERE study_id = ?", (study_id,)) as cursor:
+                while chunk := await cursor.fetchmany(65_536):
+                    known.add([row[0] for row in chunk])
+            self._known[study_id] = known
+        if len(studies) == 1:
+            (study_id,) = studies
+            keep = self._known[study_id].fresh([row[2] for row in rows])
+            kept = [row for row, fresh in zip(rows, keep, strict=True) if fresh]
+            return kept, {study_id: [row[2] for row in kept]}
+        kept = []
+        added: dict[int, list[str]] = {}
+        for study_id in studies:
+            mine = [row for row in rows if row[0] == study_id]
+            keep = self._known[study_id].fresh([row[2] for row in mine])
+            added[study_id] = [row[2] for row, fresh in zip(mine, keep, strict=True) if fresh]
+        taken = {study_id: set(keys) for study_id, keys in added.items()}
+        for row in rows:  # queue order kept across studies (ids follow the writes)
+            if row[2] in taken[row[0]]:
+                taken[row[0]].discard(row[2])
+                kept.append(row)
+        return kept, added
 
     # -- studies ------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from engine.bus import EventBus, Lane
 from engine.bus.archive import NS_PER_DAY, ArchiveConfig, EventArchive
 from engine.errors import ConfigError, StoreError
 from engine.store import bus_archive
-from engine.store.study_sqlite import SqliteStore
+from engine.store.study_sqlite import SCHEMA_VERSION, SqliteStore
 from tests.waiting import until
 
 
@@ -107,7 +107,7 @@ async def test_archive_shares_a_file_with_the_study_store(tmp_path) -> None:
     with sqlite3.connect(db) as con:
         assert con.execute("SELECT COUNT(*) FROM bus_events").fetchone()[0] == 1
         versions = dict(con.execute("SELECT component, version FROM schema_versions").fetchall())
-    assert versions == {"optimize": 1, "blocks": 1, "bus": 1}
+    assert versions == {"optimize": SCHEMA_VERSION, "blocks": 1, "bus": 1}
 
 
 async def test_an_archive_from_before_the_registry_is_adopted_with_its_rows(tmp_path) -> None:

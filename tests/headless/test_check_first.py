@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from engine.store.study_sqlite import SCHEMA_VERSION
 from tests.headless.conftest import genesis, write_study
 
 
@@ -38,7 +39,7 @@ def test_rerun_on_a_newer_store_is_refused_before_the_study_is_renamed(finished_
     result = genesis("run", study, "--db", db, "--rerun")
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        f"genesis: {db}: optimize schema version 99 is newer than this Genesis supports (1)"
+        f"genesis: {db}: optimize schema version 99 is newer than this Genesis supports ({SCHEMA_VERSION})"
     ]
     assert _names(db) == ["again"]
     assert db.read_bytes() == before

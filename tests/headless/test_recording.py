@@ -22,7 +22,7 @@ from engine.headless.recording import (
     diff,
 )
 from engine.store.recordings import list_recordings
-from engine.store.study_sqlite import SqliteStore
+from engine.store.study_sqlite import SCHEMA_VERSION, SqliteStore
 from engine.telemetry import Telemetry
 from tests.tui.fixtures import telemetry_fixture
 
@@ -134,7 +134,7 @@ def test_the_study_store_opens_a_file_that_holds_recordings(tmp_path: Path) -> N
     assert asyncio.run(open_store()) >= 1
     with sqlite3.connect(db) as conn:
         components = dict(conn.execute("SELECT component, version FROM schema_versions").fetchall())
-    assert components["recording"] == 1 and components["optimize"] == 1
+    assert components["recording"] == 1 and components["optimize"] == SCHEMA_VERSION
 
 
 @settings(max_examples=200, deadline=None)

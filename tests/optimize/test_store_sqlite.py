@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import sqlite3
 import subprocess
 import sys
@@ -316,3 +317,94 @@ async def test_after_a_failed_batch_no_other_is_tried_and_the_final_state_is_wri
     assert _committed(path) == 0
     with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
         assert db.execute("SELECT state, checkpoint_seq FROM studies").fetchone() == ("stopped", 0)
+
+
+#: The trials schema of version 1 (before 2026-12-04): first write wins through a unique index.
+_V1_DDL = """
+CREATE TABLE schema_versions (component TEXT PRIMARY KEY, version INTEGER NOT NULL);
+CREATE TABLE studies (
+    id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, spec_toml TEXT NOT NULL, spec_hash TEXT NOT NULL,
+    created REAL NOT NULL, updated REAL NOT NULL, state TEXT NOT NULL, sampler_state TEXT,
+    checkpoint_seq INTEGER NOT NULL DEFAULT 0, next_number INTEGER NOT NULL DEFAULT 0, validation TEXT,
+    summary TEXT, error TEXT
+);
+CREATE TABLE trials (
+    id INTEGER PRIMARY KEY, study_id INTEGER NOT NULL REFERENCES studies(id), number INTEGER NOT NULL,
+    key TEXT NOT NULL, params TEXT NOT NULL, state TEXT NOT NULL, metrics TEXT, objective REAL, started REAL,
+    duration_s REAL, worker TEXT, error TEXT, step INTEGER, batch INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (study_id, key)
+);
+CREATE TABLE artifacts (
+    study_id INTEGER NOT NULL REFERENCES studies(id), number INTEGER NOT NULL, name TEXT NOT NULL,
+    dtype TEXT NOT NULL, shape TEXT NOT NULL, codec TEXT NOT NULL, data BLOB NOT NULL,
+    PRIMARY KEY (study_id, number, name)
+);
+INSERT INTO schema_versions VALUES ('optimize', 1);
+INSERT INTO studies (name, spec_toml, spec_hash, created, updated, state, sampler_state, checkpoint_seq, next_number)
+    VALUES ('old', 'x', '7ed8ab7f3cd1f0a5', 1.0, 1.0, 'running', '{"cursor":2}', 1, 2);
+INSERT INTO trials (study_id, number, key, params, state, metrics, objective, started, duration_s, worker, step, batch)
+    VALUES (1, 0, '0000000000000000', '{"fast":2}', 'complete', '{"sharpe":1.5}', 1.5, 1.0, 0.1, 'w0', 0, 0),
+           (1, 1, '0000000000000001', '{"fast":3}', 'complete', '{"sharpe":2.5}', 2.5, 1.0, 0.1, 'w1', 0, 0);
+"""
+
+
+async def test_a_store_written_by_schema_version_1_opens_resumes_and_keeps_its_index(tmp_path: Path) -> None:
+    path = tmp_path / "v1.db"
+    with sqlite3.connect(path) as db:
+        db.executescript(_V1_DDL)
+    async with await SqliteStore.open(path) as store:
+        study = await store.require_study("old")
+        assert study.sampler_state == {"cursor": 2} and study.next_number == 2
+        outcomes = await store.trial_outcomes(study.id)
+        assert {key: value[2] for key, value in outcomes.items()} == {"0000000000000000": 0, "0000000000000001": 1}
+        # A resumed run writes a committed key again (first write wins) and a new one.
+        await store.add_trials(study.id, [dataclasses.replace(make_trial(1, 9.0), number=7), make_trial(2)])
+        await store.flush()
+        trials = await store.trials(study.id, order="rowid")
+    assert [(t.number, t.key, t.objective) for t in trials] == [
+        (0, "0000000000000000", 1.5), (1, "0000000000000001", 2.5), (2, "0000000000000002", make_trial(2).objective),
+    ]
+    with sqlite3.connect(path) as db:  # still a version-1 store, which an older Genesis can open as before
+        assert db.execute("SELECT version FROM schema_versions WHERE component = 'optimize'").fetchone() == (1,)
+        assert db.execute("SELECT count(*) FROM sqlite_master WHERE name LIKE 'sqlite_autoindex_trials%'").fetchone()[0]
+
+
+async def test_a_new_store_has_no_unique_key_index_but_an_append_only_study_index(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    async with await SqliteStore.open(path) as store:
+        await store.create_study("alpha", "x")
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT version FROM schema_versions WHERE component = 'optimize'").fetchone() == (2,)
+        indexes = {row[1]: row[2] for row in db.execute("PRAGMA index_list(trials)")}
+    assert indexes == {"trials_study": 0}
+
+
+async def test_first_write_wins_against_another_connection_writing_the_same_study(tmp_path: Path) -> None:
+    """The filter in memory learns what another connection (another process) committed in between."""
+    path = tmp_path / "s.db"
+    ours = await SqliteStore.open(path)
+    study = await ours.create_study("alpha", "x")
+    await ours.add_trials(study.id, [make_trial(0)])
+    await ours.flush()  # ours now holds the study's keys in memory
+    async with await SqliteStore.open(path) as theirs:
+        await theirs.add_trials(study.id, [make_trial(1), make_trial(0, 99.0)])  # key 0: theirs is ignored
+    await ours.add_trials(study.id, [make_trial(1, 42.0), make_trial(2)])  # key 1: theirs came first
+    await ours.flush()
+    trials = await ours.trials(study.id, order="rowid")
+    await ours.close()
+    assert [(t.number, t.objective) for t in trials] == [(0, make_trial(0).objective), (1, make_trial(1).objective),
+                                                         (2, make_trial(2).objective)]
+
+
+async def test_one_batch_of_several_studies_keeps_queue_order_and_first_writes(tmp_path: Path) -> None:
+    async with await SqliteStore.open(tmp_path / "s.db", batch_size=1000) as store:
+        a = await store.create_study("a", "x")
+        b = await store.create_study("b", "y")
+        await store.add_trials(a.id, [make_trial(1)])
+        await store.add_trials(b.id, [make_trial(1, 5.0), make_trial(2)])
+        await store.add_trials(a.id, [make_trial(1, 7.0), make_trial(3)])
+        await store.add_trials(b.id, [make_trial(2, 8.0)])
+        await store.flush()
+        rows = [(t.rowid, t.number, t.objective) for s in (a, b) for t in await store.trials(s.id, order="rowid")]
+    assert sorted(rows) == [(1, 1, make_trial(1).objective), (2, 1, 5.0), (3, 2, make_trial(2).objective),
+                            (4, 3, make_trial(3).objective)]

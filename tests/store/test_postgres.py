@@ -226,3 +226,19 @@ def test_execution_db_in_a_study_file_selects_the_store(tmp_path: Path) -> None:
     assert relative == tmp_path / "stores" / "s.db"  # relative to the study file, not the working directory
     flag = Study.from_file(_study_with_db(tmp_path, "postgresql://db/x"), db=str(tmp_path / "o.db"), backend="inline")
     assert flag.db == tmp_path / "o.db"  # --db wins
+
+
+async def test_the_postgres_layout_keeps_its_own_version_and_unique_key(postgres_url: str) -> None:
+    """SQLite's schema 2 (first write wins in the writer's memory) is not PostgreSQL's: several drivers
+    write one study there, so the unique constraint stays and the registry keeps saying version 1."""
+    store = await PostgresStore.open(postgres_url)
+    await store.close()
+    connection = await asyncpg.connect(postgres_url)
+    try:
+        version = await connection.fetchval("SELECT version FROM schema_versions WHERE component = 'optimize'")
+        unique = await connection.fetchval(
+            "SELECT count(*) FROM pg_indexes WHERE tablename = 'trials' AND indexdef LIKE '%UNIQUE%key%'"
+        )
+    finally:
+        await connection.close()
+    assert version == 1 and unique >= 1
