@@ -17,6 +17,7 @@ from engine.backtest import nb
 from engine.backtest.enums import (
     DIR_BOTH,
     DIR_LONG,
+    DIR_SHORT,
     EXIT_OPEN,
     EXIT_SIGNAL,
     KIND_SIGNALS,
@@ -345,6 +346,51 @@ def _scan_stop_nb(
 
 
 @kernel
+def _action_rows_nb(
+    close: np.ndarray, entries: np.ndarray, exits: np.ndarray, fill_close: bool, direction: int,
+    own_bars: np.ndarray, flags: np.ndarray,
+) -> None:
+    """Mark the rows where some symbol's signals may act (``flags`` bit 1: entry differs from
+    exit) and where they may open a position from flat (bit 2: entry without exit long or both,
+    exit without entry short or both, the rule of ``nb._next_opening_bar_nb``); count each
+    symbol's own bars into ``own_bars``.
+
+    A superset is harmless (the row runs the full per-symbol logic and finds nothing to do);
+    a missed row would change results. The signals acted on at row ``t`` are row ``t``'s
+    under close fills, and under next-open fills those of the symbol's previous own bar:
+    row ``t - 1`` for a symbol without gaps, found by a second pass for one with gaps."""
+    n, m = close.shape
+    long_bit = np.uint8(direction != DIR_SHORT)
+    short_bit = np.uint8(direction != DIR_LONG)
+    shift = 0 if fill_close else 1
+    c_cols, e_cols, x_cols = close.T, entries.T, exits.T
+    for k in range(m):
+        c, e, x = c_cols[k], e_cols[k], x_cols[k]
+        nk = 0
+        for t in range(n):
+            nk += not np.isnan(c[t])
+        own_bars[k] = nk
+        if nk == 0:
+            continue
+        # Branch-free byte arithmetic: this loop vectorises.
+        for t in range(n - shift):
+            ev = np.uint8(e[t])
+            xv = np.uint8(x[t])
+            act = ev ^ xv
+            flags[t + shift] |= act | (act & ((ev & long_bit) | (xv & short_bit))) << np.uint8(1)
+        if nk < n and not fill_close:
+            armed = np.uint8(0)
+            for t in range(n):
+                if np.isnan(c[t]):
+                    continue
+                flags[t] |= armed
+                ev = np.uint8(e[t])
+                xv = np.uint8(x[t])
+                act = ev ^ xv
+                armed = act | (act & ((ev & long_bit) | (xv & short_bit))) << np.uint8(1)
+
+
+@kernel
 def shared_nb(
     open_: np.ndarray,
     high: np.ndarray,
@@ -382,6 +428,13 @@ def shared_nb(
     ``min(equity * size / max_positions, cash)``, equity taken once after the
     exits (positions marked at this moment's price, or their last close).
     Outputs as for the split kernel.
+
+    Only what can change is computed (the same numbers, bit for bit, as the
+    per-symbol-per-row loop of ``tests/backtest/basket_oracle.py``): the signal
+    phase runs only on rows where some symbol's signals may act
+    (``_action_rows_nb``), a row marks only the open positions (a flat symbol's
+    mark added nothing), and while the whole book is flat the loop jumps to the
+    next row where a signal could open a position (equity stays the cash).
     """
     n, m = close.shape
     use_rank = rank.shape[0] == n and rank.shape[1] == m
@@ -398,11 +451,10 @@ def shared_nb(
     scanned = np.zeros(m, dtype=np.int64)  # the first row the stop scan has not looked at
     scan_len = np.zeros(m, dtype=np.int64)
     next_stop_row = n  # no open position needs a stop look before this row
+    # An open position's last close and its row (a flat symbol's are never read: an entry
+    # happens on a row where the symbol has a bar, and that row's mark sets them).
     last_close = np.full(m, np.nan)
     last_row = np.full(m, -1, dtype=np.int64)
-    pending_entry = np.zeros(m, dtype=np.bool_)
-    pending_exit = np.zeros(m, dtype=np.bool_)
-    pending_rank = np.zeros(m)
     acc = np.zeros((m, ACC_SIZE))
     pnl = np.zeros(m)
     own_bars = np.zeros(m, dtype=np.int64)
@@ -411,15 +463,34 @@ def shared_nb(
     candidates = np.empty(m, dtype=np.int64)
     wants = np.empty(m, dtype=np.int64)
     keys = np.empty(m)
+    held = np.empty(m, dtype=np.int64)  # the open symbols in symbol order (the mark's summation order)
     no_rows = np.empty(0, dtype=np.int64)
+    flags = np.zeros(n, dtype=np.uint8)
+    _action_rows_nb(close, entries, exits, fill_close, direction, own_bars, flags)
+    complete = np.empty(m, dtype=np.bool_)
+    for k in range(m):
+        complete[k] = own_bars[k] == n
     equity = equity_out if equity_out.shape[0] == n else np.empty(n)
     start_cash = cash
     count = np.int64(0)
     open_count = 0
     exposed = 0
-    for t in range(n):
+    t = 0
+    while t < n:
+        if open_count == 0:
+            # The book is flat: until a signal could open a position nothing changes (no
+            # stop to check, no mark) and the equity is the cash. Jump to that row.
+            quiet = t
+            while t < n and flags[t] & 2 == 0:
+                t += 1
+            equity[quiet:t] = cash
+            if t == n:
+                break
+        changed = False
         for phase in range(2):
             if (phase == 1) == fill_close:
+                if flags[t] == 0:
+                    continue  # no symbol's signals differ here: nothing exits or enters
                 # Signal exits (and the exit half of a reversal), collecting the entries.
                 n_candidates = 0
                 for k in range(m):
@@ -428,9 +499,15 @@ def shared_nb(
                     if fill_close:
                         entry, exit_ = entries[t, k], exits[t, k]
                         key = rank[t, k] if use_rank else 0.0
-                    else:
-                        entry, exit_ = pending_entry[k], pending_exit[k]
-                        key = pending_rank[k]
+                    else:  # the signals of the symbol's previous own bar
+                        j = t - 1
+                        if not complete[k]:
+                            while j >= 0 and np.isnan(close[j, k]):
+                                j -= 1
+                        if j < 0:
+                            continue
+                        entry, exit_ = entries[j, k], exits[j, k]
+                        key = rank[j, k] if use_rank else 0.0
                     if entry == exit_:
                         continue
                     want = _want_nb(entry, exit_, direction)
@@ -448,6 +525,7 @@ def shared_nb(
                         side[k] = 0
                         units[k] = 0.0
                         open_count -= 1
+                        changed = True
                     if want != 0:
                         # Insertion keeps the candidates ordered: by rank, then symbol.
                         j = n_candidates
@@ -502,6 +580,7 @@ def shared_nb(
                     scan_len[k] = _SCAN_FIRST
                     next_stop_row = min(next_stop_row, scanned[k])
                     open_count += 1
+                    changed = True
             elif check_stops and t >= next_stop_row:
                 next_stop_row = n
                 for k in range(m):
@@ -526,25 +605,29 @@ def shared_nb(
                         side[k] = 0
                         units[k] = 0.0
                         open_count -= 1
+                        changed = True
                     else:
                         next_stop_row = min(next_stop_row, hit[k] if hit[k] >= 0 else scanned[k])
-        # Mark at the close (a symbol without a bar here: its last close).
+        if changed:
+            i = 0
+            for k in range(m):
+                if side[k] != 0:
+                    held[i] = k
+                    i += 1
+        # Mark the open positions at the close (a symbol without a bar here: its last close),
+        # in symbol order as the full loop summed them.
         value = cash
-        for k in range(m):
+        for i in range(open_count):
+            k = held[i]
             c = close[t, k]
             if not np.isnan(c):
                 last_close[k] = c
                 last_row[k] = t
-                own_bars[k] += 1
-                held_bars[k] += side[k] != 0
-                if not fill_close:
-                    pending_entry[k] = entries[t, k]
-                    pending_exit[k] = exits[t, k]
-                    pending_rank[k] = rank[t, k] if use_rank else 0.0
-            if side[k] != 0:
-                value += side[k] * units[k] * last_close[k]
+                held_bars[k] += 1
+            value += side[k] * units[k] * last_close[k]
         equity[t] = value
         exposed += open_count > 0
+        t += 1
 
     total = np.zeros(ACC_SIZE)
     for k in range(m):
