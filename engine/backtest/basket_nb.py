@@ -391,6 +391,28 @@ def _action_rows_nb(
 
 
 @kernel
+def _own_rows_nb(close: np.ndarray, k: int, start: int, stop: int, complete: bool) -> int:
+    """How many of rows ``start`` to ``stop`` (exclusive) symbol ``k`` has a bar on."""
+    if complete:
+        return stop - start
+    count = 0
+    for r in range(start, stop):
+        count += not np.isnan(close[r, k])
+    return count
+
+
+@kernel
+def _open_symbols_nb(side: np.ndarray, held: np.ndarray) -> int:
+    """Write the symbols with an open position into ``held``, in symbol order; returns how many."""
+    count = 0
+    for k in range(side.shape[0]):
+        if side[k] != 0:
+            held[count] = k
+            count += 1
+    return count
+
+
+@kernel
 def shared_nb(
     open_: np.ndarray,
     high: np.ndarray,
@@ -451,14 +473,14 @@ def shared_nb(
     scanned = np.zeros(m, dtype=np.int64)  # the first row the stop scan has not looked at
     scan_len = np.zeros(m, dtype=np.int64)
     next_stop_row = n  # no open position needs a stop look before this row
-    # An open position's last close and its row (a flat symbol's are never read: an entry
-    # happens on a row where the symbol has a bar, and that row's mark sets them).
+    signed = np.zeros(m)  # side * units of the open position (times +-1: exact)
+    # An open position's last close (a flat symbol's is never read: an entry happens on a
+    # row where the symbol has a bar, and that row's mark sets it).
     last_close = np.full(m, np.nan)
-    last_row = np.full(m, -1, dtype=np.int64)
     acc = np.zeros((m, ACC_SIZE))
     pnl = np.zeros(m)
     own_bars = np.zeros(m, dtype=np.int64)
-    held_bars = np.zeros(m, dtype=np.int64)
+    held_bars = np.zeros(m, dtype=np.int64)  # own bars marked while open, counted when the position closes
     one = np.empty(1, dtype=TRADE_DTYPE)
     candidates = np.empty(m, dtype=np.int64)
     wants = np.empty(m, dtype=np.int64)
@@ -474,6 +496,7 @@ def shared_nb(
     start_cash = cash
     count = np.int64(0)
     open_count = 0
+    n_held = 0
     exposed = 0
     t = 0
     while t < n:
@@ -488,6 +511,9 @@ def shared_nb(
                 break
         changed = False
         for phase in range(2):
+            if changed:  # the stop phase reads the open symbols the signal phase left
+                n_held = _open_symbols_nb(side, held)
+                changed = False
             if (phase == 1) == fill_close:
                 if flags[t] == 0:
                     continue  # no symbol's signals differ here: nothing exits or enters
@@ -522,6 +548,7 @@ def shared_nb(
                         )
                         pnl[k] += one[0]["pnl"]
                         count = _add_record_nb(trades_out, count, k, one[0], -1, no_rows)
+                        held_bars[k] += _own_rows_nb(close, k, entry_idx[k], t, complete[k])
                         side[k] = 0
                         units[k] = 0.0
                         open_count -= 1
@@ -542,7 +569,8 @@ def shared_nb(
                     continue
                 # Equity once, after the exits and before the entries.
                 value = cash
-                for k in range(m):
+                for i in range(n_held):
+                    k = held[i]
                     if side[k] != 0:
                         price = close[t, k] if fill_close else open_[t, k]
                         if np.isnan(price):
@@ -570,6 +598,7 @@ def shared_nb(
                         cash += notional - fee_paid
                     side[k] = want
                     units[k] = amount
+                    signed[k] = want * amount
                     entry_price[k] = fill
                     entry_fee[k] = fee_paid
                     entry_idx[k] = t
@@ -583,9 +612,8 @@ def shared_nb(
                     changed = True
             elif check_stops and t >= next_stop_row:
                 next_stop_row = n
-                for k in range(m):
-                    if side[k] == 0:
-                        continue
+                for i in range(n_held):  # the open symbols, in symbol order
+                    k = held[i]
                     if hit[k] < 0 and scanned[k] <= t:
                         stop = min(n, max(scanned[k], t + 1) + scan_len[k])
                         _scan_stop_nb(
@@ -602,6 +630,7 @@ def shared_nb(
                         )
                         pnl[k] += one[0]["pnl"]
                         count = _add_record_nb(trades_out, count, k, one[0], -1, no_rows)
+                        held_bars[k] += _own_rows_nb(close, k, entry_idx[k], t, complete[k])
                         side[k] = 0
                         units[k] = 0.0
                         open_count -= 1
@@ -609,22 +638,18 @@ def shared_nb(
                     else:
                         next_stop_row = min(next_stop_row, hit[k] if hit[k] >= 0 else scanned[k])
         if changed:
-            i = 0
-            for k in range(m):
-                if side[k] != 0:
-                    held[i] = k
-                    i += 1
+            n_held = _open_symbols_nb(side, held)
         # Mark the open positions at the close (a symbol without a bar here: its last close),
         # in symbol order as the full loop summed them.
         value = cash
-        for i in range(open_count):
+        for i in range(n_held):
             k = held[i]
             c = close[t, k]
-            if not np.isnan(c):
+            if np.isnan(c):
+                c = last_close[k]
+            else:
                 last_close[k] = c
-                last_row[k] = t
-                held_bars[k] += 1
-            value += side[k] * units[k] * last_close[k]
+            value += signed[k] * c
         equity[t] = value
         exposed += open_count > 0
         t += 1
@@ -632,10 +657,14 @@ def shared_nb(
     total = np.zeros(ACC_SIZE)
     for k in range(m):
         if side[k] != 0:
+            held_bars[k] += _own_rows_nb(close, k, entry_idx[k], n, complete[k])
+            last_row = n - 1  # the symbol's last own bar (its entry row is one)
+            while np.isnan(close[last_row, k]):
+                last_row -= 1
             acc[k, ACC_RECORDS] = 0.0
             _record_trade_nb(
                 one, acc[k], side[k], units[k], entry_price[k], entry_fee[k], entry_idx[k],
-                last_close[k], 0.0, last_row[k], np.int64(EXIT_OPEN),
+                last_close[k], 0.0, last_row, np.int64(EXIT_OPEN),
             )
             pnl[k] += one[0]["pnl"]
             count = _add_record_nb(trades_out, count, k, one[0], -1, no_rows)
