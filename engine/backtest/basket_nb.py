@@ -346,6 +346,20 @@ def _scan_stop_nb(
 
 
 @kernel
+def _scan_end_nb(close: np.ndarray, entries: np.ndarray, exits: np.ndarray, side: int, start: int) -> int:
+    """One past the first of rows ``start`` on (one symbol's columns) where the symbol has a bar
+    and its signals close a position of ``side`` (exit without entry for a long, entry without
+    exit for a short), or the columns' length: the position cannot be open after that row's
+    stop check, so its stop scan need not look further."""
+    n = close.shape[0]
+    for r in range(start, n):
+        closing = (exits[r] and not entries[r]) if side > 0 else (entries[r] and not exits[r])
+        if closing and not np.isnan(close[r]):
+            return r + 1
+    return n
+
+
+@kernel
 def _action_rows_nb(
     close: np.ndarray, entries: np.ndarray, exits: np.ndarray, fill_close: bool, direction: int,
     own_bars: np.ndarray, flags: np.ndarray,
@@ -472,6 +486,7 @@ def shared_nb(
     hit_reason = np.zeros(m, dtype=np.int64)
     scanned = np.zeros(m, dtype=np.int64)  # the first row the stop scan has not looked at
     scan_len = np.zeros(m, dtype=np.int64)
+    scan_end = np.zeros(m, dtype=np.int64)  # the open position's stop scan need not reach this row
     next_stop_row = n  # no open position needs a stop look before this row
     signed = np.zeros(m)  # side * units of the open position (times +-1: exact)
     # An open position's last close (a flat symbol's is never read: an entry happens on a
@@ -487,6 +502,7 @@ def shared_nb(
     keys = np.empty(m)
     held = np.empty(m, dtype=np.int64)  # the open symbols in symbol order (the mark's summation order)
     no_rows = np.empty(0, dtype=np.int64)
+    c_cols, e_cols, x_cols = close.T, entries.T, exits.T
     flags = np.zeros(n, dtype=np.uint8)
     _action_rows_nb(close, entries, exits, fill_close, direction, own_bars, flags)
     complete = np.empty(m, dtype=np.bool_)
@@ -607,6 +623,10 @@ def shared_nb(
                     # Under close fills this row's stop check ran before the entry: scan from the next.
                     scanned[k] = t + 1 if fill_close else t
                     scan_len[k] = _SCAN_FIRST
+                    if check_stops:
+                        # The signals that will close it: this row's act here under close fills
+                        # (its own), the next row's under next-open fills (this row's).
+                        scan_end[k] = _scan_end_nb(c_cols[k], e_cols[k], x_cols[k], want, scanned[k])
                     next_stop_row = min(next_stop_row, scanned[k])
                     open_count += 1
                     changed = True
@@ -615,7 +635,13 @@ def shared_nb(
                 for i in range(n_held):  # the open symbols, in symbol order
                     k = held[i]
                     if hit[k] < 0 and scanned[k] <= t:
-                        stop = min(n, max(scanned[k], t + 1) + scan_len[k])
+                        # One scan up to the row whose signals close the position (nothing is
+                        # scanned in vain); windows only past it (next-open fills across a gap).
+                        # Any end is exact: a position still open past it is scanned on from there.
+                        if scan_end[k] > t:
+                            stop = scan_end[k]
+                        else:
+                            stop = min(n, max(scanned[k], t + 1) + scan_len[k])
                         _scan_stop_nb(
                             open_, high, low, close, k, side[k], entry_price[k], entry_idx[k], stop_loss,
                             take_profit, trailing_stop, scanned[k], stop, extreme, hit, hit_price, hit_reason,
