@@ -292,7 +292,8 @@ def _before_nb(a: float, b: float) -> bool:
     return not np.isnan(a) and (np.isnan(b) or a > b)
 
 
-#: Rows a symbol's first stop scan looks ahead; each later scan of the same position doubles it
+#: Rows a stop scan looks ahead once a position is open past the row whose signals close it
+#: (next-open fills across the symbol's gap); each later scan of the same position doubles it
 #: (a position held L rows costs at most about 2L rows scanned).
 _SCAN_FIRST = 16
 _SCAN_MAX = 4096
