@@ -17,6 +17,7 @@ from engine.backtest import nb
 from engine.backtest.enums import (
     DIR_BOTH,
     DIR_LONG,
+    DIR_SHORT,
     EXIT_OPEN,
     EXIT_SIGNAL,
     KIND_SIGNALS,
@@ -291,7 +292,8 @@ def _before_nb(a: float, b: float) -> bool:
     return not np.isnan(a) and (np.isnan(b) or a > b)
 
 
-#: Rows a symbol's first stop scan looks ahead; each later scan of the same position doubles it
+#: Rows a stop scan looks ahead once a position is open past the row whose signals close it
+#: (next-open fills across the symbol's gap); each later scan of the same position doubles it
 #: (a position held L rows costs at most about 2L rows scanned).
 _SCAN_FIRST = 16
 _SCAN_MAX = 4096
@@ -345,6 +347,87 @@ def _scan_stop_nb(
 
 
 @kernel
+def _scan_end_nb(close: np.ndarray, entries: np.ndarray, exits: np.ndarray, side: int, start: int) -> int:
+    """One past the first of rows ``start`` on (one symbol's columns) where the symbol has a bar
+    and its signals close a position of ``side`` (exit without entry for a long, entry without
+    exit for a short), or the columns' length: the position cannot be open after that row's
+    stop check, so its stop scan need not look further."""
+    n = close.shape[0]
+    for r in range(start, n):
+        closing = (exits[r] and not entries[r]) if side > 0 else (entries[r] and not exits[r])
+        if closing and not np.isnan(close[r]):
+            return r + 1
+    return n
+
+
+@kernel
+def _action_rows_nb(
+    close: np.ndarray, entries: np.ndarray, exits: np.ndarray, fill_close: bool, direction: int,
+    own_bars: np.ndarray, flags: np.ndarray,
+) -> None:
+    """Mark the rows where some symbol's signals may act (``flags`` bit 1: entry differs from
+    exit) and where they may open a position from flat (bit 2: entry without exit long or both,
+    exit without entry short or both, the rule of ``nb._next_opening_bar_nb``); count each
+    symbol's own bars into ``own_bars``.
+
+    A superset is harmless (the row runs the full per-symbol logic and finds nothing to do);
+    a missed row would change results. The signals acted on at row ``t`` are row ``t``'s
+    under close fills, and under next-open fills those of the symbol's previous own bar:
+    row ``t - 1`` for a symbol without gaps, found by a second pass for one with gaps."""
+    n, m = close.shape
+    long_bit = np.uint8(direction != DIR_SHORT)
+    short_bit = np.uint8(direction != DIR_LONG)
+    shift = 0 if fill_close else 1
+    c_cols, e_cols, x_cols = close.T, entries.T, exits.T
+    for k in range(m):
+        c, e, x = c_cols[k], e_cols[k], x_cols[k]
+        nk = 0
+        for t in range(n):
+            nk += not np.isnan(c[t])
+        own_bars[k] = nk
+        if nk == 0:
+            continue
+        # Branch-free byte arithmetic: this loop vectorises.
+        for t in range(n - shift):
+            ev = np.uint8(e[t])
+            xv = np.uint8(x[t])
+            act = ev ^ xv
+            flags[t + shift] |= act | (act & ((ev & long_bit) | (xv & short_bit))) << np.uint8(1)
+        if nk < n and not fill_close:
+            armed = np.uint8(0)
+            for t in range(n):
+                if np.isnan(c[t]):
+                    continue
+                flags[t] |= armed
+                ev = np.uint8(e[t])
+                xv = np.uint8(x[t])
+                act = ev ^ xv
+                armed = act | (act & ((ev & long_bit) | (xv & short_bit))) << np.uint8(1)
+
+
+@kernel
+def _own_rows_nb(close: np.ndarray, k: int, start: int, stop: int, complete: bool) -> int:
+    """How many of rows ``start`` to ``stop`` (exclusive) symbol ``k`` has a bar on."""
+    if complete:
+        return stop - start
+    count = 0
+    for r in range(start, stop):
+        count += not np.isnan(close[r, k])
+    return count
+
+
+@kernel
+def _open_symbols_nb(side: np.ndarray, held: np.ndarray) -> int:
+    """Write the symbols with an open position into ``held``, in symbol order; returns how many."""
+    count = 0
+    for k in range(side.shape[0]):
+        if side[k] != 0:
+            held[count] = k
+            count += 1
+    return count
+
+
+@kernel
 def shared_nb(
     open_: np.ndarray,
     high: np.ndarray,
@@ -382,6 +465,13 @@ def shared_nb(
     ``min(equity * size / max_positions, cash)``, equity taken once after the
     exits (positions marked at this moment's price, or their last close).
     Outputs as for the split kernel.
+
+    Only what can change is computed (the same numbers, bit for bit, as the
+    per-symbol-per-row loop of ``tests/backtest/basket_oracle.py``): the signal
+    phase runs only on rows where some symbol's signals may act
+    (``_action_rows_nb``), a row marks only the open positions (a flat symbol's
+    mark added nothing), and while the whole book is flat the loop jumps to the
+    next row where a signal could open a position (equity stays the cash).
     """
     n, m = close.shape
     use_rank = rank.shape[0] == n and rank.shape[1] == m
@@ -397,29 +487,53 @@ def shared_nb(
     hit_reason = np.zeros(m, dtype=np.int64)
     scanned = np.zeros(m, dtype=np.int64)  # the first row the stop scan has not looked at
     scan_len = np.zeros(m, dtype=np.int64)
+    scan_end = np.zeros(m, dtype=np.int64)  # the open position's stop scan need not reach this row
     next_stop_row = n  # no open position needs a stop look before this row
+    signed = np.zeros(m)  # side * units of the open position (times +-1: exact)
+    # An open position's last close (a flat symbol's is never read: an entry happens on a
+    # row where the symbol has a bar, and that row's mark sets it).
     last_close = np.full(m, np.nan)
-    last_row = np.full(m, -1, dtype=np.int64)
-    pending_entry = np.zeros(m, dtype=np.bool_)
-    pending_exit = np.zeros(m, dtype=np.bool_)
-    pending_rank = np.zeros(m)
     acc = np.zeros((m, ACC_SIZE))
     pnl = np.zeros(m)
     own_bars = np.zeros(m, dtype=np.int64)
-    held_bars = np.zeros(m, dtype=np.int64)
+    held_bars = np.zeros(m, dtype=np.int64)  # own bars marked while open, counted when the position closes
     one = np.empty(1, dtype=TRADE_DTYPE)
     candidates = np.empty(m, dtype=np.int64)
     wants = np.empty(m, dtype=np.int64)
     keys = np.empty(m)
+    held = np.empty(m, dtype=np.int64)  # the open symbols in symbol order (the mark's summation order)
     no_rows = np.empty(0, dtype=np.int64)
+    c_cols, e_cols, x_cols = close.T, entries.T, exits.T
+    flags = np.zeros(n, dtype=np.uint8)
+    _action_rows_nb(close, entries, exits, fill_close, direction, own_bars, flags)
+    complete = np.empty(m, dtype=np.bool_)
+    for k in range(m):
+        complete[k] = own_bars[k] == n
     equity = equity_out if equity_out.shape[0] == n else np.empty(n)
     start_cash = cash
     count = np.int64(0)
     open_count = 0
+    n_held = 0
     exposed = 0
-    for t in range(n):
+    t = 0
+    while t < n:
+        if open_count == 0:
+            # The book is flat: until a signal could open a position nothing changes (no
+            # stop to check, no mark) and the equity is the cash. Jump to that row.
+            quiet = t
+            while t < n and flags[t] & 2 == 0:
+                t += 1
+            equity[quiet:t] = cash
+            if t == n:
+                break
+        changed = False
         for phase in range(2):
+            if changed:  # the stop phase reads the open symbols the signal phase left
+                n_held = _open_symbols_nb(side, held)
+                changed = False
             if (phase == 1) == fill_close:
+                if flags[t] == 0:
+                    continue  # no symbol's signals differ here: nothing exits or enters
                 # Signal exits (and the exit half of a reversal), collecting the entries.
                 n_candidates = 0
                 for k in range(m):
@@ -428,9 +542,15 @@ def shared_nb(
                     if fill_close:
                         entry, exit_ = entries[t, k], exits[t, k]
                         key = rank[t, k] if use_rank else 0.0
-                    else:
-                        entry, exit_ = pending_entry[k], pending_exit[k]
-                        key = pending_rank[k]
+                    else:  # the signals of the symbol's previous own bar
+                        j = t - 1
+                        if not complete[k]:
+                            while j >= 0 and np.isnan(close[j, k]):
+                                j -= 1
+                        if j < 0:
+                            continue
+                        entry, exit_ = entries[j, k], exits[j, k]
+                        key = rank[j, k] if use_rank else 0.0
                     if entry == exit_:
                         continue
                     want = _want_nb(entry, exit_, direction)
@@ -445,9 +565,11 @@ def shared_nb(
                         )
                         pnl[k] += one[0]["pnl"]
                         count = _add_record_nb(trades_out, count, k, one[0], -1, no_rows)
+                        held_bars[k] += _own_rows_nb(close, k, entry_idx[k], t, complete[k])
                         side[k] = 0
                         units[k] = 0.0
                         open_count -= 1
+                        changed = True
                     if want != 0:
                         # Insertion keeps the candidates ordered: by rank, then symbol.
                         j = n_candidates
@@ -464,7 +586,8 @@ def shared_nb(
                     continue
                 # Equity once, after the exits and before the entries.
                 value = cash
-                for k in range(m):
+                for i in range(n_held):
+                    k = held[i]
                     if side[k] != 0:
                         price = close[t, k] if fill_close else open_[t, k]
                         if np.isnan(price):
@@ -492,6 +615,7 @@ def shared_nb(
                         cash += notional - fee_paid
                     side[k] = want
                     units[k] = amount
+                    signed[k] = want * amount
                     entry_price[k] = fill
                     entry_fee[k] = fee_paid
                     entry_idx[k] = t
@@ -500,15 +624,25 @@ def shared_nb(
                     # Under close fills this row's stop check ran before the entry: scan from the next.
                     scanned[k] = t + 1 if fill_close else t
                     scan_len[k] = _SCAN_FIRST
+                    if check_stops:
+                        # The signals that will close it: this row's act here under close fills
+                        # (its own), the next row's under next-open fills (this row's).
+                        scan_end[k] = _scan_end_nb(c_cols[k], e_cols[k], x_cols[k], want, scanned[k])
                     next_stop_row = min(next_stop_row, scanned[k])
                     open_count += 1
+                    changed = True
             elif check_stops and t >= next_stop_row:
                 next_stop_row = n
-                for k in range(m):
-                    if side[k] == 0:
-                        continue
+                for i in range(n_held):  # the open symbols, in symbol order
+                    k = held[i]
                     if hit[k] < 0 and scanned[k] <= t:
-                        stop = min(n, max(scanned[k], t + 1) + scan_len[k])
+                        # One scan up to the row whose signals close the position (nothing is
+                        # scanned in vain); windows only past it (next-open fills across a gap).
+                        # Any end is exact: a position still open past it is scanned on from there.
+                        if scan_end[k] > t:
+                            stop = scan_end[k]
+                        else:
+                            stop = min(n, max(scanned[k], t + 1) + scan_len[k])
                         _scan_stop_nb(
                             open_, high, low, close, k, side[k], entry_price[k], entry_idx[k], stop_loss,
                             take_profit, trailing_stop, scanned[k], stop, extreme, hit, hit_price, hit_reason,
@@ -523,36 +657,41 @@ def shared_nb(
                         )
                         pnl[k] += one[0]["pnl"]
                         count = _add_record_nb(trades_out, count, k, one[0], -1, no_rows)
+                        held_bars[k] += _own_rows_nb(close, k, entry_idx[k], t, complete[k])
                         side[k] = 0
                         units[k] = 0.0
                         open_count -= 1
+                        changed = True
                     else:
                         next_stop_row = min(next_stop_row, hit[k] if hit[k] >= 0 else scanned[k])
-        # Mark at the close (a symbol without a bar here: its last close).
+        if changed:
+            n_held = _open_symbols_nb(side, held)
+        # Mark the open positions at the close (a symbol without a bar here: its last close),
+        # in symbol order as the full loop summed them.
         value = cash
-        for k in range(m):
+        for i in range(n_held):
+            k = held[i]
             c = close[t, k]
-            if not np.isnan(c):
+            if np.isnan(c):
+                c = last_close[k]
+            else:
                 last_close[k] = c
-                last_row[k] = t
-                own_bars[k] += 1
-                held_bars[k] += side[k] != 0
-                if not fill_close:
-                    pending_entry[k] = entries[t, k]
-                    pending_exit[k] = exits[t, k]
-                    pending_rank[k] = rank[t, k] if use_rank else 0.0
-            if side[k] != 0:
-                value += side[k] * units[k] * last_close[k]
+            value += signed[k] * c
         equity[t] = value
         exposed += open_count > 0
+        t += 1
 
     total = np.zeros(ACC_SIZE)
     for k in range(m):
         if side[k] != 0:
+            held_bars[k] += _own_rows_nb(close, k, entry_idx[k], n, complete[k])
+            last_row = n - 1  # the symbol's last own bar (its entry row is one)
+            while np.isnan(close[last_row, k]):
+                last_row -= 1
             acc[k, ACC_RECORDS] = 0.0
             _record_trade_nb(
                 one, acc[k], side[k], units[k], entry_price[k], entry_fee[k], entry_idx[k],
-                last_close[k], 0.0, last_row[k], np.int64(EXIT_OPEN),
+                last_close[k], 0.0, last_row, np.int64(EXIT_OPEN),
             )
             pnl[k] += one[0]["pnl"]
             count = _add_record_nb(trades_out, count, k, one[0], -1, no_rows)
