@@ -79,6 +79,9 @@ def rolling_std(x: list[float], w: int) -> list[float]:
     out = [NAN] * len(x)
     for i in range(w - 1, len(x)):
         window = x[i - w + 1 : i + 1]
+        if min(window) == max(window):  # exactly 0: fsum(window) / w can miss the value by an ulp
+            out[i] = 0.0
+            continue
         mean = math.fsum(window) / w
         out[i] = math.sqrt(math.fsum((v - mean) ** 2 for v in window) / w)
     return out
