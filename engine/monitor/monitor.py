@@ -95,6 +95,7 @@ class Monitor:
         self.publish = publish
         self.persist = persist
         self._unsaved: list[Alert] = []
+        self._persisting: asyncio.Future[None] | None = None  # the batch being written, if any
         self._forecast: MemoryForecast | None = None
         self._values: dict[str, float | None] = {}
         self._task: asyncio.Task[None] | None = None
@@ -149,6 +150,13 @@ class Monitor:
             self._unsaved.clear()
             return
         batch, self._unsaved = self._unsaved, []
+        # Shielded: a stop() that cancels the tick mid-write must not lose the batch it took;
+        # stop() waits for it instead.
+        self._persisting = asyncio.ensure_future(self._persist(batch))
+        await asyncio.shield(self._persisting)
+
+    async def _persist(self, batch: list[Alert]) -> None:
+        assert self.persist is not None
         try:
             await self.persist(batch)
         except Exception:
@@ -188,6 +196,9 @@ class Monitor:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self._persisting is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._persisting  # a batch the cancelled tick was writing
         self.sampler.close()
         await self.flush()
 

@@ -90,6 +90,29 @@ async def test_the_task_persists_alerts_to_the_store(tmp_path: Path) -> None:
         assert [a.key for a in rows] == ["memory_mb.warning"] and rows[0] == published[0]
 
 
+async def test_a_stop_during_a_write_keeps_the_batch_being_written() -> None:
+    """stop() cancels the tick while its flush awaits the store: the batch it took is still written."""
+    spec = AlertsSpec(min_duration_s=0.0, memory_mb=Threshold(warning=1.0, critical=None))
+    entered, gate = asyncio.Event(), asyncio.Event()
+    stored: list[Alert] = []
+
+    async def persist(batch: list[Alert]) -> None:
+        entered.set()
+        await gate.wait()
+        stored.extend(batch)
+
+    published: list[Alert] = []
+    monitor = Monitor(spec, interval_s=0.02, publish=published.append, persist=persist)
+    task = monitor.start()
+    await entered.wait()
+    stopping = asyncio.create_task(monitor.stop())
+    while not task.done():  # the tick is cancelled while its write waits at the gate
+        await asyncio.sleep(0)
+    gate.set()
+    await stopping
+    assert [a.key for a in stored] == ["memory_mb.warning"] and stored == published
+
+
 def test_a_failing_publish_hook_does_not_stop_the_rules(caplog) -> None:
     def broken(alert: Alert) -> None:
         raise RuntimeError("bus down")
