@@ -16,9 +16,11 @@ import numpy as np
 
 from engine.backtest import nb
 from engine.backtest.enums import (
+    DIR_LONG,
     DIRECTIONS,
     FILL_CLOSE,
     FILLS,
+    KIND_CROSS,
     KIND_SIGNALS,
     N_METRICS,
     TRADE_DTYPE,
@@ -85,7 +87,6 @@ def simulate(
     trades_out = np.empty(capacity, dtype=TRADE_DTYPE) if trades else _NO_TRADES
     metrics_out = np.empty(N_METRICS)
     fill_close = FILLS[options.fill] == FILL_CLOSE
-    kernel = nb.simulate_variant(fill_close, options.checks_stops)
     # A trailing stop, risk sizing and funding are trailing arguments: left out, the kernel
     # is compiled without them (the loop the other options need, at its full speed).
     rates = funding_per_bar(bars) if uses_funding(bars, options) else None
@@ -94,6 +95,8 @@ def simulate(
         extra = (options.trailing_stop, options.risk_fraction)
     if rates is not None:
         extra = (*extra, rates)
+    cross_long = inputs.kind == KIND_CROSS and DIRECTIONS[options.direction] == DIR_LONG and not extra
+    kernel = nb.simulate_variant(fill_close, options.checks_stops, cross_long=cross_long)
 
     def call(trades_out: np.ndarray) -> int:
         # A dispatcher's first call compiles it or loads it from the on-disk cache.

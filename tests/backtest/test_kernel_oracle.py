@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from engine.backtest import nb
 from engine.backtest.enums import (
+    DIR_LONG,
     DIRECTIONS,
     KIND_BAND,
     KIND_CHANNEL,
@@ -50,7 +51,10 @@ def run_both(bars: Bars, args: dict[str, Any], extra: tuple[Any, ...]) -> None:
         return metrics, equity, trades[:count]
 
     want = call(oracle_simulate_nb, True)
-    for function in (nb.simulate_variant(fill_close, check_stops), nb.simulate_nb):
+    kernels = [nb.simulate_variant(fill_close, check_stops), nb.simulate_nb]
+    if args["kind"] == KIND_CROSS and args["direction"] == DIR_LONG and not check_stops and not extra:
+        kernels.append(nb.simulate_variant(fill_close, False, cross_long=True))
+    for function in kernels:
         for write_equity in (True, False):
             metrics, equity, trades = call(function, write_equity)
             assert metrics.tobytes() == want[0].tobytes(), (metrics, want[0])
@@ -71,11 +75,14 @@ def _levels(draw: st.DrawFn, n: int, nonnegative: bool) -> np.ndarray:
 
 
 @st.composite
-def cases(draw: st.DrawFn) -> tuple[Bars, dict[str, Any], tuple[Any, ...]]:
+def cases(draw: st.DrawFn, cross_long: bool = False) -> tuple[Bars, dict[str, Any], tuple[Any, ...]]:
+    """A random backtest; ``cross_long``: one that the cross/long variant takes (no stops, plain)."""
     bars = draw(gen.bars(1, 60))
     n = len(bars)
-    kind = draw(st.sampled_from(KINDS))
+    kind = KIND_CROSS if cross_long else draw(st.sampled_from(KINDS))
     options = draw(gen.options)
+    if cross_long:
+        options = {**options, "direction": "long", "stop_loss": 0.0, "take_profit": 0.0}
     entries, exits = draw(gen.signals(n))
     if kind == KIND_SIGNALS:
         a = b = bars.close
@@ -93,7 +100,7 @@ def cases(draw: st.DrawFn) -> tuple[Bars, dict[str, Any], tuple[Any, ...]]:
         "take_profit": options["take_profit"],
     }  # fmt: skip
     extra: tuple[Any, ...] = ()
-    form = draw(st.sampled_from(["plain", "trailing_risk", "funding"]))
+    form = "plain" if cross_long else draw(st.sampled_from(["plain", "trailing_risk", "funding"]))
     if form != "plain":
         extra = (
             draw(st.one_of(st.just(0.0), st.floats(0.005, 0.2))),
@@ -108,6 +115,13 @@ def cases(draw: st.DrawFn) -> tuple[Bars, dict[str, Any], tuple[Any, ...]]:
 @settings(max_examples=600, deadline=None)
 @given(cases())
 def test_kernel_equals_its_pre_rewrite_copy_bit_for_bit(case: tuple[Bars, dict[str, Any], tuple[Any, ...]]) -> None:
+    run_both(*case)
+
+
+@settings(max_examples=400, deadline=None)
+@given(cases(cross_long=True))
+def test_cross_long_variant_equals_the_copy_bit_for_bit(case: tuple[Bars, dict[str, Any], tuple[Any, ...]]) -> None:
+    """The variant compiled for a crossing rule, long only, without stops (run_both adds it)."""
     run_both(*case)
 
 
