@@ -629,9 +629,9 @@ def simulate_variant(fill_close: bool, check_stops: bool, *, cross_long: bool = 
 
     ``cross_long`` (a ``KIND_CROSS`` rule, long only, without trailing stop, risk
     sizing or funding: none of the trailing arguments) picks the variant compiled
-    for that case when there are no stops either."""
-    if cross_long and not check_stops:
-        return _CROSS_LONG_VARIANTS[bool(fill_close)]
+    for that case (:func:`_make_simulate_cross_long`)."""
+    if cross_long:
+        return _CROSS_LONG_VARIANTS[bool(fill_close), bool(check_stops)]
     return _VARIANTS[bool(fill_close), bool(check_stops)]
 
 
@@ -661,9 +661,22 @@ def _next_cross_up_nb(a: np.ndarray, b: np.ndarray, shift: int, start: int, n: i
     return n
 
 
-def _make_simulate_cross_long(fixed_fill_close: bool) -> Any:
-    """:func:`simulate_nb` for ``KIND_CROSS``, long only, without stops, trailing stop,
-    risk sizing or funding, with the fill convention frozen (a closure cell).
+@kernel
+def _enter_long_nb(cash: float, size: float, fee: float, slippage: float, price: float) -> tuple[float, float, float, float]:
+    """A long entry from flat at ``price`` (before slippage), :func:`_act_nb`'s arithmetic:
+    (cash, units, fill, fee paid)."""
+    fill = price * (1.0 + slippage)
+    units = cash * size / (fill * (1.0 + fee))
+    notional = units * fill
+    fee_paid = notional * fee
+    cash -= notional + fee_paid
+    return cash, units, fill, fee_paid
+
+
+def _make_simulate_cross_long(fixed_fill_close: bool, fixed_check_stops: bool) -> Any:
+    """:func:`simulate_nb` for ``KIND_CROSS``, long only, without trailing stop, risk
+    sizing or funding, with the fill convention and the stop switch frozen (closure
+    cells, as for :func:`simulate_variant`).
 
     The same arithmetic in the same order as the per-bar state machine, so the
     same bits; the loop takes the bare loop's form instead: a flat scan that
@@ -699,6 +712,7 @@ def _make_simulate_cross_long(fixed_fill_close: bool) -> Any:
         """:func:`simulate_nb`'s arguments and result (``kind``, ``direction``, the
         levels and explicit signals are ignored: the variant fixes them)."""
         fill_close = fixed_fill_close
+        check_stops = fixed_check_stops
         shift = 0 if fill_close else 1
         n = close.shape[0]
         acc = np.zeros(ACC_SIZE)
@@ -729,14 +743,8 @@ def _make_simulate_cross_long(fixed_fill_close: bool) -> Any:
                 equity_out[quiet:i] = equity
             price = close[i] if fill_close else open_[i]
             if cash > 0.0:
-                fill = price * (1.0 + slippage)
-                units = cash * size / (fill * (1.0 + fee))
-                notional = units * fill
-                fee_paid = notional * fee
-                cash -= notional + fee_paid
+                cash, units, entry_price, entry_fee = _enter_long_nb(cash, size, fee, slippage, price)
                 side = np.int64(1)
-                entry_price = fill
-                entry_fee = fee_paid
                 entry_idx = np.int64(i)
             # Held from bar i (the entry's own bar is marked at its close) to the bar
             # acting on the crossing below; that bar is accounted after the exit.
@@ -762,7 +770,26 @@ def _make_simulate_cross_long(fixed_fill_close: bool) -> Any:
                 j += 1
                 a_now = a[j]
                 b_now = b[j]
-                if a_prev > b_prev and a_now < b_now:
+                # The state machine's order: next-open fills act on the signal at the open,
+                # then check the stops; close fills check the stops, then act at the close
+                # (after a stop, a crossing above on that bar enters again at its close).
+                stop_price, reason = 0.0, -1
+                if check_stops and fill_close:
+                    stop_price, reason = _stop_nb(
+                        side, entry_price, stop_loss, take_profit, open_[i], high[i], low[i]
+                    )
+                if reason >= 0:
+                    cash = _exit_nb(
+                        side, units, entry_price, entry_fee, entry_idx, stop_price, i, reason,
+                        cash, fee, slippage, trades_out, acc, 0.0,
+                    )
+                    side = np.int64(0)
+                    units = 0.0
+                    if a_prev < b_prev and a_now > b_now and cash > 0.0:
+                        cash, units, entry_price, entry_fee = _enter_long_nb(cash, size, fee, slippage, close[i])
+                        side = np.int64(1)
+                        entry_idx = np.int64(i)
+                elif a_prev > b_prev and a_now < b_now:
                     price = close[i] if fill_close else open_[i]
                     cash = _exit_nb(
                         side, units, entry_price, entry_fee, entry_idx, price, i, np.int64(EXIT_SIGNAL),
@@ -770,6 +797,17 @@ def _make_simulate_cross_long(fixed_fill_close: bool) -> Any:
                     )
                     side = np.int64(0)
                     units = 0.0
+                elif check_stops and not fill_close:
+                    stop_price, reason = _stop_nb(
+                        side, entry_price, stop_loss, take_profit, open_[i], high[i], low[i]
+                    )
+                    if reason >= 0:
+                        cash = _exit_nb(
+                            side, units, entry_price, entry_fee, entry_idx, stop_price, i, reason,
+                            cash, fee, slippage, trades_out, acc, 0.0,
+                        )
+                        side = np.int64(0)
+                        units = 0.0
                 a_prev = a_now
                 b_prev = b_now
             quiet = i
@@ -788,11 +826,13 @@ def _make_simulate_cross_long(fixed_fill_close: bool) -> Any:
         )
         return int(acc[ACC_RECORDS])
 
-    suffix = _variant_name(fixed_fill_close, False)
+    suffix = _variant_name(fixed_fill_close, fixed_check_stops)
     return kernel(_distinct(simulate_cross_long_nb, suffix))
 
 
-_CROSS_LONG_VARIANTS = {fill: _make_simulate_cross_long(fill) for fill in (False, True)}
+_CROSS_LONG_VARIANTS = {
+    (fill, stops): _make_simulate_cross_long(fill, stops) for fill in (False, True) for stops in (False, True)
+}
 
 
 #: Per-bar return spread that is float rounding, not risk (docs/backtest.md, metrics).
@@ -895,8 +935,10 @@ _simulate_open = _VARIANTS[False, False]
 _simulate_open_stops = _VARIANTS[False, True]
 _simulate_close = _VARIANTS[True, False]
 _simulate_close_stops = _VARIANTS[True, True]
-_simulate_open_cross_long = _CROSS_LONG_VARIANTS[False]
-_simulate_close_cross_long = _CROSS_LONG_VARIANTS[True]
+_simulate_open_cross_long = _CROSS_LONG_VARIANTS[False, False]
+_simulate_open_cross_long_stops = _CROSS_LONG_VARIANTS[False, True]
+_simulate_close_cross_long = _CROSS_LONG_VARIANTS[True, False]
+_simulate_close_cross_long_stops = _CROSS_LONG_VARIANTS[True, True]
 
 
 @intrinsic
@@ -957,11 +999,24 @@ def _make_simulate_many(fixed_fill_close: bool, fixed_check_stops: bool) -> Any:
         for k in range(a_rows.shape[0]):
             a = carray(_address_nb(addresses[a_rows[k]]), n, np.float64)
             b = carray(_address_nb(addresses[b_rows[k]]), n, np.float64)
-            if not fixed_check_stops and kind == KIND_CROSS and direction[k] == DIR_LONG:
+            if kind == KIND_CROSS and direction[k] == DIR_LONG:
                 if fixed_fill_close:
-                    _simulate_close_cross_long(
+                    if fixed_check_stops:
+                        _simulate_close_cross_long_stops(
+                            open_, high, low, close, kind, a, b, p0[k], p1[k], no_signals, no_signals,
+                            True, direction[k], fee[k], slippage[k], size[k], cash[k], stop_loss[k],
+                            take_profit[k], periods_per_year, no_equity, no_trades, metrics_out[k],
+                        )
+                    else:
+                        _simulate_close_cross_long(
+                            open_, high, low, close, kind, a, b, p0[k], p1[k], no_signals, no_signals,
+                            True, direction[k], fee[k], slippage[k], size[k], cash[k], stop_loss[k],
+                            take_profit[k], periods_per_year, no_equity, no_trades, metrics_out[k],
+                        )
+                elif fixed_check_stops:
+                    _simulate_open_cross_long_stops(
                         open_, high, low, close, kind, a, b, p0[k], p1[k], no_signals, no_signals,
-                        True, direction[k], fee[k], slippage[k], size[k], cash[k], stop_loss[k],
+                        False, direction[k], fee[k], slippage[k], size[k], cash[k], stop_loss[k],
                         take_profit[k], periods_per_year, no_equity, no_trades, metrics_out[k],
                     )
                 else:

@@ -52,8 +52,8 @@ def run_both(bars: Bars, args: dict[str, Any], extra: tuple[Any, ...]) -> None:
 
     want = call(oracle_simulate_nb, True)
     kernels = [nb.simulate_variant(fill_close, check_stops), nb.simulate_nb]
-    if args["kind"] == KIND_CROSS and args["direction"] == DIR_LONG and not check_stops and not extra:
-        kernels.append(nb.simulate_variant(fill_close, False, cross_long=True))
+    if args["kind"] == KIND_CROSS and args["direction"] == DIR_LONG and not extra:
+        kernels.append(nb.simulate_variant(fill_close, check_stops, cross_long=True))
     for function in kernels:
         for write_equity in (True, False):
             metrics, equity, trades = call(function, write_equity)
@@ -76,13 +76,13 @@ def _levels(draw: st.DrawFn, n: int, nonnegative: bool) -> np.ndarray:
 
 @st.composite
 def cases(draw: st.DrawFn, cross_long: bool = False) -> tuple[Bars, dict[str, Any], tuple[Any, ...]]:
-    """A random backtest; ``cross_long``: one that the cross/long variant takes (no stops, plain)."""
+    """A random backtest; ``cross_long``: one that the cross/long variant takes (plain)."""
     bars = draw(gen.bars(1, 60))
     n = len(bars)
     kind = KIND_CROSS if cross_long else draw(st.sampled_from(KINDS))
     options = draw(gen.options)
     if cross_long:
-        options = {**options, "direction": "long", "stop_loss": 0.0, "take_profit": 0.0}
+        options = {**options, "direction": "long"}
     entries, exits = draw(gen.signals(n))
     if kind == KIND_SIGNALS:
         a = b = bars.close
@@ -121,7 +121,7 @@ def test_kernel_equals_its_pre_rewrite_copy_bit_for_bit(case: tuple[Bars, dict[s
 @settings(max_examples=400, deadline=None)
 @given(cases(cross_long=True))
 def test_cross_long_variant_equals_the_copy_bit_for_bit(case: tuple[Bars, dict[str, Any], tuple[Any, ...]]) -> None:
-    """The variant compiled for a crossing rule, long only, without stops (run_both adds it)."""
+    """The variants compiled for a crossing rule, long only, with and without stops (run_both adds them)."""
     run_both(*case)
 
 
