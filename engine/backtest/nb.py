@@ -770,6 +770,9 @@ def _make_simulate_cross_long(fixed_fill_close: bool, fixed_check_stops: bool) -
                 j += 1
                 a_now = a[j]
                 b_now = b[j]
+                # Loaded on every bar, used at an exit: a stream the prefetcher follows,
+                # where a load at the exit alone would miss the cache (next-open fills).
+                price = close[i] if fill_close else open_[i]
                 # The state machine's order: next-open fills act on the signal at the open,
                 # then check the stops; close fills check the stops, then act at the close
                 # (after a stop, a crossing above on that bar enters again at its close).
@@ -790,7 +793,6 @@ def _make_simulate_cross_long(fixed_fill_close: bool, fixed_check_stops: bool) -
                         side = np.int64(1)
                         entry_idx = np.int64(i)
                 elif a_prev > b_prev and a_now < b_now:
-                    price = close[i] if fill_close else open_[i]
                     cash = _exit_nb(
                         side, units, entry_price, entry_fee, entry_idx, price, i, np.int64(EXIT_SIGNAL),
                         cash, fee, slippage, trades_out, acc, 0.0,
