@@ -399,7 +399,7 @@ def kernel_sweep(
     )
     ppy = float(periods_per_year(bars.timeframe))
     metrics = np.empty((m, N_METRICS))
-    kernel = simulate_many_variant(fill_close, False)
+    kernel = simulate_many_variant(fill_close, False, cross_long=direction == 0)
     no_signals = np.zeros(0, dtype=np.bool_)
     no_equity = np.empty(0)
     no_trades = np.empty(0, dtype=TRADE_DTYPE)

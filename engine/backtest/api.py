@@ -307,7 +307,7 @@ def run_many(
         return out
     n = len(bars)
     variants: dict[Any, BacktestOptions] = {}
-    groups: dict[tuple[int, bool, bool], _Group] = {}
+    groups: dict[tuple[int, bool, bool, bool], _Group] = {}
     arrays: dict[int, int] = {}  # id(indicator array) -> its row in `keep`
     keep: list[np.ndarray] = []  # holds every array whose address the kernel reads until it returns
     for row, raw in enumerate(sets):
@@ -327,7 +327,8 @@ def run_many(
             if blocks is not None and curve is not None:
                 blocks[row] = block_returns(curve, blocks.shape[1], opts.cash)
             continue
-        key = (inputs.kind, opts.fill == "close", opts.stop_loss > 0.0 or opts.take_profit > 0.0)
+        cross_long = inputs.kind == KIND_CROSS and DIRECTIONS[opts.direction] == DIR_LONG
+        key = (inputs.kind, opts.fill == "close", opts.stop_loss > 0.0 or opts.take_profit > 0.0, cross_long)
         group = groups.get(key)
         if group is None:
             group = groups[key] = _Group()
@@ -338,10 +339,10 @@ def run_many(
         whole = len(groups) == 1 and len(next(iter(groups.values())).rows) == len(sets)
         bounds = _NO_BOUNDS if blocks is None else nb.block_bounds_nb(n, blocks.shape[1])
         scratch = _NO_EQUITY if blocks is None else np.empty(n)
-        for (kind, fill_close, check_stops), group in groups.items():
+        for (kind, fill_close, check_stops, cross_long), group in groups.items():
             target = out if whole else np.empty((len(group.rows), N_METRICS))
             figures = _NO_BLOCKS if blocks is None else np.empty((len(group.rows), blocks.shape[1]))
-            kernel = nb.simulate_many_variant(fill_close, check_stops)
+            kernel = nb.simulate_many_variant(fill_close, check_stops, cross_long=cross_long)
             # A dispatcher's first call compiles it or loads it from the on-disk cache.
             compiled = bool(kernel.signatures)
             started = time.perf_counter()

@@ -955,8 +955,10 @@ def _address_nb(typingctx: Any, address: Any) -> Any:
     return types.voidptr(address), codegen
 
 
-def _make_simulate_many(fixed_fill_close: bool, fixed_check_stops: bool) -> Any:
-    """The batched kernel of one configuration (its callee chosen by closure constants)."""
+def _make_simulate_many(fixed_fill_close: bool, fixed_check_stops: bool, fixed_cross_long: bool) -> Any:
+    """The batched kernel of one configuration (its callee chosen by closure constants;
+    ``fixed_cross_long``: every set is ``KIND_CROSS`` long only, the cross/long variants,
+    which it links alone, so a cold cache compiles the common case's kernels only)."""
 
     def simulate_many_nb(
         open_: np.ndarray,
@@ -1001,7 +1003,7 @@ def _make_simulate_many(fixed_fill_close: bool, fixed_check_stops: bool) -> Any:
         for k in range(a_rows.shape[0]):
             a = carray(_address_nb(addresses[a_rows[k]]), n, np.float64)
             b = carray(_address_nb(addresses[b_rows[k]]), n, np.float64)
-            if kind == KIND_CROSS and direction[k] == DIR_LONG:
+            if fixed_cross_long:
                 if fixed_fill_close:
                     if fixed_check_stops:
                         _simulate_close_cross_long_stops(
@@ -1055,15 +1057,19 @@ def _make_simulate_many(fixed_fill_close: bool, fixed_check_stops: bool) -> Any:
             if bounds.shape[0] > 0:
                 block_log_returns_nb(no_equity, bounds, cash[k], blocks_out[k])
 
-    return kernel(_distinct(simulate_many_nb, _variant_name(fixed_fill_close, fixed_check_stops)))
+    suffix = _variant_name(fixed_fill_close, fixed_check_stops) + ("_cross_long" if fixed_cross_long else "")
+    return kernel(_distinct(simulate_many_nb, suffix))
 
 
 _MANY_VARIANTS = {
-    (fill, stops): _make_simulate_many(fill, stops) for fill in (False, True) for stops in (False, True)
+    (fill, stops, cross_long): _make_simulate_many(fill, stops, cross_long)
+    for fill in (False, True)
+    for stops in (False, True)
+    for cross_long in (False, True)
 }
 
 
-def simulate_many_variant(fill_close: bool, check_stops: bool) -> Any:
+def simulate_many_variant(fill_close: bool, check_stops: bool, *, cross_long: bool = False) -> Any:
     """The batched kernel for one configuration (every set in the call shares
-    ``fill_close`` and ``check_stops``, as for :func:`simulate_variant`)."""
-    return _MANY_VARIANTS[bool(fill_close), bool(check_stops)]
+    ``fill_close``, ``check_stops`` and ``cross_long``, as for :func:`simulate_variant`)."""
+    return _MANY_VARIANTS[bool(fill_close), bool(check_stops), bool(cross_long)]
