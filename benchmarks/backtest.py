@@ -373,9 +373,12 @@ def bench_sweep(n: int, repeat: int) -> dict[str, Any]:
     }
 
 
-def kernel_sweep(bars: Any, fill_close: bool) -> tuple[Callable[[], np.ndarray], Callable[[], np.ndarray]]:
+def kernel_sweep(
+    bars: Any, fill_close: bool, direction: int = 0
+) -> tuple[Callable[[], np.ndarray], Callable[[], np.ndarray]]:
     """(ours, bare) over SWEEP_PAIRS with every SMA computed once: ours is the batched
-    kernel ``run_many`` calls (every metric, no trade records), bare the final-value loop."""
+    kernel ``run_many`` calls (every metric, no trade records), bare the final-value loop
+    (long only: for another ``direction``, an ``enums.DIR_*``, only ours' time compares)."""
     from engine.backtest.enums import KIND_CROSS, METRIC_NAMES, N_METRICS, TRADE_DTYPE
     from engine.backtest.nb import simulate_many_variant, sma_nb
     from engine.data.timeframes import periods_per_year
@@ -391,12 +394,12 @@ def kernel_sweep(bars: Any, fill_close: bool) -> tuple[Callable[[], np.ndarray],
     addresses = np.array([mas[k].ctypes.data for k in range(len(windows))], dtype=np.int64)
     zeros, ones = np.zeros(m), np.ones(m)
     per_set = (
-        a_rows, b_rows, zeros, zeros, np.zeros(m, dtype=np.int64), np.full(m, FEE), zeros, ones,
+        a_rows, b_rows, zeros, zeros, np.full(m, direction, dtype=np.int64), np.full(m, FEE), zeros, ones,
         np.full(m, CASH), zeros, zeros,
     )
     ppy = float(periods_per_year(bars.timeframe))
     metrics = np.empty((m, N_METRICS))
-    kernel = simulate_many_variant(fill_close, False)
+    kernel = simulate_many_variant(fill_close, False, cross_long=direction == 0)
     no_signals = np.zeros(0, dtype=np.bool_)
     no_equity = np.empty(0)
     no_trades = np.empty(0, dtype=TRADE_DTYPE)

@@ -250,7 +250,7 @@ def _bare_kernel(fill_close: bool = False) -> Any:
 
     # The kernel specialised for the study's configuration (next-open fills, no
     # stops), as the study's batched kernel uses: the strictest reference.
-    simulate = simulate_variant(fill_close, False)
+    simulate = simulate_variant(fill_close, False, cross_long=True)
 
     @njit(parallel=True, cache=False)
     def bare_nb(open_, high, low, close, smas, fast_rows, slow_rows, kind, fee, ppy, no_signals, no_equity,

@@ -16,9 +16,11 @@ import numpy as np
 
 from engine.backtest import nb
 from engine.backtest.enums import (
+    DIR_LONG,
     DIRECTIONS,
     FILL_CLOSE,
     FILLS,
+    KIND_CROSS,
     KIND_SIGNALS,
     N_METRICS,
     TRADE_DTYPE,
@@ -85,7 +87,6 @@ def simulate(
     trades_out = np.empty(capacity, dtype=TRADE_DTYPE) if trades else _NO_TRADES
     metrics_out = np.empty(N_METRICS)
     fill_close = FILLS[options.fill] == FILL_CLOSE
-    kernel = nb.simulate_variant(fill_close, options.checks_stops)
     # A trailing stop, risk sizing and funding are trailing arguments: left out, the kernel
     # is compiled without them (the loop the other options need, at its full speed).
     rates = funding_per_bar(bars) if uses_funding(bars, options) else None
@@ -94,6 +95,8 @@ def simulate(
         extra = (options.trailing_stop, options.risk_fraction)
     if rates is not None:
         extra = (*extra, rates)
+    cross_long = inputs.kind == KIND_CROSS and DIRECTIONS[options.direction] == DIR_LONG and not extra
+    kernel = nb.simulate_variant(fill_close, options.checks_stops, cross_long=cross_long)
 
     def call(trades_out: np.ndarray) -> int:
         # A dispatcher's first call compiles it or loads it from the on-disk cache.
@@ -304,7 +307,7 @@ def run_many(
         return out
     n = len(bars)
     variants: dict[Any, BacktestOptions] = {}
-    groups: dict[tuple[int, bool, bool], _Group] = {}
+    groups: dict[tuple[int, bool, bool, bool], _Group] = {}
     arrays: dict[int, int] = {}  # id(indicator array) -> its row in `keep`
     keep: list[np.ndarray] = []  # holds every array whose address the kernel reads until it returns
     for row, raw in enumerate(sets):
@@ -324,7 +327,8 @@ def run_many(
             if blocks is not None and curve is not None:
                 blocks[row] = block_returns(curve, blocks.shape[1], opts.cash)
             continue
-        key = (inputs.kind, opts.fill == "close", opts.stop_loss > 0.0 or opts.take_profit > 0.0)
+        cross_long = inputs.kind == KIND_CROSS and DIRECTIONS[opts.direction] == DIR_LONG
+        key = (inputs.kind, opts.fill == "close", opts.stop_loss > 0.0 or opts.take_profit > 0.0, cross_long)
         group = groups.get(key)
         if group is None:
             group = groups[key] = _Group()
@@ -335,10 +339,10 @@ def run_many(
         whole = len(groups) == 1 and len(next(iter(groups.values())).rows) == len(sets)
         bounds = _NO_BOUNDS if blocks is None else nb.block_bounds_nb(n, blocks.shape[1])
         scratch = _NO_EQUITY if blocks is None else np.empty(n)
-        for (kind, fill_close, check_stops), group in groups.items():
+        for (kind, fill_close, check_stops, cross_long), group in groups.items():
             target = out if whole else np.empty((len(group.rows), N_METRICS))
             figures = _NO_BLOCKS if blocks is None else np.empty((len(group.rows), blocks.shape[1]))
-            kernel = nb.simulate_many_variant(fill_close, check_stops)
+            kernel = nb.simulate_many_variant(fill_close, check_stops, cross_long=cross_long)
             # A dispatcher's first call compiles it or loads it from the on-disk cache.
             compiled = bool(kernel.signatures)
             started = time.perf_counter()

@@ -621,12 +621,220 @@ _VARIANTS = {
 }
 
 
-def simulate_variant(fill_close: bool, check_stops: bool) -> Any:
+def simulate_variant(fill_close: bool, check_stops: bool, *, cross_long: bool = False) -> Any:
     """The kernel specialised for one configuration; same arguments as
     :func:`simulate_nb`, whose ``fill_close`` must equal the one given here and
     whose stop levels must satisfy
-    ``check_stops == (stop_loss > 0 or take_profit > 0 or trailing_stop > 0)``."""
+    ``check_stops == (stop_loss > 0 or take_profit > 0 or trailing_stop > 0)``.
+
+    ``cross_long`` (a ``KIND_CROSS`` rule, long only, without trailing stop, risk
+    sizing or funding: none of the trailing arguments) picks the variant compiled
+    for that case (:func:`_make_simulate_cross_long`)."""
+    if cross_long:
+        return _CROSS_LONG_VARIANTS[bool(fill_close), bool(check_stops)]
     return _VARIANTS[bool(fill_close), bool(check_stops)]
+
+
+# --------------------------------------------------------------------------
+# The common study case compiled on its own: a crossing rule, long only.
+# --------------------------------------------------------------------------
+
+
+@kernel
+def _next_cross_up_nb(a: np.ndarray, b: np.ndarray, shift: int, start: int, n: int) -> int:
+    """:func:`_next_opening_bar_nb` for ``KIND_CROSS`` long only: the first bar from
+    ``start`` (``n`` if none) acting on a crossing above (a crossing above is never
+    also one below). The previous bar's values stay in registers, as in a bare loop."""
+    j = max(start - shift, 1)
+    if j + shift >= n:
+        return n
+    a_prev = a[j - 1]
+    b_prev = b[j - 1]
+    while j + shift < n:
+        a_now = a[j]
+        b_now = b[j]
+        if a_prev < b_prev and a_now > b_now:
+            return j + shift
+        a_prev = a_now
+        b_prev = b_now
+        j += 1
+    return n
+
+
+@kernel
+def _enter_long_nb(cash: float, size: float, fee: float, slippage: float, price: float) -> tuple[float, float, float, float]:
+    """A long entry from flat at ``price`` (before slippage), :func:`_act_nb`'s arithmetic:
+    (cash, units, fill, fee paid)."""
+    fill = price * (1.0 + slippage)
+    units = cash * size / (fill * (1.0 + fee))
+    notional = units * fill
+    fee_paid = notional * fee
+    cash -= notional + fee_paid
+    return cash, units, fill, fee_paid
+
+
+def _make_simulate_cross_long(fixed_fill_close: bool, fixed_check_stops: bool) -> Any:
+    """:func:`simulate_nb` for ``KIND_CROSS``, long only, without trailing stop, risk
+    sizing or funding, with the fill convention and the stop switch frozen (closure
+    cells, as for :func:`simulate_variant`).
+
+    The same arithmetic in the same order as the per-bar state machine, so the
+    same bits; the loop takes the bare loop's form instead: a flat scan that
+    tests one crossing per bar, a held loop that tests the other and updates the
+    streaming metrics, the previous bar's indicator values kept in registers.
+    The rule kind, direction and per-bar action branches are gone from both."""
+
+    def simulate_cross_long_nb(
+        open_: np.ndarray,
+        high: np.ndarray,
+        low: np.ndarray,
+        close: np.ndarray,
+        kind: int,
+        a: np.ndarray,
+        b: np.ndarray,
+        p0: float,
+        p1: float,
+        entries: np.ndarray,
+        exits: np.ndarray,
+        fill_close: bool,
+        direction: int,
+        fee: float,
+        slippage: float,
+        size: float,
+        cash: float,
+        stop_loss: float,
+        take_profit: float,
+        periods_per_year: float,
+        equity_out: np.ndarray,
+        trades_out: np.ndarray,
+        metrics_out: np.ndarray,
+    ) -> int:
+        """:func:`simulate_nb`'s arguments and result (``kind``, ``direction``, the
+        levels and explicit signals are ignored: the variant fixes them)."""
+        fill_close = fixed_fill_close
+        check_stops = fixed_check_stops
+        shift = 0 if fill_close else 1
+        n = close.shape[0]
+        acc = np.zeros(ACC_SIZE)
+        write_equity = equity_out.shape[0] == n
+        start_cash = cash
+
+        side = np.int64(0)
+        units = 0.0
+        entry_price = 0.0
+        entry_fee = 0.0
+        entry_idx = np.int64(-1)
+
+        # Bar 0 acts on no signal: its equity is the cash, its return 0.0 (no sum,
+        # peak or drawdown changes), as for every flat bar after it.
+        equity = cash + side * units * close[0] if n > 0 else cash
+        prev_equity = cash
+        peak = cash
+        max_dd = 0.0
+        sum_r = 0.0
+        sum_r2 = 0.0
+        sum_down2 = 0.0
+        exposed = np.int64(0)
+
+        quiet = 0
+        i = _next_cross_up_nb(a, b, shift, 1, n)
+        while i < n:
+            if write_equity:
+                equity_out[quiet:i] = equity
+            price = close[i] if fill_close else open_[i]
+            if cash > 0.0:
+                cash, units, entry_price, entry_fee = _enter_long_nb(cash, size, fee, slippage, price)
+                side = np.int64(1)
+                entry_idx = np.int64(i)
+            # Held from bar i (the entry's own bar is marked at its close) to the bar
+            # acting on the crossing below; that bar is accounted after the exit.
+            j = i - shift
+            a_prev = a[j]
+            b_prev = b[j]
+            while True:
+                equity = cash + side * units * close[i]
+                if write_equity:
+                    equity_out[i] = equity
+                r = equity / prev_equity - 1.0 if prev_equity > 0.0 else 0.0
+                sum_r += r
+                sum_r2 += r * r
+                down = min(r, 0.0)
+                sum_down2 += down * down
+                peak = max(peak, equity)
+                max_dd = max(max_dd, 1.0 - equity / peak)
+                exposed += side != 0
+                prev_equity = equity
+                i += 1
+                if side == 0 or i >= n:
+                    break
+                j += 1
+                a_now = a[j]
+                b_now = b[j]
+                # Loaded on every bar, used at an exit: a stream the prefetcher follows,
+                # where a load at the exit alone would miss the cache (next-open fills).
+                price = close[i] if fill_close else open_[i]
+                # The state machine's order: next-open fills act on the signal at the open,
+                # then check the stops; close fills check the stops, then act at the close
+                # (after a stop, a crossing above on that bar enters again at its close).
+                stop_price, reason = 0.0, -1
+                if check_stops and fill_close:
+                    stop_price, reason = _stop_nb(
+                        side, entry_price, stop_loss, take_profit, open_[i], high[i], low[i]
+                    )
+                if reason >= 0:
+                    cash = _exit_nb(
+                        side, units, entry_price, entry_fee, entry_idx, stop_price, i, reason,
+                        cash, fee, slippage, trades_out, acc, 0.0,
+                    )
+                    side = np.int64(0)
+                    units = 0.0
+                    if a_prev < b_prev and a_now > b_now and cash > 0.0:
+                        cash, units, entry_price, entry_fee = _enter_long_nb(cash, size, fee, slippage, close[i])
+                        side = np.int64(1)
+                        entry_idx = np.int64(i)
+                elif a_prev > b_prev and a_now < b_now:
+                    cash = _exit_nb(
+                        side, units, entry_price, entry_fee, entry_idx, price, i, np.int64(EXIT_SIGNAL),
+                        cash, fee, slippage, trades_out, acc, 0.0,
+                    )
+                    side = np.int64(0)
+                    units = 0.0
+                elif check_stops and not fill_close:
+                    stop_price, reason = _stop_nb(
+                        side, entry_price, stop_loss, take_profit, open_[i], high[i], low[i]
+                    )
+                    if reason >= 0:
+                        cash = _exit_nb(
+                            side, units, entry_price, entry_fee, entry_idx, stop_price, i, reason,
+                            cash, fee, slippage, trades_out, acc, 0.0,
+                        )
+                        side = np.int64(0)
+                        units = 0.0
+                a_prev = a_now
+                b_prev = b_now
+            quiet = i
+            i = _next_cross_up_nb(a, b, shift, i, n)
+        if write_equity:
+            equity_out[quiet:n] = equity
+
+        if side != 0:
+            _record_trade_nb(
+                trades_out, acc, side, units, entry_price, entry_fee, entry_idx,
+                close[n - 1], 0.0, n - 1, np.int64(EXIT_OPEN), 0.0,
+            )
+        _finish_metrics_nb(
+            metrics_out, prev_equity, start_cash, n, periods_per_year, sum_r, sum_r2, sum_down2,
+            max_dd, exposed, acc, 0.0,
+        )
+        return int(acc[ACC_RECORDS])
+
+    suffix = _variant_name(fixed_fill_close, fixed_check_stops)
+    return kernel(_distinct(simulate_cross_long_nb, suffix))
+
+
+_CROSS_LONG_VARIANTS = {
+    (fill, stops): _make_simulate_cross_long(fill, stops) for fill in (False, True) for stops in (False, True)
+}
 
 
 #: Per-bar return spread that is float rounding, not risk (docs/backtest.md, metrics).
@@ -729,6 +937,10 @@ _simulate_open = _VARIANTS[False, False]
 _simulate_open_stops = _VARIANTS[False, True]
 _simulate_close = _VARIANTS[True, False]
 _simulate_close_stops = _VARIANTS[True, True]
+_simulate_open_cross_long = _CROSS_LONG_VARIANTS[False, False]
+_simulate_open_cross_long_stops = _CROSS_LONG_VARIANTS[False, True]
+_simulate_close_cross_long = _CROSS_LONG_VARIANTS[True, False]
+_simulate_close_cross_long_stops = _CROSS_LONG_VARIANTS[True, True]
 
 
 @intrinsic
@@ -743,8 +955,10 @@ def _address_nb(typingctx: Any, address: Any) -> Any:
     return types.voidptr(address), codegen
 
 
-def _make_simulate_many(fixed_fill_close: bool, fixed_check_stops: bool) -> Any:
-    """The batched kernel of one configuration (its callee chosen by closure constants)."""
+def _make_simulate_many(fixed_fill_close: bool, fixed_check_stops: bool, fixed_cross_long: bool) -> Any:
+    """The batched kernel of one configuration (its callee chosen by closure constants;
+    ``fixed_cross_long``: every set is ``KIND_CROSS`` long only, the cross/long variants,
+    which it links alone, so a cold cache compiles the common case's kernels only)."""
 
     def simulate_many_nb(
         open_: np.ndarray,
@@ -789,7 +1003,33 @@ def _make_simulate_many(fixed_fill_close: bool, fixed_check_stops: bool) -> Any:
         for k in range(a_rows.shape[0]):
             a = carray(_address_nb(addresses[a_rows[k]]), n, np.float64)
             b = carray(_address_nb(addresses[b_rows[k]]), n, np.float64)
-            if fixed_fill_close:
+            if fixed_cross_long:
+                if fixed_fill_close:
+                    if fixed_check_stops:
+                        _simulate_close_cross_long_stops(
+                            open_, high, low, close, kind, a, b, p0[k], p1[k], no_signals, no_signals,
+                            True, direction[k], fee[k], slippage[k], size[k], cash[k], stop_loss[k],
+                            take_profit[k], periods_per_year, no_equity, no_trades, metrics_out[k],
+                        )
+                    else:
+                        _simulate_close_cross_long(
+                            open_, high, low, close, kind, a, b, p0[k], p1[k], no_signals, no_signals,
+                            True, direction[k], fee[k], slippage[k], size[k], cash[k], stop_loss[k],
+                            take_profit[k], periods_per_year, no_equity, no_trades, metrics_out[k],
+                        )
+                elif fixed_check_stops:
+                    _simulate_open_cross_long_stops(
+                        open_, high, low, close, kind, a, b, p0[k], p1[k], no_signals, no_signals,
+                        False, direction[k], fee[k], slippage[k], size[k], cash[k], stop_loss[k],
+                        take_profit[k], periods_per_year, no_equity, no_trades, metrics_out[k],
+                    )
+                else:
+                    _simulate_open_cross_long(
+                        open_, high, low, close, kind, a, b, p0[k], p1[k], no_signals, no_signals,
+                        False, direction[k], fee[k], slippage[k], size[k], cash[k], stop_loss[k],
+                        take_profit[k], periods_per_year, no_equity, no_trades, metrics_out[k],
+                    )
+            elif fixed_fill_close:
                 if fixed_check_stops:
                     _simulate_close_stops(
                         open_, high, low, close, kind, a, b, p0[k], p1[k], no_signals, no_signals,
@@ -817,15 +1057,19 @@ def _make_simulate_many(fixed_fill_close: bool, fixed_check_stops: bool) -> Any:
             if bounds.shape[0] > 0:
                 block_log_returns_nb(no_equity, bounds, cash[k], blocks_out[k])
 
-    return kernel(_distinct(simulate_many_nb, _variant_name(fixed_fill_close, fixed_check_stops)))
+    suffix = _variant_name(fixed_fill_close, fixed_check_stops) + ("_cross_long" if fixed_cross_long else "")
+    return kernel(_distinct(simulate_many_nb, suffix))
 
 
 _MANY_VARIANTS = {
-    (fill, stops): _make_simulate_many(fill, stops) for fill in (False, True) for stops in (False, True)
+    (fill, stops, cross_long): _make_simulate_many(fill, stops, cross_long)
+    for fill in (False, True)
+    for stops in (False, True)
+    for cross_long in (False, True)
 }
 
 
-def simulate_many_variant(fill_close: bool, check_stops: bool) -> Any:
+def simulate_many_variant(fill_close: bool, check_stops: bool, *, cross_long: bool = False) -> Any:
     """The batched kernel for one configuration (every set in the call shares
-    ``fill_close`` and ``check_stops``, as for :func:`simulate_variant`)."""
-    return _MANY_VARIANTS[bool(fill_close), bool(check_stops)]
+    ``fill_close``, ``check_stops`` and ``cross_long``, as for :func:`simulate_variant`)."""
+    return _MANY_VARIANTS[bool(fill_close), bool(check_stops), bool(cross_long)]

@@ -14,7 +14,7 @@ from engine.backtest import nb, run
 from engine.data import load
 bars = load("synthetic:bars=500,seed=1")
 run(bars, "sma_cross", {"fast": 5, "slow": 20}, fee=0.001, stop_loss=0.02, equity=True, trades=True)
-kernels = [nb.simulate_variant(False, True), nb.sma_nb]
+kernels = [nb.simulate_variant(False, True, cross_long=True), nb.sma_nb]  # the kernel run() takes here
 print(json.dumps({
     "hits": sum(sum(k.stats.cache_hits.values()) for k in kernels),
     "misses": sum(sum(k.stats.cache_misses.values()) for k in kernels),
