@@ -350,6 +350,7 @@ def headline(workdir: Path, quick: bool, shape: dict[str, Any] | None = None) ->
         "grid": {"fast": list(shape["fast"]), "slow": list(shape["slow"]), "fill": shape["fill"]},
         "final_value_s": round(final_s, 3),
         "command_vs_final_value": round(command_s / final_s, 3),
+        "command_meets_goal": command_s / final_s <= 1.5,  # issue 20's "done when"
         "study_vs_final_value": round(study_s / final_s, 3),
         "kernel_loop_vs_final_value": round(bare_s / final_s, 3),
         "same_final_values": bool(np.array_equal(finals, bare_metrics[:, M_FINAL_VALUE])),
