@@ -63,12 +63,13 @@ import json
 import math
 import os
 import shutil
+import sys
 import tempfile
 import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -773,15 +774,25 @@ def run(quick: bool = False, scale_trials: int | None = None) -> dict[str, Any]:
 
 def _parse_grid(text: str) -> dict[str, Any]:
     """``--grid``'s ``fast:slow:bars:fill`` (ranges as ``first,last,step``) as a headline shape."""
-    fast, slow, bars, fill = text.split(":")
-
     def triple(part: str) -> tuple[int, int, int]:
         first, last, step = (int(v) for v in part.split(","))
         return first, last, step
 
+    try:
+        fast, slow, bars, fill = text.split(":")
+        shape = {"fast": triple(fast), "slow": triple(slow), "bars": int(bars), "fill": fill}
+    except ValueError:
+        _usage_error(f"--grid: expected FIRST,LAST,STEP:FIRST,LAST,STEP:BARS:FILL, e.g. 3,150,1:20,500,3:50000:close; "
+                     f"got {text!r}")
     if fill not in ("close", "next_open"):
-        raise SystemExit(f"--grid: fill must be close or next_open, got {fill!r}")
-    return {"fast": triple(fast), "slow": triple(slow), "bars": int(bars), "fill": fill}
+        _usage_error(f"--grid: fill must be close or next_open, got {fill!r}")
+    return shape
+
+
+def _usage_error(message: str) -> NoReturn:
+    """One line on stderr and exit 2, as every Genesis command does on bad input."""
+    print(message, file=sys.stderr)
+    raise SystemExit(2)
 
 
 def main() -> None:
