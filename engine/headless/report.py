@@ -189,11 +189,11 @@ async def build_full_report(
         study = await store.require_study(name)
         if parts is not None and parts.study_id == study.id:
             report = await build_report(store, name, complete=_by_number(parts.stored),
-                                        overfitting_parts=parts.overfitting)
+                                        overfitting_parts=parts.overfitting, stored=parts.stored)
             charts = parts.charts
         else:
             stored = await _complete_trials(store, study.id)
-            report = await build_report(store, name, complete=_by_number(stored))
+            report = await build_report(store, name, complete=_by_number(stored), stored=stored)
             maximize = str(report.get("direction", "maximize")).lower() != "minimize"
             charts = await _chart_data(store, study.id, maximize, stored)
     finally:
