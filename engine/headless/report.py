@@ -26,6 +26,7 @@ import datetime as dt
 import json
 import math
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -324,6 +325,12 @@ def _write(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
+def _copy(source: Path, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    shutil.copyfile(source, tmp)
+    tmp.replace(path)
+
+
 def write_report_dir(report: dict[str, Any], charts: dict[str, Any], directory: str | Path) -> dict[str, Path]:
     """Write ``report.md``, ``report.json`` and the three charts into ``directory``."""
     directory = Path(directory)
@@ -363,7 +370,7 @@ async def write_run_report(
     prefix = f"{study_dir.name}/{directory.name}/"
     markdown = render_full_markdown({**report, "charts": {k: prefix + v for k, v in report["charts"].items()}})
     _write(latest_md, markdown)
-    _write(latest_json, json.dumps(report, indent=2, default=str, allow_nan=False) + "\n")
+    _copy(paths["json"], latest_json)  # the same report: its JSON is not encoded twice
     link = study_dir / "latest"
     with contextlib.suppress(OSError):
         tmp = study_dir / ".latest.tmp"

@@ -189,3 +189,19 @@ def test_the_timings_are_read_from_the_store_when_a_trial_is_not_complete() -> N
     assert _complete_timings(stored, {**complete, TrialState.FAILED: 1}) is None
     assert _complete_timings(stored, {**complete, TrialState.PRUNED: 1}) is None
     assert _complete_timings(stored, {**complete, TrialState.COMPLETE: 3}) is None
+
+
+async def test_the_latest_copies_are_the_run_directorys_report(tmp_path: Path) -> None:
+    """``<study>.json`` is the run directory's ``report.json`` byte for byte (copied, not encoded again), and
+    ``<study>.md`` differs from its ``report.md`` only in the chart links, which point into that directory."""
+    from engine.headless.report import write_run_report
+
+    db = tmp_path / "s.db"
+    path = write_study(tmp_path, sampler="random", trials=20, artifacts="top:2")
+    await Study.from_file(path, db=db).run()
+    paths = await write_run_report(db, "t", tmp_path / "reports")
+    assert paths["latest_json"].read_bytes() == paths["json"].read_bytes()
+    prefix = f"{paths['dir'].parent.name}/{paths['dir'].name}/"
+    run_md, latest_md = paths["md"].read_text(), paths["latest_md"].read_text()
+    assert latest_md != run_md and latest_md == run_md.replace("](", "](" + prefix)
+    assert not list((tmp_path / "reports").glob("*.tmp"))
