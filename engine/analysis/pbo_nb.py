@@ -22,13 +22,64 @@ def _half_sums_nb(
     """
     m = stop - start
     for d in range(first, half.shape[0]):
-        column = columns[half[d]]
+        # Contiguous 1-D views indexed from 0: no offset or wraparound per element, so the loops vectorise.
+        column = columns[half[d], start:stop]
+        level = levels[d, :m]
         if d == 0:
             for i in range(m):
-                levels[0, i] = column[start + i]
+                level[i] = column[i]
         else:
+            previous = levels[d - 1, :m]
             for i in range(m):
-                levels[d, i] = levels[d - 1, i] + column[start + i]
+                level[i] = previous[i] + column[i]
+
+
+@kernel
+def _tile_best_nb(
+    sums: np.ndarray, totals: np.ndarray, start: int, p: int, best_a: np.ndarray, best_b: np.ndarray,
+    arg_a: np.ndarray, arg_b: np.ndarray, test_a: np.ndarray, test_b: np.ndarray,
+) -> None:
+    """Fold one tile into split pair ``p``'s best trials: ``sums`` its half A figures, ``totals`` their
+    totals (B = total - A). Strictly better only, so the first of equals stays; NaN never wins."""
+    ba = best_a[p]
+    bb = best_b[p]
+    ia = -1
+    ib = -1
+    for i in range(sums.shape[0]):
+        a = sums[i]
+        b = totals[i] - a
+        if a > ba:
+            ba = a
+            ia = i
+        if b > bb:
+            bb = b
+            ib = i
+    # The test figure is computed as the second pass computes it, so that pass meets it bit for bit.
+    if ia >= 0:
+        best_a[p] = ba
+        arg_a[p] = start + ia
+        test_a[p] = totals[ia] - sums[ia]
+    if ib >= 0:
+        best_b[p] = bb
+        arg_b[p] = start + ib
+        test_b[p] = sums[ib]
+
+
+@kernel
+def _tile_ranks_nb(sums: np.ndarray, totals: np.ndarray, va: float, vb: float) -> tuple[int, int, int, int]:
+    """Over one tile: how many B figures are below and equal to ``va``, and A figures to ``vb``."""
+    la = 0
+    sa = 0
+    lb = 0
+    sb = 0
+    for i in range(sums.shape[0]):
+        a = sums[i]
+        b = totals[i] - a
+        la += b < va
+        sa += b == va
+        lb += a < vb
+        sb += a == vb
+    return la, sa, lb, sb
 
 
 @kernel
@@ -92,41 +143,17 @@ def cscv_pairs_nb(
         levels = np.empty((h, TILE))
         for start in range(0, n, TILE):
             stop = min(n, start + TILE)
+            totals = total[start:stop]
             for p in range(lo, hi):
                 _half_sums_nb(columns, halves[p], 0 if p == lo else changes[p], start, stop, levels)
-                ba = best_a[p]
-                bb = best_b[p]
-                for i in range(stop - start):
-                    a = levels[h - 1, i]
-                    b = total[start + i] - a
-                    # The test figure is kept as computed here, so the second pass meets it bit for bit.
-                    if a > ba:
-                        ba = a
-                        arg_a[p] = start + i
-                        test_a[p] = b
-                    if b > bb:
-                        bb = b
-                        arg_b[p] = start + i
-                        test_b[p] = a
-                best_a[p] = ba
-                best_b[p] = bb
+                _tile_best_nb(levels[h - 1, : stop - start], totals, start, p, best_a, best_b, arg_a, arg_b,
+                              test_a, test_b)
         for start in range(0, n, TILE):
             stop = min(n, start + TILE)
+            totals = total[start:stop]
             for p in range(lo, hi):
                 _half_sums_nb(columns, halves[p], 0 if p == lo else changes[p], start, stop, levels)
-                va = test_a[p]
-                vb = test_b[p]
-                la = 0
-                sa = 0
-                lb = 0
-                sb = 0
-                for i in range(stop - start):
-                    a = levels[h - 1, i]
-                    b = total[start + i] - a
-                    la += b < va
-                    sa += b == va
-                    lb += a < vb
-                    sb += a == vb
+                la, sa, lb, sb = _tile_ranks_nb(levels[h - 1, : stop - start], totals, test_a[p], test_b[p])
                 less_a[p] += la
                 same_a[p] += sa
                 less_b[p] += lb

@@ -44,6 +44,11 @@ class StabilityResult:
         return self.raw_best_value - self.raw_best_smoothed
 
 
+def _numeric_type(kind: type) -> bool:
+    """Whether values of type ``kind`` scale as numbers (``int``, ``float`` and their subclasses; not ``bool``)."""
+    return issubclass(kind, int | float) and not issubclass(kind, bool)
+
+
 def encode(params: Sequence[Mapping[str, Any]], names: Sequence[str]) -> tuple[np.ndarray, list[np.ndarray]]:
     """Parameter values as a trials × parameters matrix in [0, 1], and each value's rank among its column's.
 
@@ -55,7 +60,8 @@ def encode(params: Sequence[Mapping[str, Any]], names: Sequence[str]) -> tuple[n
     levels: list[np.ndarray] = []
     for q, name in enumerate(names):
         raw = [p.get(name) for p in params]
-        numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in raw)
+        # By distinct type, not value by value: a grid's column has one or two types and many values.
+        numeric = all(_numeric_type(kind) for kind in set(map(type, raw)))
         if numeric:
             values = np.asarray(raw, dtype=np.float64)
             index = np.unique(values, return_inverse=True)[1]

@@ -26,6 +26,7 @@ import datetime as dt
 import json
 import math
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -189,11 +190,11 @@ async def build_full_report(
         study = await store.require_study(name)
         if parts is not None and parts.study_id == study.id:
             report = await build_report(store, name, complete=_by_number(parts.stored),
-                                        overfitting_parts=parts.overfitting)
+                                        overfitting_parts=parts.overfitting, stored=parts.stored)
             charts = parts.charts
         else:
             stored = await _complete_trials(store, study.id)
-            report = await build_report(store, name, complete=_by_number(stored))
+            report = await build_report(store, name, complete=_by_number(stored), stored=stored)
             maximize = str(report.get("direction", "maximize")).lower() != "minimize"
             charts = await _chart_data(store, study.id, maximize, stored)
     finally:
@@ -324,6 +325,12 @@ def _write(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
+def _copy(source: Path, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    shutil.copyfile(source, tmp)
+    tmp.replace(path)
+
+
 def write_report_dir(report: dict[str, Any], charts: dict[str, Any], directory: str | Path) -> dict[str, Path]:
     """Write ``report.md``, ``report.json`` and the three charts into ``directory``."""
     directory = Path(directory)
@@ -363,7 +370,7 @@ async def write_run_report(
     prefix = f"{study_dir.name}/{directory.name}/"
     markdown = render_full_markdown({**report, "charts": {k: prefix + v for k, v in report["charts"].items()}})
     _write(latest_md, markdown)
-    _write(latest_json, json.dumps(report, indent=2, default=str, allow_nan=False) + "\n")
+    _copy(paths["json"], latest_json)  # the same report: its JSON is not encoded twice
     link = study_dir / "latest"
     with contextlib.suppress(OSError):
         tmp = study_dir / ".latest.tmp"

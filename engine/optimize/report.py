@@ -78,11 +78,13 @@ def _trial_dict(trial: TrialRecord) -> dict[str, Any]:
 
 async def build_report(
     store: StudyStore, name: str, *, complete: Sequence[TrialRecord] | None = None,
-    overfitting_parts: dict[str, Any] | None = None,
+    overfitting_parts: dict[str, Any] | None = None, stored: Sequence[TrialRecord] | None = None,
 ) -> dict[str, Any]:
     """Everything the report shows about study ``name``, as JSON-ready data (``complete``: its
     complete trials by number, when the caller has read them already; ``overfitting_parts``: the
-    overfitting section's :func:`~engine.optimize.overfitting.trial_parts`, when computed already)."""
+    overfitting section's :func:`~engine.optimize.overfitting.trial_parts`, when computed already;
+    ``stored``: the same complete trials in the order stored, which give the timings when every
+    trial is complete)."""
     study = await store.require_study(name)
     fields = _spec_fields(study.spec_toml)
     maximize, sampler, seed = _overfitting_settings(fields)
@@ -92,7 +94,8 @@ async def build_report(
     failures: collections.Counter[str] = collections.Counter()
     pruned_steps: collections.Counter[int] = collections.Counter()
     busy = 0.0
-    for state, duration, error, step in await store.timings(study.id):
+    timings = _complete_timings(stored, counts) if stored is not None else None
+    for state, duration, error, step in timings if timings is not None else await store.timings(study.id):
         if duration is not None:
             durations.record(int(duration * 1e9))
             busy += duration
@@ -132,6 +135,18 @@ async def build_report(
         ),
         "artifacts": await store.artifact_numbers(study.id),
     }
+
+
+def _complete_timings(
+    stored: Sequence[TrialRecord], counts: dict[TrialState, int]
+) -> list[tuple[TrialState, float | None, str | None, int | None]] | None:
+    """:meth:`StudyStore.timings` of a study whose every trial is complete, from its complete trials in
+    the order stored (the order the store's read gives, so the busy time adds up the same); ``None``
+    when some trial is not complete or the trials changed since ``stored`` was read."""
+    total = sum(counts.values())
+    if counts.get(TrialState.COMPLETE, 0) != total or len(stored) != total:
+        return None
+    return [(trial.state, trial.duration_s, trial.error, trial.step) for trial in stored]
 
 
 #: The per-symbol breakdown of a basket trial, as stored in its ``per_symbol`` artifact.

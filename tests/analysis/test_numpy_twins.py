@@ -48,6 +48,31 @@ def test_cscv_in_numpy_is_the_kernel_bit_for_bit(case: tuple[np.ndarray, int]) -
         assert np.array_equal(np.signbit(a), np.signbit(b))  # -0.0 and 0.0 kept apart
 
 
+def test_cscv_kernel_over_several_tiles_keeps_the_first_of_equals_across_tiles() -> None:
+    """More trials than one tile of the kernel: the best and its ties fall in different tiles (the first
+    stays, -0.0 before 0.0 included), and every rank counts every tile; the numpy twin's bits."""
+    from engine.analysis.pbo_nb import TILE
+
+    rng = np.random.default_rng(5)
+    n, blocks = 3 * TILE + 17, 6
+    columns = rng.integers(-4, 5, size=(blocks, n)).astype(np.float64) * 0.25  # many exact ties
+    columns[:, TILE + 3] = 2.0  # the best on every half, first in the second tile ...
+    columns[:, 2 * TILE + 5] = 2.0  # ... tied in the third tile and in the last, partial one
+    columns[:, 3 * TILE + 1] = 2.0
+    columns[:, 7] = -0.0
+    columns[0, 9] = math.inf
+    columns[1, 9] = -math.inf  # its total is NaN: never chosen, never ranked below
+    halves = split_halves(blocks)
+    want, got = _cscv_outputs(halves.shape[0]), _cscv_outputs(halves.shape[0])
+    cscv_pairs_nb(columns, halves, 2, *want)
+    cscv_pairs_np(columns, halves, *got)
+    for a, b in zip(want, got, strict=True):
+        np.testing.assert_array_equal(a, b)
+        assert np.array_equal(np.signbit(a), np.signbit(b))
+    # The 2.0 trial wins every half that does not hold trial 9's infinity: the first of its ties, never a later one.
+    assert set(want[0].tolist()) == {TILE + 3, 9}
+
+
 @settings(max_examples=100, deadline=None)
 @given(
     arrays(np.float64, st.integers(1, 60), elements=st.floats(-1.5, 3.0)),

@@ -63,3 +63,18 @@ def test_knn_scores_only_the_candidates() -> None:
     result = stability(params, rng.random(500), candidates=50)
     assert int(np.isfinite(result.smoothed).sum()) == 50
     assert np.isfinite(result.smoothed[result.raw_best])
+
+
+def test_encode_scales_int_and_float_columns_and_ranks_every_other_column_by_repr() -> None:
+    from engine.analysis.stability import encode
+
+    params = [
+        {"n": 10, "x": 0.5, "kind": "b", "big": np.int64(10)},
+        {"n": 9, "x": np.float64(1.5), "kind": "a", "big": np.int64(9)},
+        {"n": 2.5, "x": 1.0, "big": np.int64(100)},  # "kind" missing: None, a category of its own
+    ]
+    matrix, levels = encode(params, ["n", "x", "kind", "big"])
+    assert matrix[:, 0].tolist() == [1.0, (9 - 2.5) / 7.5, 0.0]  # ints and floats mixed: by value, not repr
+    assert matrix[:, 1].tolist() == [0.0, 1.0, 0.5]  # a numpy float is a float
+    assert levels[2].tolist() == [1, 0, 2]  # repr order: "'a'" < "'b'" < "None"
+    assert levels[3].tolist() == [0, 2, 1]  # numpy ints are not int: "np.int64(10)" < "...(100)" < "...(9)"

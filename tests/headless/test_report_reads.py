@@ -144,3 +144,64 @@ def test_the_headless_run_reads_the_trial_parts_while_the_study_validates(
     written = json.loads(next((tmp_path / "reports").rglob("report.json")).read_text())
     rebuilt, _ = asyncio.run(report_module.build_full_report(db, "t", run_id=1))
     assert written["overfitting"] == json.loads(json.dumps(rebuilt["overfitting"]))
+
+
+async def test_the_timings_of_an_all_complete_study_come_from_the_trials_read_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every trial complete: the report's timings (busy time, duration percentiles) come from the complete
+    trials it read already, no second read over every trial, and equal the stand-alone report's to the bit."""
+    from engine.headless.report import build_full_report
+    from engine.optimize.report import report_from_db
+
+    db = tmp_path / "s.db"
+    path = write_study(tmp_path, sampler="random", trials=40, artifacts="top:3")
+    await Study.from_file(path, db=db).run()
+    alone = await report_from_db(db, "t")  # reads the timings from the store
+    real = SqliteStore.timings
+    calls: list[int] = []
+
+    async def counted(self: SqliteStore, study_id: int) -> object:
+        calls.append(study_id)
+        return await real(self, study_id)
+
+    monkeypatch.setattr(SqliteStore, "timings", counted)
+    report, _ = await build_full_report(db, "t")
+    assert calls == []
+    assert report["timings"] == alone["timings"] and report["timings"]["trial_time_total_s"] > 0
+    assert (report["failures"], report["pruned_by_step"]) == (alone["failures"], alone["pruned_by_step"]) == ([], {})
+
+
+def test_the_timings_are_read_from_the_store_when_a_trial_is_not_complete() -> None:
+    """A failed or pruned trial (its error, its step) is not among the complete trials: the store's read
+    is used; so is it when the trials changed since they were read."""
+    from engine.optimize.report import _complete_timings
+    from engine.store.records import TrialRecord
+
+    def trial(number: int) -> TrialRecord:
+        return TrialRecord(rowid=number, number=number, key=str(number), params={}, state=TrialState.COMPLETE,
+                           metrics={}, objective=1.0, started=None, duration_s=0.5 * number, worker=None)
+
+    stored = [trial(2), trial(1)]
+    complete = {TrialState.COMPLETE: 2, TrialState.FAILED: 0, TrialState.PRUNED: 0}
+    assert _complete_timings(stored, complete) == [(TrialState.COMPLETE, 1.0, None, None),
+                                                   (TrialState.COMPLETE, 0.5, None, None)]  # order kept
+    assert _complete_timings(stored, {**complete, TrialState.FAILED: 1}) is None
+    assert _complete_timings(stored, {**complete, TrialState.PRUNED: 1}) is None
+    assert _complete_timings(stored, {**complete, TrialState.COMPLETE: 3}) is None
+
+
+async def test_the_latest_copies_are_the_run_directorys_report(tmp_path: Path) -> None:
+    """``<study>.json`` is the run directory's ``report.json`` byte for byte (copied, not encoded again), and
+    ``<study>.md`` differs from its ``report.md`` only in the chart links, which point into that directory."""
+    from engine.headless.report import write_run_report
+
+    db = tmp_path / "s.db"
+    path = write_study(tmp_path, sampler="random", trials=20, artifacts="top:2")
+    await Study.from_file(path, db=db).run()
+    paths = await write_run_report(db, "t", tmp_path / "reports")
+    assert paths["latest_json"].read_bytes() == paths["json"].read_bytes()
+    prefix = f"{paths['dir'].parent.name}/{paths['dir'].name}/"
+    run_md, latest_md = paths["md"].read_text(), paths["latest_md"].read_text()
+    assert latest_md != run_md and latest_md == run_md.replace("](", "](" + prefix)
+    assert not list((tmp_path / "reports").glob("*.tmp"))
