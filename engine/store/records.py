@@ -89,6 +89,19 @@ def _result(
 
 
 @dataclass(frozen=True, slots=True)
+class TrialPoints:
+    """A page of committed trials read after a cursor, as columns: only the complete ones' parameters
+    and objectives (no record per row; what the study watch's views need)."""
+
+    rowid: int
+    """The last row read (the next cursor; the given one when nothing was read)."""
+    read: int
+    """Rows read, complete or not (fewer than the limit: the last page)."""
+    params: list[dict[str, Any]]
+    objectives: list[float]
+
+
+@dataclass(frozen=True, slots=True)
 class TrialRecord:
     """One stored trial (``rowid`` orders trials by the time they were written)."""
 
