@@ -302,8 +302,8 @@ def smooth_grid(grid: Sequence[Sequence[float | None]]) -> tuple[tuple[float, ..
     the surface interpolated over them (and a plateau told from a spike).
     """
     rows, cols = len(grid), len(grid[0]) if grid else 0
-    tried = [(y, x, v) for y, row in enumerate(grid) for x, v in enumerate(row) if v is not None and math.isfinite(v)]
-    if not tried:
+    usable = [[v if v is not None and math.isfinite(v) else None for v in row] for row in grid]
+    if all(v is None for row in usable for v in row):
         return None
     out: list[tuple[float, ...]] = []
     for y in range(rows):
@@ -311,7 +311,13 @@ def smooth_grid(grid: Sequence[Sequence[float | None]]) -> tuple[tuple[float, ..
         for x in range(cols):
             radius = 1
             while True:
-                near = [v for ty, tx, v in tried if max(abs(ty - y), abs(tx - x)) <= radius]
+                # the window's cells row by row: the order (and so the sum) of a scan of every tried cell
+                near = [
+                    v
+                    for row in usable[max(0, y - radius) : y + radius + 1]
+                    for v in row[max(0, x - radius) : x + radius + 1]
+                    if v is not None
+                ]
                 if near:
                     line.append(sum(near) / len(near))
                     break

@@ -342,3 +342,33 @@ def test_the_watch_takes_trials_in_pages_as_it_would_all_at_once(tmp_path: Any) 
     assert paged.values == whole.values == [v for _, v in finite]
     assert repr(paged.heatmap) == repr(whole.heat.heatmap(False)) == repr(build_heatmap(finite, False))
     assert _importance(paged.params, paged.values) == _importance([p for p, _ in finite], [v for _, v in finite])
+
+
+def _smooth_by_scanning_every_tried_cell(grid: list[list[float | None]]) -> tuple[tuple[float, ...], ...] | None:
+    """The smoothed surface as it was computed before it looked at windows only: the reference."""
+    rows, cols = len(grid), len(grid[0]) if grid else 0
+    tried = [(y, x, v) for y, row in enumerate(grid) for x, v in enumerate(row) if v is not None and math.isfinite(v)]
+    if not tried:
+        return None
+    out = []
+    for y in range(rows):
+        line = []
+        for x in range(cols):
+            radius = 1
+            while not (near := [v for ty, tx, v in tried if max(abs(ty - y), abs(tx - x)) <= radius]):
+                radius += 1
+            line.append(sum(near) / len(near))
+        out.append(tuple(line))
+    return tuple(out)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_the_smoothed_surface_sums_its_neighbours_in_the_same_order_as_a_scan_of_every_cell(seed: int) -> None:
+    from engine.telemetry_map import smooth_grid
+
+    rng = random.Random(seed)
+    rows, cols = rng.randint(1, 16), rng.randint(1, 16)
+    fill = rng.choice([0.02, 0.2, 0.9])  # sparse grids reach out several rings
+    grid = [[rng.choice([rng.uniform(-1e3, 1e3), 0.1, math.inf, math.nan]) if rng.random() < fill else None
+             for _ in range(cols)] for _ in range(rows)]
+    assert repr(smooth_grid(grid)) == repr(_smooth_by_scanning_every_tried_cell(grid))
