@@ -62,6 +62,7 @@ class StudyWatch:
         self._heat_at = -1e9
         self.heatmap_axes: tuple[str, str] | None = None  # None: the two parameters with most values
         self.drivers: tuple[DriverRow, ...] = ()
+        self._board_stale = True  # the leaderboard is read again only when a new trial could enter it
         self._convergence_frozen: tuple[float, ...] = ()
         self._store: StudyStore | None = None
         # The watch loop, the study's last read and the console's trial view share one
@@ -135,6 +136,7 @@ class StudyWatch:
         while True:
             page = await store.points_after(record.id, self.rowid, limit=PAGE)
             self.rowid = max(self.rowid, page.rowid)
+            self._board_stale = self._board_stale or self._may_enter_board(page.objectives)
             self.add(page.params, page.objectives)
             if page.read < PAGE:
                 break
@@ -150,26 +152,40 @@ class StudyWatch:
         self.drivers = tuple(
             DriverRow(d.host, d.pid, d.state, d.trials, d.rate) for d in await store.drivers(record.id)
         )
-        top = await store.best(record.id, maximize=self.maximize, k=LEADERBOARD)
-        self.leaderboard = tuple(
-            TrialRow(
-                number=t.number,
-                value=t.objective,
-                params=tuple(sorted(t.params.items())),
-                metrics=figures(t.metrics),
-                state=str(t.state),
-                duration_s=float(t.duration_s or 0.0),
+        if self._board_stale:  # stored trials never change: unless a new one could enter, the board stands
+            top = await store.best(record.id, maximize=self.maximize, k=LEADERBOARD)
+            self.leaderboard = tuple(
+                TrialRow(
+                    number=t.number,
+                    value=t.objective,
+                    params=tuple(sorted(t.params.items())),
+                    metrics=figures(t.metrics),
+                    state=str(t.state),
+                    duration_s=float(t.duration_s or 0.0),
+                )
+                for t in top
             )
-            for t in top
-        )
-        if top and top[0].number != self._equity_for:
-            arrays = await store.artifacts(record.id, top[0].number)
+            self._board_stale = False
+        leader = self.leaderboard[0].number if self.leaderboard else None
+        if leader is not None and leader != self._equity_for:  # (its artifacts may be stored after it)
+            arrays = await store.artifacts(record.id, leader)
             equity = arrays.get("equity")
             if equity is not None and len(equity):
                 self.best_equity = thin_curve(equity)
-                self._equity_for = top[0].number
+                self._equity_for = leader
         if record.validation:
             self.validation = validation_from_dict(record.validation, len(self.values))
+
+    def _may_enter_board(self, objectives: list[float]) -> bool:
+        """Whether a new complete trial's objective could enter the leaderboard (a tie may: by number)."""
+        if not objectives:
+            return False
+        if len(self.leaderboard) < LEADERBOARD:
+            return True
+        floor = self.leaderboard[-1].value
+        if floor is None:
+            return True
+        return max(objectives) >= floor if self.maximize else min(objectives) <= floor
 
     def add(self, params: list[dict[str, Any]], objectives: list[float]) -> None:
         """Take complete trials read from the store, in write order (a non-finite objective is skipped)."""

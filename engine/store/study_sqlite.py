@@ -152,14 +152,19 @@ def trial_points(rowid: int, rows: Sequence[Sequence[Any]]) -> TrialPoints:
     return TrialPoints(int(rows[-1][0]), len(rows), params, [float(value) for _, value in kept])
 
 
+#: ``TrialState(text)`` as a lookup: the enum's call costs more than the rest of a row's fields.
+_STATES = {state.value: state for state in TrialState}
+
+
 def _trial_record(row: Sequence[Any]) -> TrialRecord:
+    state = _STATES.get(row[4])
     return TrialRecord(
         rowid=row[0],
         number=row[1],
         key=row[2],
-        params=_loads(row[3]),
-        state=TrialState(row[4]),
-        metrics=_loads(row[5]),
+        params=_json_decoder.decode(row[3]),
+        state=TrialState(row[4]) if state is None else state,
+        metrics=None if row[5] is None else _json_decoder.decode(row[5]),
         objective=row[6],
         started=row[7],
         duration_s=row[8],
