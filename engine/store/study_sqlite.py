@@ -566,7 +566,7 @@ class SqliteStore(BatchedStore):
             "WHERE study_id = ? AND id > ? ORDER BY id LIMIT ?",
             (TrialState.COMPLETE.value, study_id, rowid, limit),
         ) as cursor:
-            return trial_points(rowid, await cursor.fetchall())
+            return trial_points(rowid, list(await cursor.fetchall()))
 
     async def trial_outcomes(
         self, study_id: int, *, batch: int | None = None
