@@ -233,6 +233,11 @@ class HeatPoints:
             self._value_chunks = [self._values]
         return self._values
 
+    @property
+    def names(self) -> list[str]:
+        """Every parameter name any row has, sorted."""
+        return sorted(self._chunks)
+
     def pairs(self) -> list[tuple[str, str]]:
         """Every pair of parameters a heatmap can show, the default pair first (as :func:`heatmap_pairs`)."""
         return _pairs(self.distinct)

@@ -341,7 +341,9 @@ def test_the_watch_takes_trials_in_pages_as_it_would_all_at_once(tmp_path: Any) 
     assert repr(paged.convergence) == repr(whole.convergence) == repr(curve)
     assert paged.values == whole.values == [v for _, v in finite]
     assert repr(paged.heatmap) == repr(whole.heat.heatmap(False)) == repr(build_heatmap(finite, False))
-    assert _importance(paged.params, paged.values) == _importance([p for p, _ in finite], [v for _, v in finite])
+    everything = _importance([p for p, _ in finite], [v for _, v in finite])
+    assert paged.heat.names == sorted({name for p, _ in finite for name in p})
+    assert _importance(paged.params, paged.values, paged.heat.names) == everything
 
 
 def _smooth_by_scanning_every_tried_cell(grid: list[list[float | None]]) -> tuple[tuple[float, ...], ...] | None:

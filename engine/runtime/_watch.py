@@ -147,7 +147,7 @@ class StudyWatch:
             if now - self._heat_at >= HEATMAP_INTERVAL_S or final:
                 self._heat_at = now
                 self.heatmap = self.heat.heatmap(self.maximize, self.heatmap_axes)
-                self.importance = _importance(self.params, self.values)
+                self.importance = _importance(self.params, self.values, self.heat.names)
                 self._heat_dirty = False
         self.drivers = tuple(
             DriverRow(d.host, d.pid, d.state, d.trials, d.rate) for d in await store.drivers(record.id)
@@ -235,12 +235,15 @@ class StudyWatch:
         raise InputError(f"study {self.name!r}: no trial #{number} in {self.db}")
 
 
-def _importance(params: list[dict[str, Any]], values: list[float]) -> tuple[tuple[str, float], ...]:
-    """Each parameter's share of the objective's variance (first-order), largest first."""
+def _importance(
+    params: list[dict[str, Any]], values: list[float], names: list[str] | None = None
+) -> tuple[tuple[str, float], ...]:
+    """Each parameter's share of the objective's variance (first-order), largest first (``names``: every
+    parameter name in ``params``, sorted, when known: not gathered again from every row)."""
     # numba (via stability) loads here, after the console's first frame, not at its start
     from engine.analysis.importance import importance
 
     if len(values) < 4:
         return ()
-    scores = importance(params, np.array(values))
+    scores = importance(params, np.array(values), names=names)
     return tuple((name, float(share)) for name, share in scores.items())
