@@ -77,7 +77,8 @@ class TrialResult:
         )
 
 
-_STATES = {state.value: state for state in TrialState}
+#: ``TrialState(text)`` as a lookup (the enum's call costs more than building the rest of a record).
+STATES_BY_VALUE = {state.value: state for state in TrialState}
 
 
 def _result(
@@ -85,7 +86,7 @@ def _result(
     duration_s: float, worker: str, error: str | None, step: int, blocks: bytes | None,
 ) -> TrialResult:
     """A :class:`TrialResult` as unpickled (``state`` by its text)."""
-    return TrialResult(number, _STATES[state], metrics, objective, started, duration_s, worker, error, step, blocks)
+    return TrialResult(number, STATES_BY_VALUE[state], metrics, objective, started, duration_s, worker, error, step, blocks)
 
 
 @dataclass(frozen=True, slots=True)

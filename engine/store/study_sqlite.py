@@ -39,6 +39,7 @@ from engine.store.batching import BatchedStore, Pending, dumps
 from engine.store.claims import DriverRecord
 from engine.store.known_keys import KnownKeys
 from engine.store.records import (
+    STATES_BY_VALUE,
     StudyRecord,
     StudyState,
     TrialPoints,
@@ -152,12 +153,8 @@ def trial_points(rowid: int, rows: Sequence[Sequence[Any]]) -> TrialPoints:
     return TrialPoints(int(rows[-1][0]), len(rows), params, [float(value) for _, value in kept])
 
 
-#: ``TrialState(text)`` as a lookup: the enum's call costs more than the rest of a row's fields.
-_STATES = {state.value: state for state in TrialState}
-
-
 def _trial_record(row: Sequence[Any]) -> TrialRecord:
-    state = _STATES.get(row[4])
+    state = STATES_BY_VALUE.get(row[4])
     return TrialRecord(
         rowid=row[0],
         number=row[1],
