@@ -46,6 +46,7 @@ __all__ = [
     "CURVE_POINTS",
     "HEAT_MAX_CELLS",
     "HISTORY",
+    "HeatPoints",
     "alerts_from_monitor",
     "build_heatmap",
     "figures",
@@ -111,6 +112,16 @@ class _Axis:
             return self.values.index(value)
         return min(len(self.values) - 1, max(0, int((value - self.values[0]) // self.width)))
 
+    def indices(self, column: Any) -> Any:
+        """:meth:`index` of every value of a float64 array (each one of this axis's values, or in its range)."""
+        import numpy as np
+
+        if not self.binned:
+            return np.searchsorted(np.asarray(self.values), column).astype(np.int64)
+        # numpy's float floor division is Python's (the same bin for the same value)
+        bins = np.floor_divide(column - self.values[0], self.width)
+        return np.clip(bins, 0, len(self.values) - 1).astype(np.int64)
+
 
 def _distinct_values(points: list[tuple[dict[str, Any], float]]) -> dict[str, set[float]]:
     """Each numeric parameter's distinct values over ``points``."""
@@ -122,10 +133,18 @@ def _distinct_values(points: list[tuple[dict[str, Any], float]]) -> dict[str, se
     return distinct
 
 
+def _varied(distinct: Mapping[str, set[float]]) -> list[str]:
+    """The parameters with at least two values, those with most values first (ties: by name)."""
+    return sorted((n for n, v in distinct.items() if len(v) >= 2), key=lambda n: (-len(distinct[n]), n))
+
+
 def heatmap_pairs(points: list[tuple[dict[str, Any], float]]) -> list[tuple[str, str]]:
     """Every pair of numeric parameters a heatmap can show (each varied), the default pair first."""
-    distinct = _distinct_values(points)
-    names = sorted((n for n, v in distinct.items() if len(v) >= 2), key=lambda n: (-len(distinct[n]), n))
+    return _pairs(_distinct_values(points))
+
+
+def _pairs(distinct: Mapping[str, set[float]]) -> list[tuple[str, str]]:
+    names = _varied(distinct)
     pairs = [tuple(sorted((a, b))) for i, a in enumerate(names) for b in names[i + 1 :]]
     return [(a, b) for a, b in pairs]
 
@@ -137,32 +156,147 @@ def build_heatmap(
     two with the most distinct values."""
     if len(points) < 4:
         return None
-    distinct = _distinct_values(points)
-    if axes is not None and all(len(distinct.get(name, ())) >= 2 for name in axes) and axes[0] != axes[1]:
-        names = list(axes)
-    else:
-        names = sorted((n for n, v in distinct.items() if len(v) >= 2), key=lambda n: (-len(distinct[n]), n))[:2]
-        if len(names) < 2:
+    heat = HeatPoints()
+    heat.extend([p for p, _ in points], [v for _, v in points])
+    return heat.heatmap(maximize, axes)
+
+
+class HeatPoints:
+    """Trials' numeric parameters and objectives as columns, appended a read at a time, and the
+    heatmap kept from them incrementally.
+
+    The study watch appends each read's new trials; :meth:`heatmap` folds only the
+    rows added since its last call into the cells' best values while the axes stay
+    the same (a new distinct value or bin edge changes them: then the cells are
+    folded again from every row, vectorized). Either way the result is what
+    :func:`build_heatmap` gives for the same rows in the same order: a cell holds
+    the first of its best values. A parameter value that is not a number (or is a
+    boolean) is no coordinate: its row is left out of heatmaps on that axis.
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.distinct: dict[str, set[float]] = {}
+        self._chunks: dict[str, list[Any]] = {}  # name -> float64 arrays (NaN: not a number here)
+        self._value_chunks: list[Any] = []
+        self._columns: dict[str, Any] = {}  # the chunks joined, until the next append
+        self._values: Any = None
+        self._axes: tuple[_Axis, _Axis, bool] | None = None  # the axes the cells below were folded on
+        self._folded = 0  # rows folded into the cells
+        self._cells: Any = None  # flat cell indices of the current winners
+        self._best: Any = None  # their values
+
+    def extend(self, params: Sequence[Mapping[str, Any]], values: Sequence[float]) -> None:
+        """Append rows: each trial's parameters and its objective (finite)."""
+        import numpy as np
+
+        n = len(values)
+        if n == 0:
+            return
+        for name in set().union(*params) | self._chunks.keys():
+            raw = [p.get(name) for p in params]
+            kinds = set(map(type, raw))
+            if kinds <= {int, float}:
+                column = np.array(raw, dtype=np.float64)
+            else:
+                column = np.array(
+                    [float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else math.nan for v in raw],
+                    dtype=np.float64,
+                )
+            chunks = self._chunks.get(name)
+            if chunks is None:  # a parameter first seen now: not a number in the rows before
+                chunks = self._chunks[name] = [np.full(self.count, math.nan)] if self.count else []
+            chunks.append(column)
+            present = column[~np.isnan(column)]
+            if present.size:
+                self.distinct.setdefault(name, set()).update(np.unique(present).tolist())
+        self._value_chunks.append(np.asarray(values, dtype=np.float64))
+        self.count += n
+        self._columns.clear()
+        self._values = None
+
+    def _column(self, name: str) -> Any:
+        import numpy as np
+
+        column = self._columns.get(name)
+        if column is None:
+            chunks = self._chunks[name]
+            column = self._columns[name] = chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
+            self._chunks[name] = [column]
+        return column
+
+    def _objective(self) -> Any:
+        import numpy as np
+
+        if self._values is None:
+            self._values = self._value_chunks[0] if len(self._value_chunks) == 1 else np.concatenate(self._value_chunks)
+            self._value_chunks = [self._values]
+        return self._values
+
+    @property
+    def names(self) -> list[str]:
+        """Every parameter name any row has, sorted."""
+        return sorted(self._chunks)
+
+    def pairs(self) -> list[tuple[str, str]]:
+        """Every pair of parameters a heatmap can show, the default pair first (as :func:`heatmap_pairs`)."""
+        return _pairs(self.distinct)
+
+    def heatmap(self, maximize: bool, axes: tuple[str, str] | None = None) -> Heatmap | None:
+        """The heatmap of every row so far (as :func:`build_heatmap` gives it)."""
+        import numpy as np
+
+        if self.count < 4:
             return None
-        names.sort()  # stable axes: x is the first name alphabetically
-    x_axis, y_axis = (_Axis.of(name, distinct[name]) for name in names)
-    grid: list[list[float | None]] = [[None] * len(x_axis.values) for _ in y_axis.values]
-    for params, value in points:
-        x, y = params.get(x_axis.name), params.get(y_axis.name)
-        if x is None or y is None:
-            continue
-        xi, yi = x_axis.index(float(x)), y_axis.index(float(y))
-        current = grid[yi][xi]
-        if current is None or (value > current if maximize else value < current):
-            grid[yi][xi] = value
-    return Heatmap(
-        x_param=x_axis.name,
-        y_param=y_axis.name,
-        x_values=tuple(x_axis.values),
-        y_values=tuple(y_axis.values),
-        values=tuple(tuple(row) for row in grid),
-        smoothed=smooth_grid(grid),
-    )
+        distinct = self.distinct
+        if axes is not None and all(len(distinct.get(name, ())) >= 2 for name in axes) and axes[0] != axes[1]:
+            names = list(axes)
+        else:
+            names = _varied(distinct)[:2]
+            if len(names) < 2:
+                return None
+            names.sort()  # stable axes: x is the first name alphabetically
+        x_axis, y_axis = (_Axis.of(name, distinct[name]) for name in names)
+        key = (x_axis, y_axis, maximize)
+        if key != self._axes:  # new axes: fold every row again
+            self._axes, self._folded = key, 0
+            self._cells = np.empty(0, dtype=np.int64)
+            self._best = np.empty(0, dtype=np.float64)
+        start = self._folded
+        if start < self.count:
+            xs = self._column(x_axis.name)[start:]
+            ys = self._column(y_axis.name)[start:]
+            values = self._objective()[start:]
+            kept = ~(np.isnan(xs) | np.isnan(ys))
+            cells = y_axis.indices(ys[kept]) * len(x_axis.values) + x_axis.indices(xs[kept])
+            # the cells' current winners come before every new row: a tie keeps them
+            self._cells, self._best = _first_best(
+                np.concatenate((self._cells, cells)), np.concatenate((self._best, values[kept])), maximize
+            )
+            self._folded = self.count
+        width = len(x_axis.values)
+        grid: list[list[float | None]] = [[None] * width for _ in y_axis.values]
+        for cell, value in zip(self._cells.tolist(), self._best.tolist(), strict=True):
+            grid[cell // width][cell % width] = value
+        return Heatmap(
+            x_param=x_axis.name,
+            y_param=y_axis.name,
+            x_values=tuple(x_axis.values),
+            y_values=tuple(y_axis.values),
+            values=tuple(tuple(row) for row in grid),
+            smoothed=smooth_grid(grid),
+        )
+
+
+def _first_best(cells: Any, values: Any, maximize: bool) -> tuple[Any, Any]:
+    """Each distinct cell once, with the first of its best values (the order given breaks ties)."""
+    import numpy as np
+
+    order = np.lexsort((np.arange(len(cells)), -values if maximize else values, cells))
+    cells, values = cells[order], values[order]
+    first = np.ones(len(cells), dtype=bool)
+    first[1:] = cells[1:] != cells[:-1]
+    return cells[first], values[first]
 
 
 def smooth_grid(grid: Sequence[Sequence[float | None]]) -> tuple[tuple[float, ...], ...] | None:
@@ -173,8 +307,8 @@ def smooth_grid(grid: Sequence[Sequence[float | None]]) -> tuple[tuple[float, ..
     the surface interpolated over them (and a plateau told from a spike).
     """
     rows, cols = len(grid), len(grid[0]) if grid else 0
-    tried = [(y, x, v) for y, row in enumerate(grid) for x, v in enumerate(row) if v is not None and math.isfinite(v)]
-    if not tried:
+    usable = [[v if v is not None and math.isfinite(v) else None for v in row] for row in grid]
+    if all(v is None for row in usable for v in row):
         return None
     out: list[tuple[float, ...]] = []
     for y in range(rows):
@@ -182,7 +316,13 @@ def smooth_grid(grid: Sequence[Sequence[float | None]]) -> tuple[tuple[float, ..
         for x in range(cols):
             radius = 1
             while True:
-                near = [v for ty, tx, v in tried if max(abs(ty - y), abs(tx - x)) <= radius]
+                # the window's cells row by row: the order (and so the sum) of a scan of every tried cell
+                near = [
+                    v
+                    for row in usable[max(0, y - radius) : y + radius + 1]
+                    for v in row[max(0, x - radius) : x + radius + 1]
+                    if v is not None
+                ]
                 if near:
                     line.append(sum(near) / len(near))
                     break

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
+import random
 from typing import Any
 
 import numpy as np
 import pytest
 
 from engine.store.records import TrialRecord, TrialState
+from engine.telemetry import Heatmap
 from engine.telemetry_map import build_heatmap, thin_curve, trial_detail, validation_from_dict
 
 
@@ -199,7 +202,7 @@ def test_the_heatmap_shows_any_two_parameters_and_h_cycles_through_every_pair(tm
     assert fallback is not None and (fallback.x_param, fallback.y_param) == ("a", "c")
 
     watch = StudyWatch("s", tmp_path / "s.db", maximize=True)  # type: ignore[arg-type]
-    watch.points = points
+    watch.add([p for p, _ in points], [v for _, v in points])
     watch.heatmap = build_heatmap(points, True)
     seen = [watch.next_heatmap_axes() for _ in range(4)]
     assert seen == [("b", "c"), ("a", "b"), ("a", "c"), ("b", "c")]  # every pair, then round again
@@ -250,3 +253,124 @@ def test_one_symbol_s_state_carries_no_basket_rows() -> None:
     )  # fmt: skip
     tr = trading_from_state(state)
     assert tr.symbol == "SYN" and tr.symbols == ()
+
+
+def _heatmap_one_point_at_a_time(points: list[tuple[dict[str, Any], float]], maximize: bool,
+                                 axes: tuple[str, str] | None = None) -> Heatmap | None:
+    """The heatmap as it was built before it was columnar (a point at a time): the reference."""
+    from engine.telemetry_map import _Axis, _distinct_values, _varied, smooth_grid
+
+    if len(points) < 4:
+        return None
+    distinct = _distinct_values(points)
+    if axes is not None and all(len(distinct.get(name, ())) >= 2 for name in axes) and axes[0] != axes[1]:
+        names = list(axes)
+    else:
+        names = sorted(_varied(distinct)[:2])
+        if len(names) < 2:
+            return None
+    x_axis, y_axis = (_Axis.of(name, distinct[name]) for name in names)
+    grid: list[list[float | None]] = [[None] * len(x_axis.values) for _ in y_axis.values]
+    for params, value in points:
+        x, y = params.get(x_axis.name), params.get(y_axis.name)
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (x, y)):
+            continue
+        xi, yi = x_axis.index(float(x)), y_axis.index(float(y))  # type: ignore[arg-type]
+        current = grid[yi][xi]
+        if current is None or (value > current if maximize else value < current):
+            grid[yi][xi] = value
+    return Heatmap(x_axis.name, y_axis.name, tuple(x_axis.values), tuple(y_axis.values),
+                   tuple(tuple(row) for row in grid), smooth_grid(grid))
+
+
+def _random_points(seed: int, n: int) -> list[tuple[dict[str, Any], float]]:
+    """Parameters with few values, whole-number and fractional bins, ties (signed zeros too), gaps."""
+    rng = random.Random(seed)
+    points = []
+    for i in range(n):
+        params: dict[str, Any] = {"few": rng.choice([1, 2, 3]), "wide": rng.randrange(2, 400),
+                                  "frac": rng.uniform(-1.0, 1.0), "flag": rng.random() < 0.5}
+        if i % 11 == 0:
+            del params["wide"]  # a trial without this parameter: no cell on its axis
+        if i % 13 == 0:
+            params["frac"] = "n/a"  # not a number: no coordinate
+        value = rng.choice([0.0, -0.0, 1.5, -2.25, round(rng.gauss(0.0, 1.0), 1)])
+        points.append((params, value))
+    return points
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_an_incremental_heatmap_equals_a_full_rebuild_and_the_point_at_a_time_one(seed: int) -> None:
+    from engine.telemetry_map import HeatPoints
+
+    points = _random_points(seed, 700)
+    rng = random.Random(seed + 100)
+    maximize = seed % 2 == 0
+    axes = [None, ("wide", "frac"), ("few", "wide")][seed % 3]
+    heat, done = HeatPoints(), 0
+    while done < len(points):
+        take = rng.choice([1, 3, 17, 120])
+        chunk = points[done : done + take]
+        heat.extend([p for p, _ in chunk], [v for _, v in chunk])
+        done += len(chunk)
+        incremental = heat.heatmap(maximize, axes)
+        full = build_heatmap(points[:done], maximize, axes)
+        reference = _heatmap_one_point_at_a_time(points[:done], maximize, axes)
+        # repr: -0.0 and 0.0 compare equal, but a cell must keep the first of its best values
+        assert repr(incremental) == repr(full) == repr(reference), done
+    assert incremental is not None and incremental.values != ()
+
+
+def test_the_watch_takes_trials_in_pages_as_it_would_all_at_once(tmp_path: Any) -> None:
+    from engine.runtime._watch import StudyWatch, _importance
+
+    points = _random_points(7, 500)
+    params, values = [p for p, _ in points], [v for _, v in points]
+    values[5] = math.inf  # a non-finite objective is no point
+    whole = StudyWatch("s", tmp_path / "s.db", maximize=False)  # type: ignore[arg-type]
+    whole.add(params, values)
+    paged = StudyWatch("s", tmp_path / "s.db", maximize=False)  # type: ignore[arg-type]
+    for start in range(0, len(points), 64):
+        paged.add(params[start : start + 64], values[start : start + 64])
+        paged.heatmap = paged.heat.heatmap(False)
+    finite = [(p, v) for p, v in zip(params, values, strict=True) if math.isfinite(v)]
+    best, curve = math.inf, []
+    for _, v in finite:
+        best = min(best, v)
+        curve.append(best)
+    assert repr(paged.convergence) == repr(whole.convergence) == repr(curve)
+    assert paged.values == whole.values == [v for _, v in finite]
+    assert repr(paged.heatmap) == repr(whole.heat.heatmap(False)) == repr(build_heatmap(finite, False))
+    everything = _importance([p for p, _ in finite], [v for _, v in finite])
+    assert paged.heat.names == sorted({name for p, _ in finite for name in p})
+    assert _importance(paged.params, paged.values, paged.heat.names) == everything
+
+
+def _smooth_by_scanning_every_tried_cell(grid: list[list[float | None]]) -> tuple[tuple[float, ...], ...] | None:
+    """The smoothed surface as it was computed before it looked at windows only: the reference."""
+    rows, cols = len(grid), len(grid[0]) if grid else 0
+    tried = [(y, x, v) for y, row in enumerate(grid) for x, v in enumerate(row) if v is not None and math.isfinite(v)]
+    if not tried:
+        return None
+    out = []
+    for y in range(rows):
+        line = []
+        for x in range(cols):
+            radius = 1
+            while not (near := [v for ty, tx, v in tried if max(abs(ty - y), abs(tx - x)) <= radius]):
+                radius += 1
+            line.append(sum(near) / len(near))
+        out.append(tuple(line))
+    return tuple(out)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_the_smoothed_surface_sums_its_neighbours_in_the_same_order_as_a_scan_of_every_cell(seed: int) -> None:
+    from engine.telemetry_map import smooth_grid
+
+    rng = random.Random(seed)
+    rows, cols = rng.randint(1, 16), rng.randint(1, 16)
+    fill = rng.choice([0.02, 0.2, 0.9])  # sparse grids reach out several rings
+    grid = [[rng.choice([rng.uniform(-1e3, 1e3), 0.1, math.inf, math.nan]) if rng.random() < fill else None
+             for _ in range(cols)] for _ in range(rows)]
+    assert repr(smooth_grid(grid)) == repr(_smooth_by_scanning_every_tried_cell(grid))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
-import math
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,13 +15,7 @@ import numpy as np
 from engine.errors import InputError, StoreError
 from engine.store.url import StoreLocation
 from engine.telemetry import DriverRow, Heatmap, TrialRow, ValidationTelemetry
-from engine.telemetry_map import (
-    build_heatmap,
-    figures,
-    heatmap_pairs,
-    thin_curve,
-    validation_from_dict,
-)
+from engine.telemetry_map import HeatPoints, figures, thin_curve, validation_from_dict
 
 if TYPE_CHECKING:
     from engine.store.protocol import StudyStore
@@ -30,6 +24,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("engine.runtime")
 
 LEADERBOARD = 25
+PAGE = 4096  # trials a read takes from the store (the last short page ends a poll)
 WATCH_INTERVAL_S = 1.0
 HEATMAP_INTERVAL_S = 3.0
 
@@ -38,9 +33,11 @@ class StudyWatch:
     """Reads a running study's store incrementally and keeps the console's views of it.
 
     One read-only connection; every second it fetches the trials written since
-    the last read (by rowid), extends the best-so-far curve and the heatmap
-    points, refreshes the leaderboard and, when the best trial changes, loads
-    its equity curve from the stored artifacts.
+    the last read (by rowid: only their parameters and objectives, see
+    :meth:`~engine.store.protocol.StudyStore.points_after`), extends the
+    best-so-far curve and the heatmap's columns, refreshes the leaderboard and,
+    when the best trial changes, loads its equity curve from the stored
+    artifacts. The heatmap folds in only the new rows (:class:`HeatPoints`).
     """
 
     def __init__(self, name: str, db: StoreLocation, *, maximize: bool) -> None:
@@ -49,7 +46,9 @@ class StudyWatch:
         self.maximize = maximize
         self.rowid = 0
         self.convergence: list[float] = []
-        self.points: list[tuple[dict[str, Any], float]] = []
+        self.params: list[dict[str, Any]] = []  # complete trials with a finite objective, in write order
+        self.values: list[float] = []
+        self.heat = HeatPoints()
         self.leaderboard: tuple[TrialRow, ...] = ()
         self.best_equity: tuple[float, ...] = ()
         self.heatmap: Heatmap | None = None
@@ -63,6 +62,7 @@ class StudyWatch:
         self._heat_at = -1e9
         self.heatmap_axes: tuple[str, str] | None = None  # None: the two parameters with most values
         self.drivers: tuple[DriverRow, ...] = ()
+        self._board_stale = True  # the leaderboard is read again only when a new trial could enter it
         self._convergence_frozen: tuple[float, ...] = ()
         self._store: StudyStore | None = None
         # The watch loop, the study's last read and the console's trial view share one
@@ -134,62 +134,89 @@ class StudyWatch:
             self.checkpointed_at = record.updated
             self.checkpoint_trials = record.next_number
         while True:
-            batch = await store.trials_after(record.id, self.rowid, limit=2000)
-            for trial in batch:
-                self.rowid = max(self.rowid, trial.rowid)
-                if trial.objective is None or trial.state != "complete":
-                    continue
-                value = float(trial.objective)
-                if not math.isfinite(value):
-                    continue
-                best = self.convergence[-1] if self.convergence else value
-                self.convergence.append(max(best, value) if self.maximize else min(best, value))
-                self.points.append((trial.params, value))
-                self._heat_dirty = True
-            if len(batch) < 2000:
+            page = await store.points_after(record.id, self.rowid, limit=PAGE)
+            self.rowid = max(self.rowid, page.rowid)
+            self._board_stale = self._board_stale or self._may_enter_board(page.objectives)
+            self.add(page.params, page.objectives)
+            if page.read < PAGE:
                 break
         if self._heat_dirty:
             self._convergence_frozen = thin_curve(self.convergence)
             now = time.monotonic()
-            # O(trials) in Python: rebuilt every few seconds, not on every read
+            # importance is O(trials) in Python: every few seconds, not on every read
             if now - self._heat_at >= HEATMAP_INTERVAL_S or final:
                 self._heat_at = now
-                self.heatmap = build_heatmap(self.points, self.maximize, self.heatmap_axes)
-                self.importance = _importance(self.points)
+                self.heatmap = self.heat.heatmap(self.maximize, self.heatmap_axes)
+                self.importance = _importance(self.params, self.values, self.heat.names)
                 self._heat_dirty = False
         self.drivers = tuple(
             DriverRow(d.host, d.pid, d.state, d.trials, d.rate) for d in await store.drivers(record.id)
         )
-        top = await store.best(record.id, maximize=self.maximize, k=LEADERBOARD)
-        self.leaderboard = tuple(
-            TrialRow(
-                number=t.number,
-                value=t.objective,
-                params=tuple(sorted(t.params.items())),
-                metrics=figures(t.metrics),
-                state=str(t.state),
-                duration_s=float(t.duration_s or 0.0),
+        if self._board_stale:  # stored trials never change: unless a new one could enter, the board stands
+            top = await store.best(record.id, maximize=self.maximize, k=LEADERBOARD)
+            self.leaderboard = tuple(
+                TrialRow(
+                    number=t.number,
+                    value=t.objective,
+                    params=tuple(sorted(t.params.items())),
+                    metrics=figures(t.metrics),
+                    state=str(t.state),
+                    duration_s=float(t.duration_s or 0.0),
+                )
+                for t in top
             )
-            for t in top
-        )
-        if top and top[0].number != self._equity_for:
-            arrays = await store.artifacts(record.id, top[0].number)
+            self._board_stale = False
+        leader = self.leaderboard[0].number if self.leaderboard else None
+        if leader is not None and leader != self._equity_for:  # (its artifacts may be stored after it)
+            arrays = await store.artifacts(record.id, leader)
             equity = arrays.get("equity")
             if equity is not None and len(equity):
                 self.best_equity = thin_curve(equity)
-                self._equity_for = top[0].number
+                self._equity_for = leader
         if record.validation:
-            self.validation = validation_from_dict(record.validation, len(self.points))
+            self.validation = validation_from_dict(record.validation, len(self.values))
+
+    def _may_enter_board(self, objectives: list[float]) -> bool:
+        """Whether a new complete trial's objective could enter the leaderboard (a tie may: by number)."""
+        if not objectives:
+            return False
+        if len(self.leaderboard) < LEADERBOARD:
+            return True
+        floor = self.leaderboard[-1].value
+        if floor is None:
+            return True
+        return max(objectives) >= floor if self.maximize else min(objectives) <= floor
+
+    def add(self, params: list[dict[str, Any]], objectives: list[float]) -> None:
+        """Take complete trials read from the store, in write order (a non-finite objective is skipped)."""
+        if not objectives:
+            return
+        values = np.asarray(objectives, dtype=np.float64)
+        finite = np.isfinite(values)
+        if not finite.all():
+            params = [p for p, ok in zip(params, finite.tolist(), strict=True) if ok]
+            values = values[finite]
+            if not len(values):
+                return
+        new = values.tolist()
+        first = self.convergence[-1] if self.convergence else new[0]
+        running = itertools.accumulate(new, max if self.maximize else min, initial=first)
+        next(running)  # the seed itself: the last best (or the first value) is not a trial of its own
+        self.convergence.extend(running)
+        self.params.extend(params)
+        self.values.extend(new)
+        self.heat.extend(params, new)
+        self._heat_dirty = True
 
     def next_heatmap_axes(self) -> tuple[str, str] | None:
         """Show the next pair of parameters on the heatmap (wrapping round); the pair, or ``None``
         when fewer than two parameters vary."""
-        pairs = heatmap_pairs(self.points)
+        pairs = self.heat.pairs()
         if not pairs:
             return None
         current = (self.heatmap.x_param, self.heatmap.y_param) if self.heatmap is not None else None
         self.heatmap_axes = pairs[(pairs.index(current) + 1) % len(pairs)] if current in pairs else pairs[0]
-        self.heatmap = build_heatmap(self.points, self.maximize, self.heatmap_axes)
+        self.heatmap = self.heat.heatmap(self.maximize, self.heatmap_axes)
         return self.heatmap_axes
 
     @property
@@ -208,12 +235,15 @@ class StudyWatch:
         raise InputError(f"study {self.name!r}: no trial #{number} in {self.db}")
 
 
-def _importance(points: list[tuple[dict[str, Any], float]]) -> tuple[tuple[str, float], ...]:
-    """Each parameter's share of the objective's variance (first-order), largest first."""
+def _importance(
+    params: list[dict[str, Any]], values: list[float], names: list[str] | None = None
+) -> tuple[tuple[str, float], ...]:
+    """Each parameter's share of the objective's variance (first-order), largest first (``names``: every
+    parameter name in ``params``, sorted, when known: not gathered again from every row)."""
     # numba (via stability) loads here, after the console's first frame, not at its start
     from engine.analysis.importance import importance
 
-    if len(points) < 4:
+    if len(values) < 4:
         return ()
-    scores = importance([p for p, _ in points], np.array([v for _, v in points]))
+    scores = importance(params, np.array(values), names=names)
     return tuple((name, float(share)) for name, share in scores.items())

@@ -32,7 +32,7 @@ from engine.store import schema as registry
 from engine.store.artifacts import decode_array
 from engine.store.batching import BatchedStore, Pending, dumps
 from engine.store.claims import DriverRecord
-from engine.store.records import StudyRecord, StudyState, TrialRecord, TrialState
+from engine.store.records import StudyRecord, StudyState, TrialPoints, TrialRecord, TrialState
 from engine.store.study_sqlite import (
     _STUDY_COLUMNS,
     _TRIAL_COLUMNS,
@@ -42,6 +42,7 @@ from engine.store.study_sqlite import (
     _trial_record,
     blocks_matrix,
     spec_hash,
+    trial_points,
 )
 from engine.store.url import DatabaseUrl, scrub
 
@@ -425,6 +426,15 @@ class PostgresStore(BatchedStore):
             f"SELECT {_TRIAL_COLUMNS} FROM trials WHERE study_id = $1 AND id > $2 ORDER BY id LIMIT $3",
             study_id, rowid, limit,
         )
+
+    async def points_after(self, study_id: int, rowid: int, limit: int = 1000) -> TrialPoints:
+        """Like :meth:`trials_after`, as columns: the complete trials' parameters and objectives."""
+        rows = await self._reader.fetch(
+            "SELECT id, params, CASE WHEN state = $1 THEN objective END FROM trials "
+            "WHERE study_id = $2 AND id > $3 ORDER BY id LIMIT $4",
+            TrialState.COMPLETE.value, study_id, rowid, limit,
+        )
+        return trial_points(rowid, [tuple(row) for row in rows])
 
     async def trial_outcomes(
         self, study_id: int, *, batch: int | None = None

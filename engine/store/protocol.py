@@ -19,6 +19,7 @@ from engine.store.claims import DriverRecord
 from engine.store.records import (
     StudyRecord,
     StudyState,
+    TrialPoints,
     TrialRecord,
     TrialResult,
     TrialState,
@@ -122,6 +123,10 @@ class StudyStore(Protocol):
     ) -> list[TrialRecord]: ...
 
     async def trials_after(self, study_id: int, rowid: int, limit: int = 1000) -> list[TrialRecord]: ...
+
+    async def points_after(self, study_id: int, rowid: int, limit: int = 1000) -> TrialPoints:
+        """The page :meth:`trials_after` reads, as columns: complete trials' parameters and objectives."""
+        ...
 
     async def trial_outcomes(
         self, study_id: int, *, batch: int | None = None

@@ -77,7 +77,8 @@ class TrialResult:
         )
 
 
-_STATES = {state.value: state for state in TrialState}
+#: ``TrialState(text)`` as a lookup (the enum's call costs more than building the rest of a record).
+STATES_BY_VALUE = {state.value: state for state in TrialState}
 
 
 def _result(
@@ -85,7 +86,20 @@ def _result(
     duration_s: float, worker: str, error: str | None, step: int, blocks: bytes | None,
 ) -> TrialResult:
     """A :class:`TrialResult` as unpickled (``state`` by its text)."""
-    return TrialResult(number, _STATES[state], metrics, objective, started, duration_s, worker, error, step, blocks)
+    return TrialResult(number, STATES_BY_VALUE[state], metrics, objective, started, duration_s, worker, error, step, blocks)
+
+
+@dataclass(frozen=True, slots=True)
+class TrialPoints:
+    """A page of committed trials read after a cursor, as columns: only the complete ones' parameters
+    and objectives (no record per row; what the study watch's views need)."""
+
+    rowid: int
+    """The last row read (the next cursor; the given one when nothing was read)."""
+    read: int
+    """Rows read, complete or not (fewer than the limit: the last page)."""
+    params: list[dict[str, Any]]
+    objectives: list[float]
 
 
 @dataclass(frozen=True, slots=True)

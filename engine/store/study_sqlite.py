@@ -38,7 +38,15 @@ from engine.store.artifacts import decode_array
 from engine.store.batching import BatchedStore, Pending, dumps
 from engine.store.claims import DriverRecord
 from engine.store.known_keys import KnownKeys
-from engine.store.records import StudyRecord, StudyState, TrialRecord, TrialResult, TrialState
+from engine.store.records import (
+    STATES_BY_VALUE,
+    StudyRecord,
+    StudyState,
+    TrialPoints,
+    TrialRecord,
+    TrialResult,
+    TrialState,
+)
 from engine.store.schema import Schema
 
 SCHEMA_COMPONENT = "optimize"
@@ -135,14 +143,25 @@ def _loads(text: str | bytes | None) -> Any:
 # row <-> record
 
 
+def trial_points(rowid: int, rows: Sequence[Sequence[Any]]) -> TrialPoints:
+    """A :class:`TrialPoints` page from ``(id, params JSON, objective or None)`` rows (``None``: not complete)."""
+    if not rows:
+        return TrialPoints(rowid, 0, [], [])
+    kept = [(row[1], row[2]) for row in rows if row[2] is not None]
+    # one decode for the page's parameters: no per-row decoder call
+    params = _json_decoder.decode("[" + ",".join([text for text, _ in kept]) + "]") if kept else []
+    return TrialPoints(int(rows[-1][0]), len(rows), params, [float(value) for _, value in kept])
+
+
 def _trial_record(row: Sequence[Any]) -> TrialRecord:
+    state = STATES_BY_VALUE.get(row[4])
     return TrialRecord(
         rowid=row[0],
         number=row[1],
         key=row[2],
-        params=_loads(row[3]),
-        state=TrialState(row[4]),
-        metrics=_loads(row[5]),
+        params=_json_decoder.decode(row[3]),
+        state=TrialState(row[4]) if state is None else state,
+        metrics=None if row[5] is None else _json_decoder.decode(row[5]),
         objective=row[6],
         started=row[7],
         duration_s=row[8],
@@ -536,6 +555,15 @@ class SqliteStore(BatchedStore):
             (study_id, rowid, limit),
         ) as cursor:
             return [_trial_record(row) for row in await cursor.fetchall()]
+
+    async def points_after(self, study_id: int, rowid: int, limit: int = 1000) -> TrialPoints:
+        """Like :meth:`trials_after`, as columns: the complete trials' parameters and objectives."""
+        async with self._reader.execute(
+            "SELECT id, params, CASE WHEN state = ? THEN objective END FROM trials "
+            "WHERE study_id = ? AND id > ? ORDER BY id LIMIT ?",
+            (TrialState.COMPLETE.value, study_id, rowid, limit),
+        ) as cursor:
+            return trial_points(rowid, list(await cursor.fetchall()))
 
     async def trial_outcomes(
         self, study_id: int, *, batch: int | None = None

@@ -128,6 +128,27 @@ class StoreConformance:
                 seen += [t.number for t in page]
         assert seen == numbers
 
+    async def test_points_after_pages_the_complete_trials_as_trials_after_reads_them(
+        self, store_factory: Any, tmp_path: Any
+    ) -> None:
+        async with store_factory(tmp_path / "s.db") as store:
+            study = await store.create_study("alpha", "x")
+            states = [TrialState.COMPLETE, TrialState.FAILED, TrialState.PRUNED]
+            await store.add_trials(study.id, [make_trial(i, state=states[i % 5 % 3]) for i in range(120)])
+            await store.flush()
+            records = await store.trials_after(study.id, 0, limit=1000)
+            cursor, params, objectives = 0, [], []
+            while (page := await store.points_after(study.id, cursor, limit=37)).read:
+                assert page.rowid > cursor and len(page.params) == len(page.objectives) <= page.read
+                cursor = page.rowid
+                params += page.params
+                objectives += page.objectives
+            assert page.rowid == cursor == records[-1].rowid  # an empty page keeps the cursor
+        complete = [t for t in records if t.state is TrialState.COMPLETE]
+        assert 0 < len(complete) < len(records)
+        assert params == [t.params for t in complete]  # failed and pruned rows are passed over, in write order
+        assert objectives == [t.objective for t in complete]
+
     async def test_an_unwaited_checkpoint_is_committed_with_the_trials_before_it(
         self, store_factory: Any, tmp_path: Any
     ) -> None:

@@ -224,6 +224,28 @@ def test_grid_walks_in_grid_order_with_a_cursor() -> None:
     assert sampler.get_state()["cursor"] == space.grid_size
 
 
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(0, 40_000), min_size=1, max_size=6), st.booleans())
+def test_grid_batches_are_the_walk_of_the_grid_point_by_point(sizes: list[int], sparse: bool) -> None:
+    # ~80k points, a constraint that leaves whole blocks empty (sparse), and a fixed value: each ask
+    # gives exactly the points and cursor of Space.walk_grid (what checkpoints and resumes rely on).
+    space = parse_space(
+        {
+            "fast": {"int": [2, 200]},
+            "slow": {"int": [10, 800], "step": 2},
+            "size": 0.5,
+            "constraints": ["slow < 40" if sparse else "fast < slow"],
+        },
+        "s",
+    )
+    sampler = GridSampler(space)
+    cursor = 0
+    for n in sizes:
+        expected, cursor = space.walk_grid(cursor, n)
+        assert sampler.ask(n) == [params for _, params in expected]
+        assert sampler.get_state()["cursor"] == cursor
+
+
 def test_grid_refuses_a_continuous_range() -> None:
     with pytest.raises(ConfigError, match="no grid"):
         GridSampler(mixed_space())
