@@ -222,3 +222,17 @@ def test_a_pbo_too_large_for_numpy_runs_in_a_child_of_the_fork_server(tmp_path: 
     )
     lines = _run_driver(tmp_path, code).split()
     assert lines == ["False", "True", "12870"], lines
+
+
+def test_the_fork_server_freezes_what_it_loaded_and_other_processes_do_not() -> None:
+    """Workers fork from a server whose objects (numpy, numba, LLVM) sit in the collector's permanent
+    generation, so their collections never walk (and copy) them; a driver importing the same preload
+    module (the kernels' warm-up) keeps its collector as it was."""
+    import gc
+    import importlib
+
+    from engine.optimize.fork_server import PRELOAD, call_in_fork_server
+
+    importlib.import_module(PRELOAD)
+    assert gc.get_freeze_count() == 0
+    assert call_in_fork_server(gc.get_freeze_count) > 10_000

@@ -13,7 +13,7 @@ import numpy as np
 import engine.backtest as backtest
 import engine.optimize.trial  # noqa: F401 - what every worker runs
 from engine.data.bars import Bars
-from engine.optimize.fork_server import exit_quickly
+from engine.optimize.fork_server import exit_quickly, freeze_for_forks
 
 
 def tiny_bars(n: int = 256) -> Bars:
@@ -35,4 +35,5 @@ def _warm() -> None:
 
 with contextlib.suppress(Exception):
     _warm()
-exit_quickly()  # (in the fork server only)
+freeze_for_forks()  # (the two: in the fork server only)
+exit_quickly()
