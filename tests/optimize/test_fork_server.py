@@ -236,3 +236,50 @@ def test_the_fork_server_freezes_what_it_loaded_and_other_processes_do_not() -> 
     importlib.import_module(PRELOAD)
     assert gc.get_freeze_count() == 0
     assert call_in_fork_server(gc.get_freeze_count) > 10_000
+
+
+_KERNEL_PROBE = """\
+import os, sys
+from engine.optimize.fork_server import STUDY_ENV, call_in_fork_server, start_fork_server
+
+
+def loaded():
+    from engine.backtest import nb
+
+    return {{
+        "cross_long_close": bool(nb.simulate_many_variant(True, False, cross_long=True).signatures),
+        "cross_long_next_open": bool(nb.simulate_many_variant(False, False, cross_long=True).signatures),
+        "generic": bool(nb.simulate_variant(False, False).signatures),
+    }}
+
+
+if __name__ == "__main__":
+    start_fork_server({study!r})
+    print(STUDY_ENV in os.environ, call_in_fork_server(loaded))
+"""
+
+
+@pytest.mark.parametrize(
+    ("backtest", "expected"),
+    [
+        ('fill = "close"', {"cross_long_close": True, "cross_long_next_open": False, "generic": False}),
+        (None, {"cross_long_close": False, "cross_long_next_open": False, "generic": True}),  # no study named
+        ('fill = "sideways"', {"cross_long_close": False, "cross_long_next_open": False, "generic": True}),
+    ],
+)
+def test_the_fork_server_loads_the_kernels_of_the_study_it_was_started_for(
+    tmp_path: Path, backtest: str | None, expected: dict[str, bool]
+) -> None:
+    """A server started for a study loads the batched kernel its ``[backtest]`` picks (``sma_cross``, long,
+    ``fill = "close"``) and not the generic one, so workers find theirs in memory; started for no study,
+    or for one the loader will refuse, it loads the generic kernel (numba's start-up with it). The
+    variable that names the study to the server does not stay in the caller's environment."""
+    from tests.optimize.conftest import write_study
+
+    study = None
+    if backtest is not None:
+        path = write_study(tmp_path, backend="process")
+        path.write_text(path.read_text().replace("[backtest]\n", f"[backtest]\n{backtest}\n"))
+        study = str(path)
+    stdout = _run_driver(tmp_path, _KERNEL_PROBE.format(study=study))
+    assert stdout.strip() == f"False {expected}", stdout
