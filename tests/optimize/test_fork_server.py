@@ -283,3 +283,18 @@ def test_the_fork_server_loads_the_kernels_of_the_study_it_was_started_for(
         study = str(path)
     stdout = _run_driver(tmp_path, _KERNEL_PROBE.format(study=study))
     assert stdout.strip() == f"False {expected}", stdout
+
+
+def test_the_peek_before_the_fork_server_starts_imports_nothing_heavy(tmp_path: Path) -> None:
+    """``genesis run`` peeks at the study file before it starts the fork server: the server's start
+    waits for that peek, so it reads the TOML without msgspec or numpy (each ~10 ms of imports)."""
+    path = tmp_path / "study.toml"
+    path.write_text("[execution]\nbackend = \"process\"\n")
+    code = (
+        "import sys\n"
+        "from engine.optimize.fork_server import wants_process_backend\n"
+        f"assert wants_process_backend({str(path)!r})\n"
+        "print(sorted(m for m in ('msgspec', 'numpy', 'numba') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
