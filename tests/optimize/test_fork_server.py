@@ -259,27 +259,37 @@ if __name__ == "__main__":
 """
 
 
+_CLOSE = ("[backtest]\n", '[backtest]\nfill = "close"\n')
+_ONLY_GENERIC = {"cross_long_close": False, "cross_long_next_open": False, "generic": True}
+
+
 @pytest.mark.parametrize(
-    ("backtest", "expected"),
+    ("edits", "expected"),
     [
-        ('fill = "close"', {"cross_long_close": True, "cross_long_next_open": False, "generic": False}),
-        (None, {"cross_long_close": False, "cross_long_next_open": False, "generic": True}),  # no study named
-        ('fill = "sideways"', {"cross_long_close": False, "cross_long_next_open": False, "generic": True}),
+        ([_CLOSE], {"cross_long_close": True, "cross_long_next_open": False, "generic": False}),
+        (None, _ONLY_GENERIC),  # no study named
+        ([("[backtest]\n", '[backtest]\nfill = "sideways"\n')], _ONLY_GENERIC),  # the loader refuses it
+        ([_CLOSE, ('name = "sma_cross"', 'name = "mine"')], _ONLY_GENERIC),  # not a built-in
     ],
 )
 def test_the_fork_server_loads_the_kernels_of_the_study_it_was_started_for(
-    tmp_path: Path, backtest: str | None, expected: dict[str, bool]
+    tmp_path: Path, edits: list[tuple[str, str]] | None, expected: dict[str, bool]
 ) -> None:
     """A server started for a study loads the batched kernel its ``[backtest]`` picks (``sma_cross``, long,
     ``fill = "close"``) and not the generic one, so workers find theirs in memory; started for no study,
-    or for one the loader will refuse, it loads the generic kernel (numba's start-up with it). The
-    variable that names the study to the server does not stay in the caller's environment."""
+    for one the loader will refuse, or for a strategy that is not built in (workers load those from
+    their content), it loads the generic kernel (numba's start-up with it). The variable that names
+    the study to the server does not stay in the caller's environment."""
     from tests.optimize.conftest import write_study
 
     study = None
-    if backtest is not None:
+    if edits is not None:
         path = write_study(tmp_path, backend="process")
-        path.write_text(path.read_text().replace("[backtest]\n", f"[backtest]\n{backtest}\n"))
+        text = path.read_text()
+        for old, new in edits:
+            assert old in text
+            text = text.replace(old, new)
+        path.write_text(text)
         study = str(path)
     stdout = _run_driver(tmp_path, _KERNEL_PROBE.format(study=study))
     assert stdout.strip() == f"False {expected}", stdout

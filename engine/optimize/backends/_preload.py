@@ -34,18 +34,24 @@ def tiny_bars(n: int = 256) -> Bars:
 
 def _warm_study(path: str) -> bool:
     """Load the kernels the study file at ``path`` calls, as its workers' warm-up would: its built-in
-    strategy at its defaults under its ``[backtest]``; whether it could (a strategy ``file``: no)."""
+    strategy at its defaults under its ``[backtest]``; whether it could.
+
+    Built-ins only: workers load a user's strategy from its content, as another module
+    than the server would, so the server's load (or compile) of it would serve none."""
     import msgspec
 
     from engine.backtest.options import BacktestOptions
+    from engine.backtest.strategies import STRATEGIES
 
     table = peek_study(path)
     strategy = table.get("strategy") if table is not None else None
     if table is None or not isinstance(strategy, dict) or strategy.get("file") is not None:
         return False
+    definition = STRATEGIES.get(str(strategy.get("name")))
+    if definition is None:
+        return False
     try:
         options = msgspec.convert(table.get("backtest", {}), BacktestOptions)
-        definition = backtest.get_strategy(strategy["name"])
         backtest.run_many(tiny_bars(WARM_BARS), definition, [definition.defaults()], options=options)
     except Exception:  # the study loader reports a bad file; the generic warm-up stands in
         return False
