@@ -41,7 +41,7 @@ def start_fork_server(study_file: str | Path | None = None) -> None:
     from multiprocessing import forkserver
 
     before = os.environ.get(STUDY_ENV)
-    if study_file is not None:
+    if study_file is not None and os.path.isfile(study_file):  # (a pipe, /dev/fd/63, is read once: ours)
         os.environ[STUDY_ENV] = str(Path(study_file).absolute())
     try:
         with contextlib.suppress(Exception):

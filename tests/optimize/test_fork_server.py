@@ -295,6 +295,15 @@ def test_the_fork_server_loads_the_kernels_of_the_study_it_was_started_for(
     assert stdout.strip() == f"False {expected}", stdout
 
 
+def test_a_study_that_is_a_pipe_is_not_read_by_the_fork_server(tmp_path: Path) -> None:
+    """``genesis run <(cat study.toml)`` names a pipe that only the command may read (once): the server
+    is not told it (it would wait on the pipe, or take the command's bytes) and loads the generic kernel."""
+    fifo = tmp_path / "study.toml"
+    os.mkfifo(fifo)
+    stdout = _run_driver(tmp_path, _KERNEL_PROBE.format(study=str(fifo)))
+    assert stdout.strip() == f"False {_ONLY_GENERIC}", stdout
+
+
 def test_the_peek_before_the_fork_server_starts_imports_nothing_heavy(tmp_path: Path) -> None:
     """``genesis run`` peeks at the study file before it starts the fork server: the server's start
     waits for that peek, so it reads the TOML without msgspec or numpy (each ~10 ms of imports)."""
