@@ -19,12 +19,13 @@ import math
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, TypeVar
-
-import msgspec
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from engine.errors import QUOTE_LIMIT, ConfigError, InputError
 from engine.paths import config_dir
+
+if TYPE_CHECKING:
+    import msgspec
 
 T = TypeVar("T")
 
@@ -108,6 +109,8 @@ def load_toml(path: Path) -> dict[str, Any]:
 
 def decode(raw: object, struct: type[T], where: str) -> T:
     """Decode ``raw`` into ``struct``; errors name ``where`` (file and table) and the key path."""
+    import msgspec  # (here: ``genesis run`` peeks at a study through read_text before its heavy imports)
+
     try:
         return msgspec.convert(raw, struct, strict=True)
     except msgspec.ValidationError as error:

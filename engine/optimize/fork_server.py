@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import gc
 import multiprocessing
 import os
 import sys
@@ -22,16 +23,34 @@ _T = TypeVar("_T")
 PRELOAD = "engine.optimize.backends._preload"
 
 
-def start_fork_server() -> None:
-    """Start the process backend's fork server in the background (idempotent, returns at once)."""
+#: The study file whose kernels a starting fork server loads (set for the server's start only).
+STUDY_ENV = "GENESIS_FORK_SERVER_STUDY"
+
+
+def start_fork_server(study_file: str | Path | None = None) -> None:
+    """Start the process backend's fork server in the background (idempotent, returns at once).
+
+    ``study_file``: the study its workers will run; a server started here loads
+    that study's kernels (:mod:`~engine.optimize.backends._preload`) rather than
+    the generic one, so each worker finds them in memory.
+    """
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return  # (Windows) workers are spawned instead
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload([PRELOAD])
     from multiprocessing import forkserver
 
-    with contextlib.suppress(Exception):
-        forkserver.ensure_running()
+    before = os.environ.get(STUDY_ENV)
+    if study_file is not None and os.path.isfile(study_file):  # (a pipe, /dev/fd/63, is read once: ours)
+        os.environ[STUDY_ENV] = str(Path(study_file).absolute())
+    try:
+        with contextlib.suppress(Exception):
+            forkserver.ensure_running()
+    finally:  # the server has its copy of the environment; this process's stays as it was
+        if before is None:
+            os.environ.pop(STUDY_ENV, None)
+        else:
+            os.environ[STUDY_ENV] = before
 
 
 def call_in_fork_server(function: Callable[..., _T], *args: Any) -> _T:
@@ -95,8 +114,33 @@ def exit_quickly() -> None:
     atexit.register(leave)
 
 
+def freeze_for_forks() -> None:
+    """In the fork server: move every object it holds into the collector's permanent generation
+    (no-op elsewhere).
+
+    A forked worker's first full collection would otherwise walk every object of
+    numpy, numba and LLVM it inherited, writing each one's header and so copying
+    nearly every page of the server: 40-50 ms of CPU per worker before its first
+    trial, and again for every collection of its run. Frozen, they are never walked.
+    """
+    if in_fork_server():
+        gc.freeze()
+
+
 #: Larger study files are not peeked at (the loader's own cap applies to them).
 PEEK_LIMIT_BYTES = 1 << 20
+
+
+def peek_study(study_file: str | Path) -> dict[str, Any] | None:
+    """The study file's TOML as a plain table, read capped and not validated (``None`` when it is
+    unreadable: the study loader reports it properly)."""
+    from engine.config import read_text
+    from engine.errors import InputError
+
+    try:  # capped: a device or an endless file is the loader's to refuse, never read whole here
+        return tomllib.loads(read_text(Path(study_file), cap=PEEK_LIMIT_BYTES))
+    except (InputError, ValueError, RecursionError):  # hostile files (nested too deep...): the loader says so
+        return None
 
 
 def wants_process_backend(study_file: str | Path, backend: str | None = None) -> bool:
@@ -107,11 +151,6 @@ def wants_process_backend(study_file: str | Path, backend: str | None = None) ->
     """
     if backend is not None:
         return backend == "process"
-    from engine.config import read_text
-    from engine.errors import InputError
-
-    try:  # capped: a device or an endless file is the loader's to refuse, never read whole here
-        execution = tomllib.loads(read_text(Path(study_file), cap=PEEK_LIMIT_BYTES)).get("execution", {})
-    except (InputError, ValueError, RecursionError):  # hostile files (nested too deep...): the loader says so
-        return False
+    table = peek_study(study_file)
+    execution = table.get("execution", {}) if table is not None else None
     return isinstance(execution, dict) and execution.get("backend", "process") == "process"

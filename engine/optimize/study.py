@@ -308,11 +308,11 @@ class Study:
         path = Path(path)
         spec = _load_spec_file(path)
         if (backend or spec.execution.backend) == "process":
-            # The worker pool's fork server imports the engine while this process loads the data.
-            from engine.optimize.backends.process import start_fork_server
+            # The worker pool's fork server imports the engine (and this study's kernels) while this
+            # process loads the data.
+            from engine.optimize.fork_server import start_fork_server
 
-            start_fork_server()
-        spec = _load_spec_file(path)
+            start_fork_server(path)
         _check_spec_workers(spec, str(path), backend=backend, workers=workers, allow_many=allow_many_workers)
         from engine.config import read_text
 

@@ -42,14 +42,14 @@ def start_workers_early(argv: Sequence[str]) -> None:
         elif study is None and token.endswith(".toml") and not token.startswith("-"):
             study = token
     if study is not None and wants_process_backend(study, backend):
-        start_fork_server()
+        start_fork_server(study)  # (it loads that study's kernels: a wrong peek loads others)
 
 
 def run(args: argparse.Namespace) -> int:
     from engine.optimize.fork_server import start_fork_server, wants_process_backend
 
     if wants_process_backend(args.study, args.backend):  # the workers' imports overlap ours from here on
-        start_fork_server()
+        start_fork_server(args.study)
     if wants_headless(args):  # cron: lock, budget, report directory, webhook, recording (engine.headless)
         from engine.headless.runner import run as run_headless
 

@@ -88,9 +88,10 @@ def test_run_peeks_at_its_arguments_for_the_early_fork_server(
     from genesis_tui.commands.run import start_workers_early
 
     asked: list[tuple[str, str | None]] = []
-    started: list[bool] = []
+    started: list[str | None] = []
     monkeypatch.setattr(fork_server, "wants_process_backend", lambda study, backend: asked.append((study, backend)) or True)
-    monkeypatch.setattr(fork_server, "start_fork_server", lambda: started.append(True))
+    monkeypatch.setattr(fork_server, "start_fork_server", lambda study_file=None: started.append(study_file))
     start_workers_early(argv)
     assert asked == ([] if peeked is None else [peeked])
-    assert started == ([] if peeked is None else [True])
+    # The server is told the study, so that it loads that study's kernels.
+    assert started == ([] if peeked is None else [peeked[0]])

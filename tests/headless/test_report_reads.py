@@ -205,3 +205,27 @@ async def test_the_latest_copies_are_the_run_directorys_report(tmp_path: Path) -
     run_md, latest_md = paths["md"].read_text(), paths["latest_md"].read_text()
     assert latest_md != run_md and latest_md == run_md.replace("](", "](" + prefix)
     assert not list((tmp_path / "reports").glob("*.tmp"))
+
+
+def test_a_headless_run_freezes_what_it_loaded_for_the_run_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While the study runs, what the runner loaded sits in the collector's permanent generation (its full
+    passes skip it); afterwards the heap is as the caller had it, so its objects are collectable again."""
+    import gc
+
+    from engine.headless.runner import HeadlessRun, RunOptions, run
+
+    frozen: list[int] = []
+    real = HeadlessRun._drive
+
+    async def driving(self: HeadlessRun) -> object:
+        frozen.append(gc.get_freeze_count())
+        return await real(self)
+
+    monkeypatch.setattr(HeadlessRun, "_drive", driving)
+    assert gc.get_freeze_count() == 0
+    path = write_study(tmp_path, sampler="random", trials=8, artifacts="top:2")
+    code = run(RunOptions(study_file=path, db=tmp_path / "s.db", report_dir=tmp_path / "reports", quiet=True,
+                          log_to_file=False, record=False))
+    assert code == 0
+    assert len(frozen) == 1 and frozen[0] > 10_000
+    assert gc.get_freeze_count() == 0

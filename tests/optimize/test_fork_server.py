@@ -222,3 +222,98 @@ def test_a_pbo_too_large_for_numpy_runs_in_a_child_of_the_fork_server(tmp_path: 
     )
     lines = _run_driver(tmp_path, code).split()
     assert lines == ["False", "True", "12870"], lines
+
+
+def test_the_fork_server_freezes_what_it_loaded_and_other_processes_do_not() -> None:
+    """Workers fork from a server whose objects (numpy, numba, LLVM) sit in the collector's permanent
+    generation, so their collections never walk (and copy) them; a driver importing the same preload
+    module (the kernels' warm-up) keeps its collector as it was."""
+    import gc
+    import importlib
+
+    from engine.optimize.fork_server import PRELOAD, call_in_fork_server
+
+    importlib.import_module(PRELOAD)
+    assert gc.get_freeze_count() == 0
+    assert call_in_fork_server(gc.get_freeze_count) > 10_000
+
+
+_KERNEL_PROBE = """\
+import os, sys
+from engine.optimize.fork_server import STUDY_ENV, call_in_fork_server, start_fork_server
+
+
+def loaded():
+    from engine.backtest import nb
+
+    return {{
+        "cross_long_close": bool(nb.simulate_many_variant(True, False, cross_long=True).signatures),
+        "cross_long_next_open": bool(nb.simulate_many_variant(False, False, cross_long=True).signatures),
+        "generic": bool(nb.simulate_variant(False, False).signatures),
+    }}
+
+
+if __name__ == "__main__":
+    start_fork_server({study!r})
+    print(STUDY_ENV in os.environ, call_in_fork_server(loaded))
+"""
+
+
+_CLOSE = ("[backtest]\n", '[backtest]\nfill = "close"\n')
+_ONLY_GENERIC = {"cross_long_close": False, "cross_long_next_open": False, "generic": True}
+
+
+@pytest.mark.parametrize(
+    ("edits", "expected"),
+    [
+        ([_CLOSE], {"cross_long_close": True, "cross_long_next_open": False, "generic": False}),
+        (None, _ONLY_GENERIC),  # no study named
+        ([("[backtest]\n", '[backtest]\nfill = "sideways"\n')], _ONLY_GENERIC),  # the loader refuses it
+        ([_CLOSE, ('name = "sma_cross"', 'name = "mine"')], _ONLY_GENERIC),  # not a built-in
+    ],
+)
+def test_the_fork_server_loads_the_kernels_of_the_study_it_was_started_for(
+    tmp_path: Path, edits: list[tuple[str, str]] | None, expected: dict[str, bool]
+) -> None:
+    """A server started for a study loads the batched kernel its ``[backtest]`` picks (``sma_cross``, long,
+    ``fill = "close"``) and not the generic one, so workers find theirs in memory; started for no study,
+    for one the loader will refuse, or for a strategy that is not built in (workers load those from
+    their content), it loads the generic kernel (numba's start-up with it). The variable that names
+    the study to the server does not stay in the caller's environment."""
+    from tests.optimize.conftest import write_study
+
+    study = None
+    if edits is not None:
+        path = write_study(tmp_path, backend="process")
+        text = path.read_text()
+        for old, new in edits:
+            assert old in text
+            text = text.replace(old, new)
+        path.write_text(text)
+        study = str(path)
+    stdout = _run_driver(tmp_path, _KERNEL_PROBE.format(study=study))
+    assert stdout.strip() == f"False {expected}", stdout
+
+
+def test_a_study_that_is_a_pipe_is_not_read_by_the_fork_server(tmp_path: Path) -> None:
+    """``genesis run <(cat study.toml)`` names a pipe that only the command may read (once): the server
+    is not told it (it would wait on the pipe, or take the command's bytes) and loads the generic kernel."""
+    fifo = tmp_path / "study.toml"
+    os.mkfifo(fifo)
+    stdout = _run_driver(tmp_path, _KERNEL_PROBE.format(study=str(fifo)))
+    assert stdout.strip() == f"False {_ONLY_GENERIC}", stdout
+
+
+def test_the_peek_before_the_fork_server_starts_imports_nothing_heavy(tmp_path: Path) -> None:
+    """``genesis run`` peeks at the study file before it starts the fork server: the server's start
+    waits for that peek, so it reads the TOML without msgspec or numpy (each ~10 ms of imports)."""
+    path = tmp_path / "study.toml"
+    path.write_text("[execution]\nbackend = \"process\"\n")
+    code = (
+        "import sys\n"
+        "from engine.optimize.fork_server import wants_process_backend\n"
+        f"assert wants_process_backend({str(path)!r})\n"
+        "print(sorted(m for m in ('msgspec', 'numpy', 'numba') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

@@ -1,19 +1,26 @@
 """Imported once by the ``forkserver`` of the process backend: heavy imports and the kernel load.
 
 Every worker is forked from that server, so it starts with numpy, numba, the
-backtest engine and the compiled simulation kernel already in memory.
+backtest engine and compiled kernels already in memory: the kernels of the
+study the server was started for (:data:`~engine.optimize.fork_server.STUDY_ENV`),
+else the generic simulation kernel (numba's start-up, the bulk of the cost, either way).
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 
 import numpy as np
 
 import engine.backtest as backtest
 import engine.optimize.trial  # noqa: F401 - what every worker runs
 from engine.data.bars import Bars
-from engine.optimize.fork_server import exit_quickly
+from engine.optimize.fork_server import STUDY_ENV, exit_quickly, freeze_for_forks, peek_study
+
+#: Bars of the warm-ups: as many as a worker's own warm-up runs on (``Evaluator.warm_up``).
+WARM_BARS = 64
+
 
 
 def tiny_bars(n: int = 256) -> Bars:
@@ -25,14 +32,43 @@ def tiny_bars(n: int = 256) -> Bars:
     )
 
 
+def _warm_study(path: str) -> bool:
+    """Load the kernels the study file at ``path`` calls, as its workers' warm-up would: its built-in
+    strategy at its defaults under its ``[backtest]``; whether it could.
+
+    Built-ins only: workers load a user's strategy from its content, as another module
+    than the server would, so the server's load (or compile) of it would serve none."""
+    import msgspec
+
+    from engine.backtest.options import BacktestOptions
+    from engine.backtest.strategies import STRATEGIES
+
+    table = peek_study(path) if os.path.isfile(path) else None  # (never wait on a pipe)
+    strategy = table.get("strategy") if table is not None else None
+    if table is None or not isinstance(strategy, dict) or strategy.get("file") is not None:
+        return False
+    definition = STRATEGIES.get(str(strategy.get("name")))
+    if definition is None:
+        return False
+    try:
+        options = msgspec.convert(table.get("backtest", {}), BacktestOptions)
+        backtest.run_many(tiny_bars(WARM_BARS), definition, [definition.defaults()], options=options)
+    except Exception:  # the study loader reports a bad file; the generic warm-up stands in
+        return False
+    return True
+
+
 def _warm() -> None:
-    n = 64
-    bars = tiny_bars(n)
-    signals = np.zeros(n, dtype=np.bool_)
+    """The generic simulation kernel on a few bars."""
+    bars = tiny_bars(WARM_BARS)
+    signals = np.zeros(WARM_BARS, dtype=np.bool_)
     signals[5] = True
     backtest.run_signals(bars, signals, signals[::-1].copy())
 
 
-with contextlib.suppress(Exception):
-    _warm()
-exit_quickly()  # (in the fork server only)
+_study = os.environ.get(STUDY_ENV)
+if not (_study and _warm_study(_study)):
+    with contextlib.suppress(Exception):
+        _warm()
+freeze_for_forks()  # (the two: in the fork server only)
+exit_quickly()
