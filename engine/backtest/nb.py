@@ -651,8 +651,9 @@ def _next_cross_up_nb(a: np.ndarray, b: np.ndarray, shift: int, start: int, n: i
     a_prev = a[j - 1]
     b_prev = b[j - 1]
     while j + shift < n:
-        a_now = a[j]
-        b_now = b[j]
+        # An unsigned index: no negative-index wraparound on the load (j >= 1).
+        a_now = a[np.uint64(j)]
+        b_now = b[np.uint64(j)]
         if a_prev < b_prev and a_now > b_now:
             return j + shift
         a_prev = a_now
@@ -671,6 +672,20 @@ def _enter_long_nb(cash: float, size: float, fee: float, slippage: float, price:
     fee_paid = notional * fee
     cash -= notional + fee_paid
     return cash, units, fill, fee_paid
+
+
+@kernel
+def _dd_floor_nb(peak: float, max_dd: float) -> float:
+    """The factor of ``peak`` at or above which an equity cannot deepen ``max_dd``.
+
+    ``(1 - max_dd) * (1 + 1e-12)`` and its product with ``peak`` round down by a
+    few ulps at most, so an equity at or above it is above ``peak * (1 - max_dd)``
+    by more than the rounding of ``equity / peak``: that quotient rounds above
+    ``1 - max_dd`` and ``1 - quotient`` to ``max_dd`` or below (monotone rounding).
+    NaN (every comparison false: always divide) unless ``peak`` is positive."""
+    if peak > 0.0:
+        return (1.0 - max_dd) * (1.0 + 1e-12)
+    return np.nan
 
 
 def _make_simulate_cross_long(fixed_fill_close: bool, fixed_check_stops: bool) -> Any:
@@ -735,6 +750,7 @@ def _make_simulate_cross_long(fixed_fill_close: bool, fixed_check_stops: bool) -
         sum_r2 = 0.0
         sum_down2 = 0.0
         exposed = np.int64(0)
+        dd_floor = _dd_floor_nb(peak, max_dd)
 
         quiet = 0
         i = _next_cross_up_nb(a, b, shift, 1, n)
@@ -751,28 +767,34 @@ def _make_simulate_cross_long(fixed_fill_close: bool, fixed_check_stops: bool) -
             j = i - shift
             a_prev = a[j]
             b_prev = b[j]
+            held_from = i
             while True:
-                equity = cash + side * units * close[i]
+                # units is 0.0 when flat: the same bits as side * units * close[i].
+                # Unsigned indices (i, j >= 0): no negative-index wraparound per load.
+                equity = cash + units * close[np.uint64(i)]
                 if write_equity:
-                    equity_out[i] = equity
+                    equity_out[np.uint64(i)] = equity
                 r = equity / prev_equity - 1.0 if prev_equity > 0.0 else 0.0
                 sum_r += r
                 sum_r2 += r * r
                 down = min(r, 0.0)
                 sum_down2 += down * down
                 peak = max(peak, equity)
-                max_dd = max(max_dd, 1.0 - equity / peak)
-                exposed += side != 0
+                # Divide only near a deeper drawdown: above dd_floor * peak the quotient
+                # rounds above 1 - max_dd, so max_dd could not change (the same bits).
+                if not equity >= peak * dd_floor:
+                    max_dd = max(max_dd, 1.0 - equity / peak)
+                    dd_floor = _dd_floor_nb(peak, max_dd)
                 prev_equity = equity
                 i += 1
                 if side == 0 or i >= n:
                     break
                 j += 1
-                a_now = a[j]
-                b_now = b[j]
+                a_now = a[np.uint64(j)]
+                b_now = b[np.uint64(j)]
                 # Loaded on every bar, used at an exit: a stream the prefetcher follows,
                 # where a load at the exit alone would miss the cache (next-open fills).
-                price = close[i] if fill_close else open_[i]
+                price = close[np.uint64(i)] if fill_close else open_[np.uint64(i)]
                 # The state machine's order: next-open fills act on the signal at the open,
                 # then check the stops; close fills check the stops, then act at the close
                 # (after a stop, a crossing above on that bar enters again at its close).
@@ -812,6 +834,8 @@ def _make_simulate_cross_long(fixed_fill_close: bool, fixed_check_stops: bool) -
                         units = 0.0
                 a_prev = a_now
                 b_prev = b_now
+            # Every bar accounted in the loop was held but the exit's own (the last one).
+            exposed += i - held_from - (side == 0)
             quiet = i
             i = _next_cross_up_nb(a, b, shift, i, n)
         if write_equity:
