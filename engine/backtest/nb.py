@@ -696,20 +696,6 @@ def _enter_long_nb(cash: float, size: float, fee: float, slippage: float, price:
     return cash, units, fill, fee_paid
 
 
-@kernel
-def _dd_floor_nb(peak: float, max_dd: float) -> float:
-    """The factor of ``peak`` at or above which an equity cannot deepen ``max_dd``.
-
-    ``(1 - max_dd) * (1 + 1e-12)`` and its product with ``peak`` round down by a
-    few ulps at most, so an equity at or above it is above ``peak * (1 - max_dd)``
-    by more than the rounding of ``equity / peak``: that quotient rounds above
-    ``1 - max_dd`` and ``1 - quotient`` to ``max_dd`` or below (monotone rounding).
-    NaN (every comparison false: always divide) unless ``peak`` is positive."""
-    if peak > 0.0:
-        return (1.0 - max_dd) * (1.0 + 1e-12)
-    return np.nan
-
-
 def _make_simulate_cross_long(fixed_fill_close: bool, fixed_check_stops: bool) -> Any:
     """:func:`simulate_nb` for ``KIND_CROSS``, long only, without trailing stop, risk
     sizing or funding, with the fill convention and the stop switch frozen (closure
@@ -772,7 +758,6 @@ def _make_simulate_cross_long(fixed_fill_close: bool, fixed_check_stops: bool) -
         sum_r2 = 0.0
         sum_down2 = 0.0
         exposed = np.int64(0)
-        dd_floor = _dd_floor_nb(peak, max_dd)
 
         quiet = 0
         i = _next_cross_up_nb(a, b, shift, 1, n, close if fill_close else open_)
@@ -802,11 +787,7 @@ def _make_simulate_cross_long(fixed_fill_close: bool, fixed_check_stops: bool) -
                 down = min(r, 0.0)
                 sum_down2 += down * down
                 peak = max(peak, equity)
-                # Divide only near a deeper drawdown: above dd_floor * peak the quotient
-                # rounds above 1 - max_dd, so max_dd could not change (the same bits).
-                if not equity >= peak * dd_floor:
-                    max_dd = max(max_dd, 1.0 - equity / peak)
-                    dd_floor = _dd_floor_nb(peak, max_dd)
+                max_dd = max(max_dd, 1.0 - equity / peak)
                 prev_equity = equity
                 i += 1
                 if side == 0 or i >= n:

@@ -169,23 +169,3 @@ def test_cross_long_reentry_after_a_stop_on_a_crossing_bar(fill_close: bool) -> 
     want = [(1, 5), (5, 7)] if fill_close else [(2, 5), (6, 7)]
     assert [(int(t["entry_idx"]), int(t["exit_idx"])) for t in trades[:count]] == want
 
-
-@settings(max_examples=2000, deadline=None)
-@given(
-    st.floats(1e-3, 1e12),
-    st.one_of(st.just(0.0), st.floats(0.0, 0.999), st.floats(1e-16, 1e-9)),
-    st.integers(-4, 4),
-)
-def test_drawdown_floor_skips_only_equities_that_cannot_deepen_it(peak: float, max_dd: float, ulps: int) -> None:
-    """The cross/long held loop divides only below ``peak * _dd_floor_nb(peak, max_dd)``: an
-    equity at or above that (here a few ulps around the bound, where rounding decides) must
-    leave ``max(max_dd, 1 - equity / peak)`` unchanged. A floor without the 1e-12 margin
-    (``1 - max_dd`` alone) fails here."""
-    bound = peak * nb._dd_floor_nb(peak, max_dd)
-    equity = bound
-    step = np.inf if ulps > 0 else -np.inf
-    for _ in range(abs(ulps)):
-        equity = float(np.nextafter(equity, step))
-    if equity >= bound:
-        assert max(max_dd, 1.0 - equity / peak) == max_dd
-    assert np.isnan(nb._dd_floor_nb(0.0, max_dd)) and np.isnan(nb._dd_floor_nb(-1.0, max_dd))
