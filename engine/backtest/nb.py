@@ -665,7 +665,8 @@ def _next_cross_up_nb(a: np.ndarray, b: np.ndarray, shift: int, start: int, n: i
     """:func:`_next_opening_bar_nb` for ``KIND_CROSS`` long only: the first bar from
     ``start`` (``n`` if none) acting on a crossing above (a crossing above is never
     also one below). The previous bar's values stay in registers, as in a bare loop.
-    ``prices[t]`` (the fill prices) is prefetched along the way: the entry reads it."""
+    Under next-open fills (``shift`` 1) ``prices[t]`` is prefetched along the way: the
+    entry reads it."""
     j = max(start - shift, 1)
     if j + shift >= n:
         return n
@@ -675,7 +676,8 @@ def _next_cross_up_nb(a: np.ndarray, b: np.ndarray, shift: int, start: int, n: i
         # An unsigned index: no negative-index wraparound on the load (j >= 1).
         a_now = a[np.uint64(j)]
         b_now = b[np.uint64(j)]
-        _prefetch_nb(prices, np.uint64(j + shift))
+        if shift:  # next-open fills: the entry reads an open the scan did not load
+            _prefetch_nb(prices, np.uint64(j + shift))
         if a_prev < b_prev and a_now > b_now:
             return j + shift
         a_prev = a_now
