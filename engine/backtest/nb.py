@@ -650,9 +650,13 @@ def _prefetch_nb(typingctx: Any, array: Any, index: Any) -> Any:
     def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
         data = context.make_array(signature.args[0])(context, builder, args[0]).data
         pointer = builder.gep(data, [args[1]])
+        name = "llvm.prefetch.p0"
+        if str(pointer.type) != "ptr":  # an llvmlite with typed pointers (numba < 0.61)
+            pointer = builder.bitcast(pointer, cgutils.voidptr_t)
+            name = "llvm.prefetch.p0i8"
         i32 = ir.IntType(32)
         function = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(ir.VoidType(), [pointer.type, i32, i32, i32]), "llvm.prefetch.p0"
+            builder.module, ir.FunctionType(ir.VoidType(), [pointer.type, i32, i32, i32]), name
         )
         builder.call(function, [pointer, i32(0), i32(3), i32(1)])  # read, keep in all levels, data
         return context.get_dummy_value()
