@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from llvmlite import ir  # type: ignore[import-untyped]
 from numba import carray, types
 from numba.core import cgutils
 from numba.extending import intrinsic
@@ -640,19 +641,47 @@ def simulate_variant(fill_close: bool, check_stops: bool, *, cross_long: bool = 
 # --------------------------------------------------------------------------
 
 
+@intrinsic
+def _prefetch_nb(typingctx: Any, array: Any, index: Any) -> Any:
+    """Ask the CPU to bring ``array[index]`` into the cache (no load, no fault past the end)."""
+    if not isinstance(array, types.Array) or not isinstance(index, types.Integer):
+        return None
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        data = context.make_array(signature.args[0])(context, builder, args[0]).data
+        pointer = builder.gep(data, [args[1]])
+        name = "llvm.prefetch.p0"
+        if str(pointer.type) != "ptr":  # an llvmlite with typed pointers (numba < 0.61)
+            pointer = builder.bitcast(pointer, cgutils.voidptr_t)
+            name = "llvm.prefetch.p0i8"
+        i32 = ir.IntType(32)
+        function = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [pointer.type, i32, i32, i32]), name
+        )
+        builder.call(function, [pointer, i32(0), i32(3), i32(1)])  # read, keep in all levels, data
+        return context.get_dummy_value()
+
+    return types.none(array, index), codegen
+
+
 @kernel
-def _next_cross_up_nb(a: np.ndarray, b: np.ndarray, shift: int, start: int, n: int) -> int:
+def _next_cross_up_nb(a: np.ndarray, b: np.ndarray, shift: int, start: int, n: int, prices: np.ndarray) -> int:
     """:func:`_next_opening_bar_nb` for ``KIND_CROSS`` long only: the first bar from
     ``start`` (``n`` if none) acting on a crossing above (a crossing above is never
-    also one below). The previous bar's values stay in registers, as in a bare loop."""
+    also one below). The previous bar's values stay in registers, as in a bare loop.
+    Under next-open fills (``shift`` 1) ``prices[t]`` is prefetched along the way: the
+    entry reads it."""
     j = max(start - shift, 1)
     if j + shift >= n:
         return n
     a_prev = a[j - 1]
     b_prev = b[j - 1]
     while j + shift < n:
-        a_now = a[j]
-        b_now = b[j]
+        # An unsigned index: no negative-index wraparound on the load (j >= 1).
+        a_now = a[np.uint64(j)]
+        b_now = b[np.uint64(j)]
+        if shift:  # next-open fills: the entry reads an open the scan did not load
+            _prefetch_nb(prices, np.uint64(j + shift))
         if a_prev < b_prev and a_now > b_now:
             return j + shift
         a_prev = a_now
@@ -737,7 +766,7 @@ def _make_simulate_cross_long(fixed_fill_close: bool, fixed_check_stops: bool) -
         exposed = np.int64(0)
 
         quiet = 0
-        i = _next_cross_up_nb(a, b, shift, 1, n)
+        i = _next_cross_up_nb(a, b, shift, 1, n, close if fill_close else open_)
         while i < n:
             if write_equity:
                 equity_out[quiet:i] = equity
@@ -751,10 +780,13 @@ def _make_simulate_cross_long(fixed_fill_close: bool, fixed_check_stops: bool) -
             j = i - shift
             a_prev = a[j]
             b_prev = b[j]
+            held_from = i
             while True:
-                equity = cash + side * units * close[i]
+                # units is 0.0 when flat: the same bits as side * units * close[i].
+                # Unsigned indices (i, j >= 0): no negative-index wraparound per load.
+                equity = cash + units * close[np.uint64(i)]
                 if write_equity:
-                    equity_out[i] = equity
+                    equity_out[np.uint64(i)] = equity
                 r = equity / prev_equity - 1.0 if prev_equity > 0.0 else 0.0
                 sum_r += r
                 sum_r2 += r * r
@@ -762,17 +794,18 @@ def _make_simulate_cross_long(fixed_fill_close: bool, fixed_check_stops: bool) -
                 sum_down2 += down * down
                 peak = max(peak, equity)
                 max_dd = max(max_dd, 1.0 - equity / peak)
-                exposed += side != 0
                 prev_equity = equity
                 i += 1
                 if side == 0 or i >= n:
                     break
                 j += 1
-                a_now = a[j]
-                b_now = b[j]
-                # Loaded on every bar, used at an exit: a stream the prefetcher follows,
-                # where a load at the exit alone would miss the cache (next-open fills).
-                price = close[i] if fill_close else open_[i]
+                a_now = a[np.uint64(j)]
+                b_now = b[np.uint64(j)]
+                # Used at an exit only, where a load alone would miss the cache (next-open
+                # fills; the close is read every bar): prefetched on every bar.
+                if not fill_close:
+                    _prefetch_nb(open_, np.uint64(i))
+                price = close[np.uint64(i)] if fill_close else open_[np.uint64(i)]
                 # The state machine's order: next-open fills act on the signal at the open,
                 # then check the stops; close fills check the stops, then act at the close
                 # (after a stop, a crossing above on that bar enters again at its close).
@@ -812,8 +845,10 @@ def _make_simulate_cross_long(fixed_fill_close: bool, fixed_check_stops: bool) -
                         units = 0.0
                 a_prev = a_now
                 b_prev = b_now
+            # Every bar accounted in the loop was held but the exit's own (the last one).
+            exposed += i - held_from - (side == 0)
             quiet = i
-            i = _next_cross_up_nb(a, b, shift, i, n)
+            i = _next_cross_up_nb(a, b, shift, i, n, close if fill_close else open_)
         if write_equity:
             equity_out[quiet:n] = equity
 

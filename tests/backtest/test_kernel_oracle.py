@@ -168,3 +168,59 @@ def test_cross_long_reentry_after_a_stop_on_a_crossing_bar(fill_close: bool) -> 
     # next-open fills: the crossing at bar 5 enters at bar 6's open, after the stop at bar 5.
     want = [(1, 5), (5, 7)] if fill_close else [(2, 5), (6, 7)]
     assert [(int(t["entry_idx"]), int(t["exit_idx"])) for t in trades[:count]] == want
+
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    gen.bars(2, 60),
+    st.lists(st.tuples(st.integers(0, 3), st.integers(0, 3)), min_size=1, max_size=5),
+    st.booleans(),
+    st.sampled_from([(0.0, 0.0), (0.05, 0.0), (0.0, 0.03)]),
+    st.sampled_from([0, 2, 4]),
+    st.data(),
+)
+def test_batched_cross_long_kernel_equals_the_copy_per_set(
+    bars: Bars, rows: list[tuple[int, int]], fill_close: bool, stops: tuple[float, float], blocks: int,
+    data: st.DataObject,
+) -> None:
+    """The batched kernel's cross/long path (what ``run_many`` and the study call): sets read
+    their lines by address from a few shared arrays (sets that share a window, odd counts),
+    each set's metrics and per-block figures equal the oracle's for that set alone."""
+    n = len(bars)
+    lines = [np.ascontiguousarray(_levels(data.draw, n, False)) for _ in range(2)]
+    lines += [np.ascontiguousarray(bars.close * 1.0), np.ascontiguousarray(np.roll(bars.close, 2))]
+    m = len(rows)
+    a_rows = np.array([a for a, _ in rows], dtype=np.int64)
+    b_rows = np.array([b for _, b in rows], dtype=np.int64)
+    addresses = np.array([line.ctypes.data for line in lines], dtype=np.int64)
+    fee = np.array(data.draw(st.lists(st.sampled_from([0.0, 0.001, 0.01]), min_size=m, max_size=m)))
+    slippage = np.array(data.draw(st.lists(st.sampled_from([0.0, 0.0005]), min_size=m, max_size=m)))
+    size = np.array(data.draw(st.lists(st.sampled_from([1.0, 0.5]), min_size=m, max_size=m)))
+    cash = np.array(data.draw(st.lists(st.sampled_from([10_000.0, 1.0]), min_size=m, max_size=m)))
+    stop_loss, take_profit = np.full(m, stops[0]), np.full(m, stops[1])
+    zeros = np.zeros(m)
+    blocks = blocks if blocks <= n else 0
+    bounds = nb.block_bounds_nb(n, blocks) if blocks else np.empty(0, dtype=np.int64)
+    metrics = np.full((m, N_METRICS), -7.0)
+    figures = np.full((m, blocks), -7.0)
+    no_signals = np.zeros(0, dtype=np.bool_)
+    check_stops = stops != (0.0, 0.0)
+    nb.simulate_many_variant(fill_close, check_stops, cross_long=True)(
+        bars.open, bars.high, bars.low, bars.close, KIND_CROSS, addresses, a_rows, b_rows, zeros, zeros,
+        np.full(m, DIR_LONG, dtype=np.int64), fee, slippage, size, cash, stop_loss, take_profit, 1.0,
+        no_signals, np.empty(n if blocks else 0), np.zeros(0, dtype=TRADE_DTYPE), metrics, bounds, figures,
+    )  # fmt: skip
+    for k in range(m):
+        want = np.full(N_METRICS, -7.0)
+        equity = np.full(n, -7.0)
+        oracle_simulate_nb(
+            bars.open, bars.high, bars.low, bars.close, KIND_CROSS, lines[a_rows[k]], lines[b_rows[k]], 0.0, 0.0,
+            no_signals, no_signals, fill_close, DIR_LONG, fee[k], slippage[k], size[k], cash[k], stop_loss[k],
+            take_profit[k], 1.0, equity, np.zeros(n + 1, dtype=TRADE_DTYPE), want,
+        )  # fmt: skip
+        assert metrics[k].tobytes() == want.tobytes(), (k, metrics[k], want)
+        if blocks:
+            expected = np.empty(blocks)
+            nb.block_log_returns_nb(equity, bounds, cash[k], expected)
+            assert figures[k].tobytes() == expected.tobytes(), (k, figures[k], expected)
