@@ -7,13 +7,14 @@ backtest engine and the compiled simulation kernel already in memory.
 from __future__ import annotations
 
 import contextlib
+import gc
 
 import numpy as np
 
 import engine.backtest as backtest
 import engine.optimize.trial  # noqa: F401 - what every worker runs
 from engine.data.bars import Bars
-from engine.optimize.fork_server import exit_quickly
+from engine.optimize.fork_server import exit_quickly, in_fork_server
 
 
 def tiny_bars(n: int = 256) -> Bars:
@@ -36,3 +37,8 @@ def _warm() -> None:
 with contextlib.suppress(Exception):
     _warm()
 exit_quickly()  # (in the fork server only)
+if in_fork_server():
+    # What the server loaded lives as long as it: out of the collector's sight, a forked worker's
+    # first full collection no longer writes to every inherited object's header (copying ~36 MB of
+    # pages: ~50 ms of CPU per worker before its first chunk, measured on the headline study).
+    gc.freeze()
