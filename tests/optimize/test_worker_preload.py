@@ -25,7 +25,7 @@ def test_importing_the_preload_elsewhere_freezes_nothing() -> None:
     assert done.returncode == 0, done.stderr[-2000:]
 
 
-def _loaded_in_worker() -> tuple[bool, bool, list[tuple[str, int, int]]]:
+def _loaded_in_worker() -> tuple[bool, bool, list[tuple[str, int, int, int, int]]]:
     """(In a child of the fork server) whether the kernels a default study's trials and artifacts
     run are compiled already, and the indicator lookups counted so far."""
     from engine.backtest import nb
@@ -33,7 +33,7 @@ def _loaded_in_worker() -> tuple[bool, bool, list[tuple[str, int, int]]]:
     from engine.strategy.nb import sma_nb
 
     batched = nb.simulate_many_variant(False, False, cross_long=True)
-    counted = [(stats.name, stats.hits, stats.misses) for stats in caches.snapshot()]
+    counted = [(stats.name, stats.hits, stats.misses, stats.bytes, stats.entries) for stats in caches.snapshot()]
     return bool(batched.signatures), bool(sma_nb.signatures), counted
 
 
@@ -42,4 +42,4 @@ def test_a_worker_starts_with_the_default_study_s_kernels_loaded() -> None:
     the lookups of that warm-up are not counted as a worker's."""
     batched, sma, counted = call_in_fork_server(_loaded_in_worker)
     assert batched and sma
-    assert all(hits == 0 and misses == 0 for _, hits, misses in counted)
+    assert all(hits == misses == held == entries == 0 for _, hits, misses, held, entries in counted), counted

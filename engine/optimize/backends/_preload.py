@@ -42,7 +42,7 @@ def _warm_workers() -> None:
     bars = tiny_bars()
     backtest.run_many(bars, "sma_cross", [{"fast": 2, "slow": 5}])
     backtest.run(bars, "sma_cross", {"fast": 2, "slow": 5}, equity=True, trades=True)
-    caches.reset()
+    caches.clear_counts()
 
 
 with contextlib.suppress(Exception):
