@@ -44,6 +44,7 @@ from engine.backtest.metrics import Metrics
 from engine.backtest.options import OPTIONS, BacktestOptions, override
 from engine.data.bars import Bars
 from engine.data.basket import Basket
+from engine.profile import profiler
 from engine.store.artifacts import encode_array
 from engine.store.records import TrialResult, TrialState, TrialTask, clean_objective
 from engine.store.result_batch import ResultBatch
@@ -197,8 +198,6 @@ class Evaluator:
         self._mean_trial_s: float | None = None
         self._ship_profile = ship_profile and setup.profile
         if self._ship_profile:
-            from engine.profile import profiler
-
             profiler.enabled = True
 
     def warm_up(self) -> None:
@@ -233,13 +232,16 @@ class Evaluator:
         """
         parts: list[ResultBatch] = []
         encoded: dict[int, dict[str, Encoded]] = {}
-        if artifacts:
-            parts.append(ResultBatch.from_results([self._evaluate_one(t, keep=encoded) for t in tasks], self.worker))
-        elif not isolate and not self._faults and self.caches is None:
-            for start in range(0, len(tasks), KERNEL_BATCH):
-                parts.append(self._evaluate_batched(tasks[start : start + KERNEL_BATCH]))
-        else:
-            parts.append(ResultBatch.from_results([self._evaluate_one(task) for task in tasks], self.worker))
+        # The whole evaluation, kernel and all: what it spends beside its inner stages (parameters,
+        # indicator lookups, results) is the per-trial overhead a profile should show.
+        with profiler.stage("optimize.trials"):
+            if artifacts:
+                parts.append(ResultBatch.from_results([self._evaluate_one(t, keep=encoded) for t in tasks], self.worker))
+            elif not isolate and not self._faults and self.caches is None:
+                for start in range(0, len(tasks), KERNEL_BATCH):
+                    parts.append(self._evaluate_batched(tasks[start : start + KERNEL_BATCH]))
+            else:
+                parts.append(ResultBatch.from_results([self._evaluate_one(task) for task in tasks], self.worker))
         self.slot.idle()
         caches = self.caches or [self.cache]
         return ChunkOutput(
@@ -253,8 +255,6 @@ class Evaluator:
     def _export_profile(self) -> dict[str, Any] | None:
         if not self._ship_profile:
             return None
-        from engine.profile import profiler
-
         return profiler.export(reset=True)
 
     def _evaluate_one(

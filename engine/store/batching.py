@@ -23,7 +23,7 @@ import numpy as np
 
 from engine.errors import StoreError, StoreWriteError
 from engine.profile import profiler
-from engine.store.artifacts import encode_array
+from engine.store.artifacts import CODEC, encode_array
 from engine.store.records import TrialRecord, TrialResult
 from engine.store.result_batch import STATES, ResultBatch
 
@@ -332,7 +332,7 @@ class BatchedStore:
         self._raise_if_failed()
         for name, array in arrays.items():
             dtype, shape, blob = array if isinstance(array, tuple) else encode_array(array)
-            self._pending.artifacts.append((study_id, number, name, dtype, shape, "zlib", blob))
+            self._pending.artifacts.append((study_id, number, name, dtype, shape, CODEC, blob))
 
     def drop_artifacts(self, study_id: int, number: int) -> None:
         """Queue the removal of a trial's artifacts (it left the top N)."""

@@ -29,7 +29,7 @@ import numpy as np
 from engine.errors import StoreError
 from engine.store import claims
 from engine.store import schema as registry
-from engine.store.artifacts import decode_array
+from engine.store.artifacts import CODECS, decode_array
 from engine.store.batching import BatchedStore, Pending, dumps
 from engine.store.claims import DriverRecord
 from engine.store.records import StudyRecord, StudyState, TrialPoints, TrialRecord, TrialState
@@ -503,9 +503,9 @@ class PostgresStore(BatchedStore):
         )
         out: dict[str, np.ndarray] = {}
         for name, dtype, shape, codec, data in rows:
-            if codec != "zlib":
+            if codec not in CODECS:
                 raise StoreError(f"{self.path}: artifact {name} of trial {number}: unknown codec {codec!r}")
-            out[name] = decode_array(dtype, shape, bytes(data))
+            out[name] = decode_array(dtype, shape, bytes(data), codec)
         return out
 
 

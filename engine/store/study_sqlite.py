@@ -34,7 +34,7 @@ import numpy as np
 from engine.errors import StoreError
 from engine.store import schema as registry
 from engine.store import sqlite as sqlite_policy
-from engine.store.artifacts import decode_array
+from engine.store.artifacts import CODECS, decode_array
 from engine.store.batching import BatchedStore, Pending, dumps
 from engine.store.claims import DriverRecord
 from engine.store.known_keys import KnownKeys
@@ -643,7 +643,7 @@ class SqliteStore(BatchedStore):
             rows = await cursor.fetchall()
         out: dict[str, np.ndarray] = {}
         for name, dtype, shape, codec, data in rows:
-            if codec != "zlib":
+            if codec not in CODECS:
                 raise StoreError(f"{self.path}: artifact {name} of trial {number}: unknown codec {codec!r}")
-            out[name] = decode_array(dtype, shape, data)
+            out[name] = decode_array(dtype, shape, data, codec)
         return out

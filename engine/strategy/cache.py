@@ -47,6 +47,8 @@ INDICATORS = tuple(sorted(_NAMED))
 
 def check_window(window: Any) -> int:
     """``window`` as an int >= 1, or a one-line InputError."""
+    if type(window) is int and window >= 1:  # the usual case, first: checked on every cache lookup
+        return window
     if isinstance(window, bool) or not isinstance(window, (int, float, np.integer, np.floating)):
         raise InputError(f"indicator window must be an integer >= 1, got {window!r}")
     if int(window) != window or window < 1:
@@ -104,12 +106,10 @@ class IndicatorCache:
         named = _NAMED.get(name)
         if named is None:
             raise InputError(f"unknown indicator {name!r} (known: {', '.join(INDICATORS)})")
-        from engine.strategy import ta  # ta imports this module
-
         function, columns = named
-        inputs = tuple(getattr(bars, column) for column in columns)
+        inputs = tuple([getattr(bars, column) for column in columns])
         window = check_window(window)
-        return self.memo(function, inputs, (window,), lambda: ta.compute(function, inputs, (window,)))  # type: ignore[return-value]
+        return self.memo(function, inputs, (window,), lambda: _compute(function, inputs, window))  # type: ignore[return-value]
 
     def memo(self, name: str, inputs: tuple[np.ndarray, ...], args: tuple[Any, ...], compute: Callable[[], Values]) -> Values:
         """``compute()`` for ``name`` over ``inputs`` with ``args``, computed once per cache."""
@@ -160,6 +160,13 @@ class IndicatorCache:
             self.counters.entries -= len(self._entries)
         except Exception:  # interpreter shutdown
             pass
+
+
+def _compute(function: str, inputs: tuple[np.ndarray, ...], window: int) -> Values:
+    """``ta``'s ``function`` over ``inputs`` with ``window`` (imported on a miss only: ta imports this module)."""
+    from engine.strategy import ta
+
+    return ta.compute(function, inputs, (window,))
 
 
 class _Scope(NamedTuple):

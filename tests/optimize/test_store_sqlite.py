@@ -408,3 +408,30 @@ async def test_one_batch_of_several_studies_keeps_queue_order_and_first_writes(t
         rows = [(t.rowid, t.number, t.objective) for s in (a, b) for t in await store.trials(s.id, order="rowid")]
     assert sorted(rows) == [(1, 1, make_trial(1).objective), (2, 1, 5.0), (3, 2, make_trial(2).objective),
                             (4, 3, make_trial(3).objective)]
+
+
+async def test_artifacts_written_before_the_shuffle_codec_still_read_and_an_unknown_one_is_refused(
+    tmp_path: Path,
+) -> None:
+    import zlib
+
+    from engine.store.artifacts import CODEC
+
+    path = tmp_path / "old.db"
+    equity = np.cumsum(np.random.default_rng(4).normal(size=500)) + 1e4
+    async with await SqliteStore.open(path) as store:
+        study = await store.create_study("alpha", "x")
+        store.put_artifacts(study.id, 1, {"equity": equity})
+        await store.flush()
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT codec FROM artifacts WHERE number = 1").fetchone() == (CODEC,)
+        # As an older Genesis wrote them: zlib over the raw bytes.
+        row = (study.id, 2, "equity", "<f8", "[500]", "zlib", zlib.compress(equity.tobytes(), 1))
+        db.execute("INSERT INTO artifacts (study_id, number, name, dtype, shape, codec, data) VALUES (?,?,?,?,?,?,?)", row)
+        db.execute("INSERT INTO artifacts (study_id, number, name, dtype, shape, codec, data) VALUES (?,?,?,?,?,?,?)",
+                   (study.id, 3, "equity", "<f8", "[500]", "lz4", b"?"))
+    async with await SqliteStore.open(path, readonly=True) as store:
+        for number in (1, 2):
+            assert (await store.artifacts(study.id, number))["equity"].tobytes() == equity.tobytes()
+        with pytest.raises(StoreError, match="unknown codec 'lz4'"):
+            await store.artifacts(study.id, 3)

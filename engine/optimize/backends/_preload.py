@@ -17,6 +17,7 @@ import engine.backtest as backtest
 import engine.optimize.trial  # noqa: F401 - what every worker runs
 from engine.data.bars import Bars
 from engine.optimize.fork_server import STUDY_ENV, exit_quickly, freeze_for_forks, peek_study
+from engine.profile.caches import caches
 
 #: Bars of the warm-ups: as many as a worker's own warm-up runs on (``Evaluator.warm_up``).
 WARM_BARS = 64
@@ -52,7 +53,9 @@ def _warm_study(path: str) -> bool:
         return False
     try:
         options = msgspec.convert(table.get("backtest", {}), BacktestOptions)
-        backtest.run_many(tiny_bars(WARM_BARS), definition, [definition.defaults()], options=options)
+        bars = tiny_bars(WARM_BARS)
+        backtest.run_many(bars, definition, [definition.defaults()], options=options)  # its trials
+        backtest.run(bars, definition, definition.defaults(), options=options, equity=True, trades=True)  # artifacts
     except Exception:  # the study loader reports a bad file; the generic warm-up stands in
         return False
     return True
@@ -70,5 +73,6 @@ _study = os.environ.get(STUDY_ENV)
 if not (_study and _warm_study(_study)):
     with contextlib.suppress(Exception):
         _warm()
+caches.clear_counts()  # (a worker's lookup counters count its own)
 freeze_for_forks()  # (the two: in the fork server only)
 exit_quickly()
