@@ -137,7 +137,9 @@ def peek_study(study_file: str | Path) -> dict[str, Any] | None:
     from engine.config import read_text
     from engine.errors import InputError
 
-    try:  # capped: a device or an endless file is the loader's to refuse, never read whole here
+    if not os.path.isfile(study_file):  # a pipe (``<(...)``) can be read once: the loader's read
+        return None
+    try:  # capped: an endless file is the loader's to refuse, never read whole here
         return tomllib.loads(read_text(Path(study_file), cap=PEEK_LIMIT_BYTES))
     except (InputError, ValueError, RecursionError):  # hostile files (nested too deep...): the loader says so
         return None

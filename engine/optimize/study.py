@@ -164,10 +164,14 @@ def parse_artifacts(policy: str | int | None) -> int | None:
     raise ConfigError(f"execution.artifacts: expected all, none or top:N, got {policy!r}")
 
 
-def _load_spec_file(path: Path) -> StudySpec:
-    from engine.optimize.spec import load_study
+def _load_spec_file(path: Path) -> tuple[StudySpec, str]:
+    """The study file's spec and its text, read once (a pipe can be read only once)."""
+    from engine.config import parse_toml, read_text
+    from engine.optimize.spec import study_from_dict
 
-    return load_study(path)
+    text = read_text(path)
+    raw = parse_toml(text, str(path))
+    return study_from_dict(raw, where=str(path), default_name=path.stem, base=path.parent), text
 
 
 _STAMP = "# genesis: strategy file in "
@@ -306,7 +310,7 @@ class Study:
         ``allow_changed_strategy``: resume although the strategy file changed.
         """
         path = Path(path)
-        spec = _load_spec_file(path)
+        spec, text = _load_spec_file(path)
         if (backend or spec.execution.backend) == "process":
             # The worker pool's fork server imports the engine (and this study's kernels) while this
             # process loads the data.
@@ -314,10 +318,8 @@ class Study:
 
             start_fork_server(path)
         _check_spec_workers(spec, str(path), backend=backend, workers=workers, allow_many=allow_many_workers)
-        from engine.config import read_text
-
         return cls(
-            spec, read_text(path), db=db, backend=backend, workers=workers, batch_size=batch_size,
+            spec, text, db=db, backend=backend, workers=workers, batch_size=batch_size,
             worker_nice=worker_nice, allow_changed_strategy=allow_changed_strategy,
         )
 

@@ -317,3 +317,29 @@ def test_the_peek_before_the_fork_server_starts_imports_nothing_heavy(tmp_path: 
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_a_study_read_from_a_pipe_runs(tmp_path: Path) -> None:
+    """``genesis run <(cat study.toml) --headless``: the pipe gives its bytes once, so neither the early peek
+    nor the loader may read it a second time (the run would find an empty file, or wait for ever)."""
+    import threading
+
+    fifo = tmp_path / "study.toml"
+    os.mkfifo(fifo)
+    text = (
+        'name = "piped"\n[data]\nspec = "synthetic:bars=3000,seed=3,timeframe=1m"\n[strategy]\nname = "sma_cross"\n'
+        '[space]\nfast = { int = [2, 6] }\nslow = { int = [10, 14], step = 2 }\n[search]\nsampler = "grid"\n'
+        '[execution]\nbackend = "process"\nworkers = 2\n'
+    )
+
+    def write_once() -> None:
+        with open(fifo, "w") as pipe:
+            pipe.write(text)
+
+    writer = threading.Thread(target=write_once, daemon=True)
+    writer.start()
+    command = [sys.executable, "-m", "genesis_tui.cli", "run", str(fifo), "--headless",
+               "--db", str(tmp_path / "s.db"), "--report", str(tmp_path / "reports")]
+    done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "piped: complete, 15 trials (15 complete" in done.stdout + done.stderr

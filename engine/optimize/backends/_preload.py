@@ -44,7 +44,7 @@ def _warm_study(path: str) -> bool:
     from engine.backtest.options import BacktestOptions
     from engine.backtest.strategies import STRATEGIES
 
-    table = peek_study(path) if os.path.isfile(path) else None  # (never wait on a pipe)
+    table = peek_study(path)  # (None for a pipe: never waited on, never taken from the loader)
     strategy = table.get("strategy") if table is not None else None
     if table is None or not isinstance(strategy, dict) or strategy.get("file") is not None:
         return False
