@@ -9,7 +9,6 @@ from __future__ import annotations
 import collections
 import json
 import math
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ from engine.optimize.overfitting import build_overfitting, overfitting_markdown
 from engine.paths import named_path
 from engine.store.factory import open_study_store
 from engine.store.protocol import StudyStore
-from engine.store.records import TrialRecord, TrialState
+from engine.store.records import CompleteTrials, TrialRecord, TrialState
 from engine.store.url import DatabaseUrl
 from engine.timestamps import iso_utc
 
@@ -77,8 +76,8 @@ def _trial_dict(trial: TrialRecord) -> dict[str, Any]:
 
 
 async def build_report(
-    store: StudyStore, name: str, *, complete: Sequence[TrialRecord] | None = None,
-    overfitting_parts: dict[str, Any] | None = None, stored: Sequence[TrialRecord] | None = None,
+    store: StudyStore, name: str, *, complete: CompleteTrials | None = None,
+    overfitting_parts: dict[str, Any] | None = None, stored: CompleteTrials | None = None,
 ) -> dict[str, Any]:
     """Everything the report shows about study ``name``, as JSON-ready data (``complete``: its
     complete trials by number, when the caller has read them already; ``overfitting_parts``: the
@@ -138,7 +137,7 @@ async def build_report(
 
 
 def _complete_timings(
-    stored: Sequence[TrialRecord], counts: dict[TrialState, int]
+    stored: CompleteTrials, counts: dict[TrialState, int]
 ) -> list[tuple[TrialState, float | None, str | None, int | None]] | None:
     """:meth:`StudyStore.timings` of a study whose every trial is complete, from its complete trials in
     the order stored (the order the store's read gives, so the busy time adds up the same); ``None``
@@ -146,7 +145,9 @@ def _complete_timings(
     total = sum(counts.values())
     if counts.get(TrialState.COMPLETE, 0) != total or len(stored) != total:
         return None
-    return [(trial.state, trial.duration_s, trial.error, trial.step) for trial in stored]
+    # a complete trial's error and step are not read: they count for failed and pruned trials only
+    complete = TrialState.COMPLETE
+    return [(complete, duration, None, None) for duration in stored.durations]
 
 
 #: The per-symbol breakdown of a basket trial, as stored in its ``per_symbol`` artifact.
