@@ -93,15 +93,21 @@ async def build_report(
     failures: collections.Counter[str] = collections.Counter()
     pruned_steps: collections.Counter[int] = collections.Counter()
     busy = 0.0
-    timings = _complete_timings(stored, counts) if stored is not None else None
-    for state, duration, error, step in timings if timings is not None else await store.timings(study.id):
-        if duration is not None:
-            durations.record(int(duration * 1e9))
-            busy += duration
-        if state is TrialState.FAILED:
-            failures[(error or "unknown").split(" at ")[0][:160]] += 1
-        elif state is TrialState.PRUNED:
-            pruned_steps[int(step or 0)] += 1
+    complete_durations = _complete_durations(stored, counts) if stored is not None else None
+    if complete_durations is not None:  # no failed or pruned trial: only the durations count
+        for duration in complete_durations:
+            if duration is not None:
+                durations.record(int(duration * 1e9))
+                busy += duration
+    else:
+        for state, duration, error, step in await store.timings(study.id):
+            if duration is not None:
+                durations.record(int(duration * 1e9))
+                busy += duration
+            if state is TrialState.FAILED:
+                failures[(error or "unknown").split(" at ")[0][:160]] += 1
+            elif state is TrialState.PRUNED:
+                pruned_steps[int(step or 0)] += 1
     snapshot = durations.snapshot()
     total = sum(counts.values())
     return {
@@ -136,18 +142,14 @@ async def build_report(
     }
 
 
-def _complete_timings(
-    stored: CompleteTrials, counts: dict[TrialState, int]
-) -> list[tuple[TrialState, float | None, str | None, int | None]] | None:
-    """:meth:`StudyStore.timings` of a study whose every trial is complete, from its complete trials in
-    the order stored (the order the store's read gives, so the busy time adds up the same); ``None``
-    when some trial is not complete or the trials changed since ``stored`` was read."""
+def _complete_durations(stored: CompleteTrials, counts: dict[TrialState, int]) -> list[float | None] | None:
+    """The durations :meth:`StudyStore.timings` gives of a study whose every trial is complete, from its
+    complete trials in the order stored (the order the store's read gives, so the busy time adds up the
+    same); ``None`` when some trial is not complete or the trials changed since ``stored`` was read."""
     total = sum(counts.values())
     if counts.get(TrialState.COMPLETE, 0) != total or len(stored) != total:
         return None
-    # a complete trial's error and step are not read: they count for failed and pruned trials only
-    complete = TrialState.COMPLETE
-    return [(complete, duration, None, None) for duration in stored.durations]
+    return stored.durations
 
 
 #: The per-symbol breakdown of a basket trial, as stored in its ``per_symbol`` artifact.

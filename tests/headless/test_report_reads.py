@@ -180,7 +180,7 @@ async def test_the_timings_of_an_all_complete_study_come_from_the_trials_read_on
 def test_the_timings_are_read_from_the_store_when_a_trial_is_not_complete() -> None:
     """A failed or pruned trial (its error, its step) is not among the complete trials: the store's read
     is used; so is it when the trials changed since they were read."""
-    from engine.optimize.report import _complete_timings
+    from engine.optimize.report import _complete_durations
     from engine.store.records import CompleteTrials, TrialRecord
 
     def trial(number: int) -> TrialRecord:
@@ -189,11 +189,10 @@ def test_the_timings_are_read_from_the_store_when_a_trial_is_not_complete() -> N
 
     stored = CompleteTrials.of([trial(2), trial(1)])
     complete = {TrialState.COMPLETE: 2, TrialState.FAILED: 0, TrialState.PRUNED: 0}
-    assert _complete_timings(stored, complete) == [(TrialState.COMPLETE, 1.0, None, None),
-                                                   (TrialState.COMPLETE, 0.5, None, None)]  # order kept
-    assert _complete_timings(stored, {**complete, TrialState.FAILED: 1}) is None
-    assert _complete_timings(stored, {**complete, TrialState.PRUNED: 1}) is None
-    assert _complete_timings(stored, {**complete, TrialState.COMPLETE: 3}) is None
+    assert _complete_durations(stored, complete) == [1.0, 0.5]  # order kept
+    assert _complete_durations(stored, {**complete, TrialState.FAILED: 1}) is None
+    assert _complete_durations(stored, {**complete, TrialState.PRUNED: 1}) is None
+    assert _complete_durations(stored, {**complete, TrialState.COMPLETE: 3}) is None
 
 
 async def test_the_latest_copies_are_the_run_directorys_report(tmp_path: Path) -> None:
