@@ -124,15 +124,15 @@ def _matched(old: Sequence[Any], new: Sequence[Any]) -> Any:
     copied = j = end = 0
     n_old, n_new = len(a), len(b)
     while j < n_new:
-        i = end if end < n_old and a[end] == b[j] else first.get(b[j])
-        if i is None:
+        found = end if end < n_old and a[end] == b[j] else first.get(b[j])
+        if found is None:
             if ops and ops[-1][0] == 1:
                 ops[-1].append(new[j])
             else:
                 ops.append([1, new[j]])  # these new items
             j += 1
             continue
-        start = i
+        start = i = found
         while i < n_old and j < n_new and a[i] == b[j]:
             i += 1
             j += 1
