@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import difflib
 import logging
 import time
 import zlib
@@ -116,14 +115,30 @@ def _matched(old: Sequence[Any], new: Sequence[Any]) -> Any:
     """``new`` as runs copied from ``old`` and new items (a leaderboard where one row moved in)."""
     a = [_packer.encode(item) for item in old]
     b = [_packer.encode(item) for item in new]
+    first: dict[bytes, int] = {}
+    for i, item in enumerate(a):
+        first.setdefault(item, i)
+    # One pass, each new item looked up by its encoding (difflib's longest-match search cost
+    # milliseconds a frame); a run may come from anywhere in the old list, so a moved row is copied.
     ops: list[Any] = []
-    copied = 0
-    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
-        if tag == "equal":
-            ops.append([0, i1, i2])  # copy old[i1:i2]
-            copied += i2 - i1
-        elif j2 > j1:
-            ops.append([1, *new[j1:j2]])  # these new items
+    copied = j = end = 0
+    n_old, n_new = len(a), len(b)
+    while j < n_new:
+        found = end if end < n_old and a[end] == b[j] else first.get(b[j])
+        if found is None:
+            if ops and ops[-1][0] == 1:
+                ops[-1].append(new[j])
+            else:
+                ops.append([1, new[j]])  # these new items
+            j += 1
+            continue
+        start = i = found
+        while i < n_old and j < n_new and a[i] == b[j]:
+            i += 1
+            j += 1
+        ops.append([0, start, i])  # copy old[start:i]
+        copied += i - start
+        end = i
     if 2 * copied < len(new):
         return list(new)
     return {"~m": ops}

@@ -38,7 +38,7 @@ from engine.headless.charts import write_charts
 from engine.headless.output import json_safe
 from engine.paths import named_path
 from engine.store.protocol import StudyStore
-from engine.store.records import TrialRecord
+from engine.store.records import CompleteTrials
 from engine.store.run_history import RunHistory, RunRecord
 from engine.store.url import DatabaseUrl, StoreLocation, store_location
 from engine.timestamps import iso_utc
@@ -59,7 +59,7 @@ def _runs(db: StoreLocation, name: str) -> list[RunRecord]:
     return RunHistory(db).runs(name) if isinstance(db, Path) else []
 
 
-async def _chart_data(store: StudyStore, study_id: int, maximize: bool, complete: list[TrialRecord]) -> dict[str, Any]:
+async def _chart_data(store: StudyStore, study_id: int, maximize: bool, complete: CompleteTrials) -> dict[str, Any]:
     """Trial numbers and objectives, points for the heatmap, equity of the best trials.
 
     ``complete``: the study's complete trials in the order they were stored.
@@ -69,13 +69,13 @@ async def _chart_data(store: StudyStore, study_id: int, maximize: bool, complete
     numbers: list[int] = []
     objectives: list[float] = []
     points: list[tuple[dict[str, Any], float]] = []
-    for trial in complete:
-        if trial.objective is not None:
-            value = float(trial.objective)
+    for number, params, objective in zip(complete.numbers, complete.params, complete.objectives, strict=True):
+        if objective is not None:
+            value = float(objective)
             if math.isfinite(value):
-                numbers.append(trial.number)
+                numbers.append(number)
                 objectives.append(value)
-                points.append((trial.params, value))
+                points.append((params, value))
     equity: list[tuple[str, Any]] = []
     with_artifacts = set(await store.artifact_numbers(study_id))
     for trial in await store.best(study_id, maximize=maximize, k=max(EQUITY_CURVES * 4, 20)):
@@ -135,7 +135,7 @@ class TrialParts:
     the headless runner gathers it while the study validates (the PBO runs in another process)."""
 
     study_id: int
-    stored: list[TrialRecord]  # the complete trials, in the order stored
+    stored: CompleteTrials  # the complete trials, in the order stored
     overfitting: dict[str, Any]  # the overfitting section's trial parts
     charts: dict[str, Any]  # :func:`_chart_data`
 
@@ -153,7 +153,7 @@ async def read_trial_parts(db: str | Path | DatabaseUrl, name: str) -> TrialPart
         stored = await _complete_trials(store, study.id)
         # The Monte Carlo's thread runs beside the charts' Python.
         parts = asyncio.create_task(trial_parts(
-            store, study.id, maximize=maximize, sampler=sampler, seed=seed, complete=_by_number(stored)))
+            store, study.id, maximize=maximize, sampler=sampler, seed=seed, complete=stored.by_number()))
         try:
             charts = await _chart_data(store, study.id, maximize, stored)
         except BaseException:
@@ -164,15 +164,9 @@ async def read_trial_parts(db: str | Path | DatabaseUrl, name: str) -> TrialPart
         await store.close()
 
 
-async def _complete_trials(store: StudyStore, study_id: int) -> list[TrialRecord]:
-    """Read once, for the overfitting section (by number) and the charts (in the order stored)."""
-    from engine.store.records import TrialState
-
-    return await store.trials(study_id, states=[TrialState.COMPLETE], order="rowid")
-
-
-def _by_number(stored: list[TrialRecord]) -> list[TrialRecord]:
-    return sorted(stored, key=lambda t: t.number)
+async def _complete_trials(store: StudyStore, study_id: int) -> CompleteTrials:
+    """Read once, as columns, for the overfitting section (by number) and the charts (in the order stored)."""
+    return await store.complete_trials(study_id)
 
 
 async def build_full_report(
@@ -189,12 +183,12 @@ async def build_full_report(
     try:
         study = await store.require_study(name)
         if parts is not None and parts.study_id == study.id:
-            report = await build_report(store, name, complete=_by_number(parts.stored),
+            report = await build_report(store, name, complete=parts.stored.by_number(),
                                         overfitting_parts=parts.overfitting, stored=parts.stored)
             charts = parts.charts
         else:
             stored = await _complete_trials(store, study.id)
-            report = await build_report(store, name, complete=_by_number(stored), stored=stored)
+            report = await build_report(store, name, complete=stored.by_number(), stored=stored)
             maximize = str(report.get("direction", "maximize")).lower() != "minimize"
             charts = await _chart_data(store, study.id, maximize, stored)
     finally:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -21,7 +20,7 @@ from engine.analysis.montecarlo import monte_carlo, returns_on_equity
 from engine.analysis.pbo import cscv
 from engine.analysis.stability import stability
 from engine.store.protocol import StudyStore
-from engine.store.records import TrialRecord, TrialState
+from engine.store.records import CompleteTrials
 
 #: Monte Carlo defaults of the report: paths, and the drawdown whose probability is given.
 MC_PATHS = 10_000
@@ -30,11 +29,11 @@ MC_DRAWDOWN = 0.2
 MAX_SPLITS = 13_000
 
 
-def _trial(trial: TrialRecord, smoothed: float | None = None) -> dict[str, Any]:
+def _trial(trials: CompleteTrials, index: int, smoothed: float | None = None) -> dict[str, Any]:
     return {
-        "number": trial.number,
-        "params": trial.params,
-        "objective": trial.objective,
+        "number": trials.numbers[index],
+        "params": trials.params[index],
+        "objective": trials.objectives[index],
         "smoothed": smoothed,
     }
 
@@ -82,7 +81,7 @@ def _stored_pbo(stored: Any, figures: np.ndarray, seed: int) -> dict[str, Any] |
 
 async def build_overfitting(
     store: StudyStore, study_id: int, *, maximize: bool, sampler: str, seed: int = 0,
-    stored_pbo: dict[str, Any] | None = None, complete: Sequence[TrialRecord] | None = None,
+    stored_pbo: dict[str, Any] | None = None, complete: CompleteTrials | None = None,
     parts: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The ``overfitting`` section of a study's report (keys in ``docs/headless.md``).
@@ -110,7 +109,7 @@ async def build_overfitting(
 
 async def trial_parts(
     store: StudyStore, study_id: int, *, maximize: bool, sampler: str, seed: int = 0,
-    complete: Sequence[TrialRecord] | None = None,
+    complete: CompleteTrials | None = None,
 ) -> dict[str, Any]:
     """The section's parts that need the trials alone, not the validation: ``stability``,
     ``importance`` and ``monte_carlo`` (in that order). ``complete``: as :func:`build_overfitting`."""
@@ -119,18 +118,21 @@ async def trial_parts(
     try:
         parts: dict[str, Any] = {"stability": None, "importance": {}}
         if complete is None:
-            complete = await store.trials(study_id, states=[TrialState.COMPLETE])
-        complete = [t for t in complete if t.objective is not None and math.isfinite(t.objective)]
-        if complete:
-            params = [t.params for t in complete]
-            objective = np.array([float(t.objective) for t in complete])  # type: ignore[arg-type]
+            complete = (await store.complete_trials(study_id)).by_number()
+        kept = [i for i, value in enumerate(complete.objectives) if value is not None and math.isfinite(value)]
+        if len(kept) < len(complete):
+            complete = CompleteTrials([complete.numbers[i] for i in kept], [complete.params[i] for i in kept],
+                                      [complete.objectives[i] for i in kept], [complete.durations[i] for i in kept])
+        if len(complete):
+            params = complete.params
+            objective = np.array([float(value) for value in complete.objectives])  # type: ignore[arg-type]
             names = list(dict.fromkeys(name for p in params for name in p))
             found = stability(params, objective, names=names, maximize=maximize, gridded=sampler == "grid")
             parts["stability"] = {
                 "method": found.method,
                 "neighbours": found.neighbours,
-                "raw_best": _trial(complete[found.raw_best], _finite(found.raw_best_smoothed)),
-                "robust_best": _trial(complete[found.robust_best], _finite(found.robust_best_smoothed)),
+                "raw_best": _trial(complete, found.raw_best, _finite(found.raw_best_smoothed)),
+                "robust_best": _trial(complete, found.robust_best, _finite(found.robust_best_smoothed)),
                 "neighbour_drop": _finite(found.drop),
             }
             parts["importance"] = importance(params, objective, names=names)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import collections
 import json
 import math
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ from engine.optimize.overfitting import build_overfitting, overfitting_markdown
 from engine.paths import named_path
 from engine.store.factory import open_study_store
 from engine.store.protocol import StudyStore
-from engine.store.records import TrialRecord, TrialState
+from engine.store.records import CompleteTrials, TrialRecord, TrialState
 from engine.store.url import DatabaseUrl
 from engine.timestamps import iso_utc
 
@@ -77,8 +76,8 @@ def _trial_dict(trial: TrialRecord) -> dict[str, Any]:
 
 
 async def build_report(
-    store: StudyStore, name: str, *, complete: Sequence[TrialRecord] | None = None,
-    overfitting_parts: dict[str, Any] | None = None, stored: Sequence[TrialRecord] | None = None,
+    store: StudyStore, name: str, *, complete: CompleteTrials | None = None,
+    overfitting_parts: dict[str, Any] | None = None, stored: CompleteTrials | None = None,
 ) -> dict[str, Any]:
     """Everything the report shows about study ``name``, as JSON-ready data (``complete``: its
     complete trials by number, when the caller has read them already; ``overfitting_parts``: the
@@ -94,15 +93,21 @@ async def build_report(
     failures: collections.Counter[str] = collections.Counter()
     pruned_steps: collections.Counter[int] = collections.Counter()
     busy = 0.0
-    timings = _complete_timings(stored, counts) if stored is not None else None
-    for state, duration, error, step in timings if timings is not None else await store.timings(study.id):
-        if duration is not None:
-            durations.record(int(duration * 1e9))
-            busy += duration
-        if state is TrialState.FAILED:
-            failures[(error or "unknown").split(" at ")[0][:160]] += 1
-        elif state is TrialState.PRUNED:
-            pruned_steps[int(step or 0)] += 1
+    complete_durations = _complete_durations(stored, counts) if stored is not None else None
+    if complete_durations is not None:  # no failed or pruned trial: only the durations count
+        for duration in complete_durations:
+            if duration is not None:
+                durations.record(int(duration * 1e9))
+                busy += duration
+    else:
+        for state, duration, error, step in await store.timings(study.id):
+            if duration is not None:
+                durations.record(int(duration * 1e9))
+                busy += duration
+            if state is TrialState.FAILED:
+                failures[(error or "unknown").split(" at ")[0][:160]] += 1
+            elif state is TrialState.PRUNED:
+                pruned_steps[int(step or 0)] += 1
     snapshot = durations.snapshot()
     total = sum(counts.values())
     return {
@@ -137,16 +142,14 @@ async def build_report(
     }
 
 
-def _complete_timings(
-    stored: Sequence[TrialRecord], counts: dict[TrialState, int]
-) -> list[tuple[TrialState, float | None, str | None, int | None]] | None:
-    """:meth:`StudyStore.timings` of a study whose every trial is complete, from its complete trials in
-    the order stored (the order the store's read gives, so the busy time adds up the same); ``None``
-    when some trial is not complete or the trials changed since ``stored`` was read."""
+def _complete_durations(stored: CompleteTrials, counts: dict[TrialState, int]) -> list[float | None] | None:
+    """The durations :meth:`StudyStore.timings` gives of a study whose every trial is complete, from its
+    complete trials in the order stored (the order the store's read gives, so the busy time adds up the
+    same); ``None`` when some trial is not complete or the trials changed since ``stored`` was read."""
     total = sum(counts.values())
     if counts.get(TrialState.COMPLETE, 0) != total or len(stored) != total:
         return None
-    return [(trial.state, trial.duration_s, trial.error, trial.step) for trial in stored]
+    return stored.durations
 
 
 #: The per-symbol breakdown of a basket trial, as stored in its ``per_symbol`` artifact.

@@ -17,12 +17,25 @@ below, never ``engine.headless`` (which imports it).
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from engine.runtime._engine import WORKER_NICE, Engine
 from engine.runtime._log import LogBuffer
-from engine.runtime._paper import PaperHost
-from engine.runtime._paper_study import StudyPaper, paper_factory_for, study_paper
 from engine.runtime._thread import SWITCH_INTERVAL_S, EngineStopped, EngineThread, engine_threads
 from engine.runtime._watch import StudyWatch
+
+if TYPE_CHECKING:
+    from engine.runtime._paper import PaperHost
+    from engine.runtime._paper_study import StudyPaper, paper_factory_for, study_paper
+
+# The paper loop (≈15 ms of imports) is loaded on first use: a headless study never trades.
+_LAZY = {
+    "PaperHost": "engine.runtime._paper",
+    "StudyPaper": "engine.runtime._paper_study",
+    "paper_factory_for": "engine.runtime._paper_study",
+    "study_paper": "engine.runtime._paper_study",
+}
 
 __all__ = [
     "SWITCH_INTERVAL_S",
@@ -38,3 +51,13 @@ __all__ = [
     "paper_factory_for",
     "study_paper",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Import the paper loop's names on first access."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

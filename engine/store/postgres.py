@@ -32,7 +32,14 @@ from engine.store import schema as registry
 from engine.store.artifacts import CODECS, decode_array
 from engine.store.batching import BatchedStore, Pending, dumps
 from engine.store.claims import DriverRecord
-from engine.store.records import StudyRecord, StudyState, TrialPoints, TrialRecord, TrialState
+from engine.store.records import (
+    CompleteTrials,
+    StudyRecord,
+    StudyState,
+    TrialPoints,
+    TrialRecord,
+    TrialState,
+)
 from engine.store.study_sqlite import (
     _STUDY_COLUMNS,
     _TRIAL_COLUMNS,
@@ -41,6 +48,7 @@ from engine.store.study_sqlite import (
     _study_record,
     _trial_record,
     blocks_matrix,
+    complete_columns,
     spec_hash,
     trial_points,
 )
@@ -435,6 +443,14 @@ class PostgresStore(BatchedStore):
             TrialState.COMPLETE.value, study_id, rowid, limit,
         )
         return trial_points(rowid, [tuple(row) for row in rows])
+
+    async def complete_trials(self, study_id: int) -> CompleteTrials:
+        """The complete trials, in the order stored, as columns (what a report reads of them)."""
+        rows = await self._reader.fetch(
+            "SELECT number, params, objective, duration_s FROM trials WHERE study_id = $1 AND state = $2 ORDER BY id",
+            study_id, TrialState.COMPLETE.value,
+        )
+        return complete_columns([tuple(row) for row in rows])
 
     async def trial_outcomes(
         self, study_id: int, *, batch: int | None = None

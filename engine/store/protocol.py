@@ -17,6 +17,7 @@ import numpy as np
 
 from engine.store.claims import DriverRecord
 from engine.store.records import (
+    CompleteTrials,
     StudyRecord,
     StudyState,
     TrialPoints,
@@ -126,6 +127,10 @@ class StudyStore(Protocol):
 
     async def points_after(self, study_id: int, rowid: int, limit: int = 1000) -> TrialPoints:
         """The page :meth:`trials_after` reads, as columns: complete trials' parameters and objectives."""
+        ...
+
+    async def complete_trials(self, study_id: int) -> CompleteTrials:
+        """The complete trials, in the order stored, as columns (what a report reads of them)."""
         ...
 
     async def trial_outcomes(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,6 +101,34 @@ class TrialPoints:
     """Rows read, complete or not (fewer than the limit: the last page)."""
     params: list[dict[str, Any]]
     objectives: list[float]
+
+
+@dataclass(frozen=True, slots=True)
+class CompleteTrials:
+    """A study's complete trials as columns, in the order given (stored, or by number): the fields its
+    report reads of each, without a record per row."""
+
+    numbers: list[int]
+    params: list[dict[str, Any]]
+    objectives: list[float | None]
+    durations: list[float | None]
+
+    def __len__(self) -> int:
+        return len(self.numbers)
+
+    def by_number(self) -> CompleteTrials:
+        """The same trials ordered by number."""
+        order = sorted(range(len(self.numbers)), key=self.numbers.__getitem__)
+        return CompleteTrials(
+            [self.numbers[i] for i in order], [self.params[i] for i in order],
+            [self.objectives[i] for i in order], [self.durations[i] for i in order],
+        )
+
+    @classmethod
+    def of(cls, trials: Sequence[TrialRecord]) -> CompleteTrials:
+        """The columns of ``trials``, in their order."""
+        return cls([t.number for t in trials], [t.params for t in trials],
+                   [t.objective for t in trials], [t.duration_s for t in trials])
 
 
 @dataclass(frozen=True, slots=True)

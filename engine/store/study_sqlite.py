@@ -40,6 +40,7 @@ from engine.store.claims import DriverRecord
 from engine.store.known_keys import KnownKeys
 from engine.store.records import (
     STATES_BY_VALUE,
+    CompleteTrials,
     StudyRecord,
     StudyState,
     TrialPoints,
@@ -151,6 +152,12 @@ def trial_points(rowid: int, rows: Sequence[Sequence[Any]]) -> TrialPoints:
     # one decode for the page's parameters: no per-row decoder call
     params = _json_decoder.decode("[" + ",".join([text for text, _ in kept]) + "]") if kept else []
     return TrialPoints(int(rows[-1][0]), len(rows), params, [float(value) for _, value in kept])
+
+
+def complete_columns(rows: Sequence[Sequence[Any]]) -> CompleteTrials:
+    """:class:`CompleteTrials` from ``(number, params JSON, objective, duration_s)`` rows."""
+    params = _json_decoder.decode("[" + ",".join([row[1] for row in rows]) + "]") if rows else []
+    return CompleteTrials([row[0] for row in rows], params, [row[2] for row in rows], [row[3] for row in rows])
 
 
 def _trial_record(row: Sequence[Any]) -> TrialRecord:
@@ -564,6 +571,14 @@ class SqliteStore(BatchedStore):
             (TrialState.COMPLETE.value, study_id, rowid, limit),
         ) as cursor:
             return trial_points(rowid, list(await cursor.fetchall()))
+
+    async def complete_trials(self, study_id: int) -> CompleteTrials:
+        """The complete trials, in the order stored, as columns (what a report reads of them)."""
+        async with self._reader.execute(
+            "SELECT number, params, objective, duration_s FROM trials WHERE study_id = ? AND state = ? ORDER BY id",
+            (study_id, TrialState.COMPLETE.value),
+        ) as cursor:
+            return complete_columns(list(await cursor.fetchall()))
 
     async def trial_outcomes(
         self, study_id: int, *, batch: int | None = None

@@ -150,3 +150,19 @@ def test_a_list_with_rows_moved_in_and_out_is_sent_as_runs(rows: list[int], data
     patch = diff(old, new)
     if new != old:
         assert isinstance(patch, dict)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(0, 3), min_size=6, max_size=30), st.lists(st.integers(0, 4), min_size=6, max_size=30))
+def test_runs_of_a_list_with_repeated_items_rebuild_it(old: list[int], new: list[int]) -> None:
+    """Repeated items (a run may start at any copy of one) and items new to the list."""
+    rows_old, rows_new = [[v] for v in old], [[v] for v in new]
+    assert _rebuild(rows_old, rows_new) == rows_new
+
+
+def test_a_row_moved_to_the_top_is_copied_not_sent_again() -> None:
+    old = [{"n": i, "params": {"fast": i, "slow": 3 * i}} for i in range(12)]
+    new = [old[9], *old[:9], *old[10:]]  # a leaderboard where row 9 became the best
+    patch = diff(old, new)
+    assert patch == {"~m": [[0, 9, 10], [0, 0, 9], [0, 10, 12]]}
+    assert apply(old, patch) == new

@@ -25,15 +25,20 @@ async def test_the_report_reads_the_trials_once_and_its_figures_are_unchanged(
     path = write_study(tmp_path, sampler="random", trials=40, artifacts="top:3")
     await Study.from_file(path, db=db).run()
     reads: list[str] = []
-    real = SqliteStore.trials
+    real, real_columns = SqliteStore.trials, SqliteStore.complete_trials
 
     async def counted(self: SqliteStore, *args: object, **kwargs: object) -> object:
         reads.append(str(kwargs.get("order", "number")))
         return await real(self, *args, **kwargs)  # type: ignore[arg-type]
 
+    async def columns(self: SqliteStore, study_id: int) -> object:
+        reads.append("columns")
+        return await real_columns(self, study_id)
+
     monkeypatch.setattr(SqliteStore, "trials", counted)
+    monkeypatch.setattr(SqliteStore, "complete_trials", columns)
     report, charts = await build_full_report(db, "t")
-    assert reads == ["rowid"]
+    assert reads == ["columns"]  # one columnar read, no record per trial
     alone = await report_from_db(db, "t")
     assert report["overfitting"] == alone["overfitting"]
     assert report["overfitting"]["stability"] is not None
@@ -175,20 +180,19 @@ async def test_the_timings_of_an_all_complete_study_come_from_the_trials_read_on
 def test_the_timings_are_read_from_the_store_when_a_trial_is_not_complete() -> None:
     """A failed or pruned trial (its error, its step) is not among the complete trials: the store's read
     is used; so is it when the trials changed since they were read."""
-    from engine.optimize.report import _complete_timings
-    from engine.store.records import TrialRecord
+    from engine.optimize.report import _complete_durations
+    from engine.store.records import CompleteTrials, TrialRecord
 
     def trial(number: int) -> TrialRecord:
         return TrialRecord(rowid=number, number=number, key=str(number), params={}, state=TrialState.COMPLETE,
                            metrics={}, objective=1.0, started=None, duration_s=0.5 * number, worker=None)
 
-    stored = [trial(2), trial(1)]
+    stored = CompleteTrials.of([trial(2), trial(1)])
     complete = {TrialState.COMPLETE: 2, TrialState.FAILED: 0, TrialState.PRUNED: 0}
-    assert _complete_timings(stored, complete) == [(TrialState.COMPLETE, 1.0, None, None),
-                                                   (TrialState.COMPLETE, 0.5, None, None)]  # order kept
-    assert _complete_timings(stored, {**complete, TrialState.FAILED: 1}) is None
-    assert _complete_timings(stored, {**complete, TrialState.PRUNED: 1}) is None
-    assert _complete_timings(stored, {**complete, TrialState.COMPLETE: 3}) is None
+    assert _complete_durations(stored, complete) == [1.0, 0.5]  # order kept
+    assert _complete_durations(stored, {**complete, TrialState.FAILED: 1}) is None
+    assert _complete_durations(stored, {**complete, TrialState.PRUNED: 1}) is None
+    assert _complete_durations(stored, {**complete, TrialState.COMPLETE: 3}) is None
 
 
 async def test_the_latest_copies_are_the_run_directorys_report(tmp_path: Path) -> None:

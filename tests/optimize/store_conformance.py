@@ -17,7 +17,14 @@ import numpy as np
 import pytest
 
 from engine.errors import StoreError
-from engine.store.records import StudyState, TrialRecord, TrialResult, TrialState, TrialTask
+from engine.store.records import (
+    CompleteTrials,
+    StudyState,
+    TrialRecord,
+    TrialResult,
+    TrialState,
+    TrialTask,
+)
 from engine.store.result_batch import ResultBatch
 
 
@@ -148,6 +155,27 @@ class StoreConformance:
         assert 0 < len(complete) < len(records)
         assert params == [t.params for t in complete]  # failed and pruned rows are passed over, in write order
         assert objectives == [t.objective for t in complete]
+
+    async def test_complete_trials_are_the_complete_records_as_columns_in_write_order(
+        self, store_factory: Any, tmp_path: Any
+    ) -> None:
+        async with store_factory(tmp_path / "s.db") as store:
+            study = await store.create_study("alpha", "x")
+            other = await store.create_study("beta", "y")
+            assert len(await store.complete_trials(study.id)) == 0
+            states = [TrialState.COMPLETE, TrialState.FAILED, TrialState.PRUNED]
+            numbers = [(i * 37) % 90 for i in range(90)]  # written out of number order
+            await store.add_trials(study.id, [make_trial(n, state=states[n % 5 % 3]) for n in numbers])
+            await store.add_trials(other.id, [make_trial(n) for n in range(5)])
+            await store.flush()
+            written = await store.trials(study.id, order="rowid")
+            by_number = await store.trials(study.id, states=[TrialState.COMPLETE])
+            columns = await store.complete_trials(study.id)
+        complete = [t for t in written if t.state is TrialState.COMPLETE]
+        assert 0 < len(complete) < len(written) and columns.numbers != sorted(columns.numbers)
+        assert columns == CompleteTrials.of(complete)  # failed and pruned rows and other studies left out
+        assert columns.by_number() == CompleteTrials.of(by_number)
+        assert columns.durations == [t.duration_s for t in complete] and len(set(columns.durations)) > 1
 
     async def test_an_unwaited_checkpoint_is_committed_with_the_trials_before_it(
         self, store_factory: Any, tmp_path: Any
