@@ -484,9 +484,10 @@ class PostgresStore(BatchedStore):
         return [(TrialState(row[0]), row[1], row[2], row[3]) for row in rows]
 
     async def metric_values(self, study_id: int, metric: str) -> list[float | None]:
-        """One metric of every complete trial (read inside the server, without decoding whole rows)."""
+        """One metric of every complete trial, by trial number (read inside the server, without decoding
+        whole rows)."""
         rows = await self._reader.fetch(
-            "SELECT metrics -> $1 FROM trials WHERE study_id = $2 AND state = $3",
+            "SELECT metrics -> $1 FROM trials WHERE study_id = $2 AND state = $3 ORDER BY number",
             metric, study_id, TrialState.COMPLETE.value,
         )
         return [_json_number(row[0]) for row in rows]

@@ -618,9 +618,10 @@ class SqliteStore(BatchedStore):
             return [(TrialState(row[0]), row[1], row[2], row[3]) for row in await cursor.fetchall()]
 
     async def metric_values(self, study_id: int, metric: str) -> list[float | None]:
-        """One metric of every complete trial (read inside SQLite, without decoding whole rows)."""
+        """One metric of every complete trial, by trial number (read inside SQLite, without decoding whole
+        rows; the order is fixed, so sums over it do not depend on which worker wrote first)."""
         async with self._reader.execute(
-            "SELECT json_extract(metrics, ?) FROM trials WHERE study_id = ? AND state = ?",
+            "SELECT json_extract(metrics, ?) FROM trials WHERE study_id = ? AND state = ? ORDER BY number",
             (f"$.{metric}", study_id, TrialState.COMPLETE.value),
         ) as cursor:
             return [row[0] for row in await cursor.fetchall()]

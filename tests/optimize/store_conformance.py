@@ -177,6 +177,20 @@ class StoreConformance:
         assert columns.by_number() == CompleteTrials.of(by_number)
         assert columns.durations == [t.duration_s for t in complete] and len(set(columns.durations)) > 1
 
+    async def test_metric_values_come_by_trial_number_whatever_the_write_order(
+        self, store_factory: Any, tmp_path: Any
+    ) -> None:
+        """The validation's Sharpe variance sums them: two runs whose workers finished in another order
+        must store the same figure to the bit."""
+        numbers = [(i * 37) % 90 for i in range(90)]  # written out of number order
+        async with store_factory(tmp_path / "s.db") as store:
+            study = await store.create_study("alpha", "x")
+            await store.add_trials(study.id, [make_trial(n, state=TrialState.FAILED if n % 7 == 0 else TrialState.COMPLETE)
+                                              for n in numbers])
+            await store.flush()
+            values = await store.metric_values(study.id, "sharpe")
+        assert values == [float(n % 97) / 7.0 for n in sorted(numbers) if n % 7 != 0]
+
     async def test_an_unwaited_checkpoint_is_committed_with_the_trials_before_it(
         self, store_factory: Any, tmp_path: Any
     ) -> None:
