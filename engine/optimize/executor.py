@@ -5,7 +5,11 @@ cuts a batch of tasks into chunks, hands them to a backend and passes each
 :class:`~engine.optimize.backends.base.ChunkDone` to the caller as it
 arrives. Chunk sizes adapt to the measured trial time and dispatch overhead
 so that overhead stays under ``max_overhead`` (2%) of trial time, while the
-tail of a batch is cut finer so that all workers finish together.
+tail of a batch is cut finer so that all workers finish together (guided
+self-scheduling: a chunk is at most the unassigned trials over ``TAIL_SHARE``
+times the workers, and at least ``MIN_CHUNK_S`` of trial time). A chunk is
+cut only when a worker can take it at once (``Backend.depth`` chunks in hand
+each), so its size is computed from the remaining count at that moment.
 """
 
 from __future__ import annotations
@@ -24,6 +28,13 @@ from engine.store.records import TrialTask
 MIN_CHUNK = 1
 MAX_CHUNK = 4096
 FIRST_CHUNK = 4
+#: Guided self-scheduling: a chunk holds at most 1/(TAIL_SHARE x workers) of the unassigned trials.
+TAIL_SHARE = 2
+#: The smallest chunk in trial time (the tail's floor): below it a chunk's round trip costs more than
+#: the imbalance it saves. Also at least 4x the measured per-chunk overhead.
+MIN_CHUNK_S = 0.005
+#: Chunks in flight per worker for a backend that does not say (``Backend.depth``).
+DEFAULT_DEPTH = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,8 +77,18 @@ class ChunkSizer:
             for_overhead = (self.overhead_s or 0.0) / (self.max_overhead * self.trial_s)
             for_target = self.target_chunk_s / self.trial_s
             wanted = math.ceil(max(for_overhead, for_target))
-        balanced = math.ceil(remaining / (2 * max(1, workers)))
-        return int(max(MIN_CHUNK, min(wanted, MAX_CHUNK, max(balanced, MIN_CHUNK))))
+        workers = max(1, workers)
+        balanced = math.ceil(remaining / (TAIL_SHARE * workers))
+        # The floor never leaves a worker without a chunk: the last few are shared out evenly.
+        floor = min(self.floor(), math.ceil(remaining / workers))
+        return int(max(MIN_CHUNK, min(wanted, MAX_CHUNK, max(balanced, floor), remaining)))
+
+    def floor(self) -> int:
+        """The fewest trials worth a chunk of their own (before any measurement: ``MIN_CHUNK``)."""
+        if self.trial_s is None:
+            return MIN_CHUNK
+        smallest_s = max(MIN_CHUNK_S, 4 * (self.overhead_s or 0.0))
+        return max(MIN_CHUNK, math.ceil(smallest_s / self.trial_s))
 
     @property
     def overhead_ratio(self) -> float | None:
@@ -167,10 +188,12 @@ class Executor:
         reported = 0
         in_backend = 0  # chunks submitted and not finished
         workers = max(1, self.workers)
+        # Cut a chunk only when a worker can take it: sized from the remaining count of that moment.
+        limit = max(1, int(getattr(self.backend, "depth", DEFAULT_DEPTH))) * workers
 
         def submit_more() -> None:
             nonlocal position, outstanding, in_backend
-            while position < len(queue) and in_backend < 3 * workers and self._running.is_set() and not self._stopping:
+            while position < len(queue) and in_backend < limit and self._running.is_set() and not self._stopping:
                 size = self.sizer.size(len(queue) - position, workers)
                 chunk_tasks = tuple(queue[position : position + size])
                 position += size

@@ -32,8 +32,125 @@ def test_chunk_sizer_keeps_overhead_under_two_percent() -> None:
     n = sizer.size(1_000_000, 2)
     assert sizer.overhead_s is not None and sizer.trial_s is not None
     assert sizer.overhead_s / (n * sizer.trial_s) <= 0.02 + 1e-9
-    # the tail of a batch is cut finer so both workers end together
-    assert sizer.size(40, 2) <= 10
+    # the tail of a batch is cut finer so both workers end together: the last trials are shared out
+    assert sizer.size(40, 2) <= 20
+
+
+def _schedule(total: int, workers: int, trial_s: float, overhead_s: float, depth: int = 2) -> tuple[list[int], float]:
+    """Chunk sizes and the longest idle of a worker at the end of a batch, in a model of the process
+    backend: each worker holds ``depth`` chunks, a chunk is cut when a worker can take it, and a
+    finished chunk costs ``overhead_s`` before its worker starts the next one."""
+    sizer = ChunkSizer()
+    for _ in range(20):  # a measured study: the EWMAs have settled
+        sizer.observe(trials=100, busy_s=100 * trial_s, elapsed_s=100 * trial_s + overhead_s)
+    free_at = [0.0] * workers  # when each worker finishes the chunks it holds
+    held = [0] * workers
+    remaining = total
+    sizes: list[int] = []
+    events: list[tuple[float, int]] = []
+    while remaining > 0:
+        # Hand chunks to the workers that can take one (fewest held first), as the backend does.
+        for level in range(depth):
+            for w in range(workers):
+                if remaining > 0 and held[w] <= level:
+                    size = sizer.size(remaining, workers)
+                    sizes.append(size)
+                    remaining -= size
+                    free_at[w] += size * trial_s + overhead_s
+                    held[w] += 1
+                    events.append((free_at[w], w))
+        if remaining > 0:
+            events.sort()
+            _, w = events.pop(0)
+            held[w] -= 1
+    return sizes, max(free_at) - min(free_at)
+
+
+@pytest.mark.parametrize("trial_s", [0.0002, 0.002])
+def test_the_tail_shrinks_to_a_floor_so_the_workers_end_together(trial_s: float) -> None:
+    """Guided self-scheduling: chunks shrink with the trials left, never below the floor (a chunk's
+    round trip would cost more than it balances) and the workers finish within about one floor chunk."""
+    from engine.optimize.executor import MIN_CHUNK_S
+
+    sizes, spread = _schedule(4096, 2, trial_s, overhead_s=0.002)
+    assert sum(sizes) == 4096
+    floor = ChunkSizer()
+    for _ in range(20):
+        floor.observe(trials=100, busy_s=100 * trial_s, elapsed_s=100 * trial_s + 0.002)
+    smallest = floor.floor()
+    assert smallest * trial_s >= MIN_CHUNK_S and smallest * trial_s >= 4 * 0.002 * 0.99
+    assert all(size >= min(smallest, 2) for size in sizes[:-2])  # no round trip for a handful of trials
+    assert sizes[-1] < sizes[0] / 4  # ...but the last chunks are small
+    assert spread <= smallest * trial_s + 0.002 + 1e-9
+
+
+def test_a_small_batch_is_shared_out_between_the_workers() -> None:
+    """The floor never gives one worker every trial of a small batch (the top-N curves, a rung)."""
+    sizer = ChunkSizer()
+    for _ in range(20):
+        sizer.observe(trials=100, busy_s=100 * 0.0002, elapsed_s=100 * 0.0002 + 0.002)
+    assert sizer.floor() > 20
+    assert sizer.size(20, 2) == 10 and sizer.size(3, 2) == 2 and sizer.size(1, 2) == 1
+
+
+async def test_the_executor_cuts_no_chunk_beyond_what_the_workers_can_hold() -> None:
+    """With ``depth`` 2 and 2 workers, 4 chunks are cut at once; the next only when one comes back
+    (so it is sized from the trials left then, not from the count at the start of the batch)."""
+    import asyncio
+
+    from engine.optimize.backends.base import ChunkDone
+    from engine.optimize.executor import Executor
+    from engine.store.records import TrialResult, TrialTask
+    from engine.store.result_batch import ResultBatch
+
+    class Backend:
+        """Every chunk comes back at once; records how many chunks it held at most."""
+
+        name = "recorder"
+        depth = 2
+        workers = 2
+
+        def __init__(self) -> None:
+            self.queue: asyncio.Queue[ChunkDone] = asyncio.Queue()
+            self.held = 0
+            self.most_held = 0
+
+        async def start(self, bars: object, setup: object) -> None:
+            return None
+
+        def submit(self, chunk: object) -> None:
+            self.held += 1
+            self.most_held = max(self.most_held, self.held)
+            tasks = chunk.tasks  # type: ignore[attr-defined]
+            results = [TrialResult(t.number, TrialState.COMPLETE, {}, 1.0, 0.0, 0.001, "w0") for t in tasks]
+            self.queue.put_nowait(ChunkDone(chunk.id, ResultBatch.from_results(results, "w0"), {}, "w0", 0.0))  # type: ignore[attr-defined]
+
+        async def results(self):  # type: ignore[no-untyped-def]
+            while True:
+                event = await self.queue.get()
+                self.held -= 1
+                yield event
+
+        def cancel_pending(self) -> list:
+            return []
+
+        def interrupt_start(self) -> None:
+            return None
+
+        async def close(self) -> None:
+            return None
+
+    backend = Backend()
+    executor = Executor(backend)  # type: ignore[arg-type]
+    await executor.start(None, None)  # type: ignore[arg-type]
+    numbers: list[int] = []
+
+    async def on_done(event: ChunkDone) -> None:
+        numbers.extend(event.batch.numbers.tolist())
+
+    outcome = await executor.run_batch([TrialTask(i, {}, f"k{i}") for i in range(200)], on_done)
+    assert outcome.reported == 200 and sorted(numbers) == list(range(200))
+    assert backend.most_held == 4
 
 
 def test_fault_hook_parsing() -> None:
