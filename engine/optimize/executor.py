@@ -116,6 +116,7 @@ class Executor:
         self._started = False
         self._cache: dict[str, tuple[int, int]] = {}  # worker -> (hits, misses), cumulative
         self.in_flight = 0  # trials handed to the backend and not reported yet
+        self.queued = 0  # trials of the current batch not handed to the backend yet
 
     @property
     def workers(self) -> int:
@@ -203,6 +204,7 @@ class Executor:
                 outstanding += len(chunk_tasks)
                 in_backend += 1
             self.in_flight = outstanding
+            self.queued = len(queue) - position
 
         submit_more()
         while outstanding > 0 or (position < len(queue) and not self._stopping):
@@ -218,6 +220,7 @@ class Executor:
                     outstanding -= len(chunk.tasks)
                     in_backend -= 1
                     queue[position:position] = list(chunk.tasks)
+                self.queued = len(queue) - position
                 if outstanding == 0:
                     continue
             with profiler.stage("optimize.wait"):  # on the workers (their own stages come back merged)
@@ -237,4 +240,5 @@ class Executor:
             await on_done(event)
             submit_more()
         self.in_flight = 0
+        self.queued = 0
         return BatchOutcome(reported, stopped=position < len(queue))
