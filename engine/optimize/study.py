@@ -901,6 +901,7 @@ class _BatchLoop:
             self._ahead_from = None
             if finished is None:  # stopped, or too many failures
                 self._ahead = None
+                self.executor.discard_prefetch()
                 break
             values = {**known, **finished}
             with profiler.stage("optimize.sampler"):
@@ -921,6 +922,8 @@ class _BatchLoop:
                 await self.store.checkpoint(self.record.id, state, self.seq, self.next_number, wait=False)
             self.stored.clear()  # the resumed batch, if any, is behind us
             self.emit()
+        self._ahead = None  # (a stop between batches)
+        self.executor.discard_prefetch()
         if self.failure is None and not self.study.stop_requested:
             await self._fill_artifacts()  # the final top N always has its curves
         return self.failure
@@ -950,6 +953,8 @@ class _BatchLoop:
                 return
             tasks, known, planned = self._plan(points, batch + 1, first=first)
         self._ahead = _Planned(points, tasks, known, planned, state)
+        # Workers this batch leaves free start on the next one (its results are stored after this one's).
+        self.executor.prefetch(tasks, artifacts=self.study.artifacts_for_all)
 
     def _plan(
         self, points: Sequence[dict[str, Any]], batch: int, *, first: int | None = None

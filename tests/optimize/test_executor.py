@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -93,64 +94,110 @@ def test_a_small_batch_is_shared_out_between_the_workers() -> None:
     assert sizer.size(20, 2) == 10 and sizer.size(3, 2) == 2 and sizer.size(1, 2) == 1
 
 
+class _InstantBackend:
+    """Every chunk's results come back at once (two workers holding two chunks each); records the
+    chunks submitted and how many it held at most."""
+
+    name = "instant"
+    depth = 2
+    workers = 2
+
+    def __init__(self) -> None:
+        import asyncio
+
+        self.queue: asyncio.Queue[Any] = asyncio.Queue()
+        self.held = 0
+        self.most_held = 0
+        self.submitted: list[list[int]] = []
+
+    async def start(self, bars: object, setup: object) -> None:
+        return None
+
+    def submit(self, chunk: Any) -> None:
+        from engine.optimize.backends.base import ChunkDone
+        from engine.store.records import TrialResult
+        from engine.store.result_batch import ResultBatch
+
+        self.held += 1
+        self.most_held = max(self.most_held, self.held)
+        self.submitted.append([t.number for t in chunk.tasks])
+        results = [TrialResult(t.number, TrialState.COMPLETE, {}, 1.0, 0.0, 0.001, "w0") for t in chunk.tasks]
+        self.queue.put_nowait(ChunkDone(chunk.id, ResultBatch.from_results(results, "w0"), {}, "w0", 0.0))
+
+    async def results(self) -> Any:
+        while True:
+            event = await self.queue.get()
+            self.held -= 1
+            yield event
+
+    def cancel_pending(self) -> list:
+        return []
+
+    def interrupt_start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+
+def _numbered(start: int, n: int) -> list[Any]:
+    from engine.store.records import TrialTask
+
+    return [TrialTask(i, {}, f"k{i}") for i in range(start, start + n)]
+
+
 async def test_the_executor_cuts_no_chunk_beyond_what_the_workers_can_hold() -> None:
     """With ``depth`` 2 and 2 workers, 4 chunks are cut at once; the next only when one comes back
     (so it is sized from the trials left then, not from the count at the start of the batch)."""
-    import asyncio
-
-    from engine.optimize.backends.base import ChunkDone
     from engine.optimize.executor import Executor
-    from engine.store.records import TrialResult, TrialTask
-    from engine.store.result_batch import ResultBatch
 
-    class Backend:
-        """Every chunk comes back at once; records how many chunks it held at most."""
-
-        name = "recorder"
-        depth = 2
-        workers = 2
-
-        def __init__(self) -> None:
-            self.queue: asyncio.Queue[ChunkDone] = asyncio.Queue()
-            self.held = 0
-            self.most_held = 0
-
-        async def start(self, bars: object, setup: object) -> None:
-            return None
-
-        def submit(self, chunk: object) -> None:
-            self.held += 1
-            self.most_held = max(self.most_held, self.held)
-            tasks = chunk.tasks  # type: ignore[attr-defined]
-            results = [TrialResult(t.number, TrialState.COMPLETE, {}, 1.0, 0.0, 0.001, "w0") for t in tasks]
-            self.queue.put_nowait(ChunkDone(chunk.id, ResultBatch.from_results(results, "w0"), {}, "w0", 0.0))  # type: ignore[attr-defined]
-
-        async def results(self):  # type: ignore[no-untyped-def]
-            while True:
-                event = await self.queue.get()
-                self.held -= 1
-                yield event
-
-        def cancel_pending(self) -> list:
-            return []
-
-        def interrupt_start(self) -> None:
-            return None
-
-        async def close(self) -> None:
-            return None
-
-    backend = Backend()
+    backend = _InstantBackend()
     executor = Executor(backend)  # type: ignore[arg-type]
     await executor.start(None, None)  # type: ignore[arg-type]
     numbers: list[int] = []
 
-    async def on_done(event: ChunkDone) -> None:
+    async def on_done(event: Any) -> None:
         numbers.extend(event.batch.numbers.tolist())
 
-    outcome = await executor.run_batch([TrialTask(i, {}, f"k{i}") for i in range(200)], on_done)
+    outcome = await executor.run_batch(_numbered(0, 200), on_done)
     assert outcome.reported == 200 and sorted(numbers) == list(range(200))
     assert backend.most_held == 4
+
+
+async def test_a_prefetched_batch_runs_on_free_workers_and_reports_after_the_current_one() -> None:
+    """The next batch's chunks go to workers the current batch leaves free; their results are kept
+    for the run of that batch (never reported with the current one), and a discarded prefetch
+    reports nothing."""
+    from engine.optimize.executor import Executor
+
+    backend = _InstantBackend()
+    executor = Executor(backend)  # type: ignore[arg-type]
+    await executor.start(None, None)  # type: ignore[arg-type]
+    first, second = _numbered(0, 40), _numbered(40, 40)
+    seen: dict[str, list[int]] = {"first": [], "second": [], "other": []}
+
+    def collect(name: str) -> Any:
+        async def on_done(event: Any) -> None:
+            seen[name].extend(event.batch.numbers.tolist())
+            if name == "first" and executor.queued == 0:
+                executor.prefetch(second)
+
+        return on_done
+
+    one = await executor.run_batch(first, collect("first"))
+    assert one.reported == 40 and sorted(seen["first"]) == list(range(40))
+    early = {n for chunk in backend.submitted for n in chunk if n >= 40}
+    assert early  # the next batch started before the current one was over
+    two = await executor.run_batch(second, collect("second"))
+    assert two.reported == 40 and sorted(seen["second"]) == list(range(40, 80))
+    assert sorted(n for chunk in backend.submitted for n in chunk) == list(range(80))  # none run twice
+
+    executor.prefetch(_numbered(80, 40))
+    seen["first"].clear()
+    await executor.run_batch(_numbered(200, 8), collect("other"))  # type: ignore[arg-type]
+    executor.discard_prefetch()
+    third = await executor.run_batch(_numbered(300, 8), collect("first"))
+    assert third.reported == 8 and sorted(seen["first"]) == list(range(300, 308))
 
 
 def test_fault_hook_parsing() -> None:
