@@ -79,8 +79,10 @@ class ChunkSizer:
             wanted = math.ceil(max(for_overhead, for_target))
         workers = max(1, workers)
         balanced = math.ceil(remaining / (TAIL_SHARE * workers))
-        # The floor never leaves a worker without a chunk: the last few are shared out evenly.
-        floor = min(self.floor(), math.ceil(remaining / workers))
+        # The floor never leaves a worker without a chunk: the last few are shared out evenly,
+        # none below a share of it (halving them down to single trials only adds round trips).
+        floor = self.floor()
+        floor = min(floor, max(math.ceil(remaining / workers), math.ceil(floor / (2 * workers))))
         return int(max(MIN_CHUNK, min(wanted, MAX_CHUNK, max(balanced, floor), remaining)))
 
     def floor(self) -> int:
