@@ -31,7 +31,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import numpy as np
 
@@ -820,6 +820,17 @@ def _in_sample(spec: StudySpec, bars: Bars | Basket) -> Bars | Basket:
     return in_sample(bars, spec.validation)
 
 
+class _Planned(NamedTuple):
+    """A batch asked and planned ahead: its points, tasks, known values, numbers by point, and the
+    sampler's state from before it was asked."""
+
+    points: list[dict[str, Any]]
+    tasks: list[TrialTask]
+    known: dict[int, float | None]
+    numbers: list[int | None]
+    state: dict[str, Any]
+
+
 class _BatchLoop:
     """The ask -> evaluate -> tell -> checkpoint loop of one run."""
 
@@ -849,6 +860,10 @@ class _BatchLoop:
         self.tracker = study.tracker
         self.done = study.tracker.done  # trials stored so far
         self.last_fill = time.monotonic()
+        # The next batch, asked and planned while the tail of the current one runs (samplers that
+        # ask ahead only), with the sampler's state from before that ask (the checkpoint's).
+        self._ahead: _Planned | None = None
+        self._ahead_from: tuple[int, list[int | None], int] | None = None  # (done after, numbers, batch)
 
     async def run(self) -> str | None:
         empty_batches = 0
@@ -857,17 +872,24 @@ class _BatchLoop:
             # run. Asked short (its stored trials counted as done), the rest of them would come
             # back in the next batch, run again and be dropped by the store: the budget falls short.
             done = self.done - len(self.stored)
-            if done >= self.study.budget or self.sampler.exhausted:
-                break
-            batch_size = self.sampler.preferred_batch or self.study.batch_size
-            wanted = min(batch_size, self.study.budget - done)
-            with profiler.stage("optimize.sampler"):
-                points = self.sampler.ask(wanted)
-            if not points:
-                break
             batch = self.seq + 1
-            with profiler.stage("optimize.sampler"):
-                tasks, known, numbers = self._plan(points, batch)
+            ahead, self._ahead = self._ahead, None
+            if ahead is not None:
+                if not ahead.points:
+                    break
+                points, tasks, known, numbers, _ = ahead
+            else:
+                if done >= self.study.budget or self.sampler.exhausted:
+                    break
+                wanted = min(self._batch_size(), self.study.budget - done)
+                with profiler.stage("optimize.sampler"):
+                    points = self.sampler.ask(wanted)
+                if not points:
+                    break
+                with profiler.stage("optimize.sampler"):
+                    tasks, known, numbers = self._plan(points, batch)
+            if self.sampler.asks_ahead and not self.stored and self.halving is None:
+                self._ahead_from = (done + len(tasks), numbers, batch)
             if not tasks and not known:
                 empty_batches += 1
                 if empty_batches >= MAX_EMPTY_BATCHES:
@@ -876,7 +898,10 @@ class _BatchLoop:
                 empty_batches = 0
             with profiler.stage("optimize.evaluate"):
                 finished = await self._evaluate(tasks, batch)
+            self._ahead_from = None
             if finished is None:  # stopped, or too many failures
+                self._ahead = None
+                self.executor.discard_prefetch()
                 break
             values = {**known, **finished}
             with profiler.stage("optimize.sampler"):
@@ -892,24 +917,56 @@ class _BatchLoop:
             with profiler.stage("optimize.checkpoint"):
                 # Not waited for: the workers would idle while the writer commits the batch. Trials of
                 # the next batch committed with it are found stored on a resume (told, not run again).
-                await self.store.checkpoint(
-                    self.record.id, self.sampler.get_state(), self.seq, self.next_number, wait=False
-                )
+                # (With the next batch asked already: the state from before that ask.)
+                state = self._ahead.state if self._ahead is not None else self.sampler.get_state()
+                await self.store.checkpoint(self.record.id, state, self.seq, self.next_number, wait=False)
             self.stored.clear()  # the resumed batch, if any, is behind us
             self.emit()
+        self._ahead = None  # (a stop between batches)
+        self.executor.discard_prefetch()
         if self.failure is None and not self.study.stop_requested:
             await self._fill_artifacts()  # the final top N always has its curves
         return self.failure
 
+    def _batch_size(self) -> int:
+        return self.sampler.preferred_batch or self.study.batch_size
+
+    def _plan_ahead(self) -> None:
+        """Ask and plan the next batch now (every task of this one is with the workers), so that
+        the workers get its first chunks the moment this batch's last results are in.
+
+        Only for samplers whose asks ignore the results (the points, their numbers and the
+        checkpointed state are those the next turn of :meth:`run` would give) and with no stored
+        trials to match (a resumed batch)."""
+        assert self._ahead_from is not None
+        done, numbers, batch = self._ahead_from
+        self._ahead_from = None
+        if done >= self.study.budget or self.sampler.exhausted:
+            return
+        used = [n for n in numbers if n is not None and n >= 0]
+        first = max(self.next_number, max(used) + 1) if used else self.next_number
+        with profiler.stage("optimize.sampler"):
+            state = self.sampler.get_state()
+            points = self.sampler.ask(min(self._batch_size(), self.study.budget - done))
+            if not points:
+                self._ahead = _Planned(points, [], {}, [], state)
+                return
+            tasks, known, planned = self._plan(points, batch + 1, first=first)
+        self._ahead = _Planned(points, tasks, known, planned, state)
+        # Workers this batch leaves free start on the next one (its results are stored after this one's).
+        self.executor.prefetch(tasks, artifacts=self.study.artifacts_for_all)
+
     def _plan(
-        self, points: Sequence[dict[str, Any]], batch: int
+        self, points: Sequence[dict[str, Any]], batch: int, *, first: int | None = None
     ) -> tuple[list[TrialTask], dict[int, float | None], list[int | None]]:
-        """New tasks, values already known (by number; negative numbers for old duplicates), numbers by point."""
+        """New tasks, values already known (by number; negative numbers for old duplicates), numbers by point.
+
+        ``first``: the first new number (default: the next unused one)."""
         tasks: list[TrialTask] = []
         known: dict[int, float | None] = {}
         numbers: list[int | None] = []
         seen: dict[str, int] = {}
-        number = self.next_number
+        number = self.next_number if first is None else first
         duplicate = -1
         counters = _TRIAL_KEYS
         counters.hits += len(points)  # every point is a hit but the new tasks (taken back below)
@@ -975,6 +1032,11 @@ class _BatchLoop:
                     if at is not None and complete[at]:
                         self.study.store_artifacts(self.store, study_id, number, arrays)
             await self.store.add_batch(study_id, batch, results, chunk_tasks)
+            if (
+                self._ahead_from is not None and self.executor.queued == 0
+                and self.failure is None and not self.study.stop_requested
+            ):
+                self._plan_ahead()
             self.emit()
 
         outcome = await self.executor.run_batch(tasks, on_done, artifacts=self.study.artifacts_for_all)

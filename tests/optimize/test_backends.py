@@ -47,3 +47,21 @@ async def test_niced_workers_run_below_the_parent_priority() -> None:
         assert [os.getpriority(os.PRIO_PROCESS, pid) for pid in pids] == [min(19, parent + 7)] * 2
     finally:
         await backend.close()
+
+
+async def test_start_returns_before_the_workers_are_ready_and_reports_a_failed_start_on_results() -> None:
+    """The pool's start does not wait for its workers (the first batch is planned meanwhile); a worker
+    that cannot start is reported on the results stream, where the executor waits."""
+    from dataclasses import replace
+
+    from engine.data import load
+    from engine.errors import GenesisError
+    from tests.optimize.backend_conformance import SETUP
+
+    backend = ProcessBackend(workers=2, trial_timeout_s=30.0)
+    await backend.start(load("synthetic:bars=500,seed=3,timeframe=1m"), replace(SETUP, strategy="no_such_strategy"))
+    try:
+        with pytest.raises(GenesisError, match="failed to start"):
+            await backend.results().__aiter__().__anext__()
+    finally:
+        await backend.close()

@@ -138,13 +138,17 @@ async def test_stop_and_resume_gives_the_uninterrupted_result(
 
 @pytest.mark.parametrize("sampler", ["random", "grid"])
 async def test_a_stop_in_the_last_batch_resumes_to_the_full_budget(
-    study_file: Callable[..., Path], tmp_path: Path, sampler: str
+    study_file: Callable[..., Path], tmp_path: Path, sampler: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Stopped late in the last batch, the resumed run re-asks that whole batch: its stored trials
     are recognised, none is run twice (the store would ignore it and the budget fall short)."""
     # batches of 16, 16 and 8; the last runs as chunks of 4, 2, 1 and 1, three in hand at a time.
     # Stopped after its first chunk, the chunks in hand finish: 7 of its 8 trials are stored and
     # the resume has 1 trial left, fewer than the 7 of that batch already stored
+    # (with no floor on the tail's chunks: with it the 8 trials of one worker are one chunk)
+    from engine.optimize.executor import MIN_CHUNK, ChunkSizer
+
+    monkeypatch.setattr(ChunkSizer, "floor", lambda self: MIN_CHUNK)
     path = study_file(sampler=sampler, trials=40, batch_size=16, checkpoint_every=1, checkpoint_interval_s=0.01)
     reference = await Study.from_file(path, db=tmp_path / "ref.db").run()
     ref_trials, _ = await _stored(tmp_path / "ref.db", "t")

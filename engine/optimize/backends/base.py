@@ -61,7 +61,15 @@ class ChunkDone:
 
 @runtime_checkable
 class Backend(Protocol):
-    """Runs chunks of trials somewhere other than the event loop."""
+    """Runs chunks of trials somewhere other than the event loop.
+
+    A backend may set ``depth``: how many chunks each worker holds at once (one running, the
+    next ones waiting in its pipe). The executor then cuts no chunk that no worker can take
+    at once, so each chunk is sized from the trials remaining when a worker receives it.
+    Without it the executor keeps three per worker in flight. :meth:`start` may return
+    before the workers are ready (chunks wait for them); a worker that then fails to start
+    is reported on :meth:`results`.
+    """
 
     name: str
 

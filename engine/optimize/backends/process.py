@@ -212,6 +212,7 @@ class ProcessBackend:
     """A pool of worker processes with a shared per-trial watchdog."""
 
     name = "process"
+    depth = DEPTH  # chunks a worker holds at once: the executor cuts no chunk beyond them
 
     def __init__(
         self, *, workers: int = 0, trial_timeout_s: float = 30.0, context: str = "forkserver", nice: int = 0
@@ -234,6 +235,7 @@ class ProcessBackend:
         self._shared: SharedBars | None = None
         self._setup: WorkerSetup | None = None
         self._watchdog: asyncio.Task[None] | None = None
+        self._startup: asyncio.Task[None] | None = None  # waits for the first workers to be ready
         self._closing = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self.replaced = 0  # workers replaced after a death
@@ -258,6 +260,12 @@ class ProcessBackend:
     # -- life cycle ---------------------------------------------------------
 
     async def start(self, bars: Any, setup: WorkerSetup) -> None:
+        """Start the workers and return without waiting for them to be ready.
+
+        The caller plans its first chunks while the workers map the data and load the
+        kernels; each worker gets chunks the moment it says it is ready. A worker that
+        fails to start (or does not start in time) is reported on :meth:`results`.
+        """
         self._loop = asyncio.get_running_loop()
         self._interrupt = asyncio.Event()
         if self._interrupted:
@@ -266,10 +274,10 @@ class ProcessBackend:
         self._setup = setup
         try:
             await self._spawn_pool()
-            await self._await_startup()
         except BaseException:
             await self.close()
             raise
+        self._startup = self._loop.create_task(self._await_startup(), name="process-startup")
         period = min(1.0, max(0.05, self.trial_timeout_s / 4))
         self._watchdog = self._loop.create_task(self._watch(period), name="process-watchdog")
 
@@ -307,8 +315,8 @@ class ProcessBackend:
                 raise outcome
 
     async def _await_startup(self) -> None:
-        """Wait until every worker is ready, or the start is interrupted (the workers then stay
-        unused until :meth:`close`)."""
+        """(A task) wait until every worker is ready, or the start is interrupted (the workers then
+        stay unused until :meth:`close`); a start-up error or timeout goes to :meth:`results`."""
         assert self._loop is not None and self._interrupt is not None
         startups = [w.startup for w in self._workers if w.startup is not None]
         if not startups or self._interrupted:
@@ -322,10 +330,14 @@ class ProcessBackend:
             done, _ = await asyncio.wait(waiting, timeout=STARTUP_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED)
         finally:
             halt.cancel()
+        if self._closing:
+            return
         if everyone in done:
-            everyone.result()  # a worker's start-up error
+            error = everyone.exception()
+            if error is not None:
+                self._results.put_nowait(error)
         elif halt not in done:
-            raise TimeoutError(f"the workers did not start within {STARTUP_TIMEOUT_S:g}s")
+            self._results.put_nowait(TimeoutError(f"the workers did not start within {STARTUP_TIMEOUT_S:g}s"))
 
     def _start_process(self, process: Any, initial: bool) -> bool:
         """(In a thread) start ``process`` unless it belongs to a start that was interrupted."""
@@ -368,6 +380,11 @@ class ProcessBackend:
 
     async def close(self) -> None:
         self._closing = True
+        if self._startup is not None:
+            self._startup.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._startup
+            self._startup = None
         if self._replacing:
             await asyncio.gather(*self._replacing, return_exceptions=True)
         if self._watchdog is not None:

@@ -36,6 +36,9 @@ class Sampler(ABC):
     """Ask/tell base class. Subclasses implement ``_ask``, ``_state`` and ``_restore``."""
 
     name: ClassVar[str]
+    #: Whether :meth:`ask` ignores what :meth:`tell` reported (grid, random): the executor may then
+    #: ask and plan the next batch while the tail of the current one runs.
+    asks_ahead: ClassVar[bool] = False
 
     def __init__(self, space: Space, *, seed: int = 0, direction: str = "maximize") -> None:
         if direction not in ("maximize", "minimize"):

@@ -20,6 +20,7 @@ class GridSampler(Sampler):
     """Walks the lazy grid from a cursor; constraints are filtered while walking."""
 
     name = "grid"
+    asks_ahead = True  # (tell is the base no-op)
 
     def __init__(self, space: Space, *, seed: int = 0, direction: str = "maximize") -> None:
         super().__init__(space, seed=seed, direction=direction)

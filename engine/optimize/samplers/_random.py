@@ -73,6 +73,7 @@ class RandomSampler(Sampler):
     """Uniform random points without repeats (see the module docstring for the two modes)."""
 
     name = "random"
+    asks_ahead = True  # (tell is the base no-op)
 
     def __init__(self, space: Space, *, seed: int = 0, direction: str = "maximize") -> None:
         super().__init__(space, seed=seed, direction=direction)
