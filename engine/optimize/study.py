@@ -502,7 +502,7 @@ class Study:
         final_state = StudyState.COMPLETE
         last_emit = 0.0
         pbo_child: asyncio.Task[ForkedCall] | None = None
-        early_pbo: asyncio.Task[dict[str, Any] | None] | None = None
+        early: asyncio.Task[dict[str, Any] | None] | None = None
 
         def emit(force: bool = False) -> None:
             nonlocal last_emit
@@ -539,17 +539,17 @@ class Study:
             elif self._stop_requested or executor.stopping:
                 final_state = StudyState.STOPPED
             elif record.validation is None or record.state is not StudyState.COMPLETE:
-                # The PBO starts at once: it runs while the workers stop and the state is written.
-                early_pbo = asyncio.create_task(_pbo(
-                    store, record.id, self.spec.search.seed, fork_server=_forks_from_server(backend), child=pbo_child))
+                # The validation starts at once: it reads and computes while the workers stop and the state is written.
+                early = asyncio.create_task(
+                    self._validation(store, record, bars, fork_server=_forks_from_server(backend), child=pbo_child))
                 pbo_child = None
         except BaseException as failure:
             # A failed write (a full disk) stops a sound study: it resumes once there is room.
             stopped = isinstance(failure, asyncio.CancelledError | StoreWriteError) or out_of_room(failure)
             final_state = StudyState.STOPPED if stopped else StudyState.FAILED
             error = error or f"{type(failure).__name__}: {failure}"
-            if early_pbo is not None:
-                early_pbo.cancel()
+            if early is not None:
+                early.cancel()
             raise
         finally:
             if pbo_child is not None:
@@ -571,7 +571,7 @@ class Study:
         if final_state is StudyState.COMPLETE and validation is None:
             with profiler.stage("optimize.validation"):
                 validation = await self._validate(
-                    store, record, bars, fork_server=_forks_from_server(backend), pbo=early_pbo)
+                    store, record, bars, fork_server=_forks_from_server(backend), started=early)
         with profiler.stage("optimize.summary"):
             summary = await self._summary(store, record, final_state, error, validation, executor, backend, t_start)
         emit(force=True)
@@ -664,17 +664,28 @@ class Study:
 
     async def _validate(
         self, store: StudyStore, record: StudyRecord, bars: Bars | Basket, *, fork_server: bool = False,
-        pbo: asyncio.Task[dict[str, Any] | None] | None = None,
+        started: asyncio.Task[dict[str, Any] | None] | None = None,
     ) -> dict[str, Any] | None:
-        """Hold-out / walk-forward re-runs of the best trials and the deflated Sharpe ratio, stored
-        (``fork_server``: the workers forked from one, which may run the PBO: :func:`_pbo`;
-        ``pbo``: that PBO, started already)."""
+        """:meth:`_validation`, stored (``started``: that task, started already)."""
+        as_dict = await (started or self._validation(store, record, bars, fork_server=fork_server))
+        if as_dict is not None:
+            await store.save_validation(record.id, as_dict)
+        return as_dict
+
+    async def _validation(
+        self, store: StudyStore, record: StudyRecord, bars: Bars | Basket, *, fork_server: bool = False,
+        child: asyncio.Task[ForkedCall] | None = None,
+    ) -> dict[str, Any] | None:
+        """Hold-out / walk-forward re-runs of the best trials, the deflated Sharpe ratio and the PBO
+        (``fork_server``, ``child``: :func:`_pbo`); it commits what is queued first, so it may start
+        as soon as the search ends."""
         from engine.optimize import validation as validation_module
 
         # The PBO (numpy, or numba's threads without the GIL) runs while the rest reads the store.
-        if pbo is None:
-            pbo = asyncio.create_task(_pbo(store, record.id, self.spec.search.seed, fork_server=fork_server))
+        pbo = asyncio.create_task(_pbo(store, record.id, self.spec.search.seed, fork_server=fork_server, child=child))
         try:
+            with contextlib.suppress(Exception):  # (a failed write: what was committed is read)
+                await store.flush()
             settings = self.spec.validation
             k = max(settings.top_k, settings.walk_forward_candidates, 1)
             top = await store.best(record.id, maximize=self.maximize, k=k)
@@ -709,7 +720,6 @@ class Study:
             pbo.cancel()  # the rest failed: nobody reads it
             raise
         as_dict["pbo"] = await pbo
-        await store.save_validation(record.id, as_dict)
         return as_dict
 
     def _start_pbo_child(self, backend: Backend) -> asyncio.Task[ForkedCall] | None:
