@@ -98,3 +98,23 @@ async def test_a_pbo_child_that_died_leaves_the_pbo_to_this_process(
         await store.close()
     assert found == pbo_figures(figures, 7)
     assert "the PBO's process failed" in caplog.text
+
+
+async def test_a_pbo_child_is_forked_only_for_a_cscv_past_numpys_share_in_a_driver_without_numba(
+    study_file: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    from engine.optimize import study as study_module
+
+    monkeypatch.setattr(study_module, "_forks_from_server", lambda backend: True)
+    small = Study.from_file(study_file(), db=tmp_path / "s.db")  # 73 trials: numpy's
+    large = Study.from_file(study_file(name="big", fast_high=40, fast_step=1, slow_high=200), db=tmp_path / "s.db")
+    assert small._start_pbo_child(None) is None  # type: ignore[arg-type]
+    monkeypatch.setitem(sys.modules, "numba", sys.modules.get("numba") or object())
+    assert large._start_pbo_child(None) is None  # type: ignore[arg-type]  # (the driver computes it itself)
+    monkeypatch.delitem(sys.modules, "numba")
+    child = large._start_pbo_child(None)  # type: ignore[arg-type]
+    assert child is not None
+    forked = await child
+    assert forked.call(os.getpid) != os.getpid()
