@@ -76,6 +76,55 @@ def call_in_fork_server(function: Callable[..., _T], *args: Any) -> _T:
     return value
 
 
+class ForkedCall:
+    """A child of the fork server forked now that runs one call later, so that its fork (and its
+    ``warm``, run in the child meanwhile) overlap what the caller does until then.
+
+    :meth:`call` blocks (call it from a thread) and can be made once; :meth:`close` ends a child
+    never called (it leaves as soon as it sees the pipe closed).
+    """
+
+    def __init__(self, warm: Callable[[], Any] | None = None) -> None:
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload([PRELOAD])
+        self._connection, theirs = ctx.Pipe()
+        self._child = ctx.Process(target=_serve, args=(theirs, warm), name="genesis-call", daemon=True)
+        self._child.start()
+        theirs.close()
+
+    def call(self, function: Callable[..., _T], *args: Any) -> _T:
+        """``function(*args)`` in the child, as :func:`call_in_fork_server` runs it."""
+        try:
+            self._connection.send((function, args))
+            ok, value = self._connection.recv()
+        except (EOFError, OSError):
+            self._child.join()
+            raise RuntimeError(
+                f"{function.__name__}: its process ended without an answer (exit {self._child.exitcode})") from None
+        finally:
+            self._connection.close()
+        self._child.join()
+        if not ok:
+            raise RuntimeError(f"{function.__name__}: {value}")
+        return value
+
+    def close(self) -> None:
+        """End the child without a call (no-op after :meth:`call`)."""
+        self._connection.close()
+
+
+def _serve(connection: Any, warm: Callable[[], Any] | None) -> None:
+    """(In a :class:`ForkedCall`'s child) warm up, then answer the one call sent (none: leave)."""
+    if warm is not None:
+        with contextlib.suppress(Exception):  # a warm-up only: the call reports any real failure
+            warm()
+    try:
+        function, args = connection.recv()
+    except (EOFError, OSError):
+        return
+    _answer(connection, function, args)
+
+
 def _answer(sender: Any, function: Callable[..., Any], args: tuple[Any, ...]) -> None:
     """(In the child) send ``(True, result)`` or ``(False, "Error: message")``."""
     try:

@@ -70,6 +70,23 @@ def pbo_figures(figures: np.ndarray, seed: int) -> dict[str, Any] | None:
     }
 
 
+def warm_pbo() -> None:
+    """Load the CSCV's numba kernel and start numba's threads on a tiny matrix (a PBO child does it
+    while the search runs, so that neither is on the path from the last trial to the report)."""
+    import numba  # noqa: F401 - loaded, :func:`cscv` takes its kernel whatever the size
+
+    cscv(np.arange(16.0).reshape(4, 4), max_splits=MAX_SPLITS)
+
+
+def pbo_of_sqlite(path: str, study_id: int, seed: int) -> dict[str, Any] | None:
+    """:func:`pbo_figures` of the figures stored in the SQLite store at ``path`` (read here: the
+    caller's event loop neither reads nor decodes them, and nothing large crosses a pipe)."""
+    from engine.store.study_sqlite import read_trial_blocks
+
+    _, figures = read_trial_blocks(path, study_id)
+    return pbo_figures(figures, seed)
+
+
 def _stored_pbo(stored: Any, figures: np.ndarray, seed: int) -> dict[str, Any] | None:
     """The PBO the study stored at its end, when it was computed as :func:`pbo_figures` would now."""
     if not isinstance(stored, dict) or "degradation" not in stored:

@@ -62,6 +62,7 @@ if TYPE_CHECKING:
     from engine.data.basket import Basket
     from engine.load_progress import LoadProgress
     from engine.load_progress import ProgressCallback as DataProgressCallback
+    from engine.optimize.fork_server import ForkedCall
     from engine.optimize.samplers import Sampler
     from engine.optimize.spec import StudySpec
     from engine.strategy.core import StrategyDef
@@ -500,6 +501,8 @@ class Study:
         error: str | None = None
         final_state = StudyState.COMPLETE
         last_emit = 0.0
+        pbo_child: asyncio.Task[ForkedCall] | None = None
+        early: asyncio.Task[dict[str, Any] | None] | None = None
 
         def emit(force: bool = False) -> None:
             nonlocal last_emit
@@ -521,6 +524,8 @@ class Study:
             )
             with profiler.stage("optimize.workers_start"):
                 await executor.start(in_sample, setup)
+            if warming is None and (record.validation is None or record.state is not StudyState.COMPLETE):
+                pbo_child = self._start_pbo_child(backend)
             tracker.restart_clock()  # the rate (and so the ETA) counts from the workers being ready
             loop_kind = _BatchLoop
             if self.shared:
@@ -533,13 +538,22 @@ class Study:
                 final_state = StudyState.FAILED
             elif self._stop_requested or executor.stopping:
                 final_state = StudyState.STOPPED
+            elif record.validation is None or record.state is not StudyState.COMPLETE:
+                # The validation starts at once: it reads and computes while the workers stop and the state is written.
+                early = asyncio.create_task(
+                    self._validation(store, record, bars, fork_server=_forks_from_server(backend), child=pbo_child))
+                pbo_child = None
         except BaseException as failure:
             # A failed write (a full disk) stops a sound study: it resumes once there is room.
             stopped = isinstance(failure, asyncio.CancelledError | StoreWriteError) or out_of_room(failure)
             final_state = StudyState.STOPPED if stopped else StudyState.FAILED
             error = error or f"{type(failure).__name__}: {failure}"
+            if early is not None:
+                early.cancel()
             raise
         finally:
+            if pbo_child is not None:
+                _discard_child(pbo_child)  # (never handed to a PBO)
             with profiler.stage("optimize.workers_stop"), contextlib.suppress(Exception):
                 await executor.close()
             self._executor = None
@@ -556,7 +570,8 @@ class Study:
         validation = record.validation if record.state is StudyState.COMPLETE else None
         if final_state is StudyState.COMPLETE and validation is None:
             with profiler.stage("optimize.validation"):
-                validation = await self._validate(store, record, bars, fork_server=_forks_from_server(backend))
+                validation = await self._validate(
+                    store, record, bars, fork_server=_forks_from_server(backend), started=early)
         with profiler.stage("optimize.summary"):
             summary = await self._summary(store, record, final_state, error, validation, executor, backend, t_start)
         emit(force=True)
@@ -648,20 +663,35 @@ class Study:
         return total
 
     async def _validate(
-        self, store: StudyStore, record: StudyRecord, bars: Bars | Basket, *, fork_server: bool = False
+        self, store: StudyStore, record: StudyRecord, bars: Bars | Basket, *, fork_server: bool = False,
+        started: asyncio.Task[dict[str, Any] | None] | None = None,
     ) -> dict[str, Any] | None:
-        """Hold-out / walk-forward re-runs of the best trials and the deflated Sharpe ratio, stored
-        (``fork_server``: the workers forked from one, which may run the PBO: :func:`_pbo`)."""
+        """:meth:`_validation`, stored (``started``: that task, started already)."""
+        as_dict = await (started or self._validation(store, record, bars, fork_server=fork_server))
+        if as_dict is not None:
+            await store.save_validation(record.id, as_dict)
+        return as_dict
+
+    async def _validation(
+        self, store: StudyStore, record: StudyRecord, bars: Bars | Basket, *, fork_server: bool = False,
+        child: asyncio.Task[ForkedCall] | None = None,
+    ) -> dict[str, Any] | None:
+        """Hold-out / walk-forward re-runs of the best trials, the deflated Sharpe ratio and the PBO
+        (``fork_server``, ``child``: :func:`_pbo`); it commits what is queued first, so it may start
+        as soon as the search ends."""
         from engine.optimize import validation as validation_module
 
-        settings = self.spec.validation
-        k = max(settings.top_k, settings.walk_forward_candidates, 1)
-        top = await store.best(record.id, maximize=self.maximize, k=k)
-        if not top:
-            return None
         # The PBO (numpy, or numba's threads without the GIL) runs while the rest reads the store.
-        pbo = asyncio.create_task(_pbo(store, record.id, self.spec.search.seed, fork_server=fork_server))
+        pbo = asyncio.create_task(_pbo(store, record.id, self.spec.search.seed, fork_server=fork_server, child=child))
         try:
+            with contextlib.suppress(Exception):  # (a failed write: what was committed is read)
+                await store.flush()
+            settings = self.spec.validation
+            k = max(settings.top_k, settings.walk_forward_candidates, 1)
+            top = await store.best(record.id, maximize=self.maximize, k=k)
+            if not top:
+                pbo.cancel()
+                return None
             counts = await store.counts(record.id)
             n_trials = sum(counts.values())
             sharpes = [v for v in await store.metric_values(record.id, "sharpe") if v is not None and math.isfinite(v)]
@@ -690,8 +720,23 @@ class Study:
             pbo.cancel()  # the rest failed: nobody reads it
             raise
         as_dict["pbo"] = await pbo
-        await store.save_validation(record.id, as_dict)
         return as_dict
+
+    def _start_pbo_child(self, backend: Backend) -> asyncio.Task[ForkedCall] | None:
+        """A child of the fork server for this study's PBO, forked and warmed while the search runs
+        (:func:`_pbo`), when its CSCV will want numba and this process has none; else ``None``."""
+        from engine.analysis.pbo import uses_numba
+        from engine.optimize.overfitting import MAX_SPLITS
+
+        blocks = self.spec.validation.blocks
+        if not blocks or "numba" in sys.modules or not _forks_from_server(backend):
+            return None
+        if not uses_numba(self._total(), blocks, max_splits=MAX_SPLITS):
+            return None
+        from engine.optimize.fork_server import ForkedCall
+        from engine.optimize.overfitting import warm_pbo
+
+        return asyncio.create_task(asyncio.to_thread(ForkedCall, warm_pbo))
 
     # -- top-N artifacts (called by the batch loop) -----------------------------
 
@@ -792,25 +837,60 @@ def _warm_kernels(strategy: StrategyDef, options: BacktestOptions) -> None:
         backtest.run_many(tiny_bars(), strategy, [strategy.defaults()], options=options)
 
 
-async def _pbo(store: StudyStore, study_id: int, seed: int | None, *, fork_server: bool = False) -> dict[str, Any] | None:
+async def _pbo(
+    store: StudyStore, study_id: int, seed: int | None, *, fork_server: bool = False,
+    child: asyncio.Task[ForkedCall] | None = None,
+) -> dict[str, Any] | None:
     """The probability of backtest overfitting over the stored per-block returns (``None`` without them),
     with every figure of the report's PBO part (the report then reads it instead of running it again).
 
     ``fork_server``: the study's workers forked from one. A CSCV too large for numpy then runs in a
     child of that server (numba and its threads loaded there already) unless this process has
-    numba: the driver never loads it (same bits either way: docs/optimizer.md)."""
+    numba: the driver never loads it (same bits either way: docs/optimizer.md). ``child``: that
+    child, forked (and warmed) already (:meth:`Study._start_pbo_child`); from a SQLite store it
+    reads the figures itself once everything queued is committed."""
     from engine.analysis.pbo import uses_numba
-    from engine.optimize.overfitting import MAX_SPLITS, pbo_figures
+    from engine.optimize.overfitting import MAX_SPLITS, pbo_figures, pbo_of_sqlite
+    from engine.store.study_sqlite import SqliteStore
 
-    _, figures = await store.trial_blocks(study_id)
-    if fork_server and "numba" not in sys.modules and uses_numba(*figures.shape, max_splits=MAX_SPLITS):
-        from engine.optimize.fork_server import call_in_fork_server
+    try:
+        # Started as the search ends: every trial queued is committed first.
+        with contextlib.suppress(Exception):  # (a failed write: the figures committed are read)
+            await store.flush()
+        if child is not None and isinstance(store, SqliteStore):
+            try:
+                forked, child = await child, None
+                return await asyncio.to_thread(forked.call, pbo_of_sqlite, str(store.path), study_id, seed or 0)
+            except (RuntimeError, OSError) as failure:  # (a server that cannot fork): here, then
+                child = None
+                log.warning("the PBO's process failed (%s): computing it here", failure)
+        _, figures = await store.trial_blocks(study_id)
+        if fork_server and "numba" not in sys.modules and uses_numba(*figures.shape, max_splits=MAX_SPLITS):
+            from engine.optimize.fork_server import ForkedCall
 
-        try:
-            return await asyncio.to_thread(call_in_fork_server, pbo_figures, figures, seed or 0)
-        except (RuntimeError, OSError) as failure:  # (a server that cannot fork): here, then
-            log.warning("the PBO's process failed (%s): computing it here", failure)
-    return await asyncio.to_thread(pbo_figures, figures, seed or 0)
+            try:
+                forked, child = await (child or asyncio.to_thread(ForkedCall)), None
+                return await asyncio.to_thread(forked.call, pbo_figures, figures, seed or 0)
+            except (RuntimeError, OSError) as failure:
+                child = None
+                log.warning("the PBO's process failed (%s): computing it here", failure)
+        return await asyncio.to_thread(pbo_figures, figures, seed or 0)
+    finally:
+        if child is not None:
+            _discard_child(child)
+
+
+def _discard_child(child: asyncio.Task[ForkedCall]) -> None:
+    """Close a forked PBO child that will not be called (when its fork has finished, if it has not yet)."""
+
+    def close(task: asyncio.Task[ForkedCall]) -> None:
+        if not task.cancelled() and task.exception() is None:
+            task.result().close()
+
+    if child.done():
+        close(child)
+    else:
+        child.add_done_callback(close)
 
 
 def _in_sample(spec: StudySpec, bars: Bars | Basket) -> Bars | Basket:

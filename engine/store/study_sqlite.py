@@ -246,6 +246,27 @@ def blocks_matrix(rows: Iterable[tuple[int, bytes]]) -> tuple[np.ndarray, np.nda
     return builder.result()
 
 
+#: Each recorded trial's per-block returns, by trial number (:func:`blocks_matrix` sorts any others).
+_BLOCKS_SQL = "SELECT number, data FROM trial_blocks WHERE study_id = ? ORDER BY number"
+_BLOCKS_CHUNK = 65_536
+
+
+def read_trial_blocks(path: str | Path, study_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """:meth:`SqliteStore.trial_blocks` on a read-only connection of its own, without an event loop
+    (a process that has no store open: the PBO's child reads the figures itself)."""
+    builder = BlocksBuilder()
+    connection = sqlite_policy.connect_sync(path, readonly=True)
+    try:
+        cursor = connection.execute(_BLOCKS_SQL, (study_id,))
+        while rows := cursor.fetchmany(_BLOCKS_CHUNK):
+            builder.add(rows)
+    except sqlite3.OperationalError:  # a store made before blocks were recorded
+        builder = BlocksBuilder()
+    finally:
+        connection.close()
+    return builder.result()
+
+
 def trial_record(result: TrialResult, key: str, params: dict[str, Any], batch: int) -> TrialRecord:
     """The stored form of a worker's result."""
     return TrialRecord(
@@ -634,10 +655,8 @@ class SqliteStore(BatchedStore):
         """``(numbers, figures)``: each recorded trial's per-block log returns (see :func:`blocks_matrix`)."""
         try:
             builder = BlocksBuilder()
-            async with self._reader.execute(
-                "SELECT number, data FROM trial_blocks WHERE study_id = ? ORDER BY number", (study_id,)
-            ) as cursor:
-                while rows := await cursor.fetchmany(65_536):  # a chunk at a time: memory stays flat
+            async with self._reader.execute(_BLOCKS_SQL, (study_id,)) as cursor:
+                while rows := await cursor.fetchmany(_BLOCKS_CHUNK):  # a chunk at a time: memory stays flat
                     builder.add(rows)
         except sqlite3.OperationalError:  # a store made before blocks were recorded, opened read-only
             builder = BlocksBuilder()
