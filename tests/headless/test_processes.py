@@ -8,6 +8,7 @@ import signal
 import sqlite3
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,12 +27,9 @@ from tests.headless.conftest import (
 pytestmark = pytest.mark.timeout(240)
 
 
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, tuple[int, str, float | None]]]:
-    """The grid study run once, uninterrupted: its file and its trials by key."""
-    directory = tmp_path_factory.mktemp("reference")
-    # Large enough (several seconds on two workers) that a 1.5 s budget always stops it early.
-    study = big_study(directory, bars=600_000, fast_high=100)
+def _run_reference(directory: Path, **overrides: Any) -> tuple[Path, dict[str, tuple[int, str, float | None]]]:
+    """A grid study run once, uninterrupted: its file and its trials by key."""
+    study = big_study(directory, **overrides)
     db = directory / "ref.db"
     result = genesis("run", study, "--db", db, "--headless", "--json", "--no-record")
     assert result.returncode == 0, result.stderr[-3000:]
@@ -40,6 +38,19 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str,
     trials = stored_trials(db)
     assert len(trials) == summary["trials"] > 500
     return study, trials
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, tuple[int, str, float | None]]]:
+    """The grid study run once, uninterrupted: its file and its trials by key."""
+    return _run_reference(tmp_path_factory.mktemp("reference"), bars=600_000, fast_high=100)
+
+
+@pytest.fixture(scope="module")
+def long_reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, tuple[int, str, float | None]]]:
+    """A grid study long enough that a 1.5 s budget always stops it early: about 3,500 trials on 1.2M
+    bars, 3-4 s of kernel time on two idle workers (the 600k-bar one finished inside 1.5 s once)."""
+    return _run_reference(tmp_path_factory.mktemp("long_reference"), bars=1_200_000, fast_high=100, slow_high=400)
 
 
 def _checkpoints(db: Path) -> int:
@@ -221,8 +232,8 @@ def test_three_nights_under_a_budget_finish_the_study_with_one_report_each(tmp_p
     assert len(list((reports / "nights").glob("*-run*"))) == len(nights)
 
 
-def test_max_runtime_stops_dispatching_and_the_next_run_completes(reference, tmp_path: Path) -> None:
-    study, expected = reference
+def test_max_runtime_stops_dispatching_and_the_next_run_completes(long_reference, tmp_path: Path) -> None:
+    study, expected = long_reference
     db = tmp_path / "budget.db"
     first = genesis("run", study, "--db", db, "--max-runtime", "1.5s", "--json")
     assert first.returncode == 0, first.stderr[-3000:]

@@ -81,9 +81,11 @@ async def test_the_pbo_child_gives_the_figures_computed_here(finished: tuple[Pat
 
 
 async def test_a_pbo_child_that_died_leaves_the_pbo_to_this_process(
-    finished: tuple[Path, int], caplog: pytest.LogCaptureFixture
+    finished: tuple[Path, int], caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     db, study_id = finished
+    # (an in-process headless run earlier in the session may have stopped the study's log at its own handler)
+    monkeypatch.setattr(logging.getLogger("engine.optimize.study"), "propagate", True)
     forked = ForkedCall()
     forked._child.kill()
     forked._child.join()
