@@ -168,7 +168,10 @@ def test_genesis_run_profile_writes_the_report(tmp_path: Path) -> None:
     [report_json] = (tmp_path / "reports").rglob("report.json")
     stored = json.loads(report_json.read_text())
     report = ProfileReport.from_dict(stored["profile"])
-    assert report.accounts_for(0.05), report.to_markdown()
+    # A run under a second is a dozen stage changes; each gap between two stages stretches by a scheduler
+    # slice on a loaded machine (7.4% unaccounted once, with a core kept busy; 1-4% usually). A stage left
+    # out would leave far more: the driver's kernel warm-up alone is half of this run.
+    assert report.accounts_for(0.12), report.to_markdown()
     assert report.cpu is not None and report.cpu.sampled
     assert {c.name for c in report.caches} >= {"backtest.indicators", "optimize.trial_keys"}
     assert any(a.rule == "memory_mb" and a.state == "raised" for a in report.alerts)  # from the global config
