@@ -36,7 +36,7 @@ from typing import Any, Literal
 import msgspec
 
 from engine.backtest.options import OPTION_NAMES, OPTIONS, BacktestOptions, OptionError
-from engine.config import decode, load_toml
+from engine.config import decode, parse_toml, read_text
 from engine.errors import ConfigError, DataError
 from engine.monitor.alert_spec import AlertsSpec
 from engine.optimize.constraints import parse_constraint
@@ -212,9 +212,15 @@ class StudySpec(msgspec.Struct, frozen=True):
 
 def load_study(path: str | Path) -> StudySpec:
     """Read and validate a study file; any problem is a one-line ``ConfigError``."""
+    return load_study_with_text(path)[0]
+
+
+def load_study_with_text(path: str | Path) -> tuple[StudySpec, str]:
+    """:func:`load_study` and the file's text, from one read (a pipe gives its bytes once)."""
     path = Path(path)
-    raw = load_toml(path)
-    return study_from_dict(raw, where=str(path), default_name=path.stem, base=path.parent)
+    text = read_text(path)
+    spec = study_from_dict(parse_toml(text, str(path)), where=str(path), default_name=path.stem, base=path.parent)
+    return spec, text
 
 
 def study_from_dict(

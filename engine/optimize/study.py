@@ -166,13 +166,9 @@ def parse_artifacts(policy: str | int | None) -> int | None:
 
 
 def _load_spec_file(path: Path) -> tuple[StudySpec, str]:
-    """The study file's spec and its text, read once (a pipe can be read only once)."""
-    from engine.config import parse_toml, read_text
-    from engine.optimize.spec import study_from_dict
+    from engine.optimize.spec import load_study_with_text
 
-    text = read_text(path)
-    raw = parse_toml(text, str(path))
-    return study_from_dict(raw, where=str(path), default_name=path.stem, base=path.parent), text
+    return load_study_with_text(path)
 
 
 _STAMP = "# genesis: strategy file in "
