@@ -240,7 +240,8 @@ async def test_an_error_in_the_ui_checkpoints_and_stops_the_engine(tmp_path: Pat
     class Broken(RuntimeError):
         pass
 
-    app, _handle = threaded_app(tmp_path, write_study(tmp_path))
+    # Long enough that the study is still running when the error lands (the 50k-bar study once completed first).
+    app, _handle = threaded_app(tmp_path, write_study(tmp_path, bars=400_000))
 
     def broken_help() -> None:
         raise Broken("a bug in a pane")
