@@ -307,9 +307,11 @@ def _read_zip(path: Path, label: str) -> bytes:
 
 
 def _sha256(path: Path) -> str:
+    """The file's SHA-256, read 64 KiB at a time: up to ``concurrency`` files hash at once
+    beside a parse, so each holds a small buffer, not its whole zip."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
+        for chunk in iter(lambda: handle.read(1 << 16), b""):
             digest.update(chunk)
     return digest.hexdigest()
 
