@@ -497,6 +497,19 @@ class SqliteStore(BatchedStore):
         """One statement in its own transaction, after everything queued before it."""
         await self._before_write_now(after_failure=after_failure)
         assert self._writer is not None
+        try:
+            await self._commit_one(sql, parameters)
+        except sqlite3.OperationalError:
+            if not after_failure:
+                raise
+            # The failed batch may have left the WAL without room for even this row (a
+            # file-size limit, a full disk): folding the WAL into the database file and
+            # truncating it can make that room.
+            await self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            await self._commit_one(sql, parameters)
+
+    async def _commit_one(self, sql: str, parameters: Sequence[Any]) -> None:
+        assert self._writer is not None
         await self._writer.execute("BEGIN IMMEDIATE")
         try:
             await self._writer.execute(sql, parameters)

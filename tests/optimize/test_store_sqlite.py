@@ -435,3 +435,56 @@ async def test_artifacts_written_before_the_shuffle_codec_still_read_and_an_unkn
             assert (await store.artifacts(study.id, number))["equity"].tobytes() == equity.tobytes()
         with pytest.raises(StoreError, match="unknown codec 'lz4'"):
             await store.artifacts(study.id, 3)
+
+
+FILLED_WAL = r"""
+import asyncio, contextlib, os, resource, signal, sqlite3, sys, tempfile
+from engine.errors import StoreWriteError
+from engine.store.records import StudyState
+from engine.store.study_sqlite import SqliteStore
+from tests.optimize.store_conformance import make_trial
+
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
+
+
+async def one(path, limit):
+    store = await SqliteStore.open(path, batch_size=7, batch_interval_s=60.0)
+    study = await store.create_study("alpha", "x")
+    await store.set_study_state(study.id, StudyState.RUNNING)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+    try:
+        number = 0
+        with contextlib.suppress(StoreWriteError):
+            while True:
+                await store.add_trials(study.id, [make_trial(number + i) for i in range(7)])
+                number += 7
+                await store.flush()
+        with contextlib.suppress(Exception):
+            await store.set_study_state(study.id, StudyState.STOPPED, "full", after_failure=True)
+        with contextlib.suppress(Exception):
+            await store.close()
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+        return db.execute("SELECT state FROM studies").fetchone()[0]
+
+
+folder = tempfile.mkdtemp(dir=sys.argv[1])
+states = [asyncio.run(one(os.path.join(folder, f"{limit}.db"), limit)) for limit in range(160_000, 184_000, 1024)]
+print(" ".join(states))
+"""
+
+
+def test_a_write_limit_that_leaves_the_wal_no_room_for_the_state_still_ends_the_study_stopped(
+    tmp_path: Path,
+) -> None:
+    """Under a file-size limit a failed batch can leave the WAL too close to the limit for even the
+    study's final state (a full-disk run once ended 'running', about one in twelve): the state write
+    folds the WAL into the database and tries again. The limits step through more than a batch's
+    bytes one page at a time, so some leave the WAL with less than a page to spare."""
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run([sys.executable, "-c", FILLED_WAL, str(tmp_path)], cwd=root, capture_output=True,
+                            text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr
+    states = result.stdout.split()
+    assert len(states) == 24 and set(states) == {"stopped"}, states
