@@ -1010,45 +1010,61 @@ _STATE_ROWS = 8
 
 
 @intrinsic
-def _lanes_bar_nb(typingctx: Any, state: Any, price: Any) -> Any:
-    """One bar of every lane's streaming metrics at close ``price``, as vector operations:
-    the held loop's arithmetic of :func:`_make_simulate_cross_long` (equity, return,
-    three sums, peak, drawdown) in its order, ``max``/``min`` as selects (no NaN reaches
-    them). ``state``: float64, C-contiguous, ``_STATE_ROWS * LANES`` values."""
-    if not isinstance(state, types.Array) or not isinstance(price, types.Float):
+def _lanes_bars_nb(typingctx: Any, state: Any, close: Any, start: Any, stop: Any) -> Any:
+    """Bars ``start .. stop - 1`` of every lane's streaming metrics, as vector operations with
+    the state in registers: the held loop's arithmetic of :func:`_make_simulate_cross_long`
+    (equity, return, three sums, peak, drawdown) in its order, ``max``/``min`` as selects
+    (no NaN reaches them). ``state``: float64, C-contiguous, ``_STATE_ROWS * LANES`` values;
+    ``close``: float64, C-contiguous, ``stop <= len(close)``."""
+    if not (
+        isinstance(state, types.Array) and state.layout == "C" and isinstance(close, types.Array)
+        and close.layout == "C" and isinstance(start, types.Integer) and isinstance(stop, types.Integer)
+    ):
         return None
 
     def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
         data = context.make_array(signature.args[0])(context, builder, args[0]).data
-        f64 = ir.DoubleType()
-        vector = ir.VectorType(f64, LANES)
+        prices = context.make_array(signature.args[1])(context, builder, args[1]).data
+        i64 = ir.IntType(64)
+        vector = ir.VectorType(ir.DoubleType(), LANES)
         pointers = [
-            builder.bitcast(builder.gep(data, [ir.Constant(ir.IntType(64), row * LANES)]), vector.as_pointer())
+            builder.bitcast(builder.gep(data, [ir.Constant(i64, row * LANES)]), vector.as_pointer())
             for row in range(_STATE_ROWS)
         ]
-        rows = [builder.load(pointer, align=8, typ=vector) for pointer in pointers]
-        cash, units, prev, peak, max_dd, sum_r, sum_r2, sum_down2 = rows
-        c = ir.Constant(vector, ir.Undefined)
-        for lane in range(LANES):
-            c = builder.insert_element(c, args[1], ir.Constant(ir.IntType(32), lane))
+        # Allocas in the entry block: LLVM keeps them in registers across the loop.
+        slots = [cgutils.alloca_once(builder, vector) for _ in range(_STATE_ROWS)]
+        for pointer, slot in zip(pointers, slots, strict=True):
+            builder.store(builder.load(pointer, align=8, typ=vector), slot)
         zero = ir.Constant(vector, [0.0] * LANES)
         one = ir.Constant(vector, [1.0] * LANES)
-        equity = builder.fadd(cash, builder.fmul(units, c))
-        r = builder.fsub(builder.fdiv(equity, prev), one)
-        r = builder.select(builder.fcmp_ordered(">", prev, zero), r, zero)
-        sum_r = builder.fadd(sum_r, r)
-        sum_r2 = builder.fadd(sum_r2, builder.fmul(r, r))
-        down = builder.select(builder.fcmp_ordered("<", r, zero), r, zero)
-        sum_down2 = builder.fadd(sum_down2, builder.fmul(down, down))
-        peak = builder.select(builder.fcmp_ordered(">", equity, peak), equity, peak)
-        drawdown = builder.fsub(one, builder.fdiv(equity, peak))
-        max_dd = builder.select(builder.fcmp_ordered(">", drawdown, max_dd), drawdown, max_dd)
-        for row, value in ((_PREV, equity), (_PEAK, peak), (_MAX_DD, max_dd), (_SUM_R, sum_r),
-                           (_SUM_R2, sum_r2), (_SUM_DOWN2, sum_down2)):  # fmt: skip
-            builder.store(value, pointers[row], align=8)
+        first = context.cast(builder, args[2], signature.args[2], types.int64)
+        last = context.cast(builder, args[3], signature.args[3], types.int64)
+        with cgutils.for_range(builder, last, start=first, intp=i64) as loop:
+            price = builder.load(builder.gep(prices, [loop.index]), typ=ir.DoubleType())
+            c = ir.Constant(vector, ir.Undefined)
+            for lane in range(LANES):
+                c = builder.insert_element(c, price, ir.Constant(ir.IntType(32), lane))
+            cash, units, prev, peak, max_dd, sum_r, sum_r2, sum_down2 = (
+                builder.load(slot, typ=vector) for slot in slots
+            )
+            equity = builder.fadd(cash, builder.fmul(units, c))
+            r = builder.fsub(builder.fdiv(equity, prev), one)
+            r = builder.select(builder.fcmp_ordered(">", prev, zero), r, zero)
+            sum_r = builder.fadd(sum_r, r)
+            sum_r2 = builder.fadd(sum_r2, builder.fmul(r, r))
+            down = builder.select(builder.fcmp_ordered("<", r, zero), r, zero)
+            sum_down2 = builder.fadd(sum_down2, builder.fmul(down, down))
+            peak = builder.select(builder.fcmp_ordered(">", equity, peak), equity, peak)
+            drawdown = builder.fsub(one, builder.fdiv(equity, peak))
+            max_dd = builder.select(builder.fcmp_ordered(">", drawdown, max_dd), drawdown, max_dd)
+            for row, value in ((_PREV, equity), (_PEAK, peak), (_MAX_DD, max_dd), (_SUM_R, sum_r),
+                               (_SUM_R2, sum_r2), (_SUM_DOWN2, sum_down2)):  # fmt: skip
+                builder.store(value, slots[row])
+        for pointer, slot in zip(pointers, slots, strict=True):
+            builder.store(builder.load(slot, typ=vector), pointer, align=8)
         return context.get_dummy_value()
 
-    return types.none(state, price), codegen
+    return types.none(state, close, start, stop), codegen
 
 
 @kernel
@@ -1152,8 +1168,7 @@ def _make_simulate_lanes(fixed_fill_close: bool) -> Any:
                 stop = e
                 if s_bound < n_bounds:
                     stop = min(stop, bounds[s_bound] + 1)
-                for i in range(s, stop):
-                    _lanes_bar_nb(state, close[np.uint64(i)])
+                _lanes_bars_nb(state, close, s, stop)
                 s = stop
                 while s_bound < n_bounds and bounds[s_bound] < s:
                     for lane in range(LANES):
