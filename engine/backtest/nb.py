@@ -1116,7 +1116,7 @@ def _make_simulate_lanes(fixed_fill_close: bool) -> Any:
         bounds: np.ndarray,
         blocks_out: np.ndarray,
     ) -> None:
-        """Sets ``sets[0 .. LANES - 1]`` of :func:`simulate_many_nb` (cross/long, no stops)
+        """Sets ``sets`` (at most ``LANES``) of :func:`simulate_many_nb` (cross/long, no stops)
         walked together bar by bar: every lane's metrics on every bar in vector
         operations, a lane's entry or exit in scalar code with
         :func:`_make_simulate_cross_long`'s arithmetic.
@@ -1127,6 +1127,8 @@ def _make_simulate_lanes(fixed_fill_close: bool) -> Any:
         fill_close = fixed_fill_close
         shift = 0 if fill_close else 1
         n = close.shape[0]
+        # LANES, not a constant to LLVM: the scalar loops over lanes stay loops (compile time).
+        lanes = sets.shape[0]
         state = np.zeros(_STATE_ROWS * LANES)
         side = np.zeros(LANES, dtype=np.int64)
         entry_price = np.zeros(LANES)
@@ -1141,21 +1143,23 @@ def _make_simulate_lanes(fixed_fill_close: bool) -> Any:
         n_bounds = bounds.shape[0]
         at_bounds = np.empty((LANES, n_bounds))
         for lane in range(LANES):
-            state[_CASH * LANES + lane] = cash[sets[lane]]
-            state[_PREV * LANES + lane] = cash[sets[lane]]
-            state[_PEAK * LANES + lane] = cash[sets[lane]]
+            # Lanes past the sets idle flat on a cash of 1.0 (their results are not read).
+            value = cash[sets[lane]] if lane < lanes else 1.0
+            state[_CASH * LANES + lane] = value
+            state[_PREV * LANES + lane] = value
+            state[_PEAK * LANES + lane] = value
 
         # Bars before the first that can act on a crossing are flat for every lane.
         start = 1 + shift
         s_bound = 0
         while s_bound < n_bounds and bounds[s_bound] < start:
-            for lane in range(LANES):
+            for lane in range(lanes):
                 at_bounds[lane, s_bound] = state[_PREV * LANES + lane]
             s_bound += 1
         for t0 in range(start, n, TILE):
             t1 = min(t0 + TILE, n)
             masks[:] = 0
-            for lane in range(LANES):
+            for lane in range(lanes):
                 k = sets[lane]
                 a = carray(_address_nb(addresses[a_rows[k]]), n, np.float64)
                 b = carray(_address_nb(addresses[b_rows[k]]), n, np.float64)
@@ -1171,7 +1175,7 @@ def _make_simulate_lanes(fixed_fill_close: bool) -> Any:
                 _lanes_bars_nb(state, close, s, stop)
                 s = stop
                 while s_bound < n_bounds and bounds[s_bound] < s:
-                    for lane in range(LANES):
+                    for lane in range(lanes):
                         at_bounds[lane, s_bound] = state[_PREV * LANES + lane]
                     s_bound += 1
                 if s != e or e >= t1:
@@ -1181,7 +1185,7 @@ def _make_simulate_lanes(fixed_fill_close: bool) -> Any:
                 mask = masks[e - t0]
                 j = e - shift
                 price = close[e] if fill_close else open_[e]
-                for lane in range(LANES):
+                for lane in range(lanes):
                     if not (mask >> lane) & 1:
                         continue
                     k = sets[lane]
@@ -1207,7 +1211,7 @@ def _make_simulate_lanes(fixed_fill_close: bool) -> Any:
                         side[lane] = 0
                         exposed[lane] += e - held_from[lane]
 
-        for lane in range(LANES):
+        for lane in range(lanes):
             k = sets[lane]
             if side[lane] != 0:
                 _record_trade_nb(
@@ -1235,7 +1239,9 @@ _simulate_lanes_close = _make_simulate_lanes(True)
 def _make_simulate_many(fixed_fill_close: bool, fixed_check_stops: bool, fixed_cross_long: bool) -> Any:
     """The batched kernel of one configuration (its callee chosen by closure constants;
     ``fixed_cross_long``: every set is ``KIND_CROSS`` long only, the cross/long variants,
-    which it links alone, so a cold cache compiles the common case's kernels only)."""
+    which it links alone, so a cold cache compiles the common case's kernels only; without
+    stops those sets run in lockstep groups, :func:`_make_simulate_lanes`)."""
+    lockstep = fixed_cross_long and not fixed_check_stops
 
     def simulate_many_nb(
         open_: np.ndarray,
@@ -1278,29 +1284,24 @@ def _make_simulate_many(fixed_fill_close: bool, fixed_check_stops: bool, fixed_c
         """
         n = close.shape[0]
         m = a_rows.shape[0]
-        rest = np.arange(m)
-        if fixed_cross_long and not fixed_check_stops and m >= LANES:
-            # Whole groups of LANES sets in lockstep, the rest one by one below. Sets that
-            # share a line go together (sorted by the side with fewer distinct lines), so a
-            # group reads fewer distinct lines per tile.
-            if np.unique(a_rows).shape[0] <= np.unique(b_rows).shape[0]:
-                order = np.argsort(a_rows * (b_rows.max() + 1) + b_rows, kind="mergesort")
-            else:
-                order = np.argsort(b_rows * (a_rows.max() + 1) + a_rows, kind="mergesort")
-            grouped = m // LANES * LANES
-            for first in range(0, grouped, LANES):
+        if lockstep:
+            # Groups of LANES consecutive sets in lockstep (the last one may be short): the
+            # caller puts sets that share a line next to each other (api.run_many).
+            for first in range(0, m, LANES):
                 if fixed_fill_close:
                     _simulate_lanes_close(
                         open_, close, addresses, a_rows, b_rows, fee, slippage, size, cash,
-                        order[first:first + LANES], periods_per_year, no_trades, metrics_out, bounds, blocks_out,
+                        np.arange(first, min(first + LANES, m)), periods_per_year, no_trades, metrics_out,
+                        bounds, blocks_out,
                     )
                 else:
                     _simulate_lanes_open(
                         open_, close, addresses, a_rows, b_rows, fee, slippage, size, cash,
-                        order[first:first + LANES], periods_per_year, no_trades, metrics_out, bounds, blocks_out,
+                        np.arange(first, min(first + LANES, m)), periods_per_year, no_trades, metrics_out,
+                        bounds, blocks_out,
                     )
-            rest = order[grouped:]
-        for k in rest:
+            return
+        for k in range(m):
             a = carray(_address_nb(addresses[a_rows[k]]), n, np.float64)
             b = carray(_address_nb(addresses[b_rows[k]]), n, np.float64)
             if fixed_cross_long:
