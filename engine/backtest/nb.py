@@ -1000,9 +1000,11 @@ def _address_nb(typingctx: Any, address: Any) -> Any:
 # LANES sets (docs/backtest.md, "Sets in lockstep").
 # --------------------------------------------------------------------------
 
-#: Sets simulated in lockstep by the batched cross/long kernel (one 512-bit vector of float64).
+#: Sets simulated in lockstep by the batched cross/long kernel (one 512-bit vector of float64;
+#: at most 8: a lane's crossings are one bit of a byte per bar).
 LANES = 8
-#: Bars whose crossings are found in one pass before the lanes walk them (fits L1 with the flags).
+#: Bars whose crossings are found in one pass before the lanes walk them (a group's lines for
+#: one tile, 16 x 32 KB at most, stay in L2 for the entries and exits that read them again).
 TILE = 4096
 # The lanes' state, one row of LANES values each, in one array (fixed offsets: no aliasing).
 _CASH, _UNITS, _PREV, _PEAK, _MAX_DD, _SUM_R, _SUM_R2, _SUM_DOWN2 = range(8)
@@ -1270,7 +1272,8 @@ def _make_simulate_many(fixed_fill_close: bool, fixed_check_stops: bool, fixed_c
         blocks_out: np.ndarray,
     ) -> None:
         """Backtest set ``k`` of many into ``metrics_out[k]`` (one specialised
-        :func:`simulate_nb` per set, without trade records).
+        :func:`simulate_nb` per set, without trade records; cross/long sets without
+        stops in lockstep groups of ``LANES`` consecutive sets instead).
 
         With ``bounds`` (the blocks' last bars, :func:`block_bounds_nb`; empty
         to skip) ``no_equity`` is a scratch curve of one value per bar and
