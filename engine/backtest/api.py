@@ -340,6 +340,13 @@ def run_many(
         bounds = _NO_BOUNDS if blocks is None else nb.block_bounds_nb(n, blocks.shape[1])
         scratch = _NO_EQUITY if blocks is None else np.empty(n)
         for (kind, fill_close, check_stops, cross_long), group in groups.items():
+            columns = group.arrays()
+            rows: Any = group.rows
+            if cross_long and not check_stops:
+                order = _lockstep_order(columns[0], columns[1])
+                columns = tuple(column[order] for column in columns)
+                rows = np.asarray(rows)[order]
+                whole = whole and bool(np.all(order == np.arange(len(order))))
             target = out if whole else np.empty((len(group.rows), N_METRICS))
             figures = _NO_BLOCKS if blocks is None else np.empty((len(group.rows), blocks.shape[1]))
             kernel = nb.simulate_many_variant(fill_close, check_stops, cross_long=cross_long)
@@ -349,7 +356,7 @@ def run_many(
             with profiler.stage("numba.compile") if not compiled else contextlib.nullcontext():
                 kernel(
                     bars.open, bars.high, bars.low, bars.close, kind, addresses,
-                    *group.arrays(), ppy, _NO_SIGNALS, scratch, _NO_TRADES, target, bounds, figures,
+                    *columns, ppy, _NO_SIGNALS, scratch, _NO_TRADES, target, bounds, figures,
                 )  # fmt: skip
             if compiled and profiler.enabled:
                 # One sample per backtest, the call's time split evenly: the stage reads
@@ -358,10 +365,20 @@ def run_many(
                 for _ in group.rows:
                     profiler.record("backtest.kernel", share)
             if not whole:
-                out[group.rows] = target
+                out[rows] = target
             if blocks is not None:
-                blocks[group.rows] = figures
+                blocks[rows] = figures
     return out
+
+
+def _lockstep_order(a_rows: np.ndarray, b_rows: np.ndarray) -> np.ndarray:
+    """The order in which the batched cross/long kernel gets its sets: it runs groups of
+    ``nb.LANES`` consecutive sets in lockstep, and a group whose sets share a line streams
+    fewer lines, so sets are sorted by the side with fewer distinct lines, then the other
+    (stable)."""
+    if np.unique(a_rows).size <= np.unique(b_rows).size:
+        return np.lexsort((b_rows, a_rows))
+    return np.lexsort((a_rows, b_rows))
 
 
 def _indicator_row(array: np.ndarray, n: int, rows: dict[int, int], keep: list[np.ndarray]) -> int:

@@ -943,6 +943,14 @@ def block_bounds_nb(n: int, blocks: int) -> np.ndarray:
 
 
 @kernel
+def _block_log_return_nb(value: float, prev: float) -> float:
+    """One block's figure for :func:`block_log_returns_nb`: from ``prev`` to ``value``."""
+    if prev > 0.0:
+        return np.log(max(value, prev * 1e-12) / prev)
+    return 0.0
+
+
+@kernel
 def block_log_returns_nb(equity: np.ndarray, bounds: np.ndarray, start: float, out: np.ndarray) -> None:
     """``out[s]``: the log return of the equity over block ``s`` (from the previous block's last bar,
     or ``start``, to ``bounds[s]``).
@@ -954,10 +962,7 @@ def block_log_returns_nb(equity: np.ndarray, bounds: np.ndarray, start: float, o
     prev = start
     for s in range(bounds.shape[0]):
         value = equity[bounds[s]]
-        if prev > 0.0:
-            out[s] = np.log(max(value, prev * 1e-12) / prev)
-        else:
-            out[s] = 0.0
+        out[s] = _block_log_return_nb(value, prev)
         prev = value
 
 
@@ -990,10 +995,255 @@ def _address_nb(typingctx: Any, address: Any) -> Any:
     return types.voidptr(address), codegen
 
 
+# --------------------------------------------------------------------------
+# Several cross/long sets in lockstep: one vector instruction per operation for
+# LANES sets (docs/backtest.md, "Sets in lockstep").
+# --------------------------------------------------------------------------
+
+#: Sets simulated in lockstep by the batched cross/long kernel (one 512-bit vector of float64;
+#: at most 8: a lane's crossings are one bit of a byte per bar).
+LANES = 8
+#: Bars whose crossings are found in one pass before the lanes walk them (a group's lines for
+#: one tile, 16 x 32 KB at most, stay in L2 for the entries and exits that read them again).
+TILE = 4096
+# The lanes' state, one row of LANES values each, in one array (fixed offsets: no aliasing).
+_CASH, _UNITS, _PREV, _PEAK, _MAX_DD, _SUM_R, _SUM_R2, _SUM_DOWN2 = range(8)
+_STATE_ROWS = 8
+
+
+@intrinsic
+def _lanes_bars_nb(typingctx: Any, state: Any, close: Any, start: Any, stop: Any) -> Any:
+    """Bars ``start .. stop - 1`` of every lane's streaming metrics, as vector operations with
+    the state in registers: the held loop's arithmetic of :func:`_make_simulate_cross_long`
+    (equity, return, three sums, peak, drawdown) in its order, ``max``/``min`` as selects
+    (no NaN reaches them). ``state``: float64, C-contiguous, ``_STATE_ROWS * LANES`` values;
+    ``close``: float64, C-contiguous, ``stop <= len(close)``."""
+    if not (
+        isinstance(state, types.Array) and state.layout == "C" and isinstance(close, types.Array)
+        and close.layout == "C" and isinstance(start, types.Integer) and isinstance(stop, types.Integer)
+    ):
+        return None
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        data = context.make_array(signature.args[0])(context, builder, args[0]).data
+        prices = context.make_array(signature.args[1])(context, builder, args[1]).data
+        i64 = ir.IntType(64)
+        vector = ir.VectorType(ir.DoubleType(), LANES)
+        pointers = [
+            builder.bitcast(builder.gep(data, [ir.Constant(i64, row * LANES)]), vector.as_pointer())
+            for row in range(_STATE_ROWS)
+        ]
+        # Allocas in the entry block: LLVM keeps them in registers across the loop.
+        slots = [cgutils.alloca_once(builder, vector) for _ in range(_STATE_ROWS)]
+        for pointer, slot in zip(pointers, slots, strict=True):
+            builder.store(builder.load(pointer, align=8, typ=vector), slot)
+        zero = ir.Constant(vector, [0.0] * LANES)
+        one = ir.Constant(vector, [1.0] * LANES)
+        first = context.cast(builder, args[2], signature.args[2], types.int64)
+        last = context.cast(builder, args[3], signature.args[3], types.int64)
+        with cgutils.for_range(builder, last, start=first, intp=i64) as loop:
+            price = builder.load(builder.gep(prices, [loop.index]), typ=ir.DoubleType())
+            c = ir.Constant(vector, ir.Undefined)
+            for lane in range(LANES):
+                c = builder.insert_element(c, price, ir.Constant(ir.IntType(32), lane))
+            cash, units, prev, peak, max_dd, sum_r, sum_r2, sum_down2 = (
+                builder.load(slot, typ=vector) for slot in slots
+            )
+            equity = builder.fadd(cash, builder.fmul(units, c))
+            r = builder.fsub(builder.fdiv(equity, prev), one)
+            r = builder.select(builder.fcmp_ordered(">", prev, zero), r, zero)
+            sum_r = builder.fadd(sum_r, r)
+            sum_r2 = builder.fadd(sum_r2, builder.fmul(r, r))
+            down = builder.select(builder.fcmp_ordered("<", r, zero), r, zero)
+            sum_down2 = builder.fadd(sum_down2, builder.fmul(down, down))
+            peak = builder.select(builder.fcmp_ordered(">", equity, peak), equity, peak)
+            drawdown = builder.fsub(one, builder.fdiv(equity, peak))
+            max_dd = builder.select(builder.fcmp_ordered(">", drawdown, max_dd), drawdown, max_dd)
+            for row, value in ((_PREV, equity), (_PEAK, peak), (_MAX_DD, max_dd), (_SUM_R, sum_r),
+                               (_SUM_R2, sum_r2), (_SUM_DOWN2, sum_down2)):  # fmt: skip
+                builder.store(value, slots[row])
+        for pointer, slot in zip(pointers, slots, strict=True):
+            builder.store(builder.load(slot, typ=vector), pointer, align=8)
+        return context.get_dummy_value()
+
+    return types.none(state, close, start, stop), codegen
+
+
+@kernel
+def _mark_crossings_nb(
+    a: np.ndarray, b: np.ndarray, shift: int, t0: int, t1: int, bit: int, masks: np.ndarray
+) -> None:
+    """Set ``bit`` in ``masks[e - t0]`` for each bar ``e`` in ``[t0, t1)`` whose signal bar
+    ``e - shift`` crosses either way (strict; NaN never crosses). ``t0 - shift >= 1``.
+    No branch per bar: the compares run as vector instructions."""
+    first = t0 - shift
+    for q in range(t1 - t0):
+        j = np.uint64(first + q)
+        h = np.uint64(first + q - 1)
+        crossed = ((a[h] < b[h]) & (a[j] > b[j])) | ((a[h] > b[h]) & (a[j] < b[j]))
+        masks[np.uint64(q)] |= np.uint8(crossed * bit)
+
+
+@kernel
+def _event_bars_nb(masks: np.ndarray, words: np.ndarray, t0: int, t1: int, events: np.ndarray) -> None:
+    """``events``: the bars ``t0 + q`` with ``masks[q] != 0``, in order, then ``t1``
+    (``words``: ``masks`` as uint64, zero past ``t1 - t0``; events are rare, so whole
+    words are skipped)."""
+    count = 0
+    for w in range((t1 - t0 + 7) // 8):
+        if words[w] != 0:
+            for q in range(8 * w, 8 * w + 8):
+                events[count] = t0 + q
+                count += masks[q] != 0
+    events[count] = t1
+
+
+def _make_simulate_lanes(fixed_fill_close: bool) -> Any:
+    """The batched cross/long kernel's lockstep form for one fill convention (no stops)."""
+
+    def simulate_lanes_nb(
+        open_: np.ndarray,
+        close: np.ndarray,
+        addresses: np.ndarray,
+        a_rows: np.ndarray,
+        b_rows: np.ndarray,
+        fee: np.ndarray,
+        slippage: np.ndarray,
+        size: np.ndarray,
+        cash: np.ndarray,
+        sets: np.ndarray,
+        periods_per_year: float,
+        no_trades: np.ndarray,
+        metrics_out: np.ndarray,
+        bounds: np.ndarray,
+        blocks_out: np.ndarray,
+    ) -> None:
+        """Sets ``sets`` (at most ``LANES``) of :func:`simulate_many_nb` (cross/long, no stops)
+        walked together bar by bar: every lane's metrics on every bar in vector
+        operations, a lane's entry or exit in scalar code with
+        :func:`_make_simulate_cross_long`'s arithmetic.
+
+        A flat lane's bar changes nothing: its equity is its cash (``cash + 0.0 * close``),
+        equal to the previous bar's, so its return is ``+0.0`` (the sums keep their
+        bits), its peak already covers it and its drawdown is the exit bar's."""
+        fill_close = fixed_fill_close
+        shift = 0 if fill_close else 1
+        n = close.shape[0]
+        # LANES, not a constant to LLVM: the scalar loops over lanes stay loops (compile time).
+        lanes = sets.shape[0]
+        state = np.zeros(_STATE_ROWS * LANES)
+        side = np.zeros(LANES, dtype=np.int64)
+        entry_price = np.zeros(LANES)
+        entry_fee = np.zeros(LANES)
+        entry_idx = np.full(LANES, -1, dtype=np.int64)
+        held_from = np.zeros(LANES, dtype=np.int64)
+        exposed = np.zeros(LANES, dtype=np.int64)
+        acc = np.zeros((LANES, ACC_SIZE))
+        events = np.empty(TILE + 1, dtype=np.int64)
+        masks = np.zeros(TILE + 8, dtype=np.uint8)  # bit l: lane l's signal crosses
+        words = masks.view(np.uint64)
+        n_bounds = bounds.shape[0]
+        at_bounds = np.empty((LANES, n_bounds))
+        for lane in range(LANES):
+            # Lanes past the sets idle flat on a cash of 1.0 (their results are not read).
+            value = cash[sets[lane]] if lane < lanes else 1.0
+            state[_CASH * LANES + lane] = value
+            state[_PREV * LANES + lane] = value
+            state[_PEAK * LANES + lane] = value
+
+        # Bars before the first that can act on a crossing are flat for every lane.
+        start = 1 + shift
+        s_bound = 0
+        while s_bound < n_bounds and bounds[s_bound] < start:
+            for lane in range(lanes):
+                at_bounds[lane, s_bound] = state[_PREV * LANES + lane]
+            s_bound += 1
+        for t0 in range(start, n, TILE):
+            t1 = min(t0 + TILE, n)
+            masks[:] = 0
+            for lane in range(lanes):
+                k = sets[lane]
+                a = carray(_address_nb(addresses[a_rows[k]]), n, np.float64)
+                b = carray(_address_nb(addresses[b_rows[k]]), n, np.float64)
+                _mark_crossings_nb(a, b, shift, t0, t1, 1 << lane, masks)
+            _event_bars_nb(masks, words, t0, t1, events)
+            s = t0
+            next_event = 0
+            while s < t1:
+                e = events[next_event]
+                stop = e
+                if s_bound < n_bounds:
+                    stop = min(stop, bounds[s_bound] + 1)
+                _lanes_bars_nb(state, close, s, stop)
+                s = stop
+                while s_bound < n_bounds and bounds[s_bound] < s:
+                    for lane in range(lanes):
+                        at_bounds[lane, s_bound] = state[_PREV * LANES + lane]
+                    s_bound += 1
+                if s != e or e >= t1:
+                    continue
+                # Bar e: the lanes whose signal bar crosses act before the bar is accounted.
+                next_event += 1
+                mask = masks[e - t0]
+                j = e - shift
+                price = close[e] if fill_close else open_[e]
+                for lane in range(lanes):
+                    if not (mask >> lane) & 1:
+                        continue
+                    k = sets[lane]
+                    a = carray(_address_nb(addresses[a_rows[k]]), n, np.float64)
+                    b = carray(_address_nb(addresses[b_rows[k]]), n, np.float64)
+                    if side[lane] == 0:
+                        if a[j - 1] < b[j - 1] and a[j] > b[j] and state[_CASH * LANES + lane] > 0.0:
+                            lane_cash, units, entry_price[lane], entry_fee[lane] = _enter_long_nb(
+                                state[_CASH * LANES + lane], size[k], fee[k], slippage[k], price
+                            )
+                            state[_CASH * LANES + lane] = lane_cash
+                            state[_UNITS * LANES + lane] = units
+                            side[lane] = 1
+                            entry_idx[lane] = e
+                            held_from[lane] = e
+                    elif a[j - 1] > b[j - 1] and a[j] < b[j]:
+                        state[_CASH * LANES + lane] = _exit_nb(
+                            side[lane], state[_UNITS * LANES + lane], entry_price[lane], entry_fee[lane],
+                            entry_idx[lane], price, e, np.int64(EXIT_SIGNAL), state[_CASH * LANES + lane],
+                            fee[k], slippage[k], no_trades, acc[lane], 0.0,
+                        )
+                        state[_UNITS * LANES + lane] = 0.0
+                        side[lane] = 0
+                        exposed[lane] += e - held_from[lane]
+
+        for lane in range(lanes):
+            k = sets[lane]
+            if side[lane] != 0:
+                _record_trade_nb(
+                    no_trades, acc[lane], side[lane], state[_UNITS * LANES + lane], entry_price[lane],
+                    entry_fee[lane], entry_idx[lane], close[n - 1], 0.0, n - 1, np.int64(EXIT_OPEN), 0.0,
+                )
+                exposed[lane] += n - held_from[lane]
+            _finish_metrics_nb(
+                metrics_out[k], state[_PREV * LANES + lane], cash[k], n, periods_per_year,
+                state[_SUM_R * LANES + lane], state[_SUM_R2 * LANES + lane], state[_SUM_DOWN2 * LANES + lane],
+                state[_MAX_DD * LANES + lane], exposed[lane], acc[lane], 0.0,
+            )
+            prev = cash[k]
+            for s_ in range(n_bounds):
+                blocks_out[k, s_] = _block_log_return_nb(at_bounds[lane, s_], prev)
+                prev = at_bounds[lane, s_]
+
+    return kernel(_distinct(simulate_lanes_nb, "close" if fixed_fill_close else "next_open"))
+
+
+_simulate_lanes_open = _make_simulate_lanes(False)
+_simulate_lanes_close = _make_simulate_lanes(True)
+
+
 def _make_simulate_many(fixed_fill_close: bool, fixed_check_stops: bool, fixed_cross_long: bool) -> Any:
     """The batched kernel of one configuration (its callee chosen by closure constants;
     ``fixed_cross_long``: every set is ``KIND_CROSS`` long only, the cross/long variants,
-    which it links alone, so a cold cache compiles the common case's kernels only)."""
+    which it links alone, so a cold cache compiles the common case's kernels only; without
+    stops those sets run in lockstep groups, :func:`_make_simulate_lanes`)."""
+    lockstep = fixed_cross_long and not fixed_check_stops
 
     def simulate_many_nb(
         open_: np.ndarray,
@@ -1022,7 +1272,8 @@ def _make_simulate_many(fixed_fill_close: bool, fixed_check_stops: bool, fixed_c
         blocks_out: np.ndarray,
     ) -> None:
         """Backtest set ``k`` of many into ``metrics_out[k]`` (one specialised
-        :func:`simulate_nb` per set, without trade records).
+        :func:`simulate_nb` per set, without trade records; cross/long sets without
+        stops in lockstep groups of ``LANES`` consecutive sets instead).
 
         With ``bounds`` (the blocks' last bars, :func:`block_bounds_nb`; empty
         to skip) ``no_equity`` is a scratch curve of one value per bar and
@@ -1035,7 +1286,25 @@ def _make_simulate_many(fixed_fill_close: bool, fixed_check_stops: bool, fixed_c
         one value per set.
         """
         n = close.shape[0]
-        for k in range(a_rows.shape[0]):
+        m = a_rows.shape[0]
+        if lockstep:
+            # Groups of LANES consecutive sets in lockstep (the last one may be short): the
+            # caller puts sets that share a line next to each other (api.run_many).
+            for first in range(0, m, LANES):
+                if fixed_fill_close:
+                    _simulate_lanes_close(
+                        open_, close, addresses, a_rows, b_rows, fee, slippage, size, cash,
+                        np.arange(first, min(first + LANES, m)), periods_per_year, no_trades, metrics_out,
+                        bounds, blocks_out,
+                    )
+                else:
+                    _simulate_lanes_open(
+                        open_, close, addresses, a_rows, b_rows, fee, slippage, size, cash,
+                        np.arange(first, min(first + LANES, m)), periods_per_year, no_trades, metrics_out,
+                        bounds, blocks_out,
+                    )
+            return
+        for k in range(m):
             a = carray(_address_nb(addresses[a_rows[k]]), n, np.float64)
             b = carray(_address_nb(addresses[b_rows[k]]), n, np.float64)
             if fixed_cross_long:

@@ -171,25 +171,13 @@ def test_cross_long_reentry_after_a_stop_on_a_crossing_bar(fill_close: bool) -> 
 
 
 
-@settings(max_examples=150, deadline=None)
-@given(
-    gen.bars(2, 60),
-    st.lists(st.tuples(st.integers(0, 3), st.integers(0, 3)), min_size=1, max_size=5),
-    st.booleans(),
-    st.sampled_from([(0.0, 0.0), (0.05, 0.0), (0.0, 0.03)]),
-    st.sampled_from([0, 2, 4]),
-    st.data(),
-)
-def test_batched_cross_long_kernel_equals_the_copy_per_set(
-    bars: Bars, rows: list[tuple[int, int]], fill_close: bool, stops: tuple[float, float], blocks: int,
-    data: st.DataObject,
+def _check_batched(
+    bars: Bars, lines: list[np.ndarray], rows: list[tuple[int, int]], fill_close: bool,
+    stops: tuple[float, float], blocks: int, data: st.DataObject,
 ) -> None:
-    """The batched kernel's cross/long path (what ``run_many`` and the study call): sets read
-    their lines by address from a few shared arrays (sets that share a window, odd counts),
-    each set's metrics and per-block figures equal the oracle's for that set alone."""
+    """Run the batched cross/long kernel over ``rows`` (pairs of ``lines``) and assert each
+    set's metrics and per-block figures equal the oracle's for that set alone, bit for bit."""
     n = len(bars)
-    lines = [np.ascontiguousarray(_levels(data.draw, n, False)) for _ in range(2)]
-    lines += [np.ascontiguousarray(bars.close * 1.0), np.ascontiguousarray(np.roll(bars.close, 2))]
     m = len(rows)
     a_rows = np.array([a for a, _ in rows], dtype=np.int64)
     b_rows = np.array([b for _, b in rows], dtype=np.int64)
@@ -224,3 +212,63 @@ def test_batched_cross_long_kernel_equals_the_copy_per_set(
             expected = np.empty(blocks)
             nb.block_log_returns_nb(equity, bounds, cash[k], expected)
             assert figures[k].tobytes() == expected.tobytes(), (k, figures[k], expected)
+
+
+_SETS = st.lists(st.tuples(st.integers(0, 3), st.integers(0, 3)), min_size=1, max_size=2 * nb.LANES + 1)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    gen.bars(2, 60),
+    _SETS,
+    st.booleans(),
+    st.sampled_from([(0.0, 0.0), (0.05, 0.0), (0.0, 0.03)]),
+    st.sampled_from([0, 2, 4]),
+    st.data(),
+)
+def test_batched_cross_long_kernel_equals_the_copy_per_set(
+    bars: Bars, rows: list[tuple[int, int]], fill_close: bool, stops: tuple[float, float], blocks: int,
+    data: st.DataObject,
+) -> None:
+    """The batched kernel's cross/long path (what ``run_many`` and the study call): sets read
+    their lines by address from a few shared arrays (sets that share a window, odd counts),
+    each set's metrics and per-block figures equal the oracle's for that set alone. Without
+    stops the sets run in lockstep groups of ``nb.LANES`` (the last one short):
+    1 .. 2 * LANES + 1 sets cover a short group, one, two and a remainder."""
+    n = len(bars)
+    lines = [np.ascontiguousarray(_levels(data.draw, n, False)) for _ in range(2)]
+    lines += [np.ascontiguousarray(bars.close * 1.0), np.ascontiguousarray(np.roll(bars.close, 2))]
+    _check_batched(bars, lines, rows, fill_close, stops, blocks, data)
+
+
+def _edge_line(draw: st.DrawFn, n: int, near: list[int]) -> np.ndarray:
+    """A line of -1/0/+1 after a NaN warm-up that changes sign (or ties at 0) at bars drawn
+    near ``near`` and anywhere: crossings of the zero line on and next to the tiles' edges."""
+    flips = set(draw(st.lists(st.sampled_from(near), max_size=8)))
+    flips |= set(draw(st.lists(st.integers(1, n - 1), max_size=12)))
+    value = draw(st.sampled_from([-1.0, 1.0]))
+    line = np.empty(n)
+    for i in range(n):
+        if i in flips:
+            value = -value if value != 0.0 else draw(st.sampled_from([-1.0, 1.0]))
+            if draw(st.integers(0, 4)) == 0:
+                value = 0.0  # a tie: no strict crossing through it
+        line[i] = value
+    line[: draw(st.integers(0, 3))] = np.nan
+    return line
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.booleans(), st.integers(1, 2 * nb.LANES + 1), st.sampled_from([0, 3, 16]), st.data())
+def test_batched_lockstep_groups_across_tile_edges(fill_close: bool, m: int, blocks: int, data: st.DataObject) -> None:
+    """The lockstep groups find a tile's crossings in one pass: entries and exits on the first
+    bars (the first tile starts at bar ``1 + shift``) and on the bar before, at and after each
+    tile edge, block bounds anywhere, sets sharing lines, equal the oracle per set."""
+    n = 2 * nb.TILE + 40
+    bars = load(f"synthetic:bars={n},seed=5,timeframe=1m")
+    shift = 0 if fill_close else 1
+    near = [1, 2, 3] + [1 + shift + t * nb.TILE + d for t in (1, 2) for d in (-2, -1, 0, 1)]
+    lines = [np.zeros(n)] + [_edge_line(data.draw, n, near) for _ in range(4)]
+    lines.append(np.ascontiguousarray(bars.close * 1.0))
+    rows = data.draw(st.lists(st.tuples(st.integers(0, 5), st.integers(0, 5)), min_size=m, max_size=m))
+    _check_batched(bars, lines, rows, fill_close, (0.0, 0.0), blocks, data)

@@ -225,3 +225,28 @@ def test_block_returns_come_from_the_equity_curve_in_every_kernel_path() -> None
         want = np.log(np.array([curve[b] for b in bounds]) / np.array(starts))
         assert blocks[row] == pytest.approx(want, rel=1e-12, abs=1e-15)
         assert np.array_equal(block_returns(curve, 8, 10_000.0), blocks[row])
+
+
+@pytest.mark.parametrize("fill", ["next_open", "close"])
+def test_lockstep_groups_keep_each_set_in_its_row(fill: str) -> None:
+    """run_many reorders cross/long sets so that sets sharing a window run in one lockstep
+    group (``api._lockstep_order``); every row, metrics and block figures, still belongs to
+    its own set: equal bit for bit to run() and to the set's equity curve, in shuffled order."""
+    from engine.backtest import block_returns
+    from engine.data import load
+
+    bars = load("synthetic:bars=3000,seed=11")
+    rng = np.random.default_rng(3)
+    pairs = [(f, s) for f in (3, 5, 8, 13) for s in (20, 34, 55, 89, 144) if f < s]
+    sets: list[dict[str, Any]] = [{"fast": f, "slow": s} for f, s in pairs]
+    sets += [{"fast": 5, "slow": 34, "fee": 0.0}, {"fast": 8, "slow": 20, "size": 0.5}]
+    sets = [sets[k] for k in rng.permutation(len(sets))]
+    blocks = np.full((len(sets), 6), np.nan)
+    table = run_many(bars, "sma_cross", sets, blocks=blocks, fill=fill, fee=0.001)
+    for row, raw in enumerate(sets):
+        params = {"fast": raw["fast"], "slow": raw["slow"]}
+        options = {"fill": fill, "fee": 0.001, **{k: v for k, v in raw.items() if k not in params}}
+        assert_bitwise_equal(table[row], metrics_row(bars, "sma_cross", params, options))
+        curve = run(bars, "sma_cross", params, equity=True, **options).equity
+        assert curve is not None
+        assert np.array_equal(block_returns(curve, 6, 10_000.0), blocks[row])
