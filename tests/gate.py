@@ -1,0 +1,74 @@
+"""A gate in a test's own strategy file: one trial waits until the test opens it, so a study cannot end first.
+
+A test that interrupts a running study (a signal, a budget, a stop key) must not
+lose the race to a study that finished before the interruption landed: a faster
+kernel or an idle machine would make it pass for the wrong reason or fail. The
+gated strategy is ``sma_cross`` written with ``ta`` (a user strategy file, run by
+content on every backend); the trial with the held parameters marks that it is
+in hand and waits until the gate file exists (or :data:`GIVE_UP_S` passed: longer
+than any test's timeout, so that a failed test leaves no worker waiting forever). Until the test opens the gate the
+study can store every other trial but cannot complete; no engine code is mocked.
+
+The gate's paths are written into the file itself (a fork server started before
+the test would not see an environment variable). Trial keys hash the parameters
+only, so a reference run of the same strategy through another gate (opened
+before it starts) stores the same keys and objectives.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+STRATEGY = '''\
+"""sma_cross, except that the trial with fast={fast} and slow={slow} waits at the test's gate."""
+
+import os
+import time
+
+from engine.strategy import Param, strategy, ta
+
+HELD = {held!r}
+OPEN = {open!r}
+
+
+@strategy(params=[Param.int("fast", 10, 2, 2000), Param.int("slow", 50, 5, 5000)], constraints=["fast < slow"],
+          lookback="slow")
+def gated_cross(bars, fast, slow):
+    if fast == {fast} and slow == {slow} and not os.path.exists(OPEN):
+        with open(HELD, "a"):
+            pass
+        give_up = time.monotonic() + {give_up_s}  # a failed test's held worker must not wait forever
+        while not os.path.exists(OPEN) and time.monotonic() < give_up:
+            time.sleep(0.01)
+    f, s = ta.sma(bars.close, fast), ta.sma(bars.close, slow)
+    return ta.crossed_above(f, s), ta.crossed_below(f, s)
+'''
+
+GIVE_UP_S = 900
+
+#: The ``[strategy]`` lines of a study file that runs the gated strategy written beside it.
+STRATEGY_LINES = 'name = "gated_cross"\nfile = "gated.py"'
+
+
+class Gate:
+    """The gate of one test: ``write`` the strategy beside a study file, wait for ``held``, then ``open``."""
+
+    def __init__(self, directory: Path, *, fast: int, slow: int) -> None:
+        self.directory = directory
+        self.fast, self.slow = fast, slow
+        self.held_path = directory / "gate.held"
+        self.open_path = directory / "gate.open"
+
+    def write(self, study_directory: Path) -> Path:
+        """The strategy file ``gated.py`` in ``study_directory`` (where :data:`STRATEGY_LINES` finds it)."""
+        path = study_directory / "gated.py"
+        path.write_text(STRATEGY.format(fast=self.fast, slow=self.slow, held=str(self.held_path),
+                                        open=str(self.open_path), give_up_s=GIVE_UP_S))
+        return path
+
+    def held(self) -> bool:
+        """The held trial is in a worker's hands, waiting: the study cannot complete until :meth:`open`."""
+        return self.held_path.exists()
+
+    def open(self) -> None:
+        self.open_path.touch()
