@@ -17,6 +17,9 @@ before it starts) stores the same keys and objectives.
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 STRATEGY = '''\
@@ -51,11 +54,15 @@ STRATEGY_LINES = 'name = "gated_cross"\nfile = "gated.py"'
 
 
 class Gate:
-    """The gate of one test: ``write`` the strategy beside a study file, wait for ``held``, then ``open``."""
+    """The gate of one test: ``write`` the strategy beside a study file, wait for ``held``, then ``open``.
+
+    The held trial is the one with parameters ``fast`` and ``slow``: a grid's order says how
+    many trials come before and after it. Not the strategy's defaults: a study's look-ahead
+    check runs them (in the driver, or in the test's own process on the inline backend).
+    """
 
     def __init__(self, directory: Path, *, fast: int, slow: int) -> None:
-        self.directory = directory
-        self.fast, self.slow = fast, slow
+        self.fast, self.slow = int(fast), int(slow)
         self.held_path = directory / "gate.held"
         self.open_path = directory / "gate.open"
 
@@ -72,3 +79,17 @@ class Gate:
 
     def open(self) -> None:
         self.open_path.touch()
+
+    def open_when(self, condition: Callable[[], bool]) -> threading.Thread:
+        """Open the gate from a thread once ``condition()`` holds (a test whose own loop then waits on the
+        study, e.g. a console shutting down after an error, cannot open it itself)."""
+
+        def watch() -> None:
+            give_up = time.monotonic() + GIVE_UP_S
+            while not condition() and time.monotonic() < give_up:
+                time.sleep(0.01)
+            self.open()
+
+        thread = threading.Thread(target=watch, name="test-gate", daemon=True)
+        thread.start()
+        return thread
