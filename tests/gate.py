@@ -6,8 +6,9 @@ kernel or an idle machine would make it pass for the wrong reason or fail. The
 gated strategy is ``sma_cross`` written with ``ta`` (a user strategy file, run by
 content on every backend); the trial with the held parameters marks that it is
 in hand and waits until the gate file exists (or :data:`GIVE_UP_S` passed: longer
-than any test's timeout, so that a failed test leaves no worker waiting forever). Until the test opens the gate the
-study can store every other trial but cannot complete; no engine code is mocked.
+than any test's timeout, so that a failed test leaves no worker waiting forever).
+Until the test opens the gate the study can store every other trial but cannot
+complete; no engine code is mocked.
 
 The gate's paths are written into the file itself (a fork server started before
 the test would not see an environment variable). Trial keys hash the parameters
@@ -23,25 +24,25 @@ from collections.abc import Callable
 from pathlib import Path
 
 STRATEGY = '''\
-"""sma_cross, except that the trial with fast={fast} and slow={slow} waits at the test's gate."""
+"""sma_cross, except that each trial in GATES waits at its gate until the test opens it."""
 
 import os
 import time
 
 from engine.strategy import Param, strategy, ta
 
-HELD = {held!r}
-OPEN = {open!r}
+GATES = {gates!r}  # (fast, slow) -> (the file saying the trial waits, the file that lets it go on)
 
 
 @strategy(params=[Param.int("fast", 10, 2, 2000), Param.int("slow", 50, 5, 5000)], constraints=["fast < slow"],
           lookback="slow")
 def gated_cross(bars, fast, slow):
-    if fast == {fast} and slow == {slow} and not os.path.exists(OPEN):
-        with open(HELD, "a"):
+    held, opened = GATES.get((fast, slow), (None, None))
+    if opened is not None and not os.path.exists(opened):
+        with open(held, "a"):
             pass
         give_up = time.monotonic() + {give_up_s}  # a failed test's held worker must not wait forever
-        while not os.path.exists(OPEN) and time.monotonic() < give_up:
+        while not os.path.exists(opened) and time.monotonic() < give_up:
             time.sleep(0.01)
     f, s = ta.sma(bars.close, fast), ta.sma(bars.close, slow)
     return ta.crossed_above(f, s), ta.crossed_below(f, s)
@@ -61,16 +62,17 @@ class Gate:
     check runs them (in the driver, or in the test's own process on the inline backend).
     """
 
-    def __init__(self, directory: Path, *, fast: int, slow: int) -> None:
+    def __init__(self, directory: Path, *, fast: int, slow: int, name: str = "gate") -> None:
         self.fast, self.slow = int(fast), int(slow)
-        self.held_path = directory / "gate.held"
-        self.open_path = directory / "gate.open"
+        self.held_path = directory / f"{name}.held"
+        self.open_path = directory / f"{name}.open"
 
-    def write(self, study_directory: Path) -> Path:
-        """The strategy file ``gated.py`` in ``study_directory`` (where :data:`STRATEGY_LINES` finds it)."""
+    def write(self, study_directory: Path, *others: Gate) -> Path:
+        """The strategy file ``gated.py`` in ``study_directory`` (where :data:`STRATEGY_LINES` finds it),
+        holding this gate's trial and those of ``others``."""
+        gates = {(g.fast, g.slow): (str(g.held_path), str(g.open_path)) for g in (self, *others)}
         path = study_directory / "gated.py"
-        path.write_text(STRATEGY.format(fast=self.fast, slow=self.slow, held=str(self.held_path),
-                                        open=str(self.open_path), give_up_s=GIVE_UP_S))
+        path.write_text(STRATEGY.format(gates=gates, give_up_s=GIVE_UP_S))
         return path
 
     def held(self) -> bool:
