@@ -8,15 +8,15 @@ import signal
 import sqlite3
 import time
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 import pytest
 
 from engine.optimize.lock import lock_path, read_holder
-from tests.gate import STRATEGY_LINES, Gate
 from tests.headless.conftest import (
     big_study,
     committed,
+    gated_study,
     genesis,
     one_json,
     start,
@@ -28,30 +28,11 @@ from tests.headless.conftest import (
 pytestmark = pytest.mark.timeout(240)
 
 
-#: The gated trial: number ~300 of the 1,520 of :func:`_gated_study`'s grid (fast-major, slow inner). Every
-#: batch before it completes while it waits (~250 trials stored, over the 100 the tests wait for), and
-#: ~1,200 trials come after it, so a study held there can store trials but never complete.
-HOLD = {"fast": 17, "slow": 90}
-
-
-def _gated_study(directory: Path, *, opened: bool = False, **overrides: Any) -> tuple[Path, Gate]:
-    """A grid study of 1,520 trials whose trial :data:`HOLD` waits at a gate (opened already when told).
-
-    The watchdog's budget is an hour: the held trial must wait for the test, not be timed out."""
-    gate = Gate(directory, **HOLD)
-    gate.write(directory)
-    if opened:
-        gate.open()
-    values: dict[str, Any] = dict(strategy=STRATEGY_LINES, fast_high=100, timeout=3600)
-    values.update(overrides)
-    return big_study(directory, **values), gate
-
-
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[int, str, float | None]]:
     """The gated study run once with its gate open, uninterrupted: its trials by key."""
     directory = tmp_path_factory.mktemp("reference")
-    study, _gate = _gated_study(directory, opened=True)
+    study, _gate = gated_study(directory, opened=True)
     db = directory / "ref.db"
     result = genesis("run", study, "--db", db, "--headless", "--json", "--no-record")
     assert result.returncode == 0, result.stderr[-3000:]
@@ -90,7 +71,7 @@ def _holder_written(db: Path, name: str) -> bool:
 def test_sigkill_then_rerun_resumes_with_no_trial_lost_or_repeated(reference, tmp_path: Path) -> None:
     """Killed while its held trial waits (so it cannot have completed), then re-run with the gate open."""
     expected = reference
-    study, gate = _gated_study(tmp_path)
+    study, gate = gated_study(tmp_path)
     db = tmp_path / "killed.db"
     proc = start("run", study, "--db", db)
     wait_for(lambda: gate.held() and committed(db) >= 100, proc)
@@ -114,7 +95,7 @@ def test_sigkill_then_rerun_resumes_with_no_trial_lost_or_repeated(reference, tm
 
 def test_overlapping_runs_the_second_exits_75_naming_the_holder(tmp_path: Path) -> None:
     """The second run starts while the first one's held trial waits: the first cannot have ended."""
-    study, gate = _gated_study(tmp_path, name="overlap")
+    study, gate = gated_study(tmp_path, name="overlap")
     db = tmp_path / "overlap.db"
     proc = start("run", study, "--db", db, "--max-runtime", "120s")
     try:
@@ -137,7 +118,7 @@ def test_overlapping_runs_the_second_exits_75_naming_the_holder(tmp_path: Path) 
 def test_sigterm_checkpoints_exits_143_and_the_study_resumes(reference, tmp_path: Path) -> None:
     """SIGTERM while the held trial waits; the gate opens once the run says it starts no new trial."""
     expected = reference
-    study, gate = _gated_study(tmp_path)
+    study, gate = gated_study(tmp_path)
     db = tmp_path / "term.db"
     proc = start("run", study, "--db", db)
     wait_for(lambda: gate.held() and committed(db) >= 50 and _checkpoints(db) > 0, proc)
@@ -163,7 +144,7 @@ def test_sigterm_checkpoints_exits_143_and_the_study_resumes(reference, tmp_path
 def test_a_second_signal_exits_at_once_and_the_store_stays_whole(reference, tmp_path: Path) -> None:
     """The second SIGINT lands while the held trial is in hand: the first stop cannot have finished."""
     expected = reference
-    study, gate = _gated_study(tmp_path)
+    study, gate = gated_study(tmp_path)
     db = tmp_path / "twice.db"
     proc = start("run", study, "--db", db)
     wait_for(lambda: gate.held() and committed(db) >= 50, proc)
@@ -269,7 +250,7 @@ def test_max_runtime_stops_dispatching_and_the_next_run_completes(reference, tmp
     """The budget runs out before the study can complete: its held trial waits until the budget's stop is
     logged (whether or not the run got that far), then the gate opens and the trials in hand finish."""
     expected = reference
-    study, gate = _gated_study(tmp_path)
+    study, gate = gated_study(tmp_path)
     db = tmp_path / "budget.db"
     proc = start("run", study, "--db", db, "--max-runtime", "1.5s", "--json")
     assert proc.stdout is not None and proc.stderr is not None
