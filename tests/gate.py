@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 STRATEGY = '''\
@@ -66,6 +66,11 @@ class Gate:
         self.fast, self.slow = int(fast), int(slow)
         self.held_path = directory / f"{name}.held"
         self.open_path = directory / f"{name}.open"
+
+    @classmethod
+    def at(cls, directory: Path, hold: Mapping[str, int], *, name: str = "gate") -> Gate:
+        """The gate of the trial with the parameters ``hold`` (``{"fast": ..., "slow": ...}``)."""
+        return cls(directory, fast=hold["fast"], slow=hold["slow"], name=name)
 
     def write(self, study_directory: Path, *others: Gate) -> Path:
         """The strategy file ``gated.py`` in ``study_directory`` (where :data:`STRATEGY_LINES` finds it),

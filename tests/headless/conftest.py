@@ -109,7 +109,7 @@ def gated_study(directory: Path, *, hold: dict[str, int] = HOLD, opened: bool = 
                 **overrides: Any) -> tuple[Path, Gate]:
     """A :func:`big_study` grid of 1,520 trials (unless told otherwise) on the gated strategy, whose trial
     ``hold`` waits at a gate (opened already when told); its watchdog waits an hour, not for the gate."""
-    gate = Gate(directory, **hold)
+    gate = Gate.at(directory, hold)
     gate.write(directory)
     if opened:
         gate.open()

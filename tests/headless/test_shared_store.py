@@ -6,6 +6,7 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -72,7 +73,7 @@ def _grid_size(fast_high: int, slow_high: int) -> int:
 def test_two_studies_written_at_once_into_one_store_both_complete(tmp_path: Path) -> None:
     """The second run starts writing while the first is held mid-study (trial ~300 of 716 waits at a
     gate), then the gate opens and both write; so the first cannot have finished before the second began."""
-    space = dict(bars=200_000, fast_high=40, slow_high=200, artifacts="top:5")
+    space: dict[str, Any] = dict(bars=200_000, fast_high=40, slow_high=200, artifacts="top:5")
     (tmp_path / "first").mkdir()
     (tmp_path / "second").mkdir()
     first, gate = gated_study(tmp_path / "first", name="first", **space)

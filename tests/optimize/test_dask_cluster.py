@@ -269,7 +269,7 @@ def _reference(cluster: Cluster, tmp_path: Path, name: str) -> tuple[Path, dict[
     done = subprocess.run([*GENESIS, "run", str(reference), "--db", str(tmp_path / "ref.db"), "--json"],
                           capture_output=True, text=True, timeout=300, env=cluster.env)
     assert done.returncode == 0, done.stderr[-3000:]
-    gate = Gate(tmp_path, **HOLD)
+    gate = Gate.at(tmp_path, HOLD)
     gate.write(tmp_path)
     path = write_study(tmp_path, name=name, strategy=STRATEGY_LINES, timeout=3600, **CLI_GRID)
     return path, _stored(tmp_path / "ref.db"), json.loads(done.stdout)["best"]["key"], gate

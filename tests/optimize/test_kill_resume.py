@@ -78,7 +78,7 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path: Path, sample
     assert ref.returncode == 0, ref.stderr[-3000:]
     expected = _trials(ref_db)
     # The middle trial waits; the batches (64 trials) before it are stored, so a quarter is reached.
-    gate = Gate(killed_dir, **_params(ref_db, len(expected) // 2))
+    gate = Gate.at(killed_dir, _params(ref_db, len(expected) // 2))
     gate.write(killed_dir)
     study = write_study(killed_dir, **values)
 

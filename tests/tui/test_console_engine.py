@@ -140,7 +140,7 @@ def make_app(engine: Engine, study: Path | None = None) -> tuple[GenesisApp, Eng
 async def test_pause_resume_stop_drive_the_study(engine: Engine, tmp_path: Path) -> None:
     """Each key lands on a running study: the pause while an early trial waits at its gate (opened once
     paused), the stop while a later one waits (opened once the stop is asked)."""
-    early, late = Gate(tmp_path, name="early", **EARLY), Gate(tmp_path, name="late", **LATE)
+    early, late = Gate.at(tmp_path, EARLY, name="early"), Gate.at(tmp_path, LATE, name="late")
     study = write_study(tmp_path, trials=20_000, bars=20_000, gates=(early, late))
     app, handle = make_app(engine, study)
     try:
@@ -177,7 +177,7 @@ async def test_pause_resume_stop_drive_the_study(engine: Engine, tmp_path: Path)
 
 async def test_quit_checkpoints_the_study(engine: Engine, tmp_path: Path) -> None:
     """``q`` while a trial waits at its gate: the study cannot have completed first."""
-    gate = Gate(tmp_path, **EARLY)
+    gate = Gate.at(tmp_path, EARLY)
     study = write_study(tmp_path, trials=20_000, bars=20_000, gates=(gate,))
     app, handle = make_app(engine, study)
     async with app.run_test(size=(100, 30)) as pilot:

@@ -69,14 +69,14 @@ HELD = {"fast": 4, "slow": 100}
 @pytest.fixture
 def gate(tmp_path: Path) -> Iterator[Gate]:
     """The gate of the study :func:`write_study` writes; opened at the end, so that no trial waits on."""
-    gate = Gate(tmp_path, **HELD)
+    gate = Gate.at(tmp_path, HELD)
     yield gate
     gate.open()
 
 
 def write_study(tmp_path: Path, *, trials: int = 20_000, bars: int = 20_000, backend: str = "inline") -> Path:
     """The study file, with the gated strategy beside it (the watchdog waits an hour: the gate holds it)."""
-    Gate(tmp_path, **HELD).write(tmp_path)
+    Gate.at(tmp_path, HELD).write(tmp_path)
     path = tmp_path / "threaded.toml"
     path.write_text(STUDY.format(trials=trials, bars=bars, backend=backend))
     return path
