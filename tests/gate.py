@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 STRATEGY = '''\
-"""sma_cross, except that each trial in GATES waits at its gate until the test opens it."""
+"""sma_cross, except that each trial in GATES or FROM waits at its gate until the test opens it."""
 
 import os
 import time
@@ -32,12 +32,23 @@ import time
 from engine.strategy import Param, strategy, ta
 
 GATES = {gates!r}  # (fast, slow) -> (the file saying the trial waits, the file that lets it go on)
+# (fast at least, an environment variable the process must have, held file, open file)
+FROM = {ranges!r}
+
+
+def _gate(fast, slow):
+    if (fast, slow) in GATES:
+        return GATES[(fast, slow)]
+    for least, variable, held, opened in FROM:
+        if fast >= least and os.environ.get(variable):
+            return held, opened
+    return None, None
 
 
 @strategy(params=[Param.int("fast", 10, 2, 2000), Param.int("slow", 50, 5, 5000)], constraints=["fast < slow"],
           lookback="slow")
 def gated_cross(bars, fast, slow):
-    held, opened = GATES.get((fast, slow), (None, None))
+    held, opened = _gate(fast, slow)
     if opened is not None and not os.path.exists(opened):
         with open(held, "a"):
             pass
@@ -60,10 +71,15 @@ class Gate:
     The held trial is the one with parameters ``fast`` and ``slow``: a grid's order says how
     many trials come before and after it. Not the strategy's defaults: a study's look-ahead
     check runs them (in the driver, or in the test's own process on the inline backend).
+    With ``slow=None`` every trial from ``fast`` on waits, and only in a process whose
+    environment has ``variable`` set (one of several drivers of a shared study, evaluating
+    its trials itself: which driver claims which trial is not known in advance).
     """
 
-    def __init__(self, directory: Path, *, fast: int, slow: int, name: str = "gate") -> None:
-        self.fast, self.slow = int(fast), int(slow)
+    def __init__(self, directory: Path, *, fast: int, slow: int | None, name: str = "gate",
+                 variable: str = "") -> None:
+        assert slow is not None or variable, "a gate from a fast value on holds only a marked process"
+        self.fast, self.slow, self.variable = int(fast), slow, variable
         self.held_path = directory / f"{name}.held"
         self.open_path = directory / f"{name}.open"
 
@@ -75,9 +91,11 @@ class Gate:
     def write(self, study_directory: Path, *others: Gate) -> Path:
         """The strategy file ``gated.py`` in ``study_directory`` (where :data:`STRATEGY_LINES` finds it),
         holding this gate's trial and those of ``others``."""
-        gates = {(g.fast, g.slow): (str(g.held_path), str(g.open_path)) for g in (self, *others)}
+        every = (self, *others)
+        gates = {(g.fast, int(g.slow)): (str(g.held_path), str(g.open_path)) for g in every if g.slow is not None}
+        ranges = [(g.fast, g.variable, str(g.held_path), str(g.open_path)) for g in every if g.slow is None]
         path = study_directory / "gated.py"
-        path.write_text(STRATEGY.format(gates=gates, give_up_s=GIVE_UP_S))
+        path.write_text(STRATEGY.format(gates=gates, ranges=ranges, give_up_s=GIVE_UP_S))
         return path
 
     def held(self) -> bool:
