@@ -11,7 +11,8 @@ Until the test opens the gate the study can store every other trial but cannot
 complete; no engine code is mocked.
 
 The gate's paths are written into the file itself (a fork server started before
-the test would not see an environment variable). Trial keys hash the parameters
+the test would not see an environment variable; the variable of a ``slow=None``
+gate only marks a ``genesis`` process the test starts). Trial keys hash the parameters
 only, so a reference run of the same strategy through another gate (opened
 before it starts) stores the same keys and objectives.
 """
