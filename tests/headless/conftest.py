@@ -11,11 +11,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tests.gate import STRATEGY_LINES, Gate
 from tests.optimize.conftest import write_study
 
 GENESIS = [sys.executable, "-m", "genesis_tui.cli"]
 
-__all__ = ["GENESIS", "env", "genesis", "stored_trials", "study_row", "wait_for", "write_study"]
+__all__ = ["GENESIS", "env", "gated_study", "genesis", "stored_trials", "study_row", "wait_for", "write_study"]
 
 
 def env(**extra: str) -> dict[str, str]:
@@ -94,3 +95,24 @@ def big_study(directory: Path, name: str = "nightly", **overrides: Any) -> Path:
     )
     values.update(overrides)
     return write_study(directory, **values)
+
+
+#: The gated trial of :func:`gated_study`: number ~300 of its 1,520 (the grid is fast-major, slow inner:
+#: 20 slow values). Every batch (64 trials) before it completes while it waits (~250 trials stored),
+#: and ~1,200 trials come after it, so a study held there can store trials but never complete.
+HOLD = {"fast": 17, "slow": 90}
+#: A later one: number ~700, for a test that waits for more trials stored (~640) before it acts.
+HOLD_LATE = {"fast": 40, "slow": 100}
+
+
+def gated_study(directory: Path, *, hold: dict[str, int] = HOLD, opened: bool = False,
+                **overrides: Any) -> tuple[Path, Gate]:
+    """A :func:`big_study` grid of 1,520 trials (unless told otherwise) on the gated strategy, whose trial
+    ``hold`` waits at a gate (opened already when told); its watchdog waits an hour, not for the gate."""
+    gate = Gate.at(directory, hold)
+    gate.write(directory)
+    if opened:
+        gate.open()
+    values: dict[str, Any] = dict(strategy=STRATEGY_LINES, fast_high=100, timeout=3600)
+    values.update(overrides)
+    return big_study(directory, **values), gate

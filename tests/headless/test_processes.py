@@ -8,7 +8,7 @@ import signal
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any
+from typing import IO
 
 import pytest
 
@@ -16,6 +16,7 @@ from engine.optimize.lock import lock_path, read_holder
 from tests.headless.conftest import (
     big_study,
     committed,
+    gated_study,
     genesis,
     one_json,
     start,
@@ -27,9 +28,11 @@ from tests.headless.conftest import (
 pytestmark = pytest.mark.timeout(240)
 
 
-def _run_reference(directory: Path, **overrides: Any) -> tuple[Path, dict[str, tuple[int, str, float | None]]]:
-    """A grid study run once, uninterrupted: its file and its trials by key."""
-    study = big_study(directory, **overrides)
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[int, str, float | None]]:
+    """The gated study run once with its gate open, uninterrupted: its trials by key."""
+    directory = tmp_path_factory.mktemp("reference")
+    study, _gate = gated_study(directory, opened=True)
     db = directory / "ref.db"
     result = genesis("run", study, "--db", db, "--headless", "--json", "--no-record")
     assert result.returncode == 0, result.stderr[-3000:]
@@ -37,20 +40,18 @@ def _run_reference(directory: Path, **overrides: Any) -> tuple[Path, dict[str, t
     assert summary["state"] == "complete" and summary["exit_code"] == 0
     trials = stored_trials(db)
     assert len(trials) == summary["trials"] > 500
-    return study, trials
+    return trials
 
 
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, tuple[int, str, float | None]]]:
-    """The grid study run once, uninterrupted: its file and its trials by key."""
-    return _run_reference(tmp_path_factory.mktemp("reference"), bars=600_000, fast_high=100)
-
-
-@pytest.fixture(scope="module")
-def long_reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, tuple[int, str, float | None]]]:
-    """A grid study long enough that a 1.5 s budget always stops it early: about 3,500 trials on 1.2M
-    bars, 3-4 s of kernel time on two idle workers (the 600k-bar one finished inside 1.5 s once)."""
-    return _run_reference(tmp_path_factory.mktemp("long_reference"), bars=1_200_000, fast_high=100, slow_high=400)
+def _lines_until(stream: IO[str] | None, text: str) -> list[str]:
+    """Lines read from a child's ``stream`` up to the first that holds ``text`` (all of them at EOF)."""
+    assert stream is not None
+    lines = []
+    for line in iter(stream.readline, ""):
+        lines.append(line)
+        if text in line:
+            break
+    return lines
 
 
 def _checkpoints(db: Path) -> int:
@@ -68,14 +69,17 @@ def _holder_written(db: Path, name: str) -> bool:
 
 
 def test_sigkill_then_rerun_resumes_with_no_trial_lost_or_repeated(reference, tmp_path: Path) -> None:
-    study, expected = reference
+    """Killed while its held trial waits (so it cannot have completed), then re-run with the gate open."""
+    expected = reference
+    study, gate = gated_study(tmp_path)
     db = tmp_path / "killed.db"
     proc = start("run", study, "--db", db)
-    wait_for(lambda: committed(db) >= 100, proc)
+    wait_for(lambda: gate.held() and committed(db) >= 100, proc)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
     interrupted = committed(db)
-    assert 0 < interrupted < len(expected), "killed too late to test anything"
+    assert 0 < interrupted < len(expected)
+    gate.open()
     # the kernel released the lock with the process: the next run starts at once
     again = genesis("run", study, "--db", db, "--json")
     assert again.returncode == 0, again.stderr[-3000:]
@@ -90,17 +94,20 @@ def test_sigkill_then_rerun_resumes_with_no_trial_lost_or_repeated(reference, tm
 
 
 def test_overlapping_runs_the_second_exits_75_naming_the_holder(tmp_path: Path) -> None:
-    study = big_study(tmp_path, name="overlap", bars=400_000, fast_high=100, slow_high=400)
+    """The second run starts while the first one's held trial waits: the first cannot have ended."""
+    study, gate = gated_study(tmp_path, name="overlap")
     db = tmp_path / "overlap.db"
     proc = start("run", study, "--db", db, "--max-runtime", "120s")
     try:
-        wait_for(lambda: committed(db) >= 1 and _holder_written(db, "overlap"), proc)
+        wait_for(lambda: gate.held() and _holder_written(db, "overlap"), proc)
         holder = read_holder(lock_path(db, "overlap"))
         assert holder is not None and holder.pid == proc.pid
         overlap = genesis("run", study, "--db", db)
         assert proc.poll() is None, "the first run ended before the overlap was checked"
     finally:
         proc.send_signal(signal.SIGTERM)
+        _lines_until(proc.stdout, "SIGTERM: no new trials")  # opened once it dispatches no more
+        gate.open()
         proc.communicate(timeout=120)
     assert overlap.returncode == 75, overlap.stderr
     assert f"pid {proc.pid}" in overlap.stderr and holder.started_iso in overlap.stderr
@@ -109,12 +116,18 @@ def test_overlapping_runs_the_second_exits_75_naming_the_holder(tmp_path: Path) 
 
 
 def test_sigterm_checkpoints_exits_143_and_the_study_resumes(reference, tmp_path: Path) -> None:
-    study, expected = reference
+    """SIGTERM while the held trial waits; the gate opens once the run says it starts no new trial."""
+    expected = reference
+    study, gate = gated_study(tmp_path)
     db = tmp_path / "term.db"
     proc = start("run", study, "--db", db)
-    wait_for(lambda: committed(db) >= 50 and _checkpoints(db) > 0, proc)
+    wait_for(lambda: gate.held() and committed(db) >= 50 and _checkpoints(db) > 0, proc)
     proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=120)
+    assert proc.stdout is not None and proc.stderr is not None
+    head = _lines_until(proc.stdout, "SIGTERM: no new trials")
+    gate.open()
+    out, err = "".join(head) + proc.stdout.read(), proc.stderr.read()
+    proc.wait(timeout=120)
     assert proc.returncode == 143, err[-3000:]  # 128 + SIGTERM: stopped, checkpointed, resumable
     assert "SIGTERM" in out and "resumable" in out.splitlines()[-1]
     row = study_row(db, "nightly")
@@ -129,21 +142,22 @@ def test_sigterm_checkpoints_exits_143_and_the_study_resumes(reference, tmp_path
 
 
 def test_a_second_signal_exits_at_once_and_the_store_stays_whole(reference, tmp_path: Path) -> None:
-    study, expected = reference
+    """The second SIGINT lands while the held trial is in hand: the first stop cannot have finished."""
+    expected = reference
+    study, gate = gated_study(tmp_path)
     db = tmp_path / "twice.db"
     proc = start("run", study, "--db", db)
-    wait_for(lambda: committed(db) >= 50, proc)
+    wait_for(lambda: gate.held() and committed(db) >= 50, proc)
     proc.send_signal(signal.SIGINT)
-    assert proc.stdout is not None
-    for line in proc.stdout:  # the first signal is taken: trials in hand finishing, then the report
-        if "SIGINT: no new trials" in line:
-            break
+    # the first signal is taken: trials in hand finishing (the held one waits), then the report
+    assert any("SIGINT: no new trials" in line for line in _lines_until(proc.stdout, "SIGINT: no new trials"))
     proc.send_signal(signal.SIGINT)
     _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err[-3000:]
     assert "again: exiting now" in err
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    gate.open()
     again = genesis("run", study, "--db", db, "--json")
     assert again.returncode == 0, again.stderr[-3000:]
     assert set(stored_trials(db)) == set(expected)
@@ -232,12 +246,19 @@ def test_three_nights_under_a_budget_finish_the_study_with_one_report_each(tmp_p
     assert len(list((reports / "nights").glob("*-run*"))) == len(nights)
 
 
-def test_max_runtime_stops_dispatching_and_the_next_run_completes(long_reference, tmp_path: Path) -> None:
-    study, expected = long_reference
+def test_max_runtime_stops_dispatching_and_the_next_run_completes(reference, tmp_path: Path) -> None:
+    """The budget runs out before the study can complete: its held trial waits until the budget's stop is
+    logged (whether or not the run got that far), then the gate opens and the trials in hand finish."""
+    expected = reference
+    study, gate = gated_study(tmp_path)
     db = tmp_path / "budget.db"
-    first = genesis("run", study, "--db", db, "--max-runtime", "1.5s", "--json")
-    assert first.returncode == 0, first.stderr[-3000:]
-    summary = one_json(first.stdout)
+    proc = start("run", study, "--db", db, "--max-runtime", "1.5s", "--json")
+    assert proc.stdout is not None and proc.stderr is not None
+    head = _lines_until(proc.stderr, "budget is spent: no new trials")  # --json: progress lines on stderr
+    gate.open()
+    out, err = proc.stdout.read(), "".join(head) + proc.stderr.read()
+    assert proc.wait(timeout=120) == 0, err[-3000:]
+    summary = one_json(out)
     assert summary["stop_reason"] == "budget" and summary["state"] == "stopped", summary
     second = genesis("run", study, "--db", db, "--json")
     assert second.returncode == 0

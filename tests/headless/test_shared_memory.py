@@ -1,5 +1,9 @@
 """Shared memory of killed runs: a group kill leaves the data block, the next start removes it;
-workers of a killed parent end quietly (real ``genesis run`` processes)."""
+workers of a killed parent end quietly (real ``genesis run`` processes).
+
+Each run is interrupted while a trial of it waits at a gate (:func:`gated_study`), so it
+cannot have completed (and removed its block) before the kill or the signal.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +18,15 @@ import psutil
 import pytest
 
 from engine.optimize.backends.shared_bars import SHM_DIR, orphans, sweep_orphans
-from tests.headless.conftest import GENESIS, big_study, committed, env, one_json, wait_for
+from tests.headless.conftest import (
+    GENESIS,
+    HOLD_LATE,
+    committed,
+    env,
+    gated_study,
+    one_json,
+    wait_for,
+)
 
 pytestmark = [
     pytest.mark.timeout(240),
@@ -52,15 +64,16 @@ def _in_group(process: psutil.Process, pgid: int) -> bool:
 
 
 def test_a_group_kill_leaves_the_block_and_the_next_start_removes_it(tmp_path: Path) -> None:
-    study = big_study(tmp_path, bars=200_000, fast_high=100)
+    study, gate = gated_study(tmp_path, bars=200_000)
     db = tmp_path / "s.db"
     proc = _start_in_own_group("run", study, "--db", db, "--headless")
     try:
-        wait_for(lambda: committed(db) >= 20, proc)
+        wait_for(lambda: gate.held() and committed(db) >= 20, proc)
         [block] = _blocks_of(proc.pid)  # named after its owner
         assert block.stat().st_size >= 200_000 * 6 * 8
     finally:
         _kill_group(proc)  # what systemd or the out-of-memory killer do: the resource tracker dies too
+        gate.open()
     assert block.exists()  # nobody was left to unlink it
     assert block.name in {p.name for p in orphans()}
 
@@ -94,17 +107,19 @@ def test_the_sweep_leaves_blocks_of_live_owners_and_foreign_names_alone(tmp_path
 
 
 def test_workers_of_a_killed_parent_exit_without_a_traceback(tmp_path: Path) -> None:
-    study = big_study(tmp_path, bars=200_000, fast_high=100)
+    study, gate = gated_study(tmp_path, bars=200_000, hold=HOLD_LATE)
     db = tmp_path / "s.db"
     proc = _start_in_own_group("run", study, "--db", db, "--headless")
     try:
-        # Well into the run: chunks have grown, each worker is busy with one and has the next queued.
-        wait_for(lambda: committed(db) >= 300, proc)
+        # Well into the run: chunks have grown; one worker holds the gated trial and its chunks queued.
+        wait_for(lambda: gate.held() and committed(db) >= 300, proc)
         [block] = _blocks_of(proc.pid)
         os.kill(proc.pid, signal.SIGKILL)  # only the parent: its workers are busy with chunks
+        gate.open()  # the held worker finishes its trial for a parent that is gone
         # stderr closes when the last holder (a worker, the fork server, the resource tracker) is gone
         _out, err = proc.communicate(timeout=120)
     finally:
+        gate.open()
         _kill_group(proc)
     assert "Traceback" not in err and "BrokenPipeError" not in err, err[-3000:]
     assert not block.exists()  # the resource tracker outlived the parent and unlinked it
@@ -113,20 +128,21 @@ def test_workers_of_a_killed_parent_exit_without_a_traceback(tmp_path: Path) -> 
 def test_a_second_signal_exits_at_once_and_leaves_no_block(tmp_path: Path) -> None:
     """The second signal kills the children at once, the resource tracker among them: the run
     unlinks its block itself first."""
-    study = big_study(tmp_path, bars=200_000, fast_high=100)
+    study, gate = gated_study(tmp_path, bars=200_000)
     db = tmp_path / "s.db"
     proc = _start_in_own_group("run", study, "--db", db, "--headless")
     try:
-        wait_for(lambda: committed(db) >= 50, proc)
+        wait_for(lambda: gate.held() and committed(db) >= 50, proc)
         [block] = _blocks_of(proc.pid)
         proc.send_signal(signal.SIGINT)
         assert proc.stdout is not None
-        for line in proc.stdout:  # the first signal is taken
+        for line in proc.stdout:  # the first signal is taken; the held trial keeps the run from ending
             if "SIGINT: no new trials" in line:
                 break
         proc.send_signal(signal.SIGINT)
         _out, err = proc.communicate(timeout=60)
     finally:
+        gate.open()
         _kill_group(proc)
     assert proc.returncode == 130 and "again: exiting now" in err, err[-3000:]
     assert not block.exists()

@@ -6,13 +6,22 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from engine.errors import LockHeldError, StoreError
 from engine.optimize.lock import StudyLock
 from engine.store.study_sqlite import SqliteStore
-from tests.headless.conftest import big_study, committed, genesis, start, stored_trials, wait_for
+from tests.headless.conftest import (
+    big_study,
+    committed,
+    gated_study,
+    genesis,
+    start,
+    stored_trials,
+    wait_for,
+)
 
 WRITE_AND_CLOSE = (
     "import sqlite3, sys\n"
@@ -62,18 +71,28 @@ def _grid_size(fast_high: int, slow_high: int) -> int:
 
 
 def test_two_studies_written_at_once_into_one_store_both_complete(tmp_path: Path) -> None:
-    space = dict(bars=200_000, fast_high=40, slow_high=200, artifacts="top:5")
-    first = big_study(tmp_path, name="first", **space)
-    second = big_study(tmp_path, name="second", **space)
+    """The second run starts writing while the first is held mid-study (trial ~300 of 716 waits at a
+    gate), then the gate opens and both write; so the first cannot have finished before the second began."""
+    space: dict[str, Any] = dict(bars=200_000, fast_high=40, slow_high=200, artifacts="top:5")
+    (tmp_path / "first").mkdir()
+    (tmp_path / "second").mkdir()
+    first, gate = gated_study(tmp_path / "first", name="first", **space)
+    second, _open = gated_study(tmp_path / "second", name="second", opened=True, **space)
     db = tmp_path / "shared.db"
     link = tmp_path / "link.db"
     link.symlink_to(db)
     proc = start("run", first, "--db", db, "--headless")
-    wait_for(lambda: committed(db) >= 1, proc)  # the first run is writing
-    other = genesis("run", second, "--db", link, "--headless")
+    try:
+        wait_for(lambda: gate.held() and committed(db) >= 1, proc)  # the first run has written, and waits
+        other = start("run", second, "--db", link, "--headless")
+        wait_for(lambda: len(stored_trials(db, "second")) >= 1, other)  # the second run is writing
+        assert proc.poll() is None
+    finally:
+        gate.open()
     _out, err = proc.communicate(timeout=300)
+    _other_out, other_err = other.communicate(timeout=300)
     assert proc.returncode == 0, err[-2000:]
-    assert other.returncode == 0, other.stderr[-2000:]
+    assert other.returncode == 0, other_err[-2000:]
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
     size = _grid_size(40, 200)

@@ -14,7 +14,7 @@ name = "{name}"
 spec = "synthetic:bars={bars},seed=11,timeframe=1m"
 
 [strategy]
-name = "sma_cross"
+{strategy}
 
 [space]
 fast = {{ int = [2, {fast_high}], step = {fast_step} }}
@@ -46,6 +46,7 @@ out_of_sample = {oos}
 
 DEFAULTS: dict[str, object] = {
     "name": "t",
+    "strategy": 'name = "sma_cross"',
     "bars": 3000,
     "fast_high": 20,
     "fast_step": 2,

@@ -30,6 +30,7 @@ from engine.optimize.progress import StudyProgress
 from engine.optimize.trial import FAULTS_ENV
 from engine.store.records import StudyState, TrialState
 from engine.store.study_sqlite import SqliteStore
+from tests.gate import STRATEGY_LINES, Gate
 from tests.optimize.conftest import write_study
 from tests.optimize.test_dask import stored_trials
 from tests.optimize.test_kill_resume import _committed
@@ -252,31 +253,47 @@ def _stored(db: Path) -> dict[str, tuple[int, str, float | None, str]]:
     return {r[0]: (r[1], r[2], r[3], r[4]) for r in rows}
 
 
-def _reference(cluster: Cluster, tmp_path: Path, name: str) -> tuple[Path, dict[str, Any], str]:
-    """A study file run with ``genesis run`` on the process backend: ``(path, trials, best key)``."""
-    path = write_study(tmp_path, name=name, **CLI_GRID)
-    done = subprocess.run([*GENESIS, "run", str(path), "--db", str(tmp_path / "ref.db"), "--json"],
+#: The trial of the ``genesis run`` under test that waits at a gate until the victim is killed: number
+#: ~300 of the grid's 716 (fast-major, 20 slow values), after a quarter is stored (batches of 32).
+HOLD = {"fast": 17, "slow": 90}
+
+
+def _reference(cluster: Cluster, tmp_path: Path, name: str) -> tuple[Path, dict[str, Any], str, Gate]:
+    """A study file run with ``genesis run`` on the process backend: ``(path, trials, best key, gate)``.
+
+    Both run the gated strategy (the same objectives); ``path`` is the copy under test, whose
+    trial :data:`HOLD` waits at ``gate``, the reference's is held by nothing."""
+    (tmp_path / "ref").mkdir()
+    Gate(tmp_path / "ref", fast=0, slow=0).write(tmp_path / "ref")  # holds nothing: fast is at least 2
+    reference = write_study(tmp_path / "ref", name=name, strategy=STRATEGY_LINES, timeout=3600, **CLI_GRID)
+    done = subprocess.run([*GENESIS, "run", str(reference), "--db", str(tmp_path / "ref.db"), "--json"],
                           capture_output=True, text=True, timeout=300, env=cluster.env)
     assert done.returncode == 0, done.stderr[-3000:]
-    return path, _stored(tmp_path / "ref.db"), json.loads(done.stdout)["best"]["key"]
+    gate = Gate.at(tmp_path, HOLD)
+    gate.write(tmp_path)
+    path = write_study(tmp_path, name=name, strategy=STRATEGY_LINES, timeout=3600, **CLI_GRID)
+    return path, _stored(tmp_path / "ref.db"), json.loads(done.stdout)["best"]["key"], gate
 
 
 def _run_and_kill(
-    cluster: Cluster, path: Path, db: Path, victim: subprocess.Popen[bytes] | None, total: int
+    cluster: Cluster, path: Path, db: Path, victim: subprocess.Popen[bytes] | None, total: int, gate: Gate
 ) -> tuple[int, str, str]:
-    """``genesis run`` ``path``; SIGKILL ``victim`` once a quarter of ``total`` is stored: ``(code, out, err)``."""
+    """``genesis run`` ``path``; SIGKILL ``victim`` once a quarter of ``total`` is stored and the gated
+    trial waits (so the run cannot have completed), then open the gate: ``(code, out, err)``."""
     run = subprocess.Popen([*GENESIS, "run", str(path), "--db", str(db), "--headless", "--json"],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cluster.env, start_new_session=True)
     try:
         deadline = time.monotonic() + 120
-        while _committed(db) < total // 4:
+        while _committed(db) < total // 4 or not gate.held():
             assert run.poll() is None, run.stderr.read().decode()[-3000:] if run.stderr else ""
             assert time.monotonic() < deadline, "the study never got going"
             time.sleep(0.02)
         Cluster.kill(victim)
-        assert _committed(db) < total, "killed too late to test anything"
+        assert _committed(db) < total
+        gate.open()
         out, err = run.communicate(timeout=300)
     finally:
+        gate.open()
         Cluster.kill(run)
     return run.returncode, out.decode(), err.decode()
 
@@ -284,10 +301,10 @@ def _run_and_kill(
 def test_genesis_run_on_a_cluster_survives_a_worker_kill_from_outside(cluster: Cluster, tmp_path: Path) -> None:
     address = cluster.start(workers=2)
     cluster.wait_registered()  # both take chunks from the start, so both appear before w0 dies
-    path, expected, best = _reference(cluster, tmp_path, "outside")
+    path, expected, best, gate = _reference(cluster, tmp_path, "outside")
     path.write_text(path.read_text().replace('backend = "process"', f'backend = "dask"\nscheduler = "{address}"'))
 
-    code, out, err = _run_and_kill(cluster, path, tmp_path / "dask.db", cluster.workers[0], len(expected))
+    code, out, err = _run_and_kill(cluster, path, tmp_path / "dask.db", cluster.workers[0], len(expected), gate)
     assert code == 0, err[-3000:]
     summary = json.loads(out)
     assert summary["backend"] == "dask" and summary["state"] == "complete"
@@ -301,11 +318,11 @@ def test_genesis_run_losing_the_scheduler_exits_1_then_resumes_on_the_process_ba
     cluster: Cluster, tmp_path: Path
 ) -> None:
     address = cluster.start(workers=1)
-    path, expected, best = _reference(cluster, tmp_path, "lost")
+    path, expected, best, gate = _reference(cluster, tmp_path, "lost")
     path.write_text(path.read_text().replace('backend = "process"', f'backend = "dask"\nscheduler = "{address}"'))
     db = tmp_path / "dask.db"
 
-    code, _, err = _run_and_kill(cluster, path, db, cluster.scheduler, len(expected))
+    code, _, err = _run_and_kill(cluster, path, db, cluster.scheduler, len(expected), gate)
     assert code == 1, err[-3000:]
     lines = [line for line in err.splitlines() if line.startswith("genesis: ")]
     assert len(lines) == 1 and "lost the dask scheduler" in lines[0]

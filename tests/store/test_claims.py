@@ -14,6 +14,7 @@ import asyncpg
 
 from engine.store.claims import Claim, ClaimBoard
 from engine.store.postgres import PostgresStore
+from tests.gate import Gate
 from tests.headless.conftest import GENESIS, env, genesis, stored_trials
 
 
@@ -91,7 +92,8 @@ name = "{name}"
 spec = "synthetic:bars=200000,seed=5,timeframe=1m"
 
 [strategy]
-name = "sma_cross"
+name = "gated_cross"
+file = "gated.py"
 
 [space]
 fast = {{ int = [2, 101], step = 1 }}
@@ -169,7 +171,13 @@ def _finish(tmp_path: Path, processes: list[subprocess.Popen[str]]) -> list[tupl
     return outcomes
 
 
+#: The driver to be killed waits at its first trial from fast=20 on (grid number ~530 of ~2,600: after it
+#: has run claims of its own); the others, without the variable, never wait and store the rest.
+VICTIM = "GENESIS_TEST_VICTIM"
+
+
 def _write(tmp_path: Path, name: str) -> Path:
+    Gate(tmp_path, fast=20, slow=None, variable=VICTIM).write(tmp_path)
     path = tmp_path / f"{name}.toml"
     path.write_text(GRID_STUDY.format(name=name))
     return path
@@ -182,15 +190,16 @@ def test_three_drivers_share_one_grid_and_one_killed_mid_run_changes_nothing(pos
     n = len(reference)
     assert n > 2000
 
-    # Three drivers at once; the third is SIGKILLed once it holds an open claim and a fifth of the grid is stored.
+    # Three drivers at once; the third is SIGKILLed once it holds an open claim and a fifth of the grid is
+    # stored. It waits at its gate from fast=20 on, so it is alive, holding a claim, until it is killed.
     drivers = [_start(tmp_path, i, "run", study, "--db", postgres_url, "--json", "--report", tmp_path / "r",
-                      GENESIS_LEASE_S="2") for i in range(3)]
+                      GENESIS_LEASE_S="2", **({VICTIM: "1"} if i == 2 else {})) for i in range(3)]
     victim = drivers[2]
     holds_sql = ("SELECT count(*) FROM claims c JOIN drivers d ON d.driver = c.driver "
                  "WHERE d.pid = $1 AND NOT c.done")
     killed = False
     while not killed:
-        assert victim.poll() is None, "the study ended before the kill: make the grid larger"
+        assert victim.poll() is None, "the driver to be killed ended first"
         if _count(postgres_url, "SELECT count(*) FROM trials") < n // 5:
             continue
         if not _count(postgres_url, holds_sql, victim.pid):

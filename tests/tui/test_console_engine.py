@@ -22,6 +22,7 @@ from engine.telemetry import StudyTelemetry, Telemetry, TradingTelemetry
 from genesis_tui.app import GenesisApp
 from genesis_tui.screens import PromptScreen, TrialScreen
 from genesis_tui.widgets import RowTable
+from tests.gate import STRATEGY_LINES, Gate
 from tests.waiting import until
 
 STUDY = """\
@@ -50,9 +51,23 @@ artifacts = "top:5"
 """
 
 
-def write_study(tmp_path: Path, *, trials: int, bars: int) -> Path:
+#: Trials of the grid (fast-major: 141 slow values a fast) that wait at a gate in the gated studies:
+#: numbers ~181 and ~2,430 of ~7,900, after the first chunk (4 trials) is stored, and in different
+#: sampler batches (1,024 trials: a chunk never spans two), so the early one never holds the late one.
+EARLY = {"fast": 4, "slow": 100}
+LATE = {"fast": 20, "slow": 100}
+
+
+def write_study(tmp_path: Path, *, trials: int, bars: int, gates: tuple[Gate, ...] = ()) -> Path:
+    """The study file; with ``gates``, a grid whose gated trials wait until the test opens them (the
+    watchdog waits an hour: the gate holds them)."""
+    text = STUDY.format(trials=trials, bars=bars)
+    if gates:
+        gates[0].write(tmp_path, *gates[1:])
+        text = (text.replace('name = "sma_cross"', STRATEGY_LINES).replace('sampler = "random"', 'sampler = "grid"')
+                .replace('backend = "inline"', 'backend = "inline"\ntrial_timeout_s = 3600'))
     path = tmp_path / "pilot.toml"
-    path.write_text(STUDY.format(trials=trials, bars=bars))
+    path.write_text(text)
     return path
 
 
@@ -124,24 +139,31 @@ def make_app(engine: Engine, study: Path | None = None) -> tuple[GenesisApp, Eng
 
 
 async def test_pause_resume_stop_drive_the_study(engine: Engine, tmp_path: Path) -> None:
-    study = write_study(tmp_path, trials=20_000, bars=200_000)
+    """Each key lands on a running study: the pause while an early trial waits at its gate (opened once
+    paused), the stop while a later one waits (opened once the stop is asked)."""
+    early, late = Gate.at(tmp_path, EARLY, name="early"), Gate.at(tmp_path, LATE, name="late")
+    study = write_study(tmp_path, trials=20_000, bars=20_000, gates=(early, late))
     app, handle = make_app(engine, study)
     try:
         async with app.run_test(size=(120, 40)) as pilot:
-            await wait_for(pilot, study_shows(app, lambda s: s.done > 0), "trials")
+            await wait_for(pilot, lambda: early.held() and study_shows(app, lambda s: s.done > 0)(), "trials")
             await pilot.press("p")
+            await wait_for(pilot, study_shows(app, lambda s: s.state == "paused"), "the pause")
+            early.open()
             # The executor counts a chunk's trials as done in the same step that takes them out of
             # the running ones, so none running while paused means none can finish until a resume.
             await wait_for(pilot, study_shows(app, lambda s: s.state == "paused" and s.running == 0), "the chunks in hand")
             paused_at = shown_study(app).done
             await snapshots_later(app)  # the engine's loop turns while paused (counted, no speed asserted)
             assert shown_study(app).done == paused_at, "trials kept starting while paused"
-            assert paused_at < 20_000
+            assert not late.held()
 
             await pilot.press("r")
-            await wait_for(pilot, study_shows(app, lambda s: s.done > paused_at), "trials after resume")
+            await wait_for(pilot, lambda: late.held() and study_shows(app, lambda s: s.done > paused_at)(),
+                           "trials after resume")
             assert shown_study(app).state == "running"
 
+            late.open_when(lambda: engine.study is not None and engine.study.stop_requested)
             await pilot.press("x")
             await wait_for(pilot, study_shows(app, lambda s: s.state == "stopped"), "the console to show the stop")
             await app.workers.wait_for_complete()  # the stop command returned: its snapshot is the last
@@ -150,14 +172,18 @@ async def test_pause_resume_stop_drive_the_study(engine: Engine, tmp_path: Path)
             assert state == "stopped"
             assert trials == done, "finished trials not all stored"
     finally:
+        late.open()
         await handle.close()
 
 
 async def test_quit_checkpoints_the_study(engine: Engine, tmp_path: Path) -> None:
-    study = write_study(tmp_path, trials=20_000, bars=200_000)
+    """``q`` while a trial waits at its gate: the study cannot have completed first."""
+    gate = Gate.at(tmp_path, EARLY)
+    study = write_study(tmp_path, trials=20_000, bars=20_000, gates=(gate,))
     app, handle = make_app(engine, study)
     async with app.run_test(size=(100, 30)) as pilot:
-        await wait_for(pilot, study_shows(app, lambda s: s.done > 0), "trials")
+        await wait_for(pilot, lambda: gate.held() and study_shows(app, lambda s: s.done > 0)(), "trials")
+        gate.open_when(lambda: engine.study is not None and engine.study.stop_requested)  # q waits for it
         await pilot.press("q")
         await wait_for(pilot, lambda: not app.is_running, "exit", limit_s=60)
     assert not handle.alive  # the engine's thread has ended: its objects are ours to read

@@ -4,6 +4,12 @@ The console gets an :class:`~engine.runtime.EngineThread`; these tests check tha
 engine coroutine runs on the console's loop, and that ``q``, SIGTERM, a fatal error
 in the engine's thread and an error in the UI each leave no engine thread and no
 worker process behind, with the study checkpointed.
+
+A study that completed before the key, the signal or the error landed would leave
+these tests nothing to check (or a ``complete`` study where ``stopped`` is asserted),
+so its trial number 431 of the grid's 20,000 waits at a gate (:mod:`tests.gate`) until
+the test has seen the stop asked for: until then the study cannot complete, however
+fast it runs.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import os
 import signal
 import sqlite3
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -21,6 +28,7 @@ import pytest
 from engine.runtime import Engine, EngineThread, engine_threads
 from engine.telemetry import Telemetry
 from genesis_tui.app import GenesisApp
+from tests.gate import Gate
 from tests.waiting import until
 
 STUDY = """\
@@ -30,7 +38,8 @@ name = "threaded"
 spec = "synthetic:bars={bars},seed=5,timeframe=1m"
 
 [strategy]
-name = "sma_cross"
+name = "gated_cross"
+file = "gated.py"
 
 [space]
 fast = {{ int = [3, 120] }}
@@ -38,13 +47,13 @@ slow = {{ int = [20, 800], step = 2 }}
 constraints = ["fast < slow"]
 
 [search]
-sampler = "random"
+sampler = "grid"
 trials = {trials}
-seed = 3
 
 [execution]
 backend = "{backend}"
 workers = 1
+trial_timeout_s = 3600
 checkpoint_every = 50
 artifacts = "top:5"
 """
@@ -52,7 +61,22 @@ artifacts = "top:5"
 ENGINE_DIR = str(Path(Engine.__module__.replace(".", "/")).parent.parent)  # "engine"
 
 
-def write_study(tmp_path: Path, *, trials: int = 20_000, bars: int = 50_000, backend: str = "inline") -> Path:
+#: The trial that waits at the gate: number 431 of the fast-major grid (391 slow values for fast=3,
+#: then 40 for fast=4), after the first chunk (4 trials) is stored.
+HELD = {"fast": 4, "slow": 100}
+
+
+@pytest.fixture
+def gate(tmp_path: Path) -> Iterator[Gate]:
+    """The gate of the study :func:`write_study` writes; opened at the end, so that no trial waits on."""
+    gate = Gate.at(tmp_path, HELD)
+    yield gate
+    gate.open()
+
+
+def write_study(tmp_path: Path, *, trials: int = 20_000, bars: int = 20_000, backend: str = "inline") -> Path:
+    """The study file, with the gated strategy beside it (the watchdog waits an hour: the gate holds it)."""
+    Gate.at(tmp_path, HELD).write(tmp_path)
     path = tmp_path / "threaded.toml"
     path.write_text(STUDY.format(trials=trials, bars=bars, backend=backend))
     return path
@@ -83,6 +107,12 @@ def shows(app: GenesisApp, check: object) -> bool:
 
 def trials_done(app: GenesisApp) -> bool:
     return shows(app, lambda t: t.study is not None and t.study.done > 0)
+
+
+def stop_asked(handle: EngineThread) -> bool:
+    """The study was asked to stop: once the gate opens, it stops with no new trial started."""
+    study = handle.engine.study
+    return study is not None and study.stop_requested
 
 
 def errors(app: GenesisApp) -> list[str]:
@@ -123,7 +153,7 @@ async def no_engine_left() -> None:
 
 
 async def test_engine_coroutines_never_run_on_the_console_loop(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gate: Gate
 ) -> None:
     called_on: list[tuple[asyncio.AbstractEventLoop | None, int]] = []
     check = Engine._check_loop
@@ -149,11 +179,11 @@ async def test_engine_coroutines_never_run_on_the_console_loop(
 
             await until(sampled, what)
 
-        await wait(lambda: trials_done(app), "trials")
-        # Paused again before the stop: a fast machine must not finish the study first.
+        await wait(lambda: trials_done(app) and gate.held(), "trials")
         for key, state in (("p", "paused"), ("r", "running"), ("p", "paused")):
             await pilot.press(key)
             await wait(lambda s=state: shows(app, lambda t: t.study.state == s), state)  # type: ignore[misc]
+        gate.open()  # paused: the trials in hand finish and no other starts
         await pilot.press("4", "2", "x")
         await wait(lambda: shows(app, lambda t: t.study.state == "stopped"), "stop")
         await pilot.press("q")
@@ -179,14 +209,15 @@ async def test_engine_refuses_a_call_from_the_console_loop(tmp_path: Path) -> No
     assert not engine_threads()
 
 
-async def test_quit_stops_the_thread_and_the_workers(tmp_path: Path) -> None:
+async def test_quit_stops_the_thread_and_the_workers(tmp_path: Path, gate: Gate) -> None:
     from multiprocessing import resource_tracker
 
     resource_tracker.ensure_running()  # as `genesis` does, while stderr is still a real file
-    app, _handle = threaded_app(tmp_path, write_study(tmp_path, backend="process", bars=20_000))
+    app, handle = threaded_app(tmp_path, write_study(tmp_path, backend="process"))
     async with app.run_test(size=(120, 40)) as pilot:
-        await until(lambda: trials_done(app), "trials", limit_s=180)
+        await until(lambda: trials_done(app) and gate.held(), "trials", limit_s=180)
         assert study_workers(), "the process backend started no worker"
+        gate.open_when(lambda: stop_asked(handle))  # the key's handler waits for the trials in hand
         await pilot.press("q")
         await until(lambda: not app.is_running, "exit", limit_s=120)
     assert app.return_code == 0
@@ -194,10 +225,11 @@ async def test_quit_stops_the_thread_and_the_workers(tmp_path: Path) -> None:
     await no_engine_left()
 
 
-async def test_sigterm_quits_with_a_checkpoint(tmp_path: Path) -> None:
-    app, _handle = threaded_app(tmp_path, write_study(tmp_path), handle_signals=True)
+async def test_sigterm_quits_with_a_checkpoint(tmp_path: Path, gate: Gate) -> None:
+    app, handle = threaded_app(tmp_path, write_study(tmp_path), handle_signals=True)
     async with app.run_test(size=(120, 40)):
-        await until(lambda: trials_done(app), "trials")
+        await until(lambda: trials_done(app) and gate.held(), "trials")
+        gate.open_when(lambda: stop_asked(handle))
         os.kill(os.getpid(), signal.SIGTERM)
         await until(lambda: not app.is_running, "exit")
     assert app.return_code == app.return_value == 128 + signal.SIGTERM
@@ -205,7 +237,7 @@ async def test_sigterm_quits_with_a_checkpoint(tmp_path: Path) -> None:
     await no_engine_left()
 
 
-async def test_engine_thread_errors_show_in_the_console(tmp_path: Path) -> None:
+async def test_engine_thread_errors_show_in_the_console(tmp_path: Path, gate: Gate) -> None:
     app, handle = threaded_app(tmp_path, write_study(tmp_path))
 
     def unhandled() -> None:
@@ -215,13 +247,14 @@ async def test_engine_thread_errors_show_in_the_console(tmp_path: Path) -> None:
         raise SystemExit("a strategy called sys.exit")
 
     async with app.run_test(size=(120, 40)) as pilot:
-        await until(lambda: trials_done(app), "trials")
+        await until(lambda: trials_done(app) and gate.held(), "trials")
         assert handle.loop is not None
         # an error nothing handled: shown, and the engine carries on
         handle.loop.call_soon_threadsafe(unhandled)
         await until(lambda: any("a stray callback" in e for e in errors(app)), "the error in the console")
         assert handle.alive
         # the thread itself dies: the study is checkpointed, the console says so and keeps answering
+        gate.open_when(lambda: stop_asked(handle))
         handle.loop.call_soon_threadsafe(fatal)
         await until(lambda: not engine_threads(), "the engine thread to end")
         await until(lambda: any("engine thread stopped" in e for e in errors(app)), "the fault in the console")
@@ -236,12 +269,11 @@ async def test_engine_thread_errors_show_in_the_console(tmp_path: Path) -> None:
     await no_engine_left()
 
 
-async def test_an_error_in_the_ui_checkpoints_and_stops_the_engine(tmp_path: Path) -> None:
+async def test_an_error_in_the_ui_checkpoints_and_stops_the_engine(tmp_path: Path, gate: Gate) -> None:
     class Broken(RuntimeError):
         pass
 
-    # Long enough that the study is still running when the error lands (the 50k-bar study once completed first).
-    app, _handle = threaded_app(tmp_path, write_study(tmp_path, bars=400_000))
+    app, handle = threaded_app(tmp_path, write_study(tmp_path))
 
     def broken_help() -> None:
         raise Broken("a bug in a pane")
@@ -249,7 +281,9 @@ async def test_an_error_in_the_ui_checkpoints_and_stops_the_engine(tmp_path: Pat
     app.action_help = broken_help  # type: ignore[method-assign]
     with pytest.raises(Broken):
         async with app.run_test(size=(120, 40)) as pilot:
-            await until(lambda: trials_done(app), "trials")
+            await until(lambda: trials_done(app) and gate.held(), "trials")
+            # the console's shutdown waits on this loop for the trials in hand: the gate opens from a thread
+            gate.open_when(lambda: stop_asked(handle))
             await pilot.press("question_mark")
             await until(lambda: not app.is_running, "the console to end")
     assert stored_state(tmp_path / "store.db") == "stopped"
