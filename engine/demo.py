@@ -176,10 +176,10 @@ def demo_memory_mb(workers: int | None) -> float:
     """The demo's memory warning: the console and fork server, plus room for each worker's
     data, imports and full indicator cache (with a margin)."""
     # not from engine.backtest: that imports numba (about a second) before the console's first frame
-    from engine.profile.caches import INDICATOR_CACHE_MAX_BYTES as DEFAULT_MAX_BYTES
+    from engine.profile.caches import indicator_cache_budget
 
     n = workers if workers and workers > 0 else (os.cpu_count() or 1)
-    per_worker_mb = 256 + DEFAULT_MAX_BYTES / 2**20  # data and imports, and the cache
+    per_worker_mb = 256 + indicator_cache_budget() / 2**20  # data and imports, and the cache
     return 1024 + n * per_worker_mb
 
 
@@ -197,10 +197,10 @@ def demo_engine(
     factory = paper_factory(bars=PAPER_BARS, seed=DEMO_SEED + 1) if paper else None
     # The demo paces its replay at a few dozen bars a second on purpose: an
     # event-rate floor meant for live feeds would only cry wolf here. Its memory
-    # is known: each worker fills an indicator cache of up to 256 MB on the
-    # 1M-bar data (about 500 MB a worker, 1.4-1.5 GB in all with two), so the
-    # 1 GB default warned on every launch, and the forecast read the caches
-    # filling up as a leak.
+    # is known: each worker fills an indicator cache on the 1M-bar data, up to
+    # its budget (``indicator_cache_budget``: 256 MiB gave about 500 MB a worker,
+    # 1.4-1.5 GB in all with two), so the 1 GB default warned on every launch,
+    # and the forecast read the caches filling up as a leak.
     warning_mb = demo_memory_mb(workers)
     alerts = AlertsSpec(
         event_rate=Threshold(enabled=False),

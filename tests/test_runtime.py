@@ -50,12 +50,12 @@ def test_the_demo_warns_about_memory_only_beyond_its_own_footprint() -> None:
     """The demo's workers each fill an indicator cache on 1M bars: its memory warning leaves room
     for every worker's full cache (the 1 GB default warned on every launch), and no forecast
     mistakes the caches filling up for a leak."""
-    from engine.backtest.indicators import DEFAULT_MAX_BYTES
+    from engine.backtest.indicators import indicator_cache_budget
     from engine.demo import demo_engine
 
     for workers in (1, 2, 8):
         spec = demo_engine(workers=workers)._alerts_spec
-        caches_mb = workers * DEFAULT_MAX_BYTES / 2**20
+        caches_mb = workers * indicator_cache_budget() / 2**20
         assert spec.memory_mb.warning >= 1024 + caches_mb
         assert spec.memory_mb.critical > spec.memory_mb.warning
         assert spec.memory_forecast is False

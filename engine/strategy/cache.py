@@ -20,13 +20,12 @@ import numpy as np
 
 from engine.errors import InputError
 from engine.profile import profiler
-from engine.profile.caches import INDICATOR_CACHE_MAX_BYTES, caches
+from engine.profile.caches import caches, indicator_cache_budget
 
 if TYPE_CHECKING:
     from engine.data import Bars
 
 CACHE_NAME = "backtest.indicators"
-DEFAULT_MAX_BYTES = INDICATOR_CACHE_MAX_BYTES
 
 Values = np.ndarray | tuple[np.ndarray, ...]
 
@@ -82,8 +81,9 @@ class IndicatorCache:
     every cache in the process).
     """
 
-    def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
-        self.max_bytes = int(max_bytes)
+    def __init__(self, max_bytes: int | None = None) -> None:
+        """``max_bytes``: the budget (default :func:`~engine.profile.caches.indicator_cache_budget`)."""
+        self.max_bytes = indicator_cache_budget() if max_bytes is None else int(max_bytes)
         self._entries: OrderedDict[tuple[Any, ...], _Entry] = OrderedDict()
         self._outputs: dict[int, int] = {}  # id(array handed out) -> entries holding it
         self._bytes = 0

@@ -237,3 +237,31 @@ def test_run_many_equals_run(random_bars: Bars) -> None:
         stop = params.pop("stop_loss", 0.0)
         single = run(random_bars, "sma_cross", params, fee=0.001, stop_loss=stop)
         assert row.tolist() == [float(v) for v in single.metrics.as_dict().values()]
+
+
+@pytest.mark.parametrize(
+    ("available", "cores", "expected"),
+    [
+        (24 * 2**30, 2, 2 * 2**30),  # 3 GiB a core: capped at 2 GiB
+        (16 * 2**30, 8, 512 * 2**20),  # a quarter of 16 GiB over 8 cores
+        (2 * 2**30, 8, 256 * 2**20),  # 64 MiB a core: the 256 MiB floor
+    ],
+)
+def test_the_indicator_cache_budget_is_a_quarter_of_available_memory_per_core_within_bounds(
+    monkeypatch: pytest.MonkeyPatch, available: int, cores: int, expected: int
+) -> None:
+    """A grid's moving averages must fit the cache (226 slow windows on 200k bars are 362 MB; a
+    256 MiB cache recomputed them 23,555 times in one study), without a machine's worth per core."""
+    import collections
+    import os
+
+    import psutil
+
+    from engine.profile.caches import indicator_cache_budget
+
+    memory = collections.namedtuple("memory", "available")
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: memory(available))
+    monkeypatch.setattr(os, "cpu_count", lambda: cores)
+    assert indicator_cache_budget.__wrapped__() == expected
+    assert IndicatorCache().max_bytes == indicator_cache_budget()  # the default every worker's cache takes
+    assert IndicatorCache(max_bytes=1234).max_bytes == 1234
