@@ -16,7 +16,7 @@ import numpy as np
 import engine.backtest as backtest
 import engine.optimize.trial  # noqa: F401 - what every worker runs
 from engine.data.bars import Bars
-from engine.optimize.fork_server import STUDY_ENV, exit_quickly, freeze_for_forks, peek_study
+from engine.optimize.fork_server import STUDY_ENV, exit_quickly, freeze_for_forks, in_fork_server, peek_study
 from engine.profile.caches import caches
 
 #: Bars of the warm-ups: as many as a worker's own warm-up runs on (``Evaluator.warm_up``).
@@ -73,6 +73,7 @@ _study = os.environ.get(STUDY_ENV)
 if not (_study and _warm_study(_study)):
     with contextlib.suppress(Exception):
         _warm()
-caches.clear_counts()  # (a worker's lookup counters count its own)
+if in_fork_server():  # a worker's lookup counters count its own; a driver importing this for
+    caches.clear_counts()  # ``tiny_bars`` (the inline warm-up) keeps the counts of its running study
 freeze_for_forks()  # (the two: in the fork server only)
 exit_quickly()
