@@ -16,7 +16,13 @@ import numpy as np
 import engine.backtest as backtest
 import engine.optimize.trial  # noqa: F401 - what every worker runs
 from engine.data.bars import Bars
-from engine.optimize.fork_server import STUDY_ENV, exit_quickly, freeze_for_forks, in_fork_server, peek_study
+from engine.optimize.fork_server import (
+    STUDY_ENV,
+    exit_quickly,
+    freeze_for_forks,
+    in_fork_server,
+    peek_study,
+)
 from engine.profile.caches import caches
 
 #: Bars of the warm-ups: as many as a worker's own warm-up runs on (``Evaluator.warm_up``).
