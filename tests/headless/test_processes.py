@@ -183,7 +183,10 @@ def test_three_nights_under_a_budget_finish_the_study_with_one_report_each(tmp_p
     calibration nights (same data, same budget), so neither held night can finish it and the
     later nights can (up to fourteen nights are allowed for a machine that slows down).
     """
-    space = dict(bars=150_000, fast_high=300, slow_high=1000, sampler="random")
+    # Random trials are distinct until the space runs out, so it must hold far more than the study:
+    # 254k pairs here (with slow's step of 10, 25,520: a fast kernel's two nights exhausted them).
+    space = dict(bars=150_000, fast_high=300, slow_high=1000, slow_step=1, sampler="random")
+    pairs = sum(1 for slow in range(10, 1001) for fast in range(2, 301) if fast < slow)
     calibration = big_study(tmp_path, name="calibration", trials=20_000, **space)
     for _ in range(5):  # a night whose start-up alone spent the budget (a very busy machine) stores nothing
         night = _night("run", calibration, "--db", tmp_path / "calibration.db", "--max-runtime", BUDGET, "--json",
@@ -192,7 +195,7 @@ def test_three_nights_under_a_budget_finish_the_study_with_one_report_each(tmp_p
         if night["run"]["trials_this_run"] > 0:
             break
     size = 2 * night["run"]["trials_this_run"]
-    assert size > 0
+    assert 0 < size <= pairs // 4, f"{size} trials in a space of {pairs}: a machine this fast needs a larger space"
 
     study = big_study(tmp_path, name="nights", trials=size, **space)
     db, reports = tmp_path / "store.db", tmp_path / "reports"

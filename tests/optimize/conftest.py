@@ -18,7 +18,7 @@ spec = "synthetic:bars={bars},seed=11,timeframe=1m"
 
 [space]
 fast = {{ int = [2, {fast_high}], step = {fast_step} }}
-slow = {{ int = [10, {slow_high}], step = 10 }}
+slow = {{ int = [10, {slow_high}], step = {slow_step} }}
 constraints = ["fast < slow"]
 
 [backtest]
@@ -51,6 +51,7 @@ DEFAULTS: dict[str, object] = {
     "fast_high": 20,
     "fast_step": 2,
     "slow_high": 80,
+    "slow_step": 10,
     "sampler": "grid",
     "trials": None,
     "seed": 7,
