@@ -187,7 +187,7 @@ def test_three_nights_under_a_budget_finish_the_study_with_one_report_each(tmp_p
     # 254k pairs here (with slow's step of 10, 25,520: a fast kernel's two nights exhausted them).
     space = dict(bars=150_000, fast_high=300, slow_high=1000, slow_step=1, sampler="random")
     pairs = sum(1 for slow in range(10, 1001) for fast in range(2, 301) if fast < slow)
-    calibration = big_study(tmp_path, name="calibration", trials=20_000, **space)
+    calibration = big_study(tmp_path, name="calibration", trials=100_000, **space)  # never done in a night
     for _ in range(5):  # a night whose start-up alone spent the budget (a very busy machine) stores nothing
         night = _night("run", calibration, "--db", tmp_path / "calibration.db", "--max-runtime", BUDGET, "--json",
                        "--no-record")
