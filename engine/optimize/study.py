@@ -826,9 +826,8 @@ def _forks_from_server(backend: Backend) -> bool:
 def _warm_kernels(strategy: StrategyDef, options: BacktestOptions) -> None:
     """Run the strategy once on a few synthetic bars (loads numba's compiled kernels)."""
     with profiler.stage("numba.warm_up"), contextlib.suppress(Exception):
-        # Importing _preload warms the simulation kernel; the strategy's run below loads the rest.
         from engine import backtest
-        from engine.optimize.backends._preload import tiny_bars
+        from engine.data.bars import tiny_bars
 
         backtest.run_many(tiny_bars(), strategy, [strategy.defaults()], options=options)
 

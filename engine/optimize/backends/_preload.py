@@ -15,7 +15,7 @@ import numpy as np
 
 import engine.backtest as backtest
 import engine.optimize.trial  # noqa: F401 - what every worker runs
-from engine.data.bars import Bars
+from engine.data.bars import tiny_bars
 from engine.optimize.fork_server import (
     STUDY_ENV,
     exit_quickly,
@@ -28,15 +28,6 @@ from engine.profile.caches import caches
 #: Bars of the warm-ups: as many as a worker's own warm-up runs on (``Evaluator.warm_up``).
 WARM_BARS = 64
 
-
-
-def tiny_bars(n: int = 256) -> Bars:
-    """A few valid synthetic bars to run kernels on."""
-    close = 100.0 + np.cumsum(np.sin(np.arange(n)))
-    return Bars(
-        ts=np.arange(n, dtype=np.int64) * 60_000_000_000,
-        open=close, high=close + 1.0, low=close - 1.0, close=close, volume=np.ones(n),
-    )
 
 
 def _warm_study(path: str) -> bool:
@@ -79,7 +70,7 @@ _study = os.environ.get(STUDY_ENV)
 if not (_study and _warm_study(_study)):
     with contextlib.suppress(Exception):
         _warm()
-if in_fork_server():  # a worker's lookup counters count its own; a driver importing this for
-    caches.clear_counts()  # ``tiny_bars`` (the inline warm-up) keeps the counts of its running study
+if in_fork_server():  # a worker's lookup counters count its own (a no-op elsewhere, as the two below)
+    caches.clear_counts()
 freeze_for_forks()  # (the two: in the fork server only)
 exit_quickly()
