@@ -36,20 +36,50 @@ def _half_sums_nb(
 
 
 @kernel
-def _tile_beats_nb(
-    previous: np.ndarray, column: np.ndarray, totals: np.ndarray, ba: float, bb: float, tie_a: bool, tie_b: bool
-) -> bool:
-    """Whether a trial of the tile may beat ``ba`` on half A (``previous + column``) or ``bb`` on B
-    (equal counts too where ``tie_a``, ``tie_b``: the tile comes before the best so far).
+def _floor_nb(best: float, tie: bool) -> float:
+    """The figure a trial must exceed to beat ``best``: ``best`` itself, or where an equal trial would
+    win (``tie``: it comes first), the next float down (NaN still compares false)."""
+    return np.nextafter(best, -np.inf) if tie else best
 
-    A count, not a branch per trial, so the loop vectorises; NaN compares false.
+
+@kernel
+def _tile_pass_nb(
+    previous: np.ndarray, column: np.ndarray, totals: np.ndarray, floor_a: float, floor_b: float,
+    va: float, vb: float,
+) -> tuple[bool, int, int, int, int]:
+    """Over one tile (half A ``previous + column``, B the total less A): whether a trial's A exceeds
+    ``floor_a`` or its B ``floor_b``, and :func:`_tile_ranks_nb`'s counts for ``va`` and ``vb``.
+
+    Counts, not a branch per trial, so the loop vectorises; NaN compares false.
     """
     beats = 0
+    la = 0
+    sa = 0
+    lb = 0
+    sb = 0
     for i in range(previous.shape[0]):
         a = previous[i] + column[i]
         b = totals[i] - a
-        beats += (a > ba) | (b > bb) | (tie_a & (a == ba)) | (tie_b & (b == bb))
+        beats += (a > floor_a) | (b > floor_b)
+        la += b < va
+        sa += b == va
+        lb += a < vb
+        sb += a == vb
+    return beats > 0, la, sa, lb, sb
+
+
+@kernel
+def _beats_nb(previous: np.ndarray, column: np.ndarray, totals: np.ndarray, floor_a: float, floor_b: float) -> bool:
+    """Whether a trial's A (``previous + column``) exceeds ``floor_a`` or its B ``floor_b``."""
+    beats = 0
+    for i in range(previous.shape[0]):
+        a = previous[i] + column[i]
+        beats += (a > floor_a) | (totals[i] - a > floor_b)
     return beats > 0
+
+
+#: Trials per step of a tile's exact scan: a step none of whose trials can win is skipped whole.
+STEP = 16
 
 
 @kernel
@@ -66,17 +96,23 @@ def _tile_best_nb(
     ib = arg_b[p]
     ta = test_a[p]
     tb = test_b[p]
-    for i in range(previous.shape[0]):
-        a = previous[i] + column[i]
-        b = totals[i] - a
-        if a > ba or (a == ba and start + i < ia):
-            ba = a
-            ia = start + i
-            ta = b
-        if b > bb or (b == bb and start + i < ib):
-            bb = b
-            ib = start + i
-            tb = a
+    m = previous.shape[0]
+    for i0 in range(0, m, STEP):
+        i1 = min(m, i0 + STEP)
+        j = start + i0
+        if not _beats_nb(previous[i0:i1], column[i0:i1], totals[i0:i1], _floor_nb(ba, j < ia), _floor_nb(bb, j < ib)):
+            continue
+        for i in range(i0, i1):
+            a = previous[i] + column[i]
+            b = totals[i] - a
+            if a > ba or (a == ba and start + i < ia):
+                ba = a
+                ia = start + i
+                ta = b
+            if b > bb or (b == bb and start + i < ib):
+                bb = b
+                ib = start + i
+                tb = a
     best_a[p] = ba
     best_b[p] = bb
     arg_a[p] = ia
@@ -102,6 +138,18 @@ def _tile_ranks_nb(
         lb += a < vb
         sb += a == vb
     return la, sa, lb, sb
+
+
+@kernel
+def _operands(
+    columns: np.ndarray, levels: np.ndarray, half: np.ndarray, start: int, stop: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The two tile vectors whose sum is half ``half``'s figure: its last stored level and last column."""
+    h = half.shape[0]
+    column = columns[half[h - 1], start:stop]
+    if h == 1:
+        return column, levels[0, : stop - start]  # -0.0s
+    return levels[h - 2, : stop - start], column
 
 
 @kernel
@@ -159,6 +207,10 @@ def cscv_pairs_nb(
     same_a = np.zeros(pairs, dtype=np.int64)
     less_b = np.zeros(pairs, dtype=np.int64)
     same_b = np.zeros(pairs, dtype=np.int64)
+    # The ranks are counted in the first pass against the best so far; the tiles visited before its
+    # last change (from ``since``) are counted again in a second pass against the final best.
+    since_a = np.zeros(pairs, dtype=np.int64)
+    since_b = np.zeros(pairs, dtype=np.int64)
     # Tiles holding the best totals first: the best of each half is found early and later tiles rarely
     # beat it, so most are only counted over (the winner does not depend on the order).
     tiles = (n + TILE - 1) // TILE
@@ -173,33 +225,53 @@ def cscv_pairs_nb(
         levels = np.empty((h, TILE))
         # A one-block half has no stored level: its sum is the column itself, plus -0.0 (which keeps every bit).
         levels[h - 1, :] = -0.0
-        for start in order:
+        for k in range(tiles):
+            start = order[k]
             stop = min(n, start + TILE)
-            m = stop - start
             totals = total[start:stop]
             for p in range(lo, hi):
                 _half_sums_nb(columns, halves[p], 0 if p == lo else changes[p], start, stop, levels)
-                column = columns[halves[p, h - 1], start:stop]
-                previous = levels[h - 2, :m] if h > 1 else levels[h - 1, :m]
-                if h == 1:
-                    previous, column = column, previous
-                if _tile_beats_nb(previous, column, totals, best_a[p], best_b[p], start < arg_a[p], start < arg_b[p]):
+                previous, column = _operands(columns, levels, halves[p], start, stop)
+                beats, la, sa, lb, sb = _tile_pass_nb(
+                    previous, column, totals, _floor_nb(best_a[p], start < arg_a[p]),
+                    _floor_nb(best_b[p], start < arg_b[p]), test_a[p], test_b[p],
+                )
+                if beats:
+                    ia = arg_a[p]
+                    ib = arg_b[p]
                     _tile_best_nb(previous, column, totals, start, p, best_a, best_b, arg_a, arg_b, test_a, test_b)
-        for start in range(0, n, TILE):
-            stop = min(n, start + TILE)
-            m = stop - start
-            totals = total[start:stop]
-            for p in range(lo, hi):
-                _half_sums_nb(columns, halves[p], 0 if p == lo else changes[p], start, stop, levels)
-                column = columns[halves[p, h - 1], start:stop]
-                previous = levels[h - 2, :m] if h > 1 else levels[h - 1, :m]
-                if h == 1:
-                    previous, column = column, previous
-                la, sa, lb, sb = _tile_ranks_nb(previous, column, totals, test_a[p], test_b[p])
+                    if arg_a[p] != ia or arg_b[p] != ib:
+                        la2, sa2, lb2, sb2 = _tile_ranks_nb(previous, column, totals, test_a[p], test_b[p])
+                        if arg_a[p] != ia:
+                            la, sa, less_a[p], same_a[p], since_a[p] = la2, sa2, 0, 0, k
+                        if arg_b[p] != ib:
+                            lb, sb, less_b[p], same_b[p], since_b[p] = lb2, sb2, 0, 0, k
                 less_a[p] += la
                 same_a[p] += sa
                 less_b[p] += lb
                 same_b[p] += sb
+        again = 0
+        for p in range(lo, hi):
+            again = max(again, since_a[p], since_b[p])
+        for k in range(again):
+            start = order[k]
+            stop = min(n, start + TILE)
+            totals = total[start:stop]
+            first = 0  # the first level that differs from the last half summed (all of them at first)
+            for p in range(lo, hi):
+                first = min(first, changes[p])
+                if k >= since_a[p] and k >= since_b[p]:
+                    continue
+                _half_sums_nb(columns, halves[p], first, start, stop, levels)
+                first = h
+                previous, column = _operands(columns, levels, halves[p], start, stop)
+                la, sa, lb, sb = _tile_ranks_nb(previous, column, totals, test_a[p], test_b[p])
+                if k < since_a[p]:
+                    less_a[p] += la
+                    same_a[p] += sa
+                if k < since_b[p]:
+                    less_b[p] += lb
+                    same_b[p] += sb
     for p in range(pairs):
         chosen[2 * p] = max(arg_a[p], 0)
         chosen[2 * p + 1] = max(arg_b[p], 0)
