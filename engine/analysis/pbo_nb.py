@@ -8,7 +8,7 @@ from numba import njit, prange
 from engine.strategy.nb import kernel
 
 #: Trials per tile: a tile's columns stay in cache while every split visits them.
-TILE = 256
+TILE = 512
 
 
 @kernel

@@ -7,9 +7,12 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine import backtest
 from engine.analysis.pbo import cscv, split_halves
+from engine.analysis.pbo_nb import TILE, cscv_pairs_nb
 from engine.data import load
 
 
@@ -54,6 +57,73 @@ def test_cscv_matches_the_reference(trials: int, blocks: int, seed: int) -> None
     assert got.prob_oos_loss == pytest.approx(want["loss"], abs=1e-12)
     assert got.slope == pytest.approx(want["slope"], rel=1e-9)
     assert sorted(got.logits.tolist()) == pytest.approx(want["logits"], abs=1e-9)
+
+
+def reference_pairs(columns: list[list[float]], halves: list[list[int]]) -> list[list[float]]:
+    """The kernel's arithmetic written plainly, split by split: a half's figure adds its blocks in the
+    half's order, the other half's is the total (from 0.0, block by block) less it; the first strictly
+    best trial is chosen (NaN never; none at all leaves trial 0 and a test figure of 0.0)."""
+    blocks, n = len(columns), len(columns[0])
+    total = [0.0] * n
+    for j in range(blocks):
+        for i in range(n):
+            total[i] += columns[j][i]
+    chosen: list[float] = []
+    inside: list[float] = []
+    outside: list[float] = []
+    ranks: list[float] = []
+    for half in halves:
+        a = list(columns[half[0]])
+        for block in half[1:]:
+            a = [x + y for x, y in zip(a, columns[block], strict=True)]
+        b = [t - x for t, x in zip(total, a, strict=True)]
+        for train, test in ((a, b), (b, a)):
+            best, arg, found = -math.inf, 0, False
+            for i, x in enumerate(train):
+                if x > best:
+                    best, arg, found = x, i, True
+            value = test[arg] if found else 0.0
+            chosen.append(arg)
+            inside.append(best)
+            outside.append(value)
+            ranks.append(sum(v < value for v in test) + (sum(v == value for v in test) + 1) / 2.0)
+    return [chosen, inside, outside, ranks]
+
+
+#: Figure values to draw a matrix from: few of them, so that ties abound; -0.0, infinities and NaN among them.
+_values = st.lists(
+    st.one_of(st.floats(-0.5, 0.5, width=32), st.sampled_from([0.0, -0.0, 0.25, -math.inf, math.inf, math.nan])),
+    min_size=1,
+    max_size=6,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.one_of(st.integers(1, 12), st.sampled_from([TILE - 1, TILE, TILE + 1, 2 * TILE + 1, 3 * TILE - 3])),
+    st.sampled_from([2, 4, 6]),
+    _values,
+    st.floats(0.0, 1.0),
+    st.integers(0, 2**16),
+    st.integers(1, 4),
+)
+def test_cscv_kernel_is_the_plain_reference_bit_for_bit(
+    trials: int, blocks: int, values: list[float], spread: float, seed: int, chunks: int
+) -> None:
+    """Any number of trials around the tile size (the kernel visits tiles best first), ties within and
+    across tiles, NaN and infinite figures: the same chosen trials, figures and ranks, bit for bit."""
+    rng = np.random.default_rng(seed)
+    columns = rng.choice(np.array(values), size=(blocks, trials))
+    noisy = rng.random((blocks, trials)) < spread  # some trials off the palette: a best to find, not only ties
+    columns[noisy] = rng.normal(0.0, 0.1, noisy.sum()).astype(np.float32)
+    halves = split_halves(blocks, max_splits=None if seed % 2 else 4, seed=seed)
+    pairs = halves.shape[0]
+    got = [np.empty(2 * pairs, np.int64), np.empty(2 * pairs), np.empty(2 * pairs), np.empty(2 * pairs)]
+    cscv_pairs_nb(columns, halves, min(chunks, pairs), *got)
+    want = reference_pairs(columns.tolist(), halves.tolist())
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_array_equal(a, np.array(b, dtype=a.dtype))
+        assert np.array_equal(np.signbit(a), np.signbit(np.array(b, dtype=a.dtype)))  # -0.0 and 0.0 kept apart
 
 
 def test_ties_take_the_lowest_trial_and_share_ranks() -> None:
