@@ -48,7 +48,8 @@ def _tile_pass_nb(
     va: float, vb: float,
 ) -> tuple[bool, int, int, int, int]:
     """Over one tile (half A ``previous + column``, B the total less A): whether a trial's A exceeds
-    ``floor_a`` or its B ``floor_b``, and :func:`_tile_ranks_nb`'s counts for ``va`` and ``vb``.
+    ``floor_a`` or its B ``floor_b``, and how many B figures are below and equal to ``va``, and A
+    figures to ``vb``.
 
     Counts, not a branch per trial, so the loop vectorises; NaN compares false.
     """
@@ -125,18 +126,8 @@ def _tile_best_nb(
 def _tile_ranks_nb(
     previous: np.ndarray, column: np.ndarray, totals: np.ndarray, va: float, vb: float
 ) -> tuple[int, int, int, int]:
-    """Over one tile: how many B figures are below and equal to ``va``, and A figures to ``vb``."""
-    la = 0
-    sa = 0
-    lb = 0
-    sb = 0
-    for i in range(previous.shape[0]):
-        a = previous[i] + column[i]
-        b = totals[i] - a
-        la += b < va
-        sa += b == va
-        lb += a < vb
-        sb += a == vb
+    """:func:`_tile_pass_nb`'s counts alone (the comparisons with no floor are compiled away)."""
+    _, la, sa, lb, sb = _tile_pass_nb(previous, column, totals, np.inf, np.inf, va, vb)
     return la, sa, lb, sb
 
 
