@@ -151,15 +151,24 @@ def _column_texts(points: Sequence[Mapping[str, Any]]) -> list[list[str]] | None
     names = points[0].keys()
     if not all(params.keys() == names for params in points):
         return None
+    parts = _PARTS
+    if len(parts) > _MAX_PARTS:
+        parts.clear()
     columns = []
     for name in sorted(names):
         values = [params[name] for params in points]
-        if len(set(map(type, values))) != 1:  # 1 and 1.0 and True are one dict key, not one text
+        kinds = set(map(type, values))
+        if len(kinds) != 1:  # 1 and 1.0 and True are one dict key, not one text
             return None
+        kind = kinds.pop()
         try:
-            texts = {value: _part(name, value) for value in dict.fromkeys(values)}
+            texts = dict.fromkeys(values, "")
         except TypeError:  # an unhashable value (a list)
             return None
+        for value in texts:
+            cached = (name, kind, value)
+            text = parts.get(cached)
+            texts[value] = parts[cached] = _part(name, value) if text is None else text
         columns.append(list(map(texts.__getitem__, values)))
     return columns
 

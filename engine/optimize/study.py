@@ -1053,8 +1053,9 @@ class _BatchLoop:
         keys = self.study.space.trial_keys(points)
         if not self.stored and len(set(keys)) == len(keys):
             # The common case (no resumed batch, no point twice): every point is a new task, numbered in order.
-            numbers.extend(range(number, number + len(keys)))
-            tasks = list(map(TrialTask, numbers, map(dict, points), keys))
+            new = range(number, number + len(keys))
+            tasks = list(map(TrialTask, new, map(dict, points), keys))
+            numbers.extend(new)
             counters.misses += len(tasks)
             counters.entries = len(tasks)
             return tasks, known, numbers
