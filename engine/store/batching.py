@@ -86,7 +86,7 @@ def _metrics_struct(names: tuple[str, ...]) -> Any:
     if not names or not all(name.isidentifier() and not keyword.iskeyword(name) for name in names):
         return None
     try:
-        return msgspec.defstruct("Metrics", list(names))
+        return msgspec.defstruct("Metrics", list(names), gc=False)  # (floats only: one per row, short-lived)
     except (TypeError, ValueError):
         return None
 
