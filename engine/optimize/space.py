@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import json
 import math
 import re
@@ -113,6 +114,9 @@ _MAX_PARTS = 1 << 17
 
 def trial_keys(points: Sequence[Mapping[str, Any]]) -> list[str]:
     """:func:`trial_key` of each point; the text of a repeated name and value is built once."""
+    columns = _column_texts(points)
+    if columns is not None:
+        return [_key_of("{" + text + "}") for text in map(",".join, zip(*columns, strict=True))]
     parts = _PARTS
     if len(parts) > _MAX_PARTS:
         parts.clear()
@@ -137,6 +141,36 @@ def trial_keys(points: Sequence[Mapping[str, Any]]) -> list[str]:
             texts.append(text)
         keys.append(_key_of("{" + ",".join(texts) + "}"))
     return keys
+
+
+def _column_texts(points: Sequence[Mapping[str, Any]]) -> list[list[str]] | None:
+    """Each name's ``"name":value`` texts, by point, in key order: for points that share their names and,
+    per name, one type of hashable value (a sampler's batch); ``None`` for any other batch."""
+    if not points:
+        return None
+    names = points[0].keys()
+    if not all(params.keys() == names for params in points):
+        return None
+    parts = _PARTS
+    if len(parts) > _MAX_PARTS:
+        parts.clear()
+    columns = []
+    for name in sorted(names):
+        values = [params[name] for params in points]
+        kinds = set(map(type, values))
+        if len(kinds) != 1:  # 1 and 1.0 and True are one dict key, not one text
+            return None
+        kind = kinds.pop()
+        try:
+            texts = dict.fromkeys(values, "")
+        except TypeError:  # an unhashable value (a list)
+            return None
+        for value in texts:
+            cached = (name, kind, value)
+            text = parts.get(cached)
+            texts[value] = parts[cached] = _part(name, value) if text is None else text
+        columns.append(list(map(texts.__getitem__, values)))
+    return columns
 
 
 def _key_of(text: str) -> str:
@@ -620,10 +654,12 @@ class Space:
             digits, rest = np.divmod(rest, stride)
             columns.append([table[digit] for digit in digits.tolist()])
         names = [d.name for d in self.dims]
+        # (a zip per point with strict=True would double the cost of a point)
+        points = list(map(dict, map(zip, itertools.repeat(names), zip(*columns, strict=True))))
         if self.fixed:
-            fixed = self.fixed
-            return [{**dict(zip(names, values, strict=True)), **fixed} for values in zip(*columns, strict=True)]
-        return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
+            for point in points:
+                point.update(self.fixed)
+        return points
 
     def grid_index(self, params: Mapping[str, Any]) -> int | None:
         """Inverse of :meth:`grid_point` (``None`` when ``params`` is not a grid point)."""

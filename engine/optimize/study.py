@@ -750,10 +750,15 @@ class Study:
 
     def consider_top(self, store: StudyStore, study_id: int, result: TrialResult, task: TrialTask) -> None:
         """Keep the top-N leaderboard; a trial pushed out of it loses its stored artifacts."""
+        if result.state is TrialState.COMPLETE and result.objective is not None:
+            self.offer_top(store, study_id, result.objective, result.number, task)
+
+    def offer_top(self, store: StudyStore, study_id: int, objective: float, number: int, task: TrialTask) -> None:
+        """:meth:`consider_top` of a complete trial with an objective."""
         top = self.artifacts_top
-        if not top or result.state is not TrialState.COMPLETE or result.objective is None:
+        if not top:
             return
-        entry = (rank_value(result.objective, self.maximize), -result.number, result.number, task.key, task.params)
+        entry = (rank_value(objective, self.maximize), -number, number, task.key, task.params)
         if len(self._top) < top:
             heapq.heappush(self._top, entry)
         elif entry[:2] > self._top[0][:2]:
@@ -978,11 +983,12 @@ class _BatchLoop:
                 self._ahead = None
                 self.executor.discard_prefetch()
                 break
-            values = {**known, **finished}
-            with profiler.stage("optimize.sampler"):
-                for params, number in zip(points, numbers, strict=True):
-                    key_value = values.get(number) if number is not None else None
-                    self.sampler.tell(params, key_value)
+            if self.sampler.listens:
+                values = {**known, **finished}
+                with profiler.stage("optimize.sampler"):
+                    for params, number in zip(points, numbers, strict=True):
+                        key_value = values.get(number) if number is not None else None
+                        self.sampler.tell(params, key_value)
             if time.monotonic() - self.last_fill >= ARTIFACT_FILL_INTERVAL_S and not await self._fill_artifacts():
                 break
             self.seq = batch
@@ -1044,8 +1050,17 @@ class _BatchLoop:
         number = self.next_number if first is None else first
         duplicate = -1
         counters = _TRIAL_KEYS
+        keys = self.study.space.trial_keys(points)
+        if not self.stored and len(set(keys)) == len(keys):
+            # The common case (no resumed batch, no point twice): every point is a new task, numbered in order.
+            new = range(number, number + len(keys))
+            tasks = list(map(TrialTask, new, map(dict, points), keys))
+            numbers.extend(new)
+            counters.misses += len(tasks)
+            counters.entries = len(tasks)
+            return tasks, known, numbers
         counters.hits += len(points)  # every point is a hit but the new tasks (taken back below)
-        for params, key in zip(points, self.study.space.trial_keys(points), strict=True):
+        for params, key in zip(points, keys, strict=True):
             if key in seen:  # the same point twice in one batch
                 numbers.append(seen[key])
                 continue
@@ -1082,8 +1097,8 @@ class _BatchLoop:
         if self.halving is not None:
             return await self._evaluate_halving(tasks, batch)
         by_number = {t.number: t for t in tasks}
-        values: dict[int, float | None] = {}
-
+        values: dict[int, float | None] = {}  # (only for a sampler that listens)
+        listens = self.sampler.listens
         study_id = self.record.id
 
         async def on_done(event: ChunkDone) -> None:
@@ -1092,14 +1107,16 @@ class _BatchLoop:
             numbers = results.numbers.tolist()
             chunk_tasks = [by_number[number] for number in numbers]
             complete = results.states == COMPLETE
-            told = np.where(complete, results.objectives, np.nan).tolist()
-            values.update(zip(numbers, [None if v != v else v for v in told], strict=True))
+            if listens:
+                told = np.where(complete, results.objectives, np.nan).tolist()
+                values.update(zip(numbers, [None if v != v else v for v in told], strict=True))
             ranked = complete & ~np.isnan(results.objectives)
             self._account_batch(results, chunk_tasks, ranked)
             if ranked.any():
-                ranks = results.objectives if self.study.maximize else -results.objectives
+                objectives = results.objectives
+                ranks = objectives if self.study.maximize else -objectives
                 for row in np.flatnonzero(ranked & (ranks >= self.study.top_threshold())).tolist():
-                    self.study.consider_top(self.store, study_id, results.result(row), chunk_tasks[row])
+                    self.study.offer_top(self.store, study_id, float(objectives[row]), numbers[row], chunk_tasks[row])
             if event.artifacts:
                 row_of = {number: row for row, number in enumerate(numbers)}
                 for number, arrays in event.artifacts.items():

@@ -28,6 +28,7 @@ from engine.store.records import TrialRecord, TrialResult
 from engine.store.result_batch import STATES, ResultBatch
 
 _json_encoder = msgspec.json.Encoder()
+_STATE_VALUES = [state.value for state in STATES]  # by code
 
 
 def dumps(value: Any) -> str:
@@ -85,7 +86,7 @@ def _metrics_struct(names: tuple[str, ...]) -> Any:
     if not names or not all(name.isidentifier() and not keyword.iskeyword(name) for name in names):
         return None
     try:
-        return msgspec.defstruct("Metrics", list(names))
+        return msgspec.defstruct("Metrics", list(names), gc=False)  # (floats only: one per row, short-lived)
     except (TypeError, ValueError):
         return None
 
@@ -293,8 +294,10 @@ class BatchedStore:
         numbers = results.numbers.tolist()
         if [task.number for task in tasks] != numbers:
             raise ValueError("results given with the tasks of other trials (rows out of step)")
-        states = [STATES[code].value for code in results.states.tolist()]
-        objectives = [None if o != o else o for o in results.objectives.tolist()]
+        states = list(map(_STATE_VALUES.__getitem__, results.states.tolist()))
+        objectives = results.objectives.tolist()
+        if np.isnan(results.objectives).any():
+            objectives = [None if o != o else o for o in objectives]
         errors = results.errors
         rows.extend(
             zip(

@@ -24,7 +24,8 @@ geometrically, so a lookup searches O(log n) runs and a key is copied O(log n) t
 def key_ints(keys: Sequence[str]) -> np.ndarray | None:
     """``keys`` as ``int64`` when every one is canonical (16 lowercase hex digits), else ``None``."""
     joined = "".join(keys)
-    if len(joined) != 16 * len(keys) or any(len(key) != 16 for key in keys) or not _HEX_KEYS.fullmatch(joined):
+    # (lengths summing to 16 per key are each 16 when none is longer)
+    if len(joined) != 16 * len(keys) or max(map(len, keys), default=16) != 16 or not _HEX_KEYS.fullmatch(joined):
         return None
     return np.frombuffer(bytes.fromhex(joined), dtype=">u8").astype(np.uint64).view(np.int64)
 

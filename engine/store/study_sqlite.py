@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import sqlite3
 import time
 from array import array
@@ -123,10 +124,14 @@ _STUDY_COLUMNS = (
     "id, name, spec_toml, spec_hash, created, updated, state, sampler_state, "
     "checkpoint_seq, next_number, validation, summary, error"
 )
-_INSERT_TRIAL = (
+_INSERT_TRIALS = (
     "INSERT OR IGNORE INTO trials (study_id, number, key, params, state, metrics, objective, "
-    "started, duration_s, worker, error, step, batch) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    "started, duration_s, worker, error, step, batch)"
 )
+_INSERT_BLOCKS = "INSERT OR IGNORE INTO trial_blocks (study_id, number, data)"
+#: Parameters of one many-row INSERT (SQLite's oldest limit is 999): a statement's own cost is most
+#: of a small row's (a trial's per-block figures take about half the time this way).
+_MAX_VARIABLES = 999
 
 _json_decoder = msgspec.json.Decoder()
 
@@ -285,6 +290,24 @@ def trial_record(result: TrialResult, key: str, params: dict[str, Any], batch: i
     )
 
 
+async def _insert_rows(db: aiosqlite.Connection, insert: str, rows: Sequence[tuple[Any, ...]]) -> None:
+    """``insert`` (``INSERT ... (columns)``) of ``rows``, in order, many rows a statement."""
+    if not rows:
+        return
+    width = len(rows[0])
+    per = _MAX_VARIABLES // width
+    values = "(" + ",".join("?" * width) + ")"
+    whole = len(rows) - len(rows) % per
+    flat = itertools.chain.from_iterable
+    if whole:
+        await db.executemany(
+            f"{insert} VALUES {','.join([values] * per)}", [list(flat(rows[at : at + per])) for at in range(0, whole, per)]
+        )
+    if whole < len(rows):
+        rest = rows[whole:]
+        await db.execute(f"{insert} VALUES {','.join([values] * len(rest))}", list(flat(rest)))
+
+
 # ---------------------------------------------------------------------------
 # file checks
 
@@ -395,15 +418,11 @@ class SqliteStore(BatchedStore):
         try:
             if pending.trials:
                 rows, added = await self._first_writes(db, pending.trials)
-                if rows:
-                    await db.executemany(_INSERT_TRIAL, rows)
+                await _insert_rows(db, _INSERT_TRIALS, rows)
                 async with db.execute("SELECT max(id) FROM trials") as cursor:
                     row = await cursor.fetchone()
                 self._seen_id = 0 if row is None or row[0] is None else int(row[0])
-            if pending.blocks:
-                await db.executemany(
-                    "INSERT OR IGNORE INTO trial_blocks (study_id, number, data) VALUES (?,?,?)", pending.blocks
-                )
+            await _insert_rows(db, _INSERT_BLOCKS, pending.blocks)
             if pending.drops:
                 await db.executemany("DELETE FROM artifacts WHERE study_id = ? AND number = ?", pending.drops)
             if pending.artifacts:

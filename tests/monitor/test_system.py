@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
+import sys
+import time
 
 import numpy as np
 import psutil
 import pytest
 
-from engine.monitor.system import MB, RingBuffer, SystemSampler
+from engine.monitor.system import MB, RingBuffer, SystemSampler, _descendants
 from tests.monitor.conftest import CHILD_MB
 
 
@@ -45,6 +47,25 @@ def test_samples_a_real_child_process(child: subprocess.Popen[str], tmp_path) ->
     assert snapshot.samples == 1 and snapshot.series["workers"][-1] >= 1
     assert snapshot.peaks["workers_rss_mb"] >= CHILD_MB
     assert snapshot.last == sample
+
+
+def test_descendants_are_psutils_children_grandchildren_included() -> None:
+    code = "import subprocess, sys; subprocess.run([sys.executable, '-c', 'import sys; sys.stdin.read()'])"
+    parents = [subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE) for _ in range(2)]
+    try:
+        me = psutil.Process()
+        for _ in range(200):  # until the grandchildren are up
+            expected = sorted(child.pid for child in me.children(recursive=True))
+            if len(expected) >= 4:
+                break
+            time.sleep(0.02)
+        assert len(expected) >= 4
+        assert sorted(_descendants(me)) == expected
+    finally:
+        for parent in parents:
+            assert parent.stdin is not None
+            parent.stdin.close()  # the grandchild reads its end to EOF, then both exit
+            parent.wait()
 
 
 def test_watching_a_process_by_pid(child: subprocess.Popen[str]) -> None:

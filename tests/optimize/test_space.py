@@ -26,6 +26,7 @@ from engine.optimize.space import (
     canonical_json,
     parse_space,
     trial_key,
+    trial_keys,
 )
 
 # --------------------------------------------------------------------------- parsing
@@ -248,6 +249,20 @@ def test_trial_key_normalises_numbers_and_order() -> None:
     assert trial_key({"x": "5"}) != trial_key({"x": 5})
     with pytest.raises(ValueError):
         trial_key({"x": math.nan})
+
+
+_VALUES = st.one_of(
+    st.integers(-5, 5), st.sampled_from([0.5, -0.0, 0.0, 2.0, 1e300]), st.booleans(), st.sampled_from(["a", "5"]),
+    st.lists(st.integers(0, 2), max_size=2),
+)
+
+
+@given(st.lists(st.dictionaries(st.sampled_from(["fast", "slow", "kind"]), _VALUES, min_size=1), max_size=8))
+def test_trial_keys_of_a_batch_are_each_points_trial_key(points: list[dict[str, Any]]) -> None:
+    # Whatever the batch mixes (names, types, 1 and 1.0 and True), each key is the point's own.
+    assert trial_keys(points) == [trial_key(p) for p in points]
+    shared = [{"fast": p.get("fast", 1), "slow": 3} for p in points]  # one layout: the columns' path
+    assert trial_keys(shared) == [trial_key(p) for p in shared]
 
 
 def test_space_trial_key_coerces_by_kind() -> None:

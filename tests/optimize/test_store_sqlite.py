@@ -488,3 +488,27 @@ def test_a_write_limit_that_leaves_the_wal_no_room_for_the_state_still_ends_the_
     assert result.returncode == 0, result.stderr
     states = result.stdout.split()
     assert len(states) == 24 and set(states) == {"stopped"}, states
+
+
+async def test_a_large_batch_is_written_in_queue_order_many_rows_a_statement(tmp_path: Path) -> None:
+    """Rows go in many to an INSERT: ids still follow the queue, and the first write of a key or block wins."""
+    from engine.store.records import TrialResult, TrialTask
+
+    numbers = [(n * 37) % 500 for n in range(500)]  # shuffled, not a multiple of a statement's rows
+    numbers += numbers[:3]  # queued twice in one batch: the first write wins
+    pairs = []
+    for at, number in enumerate(numbers):
+        trial = make_trial(number, objective=float(at))
+        blocks = np.full(4, at, dtype="<f4").tobytes()
+        result = TrialResult(number, trial.state, trial.metrics, trial.objective, trial.started, trial.duration_s,
+                             trial.worker, blocks=blocks)
+        pairs.append((result, TrialTask(number, trial.params, trial.key)))
+    async with await SqliteStore.open(tmp_path / "s.db", batch_size=10_000) as store:
+        study = await store.create_study("alpha", "x")
+        await store.add_results(study.id, 1, pairs)
+        await store.flush()
+        trials = await store.trials(study.id, order="rowid")
+        block_numbers, figures = await store.trial_blocks(study.id)
+    assert [(t.rowid, t.number, t.objective) for t in trials] == [(i + 1, n, float(i)) for i, n in enumerate(numbers[:500])]
+    assert block_numbers.tolist() == list(range(500))
+    assert figures[:, 0].tolist() == [float(numbers.index(n)) for n in range(500)]

@@ -42,7 +42,7 @@ from engine.optimize.backends.base import Chunk, ChunkDone, add_chunk_time
 from engine.optimize.backends.shared_bars import SharedBars, attach_bars
 from engine.optimize.fork_server import PRELOAD, start_fork_server
 from engine.optimize.trial import Evaluator, Slot, WorkerSetup, _error_line
-from engine.store.records import TrialResult, TrialState
+from engine.store.records import TrialResult, TrialState, TrialTask
 from engine.store.result_batch import ResultBatch
 
 #: A chunk whose worker dies this many times with no culprit identified fails as a whole.
@@ -81,12 +81,21 @@ def _serve(name: str, conn: Connection, handle: Any, setup: WorkerSetup, cells: 
         if message is None:
             return  # (the process exits: the block is unmapped with it)
         got = time.monotonic()  # CLOCK_MONOTONIC is system-wide: comparable with the parent's
-        chunk_id, tasks, artifacts, isolate = message
-        output = evaluator.evaluate(tasks, artifacts=artifacts, isolate=isolate)
+        chunk_id, columns, artifacts, isolate = message
+        output = evaluator.evaluate(list(map(TrialTask, *columns)), artifacts=artifacts, isolate=isolate)
         done = time.monotonic()
         if output.profile is not None:
             add_chunk_time(output.profile, done - got)
         conn.send(("done", chunk_id, output, got, done))
+
+
+def _columns(tasks: tuple[TrialTask, ...]) -> tuple[list[Any], ...]:
+    """A chunk's tasks as the worker gets them: their fields as columns (a list pickles in C; a
+    task pickles through a Python call each)."""
+    return (
+        [t.number for t in tasks], [t.params for t in tasks], [t.key for t in tasks],
+        [t.step for t in tasks], [t.stop for t in tasks],
+    )
 
 
 class _Channel:
@@ -110,6 +119,7 @@ class _Channel:
         self._on_message = on_message
         self._on_eof = on_eof
         self._in = bytearray()
+        self._read = bytearray(self.READ_SIZE)  # reused: a fresh 1 MB bytes object per read costs a mapping
         self._out = bytearray()
         self.closed = False
         loop.add_reader(self.fd, self._readable)
@@ -117,17 +127,17 @@ class _Channel:
     def _readable(self) -> None:
         while not self.closed:
             try:
-                data = os.read(self.fd, self.READ_SIZE)
+                size = os.readv(self.fd, [self._read])
             except BlockingIOError:
                 break
             except OSError:
-                data = b""
-            if not data:
+                size = 0
+            if not size:
                 self._parse()
                 self._on_eof()
                 return
-            self._in += data
-            if len(data) < self.READ_SIZE:
+            self._in += memoryview(self._read)[:size]
+            if size < self.READ_SIZE:
                 break
         self._parse()
 
@@ -143,11 +153,12 @@ class _Channel:
                 header = 12
             if len(buffer) < header + size:
                 return
-            payload = bytes(buffer[header : header + size])
-            del buffer[: header + size]
             # Trusted: this pipe only ever carries frames our own forked worker wrote
             # (as multiprocessing's own Connection does); no user or network bytes.
-            self._on_message(pickle.loads(payload))
+            with memoryview(buffer) as view:  # (released before the buffer shrinks)
+                message = pickle.loads(view[header : header + size])
+            del buffer[: header + size]
+            self._on_message(message)
 
     def send(self, message: Any) -> None:
         payload = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
@@ -435,7 +446,7 @@ class ProcessBackend:
                     chunk = self._pending.popleft()
                     worker.chunks.append((chunk, time.monotonic()))
                     try:
-                        worker.channel.send((chunk.id, chunk.tasks, chunk.artifacts, chunk.isolate))
+                        worker.channel.send((chunk.id, _columns(chunk.tasks), chunk.artifacts, chunk.isolate))
                     except OSError:
                         self._on_death(worker)
 

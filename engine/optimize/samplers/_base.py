@@ -67,6 +67,11 @@ class Sampler(ABC):
         """Report the objective of a point it produced; ``None`` (or NaN) for failed or pruned."""
 
     @property
+    def listens(self) -> bool:
+        """Whether :meth:`tell` does anything (a study tells a sampler that ignores it nothing)."""
+        return type(self).tell is not Sampler.tell
+
+    @property
     @abstractmethod
     def exhausted(self) -> bool:
         """No point will ever be produced again."""
