@@ -69,6 +69,7 @@ def _warm() -> None:
 
 def _load() -> None:
     """Import what every worker runs and load the kernels it will call."""
+    import engine.optimize.backends.process  # noqa: F401 - a worker's entry point (asyncio, the shared bars)
     import engine.optimize.trial  # noqa: F401 - what every worker runs
 
     study = os.environ.get(STUDY_ENV)
