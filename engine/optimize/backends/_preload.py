@@ -69,7 +69,7 @@ def _warm() -> None:
 
 def _load() -> None:
     """Import what every worker runs and load the kernels it will call."""
-    import engine.optimize.backends.process  # noqa: F401 - a worker's entry point (asyncio, the shared bars)
+    import engine.optimize.backends.process  # (a worker's entry point: asyncio, the shared bars)
     import engine.optimize.trial  # noqa: F401 - what every worker runs
 
     study = os.environ.get(STUDY_ENV)
@@ -78,15 +78,17 @@ def _load() -> None:
             _warm()
 
 
-_server = in_fork_server()
-if _server:  # everything loaded here is frozen below: a full collection meanwhile (~35 ms) would free next to nothing
+if in_fork_server():
+    # Everything loaded here is frozen below: a full collection meanwhile (~40 ms) would free next to nothing.
     gc.disable()
-_load()
-if _server:  # a worker's lookup counters count its own (the rest: in the fork server only, as the two below)
-    from engine.profile.caches import caches
+    try:
+        _load()
+        from engine.profile.caches import caches
 
-    caches.clear_counts()
-freeze_for_forks()
-if _server:
-    gc.enable()
-exit_quickly()
+        caches.clear_counts()  # a worker's lookup counters count its own
+        freeze_for_forks()
+    finally:
+        gc.enable()
+else:
+    _load()
+exit_quickly()  # (a no-op outside the fork server)
