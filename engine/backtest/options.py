@@ -29,7 +29,7 @@ import sys
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, SupportsFloat
 
 import msgspec
 
@@ -157,7 +157,7 @@ class OptionInfo:
         return value
 
 
-def _number_types() -> tuple[type, ...]:
+def _number_types() -> tuple[type[SupportsFloat], ...]:
     """The number types an option takes: numpy's scalars only once numpy is loaded (no value can
     be one before), so that building the command line's flags does not import numpy."""
     np = sys.modules.get("numpy")
