@@ -8,18 +8,18 @@ Set ``GENESIS_DEBUG=1`` to see tracebacks of internal failures.
 
 from __future__ import annotations
 
-import argparse
 import atexit
-import importlib
 import os
-import pkgutil
 import sys
-from collections.abc import Sequence
-from types import ModuleType
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import genesis_tui.commands as commands_package
 from genesis_tui import __version__
+
+if TYPE_CHECKING:  # (imported where used: ``genesis run`` starts its workers' server before them)
+    import argparse
+    from collections.abc import Sequence
+    from types import ModuleType
 
 DEFAULT_COMMAND = "tui"
 
@@ -52,14 +52,22 @@ def _leave_without_teardown() -> None:
 atexit.register(_leave_without_teardown)
 
 
-class _Parser(argparse.ArgumentParser):
-    """An argument parser whose usage errors are one line on stderr and exit 2."""
+def _parser_class() -> type[argparse.ArgumentParser]:
+    import argparse
 
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+    class _Parser(argparse.ArgumentParser):
+        """An argument parser whose usage errors are one line on stderr and exit 2."""
+
+        def error(self, message: str) -> NoReturn:
+            self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+    return _Parser
 
 
 def _command_modules() -> dict[str, ModuleType]:
+    import importlib
+    import pkgutil
+
     modules: dict[str, ModuleType] = {}
     for info in sorted(pkgutil.iter_modules(commands_package.__path__), key=lambda i: i.name):
         if info.name.startswith("_"):
@@ -71,12 +79,13 @@ def _command_modules() -> dict[str, ModuleType]:
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, ModuleType]]:
     """The top-level parser and the subcommand modules by name."""
-    parser = _Parser(
+    parser_class = _parser_class()
+    parser = parser_class(
         prog="genesis",
         description="Genesis: backtests, parameter studies and a live console for trading research.",
     )
     parser.add_argument("--version", action="version", version=f"genesis {__version__}")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=parser_class)
     modules = _command_modules()
     for name, module in modules.items():
         sub = subparsers.add_parser(name, help=module.HELP, description=module.HELP)

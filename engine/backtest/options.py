@@ -25,13 +25,13 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, SupportsFloat
 
 import msgspec
-import numpy as np
 
 from engine.errors import InputError
 
@@ -146,7 +146,7 @@ class OptionInfo:
                 return value
             raise OptionError(f"{self.name} must be one of {', '.join(self.choices)}, got {value!r}")
         if type(value) is not float:
-            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+            if isinstance(value, bool) or not isinstance(value, _number_types()):
                 raise OptionError(f"{self.name} must be a number in {self.interval}, got {value!r}")
             value = float(value)
         ok = math.isfinite(value)
@@ -155,6 +155,13 @@ class OptionInfo:
         if not ok:
             raise OptionError(f"{self.name} must be a number in {self.interval}, got {value!r}")
         return value
+
+
+def _number_types() -> tuple[type[SupportsFloat], ...]:
+    """The number types an option takes: numpy's scalars only once numpy is loaded (no value can
+    be one before), so that building the command line's flags does not import numpy."""
+    np = sys.modules.get("numpy")
+    return (int, float) if np is None else (int, float, np.integer, np.floating)
 
 
 _INTERVAL = re.compile(r"^([\[(])\s*([^,\s]+)\s*,\s*([^,\s]+)\s*([\])])$")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import argparse
 
 #: Flags that only the headless runner understands: giving one selects it.
 HEADLESS_ONLY = ("max_runtime", "rerun", "quiet", "log_file", "no_log_file", "profile", "no_record", "grace")

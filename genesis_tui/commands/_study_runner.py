@@ -11,15 +11,16 @@ gracefully (exit 130) and a second signal aborts.
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import contextlib
 import json
 import signal
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # (asyncio is imported where used: ``genesis run`` peeks at its arguments first)
+    import argparse
 
 PLAIN_INTERVAL_S = 5.0
 
@@ -172,6 +173,8 @@ def make_progress(args: argparse.Namespace) -> Any:
 
 async def drive(study: Any, update: Callable[[Any], None]) -> Any:
     """Run ``study``; SIGINT/SIGTERM stop it gracefully (trials in hand finish and are stored)."""
+    import asyncio
+
     loop = asyncio.get_running_loop()
     interrupted: list[int] = []
     tasks: list[asyncio.Task[None]] = []
@@ -197,6 +200,8 @@ async def drive(study: Any, update: Callable[[Any], None]) -> Any:
 
 def execute(study: Any, args: argparse.Namespace) -> int:
     """Run the study with progress output, write the report, print the summary; the exit code."""
+    import asyncio
+
     from engine.optimize.report import report_from_db, write_report
 
     with make_progress(args) as progress:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
-from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from genesis_tui.commands._headless_options import add_headless_options, run_options, wants_headless
 from genesis_tui.commands._study_runner import add_run_options, execute, overrides
+
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Sequence
 
 NAME = "run"
 #: End without the interpreter's teardown once every exit handler has run (``genesis_tui.cli``).

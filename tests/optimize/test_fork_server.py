@@ -61,6 +61,14 @@ def test_the_command_line_parser_does_not_load_numba(code: str) -> None:
     assert result.returncode == 0, result.stderr[-2000:]
 
 
+def test_the_command_line_parser_does_not_load_numpy() -> None:
+    """Every subcommand's flags (``--fee`` and friends, from the backtest options) are built without
+    numpy: ``genesis --help`` stays light, and ``genesis run`` parses its arguments sooner."""
+    check = "from genesis_tui.cli import build_parser; build_parser()\nimport sys\nassert 'numpy' not in sys.modules\n"
+    result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
 def test_the_package_names_still_resolve() -> None:
     import engine.backtest as backtest
     from engine.backtest import Options, run

@@ -15,6 +15,16 @@ def test_a_worker_inherits_the_server_s_objects_frozen() -> None:
     assert call_in_fork_server(gc.get_freeze_count) > 10_000
 
 
+def _loaded(module: str) -> bool:
+    return module in sys.modules
+
+
+def test_a_worker_inherits_its_entry_point_loaded() -> None:
+    """The process backend's module (asyncio, the shared bars) is loaded once in the server rather
+    than in every worker after its fork."""
+    assert call_in_fork_server(_loaded, "engine.optimize.backends.process")
+
+
 def test_importing_the_preload_elsewhere_freezes_nothing() -> None:
     """Outside the fork server (the driver imports ``tiny_bars`` from it) the collector is left alone."""
     code = (

@@ -9,13 +9,9 @@ else the generic simulation kernel (numba's start-up, the bulk of the cost, eith
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 
-import numpy as np
-
-import engine.backtest as backtest
-import engine.optimize.trial  # noqa: F401 - what every worker runs
-from engine.data.bars import tiny_bars
 from engine.optimize.fork_server import (
     STUDY_ENV,
     exit_quickly,
@@ -23,11 +19,9 @@ from engine.optimize.fork_server import (
     in_fork_server,
     peek_study,
 )
-from engine.profile.caches import caches
 
 #: Bars of the warm-ups: as many as a worker's own warm-up runs on (``Evaluator.warm_up``).
 WARM_BARS = 64
-
 
 
 def _warm_study(path: str) -> bool:
@@ -38,8 +32,10 @@ def _warm_study(path: str) -> bool:
     than the server would, so the server's load (or compile) of it would serve none."""
     import msgspec
 
+    import engine.backtest as backtest
     from engine.backtest.options import BacktestOptions
     from engine.backtest.strategies import STRATEGIES
+    from engine.data.bars import tiny_bars
 
     table = peek_study(path)  # (None for a pipe: never waited on, never taken from the loader)
     strategy = table.get("strategy") if table is not None else None
@@ -60,17 +56,39 @@ def _warm_study(path: str) -> bool:
 
 def _warm() -> None:
     """The generic simulation kernel on a few bars."""
+    import numpy as np
+
+    import engine.backtest as backtest
+    from engine.data.bars import tiny_bars
+
     bars = tiny_bars(WARM_BARS)
     signals = np.zeros(WARM_BARS, dtype=np.bool_)
     signals[5] = True
     backtest.run_signals(bars, signals, signals[::-1].copy())
 
 
-_study = os.environ.get(STUDY_ENV)
-if not (_study and _warm_study(_study)):
-    with contextlib.suppress(Exception):
-        _warm()
-if in_fork_server():  # a worker's lookup counters count its own (a no-op elsewhere, as the two below)
-    caches.clear_counts()
-freeze_for_forks()  # (the two: in the fork server only)
-exit_quickly()
+def _load() -> None:
+    """Import what every worker runs and load the kernels it will call."""
+    import engine.optimize.backends.process  # (a worker's entry point: asyncio, the shared bars)
+    import engine.optimize.trial  # noqa: F401 - what every worker runs
+
+    study = os.environ.get(STUDY_ENV)
+    if not (study and _warm_study(study)):
+        with contextlib.suppress(Exception):
+            _warm()
+
+
+if in_fork_server():
+    # Everything loaded here is frozen below: a full collection meanwhile (~40 ms) would free next to nothing.
+    gc.disable()
+    try:
+        _load()
+        from engine.profile.caches import caches
+
+        caches.clear_counts()  # a worker's lookup counters count its own
+        freeze_for_forks()
+    finally:
+        gc.enable()
+else:
+    _load()
+exit_quickly()  # (a no-op outside the fork server)
