@@ -338,8 +338,7 @@ def importance_svg(scores: Any, *, objective: str = "objective", title: str = "P
     return _document(title, body)
 
 
-def write_charts(
-    directory: str | Path,
+def draw_charts(
     *,
     equity: Sequence[tuple[str, Sequence[float] | np.ndarray]],
     numbers: Sequence[int],
@@ -348,11 +347,9 @@ def write_charts(
     maximize: bool = True,
     objective: str = "objective",
     overfitting: Any = None,
-) -> dict[str, Path]:
-    """Write ``equity.svg``, ``convergence.svg``, ``heatmap.svg`` and, given the report's ``overfitting``
-    section, ``montecarlo.svg`` and ``importance.svg`` into ``directory``."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+) -> dict[str, str]:
+    """The SVG text of ``equity``, ``convergence``, ``heatmap`` and, given the report's ``overfitting``
+    section, ``montecarlo`` and ``importance``."""
     charts = {
         "equity": equity_svg(equity),
         "convergence": convergence_svg(numbers, objectives, maximize=maximize, objective=objective),
@@ -361,6 +358,13 @@ def write_charts(
     if overfitting is not None:
         charts["montecarlo"] = montecarlo_svg(overfitting.get("monte_carlo"))
         charts["importance"] = importance_svg(overfitting.get("importance"), objective=objective)
+    return charts
+
+
+def write_charts(directory: str | Path, charts: dict[str, str]) -> dict[str, Path]:
+    """Write each of :func:`draw_charts`' ``charts`` into ``directory`` as ``<name>.svg``."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
     paths = {}
     for name, text in charts.items():
         path = directory / f"{name}.svg"

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from engine.errors import GenesisError
-from engine.headless.charts import write_charts
+from engine.headless.charts import draw_charts, write_charts
 from engine.headless.output import json_safe
 from engine.paths import named_path
 from engine.store.protocol import StudyStore
@@ -135,33 +135,47 @@ class TrialParts:
     the headless runner gathers it while the study validates (the PBO runs in another process)."""
 
     study_id: int
-    stored: CompleteTrials  # the complete trials, in the order stored
-    overfitting: dict[str, Any]  # the overfitting section's trial parts
+    facts: dict[str, Any]  # :func:`~engine.optimize.report.trial_facts`, with the stored figures' shape
     charts: dict[str, Any]  # :func:`_chart_data`
+    drawn: dict[str, str]  # the charts, drawn
+    benchmark: dict[str, Any]  # :func:`~engine.optimize.rerun.study_benchmark`
+
+    @property
+    def overfitting(self) -> dict[str, Any]:
+        """The overfitting section's trial parts (stability, importance, Monte Carlo)."""
+        return self.facts["overfitting"]
 
 
 async def read_trial_parts(db: str | Path | DatabaseUrl, name: str) -> TrialParts:
     """The report's :class:`TrialParts` of study ``name``, once its search has ended (its trials final)."""
-    from engine.optimize.overfitting import trial_parts
-    from engine.optimize.report import overfitting_settings
+    from engine.optimize.report import spec_fields, trial_facts
+    from engine.optimize.rerun import study_benchmark
     from engine.store.factory import open_study_store
 
     store = await open_study_store(store_location(db), readonly=True)
     try:
         study = await store.require_study(name)
-        maximize, sampler, seed = overfitting_settings(study.spec_toml)
+        fields = spec_fields(study.spec_toml)
+        maximize = str(fields.get("direction", "maximize")).lower() != "minimize"
         stored = await _complete_trials(store, study.id)
         # The Monte Carlo's thread runs beside the charts' Python.
-        parts = asyncio.create_task(trial_parts(
-            store, study.id, maximize=maximize, sampler=sampler, seed=seed, complete=stored.by_number()))
+        facts = asyncio.create_task(trial_facts(
+            store, study.id, maximize=maximize, sampler=str(fields.get("sampler", "grid")),
+            seed=int(fields.get("seed") or 0), complete=stored.by_number(), stored=stored))
         try:
             charts = await _chart_data(store, study.id, maximize, stored)
+            _, figures = await store.trial_blocks(study.id)
+            read = {**await facts, "blocks": figures.shape}
         except BaseException:
-            parts.cancel()
+            facts.cancel()
             raise
-        return TrialParts(study.id, stored, await parts, charts)
     finally:
         await store.close()
+    best_return = ((read["best"] or {}).get("metrics") or {}).get("total_return")
+    benchmark = await study_benchmark(db, name, best_return if isinstance(best_return, (int, float)) else None)
+    drawn = _draw(charts, maximize=maximize, objective=str(fields.get("objective", "objective")),
+                  overfitting=json_safe(read["overfitting"]))
+    return TrialParts(study.id, read, charts, drawn, benchmark)
 
 
 async def _complete_trials(store: StudyStore, study_id: int) -> CompleteTrials:
@@ -173,7 +187,8 @@ async def build_full_report(
     db: str | Path | DatabaseUrl, name: str, *, run_id: int | None = None, parts: TrialParts | None = None
 ) -> tuple[dict[str, Any], dict]:
     """The report dict (optimizer report + runs, this run, profile, alerts) and the chart data
-    (``parts``: :func:`read_trial_parts` of the study's final trials, when read already)."""
+    (``parts``: :func:`read_trial_parts` of the study's final trials, when read already: the chart
+    data is then ``parts.charts``)."""
     from engine.optimize.report import build_report
     from engine.optimize.rerun import study_benchmark
     from engine.store.factory import open_study_store
@@ -182,9 +197,10 @@ async def build_full_report(
     store = await open_study_store(db, readonly=True)
     try:
         study = await store.require_study(name)
-        if parts is not None and parts.study_id == study.id:
-            report = await build_report(store, name, complete=parts.stored.by_number(),
-                                        overfitting_parts=parts.overfitting, stored=parts.stored)
+        if parts is not None and parts.study_id != study.id:
+            parts = None  # another study's (a re-run's archive)
+        if parts is not None:
+            report = await build_report(store, name, facts=parts.facts)
             charts = parts.charts
         else:
             stored = await _complete_trials(store, study.id)
@@ -202,9 +218,13 @@ async def build_full_report(
     report["profile"] = this.profile if this is not None else None
     report["alerts"] = await _alerts(db, name)
     report["drivers"] = await _drivers(db, name)
-    best = report.get("best") or {}
-    best_return = (best.get("metrics") or {}).get("total_return")
-    report["benchmark"] = await study_benchmark(db, name, best_return if isinstance(best_return, (int, float)) else None)
+    if parts is not None:
+        report["benchmark"] = parts.benchmark
+    else:
+        best = report.get("best") or {}
+        best_return = (best.get("metrics") or {}).get("total_return")
+        report["benchmark"] = await study_benchmark(
+            db, name, best_return if isinstance(best_return, (int, float)) else None)
     report["charts"] = {"equity": "equity.svg", "convergence": "convergence.svg", "heatmap": "heatmap.svg"}
     if report.get("overfitting") is not None:
         report["charts"].update({"montecarlo": "montecarlo.svg", "importance": "importance.svg"})
@@ -325,21 +345,30 @@ def _copy(source: Path, path: Path) -> None:
     tmp.replace(path)
 
 
-def write_report_dir(report: dict[str, Any], charts: dict[str, Any], directory: str | Path) -> dict[str, Path]:
-    """Write ``report.md``, ``report.json`` and the three charts into ``directory``."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    maximize = str(report.get("direction", "maximize")).lower() != "minimize"
-    paths = write_charts(
-        directory,
+def _draw(charts: dict[str, Any], *, maximize: bool, objective: str, overfitting: Any) -> dict[str, str]:
+    """The report's charts drawn from :func:`_chart_data` (``overfitting``: the report's section)."""
+    return draw_charts(
         equity=charts["equity"],
         numbers=charts["numbers"],
         objectives=charts["objectives"],
         heatmap=charts["heatmap"],
         maximize=maximize,
-        objective=str(report.get("objective", "objective")),
-        overfitting=report.get("overfitting"),
+        objective=objective,
+        overfitting=overfitting,
     )
+
+
+def write_report_dir(
+    report: dict[str, Any], charts: dict[str, Any], directory: str | Path, *, drawn: dict[str, str] | None = None
+) -> dict[str, Path]:
+    """Write ``report.md``, ``report.json`` and the charts into ``directory`` (``drawn``: the charts
+    drawn already, as :class:`TrialParts` holds them)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    if drawn is None:
+        drawn = _draw(charts, maximize=str(report.get("direction", "maximize")).lower() != "minimize",
+                      objective=str(report.get("objective", "objective")), overfitting=report.get("overfitting"))
+    paths = write_charts(directory, drawn)
     md, js = directory / "report.md", directory / "report.json"
     _write(md, render_full_markdown(report))
     _write(js, json.dumps(report, indent=2, default=str, allow_nan=False) + "\n")
@@ -358,7 +387,8 @@ async def write_run_report(
     run = next((r for r in runs if r.id == run_id), None) if run_id is not None else None
     study_dir = named_path(root, name)
     directory = study_dir / run_dir_name(run)
-    paths = write_report_dir(report, charts, directory)
+    drawn = parts.drawn if parts is not None and charts is parts.charts else None  # (parts of this study)
+    paths = write_report_dir(report, charts, directory, drawn=drawn)
     latest_md, latest_json = named_path(root, name, ".md"), named_path(root, name, ".json")
     # the latest copies: links inside point into the run's directory
     prefix = f"{study_dir.name}/{directory.name}/"

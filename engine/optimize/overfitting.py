@@ -87,32 +87,37 @@ def pbo_of_sqlite(path: str, study_id: int, seed: int) -> dict[str, Any] | None:
     return pbo_figures(figures, seed)
 
 
-def _stored_pbo(stored: Any, figures: np.ndarray, seed: int) -> dict[str, Any] | None:
-    """The PBO the study stored at its end, when it was computed as :func:`pbo_figures` would now."""
+def _stored_pbo(stored: Any, shape: tuple[int, ...], seed: int) -> dict[str, Any] | None:
+    """The PBO the study stored at its end, when it was computed as :func:`pbo_figures` would now
+    (``shape``: the stored figures')."""
     if not isinstance(stored, dict) or "degradation" not in stored:
         return None  # a study from before the full figures were stored
     same = (stored.get("trials"), stored.get("blocks"), stored.get("seed"), stored.get("max_splits")) == (
-        figures.shape[0], figures.shape[1], seed, MAX_SPLITS)
+        shape[0], shape[1], seed, MAX_SPLITS)
     return stored if same else None
 
 
 async def build_overfitting(
     store: StudyStore, study_id: int, *, maximize: bool, sampler: str, seed: int = 0,
     stored_pbo: dict[str, Any] | None = None, complete: CompleteTrials | None = None,
-    parts: dict[str, Any] | None = None,
+    parts: dict[str, Any] | None = None, shape: tuple[int, ...] | None = None,
 ) -> dict[str, Any]:
     """The ``overfitting`` section of a study's report (keys in ``docs/headless.md``).
 
     ``stored_pbo``: the study's stored ``validation.pbo``, used when it matches the stored figures;
     ``complete``: the study's complete trials by number, when the caller has read them already;
-    ``parts``: :func:`trial_parts` of the study, when the caller has computed them already.
+    ``parts``: :func:`trial_parts` of the study, when the caller has computed them already;
+    ``shape``: the stored figures' shape, when the caller has read them already (they are read
+    again only when the stored PBO is not of them).
     """
     later = None if parts is not None else asyncio.create_task(
         trial_parts(store, study_id, maximize=maximize, sampler=sampler, seed=seed, complete=complete))
     try:
         section: dict[str, Any] = {"pbo": None, "blocks": 0, "splits": 0}
-        _, figures = await store.trial_blocks(study_id)
-        pbo = _stored_pbo(stored_pbo, figures, seed) or pbo_figures(figures, seed)
+        pbo = None if shape is None else _stored_pbo(stored_pbo, shape, seed)
+        if pbo is None:
+            _, figures = await store.trial_blocks(study_id)
+            pbo = _stored_pbo(stored_pbo, figures.shape, seed) or pbo_figures(figures, seed)
         if pbo is not None:
             section.update({key: value for key, value in pbo.items() if key not in ("seed", "max_splits")})
             section["figure"] = "log return per block"

@@ -6,6 +6,7 @@ works on any store file, while a run is writing it or long after.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import json
 import math
@@ -14,7 +15,7 @@ from typing import Any
 
 from engine.errors import ConfigError
 from engine.histogram import LogHistogram
-from engine.optimize.overfitting import build_overfitting, overfitting_markdown
+from engine.optimize.overfitting import build_overfitting, overfitting_markdown, trial_parts
 from engine.paths import named_path
 from engine.store.factory import open_study_store
 from engine.store.protocol import StudyStore
@@ -25,7 +26,8 @@ from engine.timestamps import iso_utc
 TOP_K = 10
 
 
-def _spec_fields(spec_toml: str) -> dict[str, Any]:
+def spec_fields(spec_toml: str) -> dict[str, Any]:
+    """The report's fields of a stored study's spec (strategy, objective, direction, sampler, seed, data)."""
     from engine.config import parse_toml
     from engine.optimize.study import (
         strategy_stamp,  # the study writes the stamp; imported late (study imports us)
@@ -54,7 +56,7 @@ def _spec_fields(spec_toml: str) -> dict[str, Any]:
 
 def overfitting_settings(spec_toml: str) -> tuple[bool, str, int]:
     """``(maximize, sampler, seed)`` of a stored study, as its report's overfitting section reads them."""
-    fields = _spec_fields(spec_toml)
+    fields = spec_fields(spec_toml)
     return _overfitting_settings(fields)
 
 
@@ -78,17 +80,83 @@ def _trial_dict(trial: TrialRecord) -> dict[str, Any]:
 async def build_report(
     store: StudyStore, name: str, *, complete: CompleteTrials | None = None,
     overfitting_parts: dict[str, Any] | None = None, stored: CompleteTrials | None = None,
+    facts: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Everything the report shows about study ``name``, as JSON-ready data (``complete``: its
     complete trials by number, when the caller has read them already; ``overfitting_parts``: the
     overfitting section's :func:`~engine.optimize.overfitting.trial_parts`, when computed already;
     ``stored``: the same complete trials in the order stored, which give the timings when every
-    trial is complete)."""
+    trial is complete; ``facts``: :func:`trial_facts` of the study, when read already)."""
     study = await store.require_study(name)
-    fields = _spec_fields(study.spec_toml)
+    fields = spec_fields(study.spec_toml)
     maximize, sampler, seed = _overfitting_settings(fields)
-    counts = await store.counts(study.id)
-    top = await store.best(study.id, maximize=maximize, k=TOP_K)
+    if facts is None:
+        facts = await trial_facts(store, study.id, maximize=maximize, sampler=sampler, seed=seed, complete=complete,
+                                  overfitting_parts=overfitting_parts, stored=stored)
+    return {
+        "study": study.name,
+        "state": study.state.value,
+        "error": study.error,
+        "created": iso_utc(study.created),
+        "updated": iso_utc(study.updated),
+        "spec_hash": study.spec_hash,
+        **fields,
+        "trials": facts["trials"],
+        "counts": facts["counts"],
+        "checkpoint": {"batches": study.checkpoint_seq, "next_number": study.next_number},
+        "best": facts["best"],
+        "top": facts["top"],
+        "timings": facts["timings"],
+        "failures": facts["failures"],
+        "pruned_by_step": facts["pruned_by_step"],
+        "run": study.summary,
+        "validation": study.validation,
+        "overfitting": await build_overfitting(
+            store, study.id, maximize=maximize, sampler=sampler, seed=seed,
+            stored_pbo=(study.validation or {}).get("pbo"), parts=facts["overfitting"], shape=facts.get("blocks"),
+        ),
+        "artifacts": facts["artifacts"],
+    }
+
+
+async def trial_facts(
+    store: StudyStore, study_id: int, *, maximize: bool, sampler: str, seed: int,
+    complete: CompleteTrials | None = None, overfitting_parts: dict[str, Any] | None = None,
+    stored: CompleteTrials | None = None,
+) -> dict[str, Any]:
+    """What :func:`build_report` shows of the study's trials alone (counts, best trials, timings,
+    the overfitting section's :func:`~engine.optimize.overfitting.trial_parts`, stored artifacts),
+    not of its record: final once the search has ended, so the headless runner reads them while the
+    study validates. Arguments as :func:`build_report`'s."""
+    parts = None if overfitting_parts is not None else asyncio.create_task(
+        trial_parts(store, study_id, maximize=maximize, sampler=sampler, seed=seed, complete=complete))
+    try:
+        counts = await store.counts(study_id)
+        top = await store.best(study_id, maximize=maximize, k=TOP_K)
+        best = {**_trial_dict(top[0]), **await _per_symbol(store, study_id, top[0].number)} if top else None
+        timings, failures, pruned_steps = await _timings(store, study_id, counts, stored)
+        artifacts = await store.artifact_numbers(study_id)
+    except BaseException:
+        if parts is not None:
+            parts.cancel()
+        raise
+    return {
+        "trials": sum(counts.values()),
+        "counts": {state.value: n for state, n in counts.items()},
+        "best": best,
+        "top": [_trial_dict(t) for t in top],
+        "timings": timings,
+        "failures": [{"error": error, "count": n} for error, n in failures.most_common(10)],
+        "pruned_by_step": {str(step): n for step, n in sorted(pruned_steps.items())},
+        "overfitting": overfitting_parts if parts is None else await parts,
+        "artifacts": artifacts,
+    }
+
+
+async def _timings(
+    store: StudyStore, study_id: int, counts: dict[TrialState, int], stored: CompleteTrials | None
+) -> tuple[dict[str, Any], collections.Counter[str], collections.Counter[int]]:
+    """The trials' timings, failures by error and pruned trials by step."""
     durations = LogHistogram()
     failures: collections.Counter[str] = collections.Counter()
     pruned_steps: collections.Counter[int] = collections.Counter()
@@ -100,7 +168,7 @@ async def build_report(
                 durations.record(int(duration * 1e9))
                 busy += duration
     else:
-        for state, duration, error, step in await store.timings(study.id):
+        for state, duration, error, step in await store.timings(study_id):
             if duration is not None:
                 durations.record(int(duration * 1e9))
                 busy += duration
@@ -109,37 +177,14 @@ async def build_report(
             elif state is TrialState.PRUNED:
                 pruned_steps[int(step or 0)] += 1
     snapshot = durations.snapshot()
-    total = sum(counts.values())
-    return {
-        "study": study.name,
-        "state": study.state.value,
-        "error": study.error,
-        "created": iso_utc(study.created),
-        "updated": iso_utc(study.updated),
-        "spec_hash": study.spec_hash,
-        **fields,
-        "trials": total,
-        "counts": {state.value: n for state, n in counts.items()},
-        "checkpoint": {"batches": study.checkpoint_seq, "next_number": study.next_number},
-        "best": {**_trial_dict(top[0]), **await _per_symbol(store, study.id, top[0].number)} if top else None,
-        "top": [_trial_dict(t) for t in top],
-        "timings": {
-            "trial_time_total_s": busy,
-            "mean_s": snapshot.mean / 1e9 if snapshot.count else None,
-            "p50_s": snapshot.p50 / 1e9 if snapshot.count else None,
-            "p95_s": snapshot.p95 / 1e9 if snapshot.count else None,
-            "max_s": snapshot.max / 1e9 if snapshot.count else None,
-        },
-        "failures": [{"error": error, "count": n} for error, n in failures.most_common(10)],
-        "pruned_by_step": {str(step): n for step, n in sorted(pruned_steps.items())},
-        "run": study.summary,
-        "validation": study.validation,
-        "overfitting": await build_overfitting(
-            store, study.id, maximize=maximize, sampler=sampler, seed=seed,
-            stored_pbo=(study.validation or {}).get("pbo"), complete=complete, parts=overfitting_parts,
-        ),
-        "artifacts": await store.artifact_numbers(study.id),
+    timings = {
+        "trial_time_total_s": busy,
+        "mean_s": snapshot.mean / 1e9 if snapshot.count else None,
+        "p50_s": snapshot.p50 / 1e9 if snapshot.count else None,
+        "p95_s": snapshot.p95 / 1e9 if snapshot.count else None,
+        "max_s": snapshot.max / 1e9 if snapshot.count else None,
     }
+    return timings, failures, pruned_steps
 
 
 def _complete_durations(stored: CompleteTrials, counts: dict[TrialState, int]) -> list[float | None] | None:

@@ -144,9 +144,9 @@ async def test_the_report_reads_the_pbo_the_study_stored_instead_of_running_it_a
     assert {k: section[k] for k in fresh if k not in ("seed", "max_splits")} == {
         k: v for k, v in fresh.items() if k not in ("seed", "max_splits")}
     # The stored figures were made with another seed: the report runs its own.
-    assert overfitting._stored_pbo({**fresh, "seed": 5}, figures, 0) is None
-    assert overfitting._stored_pbo({"pbo": 0.5, "blocks": 8}, figures, 0) is None  # an older study's
-    assert overfitting._stored_pbo(fresh, figures[:-1], 0) is None  # more trials since
+    assert overfitting._stored_pbo({**fresh, "seed": 5}, figures.shape, 0) is None
+    assert overfitting._stored_pbo({"pbo": 0.5, "blocks": 8}, figures.shape, 0) is None  # an older study's
+    assert overfitting._stored_pbo(fresh, figures[:-1].shape, 0) is None  # more trials since
 
 
 SIZED = """\

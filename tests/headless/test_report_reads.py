@@ -105,7 +105,7 @@ async def test_the_trial_parts_read_ahead_give_the_same_report(tmp_path: Path) -
     study (a re-run's archive) are not used."""
     import dataclasses
 
-    from engine.headless.report import build_full_report, read_trial_parts
+    from engine.headless.report import build_full_report, read_trial_parts, write_report_dir
 
     db = tmp_path / "s.db"
     path = write_study(tmp_path, sampler="random", trials=40, artifacts="top:3")
@@ -116,8 +116,14 @@ async def test_the_trial_parts_read_ahead_give_the_same_report(tmp_path: Path) -
     ahead, ahead_charts = await build_full_report(db, "t", parts=parts)
     assert ahead == plain
     _same_charts(ahead_charts, plain_charts)
+    # The charts drawn ahead are the files the report would draw.
+    written = write_report_dir(plain, plain_charts, tmp_path / "plain")
+    ahead_written = write_report_dir(ahead, ahead_charts, tmp_path / "ahead", drawn=parts.drawn)
+    assert written.keys() == ahead_written.keys()
+    assert all(written[k].read_bytes() == ahead_written[k].read_bytes() for k in written)
     # Parts of another study id are ignored (a wrong Monte Carlo would show).
-    alien = dataclasses.replace(parts, study_id=parts.study_id + 1, overfitting={**parts.overfitting, "monte_carlo": None})
+    alien = dataclasses.replace(parts, study_id=parts.study_id + 1,
+                                facts={**parts.facts, "overfitting": {**parts.overfitting, "monte_carlo": None}})
     assert (await build_full_report(db, "t", parts=alien))[0] == plain
 
 
