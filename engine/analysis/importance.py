@@ -29,15 +29,18 @@ def importance(
     *,
     names: Sequence[str] | None = None,
     bins: int = 16,
+    encoded: tuple[np.ndarray, list[np.ndarray]] | None = None,
 ) -> dict[str, float]:
-    """``name -> η²`` in [0, 1] for each parameter, largest first (all 0 when the objective is constant)."""
+    """``name -> η²`` in [0, 1] for each parameter, largest first (all 0 when the objective is constant;
+    ``encoded``: :func:`~engine.analysis.stability.encode` of ``params`` and ``names``, when the caller
+    has it already)."""
     objective = np.asarray(objective, dtype=np.float64)
     names = list(names) if names is not None else sorted({key for p in params for key in p})
     if objective.size != len(params):
         raise ValueError("importance: expected one objective per trial")
     if objective.size < 2 or not names:
         return dict.fromkeys(names, 0.0)
-    matrix, levels = encode(params, names)
+    matrix, levels = encoded if encoded is not None else encode(params, names)
     centred = objective - objective.mean()
     total = float(centred @ centred)
     out: dict[str, float] = {}

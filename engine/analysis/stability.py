@@ -130,14 +130,16 @@ def stability(
     gridded: bool = False,
     k: int = 10,
     candidates: int = 1000,
+    encoded: tuple[np.ndarray, list[np.ndarray]] | None = None,
 ) -> StabilityResult:
-    """Smooth ``objective`` (one finite value per trial) over parameter neighbours; raw and robust best."""
+    """Smooth ``objective`` (one finite value per trial) over parameter neighbours; raw and robust best
+    (``encoded``: :func:`encode` of ``params`` and ``names``, when the caller has it already)."""
     objective = np.asarray(objective, dtype=np.float64)
     if objective.size == 0 or objective.size != len(params):
         raise ValueError("stability: expected one objective per trial, and at least one trial")
     names = list(names) if names is not None else sorted({key for p in params for key in p})
     score = objective if maximize else -objective
-    matrix, levels = encode(params, names)
+    matrix, levels = encoded if encoded is not None else encode(params, names)
     cells = math.prod(int(level.max()) + 1 for level in levels) if levels else 1
     if gridded and levels and cells <= MAX_GRID_CELLS:
         smoothed_score = grid_smooth(levels, score)

@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import json
-import math
 import os
 import shutil
 from dataclasses import dataclass
@@ -36,14 +36,18 @@ import numpy as np
 from engine.errors import GenesisError
 from engine.headless.charts import draw_charts, write_charts
 from engine.headless.output import json_safe
+from engine.optimize.overfitting import MC_CANDIDATES
+from engine.optimize.report import TOP_K
 from engine.paths import named_path
 from engine.store.protocol import StudyStore
-from engine.store.records import CompleteTrials
+from engine.store.records import CompleteTrials, TrialRecord
 from engine.store.run_history import RunHistory, RunRecord
 from engine.store.url import DatabaseUrl, StoreLocation, store_location
 from engine.timestamps import iso_utc
 
 EQUITY_CURVES = 5
+#: The best trials read for the report: the equity chart's candidates, the Monte Carlo's, the top table.
+BEST_READ = max(EQUITY_CURVES * 4, MC_CANDIDATES, TOP_K)
 ALERT_ROWS = 200
 
 
@@ -59,26 +63,28 @@ def _runs(db: StoreLocation, name: str) -> list[RunRecord]:
     return RunHistory(db).runs(name) if isinstance(db, Path) else []
 
 
-async def _chart_data(store: StudyStore, study_id: int, maximize: bool, complete: CompleteTrials) -> dict[str, Any]:
+async def _chart_data(
+    store: StudyStore, study_id: int, maximize: bool, complete: CompleteTrials, best: list[TrialRecord] | None = None
+) -> dict[str, Any]:
     """Trial numbers and objectives, points for the heatmap, equity of the best trials.
 
-    ``complete``: the study's complete trials in the order they were stored.
+    ``complete``: the study's complete trials in the order they were stored; ``best``: its
+    :data:`BEST_READ` best trials, when read already.
     """
     from engine.telemetry_map import build_heatmap
 
-    numbers: list[int] = []
-    objectives: list[float] = []
-    points: list[tuple[dict[str, Any], float]] = []
-    for number, params, objective in zip(complete.numbers, complete.params, complete.objectives, strict=True):
-        if objective is not None:
-            value = float(objective)
-            if math.isfinite(value):
-                numbers.append(number)
-                objectives.append(value)
-                points.append((params, value))
+    values = np.array(complete.objectives, dtype=np.float64)  # (None: NaN)
+    kept = np.isfinite(values)
+    params = complete.params
+    numbers = complete.numbers
+    if not kept.all():
+        params = [p for p, ok in zip(params, kept.tolist(), strict=True) if ok]
+        numbers = np.asarray(numbers, dtype=np.int64)[kept].tolist()
+        values = values[kept]
+    objectives = values.tolist()
     equity: list[tuple[str, Any]] = []
     with_artifacts = set(await store.artifact_numbers(study_id))
-    for trial in await store.best(study_id, maximize=maximize, k=max(EQUITY_CURVES * 4, 20)):
+    for trial in best if best is not None else await store.best(study_id, maximize=maximize, k=BEST_READ):
         if len(equity) >= EQUITY_CURVES:
             break
         if trial.number not in with_artifacts:
@@ -89,9 +95,9 @@ async def _chart_data(store: StudyStore, study_id: int, maximize: bool, complete
             # As an array: a list of 100k Python floats per curve cost more than drawing it.
             equity.append((f"#{trial.number} ({trial.objective:.3g})", np.asarray(curve, dtype=np.float64)))
     return {
-        "numbers": numbers,
+        "numbers": list(numbers),
         "objectives": objectives,
-        "heatmap": build_heatmap(points, maximize),
+        "heatmap": build_heatmap(list(zip(params, objectives, strict=True)), maximize),
         "equity": equity,
     }
 
@@ -135,7 +141,7 @@ class TrialParts:
     the headless runner gathers it while the study validates (the PBO runs in another process)."""
 
     study_id: int
-    facts: dict[str, Any]  # :func:`~engine.optimize.report.trial_facts`, with the stored figures' shape
+    facts: dict[str, Any]  # :func:`~engine.optimize.report.trial_facts`
     charts: dict[str, Any]  # :func:`_chart_data`
     drawn: dict[str, str]  # the charts, drawn
     benchmark: dict[str, Any]  # :func:`~engine.optimize.rerun.study_benchmark`
@@ -144,6 +150,14 @@ class TrialParts:
     def overfitting(self) -> dict[str, Any]:
         """The overfitting section's trial parts (stability, importance, Monte Carlo)."""
         return self.facts["overfitting"]
+
+    def with_pbo(self, pbo: Any) -> TrialParts:
+        """These parts and the PBO the study computed at the end of the search that ended with them
+        (its validation's ``pbo``): it was computed over these trials' figures, so the report takes
+        it without reading them again."""
+        if not isinstance(pbo, dict) or not isinstance(pbo.get("trials"), int) or not isinstance(pbo.get("blocks"), int):
+            return self
+        return dataclasses.replace(self, facts={**self.facts, "blocks": (pbo["trials"], pbo["blocks"])})
 
 
 async def read_trial_parts(db: str | Path | DatabaseUrl, name: str) -> TrialParts:
@@ -158,14 +172,14 @@ async def read_trial_parts(db: str | Path | DatabaseUrl, name: str) -> TrialPart
         fields = spec_fields(study.spec_toml)
         maximize = str(fields.get("direction", "maximize")).lower() != "minimize"
         stored = await _complete_trials(store, study.id)
+        best = await store.best(study.id, maximize=maximize, k=BEST_READ)
         # The Monte Carlo's thread runs beside the charts' Python.
         facts = asyncio.create_task(trial_facts(
             store, study.id, maximize=maximize, sampler=str(fields.get("sampler", "grid")),
-            seed=int(fields.get("seed") or 0), complete=stored.by_number(), stored=stored))
+            seed=int(fields.get("seed") or 0), complete=stored.by_number(), stored=stored, best=best))
         try:
-            charts = await _chart_data(store, study.id, maximize, stored)
-            _, figures = await store.trial_blocks(study.id)
-            read = {**await facts, "blocks": figures.shape}
+            charts = await _chart_data(store, study.id, maximize, stored, best)
+            read = await facts
         except BaseException:
             facts.cancel()
             raise

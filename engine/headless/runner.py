@@ -54,6 +54,7 @@ from engine.store.url import DatabaseUrl, StoreLocation
 if TYPE_CHECKING:
     from engine.headless.report import TrialParts
     from engine.optimize.study import Study
+    from engine.runtime import StudyWatch
 
 log = logging.getLogger("engine.headless")
 
@@ -210,6 +211,8 @@ class HeadlessRun:
         self._timers: list[asyncio.TimerHandle] = []
         self._stop_task: asyncio.Task[None] | None = None
         self._trial_parts: asyncio.Task[TrialParts] | None = None  # the report's, read while the study validates
+        self._watch: StudyWatch | None = None  # read ahead too when the telemetry is recorded
+        self._stored: asyncio.Task[tuple[str, int, dict[str, Any] | None] | None] | None = None  # _stored_any
         self._froze = False  # whether _freeze froze the collector's heap (main gives it back)
 
     # ------------------------------------------------------------------ main
@@ -311,10 +314,13 @@ class HeadlessRun:
 
                     try:
                         recorder = await Recorder(self.db, self.name, engine.telemetry, run=str(self.run_id)).start()
+                        self._watch = watch
                     except GenesisError as failure:  # no recording is no reason to skip the night's work
                         log.warning("telemetry not recorded: %s", failure)
             self._freeze()
             summary, error = await self._drive()
+            # The study is done with the store: its outcome is read while the watch and the recorder stop.
+            self._stored = asyncio.get_running_loop().create_task(_stored_any(self.db, self.name))
         finally:
             with profiler.stage("headless.teardown"):
                 if watch is not None:
@@ -388,10 +394,13 @@ class HeadlessRun:
             self.output.final_progress()
 
     def _searched(self) -> None:
-        """The search ended complete: read the report's trial parts while the study validates."""
+        """The search ended complete: read the report's trial parts (and the recorded watch's views)
+        while the study validates."""
         from engine.headless.report import read_trial_parts
 
         self._trial_parts = asyncio.get_running_loop().create_task(read_trial_parts(self.db, self.name))
+        if self._watch is not None:
+            self._watch.read_ahead()
 
     async def _read_trial_parts(self) -> TrialParts | None:
         """The report's trial parts read during the validation, or ``None`` (the report reads them itself)."""
@@ -472,7 +481,8 @@ class HeadlessRun:
         self, summary: Any, error: BaseException | None, trials_before: int, profile: dict[str, Any] | None,
         recorder: Any,
     ) -> int:
-        stored = await _stored_any(self.db, self.name)
+        task, self._stored = self._stored, None
+        stored = await (task or _stored_any(self.db, self.name))
         state = stored[0] if stored is not None else ("stopped" if self.stop_reason else "failed")
         trials_after = stored[1] if stored is not None else trials_before
         if error is not None:
@@ -494,6 +504,8 @@ class HeadlessRun:
 
         payload = await self._summary_payload(summary, state, stop_reason, code, trials_before, trials_after, error)
         parts = await self._read_trial_parts()
+        if parts is not None and summary is not None:
+            parts = parts.with_pbo((summary.validation or {}).get("pbo"))
         report_paths: dict[str, Path] = {}
         if stored is not None and self.run_id is not None and code != EXIT_BAD_INPUT:
             try:

@@ -18,15 +18,17 @@ import numpy as np
 from engine.analysis.importance import importance
 from engine.analysis.montecarlo import monte_carlo, returns_on_equity
 from engine.analysis.pbo import cscv
-from engine.analysis.stability import stability
+from engine.analysis.stability import encode, stability
 from engine.store.protocol import StudyStore
-from engine.store.records import CompleteTrials
+from engine.store.records import CompleteTrials, TrialRecord
 
 #: Monte Carlo defaults of the report: paths, and the drawdown whose probability is given.
 MC_PATHS = 10_000
 MC_DRAWDOWN = 0.2
 #: Splits beyond this are sampled (seeded): C(16, 8) = 12,870 are all kept.
 MAX_SPLITS = 13_000
+#: The best trials the Monte Carlo looks among for one that kept its trades.
+MC_CANDIDATES = 20
 
 
 def _trial(trials: CompleteTrials, index: int, smoothed: float | None = None) -> dict[str, Any]:
@@ -131,12 +133,13 @@ async def build_overfitting(
 
 async def trial_parts(
     store: StudyStore, study_id: int, *, maximize: bool, sampler: str, seed: int = 0,
-    complete: CompleteTrials | None = None,
+    complete: CompleteTrials | None = None, best: list[TrialRecord] | None = None,
 ) -> dict[str, Any]:
     """The section's parts that need the trials alone, not the validation: ``stability``,
-    ``importance`` and ``monte_carlo`` (in that order). ``complete``: as :func:`build_overfitting`."""
+    ``importance`` and ``monte_carlo`` (in that order). ``complete``: as :func:`build_overfitting`;
+    ``best``: the study's :data:`MC_CANDIDATES` best trials, when the caller has read them already."""
     # The Monte Carlo (numpy, mostly without the GIL) runs in a thread beside the rest.
-    monte = asyncio.create_task(_monte_carlo(store, study_id, maximize=maximize, seed=seed))
+    monte = asyncio.create_task(_monte_carlo(store, study_id, maximize=maximize, seed=seed, best=best))
     try:
         parts: dict[str, Any] = {"stability": None, "importance": {}}
         if complete is None:
@@ -149,7 +152,9 @@ async def trial_parts(
             params = complete.params
             objective = np.array([float(value) for value in complete.objectives])  # type: ignore[arg-type]
             names = list(dict.fromkeys(name for p in params for name in p))
-            found = stability(params, objective, names=names, maximize=maximize, gridded=sampler == "grid")
+            encoded = encode(params, names)
+            found = stability(params, objective, names=names, maximize=maximize, gridded=sampler == "grid",
+                              encoded=encoded)
             parts["stability"] = {
                 "method": found.method,
                 "neighbours": found.neighbours,
@@ -157,7 +162,7 @@ async def trial_parts(
                 "robust_best": _trial(complete, found.robust_best, _finite(found.robust_best_smoothed)),
                 "neighbour_drop": _finite(found.drop),
             }
-            parts["importance"] = importance(params, objective, names=names)
+            parts["importance"] = importance(params, objective, names=names, encoded=encoded)
     except BaseException:
         monte.cancel()
         raise
@@ -165,10 +170,15 @@ async def trial_parts(
     return parts
 
 
-async def _monte_carlo(store: StudyStore, study_id: int, *, maximize: bool, seed: int) -> dict[str, Any] | None:
-    """Monte Carlo of the best trial that kept its trades (artifacts), on their returns on equity."""
+async def _monte_carlo(
+    store: StudyStore, study_id: int, *, maximize: bool, seed: int, best: list[TrialRecord] | None = None
+) -> dict[str, Any] | None:
+    """Monte Carlo of the best trial that kept its trades (artifacts), on their returns on equity
+    (``best``: as :func:`trial_parts`)."""
     kept = set(await store.artifact_numbers(study_id))
-    for trial in await store.best(study_id, maximize=maximize, k=20):
+    if best is None:
+        best = await store.best(study_id, maximize=maximize, k=MC_CANDIDATES)
+    for trial in best[:MC_CANDIDATES]:
         if trial.number not in kept:
             continue
         returns = trade_returns(await store.artifacts(study_id, trial.number))

@@ -122,17 +122,18 @@ async def build_report(
 async def trial_facts(
     store: StudyStore, study_id: int, *, maximize: bool, sampler: str, seed: int,
     complete: CompleteTrials | None = None, overfitting_parts: dict[str, Any] | None = None,
-    stored: CompleteTrials | None = None,
+    stored: CompleteTrials | None = None, best: list[TrialRecord] | None = None,
 ) -> dict[str, Any]:
     """What :func:`build_report` shows of the study's trials alone (counts, best trials, timings,
     the overfitting section's :func:`~engine.optimize.overfitting.trial_parts`, stored artifacts),
     not of its record: final once the search has ended, so the headless runner reads them while the
-    study validates. Arguments as :func:`build_report`'s."""
-    parts = None if overfitting_parts is not None else asyncio.create_task(
-        trial_parts(store, study_id, maximize=maximize, sampler=sampler, seed=seed, complete=complete))
+    study validates. Arguments as :func:`build_report`'s; ``best``: the study's best trials, read
+    with ``k`` at least :data:`TOP_K` and :data:`~engine.optimize.overfitting.MC_CANDIDATES`."""
+    parts = None if overfitting_parts is not None else asyncio.create_task(trial_parts(
+        store, study_id, maximize=maximize, sampler=sampler, seed=seed, complete=complete, best=best))
     try:
         counts = await store.counts(study_id)
-        top = await store.best(study_id, maximize=maximize, k=TOP_K)
+        top = best[:TOP_K] if best is not None else await store.best(study_id, maximize=maximize, k=TOP_K)
         best = {**_trial_dict(top[0]), **await _per_symbol(store, study_id, top[0].number)} if top else None
         timings, failures, pruned_steps = await _timings(store, study_id, counts, stored)
         artifacts = await store.artifact_numbers(study_id)

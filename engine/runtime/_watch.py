@@ -70,21 +70,30 @@ class StudyWatch:
         # which hangs the interpreter at exit) and count the same trials twice.
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
+        self._ahead: asyncio.Task[None] | None = None
         self._stopped = False
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name=f"study-watch-{self.name}")
+
+    def read_ahead(self) -> None:
+        """The study's search has ended (its trials are final): read them now, beside its validation,
+        so that the last read (:meth:`stop`) finds only the validation to show."""
+        if not self._stopped and self._ahead is None:
+            self._ahead = asyncio.get_running_loop().create_task(self.poll(final=True))
 
     async def stop(self, *, read_last: bool = True) -> None:
         """One last read (so the final state is shown; ``read_last=False``: nobody will look), then close; once."""
         if self._stopped:
             return
         self._stopped = True
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        for task in (self._task, self._ahead):
+            if task is not None:
+                if not read_last or task is self._task:
+                    task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        self._task = self._ahead = None
         if read_last:
             with contextlib.suppress(Exception):
                 await self.poll(final=True)
