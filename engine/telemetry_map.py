@@ -215,6 +215,10 @@ class HeatPoints:
         self._columns.clear()
         self._values = None
 
+    def column(self, name: str) -> Any:
+        """Parameter ``name``'s values as float64, one per row (NaN: not a number)."""
+        return self._column(name)
+
     def _column(self, name: str) -> Any:
         import numpy as np
 

@@ -341,9 +341,25 @@ def test_the_watch_takes_trials_in_pages_as_it_would_all_at_once(tmp_path: Any) 
     assert repr(paged.convergence) == repr(whole.convergence) == repr(curve)
     assert paged.values == whole.values == [v for _, v in finite]
     assert repr(paged.heatmap) == repr(whole.heat.heatmap(False)) == repr(build_heatmap(finite, False))
-    everything = _importance([p for p, _ in finite], [v for _, v in finite])
     assert paged.heat.names == sorted({name for p, _ in finite for name in p})
-    assert _importance(paged.params, paged.values, paged.heat.names) == everything
+    for watch in (paged, whole):  # (a bool, a string, a missing value: its parameters' dicts are encoded)
+        assert _importance(watch.params, watch.values, watch.heat) == _importance_of(finite)
+    numbers = [({"few": p["few"], "wide": p.get("wide", 7) * 0.5}, v) for p, v in finite]
+    watch = StudyWatch("s", tmp_path / "s.db", maximize=False)  # type: ignore[arg-type]
+    for start in range(0, len(numbers), 64):  # every value a number: the heatmap's columns are encoded
+        watch.add([p for p, _ in numbers[start : start + 64]], [v for _, v in numbers[start : start + 64]])
+    assert _importance(watch.params, watch.values, watch.heat) == _importance_of(numbers)
+
+
+def _importance_of(points: list[tuple[dict[str, Any], float]]) -> tuple[tuple[str, float], ...]:
+    """Importance from the trials' parameter dicts (the reference of the watch's)."""
+    import numpy as np
+
+    from engine.analysis.importance import importance
+
+    params = [p for p, _ in points]
+    scores = importance(params, np.array([v for _, v in points]), names=sorted({n for p in params for n in p}))
+    return tuple((name, float(share)) for name, share in scores.items())
 
 
 def _smooth_by_scanning_every_tried_cell(grid: list[list[float | None]]) -> tuple[tuple[float, ...], ...] | None:

@@ -156,7 +156,7 @@ class StudyWatch:
             if now - self._heat_at >= HEATMAP_INTERVAL_S or final:
                 self._heat_at = now
                 self.heatmap = self.heat.heatmap(self.maximize, self.heatmap_axes)
-                self.importance = _importance(self.params, self.values, self.heat.names)
+                self.importance = _importance(self.params, self.values, self.heat)
                 self._heat_dirty = False
         self.drivers = tuple(
             DriverRow(d.host, d.pid, d.state, d.trials, d.rate) for d in await store.drivers(record.id)
@@ -244,15 +244,17 @@ class StudyWatch:
         raise InputError(f"study {self.name!r}: no trial #{number} in {self.db}")
 
 
-def _importance(
-    params: list[dict[str, Any]], values: list[float], names: list[str] | None = None
-) -> tuple[tuple[str, float], ...]:
-    """Each parameter's share of the objective's variance (first-order), largest first (``names``: every
-    parameter name in ``params``, sorted, when known: not gathered again from every row)."""
+def _importance(params: list[dict[str, Any]], values: list[float], heat: HeatPoints) -> tuple[tuple[str, float], ...]:
+    """Each parameter's share of the objective's variance (first-order), largest first (``heat``: the
+    same rows' columns: when every value is a number they are encoded without a pass over ``params``)."""
     # numba (via stability) loads here, after the console's first frame, not at its start
     from engine.analysis.importance import importance
+    from engine.analysis.stability import encode_numbers
 
     if len(values) < 4:
         return ()
-    scores = importance(params, np.array(values), names=names)
+    names = heat.names
+    columns = [heat.column(name) for name in names]
+    numbers = all(not np.isnan(column).any() for column in columns)
+    scores = importance(params, np.array(values), names=names, encoded=encode_numbers(columns) if numbers else None)
     return tuple((name, float(share)) for name, share in scores.items())

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from engine.analysis.importance import importance
-from engine.analysis.stability import grid_smooth, stability
+from engine.analysis.stability import encode, encode_numbers, grid_smooth, stability
 
 GRID = [{"fast": f, "slow": s} for f in range(2, 60, 2) for s in range(10, 300, 10)]
 
@@ -78,3 +80,15 @@ def test_encode_scales_int_and_float_columns_and_ranks_every_other_column_by_rep
     assert matrix[:, 1].tolist() == [0.0, 1.0, 0.5]  # a numpy float is a float
     assert levels[2].tolist() == [1, 0, 2]  # repr order: "'a'" < "'b'" < "None"
     assert levels[3].tolist() == [0, 2, 1]  # numpy ints are not int: "np.int64(10)" < "...(100)" < "...(9)"
+
+
+@given(st.lists(st.tuples(st.integers(-5, 5), st.floats(-1e6, 1e6, allow_nan=False), st.sampled_from([0, 0.5, 2])),
+                min_size=1, max_size=60))
+def test_numbers_given_as_columns_encode_as_their_dicts_do(rows: list[tuple[int, float, float]]) -> None:
+    """:func:`encode_numbers` of float columns is :func:`encode` of the same numbers in dicts, bit for bit."""
+    params = [{"a": a, "b": b, "c": c} for a, b, c in rows]
+    columns = [np.array([p[name] for p in params], dtype=np.float64) for name in ("a", "b", "c")]
+    matrix, levels = encode(params, ["a", "b", "c"])
+    matrix_n, levels_n = encode_numbers(columns)
+    assert matrix.tobytes() == matrix_n.tobytes()
+    assert all(x.dtype == y.dtype and np.array_equal(x, y) for x, y in zip(levels, levels_n, strict=True))
