@@ -9,6 +9,7 @@ in 1,024 counters and no per-sample list.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 _SUB_BITS = 4
 _SUB = 1 << _SUB_BITS  # buckets per power of two
@@ -77,6 +78,30 @@ class LogHistogram:
             self.max = value
         self.count += 1
         self.total += value
+
+    def record_many(self, values: Any) -> None:
+        """Add integer ``values`` (a numpy array or a sequence): the same counts, sum, min and max as
+        recording each in turn."""
+        import numpy as np
+
+        values = np.asarray(values, dtype=np.int64)
+        if not values.size:
+            return
+        clipped = np.maximum(values, 0)
+        # bit_length: frexp's exponent, one less where the float rounded up to a power of two (past 2**53)
+        bits = np.frexp(clipped.astype(np.float64))[1].astype(np.int64)
+        bits -= (clipped >> np.maximum(bits - 1, 0)) == 0
+        shift = np.maximum(bits - (_SUB_BITS + 1), 0)
+        index = np.where(clipped < _LINEAR, clipped, np.minimum((shift << _SUB_BITS) + (clipped >> shift), BUCKETS - 1))
+        counts = self._counts
+        for bucket, n in enumerate(np.bincount(index, minlength=BUCKETS).tolist()):
+            if n:
+                counts[bucket] += n
+        low, high = int(values.min()), int(values.max())
+        self.min = low if self.count == 0 else min(self.min, low)
+        self.max = max(self.max, high)
+        self.count += int(values.size)
+        self.total += sum(values.tolist())
 
     def merge(self, other: LogHistogram) -> None:
         """Add all of ``other``'s values to this histogram."""

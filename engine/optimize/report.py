@@ -13,6 +13,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from engine.errors import ConfigError
 from engine.histogram import LogHistogram
 from engine.optimize.overfitting import build_overfitting, overfitting_markdown, trial_parts
@@ -164,10 +166,10 @@ async def _timings(
     busy = 0.0
     complete_durations = _complete_durations(stored, counts) if stored is not None else None
     if complete_durations is not None:  # no failed or pruned trial: only the durations count
-        for duration in complete_durations:
-            if duration is not None:
-                durations.record(int(duration * 1e9))
-                busy += duration
+        kept = [duration for duration in complete_durations if duration is not None]
+        durations.record_many((np.array(kept, dtype=np.float64) * 1e9).astype(np.int64))  # (int(): truncated)
+        for duration in kept:
+            busy += duration
     else:
         for state, duration, error, step in await store.timings(study_id):
             if duration is not None:
