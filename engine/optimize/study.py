@@ -278,6 +278,8 @@ class Study:
         self._top: list[tuple[float, int, int, str, dict[str, Any]]] = []
         self._with_artifacts: set[int] = set()
         self._record: StudyRecord | None = None
+        # (counts, best trial) the validation read of the final trials; the summary takes them
+        self._final: tuple[dict[TrialState, int], list[TrialRecord]] | None = None
 
     @property
     def shared(self) -> bool:
@@ -621,8 +623,12 @@ class Study:
     ) -> StudySummary:
         """The run's summary, saved with the study."""
         tracker = self._tracker
-        counts = await store.counts(record.id)
-        best = await store.best(record.id, maximize=self.maximize, k=1)
+        final, self._final = self._final, None
+        if final is not None and final_state is StudyState.COMPLETE and not self.shared:  # (one writer: final)
+            counts, best = final
+        else:
+            counts = await store.counts(record.id)
+            best = await store.best(record.id, maximize=self.maximize, k=1)
         elapsed = time.monotonic() - t_start
         summary = StudySummary(
             name=self.name,
@@ -689,6 +695,7 @@ class Study:
                 pbo.cancel()
                 return None
             counts = await store.counts(record.id)
+            self._final = (counts, top[:1])  # the trials are final: the summary's counts and best
             n_trials = sum(counts.values())
             sharpes = [v for v in await store.metric_values(record.id, "sharpe") if v is not None and math.isfinite(v)]
             from engine.data.basket import Basket
