@@ -10,6 +10,7 @@ recorded, no trial kept its trades, fewer than two trials.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
 from typing import Any
 
@@ -144,14 +145,16 @@ async def trial_parts(
         parts: dict[str, Any] = {"stability": None, "importance": {}}
         if complete is None:
             complete = (await store.complete_trials(study_id)).by_number()
-        kept = [i for i, value in enumerate(complete.objectives) if value is not None and math.isfinite(value)]
-        if len(kept) < len(complete):
+        objective = np.array(complete.objectives, dtype=np.float64)  # (None: NaN)
+        finite = np.isfinite(objective)
+        if not finite.all():
+            kept = np.flatnonzero(finite).tolist()
             complete = CompleteTrials([complete.numbers[i] for i in kept], [complete.params[i] for i in kept],
                                       [complete.objectives[i] for i in kept], [complete.durations[i] for i in kept])
+            objective = objective[finite]
         if len(complete):
             params = complete.params
-            objective = np.array([float(value) for value in complete.objectives])  # type: ignore[arg-type]
-            names = list(dict.fromkeys(name for p in params for name in p))
+            names = list(dict.fromkeys(itertools.chain.from_iterable(params)))
             encoded = encode(params, names)
             found = stability(params, objective, names=names, maximize=maximize, gridded=sampler == "grid",
                               encoded=encoded)
