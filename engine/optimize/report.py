@@ -136,7 +136,7 @@ async def trial_facts(
     try:
         counts = await store.counts(study_id)
         top = best[:TOP_K] if best is not None else await store.best(study_id, maximize=maximize, k=TOP_K)
-        best = {**_trial_dict(top[0]), **await _per_symbol(store, study_id, top[0].number)} if top else None
+        first = {**_trial_dict(top[0]), **await _per_symbol(store, study_id, top[0].number)} if top else None
         timings, failures, pruned_steps = await _timings(store, study_id, counts, stored)
         artifacts = await store.artifact_numbers(study_id)
     except BaseException:
@@ -146,7 +146,7 @@ async def trial_facts(
     return {
         "trials": sum(counts.values()),
         "counts": {state.value: n for state, n in counts.items()},
-        "best": best,
+        "best": first,
         "top": [_trial_dict(t) for t in top],
         "timings": timings,
         "failures": [{"error": error, "count": n} for error, n in failures.most_common(10)],
@@ -168,8 +168,8 @@ async def _timings(
     if complete_durations is not None:  # no failed or pruned trial: only the durations count
         kept = [duration for duration in complete_durations if duration is not None]
         durations.record_many((np.array(kept, dtype=np.float64) * 1e9).astype(np.int64))  # (int(): truncated)
-        for duration in kept:
-            busy += duration
+        for value in kept:
+            busy += value
     else:
         for state, duration, error, step in await store.timings(study_id):
             if duration is not None:
