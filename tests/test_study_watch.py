@@ -64,3 +64,29 @@ async def test_the_watch_reads_the_board_again_only_when_a_new_trial_could_enter
     finally:
         await watch.stop(read_last=False)
         await store.close()
+
+
+async def test_a_read_ahead_leaves_the_last_read_only_the_validation(tmp_path: Path, monkeypatch: Any) -> None:
+    """Read ahead as the search ends, the watch shows every trial (heatmap and importance built now);
+    its last read at stop folds in nothing more and picks up the validation stored since."""
+    path = tmp_path / "s.db"
+    store = await SqliteStore.open(path, batch_size=10_000)
+    study = await store.create_study("alpha", "x")
+    await _write(store, study.id, [make_trial(i, float(i % 17)) for i in range(60)])
+    watch = StudyWatch("alpha", path, maximize=True)
+    watch.read_ahead()
+    watch.read_ahead()  # once
+    assert watch._ahead is not None
+    await watch._ahead
+    shown = (watch.heatmap, watch.importance, watch.leaderboard, len(watch.values))
+    assert watch.importance and watch.heatmap is not None and len(watch.values) == 60
+    folded: list[int] = []
+    add = StudyWatch.add
+    monkeypatch.setattr(StudyWatch, "add", lambda self, p, o: folded.append(len(o)) or add(self, p, o))
+    await store.save_validation(study.id, {"pbo": {"pbo": 0.25}})
+    await store.flush()
+    await watch.stop()
+    assert sum(folded) == 0
+    assert (watch.heatmap, watch.importance, watch.leaderboard, len(watch.values)) == shown
+    assert watch.validation is not None
+    await store.close()
