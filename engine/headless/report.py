@@ -173,7 +173,10 @@ async def read_trial_parts(db: str | Path | DatabaseUrl, name: str) -> TrialPart
         maximize = str(fields.get("direction", "maximize")).lower() != "minimize"
         stored = await _complete_trials(store, study.id)
         best = await store.best(study.id, maximize=maximize, k=BEST_READ)
-        # The Monte Carlo's thread runs beside the charts' Python.
+        best_return = (best[0].metrics or {}).get("total_return") if best else None
+        # The benchmark's data loads in a thread, the Monte Carlo runs in another, beside the charts' Python.
+        benchmark = asyncio.create_task(study_benchmark(
+            db, name, best_return if isinstance(best_return, (int, float)) else None, spec_toml=study.spec_toml))
         facts = asyncio.create_task(trial_facts(
             store, study.id, maximize=maximize, sampler=str(fields.get("sampler", "grid")),
             seed=int(fields.get("seed") or 0), complete=stored.by_number(), stored=stored, best=best))
@@ -182,14 +185,14 @@ async def read_trial_parts(db: str | Path | DatabaseUrl, name: str) -> TrialPart
             read = await facts
         except BaseException:
             facts.cancel()
+            benchmark.cancel()
             raise
     finally:
         await store.close()
-    best_return = ((read["best"] or {}).get("metrics") or {}).get("total_return")
-    benchmark = await study_benchmark(db, name, best_return if isinstance(best_return, (int, float)) else None)
+    held = await benchmark
     drawn = _draw(charts, maximize=maximize, objective=str(fields.get("objective", "objective")),
                   overfitting=json_safe(read["overfitting"]))
-    return TrialParts(study.id, read, charts, drawn, benchmark)
+    return TrialParts(study.id, read, charts, drawn, held)
 
 
 async def _complete_trials(store: StudyStore, study_id: int) -> CompleteTrials:

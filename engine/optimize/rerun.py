@@ -82,23 +82,27 @@ async def inspect_trial(db: str | Path | DatabaseUrl, name: str, number: int) ->
     )
 
 
-async def study_benchmark(db: str | Path | DatabaseUrl, name: str, total_return: float | None) -> dict[str, Any]:
+async def study_benchmark(
+    db: str | Path | DatabaseUrl, name: str, total_return: float | None, *, spec_toml: str | None = None
+) -> dict[str, Any]:
     """Buy-and-hold over the bars study ``name`` searched (its data loaded again) under its
     ``[backtest]`` options, and ``total_return`` (its best trial's) above it; ``{"error": ...}``
-    when the data cannot be loaded (a network source offline, a file moved)."""
+    when the data cannot be loaded (a network source offline, a file moved). ``spec_toml``: the
+    study's stored spec, when the caller has read it (else it is read from ``db``)."""
     from engine.backtest.benchmark import buy_and_hold_return
     from engine.data import Bars, load_market
     from engine.errors import GenesisError
     from engine.optimize.study import _load_spec_text
     from engine.optimize.validation import in_sample
 
-    store = await open_study_store(db, readonly=True)
+    if spec_toml is None:
+        store = await open_study_store(db, readonly=True)
+        try:
+            spec_toml = (await store.require_study(name)).spec_toml
+        finally:
+            await store.close()
     try:
-        record = await store.require_study(name)
-    finally:
-        await store.close()
-    try:
-        spec = _load_spec_text(record.spec_toml, name)
+        spec = _load_spec_text(spec_toml, name)
         bars = in_sample(await asyncio.to_thread(load_market, spec.data.all), spec.validation)
     except GenesisError as error:
         return {"error": str(error)}
