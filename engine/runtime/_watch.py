@@ -78,8 +78,11 @@ class StudyWatch:
 
     def read_ahead(self) -> None:
         """The study's search has ended (its trials are final): read them now, beside its validation,
-        so that the last read (:meth:`stop`) finds only the validation to show."""
+        so that the last read (:meth:`stop`) finds only the validation to show; no read every second
+        until then (nothing else changes)."""
         if not self._stopped and self._ahead is None:
+            if self._task is not None:
+                self._task.cancel()
             self._ahead = asyncio.get_running_loop().create_task(self.poll(final=True))
 
     async def stop(self, *, read_last: bool = True) -> None:
