@@ -162,7 +162,7 @@ class TrialParts:
 
 async def read_trial_parts(db: str | Path | DatabaseUrl, name: str) -> TrialParts:
     """The report's :class:`TrialParts` of study ``name``, once its search has ended (its trials final)."""
-    from engine.optimize.report import spec_fields, trial_facts
+    from engine.optimize.report import overfitting_settings, spec_fields, trial_facts
     from engine.optimize.rerun import study_benchmark
     from engine.store.factory import open_study_store
 
@@ -170,16 +170,15 @@ async def read_trial_parts(db: str | Path | DatabaseUrl, name: str) -> TrialPart
     try:
         study = await store.require_study(name)
         fields = spec_fields(study.spec_toml)
-        maximize = str(fields.get("direction", "maximize")).lower() != "minimize"
+        maximize, sampler, seed = overfitting_settings(fields)
         stored = await _complete_trials(store, study.id)
         best = await store.best(study.id, maximize=maximize, k=BEST_READ)
-        best_return = (best[0].metrics or {}).get("total_return") if best else None
         # The benchmark's data loads in a thread, the Monte Carlo runs in another, beside the charts' Python.
         benchmark = asyncio.create_task(study_benchmark(
-            db, name, best_return if isinstance(best_return, (int, float)) else None, spec_toml=study.spec_toml))
+            db, name, _total_return(best[0].metrics if best else None), spec_toml=study.spec_toml))
         facts = asyncio.create_task(trial_facts(
-            store, study.id, maximize=maximize, sampler=str(fields.get("sampler", "grid")),
-            seed=int(fields.get("seed") or 0), complete=stored.by_number(), stored=stored, best=best))
+            store, study.id, maximize=maximize, sampler=sampler, seed=seed, complete=stored.by_number(),
+            stored=stored, best=best))
         try:
             charts = await _chart_data(store, study.id, maximize, stored, best)
             read = await facts
@@ -193,6 +192,12 @@ async def read_trial_parts(db: str | Path | DatabaseUrl, name: str) -> TrialPart
     drawn = _draw(charts, maximize=maximize, objective=str(fields.get("objective", "objective")),
                   overfitting=json_safe(read["overfitting"]))
     return TrialParts(study.id, read, charts, drawn, held)
+
+
+def _total_return(metrics: dict[str, Any] | None) -> float | None:
+    """The best trial's total return, which the benchmark is set beside (``None`` when not a number)."""
+    value = (metrics or {}).get("total_return")
+    return value if isinstance(value, (int, float)) else None
 
 
 async def _complete_trials(store: StudyStore, study_id: int) -> CompleteTrials:
@@ -238,10 +243,7 @@ async def build_full_report(
     if parts is not None:
         report["benchmark"] = parts.benchmark
     else:
-        best = report.get("best") or {}
-        best_return = (best.get("metrics") or {}).get("total_return")
-        report["benchmark"] = await study_benchmark(
-            db, name, best_return if isinstance(best_return, (int, float)) else None)
+        report["benchmark"] = await study_benchmark(db, name, _total_return((report.get("best") or {}).get("metrics")))
     report["charts"] = {"equity": "equity.svg", "convergence": "convergence.svg", "heatmap": "heatmap.svg"}
     if report.get("overfitting") is not None:
         report["charts"].update({"montecarlo": "montecarlo.svg", "importance": "importance.svg"})

@@ -56,13 +56,9 @@ def spec_fields(spec_toml: str) -> dict[str, Any]:
     }
 
 
-def overfitting_settings(spec_toml: str) -> tuple[bool, str, int]:
-    """``(maximize, sampler, seed)`` of a stored study, as its report's overfitting section reads them."""
-    fields = spec_fields(spec_toml)
-    return _overfitting_settings(fields)
-
-
-def _overfitting_settings(fields: dict[str, Any]) -> tuple[bool, str, int]:
+def overfitting_settings(fields: dict[str, Any]) -> tuple[bool, str, int]:
+    """``(maximize, sampler, seed)`` of a stored study (``fields``: :func:`spec_fields`), as its
+    report's overfitting section reads them."""
     maximize = str(fields.get("direction", "maximize")).lower() != "minimize"
     return maximize, str(fields.get("sampler", "grid")), int(fields.get("seed") or 0)
 
@@ -91,7 +87,7 @@ async def build_report(
     trial is complete; ``facts``: :func:`trial_facts` of the study, when read already)."""
     study = await store.require_study(name)
     fields = spec_fields(study.spec_toml)
-    maximize, sampler, seed = _overfitting_settings(fields)
+    maximize, sampler, seed = overfitting_settings(fields)
     if facts is None:
         facts = await trial_facts(store, study.id, maximize=maximize, sampler=sampler, seed=seed, complete=complete,
                                   overfitting_parts=overfitting_parts, stored=stored)
